@@ -1,0 +1,183 @@
+#include "agent/common/env.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "agent/common/errors.h"
+
+namespace mastodon_restore {
+namespace {
+
+class PosixEnvImpl : public Env {
+ public:
+  absl::Time Now() override { return absl::Now(); }
+
+  std::string Hostname() override {
+    char buf[256] = {0};
+    if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
+    return buf;
+  }
+
+  int Cpus() override {
+    cpu_set_t set;
+    if (::sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+    long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? static_cast<int>(n) : 1;
+  }
+
+  MemoryInfo Memory() override {
+    MemoryInfo info;
+    std::ifstream in("/proc/meminfo");
+    std::string line;
+    while (std::getline(in, line)) {
+      std::vector<absl::string_view> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (parts.size() < 2) continue;
+      int64_t kb = 0;
+      if (!absl::SimpleAtoi(parts[1], &kb)) continue;
+      if (parts[0] == "MemTotal:") info.total_bytes = kb * 1024;
+      if (parts[0] == "MemAvailable:") info.available_bytes = kb * 1024;
+    }
+    return info;
+  }
+
+  absl::StatusOr<int64_t> FreeBytes(const std::string& path) override {
+    struct statvfs st;
+    if (::statvfs(path.c_str(), &st) != 0) return ErrnoError(errno, "stat filesystem of", path);
+    return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
+  }
+
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return ErrnoError(errno, "list directory", dir);
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") names.push_back(name);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  bool IsExecutable(const std::string& path) override {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+           ::access(path.c_str(), X_OK) == 0;
+  }
+
+  bool Exists(const std::string& path) override {
+    struct stat st;
+    return ::lstat(path.c_str(), &st) == 0;
+  }
+
+  absl::Status CreateDirs(const std::string& dir, mode_t mode, bool enforce_mode) override {
+    if (dir.empty()) return absl::InvalidArgumentError("unable to create directory '': empty path");
+    std::string partial;
+    std::vector<absl::string_view> parts = absl::StrSplit(dir, '/', absl::SkipEmpty());
+    if (dir[0] == '/') partial = "";
+    for (size_t i = 0; i < parts.size(); ++i) {
+      partial = (dir[0] == '/' || i > 0) ? absl::StrCat(partial, "/", parts[i])
+                                          : std::string(parts[i]);
+      bool last = i + 1 == parts.size();
+      struct stat st;
+      if (::stat(partial.c_str(), &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+          return UnableTo(absl::StatusCode::kFailedPrecondition, "create directory", dir,
+                          absl::StrCat("'", partial, "' exists and is not a directory"));
+        }
+        if (last && enforce_mode && (st.st_mode & 07777) != mode &&
+            ::chmod(partial.c_str(), mode) != 0) {
+          return ErrnoError(errno, "set mode of", partial);
+        }
+        continue;
+      }
+      if (::mkdir(partial.c_str(), last ? mode : 0755) != 0 && errno != EEXIST) {
+        return ErrnoError(errno, "create directory", partial);
+      }
+      // mkdir applies the umask; set the exact mode.
+      if (last && ::chmod(partial.c_str(), mode) != 0) {
+        return ErrnoError(errno, "set mode of", partial);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::string> ReadFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoError(errno, "open", path);
+    std::string data;
+    char buf[65536];
+    while (true) {
+      ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int err = errno;
+        ::close(fd);
+        return ErrnoError(err, "read", path);
+      }
+      if (n == 0) break;
+      data.append(buf, n);
+    }
+    ::close(fd);
+    return data;
+  }
+
+  absl::Status WriteFileAtomic(const std::string& path, const std::string& data,
+                               mode_t mode) override {
+    std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) return ErrnoError(errno, "create", tmp);
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        int err = errno;
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return ErrnoError(err, "write", tmp);
+      }
+      off += static_cast<size_t>(n);
+    }
+    if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
+      int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return ErrnoError(err, "sync", tmp);
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+      int err = errno;
+      ::unlink(tmp.c_str());
+      return ErrnoError(err, "rename into place", path);
+    }
+    // Make the rename durable.
+    std::string dir = path.substr(0, path.find_last_of('/'));
+    if (dir.empty()) dir = "/";
+    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+    return absl::OkStatus();
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Env> NewPosixEnv() { return std::make_unique<PosixEnvImpl>(); }
+
+}  // namespace mastodon_restore

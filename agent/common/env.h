@@ -1,0 +1,53 @@
+// The host as the agent sees it: filesystem facts, memory, clock. Code takes
+// an Env* so that tests can substitute a fake (leveldb's Env pattern).
+#ifndef MASTODON_RESTORE_AGENT_COMMON_ENV_H_
+#define MASTODON_RESTORE_AGENT_COMMON_ENV_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace mastodon_restore {
+
+struct MemoryInfo {
+  int64_t total_bytes = 0;
+  int64_t available_bytes = 0;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+
+  virtual absl::Time Now() = 0;
+  virtual std::string Hostname() = 0;
+  // Cores this process may run on.
+  virtual int Cpus() = 0;
+  virtual MemoryInfo Memory() = 0;
+  // Bytes available to unprivileged writers on the filesystem holding `path`.
+  virtual absl::StatusOr<int64_t> FreeBytes(const std::string& path) = 0;
+  // Names of the entries of `dir` (without "." and ".."), sorted.
+  virtual absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) = 0;
+  virtual bool IsExecutable(const std::string& path) = 0;
+  virtual bool Exists(const std::string& path) = 0;
+  // Creates `dir` and missing parents. A created `dir` gets `mode` exactly
+  // (umask ignored); an existing one keeps its mode unless `enforce_mode`.
+  virtual absl::Status CreateDirs(const std::string& dir, mode_t mode,
+                                  bool enforce_mode) = 0;
+  virtual absl::StatusOr<std::string> ReadFile(const std::string& path) = 0;
+  // Writes `data` to `path` atomically (temp file, fsync, rename) with `mode`.
+  virtual absl::Status WriteFileAtomic(const std::string& path,
+                                       const std::string& data, mode_t mode) = 0;
+};
+
+// The real host. Thread-safe.
+std::unique_ptr<Env> NewPosixEnv();
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_COMMON_ENV_H_

@@ -1,0 +1,421 @@
+#include "agent/common/subprocess.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "agent/common/errors.h"
+
+namespace mastodon_restore {
+namespace {
+
+constexpr char kDefaultPath[] =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// Everything the child needs, prepared before fork() so that the child only
+// makes async-signal-safe calls.
+struct ExecPlan {
+  std::string program;
+  std::vector<std::string> argv_storage;
+  std::vector<std::string> env_storage;
+  std::vector<char*> argv;
+  std::vector<char*> envp;
+  std::vector<gid_t> groups;
+  bool drop_privileges = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+absl::StatusOr<ExecPlan> MakePlan(const CommandSpec& spec) {
+  if (spec.argv.empty() || spec.argv[0].empty()) {
+    return absl::InvalidArgumentError("unable to run a command: empty argv");
+  }
+  ExecPlan plan;
+  std::string path = kDefaultPath;
+  for (const std::string& kv : spec.env) {
+    if (kv.rfind("PATH=", 0) == 0) path = kv.substr(5);
+  }
+  auto program = FindProgram(spec.argv[0], path);
+  if (!program.ok()) return program.status();
+  plan.program = *program;
+  plan.argv_storage = spec.argv;
+  plan.env_storage = spec.env;
+  for (std::string& s : plan.argv_storage) plan.argv.push_back(s.data());
+  plan.argv.push_back(nullptr);
+  for (std::string& s : plan.env_storage) plan.envp.push_back(s.data());
+  plan.envp.push_back(nullptr);
+  if (spec.uid.has_value() || spec.gid.has_value()) {
+    plan.drop_privileges = true;
+    plan.uid = spec.uid.value_or(::getuid());
+    plan.gid = spec.gid.value_or(::getgid());
+    struct passwd pw;
+    struct passwd* found = nullptr;
+    std::vector<char> buf(16384);
+    if (::getpwuid_r(plan.uid, &pw, buf.data(), buf.size(), &found) == 0 &&
+        found != nullptr) {
+      int n = 64;
+      std::vector<gid_t> groups(n);
+      if (::getgrouplist(pw.pw_name, plan.gid, groups.data(), &n) < 0) {
+        groups.resize(n);
+        ::getgrouplist(pw.pw_name, plan.gid, groups.data(), &n);
+      }
+      groups.resize(n);
+      plan.groups = groups;
+    } else {
+      plan.groups = {plan.gid};
+    }
+  }
+  return plan;
+}
+
+// Child side of fork(): async-signal-safe calls only.
+[[noreturn]] void ExecChild(const ExecPlan& plan, const CommandSpec& spec,
+                            int stdin_fd, int stdout_fd, int stderr_fd,
+                            int error_pipe) {
+  auto fail = [error_pipe](int stage) {
+    int payload[2] = {stage, errno};
+    ssize_t ignored = ::write(error_pipe, payload, sizeof(payload));
+    (void)ignored;
+    ::_exit(127);
+  };
+  // Signals: default dispositions and an empty mask (a daemon blocks
+  // SIGTERM/SIGINT for sigwait and ignores SIGPIPE; exec would keep both).
+  sigset_t empty;
+  sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+  ::signal(SIGPIPE, SIG_DFL);
+  ::setsid();
+  if (::dup2(stdin_fd, 0) < 0 || ::dup2(stdout_fd, 1) < 0 || ::dup2(stderr_fd, 2) < 0) {
+    fail(1);
+  }
+  if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) fail(2);
+  if (plan.drop_privileges) {
+    if (::setgroups(plan.groups.size(), plan.groups.data()) != 0) fail(3);
+    if (::setgid(plan.gid) != 0) fail(3);
+    if (::setuid(plan.uid) != 0) fail(3);
+  }
+  if (spec.parent_death_signal != 0) {
+    ::prctl(PR_SET_PDEATHSIG, spec.parent_death_signal);
+  }
+  // Close every other descriptor (error_pipe is close-on-exec).
+  ::syscall(SYS_close_range, 3, error_pipe - 1, 0);
+  ::syscall(SYS_close_range, error_pipe + 1, ~0U, 0);
+  ::execve(plan.program.c_str(), plan.argv.data(), plan.envp.data());
+  fail(4);
+  ::_exit(127);  // not reached
+}
+
+// Forks and execs; returns the pid once exec succeeded (or the exec error).
+absl::StatusOr<pid_t> Spawn(const ExecPlan& plan, const CommandSpec& spec,
+                            int stdin_fd, int stdout_fd, int stderr_fd) {
+  int error_pipe[2];
+  if (::pipe2(error_pipe, O_CLOEXEC) != 0) {
+    return ErrnoError(errno, "create pipe for", plan.program);
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    int err = errno;
+    ::close(error_pipe[0]);
+    ::close(error_pipe[1]);
+    return ErrnoError(err, "fork for", plan.program);
+  }
+  if (pid == 0) {
+    ::close(error_pipe[0]);
+    ExecChild(plan, spec, stdin_fd, stdout_fd, stderr_fd, error_pipe[1]);
+  }
+  ::close(error_pipe[1]);
+  int payload[2];
+  ssize_t n;
+  do {
+    n = ::read(error_pipe[0], payload, sizeof(payload));
+  } while (n < 0 && errno == EINTR);
+  ::close(error_pipe[0]);
+  if (n == static_cast<ssize_t>(sizeof(payload))) {
+    int status;
+    ::waitpid(pid, &status, 0);
+    const char* stage = payload[0] == 2   ? "change directory for"
+                        : payload[0] == 3 ? "drop privileges for"
+                        : payload[0] == 4 ? "execute"
+                                          : "set up";
+    return ErrnoError(payload[1], stage, plan.program);
+  }
+  return pid;
+}
+
+void FillResult(int status, CommandResult* result) {
+  if (WIFEXITED(status)) {
+    result->exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    result->exit_code = -1;
+    result->term_signal = WTERMSIG(status);
+  }
+}
+
+// Waits for `pid` up to `timeout`. Returns true and fills `status` if it ended.
+bool WaitPid(pid_t pid, absl::Duration timeout, int* status) {
+  absl::Time deadline = absl::Now() + timeout;
+  absl::Duration sleep = absl::Milliseconds(1);
+  while (true) {
+    pid_t r = ::waitpid(pid, status, WNOHANG);
+    if (r == pid) return true;
+    if (r < 0 && errno != EINTR) {
+      *status = 0;
+      return true;  // already reaped elsewhere; treat as ended
+    }
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(std::min(sleep, deadline - absl::Now()));
+    sleep = std::min(sleep * 2, absl::Milliseconds(50));
+  }
+}
+
+// Appends `data` to `capture`, keeping only its last `max` bytes.
+void Capture(absl::string_view data, size_t max, std::string* capture) {
+  capture->append(data.data(), data.size());
+  if (capture->size() > max) capture->erase(0, capture->size() - max);
+}
+
+class PosixProcess : public Process {
+ public:
+  explicit PosixProcess(pid_t pid) : pid_(pid) {}
+  ~PosixProcess() override {
+    if (!reaped_) {
+      SignalGroup(SIGKILL);
+      int status;
+      WaitPid(pid_, absl::Seconds(5), &status);
+    }
+  }
+  pid_t pid() const override { return pid_; }
+  void Signal(int sig) override {
+    if (!reaped_) ::kill(pid_, sig);
+  }
+  void SignalGroup(int sig) override {
+    if (!reaped_) ::kill(-pid_, sig);
+  }
+  std::optional<CommandResult> Wait(absl::Duration timeout) override {
+    if (reaped_) return result_;
+    int status;
+    if (!WaitPid(pid_, timeout, &status)) return std::nullopt;
+    reaped_ = true;
+    FillResult(status, &result_);
+    return result_;
+  }
+
+ private:
+  const pid_t pid_;
+  bool reaped_ = false;
+  CommandResult result_;
+};
+
+class PosixCommandRunner : public CommandRunner {
+ public:
+  absl::StatusOr<CommandResult> Run(const CommandSpec& spec,
+                                    const CancelToken* cancel) override;
+  absl::StatusOr<std::unique_ptr<Process>> Start(const CommandSpec& spec) override;
+};
+
+absl::StatusOr<CommandResult> PosixCommandRunner::Run(const CommandSpec& spec,
+                                                      const CancelToken* cancel) {
+  auto plan = MakePlan(spec);
+  if (!plan.ok()) return plan.status();
+  int in_pipe[2], out_pipe[2], err_pipe[2];
+  if (::pipe2(in_pipe, O_CLOEXEC) != 0) return ErrnoError(errno, "create pipe for", plan->program);
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+    int err = errno;
+    ::close(in_pipe[0]);
+    ::close(in_pipe[1]);
+    return ErrnoError(err, "create pipe for", plan->program);
+  }
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    int err = errno;
+    for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1]}) ::close(fd);
+    return ErrnoError(err, "create pipe for", plan->program);
+  }
+  auto pid = Spawn(*plan, spec, in_pipe[0], out_pipe[1], err_pipe[1]);
+  ::close(in_pipe[0]);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (!pid.ok()) {
+    for (int fd : {in_pipe[1], out_pipe[0], err_pipe[0]}) ::close(fd);
+    return pid.status();
+  }
+
+  CommandResult result;
+  int stdin_fd = in_pipe[1];
+  size_t stdin_written = 0;
+  ::fcntl(stdin_fd, F_SETFL, O_NONBLOCK);
+  if (spec.stdin_data.empty()) {
+    ::close(stdin_fd);
+    stdin_fd = -1;
+  }
+  int fds[2] = {out_pipe[0], err_pipe[0]};
+  std::string pending[2];
+  std::string* captures[2] = {&result.stdout_text, &result.stderr_text};
+  auto emit_lines = [&](int stream, bool flush) {
+    std::string& buf = pending[stream];
+    size_t start = 0;
+    while (true) {
+      size_t nl = buf.find('\n', start);
+      if (nl == std::string::npos) break;
+      if (spec.on_line) spec.on_line(absl::string_view(buf).substr(start, nl - start), stream == 1);
+      start = nl + 1;
+    }
+    buf.erase(0, start);
+    if (flush && !buf.empty()) {
+      if (spec.on_line) spec.on_line(buf, stream == 1);
+      buf.clear();
+    }
+  };
+
+  const absl::Time deadline =
+      spec.timeout == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + spec.timeout;
+  absl::Time kill_at = absl::InfiniteFuture();
+  bool term_sent = false;
+  char buf[65536];
+  while (fds[0] >= 0 || fds[1] >= 0) {
+    if (!term_sent) {
+      bool cancelled = cancel != nullptr && cancel->cancelled();
+      bool timed_out = absl::Now() >= deadline;
+      if (cancelled || timed_out) {
+        result.cancelled = cancelled;
+        result.timed_out = !cancelled && timed_out;
+        ::kill(-*pid, SIGTERM);
+        term_sent = true;
+        kill_at = absl::Now() + spec.kill_grace;
+      }
+    } else if (absl::Now() >= kill_at) {
+      ::kill(-*pid, SIGKILL);
+      kill_at = absl::InfiniteFuture();
+    }
+    struct pollfd pfds[3];
+    int nfds = 0;
+    int index_of[3];
+    for (int s = 0; s < 2; ++s) {
+      if (fds[s] >= 0) {
+        pfds[nfds] = {fds[s], POLLIN, 0};
+        index_of[nfds++] = s;
+      }
+    }
+    if (stdin_fd >= 0) {
+      pfds[nfds] = {stdin_fd, POLLOUT, 0};
+      index_of[nfds++] = 2;
+    }
+    int r = ::poll(pfds, nfds, 100);
+    if (r < 0 && errno != EINTR) break;
+    for (int i = 0; i < nfds && r > 0; ++i) {
+      if (pfds[i].revents == 0) continue;
+      int s = index_of[i];
+      if (s == 2) {
+        if (pfds[i].revents & (POLLERR | POLLHUP)) {
+          ::close(stdin_fd);
+          stdin_fd = -1;
+          continue;
+        }
+        ssize_t n = ::write(stdin_fd, spec.stdin_data.data() + stdin_written,
+                            spec.stdin_data.size() - stdin_written);
+        if (n > 0) stdin_written += static_cast<size_t>(n);
+        if ((n < 0 && errno != EAGAIN && errno != EINTR) ||
+            stdin_written == spec.stdin_data.size()) {
+          ::close(stdin_fd);
+          stdin_fd = -1;
+        }
+        continue;
+      }
+      ssize_t n = ::read(fds[s], buf, sizeof(buf));
+      if (n > 0) {
+        Capture(absl::string_view(buf, n), spec.max_capture_bytes, captures[s]);
+        pending[s].append(buf, n);
+        emit_lines(s, false);
+      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        emit_lines(s, true);
+        ::close(fds[s]);
+        fds[s] = -1;
+      }
+    }
+  }
+  if (stdin_fd >= 0) ::close(stdin_fd);
+  // Output closed; the process may still run (it closed its streams, or a
+  // grandchild keeps them). Keep honouring timeout and cancellation.
+  int status = 0;
+  while (!WaitPid(*pid, absl::Milliseconds(100), &status)) {
+    if (!term_sent && ((cancel != nullptr && cancel->cancelled()) || absl::Now() >= deadline)) {
+      result.cancelled = cancel != nullptr && cancel->cancelled();
+      result.timed_out = !result.cancelled;
+      ::kill(-*pid, SIGTERM);
+      term_sent = true;
+      kill_at = absl::Now() + spec.kill_grace;
+    } else if (term_sent && absl::Now() >= kill_at) {
+      ::kill(-*pid, SIGKILL);
+      kill_at = absl::InfiniteFuture();
+    }
+  }
+  FillResult(status, &result);
+  return result;
+}
+
+absl::StatusOr<std::unique_ptr<Process>> PosixCommandRunner::Start(const CommandSpec& spec) {
+  auto plan = MakePlan(spec);
+  if (!plan.ok()) return plan.status();
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull < 0) return ErrnoError(errno, "open", "/dev/null");
+  int out = devnull;
+  if (!spec.output_file.empty()) {
+    out = ::open(spec.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (out < 0) {
+      int err = errno;
+      ::close(devnull);
+      return ErrnoError(err, "open", spec.output_file);
+    }
+  }
+  auto pid = Spawn(*plan, spec, devnull, out, out);
+  if (out != devnull) ::close(out);
+  ::close(devnull);
+  if (!pid.ok()) return pid.status();
+  return std::unique_ptr<Process>(new PosixProcess(*pid));
+}
+
+}  // namespace
+
+std::string CommandResult::Describe() const {
+  std::string why = cancelled ? " (cancelled)" : timed_out ? " (timeout)" : "";
+  if (term_signal != 0) {
+    return absl::StrCat("killed by signal ", term_signal, " (", ::strsignal(term_signal), ")", why);
+  }
+  return absl::StrCat("exited with status ", exit_code, why);
+}
+
+absl::StatusOr<std::string> FindProgram(absl::string_view program,
+                                        absl::string_view path) {
+  if (program.find('/') != absl::string_view::npos) {
+    std::string p(program);
+    if (::access(p.c_str(), X_OK) != 0) return ErrnoError(errno, "execute", p);
+    return p;
+  }
+  for (absl::string_view dir : absl::StrSplit(path, ':', absl::SkipEmpty())) {
+    std::string candidate = absl::StrCat(dir, "/", program);
+    struct stat st;
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("unable to find program '", program,
+                                          "': not in PATH (", path, ")"));
+}
+
+std::unique_ptr<CommandRunner> NewPosixCommandRunner() {
+  return std::make_unique<PosixCommandRunner>();
+}
+
+}  // namespace mastodon_restore

@@ -1,0 +1,155 @@
+#include "agent/config.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/common/net.h"
+#include "agent/common/status_macros.h"
+
+namespace mastodon_restore {
+
+const std::vector<FlagSpec>& AgentFlagSpecs() {
+  static const std::vector<FlagSpec>* specs = new std::vector<FlagSpec>{
+      {"socket", "PATH", "unix socket to listen on (default /run/mastodon-restore/agent.sock)"},
+      {"socket-group", "GROUP", "group allowed to use the socket, mode 0660 (default: none)"},
+      {"listen", "HOST:PORT", "also listen on TCP; requires --tls-cert/--tls-key", true},
+      {"tls-cert", "FILE", "PEM certificate chain for TCP listeners"},
+      {"tls-key", "FILE", "PEM private key for TCP listeners"},
+      {"tls-client-ca", "FILE", "PEM CA bundle; TCP clients must present a certificate it signs"},
+      {"insecure-loopback-tcp", "", "allow plaintext TCP on loopback addresses (tests only)"},
+      {"state-dir", "DIR", "agent state directory, mode 0700 (default /var/lib/mastodon-restore)"},
+      {"allowed-root", "DIR", "directory backups may be read from (default /var/backups/mastodon)",
+       true},
+      {"runtime", "KIND", "auto, snap, compose, systemd or embedded (default auto)"},
+      {"log-level", "LEVEL", "debug, info, warning or error (default info)"},
+      {"shutdown-grace", "DURATION", "time in-flight calls get on SIGTERM (default 10s)"},
+      {"config", "FILE", "config file of 'name = value' lines with the same names as the flags"},
+      {"version", "", "print the version and exit"},
+      {"help", "", "print this help and exit", false, 'h'},
+  };
+  return *specs;
+}
+
+absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
+  AgentConfig c;
+  c.socket_path = args.Get("socket", c.socket_path);
+  c.socket_group = args.Get("socket-group", c.socket_group);
+  c.listen = args.GetAll("listen");
+  c.tls_cert = args.Get("tls-cert");
+  c.tls_key = args.Get("tls-key");
+  c.tls_client_ca = args.Get("tls-client-ca");
+  c.insecure_loopback_tcp = args.GetBool("insecure-loopback-tcp");
+  c.state_dir = args.Get("state-dir", c.state_dir);
+  if (args.Has("allowed-root")) c.allowed_roots = args.GetAll("allowed-root");
+  c.runtime = args.Get("runtime", c.runtime);
+  if (args.Has("log-level") && !ParseLogLevel(args.Get("log-level"), &c.log_level)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid --log-level '", args.Get("log-level"), "': expected debug, info, warning or error"));
+  }
+  if (args.Has("shutdown-grace") &&
+      !absl::ParseDuration(args.Get("shutdown-grace"), &c.shutdown_grace)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid --shutdown-grace '", args.Get("shutdown-grace"), "': expected e.g. 10s or 1m"));
+  }
+  c.config_file = args.Get("config");
+  RETURN_IF_ERROR(ValidateConfig(c));
+  return c;
+}
+
+absl::Status ValidateConfig(const AgentConfig& c) {
+  auto require_absolute = [](absl::string_view flag, const std::string& path) {
+    if (path.empty() || path[0] != '/') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid --", flag, " '", path, "': must be an absolute path"));
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(require_absolute("socket", c.socket_path));
+  // sockaddr_un.sun_path holds 108 bytes including the NUL.
+  if (c.socket_path.size() > 107) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid --socket '", c.socket_path, "': longer than 107 bytes"));
+  }
+  RETURN_IF_ERROR(require_absolute("state-dir", c.state_dir));
+  for (const std::string& root : c.allowed_roots) {
+    RETURN_IF_ERROR(require_absolute("allowed-root", root));
+  }
+  static const char* kRuntimes[] = {"auto", "snap", "compose", "systemd", "embedded"};
+  bool known = false;
+  for (const char* r : kRuntimes) known = known || c.runtime == r;
+  if (!known) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "invalid --runtime '", c.runtime, "': expected auto, snap, compose, systemd or embedded"));
+  }
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
+    return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  for (const std::string& address : c.listen) {
+    std::string host;
+    int port = 0;
+    RETURN_IF_ERROR(SplitHostPort(address, &host, &port));
+    if (!c.tls_cert.empty()) continue;
+    if (!c.insecure_loopback_tcp) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "refusing to listen on '", address,
+          "' without TLS: give --tls-cert and --tls-key (plaintext TCP is allowed only on "
+          "loopback with --insecure-loopback-tcp, for tests)"));
+    }
+    if (!IsLoopbackHost(host)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "refusing plaintext TCP on '", address,
+          "': --insecure-loopback-tcp allows loopback addresses only"));
+    }
+  }
+  if (c.shutdown_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--shutdown-grace must not be negative");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
+    const std::vector<std::string>& args, Env* env) {
+  ASSIGN_OR_RETURN(ParsedArgs flags, ParseArgs(args, AgentFlagSpecs()));
+  if (!flags.positional().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unexpected argument '", flags.positional().front(), "' (the agent takes flags only)"));
+  }
+  AgentCommandLine out;
+  out.help = flags.GetBool("help");
+  out.version = flags.GetBool("version");
+  if (out.help || out.version) return out;
+  ParsedArgs merged = flags;
+  if (flags.Has("config")) {
+    const std::string file = flags.Get("config");
+    auto text = env->ReadFile(file);
+    if (!text.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unable to read config file: ", text.status().message()));
+    }
+    ASSIGN_OR_RETURN(ParsedArgs from_file, ParseConfigText(*text, AgentFlagSpecs(), file));
+    if (from_file.Has("config") || from_file.Has("help") || from_file.Has("version")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          file, ": 'config', 'help' and 'version' are command-line only"));
+    }
+    merged = MergeArgs(from_file, flags);
+  }
+  ASSIGN_OR_RETURN(out.config, ConfigFromArgs(merged));
+  return out;
+}
+
+std::string AgentUsage() {
+  return absl::StrCat(
+      "usage: mastodon-restore-agent [flags]\n\n"
+      "The mastodon-restore agent: restores Mastodon instances from backups on this host,\n"
+      "under control of the mastodon-restore CLI or a remote controller (gRPC API\n"
+      "mastodon.restore.v1.RestoreAgentService).\n\n"
+      "flags:\n",
+      FormatFlagHelp(AgentFlagSpecs()),
+      "\nEvery flag may also be set in the --config file as 'name = value' (without '--');\n"
+      "flags on the command line win over the file.\n");
+}
+
+}  // namespace mastodon_restore

@@ -1,0 +1,78 @@
+// The agent's configuration: one struct with documented defaults, filled from
+// an optional config file overlaid by the command line.
+#ifndef MASTODON_RESTORE_AGENT_CONFIG_H_
+#define MASTODON_RESTORE_AGENT_CONFIG_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/common/args.h"
+#include "agent/common/env.h"
+#include "agent/common/logging.h"
+
+namespace mastodon_restore {
+
+struct AgentConfig {
+  // Unix socket the agent listens on (local credentials).
+  // Default: /run/mastodon-restore/agent.sock. Its parent directory is created.
+  std::string socket_path = "/run/mastodon-restore/agent.sock";
+  // Group that may use the socket (mode 0660). Default: "" (the agent's own
+  // group only).
+  std::string socket_group;
+  // TCP listeners, "HOST:PORT". Each needs TLS (tls_cert and tls_key) unless
+  // insecure_loopback_tcp is set and HOST is a loopback address.
+  // Default: none.
+  std::vector<std::string> listen;
+  // PEM server certificate chain and key for TCP listeners. Default: none.
+  std::string tls_cert;
+  std::string tls_key;
+  // PEM CA bundle; when set, TCP clients must present a certificate it signs.
+  // Default: none.
+  std::string tls_client_ca;
+  // Allows plaintext TCP on loopback addresses (tests only). Default: false.
+  bool insecure_loopback_tcp = false;
+  // Where operation records and agent state live; created with mode 0700.
+  // Default: /var/lib/mastodon-restore.
+  std::string state_dir = "/var/lib/mastodon-restore";
+  // Directories backups may be read from. Default: /var/backups/mastodon.
+  std::vector<std::string> allowed_roots = {"/var/backups/mastodon"};
+  // Which Mastodon runtime to use: auto, snap, compose, systemd, embedded.
+  // Default: auto.
+  std::string runtime = "auto";
+  // Minimum level of log lines. Default: info.
+  LogLevel log_level = LogLevel::kInfo;
+  // On SIGTERM, in-flight calls get this long before they are cancelled.
+  // Default: 10s.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  // The config file that was loaded ("" when none).
+  std::string config_file;
+};
+
+// Every agent flag (also accepted as a config-file setting, without "--").
+const std::vector<FlagSpec>& AgentFlagSpecs();
+
+// What the command line asks for.
+struct AgentCommandLine {
+  bool help = false;
+  bool version = false;
+  AgentConfig config;
+};
+
+// Parses the command line (without the program name): loads --config FILE
+// through `env` when given, overlays the command-line flags, and validates.
+// Errors are INVALID_ARGUMENT naming the flag or the file and line.
+absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
+    const std::vector<std::string>& args, Env* env);
+
+// Builds a config from parsed flags (pure) and checks it.
+absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args);
+absl::Status ValidateConfig(const AgentConfig& config);
+
+// Usage text for --help.
+std::string AgentUsage();
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_CONFIG_H_

@@ -1,0 +1,229 @@
+#include "agent/daemon.h"
+
+#include <grp.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/common/build_info.h"
+#include "agent/common/errors.h"
+#include "agent/common/status_macros.h"
+#include "agent/service/agent_service.h"
+#include "grpc/health/v1/health.pb.h"
+
+namespace mastodon_restore {
+namespace {
+
+constexpr char kServiceName[] = "mastodon.restore.v1.RestoreAgentService";
+
+// True when something accepts connections on the unix socket `path`.
+bool SocketIsLive(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+  bool live = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return live;
+}
+
+std::string ParentDir(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
+Daemon::Daemon(AgentConfig config, Env* env, CommandRunner* runner, Logger* logger)
+    : config_(std::move(config)), env_(env), runner_(runner), logger_(logger) {}
+
+Daemon::~Daemon() {
+  Shutdown();
+  Wait();
+}
+
+absl::Status Daemon::PrepareSocketPath() {
+  RETURN_IF_ERROR(env_->CreateDirs(ParentDir(config_.socket_path), 0755, false));
+  struct stat st;
+  if (::lstat(config_.socket_path.c_str(), &st) != 0) return absl::OkStatus();
+  if (!S_ISSOCK(st.st_mode)) {
+    return UnableTo(absl::StatusCode::kFailedPrecondition, "listen on", config_.socket_path,
+                    "the path exists and is not a socket");
+  }
+  if (SocketIsLive(config_.socket_path)) {
+    return UnableTo(absl::StatusCode::kFailedPrecondition, "listen on", config_.socket_path,
+                    "another process is listening on it (is an agent already running?)");
+  }
+  // A stale socket from an agent that was killed.
+  if (::unlink(config_.socket_path.c_str()) != 0) {
+    return ErrnoError(errno, "remove stale socket", config_.socket_path);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::SecureSocket() {
+  if (::chmod(config_.socket_path.c_str(), 0660) != 0) {
+    return ErrnoError(errno, "set mode of", config_.socket_path);
+  }
+  if (config_.socket_group.empty()) return absl::OkStatus();
+  struct group gr;
+  struct group* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getgrnam_r(config_.socket_group.c_str(), &gr, buf.data(), buf.size(), &found) != 0 ||
+      found == nullptr) {
+    return UnableTo(absl::StatusCode::kInvalidArgument, "set group of", config_.socket_path,
+                    absl::StrCat("no group named '", config_.socket_group, "'"));
+  }
+  if (::chown(config_.socket_path.c_str(), static_cast<uid_t>(-1), gr.gr_gid) != 0) {
+    return ErrnoError(errno, "set group of", config_.socket_path);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Daemon::Start() {
+  RETURN_IF_ERROR(env_->CreateDirs(config_.state_dir, 0700, true));
+  RETURN_IF_ERROR(PrepareSocketPath());
+
+  std::shared_ptr<grpc::ServerCredentials> tcp_creds;
+  if (!config_.listen.empty()) {
+    if (!config_.tls_cert.empty()) {
+      ASSIGN_OR_RETURN(std::string cert, env_->ReadFile(config_.tls_cert));
+      ASSIGN_OR_RETURN(std::string key, env_->ReadFile(config_.tls_key));
+      grpc::SslServerCredentialsOptions options(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+      if (!config_.tls_client_ca.empty()) {
+        ASSIGN_OR_RETURN(options.pem_root_certs, env_->ReadFile(config_.tls_client_ca));
+        options.client_certificate_request =
+            GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+      }
+      options.pem_key_cert_pairs.push_back({key, cert});
+      tcp_creds = grpc::SslServerCredentials(options);
+    } else {
+      // ValidateConfig allowed this only for loopback with the explicit flag.
+      tcp_creds = grpc::InsecureServerCredentials();
+    }
+  }
+
+  service_ = std::make_unique<AgentService>(&config_, env_, logger_, absl::Now());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Link health.pb.cc so that reflection can describe grpc.health.v1.Health.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat("unix:", config_.socket_path),
+                           grpc::experimental::LocalServerCredentials(UDS));
+  tcp_ports_.assign(config_.listen.size(), 0);
+  for (size_t i = 0; i < config_.listen.size(); ++i) {
+    builder.AddListeningPort(config_.listen[i], tcp_creds, &tcp_ports_[i]);
+  }
+  builder.RegisterService(service_.get());
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 60 * 1000);
+
+  // The socket is created by BuildAndStart under the process umask: make it
+  // 0660 from the first moment, then set the group.
+  mode_t old_umask = ::umask(0117);
+  server_ = builder.BuildAndStart();
+  ::umask(old_umask);
+  if (server_ == nullptr) {
+    return UnableTo(absl::StatusCode::kFailedPrecondition, "start the gRPC server on",
+                    absl::StrCat(config_.socket_path,
+                                 config_.listen.empty() ? "" : " and TCP listeners"),
+                    "bind failed (see the gRPC error above)");
+  }
+  for (size_t i = 0; i < tcp_ports_.size(); ++i) {
+    if (tcp_ports_[i] == 0) {
+      Shutdown();
+      return UnableTo(absl::StatusCode::kFailedPrecondition, "listen on", config_.listen[i],
+                      "bind failed");
+    }
+  }
+  absl::Status secured = SecureSocket();
+  if (!secured.ok()) {
+    Shutdown();
+    return secured;
+  }
+  server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  logger_->Info("agent listening", {{"version", MR_VERSION},
+                                    {"socket", config_.socket_path},
+                                    {"state_dir", config_.state_dir},
+                                    {"runtime", config_.runtime}});
+  for (size_t i = 0; i < tcp_ports_.size(); ++i) {
+    logger_->Info("agent listening on TCP",
+                  {{"address", config_.listen[i]},
+                   {"port", absl::StrCat(tcp_ports_[i])},
+                   {"tls", config_.tls_cert.empty() ? "off (loopback test mode)" : "on"},
+                   {"client_certificates", config_.tls_client_ca.empty() ? "optional" : "required"}});
+  }
+  return absl::OkStatus();
+}
+
+void Daemon::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(shutdown_mu_);
+    if (shut_down_ || server_ == nullptr) return;
+    shut_down_ = true;
+  }
+  logger_->Info("agent shutting down",
+                {{"grace", absl::FormatDuration(config_.shutdown_grace)}});
+  server_->GetHealthCheckService()->Shutdown();
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(config_.shutdown_grace));
+  struct stat st;
+  if (::lstat(config_.socket_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+    ::unlink(config_.socket_path.c_str());
+  }
+}
+
+void Daemon::Wait() {
+  if (server_ != nullptr) server_->Wait();
+}
+
+int RunDaemonUntilSignalled(const AgentConfig& config, Env* env, CommandRunner* runner,
+                            Logger* logger) {
+  // Block the handled signals in every thread; this thread takes them with
+  // sigwait. Writes to closed sockets/pipes must not kill the agent.
+  sigset_t handled;
+  sigemptyset(&handled);
+  sigaddset(&handled, SIGTERM);
+  sigaddset(&handled, SIGINT);
+  sigaddset(&handled, SIGHUP);
+  ::pthread_sigmask(SIG_BLOCK, &handled, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  Daemon daemon(config, env, runner, logger);
+  absl::Status started = daemon.Start();
+  if (!started.ok()) {
+    logger->Error("agent cannot start", {{"error", std::string(started.message())}});
+    return 1;
+  }
+  while (true) {
+    int sig = 0;
+    if (::sigwait(&handled, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      logger->Info("SIGHUP received: nothing to reload in this build");
+      continue;
+    }
+    logger->Info("signal received", {{"signal", ::strsignal(sig)}});
+    break;
+  }
+  daemon.Shutdown();
+  daemon.Wait();
+  logger->Info("agent stopped");
+  return 0;
+}
+
+}  // namespace mastodon_restore

@@ -1,0 +1,73 @@
+// The agent process: listeners, the gRPC server with health and reflection,
+// and orderly shutdown.
+#ifndef MASTODON_RESTORE_AGENT_DAEMON_H_
+#define MASTODON_RESTORE_AGENT_DAEMON_H_
+
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "agent/common/env.h"
+#include "agent/common/logging.h"
+#include "agent/common/subprocess.h"
+#include "agent/config.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace mastodon_restore {
+
+class AgentService;
+
+class Daemon {
+ public:
+  // `env`, `runner` and `logger` must outlive the daemon.
+  Daemon(AgentConfig config, Env* env, CommandRunner* runner, Logger* logger);
+  ~Daemon();
+
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Creates the state directory (0700) and the socket's parent directory,
+  // binds the unix socket (mode 0660, group socket_group) and every TCP
+  // listener, and starts serving. FAILED_PRECONDITION when another agent
+  // already listens on the socket or a non-socket file is in the way.
+  absl::Status Start();
+
+  // Stops accepting calls, gives in-flight calls config.shutdown_grace, then
+  // cancels them and removes the socket. Thread-safe and idempotent.
+  void Shutdown();
+
+  // Blocks until the server has shut down.
+  void Wait();
+
+  // Ports bound for config.listen, in order (useful with port 0).
+  const std::vector<int>& tcp_ports() const { return tcp_ports_; }
+
+ private:
+  absl::Status PrepareSocketPath();
+  absl::Status SecureSocket();
+
+  const AgentConfig config_;
+  Env* const env_;
+  CommandRunner* const runner_;
+  Logger* const logger_;
+  std::unique_ptr<AgentService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<int> tcp_ports_;
+  std::mutex shutdown_mu_;
+  bool shut_down_ = false;
+};
+
+// Runs the agent until SIGTERM or SIGINT, then shuts down in order. Returns
+// the process exit code (0 after a clean shutdown, 1 when it cannot start).
+// REQUIRES: called from main() before any other thread is created (it blocks
+// the handled signals for every thread).
+int RunDaemonUntilSignalled(const AgentConfig& config, Env* env, CommandRunner* runner,
+                            Logger* logger);
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_DAEMON_H_

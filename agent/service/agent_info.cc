@@ -1,0 +1,75 @@
+#include "agent/service/agent_info.h"
+
+#include <archive.h>
+#include <grpcpp/grpcpp.h>
+#include <libpq-fe.h>
+
+#include "absl/strings/str_cat.h"
+#include "agent/common/build_info.h"
+#include "agent/database/local_cluster.h"
+#include "google/protobuf/stubs/common.h"
+
+namespace mastodon_restore {
+
+namespace v1 = mastodon::restore::v1;
+
+const std::vector<std::string>& AgentCapabilities() {
+  static const std::vector<std::string>* caps =
+      new std::vector<std::string>{"agent_info", "health", "reflection"};
+  return *caps;
+}
+
+std::string FormatPostgresVersion(int version_num) {
+  if (version_num >= 100000) {
+    return absl::StrCat(version_num / 10000, ".", version_num % 10000);
+  }
+  return absl::StrCat(version_num / 10000, ".", (version_num / 100) % 100, ".",
+                      version_num % 100);
+}
+
+v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env,
+                                        absl::Time start_time) {
+  v1::GetAgentInfoResponse info;
+
+  v1::BuildInfo* build = info.mutable_build();
+  build->set_version(MR_VERSION);
+  build->set_commit(MR_GIT_COMMIT);
+  build->set_build_type(MR_BUILD_TYPE);
+  build->set_compiler(MR_COMPILER);
+  build->set_grpc_version(grpc::Version());
+  build->set_protobuf_version(
+      google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION));
+  build->set_libarchive_version(archive_version_details());
+
+  v1::HostInfo* host = info.mutable_host();
+  host->set_hostname(env->Hostname());
+  host->set_state_dir(config.state_dir);
+  if (auto free_bytes = env->FreeBytes(config.state_dir); free_bytes.ok()) {
+    host->set_state_dir_free_bytes(*free_bytes);
+  }
+  host->set_cpus(env->Cpus());
+  MemoryInfo memory = env->Memory();
+  host->set_memory_total_bytes(memory.total_bytes);
+  host->set_memory_available_bytes(memory.available_bytes);
+  for (const std::string& root : config.allowed_roots) host->add_allowed_roots(root);
+
+  // Runtime adapters come with the runtime issue; until then nothing is
+  // detected and the request is reported as given.
+  v1::RuntimeInfo* runtime = info.mutable_runtime();
+  runtime->set_kind(v1::RUNTIME_KIND_NONE);
+  runtime->set_requested(config.runtime);
+  runtime->add_evidence("runtime detection is not part of this agent build");
+
+  v1::PostgresInfo* pg = info.mutable_postgres();
+  pg->set_client_version(FormatPostgresVersion(PQlibVersion()));
+  for (int major : InstalledPostgresVersions(env, "/usr/lib/postgresql", "pg_restore")) {
+    pg->add_pg_restore_versions(major);
+  }
+  pg->set_server_error("no target server configured");
+
+  for (const std::string& cap : AgentCapabilities()) info.add_capabilities(cap);
+  info.mutable_start_time()->set_seconds(absl::ToUnixSeconds(start_time));
+  return info;
+}
+
+}  // namespace mastodon_restore

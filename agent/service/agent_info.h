@@ -1,0 +1,28 @@
+// Builds the GetAgentInfo answer from the config and the host.
+#ifndef MASTODON_RESTORE_AGENT_SERVICE_AGENT_INFO_H_
+#define MASTODON_RESTORE_AGENT_SERVICE_AGENT_INFO_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "agent/common/env.h"
+#include "agent/config.h"
+#include "mastodon/restore/v1/agent_service.pb.h"
+
+namespace mastodon_restore {
+
+// Capabilities this agent build offers (names of the RPC families backed by
+// real code).
+const std::vector<std::string>& AgentCapabilities();
+
+// "15.18" for libpq 150018; "9.6.24" style for versions before 10.
+std::string FormatPostgresVersion(int version_num);
+
+// Fills every field GetAgentInfo returns. Reads host facts through `env`.
+mastodon::restore::v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config,
+                                                           Env* env, absl::Time start_time);
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_SERVICE_AGENT_INFO_H_

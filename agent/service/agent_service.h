@@ -1,0 +1,87 @@
+// The gRPC face of the agent: mastodon.restore.v1.RestoreAgentService on the
+// callback API. Converts between protos and domain calls; holds no business
+// logic.
+#ifndef MASTODON_RESTORE_AGENT_SERVICE_AGENT_SERVICE_H_
+#define MASTODON_RESTORE_AGENT_SERVICE_AGENT_SERVICE_H_
+
+#include "absl/time/time.h"
+#include "agent/common/env.h"
+#include "agent/common/logging.h"
+#include "agent/config.h"
+#include "mastodon/restore/v1/agent_service.grpc.pb.h"
+
+namespace mastodon_restore {
+
+class AgentService final : public mastodon::restore::v1::RestoreAgentService::CallbackService {
+ public:
+  // `config`, `env` and `logger` must outlive the service.
+  AgentService(const AgentConfig* config, Env* env, Logger* logger, absl::Time start_time);
+
+  grpc::ServerUnaryReactor* GetAgentInfo(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::GetAgentInfoRequest* request,
+      mastodon::restore::v1::GetAgentInfoResponse* response) override;
+
+  // Not backed yet: each answers UNIMPLEMENTED naming the missing capability.
+  grpc::ServerUnaryReactor* DetectDump(grpc::CallbackServerContext* context,
+                                       const mastodon::restore::v1::DetectDumpRequest* request,
+                                       mastodon::restore::v1::DetectDumpResponse* response) override;
+  grpc::ServerUnaryReactor* InspectBackup(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::InspectBackupRequest* request,
+      mastodon::restore::v1::InspectBackupResponse* response) override;
+  grpc::ServerUnaryReactor* StartRestore(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::StartRestoreRequest* request,
+      mastodon::restore::v1::StartRestoreResponse* response) override;
+  grpc::ServerUnaryReactor* StartDbMigrate(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::StartDbMigrateRequest* request,
+      mastodon::restore::v1::StartDbMigrateResponse* response) override;
+  grpc::ServerUnaryReactor* StartMediaRefresh(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::StartMediaRefreshRequest* request,
+      mastodon::restore::v1::StartMediaRefreshResponse* response) override;
+  grpc::ServerUnaryReactor* StartCleanup(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::StartCleanupRequest* request,
+      mastodon::restore::v1::StartCleanupResponse* response) override;
+  grpc::ServerUnaryReactor* StartVerify(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::StartVerifyRequest* request,
+      mastodon::restore::v1::StartVerifyResponse* response) override;
+  grpc::ServerUnaryReactor* StartRollback(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::StartRollbackRequest* request,
+      mastodon::restore::v1::StartRollbackResponse* response) override;
+  grpc::ServerUnaryReactor* GetOperation(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::GetOperationRequest* request,
+      mastodon::restore::v1::GetOperationResponse* response) override;
+  grpc::ServerUnaryReactor* ListOperations(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::ListOperationsRequest* request,
+      mastodon::restore::v1::ListOperationsResponse* response) override;
+  grpc::ServerWriteReactor<mastodon::restore::v1::WatchOperationResponse>* WatchOperation(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::WatchOperationRequest* request) override;
+  grpc::ServerUnaryReactor* CancelOperation(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::CancelOperationRequest* request,
+      mastodon::restore::v1::CancelOperationResponse* response) override;
+
+ private:
+  // Finishes a unary call with UNIMPLEMENTED: "<rpc>: <what> is not in this
+  // agent build yet".
+  grpc::ServerUnaryReactor* Unimplemented(grpc::CallbackServerContext* context,
+                                          const char* rpc, const char* what);
+
+  const AgentConfig* const config_;
+  Env* const env_;
+  Logger* const logger_;
+  const absl::Time start_time_;
+};
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_SERVICE_AGENT_SERVICE_H_

@@ -1,0 +1,298 @@
+#include "cli/cli.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "agent/common/args.h"
+#include "agent/common/build_info.h"
+#include "cli/agent_client.h"
+#include "cli/exit_codes.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "mastodon/restore/v1/agent_service.grpc.pb.h"
+
+namespace mastodon_restore {
+namespace {
+
+namespace v1 = mastodon::restore::v1;
+
+constexpr char kProgram[] = "mastodon-restore";
+constexpr char kDefaultSocket[] = "/run/mastodon-restore/agent.sock";
+
+// What every subcommand gets.
+struct CommandContext {
+  AgentAddress agent;
+  bool json = false;
+  ParsedArgs args;  // the subcommand's own flags and positional arguments
+  Env* env = nullptr;
+  CliStreams streams;
+};
+
+// One subcommand.
+struct Command {
+  const char* name;
+  const char* summary;
+  const char* positional;  // e.g. "SOURCE", or ""
+  std::vector<FlagSpec> flags;
+  std::function<int(CommandContext&)> run;
+};
+
+const std::vector<FlagSpec>& GlobalFlags() {
+  static const std::vector<FlagSpec>* specs = new std::vector<FlagSpec>{
+      {"agent", "ADDR",
+       "agent address: unix socket path, unix:PATH or HOST:PORT (default "
+       "$MASTODON_RESTORE_AGENT or /run/mastodon-restore/agent.sock)"},
+      {"timeout", "DURATION", "deadline of each call, e.g. 30s, 2m (default 30s)"},
+      {"json", "", "print responses in protobuf's JSON mapping (proto field names)"},
+      {"tls-ca", "FILE", "PEM CA bundle that signed the agent's certificate (TCP)"},
+      {"tls-cert", "FILE", "client certificate for mutual TLS (TCP)"},
+      {"tls-key", "FILE", "client key for mutual TLS (TCP)"},
+      {"plaintext", "", "plaintext TCP to a loopback test agent (--insecure-loopback-tcp)"},
+      {"version", "", "print the version and exit"},
+      {"help", "", "print this help and exit", false, 'h'},
+  };
+  return *specs;
+}
+
+void Print(std::FILE* f, const std::string& text) { std::fputs(text.c_str(), f); }
+
+// Prints `message` as JSON with proto field names and every field.
+int PrintJson(const CommandContext& ctx, const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    Print(ctx.streams.err, absl::StrCat(kProgram, ": error: unable to format JSON: ",
+                                        status.ToString(), "\n"));
+    return kExitFailed;
+  }
+  Print(ctx.streams.out, json);
+  if (json.empty() || json.back() != '\n') Print(ctx.streams.out, "\n");
+  return kExitOk;
+}
+
+// Reports a failed call and returns its exit code.
+int CallFailed(const CommandContext& ctx, const char* what, const grpc::Status& status) {
+  std::string hint;
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    hint = absl::StrCat(" (is the agent running at '", ctx.agent.address, "'?)");
+  }
+  Print(ctx.streams.err, absl::StrCat(kProgram, ": error: ", what, ": ", status.error_message(),
+                                      hint, "\n"));
+  return ExitCodeFor(status.error_code());
+}
+
+std::string HumanBytes(int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
+}
+
+int RunHealth(CommandContext& ctx) {
+  auto channel = OpenAgentChannel(ctx.agent, ctx.env);
+  if (!channel.ok()) {
+    Print(ctx.streams.err, absl::StrCat(kProgram, ": error: ", channel.status().message(), "\n"));
+    return kExitUsage;
+  }
+  auto stub = grpc::health::v1::Health::NewStub(*channel);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(ctx.args.Get("service", ""));
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::ClientContext context;
+  SetDeadline(ctx.agent, &context);
+  grpc::Status status = stub->Check(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "health check failed", status);
+  if (ctx.json) {
+    int rc = PrintJson(ctx, response);
+    if (rc != kExitOk) return rc;
+  } else {
+    Print(ctx.streams.out,
+          absl::StrCat(grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()),
+                       "\n"));
+  }
+  return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk
+                                                                               : kExitUnreachable;
+}
+
+void PrintInfo(const CommandContext& ctx, const v1::GetAgentInfoResponse& info) {
+  std::string s;
+  const v1::BuildInfo& b = info.build();
+  absl::StrAppend(&s, "agent          ", b.version(), " (commit ", b.commit(), ", ",
+                  b.build_type(), ", ", b.compiler(), ")\n");
+  absl::StrAppend(&s, "libraries      gRPC ", b.grpc_version(), ", protobuf ",
+                  b.protobuf_version(), ", ", b.libarchive_version(), "\n");
+  const v1::HostInfo& h = info.host();
+  absl::StrAppend(&s, "host           ", h.hostname(), ", ", h.cpus(), " cpus, memory ",
+                  HumanBytes(h.memory_available_bytes()), " available of ",
+                  HumanBytes(h.memory_total_bytes()), "\n");
+  absl::StrAppend(&s, "state dir      ", h.state_dir(), " (",
+                  HumanBytes(h.state_dir_free_bytes()), " free)\n");
+  absl::StrAppend(&s, "allowed roots  ",
+                  h.allowed_roots().empty() ? "(none)" : absl::StrJoin(h.allowed_roots(), ", "),
+                  "\n");
+  const v1::RuntimeInfo& r = info.runtime();
+  std::string kind = v1::RuntimeKind_Name(r.kind());
+  kind = absl::AsciiStrToLower(kind.substr(std::string("RUNTIME_KIND_").size()));
+  absl::StrAppend(&s, "runtime        ", kind, " (requested: ", r.requested(), ")\n");
+  for (const std::string& e : r.evidence()) absl::StrAppend(&s, "                - ", e, "\n");
+  const v1::PostgresInfo& pg = info.postgres();
+  absl::StrAppend(&s, "postgresql     libpq ", pg.client_version(), "; pg_restore majors: ",
+                  pg.pg_restore_versions().empty() ? "none"
+                                                   : absl::StrJoin(pg.pg_restore_versions(), ", "),
+                  "\n");
+  absl::StrAppend(&s, "target server  ",
+                  pg.server_version().empty() ? pg.server_error() : pg.server_version(), "\n");
+  absl::StrAppend(&s, "capabilities   ", absl::StrJoin(info.capabilities(), ", "), "\n");
+  absl::StrAppend(&s, "started        ",
+                  absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
+                                   absl::FromUnixSeconds(info.start_time().seconds()),
+                                   absl::UTCTimeZone()),
+                  "\n");
+  Print(ctx.streams.out, s);
+}
+
+int RunInfo(CommandContext& ctx) {
+  auto channel = OpenAgentChannel(ctx.agent, ctx.env);
+  if (!channel.ok()) {
+    Print(ctx.streams.err, absl::StrCat(kProgram, ": error: ", channel.status().message(), "\n"));
+    return kExitUsage;
+  }
+  auto stub = v1::RestoreAgentService::NewStub(*channel);
+  v1::GetAgentInfoResponse response;
+  grpc::ClientContext context;
+  SetDeadline(ctx.agent, &context);
+  grpc::Status status = stub->GetAgentInfo(&context, v1::GetAgentInfoRequest(), &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to get agent info", status);
+  if (ctx.json) return PrintJson(ctx, response);
+  PrintInfo(ctx, response);
+  return kExitOk;
+}
+
+const std::vector<Command>& Commands() {
+  static const std::vector<Command>* commands = new std::vector<Command>{
+      {"health", "check that the agent is up and serving (exit 0 when SERVING)", "",
+       {{"service", "NAME", "health of one service (default: the whole agent)"}}, RunHealth},
+      {"info", "agent version, host facts, runtime, PostgreSQL tools", "", {}, RunInfo},
+  };
+  return *commands;
+}
+
+const Command* FindCommand(const std::string& name) {
+  for (const Command& c : Commands()) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
+}
+
+std::string CommandUsage(const Command& c) {
+  std::string s = absl::StrCat("usage: ", kProgram, " [global flags] ", c.name,
+                               c.flags.empty() ? "" : " [flags]",
+                               *c.positional ? absl::StrCat(" ", c.positional) : "", "\n\n",
+                               c.summary, "\n");
+  std::vector<FlagSpec> flags = c.flags;
+  flags.push_back({"help", "", "print this help and exit", false, 'h'});
+  absl::StrAppend(&s, "\nflags:\n", FormatFlagHelp(flags));
+  return s;
+}
+
+int UsageError(const CliStreams& streams, const std::string& message) {
+  Print(streams.err, absl::StrCat(kProgram, ": error: ", message, "\n(see '", kProgram,
+                                  " --help')\n"));
+  return kExitUsage;
+}
+
+}  // namespace
+
+std::string CliUsage() {
+  std::string s = absl::StrCat(
+      "usage: ", kProgram, " [global flags] COMMAND [flags] [args]\n\n",
+      "Restores Mastodon instances through the mastodon-restore agent on this host\n"
+      "(or a remote one).\n\ncommands:\n");
+  size_t width = 0;
+  for (const Command& c : Commands()) width = std::max(width, std::strlen(c.name));
+  for (const Command& c : Commands()) {
+    absl::StrAppend(&s, "  ", c.name, std::string(width - std::strlen(c.name) + 2, ' '),
+                    c.summary, "\n");
+  }
+  absl::StrAppend(&s, "\nglobal flags:\n", FormatFlagHelp(GlobalFlags()),
+                  "\nRun '", kProgram, " COMMAND --help' for a command's flags.\n"
+                  "Exit codes: 0 ok, 1 failed, 2 usage, 3 agent unreachable, 4 invalid input,\n"
+                  "5 failed precondition, 6 cancelled, 7 permission denied, 8 unsupported.\n");
+  return s;
+}
+
+int RunCli(const std::vector<std::string>& args, Env* env, const CliStreams& streams) {
+  auto global = ParseArgs(args, GlobalFlags(), /*stop_at_positional=*/true);
+  if (!global.ok()) return UsageError(streams, std::string(global.status().message()));
+  if (global->GetBool("version")) {
+    Print(streams.out, absl::StrCat(kProgram, " ", MR_VERSION, " (", MR_GIT_COMMIT, ")\n"));
+    return kExitOk;
+  }
+  if (global->GetBool("help")) {
+    Print(streams.out, CliUsage());
+    return kExitOk;
+  }
+  if (global->positional().empty()) {
+    Print(streams.err, CliUsage());
+    return kExitUsage;
+  }
+  const std::string& name = global->positional().front();
+  if (name == "help") {
+    Print(streams.out, CliUsage());
+    return kExitOk;
+  }
+  const Command* command = FindCommand(name);
+  if (command == nullptr) return UsageError(streams, absl::StrCat("unknown command '", name, "'"));
+
+  std::vector<FlagSpec> flags = command->flags;
+  flags.push_back({"help", "", "print this help and exit", false, 'h'});
+  auto parsed = ParseArgs(global->rest(), flags);
+  if (!parsed.ok()) {
+    return UsageError(streams, absl::StrCat(name, ": ", parsed.status().message()));
+  }
+  if (parsed->GetBool("help")) {
+    Print(streams.out, CommandUsage(*command));
+    return kExitOk;
+  }
+  size_t want = *command->positional ? 1 : 0;
+  if (parsed->positional().size() != want) {
+    return UsageError(streams, want == 0
+                                   ? absl::StrCat(name, " takes no arguments")
+                                   : absl::StrCat(name, " takes one argument: ", command->positional));
+  }
+
+  CommandContext ctx;
+  ctx.env = env;
+  ctx.streams = streams;
+  ctx.json = global->GetBool("json");
+  const char* env_agent = std::getenv("MASTODON_RESTORE_AGENT");
+  ctx.agent.address = global->Get("agent", env_agent != nullptr && *env_agent ? env_agent
+                                                                               : kDefaultSocket);
+  ctx.agent.tls_ca = global->Get("tls-ca");
+  ctx.agent.tls_cert = global->Get("tls-cert");
+  ctx.agent.tls_key = global->Get("tls-key");
+  ctx.agent.plaintext = global->GetBool("plaintext");
+  if (global->Has("timeout") && !absl::ParseDuration(global->Get("timeout"), &ctx.agent.timeout)) {
+    return UsageError(streams, absl::StrCat("invalid --timeout '", global->Get("timeout"),
+                                            "': expected e.g. 30s or 2m"));
+  }
+  ctx.args = *parsed;
+  return command->run(ctx);
+}
+
+}  // namespace mastodon_restore

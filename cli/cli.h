@@ -1,0 +1,29 @@
+// The mastodon-restore command-line client: one table of subcommands (ninja's
+// kTools pattern) that also produces --help.
+#ifndef MASTODON_RESTORE_CLI_CLI_H_
+#define MASTODON_RESTORE_CLI_CLI_H_
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "agent/common/env.h"
+
+namespace mastodon_restore {
+
+// Where the CLI writes; tests capture both.
+struct CliStreams {
+  std::FILE* out = stdout;
+  std::FILE* err = stderr;
+};
+
+// Runs the CLI on `args` (without the program name) and returns the process
+// exit code (cli/exit_codes.h). `env` reads TLS files and the environment.
+int RunCli(const std::vector<std::string>& args, Env* env, const CliStreams& streams);
+
+// The top-level usage text (global flags and the subcommand table).
+std::string CliUsage();
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_CLI_CLI_H_
