@@ -43,8 +43,8 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   if (args.Has("allowed-root")) c.allowed_roots = args.GetAll("allowed-root");
   c.runtime = args.Get("runtime", c.runtime);
   if (args.Has("log-level") && !ParseLogLevel(args.Get("log-level"), &c.log_level)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "invalid --log-level '", args.Get("log-level"), "': expected debug, info, warning or error"));
+    return absl::InvalidArgumentError(absl::StrCat("invalid --log-level '", args.Get("log-level"),
+                                                   "': expected debug, info, warning or error"));
   }
   if (args.Has("shutdown-grace") &&
       !absl::ParseDuration(args.Get("shutdown-grace"), &c.shutdown_grace)) {
@@ -67,8 +67,8 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   RETURN_IF_ERROR(require_absolute("socket", c.socket_path));
   // sockaddr_un.sun_path holds 108 bytes including the NUL.
   if (c.socket_path.size() > 107) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "invalid --socket '", c.socket_path, "': longer than 107 bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid --socket '", c.socket_path, "': longer than 107 bytes"));
   }
   RETURN_IF_ERROR(require_absolute("state-dir", c.state_dir));
   for (const std::string& root : c.allowed_roots) {
@@ -99,9 +99,9 @@ absl::Status ValidateConfig(const AgentConfig& c) {
           "loopback with --insecure-loopback-tcp, for tests)"));
     }
     if (!IsLoopbackHost(host)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "refusing plaintext TCP on '", address,
-          "': --insecure-loopback-tcp allows loopback addresses only"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("refusing plaintext TCP on '", address,
+                       "': --insecure-loopback-tcp allows loopback addresses only"));
     }
   }
   if (c.shutdown_grace < absl::ZeroDuration()) {
@@ -110,8 +110,8 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
-    const std::vector<std::string>& args, Env* env) {
+absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(const std::vector<std::string>& args,
+                                                       Env* env) {
   ASSIGN_OR_RETURN(ParsedArgs flags, ParseArgs(args, AgentFlagSpecs()));
   if (!flags.positional().empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -131,8 +131,8 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
     }
     ASSIGN_OR_RETURN(ParsedArgs from_file, ParseConfigText(*text, AgentFlagSpecs(), file));
     if (from_file.Has("config") || from_file.Has("help") || from_file.Has("version")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          file, ": 'config', 'help' and 'version' are command-line only"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(file, ": 'config', 'help' and 'version' are command-line only"));
     }
     merged = MergeArgs(from_file, flags);
   }

@@ -63,8 +63,8 @@ struct AgentCommandLine {
 // Parses the command line (without the program name): loads --config FILE
 // through `env` when given, overlays the command-line flags, and validates.
 // Errors are INVALID_ARGUMENT naming the flag or the file and line.
-absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(
-    const std::vector<std::string>& args, Env* env);
+absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(const std::vector<std::string>& args,
+                                                       Env* env);
 
 // Builds a config from parsed flags (pure) and checks it.
 absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args);

@@ -139,10 +139,10 @@ absl::Status Daemon::Start() {
   server_ = builder.BuildAndStart();
   ::umask(old_umask);
   if (server_ == nullptr) {
-    return UnableTo(absl::StatusCode::kFailedPrecondition, "start the gRPC server on",
-                    absl::StrCat(config_.socket_path,
-                                 config_.listen.empty() ? "" : " and TCP listeners"),
-                    "bind failed (see the gRPC error above)");
+    return UnableTo(
+        absl::StatusCode::kFailedPrecondition, "start the gRPC server on",
+        absl::StrCat(config_.socket_path, config_.listen.empty() ? "" : " and TCP listeners"),
+        "bind failed (see the gRPC error above)");
   }
   for (size_t i = 0; i < tcp_ports_.size(); ++i) {
     if (tcp_ports_[i] == 0) {
@@ -162,11 +162,12 @@ absl::Status Daemon::Start() {
                                     {"state_dir", config_.state_dir},
                                     {"runtime", config_.runtime}});
   for (size_t i = 0; i < tcp_ports_.size(); ++i) {
-    logger_->Info("agent listening on TCP",
-                  {{"address", config_.listen[i]},
-                   {"port", absl::StrCat(tcp_ports_[i])},
-                   {"tls", config_.tls_cert.empty() ? "off (loopback test mode)" : "on"},
-                   {"client_certificates", config_.tls_client_ca.empty() ? "optional" : "required"}});
+    logger_->Info(
+        "agent listening on TCP",
+        {{"address", config_.listen[i]},
+         {"port", absl::StrCat(tcp_ports_[i])},
+         {"tls", config_.tls_cert.empty() ? "off (loopback test mode)" : "on"},
+         {"client_certificates", config_.tls_client_ca.empty() ? "optional" : "required"}});
   }
   return absl::OkStatus();
 }
@@ -177,8 +178,7 @@ void Daemon::Shutdown() {
     if (shut_down_ || server_ == nullptr) return;
     shut_down_ = true;
   }
-  logger_->Info("agent shutting down",
-                {{"grace", absl::FormatDuration(config_.shutdown_grace)}});
+  logger_->Info("agent shutting down", {{"grace", absl::FormatDuration(config_.shutdown_grace)}});
   server_->GetHealthCheckService()->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(config_.shutdown_grace));

@@ -14,7 +14,8 @@
 int main(int argc, char** argv) {
   using namespace mastodon_restore;
   std::unique_ptr<Env> env = NewPosixEnv();
-  auto command_line = ParseAgentCommandLine(std::vector<std::string>(argv + 1, argv + argc), env.get());
+  auto command_line =
+      ParseAgentCommandLine(std::vector<std::string>(argv + 1, argv + argc), env.get());
   if (!command_line.ok()) {
     std::fprintf(stderr, "mastodon-restore-agent: error: %s\n(see --help)\n",
                  std::string(command_line.status().message()).c_str());

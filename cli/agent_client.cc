@@ -4,8 +4,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "agent/common/status_macros.h"
 #include "agent/common/net.h"
+#include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
 namespace {
@@ -22,7 +22,7 @@ std::string GrpcTarget(const std::string& address) {
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenAgentChannel(const AgentAddress& address,
-                                                                 Env* env) {
+                                                                Env* env) {
   const std::string target = GrpcTarget(address.address);
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
@@ -38,8 +38,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenAgentChannel(const AgentAddre
   RETURN_IF_ERROR(SplitHostPort(address.address, &host, &port));
   if (address.plaintext) {
     if (!IsLoopbackHost(host)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "refusing plaintext to '", address.address, "': --plaintext is for loopback test agents"));
+      return absl::InvalidArgumentError(absl::StrCat("refusing plaintext to '", address.address,
+                                                     "': --plaintext is for loopback test agents"));
     }
     return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
   }

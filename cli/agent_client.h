@@ -37,7 +37,7 @@ std::string GrpcTarget(const std::string& address);
 // files through `env`. INVALID_ARGUMENT for plaintext to a non-loopback host or
 // TLS flags on a unix socket.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenAgentChannel(const AgentAddress& address,
-                                                                 Env* env);
+                                                                Env* env);
 
 // Sets the deadline of `context` from `address.timeout`.
 void SetDeadline(const AgentAddress& address, grpc::ClientContext* context);

@@ -6,8 +6,8 @@
 #include <cstring>
 #include <functional>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -72,8 +72,8 @@ int PrintJson(const CommandContext& ctx, const google::protobuf::Message& messag
   std::string json;
   auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
   if (!status.ok()) {
-    Print(ctx.streams.err, absl::StrCat(kProgram, ": error: unable to format JSON: ",
-                                        status.ToString(), "\n"));
+    Print(ctx.streams.err,
+          absl::StrCat(kProgram, ": error: unable to format JSON: ", status.ToString(), "\n"));
     return kExitFailed;
   }
   Print(ctx.streams.out, json);
@@ -87,8 +87,8 @@ int CallFailed(const CommandContext& ctx, const char* what, const grpc::Status& 
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
     hint = absl::StrCat(" (is the agent running at '", ctx.agent.address, "'?)");
   }
-  Print(ctx.streams.err, absl::StrCat(kProgram, ": error: ", what, ": ", status.error_message(),
-                                      hint, "\n"));
+  Print(ctx.streams.err,
+        absl::StrCat(kProgram, ": error: ", what, ": ", status.error_message(), hint, "\n"));
   return ExitCodeFor(status.error_code());
 }
 
@@ -126,22 +126,22 @@ int RunHealth(CommandContext& ctx) {
                        "\n"));
   }
   return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? kExitOk
-                                                                               : kExitUnreachable;
+                                                                             : kExitUnreachable;
 }
 
 void PrintInfo(const CommandContext& ctx, const v1::GetAgentInfoResponse& info) {
   std::string s;
   const v1::BuildInfo& b = info.build();
-  absl::StrAppend(&s, "agent          ", b.version(), " (commit ", b.commit(), ", ",
-                  b.build_type(), ", ", b.compiler(), ")\n");
-  absl::StrAppend(&s, "libraries      gRPC ", b.grpc_version(), ", protobuf ",
-                  b.protobuf_version(), ", ", b.libarchive_version(), "\n");
+  absl::StrAppend(&s, "agent          ", b.version(), " (commit ", b.commit(), ", ", b.build_type(),
+                  ", ", b.compiler(), ")\n");
+  absl::StrAppend(&s, "libraries      gRPC ", b.grpc_version(), ", protobuf ", b.protobuf_version(),
+                  ", ", b.libarchive_version(), "\n");
   const v1::HostInfo& h = info.host();
   absl::StrAppend(&s, "host           ", h.hostname(), ", ", h.cpus(), " cpus, memory ",
                   HumanBytes(h.memory_available_bytes()), " available of ",
                   HumanBytes(h.memory_total_bytes()), "\n");
-  absl::StrAppend(&s, "state dir      ", h.state_dir(), " (",
-                  HumanBytes(h.state_dir_free_bytes()), " free)\n");
+  absl::StrAppend(&s, "state dir      ", h.state_dir(), " (", HumanBytes(h.state_dir_free_bytes()),
+                  " free)\n");
   absl::StrAppend(&s, "allowed roots  ",
                   h.allowed_roots().empty() ? "(none)" : absl::StrJoin(h.allowed_roots(), ", "),
                   "\n");
@@ -151,18 +151,18 @@ void PrintInfo(const CommandContext& ctx, const v1::GetAgentInfoResponse& info) 
   absl::StrAppend(&s, "runtime        ", kind, " (requested: ", r.requested(), ")\n");
   for (const std::string& e : r.evidence()) absl::StrAppend(&s, "                - ", e, "\n");
   const v1::PostgresInfo& pg = info.postgres();
-  absl::StrAppend(&s, "postgresql     libpq ", pg.client_version(), "; pg_restore majors: ",
-                  pg.pg_restore_versions().empty() ? "none"
-                                                   : absl::StrJoin(pg.pg_restore_versions(), ", "),
-                  "\n");
+  absl::StrAppend(
+      &s, "postgresql     libpq ", pg.client_version(), "; pg_restore majors: ",
+      pg.pg_restore_versions().empty() ? "none" : absl::StrJoin(pg.pg_restore_versions(), ", "),
+      "\n");
   absl::StrAppend(&s, "target server  ",
                   pg.server_version().empty() ? pg.server_error() : pg.server_version(), "\n");
   absl::StrAppend(&s, "capabilities   ", absl::StrJoin(info.capabilities(), ", "), "\n");
-  absl::StrAppend(&s, "started        ",
-                  absl::FormatTime("%Y-%m-%d %H:%M:%S UTC",
-                                   absl::FromUnixSeconds(info.start_time().seconds()),
-                                   absl::UTCTimeZone()),
-                  "\n");
+  absl::StrAppend(
+      &s, "started        ",
+      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixSeconds(info.start_time().seconds()),
+                       absl::UTCTimeZone()),
+      "\n");
   Print(ctx.streams.out, s);
 }
 
@@ -185,8 +185,11 @@ int RunInfo(CommandContext& ctx) {
 
 const std::vector<Command>& Commands() {
   static const std::vector<Command>* commands = new std::vector<Command>{
-      {"health", "check that the agent is up and serving (exit 0 when SERVING)", "",
-       {{"service", "NAME", "health of one service (default: the whole agent)"}}, RunHealth},
+      {"health",
+       "check that the agent is up and serving (exit 0 when SERVING)",
+       "",
+       {{"service", "NAME", "health of one service (default: the whole agent)"}},
+       RunHealth},
       {"info", "agent version, host facts, runtime, PostgreSQL tools", "", {}, RunInfo},
   };
   return *commands;
@@ -200,10 +203,9 @@ const Command* FindCommand(const std::string& name) {
 }
 
 std::string CommandUsage(const Command& c) {
-  std::string s = absl::StrCat("usage: ", kProgram, " [global flags] ", c.name,
-                               c.flags.empty() ? "" : " [flags]",
-                               *c.positional ? absl::StrCat(" ", c.positional) : "", "\n\n",
-                               c.summary, "\n");
+  std::string s = absl::StrCat(
+      "usage: ", kProgram, " [global flags] ", c.name, c.flags.empty() ? "" : " [flags]",
+      *c.positional ? absl::StrCat(" ", c.positional) : "", "\n\n", c.summary, "\n");
   std::vector<FlagSpec> flags = c.flags;
   flags.push_back({"help", "", "print this help and exit", false, 'h'});
   absl::StrAppend(&s, "\nflags:\n", FormatFlagHelp(flags));
@@ -211,26 +213,26 @@ std::string CommandUsage(const Command& c) {
 }
 
 int UsageError(const CliStreams& streams, const std::string& message) {
-  Print(streams.err, absl::StrCat(kProgram, ": error: ", message, "\n(see '", kProgram,
-                                  " --help')\n"));
+  Print(streams.err,
+        absl::StrCat(kProgram, ": error: ", message, "\n(see '", kProgram, " --help')\n"));
   return kExitUsage;
 }
 
 }  // namespace
 
 std::string CliUsage() {
-  std::string s = absl::StrCat(
-      "usage: ", kProgram, " [global flags] COMMAND [flags] [args]\n\n",
-      "Restores Mastodon instances through the mastodon-restore agent on this host\n"
-      "(or a remote one).\n\ncommands:\n");
+  std::string s =
+      absl::StrCat("usage: ", kProgram, " [global flags] COMMAND [flags] [args]\n\n",
+                   "Restores Mastodon instances through the mastodon-restore agent on this host\n"
+                   "(or a remote one).\n\ncommands:\n");
   size_t width = 0;
   for (const Command& c : Commands()) width = std::max(width, std::strlen(c.name));
   for (const Command& c : Commands()) {
-    absl::StrAppend(&s, "  ", c.name, std::string(width - std::strlen(c.name) + 2, ' '),
-                    c.summary, "\n");
+    absl::StrAppend(&s, "  ", c.name, std::string(width - std::strlen(c.name) + 2, ' '), c.summary,
+                    "\n");
   }
-  absl::StrAppend(&s, "\nglobal flags:\n", FormatFlagHelp(GlobalFlags()),
-                  "\nRun '", kProgram, " COMMAND --help' for a command's flags.\n"
+  absl::StrAppend(&s, "\nglobal flags:\n", FormatFlagHelp(GlobalFlags()), "\nRun '", kProgram,
+                  " COMMAND --help' for a command's flags.\n"
                   "Exit codes: 0 ok, 1 failed, 2 usage, 3 agent unreachable, 4 invalid input,\n"
                   "5 failed precondition, 6 cancelled, 7 permission denied, 8 unsupported.\n");
   return s;
@@ -271,9 +273,9 @@ int RunCli(const std::vector<std::string>& args, Env* env, const CliStreams& str
   }
   size_t want = *command->positional ? 1 : 0;
   if (parsed->positional().size() != want) {
-    return UsageError(streams, want == 0
-                                   ? absl::StrCat(name, " takes no arguments")
-                                   : absl::StrCat(name, " takes one argument: ", command->positional));
+    return UsageError(streams,
+                      want == 0 ? absl::StrCat(name, " takes no arguments")
+                                : absl::StrCat(name, " takes one argument: ", command->positional));
   }
 
   CommandContext ctx;
@@ -281,8 +283,8 @@ int RunCli(const std::vector<std::string>& args, Env* env, const CliStreams& str
   ctx.streams = streams;
   ctx.json = global->GetBool("json");
   const char* env_agent = std::getenv("MASTODON_RESTORE_AGENT");
-  ctx.agent.address = global->Get("agent", env_agent != nullptr && *env_agent ? env_agent
-                                                                               : kDefaultSocket);
+  ctx.agent.address =
+      global->Get("agent", env_agent != nullptr && *env_agent ? env_agent : kDefaultSocket);
   ctx.agent.tls_ca = global->Get("tls-ca");
   ctx.agent.tls_cert = global->Get("tls-cert");
   ctx.agent.tls_key = global->Get("tls-key");

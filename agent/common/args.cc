@@ -11,8 +11,7 @@
 namespace mastodon_restore {
 namespace {
 
-const FlagSpec* FindSpec(const std::vector<FlagSpec>& specs,
-                         absl::string_view name) {
+const FlagSpec* FindSpec(const std::vector<FlagSpec>& specs, absl::string_view name) {
   for (const FlagSpec& spec : specs) {
     if (spec.name == name) return &spec;
   }
@@ -26,13 +25,12 @@ const FlagSpec* FindShort(const std::vector<FlagSpec>& specs, char c) {
   return nullptr;
 }
 
-absl::StatusOr<std::string> BoolValue(const FlagSpec& spec,
-                                      absl::string_view value) {
+absl::StatusOr<std::string> BoolValue(const FlagSpec& spec, absl::string_view value) {
   std::string v = absl::AsciiStrToLower(value);
   if (v == "true" || v == "yes" || v == "1" || v == "on") return std::string("true");
   if (v == "false" || v == "no" || v == "0" || v == "off") return std::string("false");
-  return absl::InvalidArgumentError(absl::StrCat(
-      "flag --", spec.name, " takes no value (or true/false), got '", value, "'"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("flag --", spec.name, " takes no value (or true/false), got '", value, "'"));
 }
 
 // Stores `value` for `spec`, enforcing repeatability.
@@ -51,16 +49,13 @@ bool ParsedArgs::Has(absl::string_view name) const {
   return it != values_.end() && !it->second.empty();
 }
 
-std::string ParsedArgs::Get(absl::string_view name,
-                            absl::string_view fallback) const {
+std::string ParsedArgs::Get(absl::string_view name, absl::string_view fallback) const {
   auto it = values_.find(std::string(name));
   if (it == values_.end() || it->second.empty()) return std::string(fallback);
   return it->second.back();
 }
 
-bool ParsedArgs::GetBool(absl::string_view name) const {
-  return Get(name, "false") == "true";
-}
+bool ParsedArgs::GetBool(absl::string_view name) const { return Get(name, "false") == "true"; }
 
 std::vector<std::string> ParsedArgs::GetAll(absl::string_view name) const {
   auto it = values_.find(std::string(name));
@@ -69,8 +64,7 @@ std::vector<std::string> ParsedArgs::GetAll(absl::string_view name) const {
 }
 
 absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
-                                     const std::vector<FlagSpec>& specs,
-                                     bool stop_at_positional) {
+                                     const std::vector<FlagSpec>& specs, bool stop_at_positional) {
   ParsedArgs out;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
@@ -123,8 +117,8 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
       value = std::string(inline_value);
     } else {
       if (i + 1 >= args.size()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "flag --", spec->name, " needs a value (", spec->value_name, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("flag --", spec->name, " needs a value (", spec->value_name, ")"));
       }
       value = args[++i];
     }
@@ -155,15 +149,13 @@ absl::StatusOr<ParsedArgs> ParseConfigText(absl::string_view text,
     }
     const FlagSpec* spec = FindSpec(specs, name);
     if (spec == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where(), ": unknown setting '", name, "'"));
+      return absl::InvalidArgumentError(absl::StrCat(where(), ": unknown setting '", name, "'"));
     }
     std::string stored(value);
     if (spec->value_name.empty()) {
       auto parsed = BoolValue(*spec, value);
       if (!parsed.ok()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where(), ": ", parsed.status().message()));
+        return absl::InvalidArgumentError(absl::StrCat(where(), ": ", parsed.status().message()));
       }
       stored = *parsed;
     }
@@ -193,8 +185,8 @@ std::string FormatFlagHelp(const std::vector<FlagSpec>& specs) {
   }
   std::string out;
   for (size_t i = 0; i < specs.size(); ++i) {
-    absl::StrAppend(&out, heads[i], std::string(width - heads[i].size() + 2, ' '),
-                    specs[i].help, specs[i].repeatable ? " (repeatable)" : "", "\n");
+    absl::StrAppend(&out, heads[i], std::string(width - heads[i].size() + 2, ' '), specs[i].help,
+                    specs[i].repeatable ? " (repeatable)" : "", "\n");
   }
   return out;
 }

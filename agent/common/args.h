@@ -47,22 +47,17 @@ class ParsedArgs {
   const std::vector<std::string>& rest() const { return rest_; }
 
   // Sets values; later values replace earlier ones for non-repeatable flags.
-  void Add(const std::string& name, const std::string& value) {
-    values_[name].push_back(value);
-  }
+  void Add(const std::string& name, const std::string& value) { values_[name].push_back(value); }
   // Replaces every value of `name`.
   void Set(const std::string& name, std::vector<std::string> values) {
     values_[name] = std::move(values);
   }
-  const std::map<std::string, std::vector<std::string>>& values() const {
-    return values_;
-  }
+  const std::map<std::string, std::vector<std::string>>& values() const { return values_; }
 
  private:
-  friend absl::StatusOr<ParsedArgs> ParseArgs(
-      const std::vector<std::string>&, const std::vector<FlagSpec>&, bool);
-  friend absl::StatusOr<ParsedArgs> ParseConfigText(absl::string_view,
-                                                    const std::vector<FlagSpec>&,
+  friend absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>&,
+                                              const std::vector<FlagSpec>&, bool);
+  friend absl::StatusOr<ParsedArgs> ParseConfigText(absl::string_view, const std::vector<FlagSpec>&,
                                                     absl::string_view);
   std::map<std::string, std::vector<std::string>> values_;
   std::vector<std::string> positional_;

@@ -89,8 +89,8 @@ class PosixEnvImpl : public Env {
     std::vector<absl::string_view> parts = absl::StrSplit(dir, '/', absl::SkipEmpty());
     if (dir[0] == '/') partial = "";
     for (size_t i = 0; i < parts.size(); ++i) {
-      partial = (dir[0] == '/' || i > 0) ? absl::StrCat(partial, "/", parts[i])
-                                          : std::string(parts[i]);
+      partial =
+          (dir[0] == '/' || i > 0) ? absl::StrCat(partial, "/", parts[i]) : std::string(parts[i]);
       bool last = i + 1 == parts.size();
       struct stat st;
       if (::stat(partial.c_str(), &st) == 0) {

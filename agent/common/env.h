@@ -37,12 +37,11 @@ class Env {
   virtual bool Exists(const std::string& path) = 0;
   // Creates `dir` and missing parents. A created `dir` gets `mode` exactly
   // (umask ignored); an existing one keeps its mode unless `enforce_mode`.
-  virtual absl::Status CreateDirs(const std::string& dir, mode_t mode,
-                                  bool enforce_mode) = 0;
+  virtual absl::Status CreateDirs(const std::string& dir, mode_t mode, bool enforce_mode) = 0;
   virtual absl::StatusOr<std::string> ReadFile(const std::string& path) = 0;
   // Writes `data` to `path` atomically (temp file, fsync, rename) with `mode`.
-  virtual absl::Status WriteFileAtomic(const std::string& path,
-                                       const std::string& data, mode_t mode) = 0;
+  virtual absl::Status WriteFileAtomic(const std::string& path, const std::string& data,
+                                       mode_t mode) = 0;
 };
 
 // The real host. Thread-safe.

@@ -7,14 +7,12 @@
 
 namespace mastodon_restore {
 
-absl::Status UnableTo(absl::StatusCode code, absl::string_view verb,
-                      absl::string_view object, absl::string_view cause) {
-  return absl::Status(code,
-                      absl::StrCat("unable to ", verb, " '", object, "': ", cause));
+absl::Status UnableTo(absl::StatusCode code, absl::string_view verb, absl::string_view object,
+                      absl::string_view cause) {
+  return absl::Status(code, absl::StrCat("unable to ", verb, " '", object, "': ", cause));
 }
 
-absl::Status ErrnoError(int err, absl::string_view verb,
-                        absl::string_view object) {
+absl::Status ErrnoError(int err, absl::string_view verb, absl::string_view object) {
   absl::StatusCode code;
   switch (err) {
     case ENOENT:

@@ -73,8 +73,7 @@ bool ParseLogLevel(absl::string_view text, LogLevel* level) {
 std::string LogfmtValue(absl::string_view value) {
   bool quote = value.empty();
   for (char c : value) {
-    if (c == ' ' || c == '"' || c == '=' || c == '\\' ||
-        static_cast<unsigned char>(c) < 0x20) {
+    if (c == ' ' || c == '"' || c == '=' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
       quote = true;
       break;
     }
@@ -110,15 +109,13 @@ std::string LogfmtValue(absl::string_view value) {
   return out;
 }
 
-Logger::Logger(LogLevel min_level, bool journald)
-    : Logger(min_level, journald, WriteStderr) {}
+Logger::Logger(LogLevel min_level, bool journald) : Logger(min_level, journald, WriteStderr) {}
 
 Logger::Logger(LogLevel min_level, bool journald, Sink sink)
     : min_level_(min_level), journald_(journald), sink_(std::move(sink)) {}
 
 std::string Logger::Format(LogLevel level, absl::string_view msg,
-                           const std::vector<LogField>& fields,
-                           absl::string_view timestamp) const {
+                           const std::vector<LogField>& fields, absl::string_view timestamp) const {
   std::string line;
   if (journald_) {
     absl::StrAppend(&line, "<", SyslogPriority(level), ">");
@@ -132,8 +129,7 @@ std::string Logger::Format(LogLevel level, absl::string_view msg,
   return line;
 }
 
-void Logger::Log(LogLevel level, absl::string_view msg,
-                 const std::vector<LogField>& fields) {
+void Logger::Log(LogLevel level, absl::string_view msg, const std::vector<LogField>& fields) {
   if (static_cast<int>(level) < static_cast<int>(min_level_)) return;
   std::string ts;
   if (!journald_) {

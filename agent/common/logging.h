@@ -38,8 +38,7 @@ class Logger {
   Logger(const Logger&) = delete;
   Logger& operator=(const Logger&) = delete;
 
-  void Log(LogLevel level, absl::string_view msg,
-           const std::vector<LogField>& fields = {});
+  void Log(LogLevel level, absl::string_view msg, const std::vector<LogField>& fields = {});
   void Debug(absl::string_view msg, const std::vector<LogField>& fields = {}) {
     Log(LogLevel::kDebug, msg, fields);
   }
@@ -54,8 +53,7 @@ class Logger {
   }
 
   // Formats one record (exposed for tests).
-  std::string Format(LogLevel level, absl::string_view msg,
-                     const std::vector<LogField>& fields,
+  std::string Format(LogLevel level, absl::string_view msg, const std::vector<LogField>& fields,
                      absl::string_view timestamp) const;
 
  private:

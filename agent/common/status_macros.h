@@ -10,10 +10,10 @@
 
 // Evaluates `expr` (an absl::Status) and returns it from the enclosing
 // function when it is not OK.
-#define RETURN_IF_ERROR(expr)                          \
-  do {                                                 \
-    ::absl::Status mr_status_ = (expr);                \
-    if (!mr_status_.ok()) return mr_status_;           \
+#define RETURN_IF_ERROR(expr)                \
+  do {                                       \
+    ::absl::Status mr_status_ = (expr);      \
+    if (!mr_status_.ok()) return mr_status_; \
   } while (0)
 
 #define MR_STATUS_CONCAT_INNER_(a, b) a##b

@@ -21,8 +21,7 @@
 namespace mastodon_restore {
 namespace {
 
-constexpr char kDefaultPath[] =
-    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr char kDefaultPath[] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // Everything the child needs, prepared before fork() so that the child only
 // makes async-signal-safe calls.
@@ -63,8 +62,7 @@ absl::StatusOr<ExecPlan> MakePlan(const CommandSpec& spec) {
     struct passwd pw;
     struct passwd* found = nullptr;
     std::vector<char> buf(16384);
-    if (::getpwuid_r(plan.uid, &pw, buf.data(), buf.size(), &found) == 0 &&
-        found != nullptr) {
+    if (::getpwuid_r(plan.uid, &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr) {
       int n = 64;
       std::vector<gid_t> groups(n);
       if (::getgrouplist(pw.pw_name, plan.gid, groups.data(), &n) < 0) {
@@ -81,9 +79,8 @@ absl::StatusOr<ExecPlan> MakePlan(const CommandSpec& spec) {
 }
 
 // Child side of fork(): async-signal-safe calls only.
-[[noreturn]] void ExecChild(const ExecPlan& plan, const CommandSpec& spec,
-                            int stdin_fd, int stdout_fd, int stderr_fd,
-                            int error_pipe) {
+[[noreturn]] void ExecChild(const ExecPlan& plan, const CommandSpec& spec, int stdin_fd,
+                            int stdout_fd, int stderr_fd, int error_pipe) {
   auto fail = [error_pipe](int stage) {
     int payload[2] = {stage, errno};
     ssize_t ignored = ::write(error_pipe, payload, sizeof(payload));
@@ -118,8 +115,8 @@ absl::StatusOr<ExecPlan> MakePlan(const CommandSpec& spec) {
 }
 
 // Forks and execs; returns the pid once exec succeeded (or the exec error).
-absl::StatusOr<pid_t> Spawn(const ExecPlan& plan, const CommandSpec& spec,
-                            int stdin_fd, int stdout_fd, int stderr_fd) {
+absl::StatusOr<pid_t> Spawn(const ExecPlan& plan, const CommandSpec& spec, int stdin_fd,
+                            int stdout_fd, int stderr_fd) {
   int error_pipe[2];
   if (::pipe2(error_pipe, O_CLOEXEC) != 0) {
     return ErrnoError(errno, "create pipe for", plan.program);
@@ -220,8 +217,7 @@ class PosixProcess : public Process {
 
 class PosixCommandRunner : public CommandRunner {
  public:
-  absl::StatusOr<CommandResult> Run(const CommandSpec& spec,
-                                    const CancelToken* cancel) override;
+  absl::StatusOr<CommandResult> Run(const CommandSpec& spec, const CancelToken* cancel) override;
   absl::StatusOr<std::unique_ptr<Process>> Start(const CommandSpec& spec) override;
 };
 
@@ -278,8 +274,8 @@ absl::StatusOr<CommandResult> PosixCommandRunner::Run(const CommandSpec& spec,
     }
   };
 
-  const absl::Time deadline =
-      spec.timeout == absl::InfiniteDuration() ? absl::InfiniteFuture() : absl::Now() + spec.timeout;
+  const absl::Time deadline = spec.timeout == absl::InfiniteDuration() ? absl::InfiniteFuture()
+                                                                       : absl::Now() + spec.timeout;
   absl::Time kill_at = absl::InfiniteFuture();
   bool term_sent = false;
   char buf[65536];
@@ -395,8 +391,7 @@ std::string CommandResult::Describe() const {
   return absl::StrCat("exited with status ", exit_code, why);
 }
 
-absl::StatusOr<std::string> FindProgram(absl::string_view program,
-                                        absl::string_view path) {
+absl::StatusOr<std::string> FindProgram(absl::string_view program, absl::string_view path) {
   if (program.find('/') != absl::string_view::npos) {
     std::string p(program);
     if (::access(p.c_str(), X_OK) != 0) return ErrnoError(errno, "execute", p);
@@ -410,8 +405,8 @@ absl::StatusOr<std::string> FindProgram(absl::string_view program,
       return candidate;
     }
   }
-  return absl::NotFoundError(absl::StrCat("unable to find program '", program,
-                                          "': not in PATH (", path, ")"));
+  return absl::NotFoundError(
+      absl::StrCat("unable to find program '", program, "': not in PATH (", path, ")"));
 }
 
 std::unique_ptr<CommandRunner> NewPosixCommandRunner() {

@@ -91,8 +91,7 @@ class CommandRunner {
   // Runs `spec` to completion. Returns an error only when the program could
   // not be started (not found, not executable, fork failure); a non-zero exit
   // is a CommandResult. `cancel` may be null.
-  virtual absl::StatusOr<CommandResult> Run(const CommandSpec& spec,
-                                            const CancelToken* cancel) = 0;
+  virtual absl::StatusOr<CommandResult> Run(const CommandSpec& spec, const CancelToken* cancel) = 0;
 
   // Starts `spec` and returns at once; stdin is /dev/null and the output goes
   // to spec.output_file. The returned Process must be waited for.
@@ -104,8 +103,7 @@ std::unique_ptr<CommandRunner> NewPosixCommandRunner();
 
 // Looks `program` up in `path` (colon-separated); returns it unchanged when it
 // contains '/'. NOT_FOUND when no executable file matches.
-absl::StatusOr<std::string> FindProgram(absl::string_view program,
-                                        absl::string_view path);
+absl::StatusOr<std::string> FindProgram(absl::string_view program, absl::string_view path);
 
 }  // namespace mastodon_restore
 

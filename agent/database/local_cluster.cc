@@ -22,8 +22,7 @@ namespace {
 constexpr char kPostgresRoot[] = "/usr/lib/postgresql";
 
 std::vector<std::string> ServerEnv() {
-  return {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8", "LANG=C.UTF-8",
-          "TZ=UTC"};
+  return {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8", "LANG=C.UTF-8", "TZ=UTC"};
 }
 
 }  // namespace
@@ -85,16 +84,20 @@ LocalCluster::~LocalCluster() { Stop().IgnoreError(); }
 absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
     const LocalClusterOptions& options, CommandRunner* runner, Env* env) {
   if (options.base_dir.empty() || options.base_dir[0] != '/') {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unable to start PostgreSQL in '", options.base_dir, "': not an absolute path"));
+    return absl::InvalidArgumentError(absl::StrCat("unable to start PostgreSQL in '",
+                                                   options.base_dir, "': not an absolute path"));
+  }
+  if (!env->Exists(options.base_dir)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "unable to start PostgreSQL in '", options.base_dir, "': the directory does not exist"));
   }
   LocalClusterOptions opts = options;
   if (opts.bin_dir.empty()) {
     std::vector<int> versions = InstalledPostgresVersions(env, kPostgresRoot, "postgres");
     if (versions.empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "unable to start PostgreSQL: no server binaries under ", kPostgresRoot,
-          " (install postgresql-15)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("unable to start PostgreSQL: no server binaries under ", kPostgresRoot,
+                       " (install postgresql-15)"));
     }
     opts.bin_dir = absl::StrCat(kPostgresRoot, "/", versions.back(), "/bin");
   }
@@ -115,9 +118,9 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   if (!version.success() || paren == absl::string_view::npos ||
       !absl::SimpleAtoi(text.substr(paren + 2, text.find('.', paren) - paren - 2),
                         &cluster->major_version_)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "unable to run '", version_cmd.argv[0], " --version': ", version.Describe(), " ",
-        absl::StripAsciiWhitespace(version.stdout_text + version.stderr_text)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("unable to run '", version_cmd.argv[0], " --version': ", version.Describe(),
+                     " ", absl::StripAsciiWhitespace(version.stdout_text + version.stderr_text)));
   }
   RETURN_IF_ERROR(env->CreateDirs(cluster->socket_dir_, 0755, false));
   if (opts.uid.has_value()) {
@@ -144,10 +147,14 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
 absl::Status LocalCluster::InitDb() {
   CommandSpec cmd;
   cmd.argv = {absl::StrCat(options_.bin_dir, "/initdb"),
-              "-D", data_dir_,
-              "-U", options_.superuser,
-              "-A", "trust",
-              "-E", "UTF8",
+              "-D",
+              data_dir_,
+              "-U",
+              options_.superuser,
+              "-A",
+              "trust",
+              "-E",
+              "UTF8",
               absl::StrCat("--locale=", options_.locale)};
   if (options_.fast_unsafe) cmd.argv.push_back("--no-sync");
   cmd.env = ServerEnv();
@@ -158,9 +165,8 @@ absl::Status LocalCluster::InitDb() {
   ASSIGN_OR_RETURN(CommandResult result, runner_->Run(cmd, nullptr));
   if (!result.success()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("unable to initialise PostgreSQL cluster '", data_dir_,
-                     "': initdb ", result.Describe(), ": ",
-                     absl::StripAsciiWhitespace(result.stderr_text)));
+        absl::StrCat("unable to initialise PostgreSQL cluster '", data_dir_, "': initdb ",
+                     result.Describe(), ": ", absl::StripAsciiWhitespace(result.stderr_text)));
   }
   return absl::OkStatus();
 }
@@ -173,12 +179,18 @@ absl::Status LocalCluster::StartServer() {
   }
   CommandSpec cmd;
   cmd.argv = {absl::StrCat(options_.bin_dir, "/postgres"),
-              "-D", data_dir_,
-              "-k", socket_dir_,
-              "-p", absl::StrCat(port_),
-              "-c", absl::StrCat("listen_addresses=", options_.listen_tcp ? "127.0.0.1" : ""),
-              "-c", "logging_collector=off",
-              "-c", "log_min_messages=warning"};
+              "-D",
+              data_dir_,
+              "-k",
+              socket_dir_,
+              "-p",
+              absl::StrCat(port_),
+              "-c",
+              absl::StrCat("listen_addresses=", options_.listen_tcp ? "127.0.0.1" : ""),
+              "-c",
+              "logging_collector=off",
+              "-c",
+              "log_min_messages=warning"};
   if (options_.fast_unsafe) {
     for (const char* s : {"fsync=off", "synchronous_commit=off", "full_page_writes=off",
                           "max_wal_size=4GB", "checkpoint_timeout=30min"}) {
@@ -210,10 +222,9 @@ absl::Status LocalCluster::StartServer() {
     }
     if (absl::Now() >= deadline) {
       Stop().IgnoreError();
-      return absl::DeadlineExceededError(
-          absl::StrCat("unable to start PostgreSQL in '", data_dir_,
-                       "': not accepting connections after ",
-                       absl::FormatDuration(options_.start_timeout), "; log: ", LogTail(2000)));
+      return absl::DeadlineExceededError(absl::StrCat(
+          "unable to start PostgreSQL in '", data_dir_, "': not accepting connections after ",
+          absl::FormatDuration(options_.start_timeout), "; log: ", LogTail(2000)));
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
@@ -242,8 +253,7 @@ std::string LocalCluster::ConnInfo(const std::string& dbname) const {
 }
 
 std::string LocalCluster::TcpConnInfo(const std::string& dbname) const {
-  return absl::StrCat("host=127.0.0.1 port=", port_,
-                      " user=", ConnInfoQuote(options_.superuser),
+  return absl::StrCat("host=127.0.0.1 port=", port_, " user=", ConnInfoQuote(options_.superuser),
                       " dbname=", ConnInfoQuote(dbname));
 }
 

@@ -52,8 +52,8 @@ class LocalCluster {
   // Initialises the cluster when `base_dir/data` holds none, then starts it
   // and waits until it accepts connections. On failure the error carries the
   // tail of the server log. `runner` and `env` must outlive the cluster.
-  static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(
-      const LocalClusterOptions& options, CommandRunner* runner, Env* env);
+  static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(const LocalClusterOptions& options,
+                                                             CommandRunner* runner, Env* env);
 
   // Stops the server (fast shutdown) if it still runs.
   ~LocalCluster();

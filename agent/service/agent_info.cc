@@ -23,8 +23,7 @@ std::string FormatPostgresVersion(int version_num) {
   if (version_num >= 100000) {
     return absl::StrCat(version_num / 10000, ".", version_num % 10000);
   }
-  return absl::StrCat(version_num / 10000, ".", (version_num / 100) % 100, ".",
-                      version_num % 100);
+  return absl::StrCat(version_num / 10000, ".", (version_num / 100) % 100, ".", version_num % 100);
 }
 
 v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env,
@@ -37,8 +36,7 @@ v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env,
   build->set_build_type(MR_BUILD_TYPE);
   build->set_compiler(MR_COMPILER);
   build->set_grpc_version(grpc::Version());
-  build->set_protobuf_version(
-      google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION));
+  build->set_protobuf_version(google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION));
   build->set_libarchive_version(archive_version_details());
 
   v1::HostInfo* host = info.mutable_host();

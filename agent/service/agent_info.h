@@ -20,8 +20,8 @@ const std::vector<std::string>& AgentCapabilities();
 std::string FormatPostgresVersion(int version_num);
 
 // Fills every field GetAgentInfo returns. Reads host facts through `env`.
-mastodon::restore::v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config,
-                                                           Env* env, absl::Time start_time);
+mastodon::restore::v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env,
+                                                           absl::Time start_time);
 
 }  // namespace mastodon_restore
 

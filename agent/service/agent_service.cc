@@ -53,9 +53,9 @@ grpc::ServerUnaryReactor* AgentService::StartDbMigrate(grpc::CallbackServerConte
   return Unimplemented(context, "StartDbMigrate", "the Mastodon runtimes (agent/app)");
 }
 
-grpc::ServerUnaryReactor* AgentService::StartMediaRefresh(
-    grpc::CallbackServerContext* context, const v1::StartMediaRefreshRequest*,
-    v1::StartMediaRefreshResponse*) {
+grpc::ServerUnaryReactor* AgentService::StartMediaRefresh(grpc::CallbackServerContext* context,
+                                                          const v1::StartMediaRefreshRequest*,
+                                                          v1::StartMediaRefreshResponse*) {
   return Unimplemented(context, "StartMediaRefresh", "the Mastodon runtimes (agent/app)");
 }
 

@@ -23,9 +23,9 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
       mastodon::restore::v1::GetAgentInfoResponse* response) override;
 
   // Not backed yet: each answers UNIMPLEMENTED naming the missing capability.
-  grpc::ServerUnaryReactor* DetectDump(grpc::CallbackServerContext* context,
-                                       const mastodon::restore::v1::DetectDumpRequest* request,
-                                       mastodon::restore::v1::DetectDumpResponse* response) override;
+  grpc::ServerUnaryReactor* DetectDump(
+      grpc::CallbackServerContext* context, const mastodon::restore::v1::DetectDumpRequest* request,
+      mastodon::restore::v1::DetectDumpResponse* response) override;
   grpc::ServerUnaryReactor* InspectBackup(
       grpc::CallbackServerContext* context,
       const mastodon::restore::v1::InspectBackupRequest* request,
@@ -73,8 +73,8 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
  private:
   // Finishes a unary call with UNIMPLEMENTED: "<rpc>: <what> is not in this
   // agent build yet".
-  grpc::ServerUnaryReactor* Unimplemented(grpc::CallbackServerContext* context,
-                                          const char* rpc, const char* what);
+  grpc::ServerUnaryReactor* Unimplemented(grpc::CallbackServerContext* context, const char* rpc,
+                                          const char* what);
 
   const AgentConfig* const config_;
   Env* const env_;

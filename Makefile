@@ -1,0 +1,44 @@
+# mastodon-restore — the README's commands.
+#   make test   install deps, configure, build, run the whole ctest suite
+#   make demo   build, start the agent on a temporary socket, drive it with the CLI
+#   make lint   buf lint + buf format on proto/, clang-format on the C++ sources
+SHELL := /bin/bash
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= 2
+WERROR ?= ON
+BUF := .tools/buf/node_modules/.bin/buf
+CXX_SOURCES = $(shell git ls-files -co --exclude-standard -- '*.cc' '*.h' '*.h.in' | grep -v '^$(BUILD_DIR)/')
+
+.PHONY: all deps configure build test demo lint format clean
+
+all: build
+
+deps:
+	scripts/install-deps
+
+$(BUILD_DIR)/build.ninja: CMakeLists.txt
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DMR_WERROR=$(WERROR)
+
+configure: deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DMR_WERROR=$(WERROR)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest -j $(JOBS) --output-on-failure
+
+demo: build
+	scripts/demo $(BUILD_DIR)
+
+lint: deps
+	cd proto && ../$(BUF) lint
+	cd proto && ../$(BUF) format --diff --exit-code
+	clang-format --dry-run -Werror $(CXX_SOURCES)
+
+format:
+	clang-format -i $(CXX_SOURCES)
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,326 @@
+// End-to-end: the real mastodon-restore-agent binary on a temp socket, driven
+// by the real mastodon-restore CLI (and buf curl), asserting output and exit
+// codes.
+#include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <regex>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "agent/common/subprocess.h"
+#include "mastodon/restore/v1/agent_service.pb.h"
+#include "tests/harness/status_matchers.h"
+#include "tests/harness/test_postgres.h"
+
+namespace mastodon_restore {
+namespace {
+
+namespace v1 = mastodon::restore::v1;
+using ::mastodon_restore::testing::MakeTempDir;
+using ::mastodon_restore::testing::RemoveTree;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+class DaemonCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = MakeTempDir("mr-e2e-");
+    ASSERT_OK(dir);
+    dir_ = *dir;
+    socket_ = dir_ + "/run/agent.sock";
+  }
+  void TearDown() override {
+    if (agent_ != nullptr) {
+      agent_->Signal(SIGKILL);
+      agent_->Wait(absl::Seconds(10));
+    }
+    RemoveTree(dir_);
+  }
+
+  std::vector<std::string> BaseAgentArgs() {
+    return {MR_AGENT_BIN,      "--socket",         socket_,
+            "--state-dir",     dir_ + "/state",    "--allowed-root",
+            dir_ + "/backups", "--shutdown-grace", "2s"};
+  }
+
+  // Starts the agent and waits until its log says it listens (or it exits).
+  void StartAgent(std::vector<std::string> extra = {}) {
+    CommandSpec spec;
+    spec.argv = BaseAgentArgs();
+    spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
+    spec.env = {"PATH=/usr/bin:/bin"};
+    spec.output_file = log_file();
+    auto process = runner_->Start(spec);
+    ASSERT_OK(process);
+    agent_ = std::move(*process);
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (absl::Now() < deadline) {
+      if (ReadFileOrEmpty(log_file()).find("msg=\"agent listening\"") != std::string::npos) return;
+      if (auto ended = agent_->Wait(absl::Milliseconds(20)); ended.has_value()) {
+        FAIL() << "agent exited: " << ended->Describe() << "\n" << ReadFileOrEmpty(log_file());
+      }
+    }
+    FAIL() << "agent did not start:\n" << ReadFileOrEmpty(log_file());
+  }
+
+  CommandResult Cli(std::vector<std::string> args) {
+    CommandSpec spec;
+    spec.argv = {MR_CLI_BIN};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.env = {"PATH=/usr/bin:/bin"};
+    spec.timeout = absl::Seconds(60);
+    auto result = runner_->Run(spec, nullptr);
+    EXPECT_OK(result);
+    return result.ok() ? *result : CommandResult();
+  }
+
+  CommandResult CliOnSocket(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--agent", socket_});
+    return Cli(std::move(args));
+  }
+
+  // The TCP port the agent logged for its first listener.
+  int LoggedPort() {
+    std::smatch m;
+    std::string log = ReadFileOrEmpty(log_file());
+    int port = 0;
+    if (std::regex_search(log, m, std::regex("agent listening on TCP.* port=(\\d+)"))) {
+      absl::SimpleAtoi(m[1].str(), &port);
+    }
+    return port;
+  }
+
+  std::string log_file() const { return dir_ + "/agent.log"; }
+
+  std::string dir_;
+  std::string socket_;
+  std::unique_ptr<CommandRunner> runner_ = NewPosixCommandRunner();
+  std::unique_ptr<Process> agent_;
+};
+
+TEST_F(DaemonCliTest, HealthSaysServing) {
+  StartAgent();
+  CommandResult r = CliOnSocket({"health"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(r.stdout_text, "SERVING\n");
+  r = CliOnSocket({"--json", "health"});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.stdout_text, HasSubstr("\"status\": \"SERVING\""));
+}
+
+TEST_F(DaemonCliTest, InfoJsonUsesProtoFieldNamesAndRealFacts) {
+  StartAgent();
+  CommandResult r = CliOnSocket({"--json", "info"});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("\"state_dir_free_bytes\""));
+  EXPECT_THAT(r.stdout_text, HasSubstr("\"pg_restore_versions\""));
+  v1::GetAgentInfoResponse info;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.stdout_text, &info).ok())
+      << r.stdout_text;
+  EXPECT_EQ(info.build().version(), MR_VERSION_STRING);
+  EXPECT_EQ(info.host().state_dir(), dir_ + "/state");
+  EXPECT_GT(info.host().state_dir_free_bytes(), 0);
+  EXPECT_EQ(info.host().allowed_roots(0), dir_ + "/backups");
+  EXPECT_EQ(info.runtime().kind(), v1::RUNTIME_KIND_NONE);
+  EXPECT_THAT(info.postgres().client_version(), StartsWith("15."));
+}
+
+TEST_F(DaemonCliTest, InfoHumanOutput) {
+  StartAgent({"--runtime", "embedded"});
+  CommandResult r = CliOnSocket({"info"});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("agent          " MR_VERSION_STRING));
+  EXPECT_THAT(r.stdout_text, HasSubstr("state dir      " + dir_ + "/state"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("runtime        none (requested: embedded)"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("pg_restore majors: "));
+}
+
+TEST_F(DaemonCliTest, SigtermStopsCleanlyAndRemovesTheSocket) {
+  StartAgent();
+  struct stat st;
+  ASSERT_EQ(::stat(socket_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0660);
+  agent_->Signal(SIGTERM);
+  auto ended = agent_->Wait(absl::Seconds(20));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->exit_code, 0) << ended->Describe();
+  agent_.reset();
+  EXPECT_NE(::stat(socket_.c_str(), &st), 0) << "socket left behind";
+  EXPECT_THAT(ReadFileOrEmpty(log_file()), HasSubstr("msg=\"agent stopped\""));
+  // With the agent gone, the CLI says so with exit code 3.
+  CommandResult r = CliOnSocket({"--timeout", "3s", "health"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.stderr_text, HasSubstr("is the agent running"));
+}
+
+TEST_F(DaemonCliTest, SigintAlsoStopsCleanly) {
+  StartAgent();
+  agent_->Signal(SIGINT);
+  auto ended = agent_->Wait(absl::Seconds(20));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->exit_code, 0);
+  agent_.reset();
+}
+
+TEST_F(DaemonCliTest, SecondAgentOnTheSameSocketRefusesToStart) {
+  StartAgent();
+  CommandSpec spec;
+  spec.argv = BaseAgentArgs();
+  spec.env = {"PATH=/usr/bin:/bin"};
+  spec.timeout = absl::Seconds(30);
+  auto second = runner_->Run(spec, nullptr);
+  ASSERT_OK(second);
+  EXPECT_EQ(second->exit_code, 1);
+  EXPECT_THAT(second->stderr_text, HasSubstr("another process is listening"));
+  EXPECT_EQ(CliOnSocket({"health"}).exit_code, 0);
+}
+
+TEST_F(DaemonCliTest, AgentRefusesPlaintextTcpAndBadFlags) {
+  CommandSpec spec;
+  spec.argv = BaseAgentArgs();
+  spec.argv.insert(spec.argv.end(), {"--listen", "0.0.0.0:0"});
+  spec.env = {"PATH=/usr/bin:/bin"};
+  spec.timeout = absl::Seconds(30);
+  auto r = runner_->Run(spec, nullptr);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->exit_code, 2);
+  EXPECT_THAT(r->stderr_text, HasSubstr("without TLS"));
+  spec.argv = {MR_AGENT_BIN, "--no-such-flag"};
+  r = runner_->Run(spec, nullptr);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->exit_code, 2);
+  EXPECT_THAT(r->stderr_text, HasSubstr("unknown flag '--no-such-flag'"));
+}
+
+TEST_F(DaemonCliTest, VersionAndHelp) {
+  CommandSpec spec;
+  spec.argv = {MR_AGENT_BIN, "--version"};
+  auto r = runner_->Run(spec, nullptr);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_THAT(r->stdout_text, StartsWith("mastodon-restore-agent " MR_VERSION_STRING));
+  spec.argv = {MR_AGENT_BIN, "--help"};
+  r = runner_->Run(spec, nullptr);
+  ASSERT_OK(r);
+  EXPECT_THAT(r->stdout_text, HasSubstr("--allowed-root DIR"));
+}
+
+TEST_F(DaemonCliTest, ConfigFileSetsTheSocket) {
+  std::string other_socket = dir_ + "/other/agent.sock";
+  std::ofstream(dir_ + "/agent.conf")
+      << "# test config\nsocket = " << other_socket << "\nruntime = compose\n";
+  socket_ = other_socket;
+  CommandSpec spec;
+  spec.argv = {MR_AGENT_BIN, "--config", dir_ + "/agent.conf", "--state-dir", dir_ + "/state"};
+  spec.env = {"PATH=/usr/bin:/bin"};
+  spec.output_file = log_file();
+  auto process = runner_->Start(spec);
+  ASSERT_OK(process);
+  agent_ = std::move(*process);
+  CommandResult r;
+  for (int i = 0; i < 200; ++i) {
+    r = Cli({"--agent", other_socket, "--timeout", "2s", "info"});
+    if (r.exit_code == 0) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text << ReadFileOrEmpty(log_file());
+  EXPECT_THAT(r.stdout_text, HasSubstr("(requested: compose)"));
+}
+
+TEST_F(DaemonCliTest, LoopbackTcpInTestMode) {
+  StartAgent({"--listen", "127.0.0.1:0", "--insecure-loopback-tcp"});
+  int port = LoggedPort();
+  ASSERT_GT(port, 0) << ReadFileOrEmpty(log_file());
+  CommandResult r = Cli({"--agent", absl::StrCat("127.0.0.1:", port), "--plaintext", "health"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_EQ(r.stdout_text, "SERVING\n");
+}
+
+TEST_F(DaemonCliTest, TlsListenerWithAGeneratedCertificate) {
+  // A self-signed certificate for localhost, made with the real openssl.
+  CommandSpec gen;
+  gen.argv = {"openssl",  "req",
+              "-x509",    "-newkey",
+              "rsa:2048", "-nodes",
+              "-keyout",  dir_ + "/key.pem",
+              "-out",     dir_ + "/cert.pem",
+              "-days",    "1",
+              "-subj",    "/CN=localhost",
+              "-addext",  "subjectAltName=DNS:localhost,IP:127.0.0.1"};
+  gen.env = {"PATH=/usr/bin:/bin"};
+  gen.timeout = absl::Seconds(60);
+  auto made = runner_->Run(gen, nullptr);
+  ASSERT_OK(made);
+  ASSERT_EQ(made->exit_code, 0) << made->stderr_text;
+
+  StartAgent({"--listen", "127.0.0.1:0", "--tls-cert", dir_ + "/cert.pem", "--tls-key",
+              dir_ + "/key.pem"});
+  int port = LoggedPort();
+  ASSERT_GT(port, 0) << ReadFileOrEmpty(log_file());
+  std::string addr = absl::StrCat("127.0.0.1:", port);
+  CommandResult r = Cli({"--agent", addr, "--tls-ca", dir_ + "/cert.pem", "health"});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  // Without trusting the certificate the handshake fails: unreachable.
+  r = Cli({"--agent", addr, "--timeout", "5s", "health"});
+  EXPECT_EQ(r.exit_code, 3);
+  // Plaintext to a TLS port fails too.
+  r = Cli({"--agent", addr, "--plaintext", "--timeout", "5s", "health"});
+  EXPECT_EQ(r.exit_code, 3);
+}
+
+TEST_F(DaemonCliTest, BufCurlListsAndCallsServicesThroughReflection) {
+  StartAgent();
+  CommandSpec spec;
+  spec.argv = {MR_BUF_BIN,        "curl", "--unix-socket",           socket_,
+               "--protocol",      "grpc", "--http2-prior-knowledge", "--list-services",
+               "http://localhost"};
+  spec.env = {"PATH=/usr/bin:/bin", "HOME=" + dir_};
+  spec.timeout = absl::Seconds(60);
+  auto r = runner_->Run(spec, nullptr);
+  ASSERT_OK(r);
+  ASSERT_EQ(r->exit_code, 0) << r->stderr_text;
+  EXPECT_THAT(r->stdout_text, HasSubstr("grpc.health.v1.Health"));
+  EXPECT_THAT(r->stdout_text, HasSubstr("mastodon.restore.v1.RestoreAgentService"));
+  // The health service is described by reflection (health.pb.cc is linked).
+  spec.argv = {MR_BUF_BIN,
+               "curl",
+               "--unix-socket",
+               socket_,
+               "--protocol",
+               "grpc",
+               "--http2-prior-knowledge",
+               "-d",
+               "{}",
+               "http://localhost/grpc.health.v1.Health/Check"};
+  r = runner_->Run(spec, nullptr);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->exit_code, 0) << r->stderr_text;
+  EXPECT_THAT(r->stdout_text, HasSubstr("SERVING"));
+  spec.argv = {MR_BUF_BIN,
+               "curl",
+               "--unix-socket",
+               socket_,
+               "--protocol",
+               "grpc",
+               "--http2-prior-knowledge",
+               "-d",
+               "{}",
+               "http://localhost/mastodon.restore.v1.RestoreAgentService/GetAgentInfo"};
+  r = runner_->Run(spec, nullptr);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->exit_code, 0) << r->stderr_text;
+  EXPECT_THAT(r->stdout_text, HasSubstr("\"stateDir\""));
+}
+
+}  // namespace
+}  // namespace mastodon_restore

@@ -1,0 +1,42 @@
+// IsOk() / StatusIs(code, message matcher) for absl::Status and StatusOr,
+// which GoogleTest 1.12 and Abseil 20220623 lack.
+#ifndef MASTODON_RESTORE_TESTS_HARNESS_STATUS_MATCHERS_H_
+#define MASTODON_RESTORE_TESTS_HARNESS_STATUS_MATCHERS_H_
+
+#include <gmock/gmock.h>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace mastodon_restore {
+namespace testing {
+
+inline const absl::Status& GetStatus(const absl::Status& s) { return s; }
+template <typename T>
+const absl::Status& GetStatus(const absl::StatusOr<T>& s) {
+  return s.status();
+}
+
+MATCHER(IsOk, "is OK") {
+  const absl::Status& s = GetStatus(arg);
+  if (!s.ok()) *result_listener << "status: " << s.ToString();
+  return s.ok();
+}
+
+MATCHER_P2(StatusIs, code, message_matcher,
+           "has code " + absl::StatusCodeToString(code) + " and a matching message") {
+  const absl::Status& s = GetStatus(arg);
+  *result_listener << "status: " << s.ToString();
+  return s.code() == code &&
+         ::testing::ExplainMatchResult(message_matcher, std::string(s.message()), result_listener);
+}
+
+}  // namespace testing
+}  // namespace mastodon_restore
+
+#define ASSERT_OK(expr) ASSERT_THAT((expr), ::mastodon_restore::testing::IsOk())
+#define EXPECT_OK(expr) EXPECT_THAT((expr), ::mastodon_restore::testing::IsOk())
+
+#endif  // MASTODON_RESTORE_TESTS_HARNESS_STATUS_MATCHERS_H_

@@ -1,0 +1,275 @@
+// The daemon in-process on a temp unix socket, called through real stubs.
+#include <gmock/gmock.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "agent/common/subprocess.h"
+#include "agent/daemon.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "mastodon/restore/v1/agent_service.grpc.pb.h"
+#include "tests/harness/status_matchers.h"
+#include "tests/harness/test_postgres.h"
+
+namespace mastodon_restore {
+namespace {
+
+namespace v1 = mastodon::restore::v1;
+using ::mastodon_restore::testing::MakeTempDir;
+using ::mastodon_restore::testing::RemoveTree;
+using ::mastodon_restore::testing::StatusIs;
+using ::testing::HasSubstr;
+
+class AgentServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = MakeTempDir("mr-svc-");
+    ASSERT_OK(dir);
+    dir_ = *dir;
+    config_.socket_path = dir_ + "/run/agent.sock";
+    config_.state_dir = dir_ + "/state";
+    config_.allowed_roots = {dir_ + "/backups"};
+    config_.shutdown_grace = absl::Seconds(1);
+  }
+  void TearDown() override {
+    daemon_.reset();
+    RemoveTree(dir_);
+  }
+
+  void StartDaemon() {
+    daemon_ = std::make_unique<Daemon>(config_, env_.get(), runner_.get(), &logger_);
+    ASSERT_OK(daemon_->Start());
+  }
+
+  std::shared_ptr<grpc::Channel> Channel() {
+    return grpc::CreateChannel("unix:" + config_.socket_path,
+                               grpc::experimental::LocalCredentials(UDS));
+  }
+
+  std::string dir_;
+  AgentConfig config_;
+  std::unique_ptr<Env> env_ = NewPosixEnv();
+  std::unique_ptr<CommandRunner> runner_ = NewPosixCommandRunner();
+  std::vector<std::string> log_lines_;
+  Logger logger_{LogLevel::kDebug, false,
+                 [this](const std::string& l) { log_lines_.push_back(l); }};
+  std::unique_ptr<Daemon> daemon_;
+};
+
+TEST_F(AgentServiceTest, GetAgentInfoDescribesThisAgent) {
+  StartDaemon();
+  auto stub = v1::RestoreAgentService::NewStub(Channel());
+  grpc::ClientContext ctx;
+  v1::GetAgentInfoResponse info;
+  grpc::Status status = stub->GetAgentInfo(&ctx, v1::GetAgentInfoRequest(), &info);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(info.host().state_dir(), config_.state_dir);
+  EXPECT_GT(info.host().state_dir_free_bytes(), 0);
+  EXPECT_EQ(info.host().allowed_roots(0), dir_ + "/backups");
+  EXPECT_EQ(info.runtime().kind(), v1::RUNTIME_KIND_NONE);
+  EXPECT_EQ(info.runtime().requested(), "auto");
+  EXPECT_THAT(info.postgres().client_version(), HasSubstr("15."));
+  EXPECT_THAT(info.postgres().pg_restore_versions(), ::testing::Contains(15));
+}
+
+TEST_F(AgentServiceTest, CreatesStateDirPrivateAndSocketGroupWritable) {
+  StartDaemon();
+  struct stat st;
+  ASSERT_EQ(::stat(config_.state_dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700);
+  ASSERT_EQ(::stat(config_.socket_path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 07777, 0660);
+}
+
+TEST_F(AgentServiceTest, NotYetBackedRpcsAnswerUnimplementedNamingWhatIsMissing) {
+  StartDaemon();
+  auto stub = v1::RestoreAgentService::NewStub(Channel());
+  auto expect_unimplemented = [](const grpc::Status& s, const std::string& rpc) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED) << rpc;
+    EXPECT_THAT(s.error_message(), HasSubstr(rpc + ": "));
+    EXPECT_THAT(s.error_message(), HasSubstr("is not in this agent build yet"));
+  };
+  {
+    grpc::ClientContext c;
+    v1::DetectDumpResponse r;
+    expect_unimplemented(stub->DetectDump(&c, {}, &r), "DetectDump");
+  }
+  {
+    grpc::ClientContext c;
+    v1::InspectBackupResponse r;
+    expect_unimplemented(stub->InspectBackup(&c, {}, &r), "InspectBackup");
+  }
+  {
+    grpc::ClientContext c;
+    v1::StartRestoreResponse r;
+    expect_unimplemented(stub->StartRestore(&c, {}, &r), "StartRestore");
+  }
+  {
+    grpc::ClientContext c;
+    v1::StartDbMigrateResponse r;
+    expect_unimplemented(stub->StartDbMigrate(&c, {}, &r), "StartDbMigrate");
+  }
+  {
+    grpc::ClientContext c;
+    v1::StartMediaRefreshResponse r;
+    expect_unimplemented(stub->StartMediaRefresh(&c, {}, &r), "StartMediaRefresh");
+  }
+  {
+    grpc::ClientContext c;
+    v1::StartCleanupResponse r;
+    expect_unimplemented(stub->StartCleanup(&c, {}, &r), "StartCleanup");
+  }
+  {
+    grpc::ClientContext c;
+    v1::StartVerifyResponse r;
+    expect_unimplemented(stub->StartVerify(&c, {}, &r), "StartVerify");
+  }
+  {
+    grpc::ClientContext c;
+    v1::StartRollbackResponse r;
+    expect_unimplemented(stub->StartRollback(&c, {}, &r), "StartRollback");
+  }
+  {
+    grpc::ClientContext c;
+    v1::GetOperationResponse r;
+    expect_unimplemented(stub->GetOperation(&c, {}, &r), "GetOperation");
+  }
+  {
+    grpc::ClientContext c;
+    v1::ListOperationsResponse r;
+    expect_unimplemented(stub->ListOperations(&c, {}, &r), "ListOperations");
+  }
+  {
+    grpc::ClientContext c;
+    v1::CancelOperationResponse r;
+    expect_unimplemented(stub->CancelOperation(&c, {}, &r), "CancelOperation");
+  }
+  {
+    grpc::ClientContext c;
+    auto reader = stub->WatchOperation(&c, v1::WatchOperationRequest());
+    v1::WatchOperationResponse r;
+    EXPECT_FALSE(reader->Read(&r));
+    expect_unimplemented(reader->Finish(), "WatchOperation");
+  }
+}
+
+TEST_F(AgentServiceTest, HealthServingForAgentAndService) {
+  StartDaemon();
+  auto health = grpc::health::v1::Health::NewStub(Channel());
+  for (const std::string service : {"", "mastodon.restore.v1.RestoreAgentService"}) {
+    grpc::ClientContext c;
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    ASSERT_TRUE(health->Check(&c, req, &resp).ok()) << service;
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+  grpc::ClientContext c;
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service("no.such.Service");
+  grpc::health::v1::HealthCheckResponse resp;
+  EXPECT_EQ(health->Check(&c, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// Reflection through a generic stub with hand-encoded requests: the generated
+// reflection stubs cannot be linked beside libgrpc++_reflection.
+TEST_F(AgentServiceTest, ReflectionListsAndDescribesHealth) {
+  StartDaemon();
+  // Encoded grpc.reflection.v1alpha.ServerReflectionRequest messages.
+  auto call = [&](int field, const std::string& value) -> std::string {
+    std::string req;
+    req.push_back(static_cast<char>((field << 3) | 2));
+    req.push_back(static_cast<char>(value.size()));
+    req += value;
+    grpc::GenericStub stub(Channel());
+    grpc::ClientContext ctx;
+    grpc::CompletionQueue cq;
+    void* tag;
+    bool ok;
+    auto rw = stub.PrepareCall(
+        &ctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+    rw->StartCall(reinterpret_cast<void*>(1));
+    EXPECT_TRUE(cq.Next(&tag, &ok) && ok);
+    grpc::Slice slice(req);
+    grpc::ByteBuffer out(&slice, 1);
+    rw->Write(out, reinterpret_cast<void*>(2));
+    EXPECT_TRUE(cq.Next(&tag, &ok) && ok);
+    grpc::ByteBuffer in;
+    rw->Read(&in, reinterpret_cast<void*>(3));
+    EXPECT_TRUE(cq.Next(&tag, &ok) && ok);
+    rw->WritesDone(reinterpret_cast<void*>(4));
+    cq.Next(&tag, &ok);
+    grpc::Status status;
+    rw->Finish(&status, reinterpret_cast<void*>(5));
+    cq.Next(&tag, &ok);
+    std::vector<grpc::Slice> slices;
+    in.Dump(&slices);
+    std::string bytes;
+    for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    return bytes;
+  };
+  std::string services = call(7, "*");  // list_services
+  EXPECT_THAT(services, HasSubstr("grpc.health.v1.Health"));
+  EXPECT_THAT(services, HasSubstr("mastodon.restore.v1.RestoreAgentService"));
+  // file_containing_symbol: the health service must be describable.
+  std::string health = call(4, "grpc.health.v1.Health");
+  EXPECT_THAT(health, HasSubstr("grpc/health/v1/health.proto"));
+  std::string agent = call(4, "mastodon.restore.v1.RestoreAgentService");
+  EXPECT_THAT(agent, HasSubstr("mastodon/restore/v1/agent_service.proto"));
+}
+
+TEST_F(AgentServiceTest, RefusesASocketAnotherAgentListensOn) {
+  StartDaemon();
+  Daemon second(config_, env_.get(), runner_.get(), &logger_);
+  EXPECT_THAT(second.Start(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                       HasSubstr("another process is listening")));
+  // The first agent still serves.
+  auto health = grpc::health::v1::Health::NewStub(Channel());
+  grpc::ClientContext c;
+  grpc::health::v1::HealthCheckResponse resp;
+  EXPECT_TRUE(health->Check(&c, {}, &resp).ok());
+}
+
+TEST_F(AgentServiceTest, RefusesARegularFileAtTheSocketPathAndReplacesAStaleSocket) {
+  ASSERT_OK(env_->CreateDirs(dir_ + "/run", 0755, false));
+  std::ofstream(config_.socket_path) << "not a socket";
+  Daemon blocked(config_, env_.get(), runner_.get(), &logger_);
+  EXPECT_THAT(blocked.Start(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                        HasSubstr("exists and is not a socket")));
+  ::unlink(config_.socket_path.c_str());
+}
+
+TEST_F(AgentServiceTest, ShutdownRemovesTheSocket) {
+  StartDaemon();
+  daemon_->Shutdown();
+  daemon_->Wait();
+  struct stat st;
+  EXPECT_NE(::stat(config_.socket_path.c_str(), &st), 0);
+  bool logged = false;
+  for (const std::string& l : log_lines_)
+    logged |= l.find("agent shutting down") != std::string::npos;
+  EXPECT_TRUE(logged);
+}
+
+TEST_F(AgentServiceTest, LoopbackTcpInTestModeServesOnAPickedPort) {
+  config_.listen = {"127.0.0.1:0"};
+  config_.insecure_loopback_tcp = true;
+  StartDaemon();
+  ASSERT_EQ(daemon_->tcp_ports().size(), 1u);
+  int port = daemon_->tcp_ports()[0];
+  ASSERT_GT(port, 0);
+  auto channel =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
+  auto stub = v1::RestoreAgentService::NewStub(channel);
+  grpc::ClientContext ctx;
+  v1::GetAgentInfoResponse info;
+  EXPECT_TRUE(stub->GetAgentInfo(&ctx, {}, &info).ok());
+}
+
+}  // namespace
+}  // namespace mastodon_restore

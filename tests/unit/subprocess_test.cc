@@ -1,0 +1,156 @@
+#include "agent/common/subprocess.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "tests/harness/status_matchers.h"
+
+namespace mastodon_restore {
+namespace {
+
+using ::mastodon_restore::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class SubprocessTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<CommandRunner> runner_ = NewPosixCommandRunner();
+};
+
+TEST_F(SubprocessTest, CapturesOutputExitCodeAndLines) {
+  CommandSpec spec;
+  spec.argv = {"printf", "one\ntwo\npartial"};
+  std::vector<std::string> lines;
+  spec.on_line = [&](absl::string_view line, bool from_stderr) {
+    lines.push_back(std::string(from_stderr ? "E:" : "O:") + std::string(line));
+  };
+  auto result = runner_->Run(spec, nullptr);
+  ASSERT_OK(result);
+  EXPECT_TRUE(result->success());
+  EXPECT_EQ(result->stdout_text, "one\ntwo\npartial");
+  EXPECT_THAT(lines, ElementsAre("O:one", "O:two", "O:partial"));
+}
+
+TEST_F(SubprocessTest, EnvironmentIsExactlyTheGivenOne) {
+  setenv("MR_LEAK_CHECK", "leaked", 1);
+  CommandSpec spec;
+  spec.argv = {"env"};
+  spec.env = {"ONLY=this", "PATH=/usr/bin:/bin"};
+  auto result = runner_->Run(spec, nullptr);
+  ASSERT_OK(result);
+  EXPECT_EQ(result->stdout_text, "ONLY=this\nPATH=/usr/bin:/bin\n");
+}
+
+TEST_F(SubprocessTest, FeedsStdinAndReportsExitStatus) {
+  CommandSpec spec;
+  spec.argv = {"sh", "-c", "read line; echo \"got $line\" >&2; exit 3"};
+  spec.stdin_data = "secret-from-stdin\n";
+  auto result = runner_->Run(spec, nullptr);
+  ASSERT_OK(result);
+  EXPECT_EQ(result->exit_code, 3);
+  EXPECT_EQ(result->stderr_text, "got secret-from-stdin\n");
+  EXPECT_EQ(result->Describe(), "exited with status 3");
+}
+
+TEST_F(SubprocessTest, LargeStdinDoesNotDeadlock) {
+  CommandSpec spec;
+  spec.argv = {"wc", "-c"};
+  spec.stdin_data = std::string(4 << 20, 'x');
+  auto result = runner_->Run(spec, nullptr);
+  ASSERT_OK(result);
+  EXPECT_EQ(result->stdout_text, "4194304\n");
+}
+
+TEST_F(SubprocessTest, TimeoutKillsTheProcessGroup) {
+  CommandSpec spec;
+  spec.argv = {"sleep", "30"};
+  spec.timeout = absl::Milliseconds(200);
+  absl::Time start = absl::Now();
+  auto result = runner_->Run(spec, nullptr);
+  ASSERT_OK(result);
+  EXPECT_TRUE(result->timed_out);
+  EXPECT_EQ(result->term_signal, SIGTERM);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_THAT(result->Describe(), HasSubstr("(timeout)"));
+}
+
+TEST_F(SubprocessTest, CancellationEscalatesToSigkill) {
+  CommandSpec spec;
+  // Ignores SIGTERM: must be killed after the grace period.
+  spec.argv = {"sh", "-c", "trap '' TERM; sleep 30 & wait; sleep 30"};
+  spec.kill_grace = absl::Milliseconds(200);
+  CancelToken cancel;
+  std::thread canceller([&] {
+    absl::SleepFor(absl::Milliseconds(200));
+    cancel.Cancel();
+  });
+  auto result = runner_->Run(spec, &cancel);
+  canceller.join();
+  ASSERT_OK(result);
+  EXPECT_TRUE(result->cancelled);
+  EXPECT_EQ(result->term_signal, SIGKILL);
+}
+
+TEST_F(SubprocessTest, MissingProgramIsNotFound) {
+  CommandSpec spec;
+  spec.argv = {"no-such-program-mr"};
+  EXPECT_THAT(runner_->Run(spec, nullptr),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no-such-program-mr")));
+  spec.argv = {"/nonexistent/prog"};
+  EXPECT_THAT(runner_->Run(spec, nullptr),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("/nonexistent/prog")));
+}
+
+TEST_F(SubprocessTest, BadWorkingDirectoryIsReported) {
+  CommandSpec spec;
+  spec.argv = {"true"};
+  spec.cwd = "/nonexistent-dir-mr";
+  EXPECT_THAT(runner_->Run(spec, nullptr),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("change directory")));
+}
+
+TEST_F(SubprocessTest, DropsPrivilegesWhenRoot) {
+  if (geteuid() != 0) {
+    // As a normal user, asking for another uid must fail cleanly.
+    CommandSpec spec;
+    spec.argv = {"id", "-u"};
+    spec.uid = 0;
+    EXPECT_THAT(runner_->Run(spec, nullptr),
+                StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("drop privileges")));
+    return;
+  }
+  CommandSpec spec;
+  spec.argv = {"id", "-u"};
+  spec.uid = 65534;
+  spec.gid = 65534;
+  auto result = runner_->Run(spec, nullptr);
+  ASSERT_OK(result);
+  EXPECT_EQ(result->stdout_text, "65534\n");
+}
+
+TEST_F(SubprocessTest, StartedProcessCanBeSignalledAndWaited) {
+  CommandSpec spec;
+  spec.argv = {"sleep", "30"};
+  auto process = runner_->Start(spec);
+  ASSERT_OK(process);
+  EXPECT_FALSE((*process)->Wait(absl::Milliseconds(50)).has_value());
+  (*process)->Signal(SIGTERM);
+  auto ended = (*process)->Wait(absl::Seconds(10));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(ended->term_signal, SIGTERM);
+}
+
+TEST(FindProgramTest, SearchesPath) {
+  auto found = FindProgram("sh", "/nonexistent:/bin:/usr/bin");
+  ASSERT_OK(found);
+  EXPECT_THAT(*found, HasSubstr("/sh"));
+  EXPECT_THAT(FindProgram("sh", "/nonexistent"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("not in PATH")));
+}
+
+}  // namespace
+}  // namespace mastodon_restore
