@@ -115,7 +115,7 @@ absl::Status Daemon::Start() {
     }
   }
 
-  service_ = std::make_unique<AgentService>(&config_, env_, logger_, absl::Now());
+  service_ = std::make_unique<AgentService>(&config_, env_, runner_, logger_, absl::Now());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // Link health.pb.cc so that reflection can describe grpc.health.v1.Health.

@@ -1,6 +1,7 @@
 #include "cli/cli.h"
 
 #include <google/protobuf/util/json_util.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include "agent/common/build_info.h"
 #include "cli/agent_client.h"
 #include "cli/exit_codes.h"
+#include "cli/render.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
 
@@ -90,17 +92,6 @@ int CallFailed(const CommandContext& ctx, const char* what, const grpc::Status& 
   Print(ctx.streams.err,
         absl::StrCat(kProgram, ": error: ", what, ": ", status.error_message(), hint, "\n"));
   return ExitCodeFor(status.error_code());
-}
-
-std::string HumanBytes(int64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double value = static_cast<double>(bytes);
-  int unit = 0;
-  while (value >= 1024 && unit < 4) {
-    value /= 1024;
-    ++unit;
-  }
-  return unit == 0 ? absl::StrCat(bytes, " B") : absl::StrFormat("%.1f %s", value, units[unit]);
 }
 
 int RunHealth(CommandContext& ctx) {
@@ -183,6 +174,91 @@ int RunInfo(CommandContext& ctx) {
   return kExitOk;
 }
 
+// A path the agent can use: made absolute against the CLI's working directory.
+std::string AbsolutePath(const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof(cwd)) == nullptr) return path;
+  return absl::StrCat(cwd, "/", path);
+}
+
+// Fills a BackupSource from the positional path and the secret flags. The
+// password is read from stdin with --password-stdin (it then travels in the
+// request, marked sensitive) or named by --password-file (read by the agent).
+bool FillSource(CommandContext& ctx, v1::BackupSource* source) {
+  source->set_path(AbsolutePath(ctx.args.positional().front()));
+  if (ctx.args.Has("password-file")) {
+    source->mutable_passphrase()->set_file(AbsolutePath(ctx.args.Get("password-file")));
+  } else if (ctx.args.GetBool("password-stdin")) {
+    std::string password;
+    int c;
+    while ((c = std::fgetc(stdin)) != EOF && c != '\n') password.push_back(static_cast<char>(c));
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    source->mutable_passphrase()->set_value(password);
+  }
+  if (ctx.args.Has("age-identity")) {
+    source->set_age_identity_file(AbsolutePath(ctx.args.Get("age-identity")));
+  }
+  if (ctx.args.Has("gpg-key")) source->set_gpg_key_file(AbsolutePath(ctx.args.Get("gpg-key")));
+  return true;
+}
+
+std::vector<FlagSpec> SourceFlags(std::vector<FlagSpec> extra) {
+  std::vector<FlagSpec> flags = {
+      {"deep", "", "stream the whole dump: row counts, schema version, all databases"},
+      {"password-file", "FILE", "file holding the archive password or OpenPGP passphrase"},
+      {"password-stdin", "", "read the archive password from the first line of stdin"},
+      {"age-identity", "FILE", "age identity file for .age sources"},
+      {"gpg-key", "FILE", "OpenPGP secret key file for .gpg sources"},
+  };
+  flags.insert(flags.end(), extra.begin(), extra.end());
+  return flags;
+}
+
+int RunDetect(CommandContext& ctx) {
+  auto channel = OpenAgentChannel(ctx.agent, ctx.env);
+  if (!channel.ok()) {
+    Print(ctx.streams.err, absl::StrCat(kProgram, ": error: ", channel.status().message(), "\n"));
+    return kExitUsage;
+  }
+  auto stub = v1::RestoreAgentService::NewStub(*channel);
+  v1::DetectDumpRequest request;
+  FillSource(ctx, request.mutable_source());
+  request.set_member(ctx.args.Get("member"));
+  request.set_deep(ctx.args.GetBool("deep"));
+  if (ctx.args.Has("target-conninfo")) {
+    request.mutable_target()->set_conninfo(ctx.args.Get("target-conninfo"));
+  }
+  v1::DetectDumpResponse response;
+  grpc::ClientContext context;
+  SetDeadline(ctx.agent, &context);
+  grpc::Status status = stub->DetectDump(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to detect dump", status);
+  if (ctx.json) return PrintJson(ctx, response);
+  Print(ctx.streams.out, RenderDumpInfo(response.dump(), ""));
+  return kExitOk;
+}
+
+int RunInspect(CommandContext& ctx) {
+  auto channel = OpenAgentChannel(ctx.agent, ctx.env);
+  if (!channel.ok()) {
+    Print(ctx.streams.err, absl::StrCat(kProgram, ": error: ", channel.status().message(), "\n"));
+    return kExitUsage;
+  }
+  auto stub = v1::RestoreAgentService::NewStub(*channel);
+  v1::InspectBackupRequest request;
+  FillSource(ctx, request.mutable_source());
+  request.set_deep(ctx.args.GetBool("deep"));
+  v1::InspectBackupResponse response;
+  grpc::ClientContext context;
+  SetDeadline(ctx.agent, &context);
+  grpc::Status status = stub->InspectBackup(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to inspect backup", status);
+  if (ctx.json) return PrintJson(ctx, response);
+  Print(ctx.streams.out, RenderManifest(response.manifest()));
+  return kExitOk;
+}
+
 const std::vector<Command>& Commands() {
   static const std::vector<Command>* commands = new std::vector<Command>{
       {"health",
@@ -191,6 +267,13 @@ const std::vector<Command>& Commands() {
        {{"service", "NAME", "health of one service (default: the whole agent)"}},
        RunHealth},
       {"info", "agent version, host facts, runtime, PostgreSQL tools", "", {}, RunInfo},
+      {"detect", "what a PostgreSQL dump is (format, versions, databases, compatibility)", "PATH",
+       SourceFlags({{"member", "PATH", "the dump inside an archive or directory source"},
+                    {"target-conninfo", "CONNINFO",
+                     "judge compatibility against this server (libpq conninfo)"}}),
+       RunDetect},
+      {"inspect", "inventory of a backup: layout, env file, dumps, media", "SOURCE",
+       SourceFlags({}), RunInspect},
   };
   return *commands;
 }

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -215,11 +216,127 @@ class PosixProcess : public Process {
   CommandResult result_;
 };
 
+// stdout of a running process; stderr collects in an anonymous memory file.
+class PipedOutputStream : public ByteStream {
+ public:
+  PipedOutputStream(pid_t pid, int out_fd, int err_fd, std::string name, std::string what,
+                    std::string program, absl::Duration kill_grace)
+      : pid_(pid),
+        out_fd_(out_fd),
+        err_fd_(err_fd),
+        name_(std::move(name)),
+        what_(std::move(what)),
+        program_(std::move(program)),
+        kill_grace_(kill_grace) {}
+
+  ~PipedOutputStream() override {
+    if (out_fd_ >= 0) ::close(out_fd_);
+    if (!reaped_) {
+      ::kill(-pid_, SIGTERM);
+      int status;
+      if (!WaitPid(pid_, kill_grace_, &status)) {
+        ::kill(-pid_, SIGKILL);
+        WaitPid(pid_, absl::Seconds(10), &status);
+      }
+    }
+    if (err_fd_ >= 0) ::close(err_fd_);
+  }
+
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    if (!final_status_.ok()) return final_status_;
+    if (out_fd_ < 0) return 0;
+    while (true) {
+      ssize_t r = ::read(out_fd_, buf, n);
+      if (r > 0) return static_cast<size_t>(r);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return ErrnoError(errno, "read output of", program_);
+      break;
+    }
+    ::close(out_fd_);
+    out_fd_ = -1;
+    int status = 0;
+    WaitPid(pid_, absl::InfiniteDuration(), &status);
+    reaped_ = true;
+    CommandResult result;
+    FillResult(status, &result);
+    if (result.success()) return 0;
+    std::string err;
+    char chunk[4096];
+    ::lseek(err_fd_, 0, SEEK_SET);
+    ssize_t k;
+    while ((k = ::read(err_fd_, chunk, sizeof(chunk))) > 0) {
+      Capture(absl::string_view(chunk, k), 2000, &err);
+    }
+    while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+    final_status_ = absl::InvalidArgumentError(absl::StrCat("unable to ", what_, " '", name_,
+                                                            "': ", program_, " ", result.Describe(),
+                                                            err.empty() ? "" : ": ", err));
+    return final_status_;
+  }
+
+  const std::string& name() const override { return name_; }
+
+ private:
+  pid_t pid_;
+  int out_fd_;
+  int err_fd_;
+  std::string name_;
+  std::string what_;
+  std::string program_;
+  absl::Duration kill_grace_;
+  bool reaped_ = false;
+  absl::Status final_status_;
+};
+
 class PosixCommandRunner : public CommandRunner {
  public:
   absl::StatusOr<CommandResult> Run(const CommandSpec& spec, const CancelToken* cancel) override;
   absl::StatusOr<std::unique_ptr<Process>> Start(const CommandSpec& spec) override;
+  absl::StatusOr<std::unique_ptr<ByteStream>> StartReading(const CommandSpec& spec,
+                                                           const std::string& what) override;
 };
+
+absl::StatusOr<std::unique_ptr<ByteStream>> PosixCommandRunner::StartReading(
+    const CommandSpec& spec, const std::string& what) {
+  if (spec.stdin_data.size() > 65536) {
+    return absl::InvalidArgumentError("unable to start a reader process: stdin data over 64 KiB");
+  }
+  auto plan = MakePlan(spec);
+  if (!plan.ok()) return plan.status();
+  int in_pipe[2], out_pipe[2];
+  if (::pipe2(in_pipe, O_CLOEXEC) != 0) return ErrnoError(errno, "create pipe for", plan->program);
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+    int err = errno;
+    ::close(in_pipe[0]);
+    ::close(in_pipe[1]);
+    return ErrnoError(err, "create pipe for", plan->program);
+  }
+  int err_fd = ::memfd_create("stderr", MFD_CLOEXEC);
+  if (err_fd < 0) {
+    int err = errno;
+    for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1]}) ::close(fd);
+    return ErrnoError(err, "create stderr buffer for", plan->program);
+  }
+  // The password fits the pipe buffer: write it before the child runs.
+  size_t off = 0;
+  while (off < spec.stdin_data.size()) {
+    ssize_t w = ::write(in_pipe[1], spec.stdin_data.data() + off, spec.stdin_data.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) break;
+    off += static_cast<size_t>(w);
+  }
+  ::close(in_pipe[1]);
+  auto pid = Spawn(*plan, spec, in_pipe[0], out_pipe[1], err_fd);
+  ::close(in_pipe[0]);
+  ::close(out_pipe[1]);
+  if (!pid.ok()) {
+    ::close(out_pipe[0]);
+    ::close(err_fd);
+    return pid.status();
+  }
+  return std::unique_ptr<ByteStream>(new PipedOutputStream(
+      *pid, out_pipe[0], err_fd, spec.argv.back(), what, spec.argv[0], spec.kill_grace));
+}
 
 absl::StatusOr<CommandResult> PosixCommandRunner::Run(const CommandSpec& spec,
                                                       const CancelToken* cancel) {

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "agent/common/byte_stream.h"
 #include "agent/common/cancel_token.h"
 
 namespace mastodon_restore {
@@ -96,6 +97,15 @@ class CommandRunner {
   // Starts `spec` and returns at once; stdin is /dev/null and the output goes
   // to spec.output_file. The returned Process must be waited for.
   virtual absl::StatusOr<std::unique_ptr<Process>> Start(const CommandSpec& spec) = 0;
+
+  // Starts `spec` and returns its stdout as a stream (for decryptors and
+  // extractors). spec.stdin_data (at most 64 KiB: a password) is written and
+  // stdin closed before this returns. At the end of the output the process is
+  // waited for; a non-zero exit turns the final Read() into an error carrying
+  // the tail of its stderr, prefixed with `what` ("decrypt"). Destroying the
+  // stream early terminates the process (SIGTERM, then SIGKILL).
+  virtual absl::StatusOr<std::unique_ptr<ByteStream>> StartReading(const CommandSpec& spec,
+                                                                   const std::string& what) = 0;
 };
 
 // The fork/exec implementation. Thread-safe.

@@ -15,7 +15,7 @@ namespace v1 = mastodon::restore::v1;
 
 const std::vector<std::string>& AgentCapabilities() {
   static const std::vector<std::string>* caps =
-      new std::vector<std::string>{"agent_info", "health", "reflection"};
+      new std::vector<std::string>{"agent_info", "health", "reflection", "detect", "inspect"};
   return *caps;
 }
 

@@ -1,15 +1,103 @@
 #include "agent/service/agent_service.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "agent/archive/inspector.h"
+#include "agent/archive/path_rules.h"
+#include "agent/common/status_macros.h"
+#include "agent/database/local_cluster.h"
+#include "agent/database/pg_probe.h"
 #include "agent/service/agent_info.h"
 
 namespace mastodon_restore {
 
 namespace v1 = mastodon::restore::v1;
 
-AgentService::AgentService(const AgentConfig* config, Env* env, Logger* logger,
-                           absl::Time start_time)
-    : config_(config), env_(env), logger_(logger), start_time_(start_time) {}
+AgentService::AgentService(const AgentConfig* config, Env* env, CommandRunner* runner,
+                           Logger* logger, absl::Time start_time)
+    : config_(config), env_(env), runner_(runner), logger_(logger), start_time_(start_time) {}
+
+AgentService::~AgentService() { workers_.WaitIdle(); }
+
+absl::StatusOr<SourceOptions> AgentService::ResolveSource(const v1::BackupSource& source,
+                                                          std::string* path) const {
+  if (source.path().empty()) {
+    return absl::InvalidArgumentError(
+        "source.path is required (an absolute path on the agent host)");
+  }
+  ASSIGN_OR_RETURN(*path, ResolveAllowedPath(source.path(), config_->allowed_roots));
+  SourceOptions options;
+  options.allowed_roots = config_->allowed_roots;
+  if (source.passphrase().has_value()) {
+    options.passphrase = source.passphrase().value();
+  } else if (source.passphrase().has_file()) {
+    ASSIGN_OR_RETURN(std::string file,
+                     ResolveAllowedPath(source.passphrase().file(), config_->allowed_roots));
+    ASSIGN_OR_RETURN(std::string secret, env_->ReadFile(file));
+    if (secret.size() > 4096) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("password file '", source.passphrase().file(), "' is larger than 4 KiB"));
+    }
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
+    options.passphrase = secret;
+  }
+  if (!source.age_identity_file().empty()) {
+    ASSIGN_OR_RETURN(options.age_identity_file,
+                     ResolveAllowedPath(source.age_identity_file(), config_->allowed_roots));
+  }
+  if (!source.gpg_key_file().empty()) {
+    ASSIGN_OR_RETURN(options.gpg_key_file,
+                     ResolveAllowedPath(source.gpg_key_file(), config_->allowed_roots));
+  }
+  return options;
+}
+
+grpc::ServerUnaryReactor* AgentService::DetectDump(grpc::CallbackServerContext* context,
+                                                   const v1::DetectDumpRequest* request,
+                                                   v1::DetectDumpResponse* response) {
+  logger_->Info("detect dump", {{"source", request->source().path()},
+                                {"member", request->member()},
+                                {"deep", request->deep() ? "true" : "false"},
+                                {"peer", context->peer()}});
+  return BlockingUnaryReactor::Start(
+      &workers_, [this, request, response](const CancelToken& cancel) {
+        std::string path;
+        ASSIGN_OR_RETURN(SourceOptions source, ResolveSource(request->source(), &path));
+        source.cancel = &cancel;
+        InspectOptions options;
+        options.deep = request->deep();
+        options.pg_restore_majors =
+            InstalledPostgresVersions(env_, "/usr/lib/postgresql", "pg_restore");
+        if (!request->target().conninfo().empty()) {
+          ASSIGN_OR_RETURN(int version, ProbeServerVersion(request->target().conninfo()));
+          options.target_major = version / 10000;
+        }
+        ASSIGN_OR_RETURN(*response->mutable_dump(),
+                         DetectDumpInSource(path, request->member(), source, options, runner_));
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* AgentService::InspectBackup(grpc::CallbackServerContext* context,
+                                                      const v1::InspectBackupRequest* request,
+                                                      v1::InspectBackupResponse* response) {
+  logger_->Info("inspect backup", {{"source", request->source().path()},
+                                   {"deep", request->deep() ? "true" : "false"},
+                                   {"peer", context->peer()}});
+  return BlockingUnaryReactor::Start(
+      &workers_, [this, request, response](const CancelToken& cancel) {
+        std::string path;
+        ASSIGN_OR_RETURN(SourceOptions source, ResolveSource(request->source(), &path));
+        source.cancel = &cancel;
+        InspectOptions options;
+        options.deep = request->deep();
+        options.pg_restore_majors =
+            InstalledPostgresVersions(env_, "/usr/lib/postgresql", "pg_restore");
+        ASSIGN_OR_RETURN(*response->mutable_manifest(),
+                         ::mastodon_restore::InspectBackup(path, source, options, runner_));
+        return absl::OkStatus();
+      });
+}
 
 grpc::ServerUnaryReactor* AgentService::GetAgentInfo(grpc::CallbackServerContext* context,
                                                      const v1::GetAgentInfoRequest*,
@@ -27,18 +115,6 @@ grpc::ServerUnaryReactor* AgentService::Unimplemented(grpc::CallbackServerContex
   reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                                absl::StrCat(rpc, ": ", what, " is not in this agent build yet")));
   return reactor;
-}
-
-grpc::ServerUnaryReactor* AgentService::DetectDump(grpc::CallbackServerContext* context,
-                                                   const v1::DetectDumpRequest*,
-                                                   v1::DetectDumpResponse*) {
-  return Unimplemented(context, "DetectDump", "dump detection (agent/dump)");
-}
-
-grpc::ServerUnaryReactor* AgentService::InspectBackup(grpc::CallbackServerContext* context,
-                                                      const v1::InspectBackupRequest*,
-                                                      v1::InspectBackupResponse*) {
-  return Unimplemented(context, "InspectBackup", "backup inspection (agent/archive)");
 }
 
 grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext* context,

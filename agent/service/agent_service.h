@@ -5,17 +5,23 @@
 #define MASTODON_RESTORE_AGENT_SERVICE_AGENT_SERVICE_H_
 
 #include "absl/time/time.h"
+#include "agent/archive/source_walker.h"
 #include "agent/common/env.h"
 #include "agent/common/logging.h"
+#include "agent/common/subprocess.h"
 #include "agent/config.h"
+#include "agent/service/blocking_call.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
 
 namespace mastodon_restore {
 
 class AgentService final : public mastodon::restore::v1::RestoreAgentService::CallbackService {
  public:
-  // `config`, `env` and `logger` must outlive the service.
-  AgentService(const AgentConfig* config, Env* env, Logger* logger, absl::Time start_time);
+  // `config`, `env`, `runner` and `logger` must outlive the service.
+  AgentService(const AgentConfig* config, Env* env, CommandRunner* runner, Logger* logger,
+               absl::Time start_time);
+  // Waits for handlers still running on their own threads.
+  ~AgentService() override;
 
   grpc::ServerUnaryReactor* GetAgentInfo(
       grpc::CallbackServerContext* context,
@@ -76,8 +82,15 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
   grpc::ServerUnaryReactor* Unimplemented(grpc::CallbackServerContext* context, const char* rpc,
                                           const char* what);
 
+  // Checks the request's source against the allowed roots and resolves its
+  // secrets (by value or file). Fills `path` with the resolved path.
+  absl::StatusOr<SourceOptions> ResolveSource(const mastodon::restore::v1::BackupSource& source,
+                                              std::string* path) const;
+
   const AgentConfig* const config_;
   Env* const env_;
+  CommandRunner* const runner_;
+  WorkerTracker workers_;
   Logger* const logger_;
   const absl::Time start_time_;
 };

@@ -1,0 +1,519 @@
+#include "agent/archive/inspector.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "agent/app/env_file.h"
+#include "agent/common/errors.h"
+#include "agent/common/status_macros.h"
+#include "agent/dump/detector.h"
+
+namespace mastodon_restore {
+namespace {
+
+namespace v1 = mastodon::restore::v1;
+
+constexpr size_t kMaxUnknown = 200;
+constexpr size_t kMaxWarnings = 50;
+constexpr size_t kLargestFiles = 10;
+constexpr size_t kMaxEnvBytes = 1 << 20;
+
+const char* const kMediaDirs[] = {"accounts",      "media_attachments", "cache",  "custom_emojis",
+                                  "preview_cards", "site_uploads",      "imports"};
+
+std::string Basename(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string Dirname(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "" : path.substr(0, slash);
+}
+
+bool IsDataFileName(const std::string& name) {
+  if (!absl::EndsWith(name, ".dat") || name.size() <= 4) return false;
+  for (size_t i = 0; i + 4 < name.size(); ++i) {
+    if (!absl::ascii_isdigit(name[i])) return false;
+  }
+  return true;
+}
+
+bool IsBlobFileName(const std::string& name) {
+  return absl::StartsWith(name, "blob_") ||
+         (absl::StartsWith(name, "blobs") && absl::EndsWith(name, ".toc"));
+}
+
+v1::Compression CompressionFor(const std::string& layer) {
+  if (layer == "gzip") return v1::COMPRESSION_GZIP;
+  if (layer == "bzip2") return v1::COMPRESSION_BZIP2;
+  if (layer == "xz" || layer == "lzma") return v1::COMPRESSION_XZ;
+  if (layer == "zstd") return v1::COMPRESSION_ZSTD;
+  if (layer == "lz4") return v1::COMPRESSION_LZ4;
+  return v1::COMPRESSION_UNSPECIFIED;
+}
+
+// The media root of `path` ("public/system" for "public/system/accounts/..."),
+// or nullopt when the path is not in a Mastodon media tree.
+std::optional<std::pair<std::string, bool>> MediaRootOf(const std::string& path) {
+  std::vector<std::string> parts = absl::StrSplit(path, '/');
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    bool media_dir = false;
+    for (const char* d : kMediaDirs) media_dir = media_dir || parts[i] == d;
+    if (!media_dir) continue;
+    bool plausible = i == 0 || parts[i - 1] == "system" || parts[i - 1] == "media";
+    for (size_t j = 0; j < i && !plausible; ++j) {
+      plausible = absl::StartsWith(parts[j], "media") &&
+                  (absl::EndsWith(parts[j], ".tar") || absl::EndsWith(parts[j], ".tgz"));
+    }
+    if (!plausible) return std::nullopt;
+    std::vector<std::string> root(parts.begin(), parts.begin() + i);
+    return std::make_pair(absl::StrJoin(root, "/"), parts[i] == "cache");
+  }
+  return std::nullopt;
+}
+
+struct MediaStats {
+  int64_t files = 0, bytes = 0, cache_files = 0, cache_bytes = 0;
+  std::vector<std::pair<int64_t, std::string>> largest;  // kept sorted, largest first
+};
+
+// Parts of a tar- or directory-format dump found under one directory.
+struct SplitDump {
+  explicit SplitDump(const DetectOptions& o) : assembler(o) {}
+  SplitDumpAssembler assembler;
+  bool has_data = false;
+  std::string data_suffix;
+  std::vector<std::string> data_files;
+};
+
+class Inspector : public SourceVisitor {
+ public:
+  Inspector(const InspectOptions& options, bool detect_mode, std::string member)
+      : options_(options), detect_mode_(detect_mode), member_(std::move(member)) {
+    detect_.deep = options.deep;
+    detect_.progress = options.progress;
+  }
+
+  Action OnFile(const SourceFile& file, ContentKind kind) override {
+    ++files_seen_;
+    NoteTop(file.path);
+    const std::string base = Basename(file.path);
+    const std::string dir = Dirname(file.path);
+    if (IsArchive(kind)) return Action::kDescend;
+    switch (kind) {
+      case ContentKind::kPlainDump:
+      case ContentKind::kPlainDumpall:
+      case ContentKind::kPgCustom:
+        return WantDump(file.path) ? Action::kRead : Action::kSkip;
+      case ContentKind::kTarRestoreScript:
+        if (base == "restore.sql") {
+          Split(dir).assembler.SawRestoreScript();
+          return Action::kSkip;
+        }
+        return WantDump(file.path) ? Action::kRead : Action::kSkip;
+      case ContentKind::kPgTocDat:
+        return Action::kRead;
+      default:
+        break;
+    }
+    if (base == "toc.dat") return Action::kRead;  // reported as broken when read
+    if (IsDataFileName(base)) {
+      SplitDump& split = Split(dir);
+      split.has_data = true;
+      if (!file.containers.empty()) {
+        split.data_suffix = file.containers.back() == "gzip"  ? ".gz"
+                            : file.containers.back() == "lz4" ? ".lz4"
+                                                              : ".zst";
+      }
+      split.data_files.push_back(file.path);
+      return options_.deep ? Action::kRead : Action::kSkip;
+    }
+    if (IsBlobFileName(base)) return Action::kSkip;
+    if (base == ".env.production" || base == "mastodon.conf" || base == ".env") {
+      return Action::kRead;
+    }
+    if (base == "version" || base == "settings") return Action::kRead;
+    if (auto media = MediaRootOf(file.path); media.has_value()) {
+      AddMedia(media->first, media->second, file);
+      return Action::kSkip;
+    }
+    known_markers_.insert(file.path);
+    if (kind == ContentKind::kEmpty && base == "redis.rdb") return Action::kSkip;
+    AddUnknown(file);
+    return Action::kSkip;
+  }
+
+  absl::Status OnData(const SourceFile& file, ContentKind kind, ByteStream* data) override {
+    const std::string base = Basename(file.path);
+    if (kind == ContentKind::kPgTocDat || base == "toc.dat") {
+      SplitDump& split = Split(Dirname(file.path));
+      return split.assembler.AddTocDat(data);
+    }
+    if (IsDataFileName(base)) {
+      return Split(Dirname(file.path)).assembler.AddDataFile(base, data);
+    }
+    if (kind == ContentKind::kPlainDump || kind == ContentKind::kPlainDumpall ||
+        kind == ContentKind::kPgCustom || kind == ContentKind::kTarRestoreScript) {
+      return DetectOne(file, kind, data);
+    }
+    if (base == "version" || base == "settings") {
+      std::string text;
+      RETURN_IF_ERROR(ReadUpTo(data, 4096, &text));
+      if (base == "version") versions_[file.path] = std::string(absl::StripAsciiWhitespace(text));
+      known_markers_.insert(file.path);
+      return absl::OkStatus();
+    }
+    // Env file.
+    std::string text;
+    RETURN_IF_ERROR(ReadUpTo(data, kMaxEnvBytes + 1, &text));
+    if (text.size() > kMaxEnvBytes) {
+      Warn(absl::StrCat("'", file.path, "' is larger than 1 MiB: not read as an env file"));
+      return absl::OkStatus();
+    }
+    if (env_.has_value()) {
+      Warn(absl::StrCat("several env files: using '", env_path_, "', ignoring '", file.path, "'"));
+      return absl::OkStatus();
+    }
+    env_ = ParseEnvFile(text);
+    env_path_ = file.path;
+    return absl::OkStatus();
+  }
+
+  void OnOther(const SourceFile& file, const std::string& what) override {
+    NoteTop(file.path);
+    Warn(absl::StrCat("'", file.display, "': ", what, " (ignored)"));
+  }
+
+  bool Done() const override { return detect_mode_ && !member_.empty() && found_member_; }
+
+  // Completes the manifest after the walk.
+  absl::StatusOr<v1::BackupManifest> Finish(const std::string& source,
+                                            const std::vector<std::string>& containers) {
+    v1::BackupManifest m;
+    m.set_source(source);
+    for (const std::string& c : containers) m.add_containers(c);
+    RETURN_IF_ERROR(FinishSplitDumps(source));
+    std::string db_name;
+    if (env_.has_value()) {
+      *m.mutable_env_file() = SummarizeEnvFile(*env_, env_path_);
+      if (const std::string* v = env_->Find("DB_NAME")) db_name = *v;
+    }
+    for (v1::DumpInfo& d : dumps_) {
+      if (!db_name.empty()) ApplyDbName(db_name, &d);
+      AddCompatibilityNotes(options_.target_major, options_.pg_restore_majors, &d);
+      *m.add_dumps() = d;
+    }
+    // Layout, on paths without a single common top directory.
+    const std::string prefix = CommonPrefix();
+    auto rel = [&](const std::string& p) {
+      return absl::StartsWith(p, prefix) ? p.substr(prefix.size()) : p;
+    };
+    bool has_version = false, has_compose = false, has_media_archive = false;
+    for (const auto& [path, text] : versions_) {
+      if (rel(path) == "version") {
+        has_version = true;
+        m.set_mastodon_version(text);
+      }
+    }
+    for (const std::string& p : known_markers_) {
+      std::string r = rel(p);
+      if (r == "docker-compose.yml" || r == "docker-compose.yaml" || r == "compose.yml" ||
+          r == "compose.yaml") {
+        has_compose = true;
+      }
+    }
+    std::string best_root;
+    for (const auto& [root, stats] : media_) {
+      if (absl::StartsWith(rel(root), "media.tar")) has_media_archive = true;
+      if (best_root.empty() || stats.files > media_.at(best_root).files) best_root = root;
+    }
+    if (!best_root.empty()) FillMedia(best_root, &m);
+    const bool has_env = env_.has_value();
+    const bool snap_conf = has_env && Basename(env_path_) == "mastodon.conf";
+    bool root_dump_named_database_sql = false;
+    for (const v1::DumpInfo& d : dumps_) {
+      root_dump_named_database_sql |= rel(d.path()) == "database.sql";
+    }
+    v1::BackupLayout layout = v1::BACKUP_LAYOUT_UNKNOWN;
+    if ((has_version && root_dump_named_database_sql) || (snap_conf && has_media_archive)) {
+      layout = v1::BACKUP_LAYOUT_SNAP_EXPORT;
+    } else if (has_compose) {
+      layout = v1::BACKUP_LAYOUT_DOCKER_COMPOSE;
+    } else if (has_env && (!dumps_.empty() || !media_.empty())) {
+      layout = v1::BACKUP_LAYOUT_SOURCE_INSTALL;
+    } else if (dumps_.size() == 1 && !has_env && media_.empty()) {
+      layout = v1::BACKUP_LAYOUT_LONE_DUMP;
+    }
+    m.set_layout(layout);
+    if (dumps_.empty()) m.add_warnings("no PostgreSQL dump found");
+    if (!has_env && layout != v1::BACKUP_LAYOUT_LONE_DUMP) {
+      m.add_warnings(
+          "no env file (.env.production or mastodon.conf): secrets must come from the host");
+    }
+    if (media_.size() > 1) {
+      std::vector<std::string> roots;
+      for (const auto& [root, stats] : media_) roots.push_back(root.empty() ? "." : root);
+      m.add_warnings(absl::StrCat("several media trees: ", absl::StrJoin(roots, ", "),
+                                  "; reporting the largest"));
+    }
+    for (const std::string& u : unknown_) {
+      v1::UnknownEntry* e = m.add_unknown_entries();
+      e->set_path(u);
+      e->set_size_bytes(unknown_sizes_[u]);
+    }
+    if (unknown_dropped_ > 0) {
+      m.add_warnings(absl::StrCat(unknown_dropped_, " more unknown files not listed"));
+    }
+    for (const std::string& w : warnings_) m.add_warnings(w);
+    return m;
+  }
+
+  std::vector<v1::DumpInfo>& dumps() { return dumps_; }
+  absl::Status FinishSplitDumpsForDetect(const std::string& source) {
+    return FinishSplitDumps(source);
+  }
+  std::string db_name() const {
+    if (!env_.has_value()) return "";
+    const std::string* v = env_->Find("DB_NAME");
+    return v != nullptr ? *v : "";
+  }
+
+ private:
+  bool WantDump(const std::string& path) {
+    if (!detect_mode_ || member_.empty()) return true;
+    if (path == member_ || StripAllLayers(member_) == path) {
+      found_member_ = true;
+      return true;
+    }
+    return false;
+  }
+
+  static std::string StripAllLayers(std::string p) {
+    for (int i = 0; i < 4; ++i) {
+      for (const char* layer : {"gzip", "bzip2", "xz", "zstd", "lz4", "age", "openpgp"}) {
+        p = StripLayerSuffix(p, layer);
+      }
+    }
+    return p;
+  }
+
+  absl::Status DetectOne(const SourceFile& file, ContentKind kind, ByteStream* data) {
+    v1::DumpInfo info;
+    if (kind == ContentKind::kPgCustom) {
+      ASSIGN_OR_RETURN(info, DetectCustomDump(data, detect_));
+    } else {
+      std::string tail;
+      bool tail_known = false;
+      if (file.disk_file != nullptr && !options_.deep) {
+        auto size = file.disk_file->Size();
+        if (size.ok()) {
+          int64_t from = std::max<int64_t>(0, *size - 4096);
+          auto t = file.disk_file->ReadAt(from, static_cast<size_t>(*size - from));
+          if (t.ok()) {
+            tail = *t;
+            tail_known = true;
+          }
+        }
+      }
+      ASSIGN_OR_RETURN(info, DetectPlainDump(data, detect_, tail_known, tail));
+    }
+    info.set_path(file.path);
+    for (const std::string& layer : file.containers) {
+      v1::Compression c = CompressionFor(layer);
+      if (c != v1::COMPRESSION_UNSPECIFIED) info.add_outer_compression(c);
+    }
+    if (file.stored_size >= 0) info.set_stored_size_bytes(file.stored_size);
+    if (info.size_bytes() == 0 && file.containers.empty() && file.stored_size > 0) {
+      info.set_size_bytes(file.stored_size);
+    }
+    dumps_.push_back(std::move(info));
+    return absl::OkStatus();
+  }
+
+  SplitDump& Split(const std::string& dir) {
+    auto it = splits_.find(dir);
+    if (it == splits_.end()) it = splits_.emplace(dir, std::make_unique<SplitDump>(detect_)).first;
+    return *it->second;
+  }
+
+  absl::Status FinishSplitDumps(const std::string& source) {
+    for (auto& [dir, split] : splits_) {
+      if (!split->assembler.has_toc()) {
+        for (const std::string& f : split->data_files) {
+          if (unknown_.size() < kMaxUnknown) unknown_.push_back(f);
+        }
+        continue;
+      }
+      std::string path = dir.empty() ? Basename(source) : dir;
+      if (detect_mode_ && !member_.empty()) {
+        if (member_ != path && StripAllLayers(member_) != path) continue;
+        found_member_ = true;
+      }
+      ASSIGN_OR_RETURN(v1::DumpInfo info, split->assembler.Finish(path, split->data_suffix));
+      dumps_.push_back(std::move(info));
+    }
+    splits_.clear();
+    return absl::OkStatus();
+  }
+
+  void ApplyDbName(const std::string& db_name, v1::DumpInfo* d) {
+    if (d->kind() != v1::DUMP_KIND_CLUSTER) return;
+    const v1::ClusterDatabase* match = nullptr;
+    for (const v1::ClusterDatabase& db : d->databases()) {
+      if (db.name() == db_name) match = &db;
+    }
+    if (match == nullptr) {
+      d->add_warnings(absl::StrCat("DB_NAME '", db_name,
+                                   "' of the env file is not among the "
+                                   "dump's databases"));
+      return;
+    }
+    d->set_mastodon_database(match->name());
+    d->set_encoding(match->encoding());
+    d->set_locale(match->locale());
+    for (v1::ClusterDatabase& db : *d->mutable_databases())
+      db.set_is_mastodon(db.name() == db_name);
+  }
+
+  void AddMedia(const std::string& root, bool cache, const SourceFile& file) {
+    MediaStats& s = media_[root];
+    int64_t size = std::max<int64_t>(0, file.stored_size);
+    ++s.files;
+    s.bytes += size;
+    if (cache) {
+      ++s.cache_files;
+      s.cache_bytes += size;
+    }
+    if (s.largest.size() < kLargestFiles || size > s.largest.back().first) {
+      s.largest.emplace_back(size, file.path);
+      std::sort(s.largest.begin(), s.largest.end(),
+                [](const auto& a, const auto& b) { return a.first > b.first; });
+      if (s.largest.size() > kLargestFiles) s.largest.pop_back();
+    }
+  }
+
+  void FillMedia(const std::string& root, v1::BackupManifest* m) {
+    const MediaStats& s = media_.at(root);
+    v1::MediaInventory* inv = m->mutable_media();
+    std::string shown = root;
+    // "media.tar.gz/media" -> "media.tar.gz!/media" for a nested archive.
+    for (const char* ext : {".tar.gz/", ".tgz/", ".tar/", ".tar.zst/", ".tar.xz/"}) {
+      size_t at = shown.find(ext);
+      if (at != std::string::npos) shown.replace(at + strlen(ext) - 1, 1, "!/");
+    }
+    inv->set_root(shown);
+    inv->set_files(s.files);
+    inv->set_bytes(s.bytes);
+    inv->set_includes_cache(s.cache_files > 0);
+    inv->set_cache_files(s.cache_files);
+    inv->set_cache_bytes(s.cache_bytes);
+    for (const auto& [size, path] : s.largest) {
+      v1::MediaFile* f = inv->add_largest_files();
+      f->set_path(path);
+      f->set_size_bytes(size);
+    }
+  }
+
+  void AddUnknown(const SourceFile& file) {
+    if (unknown_.size() >= kMaxUnknown) {
+      ++unknown_dropped_;
+      return;
+    }
+    unknown_.push_back(file.path);
+    unknown_sizes_[file.path] = file.stored_size;
+  }
+
+  void Warn(const std::string& w) {
+    if (warnings_.size() < kMaxWarnings) warnings_.push_back(w);
+  }
+
+  void NoteTop(const std::string& path) {
+    size_t slash = path.find('/');
+    if (slash == std::string::npos) {
+      tops_.insert(path);
+      top_has_file_ = true;
+    } else {
+      tops_.insert(path.substr(0, slash));
+    }
+  }
+
+  // "dir/" when every path starts with the one directory "dir".
+  std::string CommonPrefix() const {
+    if (tops_.size() != 1 || top_has_file_) return "";
+    return *tops_.begin() + "/";
+  }
+
+  const InspectOptions options_;
+  DetectOptions detect_;
+  const bool detect_mode_;
+  const std::string member_;
+  bool found_member_ = false;
+  int64_t files_seen_ = 0;
+  std::vector<v1::DumpInfo> dumps_;
+  std::map<std::string, std::unique_ptr<SplitDump>> splits_;
+  std::optional<ParsedEnvFile> env_;
+  std::string env_path_;
+  std::map<std::string, std::string> versions_;
+  std::set<std::string> known_markers_;
+  std::map<std::string, MediaStats> media_;
+  std::vector<std::string> unknown_;
+  std::map<std::string, int64_t> unknown_sizes_;
+  int64_t unknown_dropped_ = 0;
+  std::vector<std::string> warnings_;
+  std::set<std::string> tops_;
+  bool top_has_file_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<v1::BackupManifest> InspectBackup(const std::string& path,
+                                                 const SourceOptions& source,
+                                                 const InspectOptions& options,
+                                                 CommandRunner* runner) {
+  Inspector inspector(options, /*detect_mode=*/false, "");
+  std::vector<std::string> containers;
+  RETURN_IF_ERROR(WalkSource(path, source, runner, &inspector, &containers));
+  return inspector.Finish(path, containers);
+}
+
+absl::StatusOr<v1::DumpInfo> DetectDumpInSource(const std::string& path, const std::string& member,
+                                                const SourceOptions& source,
+                                                const InspectOptions& options,
+                                                CommandRunner* runner) {
+  Inspector inspector(options, /*detect_mode=*/true, member);
+  std::vector<std::string> containers;
+  RETURN_IF_ERROR(WalkSource(path, source, runner, &inspector, &containers));
+  ASSIGN_OR_RETURN(v1::BackupManifest manifest, inspector.Finish(path, containers));
+  if (manifest.dumps().empty()) {
+    if (!member.empty()) {
+      return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump",
+                      absl::StrCat(path, "!/", member), "no such PostgreSQL dump in the source");
+    }
+    std::string seen;
+    if (!manifest.unknown_entries().empty()) {
+      seen = absl::StrCat(" (found: ", manifest.unknown_entries(0).path(),
+                          manifest.unknown_entries_size() > 1 ? ", ..." : "", ")");
+    }
+    return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump", path,
+                    absl::StrCat("not a PostgreSQL dump and holds none", seen));
+  }
+  if (member.empty() && manifest.dumps_size() > 1) {
+    std::vector<std::string> names;
+    for (const v1::DumpInfo& d : manifest.dumps()) names.push_back(d.path());
+    return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump", path,
+                    absl::StrCat("holds several dumps (", absl::StrJoin(names, ", "),
+                                 "): name one with --member"));
+  }
+  return manifest.dumps(0);
+}
+
+}  // namespace mastodon_restore

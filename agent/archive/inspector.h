@@ -1,0 +1,48 @@
+// Backup inspection and dump detection over any source: one streaming pass
+// through the source (see source_walker.h) that recognises the layout, reads
+// the env file, detects every dump and takes the media inventory.
+#ifndef MASTODON_RESTORE_AGENT_ARCHIVE_INSPECTOR_H_
+#define MASTODON_RESTORE_AGENT_ARCHIVE_INSPECTOR_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/archive/source_walker.h"
+#include "agent/common/subprocess.h"
+#include "mastodon/restore/v1/backup.pb.h"
+#include "mastodon/restore/v1/dump.pb.h"
+
+namespace mastodon_restore {
+
+struct InspectOptions {
+  // Deep-scan the dumps (row counts, schema version, complete database list).
+  bool deep = false;
+  // Major version of the target server for compatibility notes (0: none).
+  int target_major = 0;
+  // pg_restore majors installed on the host.
+  std::vector<int> pg_restore_majors;
+  // Called during deep scans with bytes read.
+  std::function<void(int64_t)> progress;
+};
+
+// Inventory of the source at `path` (already resolved inside the allowed
+// roots). Unknown files are listed, not fatal.
+absl::StatusOr<mastodon::restore::v1::BackupManifest> InspectBackup(const std::string& path,
+                                                                    const SourceOptions& source,
+                                                                    const InspectOptions& options,
+                                                                    CommandRunner* runner);
+
+// Detection of one dump in the source at `path`: the file named `member`
+// (a path inside the source, compression suffixes optional), or, when
+// `member` is empty, the source itself or the only dump it holds.
+// INVALID_ARGUMENT when the source holds no dump, or when `member` is not one.
+absl::StatusOr<mastodon::restore::v1::DumpInfo> DetectDumpInSource(const std::string& path,
+                                                                   const std::string& member,
+                                                                   const SourceOptions& source,
+                                                                   const InspectOptions& options,
+                                                                   CommandRunner* runner);
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_ARCHIVE_INSPECTOR_H_

@@ -1,0 +1,63 @@
+#include "agent/archive/path_rules.h"
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "agent/common/errors.h"
+
+namespace mastodon_restore {
+
+bool IsWithin(absl::string_view path, absl::string_view root) {
+  if (root == "/") return absl::StartsWith(path, "/");
+  if (!absl::StartsWith(path, root)) return false;
+  return path.size() == root.size() || path[root.size()] == '/';
+}
+
+absl::StatusOr<std::string> ResolveAllowedPath(const std::string& path,
+                                               const std::vector<std::string>& roots) {
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(absl::StrCat("invalid path '", path, "': must be absolute"));
+  }
+  char buf[PATH_MAX];
+  if (::realpath(path.c_str(), buf) == nullptr) {
+    if (errno == ELOOP) {
+      return UnableTo(absl::StatusCode::kInvalidArgument, "resolve", path, "symlink loop");
+    }
+    return ErrnoError(errno, "resolve", path);
+  }
+  std::string resolved = buf;
+  std::vector<std::string> shown;
+  for (const std::string& root : roots) {
+    char rbuf[PATH_MAX];
+    std::string real_root = ::realpath(root.c_str(), rbuf) != nullptr ? rbuf : root;
+    if (IsWithin(resolved, real_root)) return resolved;
+    shown.push_back(root);
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      "path '", path, "'", resolved != path ? absl::StrCat(" (resolves to '", resolved, "')") : "",
+      " is outside the allowed roots (", shown.empty() ? "none" : absl::StrJoin(shown, ", "),
+      "); add --allowed-root to the agent"));
+}
+
+absl::StatusOr<std::string> NormalizeEntryPath(absl::string_view name) {
+  if (absl::StartsWith(name, "/")) {
+    return absl::InvalidArgumentError(absl::StrCat("absolute path '", name, "'"));
+  }
+  std::vector<std::string> parts;
+  for (absl::string_view part : absl::StrSplit(name, '/', absl::SkipEmpty())) {
+    if (part == ".") continue;
+    if (part == "..") {
+      return absl::InvalidArgumentError(absl::StrCat("path '", name, "' escapes with '..'"));
+    }
+    parts.emplace_back(part);
+  }
+  if (parts.empty()) return absl::InvalidArgumentError(absl::StrCat("empty path '", name, "'"));
+  return absl::StrJoin(parts, "/");
+}
+
+}  // namespace mastodon_restore

@@ -1,0 +1,29 @@
+// Which paths a request may reach, and what archive entry names are safe.
+#ifndef MASTODON_RESTORE_AGENT_ARCHIVE_PATH_RULES_H_
+#define MASTODON_RESTORE_AGENT_ARCHIVE_PATH_RULES_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace mastodon_restore {
+
+// True when `path` is `root` or below it (both absolute, normalised).
+bool IsWithin(absl::string_view path, absl::string_view root);
+
+// Resolves `path` (symlinks followed) and checks that the result lies inside
+// one of `roots` (also resolved). INVALID_ARGUMENT for a relative path,
+// NOT_FOUND when it does not exist, PERMISSION_DENIED naming the allowed
+// roots when it is outside them.
+absl::StatusOr<std::string> ResolveAllowedPath(const std::string& path,
+                                               const std::vector<std::string>& roots);
+
+// Normalises an archive entry name: strips "./" and duplicate slashes.
+// INVALID_ARGUMENT for an absolute path, a ".." component or an empty name.
+absl::StatusOr<std::string> NormalizeEntryPath(absl::string_view name);
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_ARCHIVE_PATH_RULES_H_

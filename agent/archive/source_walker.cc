@@ -1,0 +1,521 @@
+#include "agent/archive/source_walker.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <memory>
+#include <set>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "agent/archive/archive_reader.h"
+#include "agent/archive/path_rules.h"
+#include "agent/common/errors.h"
+#include "agent/common/status_macros.h"
+
+namespace mastodon_restore {
+namespace {
+
+std::vector<std::string> ToolEnv(const std::string& home) {
+  return {"PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C.UTF-8", "HOME=" + home};
+}
+
+std::string Basename(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool MentionsEncryption(absl::string_view message) {
+  return absl::StrContains(message, "encrypted") || absl::StrContains(message, "Encrypted");
+}
+
+// A temporary GnuPG home, removed (and its agent stopped) on destruction.
+class GpgHome {
+ public:
+  explicit GpgHome(CommandRunner* runner) : runner_(runner) {}
+  ~GpgHome() {
+    if (dir_.empty()) return;
+    CommandSpec kill;
+    kill.argv = {"gpgconf", "--homedir", dir_, "--kill", "gpg-agent"};
+    kill.env = ToolEnv(dir_);
+    kill.timeout = absl::Seconds(10);
+    runner_->Run(kill, nullptr).IgnoreError();
+    CommandSpec rm;
+    rm.argv = {"rm", "-rf", "--", dir_};
+    rm.env = ToolEnv("/");
+    runner_->Run(rm, nullptr).IgnoreError();
+  }
+  absl::Status Create() {
+    char templ[] = "/tmp/mastodon-restore-gpg.XXXXXX";
+    if (::mkdtemp(templ) == nullptr) return ErrnoError(errno, "create", "GnuPG home");
+    dir_ = templ;
+    return absl::OkStatus();
+  }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  CommandRunner* runner_;
+  std::string dir_;
+};
+
+class Walker {
+ public:
+  Walker(const SourceOptions& options, CommandRunner* runner, SourceVisitor* visitor)
+      : options_(options), runner_(runner), visitor_(visitor) {}
+
+  absl::Status WalkPath(const std::string& path) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "open source", path);
+    if (S_ISDIR(st.st_mode)) {
+      root_containers_.push_back("directory");
+      std::set<std::pair<dev_t, ino_t>> stack;
+      return WalkDirectory(path, "", &stack);
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return UnableTo(absl::StatusCode::kInvalidArgument, "open source", path,
+                      "not a regular file or directory");
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<FileStream> file, FileStream::Open(path));
+    SourceFile f;
+    f.path = Basename(path);
+    f.display = path;
+    f.stored_size = static_cast<int64_t>(st.st_size);
+    return WalkStream(file.get(), f, 0, /*root_level=*/true, file.get(), path);
+  }
+
+  std::vector<std::string> root_containers_;
+
+ private:
+  absl::Status CheckCancel() {
+    if (options_.cancel != nullptr && options_.cancel->cancelled()) {
+      return absl::CancelledError("walk of the backup source cancelled");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status WalkDirectory(const std::string& dir, const std::string& rel,
+                             std::set<std::pair<dev_t, ino_t>>* stack) {
+    RETURN_IF_ERROR(CheckCancel());
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0) return ErrnoError(errno, "open directory", dir);
+    auto key = std::make_pair(st.st_dev, st.st_ino);
+    if (stack->count(key) != 0) {
+      return UnableTo(absl::StatusCode::kInvalidArgument, "walk", dir,
+                      absl::StrCat("symlink loop: '", rel, "' leads back to a directory above it"));
+    }
+    stack->insert(key);
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) return ErrnoError(errno, "open directory", dir);
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") names.push_back(name);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const std::string& name : names) {
+      if (visitor_->Done()) break;
+      std::string abs = absl::StrCat(dir, "/", name);
+      std::string child_rel = rel.empty() ? name : absl::StrCat(rel, "/", name);
+      struct stat lst;
+      if (::lstat(abs.c_str(), &lst) != 0) return ErrnoError(errno, "stat", abs);
+      std::string target = abs;
+      if (S_ISLNK(lst.st_mode)) {
+        char buf[PATH_MAX];
+        if (::realpath(abs.c_str(), buf) == nullptr) {
+          if (errno == ELOOP) {
+            return UnableTo(absl::StatusCode::kInvalidArgument, "walk", abs, "symlink loop");
+          }
+          SourceFile f;
+          f.path = child_rel;
+          f.display = abs;
+          visitor_->OnOther(f, "dangling symlink");
+          continue;
+        }
+        target = buf;
+        bool allowed = false;
+        for (const std::string& root : options_.allowed_roots) {
+          char rbuf[PATH_MAX];
+          std::string real_root = ::realpath(root.c_str(), rbuf) != nullptr ? rbuf : root;
+          allowed = allowed || IsWithin(target, real_root);
+        }
+        if (!allowed) {
+          return UnableTo(absl::StatusCode::kPermissionDenied, "follow symlink", abs,
+                          absl::StrCat("it leads to '", target, "', outside the allowed roots"));
+        }
+        if (::stat(target.c_str(), &lst) != 0) return ErrnoError(errno, "stat", target);
+      }
+      if (S_ISDIR(lst.st_mode)) {
+        RETURN_IF_ERROR(WalkDirectory(target, child_rel, stack));
+      } else if (S_ISREG(lst.st_mode)) {
+        ASSIGN_OR_RETURN(std::unique_ptr<FileStream> file, FileStream::Open(target));
+        SourceFile f;
+        f.path = child_rel;
+        f.display = abs;
+        f.stored_size = static_cast<int64_t>(lst.st_size);
+        RETURN_IF_ERROR(WalkStream(file.get(), f, 0, false, file.get(), target));
+      } else {
+        SourceFile f;
+        f.path = child_rel;
+        f.display = abs;
+        visitor_->OnOther(f, "special file (device, fifo or socket)");
+      }
+    }
+    stack->erase(key);
+    return absl::OkStatus();
+  }
+
+  absl::Status WalkStream(ByteStream* stream, SourceFile file, int depth, bool root_level,
+                          FileStream* disk, const std::string& disk_path) {
+    RETURN_IF_ERROR(CheckCancel());
+    if (depth > options_.max_depth) {
+      return UnableTo(absl::StatusCode::kInvalidArgument, "read", file.display,
+                      absl::StrCat("containers nested more than ", options_.max_depth, " deep"));
+    }
+    std::string head;
+    RETURN_IF_ERROR(ReadUpTo(stream, kSniffBytes, &head));
+    const ContentKind kind = Sniff(head);
+    ReplayStream replay(head, stream);
+
+    if (IsCompression(kind)) {
+      ASSIGN_OR_RETURN(std::unique_ptr<ArchiveReader> reader,
+                       ArchiveReader::OpenStream(&replay, options_.passphrase, true));
+      // The format (raw stream or archive) is known once a header is read.
+      ASSIGN_OR_RETURN(std::optional<ArchiveEntry> entry, reader->Next());
+      std::vector<std::string> filters = reader->filters();
+      if (filters.empty()) filters.push_back(ContentKindName(kind));
+      if (reader->is_raw() || !entry.has_value()) {
+        SourceFile inner = file;
+        for (const std::string& f : filters) {
+          inner.containers.push_back(f);
+          inner.path = StripLayerSuffix(inner.path, f);
+          if (root_level) root_containers_.push_back(f);
+        }
+        if (!entry.has_value()) {
+          StringStream empty("", file.display);
+          return WalkStream(&empty, inner, depth + 1, root_level, nullptr, "");
+        }
+        return WalkStream(reader->data(), inner, depth + 1, root_level, nullptr, "");
+      }
+      SourceFile archive = file;
+      for (const std::string& f : filters) archive.containers.push_back(f);
+      if (root_level) {
+        for (const std::string& f : filters) root_containers_.push_back(f);
+        root_containers_.push_back("tar");
+      } else if (visitor_->OnFile(archive, ContentKind::kTar) != SourceVisitor::Action::kDescend) {
+        return absl::OkStatus();
+      }
+      return WalkArchive(reader.get(), archive, depth + 1, root_level, std::move(entry));
+    }
+
+    switch (kind) {
+      case ContentKind::kTar:
+      case ContentKind::kZip: {
+        if (root_level) {
+          root_containers_.push_back(ContentKindName(kind));
+        } else if (visitor_->OnFile(file, kind) != SourceVisitor::Action::kDescend) {
+          return absl::OkStatus();
+        }
+        std::unique_ptr<ArchiveReader> reader;
+        if (disk != nullptr) {
+          ASSIGN_OR_RETURN(reader, ArchiveReader::OpenFile(disk_path, options_.passphrase, false));
+        } else {
+          ASSIGN_OR_RETURN(reader, ArchiveReader::OpenStream(&replay, options_.passphrase, false));
+        }
+        return WalkArchive(reader.get(), file, depth + 1, root_level);
+      }
+      case ContentKind::kSevenZip:
+        return WalkSevenZip(file, depth, root_level, disk, disk_path);
+      case ContentKind::kAge:
+      case ContentKind::kOpenPgp:
+        return WalkEncrypted(kind, file, depth, root_level, disk, disk_path);
+      default: {
+        SourceFile leaf = file;
+        leaf.disk_file = file.containers.empty() ? disk : nullptr;
+        SourceVisitor::Action action = visitor_->OnFile(leaf, kind);
+        if (action == SourceVisitor::Action::kRead) {
+          RETURN_IF_ERROR(visitor_->OnData(leaf, kind, &replay));
+        }
+        return absl::OkStatus();
+      }
+    }
+  }
+
+  // Visits the entries of `reader`; `first` is an entry already read.
+  absl::Status WalkArchive(ArchiveReader* reader, const SourceFile& parent, int depth,
+                           bool root_level, std::optional<ArchiveEntry> first = std::nullopt) {
+    while (!visitor_->Done()) {
+      RETURN_IF_ERROR(CheckCancel());
+      std::optional<ArchiveEntry> entry = std::move(first);
+      first.reset();
+      if (!entry.has_value()) {
+        ASSIGN_OR_RETURN(entry, reader->Next());
+      }
+      if (!entry.has_value()) break;
+      SourceFile child;
+      child.display = absl::StrCat(parent.display, "!/", entry->path);
+      child.stored_size = entry->size_known ? entry->size : -1;
+      auto normalized = NormalizeEntryPath(entry->path);
+      if (!normalized.ok()) {
+        child.path = entry->path;
+        visitor_->OnOther(child,
+                          absl::StrCat("unsafe entry name (", normalized.status().message(), ")"));
+        continue;
+      }
+      child.path = root_level ? *normalized : absl::StrCat(parent.path, "/", *normalized);
+      if (entry->is_dir) continue;
+      if (entry->is_hardlink) {
+        visitor_->OnOther(child, absl::StrCat("hard link to '", entry->link_target, "'"));
+        continue;
+      }
+      if (entry->is_symlink) {
+        visitor_->OnOther(child, absl::StrCat("symlink to '", entry->link_target, "'"));
+        continue;
+      }
+      if (entry->is_special || !entry->is_regular) {
+        visitor_->OnOther(child, "special file (device, fifo or socket)");
+        continue;
+      }
+      RETURN_IF_ERROR(WalkStream(reader->data(), child, depth, false, nullptr, ""));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status WalkSevenZip(const SourceFile& file, int depth, bool root_level, FileStream* disk,
+                            const std::string& disk_path) {
+    if (disk == nullptr) {
+      visitor_->OnOther(file,
+                        "7z archive inside another container (7z needs a seekable file: "
+                        "extract it first)");
+      return absl::OkStatus();
+    }
+    if (root_level) {
+      root_containers_.push_back("7z");
+    } else if (visitor_->OnFile(file, ContentKind::kSevenZip) != SourceVisitor::Action::kDescend) {
+      return absl::OkStatus();
+    }
+    // libarchive reads plain 7z; encrypted 7z goes through the 7z program.
+    bool encrypted = false;
+    {
+      ASSIGN_OR_RETURN(std::unique_ptr<ArchiveReader> probe,
+                       ArchiveReader::OpenFile(disk_path, "", false));
+      auto first = probe->Next();
+      if (!first.ok()) {
+        if (!MentionsEncryption(first.status().message())) return first.status();
+        encrypted = true;
+      } else if (first->has_value() && (*first)->encrypted) {
+        encrypted = true;
+      }
+    }
+    if (!encrypted) {
+      ASSIGN_OR_RETURN(std::unique_ptr<ArchiveReader> reader,
+                       ArchiveReader::OpenFile(disk_path, "", false));
+      return WalkArchive(reader.get(), file, depth + 1, root_level);
+    }
+    if (options_.passphrase.empty()) {
+      return UnableTo(absl::StatusCode::kFailedPrecondition, "read", file.display,
+                      "the 7z archive is encrypted: give its password");
+    }
+    return WalkSevenZipProgram(file, depth, root_level, disk_path);
+  }
+
+  // Lists an encrypted 7z with the 7z program, then streams each file with
+  // "7z x -so"; the password goes to 7z's prompt on stdin, never on argv.
+  absl::Status WalkSevenZipProgram(const SourceFile& parent, int depth, bool root_level,
+                                   const std::string& disk_path) {
+    CommandSpec list;
+    list.argv = {"7z", "l", "-slt", "-ba", "-sccUTF-8", "--", disk_path};
+    list.env = ToolEnv("/");
+    list.stdin_data = options_.passphrase + "\n";
+    list.timeout = absl::Minutes(10);
+    auto listed = runner_->Run(list, options_.cancel);
+    if (!listed.ok()) {
+      return UnableTo(absl::StatusCode::kFailedPrecondition, "read", parent.display,
+                      absl::StrCat("encrypted 7z needs the 7z program (install 7zip): ",
+                                   listed.status().message()));
+    }
+    if (!listed->success()) {
+      std::string err =
+          std::string(absl::StripAsciiWhitespace(listed->stderr_text + listed->stdout_text));
+      bool wrong = absl::StrContains(err, "Wrong password");
+      return UnableTo(
+          absl::StatusCode::kInvalidArgument, "read", parent.display,
+          wrong ? "wrong password" : absl::StrCat("7z ", listed->Describe(), ": ", err));
+    }
+    struct Item {
+      std::string path;
+      int64_t size = -1;
+      bool dir = false;
+    };
+    std::vector<Item> items;
+    Item current;
+    auto flush = [&]() {
+      if (!current.path.empty()) items.push_back(current);
+      current = Item();
+    };
+    for (absl::string_view line : absl::StrSplit(listed->stdout_text, '\n')) {
+      line = absl::StripTrailingAsciiWhitespace(line);
+      if (line.empty()) {
+        flush();
+      } else if (absl::ConsumePrefix(&line, "Path = ")) {
+        flush();
+        current.path = std::string(line);
+      } else if (absl::ConsumePrefix(&line, "Size = ")) {
+        absl::SimpleAtoi(line, &current.size);
+      } else if (absl::ConsumePrefix(&line, "Folder = ")) {
+        current.dir = current.dir || line == "+";
+      } else if (absl::ConsumePrefix(&line, "Attributes = ")) {
+        current.dir = current.dir || absl::StartsWith(line, "D");
+      }
+    }
+    flush();
+    for (const Item& item : items) {
+      if (visitor_->Done()) break;
+      RETURN_IF_ERROR(CheckCancel());
+      if (item.dir) continue;
+      SourceFile child;
+      child.display = absl::StrCat(parent.display, "!/", item.path);
+      child.stored_size = item.size;
+      auto normalized = NormalizeEntryPath(item.path);
+      if (!normalized.ok()) {
+        child.path = item.path;
+        visitor_->OnOther(child,
+                          absl::StrCat("unsafe entry name (", normalized.status().message(), ")"));
+        continue;
+      }
+      child.path = root_level ? *normalized : absl::StrCat(parent.path, "/", *normalized);
+      CommandSpec extract;
+      extract.argv = {"7z", "x", "-so", "-bd", "-sccUTF-8", "--", disk_path, item.path};
+      extract.env = ToolEnv("/");
+      extract.stdin_data = options_.passphrase + "\n";
+      ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> data,
+                       runner_->StartReading(extract, "extract from encrypted 7z"));
+      absl::Status walked = WalkStream(data.get(), child, depth + 1, false, nullptr, "");
+      if (!walked.ok() && absl::StrContains(walked.message(), "Wrong password")) {
+        return UnableTo(absl::StatusCode::kInvalidArgument, "read", child.display,
+                        "wrong password");
+      }
+      RETURN_IF_ERROR(walked);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status WalkEncrypted(ContentKind kind, const SourceFile& file, int depth, bool root_level,
+                             FileStream* disk, const std::string& disk_path) {
+    const bool age = kind == ContentKind::kAge;
+    const std::string layer = age ? "age" : "openpgp";
+    if (disk == nullptr) {
+      visitor_->OnOther(file, absl::StrCat(age ? "age" : "OpenPGP",
+                                           "-encrypted file inside another container: decrypt it "
+                                           "first"));
+      return absl::OkStatus();
+    }
+    std::unique_ptr<GpgHome> gpg_home;
+    CommandSpec cmd;
+    if (age) {
+      if (options_.age_identity_file.empty()) {
+        return UnableTo(absl::StatusCode::kFailedPrecondition, "decrypt", file.display,
+                        "age-encrypted: give an age identity file (passphrase-encrypted age "
+                        "files need a terminal and are not supported)");
+      }
+      cmd.argv = {"age", "--decrypt", "-i", options_.age_identity_file, disk_path};
+      cmd.env = ToolEnv("/");
+    } else {
+      if (options_.passphrase.empty() && options_.gpg_key_file.empty()) {
+        return UnableTo(absl::StatusCode::kFailedPrecondition, "decrypt", file.display,
+                        "OpenPGP-encrypted: give the passphrase or a secret key file");
+      }
+      gpg_home = std::make_unique<GpgHome>(runner_);
+      RETURN_IF_ERROR(gpg_home->Create());
+      if (!options_.gpg_key_file.empty()) {
+        CommandSpec import;
+        import.argv = {"gpg",
+                       "--batch",
+                       "--quiet",
+                       "--homedir",
+                       gpg_home->dir(),
+                       "--import",
+                       options_.gpg_key_file};
+        import.env = ToolEnv(gpg_home->dir());
+        import.timeout = absl::Minutes(1);
+        ASSIGN_OR_RETURN(CommandResult imported, runner_->Run(import, options_.cancel));
+        if (!imported.success()) {
+          return UnableTo(absl::StatusCode::kInvalidArgument, "import key", options_.gpg_key_file,
+                          absl::StrCat("gpg ", imported.Describe(), ": ",
+                                       absl::StripAsciiWhitespace(imported.stderr_text)));
+        }
+      }
+      cmd.argv = {"gpg",           "--batch",         "--quiet",  "--no-tty",        "--homedir",
+                  gpg_home->dir(), "--pinentry-mode", "loopback", "--passphrase-fd", "0",
+                  "--decrypt",     disk_path};
+      cmd.env = ToolEnv(gpg_home->dir());
+      cmd.stdin_data = options_.passphrase + "\n";
+    }
+    auto decrypted = runner_->StartReading(cmd, "decrypt");
+    if (!decrypted.ok()) {
+      return UnableTo(
+          absl::StatusCode::kFailedPrecondition, "decrypt", file.display,
+          absl::StrCat("needs the ", cmd.argv[0], " program: ", decrypted.status().message()));
+    }
+    SourceFile inner = file;
+    inner.containers.push_back(layer);
+    inner.path = StripLayerSuffix(inner.path, layer);
+    if (root_level) root_containers_.push_back(layer);
+    absl::Status walked = WalkStream(decrypted->get(), inner, depth + 1, root_level, nullptr, "");
+    if (!walked.ok() && walked.code() == absl::StatusCode::kInvalidArgument &&
+        (absl::StrContains(walked.message(), "Bad session key") ||
+         absl::StrContains(walked.message(), "no identity matched") ||
+         absl::StrContains(walked.message(), "No secret key"))) {
+      return UnableTo(absl::StatusCode::kInvalidArgument, "decrypt", file.display,
+                      absl::StrCat("wrong passphrase or key: ", walked.message()));
+    }
+    return walked;
+  }
+
+  const SourceOptions& options_;
+  CommandRunner* runner_;
+  SourceVisitor* visitor_;
+};
+
+}  // namespace
+
+std::string StripLayerSuffix(const std::string& path, const std::string& layer) {
+  struct Rule {
+    const char* layer;
+    const char* suffix;
+    const char* replacement;
+  };
+  static const Rule kRules[] = {
+      {"gzip", ".tgz", ".tar"},  {"gzip", ".gz", ""},       {"bzip2", ".tbz2", ".tar"},
+      {"bzip2", ".tbz", ".tar"}, {"bzip2", ".bz2", ""},     {"xz", ".txz", ".tar"},
+      {"xz", ".xz", ""},         {"zstd", ".tzst", ".tar"}, {"zstd", ".zst", ""},
+      {"zstd", ".zstd", ""},     {"lz4", ".lz4", ""},       {"age", ".age", ""},
+      {"openpgp", ".gpg", ""},   {"openpgp", ".pgp", ""},   {"openpgp", ".asc", ""},
+  };
+  for (const Rule& r : kRules) {
+    if (layer == r.layer && absl::EndsWith(path, r.suffix) && path.size() > strlen(r.suffix)) {
+      return absl::StrCat(path.substr(0, path.size() - strlen(r.suffix)), r.replacement);
+    }
+  }
+  return path;
+}
+
+absl::Status WalkSource(const std::string& path, const SourceOptions& options,
+                        CommandRunner* runner, SourceVisitor* visitor,
+                        std::vector<std::string>* root_containers) {
+  Walker walker(options, runner, visitor);
+  absl::Status status = walker.WalkPath(path);
+  if (root_containers != nullptr) *root_containers = walker.root_containers_;
+  return status;
+}
+
+}  // namespace mastodon_restore

@@ -1,0 +1,87 @@
+// Walks a backup source — a directory or a file — and hands every file it
+// holds to a visitor as a stream: archives (tar, zip, 7z) are entered,
+// compression layers (gzip, bzip2, xz, zstd, lz4) and encryption (age,
+// OpenPGP, encrypted zip and 7z) are removed on the fly, at any nesting,
+// without extracting anything to disk.
+#ifndef MASTODON_RESTORE_AGENT_ARCHIVE_SOURCE_WALKER_H_
+#define MASTODON_RESTORE_AGENT_ARCHIVE_SOURCE_WALKER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "agent/archive/sniff.h"
+#include "agent/common/byte_stream.h"
+#include "agent/common/cancel_token.h"
+#include "agent/common/subprocess.h"
+
+namespace mastodon_restore {
+
+struct SourceOptions {
+  // Password of encrypted zip/7z entries, or OpenPGP passphrase ("": none).
+  // Never logged; reaches programs on stdin only.
+  std::string passphrase;
+  // age identity file and OpenPGP secret key file (paths on the host).
+  std::string age_identity_file;
+  std::string gpg_key_file;
+  // Symlinks inside a directory source may only lead here.
+  std::vector<std::string> allowed_roots;
+  // Maximum nesting of containers.
+  int max_depth = 8;
+  const CancelToken* cancel = nullptr;
+};
+
+// A file met in the source.
+struct SourceFile {
+  // Path from the backup's root, "/"-separated; nested archives appear as
+  // directories ("media.tar.gz/media/accounts/x.png"); a removed compression
+  // or encryption suffix is dropped ("database.sql.xz" -> "database.sql").
+  std::string path;
+  // For messages: "/backups/b.zip!/backup.tar!/database.sql.xz".
+  std::string display;
+  // Size as stored (compressed), -1 when unknown.
+  int64_t stored_size = -1;
+  // Layers removed to reach this content, outermost first ("zip", "xz").
+  std::vector<std::string> containers;
+  // Set when the content is a plain, seekable file on disk.
+  FileStream* disk_file = nullptr;
+};
+
+class SourceVisitor {
+ public:
+  enum class Action { kSkip, kRead, kDescend };
+  virtual ~SourceVisitor() = default;
+  // Decides what to do with a file whose content sniffed as `kind`. kDescend
+  // applies to archives only (tar, zip, 7z); compression and encryption are
+  // always removed first and the content is offered again.
+  virtual Action OnFile(const SourceFile& file, ContentKind kind) = 0;
+  // The content of a file the visitor chose to read. It may read as much as
+  // it wants; the walker skips the rest.
+  virtual absl::Status OnData(const SourceFile& file, ContentKind kind, ByteStream* data) = 0;
+  // Directories, symlinks, hard links and special files inside archives, and
+  // files that cannot be opened here (e.g. encrypted files nested in an
+  // archive), with a short description.
+  virtual void OnOther(const SourceFile& file, const std::string& what) = 0;
+  // Checked after every file: true stops the walk early (not an error).
+  virtual bool Done() const { return false; }
+};
+
+// Walks `path` (a resolved, allowed path). `runner` runs age, gpg and 7z.
+// Errors name the file and the cause: INVALID_ARGUMENT for corrupt or
+// truncated data, a wrong password, symlink loops; FAILED_PRECONDITION for a
+// missing password or key; PERMISSION_DENIED for a symlink leaving the
+// allowed roots.
+// `root_containers` (optional) receives the layers around the backup itself,
+// outermost first (e.g. {"age", "zip"}, {"xz"}, {"directory"}).
+absl::Status WalkSource(const std::string& path, const SourceOptions& options,
+                        CommandRunner* runner, SourceVisitor* visitor,
+                        std::vector<std::string>* root_containers = nullptr);
+
+// Strips a compression/encryption suffix matching `layer` from a file name
+// ("db.sql.xz", "xz" -> "db.sql"; ".tgz" -> ".tar").
+std::string StripLayerSuffix(const std::string& path, const std::string& layer);
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_ARCHIVE_SOURCE_WALKER_H_

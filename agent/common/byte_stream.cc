@@ -1,0 +1,129 @@
+#include "agent/common/byte_stream.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "agent/common/errors.h"
+
+namespace mastodon_restore {
+
+absl::Status ReadUpTo(ByteStream* stream, size_t n, std::string* out) {
+  size_t start = out->size();
+  out->resize(start + n);
+  size_t got = 0;
+  while (got < n) {
+    auto r = stream->Read(&(*out)[start + got], n - got);
+    if (!r.ok()) {
+      out->resize(start + got);
+      return r.status();
+    }
+    if (*r == 0) break;
+    got += *r;
+  }
+  out->resize(start + got);
+  return absl::OkStatus();
+}
+
+absl::Status ReadExactly(ByteStream* stream, char* buf, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    auto r = stream->Read(buf + got, n - got);
+    if (!r.ok()) return r.status();
+    if (*r == 0) {
+      return UnableTo(absl::StatusCode::kInvalidArgument, "read", stream->name(),
+                      absl::StrCat("truncated: ended ", n - got, " bytes early"));
+    }
+    got += *r;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<FileStream>> FileStream::Open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(errno, "open", path);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoError(err, "stat", path);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return UnableTo(absl::StatusCode::kInvalidArgument, "read", path, "not a regular file");
+  }
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  return std::make_unique<FileStream>(fd, path);
+}
+
+FileStream::FileStream(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+
+FileStream::~FileStream() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+absl::StatusOr<size_t> FileStream::Read(char* buf, size_t n) {
+  while (true) {
+    ssize_t r = ::read(fd_, buf, n);
+    if (r >= 0) {
+      offset_ += r;
+      return static_cast<size_t>(r);
+    }
+    if (errno != EINTR) return ErrnoError(errno, "read", name_);
+  }
+}
+
+absl::StatusOr<int64_t> FileStream::Size() const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return ErrnoError(errno, "stat", name_);
+  return static_cast<int64_t>(st.st_size);
+}
+
+absl::StatusOr<std::string> FileStream::ReadAt(int64_t offset, size_t n) const {
+  std::string out(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::pread(fd_, &out[got], n - got, offset + static_cast<int64_t>(got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return ErrnoError(errno, "read", name_);
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  out.resize(got);
+  return out;
+}
+
+absl::StatusOr<size_t> StringStream::Read(char* buf, size_t n) {
+  size_t k = std::min(n, data_.size() - pos_);
+  std::memcpy(buf, data_.data() + pos_, k);
+  pos_ += k;
+  return k;
+}
+
+absl::StatusOr<size_t> ReplayStream::Read(char* buf, size_t n) {
+  if (pos_ < head_.size()) {
+    size_t k = std::min(n, head_.size() - pos_);
+    std::memcpy(buf, head_.data() + pos_, k);
+    pos_ += k;
+    if (pos_ == head_.size()) {
+      head_.clear();
+      head_.shrink_to_fit();
+      pos_ = 1;  // head_ is empty now; keep pos_ > size to stay past it
+    }
+    return k;
+  }
+  return rest_->Read(buf, n);
+}
+
+absl::StatusOr<size_t> CountingStream::Read(char* buf, size_t n) {
+  auto r = inner_->Read(buf, n);
+  if (r.ok()) count_ += static_cast<int64_t>(*r);
+  return r;
+}
+
+}  // namespace mastodon_restore

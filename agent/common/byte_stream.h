@@ -1,0 +1,103 @@
+// Sequential byte streams: files, decompressed/decrypted data, archive
+// entries. Everything in the agent streams; nothing is read whole.
+#ifndef MASTODON_RESTORE_AGENT_COMMON_BYTE_STREAM_H_
+#define MASTODON_RESTORE_AGENT_COMMON_BYTE_STREAM_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace mastodon_restore {
+
+class ByteStream {
+ public:
+  virtual ~ByteStream() = default;
+  // Reads up to `n` bytes into `buf`. Returns 0 at the end of the stream.
+  // Errors name the stream ("unable to read '<name>': <cause>").
+  virtual absl::StatusOr<size_t> Read(char* buf, size_t n) = 0;
+  // Name for messages (a path, or "archive.tar!/member").
+  virtual const std::string& name() const = 0;
+  // Bytes consumed from the underlying storage so far (compressed bytes for
+  // decompressing streams), for progress; -1 when unknown.
+  virtual int64_t raw_bytes_read() const { return -1; }
+};
+
+// Reads into `out` until it holds `n` bytes or the stream ends.
+absl::Status ReadUpTo(ByteStream* stream, size_t n, std::string* out);
+
+// Reads exactly `n` bytes; INVALID_ARGUMENT ("truncated") when the stream ends
+// first.
+absl::Status ReadExactly(ByteStream* stream, char* buf, size_t n);
+
+// A stream over a file descriptor it owns.
+class FileStream : public ByteStream {
+ public:
+  // Opens `path` read-only (O_NOFOLLOW unless `follow_symlinks`).
+  static absl::StatusOr<std::unique_ptr<FileStream>> Open(const std::string& path);
+  // Takes ownership of `fd`.
+  FileStream(int fd, std::string name);
+  ~FileStream() override;
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override;
+  const std::string& name() const override { return name_; }
+  int64_t raw_bytes_read() const override { return offset_; }
+  int fd() const { return fd_; }
+  // Size of the file (fstat).
+  absl::StatusOr<int64_t> Size() const;
+  // Reads `n` bytes at `offset` without moving the stream (pread).
+  absl::StatusOr<std::string> ReadAt(int64_t offset, size_t n) const;
+
+ private:
+  int fd_;
+  std::string name_;
+  int64_t offset_ = 0;
+};
+
+// A stream over bytes in memory (tests, fuzzers, small files).
+class StringStream : public ByteStream {
+ public:
+  StringStream(std::string data, std::string name = "<memory>")
+      : data_(std::move(data)), name_(std::move(name)) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override;
+  const std::string& name() const override { return name_; }
+  int64_t raw_bytes_read() const override { return static_cast<int64_t>(pos_); }
+
+ private:
+  std::string data_;
+  std::string name_;
+  size_t pos_ = 0;
+};
+
+// Replays `head` (bytes already read for sniffing) before the rest of `rest`.
+class ReplayStream : public ByteStream {
+ public:
+  ReplayStream(std::string head, ByteStream* rest) : head_(std::move(head)), rest_(rest) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override;
+  const std::string& name() const override { return rest_->name(); }
+  int64_t raw_bytes_read() const override { return rest_->raw_bytes_read(); }
+
+ private:
+  std::string head_;
+  size_t pos_ = 0;
+  ByteStream* rest_;
+};
+
+// Counts bytes passing through another stream.
+class CountingStream : public ByteStream {
+ public:
+  explicit CountingStream(ByteStream* inner) : inner_(inner) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override;
+  const std::string& name() const override { return inner_->name(); }
+  int64_t raw_bytes_read() const override { return inner_->raw_bytes_read(); }
+  int64_t count() const { return count_; }
+
+ private:
+  ByteStream* inner_;
+  int64_t count_ = 0;
+};
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_COMMON_BYTE_STREAM_H_

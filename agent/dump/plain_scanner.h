@@ -1,0 +1,122 @@
+// Scans the text of a plain SQL dump (pg_dump, pg_dumpall, or the restore.sql
+// of a pg_dump tar archive) and collects what it says about itself: versions,
+// \restrict markers, risky SET lines, roles, database sections with their byte
+// ranges, CREATE DATABASE encoding and locale, COPY row counts, the Mastodon
+// schema version, and the completion trailer.
+//
+// Memory is bounded whatever the input: lines longer than kMaxLineBytes are
+// examined by their first kMaxLineBytes only.
+#ifndef MASTODON_RESTORE_AGENT_DUMP_PLAIN_SCANNER_H_
+#define MASTODON_RESTORE_AGENT_DUMP_PLAIN_SCANNER_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+
+namespace mastodon_restore {
+
+enum class PlainKind { kUnknown, kDump, kDumpall, kTarRestoreScript };
+
+struct CopyTable {
+  std::string table;  // as written after COPY, e.g. "public.statuses"
+  int64_t rows = 0;
+  int64_t bytes = 0;
+};
+
+// One database's part of the dump: the whole file for pg_dump, a section for
+// pg_dumpall.
+struct DumpSection {
+  std::string name;
+  int64_t begin_offset = 0;
+  int64_t end_offset = -1;  // -1 until known
+  std::string encoding;
+  std::string locale;
+  std::string locale_provider;
+  bool has_schema_migrations = false;
+  bool has_statuses = false;
+  // Highest schema_migrations version seen in its COPY data.
+  std::string schema_version;
+  std::vector<CopyTable> tables;
+};
+
+struct PlainDumpFacts {
+  PlainKind kind = PlainKind::kUnknown;
+  std::string dumper_version;
+  std::string server_version;
+  int restrict_lines = 0;
+  bool null_restrict_key = false;
+  // Settings a target may reject ("transaction_timeout", ...), in order.
+  std::vector<std::string> risky_settings;
+  // Roles the dump creates or alters (cluster dumps), in order.
+  std::vector<std::string> roles;
+  // pg_dump: one section (named by CREATE DATABASE when --create was used).
+  // pg_dumpall: one per database (template1, postgres, then the others).
+  std::vector<DumpSection> sections;
+  bool complete = false;
+  int64_t bytes = 0;
+  int64_t lines = 0;
+  // Statements that are not COPY data, for progress.
+  std::vector<std::string> warnings;
+  // True when the dump loads data with COPY ... FROM '$$PATH$$/NNNN.dat'.
+  bool uses_path_placeholders = false;
+  // Meta-commands other than \connect, \restrict, \unrestrict (first few).
+  std::vector<std::string> other_meta_commands;
+};
+
+class PlainScanner {
+ public:
+  static constexpr size_t kMaxLineBytes = 64 * 1024;
+
+  // With `count_rows`, COPY rows are counted per table (deep scan).
+  explicit PlainScanner(bool count_rows) : count_rows_(count_rows) {}
+
+  // Feeds the next bytes of the dump.
+  void Feed(absl::string_view chunk);
+  // Ends the input: a final line without newline is processed, and the last
+  // section's end is set when the input ended at `end_of_dump`.
+  void Finish(bool end_of_dump);
+
+  const PlainDumpFacts& facts() const { return facts_; }
+
+ private:
+  void HandleLine(absl::string_view line, int64_t offset);
+  void HandleCopyLine(absl::string_view line);
+  void HandleSqlLine(absl::string_view line, int64_t offset);
+  void StartSection(const std::string& name, int64_t begin);
+  DumpSection& Current();
+  void AddRisky(const std::string& setting);
+  void AddRole(const std::string& role);
+
+  const bool count_rows_;
+  PlainDumpFacts facts_;
+  std::string carry_;
+  bool carry_truncated_ = false;
+  int64_t carry_offset_ = 0;
+  int64_t offset_ = 0;
+  bool in_copy_ = false;
+  bool copy_is_schema_migrations_ = false;
+  CopyTable* copy_table_ = nullptr;
+  bool saw_database_creation_ = false;  // pre-11 pg_dumpall layout
+  std::string previous_line_;
+  int64_t previous_line_offset_ = 0;
+  // CREATE DATABASE facts by name (pre-11 dumps list them in the globals).
+  std::map<std::string, DumpSection> created_;
+  bool first_line_ = true;
+};
+
+// Compares two schema_migrations versions (digit strings) numerically.
+bool SchemaVersionLess(absl::string_view a, absl::string_view b);
+
+// Parses the database name of a \connect line ("\connect db",
+// "\connect -reuse-previous=on \"dbname='We''ird'\""); empty when unparsable.
+std::string ParseConnectTarget(absl::string_view line);
+
+// Unquotes an SQL identifier ("a""b" -> a"b); returns plain names as they are.
+std::string UnquoteIdentifier(absl::string_view ident);
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_DUMP_PLAIN_SCANNER_H_
