@@ -147,7 +147,12 @@ class Inspector : public SourceVisitor {
       return Action::kSkip;
     }
     known_markers_.insert(file.path);
-    if (kind == ContentKind::kEmpty && base == "redis.rdb") return Action::kSkip;
+    // Files a backup carries that the restore does not need to read.
+    if (base == "redis.rdb" || base == "dump.rdb" || absl::StartsWith(file.path, "certs/") ||
+        absl::StrContains(file.path, "/certs/") || base == "docker-compose.yml" ||
+        base == "docker-compose.yaml" || base == "compose.yml" || base == "compose.yaml") {
+      return Action::kSkip;
+    }
     AddUnknown(file);
     return Action::kSkip;
   }

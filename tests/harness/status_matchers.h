@@ -5,6 +5,7 @@
 
 #include <gmock/gmock.h>
 
+#include <ostream>
 #include <string>
 
 #include "absl/status/status.h"
@@ -35,6 +36,14 @@ MATCHER_P2(StatusIs, code, message_matcher,
 
 }  // namespace testing
 }  // namespace mastodon_restore
+
+namespace absl {
+// Prints a StatusOr as its status (gtest would dump its bytes).
+template <typename T>
+void PrintTo(const StatusOr<T>& s, std::ostream* os) {
+  *os << (s.ok() ? std::string("OK") : s.status().ToString());
+}
+}  // namespace absl
 
 #define ASSERT_OK(expr) ASSERT_THAT((expr), ::mastodon_restore::testing::IsOk())
 #define EXPECT_OK(expr) EXPECT_THAT((expr), ::mastodon_restore::testing::IsOk())

@@ -96,16 +96,6 @@ TEST_F(AgentServiceTest, NotYetBackedRpcsAnswerUnimplementedNamingWhatIsMissing)
   };
   {
     grpc::ClientContext c;
-    v1::DetectDumpResponse r;
-    expect_unimplemented(stub->DetectDump(&c, {}, &r), "DetectDump");
-  }
-  {
-    grpc::ClientContext c;
-    v1::InspectBackupResponse r;
-    expect_unimplemented(stub->InspectBackup(&c, {}, &r), "InspectBackup");
-  }
-  {
-    grpc::ClientContext c;
     v1::StartRestoreResponse r;
     expect_unimplemented(stub->StartRestore(&c, {}, &r), "StartRestore");
   }
@@ -155,6 +145,39 @@ TEST_F(AgentServiceTest, NotYetBackedRpcsAnswerUnimplementedNamingWhatIsMissing)
     v1::WatchOperationResponse r;
     EXPECT_FALSE(reader->Read(&r));
     expect_unimplemented(reader->Finish(), "WatchOperation");
+  }
+}
+
+TEST_F(AgentServiceTest, DetectAndInspectValidateTheSource) {
+  StartDaemon();
+  auto stub = v1::RestoreAgentService::NewStub(Channel());
+  {
+    grpc::ClientContext c;
+    v1::DetectDumpResponse r;
+    grpc::Status s = stub->DetectDump(&c, {}, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("source.path is required"));
+  }
+  {
+    grpc::ClientContext c;
+    v1::InspectBackupRequest req;
+    req.mutable_source()->set_path("/etc");
+    v1::InspectBackupResponse r;
+    grpc::Status s = stub->InspectBackup(&c, req, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_THAT(s.error_message(), HasSubstr(dir_ + "/backups"));
+  }
+  {
+    // A password file outside the allowed roots is refused too.
+    ASSERT_OK(env_->CreateDirs(dir_ + "/backups", 0755, false));
+    std::ofstream(dir_ + "/backups/x.sql") << "--\n-- PostgreSQL database dump\n--\n\n";
+    grpc::ClientContext c;
+    v1::DetectDumpRequest req;
+    req.mutable_source()->set_path(dir_ + "/backups/x.sql");
+    req.mutable_source()->mutable_passphrase()->set_file("/etc/shadow");
+    v1::DetectDumpResponse r;
+    grpc::Status s = stub->DetectDump(&c, req, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   }
 }
 

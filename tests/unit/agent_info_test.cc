@@ -48,7 +48,8 @@ TEST(AgentInfoTest, ReportsBuildHostRuntimeAndPostgres) {
   EXPECT_EQ(info.runtime().requested(), "snap");
   EXPECT_THAT(info.postgres().client_version(), HasSubstr("15."));
   EXPECT_THAT(info.postgres().pg_restore_versions(), ElementsAre(15, 17));
-  EXPECT_THAT(info.capabilities(), ElementsAre("agent_info", "health", "reflection"));
+  EXPECT_THAT(info.capabilities(),
+              ElementsAre("agent_info", "health", "reflection", "detect", "inspect"));
   EXPECT_EQ(info.start_time().seconds(), 1795000000);
 }
 

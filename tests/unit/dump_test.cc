@@ -1,0 +1,370 @@
+// Dump parsers on byte fixtures built from the documented layouts, including
+// versions not installed here (PG 10 cluster layout, archive 1.15/1.16,
+// PG 17/18 headers).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "agent/archive/sniff.h"
+#include "agent/dump/custom_archive.h"
+#include "agent/dump/detector.h"
+#include "agent/dump/plain_scanner.h"
+#include "tests/harness/status_matchers.h"
+
+namespace mastodon_restore {
+namespace {
+
+namespace v1 = mastodon::restore::v1;
+using ::mastodon_restore::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// ---- plain dumps -----------------------------------------------------------
+
+constexpr char kPg18Dump[] =
+    "--\n-- PostgreSQL database dump\n--\n\n"
+    "\\restrict 94MBvyTbzkvuNlJLiBbhfFsaKhLXHS3HFUJokADGBstZ3LAqj2G3WuWG6a5itLY\n\n"
+    "-- Dumped from database version 18.4\n"
+    "-- Dumped by pg_dump version 18.4\n\n"
+    "SET statement_timeout = 0;\nSET lock_timeout = 0;\n"
+    "SET idle_in_transaction_session_timeout = 0;\nSET transaction_timeout = 0;\n"
+    "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n"
+    "SET default_table_access_method = heap;\n\n"
+    "CREATE TABLE public.schema_migrations (\n    version character varying NOT NULL\n);\n"
+    "CREATE TABLE public.statuses (\n    id bigint NOT NULL,\n    text text\n);\n"
+    "COPY public.schema_migrations (version) FROM stdin;\n"
+    "20240101000000\n20260611150940\n20251231235959\n\\.\n\n\n"
+    "COPY public.statuses (id, text) FROM stdin;\n"
+    "1\thello\\tworld\n2\t\\N\n3\ta line with \\\\. inside\n\\.\n\n\n"
+    "--\n-- PostgreSQL database dump complete\n--\n\n"
+    "\\unrestrict 94MBvyTbzkvuNlJLiBbhfFsaKhLXHS3HFUJokADGBstZ3LAqj2G3WuWG6a5itLY\n";
+
+v1::DumpInfo DetectText(const std::string& text, bool deep) {
+  StringStream in(text, "fixture.sql");
+  DetectOptions options;
+  options.deep = deep;
+  auto info = DetectPlainDump(&in, options, false, "");
+  EXPECT_OK(info);
+  return info.ok() ? *info : v1::DumpInfo();
+}
+
+TEST(PlainDumpTest, Pg18HeaderTransactionTimeoutAndRestrict) {
+  v1::DumpInfo d = DetectText(kPg18Dump, true);
+  EXPECT_EQ(d.kind(), v1::DUMP_KIND_DATABASE);
+  EXPECT_EQ(d.dumper_version(), "18.4");
+  EXPECT_EQ(d.server_version(), "18.4");
+  EXPECT_EQ(d.restrict_key_count(), 1);
+  EXPECT_THAT(d.risky_settings(), ElementsAre("transaction_timeout", "default_table_access_method"));
+  EXPECT_TRUE(d.is_mastodon());
+  EXPECT_EQ(d.schema_version(), "20260611150940");
+  ASSERT_EQ(d.tables_size(), 2);
+  EXPECT_EQ(d.tables(1).table(), "public.statuses");
+  EXPECT_EQ(d.tables(1).rows(), 3);
+  EXPECT_TRUE(d.complete());
+
+  AddCompatibilityNotes(15, {15}, &d);
+  std::vector<std::string> messages;
+  for (const auto& n : d.compatibility()) messages.push_back(n.message());
+  EXPECT_THAT(messages,
+              ::testing::Contains("dumped by pg_dump 18: SET transaction_timeout will be removed "
+                                  "for a PostgreSQL 15 target"));
+  EXPECT_THAT(messages, ::testing::Contains(HasSubstr("dump of PostgreSQL 18 into PostgreSQL 15")));
+}
+
+TEST(PlainDumpTest, ChunkBoundariesDoNotChangeTheResult) {
+  // Feeding one byte at a time gives the same facts as one chunk.
+  PlainScanner whole(true), bytes(true);
+  whole.Feed(kPg18Dump);
+  whole.Finish(true);
+  std::string text = kPg18Dump;
+  for (char c : text) bytes.Feed(absl::string_view(&c, 1));
+  bytes.Finish(true);
+  ASSERT_EQ(whole.facts().sections.size(), 1u);
+  ASSERT_EQ(bytes.facts().sections.size(), 1u);
+  EXPECT_EQ(whole.facts().sections[0].tables[1].rows, bytes.facts().sections[0].tables[1].rows);
+  EXPECT_EQ(whole.facts().sections[0].schema_version, bytes.facts().sections[0].schema_version);
+  EXPECT_EQ(whole.facts().bytes, bytes.facts().bytes);
+  EXPECT_EQ(whole.facts().complete, bytes.facts().complete);
+}
+
+TEST(PlainDumpTest, VeryLongLinesStayBounded) {
+  std::string text = "--\n-- PostgreSQL database dump\n--\n\nCOPY public.t (a) FROM stdin;\n";
+  text += std::string(3 << 20, 'x') + "\n";
+  text += "short\n\\.\n\n-- PostgreSQL database dump complete\n";
+  v1::DumpInfo d = DetectText(text, true);
+  ASSERT_EQ(d.tables_size(), 1);
+  EXPECT_EQ(d.tables(0).rows(), 2);
+  EXPECT_TRUE(d.complete());
+}
+
+TEST(PlainDumpTest, Pg10ClusterLayoutWithoutDatabaseMarkers) {
+  const std::string text =
+      "--\n-- PostgreSQL database cluster dump\n--\n\n"
+      "SET default_transaction_read_only = off;\n\n"
+      "--\n-- Roles\n--\n\nCREATE ROLE mastodon;\nALTER ROLE mastodon WITH LOGIN;\n"
+      "CREATE ROLE postgres;\n\n"
+      "--\n-- Database creation\n--\n\n"
+      "CREATE DATABASE mastodon_production WITH TEMPLATE = template0 OWNER = mastodon "
+      "ENCODING = 'UTF8' LC_COLLATE = 'en_US.UTF-8' LC_CTYPE = 'en_US.UTF-8';\n"
+      "REVOKE CONNECT,TEMPORARY ON DATABASE template1 FROM PUBLIC;\n\n"
+      "\\connect mastodon_production\n\n"
+      "SET default_transaction_read_only = off;\n\n"
+      "--\n-- PostgreSQL database dump\n--\n\n"
+      "-- Dumped from database version 10.23\n-- Dumped by pg_dump version 10.23\n\n"
+      "CREATE TABLE public.schema_migrations (version character varying NOT NULL);\n"
+      "CREATE TABLE public.statuses (id bigint NOT NULL);\n"
+      "COPY public.schema_migrations (version) FROM stdin;\n20180101000000\n\\.\n\n"
+      "--\n-- PostgreSQL database dump complete\n--\n\n"
+      "\\connect postgres\n\nSET default_transaction_read_only = off;\n\n"
+      "--\n-- PostgreSQL database dump complete\n--\n\n"
+      "\\connect template1\n\n"
+      "--\n-- PostgreSQL database cluster dump complete\n--\n\n";
+  v1::DumpInfo d = DetectText(text, true);
+  EXPECT_EQ(d.kind(), v1::DUMP_KIND_CLUSTER);
+  EXPECT_EQ(d.dumper_version(), "10.23");
+  std::vector<std::string> names;
+  for (const auto& db : d.databases()) names.push_back(db.name());
+  EXPECT_THAT(names, ElementsAre("mastodon_production", "postgres", "template1"));
+  EXPECT_EQ(d.databases(0).encoding(), "UTF8");
+  EXPECT_EQ(d.databases(0).locale(), "en_US.UTF-8");
+  EXPECT_TRUE(d.databases(0).is_mastodon());
+  EXPECT_EQ(d.schema_version(), "20180101000000");
+  EXPECT_THAT(d.roles(), ElementsAre("mastodon", "postgres"));
+  EXPECT_EQ(d.restrict_key_count(), 0);
+  EXPECT_EQ(text.substr(d.databases(0).begin_offset(), 9), "\\connect ");
+  EXPECT_TRUE(d.complete());
+}
+
+TEST(PlainDumpTest, TarRestoreScriptWithNullRestrictKeys) {
+  const std::string text =
+      "--\n-- NOTE:\n--\n-- File paths need to be edited. Search for $$PATH$$ and\n"
+      "-- replace it with the path to the directory containing\n-- the extracted data files.\n--\n"
+      "--\n-- PostgreSQL database dump\n--\n\n"
+      "-- Dumped from database version 15.18\n-- Dumped by pg_dump version 15.18\n\n"
+      "\\unrestrict (null)\n\\connect mastodon\n\\restrict (null)\n\n"
+      "COPY public.accounts (id) FROM '$$PATH$$/3361.dat';\n\n"
+      "--\n-- PostgreSQL database dump complete\n--\n\n";
+  v1::DumpInfo d = DetectText(text, false);
+  EXPECT_EQ(d.kind(), v1::DUMP_KIND_TAR_RESTORE_SCRIPT);
+  EXPECT_THAT(d.warnings(), ::testing::Contains(HasSubstr("(null) key")));
+  EXPECT_THAT(d.warnings(), ::testing::Contains(HasSubstr("$$PATH$$")));
+}
+
+TEST(PlainDumpTest, UnknownMetaCommandsAreReported) {
+  v1::DumpInfo d = DetectText(
+      "--\n-- PostgreSQL database dump\n--\n\n\\! rm -rf /\n\\encoding UTF8\n", false);
+  EXPECT_THAT(d.warnings(), ::testing::Contains(HasSubstr("meta-command in the dump: \\! rm -rf /")));
+  EXPECT_THAT(d.warnings(), ::testing::Not(::testing::Contains(HasSubstr("encoding"))));
+}
+
+TEST(PlainDumpTest, NotADumpIsInvalidArgument) {
+  StringStream in("SELECT 1;\n", "x.sql");
+  EXPECT_THAT(DetectPlainDump(&in, DetectOptions(), false, ""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("x.sql")));
+}
+
+TEST(PlainScannerHelpersTest, ConnectTargets) {
+  EXPECT_EQ(ParseConnectTarget("\\connect mastodon_production"), "mastodon_production");
+  EXPECT_EQ(ParseConnectTarget("\\connect \"My DB\""), "My DB");
+  EXPECT_EQ(ParseConnectTarget("\\connect -reuse-previous=on \"dbname='we\"\"ird db''s'\""),
+            "we\"ird db's");
+  EXPECT_EQ(ParseConnectTarget("\\connect - mastodon"), "");
+  EXPECT_EQ(UnquoteIdentifier("\"a\"\"b\""), "a\"b");
+  EXPECT_TRUE(SchemaVersionLess("20200101000000", "20260101000000"));
+  EXPECT_TRUE(SchemaVersionLess("9", "10"));
+}
+
+TEST(CountCopyRowsTest, StopsAtTerminatorAndTracksVersions) {
+  StringStream in("20200101000000\n20260101000000\t x\n20250101000000\n\\.\n\n\nrest\n");
+  CopyTable t;
+  std::string max;
+  ASSERT_OK(CountCopyRows(&in, &t, &max, nullptr));
+  EXPECT_EQ(t.rows, 3);
+  EXPECT_EQ(max, "20260101000000");
+}
+
+// ---- binary archives -------------------------------------------------------
+
+// Writes pg_dump archive structures (WriteHead/WriteToc layouts).
+class ArchiveWriter {
+ public:
+  explicit ArchiveWriter(int vmin) : vmin_(vmin) {}
+  void Byte(int b) { out_.push_back(static_cast<char>(b)); }
+  void Int(int64_t v) {
+    Byte(v < 0 ? 1 : 0);
+    uint64_t m = v < 0 ? -v : v;
+    for (int i = 0; i < 4; ++i) Byte(static_cast<int>((m >> (8 * i)) & 0xff));
+  }
+  void Str(const char* s) {
+    if (s == nullptr) {
+      Int(-1);
+      return;
+    }
+    Int(static_cast<int64_t>(strlen(s)));
+    out_ += s;
+  }
+  void Header(int format, int compression, const char* dbname, const char* version) {
+    out_ += "PGDMP";
+    Byte(1);
+    Byte(vmin_);
+    Byte(0);
+    Byte(4);  // intSize
+    Byte(8);  // offSize
+    Byte(format);
+    if (vmin_ >= 15) {
+      Byte(compression);
+    } else {
+      Int(compression == 0 ? 0 : -1);
+    }
+    for (int i = 0; i < 7; ++i) Int(i);
+    Str(dbname);
+    Str(version);
+    Str(version);
+  }
+  void Entry(int id, const char* desc, const char* tag, const char* defn, int section,
+             bool custom) {
+    Int(id);
+    Int(1);          // hadDumper
+    Str("0");        // tableoid
+    Str("16384");    // oid
+    Str(tag);
+    Str(desc);
+    Int(section);
+    Str(defn);
+    Str("");         // dropStmt
+    Str("");         // copyStmt
+    Str("public");   // namespace
+    Str("");         // tablespace
+    Str("heap");     // tableam (1.14+)
+    if (vmin_ >= 16) Int(114);  // relkind 'r'
+    Str("mastodon");
+    Str("false");    // withOids
+    Str("1");        // one dependency
+    Str(nullptr);    // end of dependencies
+    if (custom) {
+      Byte(3);  // no data offset
+      for (int i = 0; i < 8; ++i) Byte(0);
+    } else {
+      Str(absl::StrCat(id, ".dat").c_str());
+    }
+  }
+  std::string& bytes() { return out_; }
+
+ private:
+  int vmin_;
+  std::string out_;
+};
+
+std::string MakeArchive(int vmin, int format) {
+  ArchiveWriter w(vmin);
+  w.Header(format, vmin >= 15 ? 3 : 1, "mastodon_production", "17.2");
+  bool custom = format == kArchCustom;
+  w.Int(3);
+  w.Entry(1, "ENCODING", "ENCODING", "SET client_encoding = 'UTF8';\n", 1, custom);
+  w.Entry(2, "TABLE", "schema_migrations", "CREATE TABLE public.schema_migrations ();", 2, custom);
+  w.Entry(3, "TABLE", "statuses", "CREATE TABLE public.statuses ();", 2, custom);
+  return w.bytes();
+}
+
+TEST(ArchiveReaderTest, ReadsHeaderAndTocOfEveryLayoutVersion) {
+  for (int vmin : {14, 15, 16}) {
+    SCOPED_TRACE(vmin);
+    StringStream in(MakeArchive(vmin, kArchCustom), "a.dump");
+    EXPECT_EQ(Sniff(MakeArchive(vmin, kArchCustom)), ContentKind::kPgCustom);
+    DetectOptions options;
+    auto info = DetectCustomDump(&in, options);
+    ASSERT_OK(info);
+    EXPECT_EQ(info->archive_version(), absl::StrCat("1.", vmin));
+    EXPECT_EQ(info->database_name(), "mastodon_production");
+    EXPECT_EQ(info->dumper_version(), "17.2");
+    EXPECT_EQ(info->encoding(), "UTF8");
+    EXPECT_TRUE(info->is_mastodon());
+    EXPECT_EQ(info->internal_compression(),
+              vmin >= 15 ? v1::COMPRESSION_ZSTD : v1::COMPRESSION_ZLIB);
+  }
+  EXPECT_EQ(Sniff(MakeArchive(16, kArchTar)), ContentKind::kPgTocDat);
+}
+
+TEST(ArchiveReaderTest, Archive116NeedsPgRestore17) {
+  StringStream in(MakeArchive(16, kArchCustom), "new.dump");
+  auto info = DetectCustomDump(&in, DetectOptions());
+  ASSERT_OK(info);
+  AddCompatibilityNotes(15, {15}, &*info);
+  ASSERT_GE(info->compatibility_size(), 1);
+  EXPECT_EQ(info->compatibility(0).severity(), v1::SEVERITY_ERROR);
+  EXPECT_EQ(info->compatibility(0).message(),
+            "archive version 1.16 (dumped by pg_dump 17) needs pg_restore >= 17: installed: 15 "
+            "(install postgresql-client-17)");
+  v1::DumpInfo ok = *info;
+  ok.clear_compatibility();
+  AddCompatibilityNotes(0, {15, 17}, &ok);
+  EXPECT_EQ(ok.compatibility(0).severity(), v1::SEVERITY_INFO);
+}
+
+TEST(ArchiveReaderTest, HostileHeadersAreRejected) {
+  std::string good = MakeArchive(14, kArchCustom);
+  auto detect = [](const std::string& bytes) {
+    StringStream in(bytes, "h.dump");
+    return DetectCustomDump(&in, DetectOptions());
+  };
+  EXPECT_THAT(detect(good.substr(0, 30)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("truncated")));
+  std::string newer = good;
+  newer[6] = 17;
+  EXPECT_THAT(detect(newer), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                      HasSubstr("unsupported version (1.17)")));
+  std::string bad_int = good;
+  bad_int[8] = 9;
+  EXPECT_THAT(detect(bad_int), StatusIs(absl::StatusCode::kInvalidArgument,
+                                        HasSubstr("integer size")));
+  // A string claiming 2 GiB.
+  ArchiveWriter w(14);
+  w.Header(kArchCustom, 1, "db", "15.1");
+  w.Int(1);
+  w.Int(1);
+  w.Int(1);
+  w.Byte(0);
+  w.bytes() += std::string("\xff\xff\xff\x7f", 4);
+  EXPECT_THAT(detect(w.bytes()), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          HasSubstr("string of 2147483647 bytes")));
+  // A negative TOC count.
+  ArchiveWriter neg(14);
+  neg.Header(kArchCustom, 1, "db", "15.1");
+  neg.Int(-5);
+  EXPECT_THAT(detect(neg.bytes()), StatusIs(absl::StatusCode::kInvalidArgument,
+                                            HasSubstr("invalid TOC entry count -5")));
+}
+
+TEST(SniffTest, RecognisesEveryWrapper) {
+  EXPECT_EQ(Sniff(""), ContentKind::kEmpty);
+  EXPECT_EQ(Sniff("\x1f\x8b\x08\x00"), ContentKind::kGzip);
+  EXPECT_EQ(Sniff("BZh91AY"), ContentKind::kBzip2);
+  EXPECT_EQ(Sniff(std::string("\xfd" "7zXZ\0\0", 7)), ContentKind::kXz);
+  EXPECT_EQ(Sniff("\x28\xb5\x2f\xfd\x00"), ContentKind::kZstd);
+  EXPECT_EQ(Sniff("\x04\x22\x4d\x18"), ContentKind::kLz4);
+  EXPECT_EQ(Sniff("PK\x03\x04"), ContentKind::kZip);
+  EXPECT_EQ(Sniff("7z\xbc\xaf\x27\x1c"), ContentKind::kSevenZip);
+  std::string tar(512, '\0');
+  tar.replace(257, 5, "ustar");
+  EXPECT_EQ(Sniff(tar), ContentKind::kTar);
+  EXPECT_EQ(Sniff("age-encryption.org/v1\n-> X25519"), ContentKind::kAge);
+  EXPECT_EQ(Sniff("-----BEGIN PGP MESSAGE-----\n"), ContentKind::kOpenPgp);
+  EXPECT_EQ(Sniff(std::string("\x8c\x0d\x04\x07\x03\x02", 6)), ContentKind::kOpenPgp);
+  EXPECT_EQ(Sniff("--\n-- PostgreSQL database dump\n--\n\n"), ContentKind::kPlainDump);
+  EXPECT_EQ(Sniff("--\n-- PostgreSQL database cluster dump\n--\n\n"), ContentKind::kPlainDumpall);
+  EXPECT_EQ(Sniff("--\n-- NOTE:\n--\n"), ContentKind::kTarRestoreScript);
+  EXPECT_EQ(Sniff("hello\n"), ContentKind::kText);
+  EXPECT_EQ(Sniff(std::string("\x01\x02\x00", 3)), ContentKind::kBinary);
+}
+
+TEST(VersionTest, MajorVersions) {
+  EXPECT_EQ(MajorVersionOf("15.18 (Debian 15.18-0+deb12u1)"), 15);
+  EXPECT_EQ(MajorVersionOf("9.6.24"), 9);
+  EXPECT_EQ(MajorVersionOf(""), 0);
+  EXPECT_EQ(PgRestoreMajorForArchive(16), 17);
+  EXPECT_EQ(PgRestoreMajorForArchive(15), 16);
+  EXPECT_EQ(PgRestoreMajorForArchive(14), 12);
+}
+
+}  // namespace
+}  // namespace mastodon_restore

@@ -1,0 +1,110 @@
+#include "agent/app/env_file.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "agent/archive/path_rules.h"
+#include "tests/harness/status_matchers.h"
+
+namespace mastodon_restore {
+namespace {
+
+using ::mastodon_restore::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+TEST(EnvFileTest, DotenvRules) {
+  ParsedEnvFile env = ParseEnvFile(
+      "# comment\n"
+      "\n"
+      "LOCAL_DOMAIN=example.social\n"
+      "export SINGLE_USER_MODE=false\n"
+      "  SPACED = value with spaces   # trailing comment\n"
+      "HASH=abc#not-a-comment\n"
+      "SINGLE='literal $HOME \\n'\n"
+      "DOUBLE=\"line1\\nline2\"\n"
+      "MULTI=\"first\n"
+      "second\"\n"
+      "EMPTY=\n"
+      "COLON: yes\n"
+      "not a line\n"
+      "AFTER=1\r\n");
+  auto value = [&](const char* key) {
+    const std::string* v = env.Find(key);
+    return v == nullptr ? std::string("<missing>") : *v;
+  };
+  EXPECT_EQ(value("LOCAL_DOMAIN"), "example.social");
+  EXPECT_EQ(value("SINGLE_USER_MODE"), "false");
+  EXPECT_EQ(value("SPACED"), "value with spaces");
+  EXPECT_EQ(value("HASH"), "abc#not-a-comment");
+  EXPECT_EQ(value("SINGLE"), "literal $HOME \\n");
+  EXPECT_EQ(value("DOUBLE"), "line1\nline2");
+  EXPECT_EQ(value("MULTI"), "first\nsecond");
+  EXPECT_EQ(value("EMPTY"), "");
+  EXPECT_EQ(value("COLON"), "yes");
+  EXPECT_EQ(value("AFTER"), "1");
+  ASSERT_EQ(env.warnings.size(), 1u);
+  EXPECT_EQ(env.warnings[0], "line 13: not KEY=VALUE");  // MULTI spans lines 9-10
+}
+
+TEST(EnvFileTest, SummaryReportsSettingsAndSecretsWithoutValues) {
+  ParsedEnvFile env = ParseEnvFile(
+      "DB_HOST=db\nDB_NAME=mastodon_production\nDB_PASS=hunter2\n"
+      "DATABASE_URL=postgres://mastodon:hunter2@db:5432/mastodon_production\n"
+      "S3_ENABLED=true\nS3_BUCKET=files\nAWS_SECRET_ACCESS_KEY=aws-secret\n"
+      "SECRET_KEY_BASE=abc\nOTP_SECRET=\nVAPID_PUBLIC_KEY=pub\n");
+  auto info = SummarizeEnvFile(env, ".env.production");
+  EXPECT_EQ(info.database_settings().at("DB_NAME"), "mastodon_production");
+  EXPECT_EQ(info.database_settings().at("DATABASE_URL"),
+            "postgres://mastodon:***@db:5432/mastodon_production");
+  EXPECT_EQ(info.database_settings().count("DB_PASS"), 0u);
+  EXPECT_EQ(info.media_settings().at("S3_BUCKET"), "files");
+  EXPECT_EQ(info.media_settings().count("AWS_SECRET_ACCESS_KEY"), 0u);
+  EXPECT_THAT(info.keys(), ::testing::Contains("AWS_SECRET_ACCESS_KEY"));
+  std::map<std::string, bool> present;
+  for (const auto& s : info.secrets()) present[s.key()] = s.present();
+  EXPECT_TRUE(present["SECRET_KEY_BASE"]);
+  EXPECT_FALSE(present["OTP_SECRET"]);  // empty counts as missing
+  EXPECT_FALSE(present["ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY"]);
+  EXPECT_EQ(info.secrets(0).fingerprint(), SecretFingerprint("abc"));
+  EXPECT_EQ(SecretFingerprint("abc"), "ba7816bf");  // SHA-256("abc")
+  std::string all = info.DebugString();
+  EXPECT_EQ(all.find("hunter2"), std::string::npos);
+  EXPECT_EQ(all.find("aws-secret"), std::string::npos);
+}
+
+TEST(EnvFileTest, SecretKeys) {
+  EXPECT_TRUE(IsSecretKey("SMTP_PASSWORD"));
+  EXPECT_TRUE(IsSecretKey("AWS_SECRET_ACCESS_KEY"));
+  EXPECT_TRUE(IsSecretKey("ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT"));
+  EXPECT_FALSE(IsSecretKey("LOCAL_DOMAIN"));
+  EXPECT_FALSE(IsSecretKey("S3_BUCKET"));
+  EXPECT_EQ(RedactUrlPassword("postgres://u@h/db"), "postgres://u@h/db");
+}
+
+TEST(PathRulesTest, EntryNames) {
+  EXPECT_EQ(*NormalizeEntryPath("./public//system/x"), "public/system/x");
+  EXPECT_THAT(NormalizeEntryPath("/etc/passwd"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("absolute")));
+  EXPECT_THAT(NormalizeEntryPath("a/../../b"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'..'")));
+  EXPECT_THAT(NormalizeEntryPath("./"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")));
+  EXPECT_TRUE(IsWithin("/var/backups/mastodon/x", "/var/backups/mastodon"));
+  EXPECT_TRUE(IsWithin("/var/backups/mastodon", "/var/backups/mastodon"));
+  EXPECT_FALSE(IsWithin("/var/backups/mastodon2", "/var/backups/mastodon"));
+}
+
+TEST(PathRulesTest, AllowedRoots) {
+  EXPECT_THAT(ResolveAllowedPath("relative", {"/tmp"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("absolute")));
+  EXPECT_THAT(ResolveAllowedPath("/etc/hostname", {"/tmp"}),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("allowed roots (/tmp)")));
+  EXPECT_THAT(ResolveAllowedPath("/tmp/../etc/hostname", {"/tmp"}),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("resolves to '/etc/hostname'")));
+  EXPECT_THAT(ResolveAllowedPath("/tmp/no-such-file-mr", {"/tmp"}),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no-such-file-mr")));
+  EXPECT_OK(ResolveAllowedPath("/etc/hostname", {"/tmp", "/etc"}));
+}
+
+}  // namespace
+}  // namespace mastodon_restore
