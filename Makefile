@@ -10,7 +10,7 @@ WERROR ?= ON
 BUF := .tools/buf/node_modules/.bin/buf
 CXX_SOURCES = $(shell git ls-files -co --exclude-standard -- '*.cc' '*.h' '*.h.in' | grep -v '^$(BUILD_DIR)/')
 
-.PHONY: all deps configure build test demo lint format clean
+.PHONY: all deps configure build test demo lint format fuzz bench bench-detect clean
 
 all: build
 
@@ -39,6 +39,23 @@ lint: deps
 
 format:
 	clang-format -i $(CXX_SOURCES)
+
+# Benchmarks; results go to bench/results/<date>-*.md.
+BENCH_MB ?= 700
+bench: bench-detect
+
+bench-detect: build
+	$(BUILD_DIR)/bench/detect_bench --mb $(BENCH_MB) --runs 5 --drop-caches \
+	  --output bench/results/$$(date +%Y-%m-%d)-detection.md
+
+# Each fuzz target runs FUZZ_SECONDS (default 60) from a corpus seeded with
+# the test fixtures. Not part of CI.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DMR_FUZZ=ON -DMR_BUILD_TESTS=OFF
+	cmake --build build-fuzz -j $(JOBS) --target plain_dump_fuzzer custom_archive_fuzzer env_file_fuzzer
+	scripts/run-fuzzers build-fuzz $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -210,6 +210,7 @@ std::vector<FlagSpec> SourceFlags(std::vector<FlagSpec> extra) {
       {"password-stdin", "", "read the archive password from the first line of stdin"},
       {"age-identity", "FILE", "age identity file for .age sources"},
       {"gpg-key", "FILE", "OpenPGP secret key file for .gpg sources"},
+      {"target-conninfo", "CONNINFO", "judge compatibility against this server (libpq conninfo)"},
   };
   flags.insert(flags.end(), extra.begin(), extra.end());
   return flags;
@@ -249,6 +250,9 @@ int RunInspect(CommandContext& ctx) {
   v1::InspectBackupRequest request;
   FillSource(ctx, request.mutable_source());
   request.set_deep(ctx.args.GetBool("deep"));
+  if (ctx.args.Has("target-conninfo")) {
+    request.mutable_target()->set_conninfo(ctx.args.Get("target-conninfo"));
+  }
   v1::InspectBackupResponse response;
   grpc::ClientContext context;
   SetDeadline(ctx.agent, &context);
@@ -268,9 +272,7 @@ const std::vector<Command>& Commands() {
        RunHealth},
       {"info", "agent version, host facts, runtime, PostgreSQL tools", "", {}, RunInfo},
       {"detect", "what a PostgreSQL dump is (format, versions, databases, compatibility)", "PATH",
-       SourceFlags({{"member", "PATH", "the dump inside an archive or directory source"},
-                    {"target-conninfo", "CONNINFO",
-                     "judge compatibility against this server (libpq conninfo)"}}),
+       SourceFlags({{"member", "PATH", "the dump inside an archive or directory source"}}),
        RunDetect},
       {"inspect", "inventory of a backup: layout, env file, dumps, media", "SOURCE",
        SourceFlags({}), RunInspect},

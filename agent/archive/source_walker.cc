@@ -19,6 +19,7 @@
 #include "absl/strings/strip.h"
 #include "agent/archive/archive_reader.h"
 #include "agent/archive/path_rules.h"
+#include "agent/common/env.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
 
@@ -113,15 +114,7 @@ class Walker {
                       absl::StrCat("symlink loop: '", rel, "' leads back to a directory above it"));
     }
     stack->insert(key);
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) return ErrnoError(errno, "open directory", dir);
-    std::vector<std::string> names;
-    while (struct dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name != "." && name != "..") names.push_back(name);
-    }
-    ::closedir(d);
-    std::sort(names.begin(), names.end());
+    ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir));
     for (const std::string& name : names) {
       if (visitor_->Done()) break;
       std::string abs = absl::StrCat(dir, "/", name);

@@ -60,16 +60,7 @@ class PosixEnvImpl : public Env {
   }
 
   absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override {
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) return ErrnoError(errno, "list directory", dir);
-    std::vector<std::string> names;
-    while (struct dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name != "." && name != "..") names.push_back(name);
-    }
-    ::closedir(d);
-    std::sort(names.begin(), names.end());
-    return names;
+    return ListDirectory(dir);
   }
 
   bool IsExecutable(const std::string& path) override {
@@ -177,6 +168,19 @@ class PosixEnvImpl : public Env {
 };
 
 }  // namespace
+
+absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return ErrnoError(errno, "list directory", dir);
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 std::unique_ptr<Env> NewPosixEnv() { return std::make_unique<PosixEnvImpl>(); }
 

@@ -44,6 +44,9 @@ class Env {
                                        mode_t mode) = 0;
 };
 
+// Names of the entries of `dir` (without "." and ".."), sorted.
+absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& dir);
+
 // The real host. Thread-safe.
 std::unique_ptr<Env> NewPosixEnv();
 

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/common/errors.h"
+#include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
 namespace {
@@ -113,6 +114,23 @@ absl::StatusOr<ExecPlan> MakePlan(const CommandSpec& spec) {
   ::execve(plan.program.c_str(), plan.argv.data(), plan.envp.data());
   fail(4);
   ::_exit(127);  // not reached
+}
+
+// Creates close-on-exec pipes; on failure none is left open.
+absl::Status CreatePipes(const std::string& program, std::initializer_list<int*> pipes) {
+  std::vector<int*> made;
+  for (int* p : pipes) {
+    if (::pipe2(p, O_CLOEXEC) != 0) {
+      int err = errno;
+      for (int* m : made) {
+        ::close(m[0]);
+        ::close(m[1]);
+      }
+      return ErrnoError(err, "create pipe for", program);
+    }
+    made.push_back(p);
+  }
+  return absl::OkStatus();
 }
 
 // Forks and execs; returns the pid once exec succeeded (or the exec error).
@@ -304,13 +322,7 @@ absl::StatusOr<std::unique_ptr<ByteStream>> PosixCommandRunner::StartReading(
   auto plan = MakePlan(spec);
   if (!plan.ok()) return plan.status();
   int in_pipe[2], out_pipe[2];
-  if (::pipe2(in_pipe, O_CLOEXEC) != 0) return ErrnoError(errno, "create pipe for", plan->program);
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
-    int err = errno;
-    ::close(in_pipe[0]);
-    ::close(in_pipe[1]);
-    return ErrnoError(err, "create pipe for", plan->program);
-  }
+  RETURN_IF_ERROR(CreatePipes(plan->program, {in_pipe, out_pipe}));
   int err_fd = ::memfd_create("stderr", MFD_CLOEXEC);
   if (err_fd < 0) {
     int err = errno;
@@ -343,18 +355,7 @@ absl::StatusOr<CommandResult> PosixCommandRunner::Run(const CommandSpec& spec,
   auto plan = MakePlan(spec);
   if (!plan.ok()) return plan.status();
   int in_pipe[2], out_pipe[2], err_pipe[2];
-  if (::pipe2(in_pipe, O_CLOEXEC) != 0) return ErrnoError(errno, "create pipe for", plan->program);
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
-    int err = errno;
-    ::close(in_pipe[0]);
-    ::close(in_pipe[1]);
-    return ErrnoError(err, "create pipe for", plan->program);
-  }
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    int err = errno;
-    for (int fd : {in_pipe[0], in_pipe[1], out_pipe[0], out_pipe[1]}) ::close(fd);
-    return ErrnoError(err, "create pipe for", plan->program);
-  }
+  RETURN_IF_ERROR(CreatePipes(plan->program, {in_pipe, out_pipe, err_pipe}));
   auto pid = Spawn(*plan, spec, in_pipe[0], out_pipe[1], err_pipe[1]);
   ::close(in_pipe[0]);
   ::close(out_pipe[1]);

@@ -3,8 +3,10 @@
 #include <arpa/inet.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +28,37 @@ std::vector<std::string> ServerEnv() {
 }
 
 }  // namespace
+
+absl::Status RunAsUnprivilegedUserIfRoot(LocalClusterOptions* options, const std::string& user) {
+  if (::geteuid() != 0) return absl::OkStatus();
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("unable to run PostgreSQL as root and there is no '", user,
+                     "' user to run it as (install postgresql-15)"));
+  }
+  options->uid = pw.pw_uid;
+  options->gid = pw.pw_gid;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> CreateClusterBaseDir(const std::string& parent,
+                                                 const std::string& prefix,
+                                                 const LocalClusterOptions& options) {
+  std::string templ = absl::StrCat(parent, "/", prefix, "XXXXXX");
+  std::vector<char> buf(templ.begin(), templ.end());
+  buf.push_back('\0');
+  if (::mkdtemp(buf.data()) == nullptr) return ErrnoError(errno, "create directory", templ);
+  std::string dir = buf.data();
+  if (::chmod(dir.c_str(), 0755) != 0) return ErrnoError(errno, "set mode of", dir);
+  if (options.uid.has_value() &&
+      ::chown(dir.c_str(), *options.uid, options.gid.value_or(static_cast<gid_t>(-1))) != 0) {
+    return ErrnoError(errno, "change owner of", dir);
+  }
+  return dir;
+}
 
 std::string ConnInfoQuote(const std::string& value) {
   std::string out = "'";

@@ -96,6 +96,17 @@ class LocalCluster {
   std::unique_ptr<Process> server_;
 };
 
+// When the caller is root, sets `options` to run the server as `user`
+// (PostgreSQL refuses root). FAILED_PRECONDITION when that user is missing.
+absl::Status RunAsUnprivilegedUserIfRoot(LocalClusterOptions* options,
+                                         const std::string& user = "postgres");
+
+// Creates a fresh directory "<parent>/<prefix>XXXXXX" (mode 0755) owned by the
+// server's user of `options`, for options.base_dir.
+absl::StatusOr<std::string> CreateClusterBaseDir(const std::string& parent,
+                                                 const std::string& prefix,
+                                                 const LocalClusterOptions& options);
+
 // Quotes a libpq conninfo value: 'value' with backslash and quote escaped.
 std::string ConnInfoQuote(const std::string& value);
 

@@ -221,8 +221,16 @@ absl::Status ArchiveStructureReader::ReadStr(int int_size, std::string* out, boo
   }
   if (is_null != nullptr) *is_null = false;
   if (len > kMaxStrBytes) return Bad(absl::StrCat("string of ", len, " bytes"));
-  out->resize(static_cast<size_t>(len));
-  return ReadBytes(out->data(), out->size());
+  // Grow with the data actually read, so that a hostile length in a short
+  // file fails as truncated before it allocates.
+  constexpr int64_t kStep = 1 << 20;
+  for (int64_t done = 0; done < len;) {
+    int64_t n = std::min(kStep, len - done);
+    out->resize(static_cast<size_t>(done + n));
+    RETURN_IF_ERROR(ReadBytes(out->data() + done, static_cast<size_t>(n)));
+    done += n;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ArchiveHeader> ArchiveStructureReader::ReadHeader() {

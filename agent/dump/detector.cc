@@ -432,7 +432,10 @@ void AddCompatibilityNotes(int target_major, const std::vector<int>& pg_restore_
       dumper > 0 ? absl::StrCat("dumped by pg_dump ", dumper) : std::string("dumped");
   if (info->format() != v1::DUMP_FORMAT_PLAIN && !info->archive_version().empty()) {
     int vmin = 0;
-    absl::SimpleAtoi(info->archive_version().substr(info->archive_version().find('.') + 1), &vmin);
+    if (!absl::SimpleAtoi(info->archive_version().substr(info->archive_version().find('.') + 1),
+                          &vmin)) {
+      vmin = 0;
+    }
     int needed = std::max(PgRestoreMajorForArchive(vmin), dumper);
     std::vector<int> usable;
     for (int m : pg_restore_majors) {

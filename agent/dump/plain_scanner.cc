@@ -14,7 +14,6 @@ constexpr absl::string_view kDumpHeader = "-- PostgreSQL database dump";
 constexpr absl::string_view kClusterHeader = "-- PostgreSQL database cluster dump";
 constexpr absl::string_view kDumpComplete = "-- PostgreSQL database dump complete";
 constexpr absl::string_view kClusterComplete = "-- PostgreSQL database cluster dump complete";
-constexpr size_t kMaxListed = 64;
 
 // Reads an identifier at the start of `s` (quoted or not); advances `s`.
 std::string TakeIdentifier(absl::string_view* s) {

@@ -52,6 +52,33 @@ absl::StatusOr<SourceOptions> AgentService::ResolveSource(const v1::BackupSource
   return options;
 }
 
+std::function<void(int64_t)> AgentService::ProgressLogger(const std::string& source) const {
+  // Called on the handler's thread only: no locking needed.
+  auto last = std::make_shared<absl::Time>(env_->Now());
+  return [this, source, last](int64_t bytes) {
+    absl::Time now = env_->Now();
+    if (now - *last < absl::Seconds(5)) return;
+    *last = now;
+    logger_->Info("deep scan progress", {{"source", source}, {"bytes", absl::StrCat(bytes)}});
+  };
+}
+
+absl::Status AgentService::PrepareScan(const v1::BackupSource& source_request, bool deep,
+                                       const v1::DatabaseTarget& target, const CancelToken& cancel,
+                                       ScanSetup* setup) const {
+  ASSIGN_OR_RETURN(setup->source, ResolveSource(source_request, &setup->path));
+  setup->source.cancel = &cancel;
+  setup->options.deep = deep;
+  setup->options.progress = ProgressLogger(source_request.path());
+  setup->options.pg_restore_majors =
+      InstalledPostgresVersions(env_, "/usr/lib/postgresql", "pg_restore");
+  if (!target.conninfo().empty()) {
+    ASSIGN_OR_RETURN(int version, ProbeServerVersion(target.conninfo()));
+    setup->options.target_major = version / 10000;
+  }
+  return absl::OkStatus();
+}
+
 grpc::ServerUnaryReactor* AgentService::DetectDump(grpc::CallbackServerContext* context,
                                                    const v1::DetectDumpRequest* request,
                                                    v1::DetectDumpResponse* response) {
@@ -61,19 +88,12 @@ grpc::ServerUnaryReactor* AgentService::DetectDump(grpc::CallbackServerContext* 
                                 {"peer", context->peer()}});
   return BlockingUnaryReactor::Start(
       &workers_, [this, request, response](const CancelToken& cancel) {
-        std::string path;
-        ASSIGN_OR_RETURN(SourceOptions source, ResolveSource(request->source(), &path));
-        source.cancel = &cancel;
-        InspectOptions options;
-        options.deep = request->deep();
-        options.pg_restore_majors =
-            InstalledPostgresVersions(env_, "/usr/lib/postgresql", "pg_restore");
-        if (!request->target().conninfo().empty()) {
-          ASSIGN_OR_RETURN(int version, ProbeServerVersion(request->target().conninfo()));
-          options.target_major = version / 10000;
-        }
+        ScanSetup setup;
+        RETURN_IF_ERROR(
+            PrepareScan(request->source(), request->deep(), request->target(), cancel, &setup));
         ASSIGN_OR_RETURN(*response->mutable_dump(),
-                         DetectDumpInSource(path, request->member(), source, options, runner_));
+                         DetectDumpInSource(setup.path, request->member(), setup.source,
+                                            setup.options, runner_));
         return absl::OkStatus();
       });
 }
@@ -86,15 +106,12 @@ grpc::ServerUnaryReactor* AgentService::InspectBackup(grpc::CallbackServerContex
                                    {"peer", context->peer()}});
   return BlockingUnaryReactor::Start(
       &workers_, [this, request, response](const CancelToken& cancel) {
-        std::string path;
-        ASSIGN_OR_RETURN(SourceOptions source, ResolveSource(request->source(), &path));
-        source.cancel = &cancel;
-        InspectOptions options;
-        options.deep = request->deep();
-        options.pg_restore_majors =
-            InstalledPostgresVersions(env_, "/usr/lib/postgresql", "pg_restore");
-        ASSIGN_OR_RETURN(*response->mutable_manifest(),
-                         ::mastodon_restore::InspectBackup(path, source, options, runner_));
+        ScanSetup setup;
+        RETURN_IF_ERROR(
+            PrepareScan(request->source(), request->deep(), request->target(), cancel, &setup));
+        ASSIGN_OR_RETURN(
+            *response->mutable_manifest(),
+            ::mastodon_restore::InspectBackup(setup.path, setup.source, setup.options, runner_));
         return absl::OkStatus();
       });
 }

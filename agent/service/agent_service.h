@@ -5,6 +5,7 @@
 #define MASTODON_RESTORE_AGENT_SERVICE_AGENT_SERVICE_H_
 
 #include "absl/time/time.h"
+#include "agent/archive/inspector.h"
 #include "agent/archive/source_walker.h"
 #include "agent/common/env.h"
 #include "agent/common/logging.h"
@@ -86,6 +87,20 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
   // secrets (by value or file). Fills `path` with the resolved path.
   absl::StatusOr<SourceOptions> ResolveSource(const mastodon::restore::v1::BackupSource& source,
                                               std::string* path) const;
+
+  // What DetectDump and InspectBackup need: the resolved source path, its
+  // options (secrets resolved) and the scan options.
+  struct ScanSetup {
+    std::string path;
+    SourceOptions source;
+    InspectOptions options;
+  };
+  absl::Status PrepareScan(const mastodon::restore::v1::BackupSource& source, bool deep,
+                           const mastodon::restore::v1::DatabaseTarget& target,
+                           const CancelToken& cancel, ScanSetup* setup) const;
+
+  // A progress callback for deep scans that logs every few seconds.
+  std::function<void(int64_t)> ProgressLogger(const std::string& source) const;
 
   const AgentConfig* const config_;
   Env* const env_;

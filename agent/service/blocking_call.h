@@ -47,7 +47,7 @@ class BlockingUnaryReactor : public grpc::ServerUnaryReactor {
 
   // Starts `work` at once; the reactor deletes itself when the call is done.
   static grpc::ServerUnaryReactor* Start(WorkerTracker* tracker, Work work) {
-    auto* reactor = new BlockingUnaryReactor(tracker);
+    auto* reactor = new BlockingUnaryReactor();
     tracker->Add();
     std::shared_ptr<CancelToken> cancel = reactor->cancel_;
     std::thread([reactor, tracker, cancel, work = std::move(work)]() {
@@ -62,9 +62,7 @@ class BlockingUnaryReactor : public grpc::ServerUnaryReactor {
   void OnDone() override { delete this; }
 
  private:
-  explicit BlockingUnaryReactor(WorkerTracker* tracker)
-      : tracker_(tracker), cancel_(std::make_shared<CancelToken>()) {}
-  WorkerTracker* tracker_;
+  BlockingUnaryReactor() : cancel_(std::make_shared<CancelToken>()) {}
   std::shared_ptr<CancelToken> cancel_;
 };
 

@@ -371,15 +371,16 @@ TEST_F(DetectCliTest, InspectHumanOutputOfASourceInstallBackup) {
   EXPECT_THAT(r.stdout_text, HasSubstr("containers     gzip > tar"));
   EXPECT_THAT(r.stdout_text, HasSubstr("SECRET_KEY_BASE: present ("));
   EXPECT_THAT(r.stdout_text, HasSubstr("media          public/system: 3 files"));
-  EXPECT_THAT(r.stdout_text, HasSubstr("format         plain, one database (pg_dump), compressed with xz"));
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("format         plain, one database (pg_dump), compressed with xz"));
   EXPECT_EQ(r.stdout_text.find("canary"), std::string::npos);
   EXPECT_EQ(ReadFileOrEmpty(log_file()).find("canary"), std::string::npos);
 }
 
 TEST_F(DetectCliTest, PasswordsByFileAndStdinNeverOnArgv) {
   StartWithFixtures();
-  CommandResult r = CliOnSocket({"inspect", "--password-file", Fixture("password.txt"),
-                                 Fixture("secret.zip")});
+  CommandResult r =
+      CliOnSocket({"inspect", "--password-file", Fixture("password.txt"), Fixture("secret.zip")});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   r = CliWithStdin({"inspect", "--password-stdin", Fixture("aes.zip")}, "zip-pass\n");
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
@@ -411,11 +412,12 @@ TEST_F(DetectCliTest, CompatibilityAgainstATargetServer) {
   auto pg = testing::TestPostgres::Start();
   ASSERT_OK(pg);
   StartWithFixtures();
-  CommandResult r = CliOnSocket({"--json", "detect", "--target-conninfo", (*pg)->ConnInfo(),
-                                 Fixture("custom.dump")});
+  CommandResult r = CliOnSocket(
+      {"--json", "detect", "--target-conninfo", (*pg)->ConnInfo(), Fixture("custom.dump")});
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_THAT(r.stdout_text, HasSubstr("pg_restore 15 can read it"));
-  r = CliOnSocket({"detect", "--target-conninfo", "host=/nonexistent port=1", Fixture("custom.dump")});
+  r = CliOnSocket(
+      {"detect", "--target-conninfo", "host=/nonexistent port=1", Fixture("custom.dump")});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_THAT(r.stderr_text, HasSubstr("unable to connect to the target server"));
 }

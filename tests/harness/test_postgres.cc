@@ -2,7 +2,6 @@
 
 #include <ftw.h>
 #include <libpq-fe.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,20 +59,10 @@ absl::StatusOr<std::unique_ptr<TestPostgres>> TestPostgres::Start() {
   pg->env_ = NewPosixEnv();
   pg->runner_ = NewPosixCommandRunner();
   LocalClusterOptions options;
-  int uid = -1, gid = -1;
-  if (::geteuid() == 0) {
-    // initdb and postgres refuse root: run them as the `postgres` user.
-    struct passwd* pw = ::getpwnam("postgres");
-    if (pw == nullptr) {
-      return absl::FailedPreconditionError(
-          "unable to start test PostgreSQL as root: no 'postgres' user (install postgresql-15)");
-    }
-    uid = static_cast<int>(pw->pw_uid);
-    gid = static_cast<int>(pw->pw_gid);
-    options.uid = pw->pw_uid;
-    options.gid = pw->pw_gid;
-  }
-  ASSIGN_OR_RETURN(pg->base_dir_, MakeTempDir("mr-test-pg-", uid, gid));
+  RETURN_IF_ERROR(RunAsUnprivilegedUserIfRoot(&options));
+  const char* tmp = std::getenv("TMPDIR");
+  ASSIGN_OR_RETURN(pg->base_dir_, CreateClusterBaseDir(tmp != nullptr && *tmp ? tmp : "/tmp",
+                                                       "mr-test-pg-", options));
   options.base_dir = pg->base_dir_;
   options.fast_unsafe = true;
   options.stop_with_parent = true;

@@ -72,7 +72,7 @@ TEST_F(DetectionTest, PlainPgDumpShallow) {
   EXPECT_EQ(d->restrict_key_count(), 1);
   EXPECT_THAT(d->risky_settings(), ElementsAre("default_table_access_method"));
   EXPECT_TRUE(d->is_mastodon());
-  EXPECT_EQ(d->database_name(), "");  // pg_dump without --create names no database
+  EXPECT_EQ(d->database_name(), "");   // pg_dump without --create names no database
   EXPECT_TRUE(d->complete_checked());  // the tail of an uncompressed file is read
   EXPECT_TRUE(d->complete());
   EXPECT_FALSE(d->deep());
@@ -103,8 +103,8 @@ TEST_F(DetectionTest, PlainWithCreateReportsDatabaseEncodingAndLocale) {
 
 TEST_F(DetectionTest, EveryOuterCompression) {
   const std::pair<const char*, v1::Compression> cases[] = {
-      {"plain.sql.gz", v1::COMPRESSION_GZIP},   {"plain.sql.xz", v1::COMPRESSION_XZ},
-      {"plain.sql.zst", v1::COMPRESSION_ZSTD},  {"plain.sql.bz2", v1::COMPRESSION_BZIP2},
+      {"plain.sql.gz", v1::COMPRESSION_GZIP},  {"plain.sql.xz", v1::COMPRESSION_XZ},
+      {"plain.sql.zst", v1::COMPRESSION_ZSTD}, {"plain.sql.bz2", v1::COMPRESSION_BZIP2},
       {"plain.sql.lz4", v1::COMPRESSION_LZ4},
   };
   for (const auto& [file, compression] : cases) {
@@ -339,11 +339,11 @@ TEST_F(DetectionTest, AgeAndOpenPgp) {
   EXPECT_EQ(d->path(), "dump.sql");
   EXPECT_EQ(Rows(*d, "public.statuses"), 1000);
   source_.age_identity_file = kDir + "/other-age.key";
-  EXPECT_THAT(Detect("dump.sql.age"), StatusIs(absl::StatusCode::kInvalidArgument,
-                                               HasSubstr("wrong passphrase or key")));
+  EXPECT_THAT(Detect("dump.sql.age"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("wrong passphrase or key")));
   source_.age_identity_file = "";
-  EXPECT_THAT(Detect("dump.sql.age"), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                               HasSubstr("identity file")));
+  EXPECT_THAT(Detect("dump.sql.age"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("identity file")));
 
   source_.passphrase = "gpg-secret";
   auto m = Inspect("source.tar.gz.gpg");

@@ -54,7 +54,8 @@ TEST(PlainDumpTest, Pg18HeaderTransactionTimeoutAndRestrict) {
   EXPECT_EQ(d.dumper_version(), "18.4");
   EXPECT_EQ(d.server_version(), "18.4");
   EXPECT_EQ(d.restrict_key_count(), 1);
-  EXPECT_THAT(d.risky_settings(), ElementsAre("transaction_timeout", "default_table_access_method"));
+  EXPECT_THAT(d.risky_settings(),
+              ElementsAre("transaction_timeout", "default_table_access_method"));
   EXPECT_TRUE(d.is_mastodon());
   EXPECT_EQ(d.schema_version(), "20260611150940");
   ASSERT_EQ(d.tables_size(), 2);
@@ -151,9 +152,10 @@ TEST(PlainDumpTest, TarRestoreScriptWithNullRestrictKeys) {
 }
 
 TEST(PlainDumpTest, UnknownMetaCommandsAreReported) {
-  v1::DumpInfo d = DetectText(
-      "--\n-- PostgreSQL database dump\n--\n\n\\! rm -rf /\n\\encoding UTF8\n", false);
-  EXPECT_THAT(d.warnings(), ::testing::Contains(HasSubstr("meta-command in the dump: \\! rm -rf /")));
+  v1::DumpInfo d =
+      DetectText("--\n-- PostgreSQL database dump\n--\n\n\\! rm -rf /\n\\encoding UTF8\n", false);
+  EXPECT_THAT(d.warnings(),
+              ::testing::Contains(HasSubstr("meta-command in the dump: \\! rm -rf /")));
   EXPECT_THAT(d.warnings(), ::testing::Not(::testing::Contains(HasSubstr("encoding"))));
 }
 
@@ -224,23 +226,23 @@ class ArchiveWriter {
   void Entry(int id, const char* desc, const char* tag, const char* defn, int section,
              bool custom) {
     Int(id);
-    Int(1);          // hadDumper
-    Str("0");        // tableoid
-    Str("16384");    // oid
+    Int(1);        // hadDumper
+    Str("0");      // tableoid
+    Str("16384");  // oid
     Str(tag);
     Str(desc);
     Int(section);
     Str(defn);
-    Str("");         // dropStmt
-    Str("");         // copyStmt
-    Str("public");   // namespace
-    Str("");         // tablespace
-    Str("heap");     // tableam (1.14+)
+    Str("");                    // dropStmt
+    Str("");                    // copyStmt
+    Str("public");              // namespace
+    Str("");                    // tablespace
+    Str("heap");                // tableam (1.14+)
     if (vmin_ >= 16) Int(114);  // relkind 'r'
     Str("mastodon");
-    Str("false");    // withOids
-    Str("1");        // one dependency
-    Str(nullptr);    // end of dependencies
+    Str("false");  // withOids
+    Str("1");      // one dependency
+    Str(nullptr);  // end of dependencies
     if (custom) {
       Byte(3);  // no data offset
       for (int i = 0; i < 8; ++i) Byte(0);
@@ -315,8 +317,8 @@ TEST(ArchiveReaderTest, HostileHeadersAreRejected) {
                                       HasSubstr("unsupported version (1.17)")));
   std::string bad_int = good;
   bad_int[8] = 9;
-  EXPECT_THAT(detect(bad_int), StatusIs(absl::StatusCode::kInvalidArgument,
-                                        HasSubstr("integer size")));
+  EXPECT_THAT(detect(bad_int),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("integer size")));
   // A string claiming 2 GiB.
   ArchiveWriter w(14);
   w.Header(kArchCustom, 1, "db", "15.1");
@@ -339,7 +341,10 @@ TEST(SniffTest, RecognisesEveryWrapper) {
   EXPECT_EQ(Sniff(""), ContentKind::kEmpty);
   EXPECT_EQ(Sniff("\x1f\x8b\x08\x00"), ContentKind::kGzip);
   EXPECT_EQ(Sniff("BZh91AY"), ContentKind::kBzip2);
-  EXPECT_EQ(Sniff(std::string("\xfd" "7zXZ\0\0", 7)), ContentKind::kXz);
+  EXPECT_EQ(Sniff(std::string("\xfd"
+                              "7zXZ\0\0",
+                              7)),
+            ContentKind::kXz);
   EXPECT_EQ(Sniff("\x28\xb5\x2f\xfd\x00"), ContentKind::kZstd);
   EXPECT_EQ(Sniff("\x04\x22\x4d\x18"), ContentKind::kLz4);
   EXPECT_EQ(Sniff("PK\x03\x04"), ContentKind::kZip);

@@ -88,7 +88,8 @@ TEST(PathRulesTest, EntryNames) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("absolute")));
   EXPECT_THAT(NormalizeEntryPath("a/../../b"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'..'")));
-  EXPECT_THAT(NormalizeEntryPath("./"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")));
+  EXPECT_THAT(NormalizeEntryPath("./"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("empty")));
   EXPECT_TRUE(IsWithin("/var/backups/mastodon/x", "/var/backups/mastodon"));
   EXPECT_TRUE(IsWithin("/var/backups/mastodon", "/var/backups/mastodon"));
   EXPECT_FALSE(IsWithin("/var/backups/mastodon2", "/var/backups/mastodon"));
@@ -99,8 +100,9 @@ TEST(PathRulesTest, AllowedRoots) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("absolute")));
   EXPECT_THAT(ResolveAllowedPath("/etc/hostname", {"/tmp"}),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("allowed roots (/tmp)")));
-  EXPECT_THAT(ResolveAllowedPath("/tmp/../etc/hostname", {"/tmp"}),
-              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("resolves to '/etc/hostname'")));
+  EXPECT_THAT(
+      ResolveAllowedPath("/tmp/../etc/hostname", {"/tmp"}),
+      StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("resolves to '/etc/hostname'")));
   EXPECT_THAT(ResolveAllowedPath("/tmp/no-such-file-mr", {"/tmp"}),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("no-such-file-mr")));
   EXPECT_OK(ResolveAllowedPath("/etc/hostname", {"/tmp", "/etc"}));
