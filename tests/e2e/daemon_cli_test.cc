@@ -359,7 +359,7 @@ TEST_F(DetectCliTest, DetectJsonOfAClusterDump) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.stdout_text, &response).ok());
   EXPECT_EQ(response.dump().kind(), v1::DUMP_KIND_CLUSTER);
   EXPECT_EQ(response.dump().mastodon_database(), "mastodon_production");
-  EXPECT_EQ(response.dump().databases_size(), 4);
+  EXPECT_EQ(response.dump().databases_size(), 5);
   EXPECT_THAT(r.stdout_text, HasSubstr("\"outer_compression\": [\n   \"COMPRESSION_GZIP\""));
 }
 

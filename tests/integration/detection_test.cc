@@ -183,7 +183,8 @@ TEST_F(DetectionTest, ClusterDumpListsEveryDatabaseWithRanges) {
   EXPECT_TRUE(d->databases_complete());
   std::vector<std::string> names;
   for (const v1::ClusterDatabase& db : d->databases()) names.push_back(db.name());
-  EXPECT_THAT(names, ElementsAre("template1", "mastodon_production", "postgres", "we\"ird db's"));
+  EXPECT_THAT(names,
+              ElementsAre("template1", "hard", "mastodon_production", "postgres", "we\"ird db's"));
   // Ranges are contiguous, in order, and each starts at its marker block.
   std::ifstream in(kDir + "/cluster.sql", std::ios::binary);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -195,21 +196,22 @@ TEST_F(DetectionTest, ClusterDumpListsEveryDatabaseWithRanges) {
     }
     EXPECT_EQ(text.substr(db.begin_offset(), 16), "--\n-- Database \"") << db.name();
   }
-  EXPECT_EQ(text.substr(d->databases(3).end_offset(), 48),
+  EXPECT_EQ(text.substr(d->databases(4).end_offset(), 48),
             "--\n-- PostgreSQL database cluster dump complete\n");
-  const v1::ClusterDatabase& mastodon = d->databases(1);
+  const v1::ClusterDatabase& mastodon = d->databases(2);
   EXPECT_TRUE(mastodon.is_mastodon());
   EXPECT_EQ(mastodon.encoding(), "UTF8");
   EXPECT_EQ(mastodon.locale(), "C.UTF-8");
   EXPECT_EQ(mastodon.locale_provider(), "libc");
-  EXPECT_FALSE(d->databases(3).is_mastodon());
+  EXPECT_FALSE(d->databases(4).is_mastodon());
+  EXPECT_FALSE(d->databases(1).is_mastodon());  // "hard" has no statuses table
   EXPECT_EQ(d->mastodon_database(), "mastodon_production");
   EXPECT_EQ(d->schema_version(), "20200209000000");
   EXPECT_THAT(d->roles(), ::testing::IsSupersetOf({"mastodon", "postgres"}));
   EXPECT_EQ(Rows(*d, "public.statuses", "mastodon_production"), 1000);
   EXPECT_EQ(Rows(*d, "public.notes", "we\"ird db's"), 1);
   EXPECT_TRUE(d->complete());
-  EXPECT_EQ(d->restrict_key_count(), 7);
+  EXPECT_EQ(d->restrict_key_count(), 9);  // globals + 2 per database with --create, 1 per other
 }
 
 TEST_F(DetectionTest, ClusterDumpShallowSeesTheHead) {

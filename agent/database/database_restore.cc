@@ -1,0 +1,332 @@
+#include "agent/database/database_restore.h"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/archive/inspector.h"
+#include "agent/common/errors.h"
+#include "agent/common/status_macros.h"
+#include "agent/database/local_cluster.h"
+#include "agent/database/target_ops.h"
+#include "agent/database/verify.h"
+#include "agent/dump/detector.h"
+
+namespace mastodon_restore {
+namespace {
+
+namespace v1 = mastodon::restore::v1;
+
+std::string Basename(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+bool IsPlainKind(ContentKind kind) {
+  return kind == ContentKind::kPlainDump || kind == ContentKind::kPlainDumpall ||
+         kind == ContentKind::kTarRestoreScript;
+}
+
+// Finds the dump `path` in the source and hands its stream to `load`.
+class DumpStreamVisitor : public SourceVisitor {
+ public:
+  using Load = std::function<absl::Status(ByteStream*)>;
+  DumpStreamVisitor(std::string path, Load load) : path_(std::move(path)), load_(std::move(load)) {}
+  Action OnFile(const SourceFile& file, ContentKind kind) override {
+    if (IsArchive(kind)) return Action::kDescend;
+    return file.path == path_ && IsPlainKind(kind) ? Action::kRead : Action::kSkip;
+  }
+  absl::Status OnData(const SourceFile&, ContentKind, ByteStream* data) override {
+    found_ = true;
+    return load_(data);
+  }
+  void OnOther(const SourceFile&, const std::string&) override {}
+  bool Done() const override { return found_; }
+  bool found() const { return found_; }
+
+ private:
+  std::string path_;
+  Load load_;
+  bool found_ = false;
+};
+
+// Cancels the running statement of `conn` when `cancel` fires.
+class CancelWatcher {
+ public:
+  CancelWatcher(const CancelToken* cancel, PgConnection* conn) {
+    if (cancel == nullptr) return;
+    thread_ = std::thread([this, cancel, conn]() {
+      while (!done_.load()) {
+        if (cancel->WaitFor(absl::Milliseconds(100))) {
+          conn->Cancel();
+          return;
+        }
+      }
+    });
+  }
+  ~CancelWatcher() {
+    done_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+// The on-disk path of an archive-format dump (pg_restore needs a file or a
+// directory); FAILED_PRECONDITION when it lives inside another container.
+absl::StatusOr<std::string> ArchiveOnDisk(const DatabaseRestoreRequest& request,
+                                          const v1::DumpInfo& dump) {
+  struct stat st;
+  if (::stat(request.source_path.c_str(), &st) != 0) {
+    return ErrnoError(errno, "open", request.source_path);
+  }
+  if (dump.outer_compression_size() == 0) {
+    if (dump.path() == Basename(request.source_path)) return request.source_path;
+    if (S_ISDIR(st.st_mode)) {
+      std::string candidate = absl::StrCat(request.source_path, "/", dump.path());
+      if (::stat(candidate.c_str(), &st) == 0) return candidate;
+    }
+  }
+  return UnableTo(absl::StatusCode::kFailedPrecondition, "restore", dump.path(),
+                  "pg_restore needs archive-format dumps (custom, tar, directory) as plain files "
+                  "or directories: extract it from its container first");
+}
+
+// The pg_restore binary for `dump`: the oldest installed major that reads it.
+absl::StatusOr<std::string> PickPgRestore(const DatabaseRestoreRequest& request,
+                                          const v1::DumpInfo& dump, Env* env) {
+  int vmin = 0;
+  size_t dot = dump.archive_version().find('.');
+  if (dot != std::string::npos) vmin = std::atoi(dump.archive_version().c_str() + dot + 1);
+  int needed = std::max(PgRestoreMajorForArchive(vmin), MajorVersionOf(dump.dumper_version()));
+  std::vector<int> installed = InstalledPostgresVersions(env, request.postgres_root, "pg_restore");
+  for (int major : installed) {
+    if (major >= needed) {
+      return absl::StrCat(request.postgres_root, "/", major, "/bin/pg_restore");
+    }
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("unable to restore '", dump.path(), "': archive version ",
+                   dump.archive_version(), " needs pg_restore >= ", needed,
+                   ", installed: ", installed.empty() ? "none" : absl::StrJoin(installed, ", "),
+                   " (install postgresql-client-", needed, ")"));
+}
+
+int64_t MaintenanceWorkMemMb(Env* env) {
+  int64_t available_mb = env->Memory().available_bytes >> 20;
+  return std::max<int64_t>(64, std::min<int64_t>(1024, available_mb / 8));
+}
+
+}  // namespace
+
+absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreRequest& request,
+                                                      CommandRunner* runner, Env* env) {
+  auto progress = [&](const std::string& step, const LoadProgress& p) {
+    if (request.progress) request.progress(step, p);
+  };
+  DatabaseRestoreResult result;
+  if (request.database.empty()) {
+    return absl::InvalidArgumentError("unable to restore: no target database name");
+  }
+
+  // 1. What the dump is.
+  progress("detect", LoadProgress());
+  InspectOptions inspect;
+  inspect.pg_restore_majors = InstalledPostgresVersions(env, request.postgres_root, "pg_restore");
+  ASSIGN_OR_RETURN(result.dump, DetectDumpInSource(request.source_path, request.member,
+                                                   request.source, inspect, runner));
+  const v1::DumpInfo& dump = result.dump;
+  std::string section;
+  if (dump.kind() == v1::DUMP_KIND_CLUSTER) {
+    section = request.source_db.empty() ? dump.mastodon_database() : request.source_db;
+    if (section.empty()) {
+      // The head did not tell: scan the whole dump for Mastodon's database.
+      InspectOptions deep = inspect;
+      deep.deep = true;
+      ASSIGN_OR_RETURN(v1::DumpInfo full, DetectDumpInSource(request.source_path, dump.path(),
+                                                             request.source, deep, runner));
+      section = full.mastodon_database();
+      if (section.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "unable to restore '", dump.path(),
+            "': no database of the cluster dump holds Mastodon's schema: name one with "
+            "--source-db"));
+      }
+    }
+  } else if (dump.kind() == v1::DUMP_KIND_TAR_RESTORE_SCRIPT) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unable to restore '", dump.path(),
+        "': it is the restore.sql of a pg_dump tar archive; restore the tar archive itself"));
+  }
+
+  // 2. The target server.
+  ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
+                   PgConnection::Connect(request.conninfo, "postgres"));
+  const int target_major = admin->server_version() / 10000;
+  result.target_server_version =
+      absl::StrCat(admin->server_version() / 10000, ".", admin->server_version() % 10000);
+  ASSIGN_OR_RETURN(PgRows super, admin->Query("SELECT rolsuper FROM pg_roles WHERE rolname = "
+                                              "current_user"));
+  const bool superuser = super.Scalar() == "t";
+  std::string pg_restore;
+  std::string archive_path;
+  if (dump.format() != v1::DUMP_FORMAT_PLAIN) {
+    ASSIGN_OR_RETURN(pg_restore, PickPgRestore(request, dump, env));
+    ASSIGN_OR_RETURN(archive_path, ArchiveOnDisk(request, dump));
+  }
+
+  // 3. The staging database, dropped again unless the swap happens.
+  TargetDatabases targets(admin.get());
+  result.staging_database = StagingDatabaseName(request.database, request.operation_id);
+  ASSIGN_OR_RETURN(bool staging_exists, targets.Exists(result.staging_database));
+  if (staging_exists) {
+    return absl::AlreadyExistsError(absl::StrCat("unable to create staging database '",
+                                                 result.staging_database, "': it exists"));
+  }
+  std::string encoding = dump.encoding(), locale = dump.locale();
+  RETURN_IF_ERROR(
+      targets.CreateStaging(result.staging_database, encoding, locale, "", &result.warnings));
+  bool swapped = false;
+  auto drop_staging = [&]() {
+    if (swapped) return;
+    auto fresh = PgConnection::Connect(request.conninfo, "postgres");
+    if (fresh.ok()) TargetDatabases(fresh->get()).Drop(result.staging_database).IgnoreError();
+  };
+
+  absl::Status loaded = [&]() -> absl::Status {
+    // 4. Load.
+    ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> staging,
+                     PgConnection::Connect(request.conninfo, result.staging_database));
+    RETURN_IF_ERROR(staging->Exec(absl::StrCat(
+        "SET synchronous_commit = off; SET maintenance_work_mem = '", MaintenanceWorkMemMb(env),
+        "MB'; SET max_parallel_maintenance_workers = ", std::max(1, env->Cpus()))));
+    CancelWatcher watcher(request.cancel, staging.get());
+    LoadOptions options;
+    options.target_db = result.staging_database;
+    options.source_db = dump.database_name();
+    options.cluster_section = section;
+    options.with_role_passwords = request.with_role_passwords;
+    options.target_major = target_major;
+    options.keep_owners = request.keep_owners;
+    options.superuser = superuser;
+    options.cancel = request.cancel;
+    options.dump_name = dump.path();
+    options.progress = [&](const LoadProgress& p) { progress("load", p); };
+    auto load = [&](ByteStream* data) -> absl::Status {
+      ASSIGN_OR_RETURN(result.load, LoadPlainSql(data, staging.get(), options));
+      return absl::OkStatus();
+    };
+    if (dump.format() == v1::DUMP_FORMAT_PLAIN) {
+      DumpStreamVisitor visitor(dump.path(), load);
+      RETURN_IF_ERROR(WalkSource(request.source_path, request.source, runner, &visitor));
+      if (!visitor.found()) {
+        return absl::NotFoundError(absl::StrCat("unable to find '", dump.path(), "' again in '",
+                                                request.source_path, "'"));
+      }
+    } else {
+      CommandSpec cmd;
+      cmd.argv = {pg_restore, "--file=-", archive_path};
+      cmd.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
+      ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> sql,
+                       runner->StartReading(cmd, "convert with pg_restore"));
+      RETURN_IF_ERROR(load(sql.get()));
+    }
+    for (const std::string& w : result.load.warnings) result.warnings.push_back(w);
+    if (request.cancel != nullptr && request.cancel->cancelled()) {
+      return absl::CancelledError("restore cancelled");
+    }
+
+    // 5. Statistics, collation check.
+    progress("analyze", LoadProgress());
+    RETURN_IF_ERROR(staging->Exec("ANALYZE"));
+    auto collation = staging->Query(
+        "SELECT datcollversion IS DISTINCT FROM pg_database_collation_actual_version(oid) "
+        "FROM pg_database WHERE datname = current_database() AND datcollversion IS NOT NULL");
+    if (collation.ok() && collation->Scalar() == "t") {
+      result.warnings.push_back(
+          "collation version of the restored database differs from the operating system's: "
+          "REINDEX, then ALTER DATABASE ... REFRESH COLLATION VERSION");
+    }
+
+    // 6. Verify against what the dump held.
+    progress("verify", LoadProgress());
+    VerifyExpectations expected;
+    expected.table_rows = result.load.table_rows;
+    expected.schema_version = result.load.schema_version;
+    ASSIGN_OR_RETURN(result.verification,
+                     VerifyDatabase(staging.get(), result.staging_database, expected));
+    if (!result.verification.passed()) {
+      std::vector<std::string> failed;
+      for (const auto& c : result.verification.checks()) {
+        if (!c.passed()) failed.push_back(absl::StrCat(c.name(), ": ", c.message()));
+      }
+      return absl::DataLossError(absl::StrCat("verification of the restored database failed: ",
+                                              absl::StrJoin(failed, "; ")));
+    }
+    return absl::OkStatus();
+  }();
+  if (!loaded.ok()) {
+    drop_staging();
+    return loaded;
+  }
+
+  // 7. Swap: the live database is kept as <db>__previous_<time>.
+  progress("swap", LoadProgress());
+  auto previous = targets.SwapIn(request.database, result.staging_database,
+                                 PreviousDatabaseName(request.database, env->Now()));
+  if (!previous.ok()) {
+    drop_staging();
+    return previous.status();
+  }
+  swapped = true;
+  result.database = request.database;
+  result.previous_database = *previous;
+  if (request.drop_previous && !result.previous_database.empty()) {
+    RETURN_IF_ERROR(targets.Drop(result.previous_database));
+    result.previous_database.clear();
+  }
+  return result;
+}
+
+absl::StatusOr<v1::RollbackResult> RollbackDatabase(const std::string& conninfo,
+                                                    const std::string& database,
+                                                    const std::string& previous, absl::Time now) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
+                   PgConnection::Connect(conninfo, "postgres"));
+  TargetDatabases targets(admin.get());
+  std::string from = previous;
+  if (from.empty()) {
+    ASSIGN_OR_RETURN(std::vector<std::string> kept, targets.ListPrevious(database));
+    if (kept.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "unable to roll back '", database, "': no '", database, "__previous_*' database kept"));
+    }
+    from = kept.front();
+  } else if (!absl::StartsWith(from, database + "__previous_")) {
+    return absl::InvalidArgumentError(absl::StrCat("unable to roll back '", database, "' to '",
+                                                   from, "': not one of its previous databases"));
+  }
+  std::string replaced = ReplacedDatabaseName(database, now);
+  ASSIGN_OR_RETURN(std::string kept_as, targets.SwapIn(database, from, replaced));
+  v1::RollbackResult result;
+  result.set_restored_database(from);
+  result.set_replaced_database_renamed_to(kept_as);
+  return result;
+}
+
+absl::StatusOr<std::vector<std::string>> DropLeftoverStaging(const std::string& conninfo) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
+                   PgConnection::Connect(conninfo, "postgres"));
+  TargetDatabases targets(admin.get());
+  ASSIGN_OR_RETURN(std::vector<std::string> staging, targets.ListStaging());
+  for (const std::string& name : staging) RETURN_IF_ERROR(targets.Drop(name));
+  return staging;
+}
+
+}  // namespace mastodon_restore

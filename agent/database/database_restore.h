@@ -1,0 +1,76 @@
+// Restores one database from a backup source into a PostgreSQL server without
+// endangering the live database: detect, create a staging database, load it
+// (the native loader for plain SQL; pg_restore -f - piped into the same
+// loader for custom, tar and directory archives), ANALYZE, verify against what
+// the dump held, then swap it in (the previous live database is kept). Any
+// failure or cancellation before the swap drops the staging database and
+// leaves the live one untouched.
+#ifndef MASTODON_RESTORE_AGENT_DATABASE_DATABASE_RESTORE_H_
+#define MASTODON_RESTORE_AGENT_DATABASE_DATABASE_RESTORE_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/archive/source_walker.h"
+#include "agent/common/cancel_token.h"
+#include "agent/common/env.h"
+#include "agent/common/subprocess.h"
+#include "agent/database/plain_loader.h"
+#include "mastodon/restore/v1/dump.pb.h"
+#include "mastodon/restore/v1/operation.pb.h"
+
+namespace mastodon_restore {
+
+struct DatabaseRestoreRequest {
+  // The source (resolved inside the allowed roots) and its secrets.
+  std::string source_path;
+  SourceOptions source;
+  // The dump inside the source; "": the source is the dump or holds one.
+  std::string member;
+  // The target server (libpq conninfo; may carry a password: never logged).
+  std::string conninfo;
+  // Name of the live database to replace (or to create).
+  std::string database;
+  // For a pg_dumpall dump: the database to restore (default: Mastodon's).
+  std::string source_db;
+  // Identifier of the operation (names the staging database).
+  std::string operation_id;
+  bool keep_owners = false;
+  bool with_role_passwords = false;
+  bool drop_previous = false;
+  const CancelToken* cancel = nullptr;
+  // Progress of the steps ("detect", "load", "analyze", "verify", "swap").
+  std::function<void(const std::string& step, const LoadProgress& progress)> progress;
+  // Directory holding pg_restore binaries (normally /usr/lib/postgresql).
+  std::string postgres_root = "/usr/lib/postgresql";
+};
+
+struct DatabaseRestoreResult {
+  std::string database;
+  std::string previous_database;  // "" when there was no live database
+  std::string staging_database;
+  mastodon::restore::v1::DumpInfo dump;
+  LoadStats load;
+  mastodon::restore::v1::VerifyResult verification;
+  std::string target_server_version;
+  std::vector<std::string> warnings;
+};
+
+absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreRequest& request,
+                                                      CommandRunner* runner, Env* env);
+
+// Brings the newest "<database>__previous_*" back: the current live database
+// is kept as "<database>__replaced_<time>".
+absl::StatusOr<mastodon::restore::v1::RollbackResult> RollbackDatabase(const std::string& conninfo,
+                                                                       const std::string& database,
+                                                                       const std::string& previous,
+                                                                       absl::Time now);
+
+// Drops staging databases left by a crash (marked by their comment).
+absl::StatusOr<std::vector<std::string>> DropLeftoverStaging(const std::string& conninfo);
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_DATABASE_DATABASE_RESTORE_H_

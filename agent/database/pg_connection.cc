@@ -1,0 +1,203 @@
+#include "agent/database/pg_connection.h"
+
+#include <libpq-fe.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace mastodon_restore {
+namespace {
+
+void NoticeReceiver(void* arg, const PGresult* result) {
+  auto* notices = static_cast<std::vector<std::string>*>(arg);
+  const char* msg = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+  const char* severity = PQresultErrorField(result, PG_DIAG_SEVERITY_NONLOCALIZED);
+  if (msg != nullptr && notices->size() < 1000) {
+    notices->push_back(absl::StrCat(severity != nullptr ? severity : "NOTICE", ": ", msg));
+  }
+}
+
+std::string Field(const PGresult* r, int code) {
+  const char* v = PQresultErrorField(r, code);
+  return v != nullptr ? v : "";
+}
+
+}  // namespace
+
+std::string PgRows::Scalar() const {
+  if (rows.empty() || rows[0].empty() || !rows[0][0].has_value()) return "";
+  return *rows[0][0];
+}
+
+absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo,
+                                                                    const std::string& dbname) {
+  const char* keys[] = {"dbname", "dbname", "connect_timeout", "application_name", nullptr};
+  const char* values[] = {conninfo.c_str(), dbname.empty() ? nullptr : dbname.c_str(), "15",
+                          "mastodon-restore", nullptr};
+  if (dbname.empty()) {
+    keys[1] = "connect_timeout";
+    values[1] = "15";
+    keys[2] = "application_name";
+    values[2] = "mastodon-restore";
+    keys[3] = nullptr;
+    values[3] = nullptr;
+  }
+  PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string error = std::string(absl::StripAsciiWhitespace(PQerrorMessage(conn)));
+    PQfinish(conn);
+    return absl::UnavailableError(
+        absl::StrCat("unable to connect to PostgreSQL",
+                     dbname.empty() ? "" : absl::StrCat(" database '", dbname, "'"), ": ", error));
+  }
+  std::unique_ptr<PgConnection> c(new PgConnection(conn));
+  PQsetNoticeReceiver(conn, NoticeReceiver, &c->notices_);
+  return c;
+}
+
+PgConnection::PgConnection(PGconn* conn) : conn_(conn) { cancel_ = PQgetCancel(conn_); }
+
+PgConnection::~PgConnection() {
+  {
+    std::lock_guard<std::mutex> lock(cancel_mu_);
+    if (cancel_ != nullptr) PQfreeCancel(cancel_);
+    cancel_ = nullptr;
+  }
+  PQfinish(conn_);
+}
+
+void PgConnection::Cancel() {
+  std::lock_guard<std::mutex> lock(cancel_mu_);
+  cancel_requested_ = true;
+  if (cancel_ == nullptr) return;
+  char err[256];
+  PQcancel(cancel_, err, sizeof(err));
+}
+
+absl::Status PgConnection::ResultStatus(PGresult* result, bool* copy_in) {
+  ExecStatusType st = PQresultStatus(result);
+  if (copy_in != nullptr) *copy_in = st == PGRES_COPY_IN;
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_COPY_IN ||
+      st == PGRES_EMPTY_QUERY) {
+    return absl::OkStatus();
+  }
+  last_error_.sqlstate = Field(result, PG_DIAG_SQLSTATE);
+  last_error_.message = Field(result, PG_DIAG_MESSAGE_PRIMARY);
+  last_error_.detail = Field(result, PG_DIAG_MESSAGE_DETAIL);
+  last_error_.hint = Field(result, PG_DIAG_MESSAGE_HINT);
+  if (last_error_.message.empty()) {
+    last_error_.message = std::string(absl::StripAsciiWhitespace(PQerrorMessage(conn_)));
+  }
+  std::string text =
+      absl::StrCat("ERROR: ", last_error_.message,
+                   last_error_.detail.empty() ? "" : " (" + last_error_.detail + ")");
+  if (PQstatus(conn_) != CONNECTION_OK) return absl::UnavailableError(text);
+  if (last_error_.sqlstate == "57014") {
+    std::lock_guard<std::mutex> lock(cancel_mu_);
+    if (cancel_requested_) return absl::CancelledError(text);
+  }
+  return absl::InvalidArgumentError(text);
+}
+
+absl::Status PgConnection::Exec(const std::string& sql) {
+  last_error_ = PgError();
+  if (!PQsendQuery(conn_, sql.c_str())) {
+    last_error_.message = std::string(absl::StripAsciiWhitespace(PQerrorMessage(conn_)));
+    return absl::UnavailableError(absl::StrCat("ERROR: ", last_error_.message));
+  }
+  absl::Status status;
+  while (PGresult* r = PQgetResult(conn_)) {
+    bool copy_in = false;
+    absl::Status s = ResultStatus(r, &copy_in);
+    PQclear(r);
+    if (!s.ok() && status.ok()) status = s;
+    if (copy_in) {
+      in_copy_ = true;
+      return status;
+    }
+  }
+  return status;
+}
+
+absl::StatusOr<PgRows> PgConnection::Query(const std::string& sql,
+                                           const std::vector<std::string>& params) {
+  last_error_ = PgError();
+  std::vector<const char*> values;
+  for (const std::string& p : params) values.push_back(p.c_str());
+  PGresult* r = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                             values.data(), nullptr, nullptr, 0);
+  absl::Status s = ResultStatus(r, nullptr);
+  if (!s.ok()) {
+    PQclear(r);
+    return s;
+  }
+  PgRows rows;
+  int nf = PQnfields(r), nt = PQntuples(r);
+  for (int f = 0; f < nf; ++f) rows.columns.push_back(PQfname(r, f));
+  rows.rows.reserve(nt);
+  for (int t = 0; t < nt; ++t) {
+    std::vector<std::optional<std::string>> row;
+    for (int f = 0; f < nf; ++f) {
+      if (PQgetisnull(r, t, f)) {
+        row.push_back(std::nullopt);
+      } else {
+        row.push_back(std::string(PQgetvalue(r, t, f), PQgetlength(r, t, f)));
+      }
+    }
+    rows.rows.push_back(std::move(row));
+  }
+  PQclear(r);
+  return rows;
+}
+
+absl::Status PgConnection::PutCopyData(absl::string_view data) {
+  if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1) {
+    return absl::UnavailableError(absl::StrCat("unable to send COPY data: ",
+                                               absl::StripAsciiWhitespace(PQerrorMessage(conn_))));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PgConnection::EndCopy(const std::string& error) {
+  in_copy_ = false;
+  if (PQputCopyEnd(conn_, error.empty() ? nullptr : error.c_str()) != 1) {
+    return absl::UnavailableError(
+        absl::StrCat("unable to end COPY: ", absl::StripAsciiWhitespace(PQerrorMessage(conn_))));
+  }
+  absl::Status status;
+  while (PGresult* r = PQgetResult(conn_)) {
+    absl::Status s = ResultStatus(r, nullptr);
+    PQclear(r);
+    if (!s.ok() && status.ok()) status = s;
+  }
+  return status;
+}
+
+int PgConnection::server_version() const { return PQserverVersion(conn_); }
+
+std::string PgConnection::current_user() {
+  auto rows = Query("SELECT current_user");
+  return rows.ok() ? rows->Scalar() : "";
+}
+
+std::string PgConnection::QuoteIdentifier(absl::string_view name) const {
+  char* q = PQescapeIdentifier(conn_, name.data(), name.size());
+  std::string out = q != nullptr ? q : "";
+  PQfreemem(q);
+  return out;
+}
+
+std::string PgConnection::QuoteLiteral(absl::string_view value) const {
+  char* q = PQescapeLiteral(conn_, value.data(), value.size());
+  std::string out = q != nullptr ? q : "";
+  PQfreemem(q);
+  return out;
+}
+
+std::vector<std::string> PgConnection::TakeNotices() {
+  std::vector<std::string> out;
+  out.swap(notices_);
+  return out;
+}
+
+}  // namespace mastodon_restore

@@ -1,0 +1,90 @@
+// A thin libpq wrapper (pgBackRest's "client", not a general-purpose
+// driver): connect, run commands and queries, stream COPY data, cancel from
+// another thread. All SQL the agent runs lives in the callers' modules.
+#ifndef MASTODON_RESTORE_AGENT_DATABASE_PG_CONNECTION_H_
+#define MASTODON_RESTORE_AGENT_DATABASE_PG_CONNECTION_H_
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+typedef struct pg_conn PGconn;
+typedef struct pg_cancel PGcancel;
+typedef struct pg_result PGresult;
+
+namespace mastodon_restore {
+
+// Rows of a query; NULL is nullopt.
+struct PgRows {
+  std::vector<std::string> columns;
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  // First column of the first row ("" when none or NULL).
+  std::string Scalar() const;
+};
+
+// An error from the server, with its SQLSTATE.
+struct PgError {
+  std::string sqlstate;
+  std::string message;  // primary message
+  std::string detail;
+  std::string hint;
+};
+
+class PgConnection {
+ public:
+  // Connects with `conninfo` (conninfo string or URI). When `dbname` is not
+  // empty it replaces the database of `conninfo`. UNAVAILABLE with libpq's
+  // message on failure; the message never contains the conninfo.
+  static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo,
+                                                               const std::string& dbname = "");
+  ~PgConnection();
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  // Runs one or more statements. A server error is INVALID_ARGUMENT (or
+  // UNAVAILABLE when the connection broke, CANCELLED when cancelled) and is
+  // described by last_error().
+  absl::Status Exec(const std::string& sql);
+  // Runs a query with text parameters ($1, $2, ...).
+  absl::StatusOr<PgRows> Query(const std::string& sql, const std::vector<std::string>& params = {});
+
+  // COPY FROM STDIN: Exec() of the COPY statement returns OK and leaves the
+  // connection in copy mode when the server accepts it (in_copy() true).
+  bool in_copy() const { return in_copy_; }
+  absl::Status PutCopyData(absl::string_view data);
+  // Ends the COPY; with `error` non-empty the COPY is aborted with it.
+  absl::Status EndCopy(const std::string& error = "");
+
+  // Asks the server to cancel the running command. Thread-safe; may be called
+  // from any thread while another runs a command.
+  void Cancel();
+
+  const PgError& last_error() const { return last_error_; }
+  int server_version() const;
+  std::string current_user();
+  std::string QuoteIdentifier(absl::string_view name) const;
+  std::string QuoteLiteral(absl::string_view value) const;
+  // Notices (warnings) the server sent since the last call.
+  std::vector<std::string> TakeNotices();
+
+ private:
+  explicit PgConnection(PGconn* conn);
+  absl::Status ResultStatus(PGresult* result, bool* copy_in);
+
+  PGconn* conn_;
+  std::mutex cancel_mu_;
+  PGcancel* cancel_ = nullptr;
+  bool in_copy_ = false;
+  bool cancel_requested_ = false;
+  PgError last_error_;
+  std::vector<std::string> notices_;
+};
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_DATABASE_PG_CONNECTION_H_

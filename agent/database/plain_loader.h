@@ -1,0 +1,96 @@
+// The native loader of plain SQL dumps: pg_dump output, one database section
+// of a pg_dumpall dump, or pg_restore's SQL rendering of an archive, loaded
+// over libpq into an already connected database. Like psql with
+// ON_ERROR_STOP, but: COPY data is streamed with PQputCopyData, only the
+// meta-commands pg_dump emits are accepted (\connect to the section's own
+// database, \restrict/\unrestrict, \encoding), settings the target rejects are
+// rewritten away, and errors carry the dump line and TOC entry.
+#ifndef MASTODON_RESTORE_AGENT_DATABASE_PLAIN_LOADER_H_
+#define MASTODON_RESTORE_AGENT_DATABASE_PLAIN_LOADER_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/common/byte_stream.h"
+#include "agent/common/cancel_token.h"
+#include "agent/database/pg_connection.h"
+
+namespace mastodon_restore {
+
+struct LoadProgress {
+  int64_t bytes = 0;       // uncompressed bytes of the dump consumed
+  int64_t raw_bytes = -1;  // bytes of the underlying file (compressed), -1 unknown
+  int64_t statements = 0;
+  int64_t rows = 0;
+  std::string toc_entry;  // e.g. "TABLE DATA public.statuses"
+};
+
+struct LoadOptions {
+  // Load only bytes [begin_offset, end_offset) of the stream (a pg_dumpall
+  // section); end_offset -1: to the end.
+  int64_t begin_offset = 0;
+  int64_t end_offset = -1;
+  // The database name the dump's CREATE DATABASE / \connect / ALTER DATABASE
+  // statements use; they are applied to `target_db` instead.
+  std::string source_db;
+  // The database the connection is to (the staging database).
+  std::string target_db;
+  // For a pg_dumpall dump: load only the section of this database (found by
+  // its "-- Database" marker, or its \connect in pre-11 dumps); the globals
+  // before the first section create missing roles; other sections are
+  // skipped. Empty: the whole stream is one database's dump.
+  std::string cluster_section;
+  // With cluster_section: give created roles their password hashes.
+  bool with_role_passwords = false;
+  // Major version of the target server (rewrites for older servers).
+  int target_major = 0;
+  // Require the dump's owner roles; otherwise ownership and privileges on
+  // missing roles are skipped with a warning (like --no-owner
+  // --no-privileges for those roles).
+  bool keep_owners = false;
+  // The connected role is a superuser.
+  bool superuser = true;
+  // Called every `progress_every_bytes` and at the end.
+  std::function<void(const LoadProgress&)> progress;
+  int64_t progress_every_bytes = 8 << 20;
+  const CancelToken* cancel = nullptr;
+  // Name of the dump in messages.
+  std::string dump_name = "dump";
+};
+
+struct LoadStats {
+  int64_t bytes = 0;
+  int64_t lines = 0;
+  int64_t statements = 0;
+  int64_t rows = 0;
+  // COPY rows per table as written in the dump ("public.statuses").
+  std::map<std::string, int64_t> table_rows;
+  // Rewrites applied ("removed SET transaction_timeout (target PostgreSQL 15)").
+  std::vector<std::string> rewrites;
+  std::vector<std::string> warnings;
+  // Roles that owned objects or had privileges but do not exist on the target.
+  std::vector<std::string> missing_roles;
+  // Roles created from the globals of a cluster dump.
+  std::vector<std::string> created_roles;
+  // Highest schema_migrations version loaded ("" when none).
+  std::string schema_version;
+  // With cluster_section: whether the section was found.
+  bool section_found = false;
+};
+
+// Loads the dump from `in` through `conn`. Stops at the first error:
+// INVALID_ARGUMENT "unable to load '<dump>' at line N (<TOC entry>): ERROR:
+// ..." for SQL errors and unknown meta-commands, FAILED_PRECONDITION for a
+// missing owner role with keep_owners, CANCELLED when cancelled (the running
+// command is cancelled on the server), and the stream's error when reading
+// fails (e.g. a truncated file).
+absl::StatusOr<LoadStats> LoadPlainSql(ByteStream* in, PgConnection* conn,
+                                       const LoadOptions& options);
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_DATABASE_PLAIN_LOADER_H_

@@ -1,0 +1,50 @@
+// Splits the SQL text of a plain dump into statements and psql meta-commands,
+// the way psql's lexer does for pg_dump output: a statement ends at a ';'
+// outside quotes ('...', E'...', "..."), dollar quotes ($tag$...$tag$),
+// comments (-- and nested /* */) and parentheses; a line starting with a
+// backslash between statements is a meta-command. COPY data is not the
+// splitter's business: the loader reads it raw after a COPY ... FROM stdin.
+#ifndef MASTODON_RESTORE_AGENT_DATABASE_SQL_SPLITTER_H_
+#define MASTODON_RESTORE_AGENT_DATABASE_SQL_SPLITTER_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+
+namespace mastodon_restore {
+
+struct SqlItem {
+  enum class Kind { kStatement, kMetaCommand };
+  Kind kind = Kind::kStatement;
+  // The statement with its final ';' (leading comments and blank lines
+  // dropped), or the meta-command line.
+  std::string text;
+  // Line where it starts (1-based).
+  int64_t line = 0;
+};
+
+class SqlSplitter {
+ public:
+  // Feeds one line (without its '\n') numbered `line_no`; appends the items
+  // it completes to `out`.
+  void FeedLine(absl::string_view line, int64_t line_no, std::vector<SqlItem>* out);
+  // True while a statement has started and not ended.
+  bool in_statement() const { return !buffer_.empty(); }
+  // The unfinished statement at the end of the input ("" when none).
+  std::string TakeUnfinished();
+
+ private:
+  enum class State { kNormal, kSingle, kEscapeString, kDouble, kDollar, kBlockComment };
+  State state_ = State::kNormal;
+  std::string buffer_;
+  int64_t start_line_ = 0;
+  int paren_depth_ = 0;
+  int comment_depth_ = 0;
+  std::string dollar_tag_;
+};
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_DATABASE_SQL_SPLITTER_H_
