@@ -21,6 +21,8 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
       {"allowed-root", "DIR", "directory backups may be read from (default /var/backups/mastodon)",
        true},
       {"runtime", "KIND", "auto, snap, compose, systemd or embedded (default auto)"},
+      {"target-conninfo", "CONNINFO",
+       "PostgreSQL server for restores when the request names none (prefer the config file)"},
       {"log-level", "LEVEL", "debug, info, warning or error (default info)"},
       {"shutdown-grace", "DURATION", "time in-flight calls get on SIGTERM (default 10s)"},
       {"config", "FILE", "config file of 'name = value' lines with the same names as the flags"},
@@ -42,6 +44,7 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   c.state_dir = args.Get("state-dir", c.state_dir);
   if (args.Has("allowed-root")) c.allowed_roots = args.GetAll("allowed-root");
   c.runtime = args.Get("runtime", c.runtime);
+  c.target_conninfo = args.Get("target-conninfo");
   if (args.Has("log-level") && !ParseLogLevel(args.Get("log-level"), &c.log_level)) {
     return absl::InvalidArgumentError(absl::StrCat("invalid --log-level '", args.Get("log-level"),
                                                    "': expected debug, info, warning or error"));

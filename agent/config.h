@@ -41,6 +41,10 @@ struct AgentConfig {
   // Which Mastodon runtime to use: auto, snap, compose, systemd, embedded.
   // Default: auto.
   std::string runtime = "auto";
+  // The PostgreSQL server restores go to when neither a runtime nor the
+  // request names one (libpq conninfo or URI). It may hold a password: prefer
+  // the config file (mode 0600) or a ~/.pgpass. Never logged. Default: none.
+  std::string target_conninfo;
   // Minimum level of log lines. Default: info.
   LogLevel log_level = LogLevel::kInfo;
   // On SIGTERM, in-flight calls get this long before they are cancelled.

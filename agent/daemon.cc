@@ -19,6 +19,8 @@
 #include "agent/common/build_info.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
+#include "agent/database/database_restore.h"
+#include "agent/operations/operation_manager.h"
 #include "agent/service/agent_service.h"
 #include "grpc/health/v1/health.pb.h"
 
@@ -115,7 +117,28 @@ absl::Status Daemon::Start() {
     }
   }
 
-  service_ = std::make_unique<AgentService>(&config_, env_, runner_, logger_, absl::Now());
+  // Operations: records of a previous run that was stopped mid-way become
+  // INTERRUPTED, and staging databases it left behind are dropped.
+  operations_ = std::make_unique<OperationManager>(config_.state_dir, env_, logger_);
+  ASSIGN_OR_RETURN(std::vector<mastodon::restore::v1::Operation> interrupted,
+                   operations_->Recover());
+  for (const auto& op : interrupted) {
+    logger_->Warning("operation interrupted by an agent stop", {{"operation", op.id()}});
+  }
+  if (!config_.target_conninfo.empty()) {
+    auto dropped = DropLeftoverStaging(config_.target_conninfo);
+    if (!dropped.ok()) {
+      logger_->Warning("unable to check the target server for staging leftovers",
+                       {{"error", std::string(dropped.status().message())}});
+    } else {
+      for (const std::string& name : *dropped) {
+        logger_->Warning("dropped a staging database left by an interrupted restore",
+                         {{"database", name}});
+      }
+    }
+  }
+  service_ = std::make_unique<AgentService>(&config_, env_, runner_, logger_, operations_.get(),
+                                            absl::Now());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // Link health.pb.cc so that reflection can describe grpc.health.v1.Health.
@@ -180,6 +203,8 @@ void Daemon::Shutdown() {
   }
   logger_->Info("agent shutting down", {{"grace", absl::FormatDuration(config_.shutdown_grace)}});
   server_->GetHealthCheckService()->Shutdown();
+  // Running operations are cancelled (a restore drops its staging database).
+  if (operations_ != nullptr) operations_->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(config_.shutdown_grace));
   struct stat st;

@@ -20,6 +20,7 @@ class Server;
 namespace mastodon_restore {
 
 class AgentService;
+class OperationManager;
 
 class Daemon {
  public:
@@ -54,6 +55,7 @@ class Daemon {
   Env* const env_;
   CommandRunner* const runner_;
   Logger* const logger_;
+  std::unique_ptr<OperationManager> operations_;
   std::unique_ptr<AgentService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<int> tcp_ports_;

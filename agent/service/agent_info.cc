@@ -14,8 +14,9 @@ namespace mastodon_restore {
 namespace v1 = mastodon::restore::v1;
 
 const std::vector<std::string>& AgentCapabilities() {
-  static const std::vector<std::string>* caps =
-      new std::vector<std::string>{"agent_info", "health", "reflection", "detect", "inspect"};
+  static const std::vector<std::string>* caps = new std::vector<std::string>{
+      "agent_info",       "health",   "reflection", "detect",    "inspect",
+      "restore_database", "rollback", "verify",     "operations"};
   return *caps;
 }
 

@@ -1,21 +1,32 @@
 #include "agent/service/agent_service.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/archive/inspector.h"
 #include "agent/archive/path_rules.h"
 #include "agent/common/status_macros.h"
+#include "agent/database/database_restore.h"
 #include "agent/database/local_cluster.h"
+#include "agent/database/pg_connection.h"
 #include "agent/database/pg_probe.h"
+#include "agent/database/verify.h"
 #include "agent/service/agent_info.h"
+#include "agent/service/redact.h"
+#include "agent/service/watch_reactor.h"
 
 namespace mastodon_restore {
 
 namespace v1 = mastodon::restore::v1;
 
 AgentService::AgentService(const AgentConfig* config, Env* env, CommandRunner* runner,
-                           Logger* logger, absl::Time start_time)
-    : config_(config), env_(env), runner_(runner), logger_(logger), start_time_(start_time) {}
+                           Logger* logger, OperationManager* operations, absl::Time start_time)
+    : config_(config),
+      env_(env),
+      runner_(runner),
+      operations_(operations),
+      logger_(logger),
+      start_time_(start_time) {}
 
 AgentService::~AgentService() { workers_.WaitIdle(); }
 
@@ -134,12 +145,6 @@ grpc::ServerUnaryReactor* AgentService::Unimplemented(grpc::CallbackServerContex
   return reactor;
 }
 
-grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext* context,
-                                                     const v1::StartRestoreRequest*,
-                                                     v1::StartRestoreResponse*) {
-  return Unimplemented(context, "StartRestore", "the restore pipeline (agent/restore)");
-}
-
 grpc::ServerUnaryReactor* AgentService::StartDbMigrate(grpc::CallbackServerContext* context,
                                                        const v1::StartDbMigrateRequest*,
                                                        v1::StartDbMigrateResponse*) {
@@ -158,36 +163,6 @@ grpc::ServerUnaryReactor* AgentService::StartCleanup(grpc::CallbackServerContext
   return Unimplemented(context, "StartCleanup", "the Mastodon runtimes (agent/app)");
 }
 
-grpc::ServerUnaryReactor* AgentService::StartVerify(grpc::CallbackServerContext* context,
-                                                    const v1::StartVerifyRequest*,
-                                                    v1::StartVerifyResponse*) {
-  return Unimplemented(context, "StartVerify", "database verification (agent/database/verify)");
-}
-
-grpc::ServerUnaryReactor* AgentService::StartRollback(grpc::CallbackServerContext* context,
-                                                      const v1::StartRollbackRequest*,
-                                                      v1::StartRollbackResponse*) {
-  return Unimplemented(context, "StartRollback", "the database restore engine (agent/database)");
-}
-
-grpc::ServerUnaryReactor* AgentService::GetOperation(grpc::CallbackServerContext* context,
-                                                     const v1::GetOperationRequest*,
-                                                     v1::GetOperationResponse*) {
-  return Unimplemented(context, "GetOperation", "the operation manager (agent/operations)");
-}
-
-grpc::ServerUnaryReactor* AgentService::ListOperations(grpc::CallbackServerContext* context,
-                                                       const v1::ListOperationsRequest*,
-                                                       v1::ListOperationsResponse*) {
-  return Unimplemented(context, "ListOperations", "the operation manager (agent/operations)");
-}
-
-grpc::ServerUnaryReactor* AgentService::CancelOperation(grpc::CallbackServerContext* context,
-                                                        const v1::CancelOperationRequest*,
-                                                        v1::CancelOperationResponse*) {
-  return Unimplemented(context, "CancelOperation", "the operation manager (agent/operations)");
-}
-
 namespace {
 
 // A stream that ends at once with a fixed status.
@@ -197,13 +172,324 @@ class FinishedWriteReactor : public grpc::ServerWriteReactor<v1::WatchOperationR
   void OnDone() override { delete this; }
 };
 
+// Maps the engine's steps to operation steps and progress.
+class RestoreProgress {
+ public:
+  explicit RestoreProgress(Operation* op) : op_(op) {}
+  void Report(const std::string& step, const LoadProgress& p, const v1::DumpInfo* dump) {
+    if (step != current_) {
+      if (!current_.empty()) op_->StepFinished(current_, v1::STEP_STATE_SUCCEEDED, "");
+      current_ = step;
+      op_->StepStarted(step);
+    }
+    if (step == "load" && (p.bytes > 0 || p.raw_bytes > 0)) {
+      const bool raw = p.raw_bytes >= 0 && dump != nullptr && dump->stored_size_bytes() > 0;
+      int64_t done = raw ? p.raw_bytes : p.bytes;
+      int64_t total = raw ? dump->stored_size_bytes() : (dump != nullptr ? dump->size_bytes() : 0);
+      op_->StepProgress(step, done, total, "bytes",
+                        absl::StrCat(p.toc_entry.empty() ? "" : p.toc_entry + ", ", p.rows,
+                                     " rows, ", p.statements, " statements"));
+    }
+  }
+  void End() {
+    if (!current_.empty()) op_->StepFinished(current_, v1::STEP_STATE_SUCCEEDED, "");
+    current_.clear();
+  }
+
+ private:
+  Operation* op_;
+  std::string current_;
+};
+
+void FillDurations(const v1::Operation& op, v1::RestoreReport* report) {
+  for (const v1::Step& s : op.steps()) {
+    if (!s.has_start_time() || !s.has_end_time()) continue;
+    v1::StepDuration* d = report->add_durations();
+    d->set_step(s.name());
+    d->set_seconds(static_cast<double>(s.end_time().seconds() - s.start_time().seconds()) +
+                   (s.end_time().nanos() - s.start_time().nanos()) / 1e9);
+  }
+}
+
 }  // namespace
 
+absl::StatusOr<std::string> AgentService::TargetConnInfo(const v1::DatabaseTarget& target) const {
+  if (!target.conninfo().empty()) return target.conninfo();
+  if (!config_->target_conninfo.empty()) return config_->target_conninfo;
+  return absl::FailedPreconditionError(
+      "no target PostgreSQL server: give one in the request (--target-conninfo) or start the "
+      "agent with --target-conninfo");
+}
+
+grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext* context,
+                                                     const v1::StartRestoreRequest* request,
+                                                     v1::StartRestoreResponse* response) {
+  logger_->Info("start restore", {{"source", request->options().source().path()},
+                                  {"request_id", request->request_id()},
+                                  {"peer", context->peer()}});
+  return BlockingUnaryReactor::Start(
+      &workers_, [this, request, response](const CancelToken& cancel) -> absl::Status {
+        const v1::RestoreOptions& opts = request->options();
+        if (!opts.db_only()) {
+          return absl::UnimplementedError(
+              "StartRestore: only database restores (db_only) are in this agent build yet; media, "
+              "the Mastodon runtimes and the full pipeline come with their issues");
+        }
+        ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
+        ScanSetup setup;
+        RETURN_IF_ERROR(PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel, &setup));
+        ASSIGN_OR_RETURN(v1::DumpInfo dump,
+                         DetectDumpInSource(setup.path, "", setup.source, setup.options, runner_));
+        std::string database =
+            !opts.target_db().empty()           ? opts.target_db()
+            : !opts.target().database().empty() ? opts.target().database()
+            : dump.kind() == v1::DUMP_KIND_CLUSTER
+                ? (!opts.source_db().empty() ? opts.source_db() : dump.mastodon_database())
+                : dump.database_name();
+        if (database.empty()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "the dump '", dump.path(), "' does not name its database: give --target-db"));
+        }
+        if (database.size() > 63 || database.find('\0') != std::string::npos) {
+          return absl::InvalidArgumentError(absl::StrCat("invalid database name '", database, "'"));
+        }
+        OperationSpec spec;
+        spec.kind = v1::OPERATION_KIND_RESTORE;
+        spec.request_id = request->request_id();
+        spec.target = absl::StrCat("database:", database);
+        spec.fill_request = [opts](v1::Operation* op) {
+          *op->mutable_restore_options() = opts;
+          RedactSensitive(op->mutable_restore_options());
+        };
+        spec.steps = {{"detect", "detect the dump"},
+                      {"load", "load the dump into a staging database"},
+                      {"analyze", "ANALYZE the staging database"},
+                      {"verify", "verify the staging database against the dump"},
+                      {"swap", "swap the staging database in; keep the previous one"}};
+        std::string source_path = setup.path;
+        SourceOptions source = setup.source;
+        spec.work = [this, opts, source_path, source, conninfo, database, dump](Operation* op) {
+          DatabaseRestoreRequest r;
+          r.source_path = source_path;
+          r.source = source;
+          r.source.cancel = &op->cancel_token();
+          r.conninfo = conninfo;
+          r.database = database;
+          r.source_db = opts.source_db();
+          r.operation_id = op->id();
+          r.keep_owners = opts.keep_owners();
+          r.with_role_passwords = opts.with_role_passwords();
+          r.drop_previous = opts.drop_previous();
+          r.cancel = &op->cancel_token();
+          RestoreProgress progress(op);
+          r.progress = [&](const std::string& step, const LoadProgress& p) {
+            progress.Report(step, p, &dump);
+          };
+          auto result = RestoreDatabase(r, runner_, env_);
+          if (!result.ok()) return result.status();
+          progress.End();
+          for (const std::string& w : result->warnings) op->Log(v1::SEVERITY_WARNING, w);
+          const v1::Operation snapshot = op->Snapshot();
+          op->SetResult([&](v1::Operation* o) {
+            v1::RestoreReport* report = o->mutable_restore_report();
+            report->set_database(result->database);
+            report->set_previous_database(result->previous_database);
+            *report->mutable_dump() = result->dump;
+            report->set_tables(static_cast<int64_t>(result->load.table_rows.size()));
+            report->set_rows(result->load.rows);
+            report->set_target_server_version(result->target_server_version);
+            report->set_schema_version(result->load.schema_version);
+            for (const std::string& w : result->load.rewrites) report->add_rewrites(w);
+            for (const std::string& w : result->warnings) report->add_warnings(w);
+            *report->mutable_verification() = result->verification;
+            FillDurations(snapshot, report);
+          });
+          return absl::OkStatus();
+        };
+        ASSIGN_OR_RETURN(std::shared_ptr<Operation> op, operations_->Start(std::move(spec)));
+        *response->mutable_operation() = op->Snapshot();
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* AgentService::StartRollback(grpc::CallbackServerContext* context,
+                                                      const v1::StartRollbackRequest* request,
+                                                      v1::StartRollbackResponse* response) {
+  logger_->Info("start rollback",
+                {{"database", request->options().target().database()}, {"peer", context->peer()}});
+  return BlockingUnaryReactor::Start(
+      &workers_, [this, request, response](const CancelToken&) -> absl::Status {
+        const v1::RollbackOptions& opts = request->options();
+        ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
+        const std::string database = opts.target().database();
+        if (database.empty()) {
+          return absl::InvalidArgumentError("rollback needs the database name (target.database)");
+        }
+        OperationSpec spec;
+        spec.kind = v1::OPERATION_KIND_ROLLBACK;
+        spec.request_id = request->request_id();
+        spec.target = absl::StrCat("database:", database);
+        spec.fill_request = [opts](v1::Operation* op) {
+          *op->mutable_rollback_options() = opts;
+          RedactSensitive(op->mutable_rollback_options());
+        };
+        spec.steps = {{"swap", "swap the previous database back in"}};
+        spec.work = [this, conninfo, database,
+                     previous = opts.previous_database()](Operation* op) -> absl::Status {
+          op->StepStarted("swap");
+          ASSIGN_OR_RETURN(v1::RollbackResult result,
+                           RollbackDatabase(conninfo, database, previous, env_->Now()));
+          op->StepFinished(
+              "swap", v1::STEP_STATE_SUCCEEDED,
+              absl::StrCat(result.restored_database(), " is live again as ", database));
+          op->SetResult([&](v1::Operation* o) { *o->mutable_rollback_result() = result; });
+          return absl::OkStatus();
+        };
+        ASSIGN_OR_RETURN(std::shared_ptr<Operation> op, operations_->Start(std::move(spec)));
+        *response->mutable_operation() = op->Snapshot();
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* AgentService::StartVerify(grpc::CallbackServerContext* context,
+                                                    const v1::StartVerifyRequest* request,
+                                                    v1::StartVerifyResponse* response) {
+  logger_->Info("start verify",
+                {{"database", request->options().target().database()}, {"peer", context->peer()}});
+  return BlockingUnaryReactor::Start(
+      &workers_, [this, request, response](const CancelToken& cancel) -> absl::Status {
+        const v1::VerifyOptions& opts = request->options();
+        ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
+        const std::string database = opts.target().database();
+        if (database.empty()) {
+          return absl::InvalidArgumentError("verify needs the database name (target.database)");
+        }
+        std::optional<ScanSetup> expected;
+        if (!opts.expected().path().empty()) {
+          expected.emplace();
+          RETURN_IF_ERROR(
+              PrepareScan(opts.expected(), true, v1::DatabaseTarget(), cancel, &*expected));
+        }
+        OperationSpec spec;
+        spec.kind = v1::OPERATION_KIND_VERIFY;
+        spec.request_id = request->request_id();
+        spec.fill_request = [opts](v1::Operation* op) {
+          *op->mutable_verify_options() = opts;
+          RedactSensitive(op->mutable_verify_options());
+        };
+        spec.steps = {{"detect", "read the expected tables and rows from the dump"},
+                      {"verify", "run the checks"}};
+        spec.work = [this, conninfo, database, expected,
+                     max_age = opts.max_age_days()](Operation* op) -> absl::Status {
+          VerifyExpectations expectations;
+          op->StepStarted("detect");
+          if (expected.has_value()) {
+            ScanSetup setup = *expected;
+            setup.source.cancel = &op->cancel_token();
+            ASSIGN_OR_RETURN(v1::DumpInfo dump, DetectDumpInSource(setup.path, "", setup.source,
+                                                                   setup.options, runner_));
+            const std::string db =
+                dump.kind() == v1::DUMP_KIND_CLUSTER ? dump.mastodon_database() : std::string();
+            for (const v1::TableRowCount& t : dump.tables()) {
+              if (t.database() == db) expectations.table_rows[t.table()] = t.rows();
+            }
+            expectations.schema_version = dump.schema_version();
+            op->StepFinished("detect", v1::STEP_STATE_SUCCEEDED,
+                             absl::StrCat(expectations.table_rows.size(), " tables expected"));
+          } else {
+            op->StepFinished("detect", v1::STEP_STATE_SKIPPED,
+                             "no dump given: structural checks only");
+          }
+          op->StepStarted("verify");
+          ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
+                           PgConnection::Connect(conninfo, database));
+          ASSIGN_OR_RETURN(v1::VerifyResult result,
+                           VerifyDatabase(conn.get(), database, expectations));
+          if (max_age > 0) {
+            auto newest = conn->Query(
+                "SELECT coalesce(extract(epoch FROM now() - max(created_at))::bigint / 86400, -1) "
+                "FROM statuses");
+            v1::VerifyCheck* c = result.add_checks();
+            c->set_name("max_age");
+            if (!newest.ok()) {
+              c->set_passed(false);
+              c->set_message(
+                  absl::StrCat("unable to read statuses.created_at: ", newest.status().message()));
+            } else {
+              int64_t days = std::stoll(newest->Scalar().empty() ? "-1" : newest->Scalar());
+              c->set_passed(days >= 0 && days <= max_age);
+              c->set_message(days < 0 ? std::string("no statuses")
+                                      : absl::StrCat("newest status is ", days, " days old (limit ",
+                                                     max_age, ")"));
+            }
+            if (!c->passed()) result.set_passed(false);
+          }
+          op->SetResult([&](v1::Operation* o) { *o->mutable_verify_result() = result; });
+          if (!result.passed()) {
+            return absl::DataLossError(absl::StrCat("verification of '", database, "' failed"));
+          }
+          op->StepFinished("verify", v1::STEP_STATE_SUCCEEDED, "every check passed");
+          return absl::OkStatus();
+        };
+        ASSIGN_OR_RETURN(std::shared_ptr<Operation> op, operations_->Start(std::move(spec)));
+        *response->mutable_operation() = op->Snapshot();
+        return absl::OkStatus();
+      });
+}
+
+grpc::ServerUnaryReactor* AgentService::GetOperation(grpc::CallbackServerContext* context,
+                                                     const v1::GetOperationRequest* request,
+                                                     v1::GetOperationResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto op = operations_->Get(request->id());
+  if (op.ok()) *response->mutable_operation() = (*op)->Snapshot();
+  reactor->Finish(ToGrpcStatus(op.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AgentService::ListOperations(grpc::CallbackServerContext* context,
+                                                       const v1::ListOperationsRequest* request,
+                                                       v1::ListOperationsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  int offset = 0;
+  if (!request->page_token().empty() && !absl::SimpleAtoi(request->page_token(), &offset)) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "invalid page_token"));
+    return reactor;
+  }
+  int size = request->page_size() > 0 ? std::min(request->page_size(), 1000) : 50;
+  std::vector<v1::Operation> all;
+  for (v1::Operation& op : operations_->List()) {
+    bool state_ok = request->states().empty(), kind_ok = request->kinds().empty();
+    for (int s : request->states()) state_ok |= op.state() == s;
+    for (int k : request->kinds()) kind_ok |= op.kind() == k;
+    if (state_ok && kind_ok) all.push_back(std::move(op));
+  }
+  for (int i = offset; i < static_cast<int>(all.size()) && i < offset + size; ++i) {
+    *response->add_operations() = all[i];
+  }
+  if (offset + size < static_cast<int>(all.size())) {
+    response->set_next_page_token(absl::StrCat(offset + size));
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AgentService::CancelOperation(grpc::CallbackServerContext* context,
+                                                        const v1::CancelOperationRequest* request,
+                                                        v1::CancelOperationResponse* response) {
+  logger_->Info("cancel operation", {{"operation", request->id()}, {"peer", context->peer()}});
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto op = operations_->Cancel(request->id());
+  if (op.ok()) *response->mutable_operation() = (*op)->Snapshot();
+  reactor->Finish(ToGrpcStatus(op.status()));
+  return reactor;
+}
+
 grpc::ServerWriteReactor<v1::WatchOperationResponse>* AgentService::WatchOperation(
-    grpc::CallbackServerContext*, const v1::WatchOperationRequest*) {
-  return new FinishedWriteReactor(grpc::Status(
-      grpc::StatusCode::UNIMPLEMENTED,
-      "WatchOperation: the operation manager (agent/operations) is not in this agent build yet"));
+    grpc::CallbackServerContext*, const v1::WatchOperationRequest* request) {
+  auto op = operations_->Get(request->id());
+  if (!op.ok()) return new FinishedWriteReactor(ToGrpcStatus(op.status()));
+  return new WatchReactor(*op, request->from_sequence());
 }
 
 }  // namespace mastodon_restore

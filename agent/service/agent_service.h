@@ -11,6 +11,7 @@
 #include "agent/common/logging.h"
 #include "agent/common/subprocess.h"
 #include "agent/config.h"
+#include "agent/operations/operation_manager.h"
 #include "agent/service/blocking_call.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
 
@@ -20,7 +21,7 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
  public:
   // `config`, `env`, `runner` and `logger` must outlive the service.
   AgentService(const AgentConfig* config, Env* env, CommandRunner* runner, Logger* logger,
-               absl::Time start_time);
+               OperationManager* operations, absl::Time start_time);
   // Waits for handlers still running on their own threads.
   ~AgentService() override;
 
@@ -102,9 +103,15 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
   // A progress callback for deep scans that logs every few seconds.
   std::function<void(int64_t)> ProgressLogger(const std::string& source) const;
 
+  // The target server of a request: its own, else the agent's
+  // --target-conninfo. FAILED_PRECONDITION when there is none.
+  absl::StatusOr<std::string> TargetConnInfo(
+      const mastodon::restore::v1::DatabaseTarget& target) const;
+
   const AgentConfig* const config_;
   Env* const env_;
   CommandRunner* const runner_;
+  OperationManager* const operations_;
   WorkerTracker workers_;
   Logger* const logger_;
   const absl::Time start_time_;

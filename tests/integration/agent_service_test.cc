@@ -96,11 +96,6 @@ TEST_F(AgentServiceTest, NotYetBackedRpcsAnswerUnimplementedNamingWhatIsMissing)
   };
   {
     grpc::ClientContext c;
-    v1::StartRestoreResponse r;
-    expect_unimplemented(stub->StartRestore(&c, {}, &r), "StartRestore");
-  }
-  {
-    grpc::ClientContext c;
     v1::StartDbMigrateResponse r;
     expect_unimplemented(stub->StartDbMigrate(&c, {}, &r), "StartDbMigrate");
   }
@@ -115,36 +110,51 @@ TEST_F(AgentServiceTest, NotYetBackedRpcsAnswerUnimplementedNamingWhatIsMissing)
     expect_unimplemented(stub->StartCleanup(&c, {}, &r), "StartCleanup");
   }
   {
+    // A restore of anything but the database alone needs later issues.
     grpc::ClientContext c;
-    v1::StartVerifyResponse r;
-    expect_unimplemented(stub->StartVerify(&c, {}, &r), "StartVerify");
+    v1::StartRestoreRequest req;
+    req.mutable_options()->mutable_source()->set_path(dir_ + "/backups");
+    v1::StartRestoreResponse r;
+    grpc::Status s = stub->StartRestore(&c, req, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+    EXPECT_THAT(s.error_message(), HasSubstr("only database restores (db_only)"));
   }
+}
+
+TEST_F(AgentServiceTest, OperationRpcsAnswerForUnknownIdsAndMissingTargets) {
+  StartDaemon();
+  auto stub = v1::RestoreAgentService::NewStub(Channel());
   {
     grpc::ClientContext c;
-    v1::StartRollbackResponse r;
-    expect_unimplemented(stub->StartRollback(&c, {}, &r), "StartRollback");
-  }
-  {
-    grpc::ClientContext c;
+    v1::GetOperationRequest req;
+    req.set_id("op-nope");
     v1::GetOperationResponse r;
-    expect_unimplemented(stub->GetOperation(&c, {}, &r), "GetOperation");
+    EXPECT_EQ(stub->GetOperation(&c, req, &r).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    grpc::ClientContext c;
+    v1::WatchOperationRequest req;
+    req.set_id("op-nope");
+    auto reader = stub->WatchOperation(&c, req);
+    v1::WatchOperationResponse r;
+    EXPECT_FALSE(reader->Read(&r));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
   }
   {
     grpc::ClientContext c;
     v1::ListOperationsResponse r;
-    expect_unimplemented(stub->ListOperations(&c, {}, &r), "ListOperations");
+    EXPECT_TRUE(stub->ListOperations(&c, {}, &r).ok());
+    EXPECT_EQ(r.operations_size(), 0);
   }
   {
+    // No --target-conninfo on the agent and none in the request.
     grpc::ClientContext c;
-    v1::CancelOperationResponse r;
-    expect_unimplemented(stub->CancelOperation(&c, {}, &r), "CancelOperation");
-  }
-  {
-    grpc::ClientContext c;
-    auto reader = stub->WatchOperation(&c, v1::WatchOperationRequest());
-    v1::WatchOperationResponse r;
-    EXPECT_FALSE(reader->Read(&r));
-    expect_unimplemented(reader->Finish(), "WatchOperation");
+    v1::StartRollbackRequest req;
+    req.mutable_options()->mutable_target()->set_database("mastodon_production");
+    v1::StartRollbackResponse r;
+    grpc::Status s = stub->StartRollback(&c, req, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    EXPECT_THAT(s.error_message(), HasSubstr("no target PostgreSQL server"));
   }
 }
 

@@ -49,7 +49,8 @@ TEST(AgentInfoTest, ReportsBuildHostRuntimeAndPostgres) {
   EXPECT_THAT(info.postgres().client_version(), HasSubstr("15."));
   EXPECT_THAT(info.postgres().pg_restore_versions(), ElementsAre(15, 17));
   EXPECT_THAT(info.capabilities(),
-              ElementsAre("agent_info", "health", "reflection", "detect", "inspect"));
+              ElementsAre("agent_info", "health", "reflection", "detect", "inspect",
+                          "restore_database", "rollback", "verify", "operations"));
   EXPECT_EQ(info.start_time().seconds(), 1795000000);
 }
 

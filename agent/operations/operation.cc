@@ -1,0 +1,252 @@
+#include "agent/operations/operation.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace mastodon_restore {
+
+namespace v1 = mastodon::restore::v1;
+
+namespace {
+
+void SetTime(google::protobuf::Timestamp* ts, absl::Time t) {
+  ts->set_seconds(absl::ToUnixSeconds(t));
+  ts->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(absl::ToUnixSeconds(t)))));
+}
+
+constexpr size_t kMaxEvents = 50000;
+
+}  // namespace
+
+bool IsTerminal(v1::OperationState state) {
+  return state == v1::OPERATION_STATE_SUCCEEDED || state == v1::OPERATION_STATE_FAILED ||
+         state == v1::OPERATION_STATE_CANCELLED || state == v1::OPERATION_STATE_INTERRUPTED;
+}
+
+Operation::Operation(v1::OperationRecord record, Env* env, Persist persist)
+    : id_(record.operation().id()),
+      env_(env),
+      persist_(std::move(persist)),
+      record_(std::move(record)) {}
+
+v1::Step* Operation::FindStep(const std::string& name) {
+  for (v1::Step& s : *record_.mutable_operation()->mutable_steps()) {
+    if (s.name() == name) return &s;
+  }
+  v1::Step* s = record_.mutable_operation()->add_steps();
+  s->set_name(name);
+  s->set_state(v1::STEP_STATE_PENDING);
+  return s;
+}
+
+void Operation::Touch() {
+  v1::Operation* op = record_.mutable_operation();
+  SetTime(op->mutable_update_time(), env_->Now());
+  int64_t done = 0;
+  for (const v1::Step& s : op->steps()) {
+    if (s.state() == v1::STEP_STATE_SUCCEEDED || s.state() == v1::STEP_STATE_SKIPPED) ++done;
+  }
+  op->mutable_progress()->set_done(done);
+  op->mutable_progress()->set_total(op->steps_size());
+  op->mutable_progress()->set_unit("steps");
+}
+
+void Operation::Emit(Event event, bool persist_now) {
+  v1::Operation* op = record_.mutable_operation();
+  event.set_sequence(op->last_sequence() + 1);
+  SetTime(event.mutable_time(), env_->Now());
+  op->set_last_sequence(event.sequence());
+  Touch();
+  if (static_cast<size_t>(record_.events_size()) < kMaxEvents ||
+      event.type() != v1::EVENT_TYPE_STEP_PROGRESS) {
+    *record_.add_events() = event;
+  }
+  for (auto& [id, listener] : listeners_) listener(event, *op);
+  absl::Time now = env_->Now();
+  if (persist_ && (persist_now || now - last_persist_ >= absl::Seconds(1))) {
+    last_persist_ = now;
+    persist_(record_);
+  }
+}
+
+void Operation::DeclareSteps(const std::vector<std::pair<std::string, std::string>>& steps) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, description] : steps) FindStep(name)->set_description(description);
+  Touch();
+  if (persist_) persist_(record_);
+}
+
+void Operation::MarkRunning() {
+  absl::MutexLock lock(&mu_);
+  v1::Operation* op = record_.mutable_operation();
+  op->set_state(v1::OPERATION_STATE_RUNNING);
+  SetTime(op->mutable_start_time(), env_->Now());
+  Event e;
+  e.set_type(v1::EVENT_TYPE_STATE);
+  e.set_state(v1::OPERATION_STATE_RUNNING);
+  e.set_message("started");
+  Emit(e, true);
+}
+
+void Operation::StepStarted(const std::string& step) {
+  absl::MutexLock lock(&mu_);
+  v1::Step* s = FindStep(step);
+  s->set_state(v1::STEP_STATE_RUNNING);
+  SetTime(s->mutable_start_time(), env_->Now());
+  Event e;
+  e.set_type(v1::EVENT_TYPE_STEP_STARTED);
+  e.set_step(step);
+  e.set_step_state(v1::STEP_STATE_RUNNING);
+  e.set_message(s->description());
+  Emit(e, true);
+}
+
+void Operation::StepProgress(const std::string& step, int64_t done, int64_t total,
+                             const std::string& unit, const std::string& message) {
+  absl::MutexLock lock(&mu_);
+  v1::Step* s = FindStep(step);
+  absl::Time now = env_->Now();
+  v1::Progress* p = s->mutable_progress();
+  if (s->has_start_time() && done > 0) {
+    double elapsed = absl::ToDoubleSeconds(now - absl::FromUnixSeconds(s->start_time().seconds()));
+    if (elapsed > 0) {
+      p->set_rate(done / elapsed);
+      if (total > done && p->rate() > 0) {
+        p->set_eta_seconds(static_cast<int64_t>((total - done) / p->rate()));
+      }
+    }
+  }
+  p->set_done(done);
+  p->set_total(total);
+  p->set_unit(unit);
+  if (!message.empty()) s->set_message(message);
+  Event e;
+  e.set_type(v1::EVENT_TYPE_STEP_PROGRESS);
+  e.set_step(step);
+  e.set_step_state(s->state());
+  *e.mutable_progress() = *p;
+  e.set_message(message);
+  Emit(e, false);
+}
+
+void Operation::StepFinished(const std::string& step, v1::StepState state,
+                             const std::string& message) {
+  absl::MutexLock lock(&mu_);
+  v1::Step* s = FindStep(step);
+  s->set_state(state);
+  if (!message.empty()) s->set_message(message);
+  SetTime(s->mutable_end_time(), env_->Now());
+  Event e;
+  e.set_type(v1::EVENT_TYPE_STEP_FINISHED);
+  e.set_step(step);
+  e.set_step_state(state);
+  e.set_message(message);
+  Emit(e, true);
+}
+
+void Operation::Log(v1::Severity severity, const std::string& message, const std::string& step) {
+  absl::MutexLock lock(&mu_);
+  Event e;
+  e.set_type(v1::EVENT_TYPE_LOG);
+  e.set_severity(severity);
+  e.set_step(step);
+  e.set_message(message);
+  Emit(e, false);
+}
+
+void Operation::SetResult(const std::function<void(v1::Operation*)>& fill) {
+  absl::MutexLock lock(&mu_);
+  fill(record_.mutable_operation());
+  Touch();
+}
+
+void Operation::Finish(const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  v1::Operation* op = record_.mutable_operation();
+  v1::OperationState state = status.ok() ? v1::OPERATION_STATE_SUCCEEDED
+                             : status.code() == absl::StatusCode::kCancelled
+                                 ? v1::OPERATION_STATE_CANCELLED
+                                 : v1::OPERATION_STATE_FAILED;
+  const v1::StepState step_end = status.ok()                              ? v1::STEP_STATE_SUCCEEDED
+                                 : state == v1::OPERATION_STATE_CANCELLED ? v1::STEP_STATE_CANCELLED
+                                                                          : v1::STEP_STATE_FAILED;
+  std::string failed_step;
+  for (v1::Step& s : *op->mutable_steps()) {
+    if (s.state() == v1::STEP_STATE_RUNNING) {
+      s.set_state(step_end);
+      SetTime(s.mutable_end_time(), env_->Now());
+      if (!status.ok()) failed_step = s.name();
+    } else if (s.state() == v1::STEP_STATE_PENDING) {
+      s.set_state(v1::STEP_STATE_SKIPPED);
+    }
+  }
+  op->set_state(state);
+  SetTime(op->mutable_end_time(), env_->Now());
+  if (!status.ok()) {
+    v1::OperationError* err = op->mutable_error();
+    err->set_code(static_cast<int32_t>(status.code()));
+    err->set_message(std::string(status.message()));
+    err->set_step(failed_step);
+  }
+  Event e;
+  e.set_type(v1::EVENT_TYPE_STATE);
+  e.set_state(state);
+  e.set_message(status.ok() ? "succeeded" : std::string(status.message()));
+  e.set_severity(status.ok() ? v1::SEVERITY_INFO : v1::SEVERITY_ERROR);
+  Emit(e, true);
+  listeners_.clear();
+}
+
+void Operation::MarkInterrupted(const std::string& why) {
+  absl::MutexLock lock(&mu_);
+  v1::Operation* op = record_.mutable_operation();
+  if (IsTerminal(op->state())) return;
+  for (v1::Step& s : *op->mutable_steps()) {
+    if (s.state() == v1::STEP_STATE_RUNNING) s.set_state(v1::STEP_STATE_FAILED);
+    if (s.state() == v1::STEP_STATE_PENDING) s.set_state(v1::STEP_STATE_SKIPPED);
+  }
+  op->set_state(v1::OPERATION_STATE_INTERRUPTED);
+  SetTime(op->mutable_end_time(), env_->Now());
+  op->mutable_error()->set_code(static_cast<int32_t>(absl::StatusCode::kAborted));
+  op->mutable_error()->set_message(why);
+  Event e;
+  e.set_type(v1::EVENT_TYPE_STATE);
+  e.set_state(v1::OPERATION_STATE_INTERRUPTED);
+  e.set_message(why);
+  e.set_severity(v1::SEVERITY_ERROR);
+  Emit(e, true);
+}
+
+v1::Operation Operation::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  return record_.operation();
+}
+
+v1::OperationRecord Operation::Record() const {
+  absl::MutexLock lock(&mu_);
+  return record_;
+}
+
+bool Operation::done() const {
+  absl::MutexLock lock(&mu_);
+  return IsTerminal(record_.operation().state());
+}
+
+int64_t Operation::Subscribe(int64_t from_sequence, Listener listener,
+                             std::vector<Event>* backlog) {
+  absl::MutexLock lock(&mu_);
+  for (const Event& e : record_.events()) {
+    if (e.sequence() >= from_sequence) backlog->push_back(e);
+  }
+  if (IsTerminal(record_.operation().state())) return 0;
+  int64_t id = next_listener_++;
+  listeners_[id] = std::move(listener);
+  return id;
+}
+
+void Operation::Unsubscribe(int64_t listener_id) {
+  absl::MutexLock lock(&mu_);
+  listeners_.erase(listener_id);
+}
+
+}  // namespace mastodon_restore

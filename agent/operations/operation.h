@@ -1,0 +1,107 @@
+// One long-running operation: its record (state, steps, progress, result,
+// error) and its numbered events. Work reports through the ProgressReporter
+// interface; watchers subscribe from any sequence number without gaps.
+#ifndef MASTODON_RESTORE_AGENT_OPERATIONS_OPERATION_H_
+#define MASTODON_RESTORE_AGENT_OPERATIONS_OPERATION_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "agent/common/cancel_token.h"
+#include "agent/common/env.h"
+#include "mastodon/restore/v1/operation.pb.h"
+
+namespace mastodon_restore {
+
+// What steps of any operation call to report (ninja's Status pattern).
+class ProgressReporter {
+ public:
+  virtual ~ProgressReporter() = default;
+  virtual void StepStarted(const std::string& step) = 0;
+  // `total` 0: unknown.
+  virtual void StepProgress(const std::string& step, int64_t done, int64_t total,
+                            const std::string& unit, const std::string& message) = 0;
+  virtual void StepFinished(const std::string& step, mastodon::restore::v1::StepState state,
+                            const std::string& message) = 0;
+  virtual void Log(mastodon::restore::v1::Severity severity, const std::string& message,
+                   const std::string& step = "") = 0;
+};
+
+class Operation : public ProgressReporter {
+ public:
+  using Event = mastodon::restore::v1::OperationEvent;
+  // Called for every new event with the operation as of that event, under
+  // the operation's lock: it must only queue (never block or call back into
+  // the operation).
+  using Listener =
+      std::function<void(const Event& event, const mastodon::restore::v1::Operation& current)>;
+  // Called when the record should be saved (state changes at once, progress
+  // at most once a second).
+  using Persist = std::function<void(const mastodon::restore::v1::OperationRecord&)>;
+
+  // From a new record, or from a stored one (recovery).
+  Operation(mastodon::restore::v1::OperationRecord record, Env* env, Persist persist);
+
+  const std::string& id() const { return id_; }
+  CancelToken& cancel_token() { return cancel_; }
+
+  // Declares the plan: every step PENDING.
+  void DeclareSteps(const std::vector<std::pair<std::string, std::string>>& steps);
+  void MarkRunning();
+  // Ends the operation: SUCCEEDED for OK, CANCELLED for CANCELLED, FAILED
+  // otherwise (the error records the code, the message and the failed step).
+  // Steps still RUNNING end in the same way; PENDING ones become SKIPPED.
+  void Finish(const absl::Status& status);
+  // Ends a recovered RUNNING/PENDING operation as INTERRUPTED.
+  void MarkInterrupted(const std::string& why);
+  // Sets the result (the oneof field of Operation); `fill` runs under the lock.
+  void SetResult(const std::function<void(mastodon::restore::v1::Operation*)>& fill);
+
+  // ProgressReporter.
+  void StepStarted(const std::string& step) override;
+  void StepProgress(const std::string& step, int64_t done, int64_t total, const std::string& unit,
+                    const std::string& message) override;
+  void StepFinished(const std::string& step, mastodon::restore::v1::StepState state,
+                    const std::string& message) override;
+  void Log(mastodon::restore::v1::Severity severity, const std::string& message,
+           const std::string& step = "") override;
+
+  mastodon::restore::v1::Operation Snapshot() const;
+  mastodon::restore::v1::OperationRecord Record() const;
+  bool done() const;
+
+  // Returns the events from `from_sequence` on and subscribes `listener` to
+  // the next ones, atomically (no gap, no duplicate). Returns the listener's
+  // id (0 when the operation has already ended: nothing more will come).
+  int64_t Subscribe(int64_t from_sequence, Listener listener, std::vector<Event>* backlog);
+  void Unsubscribe(int64_t listener_id);
+
+ private:
+  mastodon::restore::v1::Step* FindStep(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Emit(Event event, bool persist_now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Touch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string id_;
+  Env* const env_;
+  Persist persist_;
+  CancelToken cancel_;
+  mutable absl::Mutex mu_;
+  mastodon::restore::v1::OperationRecord record_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, Listener> listeners_ ABSL_GUARDED_BY(mu_);
+  int64_t next_listener_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::Time last_persist_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
+// True for SUCCEEDED, FAILED, CANCELLED, INTERRUPTED.
+bool IsTerminal(mastodon::restore::v1::OperationState state);
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_OPERATIONS_OPERATION_H_

@@ -1,0 +1,185 @@
+#include "agent/operations/operation_manager.h"
+
+#include <random>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "agent/common/status_macros.h"
+
+namespace mastodon_restore {
+
+namespace v1 = mastodon::restore::v1;
+
+OperationManager::OperationManager(std::string state_dir, Env* env, Logger* logger, int retain)
+    : dir_(state_dir + "/operations"), env_(env), logger_(logger), retain_(retain) {}
+
+OperationManager::~OperationManager() { Shutdown(); }
+
+std::string OperationManager::NewId() {
+  static thread_local std::mt19937 rng(std::random_device{}());
+  return absl::StrFormat("op-%s-%04x",
+                         absl::FormatTime("%Y%m%d-%H%M%S", env_->Now(), absl::UTCTimeZone()),
+                         static_cast<unsigned>(rng() & 0xffff));
+}
+
+void OperationManager::Persist(const v1::OperationRecord& record) {
+  std::string data;
+  record.SerializeToString(&data);
+  absl::Status s =
+      env_->WriteFileAtomic(absl::StrCat(dir_, "/", record.operation().id(), ".pb"), data, 0600);
+  if (!s.ok()) {
+    logger_->Error("unable to save operation record",
+                   {{"operation", record.operation().id()}, {"error", std::string(s.message())}});
+  }
+}
+
+absl::StatusOr<std::vector<v1::Operation>> OperationManager::Recover() {
+  RETURN_IF_ERROR(env_->CreateDirs(dir_, 0700, true));
+  ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
+  std::vector<v1::Operation> interrupted;
+  absl::MutexLock lock(&mu_);
+  for (const std::string& name : names) {
+    if (!absl::EndsWith(name, ".pb")) continue;
+    auto data = env_->ReadFile(absl::StrCat(dir_, "/", name));
+    v1::OperationRecord record;
+    if (!data.ok() || !record.ParseFromString(*data) || record.operation().id().empty()) {
+      logger_->Warning("unreadable operation record ignored", {{"file", name}});
+      continue;
+    }
+    auto op = std::make_shared<Operation>(record, env_,
+                                          [this](const v1::OperationRecord& r) { Persist(r); });
+    if (!IsTerminal(record.operation().state())) {
+      op->MarkInterrupted("the agent stopped while the operation ran");
+      interrupted.push_back(op->Snapshot());
+    }
+    if (!record.operation().request_id().empty()) {
+      by_request_id_[record.operation().request_id()] = op->id();
+    }
+    operations_[op->id()] = op;
+  }
+  return interrupted;
+}
+
+absl::StatusOr<std::shared_ptr<Operation>> OperationManager::Start(OperationSpec spec) {
+  absl::MutexLock lock(&mu_);
+  if (shut_down_) return absl::UnavailableError("the agent is shutting down");
+  if (!spec.request_id.empty()) {
+    auto it = by_request_id_.find(spec.request_id);
+    if (it != by_request_id_.end() && operations_.count(it->second) != 0) {
+      return operations_[it->second];
+    }
+  }
+  if (!spec.target.empty()) {
+    auto it = locks_.find(spec.target);
+    if (it != locks_.end()) {
+      return absl::AbortedError(absl::StrCat("operation ", it->second, " is running on ",
+                                             spec.target, ": wait for it or cancel it"));
+    }
+  }
+  v1::OperationRecord record;
+  v1::Operation* op_proto = record.mutable_operation();
+  op_proto->set_id(NewId());
+  while (operations_.count(op_proto->id()) != 0) op_proto->set_id(NewId());
+  op_proto->set_kind(spec.kind);
+  op_proto->set_state(v1::OPERATION_STATE_PENDING);
+  op_proto->set_request_id(spec.request_id);
+  op_proto->set_target(spec.target);
+  absl::Time now = env_->Now();
+  op_proto->mutable_create_time()->set_seconds(absl::ToUnixSeconds(now));
+  if (spec.fill_request) spec.fill_request(op_proto);
+  auto op = std::make_shared<Operation>(std::move(record), env_,
+                                        [this](const v1::OperationRecord& r) { Persist(r); });
+  op->DeclareSteps(spec.steps);
+  operations_[op->id()] = op;
+  if (!spec.request_id.empty()) by_request_id_[spec.request_id] = op->id();
+  if (!spec.target.empty()) locks_[spec.target] = op->id();
+  logger_->Info("operation started", {{"operation", op->id()},
+                                      {"kind", v1::OperationKind_Name(spec.kind)},
+                                      {"target", spec.target}});
+  Prune();
+  threads_.emplace_back([this, op, work = std::move(spec.work), target = spec.target]() {
+    op->MarkRunning();
+    absl::Status status = work(op.get());
+    if (status.ok() && op->cancel_token().cancelled()) {
+      status = absl::CancelledError("cancelled");
+    }
+    op->Finish(status);
+    logger_->Info("operation ended", {{"operation", op->id()},
+                                      {"state", v1::OperationState_Name(op->Snapshot().state())},
+                                      {"error", std::string(status.message())}});
+    absl::MutexLock lock(&mu_);
+    if (!target.empty() && locks_[target] == op->id()) locks_.erase(target);
+  });
+  return op;
+}
+
+absl::StatusOr<std::shared_ptr<Operation>> OperationManager::Get(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = operations_.find(id);
+  if (it == operations_.end()) {
+    return absl::NotFoundError(absl::StrCat("no operation '", id, "'"));
+  }
+  return it->second;
+}
+
+std::vector<v1::Operation> OperationManager::List() {
+  std::vector<std::shared_ptr<Operation>> ops;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, op] : operations_) ops.push_back(op);
+  }
+  std::vector<v1::Operation> out;
+  for (const auto& op : ops) out.push_back(op->Snapshot());
+  std::sort(out.begin(), out.end(), [](const v1::Operation& a, const v1::Operation& b) {
+    return a.create_time().seconds() != b.create_time().seconds()
+               ? a.create_time().seconds() > b.create_time().seconds()
+               : a.id() > b.id();
+  });
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<Operation>> OperationManager::Cancel(const std::string& id) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Operation> op, Get(id));
+  if (op->done()) {
+    return absl::FailedPreconditionError(absl::StrCat("operation '", id, "' has already ended"));
+  }
+  op->cancel_token().Cancel();
+  op->Log(v1::SEVERITY_WARNING, "cancellation requested");
+  logger_->Info("operation cancel requested", {{"operation", id}});
+  return op;
+}
+
+void OperationManager::Prune() {
+  std::vector<std::pair<int64_t, std::string>> finished;
+  for (const auto& [id, op] : operations_) {
+    v1::Operation s = op->Snapshot();
+    if (IsTerminal(s.state())) finished.emplace_back(s.create_time().seconds(), id);
+  }
+  if (static_cast<int>(finished.size()) <= retain_) return;
+  std::sort(finished.begin(), finished.end());
+  for (size_t i = 0; i + retain_ < finished.size(); ++i) {
+    const std::string& id = finished[i].second;
+    std::string request_id = operations_[id]->Snapshot().request_id();
+    if (!request_id.empty()) by_request_id_.erase(request_id);
+    operations_.erase(id);
+    ::unlink(absl::StrCat(dir_, "/", id, ".pb").c_str());
+  }
+}
+
+void OperationManager::Shutdown() {
+  std::vector<std::thread> threads;
+  {
+    absl::MutexLock lock(&mu_);
+    shut_down_ = true;
+    for (auto& [id, op] : operations_) {
+      if (!op->done()) op->cancel_token().Cancel();
+    }
+    threads.swap(threads_);
+  }
+  for (std::thread& t : threads) {
+    if (t.joinable()) t.join();
+  }
+}
+
+}  // namespace mastodon_restore

@@ -1,0 +1,84 @@
+// Starts, tracks, persists and cancels operations. One mutating operation per
+// target at a time; a repeated request_id returns the existing operation.
+// Records are written atomically to <state_dir>/operations/<id>.pb and
+// survive a restart: operations found RUNNING or PENDING become INTERRUPTED.
+#ifndef MASTODON_RESTORE_AGENT_OPERATIONS_OPERATION_MANAGER_H_
+#define MASTODON_RESTORE_AGENT_OPERATIONS_OPERATION_MANAGER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "agent/common/env.h"
+#include "agent/common/logging.h"
+#include "agent/operations/operation.h"
+
+namespace mastodon_restore {
+
+struct OperationSpec {
+  mastodon::restore::v1::OperationKind kind = mastodon::restore::v1::OPERATION_KIND_UNSPECIFIED;
+  std::string request_id;
+  // What the operation writes to ("database:mastodon_production"); ""
+  // for read-only operations, which never conflict.
+  std::string target;
+  // Fills the (sanitized) request into the record.
+  std::function<void(mastodon::restore::v1::Operation*)> fill_request;
+  // The plan: steps with descriptions.
+  std::vector<std::pair<std::string, std::string>> steps;
+  // The work, run on its own thread. It reports through `op` and returns
+  // the outcome (CANCELLED when it stopped because op->cancel_token() fired).
+  std::function<absl::Status(Operation* op)> work;
+};
+
+class OperationManager {
+ public:
+  // `env` and `logger` must outlive the manager. Keeps the newest
+  // `retain` finished records.
+  OperationManager(std::string state_dir, Env* env, Logger* logger, int retain = 100);
+  // Cancels running operations and waits for their threads.
+  ~OperationManager();
+
+  // Loads stored records; RUNNING/PENDING ones become INTERRUPTED and are
+  // returned (for cleanup of their leftovers).
+  absl::StatusOr<std::vector<mastodon::restore::v1::Operation>> Recover();
+
+  // Starts `spec`, or returns the existing operation of the same request_id.
+  // ABORTED naming the running operation when its target is busy.
+  absl::StatusOr<std::shared_ptr<Operation>> Start(OperationSpec spec);
+
+  // NOT_FOUND for an unknown id.
+  absl::StatusOr<std::shared_ptr<Operation>> Get(const std::string& id);
+  // Newest first.
+  std::vector<mastodon::restore::v1::Operation> List();
+  // Asks a running operation to stop; FAILED_PRECONDITION when it has ended.
+  absl::StatusOr<std::shared_ptr<Operation>> Cancel(const std::string& id);
+
+  // Cancels every running operation and waits for them (agent shutdown).
+  void Shutdown();
+
+ private:
+  std::string NewId();
+  void Persist(const mastodon::restore::v1::OperationRecord& record);
+  void Prune() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string dir_;
+  Env* const env_;
+  Logger* const logger_;
+  const int retain_;
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Operation>> operations_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> by_request_id_ ABSL_GUARDED_BY(mu_);
+  // target -> operation id of the running operation holding it.
+  std::map<std::string, std::string> locks_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_OPERATIONS_OPERATION_MANAGER_H_
