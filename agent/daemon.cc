@@ -125,18 +125,6 @@ absl::Status Daemon::Start() {
   for (const auto& op : interrupted) {
     logger_->Warning("operation interrupted by an agent stop", {{"operation", op.id()}});
   }
-  if (!config_.target_conninfo.empty()) {
-    auto dropped = DropLeftoverStaging(config_.target_conninfo);
-    if (!dropped.ok()) {
-      logger_->Warning("unable to check the target server for staging leftovers",
-                       {{"error", std::string(dropped.status().message())}});
-    } else {
-      for (const std::string& name : *dropped) {
-        logger_->Warning("dropped a staging database left by an interrupted restore",
-                         {{"database", name}});
-      }
-    }
-  }
   service_ = std::make_unique<AgentService>(&config_, env_, runner_, logger_, operations_.get(),
                                             absl::Now());
   grpc::EnableDefaultHealthCheckService(true);
@@ -180,6 +168,22 @@ absl::Status Daemon::Start() {
     return secured;
   }
   server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  if (!config_.target_conninfo.empty()) {
+    // Staging databases of interrupted restores, dropped in the background so
+    // that a slow or unreachable server does not delay the agent.
+    cleanup_ = std::thread([this]() {
+      auto dropped = DropLeftoverStaging(config_.target_conninfo);
+      if (!dropped.ok()) {
+        logger_->Warning("unable to check the target server for staging leftovers",
+                         {{"error", std::string(dropped.status().message())}});
+        return;
+      }
+      for (const std::string& name : *dropped) {
+        logger_->Warning("dropped a staging database left by an interrupted restore",
+                         {{"database", name}});
+      }
+    });
+  }
   logger_->Info("agent listening", {{"version", MR_VERSION},
                                     {"socket", config_.socket_path},
                                     {"state_dir", config_.state_dir},
@@ -215,6 +219,7 @@ void Daemon::Shutdown() {
 
 void Daemon::Wait() {
   if (server_ != nullptr) server_->Wait();
+  if (cleanup_.joinable()) cleanup_.join();
 }
 
 int RunDaemonUntilSignalled(const AgentConfig& config, Env* env, CommandRunner* runner,

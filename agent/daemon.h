@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -59,6 +60,7 @@ class Daemon {
   std::unique_ptr<AgentService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<int> tcp_ports_;
+  std::thread cleanup_;
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
 };

@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -16,6 +17,7 @@
 #include "agent/common/build_info.h"
 #include "cli/agent_client.h"
 #include "cli/exit_codes.h"
+#include "cli/follow.h"
 #include "cli/render.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
@@ -42,8 +44,11 @@ struct Command {
   const char* name;
   const char* summary;
   const char* positional;  // e.g. "SOURCE", or ""
+  // How many positional arguments: [min_args, max_args].
   std::vector<FlagSpec> flags;
   std::function<int(CommandContext&)> run;
+  int min_args = -1;  // -1: 1 when `positional` is set, else 0
+  int max_args = -1;
 };
 
 const std::vector<FlagSpec>& GlobalFlags() {
@@ -263,6 +268,174 @@ int RunInspect(CommandContext& ctx) {
   return kExitOk;
 }
 
+int UsageError(const CliStreams& streams, const std::string& message);
+
+// A stub for `ctx`, or a usage error (printed) when the address is unusable.
+std::unique_ptr<v1::RestoreAgentService::Stub> StubFor(CommandContext& ctx) {
+  auto channel = OpenAgentChannel(ctx.agent, ctx.env);
+  if (!channel.ok()) {
+    Print(ctx.streams.err, absl::StrCat(kProgram, ": error: ", channel.status().message(), "\n"));
+    return nullptr;
+  }
+  return v1::RestoreAgentService::NewStub(*channel);
+}
+
+FollowOptions FollowFor(const CommandContext& ctx) {
+  FollowOptions o;
+  o.out = ctx.streams.out;
+  o.err = ctx.streams.err;
+  o.json = ctx.json;
+  o.tty = ::isatty(::fileno(ctx.streams.out)) != 0;
+  return o;
+}
+
+// Prints the started operation and follows it unless --detach.
+int Started(CommandContext& ctx, v1::RestoreAgentService::Stub* stub, const v1::Operation& op) {
+  if (ctx.args.GetBool("detach")) {
+    if (ctx.json) {
+      v1::GetOperationResponse r;
+      *r.mutable_operation() = op;
+      return PrintJson(ctx, r);
+    }
+    Print(ctx.streams.out, absl::StrCat(op.id(), "\n"));
+    return kExitOk;
+  }
+  if (!ctx.json) {
+    Print(ctx.streams.out, absl::StrCat("operation ", op.id(), " started (Ctrl-C cancels)\n"));
+  }
+  return FollowOperation(stub, op.id(), FollowFor(ctx));
+}
+
+void FillTarget(const CommandContext& ctx, v1::DatabaseTarget* target) {
+  if (ctx.args.Has("target-conninfo")) target->set_conninfo(ctx.args.Get("target-conninfo"));
+  if (ctx.args.Has("database")) target->set_database(ctx.args.Get("database"));
+}
+
+int RunRestore(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  v1::StartRestoreRequest request;
+  request.set_request_id(ctx.args.Get("request-id"));
+  v1::RestoreOptions* o = request.mutable_options();
+  FillSource(ctx, o->mutable_source());
+  o->set_member(ctx.args.Get("member"));
+  o->set_db_only(ctx.args.GetBool("db-only"));
+  o->set_target_db(ctx.args.Get("target-db"));
+  o->set_source_db(ctx.args.Get("source-db"));
+  o->set_keep_owners(ctx.args.GetBool("keep-owners"));
+  o->set_with_role_passwords(ctx.args.GetBool("with-role-passwords"));
+  o->set_drop_previous(ctx.args.GetBool("drop-previous"));
+  if (ctx.args.Has("target-conninfo")) {
+    o->mutable_target()->set_conninfo(ctx.args.Get("target-conninfo"));
+  }
+  v1::StartRestoreResponse response;
+  grpc::ClientContext context;
+  SetDeadline(ctx.agent, &context);
+  grpc::Status status = stub->StartRestore(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to start the restore", status);
+  return Started(ctx, stub.get(), response.operation());
+}
+
+int RunRollback(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  if (!ctx.args.Has("database")) return UsageError(ctx.streams, "rollback needs --database NAME");
+  v1::StartRollbackRequest request;
+  request.set_request_id(ctx.args.Get("request-id"));
+  FillTarget(ctx, request.mutable_options()->mutable_target());
+  request.mutable_options()->set_previous_database(ctx.args.Get("previous"));
+  v1::StartRollbackResponse response;
+  grpc::ClientContext context;
+  SetDeadline(ctx.agent, &context);
+  grpc::Status status = stub->StartRollback(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to start the rollback", status);
+  return Started(ctx, stub.get(), response.operation());
+}
+
+int RunVerify(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  if (!ctx.args.Has("database")) return UsageError(ctx.streams, "verify needs --database NAME");
+  v1::StartVerifyRequest request;
+  request.set_request_id(ctx.args.Get("request-id"));
+  FillTarget(ctx, request.mutable_options()->mutable_target());
+  if (ctx.args.Has("expected")) {
+    request.mutable_options()->mutable_expected()->set_path(AbsolutePath(ctx.args.Get("expected")));
+  }
+  int days = 0;
+  if (ctx.args.Has("max-age") && (!absl::SimpleAtoi(ctx.args.Get("max-age"), &days) || days <= 0)) {
+    return UsageError(ctx.streams, "--max-age takes a number of days");
+  }
+  request.mutable_options()->set_max_age_days(days);
+  v1::StartVerifyResponse response;
+  grpc::ClientContext context;
+  SetDeadline(ctx.agent, &context);
+  grpc::Status status = stub->StartVerify(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to start the verification", status);
+  return Started(ctx, stub.get(), response.operation());
+}
+
+int RunOps(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  const std::vector<std::string>& args = ctx.args.positional();
+  const std::string action = args.empty() ? "list" : args[0];
+  if (action == "list") {
+    if (args.size() > 1) return UsageError(ctx.streams, "ops list takes no operation id");
+    v1::ListOperationsRequest request;
+    request.set_page_size(1000);
+    v1::ListOperationsResponse response;
+    grpc::ClientContext context;
+    SetDeadline(ctx.agent, &context);
+    grpc::Status status = stub->ListOperations(&context, request, &response);
+    if (!status.ok()) return CallFailed(ctx, "unable to list operations", status);
+    if (ctx.json) return PrintJson(ctx, response);
+    for (const v1::Operation& op : response.operations()) {
+      Print(ctx.streams.out, RenderOperationLine(op) + "\n");
+    }
+    return kExitOk;
+  }
+  if (args.size() != 2) {
+    return UsageError(ctx.streams, absl::StrCat("ops ", action, " takes an operation id"));
+  }
+  const std::string& id = args[1];
+  if (action == "show") {
+    v1::GetOperationRequest request;
+    request.set_id(id);
+    v1::GetOperationResponse response;
+    grpc::ClientContext context;
+    SetDeadline(ctx.agent, &context);
+    grpc::Status status = stub->GetOperation(&context, request, &response);
+    if (!status.ok()) return CallFailed(ctx, "unable to get the operation", status);
+    if (ctx.json) return PrintJson(ctx, response);
+    Print(ctx.streams.out, RenderOperation(response.operation()));
+    return kExitOk;
+  }
+  if (action == "watch") {
+    FollowOptions o = FollowFor(ctx);
+    int64_t from = 0;
+    if (ctx.args.Has("from") && !absl::SimpleAtoi(ctx.args.Get("from"), &from)) {
+      return UsageError(ctx.streams, "--from takes a sequence number");
+    }
+    o.from_sequence = from;
+    return FollowOperation(stub.get(), id, o);
+  }
+  if (action == "cancel") {
+    v1::CancelOperationRequest request;
+    request.set_id(id);
+    v1::CancelOperationResponse response;
+    grpc::ClientContext context;
+    SetDeadline(ctx.agent, &context);
+    grpc::Status status = stub->CancelOperation(&context, request, &response);
+    if (!status.ok()) return CallFailed(ctx, "unable to cancel the operation", status);
+    if (ctx.json) return PrintJson(ctx, response);
+    Print(ctx.streams.out, absl::StrCat("cancellation of ", id, " requested\n"));
+    return kExitOk;
+  }
+  return UsageError(ctx.streams,
+                    absl::StrCat("unknown ops action '", action, "' (list, show, watch, cancel)"));
+}
+
 const std::vector<Command>& Commands() {
   static const std::vector<Command>* commands = new std::vector<Command>{
       {"health",
@@ -276,6 +449,44 @@ const std::vector<Command>& Commands() {
        RunDetect},
       {"inspect", "inventory of a backup: layout, env file, dumps, media", "SOURCE",
        SourceFlags({}), RunInspect},
+      {"restore", "restore a backup (--db-only: the database, into a staging database swapped in)",
+       "SOURCE",
+       SourceFlags({{"db-only", "", "restore only the database"},
+                    {"member", "PATH", "the dump inside the source when it holds several"},
+                    {"target-db", "NAME", "database name to restore under (default: the dump's)"},
+                    {"source-db", "NAME", "for a pg_dumpall dump: the database to restore"},
+                    {"keep-owners", "", "require the dump's owner roles on the target"},
+                    {"with-role-passwords", "", "create a cluster dump's roles with passwords"},
+                    {"drop-previous", "", "drop the replaced database after a successful swap"},
+                    {"request-id", "ID", "idempotency key: a repeated id returns the operation"},
+                    {"detach", "", "print the operation id and return"}}),
+       RunRestore},
+      {"rollback",
+       "swap the kept previous database back in",
+       "",
+       {{"database", "NAME", "the live database to roll back"},
+        {"previous", "NAME", "which <db>__previous_* (default: the newest)"},
+        {"target-conninfo", "CONNINFO", "PostgreSQL server (default: the agent's)"},
+        {"request-id", "ID", "idempotency key"},
+        {"detach", "", "print the operation id and return"}},
+       RunRollback},
+      {"verify",
+       "check a database: tables, row counts, schema, indexes, sequences",
+       "",
+       {{"database", "NAME", "the database to check"},
+        {"expected", "SOURCE", "a backup whose dump gives the expected tables and rows"},
+        {"max-age", "DAYS", "fail when the newest status is older"},
+        {"target-conninfo", "CONNINFO", "PostgreSQL server (default: the agent's)"},
+        {"request-id", "ID", "idempotency key"},
+        {"detach", "", "print the operation id and return"}},
+       RunVerify},
+      {"ops",
+       "operations: list, show ID, watch ID [--from N], cancel ID",
+       "ACTION [ID]",
+       {{"from", "N", "watch: first event sequence to show"}},
+       RunOps,
+       0,
+       2},
   };
   return *commands;
 }
@@ -356,11 +567,12 @@ int RunCli(const std::vector<std::string>& args, Env* env, const CliStreams& str
     Print(streams.out, CommandUsage(*command));
     return kExitOk;
   }
-  size_t want = *command->positional ? 1 : 0;
-  if (parsed->positional().size() != want) {
-    return UsageError(streams,
-                      want == 0 ? absl::StrCat(name, " takes no arguments")
-                                : absl::StrCat(name, " takes one argument: ", command->positional));
+  const int min_args = command->min_args >= 0 ? command->min_args : (*command->positional ? 1 : 0);
+  const int max_args = command->max_args >= 0 ? command->max_args : min_args;
+  const int given = static_cast<int>(parsed->positional().size());
+  if (given < min_args || given > max_args) {
+    return UsageError(streams, max_args == 0 ? absl::StrCat(name, " takes no arguments")
+                                             : absl::StrCat(name, " takes ", command->positional));
   }
 
   CommandContext ctx;

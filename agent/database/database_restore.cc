@@ -201,6 +201,7 @@ absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreReque
 
   absl::Status loaded = [&]() -> absl::Status {
     // 4. Load.
+    progress("load", LoadProgress());
     ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> staging,
                      PgConnection::Connect(request.conninfo, result.staging_database));
     RETURN_IF_ERROR(staging->Exec(absl::StrCat(

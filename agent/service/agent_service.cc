@@ -238,8 +238,9 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
         ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
         ScanSetup setup;
         RETURN_IF_ERROR(PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel, &setup));
-        ASSIGN_OR_RETURN(v1::DumpInfo dump,
-                         DetectDumpInSource(setup.path, "", setup.source, setup.options, runner_));
+        ASSIGN_OR_RETURN(
+            v1::DumpInfo dump,
+            DetectDumpInSource(setup.path, opts.member(), setup.source, setup.options, runner_));
         std::string database =
             !opts.target_db().empty()           ? opts.target_db()
             : !opts.target().database().empty() ? opts.target().database()
@@ -276,6 +277,7 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
           r.conninfo = conninfo;
           r.database = database;
           r.source_db = opts.source_db();
+          r.member = dump.path();
           r.operation_id = op->id();
           r.keep_owners = opts.keep_owners();
           r.with_role_passwords = opts.with_role_passwords();

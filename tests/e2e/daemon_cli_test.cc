@@ -12,6 +12,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "agent/common/subprocess.h"
 #include "mastodon/restore/v1/agent_service.pb.h"
 #include "tests/harness/status_matchers.h"
@@ -60,12 +61,16 @@ class DaemonCliTest : public ::testing::Test {
     spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
     spec.env = {"PATH=/usr/bin:/bin"};
     spec.output_file = log_file();
+    // A restarted agent appends to the same log: only look past what is there.
+    const size_t skip = ReadFileOrEmpty(log_file()).size();
     auto process = runner_->Start(spec);
     ASSERT_OK(process);
     agent_ = std::move(*process);
     absl::Time deadline = absl::Now() + absl::Seconds(20);
     while (absl::Now() < deadline) {
-      if (ReadFileOrEmpty(log_file()).find("msg=\"agent listening\"") != std::string::npos) return;
+      if (ReadFileOrEmpty(log_file()).find("msg=\"agent listening\"", skip) != std::string::npos) {
+        return;
+      }
       if (auto ended = agent_->Wait(absl::Milliseconds(20)); ended.has_value()) {
         FAIL() << "agent exited: " << ended->Describe() << "\n" << ReadFileOrEmpty(log_file());
       }
@@ -420,6 +425,186 @@ TEST_F(DetectCliTest, CompatibilityAgainstATargetServer) {
       {"detect", "--target-conninfo", "host=/nonexistent port=1", Fixture("custom.dump")});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_THAT(r.stderr_text, HasSubstr("unable to connect to the target server"));
+}
+
+}  // namespace
+}  // namespace mastodon_restore
+
+namespace mastodon_restore {
+namespace {
+
+// restore --db-only, rollback, verify and ops through the real agent and CLI,
+// against a real PostgreSQL 15.
+class RestoreCliTest : public DetectCliTest {
+ protected:
+  void SetUp() override {
+    DetectCliTest::SetUp();
+    auto pg = testing::TestPostgres::Start();
+    ASSERT_OK(pg);
+    pg_ = std::move(*pg);
+    ASSERT_OK(pg_->Exec("CREATE ROLE mastodon LOGIN"));
+  }
+  void StartRestoreAgent() {
+    StartAgent({"--allowed-root", MR_FIXTURE_DIR, "--allowed-root", dir_, "--target-conninfo",
+                pg_->ConnInfo()});
+  }
+  std::string OperationId(const std::string& text) {
+    std::smatch m;
+    return std::regex_search(text, m, std::regex("(op-[0-9]{8}-[0-9]{6}-[0-9a-f]{4})")) ? m[1].str()
+                                                                                        : "";
+  }
+  std::unique_ptr<testing::TestPostgres> pg_;
+};
+
+TEST_F(RestoreCliTest, RestoreRollbackVerifyAndOps) {
+  StartRestoreAgent();
+  CommandResult r = CliOnSocket({"--timeout", "120s", "restore", "--db-only", "--target-db",
+                                 "mastodon_production", Fixture("plain.sql.xz")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("==> load: load the dump into a staging database"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("restored       mastodon_production"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("verification   passed"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("(none: the database was new)"));
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM statuses", "mastodon_production"), "1000");
+
+  ASSERT_OK(
+      pg_->Exec("INSERT INTO accounts VALUES (99, 'live-marker', NULL)", "mastodon_production"));
+  r = CliOnSocket({"--timeout", "120s", "restore", "--db-only", "--target-db",
+                   "mastodon_production", Fixture("custom.dump")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("mastodon-restore rollback --database mastodon_production"));
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM accounts WHERE id = 99", "mastodon_production"),
+            "0");
+
+  r = CliOnSocket({"rollback", "--database", "mastodon_production"});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM accounts WHERE id = 99", "mastodon_production"),
+            "1");
+
+  r = CliOnSocket(
+      {"verify", "--database", "mastodon_production", "--expected", Fixture("plain.sql")});
+  // The rolled-back database has the marker row: one row more than the dump.
+  EXPECT_EQ(r.exit_code, 1) << r.stdout_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("FAIL row_count:public.accounts: expected 3 rows, found 4"));
+  ASSERT_OK(pg_->Exec("DELETE FROM accounts WHERE id = 99", "mastodon_production"));
+  r = CliOnSocket(
+      {"verify", "--database", "mastodon_production", "--expected", Fixture("plain.sql")});
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text;
+  r = CliOnSocket({"verify", "--database", "mastodon_production", "--max-age", "1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.stdout_text, HasSubstr("FAIL max_age: newest status is"));
+
+  r = CliOnSocket({"ops", "list"});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_EQ(std::count(r.stdout_text.begin(), r.stdout_text.end(), '\n'), 6);
+  EXPECT_THAT(r.stdout_text, HasSubstr("rollback"));
+  std::string id = OperationId(r.stdout_text);
+  r = CliOnSocket({"ops", "show", id});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.stdout_text, HasSubstr("operation      " + id));
+}
+
+TEST_F(RestoreCliTest, JsonEventsAndABrokenDump) {
+  StartRestoreAgent();
+  CommandResult r =
+      CliOnSocket({"--json", "restore", "--db-only", "--target-db", "m", Fixture("plain.sql")});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  std::vector<std::string> lines = absl::StrSplit(r.stdout_text, '\n', absl::SkipEmpty());
+  ASSERT_GT(lines.size(), 5u);
+  v1::WatchOperationResponse last;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(lines.back(), &last).ok());
+  EXPECT_EQ(last.operation().state(), v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(last.operation().restore_report().rows(), 1503);
+  EXPECT_EQ(last.event().sequence(), static_cast<int64_t>(lines.size()));
+
+  r = CliOnSocket({"restore", "--db-only", "--target-db", "m", Fixture("bad/cut_mid_copy.sql")});
+  EXPECT_EQ(r.exit_code, 4) << r.stdout_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("operation failed"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("(truncated?) (step load)"));
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM statuses", "m"), "1000");
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE '%__restore_%'"),
+            "0");
+
+  // Without db_only the rest of the pipeline is not in this build.
+  r = CliOnSocket({"restore", Fixture("plain.sql")});
+  EXPECT_EQ(r.exit_code, 8);
+}
+
+TEST_F(RestoreCliTest, AgentKilledMidLoadLeavesNothingAfterRestart) {
+  ASSERT_OK(pg_->Exec("CREATE DATABASE big"));
+  ASSERT_OK(pg_->Exec(
+      "CREATE TABLE t (id bigint, s text); INSERT INTO t SELECT i, repeat(md5(i::text), 8) "
+      "FROM generate_series(1, 1500000) i",
+      "big"));
+  CommandSpec dump;
+  dump.argv = {pg_->bin_dir() + "/pg_dump", "-d", pg_->ConnInfo("big"), "-f", dir_ + "/big.sql"};
+  dump.env = {"PATH=/usr/bin:/bin"};
+  auto dumped = runner_->Run(dump, nullptr);
+  ASSERT_OK(dumped);
+  ASSERT_EQ(dumped->exit_code, 0) << dumped->stderr_text;
+
+  StartRestoreAgent();
+  CommandResult r = CliOnSocket(
+      {"restore", "--db-only", "--detach", "--target-db", "big_copy", dir_ + "/big.sql"});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const std::string id = OperationId(r.stdout_text);
+  ASSERT_FALSE(id.empty()) << r.stdout_text;
+  // Wait until the load runs, then kill the agent.
+  bool loading = false;
+  for (int i = 0; i < 400 && !loading; ++i) {
+    r = CliOnSocket({"ops", "show", id});
+    loading = r.stdout_text.find("  load         running") != std::string::npos;
+    if (!loading) absl::SleepFor(absl::Milliseconds(25));
+  }
+  ASSERT_TRUE(loading) << r.stdout_text;
+  agent_->Signal(SIGKILL);
+  agent_->Wait(absl::Seconds(10));
+  agent_.reset();
+  EXPECT_EQ(
+      *pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE 'big_copy__restore_%'"),
+      "1");
+
+  StartRestoreAgent();
+  r = CliOnSocket({"ops", "show", id});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.stdout_text, HasSubstr("state          interrupted"));
+  // The leftover is dropped in the background after the agent started.
+  for (int i = 0; i < 400; ++i) {
+    if (ReadFileOrEmpty(log_file()).find("dropped a staging database") != std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE 'big_copy%'"),
+            "0");
+  EXPECT_THAT(ReadFileOrEmpty(log_file()), HasSubstr("dropped a staging database"));
+}
+
+TEST_F(RestoreCliTest, OneRestorePerDatabaseAndIdempotentRequestIds) {
+  ASSERT_OK(pg_->Exec("CREATE DATABASE big"));
+  ASSERT_OK(pg_->Exec(
+      "CREATE TABLE t (id bigint, s text); INSERT INTO t SELECT i, repeat(md5(i::text), 8) "
+      "FROM generate_series(1, 1000000) i",
+      "big"));
+  CommandSpec dump;
+  dump.argv = {pg_->bin_dir() + "/pg_dump", "-d", pg_->ConnInfo("big"), "-f", dir_ + "/big.sql"};
+  dump.env = {"PATH=/usr/bin:/bin"};
+  ASSERT_OK(runner_->Run(dump, nullptr));
+  StartRestoreAgent();
+  CommandResult first = CliOnSocket({"restore", "--db-only", "--detach", "--request-id", "req-1",
+                                     "--target-db", "copy", dir_ + "/big.sql"});
+  ASSERT_EQ(first.exit_code, 0) << first.stderr_text;
+  CommandResult again = CliOnSocket({"restore", "--db-only", "--detach", "--request-id", "req-1",
+                                     "--target-db", "copy", dir_ + "/big.sql"});
+  EXPECT_EQ(again.stdout_text, first.stdout_text);  // the same operation
+  CommandResult other = CliOnSocket({"restore", "--db-only", "--detach", "--request-id", "req-2",
+                                     "--target-db", "copy", dir_ + "/big.sql"});
+  EXPECT_EQ(other.exit_code, 5) << other.stdout_text;
+  EXPECT_THAT(other.stderr_text, HasSubstr("is running on database:copy"));
+  // Cancel the first one; it ends CANCELLED and leaves nothing.
+  const std::string id = OperationId(first.stdout_text);
+  EXPECT_EQ(CliOnSocket({"ops", "cancel", id}).exit_code, 0);
+  CommandResult watched = CliOnSocket({"ops", "watch", id});
+  EXPECT_EQ(watched.exit_code, 6) << watched.stdout_text;
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE 'copy%'"), "0");
 }
 
 }  // namespace

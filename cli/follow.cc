@@ -1,0 +1,266 @@
+#include "cli/follow.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "cli/exit_codes.h"
+#include "cli/render.h"
+
+namespace mastodon_restore {
+namespace {
+
+namespace v1 = mastodon::restore::v1;
+
+std::string Word(const std::string& enum_name, const char* prefix) {
+  return absl::AsciiStrToLower(enum_name.substr(std::string(prefix).size()));
+}
+
+std::string ProgressText(const v1::Progress& p) {
+  std::string s;
+  if (p.unit() == "bytes") {
+    s = p.total() > 0 ? absl::StrCat(HumanBytes(p.done()), " of ", HumanBytes(p.total()))
+                      : HumanBytes(p.done());
+    if (p.rate() > 0) absl::StrAppend(&s, ", ", HumanBytes(static_cast<int64_t>(p.rate())), "/s");
+  } else {
+    s = p.total() > 0 ? absl::StrCat(p.done(), "/", p.total(), " ", p.unit())
+                      : absl::StrCat(p.done(), " ", p.unit());
+  }
+  if (p.eta_seconds() > 0) absl::StrAppend(&s, ", ETA ", p.eta_seconds(), "s");
+  return s;
+}
+
+std::string Bar(const v1::Progress& p, int width) {
+  if (p.total() <= 0) return "";
+  int filled = static_cast<int>(std::min<int64_t>(width, p.done() * width / p.total()));
+  return absl::StrCat("[", std::string(filled, '#'), std::string(width - filled, '.'), "] ",
+                      absl::StrFormat("%3d%%", static_cast<int>(p.done() * 100 / p.total())), " ");
+}
+
+void PrintEvent(const v1::WatchOperationResponse& r, const FollowOptions& o, bool* progress_line) {
+  const v1::OperationEvent& e = r.event();
+  auto end_progress_line = [&]() {
+    if (*progress_line) {
+      std::fputs("\n", o.out);
+      *progress_line = false;
+    }
+  };
+  switch (e.type()) {
+    case v1::EVENT_TYPE_STEP_STARTED:
+      end_progress_line();
+      std::fprintf(o.out, "==> %s: %s\n", e.step().c_str(), e.message().c_str());
+      break;
+    case v1::EVENT_TYPE_STEP_PROGRESS:
+      if (o.tty) {
+        std::fprintf(o.out, "\r    %s%s  %s\033[K", Bar(e.progress(), 30).c_str(),
+                     ProgressText(e.progress()).c_str(), e.message().c_str());
+        *progress_line = true;
+      } else {
+        std::fprintf(o.out, "    %s: %s  %s\n", e.step().c_str(),
+                     ProgressText(e.progress()).c_str(), e.message().c_str());
+      }
+      break;
+    case v1::EVENT_TYPE_STEP_FINISHED:
+      end_progress_line();
+      std::fprintf(o.out, "    %s %s%s\n", e.step().c_str(),
+                   Word(v1::StepState_Name(e.step_state()), "STEP_STATE_").c_str(),
+                   e.message().empty() ? "" : (": " + e.message()).c_str());
+      break;
+    case v1::EVENT_TYPE_LOG:
+      end_progress_line();
+      std::fprintf(o.out, "    %s: %s\n",
+                   Word(v1::Severity_Name(e.severity()), "SEVERITY_").c_str(), e.message().c_str());
+      break;
+    case v1::EVENT_TYPE_STATE:
+      end_progress_line();
+      std::fprintf(o.out, "operation %s\n",
+                   Word(v1::OperationState_Name(e.state()), "OPERATION_STATE_").c_str());
+      break;
+    default:
+      break;
+  }
+  std::fflush(o.out);
+}
+
+// Ctrl-C handling: the first SIGINT asks for a cancel, a second detaches.
+std::atomic<int> g_interrupts{0};
+void OnInterrupt(int) { g_interrupts.fetch_add(1); }
+
+}  // namespace
+
+int ExitCodeForOperation(const v1::Operation& op) {
+  switch (op.state()) {
+    case v1::OPERATION_STATE_SUCCEEDED:
+      return kExitOk;
+    case v1::OPERATION_STATE_CANCELLED:
+      return kExitCancelled;
+    case v1::OPERATION_STATE_FAILED: {
+      int code = ExitCodeFor(static_cast<grpc::StatusCode>(op.error().code()));
+      return code == kExitOk ? kExitFailed : code;
+    }
+    default:
+      return kExitFailed;
+  }
+}
+
+std::string RenderOperationLine(const v1::Operation& op) {
+  return absl::StrFormat(
+      "%-26s %-13s %-11s %s  %s", op.id(),
+      Word(v1::OperationKind_Name(op.kind()), "OPERATION_KIND_"),
+      Word(v1::OperationState_Name(op.state()), "OPERATION_STATE_"),
+      absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(op.create_time().seconds()),
+                       absl::UTCTimeZone()),
+      op.target());
+}
+
+std::string RenderOperation(const v1::Operation& op) {
+  std::string s =
+      absl::StrFormat("%-14s %s\n%-14s %s\n%-14s %s\n", "operation", op.id(), "kind",
+                      Word(v1::OperationKind_Name(op.kind()), "OPERATION_KIND_"), "state",
+                      Word(v1::OperationState_Name(op.state()), "OPERATION_STATE_"));
+  if (!op.target().empty()) absl::StrAppendFormat(&s, "%-14s %s\n", "target", op.target());
+  for (const v1::Step& step : op.steps()) {
+    double secs =
+        step.has_end_time()
+            ? static_cast<double>(step.end_time().seconds() - step.start_time().seconds()) +
+                  (step.end_time().nanos() - step.start_time().nanos()) / 1e9
+            : 0;
+    absl::StrAppendFormat(&s, "%-14s %-10s %s%s\n", "  " + step.name(),
+                          Word(v1::StepState_Name(step.state()), "STEP_STATE_"),
+                          secs > 0 && step.has_start_time() ? absl::StrFormat("%.1fs ", secs) : "",
+                          step.message());
+  }
+  if (op.has_error()) {
+    absl::StrAppendFormat(&s, "%-14s %s%s\n", "error", op.error().message(),
+                          op.error().step().empty() ? "" : " (step " + op.error().step() + ")");
+  }
+  if (op.has_restore_report()) {
+    const v1::RestoreReport& r = op.restore_report();
+    absl::StrAppendFormat(&s, "%-14s %s\n", "restored", r.database());
+    absl::StrAppendFormat(&s, "%-14s %s\n", "previous",
+                          r.previous_database().empty() ? "(none: the database was new)"
+                                                        : r.previous_database() + " (kept)");
+    absl::StrAppendFormat(&s, "%-14s %s, %d tables, %d rows\n", "dump", r.dump().path(), r.tables(),
+                          r.rows());
+    if (!r.schema_version().empty())
+      absl::StrAppendFormat(&s, "%-14s %s\n", "schema", r.schema_version());
+    absl::StrAppendFormat(&s, "%-14s PostgreSQL %s\n", "server", r.target_server_version());
+    int passed = 0;
+    for (const auto& c : r.verification().checks()) passed += c.passed() ? 1 : 0;
+    absl::StrAppendFormat(&s, "%-14s %s (%d of %d checks)\n", "verification",
+                          r.verification().passed() ? "passed" : "FAILED", passed,
+                          r.verification().checks_size());
+    for (const std::string& w : r.rewrites()) absl::StrAppendFormat(&s, "%-14s %s\n", "rewrite", w);
+    for (const std::string& w : r.warnings()) absl::StrAppendFormat(&s, "%-14s %s\n", "warning", w);
+    if (!r.previous_database().empty()) {
+      absl::StrAppendFormat(&s, "%-14s mastodon-restore rollback --database %s   (to undo)\n",
+                            "undo", r.database());
+    }
+  }
+  if (op.has_rollback_result()) {
+    absl::StrAppendFormat(&s, "%-14s %s\n%-14s %s\n", "restored",
+                          op.rollback_result().restored_database(), "replaced",
+                          op.rollback_result().replaced_database_renamed_to());
+  }
+  if (op.has_verify_result()) {
+    for (const auto& c : op.verify_result().checks()) {
+      absl::StrAppendFormat(&s, "%-14s %-4s %s: %s\n", "check", c.passed() ? "ok" : "FAIL",
+                            c.name(), c.message());
+    }
+  }
+  return s;
+}
+
+int FollowOperation(v1::RestoreAgentService::StubInterface* stub, const std::string& id,
+                    const FollowOptions& o) {
+  if (o.handle_interrupt) {
+    g_interrupts.store(0);
+    ::signal(SIGINT, OnInterrupt);
+  }
+  int64_t next = o.from_sequence > 0 ? o.from_sequence : 1;
+  bool progress_line = false;
+  bool cancel_sent = false;
+  bool ended = false;
+  int failures = 0;
+  while (!ended) {
+    grpc::ClientContext ctx;
+    v1::WatchOperationRequest request;
+    request.set_id(id);
+    request.set_from_sequence(next);
+    auto reader = stub->WatchOperation(&ctx, request);
+    // A helper thread turns Ctrl-C into a cancel request, or a detach.
+    std::atomic<bool> reading{true};
+    std::thread interrupts([&]() {
+      while (reading.load()) {
+        int n = g_interrupts.load();
+        if (n >= 2) {
+          ctx.TryCancel();
+          return;
+        }
+        if (n == 1 && !cancel_sent) {
+          cancel_sent = true;
+          std::fprintf(o.err, "\ncancelling %s (Ctrl-C again to detach)\n", id.c_str());
+          grpc::ClientContext c;
+          v1::CancelOperationRequest req;
+          req.set_id(id);
+          v1::CancelOperationResponse resp;
+          stub->CancelOperation(&c, req, &resp);
+        }
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+    });
+    v1::WatchOperationResponse response;
+    while (reader->Read(&response)) {
+      failures = 0;
+      next = response.event().sequence() + 1;
+      if (o.json) {
+        google::protobuf::util::JsonPrintOptions options;
+        options.preserve_proto_field_names = true;
+        std::string line;
+        (void)google::protobuf::util::MessageToJsonString(response, &line, options);
+        std::fprintf(o.out, "%s\n", line.c_str());
+        std::fflush(o.out);
+      } else {
+        PrintEvent(response, o, &progress_line);
+      }
+      if (response.event().type() == v1::EVENT_TYPE_STATE &&
+          response.event().state() != v1::OPERATION_STATE_RUNNING &&
+          response.event().state() != v1::OPERATION_STATE_PENDING) {
+        ended = true;
+      }
+    }
+    grpc::Status status = reader->Finish();
+    reading.store(false);
+    interrupts.join();
+    if (g_interrupts.load() >= 2) {
+      std::fprintf(o.err, "detached; the operation goes on: mastodon-restore ops watch %s\n",
+                   id.c_str());
+      return kExitOk;
+    }
+    if (ended || status.ok()) break;
+    if (status.error_code() == grpc::StatusCode::NOT_FOUND || ++failures > 5) {
+      std::fprintf(o.err, "mastodon-restore: error: lost the operation %s: %s\n", id.c_str(),
+                   status.error_message().c_str());
+      return ExitCodeFor(status.error_code());
+    }
+    absl::SleepFor(absl::Seconds(1));  // the agent may be restarting: resume from `next`
+  }
+  if (o.handle_interrupt) ::signal(SIGINT, SIG_DFL);
+  grpc::ClientContext ctx;
+  v1::GetOperationRequest request;
+  request.set_id(id);
+  v1::GetOperationResponse final_state;
+  grpc::Status status = stub->GetOperation(&ctx, request, &final_state);
+  if (!status.ok()) return ExitCodeFor(status.error_code());
+  if (!o.json) std::fputs(RenderOperation(final_state.operation()).c_str(), o.out);
+  return ExitCodeForOperation(final_state.operation());
+}
+
+}  // namespace mastodon_restore
