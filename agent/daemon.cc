@@ -120,10 +120,10 @@ absl::Status Daemon::Start() {
   // Operations: records of a previous run that was stopped mid-way become
   // INTERRUPTED, and staging databases it left behind are dropped.
   operations_ = std::make_unique<OperationManager>(config_.state_dir, env_, logger_);
-  ASSIGN_OR_RETURN(std::vector<mastodon::restore::v1::Operation> interrupted,
-                   operations_->Recover());
-  for (const auto& op : interrupted) {
-    logger_->Warning("operation interrupted by an agent stop", {{"operation", op.id()}});
+  ASSIGN_OR_RETURN(interrupted_, operations_->Recover());
+  for (const auto& record : interrupted_) {
+    logger_->Warning("operation interrupted by an agent stop",
+                     {{"operation", record.operation().id()}});
   }
   service_ = std::make_unique<AgentService>(&config_, env_, runner_, logger_, operations_.get(),
                                             absl::Now());
@@ -168,13 +168,14 @@ absl::Status Daemon::Start() {
     return secured;
   }
   server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
-  if (!config_.target_conninfo.empty()) {
-    // Staging databases of interrupted restores, dropped in the background so
-    // that a slow or unreachable server does not delay the agent.
-    cleanup_ = std::thread([this]() {
-      auto dropped = DropLeftoverStaging(config_.target_conninfo);
+  // Staging databases of interrupted restores, dropped in the background so
+  // that a slow or unreachable server does not delay the agent: those the
+  // records name (on their own server when it was given without a password),
+  // and any marked staging database on the agent's target server.
+  cleanup_ = std::thread([this]() {
+    auto report = [this](const absl::StatusOr<std::vector<std::string>>& dropped) {
       if (!dropped.ok()) {
-        logger_->Warning("unable to check the target server for staging leftovers",
+        logger_->Warning("unable to drop staging leftovers",
                          {{"error", std::string(dropped.status().message())}});
         return;
       }
@@ -182,8 +183,13 @@ absl::Status Daemon::Start() {
         logger_->Warning("dropped a staging database left by an interrupted restore",
                          {{"database", name}});
       }
-    });
-  }
+    };
+    for (const auto& record : interrupted_) {
+      if (record.staging_database().empty() || record.cleanup_conninfo().empty()) continue;
+      report(DropDatabaseIfStaging(record.cleanup_conninfo(), record.staging_database()));
+    }
+    if (!config_.target_conninfo.empty()) report(DropLeftoverStaging(config_.target_conninfo));
+  });
   logger_->Info("agent listening", {{"version", MR_VERSION},
                                     {"socket", config_.socket_path},
                                     {"state_dir", config_.state_dir},

@@ -13,6 +13,7 @@
 #include "agent/common/logging.h"
 #include "agent/common/subprocess.h"
 #include "agent/config.h"
+#include "mastodon/restore/v1/operation.pb.h"
 
 namespace grpc {
 class Server;
@@ -61,6 +62,8 @@ class Daemon {
   std::unique_ptr<grpc::Server> server_;
   std::vector<int> tcp_ports_;
   std::thread cleanup_;
+  // Records of operations the previous run left unfinished.
+  std::vector<mastodon::restore::v1::OperationRecord> interrupted_;
   std::mutex shutdown_mu_;
   bool shut_down_ = false;
 };

@@ -215,8 +215,10 @@ class Walker {
       case ContentKind::kZip: {
         if (root_level) {
           root_containers_.push_back(ContentKindName(kind));
-        } else if (visitor_->OnFile(file, kind) != SourceVisitor::Action::kDescend) {
-          return absl::OkStatus();
+        } else {
+          SourceVisitor::Action action = visitor_->OnFile(file, kind);
+          if (action == SourceVisitor::Action::kRead) return visitor_->OnData(file, kind, &replay);
+          if (action != SourceVisitor::Action::kDescend) return absl::OkStatus();
         }
         std::unique_ptr<ArchiveReader> reader;
         if (disk != nullptr) {

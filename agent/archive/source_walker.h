@@ -53,8 +53,9 @@ class SourceVisitor {
   enum class Action { kSkip, kRead, kDescend };
   virtual ~SourceVisitor() = default;
   // Decides what to do with a file whose content sniffed as `kind`. kDescend
-  // applies to archives only (tar, zip, 7z); compression and encryption are
-  // always removed first and the content is offered again.
+  // applies to archives only (tar, zip, 7z); kRead of a tar or zip hands over
+  // its bytes instead (e.g. a pg_dump tar archive); compression and
+  // encryption are always removed first and the content is offered again.
   virtual Action OnFile(const SourceFile& file, ContentKind kind) = 0;
   // The content of a file the visitor chose to read. It may read as much as
   // it wants; the walker skips the rest.

@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -237,6 +238,39 @@ class PosixProcess : public Process {
 // stdout of a running process; stderr collects in an anonymous memory file.
 class PipedOutputStream : public ByteStream {
  public:
+  // Streams `input` into `stdin_fd` on a thread until it ends or fails.
+  void Feed(ByteStream* input, int stdin_fd) {
+    feeder_ = std::thread([this, input, stdin_fd]() {
+      // A child that exits early must not kill us with SIGPIPE: write()
+      // returns EPIPE instead.
+      sigset_t pipe_set;
+      sigemptyset(&pipe_set);
+      sigaddset(&pipe_set, SIGPIPE);
+      ::pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
+      std::vector<char> buf(1 << 16);
+      while (true) {
+        auto n = input->Read(buf.data(), buf.size());
+        if (!n.ok()) {
+          feed_error_ = n.status();
+          break;
+        }
+        if (*n == 0) break;
+        size_t off = 0;
+        while (off < *n) {
+          ssize_t w = ::write(stdin_fd, buf.data() + off, *n - off);
+          if (w < 0 && errno == EINTR) continue;
+          if (w < 0) {
+            off = *n;  // the child closed its stdin (it exited): stop
+            break;
+          }
+          off += static_cast<size_t>(w);
+        }
+        if (off < *n) break;
+      }
+      ::close(stdin_fd);
+    });
+  }
+
   PipedOutputStream(pid_t pid, int out_fd, int err_fd, std::string name, std::string what,
                     std::string program, absl::Duration kill_grace)
       : pid_(pid),
@@ -249,6 +283,8 @@ class PipedOutputStream : public ByteStream {
 
   ~PipedOutputStream() override {
     if (out_fd_ >= 0) ::close(out_fd_);
+    if (!reaped_) ::kill(-pid_, SIGTERM);
+    if (feeder_.joinable()) feeder_.join();
     if (!reaped_) {
       ::kill(-pid_, SIGTERM);
       int status;
@@ -275,6 +311,11 @@ class PipedOutputStream : public ByteStream {
     int status = 0;
     WaitPid(pid_, absl::InfiniteDuration(), &status);
     reaped_ = true;
+    if (feeder_.joinable()) feeder_.join();
+    if (!feed_error_.ok()) {
+      final_status_ = feed_error_;
+      return final_status_;
+    }
     CommandResult result;
     FillResult(status, &result);
     if (result.success()) return 0;
@@ -304,6 +345,8 @@ class PipedOutputStream : public ByteStream {
   absl::Duration kill_grace_;
   bool reaped_ = false;
   absl::Status final_status_;
+  std::thread feeder_;
+  absl::Status feed_error_;
 };
 
 class PosixCommandRunner : public CommandRunner {
@@ -330,6 +373,7 @@ absl::StatusOr<std::unique_ptr<ByteStream>> PosixCommandRunner::StartReading(
     return ErrnoError(err, "create stderr buffer for", plan->program);
   }
   // The password fits the pipe buffer: write it before the child runs.
+  const bool stream_stdin = spec.stdin_stream != nullptr;
   size_t off = 0;
   while (off < spec.stdin_data.size()) {
     ssize_t w = ::write(in_pipe[1], spec.stdin_data.data() + off, spec.stdin_data.size() - off);
@@ -337,17 +381,20 @@ absl::StatusOr<std::unique_ptr<ByteStream>> PosixCommandRunner::StartReading(
     if (w < 0) break;
     off += static_cast<size_t>(w);
   }
-  ::close(in_pipe[1]);
+  if (!stream_stdin) ::close(in_pipe[1]);
   auto pid = Spawn(*plan, spec, in_pipe[0], out_pipe[1], err_fd);
   ::close(in_pipe[0]);
   ::close(out_pipe[1]);
   if (!pid.ok()) {
     ::close(out_pipe[0]);
     ::close(err_fd);
+    if (stream_stdin) ::close(in_pipe[1]);
     return pid.status();
   }
-  return std::unique_ptr<ByteStream>(new PipedOutputStream(
-      *pid, out_pipe[0], err_fd, spec.argv.back(), what, spec.argv[0], spec.kill_grace));
+  auto stream = std::make_unique<PipedOutputStream>(*pid, out_pipe[0], err_fd, spec.argv.back(),
+                                                    what, spec.argv[0], spec.kill_grace);
+  if (stream_stdin) stream->Feed(spec.stdin_stream, in_pipe[1]);
+  return std::unique_ptr<ByteStream>(std::move(stream));
 }
 
 absl::StatusOr<CommandResult> PosixCommandRunner::Run(const CommandSpec& spec,

@@ -36,6 +36,9 @@ struct CommandSpec {
   // Written to the child's stdin, which is then closed. Secrets go here or in
   // files, never on argv.
   std::string stdin_data;
+  // StartReading only: streamed to the child's stdin by a feeder thread
+  // (instead of stdin_data). Must outlive the returned stream.
+  ByteStream* stdin_stream = nullptr;
   // Killed (SIGTERM, then SIGKILL) when it runs longer. Default: no limit.
   absl::Duration timeout = absl::InfiniteDuration();
   // Time between SIGTERM and SIGKILL on timeout or cancellation.

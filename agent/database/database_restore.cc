@@ -35,10 +35,17 @@ bool IsPlainKind(ContentKind kind) {
 class DumpStreamVisitor : public SourceVisitor {
  public:
   using Load = std::function<absl::Status(ByteStream*)>;
-  DumpStreamVisitor(std::string path, Load load) : path_(std::move(path)), load_(std::move(load)) {}
+  // `archive`: the dump is a custom or tar archive (read whole, not entered).
+  DumpStreamVisitor(std::string path, bool archive, Load load)
+      : path_(std::move(path)), archive_(archive), load_(std::move(load)) {}
   Action OnFile(const SourceFile& file, ContentKind kind) override {
-    if (IsArchive(kind)) return Action::kDescend;
-    return file.path == path_ && IsPlainKind(kind) ? Action::kRead : Action::kSkip;
+    if (file.path == path_) {
+      if (archive_ && (kind == ContentKind::kPgCustom || kind == ContentKind::kTar)) {
+        return Action::kRead;
+      }
+      if (!archive_ && IsPlainKind(kind)) return Action::kRead;
+    }
+    return IsArchive(kind) ? Action::kDescend : Action::kSkip;
   }
   absl::Status OnData(const SourceFile&, ContentKind, ByteStream* data) override {
     found_ = true;
@@ -50,6 +57,7 @@ class DumpStreamVisitor : public SourceVisitor {
 
  private:
   std::string path_;
+  bool archive_;
   Load load_;
   bool found_ = false;
 };
@@ -175,10 +183,15 @@ absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreReque
                                               "current_user"));
   const bool superuser = super.Scalar() == "t";
   std::string pg_restore;
-  std::string archive_path;
+  std::string archive_path;  // "" for an archive read as a stream
   if (dump.format() != v1::DUMP_FORMAT_PLAIN) {
     ASSIGN_OR_RETURN(pg_restore, PickPgRestore(request, dump, env));
-    ASSIGN_OR_RETURN(archive_path, ArchiveOnDisk(request, dump));
+    auto on_disk = ArchiveOnDisk(request, dump);
+    if (on_disk.ok()) {
+      archive_path = *on_disk;
+    } else if (dump.format() == v1::DUMP_FORMAT_DIRECTORY) {
+      return on_disk.status();  // pg_restore needs the directory itself
+    }
   }
 
   // 3. The staging database, dropped again unless the swap happens.
@@ -223,20 +236,29 @@ absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreReque
       ASSIGN_OR_RETURN(result.load, LoadPlainSql(data, staging.get(), options));
       return absl::OkStatus();
     };
-    if (dump.format() == v1::DUMP_FORMAT_PLAIN) {
-      DumpStreamVisitor visitor(dump.path(), load);
+    // pg_restore renders an archive as SQL for the same loader; it reads a
+    // file or directory, or a custom/tar archive on stdin.
+    auto restore_archive = [&](ByteStream* input) -> absl::Status {
+      CommandSpec cmd;
+      cmd.argv = {pg_restore, "--file=-"};
+      if (input == nullptr) cmd.argv.push_back(archive_path);
+      cmd.stdin_stream = input;
+      cmd.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
+      ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> sql,
+                       runner->StartReading(cmd, "convert with pg_restore"));
+      return load(sql.get());
+    };
+    if (dump.format() != v1::DUMP_FORMAT_PLAIN && !archive_path.empty()) {
+      RETURN_IF_ERROR(restore_archive(nullptr));
+    } else {
+      const bool archive = dump.format() != v1::DUMP_FORMAT_PLAIN;
+      DumpStreamVisitor visitor(dump.path(), archive,
+                                archive ? DumpStreamVisitor::Load(restore_archive) : load);
       RETURN_IF_ERROR(WalkSource(request.source_path, request.source, runner, &visitor));
       if (!visitor.found()) {
         return absl::NotFoundError(absl::StrCat("unable to find '", dump.path(), "' again in '",
                                                 request.source_path, "'"));
       }
-    } else {
-      CommandSpec cmd;
-      cmd.argv = {pg_restore, "--file=-", archive_path};
-      cmd.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
-      ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> sql,
-                       runner->StartReading(cmd, "convert with pg_restore"));
-      RETURN_IF_ERROR(load(sql.get()));
     }
     for (const std::string& w : result.load.warnings) result.warnings.push_back(w);
     if (request.cancel != nullptr && request.cancel->cancelled()) {
@@ -319,6 +341,21 @@ absl::StatusOr<v1::RollbackResult> RollbackDatabase(const std::string& conninfo,
   result.set_restored_database(from);
   result.set_replaced_database_renamed_to(kept_as);
   return result;
+}
+
+absl::StatusOr<std::vector<std::string>> DropDatabaseIfStaging(const std::string& conninfo,
+                                                               const std::string& name) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
+                   PgConnection::Connect(conninfo, "postgres"));
+  TargetDatabases targets(admin.get());
+  ASSIGN_OR_RETURN(std::vector<std::string> staging, targets.ListStaging());
+  std::vector<std::string> dropped;
+  for (const std::string& s : staging) {
+    if (s != name) continue;
+    RETURN_IF_ERROR(targets.Drop(s));
+    dropped.push_back(s);
+  }
+  return dropped;
 }
 
 absl::StatusOr<std::vector<std::string>> DropLeftoverStaging(const std::string& conninfo) {

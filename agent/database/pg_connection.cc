@@ -24,6 +24,21 @@ std::string Field(const PGresult* r, int code) {
 
 }  // namespace
 
+bool ConnInfoHasPassword(const std::string& conninfo) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (options == nullptr) {
+    if (error != nullptr) PQfreemem(error);
+    return true;
+  }
+  bool has = false;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (std::string(o->keyword) == "password" && o->val != nullptr && o->val[0] != '\0') has = true;
+  }
+  PQconninfoFree(options);
+  return has;
+}
+
 std::string PgRows::Scalar() const {
   if (rows.empty() || rows[0].empty() || !rows[0][0].has_value()) return "";
   return *rows[0][0];

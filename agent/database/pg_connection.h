@@ -35,6 +35,10 @@ struct PgError {
   std::string hint;
 };
 
+// True when `conninfo` (string or URI) sets a password; such a conninfo is a
+// secret and is never persisted. Unparsable conninfo counts as secret.
+bool ConnInfoHasPassword(const std::string& conninfo);
+
 class PgConnection {
  public:
   // Connects with `conninfo` (conninfo string or URI). When `dbname` is not

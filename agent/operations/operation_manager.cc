@@ -34,10 +34,10 @@ void OperationManager::Persist(const v1::OperationRecord& record) {
   }
 }
 
-absl::StatusOr<std::vector<v1::Operation>> OperationManager::Recover() {
+absl::StatusOr<std::vector<v1::OperationRecord>> OperationManager::Recover() {
   RETURN_IF_ERROR(env_->CreateDirs(dir_, 0700, true));
   ASSIGN_OR_RETURN(std::vector<std::string> names, env_->ListDir(dir_));
-  std::vector<v1::Operation> interrupted;
+  std::vector<v1::OperationRecord> interrupted;
   absl::MutexLock lock(&mu_);
   for (const std::string& name : names) {
     if (!absl::EndsWith(name, ".pb")) continue;
@@ -51,7 +51,7 @@ absl::StatusOr<std::vector<v1::Operation>> OperationManager::Recover() {
                                           [this](const v1::OperationRecord& r) { Persist(r); });
     if (!IsTerminal(record.operation().state())) {
       op->MarkInterrupted("the agent stopped while the operation ran");
-      interrupted.push_back(op->Snapshot());
+      interrupted.push_back(op->Record());
     }
     if (!record.operation().request_id().empty()) {
       by_request_id_[record.operation().request_id()] = op->id();
@@ -88,6 +88,8 @@ absl::StatusOr<std::shared_ptr<Operation>> OperationManager::Start(OperationSpec
   absl::Time now = env_->Now();
   op_proto->mutable_create_time()->set_seconds(absl::ToUnixSeconds(now));
   if (spec.fill_request) spec.fill_request(op_proto);
+  if (spec.staging_database) record.set_staging_database(spec.staging_database(op_proto->id()));
+  record.set_cleanup_conninfo(spec.cleanup_conninfo);
   auto op = std::make_shared<Operation>(std::move(record), env_,
                                         [this](const v1::OperationRecord& r) { Persist(r); });
   op->DeclareSteps(spec.steps);

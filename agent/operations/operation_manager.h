@@ -28,6 +28,10 @@ struct OperationSpec {
   std::string target;
   // Fills the (sanitized) request into the record.
   std::function<void(mastodon::restore::v1::Operation*)> fill_request;
+  // Cleanup facts kept in the record (never secrets): the staging database
+  // named from the operation id, and where it lives.
+  std::function<std::string(const std::string& operation_id)> staging_database;
+  std::string cleanup_conninfo;
   // The plan: steps with descriptions.
   std::vector<std::pair<std::string, std::string>> steps;
   // The work, run on its own thread. It reports through `op` and returns
@@ -45,7 +49,7 @@ class OperationManager {
 
   // Loads stored records; RUNNING/PENDING ones become INTERRUPTED and are
   // returned (for cleanup of their leftovers).
-  absl::StatusOr<std::vector<mastodon::restore::v1::Operation>> Recover();
+  absl::StatusOr<std::vector<mastodon::restore::v1::OperationRecord>> Recover();
 
   // Starts `spec`, or returns the existing operation of the same request_id.
   // ABORTED naming the running operation when its target is busy.

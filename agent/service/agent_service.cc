@@ -10,6 +10,7 @@
 #include "agent/database/local_cluster.h"
 #include "agent/database/pg_connection.h"
 #include "agent/database/pg_probe.h"
+#include "agent/database/target_ops.h"
 #include "agent/database/verify.h"
 #include "agent/service/agent_info.h"
 #include "agent/service/redact.h"
@@ -262,6 +263,12 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
           *op->mutable_restore_options() = opts;
           RedactSensitive(op->mutable_restore_options());
         };
+        spec.staging_database = [database](const std::string& id) {
+          return StagingDatabaseName(database, id);
+        };
+        if (!opts.target().conninfo().empty() && !ConnInfoHasPassword(opts.target().conninfo())) {
+          spec.cleanup_conninfo = opts.target().conninfo();
+        }
         spec.steps = {{"detect", "detect the dump"},
                       {"load", "load the dump into a staging database"},
                       {"analyze", "ANALYZE the staging database"},

@@ -543,9 +543,11 @@ TEST_F(RestoreCliTest, AgentKilledMidLoadLeavesNothingAfterRestart) {
   ASSERT_OK(dumped);
   ASSERT_EQ(dumped->exit_code, 0) << dumped->stderr_text;
 
-  StartRestoreAgent();
-  CommandResult r = CliOnSocket(
-      {"restore", "--db-only", "--detach", "--target-db", "big_copy", dir_ + "/big.sql"});
+  // The target comes with the request (no password in it): the agent keeps
+  // where the staging database lives and drops it after a crash.
+  StartAgent({"--allowed-root", dir_});
+  CommandResult r = CliOnSocket({"restore", "--db-only", "--detach", "--target-db", "big_copy",
+                                 "--target-conninfo", pg_->ConnInfo(), dir_ + "/big.sql"});
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   const std::string id = OperationId(r.stdout_text);
   ASSERT_FALSE(id.empty()) << r.stdout_text;
@@ -564,10 +566,13 @@ TEST_F(RestoreCliTest, AgentKilledMidLoadLeavesNothingAfterRestart) {
       *pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE 'big_copy__restore_%'"),
       "1");
 
-  StartRestoreAgent();
+  StartAgent({"--allowed-root", dir_});
   r = CliOnSocket({"ops", "show", id});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_THAT(r.stdout_text, HasSubstr("state          interrupted"));
+  // The record holds no secret: the request's conninfo had no password.
+  EXPECT_EQ(ReadFileOrEmpty(dir_ + "/state/operations/" + id + ".pb").find("password"),
+            std::string::npos);
   // The leftover is dropped in the background after the agent started.
   for (int i = 0; i < 400; ++i) {
     if (ReadFileOrEmpty(log_file()).find("dropped a staging database") != std::string::npos) break;

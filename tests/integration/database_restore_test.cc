@@ -125,8 +125,12 @@ TEST_F(DatabaseRestoreTest, EquivalentToPsqlAndPgRestoreInEveryFormat) {
     std::string source_db;
   };
   const Case cases[] = {
-      {kDir + "/hard/plain.sql", "", ""},     {kDir + "/hard/custom.dump", "", ""},
-      {kDir + "/hard/dirdump", "", ""},       {kDir + "/hard/tar.tar", "", ""},
+      {kDir + "/nested_archives.tar.gz", "custom.dump", ""},
+      {kDir + "/nested_archives.tar.gz", "tar.tar", ""},
+      {kDir + "/hard/plain.sql", "", ""},
+      {kDir + "/hard/custom.dump", "", ""},
+      {kDir + "/hard/dirdump", "", ""},
+      {kDir + "/hard/tar.tar", "", ""},
       {kDir + "/cluster.sql.gz", "", "hard"},
   };
   int n = 0;
@@ -134,6 +138,7 @@ TEST_F(DatabaseRestoreTest, EquivalentToPsqlAndPgRestoreInEveryFormat) {
     SCOPED_TRACE(c.source);
     DatabaseRestoreRequest r = Request(c.source, absl::StrCat("restored_", n++));
     r.source_db = c.source_db;
+    r.member = c.member;
     auto result = Restore(r);
     ASSERT_OK(result);
     EXPECT_TRUE(result->verification.passed());
@@ -318,7 +323,7 @@ TEST_F(RestoreFailureTest, CancellationMidCopy) {
   };
   absl::Time start = absl::Now();
   EXPECT_THAT(Restore(r), StatusIs(absl::StatusCode::kCancelled, HasSubstr("cancelled")));
-  EXPECT_LT(absl::Now() - start, absl::Seconds(30));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_TRUE(cancelled_mid_copy);
   ExpectLiveUntouched();
 }

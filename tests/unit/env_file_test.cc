@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/archive/path_rules.h"
+#include "agent/database/pg_connection.h"
 #include "tests/harness/status_matchers.h"
 
 namespace mastodon_restore {
@@ -80,6 +81,14 @@ TEST(EnvFileTest, SecretKeys) {
   EXPECT_FALSE(IsSecretKey("LOCAL_DOMAIN"));
   EXPECT_FALSE(IsSecretKey("S3_BUCKET"));
   EXPECT_EQ(RedactUrlPassword("postgres://u@h/db"), "postgres://u@h/db");
+}
+
+TEST(ConnInfoTest, PasswordsMakeAConnInfoSecret) {
+  EXPECT_FALSE(ConnInfoHasPassword("host=/run/postgresql user=postgres dbname=x"));
+  EXPECT_FALSE(ConnInfoHasPassword("postgresql://postgres@db:5432/mastodon"));
+  EXPECT_TRUE(ConnInfoHasPassword("host=db user=mastodon password=hunter2"));
+  EXPECT_TRUE(ConnInfoHasPassword("postgresql://mastodon:hunter2@db/mastodon"));
+  EXPECT_TRUE(ConnInfoHasPassword("host='unterminated"));
 }
 
 TEST(PathRulesTest, EntryNames) {
