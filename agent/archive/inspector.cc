@@ -282,13 +282,10 @@ class Inspector : public SourceVisitor {
     return m;
   }
 
-  std::vector<v1::DumpInfo>& dumps() { return dumps_; }
-  absl::Status FinishSplitDumpsForDetect(const std::string& source) {
-    return FinishSplitDumps(source);
-  }
-  std::string db_name() const {
+  // A non-secret setting of the env file ("" when absent).
+  std::string env_value(const std::string& key) const {
     if (!env_.has_value()) return "";
-    const std::string* v = env_->Find("DB_NAME");
+    const std::string* v = env_->Find(key);
     return v != nullptr ? *v : "";
   }
 
@@ -493,11 +490,15 @@ absl::StatusOr<v1::BackupManifest> InspectBackup(const std::string& path,
 absl::StatusOr<v1::DumpInfo> DetectDumpInSource(const std::string& path, const std::string& member,
                                                 const SourceOptions& source,
                                                 const InspectOptions& options,
-                                                CommandRunner* runner) {
+                                                CommandRunner* runner, BackupEnvFacts* env) {
   Inspector inspector(options, /*detect_mode=*/true, member);
   std::vector<std::string> containers;
   RETURN_IF_ERROR(WalkSource(path, source, runner, &inspector, &containers));
   ASSIGN_OR_RETURN(v1::BackupManifest manifest, inspector.Finish(path, containers));
+  if (env != nullptr) {
+    env->db_name = inspector.env_value("DB_NAME");
+    env->db_user = inspector.env_value("DB_USER");
+  }
   if (manifest.dumps().empty()) {
     if (!member.empty()) {
       return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump",

@@ -37,11 +37,16 @@ absl::StatusOr<mastodon::restore::v1::BackupManifest> InspectBackup(const std::s
 // (a path inside the source, compression suffixes optional), or, when
 // `member` is empty, the source itself or the only dump it holds.
 // INVALID_ARGUMENT when the source holds no dump, or when `member` is not one.
-absl::StatusOr<mastodon::restore::v1::DumpInfo> DetectDumpInSource(const std::string& path,
-                                                                   const std::string& member,
-                                                                   const SourceOptions& source,
-                                                                   const InspectOptions& options,
-                                                                   CommandRunner* runner);
+// Database settings of the backup's env file.
+struct BackupEnvFacts {
+  std::string db_name;  // DB_NAME
+  std::string db_user;  // DB_USER
+};
+
+// `env` (optional) receives the backup env file's database settings.
+absl::StatusOr<mastodon::restore::v1::DumpInfo> DetectDumpInSource(
+    const std::string& path, const std::string& member, const SourceOptions& source,
+    const InspectOptions& options, CommandRunner* runner, BackupEnvFacts* env = nullptr);
 
 }  // namespace mastodon_restore
 

@@ -256,6 +256,7 @@ class Walker {
         ASSIGN_OR_RETURN(entry, reader->Next());
       }
       if (!entry.has_value()) break;
+      if (entry->is_dir) continue;  // "./" and friends: nothing to read
       SourceFile child;
       child.display = absl::StrCat(parent.display, "!/", entry->path);
       child.stored_size = entry->size_known ? entry->size : -1;

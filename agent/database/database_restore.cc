@@ -202,9 +202,30 @@ absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreReque
     return absl::AlreadyExistsError(absl::StrCat("unable to create staging database '",
                                                  result.staging_database, "': it exists"));
   }
+  // The owner: the live database's, else the requested one if the role
+  // exists. (Since PostgreSQL 15 the public schema belongs to the database
+  // owner: the app's role must own the database to create tables.)
+  std::string owner;
+  ASSIGN_OR_RETURN(
+      PgRows live_owner,
+      admin->Query("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1",
+                   {request.database}));
+  if (!live_owner.rows.empty()) {
+    owner = live_owner.Scalar();
+  } else if (!request.owner.empty()) {
+    ASSIGN_OR_RETURN(PgRows role, admin->Query("SELECT count(*) FROM pg_roles WHERE rolname = $1",
+                                               {request.owner}));
+    if (role.Scalar() != "0") {
+      owner = request.owner;
+    } else {
+      result.warnings.push_back(absl::StrCat("role '", request.owner,
+                                             "' does not exist: the database is owned by the "
+                                             "restoring role"));
+    }
+  }
   std::string encoding = dump.encoding(), locale = dump.locale();
   RETURN_IF_ERROR(
-      targets.CreateStaging(result.staging_database, encoding, locale, "", &result.warnings));
+      targets.CreateStaging(result.staging_database, encoding, locale, owner, &result.warnings));
   bool swapped = false;
   auto drop_staging = [&]() {
     if (swapped) return;

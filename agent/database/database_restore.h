@@ -35,6 +35,9 @@ struct DatabaseRestoreRequest {
   std::string database;
   // For a pg_dumpall dump: the database to restore (default: Mastodon's).
   std::string source_db;
+  // Owner of the restored database when there is no live one to take it
+  // from (e.g. DB_USER of the backup); ignored when the role is missing.
+  std::string owner;
   // Identifier of the operation (names the staging database).
   std::string operation_id;
   bool keep_owners = false;

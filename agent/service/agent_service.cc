@@ -239,18 +239,24 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
         ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
         ScanSetup setup;
         RETURN_IF_ERROR(PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel, &setup));
-        ASSIGN_OR_RETURN(
-            v1::DumpInfo dump,
-            DetectDumpInSource(setup.path, opts.member(), setup.source, setup.options, runner_));
+        BackupEnvFacts env_facts;
+        ASSIGN_OR_RETURN(v1::DumpInfo dump,
+                         DetectDumpInSource(setup.path, opts.member(), setup.source, setup.options,
+                                            runner_, &env_facts));
+        // The live database: asked for, else the dump's own name, else
+        // DB_NAME of the backup's env file.
         std::string database =
             !opts.target_db().empty()           ? opts.target_db()
             : !opts.target().database().empty() ? opts.target().database()
             : dump.kind() == v1::DUMP_KIND_CLUSTER
                 ? (!opts.source_db().empty() ? opts.source_db() : dump.mastodon_database())
                 : dump.database_name();
+        if (database.empty()) database = env_facts.db_name;
         if (database.empty()) {
-          return absl::FailedPreconditionError(absl::StrCat(
-              "the dump '", dump.path(), "' does not name its database: give --target-db"));
+          return absl::FailedPreconditionError(
+              absl::StrCat("the dump '", dump.path(),
+                           "' does not name its database and the backup has no DB_NAME: give "
+                           "--target-db"));
         }
         if (database.size() > 63 || database.find('\0') != std::string::npos) {
           return absl::InvalidArgumentError(absl::StrCat("invalid database name '", database, "'"));
@@ -276,7 +282,9 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
                       {"swap", "swap the staging database in; keep the previous one"}};
         std::string source_path = setup.path;
         SourceOptions source = setup.source;
-        spec.work = [this, opts, source_path, source, conninfo, database, dump](Operation* op) {
+        const std::string owner = env_facts.db_user;
+        spec.work = [this, opts, source_path, source, conninfo, database, dump,
+                     owner](Operation* op) {
           DatabaseRestoreRequest r;
           r.source_path = source_path;
           r.source = source;
@@ -284,6 +292,7 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
           r.conninfo = conninfo;
           r.database = database;
           r.source_db = opts.source_db();
+          r.owner = owner;
           r.member = dump.path();
           r.operation_id = op->id();
           r.keep_owners = opts.keep_owners();

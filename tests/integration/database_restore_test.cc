@@ -198,6 +198,29 @@ TEST_F(DatabaseRestoreTest, SwapKeepsThePreviousDatabaseAndRollbackSwapsBack) {
   EXPECT_THAT(StagingLeft(), IsEmpty());
 }
 
+TEST_F(DatabaseRestoreTest, OwnerComesFromTheLiveDatabaseElseTheRequest) {
+  DatabaseRestoreRequest first = Request(kDir + "/plain.sql", "mastodon_production");
+  first.owner = "mastodon";  // e.g. DB_USER of the backup
+  ASSERT_OK(Restore(first));
+  const std::string owner_sql =
+      "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'mastodon_production'";
+  EXPECT_EQ(*pg_->QueryValue(owner_sql), "mastodon");
+  // The app role can create tables (PostgreSQL 15: public belongs to the owner).
+  ASSERT_OK(pg_->Exec("SET ROLE mastodon; CREATE TABLE public.created_by_app (id int)",
+                      "mastodon_production"));
+  // A later restore takes the live database's owner.
+  DatabaseRestoreRequest second = Request(kDir + "/plain.sql", "mastodon_production");
+  second.operation_id = "op2";
+  ASSERT_OK(Restore(second));
+  EXPECT_EQ(*pg_->QueryValue(owner_sql), "mastodon");
+  // A missing role is reported, not fatal.
+  DatabaseRestoreRequest third = Request(kDir + "/plain.sql", "other");
+  third.owner = "nobody_here";
+  auto result = Restore(third);
+  ASSERT_OK(result);
+  EXPECT_THAT(result->warnings, ::testing::Contains(HasSubstr("'nobody_here' does not exist")));
+}
+
 TEST_F(DatabaseRestoreTest, DropPreviousAfterASuccessfulSwap) {
   ASSERT_OK(Restore(Request(kDir + "/plain.sql", "mastodon_production")));
   DatabaseRestoreRequest r = Request(kDir + "/plain.sql", "mastodon_production");
