@@ -313,6 +313,13 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
             report->set_database(result->database);
             report->set_previous_database(result->previous_database);
             *report->mutable_dump() = result->dump;
+            // Rows copied per table, as loaded.
+            report->mutable_dump()->clear_tables();
+            for (const auto& [table, rows] : result->load.table_rows) {
+              v1::TableRowCount* t = report->mutable_dump()->add_tables();
+              t->set_table(table);
+              t->set_rows(rows);
+            }
             report->set_tables(static_cast<int64_t>(result->load.table_rows.size()));
             report->set_rows(result->load.rows);
             report->set_target_server_version(result->target_server_version);

@@ -515,6 +515,9 @@ TEST_F(RestoreCliTest, JsonEventsAndABrokenDump) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(lines.back(), &last).ok());
   EXPECT_EQ(last.operation().state(), v1::OPERATION_STATE_SUCCEEDED);
   EXPECT_EQ(last.operation().restore_report().rows(), 1503);
+  ASSERT_EQ(last.operation().restore_report().dump().tables_size(), 3);
+  EXPECT_EQ(last.operation().restore_report().dump().tables(2).table(), "public.statuses");
+  EXPECT_EQ(last.operation().restore_report().dump().tables(2).rows(), 1000);
   EXPECT_EQ(last.event().sequence(), static_cast<int64_t>(lines.size()));
 
   r = CliOnSocket({"restore", "--db-only", "--target-db", "m", Fixture("bad/cut_mid_copy.sql")});
