@@ -98,17 +98,9 @@ void SqlSplitter::FeedLine(absl::string_view line, int64_t line_no, std::vector<
         continue;
       }
       case State::kSingle:
-        if (c == '\'') {
-          if (i + 1 < n && line[i + 1] == '\'') {
-            i += 2;
-            continue;
-          }
-          state_ = State::kNormal;
-        }
-        ++i;
-        continue;
       case State::kEscapeString:
-        if (c == '\\') {
+        // Backslash escapes only in E'' strings (standard_conforming_strings).
+        if (c == '\\' && state_ == State::kEscapeString) {
           i += 2;
           continue;
         }

@@ -214,6 +214,12 @@ void FillDurations(const v1::Operation& op, v1::RestoreReport* report) {
 
 }  // namespace
 
+absl::Status AgentService::Launch(OperationSpec spec, v1::Operation* out) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Operation> op, operations_->Start(std::move(spec)));
+  *out = op->Snapshot();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::string> AgentService::TargetConnInfo(const v1::DatabaseTarget& target) const {
   if (!target.conninfo().empty()) return target.conninfo();
   if (!config_->target_conninfo.empty()) return config_->target_conninfo;
@@ -331,9 +337,7 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
           });
           return absl::OkStatus();
         };
-        ASSIGN_OR_RETURN(std::shared_ptr<Operation> op, operations_->Start(std::move(spec)));
-        *response->mutable_operation() = op->Snapshot();
-        return absl::OkStatus();
+        return Launch(std::move(spec), response->mutable_operation());
       });
 }
 
@@ -370,9 +374,7 @@ grpc::ServerUnaryReactor* AgentService::StartRollback(grpc::CallbackServerContex
           op->SetResult([&](v1::Operation* o) { *o->mutable_rollback_result() = result; });
           return absl::OkStatus();
         };
-        ASSIGN_OR_RETURN(std::shared_ptr<Operation> op, operations_->Start(std::move(spec)));
-        *response->mutable_operation() = op->Snapshot();
-        return absl::OkStatus();
+        return Launch(std::move(spec), response->mutable_operation());
       });
 }
 
@@ -456,9 +458,7 @@ grpc::ServerUnaryReactor* AgentService::StartVerify(grpc::CallbackServerContext*
           op->StepFinished("verify", v1::STEP_STATE_SUCCEEDED, "every check passed");
           return absl::OkStatus();
         };
-        ASSIGN_OR_RETURN(std::shared_ptr<Operation> op, operations_->Start(std::move(spec)));
-        *response->mutable_operation() = op->Snapshot();
-        return absl::OkStatus();
+        return Launch(std::move(spec), response->mutable_operation());
       });
 }
 

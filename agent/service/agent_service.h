@@ -103,6 +103,9 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
   // A progress callback for deep scans that logs every few seconds.
   std::function<void(int64_t)> ProgressLogger(const std::string& source) const;
 
+  // Starts `spec` and returns the operation as it is at once.
+  absl::Status Launch(OperationSpec spec, mastodon::restore::v1::Operation* out);
+
   // The target server of a request: its own, else the agent's
   // --target-conninfo. FAILED_PRECONDITION when there is none.
   absl::StatusOr<std::string> TargetConnInfo(
