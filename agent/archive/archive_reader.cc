@@ -30,6 +30,8 @@ class ArchiveReader::EntryStream : public ByteStream {
       why += " (give the backup's password)";
     } else if (absl::StrContains(why, "Incorrect passphrase")) {
       why = "wrong password (Incorrect passphrase)";
+    } else if (reader_->current_encrypted_ && reader_->has_passphrase_) {
+      why = absl::StrCat("wrong password or corrupt encrypted data (", why, ")");
     }
     return UnableTo(code, "read", name_, why);
   }
@@ -76,6 +78,7 @@ absl::StatusOr<std::unique_ptr<ArchiveReader>> ArchiveReader::OpenStream(
   SupportFormats(a, passphrase, allow_raw);
   std::unique_ptr<ArchiveReader> reader(new ArchiveReader(a, input->name()));
   reader->input_ = input;
+  reader->has_passphrase_ = !passphrase.empty();
   reader->buffer_.resize(kBufferSize);
   auto read_cb = [](struct archive*, void* client, const void** buf) -> la_ssize_t {
     auto* self = static_cast<ArchiveReader*>(client);
@@ -98,6 +101,7 @@ absl::StatusOr<std::unique_ptr<ArchiveReader>> ArchiveReader::OpenFile(
   struct archive* a = archive_read_new();
   SupportFormats(a, passphrase, allow_raw);
   std::unique_ptr<ArchiveReader> reader(new ArchiveReader(a, path));
+  reader->has_passphrase_ = !passphrase.empty();
   if (archive_read_open_filename(a, path.c_str(), kBufferSize) != ARCHIVE_OK) {
     return reader->Error("open archive");
   }
@@ -140,6 +144,7 @@ absl::StatusOr<std::optional<ArchiveEntry>> ArchiveReader::Next() {
   entry.mode = archive_entry_perm(e);
   entry.mtime = archive_entry_mtime(e);
   entry.encrypted = archive_entry_is_encrypted(e) != 0;
+  current_encrypted_ = entry.encrypted;
   current_path_ = entry.path;
   data_ = std::make_unique<EntryStream>(
       this, entry.path.empty() ? name_ : absl::StrCat(name_, "!/", entry.path));

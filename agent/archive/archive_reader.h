@@ -78,6 +78,10 @@ class ArchiveReader {
   std::vector<char> buffer_;
   ByteStream* input_ = nullptr;
   std::string input_error_;
+  // The current entry is encrypted and a password was given: a data error
+  // most likely means a wrong password (ZipCrypto checks only one byte of it).
+  bool current_encrypted_ = false;
+  bool has_passphrase_ = false;
 };
 
 }  // namespace mastodon_restore
