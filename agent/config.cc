@@ -16,6 +16,8 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
       {"tls-cert", "FILE", "PEM certificate chain for TCP listeners"},
       {"tls-key", "FILE", "PEM private key for TCP listeners"},
       {"tls-client-ca", "FILE", "PEM CA bundle; TCP clients must present a certificate it signs"},
+      {"tokens", "FILE",
+       "bearer tokens for TCP callers: 'NAME SCOPES SHA256' lines (read,operate)"},
       {"insecure-loopback-tcp", "", "allow plaintext TCP on loopback addresses (tests only)"},
       {"state-dir", "DIR", "agent state directory, mode 0700 (default /var/lib/mastodon-restore)"},
       {"allowed-root", "DIR", "directory backups may be read from (default /var/backups/mastodon)",
@@ -41,6 +43,7 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   c.tls_key = args.Get("tls-key");
   c.tls_client_ca = args.Get("tls-client-ca");
   c.insecure_loopback_tcp = args.GetBool("insecure-loopback-tcp");
+  c.tokens_file = args.Get("tokens");
   c.state_dir = args.Get("state-dir", c.state_dir);
   if (args.Has("allowed-root")) c.allowed_roots = args.GetAll("allowed-root");
   c.runtime = args.Get("runtime", c.runtime);
@@ -86,6 +89,11 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   }
   if (c.tls_cert.empty() != c.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (!c.tokens_file.empty() && (c.listen.empty() || c.tls_cert.empty())) {
+    return absl::InvalidArgumentError(
+        "--tokens applies to TLS listeners: give --listen with "
+        "--tls-cert and --tls-key");
   }
   if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
     return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");

@@ -31,6 +31,9 @@ struct AgentConfig {
   // PEM CA bundle; when set, TCP clients must present a certificate it signs.
   // Default: none.
   std::string tls_client_ca;
+  // Token file for TCP callers ("NAME SCOPES SHA256" lines); when set, every
+  // TCP call needs a bearer token with the right scope. Default: none.
+  std::string tokens_file;
   // Allows plaintext TCP on loopback addresses (tests only). Default: false.
   bool insecure_loopback_tcp = false;
   // Where operation records and agent state live; created with mode 0700.

@@ -57,11 +57,16 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenAgentChannel(const AgentAddre
   return grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args);
 }
 
-void SetDeadline(const AgentAddress& address, grpc::ClientContext* context) {
+void PrepareCall(const AgentAddress& address, grpc::ClientContext* context) {
   if (address.timeout != absl::InfiniteDuration()) {
     context->set_deadline(std::chrono::system_clock::now() +
                           absl::ToChronoMilliseconds(address.timeout));
   }
+  AddToken(address, context);
+}
+
+void AddToken(const AgentAddress& address, grpc::ClientContext* context) {
+  if (!address.token.empty()) context->AddMetadata("authorization", "Bearer " + address.token);
 }
 
 }  // namespace mastodon_restore

@@ -28,6 +28,8 @@ struct AgentAddress {
   bool plaintext = false;
   // Deadline of each call.
   absl::Duration timeout = absl::Seconds(30);
+  // Bearer token sent with every call (from --token-file); "" for none.
+  std::string token;
 };
 
 // The gRPC target ("unix:/path" or "HOST:PORT") for `address`.
@@ -39,8 +41,11 @@ std::string GrpcTarget(const std::string& address);
 absl::StatusOr<std::shared_ptr<grpc::Channel>> OpenAgentChannel(const AgentAddress& address,
                                                                 Env* env);
 
-// Sets the deadline of `context` from `address.timeout`.
-void SetDeadline(const AgentAddress& address, grpc::ClientContext* context);
+// Prepares a call: the deadline from `address.timeout`, and the bearer token.
+void PrepareCall(const AgentAddress& address, grpc::ClientContext* context);
+
+// Adds the bearer token (if any) to a call without a deadline (streams).
+void AddToken(const AgentAddress& address, grpc::ClientContext* context);
 
 }  // namespace mastodon_restore
 

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "agent/common/args.h"
 #include "agent/common/build_info.h"
@@ -61,6 +62,7 @@ const std::vector<FlagSpec>& GlobalFlags() {
       {"tls-ca", "FILE", "PEM CA bundle that signed the agent's certificate (TCP)"},
       {"tls-cert", "FILE", "client certificate for mutual TLS (TCP)"},
       {"tls-key", "FILE", "client key for mutual TLS (TCP)"},
+      {"token-file", "FILE", "file holding a bearer token for a TCP agent with --tokens"},
       {"plaintext", "", "plaintext TCP to a loopback test agent (--insecure-loopback-tcp)"},
       {"version", "", "print the version and exit"},
       {"help", "", "print this help and exit", false, 'h'},
@@ -110,7 +112,7 @@ int RunHealth(CommandContext& ctx) {
   request.set_service(ctx.args.Get("service", ""));
   grpc::health::v1::HealthCheckResponse response;
   grpc::ClientContext context;
-  SetDeadline(ctx.agent, &context);
+  PrepareCall(ctx.agent, &context);
   grpc::Status status = stub->Check(&context, request, &response);
   if (!status.ok()) return CallFailed(ctx, "health check failed", status);
   if (ctx.json) {
@@ -171,7 +173,7 @@ int RunInfo(CommandContext& ctx) {
   auto stub = v1::RestoreAgentService::NewStub(*channel);
   v1::GetAgentInfoResponse response;
   grpc::ClientContext context;
-  SetDeadline(ctx.agent, &context);
+  PrepareCall(ctx.agent, &context);
   grpc::Status status = stub->GetAgentInfo(&context, v1::GetAgentInfoRequest(), &response);
   if (!status.ok()) return CallFailed(ctx, "unable to get agent info", status);
   if (ctx.json) return PrintJson(ctx, response);
@@ -237,7 +239,7 @@ int RunDetect(CommandContext& ctx) {
   }
   v1::DetectDumpResponse response;
   grpc::ClientContext context;
-  SetDeadline(ctx.agent, &context);
+  PrepareCall(ctx.agent, &context);
   grpc::Status status = stub->DetectDump(&context, request, &response);
   if (!status.ok()) return CallFailed(ctx, "unable to detect dump", status);
   if (ctx.json) return PrintJson(ctx, response);
@@ -260,7 +262,7 @@ int RunInspect(CommandContext& ctx) {
   }
   v1::InspectBackupResponse response;
   grpc::ClientContext context;
-  SetDeadline(ctx.agent, &context);
+  PrepareCall(ctx.agent, &context);
   grpc::Status status = stub->InspectBackup(&context, request, &response);
   if (!status.ok()) return CallFailed(ctx, "unable to inspect backup", status);
   if (ctx.json) return PrintJson(ctx, response);
@@ -282,6 +284,8 @@ std::unique_ptr<v1::RestoreAgentService::Stub> StubFor(CommandContext& ctx) {
 
 FollowOptions FollowFor(const CommandContext& ctx) {
   FollowOptions o;
+  const AgentAddress agent = ctx.agent;
+  o.prepare = [agent](grpc::ClientContext* c) { AddToken(agent, c); };
   o.out = ctx.streams.out;
   o.err = ctx.streams.err;
   o.json = ctx.json;
@@ -330,7 +334,7 @@ int RunRestore(CommandContext& ctx) {
   }
   v1::StartRestoreResponse response;
   grpc::ClientContext context;
-  SetDeadline(ctx.agent, &context);
+  PrepareCall(ctx.agent, &context);
   grpc::Status status = stub->StartRestore(&context, request, &response);
   if (!status.ok()) return CallFailed(ctx, "unable to start the restore", status);
   return Started(ctx, stub.get(), response.operation());
@@ -346,7 +350,7 @@ int RunRollback(CommandContext& ctx) {
   request.mutable_options()->set_previous_database(ctx.args.Get("previous"));
   v1::StartRollbackResponse response;
   grpc::ClientContext context;
-  SetDeadline(ctx.agent, &context);
+  PrepareCall(ctx.agent, &context);
   grpc::Status status = stub->StartRollback(&context, request, &response);
   if (!status.ok()) return CallFailed(ctx, "unable to start the rollback", status);
   return Started(ctx, stub.get(), response.operation());
@@ -369,7 +373,7 @@ int RunVerify(CommandContext& ctx) {
   request.mutable_options()->set_max_age_days(days);
   v1::StartVerifyResponse response;
   grpc::ClientContext context;
-  SetDeadline(ctx.agent, &context);
+  PrepareCall(ctx.agent, &context);
   grpc::Status status = stub->StartVerify(&context, request, &response);
   if (!status.ok()) return CallFailed(ctx, "unable to start the verification", status);
   return Started(ctx, stub.get(), response.operation());
@@ -386,7 +390,7 @@ int RunOps(CommandContext& ctx) {
     request.set_page_size(1000);
     v1::ListOperationsResponse response;
     grpc::ClientContext context;
-    SetDeadline(ctx.agent, &context);
+    PrepareCall(ctx.agent, &context);
     grpc::Status status = stub->ListOperations(&context, request, &response);
     if (!status.ok()) return CallFailed(ctx, "unable to list operations", status);
     if (ctx.json) return PrintJson(ctx, response);
@@ -404,7 +408,7 @@ int RunOps(CommandContext& ctx) {
     request.set_id(id);
     v1::GetOperationResponse response;
     grpc::ClientContext context;
-    SetDeadline(ctx.agent, &context);
+    PrepareCall(ctx.agent, &context);
     grpc::Status status = stub->GetOperation(&context, request, &response);
     if (!status.ok()) return CallFailed(ctx, "unable to get the operation", status);
     if (ctx.json) return PrintJson(ctx, response);
@@ -425,7 +429,7 @@ int RunOps(CommandContext& ctx) {
     request.set_id(id);
     v1::CancelOperationResponse response;
     grpc::ClientContext context;
-    SetDeadline(ctx.agent, &context);
+    PrepareCall(ctx.agent, &context);
     grpc::Status status = stub->CancelOperation(&context, request, &response);
     if (!status.ok()) return CallFailed(ctx, "unable to cancel the operation", status);
     if (ctx.json) return PrintJson(ctx, response);
@@ -586,6 +590,13 @@ int RunCli(const std::vector<std::string>& args, Env* env, const CliStreams& str
   ctx.agent.tls_cert = global->Get("tls-cert");
   ctx.agent.tls_key = global->Get("tls-key");
   ctx.agent.plaintext = global->GetBool("plaintext");
+  if (global->Has("token-file")) {
+    auto token = env->ReadFile(global->Get("token-file"));
+    if (!token.ok()) return UsageError(streams, std::string(token.status().message()));
+    std::string t(absl::StripAsciiWhitespace(*token));
+    if (t.empty()) return UsageError(streams, "the token file is empty");
+    ctx.agent.token = t;
+  }
   if (global->Has("timeout") && !absl::ParseDuration(global->Get("timeout"), &ctx.agent.timeout)) {
     return UsageError(streams, absl::StrCat("invalid --timeout '", global->Get("timeout"),
                                             "': expected e.g. 30s or 2m"));

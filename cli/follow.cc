@@ -191,6 +191,7 @@ int FollowOperation(v1::RestoreAgentService::StubInterface* stub, const std::str
   int failures = 0;
   while (!ended) {
     grpc::ClientContext ctx;
+    if (o.prepare) o.prepare(&ctx);
     v1::WatchOperationRequest request;
     request.set_id(id);
     request.set_from_sequence(next);
@@ -208,6 +209,7 @@ int FollowOperation(v1::RestoreAgentService::StubInterface* stub, const std::str
           cancel_sent = true;
           std::fprintf(o.err, "\ncancelling %s (Ctrl-C again to detach)\n", id.c_str());
           grpc::ClientContext c;
+          if (o.prepare) o.prepare(&c);
           v1::CancelOperationRequest req;
           req.set_id(id);
           v1::CancelOperationResponse resp;
@@ -254,6 +256,7 @@ int FollowOperation(v1::RestoreAgentService::StubInterface* stub, const std::str
   }
   if (o.handle_interrupt) ::signal(SIGINT, SIG_DFL);
   grpc::ClientContext ctx;
+  if (o.prepare) o.prepare(&ctx);
   v1::GetOperationRequest request;
   request.set_id(id);
   v1::GetOperationResponse final_state;

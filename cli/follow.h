@@ -4,6 +4,7 @@
 #define MASTODON_RESTORE_CLI_FOLLOW_H_
 
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,8 @@ struct FollowOptions {
   int64_t from_sequence = 0;
   // Ctrl-C asks the agent to cancel; a second one detaches.
   bool handle_interrupt = true;
+  // Adds credentials (the bearer token) to each call.
+  std::function<void(grpc::ClientContext*)> prepare;
 };
 
 // Streams the operation's events until it ends (reconnecting from the last

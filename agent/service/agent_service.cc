@@ -13,6 +13,7 @@
 #include "agent/database/target_ops.h"
 #include "agent/database/verify.h"
 #include "agent/service/agent_info.h"
+#include "agent/service/auth.h"
 #include "agent/service/redact.h"
 #include "agent/service/watch_reactor.h"
 
@@ -94,6 +95,9 @@ absl::Status AgentService::PrepareScan(const v1::BackupSource& source_request, b
 grpc::ServerUnaryReactor* AgentService::DetectDump(grpc::CallbackServerContext* context,
                                                    const v1::DetectDumpRequest* request,
                                                    v1::DetectDumpResponse* response) {
+  if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
+    return Denied(context, "DetectDump", denied);
+  }
   logger_->Info("detect dump", {{"source", request->source().path()},
                                 {"member", request->member()},
                                 {"deep", request->deep() ? "true" : "false"},
@@ -113,6 +117,9 @@ grpc::ServerUnaryReactor* AgentService::DetectDump(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AgentService::InspectBackup(grpc::CallbackServerContext* context,
                                                       const v1::InspectBackupRequest* request,
                                                       v1::InspectBackupResponse* response) {
+  if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
+    return Denied(context, "InspectBackup", denied);
+  }
   logger_->Info("inspect backup", {{"source", request->source().path()},
                                    {"deep", request->deep() ? "true" : "false"},
                                    {"peer", context->peer()}});
@@ -131,9 +138,22 @@ grpc::ServerUnaryReactor* AgentService::InspectBackup(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AgentService::GetAgentInfo(grpc::CallbackServerContext* context,
                                                      const v1::GetAgentInfoRequest*,
                                                      v1::GetAgentInfoResponse* response) {
+  if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
+    return Denied(context, "GetAgentInfo", denied);
+  }
   *response = BuildAgentInfo(*config_, env_, start_time_);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AgentService::Denied(grpc::CallbackServerContext* context,
+                                               const char* rpc, const grpc::Status& status) {
+  logger_->Warning(
+      "audit",
+      {{"who", CallerIdentity(context)}, {"rpc", rpc}, {"outcome", status.error_message()}});
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
   return reactor;
 }
 
@@ -149,18 +169,27 @@ grpc::ServerUnaryReactor* AgentService::Unimplemented(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AgentService::StartDbMigrate(grpc::CallbackServerContext* context,
                                                        const v1::StartDbMigrateRequest*,
                                                        v1::StartDbMigrateResponse*) {
+  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
+    return Denied(context, "StartDbMigrate", denied);
+  }
   return Unimplemented(context, "StartDbMigrate", "the Mastodon runtimes (agent/app)");
 }
 
 grpc::ServerUnaryReactor* AgentService::StartMediaRefresh(grpc::CallbackServerContext* context,
                                                           const v1::StartMediaRefreshRequest*,
                                                           v1::StartMediaRefreshResponse*) {
+  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
+    return Denied(context, "StartMediaRefresh", denied);
+  }
   return Unimplemented(context, "StartMediaRefresh", "the Mastodon runtimes (agent/app)");
 }
 
 grpc::ServerUnaryReactor* AgentService::StartCleanup(grpc::CallbackServerContext* context,
                                                      const v1::StartCleanupRequest*,
                                                      v1::StartCleanupResponse*) {
+  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
+    return Denied(context, "StartCleanup", denied);
+  }
   return Unimplemented(context, "StartCleanup", "the Mastodon runtimes (agent/app)");
 }
 
@@ -214,6 +243,20 @@ void FillDurations(const v1::Operation& op, v1::RestoreReport* report) {
 
 }  // namespace
 
+BlockingUnaryReactor::Work AgentService::Audited(std::string who, const char* rpc,
+                                                 const v1::Operation* operation,
+                                                 BlockingUnaryReactor::Work work) {
+  return [this, who, rpc, operation, work = std::move(work)](const CancelToken& cancel) {
+    absl::Status status = work(cancel);
+    logger_->Info("audit", {{"who", who},
+                            {"rpc", rpc},
+                            {"operation", operation->id()},
+                            {"target", operation->target()},
+                            {"outcome", status.ok() ? "started" : std::string(status.message())}});
+    return status;
+  };
+}
+
 absl::Status AgentService::Launch(OperationSpec spec, v1::Operation* out) {
   ASSIGN_OR_RETURN(std::shared_ptr<Operation> op, operations_->Start(std::move(spec)));
   *out = op->Snapshot();
@@ -231,240 +274,277 @@ absl::StatusOr<std::string> AgentService::TargetConnInfo(const v1::DatabaseTarge
 grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext* context,
                                                      const v1::StartRestoreRequest* request,
                                                      v1::StartRestoreResponse* response) {
+  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
+    return Denied(context, "StartRestore", denied);
+  }
   logger_->Info("start restore", {{"source", request->options().source().path()},
                                   {"request_id", request->request_id()},
                                   {"peer", context->peer()}});
   return BlockingUnaryReactor::Start(
-      &workers_, [this, request, response](const CancelToken& cancel) -> absl::Status {
-        const v1::RestoreOptions& opts = request->options();
-        if (!opts.db_only()) {
-          return absl::UnimplementedError(
-              "StartRestore: only database restores (db_only) are in this agent build yet; media, "
-              "the Mastodon runtimes and the full pipeline come with their issues");
-        }
-        ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
-        ScanSetup setup;
-        RETURN_IF_ERROR(PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel, &setup));
-        BackupEnvFacts env_facts;
-        ASSIGN_OR_RETURN(v1::DumpInfo dump,
-                         DetectDumpInSource(setup.path, opts.member(), setup.source, setup.options,
-                                            runner_, &env_facts));
-        // The live database: asked for, else the dump's own name, else
-        // DB_NAME of the backup's env file.
-        std::string database =
-            !opts.target_db().empty()           ? opts.target_db()
-            : !opts.target().database().empty() ? opts.target().database()
-            : dump.kind() == v1::DUMP_KIND_CLUSTER
-                ? (!opts.source_db().empty() ? opts.source_db() : dump.mastodon_database())
-                : dump.database_name();
-        if (database.empty()) database = env_facts.db_name;
-        if (database.empty()) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("the dump '", dump.path(),
-                           "' does not name its database and the backup has no DB_NAME: give "
-                           "--target-db"));
-        }
-        if (database.size() > 63 || database.find('\0') != std::string::npos) {
-          return absl::InvalidArgumentError(absl::StrCat("invalid database name '", database, "'"));
-        }
-        OperationSpec spec;
-        spec.kind = v1::OPERATION_KIND_RESTORE;
-        spec.request_id = request->request_id();
-        spec.target = absl::StrCat("database:", database);
-        spec.fill_request = [opts](v1::Operation* op) {
-          *op->mutable_restore_options() = opts;
-          RedactSensitive(op->mutable_restore_options());
-        };
-        spec.staging_database = [database](const std::string& id) {
-          return StagingDatabaseName(database, id);
-        };
-        if (!opts.target().conninfo().empty() && !ConnInfoHasPassword(opts.target().conninfo())) {
-          spec.cleanup_conninfo = opts.target().conninfo();
-        }
-        spec.steps = {{"detect", "detect the dump"},
-                      {"load", "load the dump into a staging database"},
-                      {"analyze", "ANALYZE the staging database"},
-                      {"verify", "verify the staging database against the dump"},
-                      {"swap", "swap the staging database in; keep the previous one"}};
-        std::string source_path = setup.path;
-        SourceOptions source = setup.source;
-        const std::string owner = env_facts.db_user;
-        spec.work = [this, opts, source_path, source, conninfo, database, dump,
-                     owner](Operation* op) {
-          DatabaseRestoreRequest r;
-          r.source_path = source_path;
-          r.source = source;
-          r.source.cancel = &op->cancel_token();
-          r.conninfo = conninfo;
-          r.database = database;
-          r.source_db = opts.source_db();
-          r.owner = owner;
-          r.member = dump.path();
-          r.operation_id = op->id();
-          r.keep_owners = opts.keep_owners();
-          r.with_role_passwords = opts.with_role_passwords();
-          r.drop_previous = opts.drop_previous();
-          r.cancel = &op->cancel_token();
-          RestoreProgress progress(op);
-          r.progress = [&](const std::string& step, const LoadProgress& p) {
-            progress.Report(step, p, &dump);
-          };
-          auto result = RestoreDatabase(r, runner_, env_);
-          if (!result.ok()) return result.status();
-          progress.End();
-          for (const std::string& w : result->warnings) op->Log(v1::SEVERITY_WARNING, w);
-          const v1::Operation snapshot = op->Snapshot();
-          op->SetResult([&](v1::Operation* o) {
-            v1::RestoreReport* report = o->mutable_restore_report();
-            report->set_database(result->database);
-            report->set_previous_database(result->previous_database);
-            *report->mutable_dump() = result->dump;
-            // Rows copied per table, as loaded.
-            report->mutable_dump()->clear_tables();
-            for (const auto& [table, rows] : result->load.table_rows) {
-              v1::TableRowCount* t = report->mutable_dump()->add_tables();
-              t->set_table(table);
-              t->set_rows(rows);
-            }
-            report->set_tables(static_cast<int64_t>(result->load.table_rows.size()));
-            report->set_rows(result->load.rows);
-            report->set_target_server_version(result->target_server_version);
-            report->set_schema_version(result->load.schema_version);
-            for (const std::string& w : result->load.rewrites) report->add_rewrites(w);
-            for (const std::string& w : result->warnings) report->add_warnings(w);
-            *report->mutable_verification() = result->verification;
-            FillDurations(snapshot, report);
-          });
-          return absl::OkStatus();
-        };
-        return Launch(std::move(spec), response->mutable_operation());
-      });
+      &workers_,
+      Audited(CallerIdentity(context), "StartRestore", response->mutable_operation(),
+              [this, request, response](const CancelToken& cancel) -> absl::Status {
+                const v1::RestoreOptions& opts = request->options();
+                if (!opts.target_db().empty())
+                  RETURN_IF_ERROR(ValidateDatabaseName(opts.target_db(), "target_db"));
+                if (!opts.target().database().empty()) {
+                  RETURN_IF_ERROR(
+                      ValidateDatabaseName(opts.target().database(), "target.database"));
+                }
+                if (!opts.db_only()) {
+                  return absl::UnimplementedError(
+                      "StartRestore: only database restores (db_only) are in this agent build yet; "
+                      "media, "
+                      "the Mastodon runtimes and the full pipeline come with their issues");
+                }
+                ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
+                ScanSetup setup;
+                RETURN_IF_ERROR(
+                    PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel, &setup));
+                BackupEnvFacts env_facts;
+                ASSIGN_OR_RETURN(v1::DumpInfo dump,
+                                 DetectDumpInSource(setup.path, opts.member(), setup.source,
+                                                    setup.options, runner_, &env_facts));
+                // The live database: asked for, else the dump's own name, else
+                // DB_NAME of the backup's env file.
+                std::string database =
+                    !opts.target_db().empty()           ? opts.target_db()
+                    : !opts.target().database().empty() ? opts.target().database()
+                    : dump.kind() == v1::DUMP_KIND_CLUSTER
+                        ? (!opts.source_db().empty() ? opts.source_db() : dump.mastodon_database())
+                        : dump.database_name();
+                if (database.empty()) database = env_facts.db_name;
+                if (database.empty()) {
+                  return absl::FailedPreconditionError(absl::StrCat(
+                      "the dump '", dump.path(),
+                      "' does not name its database and the backup has no DB_NAME: give "
+                      "--target-db"));
+                }
+                if (database.size() > 63 || database.find('\0') != std::string::npos) {
+                  return absl::InvalidArgumentError(
+                      absl::StrCat("invalid database name '", database, "'"));
+                }
+                OperationSpec spec;
+                spec.kind = v1::OPERATION_KIND_RESTORE;
+                spec.request_id = request->request_id();
+                spec.target = absl::StrCat("database:", database);
+                spec.fill_request = [opts](v1::Operation* op) {
+                  *op->mutable_restore_options() = opts;
+                  RedactSensitive(op->mutable_restore_options());
+                };
+                spec.staging_database = [database](const std::string& id) {
+                  return StagingDatabaseName(database, id);
+                };
+                if (!opts.target().conninfo().empty() &&
+                    !ConnInfoHasPassword(opts.target().conninfo())) {
+                  spec.cleanup_conninfo = opts.target().conninfo();
+                }
+                spec.steps = {{"detect", "detect the dump"},
+                              {"load", "load the dump into a staging database"},
+                              {"analyze", "ANALYZE the staging database"},
+                              {"verify", "verify the staging database against the dump"},
+                              {"swap", "swap the staging database in; keep the previous one"}};
+                std::string source_path = setup.path;
+                SourceOptions source = setup.source;
+                const std::string owner = env_facts.db_user;
+                spec.work = [this, opts, source_path, source, conninfo, database, dump,
+                             owner](Operation* op) {
+                  DatabaseRestoreRequest r;
+                  r.source_path = source_path;
+                  r.source = source;
+                  r.source.cancel = &op->cancel_token();
+                  r.conninfo = conninfo;
+                  r.database = database;
+                  r.source_db = opts.source_db();
+                  r.owner = owner;
+                  r.member = dump.path();
+                  r.operation_id = op->id();
+                  r.keep_owners = opts.keep_owners();
+                  r.with_role_passwords = opts.with_role_passwords();
+                  r.drop_previous = opts.drop_previous();
+                  r.cancel = &op->cancel_token();
+                  RestoreProgress progress(op);
+                  r.progress = [&](const std::string& step, const LoadProgress& p) {
+                    progress.Report(step, p, &dump);
+                  };
+                  auto result = RestoreDatabase(r, runner_, env_);
+                  if (!result.ok()) return result.status();
+                  progress.End();
+                  for (const std::string& w : result->warnings) op->Log(v1::SEVERITY_WARNING, w);
+                  const v1::Operation snapshot = op->Snapshot();
+                  op->SetResult([&](v1::Operation* o) {
+                    v1::RestoreReport* report = o->mutable_restore_report();
+                    report->set_database(result->database);
+                    report->set_previous_database(result->previous_database);
+                    *report->mutable_dump() = result->dump;
+                    // Rows copied per table, as loaded.
+                    report->mutable_dump()->clear_tables();
+                    for (const auto& [table, rows] : result->load.table_rows) {
+                      v1::TableRowCount* t = report->mutable_dump()->add_tables();
+                      t->set_table(table);
+                      t->set_rows(rows);
+                    }
+                    report->set_tables(static_cast<int64_t>(result->load.table_rows.size()));
+                    report->set_rows(result->load.rows);
+                    report->set_target_server_version(result->target_server_version);
+                    report->set_schema_version(result->load.schema_version);
+                    for (const std::string& w : result->load.rewrites) report->add_rewrites(w);
+                    for (const std::string& w : result->warnings) report->add_warnings(w);
+                    *report->mutable_verification() = result->verification;
+                    FillDurations(snapshot, report);
+                  });
+                  return absl::OkStatus();
+                };
+                return Launch(std::move(spec), response->mutable_operation());
+              }));
 }
 
 grpc::ServerUnaryReactor* AgentService::StartRollback(grpc::CallbackServerContext* context,
                                                       const v1::StartRollbackRequest* request,
                                                       v1::StartRollbackResponse* response) {
+  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
+    return Denied(context, "StartRollback", denied);
+  }
   logger_->Info("start rollback",
                 {{"database", request->options().target().database()}, {"peer", context->peer()}});
   return BlockingUnaryReactor::Start(
-      &workers_, [this, request, response](const CancelToken&) -> absl::Status {
-        const v1::RollbackOptions& opts = request->options();
-        ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
-        const std::string database = opts.target().database();
-        if (database.empty()) {
-          return absl::InvalidArgumentError("rollback needs the database name (target.database)");
-        }
-        OperationSpec spec;
-        spec.kind = v1::OPERATION_KIND_ROLLBACK;
-        spec.request_id = request->request_id();
-        spec.target = absl::StrCat("database:", database);
-        spec.fill_request = [opts](v1::Operation* op) {
-          *op->mutable_rollback_options() = opts;
-          RedactSensitive(op->mutable_rollback_options());
-        };
-        spec.steps = {{"swap", "swap the previous database back in"}};
-        spec.work = [this, conninfo, database,
-                     previous = opts.previous_database()](Operation* op) -> absl::Status {
-          op->StepStarted("swap");
-          ASSIGN_OR_RETURN(v1::RollbackResult result,
-                           RollbackDatabase(conninfo, database, previous, env_->Now()));
-          op->StepFinished(
-              "swap", v1::STEP_STATE_SUCCEEDED,
-              absl::StrCat(result.restored_database(), " is live again as ", database));
-          op->SetResult([&](v1::Operation* o) { *o->mutable_rollback_result() = result; });
-          return absl::OkStatus();
-        };
-        return Launch(std::move(spec), response->mutable_operation());
-      });
+      &workers_,
+      Audited(CallerIdentity(context), "StartRollback", response->mutable_operation(),
+              [this, request, response](const CancelToken&) -> absl::Status {
+                const v1::RollbackOptions& opts = request->options();
+                ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
+                const std::string database = opts.target().database();
+                if (database.empty()) {
+                  return absl::InvalidArgumentError(
+                      "rollback needs the database name (target.database)");
+                }
+                RETURN_IF_ERROR(ValidateDatabaseName(database, "target.database"));
+                if (!opts.previous_database().empty()) {
+                  RETURN_IF_ERROR(
+                      ValidateDatabaseName(opts.previous_database(), "previous_database"));
+                }
+                OperationSpec spec;
+                spec.kind = v1::OPERATION_KIND_ROLLBACK;
+                spec.request_id = request->request_id();
+                spec.target = absl::StrCat("database:", database);
+                spec.fill_request = [opts](v1::Operation* op) {
+                  *op->mutable_rollback_options() = opts;
+                  RedactSensitive(op->mutable_rollback_options());
+                };
+                spec.steps = {{"swap", "swap the previous database back in"}};
+                spec.work = [this, conninfo, database,
+                             previous = opts.previous_database()](Operation* op) -> absl::Status {
+                  op->StepStarted("swap");
+                  ASSIGN_OR_RETURN(v1::RollbackResult result,
+                                   RollbackDatabase(conninfo, database, previous, env_->Now()));
+                  op->StepFinished(
+                      "swap", v1::STEP_STATE_SUCCEEDED,
+                      absl::StrCat(result.restored_database(), " is live again as ", database));
+                  op->SetResult([&](v1::Operation* o) { *o->mutable_rollback_result() = result; });
+                  return absl::OkStatus();
+                };
+                return Launch(std::move(spec), response->mutable_operation());
+              }));
 }
 
 grpc::ServerUnaryReactor* AgentService::StartVerify(grpc::CallbackServerContext* context,
                                                     const v1::StartVerifyRequest* request,
                                                     v1::StartVerifyResponse* response) {
+  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
+    return Denied(context, "StartVerify", denied);
+  }
   logger_->Info("start verify",
                 {{"database", request->options().target().database()}, {"peer", context->peer()}});
   return BlockingUnaryReactor::Start(
-      &workers_, [this, request, response](const CancelToken& cancel) -> absl::Status {
-        const v1::VerifyOptions& opts = request->options();
-        ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
-        const std::string database = opts.target().database();
-        if (database.empty()) {
-          return absl::InvalidArgumentError("verify needs the database name (target.database)");
-        }
-        std::optional<ScanSetup> expected;
-        if (!opts.expected().path().empty()) {
-          expected.emplace();
-          RETURN_IF_ERROR(
-              PrepareScan(opts.expected(), true, v1::DatabaseTarget(), cancel, &*expected));
-        }
-        OperationSpec spec;
-        spec.kind = v1::OPERATION_KIND_VERIFY;
-        spec.request_id = request->request_id();
-        spec.fill_request = [opts](v1::Operation* op) {
-          *op->mutable_verify_options() = opts;
-          RedactSensitive(op->mutable_verify_options());
-        };
-        spec.steps = {{"detect", "read the expected tables and rows from the dump"},
-                      {"verify", "run the checks"}};
-        spec.work = [this, conninfo, database, expected,
-                     max_age = opts.max_age_days()](Operation* op) -> absl::Status {
-          VerifyExpectations expectations;
-          op->StepStarted("detect");
-          if (expected.has_value()) {
-            ScanSetup setup = *expected;
-            setup.source.cancel = &op->cancel_token();
-            ASSIGN_OR_RETURN(v1::DumpInfo dump, DetectDumpInSource(setup.path, "", setup.source,
-                                                                   setup.options, runner_));
-            const std::string db =
-                dump.kind() == v1::DUMP_KIND_CLUSTER ? dump.mastodon_database() : std::string();
-            for (const v1::TableRowCount& t : dump.tables()) {
-              if (t.database() == db) expectations.table_rows[t.table()] = t.rows();
+      &workers_,
+      Audited(
+          CallerIdentity(context), "StartVerify", response->mutable_operation(),
+          [this, request, response](const CancelToken& cancel) -> absl::Status {
+            const v1::VerifyOptions& opts = request->options();
+            ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
+            const std::string database = opts.target().database();
+            if (database.empty()) {
+              return absl::InvalidArgumentError("verify needs the database name (target.database)");
             }
-            expectations.schema_version = dump.schema_version();
-            op->StepFinished("detect", v1::STEP_STATE_SUCCEEDED,
-                             absl::StrCat(expectations.table_rows.size(), " tables expected"));
-          } else {
-            op->StepFinished("detect", v1::STEP_STATE_SKIPPED,
-                             "no dump given: structural checks only");
-          }
-          op->StepStarted("verify");
-          ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                           PgConnection::Connect(conninfo, database));
-          ASSIGN_OR_RETURN(v1::VerifyResult result,
-                           VerifyDatabase(conn.get(), database, expectations));
-          if (max_age > 0) {
-            auto newest = conn->Query(
-                "SELECT coalesce(extract(epoch FROM now() - max(created_at))::bigint / 86400, -1) "
-                "FROM statuses");
-            v1::VerifyCheck* c = result.add_checks();
-            c->set_name("max_age");
-            if (!newest.ok()) {
-              c->set_passed(false);
-              c->set_message(
-                  absl::StrCat("unable to read statuses.created_at: ", newest.status().message()));
-            } else {
-              int64_t days = std::stoll(newest->Scalar().empty() ? "-1" : newest->Scalar());
-              c->set_passed(days >= 0 && days <= max_age);
-              c->set_message(days < 0 ? std::string("no statuses")
-                                      : absl::StrCat("newest status is ", days, " days old (limit ",
-                                                     max_age, ")"));
+            RETURN_IF_ERROR(ValidateDatabaseName(database, "target.database"));
+            std::optional<ScanSetup> expected;
+            if (!opts.expected().path().empty()) {
+              expected.emplace();
+              RETURN_IF_ERROR(
+                  PrepareScan(opts.expected(), true, v1::DatabaseTarget(), cancel, &*expected));
             }
-            if (!c->passed()) result.set_passed(false);
-          }
-          op->SetResult([&](v1::Operation* o) { *o->mutable_verify_result() = result; });
-          if (!result.passed()) {
-            return absl::DataLossError(absl::StrCat("verification of '", database, "' failed"));
-          }
-          op->StepFinished("verify", v1::STEP_STATE_SUCCEEDED, "every check passed");
-          return absl::OkStatus();
-        };
-        return Launch(std::move(spec), response->mutable_operation());
-      });
+            OperationSpec spec;
+            spec.kind = v1::OPERATION_KIND_VERIFY;
+            spec.request_id = request->request_id();
+            spec.fill_request = [opts](v1::Operation* op) {
+              *op->mutable_verify_options() = opts;
+              RedactSensitive(op->mutable_verify_options());
+            };
+            spec.steps = {{"detect", "read the expected tables and rows from the dump"},
+                          {"verify", "run the checks"}};
+            spec.work = [this, conninfo, database, expected,
+                         max_age = opts.max_age_days()](Operation* op) -> absl::Status {
+              VerifyExpectations expectations;
+              op->StepStarted("detect");
+              if (expected.has_value()) {
+                ScanSetup setup = *expected;
+                setup.source.cancel = &op->cancel_token();
+                ASSIGN_OR_RETURN(v1::DumpInfo dump, DetectDumpInSource(setup.path, "", setup.source,
+                                                                       setup.options, runner_));
+                const std::string db =
+                    dump.kind() == v1::DUMP_KIND_CLUSTER ? dump.mastodon_database() : std::string();
+                for (const v1::TableRowCount& t : dump.tables()) {
+                  if (t.database() == db) expectations.table_rows[t.table()] = t.rows();
+                }
+                expectations.schema_version = dump.schema_version();
+                op->StepFinished("detect", v1::STEP_STATE_SUCCEEDED,
+                                 absl::StrCat(expectations.table_rows.size(), " tables expected"));
+              } else {
+                op->StepFinished("detect", v1::STEP_STATE_SKIPPED,
+                                 "no dump given: structural checks only");
+              }
+              op->StepStarted("verify");
+              ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
+                               PgConnection::Connect(conninfo, database));
+              ASSIGN_OR_RETURN(v1::VerifyResult result,
+                               VerifyDatabase(conn.get(), database, expectations));
+              if (max_age > 0) {
+                auto newest = conn->Query(
+                    "SELECT coalesce(extract(epoch FROM now() - max(created_at))::bigint / 86400, "
+                    "-1) "
+                    "FROM statuses");
+                v1::VerifyCheck* c = result.add_checks();
+                c->set_name("max_age");
+                if (!newest.ok()) {
+                  c->set_passed(false);
+                  c->set_message(absl::StrCat("unable to read statuses.created_at: ",
+                                              newest.status().message()));
+                } else {
+                  int64_t days = std::stoll(newest->Scalar().empty() ? "-1" : newest->Scalar());
+                  c->set_passed(days >= 0 && days <= max_age);
+                  c->set_message(days < 0 ? std::string("no statuses")
+                                          : absl::StrCat("newest status is ", days,
+                                                         " days old (limit ", max_age, ")"));
+                }
+                if (!c->passed()) result.set_passed(false);
+              }
+              op->SetResult([&](v1::Operation* o) { *o->mutable_verify_result() = result; });
+              if (!result.passed()) {
+                return absl::DataLossError(absl::StrCat("verification of '", database, "' failed"));
+              }
+              op->StepFinished("verify", v1::STEP_STATE_SUCCEEDED, "every check passed");
+              return absl::OkStatus();
+            };
+            return Launch(std::move(spec), response->mutable_operation());
+          }));
 }
 
 grpc::ServerUnaryReactor* AgentService::GetOperation(grpc::CallbackServerContext* context,
                                                      const v1::GetOperationRequest* request,
                                                      v1::GetOperationResponse* response) {
+  if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
+    return Denied(context, "GetOperation", denied);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto op = operations_->Get(request->id());
   if (op.ok()) *response->mutable_operation() = (*op)->Snapshot();
@@ -475,6 +555,9 @@ grpc::ServerUnaryReactor* AgentService::GetOperation(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* AgentService::ListOperations(grpc::CallbackServerContext* context,
                                                        const v1::ListOperationsRequest* request,
                                                        v1::ListOperationsResponse* response) {
+  if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
+    return Denied(context, "ListOperations", denied);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   int offset = 0;
   if (!request->page_token().empty() && !absl::SimpleAtoi(request->page_token(), &offset)) {
@@ -502,16 +585,29 @@ grpc::ServerUnaryReactor* AgentService::ListOperations(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* AgentService::CancelOperation(grpc::CallbackServerContext* context,
                                                         const v1::CancelOperationRequest* request,
                                                         v1::CancelOperationResponse* response) {
+  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
+    return Denied(context, "CancelOperation", denied);
+  }
   logger_->Info("cancel operation", {{"operation", request->id()}, {"peer", context->peer()}});
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto op = operations_->Cancel(request->id());
   if (op.ok()) *response->mutable_operation() = (*op)->Snapshot();
+  logger_->Info("audit", {{"who", CallerIdentity(context)},
+                          {"rpc", "CancelOperation"},
+                          {"operation", request->id()},
+                          {"outcome", op.ok() ? "OK" : std::string(op.status().message())}});
   reactor->Finish(ToGrpcStatus(op.status()));
   return reactor;
 }
 
 grpc::ServerWriteReactor<v1::WatchOperationResponse>* AgentService::WatchOperation(
-    grpc::CallbackServerContext*, const v1::WatchOperationRequest* request) {
+    grpc::CallbackServerContext* context, const v1::WatchOperationRequest* request) {
+  if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
+    logger_->Warning("audit", {{"who", CallerIdentity(context)},
+                               {"rpc", "WatchOperation"},
+                               {"outcome", denied.error_message()}});
+    return new FinishedWriteReactor(denied);
+  }
   auto op = operations_->Get(request->id());
   if (!op.ok()) return new FinishedWriteReactor(ToGrpcStatus(op.status()));
   return new WatchReactor(*op, request->from_sequence());

@@ -79,6 +79,10 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
       mastodon::restore::v1::CancelOperationResponse* response) override;
 
  private:
+  // Finishes a call refused by RequireScope and writes its audit line.
+  grpc::ServerUnaryReactor* Denied(grpc::CallbackServerContext* context, const char* rpc,
+                                   const grpc::Status& status);
+
   // Finishes a unary call with UNIMPLEMENTED: "<rpc>: <what> is not in this
   // agent build yet".
   grpc::ServerUnaryReactor* Unimplemented(grpc::CallbackServerContext* context, const char* rpc,
@@ -102,6 +106,12 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
 
   // A progress callback for deep scans that logs every few seconds.
   std::function<void(int64_t)> ProgressLogger(const std::string& source) const;
+
+  // Wraps the work of a Start* call with its audit line (who, what, which
+  // operation, outcome).
+  BlockingUnaryReactor::Work Audited(std::string who, const char* rpc,
+                                     const mastodon::restore::v1::Operation* operation,
+                                     BlockingUnaryReactor::Work work);
 
   // Starts `spec` and returns the operation as it is at once.
   absl::Status Launch(OperationSpec spec, mastodon::restore::v1::Operation* out);

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <regex>
 
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/common/subprocess.h"
+#include "agent/service/auth.h"
 #include "mastodon/restore/v1/agent_service.pb.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_postgres.h"
@@ -613,6 +615,159 @@ TEST_F(RestoreCliTest, OneRestorePerDatabaseAndIdempotentRequestIds) {
   CommandResult watched = CliOnSocket({"ops", "watch", id});
   EXPECT_EQ(watched.exit_code, 6) << watched.stdout_text;
   EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE 'copy%'"), "0");
+}
+
+}  // namespace
+}  // namespace mastodon_restore
+
+namespace mastodon_restore {
+namespace {
+
+// TLS, mutual TLS, tokens and scopes, audit, hostile input, secrecy.
+class SecurityCliTest : public RestoreCliTest {
+ protected:
+  void SetUp() override {
+    RestoreCliTest::SetUp();
+    // A CA, a server certificate for 127.0.0.1, a client certificate, and a
+    // client certificate from another CA; made with the real openssl.
+    Openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+             "-days", "2", "-subj", "/CN=test-ca"});
+    Openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other-ca.key", "-out",
+             "other-ca.pem", "-days", "2", "-subj", "/CN=other-ca"});
+    std::ofstream(dir_ + "/server.ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+    Signed("server", "localhost", "ca", "server.ext");
+    Signed("client", "controller-1", "ca", "");
+    Signed("stranger", "stranger", "other-ca", "");
+    std::ofstream(dir_ + "/tokens")
+        << "# name scopes sha256\n"
+        << "reader read " << TokenHash("reader-secret-token") << "\n"
+        << "ops read,operate " << TokenHash("operator-secret-token") << "\n";
+    std::ofstream(dir_ + "/reader.token") << "reader-secret-token\n";
+    std::ofstream(dir_ + "/ops.token") << "operator-secret-token\n";
+    std::ofstream(dir_ + "/wrong.token") << "guessed-token\n";
+  }
+
+  void Openssl(std::vector<std::string> args) {
+    CommandSpec spec;
+    spec.argv = {"openssl"};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.env = {"PATH=/usr/bin:/bin"};
+    spec.cwd = dir_;
+    spec.timeout = absl::Seconds(60);
+    auto r = runner_->Run(spec, nullptr);
+    ASSERT_OK(r);
+    ASSERT_EQ(r->exit_code, 0) << r->stderr_text;
+  }
+  void Signed(const std::string& name, const std::string& cn, const std::string& ca,
+              const std::string& ext) {
+    Openssl({"req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
+             name + ".csr", "-subj", "/CN=" + cn});
+    std::vector<std::string> sign = {
+        "x509",        "-req",   "-in",       name + ".csr",     "-CA",
+        ca + ".pem",   "-CAkey", ca + ".key", "-CAcreateserial", "-out",
+        name + ".pem", "-days",  "1"};
+    if (!ext.empty()) {
+      sign.push_back("-extfile");
+      sign.push_back(ext);
+    }
+    Openssl(sign);
+  }
+
+  void StartSecureAgent() {
+    StartAgent({"--listen", "127.0.0.1:0", "--tls-cert", dir_ + "/server.pem", "--tls-key",
+                dir_ + "/server.key", "--tls-client-ca", dir_ + "/ca.pem", "--tokens",
+                dir_ + "/tokens", "--allowed-root", MR_FIXTURE_DIR, "--target-conninfo",
+                pg_->ConnInfo()});
+    port_ = LoggedPort();
+    ASSERT_GT(port_, 0);
+  }
+
+  // The CLI over mTLS with `cert` as client certificate and `token`.
+  CommandResult Tcp(const std::string& cert, const std::string& token,
+                    std::vector<std::string> args) {
+    std::vector<std::string> all = {"--agent",   absl::StrCat("127.0.0.1:", port_),
+                                    "--tls-ca",  dir_ + "/ca.pem",
+                                    "--timeout", "60s"};
+    if (!cert.empty()) {
+      all.insert(all.end(), {"--tls-cert", dir_ + "/" + cert + ".pem", "--tls-key",
+                             dir_ + "/" + cert + ".key"});
+    }
+    if (!token.empty()) all.insert(all.end(), {"--token-file", dir_ + "/" + token + ".token"});
+    all.insert(all.end(), args.begin(), args.end());
+    return Cli(all);
+  }
+
+  int port_ = 0;
+};
+
+TEST_F(SecurityCliTest, TokensAndScopesOverMutualTls) {
+  StartSecureAgent();
+  EXPECT_EQ(Tcp("client", "reader", {"info"}).exit_code, 0);
+  CommandResult r = Tcp("client", "", {"info"});
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_THAT(r.stderr_text, HasSubstr("missing bearer token"));
+  r = Tcp("client", "wrong", {"info"});
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_THAT(r.stderr_text, HasSubstr("unknown bearer token"));
+  // A read token may not start anything; nothing is done.
+  r = Tcp("client", "reader",
+          {"restore", "--db-only", "--target-db", "scoped", Fixture("plain.sql")});
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_THAT(r.stderr_text, HasSubstr("token 'reader' lacks the 'operate' scope"));
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE 'scoped%'"), "0");
+  // An operator token may, and the call is audited with who did it.
+  r = Tcp("client", "ops", {"restore", "--db-only", "--target-db", "scoped", Fixture("plain.sql")});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text << r.stdout_text;
+  std::string log = ReadFileOrEmpty(log_file());
+  EXPECT_THAT(log, HasSubstr("msg=audit who=token:ops rpc=StartRestore operation=op-"));
+  EXPECT_THAT(log, HasSubstr("msg=audit who=token:reader rpc=StartRestore"));
+  // Without a client certificate, or with one from another CA: no connection.
+  EXPECT_EQ(Tcp("", "reader", {"--timeout", "5s", "info"}).exit_code, 3);
+  EXPECT_EQ(Tcp("stranger", "reader", {"--timeout", "5s", "info"}).exit_code, 3);
+  // The local socket needs no token.
+  EXPECT_EQ(CliOnSocket({"info"}).exit_code, 0);
+}
+
+TEST_F(SecurityCliTest, HostileNamesAndPathsAreRefused) {
+  StartRestoreAgent();
+  CommandResult r = CliOnSocket({"restore", "--db-only", "--target-db",
+                                 "x\"; DROP DATABASE postgres; --", Fixture("plain.sql")});
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_THAT(r.stderr_text, HasSubstr("invalid target_db"));
+  r = CliOnSocket({"rollback", "--database", "a'b"});
+  EXPECT_EQ(r.exit_code, 4);
+  // A symlink from an allowed root to /etc, and ../ in a path.
+  r = CliOnSocket({"detect", Fixture("escape/etc/hostname")});
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_THAT(r.stderr_text, HasSubstr("outside the allowed roots"));
+  r = CliOnSocket({"inspect", Fixture("../../../../etc")});
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database"), "3");
+}
+
+TEST_F(SecurityCliTest, CanarySecretsNeverReachLogsStateOrAnswers) {
+  StartRestoreAgent();
+  // Secrets: the zip password (on stdin), a password in the target conninfo,
+  // and the canary values of the backup's .env.production.
+  const std::string conn = pg_->ConnInfo() + " password=canary-conn-pass";
+  CommandResult r = CliWithStdin({"restore", "--db-only", "--password-stdin", "--target-db",
+                                  "canarydb", "--target-conninfo", conn, Fixture("secret.zip")},
+                                 "zip-pass\n");
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text << r.stdout_text;
+  CommandResult shown = CliOnSocket({"--json", "ops", "list"});
+  CommandResult inspected =
+      CliWithStdin({"--json", "inspect", "--password-stdin", Fixture("secret.zip")}, "zip-pass\n");
+  ASSERT_EQ(inspected.exit_code, 0);
+  std::string everything = r.stdout_text + r.stderr_text + shown.stdout_text +
+                           inspected.stdout_text + ReadFileOrEmpty(log_file());
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir_ + "/state")) {
+    if (entry.is_regular_file()) everything += ReadFileOrEmpty(entry.path().string());
+  }
+  for (const char* canary : {"zip-pass", "canary-conn-pass", "canary-secret-key-base",
+                             "canary-otp-secret", "canary-db-password", "canary-primary"}) {
+    EXPECT_EQ(everything.find(canary), std::string::npos) << canary;
+  }
+  EXPECT_THAT(shown.stdout_text, HasSubstr("canarydb"));  // the search saw the records
 }
 
 }  // namespace
