@@ -1,7 +1,8 @@
 # mastodon-restore — the README's commands.
 #   make test   install deps, configure, build, run the whole ctest suite
 #   make demo   build, start the agent on a temporary socket, drive it with the CLI
-#   make lint   buf lint + buf format on proto/, clang-format on the C++ sources
+#   make lint   buf lint, buf format and buf breaking (vs HEAD~1) on proto/,
+#               clang-format on the C++ sources
 SHELL := /bin/bash
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -35,6 +36,11 @@ demo: build
 lint: deps
 	cd proto && ../$(BUF) lint
 	cd proto && ../$(BUF) format --diff --exit-code
+	@# API stability: no breaking change against the previous commit of main.
+	@if git rev-parse -q --verify HEAD~1 >/dev/null; then \
+	  echo "cd proto && buf breaking --against .git#ref=HEAD~1,subdir=proto"; \
+	  cd proto && ../$(BUF) breaking --against '../.git#ref=HEAD~1,subdir=proto'; \
+	else echo "buf breaking: no previous commit to compare with"; fi
 	clang-format --dry-run -Werror $(CXX_SOURCES)
 
 format:
