@@ -16,6 +16,7 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
       {"tls-cert", "FILE", "PEM certificate chain for TCP listeners"},
       {"tls-key", "FILE", "PEM private key for TCP listeners"},
       {"tls-client-ca", "FILE", "PEM CA bundle; TCP clients must present a certificate it signs"},
+      {"media-dir", "DIR", "media directory for media restores when no runtime names one"},
       {"tokens", "FILE",
        "bearer tokens for TCP callers: 'NAME SCOPES SHA256' lines (read,operate)"},
       {"insecure-loopback-tcp", "", "allow plaintext TCP on loopback addresses (tests only)"},
@@ -44,6 +45,7 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   c.tls_client_ca = args.Get("tls-client-ca");
   c.insecure_loopback_tcp = args.GetBool("insecure-loopback-tcp");
   c.tokens_file = args.Get("tokens");
+  c.media_dir = args.Get("media-dir");
   c.state_dir = args.Get("state-dir", c.state_dir);
   if (args.Has("allowed-root")) c.allowed_roots = args.GetAll("allowed-root");
   c.runtime = args.Get("runtime", c.runtime);
@@ -77,6 +79,7 @@ absl::Status ValidateConfig(const AgentConfig& c) {
         absl::StrCat("invalid --socket '", c.socket_path, "': longer than 107 bytes"));
   }
   RETURN_IF_ERROR(require_absolute("state-dir", c.state_dir));
+  if (!c.media_dir.empty()) RETURN_IF_ERROR(require_absolute("media-dir", c.media_dir));
   for (const std::string& root : c.allowed_roots) {
     RETURN_IF_ERROR(require_absolute("allowed-root", root));
   }

@@ -31,6 +31,9 @@ struct AgentConfig {
   // PEM CA bundle; when set, TCP clients must present a certificate it signs.
   // Default: none.
   std::string tls_client_ca;
+  // The media directory restores write into when no runtime names one; a
+  // request's media_dir must be it or lie inside it. Default: none.
+  std::string media_dir;
   // Token file for TCP callers ("NAME SCOPES SHA256" lines); when set, every
   // TCP call needs a bearer token with the right scope. Default: none.
   std::string tokens_file;

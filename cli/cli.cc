@@ -324,6 +324,10 @@ int RunRestore(CommandContext& ctx) {
   FillSource(ctx, o->mutable_source());
   o->set_member(ctx.args.Get("member"));
   o->set_db_only(ctx.args.GetBool("db-only"));
+  o->set_media_only(ctx.args.GetBool("media-only"));
+  if (ctx.args.Has("media-dir")) o->set_media_dir(AbsolutePath(ctx.args.Get("media-dir")));
+  o->set_exclude_cache(ctx.args.GetBool("exclude-cache"));
+  o->set_verify_media(ctx.args.GetBool("verify-media"));
   o->set_target_db(ctx.args.Get("target-db"));
   o->set_source_db(ctx.args.Get("source-db"));
   o->set_keep_owners(ctx.args.GetBool("keep-owners"));
@@ -456,6 +460,10 @@ const std::vector<Command>& Commands() {
       {"restore", "restore a backup (--db-only: the database, into a staging database swapped in)",
        "SOURCE",
        SourceFlags({{"db-only", "", "restore only the database"},
+                    {"media-only", "", "restore only the media"},
+                    {"media-dir", "DIR", "media directory (within the agent's --media-dir)"},
+                    {"exclude-cache", "", "skip cache/ (remote media media refresh can fetch)"},
+                    {"verify-media", "", "compare present media by SHA-256, not size and mtime"},
                     {"member", "PATH", "the dump inside the source when it holds several"},
                     {"target-db", "NAME", "database name to restore under (default: the dump's)"},
                     {"source-db", "NAME", "for a pg_dumpall dump: the database to restore"},

@@ -141,7 +141,12 @@ std::string RenderOperation(const v1::Operation& op) {
     absl::StrAppendFormat(&s, "%-14s %s%s\n", "error", op.error().message(),
                           op.error().step().empty() ? "" : " (step " + op.error().step() + ")");
   }
-  if (op.has_restore_report()) {
+  if (op.has_restore_report() && op.restore_report().database().empty()) {
+    const v1::RestoreReport& r = op.restore_report();
+    absl::StrAppendFormat(&s, "%-14s %d files written (%s), %d unchanged\n", "media",
+                          r.media_files(), HumanBytes(r.media_bytes()), r.media_files_skipped());
+    for (const std::string& w : r.warnings()) absl::StrAppendFormat(&s, "%-14s %s\n", "warning", w);
+  } else if (op.has_restore_report()) {
     const v1::RestoreReport& r = op.restore_report();
     absl::StrAppendFormat(&s, "%-14s %s\n", "restored", r.database());
     absl::StrAppendFormat(&s, "%-14s %s\n", "previous",

@@ -90,6 +90,8 @@ class Walker {
     f.path = Basename(path);
     f.display = path;
     f.stored_size = static_cast<int64_t>(st.st_size);
+    f.mtime = static_cast<int64_t>(st.st_mtime);
+    f.mode = static_cast<uint32_t>(st.st_mode & 07777);
     return WalkStream(file.get(), f, 0, /*root_level=*/true, file.get(), path);
   }
 
@@ -155,6 +157,8 @@ class Walker {
         f.path = child_rel;
         f.display = abs;
         f.stored_size = static_cast<int64_t>(lst.st_size);
+        f.mtime = static_cast<int64_t>(lst.st_mtime);
+        f.mode = static_cast<uint32_t>(lst.st_mode & 07777);
         RETURN_IF_ERROR(WalkStream(file.get(), f, 0, false, file.get(), target));
       } else {
         SourceFile f;
@@ -260,6 +264,8 @@ class Walker {
       SourceFile child;
       child.display = absl::StrCat(parent.display, "!/", entry->path);
       child.stored_size = entry->size_known ? entry->size : -1;
+      child.mtime = entry->mtime;
+      child.mode = entry->mode;
       auto normalized = NormalizeEntryPath(entry->path);
       if (!normalized.ok()) {
         child.path = entry->path;

@@ -42,6 +42,10 @@ struct SourceFile {
   std::string display;
   // Size as stored (compressed), -1 when unknown.
   int64_t stored_size = -1;
+  // Modification time (seconds since the epoch) and permission bits, as
+  // recorded by the archive or the filesystem; 0 when unknown.
+  int64_t mtime = 0;
+  uint32_t mode = 0;
   // Layers removed to reach this content, outermost first ("zip", "xz").
   std::vector<std::string> containers;
   // Set when the content is a plain, seekable file on disk.

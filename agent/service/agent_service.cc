@@ -1,5 +1,7 @@
 #include "agent/service/agent_service.h"
 
+#include <sys/stat.h>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -12,6 +14,7 @@
 #include "agent/database/pg_probe.h"
 #include "agent/database/target_ops.h"
 #include "agent/database/verify.h"
+#include "agent/media/media_restore.h"
 #include "agent/service/agent_info.h"
 #include "agent/service/auth.h"
 #include "agent/service/redact.h"
@@ -257,6 +260,77 @@ BlockingUnaryReactor::Work AgentService::Audited(std::string who, const char* rp
   };
 }
 
+absl::Status AgentService::StartMediaOnly(const v1::StartRestoreRequest& request,
+                                          const CancelToken& cancel, v1::Operation* out) {
+  const v1::RestoreOptions& opts = request.options();
+  if (config_->media_dir.empty()) {
+    return absl::FailedPreconditionError(
+        "no media directory: start the agent with --media-dir (the runtimes will name it too)");
+  }
+  std::string media_dir = opts.media_dir().empty() ? config_->media_dir : opts.media_dir();
+  auto normalized = NormalizeEntryPath(media_dir.substr(media_dir[0] == '/' ? 1 : 0));
+  if (media_dir[0] != '/' || !normalized.ok() || !IsWithin("/" + *normalized, config_->media_dir)) {
+    return absl::PermissionDeniedError(absl::StrCat("media directory '", media_dir,
+                                                    "' is not the agent's --media-dir (",
+                                                    config_->media_dir, ") or inside it"));
+  }
+  media_dir = "/" + *normalized;
+  ScanSetup setup;
+  RETURN_IF_ERROR(PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel, &setup));
+  // New files belong to whoever owns the media directory (or its parent).
+  struct stat st;
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  if (::stat(media_dir.c_str(), &st) == 0 ||
+      ::stat(media_dir.substr(0, media_dir.find_last_of('/')).c_str(), &st) == 0) {
+    uid = st.st_uid;
+    gid = st.st_gid;
+  }
+  OperationSpec spec;
+  spec.kind = v1::OPERATION_KIND_RESTORE;
+  spec.request_id = request.request_id();
+  spec.target = absl::StrCat("media:", media_dir);
+  spec.fill_request = [opts](v1::Operation* op) {
+    *op->mutable_restore_options() = opts;
+    RedactSensitive(op->mutable_restore_options());
+  };
+  spec.steps = {{"media", "extract the media into a staging directory, then move it into place"}};
+  spec.work = [this, opts, setup, media_dir, uid, gid](Operation* op) -> absl::Status {
+    MediaRestoreOptions m;
+    m.source_path = setup.path;
+    m.source = setup.source;
+    m.source.cancel = &op->cancel_token();
+    m.target_dir = media_dir;
+    m.uid = uid;
+    m.gid = gid;
+    m.exclude_cache = opts.exclude_cache();
+    m.verify_hash = opts.verify_media();
+    m.operation_id = op->id();
+    m.cancel = &op->cancel_token();
+    int64_t last = 0;
+    m.progress = [&](int64_t files, int64_t bytes, int64_t total_files, int64_t total_bytes) {
+      if (files - last < 100 && files != total_files) return;
+      last = files;
+      op->StepProgress("media", bytes, total_bytes, "bytes",
+                       absl::StrCat(files, " of ", total_files, " files"));
+    };
+    op->StepStarted("media");
+    ASSIGN_OR_RETURN(MediaRestoreResult result, RestoreMedia(m, runner_, env_));
+    op->StepFinished(
+        "media", v1::STEP_STATE_SUCCEEDED,
+        absl::StrCat(result.files_written, " files written, ", result.files_skipped, " unchanged"));
+    op->SetResult([&](v1::Operation* o) {
+      v1::RestoreReport* report = o->mutable_restore_report();
+      report->set_media_files(result.files_written);
+      report->set_media_bytes(result.bytes_written);
+      report->set_media_files_skipped(result.files_skipped);
+      for (const std::string& w : result.warnings) report->add_warnings(w);
+    });
+    return absl::OkStatus();
+  };
+  return Launch(std::move(spec), out);
+}
+
 absl::Status AgentService::Launch(OperationSpec spec, v1::Operation* out) {
   ASSIGN_OR_RETURN(std::shared_ptr<Operation> op, operations_->Start(std::move(spec)));
   *out = op->Snapshot();
@@ -291,11 +365,17 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
                   RETURN_IF_ERROR(
                       ValidateDatabaseName(opts.target().database(), "target.database"));
                 }
+                if (opts.db_only() && opts.media_only()) {
+                  return absl::InvalidArgumentError("db_only and media_only exclude each other");
+                }
+                if (opts.media_only()) {
+                  return StartMediaOnly(*request, cancel, response->mutable_operation());
+                }
                 if (!opts.db_only()) {
                   return absl::UnimplementedError(
-                      "StartRestore: only database restores (db_only) are in this agent build yet; "
-                      "media, "
-                      "the Mastodon runtimes and the full pipeline come with their issues");
+                      "StartRestore: the full pipeline (database, media, migrations, tootctl) "
+                      "needs the Mastodon runtimes, not in this agent build yet; restore the "
+                      "parts with db_only and media_only");
                 }
                 ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
                 ScanSetup setup;

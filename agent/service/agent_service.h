@@ -113,6 +113,10 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
                                      const mastodon::restore::v1::Operation* operation,
                                      BlockingUnaryReactor::Work work);
 
+  // StartRestore with media_only: the media into the agent's --media-dir.
+  absl::Status StartMediaOnly(const mastodon::restore::v1::StartRestoreRequest& request,
+                              const CancelToken& cancel, mastodon::restore::v1::Operation* out);
+
   // Starts `spec` and returns the operation as it is at once.
   absl::Status Launch(OperationSpec spec, mastodon::restore::v1::Operation* out);
 

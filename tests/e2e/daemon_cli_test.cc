@@ -506,6 +506,30 @@ TEST_F(RestoreCliTest, RestoreRollbackVerifyAndOps) {
   EXPECT_THAT(r.stdout_text, HasSubstr("operation      " + id));
 }
 
+TEST_F(RestoreCliTest, MediaOnlyIntoTheAgentsMediaDir) {
+  const std::string media = dir_ + "/live/public/system";
+  StartAgent({"--allowed-root", MR_FIXTURE_DIR, "--media-dir", media});
+  CommandResult r =
+      CliOnSocket({"restore", "--media-only", "--exclude-cache", Fixture("source_install.tar.gz")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("media          2 files written"));
+  struct stat st;
+  EXPECT_EQ(::stat((media + "/media_attachments/files/109/000/001/original/cat.jpg").c_str(), &st),
+            0);
+  EXPECT_NE(::stat((media + "/cache").c_str(), &st), 0);
+  r = CliOnSocket({"restore", "--media-only", "--exclude-cache", Fixture("source_install.tar.gz")});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.stdout_text, HasSubstr("0 files written (0 B), 2 unchanged"));
+  // Only the agent's media directory may be written.
+  r = CliOnSocket(
+      {"restore", "--media-only", "--media-dir", "/etc", Fixture("source_install.tar.gz")});
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_THAT(r.stderr_text, HasSubstr("is not the agent's --media-dir"));
+  r = CliOnSocket({"restore", "--media-only", "--media-dir", media + "/../../../x",
+                   Fixture("source_install.tar.gz")});
+  EXPECT_EQ(r.exit_code, 7);
+}
+
 TEST_F(RestoreCliTest, JsonEventsAndABrokenDump) {
   StartRestoreAgent();
   CommandResult r =

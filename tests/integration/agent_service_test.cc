@@ -117,7 +117,7 @@ TEST_F(AgentServiceTest, NotYetBackedRpcsAnswerUnimplementedNamingWhatIsMissing)
     v1::StartRestoreResponse r;
     grpc::Status s = stub->StartRestore(&c, req, &r);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_THAT(s.error_message(), HasSubstr("only database restores (db_only)"));
+    EXPECT_THAT(s.error_message(), HasSubstr("restore the parts with db_only and media_only"));
   }
 }
 

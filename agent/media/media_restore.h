@@ -1,0 +1,71 @@
+// Restores a backup's media tree into a media directory without ever leaving
+// it half-written: files are extracted into a staging directory on the same
+// filesystem, then moved into place. Incremental: a file already present
+// with the same size and mtime (or the same SHA-256 with verify_hash) is
+// skipped, so a second run after a progressive pre-transfer only moves what
+// changed. Hostile entries (absolute paths, "..", symlinks, hard links,
+// devices) fail the restore before anything is moved.
+#ifndef MASTODON_RESTORE_AGENT_MEDIA_MEDIA_RESTORE_H_
+#define MASTODON_RESTORE_AGENT_MEDIA_MEDIA_RESTORE_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/archive/source_walker.h"
+#include "agent/common/cancel_token.h"
+#include "agent/common/env.h"
+#include "agent/common/subprocess.h"
+
+namespace mastodon_restore {
+
+struct MediaRestoreOptions {
+  // The source (resolved inside the allowed roots) and its secrets.
+  std::string source_path;
+  SourceOptions source;
+  // The media tree inside the source ("public/system", "media.tar.gz/media");
+  // "": the one InspectBackup finds.
+  std::string media_root;
+  // The media directory to restore into (created if missing).
+  std::string target_dir;
+  // Owner of everything written (e.g. 991:991, snap_daemon:root, mastodon).
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  // Skip cache/ (remote media that tootctl media refresh can fetch again).
+  bool exclude_cache = false;
+  // Compare present files by SHA-256 instead of size and mtime.
+  bool verify_hash = false;
+  // Names the staging directory.
+  std::string operation_id = "media";
+  // Free space kept on the target filesystem beyond what is written.
+  int64_t free_space_margin = 64 << 20;
+  const CancelToken* cancel = nullptr;
+  // Files and bytes done so far, and the totals of the media tree.
+  std::function<void(int64_t files, int64_t bytes, int64_t total_files, int64_t total_bytes)>
+      progress;
+};
+
+struct MediaRestoreResult {
+  std::string media_root;  // as found in the source
+  int64_t files_written = 0;
+  int64_t bytes_written = 0;
+  int64_t files_skipped = 0;  // present and unchanged
+  int64_t bytes_skipped = 0;
+  int64_t cache_files_excluded = 0;
+  std::vector<std::string> warnings;
+};
+
+// INVALID_ARGUMENT naming the entry for hostile entries, RESOURCE_EXHAUSTED
+// when the target filesystem lacks space, FAILED_PRECONDITION when the source
+// holds no media tree. On any error the media directory is as it was.
+absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& options,
+                                                CommandRunner* runner, Env* env);
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_MEDIA_MEDIA_RESTORE_H_

@@ -1,0 +1,247 @@
+// Media restore from real backups (fixtures) and from hostile archives
+// written with libarchive: nothing lands outside the media directory, and a
+// refused restore leaves it as it was.
+#include "agent/media/media_restore.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "tests/harness/fake_env.h"
+#include "tests/harness/status_matchers.h"
+#include "tests/harness/test_postgres.h"
+
+namespace mastodon_restore {
+namespace {
+
+using ::mastodon_restore::testing::MakeTempDir;
+using ::mastodon_restore::testing::RemoveTree;
+using ::mastodon_restore::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+const std::string kDir = MR_FIXTURE_DIR;
+
+struct Entry {
+  enum Type { kFile, kSymlink, kHardlink, kDevice } type = kFile;
+  std::string name;
+  std::string content;  // file content, or the link target
+};
+
+void WriteTar(const std::string& path, const std::vector<Entry>& entries) {
+  struct archive* a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  ASSERT_EQ(archive_write_open_filename(a, path.c_str()), ARCHIVE_OK);
+  for (const Entry& e : entries) {
+    struct archive_entry* ae = archive_entry_new();
+    archive_entry_set_pathname(ae, e.name.c_str());
+    archive_entry_set_perm(ae, 0644);
+    archive_entry_set_mtime(ae, 1700000000, 0);
+    switch (e.type) {
+      case Entry::kFile:
+        archive_entry_set_filetype(ae, AE_IFREG);
+        archive_entry_set_size(ae, static_cast<la_int64_t>(e.content.size()));
+        break;
+      case Entry::kSymlink:
+        archive_entry_set_filetype(ae, AE_IFLNK);
+        archive_entry_set_symlink(ae, e.content.c_str());
+        break;
+      case Entry::kHardlink:
+        archive_entry_set_filetype(ae, AE_IFREG);
+        archive_entry_set_hardlink(ae, e.content.c_str());
+        break;
+      case Entry::kDevice:
+        archive_entry_set_filetype(ae, AE_IFCHR);
+        archive_entry_set_rdev(ae, makedev(1, 3));
+        break;
+    }
+    ASSERT_EQ(archive_write_header(a, ae), ARCHIVE_OK) << archive_error_string(a);
+    if (e.type == Entry::kFile) archive_write_data(a, e.content.data(), e.content.size());
+    archive_entry_free(ae);
+  }
+  archive_write_close(a);
+  archive_write_free(a);
+}
+
+std::vector<std::string> Files(const std::string& dir) {
+  std::vector<std::string> out;
+  if (!std::filesystem::exists(dir)) return out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!e.is_directory()) out.push_back(std::filesystem::relative(e.path(), dir).string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+class MediaRestoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(std::ifstream(kDir + "/READY").good()) << "fixtures missing";
+    auto dir = MakeTempDir("mr-media-");
+    ASSERT_OK(dir);
+    work_ = *dir;
+    media_ = work_ + "/live/public/system";
+  }
+  void TearDown() override { RemoveTree(work_); }
+
+  MediaRestoreOptions Options(const std::string& source) {
+    MediaRestoreOptions o;
+    o.source_path = source;
+    o.source.allowed_roots = {kDir, work_};
+    o.target_dir = media_;
+    return o;
+  }
+  absl::StatusOr<MediaRestoreResult> Restore(const MediaRestoreOptions& o, Env* env = nullptr) {
+    return RestoreMedia(o, runner_.get(), env != nullptr ? env : env_.get());
+  }
+  // Nothing but the media directory appeared in the work dir.
+  void ExpectNothingOutside() {
+    for (const auto& e : std::filesystem::directory_iterator(work_)) {
+      EXPECT_TRUE(e.path().filename() == "live" || e.path().extension() == ".tar")
+          << "unexpected " << e.path();
+    }
+    EXPECT_FALSE(std::filesystem::exists("/abs/evil.txt"));
+  }
+
+  std::string work_;
+  std::string media_;
+  std::unique_ptr<Env> env_ = NewPosixEnv();
+  std::unique_ptr<CommandRunner> runner_ = NewPosixCommandRunner();
+};
+
+TEST_F(MediaRestoreTest, SourceInstallBackupThenAnIncrementalSecondRun) {
+  auto first = Restore(Options(kDir + "/source_install.tar.gz"));
+  ASSERT_OK(first);
+  EXPECT_EQ(first->media_root, "public/system");
+  EXPECT_EQ(first->files_written, 3);
+  EXPECT_EQ(first->bytes_written, 3000 + 50000 + 700);
+  EXPECT_THAT(Files(media_),
+              ::testing::ElementsAre("accounts/avatars/000/000/001/original/alice.png",
+                                     "cache/accounts/avatars/000/000/009/original/remote.png",
+                                     "media_attachments/files/109/000/001/original/cat.jpg"));
+  struct stat st;
+  ASSERT_EQ(::stat((media_ + "/media_attachments/files/109/000/001/original/cat.jpg").c_str(), &st),
+            0);
+  EXPECT_EQ(st.st_size, 50000);
+  EXPECT_EQ(st.st_mode & 07777, 0644);
+  auto second = Restore(Options(kDir + "/source_install.tar.gz"));
+  ASSERT_OK(second);
+  EXPECT_EQ(second->files_written, 0);
+  EXPECT_EQ(second->files_skipped, 3);
+  // No staging directory is left beside the media directory.
+  EXPECT_THAT(Files(work_ + "/live/public"), ::testing::SizeIs(3));
+}
+
+TEST_F(MediaRestoreTest, ExcludeCacheAndVerifyHash) {
+  MediaRestoreOptions o = Options(kDir + "/source_install.tar.gz");
+  o.exclude_cache = true;
+  auto r = Restore(o);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->files_written, 2);
+  EXPECT_EQ(r->cache_files_excluded, 1);
+  EXPECT_FALSE(std::filesystem::exists(media_ + "/cache"));
+  // A file changed in place, same size and mtime: only a hash sees it.
+  const std::string cat = media_ + "/media_attachments/files/109/000/001/original/cat.jpg";
+  struct stat before;
+  ASSERT_EQ(::stat(cat.c_str(), &before), 0);
+  { std::fstream(cat, std::ios::in | std::ios::out | std::ios::binary).write("X", 1); }
+  struct timespec times[2] = {before.st_mtim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, cat.c_str(), times, 0), 0);
+  r = Restore(o);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->files_written, 0);
+  o.verify_hash = true;
+  r = Restore(o);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->files_written, 1);
+  EXPECT_EQ(r->files_skipped, 1);
+  std::ifstream in(cat, std::ios::binary);
+  EXPECT_EQ(in.get(), 'c');
+}
+
+TEST_F(MediaRestoreTest, SnapExportMediaArchiveWithOwnership) {
+  MediaRestoreOptions o = Options(kDir + "/snap");
+  const uid_t uid = ::geteuid() == 0 ? 991 : ::geteuid();
+  const gid_t gid = ::geteuid() == 0 ? 991 : ::getegid();
+  o.uid = uid;
+  o.gid = gid;
+  auto r = Restore(o);
+  ASSERT_OK(r);
+  EXPECT_EQ(r->media_root, "media.tar.gz/media");
+  EXPECT_THAT(Files(media_), ::testing::ElementsAre("accounts/avatars/1/a.png",
+                                                    "media_attachments/files/1/b.png"));
+  struct stat st;
+  ASSERT_EQ(::stat((media_ + "/accounts/avatars/1/a.png").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, uid);
+  EXPECT_EQ(st.st_gid, gid);
+  ASSERT_EQ(::stat((media_ + "/accounts/avatars").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, uid);
+}
+
+TEST_F(MediaRestoreTest, HostileEntriesAreRefusedAndNothingIsWritten) {
+  const std::vector<std::pair<std::string, Entry>> cases = {
+      {"zip-slip", {Entry::kFile, "system/accounts/../../../evil.txt", "evil"}},
+      {"absolute path", {Entry::kFile, "/abs/evil.txt", "evil"}},
+      {"symlink escape", {Entry::kSymlink, "system/accounts/link", "/etc"}},
+      {"hard link escape", {Entry::kHardlink, "system/accounts/hl", "/etc/passwd"}},
+      {"device node", {Entry::kDevice, "system/accounts/dev", ""}},
+  };
+  int n = 0;
+  for (const auto& [what, hostile] : cases) {
+    SCOPED_TRACE(what);
+    const std::string tar = absl::StrCat(work_, "/hostile", n++, ".tar");
+    WriteTar(tar, {{Entry::kFile, "system/media_attachments/files/1/ok.png", "fine"},
+                   hostile,
+                   {Entry::kFile, "system/accounts/avatars/2.png", "later"}});
+    auto r = Restore(Options(tar));
+    EXPECT_THAT(r, StatusIs(absl::StatusCode::kInvalidArgument,
+                            AllOf(HasSubstr("refusing entry"), HasSubstr(tar))));
+    EXPECT_THAT(Files(media_), ::testing::IsEmpty());
+    ExpectNothingOutside();
+  }
+}
+
+TEST_F(MediaRestoreTest, ASymlinkInsideTheMediaDirectoryIsNotFollowed) {
+  const std::string outside = work_ + "/outside";
+  ASSERT_TRUE(std::filesystem::create_directories(media_));
+  ASSERT_TRUE(std::filesystem::create_directories(outside));
+  std::filesystem::create_directory_symlink(outside, media_ + "/accounts");
+  auto r = Restore(Options(kDir + "/source_install.tar.gz"));
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("symlink")));
+  EXPECT_THAT(Files(outside), ::testing::IsEmpty());
+  EXPECT_FALSE(std::filesystem::exists(media_ + "/media_attachments"));
+}
+
+// Reports almost no free space on every filesystem.
+class FullDiskEnv : public testing::FakeEnv {
+ public:
+  explicit FullDiskEnv(Env* real) : real_(real) {}
+  absl::Status CreateDirs(const std::string& dir, mode_t mode, bool enforce) override {
+    return real_->CreateDirs(dir, mode, enforce);
+  }
+  absl::StatusOr<int64_t> FreeBytes(const std::string&) override { return 1000; }
+
+ private:
+  Env* real_;
+};
+
+TEST_F(MediaRestoreTest, NotEnoughSpaceIsRefusedBeforeWriting) {
+  ASSERT_TRUE(std::filesystem::create_directories(media_));
+  std::ofstream(media_ + "/kept.txt") << "already here";
+  FullDiskEnv full(env_.get());
+  auto r = Restore(Options(kDir + "/source_install.tar.gz"), &full);
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("53700 bytes needed")));
+  EXPECT_THAT(Files(media_), ::testing::ElementsAre("kept.txt"));
+}
+
+}  // namespace
+}  // namespace mastodon_restore
