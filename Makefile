@@ -11,7 +11,7 @@ WERROR ?= ON
 BUF := .tools/buf/node_modules/.bin/buf
 CXX_SOURCES = $(shell git ls-files -co --exclude-standard -- '*.cc' '*.h' '*.h.in' | grep -v '^$(BUILD_DIR)/')
 
-.PHONY: all deps configure build test demo lint format fuzz bench bench-detect clean
+.PHONY: all deps configure build test demo lint format fuzz bench bench-detect bench-media clean
 
 all: build
 
@@ -48,11 +48,15 @@ format:
 
 # Benchmarks; results go to bench/results/<date>-*.md.
 BENCH_MB ?= 700
-bench: bench-detect
+bench: bench-detect bench-media
 
 bench-detect: build
 	$(BUILD_DIR)/bench/detect_bench --mb $(BENCH_MB) --runs 5 --drop-caches \
 	  --output bench/results/$$(date +%Y-%m-%d)-detection.md
+
+bench-media: build
+	$(BUILD_DIR)/bench/media_bench --files 20000 --mb 2000 --runs 3 \
+	  --output bench/results/$$(date +%Y-%m-%d)-media.md
 
 # Each fuzz target runs FUZZ_SECONDS (default 60) from a corpus seeded with
 # the test fixtures. Not part of CI.
