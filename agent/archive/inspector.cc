@@ -199,6 +199,8 @@ class Inspector : public SourceVisitor {
   }
 
   bool Done() const override { return detect_mode_ && !member_.empty() && found_member_; }
+  // Media are counted as stored, never unwrapped.
+  bool RawFile(const SourceFile& file) const override { return MediaRootOf(file.path).has_value(); }
 
   // Completes the manifest after the walk.
   absl::StatusOr<v1::BackupManifest> Finish(const std::string& source,

@@ -7,26 +7,34 @@ namespace {
 
 bool HasPrefix(absl::string_view s, absl::string_view p) { return absl::StartsWith(s, p); }
 
-// OpenPGP binary packets that open an encrypted message: PKESK (tag 1),
-// SKESK (tag 3), compressed (8), symmetrically encrypted (9/18), literal (11).
+// OpenPGP binary packets that open an encrypted message: a public-key (tag
+// 1, v3/v6) or symmetric-key (tag 3, v4/v5/v6) session key packet, checked
+// down to its algorithm bytes so that random data rarely matches.
 bool LooksLikeOpenPgpBinary(absl::string_view head) {
-  if (head.size() < 3) return false;
+  if (head.size() < 16) return false;
   unsigned char b = static_cast<unsigned char>(head[0]);
   if ((b & 0x80) == 0) return false;
-  int tag = (b & 0x40) ? (b & 0x3f) : ((b >> 2) & 0x0f);
-  if (tag != 1 && tag != 3) return false;  // a message starts with a session key
-  // The session key packet's version byte follows the length.
-  size_t version_at;
-  if (b & 0x40) {
+  const bool new_format = (b & 0x40) != 0;
+  int tag = new_format ? (b & 0x3f) : ((b >> 2) & 0x0f);
+  if (tag != 1 && tag != 3) return false;
+  size_t body;
+  if (new_format) {
     unsigned char l = static_cast<unsigned char>(head[1]);
-    version_at = l < 192 ? 2 : (l < 224 ? 3 : 6);
+    if (l >= 224) return false;  // partial lengths never start these packets
+    body = l < 192 ? 2 : 3;
   } else {
     int len_type = b & 0x03;
-    version_at = len_type == 0 ? 2 : len_type == 1 ? 3 : len_type == 2 ? 5 : 1;
+    if (len_type == 3) return false;
+    body = len_type == 0 ? 2 : len_type == 1 ? 3 : 5;
   }
-  if (version_at >= head.size()) return false;
-  unsigned char v = static_cast<unsigned char>(head[version_at]);
-  return (tag == 1 && (v == 3 || v == 6)) || (tag == 3 && (v == 4 || v == 5 || v == 6));
+  auto at = [&](size_t i) { return static_cast<unsigned char>(head[body + i]); };
+  if (tag == 3) {
+    // version, symmetric algorithm 1..13, S2K specifier 0, 1 or 3.
+    return at(0) == 4 && at(1) >= 1 && at(1) <= 13 && (at(2) == 0 || at(2) == 1 || at(2) == 3);
+  }
+  // version 3, 8-byte key id, public-key algorithm.
+  const unsigned char algo = at(9);
+  return at(0) == 3 && (algo == 1 || algo == 2 || algo == 16 || algo == 18 || algo == 22);
 }
 
 bool IsText(absl::string_view head) {

@@ -178,9 +178,24 @@ class Walker {
       return UnableTo(absl::StatusCode::kInvalidArgument, "read", file.display,
                       absl::StrCat("containers nested more than ", options_.max_depth, " deep"));
     }
+    if (!root_level && visitor_->RawFile(file)) {
+      SourceFile leaf = file;
+      leaf.disk_file = file.containers.empty() ? disk : nullptr;
+      if (visitor_->OnFile(leaf, ContentKind::kBinary) == SourceVisitor::Action::kRead) {
+        RETURN_IF_ERROR(visitor_->OnData(leaf, ContentKind::kBinary, stream));
+      }
+      return absl::OkStatus();
+    }
     std::string head;
     RETURN_IF_ERROR(ReadUpTo(stream, kSniffBytes, &head));
-    const ContentKind kind = Sniff(head);
+    ContentKind kind = Sniff(head);
+    // Inside a backup, only files named like encrypted files are decrypted:
+    // binary data can look like an OpenPGP packet.
+    if ((kind == ContentKind::kOpenPgp || kind == ContentKind::kAge) && !root_level &&
+        !absl::EndsWith(file.path, ".gpg") && !absl::EndsWith(file.path, ".pgp") &&
+        !absl::EndsWith(file.path, ".asc") && !absl::EndsWith(file.path, ".age")) {
+      kind = ContentKind::kBinary;
+    }
     ReplayStream replay(head, stream);
 
     if (IsCompression(kind)) {

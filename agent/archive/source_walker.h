@@ -70,6 +70,12 @@ class SourceVisitor {
   virtual void OnOther(const SourceFile& file, const std::string& what) = 0;
   // Checked after every file: true stops the walk early (not an error).
   virtual bool Done() const { return false; }
+  // True when `file` is opaque data to be handed over byte for byte (media):
+  // the walker then neither sniffs nor unwraps it, and offers it as kBinary.
+  virtual bool RawFile(const SourceFile& file) const {
+    (void)file;
+    return false;
+  }
 };
 
 // Walks `path` (a resolved, allowed path). `runner` runs age, gpg and 7z.

@@ -197,6 +197,8 @@ class MediaVisitor : public SourceVisitor {
   }
 
   bool Done() const override { return !hostile_.ok(); }
+  // Media are copied byte for byte, whatever they look like.
+  bool RawFile(const SourceFile& file) const override { return Relative(file.path).has_value(); }
   const absl::Status& hostile() const { return hostile_; }
 
  private:

@@ -210,6 +210,27 @@ TEST_F(MediaRestoreTest, HostileEntriesAreRefusedAndNothingIsWritten) {
   }
 }
 
+TEST_F(MediaRestoreTest, MediaAreCopiedByteForByteWhateverTheyLookLike) {
+  // Uploads that look like a gzip stream, an OpenPGP packet, or a dump.
+  const std::string gz("\x1f\x8b\x08\x00garbage-after-a-gzip-magic", 30);
+  const std::string pgp("\x8c\x0d\x04\x09\x03\x08saltsalt\xe0\xd2\x0c\x40rest", 22);
+  const std::string dump = "--\n-- PostgreSQL database dump\n--\n\nnot really\n";
+  const std::string tar = work_ + "/opaque.tar";
+  WriteTar(tar, {{Entry::kFile, "system/media_attachments/files/1/a.gz", gz},
+                 {Entry::kFile, "system/media_attachments/files/1/b.jpg", pgp},
+                 {Entry::kFile, "system/media_attachments/files/1/c.txt", dump}});
+  auto r = Restore(Options(tar));
+  ASSERT_OK(r);
+  EXPECT_EQ(r->files_written, 3);
+  auto read = [&](const std::string& rel) {
+    std::ifstream in(media_ + "/media_attachments/files/1/" + rel, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  EXPECT_EQ(read("a.gz"), gz);
+  EXPECT_EQ(read("b.jpg"), pgp);
+  EXPECT_EQ(read("c.txt"), dump);
+}
+
 TEST_F(MediaRestoreTest, ASymlinkInsideTheMediaDirectoryIsNotFollowed) {
   const std::string outside = work_ + "/outside";
   ASSERT_TRUE(std::filesystem::create_directories(media_));

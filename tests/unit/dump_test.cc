@@ -354,7 +354,14 @@ TEST(SniffTest, RecognisesEveryWrapper) {
   EXPECT_EQ(Sniff(tar), ContentKind::kTar);
   EXPECT_EQ(Sniff("age-encryption.org/v1\n-> X25519"), ContentKind::kAge);
   EXPECT_EQ(Sniff("-----BEGIN PGP MESSAGE-----\n"), ContentKind::kOpenPgp);
-  EXPECT_EQ(Sniff(std::string("\x8c\x0d\x04\x07\x03\x02", 6)), ContentKind::kOpenPgp);
+  // A symmetric-key session key packet (gpg --symmetric): v4, AES256, S2K 3.
+  EXPECT_EQ(Sniff(std::string("\x8c\x0d\x04\x09\x03\x08saltsalt\xe0\xd2\x0c\x40", 18)),
+            ContentKind::kOpenPgp);
+  // Random-looking bytes with a packet-like first byte are not.
+  EXPECT_EQ(Sniff(std::string("\x85\x01\x0c\x03\x00\x11\x22\x33\x44\x55\x66\x77\x99\x07"
+                              "\x00\x00\x00",
+                              17)),
+            ContentKind::kBinary);
   EXPECT_EQ(Sniff("--\n-- PostgreSQL database dump\n--\n\n"), ContentKind::kPlainDump);
   EXPECT_EQ(Sniff("--\n-- PostgreSQL database cluster dump\n--\n\n"), ContentKind::kPlainDumpall);
   EXPECT_EQ(Sniff("--\n-- NOTE:\n--\n"), ContentKind::kTarRestoreScript);
