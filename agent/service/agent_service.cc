@@ -219,9 +219,11 @@ class RestoreProgress {
       const bool raw = p.raw_bytes >= 0 && dump != nullptr && dump->stored_size_bytes() > 0;
       int64_t done = raw ? p.raw_bytes : p.bytes;
       int64_t total = raw ? dump->stored_size_bytes() : (dump != nullptr ? dump->size_bytes() : 0);
-      op_->StepProgress(step, done, total, "bytes",
-                        absl::StrCat(p.toc_entry.empty() ? "" : p.toc_entry + ", ", p.rows,
-                                     " rows, ", p.statements, " statements"));
+      op_->StepProgress(
+          step, done, total, "bytes",
+          absl::StrCat(p.toc_entry.empty() ? "" : p.toc_entry + ", ", p.rows, " rows, ",
+                       p.statements, " statements",
+                       raw ? absl::StrCat(", ", p.bytes >> 20, " MiB uncompressed") : ""));
     }
   }
   void End() {
