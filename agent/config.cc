@@ -24,6 +24,8 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
       {"allowed-root", "DIR", "directory backups may be read from (default /var/backups/mastodon)",
        true},
       {"runtime", "KIND", "auto, snap, compose, systemd or embedded (default auto)"},
+      {"embedded-postgres", "DIR",
+       "embedded runtime: the agent's PostgreSQL cluster directory (default <state-dir>.postgres)"},
       {"target-conninfo", "CONNINFO",
        "PostgreSQL server for restores when the request names none (prefer the config file)"},
       {"log-level", "LEVEL", "debug, info, warning or error (default info)"},
@@ -50,6 +52,7 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   if (args.Has("allowed-root")) c.allowed_roots = args.GetAll("allowed-root");
   c.runtime = args.Get("runtime", c.runtime);
   c.target_conninfo = args.Get("target-conninfo");
+  c.embedded_postgres = args.Get("embedded-postgres", c.state_dir + ".postgres");
   if (args.Has("log-level") && !ParseLogLevel(args.Get("log-level"), &c.log_level)) {
     return absl::InvalidArgumentError(absl::StrCat("invalid --log-level '", args.Get("log-level"),
                                                    "': expected debug, info, warning or error"));
@@ -80,6 +83,7 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   }
   RETURN_IF_ERROR(require_absolute("state-dir", c.state_dir));
   if (!c.media_dir.empty()) RETURN_IF_ERROR(require_absolute("media-dir", c.media_dir));
+  RETURN_IF_ERROR(require_absolute("embedded-postgres", c.embedded_postgres));
   for (const std::string& root : c.allowed_roots) {
     RETURN_IF_ERROR(require_absolute("allowed-root", root));
   }

@@ -47,6 +47,9 @@ struct AgentConfig {
   // Which Mastodon runtime to use: auto, snap, compose, systemd, embedded.
   // Default: auto.
   std::string runtime = "auto";
+  // With the embedded runtime: the directory of the agent's own PostgreSQL
+  // cluster (owned by the postgres user). Default: <state-dir>.postgres.
+  std::string embedded_postgres;
   // The PostgreSQL server restores go to when neither a runtime nor the
   // request names one (libpq conninfo or URI). It may hold a password: prefer
   // the config file (mode 0600) or a ~/.pgpass. Never logged. Default: none.

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "agent/app/embedded_runtime.h"
 #include "agent/common/build_info.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
@@ -142,8 +143,19 @@ absl::Status Daemon::Start() {
     logger_->Warning("operation interrupted by an agent stop",
                      {{"operation", record.operation().id()}});
   }
+  // The runtime. (Detection of the snap, compose and systemd runtimes comes
+  // with their issue; the embedded one is the agent's own PostgreSQL.)
+  runtime_ = std::make_unique<RuntimeContext>();
+  if (config_.runtime == "embedded") {
+    std::string dir = config_.embedded_postgres.empty() ? config_.state_dir + ".postgres"
+                                                        : config_.embedded_postgres;
+    ASSIGN_OR_RETURN(embedded_, EmbeddedRuntime::Start(dir, runner_, env_));
+    runtime_->info = embedded_->Describe();
+    runtime_->conninfo = embedded_->ConnInfo();
+    logger_->Info("embedded runtime ready", {{"dir", dir}});
+  }
   service_ = std::make_unique<AgentService>(&config_, env_, runner_, logger_, operations_.get(),
-                                            absl::Now());
+                                            runtime_.get(), absl::Now());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // Link health.pb.cc so that reflection can describe grpc.health.v1.Health.
@@ -211,6 +223,7 @@ absl::Status Daemon::Start() {
       report(DropDatabaseIfStaging(record.cleanup_conninfo(), record.staging_database()));
     }
     if (!config_.target_conninfo.empty()) report(DropLeftoverStaging(config_.target_conninfo));
+    if (!runtime_->conninfo.empty()) report(DropLeftoverStaging(runtime_->conninfo));
   });
   logger_->Info("agent listening", {{"version", MR_VERSION},
                                     {"socket", config_.socket_path},

@@ -22,7 +22,9 @@ class Server;
 namespace mastodon_restore {
 
 class AgentService;
+class EmbeddedRuntime;
 class OperationManager;
+struct RuntimeContext;
 
 class Daemon {
  public:
@@ -57,6 +59,9 @@ class Daemon {
   Env* const env_;
   CommandRunner* const runner_;
   Logger* const logger_;
+  // Declared first: destroyed last, after the server and the service.
+  std::unique_ptr<EmbeddedRuntime> embedded_;
+  std::unique_ptr<RuntimeContext> runtime_;
   std::unique_ptr<OperationManager> operations_;
   std::unique_ptr<AgentService> service_;
   std::unique_ptr<grpc::Server> server_;

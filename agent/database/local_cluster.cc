@@ -164,6 +164,20 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   if (!env->Exists(absl::StrCat(cluster->data_dir_, "/PG_VERSION"))) {
     RETURN_IF_ERROR(cluster->InitDb());
   }
+  // A server left running by a previous owner (an agent that was killed) is
+  // adopted: with a fixed port its socket answers.
+  if (opts.port != 0) {
+    cluster->port_ = opts.port;
+    auto pid_file = env->ReadFile(absl::StrCat(cluster->data_dir_, "/postmaster.pid"));
+    if (pid_file.ok() &&
+        PQping(absl::StrCat(cluster->ConnInfo(), " connect_timeout=2").c_str()) == PQPING_OK) {
+      int pid = 0;
+      if (absl::SimpleAtoi(pid_file->substr(0, pid_file->find('\n')), &pid) && pid > 0) {
+        cluster->adopted_pid_ = pid;
+        return cluster;
+      }
+    }
+  }
   absl::Status started;
   for (int attempt = 0; attempt < 5; ++attempt) {
     started = cluster->StartServer();
@@ -264,6 +278,15 @@ absl::Status LocalCluster::StartServer() {
 }
 
 absl::Status LocalCluster::Stop() {
+  if (adopted_pid_ > 0) {
+    // Not our child: signal it and wait for it to go.
+    ::kill(adopted_pid_, SIGINT);
+    for (int i = 0; i < 300 && ::kill(adopted_pid_, 0) == 0; ++i) {
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    adopted_pid_ = 0;
+    return absl::OkStatus();
+  }
   if (server_ == nullptr) return absl::OkStatus();
   server_->Signal(SIGINT);  // fast shutdown
   auto ended = server_->Wait(absl::Seconds(30));

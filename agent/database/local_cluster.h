@@ -50,7 +50,9 @@ struct LocalClusterOptions {
 class LocalCluster {
  public:
   // Initialises the cluster when `base_dir/data` holds none, then starts it
-  // and waits until it accepts connections. On failure the error carries the
+  // and waits until it accepts connections. With a fixed `port`, a server
+  // already running on that data directory (left by a killed owner) is
+  // adopted instead. On failure the error carries the
   // tail of the server log. `runner` and `env` must outlive the cluster.
   static absl::StatusOr<std::unique_ptr<LocalCluster>> Start(const LocalClusterOptions& options,
                                                              CommandRunner* runner, Env* env);
@@ -94,6 +96,8 @@ class LocalCluster {
   int port_ = 0;
   int major_version_ = 0;
   std::unique_ptr<Process> server_;
+  // The pid of a server found running at Start() (not our child).
+  int adopted_pid_ = 0;
 };
 
 // When the caller is root, sets `options` to run the server as `user`

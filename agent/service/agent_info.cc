@@ -27,8 +27,8 @@ std::string FormatPostgresVersion(int version_num) {
   return absl::StrCat(version_num / 10000, ".", (version_num / 100) % 100, ".", version_num % 100);
 }
 
-v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env,
-                                        absl::Time start_time) {
+v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env, absl::Time start_time,
+                                        const v1::RuntimeInfo* in_use) {
   v1::GetAgentInfoResponse info;
 
   v1::BuildInfo* build = info.mutable_build();
@@ -55,9 +55,22 @@ v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env,
   // Runtime adapters come with the runtime issue; until then nothing is
   // detected and the request is reported as given.
   v1::RuntimeInfo* runtime = info.mutable_runtime();
-  runtime->set_kind(v1::RUNTIME_KIND_NONE);
+  if (in_use != nullptr && in_use->kind() != v1::RUNTIME_KIND_UNSPECIFIED) {
+    *runtime = *in_use;
+  } else {
+    runtime->set_kind(v1::RUNTIME_KIND_NONE);
+    runtime->add_evidence(config.runtime == "embedded"
+                              ? "embedded runtime not started"
+                              : "detection of the snap, compose and systemd runtimes is not part "
+                                "of this agent build");
+  }
   runtime->set_requested(config.runtime);
-  runtime->add_evidence("runtime detection is not part of this agent build");
+  if (!config.media_dir.empty() && runtime->media_dir().empty()) {
+    runtime->set_media_dir(config.media_dir);
+    if (auto free_bytes = env->FreeBytes(config.media_dir); free_bytes.ok()) {
+      runtime->set_media_dir_free_bytes(*free_bytes);
+    }
+  }
 
   v1::PostgresInfo* pg = info.mutable_postgres();
   pg->set_client_version(FormatPostgresVersion(PQlibVersion()));

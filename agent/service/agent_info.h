@@ -20,8 +20,10 @@ const std::vector<std::string>& AgentCapabilities();
 std::string FormatPostgresVersion(int version_num);
 
 // Fills every field GetAgentInfo returns. Reads host facts through `env`.
-mastodon::restore::v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env,
-                                                           absl::Time start_time);
+// `runtime` (optional) is the runtime in use; none when null.
+mastodon::restore::v1::GetAgentInfoResponse BuildAgentInfo(
+    const AgentConfig& config, Env* env, absl::Time start_time,
+    const mastodon::restore::v1::RuntimeInfo* runtime = nullptr);
 
 }  // namespace mastodon_restore
 

@@ -25,11 +25,13 @@ namespace mastodon_restore {
 namespace v1 = mastodon::restore::v1;
 
 AgentService::AgentService(const AgentConfig* config, Env* env, CommandRunner* runner,
-                           Logger* logger, OperationManager* operations, absl::Time start_time)
+                           Logger* logger, OperationManager* operations,
+                           const RuntimeContext* runtime, absl::Time start_time)
     : config_(config),
       env_(env),
       runner_(runner),
       operations_(operations),
+      runtime_(runtime),
       logger_(logger),
       start_time_(start_time) {}
 
@@ -144,10 +146,23 @@ grpc::ServerUnaryReactor* AgentService::GetAgentInfo(grpc::CallbackServerContext
   if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
     return Denied(context, "GetAgentInfo", denied);
   }
-  *response = BuildAgentInfo(*config_, env_, start_time_);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return BlockingUnaryReactor::Start(&workers_, [this, response](const CancelToken&) {
+    *response = BuildAgentInfo(*config_, env_, start_time_,
+                               runtime_ != nullptr ? &runtime_->info : nullptr);
+    // The server restores go to by default, if the agent has one.
+    auto conninfo = TargetConnInfo(v1::DatabaseTarget());
+    if (conninfo.ok()) {
+      auto version = ProbeServerVersion(*conninfo);
+      v1::PostgresInfo* pg = response->mutable_postgres();
+      if (version.ok()) {
+        pg->set_server_version(FormatPostgresVersion(*version));
+        pg->clear_server_error();
+      } else {
+        pg->set_server_error(std::string(version.status().message()));
+      }
+    }
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* AgentService::Denied(grpc::CallbackServerContext* context,
@@ -342,6 +357,7 @@ absl::Status AgentService::Launch(OperationSpec spec, v1::Operation* out) {
 absl::StatusOr<std::string> AgentService::TargetConnInfo(const v1::DatabaseTarget& target) const {
   if (!target.conninfo().empty()) return target.conninfo();
   if (!config_->target_conninfo.empty()) return config_->target_conninfo;
+  if (runtime_ != nullptr && !runtime_->conninfo.empty()) return runtime_->conninfo;
   return absl::FailedPreconditionError(
       "no target PostgreSQL server: give one in the request (--target-conninfo) or start the "
       "agent with --target-conninfo");

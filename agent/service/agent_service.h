@@ -17,11 +17,18 @@
 
 namespace mastodon_restore {
 
+// The runtime the agent uses, as the daemon set it up.
+struct RuntimeContext {
+  mastodon::restore::v1::RuntimeInfo info;
+  // Its PostgreSQL (used when a request and --target-conninfo name none).
+  std::string conninfo;
+};
+
 class AgentService final : public mastodon::restore::v1::RestoreAgentService::CallbackService {
  public:
   // `config`, `env`, `runner` and `logger` must outlive the service.
   AgentService(const AgentConfig* config, Env* env, CommandRunner* runner, Logger* logger,
-               OperationManager* operations, absl::Time start_time);
+               OperationManager* operations, const RuntimeContext* runtime, absl::Time start_time);
   // Waits for handlers still running on their own threads.
   ~AgentService() override;
 
@@ -129,6 +136,7 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
   Env* const env_;
   CommandRunner* const runner_;
   OperationManager* const operations_;
+  const RuntimeContext* const runtime_;
   WorkerTracker workers_;
   Logger* const logger_;
   const absl::Time start_time_;

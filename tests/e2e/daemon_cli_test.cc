@@ -44,8 +44,12 @@ class DaemonCliTest : public ::testing::Test {
   }
   void TearDown() override {
     if (agent_ != nullptr) {
-      agent_->Signal(SIGKILL);
-      agent_->Wait(absl::Seconds(10));
+      // Gracefully, so that an embedded PostgreSQL is stopped too.
+      agent_->Signal(SIGTERM);
+      if (!agent_->Wait(absl::Seconds(30)).has_value()) {
+        agent_->Signal(SIGKILL);
+        agent_->Wait(absl::Seconds(10));
+      }
     }
     RemoveTree(dir_);
   }
@@ -148,7 +152,10 @@ TEST_F(DaemonCliTest, InfoHumanOutput) {
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_THAT(r.stdout_text, HasSubstr("agent          " MR_VERSION_STRING));
   EXPECT_THAT(r.stdout_text, HasSubstr("state dir      " + dir_ + "/state"));
-  EXPECT_THAT(r.stdout_text, HasSubstr("runtime        none (requested: embedded)"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("runtime        embedded (requested: embedded)"));
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("cluster owned by the agent in " + dir_ + "/state.postgres"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("target server  15."));
   EXPECT_THAT(r.stdout_text, HasSubstr("pg_restore majors: "));
 }
 
@@ -528,6 +535,38 @@ TEST_F(RestoreCliTest, MediaOnlyIntoTheAgentsMediaDir) {
   r = CliOnSocket({"restore", "--media-only", "--media-dir", media + "/../../../x",
                    Fixture("source_install.tar.gz")});
   EXPECT_EQ(r.exit_code, 7);
+}
+
+TEST_F(DetectCliTest, EmbeddedRuntimeRestoresWithoutAnyServerSetUp) {
+  StartAgent({"--runtime", "embedded", "--allowed-root", MR_FIXTURE_DIR});
+  CommandResult r = CliOnSocket({"--timeout", "120s", "restore", "--db-only", "--target-db",
+                                 "mastodon_production", Fixture("plain.sql.zst")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("verification   passed"));
+  const std::string socket = dir_ + "/state.postgres/sockets/.s.PGSQL.5432";
+  struct stat st;
+  ASSERT_EQ(::stat(socket.c_str(), &st), 0);
+  // SIGTERM stops the agent's PostgreSQL too.
+  agent_->Signal(SIGTERM);
+  ASSERT_TRUE(agent_->Wait(absl::Seconds(60)).has_value());
+  agent_.reset();
+  EXPECT_NE(::stat(socket.c_str(), &st), 0);
+  // A restarted agent finds its data again; after a SIGKILL it adopts the
+  // server still running.
+  StartAgent({"--runtime", "embedded", "--allowed-root", MR_FIXTURE_DIR});
+  r = CliOnSocket(
+      {"verify", "--database", "mastodon_production", "--expected", Fixture("plain.sql")});
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text;
+  agent_->Signal(SIGKILL);
+  agent_->Wait(absl::Seconds(10));
+  agent_.reset();
+  StartAgent({"--runtime", "embedded", "--allowed-root", MR_FIXTURE_DIR});
+  r = CliOnSocket({"verify", "--database", "mastodon_production"});
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text;
+  agent_->Signal(SIGTERM);
+  ASSERT_TRUE(agent_->Wait(absl::Seconds(60)).has_value());
+  agent_.reset();
+  EXPECT_NE(::stat(socket.c_str(), &st), 0);
 }
 
 TEST_F(RestoreCliTest, JsonEventsAndABrokenDump) {
