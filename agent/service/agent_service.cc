@@ -363,6 +363,19 @@ absl::StatusOr<std::string> AgentService::TargetConnInfo(const v1::DatabaseTarge
       "agent with --target-conninfo");
 }
 
+absl::StatusOr<AgentService::NamedTarget> AgentService::ResolveNamedTarget(
+    const v1::DatabaseTarget& target, absl::string_view verb) const {
+  NamedTarget named;
+  ASSIGN_OR_RETURN(named.conninfo, TargetConnInfo(target));
+  named.database = target.database();
+  if (named.database.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(verb, " needs the database name (target.database)"));
+  }
+  RETURN_IF_ERROR(ValidateDatabaseName(named.database, "target.database"));
+  return named;
+}
+
 grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext* context,
                                                      const v1::StartRestoreRequest* request,
                                                      v1::StartRestoreResponse* response) {
@@ -510,13 +523,9 @@ grpc::ServerUnaryReactor* AgentService::StartRollback(grpc::CallbackServerContex
       Audited(CallerIdentity(context), "StartRollback", response->mutable_operation(),
               [this, request, response](const CancelToken&) -> absl::Status {
                 const v1::RollbackOptions& opts = request->options();
-                ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
-                const std::string database = opts.target().database();
-                if (database.empty()) {
-                  return absl::InvalidArgumentError(
-                      "rollback needs the database name (target.database)");
-                }
-                RETURN_IF_ERROR(ValidateDatabaseName(database, "target.database"));
+                ASSIGN_OR_RETURN(NamedTarget named, ResolveNamedTarget(opts.target(), "rollback"));
+                const std::string conninfo = std::move(named.conninfo);
+                const std::string database = std::move(named.database);
                 if (!opts.previous_database().empty()) {
                   RETURN_IF_ERROR(
                       ValidateDatabaseName(opts.previous_database(), "previous_database"));
@@ -559,12 +568,9 @@ grpc::ServerUnaryReactor* AgentService::StartVerify(grpc::CallbackServerContext*
           CallerIdentity(context), "StartVerify", response->mutable_operation(),
           [this, request, response](const CancelToken& cancel) -> absl::Status {
             const v1::VerifyOptions& opts = request->options();
-            ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
-            const std::string database = opts.target().database();
-            if (database.empty()) {
-              return absl::InvalidArgumentError("verify needs the database name (target.database)");
-            }
-            RETURN_IF_ERROR(ValidateDatabaseName(database, "target.database"));
+            ASSIGN_OR_RETURN(NamedTarget named, ResolveNamedTarget(opts.target(), "verify"));
+            const std::string conninfo = std::move(named.conninfo);
+            const std::string database = std::move(named.database);
             std::optional<ScanSetup> expected;
             if (!opts.expected().path().empty()) {
               expected.emplace();

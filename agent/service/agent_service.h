@@ -132,6 +132,16 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
   absl::StatusOr<std::string> TargetConnInfo(
       const mastodon::restore::v1::DatabaseTarget& target) const;
 
+  // A named database on the target server, for operations that act on one
+  // that exists (rollback, verify). INVALID_ARGUMENT, naming `verb`, when the
+  // request gives no database or an invalid name.
+  struct NamedTarget {
+    std::string conninfo;
+    std::string database;
+  };
+  absl::StatusOr<NamedTarget> ResolveNamedTarget(
+      const mastodon::restore::v1::DatabaseTarget& target, absl::string_view verb) const;
+
   const AgentConfig* const config_;
   Env* const env_;
   CommandRunner* const runner_;

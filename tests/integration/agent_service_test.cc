@@ -156,6 +156,34 @@ TEST_F(AgentServiceTest, OperationRpcsAnswerForUnknownIdsAndMissingTargets) {
     EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
     EXPECT_THAT(s.error_message(), HasSubstr("no target PostgreSQL server"));
   }
+  // A server but no database name, or a hostile one: refused before any
+  // operation is recorded.
+  const std::string conninfo = "host=/nonexistent dbname=postgres";
+  {
+    grpc::ClientContext c;
+    v1::StartRollbackRequest req;
+    req.mutable_options()->mutable_target()->set_conninfo(conninfo);
+    v1::StartRollbackResponse r;
+    grpc::Status s = stub->StartRollback(&c, req, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("rollback needs the database name"));
+  }
+  {
+    grpc::ClientContext c;
+    v1::StartVerifyRequest req;
+    req.mutable_options()->mutable_target()->set_conninfo(conninfo);
+    req.mutable_options()->mutable_target()->set_database("x\"; DROP DATABASE y; --");
+    v1::StartVerifyResponse r;
+    grpc::Status s = stub->StartVerify(&c, req, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("target.database"));
+  }
+  {
+    grpc::ClientContext c;
+    v1::ListOperationsResponse r;
+    EXPECT_TRUE(stub->ListOperations(&c, {}, &r).ok());
+    EXPECT_EQ(r.operations_size(), 0);
+  }
 }
 
 TEST_F(AgentServiceTest, DetectAndInspectValidateTheSource) {
