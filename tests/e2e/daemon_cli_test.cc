@@ -7,9 +7,11 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -701,6 +703,8 @@ class SecurityCliTest : public RestoreCliTest {
     Signed("server", "localhost", "ca", "server.ext");
     Signed("client", "controller-1", "ca", "");
     Signed("stranger", "stranger", "other-ca", "");
+    Signed("expired", "controller-expired", "ca", "", "-1");
+    Signed("expired-server", "localhost", "ca", "server.ext", "-1");
     std::ofstream(dir_ + "/tokens")
         << "# name scopes sha256\n"
         << "reader read " << TokenHash("reader-secret-token") << "\n"
@@ -721,14 +725,15 @@ class SecurityCliTest : public RestoreCliTest {
     ASSERT_OK(r);
     ASSERT_EQ(r->exit_code, 0) << r->stderr_text;
   }
+  // `days` -1 makes a certificate that expired when it was made.
   void Signed(const std::string& name, const std::string& cn, const std::string& ca,
-              const std::string& ext) {
+              const std::string& ext, const std::string& days = "1") {
     Openssl({"req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
              name + ".csr", "-subj", "/CN=" + cn});
     std::vector<std::string> sign = {
         "x509",        "-req",   "-in",       name + ".csr",     "-CA",
         ca + ".pem",   "-CAkey", ca + ".key", "-CAcreateserial", "-out",
-        name + ".pem", "-days",  "1"};
+        name + ".pem", "-days",  days};
     if (!ext.empty()) {
       sign.push_back("-extfile");
       sign.push_back(ext);
@@ -787,8 +792,38 @@ TEST_F(SecurityCliTest, TokensAndScopesOverMutualTls) {
   // Without a client certificate, or with one from another CA: no connection.
   EXPECT_EQ(Tcp("", "reader", {"--timeout", "5s", "info"}).exit_code, 3);
   EXPECT_EQ(Tcp("stranger", "reader", {"--timeout", "5s", "info"}).exit_code, 3);
+  // An expired client certificate from the right CA: no connection either.
+  r = Tcp("expired", "ops",
+          {"--timeout", "5s", "restore", "--db-only", "--target-db", "late", Fixture("plain.sql")});
+  EXPECT_EQ(r.exit_code, 3) << r.stderr_text;
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE 'late%'"), "0");
   // The local socket needs no token.
   EXPECT_EQ(CliOnSocket({"info"}).exit_code, 0);
+}
+
+TEST_F(SecurityCliTest, AnExpiredServerCertificateIsRefusedByTheCli) {
+  StartAgent({"--listen", "127.0.0.1:0", "--tls-cert", dir_ + "/expired-server.pem", "--tls-key",
+              dir_ + "/expired-server.key", "--tls-client-ca", dir_ + "/ca.pem", "--tokens",
+              dir_ + "/tokens", "--allowed-root", MR_FIXTURE_DIR, "--target-conninfo",
+              pg_->ConnInfo()});
+  port_ = LoggedPort();
+  ASSERT_GT(port_, 0);
+  CommandResult r =
+      Tcp("client", "ops",
+          {"--timeout", "5s", "restore", "--db-only", "--target-db", "late", Fixture("plain.sql")});
+  EXPECT_EQ(r.exit_code, 3) << r.stderr_text;
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE 'late%'"), "0");
+  // The same CLI and CA reach the agent once its certificate is renewed.
+  std::filesystem::copy_file(dir_ + "/server.pem", dir_ + "/expired-server.pem",
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(dir_ + "/server.key", dir_ + "/expired-server.key",
+                             std::filesystem::copy_options::overwrite_existing);
+  bool reached = false;
+  for (int i = 0; i < 40 && !reached; ++i) {  // the watcher re-reads every few seconds
+    reached = Tcp("client", "reader", {"--timeout", "5s", "info"}).exit_code == 0;
+    if (!reached) std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_TRUE(reached);
 }
 
 TEST_F(SecurityCliTest, HostileNamesAndPathsAreRefused) {
