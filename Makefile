@@ -11,7 +11,7 @@ WERROR ?= ON
 BUF := .tools/buf/node_modules/.bin/buf
 CXX_SOURCES = $(shell git ls-files -co --exclude-standard -- '*.cc' '*.h' '*.h.in' | grep -v '^$(BUILD_DIR)/')
 
-.PHONY: all deps configure build test demo lint format fuzz bench bench-detect bench-media clean
+.PHONY: all deps configure build test demo lint format fuzz bench bench-detect bench-media bench-load clean
 
 all: build
 
@@ -48,7 +48,7 @@ format:
 
 # Benchmarks; results go to bench/results/<date>-*.md.
 BENCH_MB ?= 700
-bench: bench-detect bench-media
+bench: bench-detect bench-media bench-load
 
 bench-detect: build
 	$(BUILD_DIR)/bench/detect_bench --mb $(BENCH_MB) --runs 5 --drop-caches \
@@ -57,6 +57,10 @@ bench-detect: build
 bench-media: build
 	$(BUILD_DIR)/bench/media_bench --files 20000 --mb 2000 --runs 3 \
 	  --output bench/results/$$(date +%Y-%m-%d)-media.md
+
+bench-load: build
+	$(BUILD_DIR)/bench/load_bench --rows 10000000 --watchers 1000 --rate 200 \
+	  --output bench/results/$$(date +%Y-%m-%d)-load.md
 
 # Each fuzz target runs FUZZ_SECONDS (default 60) from a corpus seeded with
 # the test fixtures. Not part of CI.
