@@ -1,5 +1,7 @@
 #include "agent/operations/operation.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 
 namespace mastodon_restore {
@@ -61,23 +63,64 @@ void Operation::Emit(Event event, bool persist_now) {
       event.type() != v1::EVENT_TYPE_STEP_PROGRESS) {
     *record_.add_events() = event;
   }
-  for (auto& [id, listener] : listeners_) listener(event, *op);
+  if (!listeners_.empty()) {
+    Delivery d{event, std::make_shared<const v1::Operation>(*op), {}};
+    d.listeners.reserve(listeners_.size());
+    for (const auto& [id, listener] : listeners_) d.listeners.push_back(listener);
+    pending_.push_back(std::move(d));
+  }
   absl::Time now = env_->Now();
   if (persist_ && (persist_now || now - last_persist_ >= absl::Seconds(1))) {
     last_persist_ = now;
-    persist_(record_);
+    persist_due_ = true;
+  }
+}
+
+class Operation::WriteLock {
+ public:
+  explicit WriteLock(Operation* op) ABSL_EXCLUSIVE_LOCK_FUNCTION(op->mu_) : op_(op) {
+    op_->mu_.Lock();
+  }
+  ~WriteLock() ABSL_UNLOCK_FUNCTION() { op_->UnlockAndPublish(); }
+  WriteLock(const WriteLock&) = delete;
+  WriteLock& operator=(const WriteLock&) = delete;
+
+ private:
+  Operation* const op_;
+};
+
+void Operation::UnlockAndPublish() {
+  std::vector<Delivery> deliveries;
+  deliveries.swap(pending_);
+  std::optional<v1::OperationRecord> record;
+  if (persist_due_) {
+    persist_due_ = false;
+    record = record_;
+  }
+  if (!deliveries.empty()) deliver_mu_.Lock();
+  if (record.has_value()) persist_mu_.Lock();
+  mu_.Unlock();
+  if (record.has_value()) {
+    persist_(*record);
+    persist_mu_.Unlock();
+  }
+  if (!deliveries.empty()) {
+    for (const Delivery& d : deliveries) {
+      for (const Listener& listener : d.listeners) listener(d.event, *d.operation);
+    }
+    deliver_mu_.Unlock();
   }
 }
 
 void Operation::DeclareSteps(const std::vector<std::pair<std::string, std::string>>& steps) {
-  absl::MutexLock lock(&mu_);
+  WriteLock lock(this);
   for (const auto& [name, description] : steps) FindStep(name)->set_description(description);
   Touch();
-  if (persist_) persist_(record_);
+  persist_due_ = static_cast<bool>(persist_);
 }
 
 void Operation::MarkRunning() {
-  absl::MutexLock lock(&mu_);
+  WriteLock lock(this);
   v1::Operation* op = record_.mutable_operation();
   op->set_state(v1::OPERATION_STATE_RUNNING);
   SetTime(op->mutable_start_time(), env_->Now());
@@ -89,7 +132,7 @@ void Operation::MarkRunning() {
 }
 
 void Operation::StepStarted(const std::string& step) {
-  absl::MutexLock lock(&mu_);
+  WriteLock lock(this);
   v1::Step* s = FindStep(step);
   s->set_state(v1::STEP_STATE_RUNNING);
   SetTime(s->mutable_start_time(), env_->Now());
@@ -103,7 +146,7 @@ void Operation::StepStarted(const std::string& step) {
 
 void Operation::StepProgress(const std::string& step, int64_t done, int64_t total,
                              const std::string& unit, const std::string& message) {
-  absl::MutexLock lock(&mu_);
+  WriteLock lock(this);
   v1::Step* s = FindStep(step);
   absl::Time now = env_->Now();
   v1::Progress* p = s->mutable_progress();
@@ -131,7 +174,7 @@ void Operation::StepProgress(const std::string& step, int64_t done, int64_t tota
 
 void Operation::StepFinished(const std::string& step, v1::StepState state,
                              const std::string& message) {
-  absl::MutexLock lock(&mu_);
+  WriteLock lock(this);
   v1::Step* s = FindStep(step);
   s->set_state(state);
   if (!message.empty()) s->set_message(message);
@@ -145,7 +188,7 @@ void Operation::StepFinished(const std::string& step, v1::StepState state,
 }
 
 void Operation::Log(v1::Severity severity, const std::string& message, const std::string& step) {
-  absl::MutexLock lock(&mu_);
+  WriteLock lock(this);
   Event e;
   e.set_type(v1::EVENT_TYPE_LOG);
   e.set_severity(severity);
@@ -161,7 +204,7 @@ void Operation::SetResult(const std::function<void(v1::Operation*)>& fill) {
 }
 
 void Operation::Finish(const absl::Status& status) {
-  absl::MutexLock lock(&mu_);
+  WriteLock lock(this);
   v1::Operation* op = record_.mutable_operation();
   v1::OperationState state = status.ok() ? v1::OPERATION_STATE_SUCCEEDED
                              : status.code() == absl::StatusCode::kCancelled
@@ -198,7 +241,7 @@ void Operation::Finish(const absl::Status& status) {
 }
 
 void Operation::MarkInterrupted(const std::string& why) {
-  absl::MutexLock lock(&mu_);
+  WriteLock lock(this);
   v1::Operation* op = record_.mutable_operation();
   if (IsTerminal(op->state())) return;
   for (v1::Step& s : *op->mutable_steps()) {
@@ -245,8 +288,13 @@ int64_t Operation::Subscribe(int64_t from_sequence, Listener listener,
 }
 
 void Operation::Unsubscribe(int64_t listener_id) {
-  absl::MutexLock lock(&mu_);
-  listeners_.erase(listener_id);
+  {
+    absl::MutexLock lock(&mu_);
+    listeners_.erase(listener_id);
+  }
+  // A delivery that captured the listener before the erase holds deliver_mu_
+  // (taken under mu_): wait for it, so no call runs after this returns.
+  absl::MutexLock barrier(&deliver_mu_);
 }
 
 }  // namespace mastodon_restore

@@ -37,9 +37,10 @@ class ProgressReporter {
 class Operation : public ProgressReporter {
  public:
   using Event = mastodon::restore::v1::OperationEvent;
-  // Called for every new event with the operation as of that event, under
-  // the operation's lock: it must only queue (never block or call back into
-  // the operation).
+  // Called for every new event with the operation as of that event, in
+  // event order and one call at a time, outside the operation's lock (so a
+  // slow listener never delays readers). It must only queue: never block or
+  // call back into the operation.
   using Listener =
       std::function<void(const Event& event, const mastodon::restore::v1::Operation& current)>;
   // Called when the record should be saved (state changes at once, progress
@@ -81,10 +82,20 @@ class Operation : public ProgressReporter {
   // the next ones, atomically (no gap, no duplicate). Returns the listener's
   // id (0 when the operation has already ended: nothing more will come).
   int64_t Subscribe(int64_t from_sequence, Listener listener, std::vector<Event>* backlog);
+  // Removes a listener; when it returns, no call to it runs or will run. Must
+  // not be called from within a listener.
   void Unsubscribe(int64_t listener_id);
 
  private:
   mastodon::restore::v1::Step* FindStep(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Holds mu_; on release saves the record if an event asked for it.
+  class WriteLock;
+  // Releases mu_, then saves the record if a save is due and hands the new
+  // events to the listeners they were emitted to. Both happen after the
+  // release, so readers (GetOperation) never wait for the disk or the
+  // watchers; deliver_mu_ and persist_mu_ are taken before mu_ is released,
+  // so saves and deliveries keep event order.
+  void UnlockAndPublish() ABSL_UNLOCK_FUNCTION(mu_);
   void Emit(Event event, bool persist_now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Touch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -97,6 +108,18 @@ class Operation : public ProgressReporter {
   std::map<int64_t, Listener> listeners_ ABSL_GUARDED_BY(mu_);
   int64_t next_listener_ ABSL_GUARDED_BY(mu_) = 1;
   absl::Time last_persist_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool persist_due_ ABSL_GUARDED_BY(mu_) = false;
+  struct Delivery {
+    Event event;
+    std::shared_ptr<const mastodon::restore::v1::Operation> operation;
+    std::vector<Listener> listeners;
+  };
+  std::vector<Delivery> pending_ ABSL_GUARDED_BY(mu_);
+  // Lock order: mu_, deliver_mu_, persist_mu_. deliver_mu_ serialises
+  // deliveries (and lets Unsubscribe wait for one in flight); persist_mu_
+  // serialises saves.
+  absl::Mutex deliver_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::Mutex persist_mu_ ABSL_ACQUIRED_AFTER(deliver_mu_);
 };
 
 // True for SUCCEEDED, FAILED, CANCELLED, INTERRUPTED.

@@ -1,0 +1,148 @@
+#include "agent/operations/operation.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "tests/harness/fake_env.h"
+
+namespace mastodon_restore {
+namespace {
+
+namespace v1 = mastodon::restore::v1;
+using Event = Operation::Event;
+
+v1::OperationRecord NewRecord() {
+  v1::OperationRecord record;
+  record.mutable_operation()->set_id("op-test");
+  record.mutable_operation()->set_state(v1::OPERATION_STATE_PENDING);
+  return record;
+}
+
+// What one listener saw: the backlog at Subscribe, then the live events.
+struct Seen {
+  std::mutex mu;
+  std::vector<int64_t> sequences;
+  void Add(int64_t s) {
+    std::lock_guard<std::mutex> lock(mu);
+    sequences.push_back(s);
+  }
+};
+
+TEST(OperationTest, ConcurrentEventsReachEveryListenerInOrderWithoutGapsOrDuplicates) {
+  testing::FakeEnv env;
+  Operation op(NewRecord(), &env, nullptr);
+  op.DeclareSteps({{"a", "first"}, {"b", "second"}});
+  op.MarkRunning();
+  constexpr int kListeners = 6;
+  std::vector<std::unique_ptr<Seen>> seen;
+  auto subscribe = [&](Seen* s) {
+    std::vector<Event> backlog;
+    int64_t id = op.Subscribe(
+        1,
+        [s](const Event& e, const v1::Operation& current) {
+          // The operation handed over is the one as of this event.
+          EXPECT_EQ(current.last_sequence(), e.sequence());
+          s->Add(e.sequence());
+        },
+        &backlog);
+    EXPECT_NE(id, 0);
+    // Live events can only arrive after the backlog is recorded: they come
+    // through this same mutex, which the listener takes too.
+    std::lock_guard<std::mutex> lock(s->mu);
+    std::vector<int64_t> all;
+    for (const Event& e : backlog) all.push_back(e.sequence());
+    all.insert(all.end(), s->sequences.begin(), s->sequences.end());
+    s->sequences = all;
+  };
+  for (int i = 0; i < kListeners; ++i) {
+    seen.push_back(std::make_unique<Seen>());
+    subscribe(seen.back().get());
+  }
+  std::vector<std::thread> emitters;
+  for (const char* step : {"a", "b"}) {
+    emitters.emplace_back([&op, step] {
+      for (int i = 0; i < 2000; ++i) op.StepProgress(step, i, 2000, "rows", "");
+    });
+  }
+  // One more listener joins while events flow.
+  seen.push_back(std::make_unique<Seen>());
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  subscribe(seen.back().get());
+  for (std::thread& t : emitters) t.join();
+  op.Finish(absl::OkStatus());
+  const int64_t last = op.Snapshot().last_sequence();
+  ASSERT_GT(last, 4000);
+  for (const auto& s : seen) {
+    std::lock_guard<std::mutex> lock(s->mu);
+    ASSERT_EQ(static_cast<int64_t>(s->sequences.size()), last);
+    for (int64_t i = 0; i < last; ++i) ASSERT_EQ(s->sequences[static_cast<size_t>(i)], i + 1);
+  }
+}
+
+TEST(OperationTest, SavesHappenOutsideTheLockSoReadersNeverWaitForTheDisk) {
+  testing::FakeEnv env;
+  std::shared_ptr<Operation> op;
+  std::atomic<int> saves{0};
+  std::atomic<int> blocked{0};
+  op = std::make_shared<Operation>(NewRecord(), &env, [&](const v1::OperationRecord& record) {
+    ++saves;
+    if (record.events_size() > 0) {  // the plan is saved before any event
+      EXPECT_EQ(record.operation().last_sequence(), record.events().rbegin()->sequence());
+    }
+    // A reader on another thread while the save runs: it must not wait for
+    // it. (Were the save under the lock, this would never finish.)
+    auto reader = std::make_shared<std::promise<int64_t>>();
+    std::future<int64_t> got = reader->get_future();
+    std::thread([op = op.get(), reader] {
+      reader->set_value(op->Snapshot().last_sequence());
+    }).detach();
+    if (got.wait_for(std::chrono::seconds(5)) != std::future_status::ready) ++blocked;
+  });
+  op->DeclareSteps({{"load", "load"}});
+  op->MarkRunning();
+  op->StepStarted("load");
+  op->StepFinished("load", v1::STEP_STATE_SUCCEEDED, "done");
+  op->Finish(absl::OkStatus());
+  EXPECT_EQ(saves.load(), 5);  // the plan, every state and step change
+  EXPECT_EQ(blocked.load(), 0);
+}
+
+TEST(OperationTest, UnsubscribeWaitsForADeliveryInFlightAndNoCallFollows) {
+  testing::FakeEnv env;
+  Operation op(NewRecord(), &env, nullptr);
+  op.MarkRunning();
+  std::promise<void> entered;
+  std::atomic<bool> first{true};
+  std::atomic<bool> finished{false};
+  std::atomic<int> calls{0};
+  std::vector<Event> backlog;
+  int64_t id = op.Subscribe(
+      1,
+      [&](const Event&, const v1::Operation&) {
+        ++calls;
+        if (first.exchange(false)) {
+          entered.set_value();
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));
+          finished = true;
+        }
+      },
+      &backlog);
+  std::thread emitter([&] { op.Log(v1::SEVERITY_INFO, "hello"); });
+  entered.get_future().wait();
+  op.Unsubscribe(id);
+  EXPECT_TRUE(finished.load());  // Unsubscribe returned only after the call ended
+  emitter.join();
+  op.Log(v1::SEVERITY_INFO, "after");
+  EXPECT_EQ(calls.load(), 1);
+}
+
+}  // namespace
+}  // namespace mastodon_restore
