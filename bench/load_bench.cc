@@ -142,7 +142,7 @@ class Bench {
   bool StartAgent() {
     auto port = PickFreePort();
     if (!port.ok()) return false;
-    port_ = *port;
+    const std::string listen = absl::StrCat("127.0.0.1:", *port);
     CommandSpec spec;
     spec.argv = {MR_AGENT_BIN,
                  "--socket",
@@ -150,7 +150,7 @@ class Bench {
                  "--state-dir",
                  work_ + "/state",
                  "--listen",
-                 absl::StrCat("127.0.0.1:", port_),
+                 listen,
                  "--tls-cert",
                  work_ + "/server.pem",
                  "--tls-key",
@@ -169,7 +169,7 @@ class Bench {
     if (!process.ok()) return false;
     agent_ = std::move(*process);
     AgentAddress address;
-    address.address = absl::StrCat("127.0.0.1:", port_);
+    address.address = listen;
     address.tls_ca = work_ + "/ca.pem";
     address.tls_cert = work_ + "/client.pem";
     address.tls_key = work_ + "/client.key";
@@ -177,8 +177,7 @@ class Bench {
     address_ = address;
     auto channel = OpenAgentChannel(address_, env_);
     if (!channel.ok()) return false;
-    channel_ = *channel;
-    stub_ = v1::RestoreAgentService::NewStub(channel_);
+    stub_ = v1::RestoreAgentService::NewStub(*channel);
     for (int i = 0; i < 200; ++i) {
       grpc::ClientContext c;
       PrepareCall(address_, &c);
@@ -349,10 +348,8 @@ class Bench {
   Env* const env_;
   std::unique_ptr<LocalCluster> cluster_;
   std::string dump_;
-  int port_ = 0;
   std::unique_ptr<Process> agent_;
   AgentAddress address_;
-  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::RestoreAgentService::Stub> stub_;
 };
 

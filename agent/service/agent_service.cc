@@ -263,10 +263,20 @@ void FillDurations(const v1::Operation& op, v1::RestoreReport* report) {
 
 }  // namespace
 
-BlockingUnaryReactor::Work AgentService::Audited(std::string who, const char* rpc,
-                                                 const v1::Operation* operation,
-                                                 BlockingUnaryReactor::Work work) {
-  return [this, who, rpc, operation, work = std::move(work)](const CancelToken& cancel) {
+grpc::ServerUnaryReactor* AgentService::StartOperationCall(grpc::CallbackServerContext* context,
+                                                           const char* rpc, absl::string_view what,
+                                                           const std::vector<LogField>& fields,
+                                                           const v1::Operation* operation,
+                                                           BlockingUnaryReactor::Work work) {
+  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
+    return Denied(context, rpc, denied);
+  }
+  std::vector<LogField> logged = fields;
+  logged.push_back({"peer", context->peer()});
+  logger_->Info(what, logged);
+  return BlockingUnaryReactor::Start(&workers_, [this, who = CallerIdentity(context), rpc,
+                                                 operation, work = std::move(work)](
+                                                    const CancelToken& cancel) {
     absl::Status status = work(cancel);
     logger_->Info("audit", {{"who", who},
                             {"rpc", rpc},
@@ -274,7 +284,7 @@ BlockingUnaryReactor::Work AgentService::Audited(std::string who, const char* rp
                             {"target", operation->target()},
                             {"outcome", status.ok() ? "started" : std::string(status.message())}});
     return status;
-  };
+  });
 }
 
 absl::Status AgentService::StartMediaOnly(const v1::StartRestoreRequest& request,
@@ -379,268 +389,247 @@ absl::StatusOr<AgentService::NamedTarget> AgentService::ResolveNamedTarget(
 grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext* context,
                                                      const v1::StartRestoreRequest* request,
                                                      v1::StartRestoreResponse* response) {
-  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
-    return Denied(context, "StartRestore", denied);
-  }
-  logger_->Info("start restore", {{"source", request->options().source().path()},
-                                  {"request_id", request->request_id()},
-                                  {"peer", context->peer()}});
-  return BlockingUnaryReactor::Start(
-      &workers_,
-      Audited(CallerIdentity(context), "StartRestore", response->mutable_operation(),
-              [this, request, response](const CancelToken& cancel) -> absl::Status {
-                const v1::RestoreOptions& opts = request->options();
-                if (!opts.target_db().empty())
-                  RETURN_IF_ERROR(ValidateDatabaseName(opts.target_db(), "target_db"));
-                if (!opts.target().database().empty()) {
-                  RETURN_IF_ERROR(
-                      ValidateDatabaseName(opts.target().database(), "target.database"));
-                }
-                if (opts.db_only() && opts.media_only()) {
-                  return absl::InvalidArgumentError("db_only and media_only exclude each other");
-                }
-                if (opts.media_only()) {
-                  return StartMediaOnly(*request, cancel, response->mutable_operation());
-                }
-                if (!opts.db_only()) {
-                  return absl::UnimplementedError(
-                      "StartRestore: the full pipeline (database, media, migrations, tootctl) "
-                      "needs the Mastodon runtimes, not in this agent build yet; restore the "
-                      "parts with db_only and media_only");
-                }
-                ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
-                ScanSetup setup;
-                RETURN_IF_ERROR(
-                    PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel, &setup));
-                BackupEnvFacts env_facts;
-                ASSIGN_OR_RETURN(v1::DumpInfo dump,
-                                 DetectDumpInSource(setup.path, opts.member(), setup.source,
-                                                    setup.options, runner_, &env_facts));
-                // The live database: asked for, else the dump's own name, else
-                // DB_NAME of the backup's env file.
-                std::string database =
-                    !opts.target_db().empty()           ? opts.target_db()
-                    : !opts.target().database().empty() ? opts.target().database()
-                    : dump.kind() == v1::DUMP_KIND_CLUSTER
-                        ? (!opts.source_db().empty() ? opts.source_db() : dump.mastodon_database())
-                        : dump.database_name();
-                if (database.empty()) database = env_facts.db_name;
-                if (database.empty()) {
-                  return absl::FailedPreconditionError(absl::StrCat(
-                      "the dump '", dump.path(),
-                      "' does not name its database and the backup has no DB_NAME: give "
-                      "--target-db"));
-                }
-                if (database.size() > 63 || database.find('\0') != std::string::npos) {
-                  return absl::InvalidArgumentError(
-                      absl::StrCat("invalid database name '", database, "'"));
-                }
-                OperationSpec spec;
-                spec.kind = v1::OPERATION_KIND_RESTORE;
-                spec.request_id = request->request_id();
-                spec.target = absl::StrCat("database:", database);
-                spec.fill_request = [opts](v1::Operation* op) {
-                  *op->mutable_restore_options() = opts;
-                  RedactSensitive(op->mutable_restore_options());
-                };
-                spec.staging_database = [database](const std::string& id) {
-                  return StagingDatabaseName(database, id);
-                };
-                if (!opts.target().conninfo().empty() &&
-                    !ConnInfoHasPassword(opts.target().conninfo())) {
-                  spec.cleanup_conninfo = opts.target().conninfo();
-                }
-                spec.steps = {{"detect", "detect the dump"},
-                              {"load", "load the dump into a staging database"},
-                              {"analyze", "ANALYZE the staging database"},
-                              {"verify", "verify the staging database against the dump"},
-                              {"swap", "swap the staging database in; keep the previous one"}};
-                std::string source_path = setup.path;
-                SourceOptions source = setup.source;
-                const std::string owner = env_facts.db_user;
-                spec.work = [this, opts, source_path, source, conninfo, database, dump,
-                             owner](Operation* op) {
-                  DatabaseRestoreRequest r;
-                  r.source_path = source_path;
-                  r.source = source;
-                  r.source.cancel = &op->cancel_token();
-                  r.conninfo = conninfo;
-                  r.database = database;
-                  r.source_db = opts.source_db();
-                  r.owner = owner;
-                  r.member = dump.path();
-                  r.operation_id = op->id();
-                  r.keep_owners = opts.keep_owners();
-                  r.with_role_passwords = opts.with_role_passwords();
-                  r.drop_previous = opts.drop_previous();
-                  r.cancel = &op->cancel_token();
-                  RestoreProgress progress(op);
-                  r.progress = [&](const std::string& step, const LoadProgress& p) {
-                    progress.Report(step, p, &dump);
-                  };
-                  auto result = RestoreDatabase(r, runner_, env_);
-                  if (!result.ok()) return result.status();
-                  progress.End();
-                  for (const std::string& w : result->warnings) op->Log(v1::SEVERITY_WARNING, w);
-                  const v1::Operation snapshot = op->Snapshot();
-                  op->SetResult([&](v1::Operation* o) {
-                    v1::RestoreReport* report = o->mutable_restore_report();
-                    report->set_database(result->database);
-                    report->set_previous_database(result->previous_database);
-                    *report->mutable_dump() = result->dump;
-                    // Rows copied per table, as loaded.
-                    report->mutable_dump()->clear_tables();
-                    for (const auto& [table, rows] : result->load.table_rows) {
-                      v1::TableRowCount* t = report->mutable_dump()->add_tables();
-                      t->set_table(table);
-                      t->set_rows(rows);
-                    }
-                    report->set_tables(static_cast<int64_t>(result->load.table_rows.size()));
-                    report->set_rows(result->load.rows);
-                    report->set_target_server_version(result->target_server_version);
-                    report->set_schema_version(result->load.schema_version);
-                    for (const std::string& w : result->load.rewrites) report->add_rewrites(w);
-                    for (const std::string& w : result->warnings) report->add_warnings(w);
-                    *report->mutable_verification() = result->verification;
-                    FillDurations(snapshot, report);
-                  });
-                  return absl::OkStatus();
-                };
-                return Launch(std::move(spec), response->mutable_operation());
-              }));
+  return StartOperationCall(
+      context, "StartRestore", "start restore",
+      {{"source", request->options().source().path()}, {"request_id", request->request_id()}},
+      response->mutable_operation(),
+      [this, request, response](const CancelToken& cancel) -> absl::Status {
+        const v1::RestoreOptions& opts = request->options();
+        if (!opts.target_db().empty())
+          RETURN_IF_ERROR(ValidateDatabaseName(opts.target_db(), "target_db"));
+        if (!opts.target().database().empty()) {
+          RETURN_IF_ERROR(ValidateDatabaseName(opts.target().database(), "target.database"));
+        }
+        if (opts.db_only() && opts.media_only()) {
+          return absl::InvalidArgumentError("db_only and media_only exclude each other");
+        }
+        if (opts.media_only()) {
+          return StartMediaOnly(*request, cancel, response->mutable_operation());
+        }
+        if (!opts.db_only()) {
+          return absl::UnimplementedError(
+              "StartRestore: the full pipeline (database, media, migrations, tootctl) "
+              "needs the Mastodon runtimes, not in this agent build yet; restore the "
+              "parts with db_only and media_only");
+        }
+        ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
+        ScanSetup setup;
+        RETURN_IF_ERROR(PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel, &setup));
+        BackupEnvFacts env_facts;
+        ASSIGN_OR_RETURN(v1::DumpInfo dump,
+                         DetectDumpInSource(setup.path, opts.member(), setup.source, setup.options,
+                                            runner_, &env_facts));
+        // The live database: asked for, else the dump's own name, else
+        // DB_NAME of the backup's env file.
+        std::string database =
+            !opts.target_db().empty()           ? opts.target_db()
+            : !opts.target().database().empty() ? opts.target().database()
+            : dump.kind() == v1::DUMP_KIND_CLUSTER
+                ? (!opts.source_db().empty() ? opts.source_db() : dump.mastodon_database())
+                : dump.database_name();
+        if (database.empty()) database = env_facts.db_name;
+        if (database.empty()) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("the dump '", dump.path(),
+                           "' does not name its database and the backup has no DB_NAME: give "
+                           "--target-db"));
+        }
+        if (database.size() > 63 || database.find('\0') != std::string::npos) {
+          return absl::InvalidArgumentError(absl::StrCat("invalid database name '", database, "'"));
+        }
+        OperationSpec spec;
+        spec.kind = v1::OPERATION_KIND_RESTORE;
+        spec.request_id = request->request_id();
+        spec.target = absl::StrCat("database:", database);
+        spec.fill_request = [opts](v1::Operation* op) {
+          *op->mutable_restore_options() = opts;
+          RedactSensitive(op->mutable_restore_options());
+        };
+        spec.staging_database = [database](const std::string& id) {
+          return StagingDatabaseName(database, id);
+        };
+        if (!opts.target().conninfo().empty() && !ConnInfoHasPassword(opts.target().conninfo())) {
+          spec.cleanup_conninfo = opts.target().conninfo();
+        }
+        spec.steps = {{"detect", "detect the dump"},
+                      {"load", "load the dump into a staging database"},
+                      {"analyze", "ANALYZE the staging database"},
+                      {"verify", "verify the staging database against the dump"},
+                      {"swap", "swap the staging database in; keep the previous one"}};
+        std::string source_path = setup.path;
+        SourceOptions source = setup.source;
+        const std::string owner = env_facts.db_user;
+        spec.work = [this, opts, source_path, source, conninfo, database, dump,
+                     owner](Operation* op) {
+          DatabaseRestoreRequest r;
+          r.source_path = source_path;
+          r.source = source;
+          r.source.cancel = &op->cancel_token();
+          r.conninfo = conninfo;
+          r.database = database;
+          r.source_db = opts.source_db();
+          r.owner = owner;
+          r.member = dump.path();
+          r.operation_id = op->id();
+          r.keep_owners = opts.keep_owners();
+          r.with_role_passwords = opts.with_role_passwords();
+          r.drop_previous = opts.drop_previous();
+          r.cancel = &op->cancel_token();
+          RestoreProgress progress(op);
+          r.progress = [&](const std::string& step, const LoadProgress& p) {
+            progress.Report(step, p, &dump);
+          };
+          auto result = RestoreDatabase(r, runner_, env_);
+          if (!result.ok()) return result.status();
+          progress.End();
+          for (const std::string& w : result->warnings) op->Log(v1::SEVERITY_WARNING, w);
+          const v1::Operation snapshot = op->Snapshot();
+          op->SetResult([&](v1::Operation* o) {
+            v1::RestoreReport* report = o->mutable_restore_report();
+            report->set_database(result->database);
+            report->set_previous_database(result->previous_database);
+            *report->mutable_dump() = result->dump;
+            // Rows copied per table, as loaded.
+            report->mutable_dump()->clear_tables();
+            for (const auto& [table, rows] : result->load.table_rows) {
+              v1::TableRowCount* t = report->mutable_dump()->add_tables();
+              t->set_table(table);
+              t->set_rows(rows);
+            }
+            report->set_tables(static_cast<int64_t>(result->load.table_rows.size()));
+            report->set_rows(result->load.rows);
+            report->set_target_server_version(result->target_server_version);
+            report->set_schema_version(result->load.schema_version);
+            for (const std::string& w : result->load.rewrites) report->add_rewrites(w);
+            for (const std::string& w : result->warnings) report->add_warnings(w);
+            *report->mutable_verification() = result->verification;
+            FillDurations(snapshot, report);
+          });
+          return absl::OkStatus();
+        };
+        return Launch(std::move(spec), response->mutable_operation());
+      });
 }
 
 grpc::ServerUnaryReactor* AgentService::StartRollback(grpc::CallbackServerContext* context,
                                                       const v1::StartRollbackRequest* request,
                                                       v1::StartRollbackResponse* response) {
-  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
-    return Denied(context, "StartRollback", denied);
-  }
-  logger_->Info("start rollback",
-                {{"database", request->options().target().database()}, {"peer", context->peer()}});
-  return BlockingUnaryReactor::Start(
-      &workers_,
-      Audited(CallerIdentity(context), "StartRollback", response->mutable_operation(),
-              [this, request, response](const CancelToken&) -> absl::Status {
-                const v1::RollbackOptions& opts = request->options();
-                ASSIGN_OR_RETURN(NamedTarget named, ResolveNamedTarget(opts.target(), "rollback"));
-                const std::string conninfo = std::move(named.conninfo);
-                const std::string database = std::move(named.database);
-                if (!opts.previous_database().empty()) {
-                  RETURN_IF_ERROR(
-                      ValidateDatabaseName(opts.previous_database(), "previous_database"));
-                }
-                OperationSpec spec;
-                spec.kind = v1::OPERATION_KIND_ROLLBACK;
-                spec.request_id = request->request_id();
-                spec.target = absl::StrCat("database:", database);
-                spec.fill_request = [opts](v1::Operation* op) {
-                  *op->mutable_rollback_options() = opts;
-                  RedactSensitive(op->mutable_rollback_options());
-                };
-                spec.steps = {{"swap", "swap the previous database back in"}};
-                spec.work = [this, conninfo, database,
-                             previous = opts.previous_database()](Operation* op) -> absl::Status {
-                  op->StepStarted("swap");
-                  ASSIGN_OR_RETURN(v1::RollbackResult result,
-                                   RollbackDatabase(conninfo, database, previous, env_->Now()));
-                  op->StepFinished(
-                      "swap", v1::STEP_STATE_SUCCEEDED,
-                      absl::StrCat(result.restored_database(), " is live again as ", database));
-                  op->SetResult([&](v1::Operation* o) { *o->mutable_rollback_result() = result; });
-                  return absl::OkStatus();
-                };
-                return Launch(std::move(spec), response->mutable_operation());
-              }));
+  return StartOperationCall(
+      context, "StartRollback", "start rollback",
+      {{"database", request->options().target().database()}}, response->mutable_operation(),
+      [this, request, response](const CancelToken&) -> absl::Status {
+        const v1::RollbackOptions& opts = request->options();
+        ASSIGN_OR_RETURN(NamedTarget named, ResolveNamedTarget(opts.target(), "rollback"));
+        const std::string conninfo = std::move(named.conninfo);
+        const std::string database = std::move(named.database);
+        if (!opts.previous_database().empty()) {
+          RETURN_IF_ERROR(ValidateDatabaseName(opts.previous_database(), "previous_database"));
+        }
+        OperationSpec spec;
+        spec.kind = v1::OPERATION_KIND_ROLLBACK;
+        spec.request_id = request->request_id();
+        spec.target = absl::StrCat("database:", database);
+        spec.fill_request = [opts](v1::Operation* op) {
+          *op->mutable_rollback_options() = opts;
+          RedactSensitive(op->mutable_rollback_options());
+        };
+        spec.steps = {{"swap", "swap the previous database back in"}};
+        spec.work = [this, conninfo, database,
+                     previous = opts.previous_database()](Operation* op) -> absl::Status {
+          op->StepStarted("swap");
+          ASSIGN_OR_RETURN(v1::RollbackResult result,
+                           RollbackDatabase(conninfo, database, previous, env_->Now()));
+          op->StepFinished(
+              "swap", v1::STEP_STATE_SUCCEEDED,
+              absl::StrCat(result.restored_database(), " is live again as ", database));
+          op->SetResult([&](v1::Operation* o) { *o->mutable_rollback_result() = result; });
+          return absl::OkStatus();
+        };
+        return Launch(std::move(spec), response->mutable_operation());
+      });
 }
 
 grpc::ServerUnaryReactor* AgentService::StartVerify(grpc::CallbackServerContext* context,
                                                     const v1::StartVerifyRequest* request,
                                                     v1::StartVerifyResponse* response) {
-  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
-    return Denied(context, "StartVerify", denied);
-  }
-  logger_->Info("start verify",
-                {{"database", request->options().target().database()}, {"peer", context->peer()}});
-  return BlockingUnaryReactor::Start(
-      &workers_,
-      Audited(
-          CallerIdentity(context), "StartVerify", response->mutable_operation(),
-          [this, request, response](const CancelToken& cancel) -> absl::Status {
-            const v1::VerifyOptions& opts = request->options();
-            ASSIGN_OR_RETURN(NamedTarget named, ResolveNamedTarget(opts.target(), "verify"));
-            const std::string conninfo = std::move(named.conninfo);
-            const std::string database = std::move(named.database);
-            std::optional<ScanSetup> expected;
-            if (!opts.expected().path().empty()) {
-              expected.emplace();
-              RETURN_IF_ERROR(
-                  PrepareScan(opts.expected(), true, v1::DatabaseTarget(), cancel, &*expected));
+  return StartOperationCall(
+      context, "StartVerify", "start verify",
+      {{"database", request->options().target().database()}}, response->mutable_operation(),
+      [this, request, response](const CancelToken& cancel) -> absl::Status {
+        const v1::VerifyOptions& opts = request->options();
+        ASSIGN_OR_RETURN(NamedTarget named, ResolveNamedTarget(opts.target(), "verify"));
+        const std::string conninfo = std::move(named.conninfo);
+        const std::string database = std::move(named.database);
+        std::optional<ScanSetup> expected;
+        if (!opts.expected().path().empty()) {
+          expected.emplace();
+          RETURN_IF_ERROR(
+              PrepareScan(opts.expected(), true, v1::DatabaseTarget(), cancel, &*expected));
+        }
+        OperationSpec spec;
+        spec.kind = v1::OPERATION_KIND_VERIFY;
+        spec.request_id = request->request_id();
+        spec.fill_request = [opts](v1::Operation* op) {
+          *op->mutable_verify_options() = opts;
+          RedactSensitive(op->mutable_verify_options());
+        };
+        spec.steps = {{"detect", "read the expected tables and rows from the dump"},
+                      {"verify", "run the checks"}};
+        spec.work = [this, conninfo, database, expected,
+                     max_age = opts.max_age_days()](Operation* op) -> absl::Status {
+          VerifyExpectations expectations;
+          op->StepStarted("detect");
+          if (expected.has_value()) {
+            ScanSetup setup = *expected;
+            setup.source.cancel = &op->cancel_token();
+            ASSIGN_OR_RETURN(v1::DumpInfo dump, DetectDumpInSource(setup.path, "", setup.source,
+                                                                   setup.options, runner_));
+            const std::string db =
+                dump.kind() == v1::DUMP_KIND_CLUSTER ? dump.mastodon_database() : std::string();
+            for (const v1::TableRowCount& t : dump.tables()) {
+              if (t.database() == db) expectations.table_rows[t.table()] = t.rows();
             }
-            OperationSpec spec;
-            spec.kind = v1::OPERATION_KIND_VERIFY;
-            spec.request_id = request->request_id();
-            spec.fill_request = [opts](v1::Operation* op) {
-              *op->mutable_verify_options() = opts;
-              RedactSensitive(op->mutable_verify_options());
-            };
-            spec.steps = {{"detect", "read the expected tables and rows from the dump"},
-                          {"verify", "run the checks"}};
-            spec.work = [this, conninfo, database, expected,
-                         max_age = opts.max_age_days()](Operation* op) -> absl::Status {
-              VerifyExpectations expectations;
-              op->StepStarted("detect");
-              if (expected.has_value()) {
-                ScanSetup setup = *expected;
-                setup.source.cancel = &op->cancel_token();
-                ASSIGN_OR_RETURN(v1::DumpInfo dump, DetectDumpInSource(setup.path, "", setup.source,
-                                                                       setup.options, runner_));
-                const std::string db =
-                    dump.kind() == v1::DUMP_KIND_CLUSTER ? dump.mastodon_database() : std::string();
-                for (const v1::TableRowCount& t : dump.tables()) {
-                  if (t.database() == db) expectations.table_rows[t.table()] = t.rows();
-                }
-                expectations.schema_version = dump.schema_version();
-                op->StepFinished("detect", v1::STEP_STATE_SUCCEEDED,
-                                 absl::StrCat(expectations.table_rows.size(), " tables expected"));
-              } else {
-                op->StepFinished("detect", v1::STEP_STATE_SKIPPED,
-                                 "no dump given: structural checks only");
-              }
-              op->StepStarted("verify");
-              ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                               PgConnection::Connect(conninfo, database));
-              ASSIGN_OR_RETURN(v1::VerifyResult result,
-                               VerifyDatabase(conn.get(), database, expectations));
-              if (max_age > 0) {
-                auto newest = conn->Query(
-                    "SELECT coalesce(extract(epoch FROM now() - max(created_at))::bigint / 86400, "
-                    "-1) "
-                    "FROM statuses");
-                v1::VerifyCheck* c = result.add_checks();
-                c->set_name("max_age");
-                if (!newest.ok()) {
-                  c->set_passed(false);
-                  c->set_message(absl::StrCat("unable to read statuses.created_at: ",
-                                              newest.status().message()));
-                } else {
-                  int64_t days = std::stoll(newest->Scalar().empty() ? "-1" : newest->Scalar());
-                  c->set_passed(days >= 0 && days <= max_age);
-                  c->set_message(days < 0 ? std::string("no statuses")
-                                          : absl::StrCat("newest status is ", days,
-                                                         " days old (limit ", max_age, ")"));
-                }
-                if (!c->passed()) result.set_passed(false);
-              }
-              op->SetResult([&](v1::Operation* o) { *o->mutable_verify_result() = result; });
-              if (!result.passed()) {
-                return absl::DataLossError(absl::StrCat("verification of '", database, "' failed"));
-              }
-              op->StepFinished("verify", v1::STEP_STATE_SUCCEEDED, "every check passed");
-              return absl::OkStatus();
-            };
-            return Launch(std::move(spec), response->mutable_operation());
-          }));
+            expectations.schema_version = dump.schema_version();
+            op->StepFinished("detect", v1::STEP_STATE_SUCCEEDED,
+                             absl::StrCat(expectations.table_rows.size(), " tables expected"));
+          } else {
+            op->StepFinished("detect", v1::STEP_STATE_SKIPPED,
+                             "no dump given: structural checks only");
+          }
+          op->StepStarted("verify");
+          ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
+                           PgConnection::Connect(conninfo, database));
+          ASSIGN_OR_RETURN(v1::VerifyResult result,
+                           VerifyDatabase(conn.get(), database, expectations));
+          if (max_age > 0) {
+            auto newest = conn->Query(
+                "SELECT coalesce(extract(epoch FROM now() - max(created_at))::bigint / 86400, "
+                "-1) "
+                "FROM statuses");
+            v1::VerifyCheck* c = result.add_checks();
+            c->set_name("max_age");
+            if (!newest.ok()) {
+              c->set_passed(false);
+              c->set_message(
+                  absl::StrCat("unable to read statuses.created_at: ", newest.status().message()));
+            } else {
+              int64_t days = std::stoll(newest->Scalar().empty() ? "-1" : newest->Scalar());
+              c->set_passed(days >= 0 && days <= max_age);
+              c->set_message(days < 0 ? std::string("no statuses")
+                                      : absl::StrCat("newest status is ", days, " days old (limit ",
+                                                     max_age, ")"));
+            }
+            if (!c->passed()) result.set_passed(false);
+          }
+          op->SetResult([&](v1::Operation* o) { *o->mutable_verify_result() = result; });
+          if (!result.passed()) {
+            return absl::DataLossError(absl::StrCat("verification of '", database, "' failed"));
+          }
+          op->StepFinished("verify", v1::STEP_STATE_SUCCEEDED, "every check passed");
+          return absl::OkStatus();
+        };
+        return Launch(std::move(spec), response->mutable_operation());
+      });
 }
 
 grpc::ServerUnaryReactor* AgentService::GetOperation(grpc::CallbackServerContext* context,

@@ -37,7 +37,6 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
       const mastodon::restore::v1::GetAgentInfoRequest* request,
       mastodon::restore::v1::GetAgentInfoResponse* response) override;
 
-  // Not backed yet: each answers UNIMPLEMENTED naming the missing capability.
   grpc::ServerUnaryReactor* DetectDump(
       grpc::CallbackServerContext* context, const mastodon::restore::v1::DetectDumpRequest* request,
       mastodon::restore::v1::DetectDumpResponse* response) override;
@@ -49,6 +48,8 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
       grpc::CallbackServerContext* context,
       const mastodon::restore::v1::StartRestoreRequest* request,
       mastodon::restore::v1::StartRestoreResponse* response) override;
+  // The app tasks need the Mastodon runtimes (issue 6): until then each
+  // answers UNIMPLEMENTED naming the missing capability.
   grpc::ServerUnaryReactor* StartDbMigrate(
       grpc::CallbackServerContext* context,
       const mastodon::restore::v1::StartDbMigrateRequest* request,
@@ -114,11 +115,15 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
   // A progress callback for deep scans that logs every few seconds.
   std::function<void(int64_t)> ProgressLogger(const std::string& source) const;
 
-  // Wraps the work of a Start* call with its audit line (who, what, which
-  // operation, outcome).
-  BlockingUnaryReactor::Work Audited(std::string who, const char* rpc,
-                                     const mastodon::restore::v1::Operation* operation,
-                                     BlockingUnaryReactor::Work work);
+  // A Start* call: refused (and audited) without the 'operate' scope;
+  // otherwise logs `what` with `fields`, runs `work` on a worker thread and
+  // writes its audit line (who, rpc, the operation it filled in `operation`,
+  // outcome).
+  grpc::ServerUnaryReactor* StartOperationCall(grpc::CallbackServerContext* context,
+                                               const char* rpc, absl::string_view what,
+                                               const std::vector<LogField>& fields,
+                                               const mastodon::restore::v1::Operation* operation,
+                                               BlockingUnaryReactor::Work work);
 
   // StartRestore with media_only: the media into the agent's --media-dir.
   absl::Status StartMediaOnly(const mastodon::restore::v1::StartRestoreRequest& request,
