@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -18,24 +20,60 @@ bool IsWithin(absl::string_view path, absl::string_view root) {
   return path.size() == root.size() || path[root.size()] == '/';
 }
 
+namespace {
+
+// realpath() of the longest existing prefix of `path`, with the missing rest
+// appended lexically ("." dropped, ".." popping). Lets a missing path be
+// judged against the roots without following anything that does not exist.
+std::string ResolveExistingPrefix(const std::string& path) {
+  std::vector<std::string> parts = absl::StrSplit(path, '/', absl::SkipEmpty());
+  for (size_t keep = parts.size(); keep > 0; --keep) {
+    std::string prefix = "/" + absl::StrJoin(parts.begin(), parts.begin() + keep, "/");
+    char buf[PATH_MAX];
+    if (::realpath(prefix.c_str(), buf) == nullptr) continue;
+    std::vector<std::string> out = absl::StrSplit(buf, '/', absl::SkipEmpty());
+    for (size_t i = keep; i < parts.size(); ++i) {
+      if (parts[i] == ".") continue;
+      if (parts[i] == "..") {
+        if (!out.empty()) out.pop_back();
+        continue;
+      }
+      out.push_back(parts[i]);
+    }
+    return "/" + absl::StrJoin(out, "/");
+  }
+  return path;
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> ResolveAllowedPath(const std::string& path,
                                                const std::vector<std::string>& roots) {
   if (path.empty() || path[0] != '/') {
     return absl::InvalidArgumentError(absl::StrCat("invalid path '", path, "': must be absolute"));
   }
   char buf[PATH_MAX];
-  if (::realpath(path.c_str(), buf) == nullptr) {
-    if (errno == ELOOP) {
-      return UnableTo(absl::StatusCode::kInvalidArgument, "resolve", path, "symlink loop");
-    }
-    return ErrnoError(errno, "resolve", path);
+  absl::Status missing;
+  std::string resolved;
+  if (::realpath(path.c_str(), buf) != nullptr) {
+    resolved = buf;
+  } else if (errno == ELOOP) {
+    return UnableTo(absl::StatusCode::kInvalidArgument, "resolve", path, "symlink loop");
+  } else {
+    // Judge where it would be before saying it is missing: outside the
+    // roots the answer is always "denied", so nothing about the rest of
+    // the filesystem leaks.
+    missing = ErrnoError(errno, "resolve", path);
+    resolved = ResolveExistingPrefix(path);
   }
-  std::string resolved = buf;
   std::vector<std::string> shown;
   for (const std::string& root : roots) {
     char rbuf[PATH_MAX];
     std::string real_root = ::realpath(root.c_str(), rbuf) != nullptr ? rbuf : root;
-    if (IsWithin(resolved, real_root)) return resolved;
+    if (IsWithin(resolved, real_root)) {
+      if (!missing.ok()) return missing;
+      return resolved;
+    }
     shown.push_back(root);
   }
   return absl::PermissionDeniedError(absl::StrCat(

@@ -115,6 +115,15 @@ TEST(PathRulesTest, AllowedRoots) {
   EXPECT_THAT(ResolveAllowedPath("/tmp/no-such-file-mr", {"/tmp"}),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("no-such-file-mr")));
   EXPECT_OK(ResolveAllowedPath("/etc/hostname", {"/tmp", "/etc"}));
+  // A missing path outside the roots is denied, never reported missing: the
+  // answer must not reveal what exists elsewhere.
+  EXPECT_THAT(
+      ResolveAllowedPath("/tmp/../no-such-dir-mr/x", {"/tmp"}),
+      StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("resolves to '/no-such-dir-mr/x'")));
+  EXPECT_THAT(ResolveAllowedPath("/etc/no-such-file-mr", {"/tmp"}),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("outside")));
+  EXPECT_THAT(ResolveAllowedPath("/tmp/a-missing-mr/../../etc", {"/tmp"}),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("outside")));
 }
 
 }  // namespace
