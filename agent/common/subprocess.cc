@@ -5,11 +5,13 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -100,6 +102,8 @@ absl::StatusOr<ExecPlan> MakePlan(const CommandSpec& spec) {
   if (::dup2(stdin_fd, 0) < 0 || ::dup2(stdout_fd, 1) < 0 || ::dup2(stderr_fd, 2) < 0) {
     fail(1);
   }
+  // A terminal becomes the controlling one of the new session.
+  if (spec.use_pty && ::ioctl(0, TIOCSCTTY, 0) != 0) fail(1);
   if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) fail(2);
   if (plan.drop_privileges) {
     if (::setgroups(plan.groups.size(), plan.groups.data()) != 0) fail(3);
@@ -201,6 +205,37 @@ bool WaitPid(pid_t pid, absl::Duration timeout, int* status) {
 void Capture(absl::string_view data, size_t max, std::string* capture) {
   capture->append(data.data(), data.size());
   if (capture->size() > max) capture->erase(0, capture->size() - max);
+}
+
+// Opens a pseudo-terminal pair: the master (close-on-exec, for the agent)
+// and the slave (for the child), 200x50, echo off so typed answers do not
+// come back as output.
+absl::Status OpenPty(const std::string& program, int* master, int* slave) {
+  *master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (*master < 0) return ErrnoError(errno, "open a pseudo-terminal for", program);
+  char name[128];
+  if (::grantpt(*master) != 0 || ::unlockpt(*master) != 0 ||
+      ::ptsname_r(*master, name, sizeof(name)) != 0) {
+    int err = errno;
+    ::close(*master);
+    return ErrnoError(err, "set up a pseudo-terminal for", program);
+  }
+  *slave = ::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (*slave < 0) {
+    int err = errno;
+    ::close(*master);
+    return ErrnoError(err, "open", name);
+  }
+  struct termios tio;
+  if (::tcgetattr(*slave, &tio) == 0) {
+    tio.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL);
+    ::tcsetattr(*slave, TCSANOW, &tio);
+  }
+  struct winsize ws = {};
+  ws.ws_row = 50;
+  ws.ws_col = 200;
+  ::ioctl(*slave, TIOCSWINSZ, &ws);
+  return absl::OkStatus();
 }
 
 class PosixProcess : public Process {
@@ -352,6 +387,10 @@ class PipedOutputStream : public ByteStream {
 class PosixCommandRunner : public CommandRunner {
  public:
   absl::StatusOr<CommandResult> Run(const CommandSpec& spec, const CancelToken* cancel) override;
+  // Feeds stdin (when stdin_fd >= 0), reads the output streams (either may be
+  // -1), honours timeout and cancellation, reaps the child; closes the fds.
+  static absl::StatusOr<CommandResult> Collect(const CommandSpec& spec, const CancelToken* cancel,
+                                               pid_t child, int stdin_fd, int out_fd, int err_fd);
   absl::StatusOr<std::unique_ptr<Process>> Start(const CommandSpec& spec) override;
   absl::StatusOr<std::unique_ptr<ByteStream>> StartReading(const CommandSpec& spec,
                                                            const std::string& what) override;
@@ -402,6 +441,33 @@ absl::StatusOr<CommandResult> PosixCommandRunner::Run(const CommandSpec& spec,
   auto plan = MakePlan(spec);
   if (!plan.ok()) return plan.status();
   int in_pipe[2], out_pipe[2], err_pipe[2];
+  if (spec.use_pty) {
+    if (spec.stdin_data.size() > 4096) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unable to run '", plan->program, "': terminal input over 4 KiB"));
+    }
+    int master = -1, slave = -1;
+    RETURN_IF_ERROR(OpenPty(plan->program, &master, &slave));
+    // The answer waits in the terminal's input queue until the child reads.
+    size_t off = 0;
+    while (off < spec.stdin_data.size()) {
+      ssize_t w = ::write(master, spec.stdin_data.data() + off, spec.stdin_data.size() - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) break;
+      off += static_cast<size_t>(w);
+    }
+    auto pid = Spawn(*plan, spec, slave, slave, slave);
+    ::close(slave);
+    if (!pid.ok()) {
+      ::close(master);
+      return pid.status();
+    }
+    // Nothing more to write; the master is the child's only output.
+    in_pipe[1] = -1;
+    out_pipe[0] = master;
+    err_pipe[0] = -1;
+    return Collect(spec, cancel, *pid, in_pipe[1], out_pipe[0], err_pipe[0]);
+  }
   RETURN_IF_ERROR(CreatePipes(plan->program, {in_pipe, out_pipe, err_pipe}));
   auto pid = Spawn(*plan, spec, in_pipe[0], out_pipe[1], err_pipe[1]);
   ::close(in_pipe[0]);
@@ -411,25 +477,32 @@ absl::StatusOr<CommandResult> PosixCommandRunner::Run(const CommandSpec& spec,
     for (int fd : {in_pipe[1], out_pipe[0], err_pipe[0]}) ::close(fd);
     return pid.status();
   }
-
-  CommandResult result;
-  int stdin_fd = in_pipe[1];
-  size_t stdin_written = 0;
-  ::fcntl(stdin_fd, F_SETFL, O_NONBLOCK);
   if (spec.stdin_data.empty()) {
-    ::close(stdin_fd);
-    stdin_fd = -1;
+    ::close(in_pipe[1]);
+    in_pipe[1] = -1;
   }
-  int fds[2] = {out_pipe[0], err_pipe[0]};
+  return Collect(spec, cancel, *pid, in_pipe[1], out_pipe[0], err_pipe[0]);
+}
+
+absl::StatusOr<CommandResult> PosixCommandRunner::Collect(const CommandSpec& spec,
+                                                          const CancelToken* cancel, pid_t child,
+                                                          int stdin_fd, int out_fd, int err_fd) {
+  const pid_t* pid = &child;
+  CommandResult result;
+  size_t stdin_written = 0;
+  if (stdin_fd >= 0) ::fcntl(stdin_fd, F_SETFL, O_NONBLOCK);
+  int fds[2] = {out_fd, err_fd};
   std::string pending[2];
   std::string* captures[2] = {&result.stdout_text, &result.stderr_text};
   auto emit_lines = [&](int stream, bool flush) {
     std::string& buf = pending[stream];
     size_t start = 0;
     while (true) {
-      size_t nl = buf.find('\n', start);
+      size_t nl = buf.find_first_of(spec.use_pty ? "\r\n" : "\n", start);
       if (nl == std::string::npos) break;
-      if (spec.on_line) spec.on_line(absl::string_view(buf).substr(start, nl - start), stream == 1);
+      if (spec.on_line && !(spec.use_pty && nl == start)) {
+        spec.on_line(absl::string_view(buf).substr(start, nl - start), stream == 1);
+      }
       start = nl + 1;
     }
     buf.erase(0, start);
@@ -499,6 +572,7 @@ absl::StatusOr<CommandResult> PosixCommandRunner::Run(const CommandSpec& spec,
         pending[s].append(buf, n);
         emit_lines(s, false);
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        // (EIO on a terminal master: the child side is closed.)
         emit_lines(s, true);
         ::close(fds[s]);
         fds[s] = -1;

@@ -46,8 +46,16 @@ struct CommandSpec {
   // Signal the child receives when the thread that started it exits (0: none).
   // Used for servers owned by a test process.
   int parent_death_signal = 0;
+  // Run() only: the child gets a pseudo-terminal as its controlling terminal,
+  // stdin, stdout and stderr (so programs that print progress only on a
+  // terminal do so), 200 columns wide, without echo. Its output is all
+  // "stdout"; stdin_data (at most 4 KiB, e.g. a "y" answer) is typed into
+  // the terminal, which stays open until the child exits.
+  bool use_pty = false;
   // Called for every complete output line (without the newline; a trailing
-  // '\r' is kept so progress bars can be told apart). Called on the thread
+  // '\r' is kept so progress bars can be told apart). With use_pty, output
+  // is split at '\r' as well as '\n' (each progress bar redraw is a line,
+  // without the '\r') and empty pieces are dropped. Called on the thread
   // that runs the command.
   std::function<void(absl::string_view line, bool from_stderr)> on_line;
   // For Start(): file that receives stdout and stderr (appended); empty:

@@ -144,6 +144,47 @@ TEST_F(SubprocessTest, StartedProcessCanBeSignalledAndWaited) {
   EXPECT_EQ(ended->term_signal, SIGTERM);
 }
 
+TEST_F(SubprocessTest, PseudoTerminalShowsATerminalAndSplitsProgressRedraws) {
+  CommandSpec spec;
+  // A program that prints progress only on a terminal and asks a question.
+  spec.argv = {"sh", "-c",
+               "test -t 0 && test -t 1 && test -t 2 || exit 9; "
+               "printf '0/3 |   |\\r1/3 |=  |\\r3/3 |===|\\n'; "
+               "printf 'continue? [y/N] '; read answer; echo \"answer=$answer\"; "
+               "echo oops >&2; stty size; exit 3"};
+  spec.use_pty = true;
+  spec.stdin_data = "y\n";
+  spec.timeout = absl::Seconds(20);
+  std::vector<std::string> lines;
+  spec.on_line = [&](absl::string_view line, bool from_stderr) {
+    lines.push_back(std::string(from_stderr ? "E:" : "O:") + std::string(line));
+  };
+  auto result = runner_->Run(spec, nullptr);
+  ASSERT_OK(result);
+  EXPECT_EQ(result->exit_code, 3) << result->stdout_text;
+  // Each redraw is a line; the typed answer is not echoed back; stderr
+  // shares the terminal; the terminal is 200 columns wide.
+  EXPECT_THAT(lines, ElementsAre("O:0/3 |   |", "O:1/3 |=  |", "O:3/3 |===|",
+                                 "O:continue? [y/N] answer=y", "O:oops", "O:50 200"));
+}
+
+TEST_F(SubprocessTest, PseudoTerminalHonoursCancellation) {
+  CommandSpec spec;
+  spec.argv = {"sleep", "60"};
+  spec.use_pty = true;
+  spec.kill_grace = absl::Milliseconds(200);
+  CancelToken cancel;
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    cancel.Cancel();
+  });
+  auto result = runner_->Run(spec, &cancel);
+  canceller.join();
+  ASSERT_OK(result);
+  EXPECT_TRUE(result->cancelled);
+  EXPECT_EQ(result->term_signal, SIGTERM);
+}
+
 TEST(FindProgramTest, SearchesPath) {
   auto found = FindProgram("sh", "/nonexistent:/bin:/usr/bin");
   ASSERT_OK(found);
