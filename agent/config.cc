@@ -23,7 +23,16 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
       {"state-dir", "DIR", "agent state directory, mode 0700 (default /var/lib/mastodon-restore)"},
       {"allowed-root", "DIR", "directory backups may be read from (default /var/backups/mastodon)",
        true},
-      {"runtime", "KIND", "auto, snap, compose, systemd or embedded (default auto)"},
+      {"runtime", "KIND", "auto, snap, compose, systemd, embedded or none (default auto)"},
+      {"app-dir", "DIR",
+       "source install or compose project directory (default /home/mastodon/live)"},
+      {"snap-bin-dir", "DIR", "where the snap's commands are (default /snap/bin)"},
+      {"snap-postgres", "CONNINFO",
+       "how to reach the snap's PostgreSQL (default: its socket in the snap's private /tmp)"},
+      {"systemd-unit-dir", "DIR",
+       "where mastodon-*.service units are (default /etc/systemd/system)"},
+      {"host-path", "PATH",
+       "PATH for snap, docker, systemctl and runuser (default: the standard one)"},
       {"embedded-postgres", "DIR",
        "embedded runtime: the agent's PostgreSQL cluster directory (default <state-dir>.postgres)"},
       {"target-conninfo", "CONNINFO",
@@ -51,6 +60,11 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   c.state_dir = args.Get("state-dir", c.state_dir);
   if (args.Has("allowed-root")) c.allowed_roots = args.GetAll("allowed-root");
   c.runtime = args.Get("runtime", c.runtime);
+  c.host.app_dir = args.Get("app-dir", c.host.app_dir);
+  c.host.snap_bin_dir = args.Get("snap-bin-dir", c.host.snap_bin_dir);
+  c.host.snap_postgres = args.Get("snap-postgres", c.host.snap_postgres);
+  c.host.systemd_unit_dir = args.Get("systemd-unit-dir", c.host.systemd_unit_dir);
+  c.host.host_path = args.Get("host-path", c.host.host_path);
   c.target_conninfo = args.Get("target-conninfo");
   c.embedded_postgres = args.Get("embedded-postgres", c.state_dir + ".postgres");
   if (args.Has("log-level") && !ParseLogLevel(args.Get("log-level"), &c.log_level)) {
@@ -87,13 +101,17 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   for (const std::string& root : c.allowed_roots) {
     RETURN_IF_ERROR(require_absolute("allowed-root", root));
   }
-  static const char* kRuntimes[] = {"auto", "snap", "compose", "systemd", "embedded"};
+  static const char* kRuntimes[] = {"auto", "snap", "compose", "systemd", "embedded", "none"};
   bool known = false;
   for (const char* r : kRuntimes) known = known || c.runtime == r;
   if (!known) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "invalid --runtime '", c.runtime, "': expected auto, snap, compose, systemd or embedded"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid --runtime '", c.runtime,
+                     "': expected auto, snap, compose, systemd, embedded or none"));
   }
+  RETURN_IF_ERROR(require_absolute("app-dir", c.host.app_dir));
+  RETURN_IF_ERROR(require_absolute("snap-bin-dir", c.host.snap_bin_dir));
+  RETURN_IF_ERROR(require_absolute("systemd-unit-dir", c.host.systemd_unit_dir));
   if (c.tls_cert.empty() != c.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
   }

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "agent/app/runtime.h"
 #include "agent/common/args.h"
 #include "agent/common/env.h"
 #include "agent/common/logging.h"
@@ -44,9 +45,13 @@ struct AgentConfig {
   std::string state_dir = "/var/lib/mastodon-restore";
   // Directories backups may be read from. Default: /var/backups/mastodon.
   std::vector<std::string> allowed_roots = {"/var/backups/mastodon"};
-  // Which Mastodon runtime to use: auto, snap, compose, systemd, embedded.
-  // Default: auto.
+  // Which Mastodon runtime to use: auto, snap, compose, systemd, embedded,
+  // none. "auto" looks for the snap, a systemd source install, then a
+  // compose project, and uses none when it finds nothing. Default: auto.
   std::string runtime = "auto";
+  // Where the runtimes look (--app-dir, --snap-bin-dir, --snap-postgres,
+  // --systemd-unit-dir, --host-path). Defaults: the real locations.
+  HostLayout host;
   // With the embedded runtime: the directory of the agent's own PostgreSQL
   // cluster (owned by the postgres user). Default: <state-dir>.postgres.
   std::string embedded_postgres;

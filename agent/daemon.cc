@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "agent/app/embedded_runtime.h"
 #include "agent/common/build_info.h"
@@ -143,16 +144,27 @@ absl::Status Daemon::Start() {
     logger_->Warning("operation interrupted by an agent stop",
                      {{"operation", record.operation().id()}});
   }
-  // The runtime. (Detection of the snap, compose and systemd runtimes comes
-  // with their issue; the embedded one is the agent's own PostgreSQL.)
+  // The runtime: where Mastodon runs on this host (or the agent's own
+  // PostgreSQL for the embedded one).
   runtime_ = std::make_unique<RuntimeContext>();
+  runtime_->requested = config_.runtime;
   if (config_.runtime == "embedded") {
     std::string dir = config_.embedded_postgres.empty() ? config_.state_dir + ".postgres"
                                                         : config_.embedded_postgres;
-    ASSIGN_OR_RETURN(embedded_, EmbeddedRuntime::Start(dir, runner_, env_));
-    runtime_->info = embedded_->Describe();
-    runtime_->conninfo = embedded_->ConnInfo();
+    ASSIGN_OR_RETURN(embedded_, EmbeddedRuntime::Start(dir, config_.media_dir, runner_, env_));
+    runtime_->runtime = embedded_.get();
     logger_->Info("embedded runtime ready", {{"dir", dir}});
+  } else {
+    ASSIGN_OR_RETURN(
+        detected_, DetectRuntime(config_.runtime, config_.host, runner_, env_, &runtime_->checked));
+    runtime_->runtime = detected_.get();
+    if (detected_ != nullptr) {
+      logger_->Info("runtime detected", {{"runtime", detected_->name()},
+                                         {"evidence", absl::StrJoin(detected_->evidence(), "; ")}});
+    } else if (config_.runtime == "auto") {
+      logger_->Info("no Mastodon runtime found",
+                    {{"checked", absl::StrJoin(runtime_->checked, "; ")}});
+    }
   }
   service_ = std::make_unique<AgentService>(&config_, env_, runner_, logger_, operations_.get(),
                                             runtime_.get(), absl::Now());
@@ -223,7 +235,10 @@ absl::Status Daemon::Start() {
       report(DropDatabaseIfStaging(record.cleanup_conninfo(), record.staging_database()));
     }
     if (!config_.target_conninfo.empty()) report(DropLeftoverStaging(config_.target_conninfo));
-    if (!runtime_->conninfo.empty()) report(DropLeftoverStaging(runtime_->conninfo));
+    if (runtime_->runtime != nullptr) {
+      auto db = runtime_->runtime->Database();
+      if (db.ok()) report(DropLeftoverStaging(db->conninfo));
+    }
   });
   logger_->Info("agent listening", {{"version", MR_VERSION},
                                     {"socket", config_.socket_path},

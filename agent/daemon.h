@@ -23,6 +23,7 @@ namespace mastodon_restore {
 
 class AgentService;
 class EmbeddedRuntime;
+class Runtime;
 class OperationManager;
 struct RuntimeContext;
 
@@ -61,6 +62,7 @@ class Daemon {
   Logger* const logger_;
   // Declared first: destroyed last, after the server and the service.
   std::unique_ptr<EmbeddedRuntime> embedded_;
+  std::unique_ptr<Runtime> detected_;
   std::unique_ptr<RuntimeContext> runtime_;
   std::unique_ptr<OperationManager> operations_;
   std::unique_ptr<AgentService> service_;

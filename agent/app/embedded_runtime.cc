@@ -12,11 +12,11 @@ namespace mastodon_restore {
 
 namespace v1 = mastodon::restore::v1;
 
-absl::StatusOr<std::unique_ptr<EmbeddedRuntime>> EmbeddedRuntime::Start(const std::string& dir,
-                                                                        CommandRunner* runner,
-                                                                        Env* env) {
+absl::StatusOr<std::unique_ptr<EmbeddedRuntime>> EmbeddedRuntime::Start(
+    const std::string& dir, const std::string& media_dir, CommandRunner* runner, Env* env) {
   std::unique_ptr<EmbeddedRuntime> runtime(new EmbeddedRuntime());
   runtime->dir_ = dir;
+  runtime->media_dir_ = media_dir;
   LocalClusterOptions options;
   RETURN_IF_ERROR(RunAsUnprivilegedUserIfRoot(&options));
   RETURN_IF_ERROR(env->CreateDirs(dir, 0700, true));
@@ -34,6 +34,10 @@ absl::StatusOr<std::unique_ptr<EmbeddedRuntime>> EmbeddedRuntime::Start(const st
                         absl::StrCat("embedded runtime: ", cluster.status().message()));
   }
   runtime->cluster_ = std::move(*cluster);
+  runtime->evidence_.push_back(absl::StrCat("PostgreSQL ", runtime->cluster_->major_version(),
+                                            " cluster owned by the agent in ", dir));
+  runtime->evidence_.push_back(absl::StrCat("socket ", runtime->cluster_->socket_dir(),
+                                            "/.s.PGSQL.", runtime->cluster_->port()));
   return runtime;
 }
 
@@ -41,15 +45,30 @@ EmbeddedRuntime::~EmbeddedRuntime() {
   if (cluster_ != nullptr) cluster_->Stop().IgnoreError();
 }
 
-v1::RuntimeInfo EmbeddedRuntime::Describe() const {
-  v1::RuntimeInfo info;
-  info.set_kind(v1::RUNTIME_KIND_EMBEDDED);
-  info.set_requested("embedded");
-  info.add_evidence(absl::StrCat("PostgreSQL ", cluster_->major_version(),
-                                 " cluster owned by the agent in ", dir_));
-  info.add_evidence(
-      absl::StrCat("socket ", cluster_->socket_dir(), "/.s.PGSQL.", cluster_->port()));
-  return info;
+absl::StatusOr<AppDatabase> EmbeddedRuntime::Database() const {
+  return AppDatabase{cluster_->ConnInfo(), "", ""};
+}
+
+absl::StatusOr<MediaLocation> EmbeddedRuntime::Media() const {
+  if (media_dir_.empty()) {
+    return absl::FailedPreconditionError(
+        "the embedded runtime has no media directory: start the agent with --media-dir");
+  }
+  MediaLocation media;
+  media.dir = media_dir_;
+  return media;
+}
+
+absl::StatusOr<CommandSpec> EmbeddedRuntime::Tootctl(const std::vector<std::string>&) const {
+  return absl::FailedPreconditionError(
+      "the embedded runtime runs no Mastodon app: tootctl needs the snap, compose or systemd "
+      "runtime");
+}
+
+absl::StatusOr<CommandSpec> EmbeddedRuntime::DbMigrate(bool) const {
+  return absl::FailedPreconditionError(
+      "the embedded runtime runs no Mastodon app: db migrate needs the snap, compose or systemd "
+      "runtime");
 }
 
 }  // namespace mastodon_restore

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -106,6 +107,20 @@ class PosixEnvImpl : public Env {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<FileOwner> OwnerOf(const std::string& path) override {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
+    return FileOwner{st.st_uid, st.st_gid};
+  }
+  absl::StatusOr<uid_t> UserId(const std::string& name) override {
+    struct passwd pw;
+    struct passwd* found = nullptr;
+    std::vector<char> buf(16384);
+    if (::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+      return absl::NotFoundError(absl::StrCat("unable to find user '", name, "'"));
+    }
+    return pw.pw_uid;
+  }
   absl::StatusOr<std::string> ReadFile(const std::string& path) override {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return ErrnoError(errno, "open", path);

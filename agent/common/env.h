@@ -15,6 +15,11 @@
 
 namespace mastodon_restore {
 
+struct FileOwner {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
 struct MemoryInfo {
   int64_t total_bytes = 0;
   int64_t available_bytes = 0;
@@ -39,6 +44,10 @@ class Env {
   // (umask ignored); an existing one keeps its mode unless `enforce_mode`.
   virtual absl::Status CreateDirs(const std::string& dir, mode_t mode, bool enforce_mode) = 0;
   virtual absl::StatusOr<std::string> ReadFile(const std::string& path) = 0;
+  // Owner of `path` (symlinks followed); NOT_FOUND when it does not exist.
+  virtual absl::StatusOr<FileOwner> OwnerOf(const std::string& path) = 0;
+  // The uid of user `name` in the host's user database, or NOT_FOUND.
+  virtual absl::StatusOr<uid_t> UserId(const std::string& name) = 0;
   // Writes `data` to `path` atomically (temp file, fsync, rename) with `mode`.
   virtual absl::Status WriteFileAtomic(const std::string& path, const std::string& data,
                                        mode_t mode) = 0;

@@ -15,8 +15,9 @@ namespace v1 = mastodon::restore::v1;
 
 const std::vector<std::string>& AgentCapabilities() {
   static const std::vector<std::string>* caps = new std::vector<std::string>{
-      "agent_info",       "health",   "reflection", "detect",    "inspect",
-      "restore_database", "rollback", "verify",     "operations"};
+      "agent_info",       "health",        "reflection", "detect", "inspect",
+      "restore_database", "restore_media", "rollback",   "verify", "operations",
+      "db_migrate",       "media_refresh", "cleanup"};
   return *caps;
 }
 
@@ -52,19 +53,14 @@ v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env, abs
   host->set_memory_available_bytes(memory.available_bytes);
   for (const std::string& root : config.allowed_roots) host->add_allowed_roots(root);
 
-  // Runtime adapters come with the runtime issue; until then nothing is
-  // detected and the request is reported as given.
+  // The runtime as the service found it; none when not given.
   v1::RuntimeInfo* runtime = info.mutable_runtime();
-  if (in_use != nullptr && in_use->kind() != v1::RUNTIME_KIND_UNSPECIFIED) {
+  if (in_use != nullptr) {
     *runtime = *in_use;
   } else {
     runtime->set_kind(v1::RUNTIME_KIND_NONE);
-    runtime->add_evidence(config.runtime == "embedded"
-                              ? "embedded runtime not started"
-                              : "detection of the snap, compose and systemd runtimes is not part "
-                                "of this agent build");
   }
-  runtime->set_requested(config.runtime);
+  if (runtime->requested().empty()) runtime->set_requested(config.runtime);
   if (!config.media_dir.empty() && runtime->media_dir().empty()) {
     runtime->set_media_dir(config.media_dir);
     if (auto free_bytes = env->FreeBytes(config.media_dir); free_bytes.ok()) {

@@ -5,6 +5,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/app/app_tasks.h"
 #include "agent/archive/inspector.h"
 #include "agent/archive/path_rules.h"
 #include "agent/common/status_macros.h"
@@ -147,8 +149,17 @@ grpc::ServerUnaryReactor* AgentService::GetAgentInfo(grpc::CallbackServerContext
     return Denied(context, "GetAgentInfo", denied);
   }
   return BlockingUnaryReactor::Start(&workers_, [this, response](const CancelToken&) {
-    *response = BuildAgentInfo(*config_, env_, start_time_,
-                               runtime_ != nullptr ? &runtime_->info : nullptr);
+    v1::RuntimeInfo runtime;
+    if (runtime_ != nullptr && runtime_->runtime != nullptr) {
+      runtime = DescribeRuntime(*runtime_->runtime, runtime_->requested, env_);
+    } else {
+      runtime.set_kind(v1::RUNTIME_KIND_NONE);
+      runtime.set_requested(runtime_ != nullptr ? runtime_->requested : config_->runtime);
+      if (runtime_ != nullptr) {
+        for (const std::string& c : runtime_->checked) runtime.add_evidence(c);
+      }
+    }
+    *response = BuildAgentInfo(*config_, env_, start_time_, &runtime);
     // The server restores go to by default, if the agent has one.
     auto conninfo = TargetConnInfo(v1::DatabaseTarget());
     if (conninfo.ok()) {
@@ -184,31 +195,122 @@ grpc::ServerUnaryReactor* AgentService::Unimplemented(grpc::CallbackServerContex
   return reactor;
 }
 
-grpc::ServerUnaryReactor* AgentService::StartDbMigrate(grpc::CallbackServerContext* context,
-                                                       const v1::StartDbMigrateRequest*,
-                                                       v1::StartDbMigrateResponse*) {
-  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
-    return Denied(context, "StartDbMigrate", denied);
+absl::StatusOr<const Runtime*> AgentService::AppRuntime(absl::string_view task) const {
+  const Runtime* runtime = runtime_ != nullptr ? runtime_->runtime : nullptr;
+  if (runtime == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        task, " needs a Mastodon runtime and none was found (",
+        runtime_ == nullptr || runtime_->checked.empty() ? "runtime none"
+                                                         : absl::StrJoin(runtime_->checked, "; "),
+        "): start the agent with --runtime snap|compose|systemd"));
   }
-  return Unimplemented(context, "StartDbMigrate", "the Mastodon runtimes (agent/app)");
+  return runtime;
 }
 
-grpc::ServerUnaryReactor* AgentService::StartMediaRefresh(grpc::CallbackServerContext* context,
-                                                          const v1::StartMediaRefreshRequest*,
-                                                          v1::StartMediaRefreshResponse*) {
-  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
-    return Denied(context, "StartMediaRefresh", denied);
-  }
-  return Unimplemented(context, "StartMediaRefresh", "the Mastodon runtimes (agent/app)");
+grpc::ServerUnaryReactor* AgentService::StartDbMigrate(grpc::CallbackServerContext* context,
+                                                       const v1::StartDbMigrateRequest* request,
+                                                       v1::StartDbMigrateResponse* response) {
+  return StartOperationCall(
+      context, "StartDbMigrate", "start db migrate", {{"request_id", request->request_id()}},
+      response->mutable_operation(), [this, request, response](const CancelToken&) -> absl::Status {
+        const v1::DbMigrateOptions opts = request->options();
+        ASSIGN_OR_RETURN(const Runtime* runtime, AppRuntime("db migrate"));
+        RETURN_IF_ERROR(runtime->DbMigrate(false).status());
+        ASSIGN_OR_RETURN(AppDatabase db, runtime->Database());
+        OperationSpec spec;
+        spec.kind = v1::OPERATION_KIND_DB_MIGRATE;
+        spec.request_id = request->request_id();
+        spec.target = absl::StrCat("database:", db.database);
+        spec.fill_request = [opts](v1::Operation* op) { *op->mutable_db_migrate_options() = opts; };
+        spec.steps = {
+            {"migrate", absl::StrCat("run the app's database migrations (", runtime->name(), ")")}};
+        spec.work = [this, runtime, db, phase = opts.phase()](Operation* op) -> absl::Status {
+          TaskContext ctx{runner_, env_, &op->cancel_token(), op, "migrate"};
+          op->StepStarted("migrate");
+          auto result = RunDbMigrate(*runtime, phase, db, ctx);
+          if (!result.ok()) return result.status();
+          op->SetResult([&](v1::Operation* o) { *o->mutable_db_migrate_result() = *result; });
+          op->StepFinished("migrate", v1::STEP_STATE_SUCCEEDED,
+                           absl::StrCat(result->migrations_size(), " migration(s); schema ",
+                                        result->schema_version_after()));
+          return absl::OkStatus();
+        };
+        return Launch(std::move(spec), response->mutable_operation());
+      });
+}
+
+absl::Status AgentService::LaunchTootctlTasks(
+    v1::OperationKind kind, const std::string& request_id, const std::string& step,
+    const std::string& description, std::vector<std::vector<std::string>> commands,
+    const Runtime* runtime, std::function<void(v1::Operation*)> fill_request, v1::Operation* out) {
+  OperationSpec spec;
+  spec.kind = kind;
+  spec.request_id = request_id;
+  spec.target = absl::StrCat("app:", runtime->name());
+  spec.fill_request = std::move(fill_request);
+  spec.steps = {{step, description}};
+  spec.work = [this, runtime, step, commands](Operation* op) -> absl::Status {
+    TaskContext ctx{runner_, env_, &op->cancel_token(), op, step};
+    op->StepStarted(step);
+    v1::TootctlTasksResult results;
+    absl::Status status;
+    int64_t item_errors = 0;
+    for (const auto& args : commands) {
+      auto result = RunTootctl(*runtime, args, ctx);
+      if (!result.ok()) {
+        status = result.status();
+        break;
+      }
+      item_errors += result->item_errors();
+      *results.add_commands() = *result;
+    }
+    // Partial results of a failed run are kept too.
+    op->SetResult([&](v1::Operation* o) { *o->mutable_tootctl_tasks_result() = results; });
+    if (!status.ok()) return status;
+    op->StepFinished(
+        step, v1::STEP_STATE_SUCCEEDED,
+        absl::StrCat(results.commands_size(), " command(s)",
+                     item_errors > 0 ? absl::StrCat(", ", item_errors, " item error(s)") : ""));
+    return absl::OkStatus();
+  };
+  return Launch(std::move(spec), out);
+}
+
+grpc::ServerUnaryReactor* AgentService::StartMediaRefresh(
+    grpc::CallbackServerContext* context, const v1::StartMediaRefreshRequest* request,
+    v1::StartMediaRefreshResponse* response) {
+  return StartOperationCall(
+      context, "StartMediaRefresh", "start media refresh", {{"request_id", request->request_id()}},
+      response->mutable_operation(), [this, request, response](const CancelToken&) -> absl::Status {
+        const v1::MediaRefreshOptions opts = request->options();
+        ASSIGN_OR_RETURN(auto commands,
+                         MediaRefreshCommands(opts, DefaultConcurrency(env_->Cpus())));
+        ASSIGN_OR_RETURN(const Runtime* runtime, AppRuntime("media refresh"));
+        RETURN_IF_ERROR(runtime->Tootctl({}).status());
+        return LaunchTootctlTasks(
+            v1::OPERATION_KIND_MEDIA_REFRESH, request->request_id(), "refresh",
+            "fetch remote media (and accounts, feeds) again with tootctl", std::move(commands),
+            runtime, [opts](v1::Operation* op) { *op->mutable_media_refresh_options() = opts; },
+            response->mutable_operation());
+      });
 }
 
 grpc::ServerUnaryReactor* AgentService::StartCleanup(grpc::CallbackServerContext* context,
-                                                     const v1::StartCleanupRequest*,
-                                                     v1::StartCleanupResponse*) {
-  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
-    return Denied(context, "StartCleanup", denied);
-  }
-  return Unimplemented(context, "StartCleanup", "the Mastodon runtimes (agent/app)");
+                                                     const v1::StartCleanupRequest* request,
+                                                     v1::StartCleanupResponse* response) {
+  return StartOperationCall(
+      context, "StartCleanup", "start cleanup", {{"request_id", request->request_id()}},
+      response->mutable_operation(), [this, request, response](const CancelToken&) -> absl::Status {
+        const v1::CleanupOptions opts = request->options();
+        ASSIGN_OR_RETURN(auto commands, CleanupCommands(opts, DefaultConcurrency(env_->Cpus())));
+        ASSIGN_OR_RETURN(const Runtime* runtime, AppRuntime("cleanup"));
+        RETURN_IF_ERROR(runtime->Tootctl({}).status());
+        return LaunchTootctlTasks(
+            v1::OPERATION_KIND_CLEANUP, request->request_id(), "cleanup",
+            "remove cached preview cards and remote media with tootctl", std::move(commands),
+            runtime, [opts](v1::Operation* op) { *op->mutable_cleanup_options() = opts; },
+            response->mutable_operation());
+      });
 }
 
 namespace {
@@ -290,28 +392,46 @@ grpc::ServerUnaryReactor* AgentService::StartOperationCall(grpc::CallbackServerC
 absl::Status AgentService::StartMediaOnly(const v1::StartRestoreRequest& request,
                                           const CancelToken& cancel, v1::Operation* out) {
   const v1::RestoreOptions& opts = request.options();
-  if (config_->media_dir.empty()) {
-    return absl::FailedPreconditionError(
-        "no media directory: start the agent with --media-dir (the runtimes will name it too)");
+  // The media root: the agent's --media-dir, else the runtime's media
+  // directory (with the owner the runtime's app expects).
+  std::string root = config_->media_dir;
+  std::optional<MediaLocation> app_media;
+  if (root.empty() && runtime_ != nullptr && runtime_->runtime != nullptr) {
+    auto media = runtime_->runtime->Media();
+    if (media.ok()) {
+      app_media = *media;
+      root = media->dir;
+    }
   }
-  std::string media_dir = opts.media_dir().empty() ? config_->media_dir : opts.media_dir();
+  if (root.empty()) {
+    return absl::FailedPreconditionError(
+        "no media directory: start the agent with --media-dir or on a host with a Mastodon "
+        "runtime");
+  }
+  std::string media_dir = opts.media_dir().empty() ? root : opts.media_dir();
   auto normalized = NormalizeEntryPath(media_dir.substr(media_dir[0] == '/' ? 1 : 0));
-  if (media_dir[0] != '/' || !normalized.ok() || !IsWithin("/" + *normalized, config_->media_dir)) {
+  if (media_dir[0] != '/' || !normalized.ok() || !IsWithin("/" + *normalized, root)) {
     return absl::PermissionDeniedError(absl::StrCat("media directory '", media_dir,
-                                                    "' is not the agent's --media-dir (",
-                                                    config_->media_dir, ") or inside it"));
+                                                    "' is not the agent's media directory (", root,
+                                                    ") or inside it"));
   }
   media_dir = "/" + *normalized;
   ScanSetup setup;
   RETURN_IF_ERROR(PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel, &setup));
-  // New files belong to whoever owns the media directory (or its parent).
-  struct stat st;
+  // New files belong to the runtime's app user, else to whoever owns the
+  // media directory (or its parent).
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
-  if (::stat(media_dir.c_str(), &st) == 0 ||
-      ::stat(media_dir.substr(0, media_dir.find_last_of('/')).c_str(), &st) == 0) {
-    uid = st.st_uid;
-    gid = st.st_gid;
+  if (app_media.has_value() && app_media->uid.has_value()) {
+    uid = app_media->uid;
+    gid = app_media->gid;
+  } else {
+    auto owner = env_->OwnerOf(media_dir);
+    if (!owner.ok()) owner = env_->OwnerOf(media_dir.substr(0, media_dir.find_last_of('/')));
+    if (owner.ok()) {
+      uid = owner->uid;
+      gid = owner->gid;
+    }
   }
   OperationSpec spec;
   spec.kind = v1::OPERATION_KIND_RESTORE;
@@ -367,10 +487,22 @@ absl::Status AgentService::Launch(OperationSpec spec, v1::Operation* out) {
 absl::StatusOr<std::string> AgentService::TargetConnInfo(const v1::DatabaseTarget& target) const {
   if (!target.conninfo().empty()) return target.conninfo();
   if (!config_->target_conninfo.empty()) return config_->target_conninfo;
-  if (runtime_ != nullptr && !runtime_->conninfo.empty()) return runtime_->conninfo;
+  if (runtime_ != nullptr && runtime_->runtime != nullptr) {
+    ASSIGN_OR_RETURN(AppDatabase db, runtime_->runtime->Database());
+    return db.conninfo;
+  }
   return absl::FailedPreconditionError(
-      "no target PostgreSQL server: give one in the request (--target-conninfo) or start the "
-      "agent with --target-conninfo");
+      "no target PostgreSQL server: give one in the request (--target-conninfo), start the "
+      "agent with --target-conninfo, or let it find a Mastodon runtime");
+}
+
+std::optional<AppDatabase> AgentService::RuntimeDatabaseFor(
+    const v1::DatabaseTarget& target) const {
+  if (!target.conninfo().empty() || !config_->target_conninfo.empty()) return std::nullopt;
+  if (runtime_ == nullptr || runtime_->runtime == nullptr) return std::nullopt;
+  auto db = runtime_->runtime->Database();
+  if (!db.ok()) return std::nullopt;
+  return *db;
 }
 
 absl::StatusOr<AgentService::NamedTarget> AgentService::ResolveNamedTarget(
@@ -419,11 +551,14 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
         ASSIGN_OR_RETURN(v1::DumpInfo dump,
                          DetectDumpInSource(setup.path, opts.member(), setup.source, setup.options,
                                             runner_, &env_facts));
-        // The live database: asked for, else the dump's own name, else
-        // DB_NAME of the backup's env file.
+        // The live database: asked for, else the runtime's (the host's
+        // Mastodon database), else the dump's own name, else DB_NAME of the
+        // backup's env file.
+        std::optional<AppDatabase> app_db = RuntimeDatabaseFor(opts.target());
         std::string database =
-            !opts.target_db().empty()           ? opts.target_db()
-            : !opts.target().database().empty() ? opts.target().database()
+            !opts.target_db().empty()                         ? opts.target_db()
+            : !opts.target().database().empty()               ? opts.target().database()
+            : app_db.has_value() && !app_db->database.empty() ? app_db->database
             : dump.kind() == v1::DUMP_KIND_CLUSTER
                 ? (!opts.source_db().empty() ? opts.source_db() : dump.mastodon_database())
                 : dump.database_name();
@@ -458,7 +593,10 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
                       {"swap", "swap the staging database in; keep the previous one"}};
         std::string source_path = setup.path;
         SourceOptions source = setup.source;
-        const std::string owner = env_facts.db_user;
+        // Restored objects belong to the role the host's Mastodon uses,
+        // else to the backup's DB_USER.
+        const std::string owner =
+            app_db.has_value() && !app_db->owner.empty() ? app_db->owner : env_facts.db_user;
         spec.work = [this, opts, source_path, source, conninfo, database, dump,
                      owner](Operation* op) {
           DatabaseRestoreRequest r;

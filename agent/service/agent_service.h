@@ -5,6 +5,7 @@
 #define MASTODON_RESTORE_AGENT_SERVICE_AGENT_SERVICE_H_
 
 #include "absl/time/time.h"
+#include "agent/app/runtime.h"
 #include "agent/archive/inspector.h"
 #include "agent/archive/source_walker.h"
 #include "agent/common/env.h"
@@ -19,9 +20,13 @@ namespace mastodon_restore {
 
 // The runtime the agent uses, as the daemon set it up.
 struct RuntimeContext {
-  mastodon::restore::v1::RuntimeInfo info;
-  // Its PostgreSQL (used when a request and --target-conninfo name none).
-  std::string conninfo;
+  // What the configuration asked for ("auto", "snap", ...).
+  std::string requested = "auto";
+  // The runtime in use; null when none (restores then need a conninfo and
+  // media restores --media-dir).
+  const Runtime* runtime = nullptr;
+  // What detection looked at without finding a runtime.
+  std::vector<std::string> checked;
 };
 
 class AgentService final : public mastodon::restore::v1::RestoreAgentService::CallbackService {
@@ -48,8 +53,8 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
       grpc::CallbackServerContext* context,
       const mastodon::restore::v1::StartRestoreRequest* request,
       mastodon::restore::v1::StartRestoreResponse* response) override;
-  // The app tasks need the Mastodon runtimes (issue 6): until then each
-  // answers UNIMPLEMENTED naming the missing capability.
+  // The app tasks run through the runtime; FAILED_PRECONDITION when there
+  // is none or it runs no app (embedded).
   grpc::ServerUnaryReactor* StartDbMigrate(
       grpc::CallbackServerContext* context,
       const mastodon::restore::v1::StartDbMigrateRequest* request,
@@ -129,12 +134,31 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
   absl::Status StartMediaOnly(const mastodon::restore::v1::StartRestoreRequest& request,
                               const CancelToken& cancel, mastodon::restore::v1::Operation* out);
 
+  // The runtime for an app task; FAILED_PRECONDITION naming `task` and what
+  // detection checked when there is none.
+  absl::StatusOr<const Runtime*> AppRuntime(absl::string_view task) const;
+
+  // Launches an operation running `commands` (tootctl argument lists) one
+  // after the other in one step; stops at the first failure and keeps the
+  // results so far.
+  absl::Status LaunchTootctlTasks(
+      mastodon::restore::v1::OperationKind kind, const std::string& request_id,
+      const std::string& step, const std::string& description,
+      std::vector<std::vector<std::string>> commands, const Runtime* runtime,
+      std::function<void(mastodon::restore::v1::Operation*)> fill_request,
+      mastodon::restore::v1::Operation* out);
+
   // Starts `spec` and returns the operation as it is at once.
   absl::Status Launch(OperationSpec spec, mastodon::restore::v1::Operation* out);
 
   // The target server of a request: its own, else the agent's
   // --target-conninfo. FAILED_PRECONDITION when there is none.
   absl::StatusOr<std::string> TargetConnInfo(
+      const mastodon::restore::v1::DatabaseTarget& target) const;
+
+  // The runtime's database when it is the target (the request and the
+  // agent name no server); nullopt otherwise.
+  std::optional<AppDatabase> RuntimeDatabaseFor(
       const mastodon::restore::v1::DatabaseTarget& target) const;
 
   // A named database on the target server, for operations that act on one

@@ -234,7 +234,7 @@ TEST_F(DaemonCliTest, VersionAndHelp) {
 TEST_F(DaemonCliTest, ConfigFileSetsTheSocket) {
   std::string other_socket = dir_ + "/other/agent.sock";
   std::ofstream(dir_ + "/agent.conf")
-      << "# test config\nsocket = " << other_socket << "\nruntime = compose\n";
+      << "# test config\nsocket = " << other_socket << "\nruntime = none\n";
   socket_ = other_socket;
   CommandSpec spec;
   spec.argv = {MR_AGENT_BIN, "--config", dir_ + "/agent.conf", "--state-dir", dir_ + "/state"};
@@ -250,7 +250,7 @@ TEST_F(DaemonCliTest, ConfigFileSetsTheSocket) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text << ReadFileOrEmpty(log_file());
-  EXPECT_THAT(r.stdout_text, HasSubstr("(requested: compose)"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("(requested: none)"));
 }
 
 TEST_F(DaemonCliTest, LoopbackTcpInTestMode) {
@@ -533,7 +533,7 @@ TEST_F(RestoreCliTest, MediaOnlyIntoTheAgentsMediaDir) {
   r = CliOnSocket(
       {"restore", "--media-only", "--media-dir", "/etc", Fixture("source_install.tar.gz")});
   EXPECT_EQ(r.exit_code, 7);
-  EXPECT_THAT(r.stderr_text, HasSubstr("is not the agent's --media-dir"));
+  EXPECT_THAT(r.stderr_text, HasSubstr("is not the agent's media directory"));
   r = CliOnSocket({"restore", "--media-only", "--media-dir", media + "/../../../x",
                    Fixture("source_install.tar.gz")});
   EXPECT_EQ(r.exit_code, 7);

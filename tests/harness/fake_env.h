@@ -28,6 +28,9 @@ class FakeEnv : public Env {
   std::set<std::string> executables;
   // Paths passed to CreateDirs with their modes.
   std::map<std::string, mode_t> created_dirs;
+  // Owners by path, and the user database.
+  std::map<std::string, FileOwner> owners;
+  std::map<std::string, uid_t> users;
 
   absl::Time Now() override { return now; }
   std::string Hostname() override { return hostname; }
@@ -68,6 +71,18 @@ class FakeEnv : public Env {
     if (it == files.end()) {
       return absl::NotFoundError(absl::StrCat("unable to open '", path, "': No such file"));
     }
+    return it->second;
+  }
+  absl::StatusOr<FileOwner> OwnerOf(const std::string& path) override {
+    auto it = owners.find(path);
+    if (it == owners.end()) {
+      return absl::NotFoundError(absl::StrCat("unable to stat '", path, "': No such file"));
+    }
+    return it->second;
+  }
+  absl::StatusOr<uid_t> UserId(const std::string& name) override {
+    auto it = users.find(name);
+    if (it == users.end()) return absl::NotFoundError(absl::StrCat("no user '", name, "'"));
     return it->second;
   }
   absl::Status WriteFileAtomic(const std::string& path, const std::string& data, mode_t) override {

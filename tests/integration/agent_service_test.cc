@@ -86,28 +86,38 @@ TEST_F(AgentServiceTest, CreatesStateDirPrivateAndSocketGroupWritable) {
   EXPECT_EQ(st.st_mode & 07777, 0660);
 }
 
-TEST_F(AgentServiceTest, NotYetBackedRpcsAnswerUnimplementedNamingWhatIsMissing) {
+TEST_F(AgentServiceTest, AppTasksWithoutARuntimeAreRefusedNamingWhatWasLookedAt) {
   StartDaemon();
   auto stub = v1::RestoreAgentService::NewStub(Channel());
-  auto expect_unimplemented = [](const grpc::Status& s, const std::string& rpc) {
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED) << rpc;
-    EXPECT_THAT(s.error_message(), HasSubstr(rpc + ": "));
-    EXPECT_THAT(s.error_message(), HasSubstr("is not in this agent build yet"));
+  auto expect_no_runtime = [](const grpc::Status& s, const std::string& task) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << task;
+    EXPECT_THAT(s.error_message(), HasSubstr(task + " needs a Mastodon runtime"));
+    EXPECT_THAT(s.error_message(), HasSubstr("no /snap/bin/mastodon-server.tootctl"));
   };
   {
     grpc::ClientContext c;
     v1::StartDbMigrateResponse r;
-    expect_unimplemented(stub->StartDbMigrate(&c, {}, &r), "StartDbMigrate");
+    expect_no_runtime(stub->StartDbMigrate(&c, {}, &r), "db migrate");
   }
   {
     grpc::ClientContext c;
+    v1::StartMediaRefreshRequest req;
+    req.mutable_options()->set_days(1);
     v1::StartMediaRefreshResponse r;
-    expect_unimplemented(stub->StartMediaRefresh(&c, {}, &r), "StartMediaRefresh");
+    expect_no_runtime(stub->StartMediaRefresh(&c, req, &r), "media refresh");
+  }
+  {
+    // Bad options are refused before anything else, as tootctl would.
+    grpc::ClientContext c;
+    v1::StartMediaRefreshResponse r;
+    grpc::Status s = stub->StartMediaRefresh(&c, {}, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("needs a source"));
   }
   {
     grpc::ClientContext c;
     v1::StartCleanupResponse r;
-    expect_unimplemented(stub->StartCleanup(&c, {}, &r), "StartCleanup");
+    expect_no_runtime(stub->StartCleanup(&c, {}, &r), "cleanup");
   }
   {
     // A restore of anything but the database alone needs later issues.

@@ -50,7 +50,8 @@ TEST(AgentInfoTest, ReportsBuildHostRuntimeAndPostgres) {
   EXPECT_THAT(info.postgres().pg_restore_versions(), ElementsAre(15, 17));
   EXPECT_THAT(info.capabilities(),
               ElementsAre("agent_info", "health", "reflection", "detect", "inspect",
-                          "restore_database", "rollback", "verify", "operations"));
+                          "restore_database", "restore_media", "rollback", "verify", "operations",
+                          "db_migrate", "media_refresh", "cleanup"));
   EXPECT_EQ(info.start_time().seconds(), 1795000000);
 }
 

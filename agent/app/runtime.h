@@ -1,0 +1,131 @@
+// Where and how Mastodon runs on this host: one interface, four runtimes.
+//
+//   snap      the mastodon-server snap (/snap/bin/mastodon-server.*)
+//   compose   Mastodon's docker-compose.yml (docker compose)
+//   systemd   a source install (~mastodon/live, mastodon-*.service units)
+//   embedded  no Mastodon: a PostgreSQL cluster the agent owns
+//
+// A runtime answers where the database and the media are and builds the
+// commands that stop and start the app and run its tasks (tootctl, db
+// migrate). It builds commands; the caller runs them (argv only, explicit
+// environment, no secrets on argv).
+#ifndef MASTODON_RESTORE_AGENT_APP_RUNTIME_H_
+#define MASTODON_RESTORE_AGENT_APP_RUNTIME_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/common/env.h"
+#include "agent/common/subprocess.h"
+#include "mastodon/restore/v1/agent_service.pb.h"
+
+namespace mastodon_restore {
+
+// Where the runtimes look. The defaults are the real locations; unusual
+// hosts and tests override them (agent flags of the same names).
+struct HostLayout {
+  // The snap's command wrappers.
+  std::string snap_bin_dir = "/snap/bin";
+  // How the agent reaches the snap's PostgreSQL (its socket lives in the
+  // snap's private /tmp; user postgres, trust).
+  std::string snap_postgres =
+      "host=/tmp/snap-private-tmp/snap.mastodon-server/tmp/sockets/postgres port=5432 "
+      "user=postgres";
+  // The snap's Mastodon code ($SNAP_DATA/mastodon: db/migrate,
+  // db/post_migrate).
+  std::string snap_app_dir = "/var/snap/mastodon-server/current/mastodon";
+  // A source install's (or a compose project's) directory.
+  std::string app_dir = "/home/mastodon/live";
+  // Other directories searched for a compose project.
+  std::vector<std::string> compose_dirs = {"/opt/mastodon", "/srv/mastodon"};
+  // Where systemd units of a source install are.
+  std::string systemd_unit_dir = "/etc/systemd/system";
+  // PATH of the commands the agent runs (snap, docker, systemctl, runuser).
+  std::string host_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+};
+
+// Mastodon's database as the runtime serves it.
+struct AppDatabase {
+  // libpq conninfo of the server, for a role that may create databases.
+  // May hold a password: never log it.
+  std::string conninfo;
+  // The live database ("" when the runtime has none: take the backup's).
+  std::string database;
+  // The role Mastodon connects as; restored objects belong to it ("" when
+  // unknown: keep the dump's owners).
+  std::string owner;
+};
+
+// Mastodon's media directory and who must own what is written there.
+struct MediaLocation {
+  std::string dir;
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  // "snap_daemon:root", "991:991", "mastodon".
+  std::string owner;
+};
+
+class Runtime {
+ public:
+  virtual ~Runtime() = default;
+
+  virtual mastodon::restore::v1::RuntimeKind kind() const = 0;
+  // "snap", "compose", "systemd", "embedded".
+  virtual std::string name() const = 0;
+  // What led to this runtime (paths and commands found).
+  const std::vector<std::string>& evidence() const { return evidence_; }
+
+  // The database; may run a command (compose: find the db container).
+  virtual absl::StatusOr<AppDatabase> Database() const = 0;
+  // The media directory; may run a command (snap: snap get).
+  virtual absl::StatusOr<MediaLocation> Media() const = 0;
+
+  // The app services, in stop order (PostgreSQL and Redis are not among
+  // them: restores and tasks need those running).
+  virtual std::vector<std::string> Services() const = 0;
+  // Commands that stop or start Services() (start: in reverse order).
+  // Empty when the runtime runs no app.
+  virtual std::vector<CommandSpec> ServiceCommands(bool start) const = 0;
+
+  // `tootctl ARGS` with the app's user, directory and environment.
+  // FAILED_PRECONDITION when the runtime runs no app.
+  virtual absl::StatusOr<CommandSpec> Tootctl(const std::vector<std::string>& args) const = 0;
+  // `rails db:migrate`; with `skip_post_deployment`,
+  // SKIP_POST_DEPLOYMENT_MIGRATIONS=true. The snap's db-migrate asks
+  // "[y/N]": the spec answers it on stdin.
+  virtual absl::StatusOr<CommandSpec> DbMigrate(bool skip_post_deployment) const = 0;
+  // The app's code directory when the agent can read it (it holds
+  // db/migrate and db/post_migrate); "" otherwise (compose: inside the
+  // image).
+  virtual std::string CodeDir() const = 0;
+
+ protected:
+  std::vector<std::string> evidence_;
+};
+
+// Picks the runtime: `requested` is "auto", "snap", "compose", "systemd" or
+// "none" ("embedded" is made by the daemon: it starts a cluster). "auto"
+// tries snap, then systemd, then compose, and returns nullptr when none is
+// found; `checked` then lists what was looked at. An explicit runtime that
+// is not installed is FAILED_PRECONDITION naming what is missing.
+absl::StatusOr<std::unique_ptr<Runtime>> DetectRuntime(const std::string& requested,
+                                                       const HostLayout& layout,
+                                                       CommandRunner* runner, Env* env,
+                                                       std::vector<std::string>* checked);
+
+// The runtime as GetAgentInfo shows it (media directory and free space
+// included when they can be found).
+mastodon::restore::v1::RuntimeInfo DescribeRuntime(const Runtime& runtime,
+                                                   const std::string& requested, Env* env);
+
+// The base environment of app commands: PATH from `layout`, LANG, TERM.
+std::vector<std::string> HostCommandEnv(const HostLayout& layout);
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_APP_RUNTIME_H_
