@@ -107,7 +107,16 @@ std::optional<SummaryLine> ParseSummaryLine(absl::string_view raw) {
 std::optional<MigrationLine> ParseMigrationLine(absl::string_view raw) {
   std::string line = StripAnsi(raw);
   absl::string_view s = absl::StripAsciiWhitespace(line);
-  if (!absl::ConsumePrefix(&s, "== ")) return std::nullopt;
+  // Usually at the start; after a prompt answered on a terminal without
+  // echo ("Do you want to continue? [y/N] == 2024..."), further in.
+  size_t at = 0;
+  while (true) {
+    at = s.find("== ", at);
+    if (at == absl::string_view::npos) return std::nullopt;
+    if (at + 3 < s.size() && IsDigit(s[at + 3])) break;
+    at += 3;
+  }
+  s.remove_prefix(at + 3);
   size_t space = s.find(' ');
   if (space == absl::string_view::npos || space < 14) return std::nullopt;
   absl::string_view version = s.substr(0, space);

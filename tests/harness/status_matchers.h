@@ -34,6 +34,9 @@ MATCHER_P2(StatusIs, code, message_matcher,
          ::testing::ExplainMatchResult(message_matcher, std::string(s.message()), result_listener);
 }
 
+// StatusIs(code): any message.
+inline auto StatusIs(absl::StatusCode code) { return StatusIs(code, ::testing::_); }
+
 }  // namespace testing
 }  // namespace mastodon_restore
 

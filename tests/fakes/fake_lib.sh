@@ -1,0 +1,107 @@
+# Shared by the recording fakes of tests/fakes/. Sourced, never run.
+#
+# A fake lives in a test's host directory H (H/bin, H/snap/bin, H/app/bin,
+# ...). H holds fake.conf (KEY=VALUE knobs, sourced) and calls.log, where
+# every call is recorded as:
+#   == TOOL
+#   arg: ARG            (one line per argument)
+#   cwd: DIR
+#   uid: UID
+#   tty: yes|no         (stdout is a terminal)
+#   env: KEY=VALUE      (one line per variable, sorted)
+#   stdin: LINE         (lines the fake read from stdin, if any)
+#   end
+
+fake_find_home() {
+  local dir
+  dir=$(cd "$(dirname "$0")" && pwd)
+  while [ "$dir" != "/" ]; do
+    if [ -f "$dir/fake.conf" ]; then
+      echo "$dir"
+      return 0
+    fi
+    dir=$(dirname "$dir")
+  done
+  echo "fake: no fake.conf above $0" >&2
+  exit 97
+}
+
+# A fake started by another fake (docker -> tootctl) inherits the home.
+FAKE_HOME=${FAKE_HOME:-$(fake_find_home)}
+export FAKE_HOME
+export FAKES_DIR
+FAKES_DIR=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
+# shellcheck disable=SC1091
+. "$FAKE_HOME/fake.conf"
+PSQL=${PSQL:-/usr/lib/postgresql/15/bin/psql}
+# Rails prints no server notices.
+export PGOPTIONS='-c client_min_messages=warning'
+
+# fake_record TOOL ARGS...: appends the call to calls.log (under a lock, as
+# calls may run in parallel).
+fake_record() {
+  local tool=$1 tty=no
+  shift
+  if [ -t 1 ]; then tty=yes; fi
+  {
+    flock 9
+    {
+      echo "== $tool"
+      local a
+      for a in "$@"; do
+        printf 'arg: %s\n' "$a"
+      done
+      echo "cwd: $(pwd)"
+      echo "uid: $(id -u)"
+      echo "tty: $tty"
+      env | LC_ALL=C sort | sed 's/^/env: /'
+      echo "end"
+    } >>"$FAKE_HOME/calls.log"
+  } 9>>"$FAKE_HOME/calls.lock"
+}
+
+# fake_record_stdin LINE: records a line read from stdin.
+fake_record_stdin() {
+  {
+    flock 9
+    printf 'stdin-of-last: %s\n' "$1" >>"$FAKE_HOME/calls.log"
+  } 9>>"$FAKE_HOME/calls.lock"
+}
+
+# Thor's colours on a terminal.
+fake_green() { if [ -t 1 ]; then printf '\033[32m%s\033[0m\n' "$1"; else printf '%s\n' "$1"; fi; }
+fake_red() { if [ -t 2 ]; then printf '\033[31m%s\033[0m\n' "$1" >&2; else printf '%s\n' "$1" >&2; fi; }
+
+# fake_migrate APP_DIR CONNINFO: what `rails db:migrate` does to the
+# database: runs the pending migrations of APP_DIR/db/migrate and (unless
+# SKIP_POST_DEPLOYMENT_MIGRATIONS=true) db/post_migrate, printing Rails'
+# lines. MIGRATE_MODE=noop prints nothing and changes nothing; fail stops
+# at the second pending migration with Rails' error and exit 1.
+fake_migrate() {
+  local app=$1 conn=$2
+  if [ "${MIGRATE_MODE:-normal}" = noop ]; then return 0; fi
+  "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$conn" \
+    -c 'CREATE TABLE IF NOT EXISTS schema_migrations (version varchar PRIMARY KEY)' >/dev/null || exit 1
+  local applied files f version name n=0
+  applied=$("$PSQL" -X -At -d "$conn" -c 'SELECT version FROM schema_migrations') || exit 1
+  files=$(ls "$app"/db/migrate/*.rb 2>/dev/null)
+  if [ "${SKIP_POST_DEPLOYMENT_MIGRATIONS:-}" != true ]; then
+    files="$files $(ls "$app"/db/post_migrate/*.rb 2>/dev/null)"
+  fi
+  for f in $(for p in $files; do basename "$p"; done | LC_ALL=C sort); do
+    version=${f%%_*}
+    if printf '%s\n' "$applied" | grep -qx "$version"; then continue; fi
+    name=$(echo "${f#*_}" | sed 's/\.rb$//; s/\(^\|_\)\([a-z0-9]\)/\U\2/g')
+    echo "== $version $name: migrating ================================"
+    n=$((n + 1))
+    if [ "${MIGRATE_MODE:-normal}" = fail ] && [ $n -ge 2 ]; then
+      echo "bin/rails aborted!" >&2
+      echo "StandardError: An error has occurred, this and all later migrations canceled:" >&2
+      echo "PG::UndefinedColumn: ERROR:  column \"foo\" does not exist" >&2
+      exit 1
+    fi
+    "$PSQL" -X -q -d "$conn" -c "INSERT INTO schema_migrations VALUES ('$version')" >/dev/null || exit 1
+    echo "== $version $name: migrated (0.0012s) ======================="
+    echo
+  done
+}

@@ -1,0 +1,145 @@
+#include "tests/harness/fake_host.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "tests/harness/test_postgres.h"
+
+namespace mastodon_restore {
+namespace testing {
+namespace {
+
+void WriteText(const std::string& path, const std::string& text) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream(path, std::ios::trunc) << text;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FakeHost>> FakeHost::Create() {
+  auto dir = MakeTempDir("mr-host");
+  if (!dir.ok()) return dir.status();
+  std::unique_ptr<FakeHost> host(new FakeHost(*dir));
+  WriteText(host->dir_ + "/fake.conf", "");
+  for (const char* tool : {"snap", "docker", "systemctl", "runuser"}) {
+    host->Link(tool, absl::StrCat(host->dir_, "/bin/", tool));
+  }
+  return host;
+}
+
+FakeHost::~FakeHost() { RemoveTree(dir_); }
+
+HostLayout FakeHost::Layout() const {
+  HostLayout layout;
+  layout.snap_bin_dir = dir_ + "/snap/bin";
+  layout.snap_app_dir = snap_app_dir();
+  layout.app_dir = app_dir();
+  layout.compose_dirs = {};
+  layout.systemd_unit_dir = dir_ + "/etc/systemd/system";
+  layout.host_path = dir_ + "/bin:/usr/bin:/bin";
+  return layout;
+}
+
+void FakeHost::Link(const std::string& fake, const std::string& at) const {
+  std::filesystem::create_directories(std::filesystem::path(at).parent_path());
+  std::filesystem::remove(at);
+  std::filesystem::create_symlink(absl::StrCat(MR_FAKES_DIR, "/", fake), at);
+}
+
+void FakeHost::Set(const std::string& key, const std::string& value) {
+  knobs_[key] = value;
+  std::string text;
+  for (const auto& [k, v] : knobs_) absl::StrAppend(&text, k, "='", v, "'\n");
+  WriteText(dir_ + "/fake.conf", text);
+}
+
+void FakeHost::InstallSnap(const std::string& conninfo) {
+  Link("mastodon-server.tootctl", dir_ + "/snap/bin/mastodon-server.tootctl");
+  Link("mastodon-server.db-migrate", dir_ + "/snap/bin/mastodon-server.db-migrate");
+  std::filesystem::create_directories(snap_app_dir() + "/db/migrate");
+  Set("SNAP_APP_DIR", snap_app_dir());
+  Set("SNAP_DB_CONNINFO", conninfo);
+}
+
+void FakeHost::InstallSystemd(const std::string& env_file) {
+  WriteText(app_dir() + "/.env.production", env_file);
+  Link("tootctl", app_dir() + "/bin/tootctl");
+  Link("bundle", dir_ + "/home/mastodon/.rbenv/shims/bundle");
+  std::filesystem::create_directories(app_dir() + "/db/migrate");
+  for (const char* unit : {"mastodon-streaming.service", "mastodon-sidekiq.service",
+                           "mastodon-web.service", "mastodon-streaming@.service"}) {
+    WriteText(absl::StrCat(dir_, "/etc/systemd/system/", unit),
+              "[Service]\nUser=mastodon\nWorkingDirectory=/home/mastodon/live\n");
+  }
+}
+
+void FakeHost::InstallCompose(const std::string& env_file) {
+  WriteText(app_dir() + "/docker-compose.yml",
+            "services:\n  db:\n    image: postgres:14-alpine\n  web:\n"
+            "    image: ghcr.io/mastodon/mastodon:v4.6.5\n    env_file: .env.production\n");
+  WriteText(app_dir() + "/.env.production", env_file);
+  std::filesystem::create_directories(compose_app_dir() + "/db/migrate");
+  Set("COMPOSE_APP_DIR", compose_app_dir());
+}
+
+void FakeHost::AddMigrations(const std::string& code_dir, const std::vector<std::string>& pre,
+                             const std::vector<std::string>& post) {
+  int n = 0;
+  for (const auto& [sub, versions] :
+       {std::pair<const char*, const std::vector<std::string>*>{"db/migrate", &pre},
+        {"db/post_migrate", &post}}) {
+    for (const std::string& v : *versions) {
+      WriteText(absl::StrCat(code_dir, "/", sub, "/", v, "_add_thing_", ++n, ".rb"),
+                "class AddThing < ActiveRecord::Migration[8.1]\nend\n");
+    }
+  }
+}
+
+std::vector<FakeCall> FakeHost::Calls(const std::string& tool) const {
+  std::vector<FakeCall> calls;
+  std::ifstream in(dir_ + "/calls.log");
+  std::string line;
+  FakeCall* current = nullptr;
+  while (std::getline(in, line)) {
+    if (absl::StartsWith(line, "== ")) {
+      calls.emplace_back();
+      current = &calls.back();
+      current->tool = line.substr(3);
+    } else if (absl::StartsWith(line, "stdin-of-last: ") && !calls.empty()) {
+      calls.back().stdin_lines.push_back(line.substr(15));
+    } else if (current == nullptr) {
+      continue;
+    } else if (absl::StartsWith(line, "arg: ")) {
+      current->argv.push_back(line.substr(5));
+    } else if (absl::StartsWith(line, "cwd: ")) {
+      current->cwd = line.substr(5);
+    } else if (absl::StartsWith(line, "uid: ")) {
+      current->uid = line.substr(5);
+    } else if (absl::StartsWith(line, "tty: ")) {
+      current->tty = line.substr(5) == "yes";
+    } else if (absl::StartsWith(line, "env: ")) {
+      std::pair<std::string, std::string> kv =
+          absl::StrSplit(line.substr(5), absl::MaxSplits('=', 1));
+      current->env[kv.first] = kv.second;
+    } else if (line == "end") {
+      current = nullptr;
+    }
+  }
+  if (tool.empty()) return calls;
+  std::vector<FakeCall> only;
+  for (FakeCall& c : calls) {
+    if (c.tool == tool) only.push_back(std::move(c));
+  }
+  return only;
+}
+
+void FakeHost::ClearCalls() { std::filesystem::remove(dir_ + "/calls.log"); }
+
+}  // namespace testing
+}  // namespace mastodon_restore

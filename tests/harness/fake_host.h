@@ -1,0 +1,82 @@
+// A fake Mastodon host for tests: a temp directory laid out like the real
+// thing (snap wrappers, a source install with systemd units, a compose
+// project) whose commands are the recording fakes of tests/fakes/. The
+// fakes log every call (argv, cwd, uid, tty, environment, stdin) to
+// calls.log, which Calls() parses; knobs in fake.conf change how they
+// behave (failures, the snap's quirks, item errors, slowness).
+#ifndef MASTODON_RESTORE_TESTS_HARNESS_FAKE_HOST_H_
+#define MASTODON_RESTORE_TESTS_HARNESS_FAKE_HOST_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/app/runtime.h"
+
+namespace mastodon_restore {
+namespace testing {
+
+// One recorded call of a fake.
+struct FakeCall {
+  std::string tool;
+  std::vector<std::string> argv;  // without the program
+  std::string cwd;
+  std::string uid;
+  bool tty = false;
+  std::map<std::string, std::string> env;
+  // Answers the fake read from stdin.
+  std::vector<std::string> stdin_lines;
+};
+
+class FakeHost {
+ public:
+  // Creates the host directory with bin/ (snap, docker, systemctl, runuser)
+  // and an empty fake.conf.
+  static absl::StatusOr<std::unique_ptr<FakeHost>> Create();
+  ~FakeHost();
+
+  const std::string& dir() const { return dir_; }
+  // Where the runtimes look on this host.
+  HostLayout Layout() const;
+
+  // Sets a knob in fake.conf.
+  void Set(const std::string& key, const std::string& value);
+
+  // The snap: /snap/bin wrappers; its code (migrations) in
+  // <dir>/snap-app; its PostgreSQL reached with `conninfo` (by the fake
+  // db-migrate; the agent uses Layout().snap_postgres).
+  void InstallSnap(const std::string& conninfo);
+  // A source install: home/mastodon/live with .env.production
+  // (`env_file`), bin/tootctl, rbenv's shims/bundle, and the units
+  // mastodon-{web,sidekiq,streaming}.service (plus a template unit).
+  void InstallSystemd(const std::string& env_file);
+  // A compose project in home/mastodon/live: docker-compose.yml with the
+  // Mastodon image and .env.production (`env_file`); the "image" code in
+  // <dir>/compose-app; the db service answers on DOCKER_DB_IP.
+  void InstallCompose(const std::string& env_file);
+  // Writes migration files (<version>_<snake_name>.rb) into
+  // `code_dir`/db/migrate and db/post_migrate.
+  static void AddMigrations(const std::string& code_dir, const std::vector<std::string>& pre,
+                            const std::vector<std::string>& post);
+
+  std::string snap_app_dir() const { return dir_ + "/snap-app"; }
+  std::string app_dir() const { return dir_ + "/home/mastodon/live"; }
+  std::string compose_app_dir() const { return dir_ + "/compose-app"; }
+
+  // The calls so far, in order; Calls("tootctl") only that tool's.
+  std::vector<FakeCall> Calls(const std::string& tool = "") const;
+  void ClearCalls();
+
+ private:
+  explicit FakeHost(std::string dir) : dir_(std::move(dir)) {}
+  void Link(const std::string& fake, const std::string& at) const;
+  std::string dir_;
+  std::map<std::string, std::string> knobs_;
+};
+
+}  // namespace testing
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_TESTS_HARNESS_FAKE_HOST_H_
