@@ -148,6 +148,11 @@ void PrintInfo(const CommandContext& ctx, const v1::GetAgentInfoResponse& info) 
   kind = absl::AsciiStrToLower(kind.substr(std::string("RUNTIME_KIND_").size()));
   absl::StrAppend(&s, "runtime        ", kind, " (requested: ", r.requested(), ")\n");
   for (const std::string& e : r.evidence()) absl::StrAppend(&s, "                - ", e, "\n");
+  if (!r.media_dir().empty()) {
+    absl::StrAppend(&s, "media dir      ", r.media_dir(),
+                    r.media_owner().empty() ? "" : absl::StrCat(", owner ", r.media_owner()), " (",
+                    HumanBytes(r.media_dir_free_bytes()), " free)\n");
+  }
   const v1::PostgresInfo& pg = info.postgres();
   absl::StrAppend(
       &s, "postgresql     libpq ", pg.client_version(), "; pg_restore majors: ",
@@ -383,6 +388,93 @@ int RunVerify(CommandContext& ctx) {
   return Started(ctx, stub.get(), response.operation());
 }
 
+// Reads a non-negative integer flag into `out` (left alone when absent).
+bool CountFlag(CommandContext& ctx, const char* flag, int32_t* out) {
+  if (!ctx.args.Has(flag)) return true;
+  int value = 0;
+  if (!absl::SimpleAtoi(ctx.args.Get(flag), &value) || value < 0) {
+    UsageError(ctx.streams, absl::StrCat("--", flag, " takes a non-negative number"));
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
+int RunDbMigrate(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  const bool pre = ctx.args.GetBool("pre-deployment-only");
+  const bool post = ctx.args.GetBool("post-deployment-only");
+  if (pre && post) {
+    return UsageError(ctx.streams,
+                      "--pre-deployment-only and --post-deployment-only exclude each other");
+  }
+  v1::StartDbMigrateRequest request;
+  request.set_request_id(ctx.args.Get("request-id"));
+  request.mutable_options()->set_phase(pre    ? v1::MIGRATION_PHASE_PRE_DEPLOYMENT
+                                       : post ? v1::MIGRATION_PHASE_POST_DEPLOYMENT
+                                              : v1::MIGRATION_PHASE_ALL);
+  v1::StartDbMigrateResponse response;
+  grpc::ClientContext context;
+  PrepareCall(ctx.agent, &context);
+  grpc::Status status = stub->StartDbMigrate(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to start the migration", status);
+  return Started(ctx, stub.get(), response.operation());
+}
+
+int RunCleanup(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  v1::StartCleanupRequest request;
+  request.set_request_id(ctx.args.Get("request-id"));
+  v1::CleanupOptions* o = request.mutable_options();
+  int32_t days = 0;
+  if (!CountFlag(ctx, "days", &days)) return kExitUsage;
+  o->set_preview_cards_days(days);
+  o->set_media_days(days);
+  int32_t value = 0;
+  if (!CountFlag(ctx, "preview-cards-days", &value)) return kExitUsage;
+  if (ctx.args.Has("preview-cards-days")) o->set_preview_cards_days(value);
+  if (!CountFlag(ctx, "media-days", &value)) return kExitUsage;
+  if (ctx.args.Has("media-days")) o->set_media_days(value);
+  if (!CountFlag(ctx, "concurrency", &value)) return kExitUsage;
+  o->set_concurrency(ctx.args.Has("concurrency") ? value : 0);
+  o->set_prune_profiles(ctx.args.GetBool("prune-profiles"));
+  o->set_remove_headers(ctx.args.GetBool("remove-headers"));
+  o->set_include_follows(ctx.args.GetBool("include-follows"));
+  v1::StartCleanupResponse response;
+  grpc::ClientContext context;
+  PrepareCall(ctx.agent, &context);
+  grpc::Status status = stub->StartCleanup(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to start the cleanup", status);
+  return Started(ctx, stub.get(), response.operation());
+}
+
+int RunMediaRefresh(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  v1::StartMediaRefreshRequest request;
+  request.set_request_id(ctx.args.Get("request-id"));
+  v1::MediaRefreshOptions* o = request.mutable_options();
+  int32_t value = 0;
+  if (!CountFlag(ctx, "days", &value)) return kExitUsage;
+  o->set_days(ctx.args.Has("days") ? value : 0);
+  if (!CountFlag(ctx, "concurrency", &value)) return kExitUsage;
+  o->set_concurrency(ctx.args.Has("concurrency") ? value : 0);
+  o->set_account(ctx.args.Get("account"));
+  o->set_domain(ctx.args.Get("domain"));
+  o->set_status_id(ctx.args.Get("status"));
+  o->set_force(ctx.args.GetBool("force"));
+  o->set_refresh_accounts(ctx.args.GetBool("accounts"));
+  o->set_build_feeds(ctx.args.GetBool("feeds"));
+  v1::StartMediaRefreshResponse response;
+  grpc::ClientContext context;
+  PrepareCall(ctx.agent, &context);
+  grpc::Status status = stub->StartMediaRefresh(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to start the media refresh", status);
+  return Started(ctx, stub.get(), response.operation());
+}
+
 int RunOps(CommandContext& ctx) {
   auto stub = StubFor(ctx);
   if (stub == nullptr) return kExitUsage;
@@ -492,6 +584,41 @@ const std::vector<Command>& Commands() {
         {"request-id", "ID", "idempotency key"},
         {"detach", "", "print the operation id and return"}},
        RunVerify},
+      {"db-migrate",
+       "run Mastodon's database migrations through the runtime, checked in schema_migrations",
+       "",
+       {{"pre-deployment-only", "", "skip post-deployment migrations (SKIP_POST_DEPLOYMENT_...)"},
+        {"post-deployment-only", "", "the rest, once the pre-deployment ones ran"},
+        {"request-id", "ID", "idempotency key"},
+        {"detach", "", "print the operation id and return"}},
+       RunDbMigrate},
+      {"cleanup",
+       "tootctl preview_cards remove and media remove (cached remote media)",
+       "",
+       {{"days", "N", "older than N days, both commands (default 1)"},
+        {"preview-cards-days", "N", "preview cards older than N days"},
+        {"media-days", "N", "media older than N days"},
+        {"prune-profiles", "", "also remote avatars and headers"},
+        {"remove-headers", "", "also remote headers"},
+        {"include-follows", "", "also profiles of followed accounts"},
+        {"concurrency", "N", "tootctl workers (default by cores: 1, 5 or 8)"},
+        {"request-id", "ID", "idempotency key"},
+        {"detach", "", "print the operation id and return"}},
+       RunCleanup},
+      {"media-refresh",
+       "tootctl media refresh (and accounts refresh, feeds build)",
+       "",
+       {{"days", "N", "media of the last N days"},
+        {"account", "USER@DOMAIN", "media of one account"},
+        {"domain", "DOMAIN", "media of one domain"},
+        {"status", "ID", "media of one status"},
+        {"force", "", "download again what is present"},
+        {"accounts", "", "then tootctl accounts refresh --all (avatars, headers)"},
+        {"feeds", "", "then tootctl feeds build --all"},
+        {"concurrency", "N", "tootctl workers (default by cores: 1, 5 or 8)"},
+        {"request-id", "ID", "idempotency key"},
+        {"detach", "", "print the operation id and return"}},
+       RunMediaRefresh},
       {"ops",
        "operations: list, show ID, watch ID [--from N], cancel ID",
        "ACTION [ID]",

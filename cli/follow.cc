@@ -174,6 +174,22 @@ std::string RenderOperation(const v1::Operation& op) {
                           op.rollback_result().restored_database(), "replaced",
                           op.rollback_result().replaced_database_renamed_to());
   }
+  if (op.has_db_migrate_result()) {
+    const v1::DbMigrateResult& r = op.db_migrate_result();
+    absl::StrAppendFormat(&s, "%-14s %s -> %s\n", "schema",
+                          r.schema_version_before().empty() ? "(none)" : r.schema_version_before(),
+                          r.schema_version_after().empty() ? "(none)" : r.schema_version_after());
+    absl::StrAppendFormat(&s, "%-14s %d ran, %d pending\n", "migrations", r.migrations_size(),
+                          r.pending());
+  }
+  if (op.has_tootctl_tasks_result()) {
+    for (const v1::TootctlResult& t : op.tootctl_tasks_result().commands()) {
+      absl::StrAppendFormat(
+          &s, "%-14s %s: %s%s\n", "tootctl", t.command(),
+          t.summary().empty() ? "(no summary)" : t.summary(),
+          t.item_errors() > 0 ? absl::StrFormat(" (%d item errors)", t.item_errors()) : "");
+    }
+  }
   if (op.has_verify_result()) {
     for (const auto& c : op.verify_result().checks()) {
       absl::StrAppendFormat(&s, "%-14s %-4s %s: %s\n", "check", c.passed() ? "ok" : "FAIL",

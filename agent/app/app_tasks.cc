@@ -298,7 +298,9 @@ absl::StatusOr<v1::DbMigrateResult> RunDbMigrate(const Runtime& runtime, v1::Mig
                        return;
                      }
                      out.add_migrations(absl::StrCat(m->version, " ", m->name));
-                     progress.Report(++done, expected_to_run, line);
+                     ++done;
+                     progress.Report(done, expected_to_run,
+                                     out.migrations(out.migrations_size() - 1));
                    }));
   if (!ran.result.success()) return CommandFailed("db migrate", ran);
 
@@ -331,6 +333,50 @@ absl::StatusOr<v1::DbMigrateResult> RunDbMigrate(const Runtime& runtime, v1::Mig
                    out.schema_version_after().empty() ? "none" : out.schema_version_after()),
       ctx.step);
   return out;
+}
+
+absl::Status ControlServices(const Runtime& runtime, bool start, const TaskContext& ctx) {
+  for (CommandSpec spec : runtime.ServiceCommands(start)) {
+    const std::string what = absl::StrJoin(spec.argv, " ");
+    ctx.reporter->Log(v1::SEVERITY_INFO, what, ctx.step);
+    spec.on_line = [&](absl::string_view line, bool) {
+      if (!absl::StripAsciiWhitespace(line).empty()) {
+        ctx.reporter->Log(v1::SEVERITY_INFO, std::string(line), ctx.step);
+      }
+    };
+    // Stopping and starting must not be cut short by a cancellation:
+    // half-stopped services are worse than a late cancel.
+    ASSIGN_OR_RETURN(CommandResult result, ctx.runner->Run(spec, nullptr));
+    if (!result.success()) {
+      std::string err(absl::StripAsciiWhitespace(result.stderr_text));
+      return absl::UnknownError(
+          absl::StrCat("unable to ", start ? "start" : "stop", " the app services ('", what,
+                       "'): ", result.Describe(), err.empty() ? "" : ": ", err));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WithServicesStopped(const Runtime& runtime, const TaskContext& ctx,
+                                 bool keep_stopped_on_failure,
+                                 const std::function<absl::Status()>& work) {
+  if (runtime.Services().empty()) return work();
+  RETURN_IF_ERROR(ControlServices(runtime, false, ctx));
+  absl::Status status = work();
+  if (!status.ok() && keep_stopped_on_failure) {
+    ctx.reporter->Log(v1::SEVERITY_WARNING,
+                      absl::StrCat("the app services stay stopped as asked: ",
+                                   absl::StrJoin(runtime.Services(), " ")),
+                      ctx.step);
+    return status;
+  }
+  absl::Status started = ControlServices(runtime, true, ctx);
+  if (!status.ok()) {
+    if (!started.ok())
+      ctx.reporter->Log(v1::SEVERITY_ERROR, std::string(started.message()), ctx.step);
+    return status;  // the first failure is the one to report
+  }
+  return started;
 }
 
 }  // namespace mastodon_restore

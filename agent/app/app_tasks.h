@@ -9,6 +9,7 @@
 #ifndef MASTODON_RESTORE_AGENT_APP_APP_TASKS_H_
 #define MASTODON_RESTORE_AGENT_APP_APP_TASKS_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,17 @@ absl::StatusOr<mastodon::restore::v1::TootctlResult> RunTootctl(
 absl::StatusOr<mastodon::restore::v1::DbMigrateResult> RunDbMigrate(
     const Runtime& runtime, mastodon::restore::v1::MigrationPhase phase, const AppDatabase& db,
     const TaskContext& ctx);
+
+// Runs the runtime's stop (start) commands for its services. A failure is
+// UNKNOWN naming the command and its error output. Not cancellable.
+absl::Status ControlServices(const Runtime& runtime, bool start, const TaskContext& ctx);
+
+// Stops the app's services, runs `work`, and starts them again, also when
+// `work` fails (its error is returned, not a start failure's) unless
+// `keep_stopped_on_failure`. Runtimes without services just run `work`.
+absl::Status WithServicesStopped(const Runtime& runtime, const TaskContext& ctx,
+                                 bool keep_stopped_on_failure,
+                                 const std::function<absl::Status()>& work);
 
 // The migration versions the code in `code_dir` ships: db/migrate (pre) and
 // db/post_migrate (post), each sorted.

@@ -498,3 +498,70 @@ TEST_F(RuntimeTest, TaskOptionsAreCheckedAndDefaultsAreTheSnapsOnes) {
 
 }  // namespace
 }  // namespace mastodon_restore
+
+namespace mastodon_restore {
+namespace {
+
+using ::mastodon_restore::testing::FakeHost;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class ServicesTest : public RuntimeTest {};
+
+TEST_F(ServicesTest, ServicesComeBackAfterAFailureUnlessAsked) {
+  host_->InstallSystemd("DB_HOST=/nowhere\n");
+  auto systemd = Detect("systemd");
+  ASSERT_NE(systemd, nullptr);
+  auto tools = [this] {
+    std::vector<std::string> seen;
+    for (const auto& c : host_->Calls()) seen.push_back(c.argv.empty() ? c.tool : c.argv[0]);
+    return seen;
+  };
+  // Success: stop, work, start.
+  bool ran = false;
+  EXPECT_OK(WithServicesStopped(*systemd, Context("services"), false, [&] {
+    ran = true;
+    EXPECT_THAT(tools(), ElementsAre("stop"));
+    return absl::OkStatus();
+  }));
+  EXPECT_TRUE(ran);
+  EXPECT_THAT(tools(), ElementsAre("stop", "start"));
+
+  // The work fails: the services still come back, and its error is the one
+  // returned.
+  host_->ClearCalls();
+  EXPECT_THAT(WithServicesStopped(*systemd, Context("services"), false,
+                                  [] { return absl::DataLossError("load failed"); }),
+              StatusIs(absl::StatusCode::kDataLoss, "load failed"));
+  EXPECT_THAT(tools(), ElementsAre("stop", "start"));
+
+  // Asked to keep them stopped for inspection.
+  host_->ClearCalls();
+  EXPECT_THAT(WithServicesStopped(*systemd, Context("services"), true,
+                                  [] { return absl::DataLossError("load failed"); }),
+              StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(tools(), ElementsAre("stop"));
+  EXPECT_THAT(reporter_.warnings, ::testing::Contains(HasSubstr("stay stopped as asked")));
+
+  // A start that fails after a good run is the error.
+  host_->ClearCalls();
+  host_->Set("SYSTEMCTL_FAIL", "start");
+  EXPECT_THAT(
+      WithServicesStopped(*systemd, Context("services"), false, [] { return absl::OkStatus(); }),
+      StatusIs(absl::StatusCode::kUnknown,
+               HasSubstr("unable to start the app services ('systemctl start "
+                         "mastodon-streaming mastodon-sidekiq mastodon-web')")));
+  // A stop that fails: the work does not run.
+  host_->Set("SYSTEMCTL_FAIL", "stop");
+  ran = false;
+  EXPECT_THAT(WithServicesStopped(*systemd, Context("services"), false,
+                                  [&] {
+                                    ran = true;
+                                    return absl::OkStatus();
+                                  }),
+              StatusIs(absl::StatusCode::kUnknown, HasSubstr("unable to stop")));
+  EXPECT_FALSE(ran);
+}
+
+}  // namespace
+}  // namespace mastodon_restore
