@@ -2,7 +2,8 @@
 #   make test   install deps, configure, build, run the whole ctest suite
 #   make demo   build, start the agent on a temporary socket, drive it with the CLI
 #   make lint   buf lint, buf format and buf breaking (vs HEAD~1) on proto/,
-#               clang-format on the C++ sources
+#               clang-format on the C++ sources, shellcheck on the scripts
+#               and the test fakes
 SHELL := /bin/bash
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -42,6 +43,7 @@ lint: deps
 	  cd proto && ../$(BUF) breaking --against '../.git#ref=HEAD~1,subdir=proto'; \
 	else echo "buf breaking: no previous commit to compare with"; fi
 	clang-format --dry-run -Werror $(CXX_SOURCES)
+	shellcheck -x -S warning -s bash scripts/* .ci/run tests/fakes/*
 
 format:
 	clang-format -i $(CXX_SOURCES)

@@ -50,7 +50,7 @@ struct AgentConfig {
   // compose project, and uses none when it finds nothing. Default: auto.
   std::string runtime = "auto";
   // Where the runtimes look (--app-dir, --snap-bin-dir, --snap-postgres,
-  // --systemd-unit-dir, --host-path). Defaults: the real locations.
+  // --snap-app-dir, --systemd-unit-dir, --host-path). Defaults: the real locations.
   HostLayout host;
   // With the embedded runtime: the directory of the agent's own PostgreSQL
   // cluster (owned by the postgres user). Default: <state-dir>.postgres.

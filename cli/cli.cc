@@ -148,6 +148,12 @@ void PrintInfo(const CommandContext& ctx, const v1::GetAgentInfoResponse& info) 
   kind = absl::AsciiStrToLower(kind.substr(std::string("RUNTIME_KIND_").size()));
   absl::StrAppend(&s, "runtime        ", kind, " (requested: ", r.requested(), ")\n");
   for (const std::string& e : r.evidence()) absl::StrAppend(&s, "                - ", e, "\n");
+  if (!r.mastodon_version().empty() || !r.schema_version().empty()) {
+    absl::StrAppend(&s, "mastodon       ",
+                    r.mastodon_version().empty() ? "version unknown" : r.mastodon_version(),
+                    r.schema_version().empty() ? "" : absl::StrCat(", schema ", r.schema_version()),
+                    "\n");
+  }
   if (!r.media_dir().empty()) {
     absl::StrAppend(&s, "media dir      ", r.media_dir(),
                     r.media_owner().empty() ? "" : absl::StrCat(", owner ", r.media_owner()), " (",

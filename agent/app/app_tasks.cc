@@ -335,6 +335,13 @@ absl::StatusOr<v1::DbMigrateResult> RunDbMigrate(const Runtime& runtime, v1::Mig
   return out;
 }
 
+absl::StatusOr<std::string> ReadSchemaVersion(const AppDatabase& db) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
+                   PgConnection::Connect(db.conninfo, db.database));
+  ASSIGN_OR_RETURN(std::set<std::string> applied, AppliedMigrations(conn.get()));
+  return MaxVersion(applied);
+}
+
 absl::Status ControlServices(const Runtime& runtime, bool start, const TaskContext& ctx) {
   for (CommandSpec spec : runtime.ServiceCommands(start)) {
     const std::string what = absl::StrJoin(spec.argv, " ");

@@ -74,6 +74,10 @@ absl::StatusOr<mastodon::restore::v1::DbMigrateResult> RunDbMigrate(
     const Runtime& runtime, mastodon::restore::v1::MigrationPhase phase, const AppDatabase& db,
     const TaskContext& ctx);
 
+// The newest version in the database's schema_migrations ("" when it has
+// none or no such table).
+absl::StatusOr<std::string> ReadSchemaVersion(const AppDatabase& db);
+
 // Runs the runtime's stop (start) commands for its services. A failure is
 // UNKNOWN naming the command and its error output. Not cancellable.
 absl::Status ControlServices(const Runtime& runtime, bool start, const TaskContext& ctx);

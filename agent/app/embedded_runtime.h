@@ -46,6 +46,7 @@ class EmbeddedRuntime : public Runtime {
   absl::StatusOr<CommandSpec> Tootctl(const std::vector<std::string>& args) const override;
   absl::StatusOr<CommandSpec> DbMigrate(bool skip_post_deployment) const override;
   std::string CodeDir() const override { return ""; }
+  std::string MastodonVersion() const override { return ""; }
 
  private:
   EmbeddedRuntime() = default;

@@ -85,6 +85,11 @@ std::string ConnInfoFor(const DbSettings& db, const std::string& host) {
   return conn;
 }
 
+std::string VersionOfCode(Env* env, const std::string& code_dir) {
+  auto text = env->ReadFile(code_dir + "/lib/mastodon/version.rb");
+  return text.ok() ? ParseMastodonVersionRb(*text) : "";
+}
+
 absl::StatusOr<ParsedEnvFile> ReadEnvFile(Env* env, const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, env->ReadFile(path));
   return ParseEnvFile(text);
@@ -159,6 +164,7 @@ class SnapRuntime : public Runtime {
   std::string CodeDir() const override {
     return env_->Exists(layout_.snap_app_dir + "/db/migrate") ? layout_.snap_app_dir : "";
   }
+  std::string MastodonVersion() const override { return VersionOfCode(env_, layout_.snap_app_dir); }
 
  private:
   std::string Wrapper(const std::string& app) const {
@@ -260,6 +266,24 @@ class ComposeRuntime : public Runtime {
   }
 
   std::string CodeDir() const override { return ""; }
+  // The tag of the web service's image ("ghcr.io/mastodon/mastodon:v4.6.5").
+  std::string MastodonVersion() const override {
+    auto text = env_->ReadFile(file_);
+    if (!text.ok()) return "";
+    for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+      line = absl::StripAsciiWhitespace(line);
+      if (!absl::ConsumePrefix(&line, "image:")) continue;
+      line = absl::StripAsciiWhitespace(line);
+      if (!absl::StrContains(line, "mastodon/mastodon:") &&
+          !absl::StrContains(line, "tootsuite/mastodon:")) {
+        continue;
+      }
+      absl::string_view tag = line.substr(line.rfind(':') + 1);
+      absl::ConsumePrefix(&tag, "v");
+      return std::string(absl::StripTrailingAsciiWhitespace(tag));
+    }
+    return "";
+  }
 
  private:
   std::vector<std::string> Compose(const std::vector<std::string>& args) const {
@@ -334,6 +358,7 @@ class SystemdRuntime : public Runtime {
   }
 
   std::string CodeDir() const override { return layout_.app_dir; }
+  std::string MastodonVersion() const override { return VersionOfCode(env_, layout_.app_dir); }
 
  private:
   std::string EnvFile() const { return layout_.app_dir + "/.env.production"; }
@@ -408,6 +433,25 @@ std::vector<std::string> FindMastodonUnits(const HostLayout& layout, Env* env) {
 
 }  // namespace
 
+std::string ParseMastodonVersionRb(absl::string_view text) {
+  // def major
+  //   4
+  // end
+  auto number_after = [text](absl::string_view def) -> std::string {
+    size_t at = text.find(def);
+    if (at == absl::string_view::npos) return "";
+    absl::string_view rest = absl::StripLeadingAsciiWhitespace(text.substr(at + def.size()));
+    size_t n = 0;
+    while (n < rest.size() && absl::ascii_isdigit(rest[n])) ++n;
+    return std::string(rest.substr(0, n));
+  };
+  std::string major = number_after("def major");
+  std::string minor = number_after("def minor");
+  std::string patch = number_after("def patch");
+  if (major.empty() || minor.empty() || patch.empty()) return "";
+  return absl::StrCat(major, ".", minor, ".", patch);
+}
+
 std::vector<std::string> HostCommandEnv(const HostLayout& layout) {
   return {absl::StrCat("PATH=", layout.host_path), "LANG=C.UTF-8", "TERM=xterm"};
 }
@@ -467,6 +511,7 @@ v1::RuntimeInfo DescribeRuntime(const Runtime& runtime, const std::string& reque
   info.set_kind(runtime.kind());
   info.set_requested(requested);
   for (const std::string& e : runtime.evidence()) info.add_evidence(e);
+  info.set_mastodon_version(runtime.MastodonVersion());
   auto media = runtime.Media();
   if (media.ok()) {
     info.set_media_dir(media->dir);

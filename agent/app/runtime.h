@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
 #include "mastodon/restore/v1/agent_service.pb.h"
@@ -99,6 +100,9 @@ class Runtime {
   // SKIP_POST_DEPLOYMENT_MIGRATIONS=true. The snap's db-migrate asks
   // "[y/N]": the spec answers it on stdin.
   virtual absl::StatusOr<CommandSpec> DbMigrate(bool skip_post_deployment) const = 0;
+  // Mastodon's version ("4.6.1") when the runtime can tell without running
+  // the app (version.rb in the code, the compose image tag); "" otherwise.
+  virtual std::string MastodonVersion() const = 0;
   // The app's code directory when the agent can read it (it holds
   // db/migrate and db/post_migrate); "" otherwise (compose: inside the
   // image).
@@ -122,6 +126,9 @@ absl::StatusOr<std::unique_ptr<Runtime>> DetectRuntime(const std::string& reques
 // included when they can be found).
 mastodon::restore::v1::RuntimeInfo DescribeRuntime(const Runtime& runtime,
                                                    const std::string& requested, Env* env);
+
+// The version in Mastodon's lib/mastodon/version.rb text ("4.6.1"), or "".
+std::string ParseMastodonVersionRb(absl::string_view text);
 
 // The base environment of app commands: PATH from `layout`, LANG, TERM.
 std::vector<std::string> HostCommandEnv(const HostLayout& layout);

@@ -172,6 +172,12 @@ grpc::ServerUnaryReactor* AgentService::GetAgentInfo(grpc::CallbackServerContext
         pg->set_server_error(std::string(version.status().message()));
       }
     }
+    // The schema version of the live Mastodon database the runtime names.
+    if (std::optional<AppDatabase> db = RuntimeDatabaseFor(v1::DatabaseTarget());
+        db.has_value() && !db->database.empty()) {
+      auto schema = ReadSchemaVersion(*db);
+      if (schema.ok()) response->mutable_runtime()->set_schema_version(*schema);
+    }
     return absl::OkStatus();
   });
 }

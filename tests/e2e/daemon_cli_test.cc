@@ -892,9 +892,9 @@ class SnapRuntimeCliTest : public RestoreCliTest {
   }
   void StartSnapAgent() {
     HostLayout layout = host_->Layout();
-    StartAgent({"--runtime", "snap", "--snap-bin-dir", layout.snap_bin_dir, "--snap-postgres",
-                pg_->ConnInfo(""), "--host-path", layout.host_path, "--allowed-root",
-                MR_FIXTURE_DIR});
+    StartAgent({"--runtime", "snap", "--snap-bin-dir", layout.snap_bin_dir, "--snap-app-dir",
+                layout.snap_app_dir, "--snap-postgres", pg_->ConnInfo(""), "--host-path",
+                layout.host_path, "--allowed-root", MR_FIXTURE_DIR});
   }
   std::unique_ptr<testing::FakeHost> host_;
 };
@@ -934,6 +934,13 @@ TEST_F(SnapRuntimeCliTest, RestoreMigrateCleanupAndRefreshThroughTheSnap) {
   EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM schema_migrations", "mastodon"), "502");
   EXPECT_THAT(host_->Calls("mastodon-server.db-migrate")[0].stdin_lines,
               ::testing::ElementsAre("y"));
+  // info reads the code's version and the live schema.
+  std::filesystem::create_directories(host_->snap_app_dir() + "/lib/mastodon");
+  std::ofstream(host_->snap_app_dir() + "/lib/mastodon/version.rb")
+      << "module Mastodon\n  module Version\n    module_function\n\n    def major\n      4\n"
+         "    end\n\n    def minor\n      6\n    end\n\n    def patch\n      1\n    end\n";
+  r = CliOnSocket({"info"});
+  EXPECT_THAT(r.stdout_text, HasSubstr("mastodon       4.6.1, schema 20260801000000"));
 
   host_->Set("TOOTCTL_ITEM_ERRORS", "1");
   r = CliOnSocket({"--timeout", "60s", "cleanup", "--days", "3"});

@@ -304,6 +304,7 @@ TEST_F(RuntimeTest, ComposeFindsTheDbContainerAndRunsTasksInTheWebImage) {
   auto compose = Detect("compose");
   ASSERT_NE(compose, nullptr);
   const std::string file = host_->app_dir() + "/docker-compose.yml";
+  EXPECT_EQ(compose->MastodonVersion(), "4.6.5");  // the web image's tag
 
   auto db = compose->Database();
   ASSERT_OK(db);
@@ -462,6 +463,15 @@ TEST_F(RuntimeTest, TootctlFailuresAndCancellation) {
   canceller.join();
   EXPECT_THAT(result, StatusIs(absl::StatusCode::kCancelled));
   EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+}
+
+TEST(MastodonVersionTest, ReadsVersionRb) {
+  EXPECT_EQ(ParseMastodonVersionRb("module Mastodon\n  module Version\n    module_function\n"
+                                   "    def major\n      4\n    end\n    def minor\n      6\n"
+                                   "    end\n    def patch\n      12\n    end\n"),
+            "4.6.12");
+  EXPECT_EQ(ParseMastodonVersionRb("def major\n 4\nend\n"), "");
+  EXPECT_EQ(ParseMastodonVersionRb(""), "");
 }
 
 TEST_F(RuntimeTest, TaskOptionsAreCheckedAndDefaultsAreTheSnapsOnes) {
