@@ -29,6 +29,8 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
       {"snap-bin-dir", "DIR", "where the snap's commands are (default /snap/bin)"},
       {"snap-postgres", "CONNINFO",
        "how to reach the snap's PostgreSQL (default: its socket in the snap's private /tmp)"},
+      {"snap-common-dir", "DIR",
+       "the snap's $SNAP_COMMON with mastodon.conf (default /var/snap/mastodon-server/common)"},
       {"snap-app-dir", "DIR",
        "the snap's Mastodon code (default /var/snap/mastodon-server/current/mastodon)"},
       {"systemd-unit-dir", "DIR",
@@ -66,6 +68,7 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   c.host.snap_bin_dir = args.Get("snap-bin-dir", c.host.snap_bin_dir);
   c.host.snap_postgres = args.Get("snap-postgres", c.host.snap_postgres);
   c.host.snap_app_dir = args.Get("snap-app-dir", c.host.snap_app_dir);
+  c.host.snap_common_dir = args.Get("snap-common-dir", c.host.snap_common_dir);
   c.host.systemd_unit_dir = args.Get("systemd-unit-dir", c.host.systemd_unit_dir);
   c.host.host_path = args.Get("host-path", c.host.host_path);
   c.target_conninfo = args.Get("target-conninfo");
@@ -115,6 +118,7 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   RETURN_IF_ERROR(require_absolute("app-dir", c.host.app_dir));
   RETURN_IF_ERROR(require_absolute("snap-bin-dir", c.host.snap_bin_dir));
   RETURN_IF_ERROR(require_absolute("snap-app-dir", c.host.snap_app_dir));
+  RETURN_IF_ERROR(require_absolute("snap-common-dir", c.host.snap_common_dir));
   RETURN_IF_ERROR(require_absolute("systemd-unit-dir", c.host.systemd_unit_dir));
   if (c.tls_cert.empty() != c.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");

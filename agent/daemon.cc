@@ -24,6 +24,7 @@
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/database_restore.h"
+#include "agent/media/media_restore.h"
 #include "agent/operations/operation_manager.h"
 #include "agent/service/agent_service.h"
 #include "agent/service/auth.h"
@@ -143,6 +144,12 @@ absl::Status Daemon::Start() {
   for (const auto& record : interrupted_) {
     logger_->Warning("operation interrupted by an agent stop",
                      {{"operation", record.operation().id()}});
+    // Half-extracted media never reached the media directory: remove them.
+    if (!record.staging_media_dir().empty()) {
+      RemoveMediaStaging(record.staging_media_dir());
+      logger_->Warning("removed the media staging directory of an interrupted restore",
+                       {{"dir", record.staging_media_dir()}});
+    }
   }
   // The runtime: where Mastodon runs on this host (or the agent's own
   // PostgreSQL for the embedded one).

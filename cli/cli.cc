@@ -326,6 +326,18 @@ void FillTarget(const CommandContext& ctx, v1::DatabaseTarget* target) {
   if (ctx.args.Has("database")) target->set_database(ctx.args.Get("database"));
 }
 
+// Reads a non-negative integer flag into `out` (left alone when absent).
+bool CountFlag(CommandContext& ctx, const char* flag, int32_t* out) {
+  if (!ctx.args.Has(flag)) return true;
+  int value = 0;
+  if (!absl::SimpleAtoi(ctx.args.Get(flag), &value) || value < 0) {
+    UsageError(ctx.streams, absl::StrCat("--", flag, " takes a non-negative number"));
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
 int RunRestore(CommandContext& ctx) {
   auto stub = StubFor(ctx);
   if (stub == nullptr) return kExitUsage;
@@ -344,6 +356,15 @@ int RunRestore(CommandContext& ctx) {
   o->set_keep_owners(ctx.args.GetBool("keep-owners"));
   o->set_with_role_passwords(ctx.args.GetBool("with-role-passwords"));
   o->set_drop_previous(ctx.args.GetBool("drop-previous"));
+  o->set_no_migrate(ctx.args.GetBool("no-migrate"));
+  o->set_no_cleanup(ctx.args.GetBool("no-cleanup"));
+  o->set_no_refresh(ctx.args.GetBool("no-refresh"));
+  int32_t days = 0;
+  if (!CountFlag(ctx, "refresh-days", &days)) return kExitUsage;
+  o->set_refresh_days(days);
+  o->set_restore_config(ctx.args.GetBool("restore-config"));
+  o->set_keep_services_stopped_on_failure(ctx.args.GetBool("keep-services-stopped-on-failure"));
+  o->set_plan_only(ctx.args.GetBool("plan"));
   if (ctx.args.Has("target-conninfo")) {
     o->mutable_target()->set_conninfo(ctx.args.Get("target-conninfo"));
   }
@@ -352,6 +373,22 @@ int RunRestore(CommandContext& ctx) {
   PrepareCall(ctx.agent, &context);
   grpc::Status status = stub->StartRestore(&context, request, &response);
   if (!status.ok()) return CallFailed(ctx, "unable to start the restore", status);
+  if (o->plan_only()) {
+    if (ctx.json) return PrintJson(ctx, response);
+    const v1::Operation& plan = response.operation();
+    std::string text =
+        absl::StrCat("plan of the restore into ", plan.target(), " (nothing was started):\n");
+    int n = 0;
+    for (const v1::Step& step : plan.steps()) {
+      const bool runs = step.state() != v1::STEP_STATE_SKIPPED;
+      absl::StrAppend(
+          &text,
+          absl::StrFormat("  %2s %-15s %s\n", runs ? absl::StrCat(++n) : "-", step.name(),
+                          runs ? step.description() : absl::StrCat("skipped: ", step.message())));
+    }
+    Print(ctx.streams.out, text);
+    return kExitOk;
+  }
   return Started(ctx, stub.get(), response.operation());
 }
 
@@ -392,18 +429,6 @@ int RunVerify(CommandContext& ctx) {
   grpc::Status status = stub->StartVerify(&context, request, &response);
   if (!status.ok()) return CallFailed(ctx, "unable to start the verification", status);
   return Started(ctx, stub.get(), response.operation());
-}
-
-// Reads a non-negative integer flag into `out` (left alone when absent).
-bool CountFlag(CommandContext& ctx, const char* flag, int32_t* out) {
-  if (!ctx.args.Has(flag)) return true;
-  int value = 0;
-  if (!absl::SimpleAtoi(ctx.args.Get(flag), &value) || value < 0) {
-    UsageError(ctx.streams, absl::StrCat("--", flag, " takes a non-negative number"));
-    return false;
-  }
-  *out = value;
-  return true;
 }
 
 int RunDbMigrate(CommandContext& ctx) {
@@ -555,7 +580,8 @@ const std::vector<Command>& Commands() {
        RunDetect},
       {"inspect", "inventory of a backup: layout, env file, dumps, media", "SOURCE",
        SourceFlags({}), RunInspect},
-      {"restore", "restore a backup (--db-only: the database, into a staging database swapped in)",
+      {"restore",
+       "restore a backup: database (staged, verified, swapped in), media, migrations, tootctl",
        "SOURCE",
        SourceFlags({{"db-only", "", "restore only the database"},
                     {"media-only", "", "restore only the media"},
@@ -568,6 +594,13 @@ const std::vector<Command>& Commands() {
                     {"keep-owners", "", "require the dump's owner roles on the target"},
                     {"with-role-passwords", "", "create a cluster dump's roles with passwords"},
                     {"drop-previous", "", "drop the replaced database after a successful swap"},
+                    {"no-migrate", "", "skip the app's db:migrate"},
+                    {"no-cleanup", "", "skip tootctl preview_cards remove / media remove"},
+                    {"no-refresh", "", "skip tootctl media refresh / accounts refresh / feeds"},
+                    {"refresh-days", "N", "media refresh --days N (default 1)"},
+                    {"restore-config", "", "install the backup's env file (host DB/Redis kept)"},
+                    {"keep-services-stopped-on-failure", "", "leave the app stopped if it fails"},
+                    {"plan", "", "print what would run, start nothing"},
                     {"request-id", "ID", "idempotency key: a repeated id returns the operation"},
                     {"detach", "", "print the operation id and return"}}),
        RunRestore},

@@ -47,6 +47,7 @@ class EmbeddedRuntime : public Runtime {
   absl::StatusOr<CommandSpec> DbMigrate(bool skip_post_deployment) const override;
   std::string CodeDir() const override { return ""; }
   std::string MastodonVersion() const override { return ""; }
+  std::string EnvFilePath() const override { return ""; }
 
  private:
   EmbeddedRuntime() = default;

@@ -165,6 +165,7 @@ class SnapRuntime : public Runtime {
     return env_->Exists(layout_.snap_app_dir + "/db/migrate") ? layout_.snap_app_dir : "";
   }
   std::string MastodonVersion() const override { return VersionOfCode(env_, layout_.snap_app_dir); }
+  std::string EnvFilePath() const override { return layout_.snap_common_dir + "/mastodon.conf"; }
 
  private:
   std::string Wrapper(const std::string& app) const {
@@ -266,6 +267,7 @@ class ComposeRuntime : public Runtime {
   }
 
   std::string CodeDir() const override { return ""; }
+  std::string EnvFilePath() const override { return dir_ + "/.env.production"; }
   // The tag of the web service's image ("ghcr.io/mastodon/mastodon:v4.6.5").
   std::string MastodonVersion() const override {
     auto text = env_->ReadFile(file_);
@@ -359,6 +361,7 @@ class SystemdRuntime : public Runtime {
 
   std::string CodeDir() const override { return layout_.app_dir; }
   std::string MastodonVersion() const override { return VersionOfCode(env_, layout_.app_dir); }
+  std::string EnvFilePath() const override { return EnvFile(); }
 
  private:
   std::string EnvFile() const { return layout_.app_dir + "/.env.production"; }

@@ -37,6 +37,8 @@ struct HostLayout {
   std::string snap_postgres =
       "host=/tmp/snap-private-tmp/snap.mastodon-server/tmp/sockets/postgres port=5432 "
       "user=postgres";
+  // The snap's $SNAP_COMMON (mastodon.conf, the env file).
+  std::string snap_common_dir = "/var/snap/mastodon-server/common";
   // The snap's Mastodon code ($SNAP_DATA/mastodon: db/migrate,
   // db/post_migrate).
   std::string snap_app_dir = "/var/snap/mastodon-server/current/mastodon";
@@ -100,6 +102,9 @@ class Runtime {
   // SKIP_POST_DEPLOYMENT_MIGRATIONS=true. The snap's db-migrate asks
   // "[y/N]": the spec answers it on stdin.
   virtual absl::StatusOr<CommandSpec> DbMigrate(bool skip_post_deployment) const = 0;
+  // The app's env file on this host (snap: mastodon.conf; others:
+  // .env.production); "" when the runtime has none (embedded).
+  virtual std::string EnvFilePath() const = 0;
   // Mastodon's version ("4.6.1") when the runtime can tell without running
   // the app (version.rb in the code, the compose image tag); "" otherwise.
   virtual std::string MastodonVersion() const = 0;

@@ -48,6 +48,14 @@ absl::StatusOr<mastodon::restore::v1::DumpInfo> DetectDumpInSource(
     const std::string& path, const std::string& member, const SourceOptions& source,
     const InspectOptions& options, CommandRunner* runner, BackupEnvFacts* env = nullptr);
 
+// The content of the small file `member` (a path inside the source, as
+// BackupManifest names it, e.g. env_file.path) of the source at `path`.
+// NOT_FOUND when the source has no such file; INVALID_ARGUMENT when it is
+// larger than `max_bytes`.
+absl::StatusOr<std::string> ReadFileInSource(const std::string& path, const std::string& member,
+                                             const SourceOptions& source, CommandRunner* runner,
+                                             size_t max_bytes = 1 << 20);
+
 }  // namespace mastodon_restore
 
 #endif  // MASTODON_RESTORE_AGENT_ARCHIVE_INSPECTOR_H_

@@ -112,6 +112,11 @@ class PosixEnvImpl : public Env {
     if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
     return FileOwner{st.st_uid, st.st_gid};
   }
+  absl::Status SetOwner(const std::string& path, uid_t uid, gid_t gid) override {
+    if (::lchown(path.c_str(), uid, gid) != 0)
+      return ErrnoError(errno, "change the owner of", path);
+    return absl::OkStatus();
+  }
   absl::StatusOr<uid_t> UserId(const std::string& name) override {
     struct passwd pw;
     struct passwd* found = nullptr;

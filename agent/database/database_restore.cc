@@ -133,8 +133,8 @@ int64_t MaintenanceWorkMemMb(Env* env) {
 
 }  // namespace
 
-absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreRequest& request,
-                                                      CommandRunner* runner, Env* env) {
+absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest& request,
+                                                    CommandRunner* runner, Env* env) {
   auto progress = [&](const std::string& step, const LoadProgress& p) {
     if (request.progress) request.progress(step, p);
   };
@@ -226,12 +226,7 @@ absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreReque
   std::string encoding = dump.encoding(), locale = dump.locale();
   RETURN_IF_ERROR(
       targets.CreateStaging(result.staging_database, encoding, locale, owner, &result.warnings));
-  bool swapped = false;
-  auto drop_staging = [&]() {
-    if (swapped) return;
-    auto fresh = PgConnection::Connect(request.conninfo, "postgres");
-    if (fresh.ok()) TargetDatabases(fresh->get()).Drop(result.staging_database).IgnoreError();
-  };
+  auto drop_staging = [&]() { DropStaged(request.conninfo, result.staging_database); };
 
   absl::Status loaded = [&]() -> absl::Status {
     // 4. Load.
@@ -298,16 +293,34 @@ absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreReque
           "REINDEX, then ALTER DATABASE ... REFRESH COLLATION VERSION");
     }
 
-    // 6. Verify against what the dump held.
-    progress("verify", LoadProgress());
+    return absl::OkStatus();
+  }();
+  if (!loaded.ok()) {
+    drop_staging();
+    return loaded;
+  }
+  return result;
+}
+
+void DropStaged(const std::string& conninfo, const std::string& staging_database) {
+  if (staging_database.empty()) return;
+  auto fresh = PgConnection::Connect(conninfo, "postgres");
+  if (fresh.ok()) TargetDatabases(fresh->get()).Drop(staging_database).IgnoreError();
+}
+
+absl::Status VerifyStaged(const DatabaseRestoreRequest& request, DatabaseRestoreResult* result) {
+  if (request.progress) request.progress("verify", LoadProgress());
+  absl::Status verified = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> staging,
+                     PgConnection::Connect(request.conninfo, result->staging_database));
     VerifyExpectations expected;
-    expected.table_rows = result.load.table_rows;
-    expected.schema_version = result.load.schema_version;
-    ASSIGN_OR_RETURN(result.verification,
-                     VerifyDatabase(staging.get(), result.staging_database, expected));
-    if (!result.verification.passed()) {
+    expected.table_rows = result->load.table_rows;
+    expected.schema_version = result->load.schema_version;
+    ASSIGN_OR_RETURN(result->verification,
+                     VerifyDatabase(staging.get(), result->staging_database, expected));
+    if (!result->verification.passed()) {
       std::vector<std::string> failed;
-      for (const auto& c : result.verification.checks()) {
+      for (const auto& c : result->verification.checks()) {
         if (!c.passed()) failed.push_back(absl::StrCat(c.name(), ": ", c.message()));
       }
       return absl::DataLossError(absl::StrCat("verification of the restored database failed: ",
@@ -315,26 +328,42 @@ absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreReque
     }
     return absl::OkStatus();
   }();
-  if (!loaded.ok()) {
-    drop_staging();
-    return loaded;
-  }
+  if (!verified.ok()) DropStaged(request.conninfo, result->staging_database);
+  return verified;
+}
 
-  // 7. Swap: the live database is kept as <db>__previous_<time>.
-  progress("swap", LoadProgress());
-  auto previous = targets.SwapIn(request.database, result.staging_database,
-                                 PreviousDatabaseName(request.database, env->Now()));
-  if (!previous.ok()) {
-    drop_staging();
-    return previous.status();
+absl::Status SwapInStaged(const DatabaseRestoreRequest& request, Env* env,
+                          DatabaseRestoreResult* result) {
+  if (request.progress) request.progress("swap", LoadProgress());
+  absl::Status swapped = [&]() -> absl::Status {
+    if (request.cancel != nullptr && request.cancel->cancelled()) {
+      return absl::CancelledError("restore cancelled before the swap");
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
+                     PgConnection::Connect(request.conninfo, "postgres"));
+    TargetDatabases targets(admin.get());
+    // The live database is kept as <db>__previous_<time>.
+    ASSIGN_OR_RETURN(result->previous_database,
+                     targets.SwapIn(request.database, result->staging_database,
+                                    PreviousDatabaseName(request.database, env->Now())));
+    result->database = request.database;
+    if (request.drop_previous && !result->previous_database.empty()) {
+      RETURN_IF_ERROR(targets.Drop(result->previous_database));
+      result->previous_database.clear();
+    }
+    return absl::OkStatus();
+  }();
+  if (!swapped.ok() && result->database.empty()) {
+    DropStaged(request.conninfo, result->staging_database);
   }
-  swapped = true;
-  result.database = request.database;
-  result.previous_database = *previous;
-  if (request.drop_previous && !result.previous_database.empty()) {
-    RETURN_IF_ERROR(targets.Drop(result.previous_database));
-    result.previous_database.clear();
-  }
+  return swapped;
+}
+
+absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreRequest& request,
+                                                      CommandRunner* runner, Env* env) {
+  ASSIGN_OR_RETURN(DatabaseRestoreResult result, StageDatabase(request, runner, env));
+  RETURN_IF_ERROR(VerifyStaged(request, &result));
+  RETURN_IF_ERROR(SwapInStaged(request, env, &result));
   return result;
 }
 

@@ -61,8 +61,31 @@ struct DatabaseRestoreResult {
   std::vector<std::string> warnings;
 };
 
+// StageDatabase, VerifyStaged, then SwapInStaged.
 absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreRequest& request,
                                                       CommandRunner* runner, Env* env);
+
+// The first part: detect, create the staging database, load and ANALYZE
+// ("detect", "load", "analyze" progress). On success the staging database
+// (result.staging_database) holds the copy and the live database is
+// untouched; on any failure the staging database is dropped.
+absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest& request,
+                                                    CommandRunner* runner, Env* env);
+
+// The second: checks the staging database against what the dump held
+// ("verify" progress; result->verification). DATA_LOSS naming the failed
+// checks, and the staging database dropped, when one fails.
+absl::Status VerifyStaged(const DatabaseRestoreRequest& request, DatabaseRestoreResult* result);
+
+// The third: swaps the staged database in ("swap" progress), keeping
+// the live one as <db>__previous_<time> (dropped with drop_previous). Fills
+// result->database and previous_database. On failure before the rename the
+// staging database is dropped and the live one is as it was.
+absl::Status SwapInStaged(const DatabaseRestoreRequest& request, Env* env,
+                          DatabaseRestoreResult* result);
+
+// Drops a staging database that will not be swapped in. Best effort.
+void DropStaged(const std::string& conninfo, const std::string& staging_database);
 
 // Brings the newest "<database>__previous_*" back: the current live database
 // is kept as "<database>__replaced_<time>".

@@ -247,6 +247,20 @@ absl::Status MoveIntoPlace(const std::string& staging, const std::string& target
 
 }  // namespace
 
+std::string MediaStagingDir(const std::string& target_dir, const std::string& operation_id) {
+  const std::string name = target_dir.substr(target_dir.find_last_of('/') + 1);
+  return absl::StrCat(Parent(target_dir), "/.", name, ".mastodon-restore-", operation_id);
+}
+
+void RemoveMediaStaging(const std::string& staging_dir) {
+  // Only what MediaStagingDir names.
+  if (staging_dir.find("/.") == std::string::npos ||
+      staging_dir.find(".mastodon-restore-op-") == std::string::npos) {
+    return;
+  }
+  RemoveTree(staging_dir);
+}
+
 absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, CommandRunner* runner,
                                                 Env* env) {
   MediaRestoreResult result;
@@ -289,9 +303,7 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
   }
 
   // 3. Extract into a staging directory beside the media directory.
-  const std::string name = o.target_dir.substr(o.target_dir.find_last_of('/') + 1);
-  const std::string staging =
-      absl::StrCat(parent, "/.", name, ".mastodon-restore-", o.operation_id);
+  const std::string staging = MediaStagingDir(o.target_dir, o.operation_id);
   RemoveTree(staging);
   if (::mkdir(staging.c_str(), 0700) != 0) return ErrnoError(errno, "create", staging);
   MediaVisitor visitor(o, root, staging, total_files, total_bytes, &result);

@@ -60,6 +60,14 @@ struct MediaRestoreResult {
   std::vector<std::string> warnings;
 };
 
+// The staging directory of a media restore: beside `target_dir`, on the
+// same filesystem (".<name>.mastodon-restore-<operation_id>").
+std::string MediaStagingDir(const std::string& target_dir, const std::string& operation_id);
+
+// Removes a staging directory a stopped agent left behind (only a path
+// MediaStagingDir could have made). Best effort.
+void RemoveMediaStaging(const std::string& staging_dir);
+
 // INVALID_ARGUMENT naming the entry for hostile entries, RESOURCE_EXHAUSTED
 // when the target filesystem lacks space, FAILED_PRECONDITION when the source
 // holds no media tree. On any error the media directory is as it was.

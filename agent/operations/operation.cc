@@ -223,6 +223,16 @@ void Operation::Finish(const absl::Status& status) {
       s.set_state(v1::STEP_STATE_SKIPPED);
     }
   }
+  // A job that ended the failed step itself (and then cleaned up in other
+  // steps) is blamed on that step.
+  if (!status.ok() && failed_step.empty()) {
+    for (const v1::Step& s : op->steps()) {
+      if (s.state() == v1::STEP_STATE_FAILED || s.state() == v1::STEP_STATE_CANCELLED) {
+        failed_step = s.name();
+        break;
+      }
+    }
+  }
   op->set_state(state);
   SetTime(op->mutable_end_time(), env_->Now());
   if (!status.ok()) {

@@ -90,6 +90,7 @@ absl::StatusOr<std::shared_ptr<Operation>> OperationManager::Start(OperationSpec
   if (spec.fill_request) spec.fill_request(op_proto);
   if (spec.staging_database) record.set_staging_database(spec.staging_database(op_proto->id()));
   record.set_cleanup_conninfo(spec.cleanup_conninfo);
+  if (spec.staging_media_dir) record.set_staging_media_dir(spec.staging_media_dir(op_proto->id()));
   auto op = std::make_shared<Operation>(std::move(record), env_,
                                         [this](const v1::OperationRecord& r) { Persist(r); });
   op->DeclareSteps(spec.steps);

@@ -32,6 +32,8 @@ struct OperationSpec {
   // named from the operation id, and where it lives.
   std::function<std::string(const std::string& operation_id)> staging_database;
   std::string cleanup_conninfo;
+  // The media staging directory named from the operation id ("" for none).
+  std::function<std::string(const std::string& operation_id)> staging_media_dir;
   // The plan: steps with descriptions.
   std::vector<std::pair<std::string, std::string>> steps;
   // The work, run on its own thread. It reports through `op` and returns

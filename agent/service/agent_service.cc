@@ -17,6 +17,7 @@
 #include "agent/database/target_ops.h"
 #include "agent/database/verify.h"
 #include "agent/media/media_restore.h"
+#include "agent/restore/restore_job.h"
 #include "agent/service/agent_info.h"
 #include "agent/service/auth.h"
 #include "agent/service/redact.h"
@@ -329,46 +330,6 @@ class FinishedWriteReactor : public grpc::ServerWriteReactor<v1::WatchOperationR
 };
 
 // Maps the engine's steps to operation steps and progress.
-class RestoreProgress {
- public:
-  explicit RestoreProgress(Operation* op) : op_(op) {}
-  void Report(const std::string& step, const LoadProgress& p, const v1::DumpInfo* dump) {
-    if (step != current_) {
-      if (!current_.empty()) op_->StepFinished(current_, v1::STEP_STATE_SUCCEEDED, "");
-      current_ = step;
-      op_->StepStarted(step);
-    }
-    if (step == "load" && (p.bytes > 0 || p.raw_bytes > 0)) {
-      const bool raw = p.raw_bytes >= 0 && dump != nullptr && dump->stored_size_bytes() > 0;
-      int64_t done = raw ? p.raw_bytes : p.bytes;
-      int64_t total = raw ? dump->stored_size_bytes() : (dump != nullptr ? dump->size_bytes() : 0);
-      op_->StepProgress(
-          step, done, total, "bytes",
-          absl::StrCat(p.toc_entry.empty() ? "" : p.toc_entry + ", ", p.rows, " rows, ",
-                       p.statements, " statements",
-                       raw ? absl::StrCat(", ", p.bytes >> 20, " MiB uncompressed") : ""));
-    }
-  }
-  void End() {
-    if (!current_.empty()) op_->StepFinished(current_, v1::STEP_STATE_SUCCEEDED, "");
-    current_.clear();
-  }
-
- private:
-  Operation* op_;
-  std::string current_;
-};
-
-void FillDurations(const v1::Operation& op, v1::RestoreReport* report) {
-  for (const v1::Step& s : op.steps()) {
-    if (!s.has_start_time() || !s.has_end_time()) continue;
-    v1::StepDuration* d = report->add_durations();
-    d->set_step(s.name());
-    d->set_seconds(static_cast<double>(s.end_time().seconds() - s.start_time().seconds()) +
-                   (s.end_time().nanos() - s.start_time().nanos()) / 1e9);
-  }
-}
-
 }  // namespace
 
 grpc::ServerUnaryReactor* AgentService::StartOperationCall(grpc::CallbackServerContext* context,
@@ -393,95 +354,6 @@ grpc::ServerUnaryReactor* AgentService::StartOperationCall(grpc::CallbackServerC
                             {"outcome", status.ok() ? "started" : std::string(status.message())}});
     return status;
   });
-}
-
-absl::Status AgentService::StartMediaOnly(const v1::StartRestoreRequest& request,
-                                          const CancelToken& cancel, v1::Operation* out) {
-  const v1::RestoreOptions& opts = request.options();
-  // The media root: the agent's --media-dir, else the runtime's media
-  // directory (with the owner the runtime's app expects).
-  std::string root = config_->media_dir;
-  std::optional<MediaLocation> app_media;
-  if (root.empty() && runtime_ != nullptr && runtime_->runtime != nullptr) {
-    auto media = runtime_->runtime->Media();
-    if (media.ok()) {
-      app_media = *media;
-      root = media->dir;
-    }
-  }
-  if (root.empty()) {
-    return absl::FailedPreconditionError(
-        "no media directory: start the agent with --media-dir or on a host with a Mastodon "
-        "runtime");
-  }
-  std::string media_dir = opts.media_dir().empty() ? root : opts.media_dir();
-  auto normalized = NormalizeEntryPath(media_dir.substr(media_dir[0] == '/' ? 1 : 0));
-  if (media_dir[0] != '/' || !normalized.ok() || !IsWithin("/" + *normalized, root)) {
-    return absl::PermissionDeniedError(absl::StrCat("media directory '", media_dir,
-                                                    "' is not the agent's media directory (", root,
-                                                    ") or inside it"));
-  }
-  media_dir = "/" + *normalized;
-  ScanSetup setup;
-  RETURN_IF_ERROR(PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel, &setup));
-  // New files belong to the runtime's app user, else to whoever owns the
-  // media directory (or its parent).
-  std::optional<uid_t> uid;
-  std::optional<gid_t> gid;
-  if (app_media.has_value() && app_media->uid.has_value()) {
-    uid = app_media->uid;
-    gid = app_media->gid;
-  } else {
-    auto owner = env_->OwnerOf(media_dir);
-    if (!owner.ok()) owner = env_->OwnerOf(media_dir.substr(0, media_dir.find_last_of('/')));
-    if (owner.ok()) {
-      uid = owner->uid;
-      gid = owner->gid;
-    }
-  }
-  OperationSpec spec;
-  spec.kind = v1::OPERATION_KIND_RESTORE;
-  spec.request_id = request.request_id();
-  spec.target = absl::StrCat("media:", media_dir);
-  spec.fill_request = [opts](v1::Operation* op) {
-    *op->mutable_restore_options() = opts;
-    RedactSensitive(op->mutable_restore_options());
-  };
-  spec.steps = {{"media", "extract the media into a staging directory, then move it into place"}};
-  spec.work = [this, opts, setup, media_dir, uid, gid](Operation* op) -> absl::Status {
-    MediaRestoreOptions m;
-    m.source_path = setup.path;
-    m.source = setup.source;
-    m.source.cancel = &op->cancel_token();
-    m.target_dir = media_dir;
-    m.uid = uid;
-    m.gid = gid;
-    m.exclude_cache = opts.exclude_cache();
-    m.verify_hash = opts.verify_media();
-    m.operation_id = op->id();
-    m.cancel = &op->cancel_token();
-    int64_t last = 0;
-    m.progress = [&](int64_t files, int64_t bytes, int64_t total_files, int64_t total_bytes) {
-      if (files - last < 100 && files != total_files) return;
-      last = files;
-      op->StepProgress("media", bytes, total_bytes, "bytes",
-                       absl::StrCat(files, " of ", total_files, " files"));
-    };
-    op->StepStarted("media");
-    ASSIGN_OR_RETURN(MediaRestoreResult result, RestoreMedia(m, runner_, env_));
-    op->StepFinished(
-        "media", v1::STEP_STATE_SUCCEEDED,
-        absl::StrCat(result.files_written, " files written, ", result.files_skipped, " unchanged"));
-    op->SetResult([&](v1::Operation* o) {
-      v1::RestoreReport* report = o->mutable_restore_report();
-      report->set_media_files(result.files_written);
-      report->set_media_bytes(result.bytes_written);
-      report->set_media_files_skipped(result.files_skipped);
-      for (const std::string& w : result.warnings) report->add_warnings(w);
-    });
-    return absl::OkStatus();
-  };
-  return Launch(std::move(spec), out);
 }
 
 absl::Status AgentService::Launch(OperationSpec spec, v1::Operation* out) {
@@ -528,7 +400,7 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
                                                      const v1::StartRestoreRequest* request,
                                                      v1::StartRestoreResponse* response) {
   return StartOperationCall(
-      context, "StartRestore", "start restore",
+      context, "StartRestore", request->options().plan_only() ? "plan restore" : "start restore",
       {{"source", request->options().source().path()}, {"request_id", request->request_id()}},
       response->mutable_operation(),
       [this, request, response](const CancelToken& cancel) -> absl::Status {
@@ -541,118 +413,154 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
         if (opts.db_only() && opts.media_only()) {
           return absl::InvalidArgumentError("db_only and media_only exclude each other");
         }
-        if (opts.media_only()) {
-          return StartMediaOnly(*request, cancel, response->mutable_operation());
+        if (opts.refresh_days() < 0) {
+          return absl::InvalidArgumentError("refresh_days must not be negative");
         }
-        if (!opts.db_only()) {
-          return absl::UnimplementedError(
-              "StartRestore: the full pipeline (database, media, migrations, tootctl) "
-              "needs the Mastodon runtimes, not in this agent build yet; restore the "
-              "parts with db_only and media_only");
-        }
-        ASSIGN_OR_RETURN(std::string conninfo, TargetConnInfo(opts.target()));
         ScanSetup setup;
         RETURN_IF_ERROR(PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel, &setup));
-        BackupEnvFacts env_facts;
-        ASSIGN_OR_RETURN(v1::DumpInfo dump,
-                         DetectDumpInSource(setup.path, opts.member(), setup.source, setup.options,
-                                            runner_, &env_facts));
-        // The live database: asked for, else the runtime's (the host's
-        // Mastodon database), else the dump's own name, else DB_NAME of the
-        // backup's env file.
-        std::optional<AppDatabase> app_db = RuntimeDatabaseFor(opts.target());
-        std::string database =
-            !opts.target_db().empty()                         ? opts.target_db()
-            : !opts.target().database().empty()               ? opts.target().database()
-            : app_db.has_value() && !app_db->database.empty() ? app_db->database
-            : dump.kind() == v1::DUMP_KIND_CLUSTER
-                ? (!opts.source_db().empty() ? opts.source_db() : dump.mastodon_database())
-                : dump.database_name();
-        if (database.empty()) database = env_facts.db_name;
-        if (database.empty()) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("the dump '", dump.path(),
-                           "' does not name its database and the backup has no DB_NAME: give "
-                           "--target-db"));
-        }
-        if (database.size() > 63 || database.find('\0') != std::string::npos) {
-          return absl::InvalidArgumentError(absl::StrCat("invalid database name '", database, "'"));
-        }
+        RestoreJobInput in;
+        in.options = opts;
+        in.source_path = setup.path;
+        in.source = setup.source;
+        in.runtime = runtime_ != nullptr ? runtime_->runtime : nullptr;
+        in.default_concurrency = DefaultConcurrency(env_->Cpus());
+        in.restore_database = !opts.media_only();
+        in.restore_media = !opts.db_only();
+        if (in.restore_database) RETURN_IF_ERROR(ResolveRestoreDatabase(opts, setup, &in));
+        if (in.restore_media) RETURN_IF_ERROR(ResolveRestoreMedia(opts, &in));
+
         OperationSpec spec;
         spec.kind = v1::OPERATION_KIND_RESTORE;
         spec.request_id = request->request_id();
-        spec.target = absl::StrCat("database:", database);
+        spec.target = in.restore_database ? absl::StrCat("database:", in.database)
+                                          : absl::StrCat("media:", in.media_dir);
         spec.fill_request = [opts](v1::Operation* op) {
           *op->mutable_restore_options() = opts;
           RedactSensitive(op->mutable_restore_options());
         };
-        spec.staging_database = [database](const std::string& id) {
-          return StagingDatabaseName(database, id);
-        };
-        if (!opts.target().conninfo().empty() && !ConnInfoHasPassword(opts.target().conninfo())) {
-          spec.cleanup_conninfo = opts.target().conninfo();
+        for (const PlannedStep& step : PlanRestore(in)) {
+          spec.steps.push_back({step.name, step.description});
         }
-        spec.steps = {{"detect", "detect the dump"},
-                      {"load", "load the dump into a staging database"},
-                      {"analyze", "ANALYZE the staging database"},
-                      {"verify", "verify the staging database against the dump"},
-                      {"swap", "swap the staging database in; keep the previous one"}};
-        std::string source_path = setup.path;
-        SourceOptions source = setup.source;
-        // Restored objects belong to the role the host's Mastodon uses,
-        // else to the backup's DB_USER.
-        const std::string owner =
-            app_db.has_value() && !app_db->owner.empty() ? app_db->owner : env_facts.db_user;
-        spec.work = [this, opts, source_path, source, conninfo, database, dump,
-                     owner](Operation* op) {
-          DatabaseRestoreRequest r;
-          r.source_path = source_path;
-          r.source = source;
-          r.source.cancel = &op->cancel_token();
-          r.conninfo = conninfo;
-          r.database = database;
-          r.source_db = opts.source_db();
-          r.owner = owner;
-          r.member = dump.path();
-          r.operation_id = op->id();
-          r.keep_owners = opts.keep_owners();
-          r.with_role_passwords = opts.with_role_passwords();
-          r.drop_previous = opts.drop_previous();
-          r.cancel = &op->cancel_token();
-          RestoreProgress progress(op);
-          r.progress = [&](const std::string& step, const LoadProgress& p) {
-            progress.Report(step, p, &dump);
-          };
-          auto result = RestoreDatabase(r, runner_, env_);
-          if (!result.ok()) return result.status();
-          progress.End();
-          for (const std::string& w : result->warnings) op->Log(v1::SEVERITY_WARNING, w);
-          const v1::Operation snapshot = op->Snapshot();
-          op->SetResult([&](v1::Operation* o) {
-            v1::RestoreReport* report = o->mutable_restore_report();
-            report->set_database(result->database);
-            report->set_previous_database(result->previous_database);
-            *report->mutable_dump() = result->dump;
-            // Rows copied per table, as loaded.
-            report->mutable_dump()->clear_tables();
-            for (const auto& [table, rows] : result->load.table_rows) {
-              v1::TableRowCount* t = report->mutable_dump()->add_tables();
-              t->set_table(table);
-              t->set_rows(rows);
-            }
-            report->set_tables(static_cast<int64_t>(result->load.table_rows.size()));
-            report->set_rows(result->load.rows);
-            report->set_target_server_version(result->target_server_version);
-            report->set_schema_version(result->load.schema_version);
-            for (const std::string& w : result->load.rewrites) report->add_rewrites(w);
-            for (const std::string& w : result->warnings) report->add_warnings(w);
-            *report->mutable_verification() = result->verification;
-            FillDurations(snapshot, report);
-          });
+        if (opts.plan_only()) {
+          // Nothing is started or recorded: the plan, as an operation
+          // without an id.
+          v1::Operation* plan = response->mutable_operation();
+          plan->set_kind(spec.kind);
+          plan->set_state(v1::OPERATION_STATE_PENDING);
+          plan->set_target(spec.target);
+          spec.fill_request(plan);
+          for (const PlannedStep& step : PlanRestore(in)) {
+            v1::Step* s = plan->add_steps();
+            s->set_name(step.name);
+            s->set_description(step.description);
+            s->set_state(step.skip_reason.empty() ? v1::STEP_STATE_PENDING
+                                                  : v1::STEP_STATE_SKIPPED);
+            s->set_message(step.skip_reason);
+          }
           return absl::OkStatus();
+        }
+        if (in.restore_database) {
+          spec.staging_database = [database = in.database](const std::string& id) {
+            return StagingDatabaseName(database, id);
+          };
+          if (!opts.target().conninfo().empty() && !ConnInfoHasPassword(opts.target().conninfo())) {
+            spec.cleanup_conninfo = opts.target().conninfo();
+          }
+        }
+        if (in.restore_media && !in.media_dir.empty()) {
+          spec.staging_media_dir = [dir = in.media_dir](const std::string& id) {
+            return MediaStagingDir(dir, id);
+          };
+        }
+        spec.work = [this, in](Operation* op) {
+          RestoreJob job(in, op, runner_, env_);
+          return job.Run();
         };
         return Launch(std::move(spec), response->mutable_operation());
       });
+}
+
+absl::Status AgentService::ResolveRestoreDatabase(const v1::RestoreOptions& opts,
+                                                  const ScanSetup& setup,
+                                                  RestoreJobInput* in) const {
+  ASSIGN_OR_RETURN(in->conninfo, TargetConnInfo(opts.target()));
+  // The live database: asked for, else the runtime's (the host's Mastodon
+  // database), else the dump's own name, else DB_NAME of the backup's env
+  // file. Only the head of the dump is read here.
+  std::optional<AppDatabase> app_db = RuntimeDatabaseFor(opts.target());
+  std::string database = !opts.target_db().empty()           ? opts.target_db()
+                         : !opts.target().database().empty() ? opts.target().database()
+                         : app_db.has_value()                ? app_db->database
+                                                             : "";
+  BackupEnvFacts env_facts;
+  if (database.empty() || !app_db.has_value() || app_db->owner.empty()) {
+    ASSIGN_OR_RETURN(v1::DumpInfo dump, DetectDumpInSource(setup.path, opts.member(), setup.source,
+                                                           setup.options, runner_, &env_facts));
+    if (database.empty()) {
+      database = dump.kind() == v1::DUMP_KIND_CLUSTER
+                     ? (!opts.source_db().empty() ? opts.source_db() : dump.mastodon_database())
+                     : dump.database_name();
+    }
+    if (database.empty()) database = env_facts.db_name;
+    if (database.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the dump '", dump.path(),
+                       "' does not name its database and the backup has no DB_NAME: give "
+                       "--target-db"));
+    }
+  }
+  if (database.size() > 63 || database.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid database name '", database, "'"));
+  }
+  in->database = database;
+  // Restored objects belong to the role the host's Mastodon uses, else to
+  // the backup's DB_USER.
+  in->owner = app_db.has_value() && !app_db->owner.empty() ? app_db->owner : env_facts.db_user;
+  return absl::OkStatus();
+}
+
+absl::Status AgentService::ResolveRestoreMedia(const v1::RestoreOptions& opts,
+                                               RestoreJobInput* in) const {
+  // The media root: the agent's --media-dir, else the runtime's media
+  // directory (with the owner the runtime's app expects).
+  std::string root = config_->media_dir;
+  std::optional<MediaLocation> app_media;
+  if (root.empty() && in->runtime != nullptr) {
+    auto media = in->runtime->Media();
+    if (media.ok()) {
+      app_media = *media;
+      root = media->dir;
+    }
+  }
+  if (root.empty()) {
+    if (!opts.media_only()) return absl::OkStatus();  // the media step is skipped, saying why
+    return absl::FailedPreconditionError(
+        "no media directory: start the agent with --media-dir or on a host with a Mastodon "
+        "runtime");
+  }
+  std::string media_dir = opts.media_dir().empty() ? root : opts.media_dir();
+  auto normalized = NormalizeEntryPath(media_dir.substr(media_dir[0] == '/' ? 1 : 0));
+  if (media_dir[0] != '/' || !normalized.ok() || !IsWithin("/" + *normalized, root)) {
+    return absl::PermissionDeniedError(absl::StrCat("media directory '", media_dir,
+                                                    "' is not the agent's media directory (", root,
+                                                    ") or inside it"));
+  }
+  in->media_dir = "/" + *normalized;
+  // New files belong to the runtime's app user, else to whoever owns the
+  // media directory (or its parent).
+  if (app_media.has_value() && app_media->uid.has_value()) {
+    in->media_uid = app_media->uid;
+    in->media_gid = app_media->gid;
+  } else {
+    auto owner = env_->OwnerOf(in->media_dir);
+    if (!owner.ok())
+      owner = env_->OwnerOf(in->media_dir.substr(0, in->media_dir.find_last_of('/')));
+    if (owner.ok()) {
+      in->media_uid = owner->uid;
+      in->media_gid = owner->gid;
+    }
+  }
+  return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* AgentService::StartRollback(grpc::CallbackServerContext* context,

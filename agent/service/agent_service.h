@@ -13,6 +13,7 @@
 #include "agent/common/subprocess.h"
 #include "agent/config.h"
 #include "agent/operations/operation_manager.h"
+#include "agent/restore/restore_job.h"
 #include "agent/service/blocking_call.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
 
@@ -130,9 +131,14 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
                                                const mastodon::restore::v1::Operation* operation,
                                                BlockingUnaryReactor::Work work);
 
-  // StartRestore with media_only: the media into the agent's --media-dir.
-  absl::Status StartMediaOnly(const mastodon::restore::v1::StartRestoreRequest& request,
-                              const CancelToken& cancel, mastodon::restore::v1::Operation* out);
+  // A restore's database: the server, the live name (asked for, the
+  // runtime's, the dump's, the backup's DB_NAME) and the owner.
+  absl::Status ResolveRestoreDatabase(const mastodon::restore::v1::RestoreOptions& opts,
+                                      const ScanSetup& setup, RestoreJobInput* in) const;
+  // A restore's media directory (the agent's --media-dir, else the
+  // runtime's; a requested one must lie inside it) and owner.
+  absl::Status ResolveRestoreMedia(const mastodon::restore::v1::RestoreOptions& opts,
+                                   RestoreJobInput* in) const;
 
   // The runtime for an app task; FAILED_PRECONDITION naming `task` and what
   // detection checked when there is none.

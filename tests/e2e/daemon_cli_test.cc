@@ -596,9 +596,19 @@ TEST_F(RestoreCliTest, JsonEventsAndABrokenDump) {
   EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE '%__restore_%'"),
             "0");
 
-  // Without db_only the rest of the pipeline is not in this build.
-  r = CliOnSocket({"restore", Fixture("plain.sql")});
-  EXPECT_EQ(r.exit_code, 8);
+  // The whole restore's plan, without running anything: no runtime here, so
+  // the app steps are skipped, saying why.
+  r = CliOnSocket({"restore", "--plan", "--target-db", "planned", Fixture("plain.sql")});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("plan of the restore into database:planned (nothing was "
+                                       "started):\n   1 open            open the source"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("   7 swap            swap the staging database in as "
+                                       "'planned'; keep the previous one\n"));
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("   - media           skipped: no media directory on this host\n"));
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("   - migrate         skipped: no Mastodon runtime on this host\n"));
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname = 'planned'"), "0");
 }
 
 TEST_F(RestoreCliTest, AgentKilledMidLoadLeavesNothingAfterRestart) {
@@ -622,11 +632,14 @@ TEST_F(RestoreCliTest, AgentKilledMidLoadLeavesNothingAfterRestart) {
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   const std::string id = OperationId(r.stdout_text);
   ASSERT_FALSE(id.empty()) << r.stdout_text;
-  // Wait until the load runs, then kill the agent.
+  // Wait until the load runs into the staging database, then kill the agent.
   bool loading = false;
   for (int i = 0; i < 400 && !loading; ++i) {
     r = CliOnSocket({"ops", "show", id});
-    loading = r.stdout_text.find("  load         running") != std::string::npos;
+    loading = r.stdout_text.find("  load         running") != std::string::npos &&
+              *pg_->QueryValue(
+                  "SELECT count(*) FROM pg_database WHERE datname LIKE "
+                  "'big_copy__restore_%'") == "1";
     if (!loading) absl::SleepFor(absl::Milliseconds(25));
   }
   ASSERT_TRUE(loading) << r.stdout_text;

@@ -80,6 +80,10 @@ class FakeEnv : public Env {
     }
     return it->second;
   }
+  absl::Status SetOwner(const std::string& path, uid_t uid, gid_t gid) override {
+    owners[path] = FileOwner{uid, gid};
+    return absl::OkStatus();
+  }
   absl::StatusOr<uid_t> UserId(const std::string& name) override {
     auto it = users.find(name);
     if (it == users.end()) return absl::NotFoundError(absl::StrCat("no user '", name, "'"));

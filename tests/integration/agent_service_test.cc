@@ -119,16 +119,6 @@ TEST_F(AgentServiceTest, AppTasksWithoutARuntimeAreRefusedNamingWhatWasLookedAt)
     v1::StartCleanupResponse r;
     expect_no_runtime(stub->StartCleanup(&c, {}, &r), "cleanup");
   }
-  {
-    // A restore of anything but the database alone needs later issues.
-    grpc::ClientContext c;
-    v1::StartRestoreRequest req;
-    req.mutable_options()->mutable_source()->set_path(dir_ + "/backups");
-    v1::StartRestoreResponse r;
-    grpc::Status s = stub->StartRestore(&c, req, &r);
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_THAT(s.error_message(), HasSubstr("restore the parts with db_only and media_only"));
-  }
 }
 
 TEST_F(AgentServiceTest, OperationRpcsAnswerForUnknownIdsAndMissingTargets) {

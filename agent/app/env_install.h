@@ -1,0 +1,43 @@
+// Installing the backup's env file for the runtime (restore --restore-config)
+// and telling which of Mastodon's secrets differ between the backup and the
+// host.
+#ifndef MASTODON_RESTORE_AGENT_APP_ENV_INSTALL_H_
+#define MASTODON_RESTORE_AGENT_APP_ENV_INSTALL_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "agent/app/runtime.h"
+#include "agent/common/env.h"
+
+namespace mastodon_restore {
+
+// Keys the host owns: how this host's app reaches its database and Redis.
+// An installed env file keeps the host's lines for them.
+bool IsHostOwnedKey(absl::string_view key);
+
+// The env file to write: `backup` without its host-owned lines, then the
+// host-owned lines of `host` (when it has any) under a marker comment.
+std::string MergeEnvFile(absl::string_view backup, absl::string_view host);
+
+// Required secrets (SECRET_KEY_BASE, OTP_SECRET, VAPID_*, ACTIVE_RECORD_*)
+// whose values differ between the two env files, or that only one has.
+std::vector<std::string> DifferingSecrets(absl::string_view backup, absl::string_view host);
+
+struct EnvInstallResult {
+  std::string path;     // the runtime's env file
+  std::string kept_as;  // the old one, renamed ("" when there was none)
+};
+
+// Writes MergeEnvFile(backup, current) to runtime.EnvFilePath() atomically
+// (mode 0640, or the old file's mode; the old file's owner, else the
+// media owner), keeping the old file as "<path>.before-restore-<tag>".
+// FAILED_PRECONDITION for a runtime without an env file (embedded).
+absl::StatusOr<EnvInstallResult> InstallEnvFile(const Runtime& runtime, absl::string_view backup,
+                                                const std::string& tag, Env* env);
+
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_AGENT_APP_ENV_INSTALL_H_
