@@ -163,7 +163,23 @@ std::string RenderOperation(const v1::Operation& op) {
                           r.verification().passed() ? "passed" : "FAILED", passed,
                           r.verification().checks_size());
     for (const std::string& w : r.rewrites()) absl::StrAppendFormat(&s, "%-14s %s\n", "rewrite", w);
+    if (r.media_files() + r.media_files_skipped() > 0) {
+      absl::StrAppendFormat(&s, "%-14s %d files written (%s), %d unchanged\n", "media",
+                            r.media_files(), HumanBytes(r.media_bytes()), r.media_files_skipped());
+    }
+    for (const v1::TootctlResult& t : r.tootctl()) {
+      absl::StrAppendFormat(
+          &s, "%-14s %s: %s%s\n", "tootctl", t.command(),
+          t.summary().empty() ? "(no summary)" : t.summary(),
+          t.item_errors() > 0 ? absl::StrFormat(" (%d item errors)", t.item_errors()) : "");
+    }
     for (const std::string& w : r.warnings()) absl::StrAppendFormat(&s, "%-14s %s\n", "warning", w);
+    if (!r.secrets_differing().empty()) {
+      absl::StrAppendFormat(
+          &s, "%-14s %s\n", "secrets",
+          absl::StrCat("differ from this host's: ", absl::StrJoin(r.secrets_differing(), ", ")));
+    }
+    for (const std::string& n : r.next_steps()) absl::StrAppendFormat(&s, "%-14s %s\n", "next", n);
     if (!r.previous_database().empty()) {
       absl::StrAppendFormat(&s, "%-14s mastodon-restore rollback --database %s   (to undo)\n",
                             "undo", r.database());
