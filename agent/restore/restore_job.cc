@@ -1,5 +1,6 @@
 #include "agent/restore/restore_job.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -35,6 +36,8 @@ struct RestoreJob::State {
   std::vector<std::string> warnings;
   std::vector<std::string> secrets_differing;
   std::string target_server_version;
+  // The one-line outcome of the step under way (its StepFinished message).
+  std::string message;
 };
 
 namespace {
@@ -159,7 +162,11 @@ absl::Status RestoreJob::Run() {
     return Step("refresh", &RestoreJob::Refresh);
   }();
   // 13. Start the app again, also after a failure (unless asked not to).
-  if (state_->services_stopped) {
+  if (!state_->services_stopped) {
+    op_->StepFinished(
+        "start_services", v1::STEP_STATE_SKIPPED,
+        Planned("start_services") ? "the app was not stopped" : SkipReason("start_services"));
+  } else {
     if (!status.ok() && input_.options.keep_services_stopped_on_failure()) {
       op_->StepFinished("start_services", v1::STEP_STATE_SKIPPED,
                         "kept stopped as asked (--keep-services-stopped-on-failure)");
@@ -171,6 +178,13 @@ absl::Status RestoreJob::Run() {
   // 14. The report, also of a failed restore.
   Report(status);
   return status;
+}
+
+std::string RestoreJob::SkipReason(const std::string& name) const {
+  for (const PlannedStep& s : plan_) {
+    if (s.name == name) return s.skip_reason;
+  }
+  return "not in the plan";
 }
 
 bool RestoreJob::Planned(const std::string& name) const {
@@ -187,17 +201,16 @@ absl::Status RestoreJob::CheckCancelled() const {
 
 absl::Status RestoreJob::Step(const std::string& name, absl::Status (RestoreJob::*run)()) {
   if (!Planned(name)) {
-    for (const PlannedStep& s : plan_) {
-      if (s.name == name) op_->StepFinished(name, v1::STEP_STATE_SKIPPED, s.skip_reason);
-    }
+    op_->StepFinished(name, v1::STEP_STATE_SKIPPED, SkipReason(name));
     return absl::OkStatus();
   }
   // Cleanup steps run even after a cancellation.
   if (name != "start_services") RETURN_IF_ERROR(CheckCancelled());
   op_->StepStarted(name);
+  state_->message.clear();
   absl::Status status = (this->*run)();
   if (status.ok()) {
-    op_->StepFinished(name, v1::STEP_STATE_SUCCEEDED, "");
+    op_->StepFinished(name, v1::STEP_STATE_SUCCEEDED, state_->message);
   } else {
     op_->StepFinished(name,
                       absl::IsCancelled(status) ? v1::STEP_STATE_CANCELLED : v1::STEP_STATE_FAILED,
@@ -233,10 +246,8 @@ absl::Status RestoreJob::TakeInventory() {
                          ": keep the host's, or the app will not start (see docs)"));
       }
     }
-    op_->Log(v1::SEVERITY_INFO,
-             absl::StrCat("env file ", m.env_file().path(), ", ", m.env_file().keys_size(),
-                          " keys, ", missing, " required secret(s) missing"),
-             "inventory");
+    absl::StrAppend(&state_->message, "env file ", m.env_file().path(), " (",
+                    m.env_file().keys_size(), " keys, ", missing, " secrets missing); ");
     auto text = ReadFileInSource(input_.source_path, m.env_file().path(), source_, runner_);
     if (text.ok()) state_->env_text = *text;
   } else {
@@ -258,15 +269,14 @@ absl::Status RestoreJob::TakeInventory() {
     state_->dump_member =
         input_.options.member().empty() ? m.dumps(0).path() : input_.options.member();
   }
+  absl::StrAppend(&state_->message, m.dumps_size(), " dump(s)");
   if (Planned("media")) {
     if (!m.has_media() || m.media().files() == 0) {
       state_->warnings.push_back("the backup has no media tree: media not restored");
     } else {
       state_->media_root = m.media().root();
-      op_->Log(v1::SEVERITY_INFO,
-               absl::StrCat("media ", m.media().root(), ": ", m.media().files(), " files, ",
-                            m.media().bytes(), " bytes"),
-               "inventory");
+      absl::StrAppend(&state_->message, "; media ", m.media().root(), " (", m.media().files(),
+                      " files, ", m.media().bytes() >> 10, " KiB)");
     }
   }
   return absl::OkStatus();
@@ -280,11 +290,12 @@ absl::Status RestoreJob::DetectDump() {
   ASSIGN_OR_RETURN(state_->dump, DetectDumpInSource(input_.source_path, state_->dump_member,
                                                     source_, inspect, runner_));
   const v1::DumpInfo& d = state_->dump;
-  op_->Log(v1::SEVERITY_INFO,
-           absl::StrCat(d.path(), ": ", v1::DumpKind_Name(d.kind()), ", ",
-                        v1::DumpFormat_Name(d.format()), ", pg_dump ", d.dumper_version(),
-                        d.schema_version().empty() ? "" : ", schema " + d.schema_version()),
-           "detect");
+  std::string format = v1::DumpFormat_Name(d.format());
+  format = absl::AsciiStrToLower(format.substr(format.rfind('_') + 1));
+  state_->message = absl::StrCat(
+      d.path(), ": ", format, " ", d.kind() == v1::DUMP_KIND_CLUSTER ? "pg_dumpall" : "pg_dump",
+      d.dumper_version().empty() ? "" : " " + d.dumper_version(),
+      d.schema_version().empty() ? "" : ", schema " + d.schema_version());
   return absl::OkStatus();
 }
 
@@ -354,6 +365,9 @@ absl::Status RestoreJob::Preflight() {
           "with --restore-config"));
     }
   }
+  state_->message = state_->target_server_version.empty()
+                        ? "ready"
+                        : absl::StrCat("PostgreSQL ", state_->target_server_version, "; ready");
   return absl::OkStatus();
 }
 
@@ -361,6 +375,7 @@ absl::Status RestoreJob::StopServices() {
   TaskContext ctx{runner_, env_, nullptr, op_, "stop_services"};
   RETURN_IF_ERROR(ControlServices(*input_.runtime, false, ctx));
   state_->services_stopped = true;
+  state_->message = absl::StrJoin(input_.runtime->Services(), ", ");
   return absl::OkStatus();
 }
 
@@ -384,7 +399,7 @@ absl::Status RestoreJob::LoadIntoStaging() {
   r.progress = [this, dump, last = absl::InfinitePast()](const std::string& step,
                                                          const LoadProgress& p) mutable {
     if (step == "analyze") {
-      op_->StepProgress("load", 1, 1, "steps", "ANALYZE");
+      op_->Log(v1::SEVERITY_INFO, "ANALYZE (planner statistics)", "load");
       return;
     }
     if (step != "load" || (p.bytes == 0 && p.raw_bytes <= 0)) return;
@@ -399,10 +414,9 @@ absl::Status RestoreJob::LoadIntoStaging() {
   };
   ASSIGN_OR_RETURN(state_->db, StageDatabase(r, runner_, env_));
   state_->target_server_version = state_->db.target_server_version;
-  op_->Log(v1::SEVERITY_INFO,
-           absl::StrCat(state_->db.load.rows, " rows in ", state_->db.load.table_rows.size(),
-                        " tables loaded into ", state_->db.staging_database),
-           "load");
+  state_->message =
+      absl::StrCat(state_->db.load.rows, " rows in ", state_->db.load.table_rows.size(),
+                   " tables into ", state_->db.staging_database);
   return absl::OkStatus();
 }
 
@@ -410,9 +424,8 @@ absl::Status RestoreJob::VerifyStaging() {
   absl::Status verified = VerifyStaged(state_->db_request, &state_->db);
   int passed = 0;
   for (const auto& c : state_->db.verification.checks()) passed += c.passed() ? 1 : 0;
-  op_->Log(verified.ok() ? v1::SEVERITY_INFO : v1::SEVERITY_ERROR,
-           absl::StrCat(passed, " of ", state_->db.verification.checks_size(), " checks passed"),
-           "verify");
+  state_->message =
+      absl::StrCat(passed, " of ", state_->db.verification.checks_size(), " checks passed");
   return verified;
 }
 
@@ -424,12 +437,11 @@ absl::Status RestoreJob::SwapIn() {
   }
   RETURN_IF_ERROR(SwapInStaged(state_->db_request, env_, &state_->db));
   state_->swapped = true;
-  op_->Log(v1::SEVERITY_INFO,
-           state_->db.previous_database.empty()
-               ? absl::StrCat("'", state_->db.database, "' is live (there was none before)")
-               : absl::StrCat("'", state_->db.database, "' is live; the previous one is kept as '",
-                              state_->db.previous_database, "'"),
-           "swap");
+  state_->message =
+      state_->db.previous_database.empty()
+          ? absl::StrCat("'", state_->db.database, "' is live (there was none before)")
+          : absl::StrCat("'", state_->db.database, "' is live; the previous one is kept as '",
+                         state_->db.previous_database, "'");
   return absl::OkStatus();
 }
 
@@ -456,10 +468,8 @@ absl::Status RestoreJob::RestoreMediaFiles() {
   ASSIGN_OR_RETURN(state_->media, RestoreMedia(m, runner_, env_));
   state_->media_done = true;
   for (const std::string& w : state_->media.warnings) state_->warnings.push_back(w);
-  op_->Log(v1::SEVERITY_INFO,
-           absl::StrCat(state_->media.files_written, " files written, ",
-                        state_->media.files_skipped, " unchanged"),
-           "media");
+  state_->message = absl::StrCat(state_->media.files_written, " files written, ",
+                                 state_->media.files_skipped, " unchanged");
   return absl::OkStatus();
 }
 
@@ -483,6 +493,8 @@ absl::Status RestoreJob::Migrate() {
   ASSIGN_OR_RETURN(AppDatabase db, input_.runtime->Database());
   ASSIGN_OR_RETURN(state_->migrate,
                    RunDbMigrate(*input_.runtime, v1::MIGRATION_PHASE_ALL, db, ctx));
+  state_->message = absl::StrCat(state_->migrate.migrations_size(), " migration(s); schema ",
+                                 state_->migrate.schema_version_after());
   return absl::OkStatus();
 }
 
@@ -490,11 +502,7 @@ absl::Status RestoreJob::Cleanup() {
   TaskContext ctx{runner_, env_, &op_->cancel_token(), op_, "cleanup"};
   v1::CleanupOptions options;  // the snap guide's: 1 day
   ASSIGN_OR_RETURN(auto commands, CleanupCommands(options, input_.default_concurrency));
-  for (const auto& args : commands) {
-    ASSIGN_OR_RETURN(v1::TootctlResult result, RunTootctl(*input_.runtime, args, ctx));
-    state_->tootctl.push_back(result);
-  }
-  return absl::OkStatus();
+  return RunTootctlCommands(commands, ctx);
 }
 
 absl::Status RestoreJob::Refresh() {
@@ -505,10 +513,18 @@ absl::Status RestoreJob::Refresh() {
   options.set_refresh_accounts(true);
   options.set_build_feeds(true);
   ASSIGN_OR_RETURN(auto commands, MediaRefreshCommands(options, input_.default_concurrency));
+  return RunTootctlCommands(commands, ctx);
+}
+
+absl::Status RestoreJob::RunTootctlCommands(const std::vector<std::vector<std::string>>& commands,
+                                            const TaskContext& ctx) {
+  std::vector<std::string> summaries;
   for (const auto& args : commands) {
     ASSIGN_OR_RETURN(v1::TootctlResult result, RunTootctl(*input_.runtime, args, ctx));
     state_->tootctl.push_back(result);
+    if (!result.summary().empty()) summaries.push_back(result.summary());
   }
+  state_->message = absl::StrJoin(summaries, "; ");
   return absl::OkStatus();
 }
 

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "agent/app/app_tasks.h"
 #include "agent/app/runtime.h"
 #include "agent/archive/inspector.h"
 #include "agent/archive/source_walker.h"
@@ -110,10 +111,14 @@ class RestoreJob {
   absl::Status Refresh();
   absl::Status StartServices();
   void Report(const absl::Status& outcome);
+  // Runs tootctl argument lists one after the other into the report.
+  absl::Status RunTootctlCommands(const std::vector<std::vector<std::string>>& commands,
+                                  const TaskContext& ctx);
 
   // Runs `step` when the plan has it, reporting start and end.
   absl::Status Step(const std::string& name, absl::Status (RestoreJob::*run)());
   bool Planned(const std::string& name) const;
+  std::string SkipReason(const std::string& name) const;
   absl::Status CheckCancelled() const;
 
   struct State;
