@@ -223,13 +223,9 @@ absl::Status RestoreJob::OpenSource() {
   InspectOptions inspect;
   inspect.pg_restore_majors = InstalledPostgresVersions(env_, input_.postgres_root, "pg_restore");
   ASSIGN_OR_RETURN(state_->manifest, InspectBackup(input_.source_path, source_, inspect, runner_));
-  op_->Log(v1::SEVERITY_INFO,
-           absl::StrCat(
-               "source ", input_.source_path,
-               state_->manifest.containers().empty()
-                   ? ""
-                   : absl::StrCat(" (", absl::StrJoin(state_->manifest.containers(), " > "), ")")),
-           "open");
+  state_->message = state_->manifest.containers().empty()
+                        ? "a plain file"
+                        : absl::StrJoin(state_->manifest.containers(), " > ");
   return absl::OkStatus();
 }
 
