@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "agent/app/env_install.h"
 #include "agent/archive/path_rules.h"
 #include "agent/database/pg_connection.h"
 #include "tests/harness/status_matchers.h"
@@ -124,6 +125,35 @@ TEST(PathRulesTest, AllowedRoots) {
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("outside")));
   EXPECT_THAT(ResolveAllowedPath("/tmp/a-missing-mr/../../etc", {"/tmp"}),
               StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("outside")));
+}
+
+}  // namespace
+}  // namespace mastodon_restore
+
+namespace mastodon_restore {
+namespace {
+
+TEST(EnvInstallTest, MergeKeepsTheHostsDatabaseAndRedisLines) {
+  const std::string backup =
+      "LOCAL_DOMAIN=old.example\nDB_HOST=/var/run/postgresql\nexport DB_PASS=old-pass\n"
+      "SECRET_KEY_BASE=kb\nREDIS_URL=redis://old:6379\n";
+  const std::string host =
+      "LOCAL_DOMAIN=new.example\nDB_HOST=/tmp/sockets/pgbouncer\nDB_PASS='local pass'\n"
+      "REDIS_URL=redis://localhost:6380\n";
+  EXPECT_EQ(
+      MergeEnvFile(backup, host),
+      "LOCAL_DOMAIN=old.example\nSECRET_KEY_BASE=kb\n\n"
+      "# Kept from this host by mastodon-restore (database and Redis)\n"
+      "DB_HOST=/tmp/sockets/pgbouncer\nDB_PASS='local pass'\nREDIS_URL=redis://localhost:6380\n");
+  // Nothing on the host: the backup's file without its host-owned lines.
+  EXPECT_EQ(MergeEnvFile(backup, ""), "LOCAL_DOMAIN=old.example\nSECRET_KEY_BASE=kb\n");
+}
+
+TEST(EnvInstallTest, DifferingSecretsNamesKeysNotValues) {
+  EXPECT_THAT(DifferingSecrets("SECRET_KEY_BASE=a\nOTP_SECRET=o\nVAPID_PRIVATE_KEY=v\n",
+                               "SECRET_KEY_BASE=b\nOTP_SECRET=o\n"),
+              ::testing::ElementsAre("SECRET_KEY_BASE", "VAPID_PRIVATE_KEY"));
+  EXPECT_THAT(DifferingSecrets("SECRET_KEY_BASE=a\n", "SECRET_KEY_BASE=a\n"), ::testing::IsEmpty());
 }
 
 }  // namespace
