@@ -41,6 +41,9 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
        "embedded runtime: the agent's PostgreSQL cluster directory (default <state-dir>.postgres)"},
       {"target-conninfo", "CONNINFO",
        "PostgreSQL server for restores when the request names none (prefer the config file)"},
+      {"keep-operations", "N", "finished operation records kept (default 100)"},
+      {"keep-operations-for", "DURATION",
+       "drop finished operation records older than this (default 2160h: 90 days)"},
       {"log-level", "LEVEL", "debug, info, warning or error (default info)"},
       {"shutdown-grace", "DURATION", "time in-flight calls get on SIGTERM (default 10s)"},
       {"config", "FILE", "config file of 'name = value' lines with the same names as the flags"},
@@ -81,6 +84,20 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
       !absl::ParseDuration(args.Get("shutdown-grace"), &c.shutdown_grace)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "invalid --shutdown-grace '", args.Get("shutdown-grace"), "': expected e.g. 10s or 1m"));
+  }
+  if (args.Has("keep-operations") &&
+      (!absl::SimpleAtoi(args.Get("keep-operations"), &c.keep_operations) ||
+       c.keep_operations < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid --keep-operations '",
+                                                   args.Get("keep-operations"),
+                                                   "': expected a number of records, at least 1"));
+  }
+  if (args.Has("keep-operations-for") &&
+      (!absl::ParseDuration(args.Get("keep-operations-for"), &c.keep_operations_for) ||
+       c.keep_operations_for <= absl::ZeroDuration())) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid --keep-operations-for '",
+                                                   args.Get("keep-operations-for"),
+                                                   "': expected e.g. 720h"));
   }
   c.config_file = args.Get("config");
   RETURN_IF_ERROR(ValidateConfig(c));

@@ -59,6 +59,10 @@ struct AgentConfig {
   // request names one (libpq conninfo or URI). It may hold a password: prefer
   // the config file (mode 0600) or a ~/.pgpass. Never logged. Default: none.
   std::string target_conninfo;
+  // Finished operation records kept: at most this many, none older than
+  // keep_operations_for. Defaults: 100, 90 days.
+  int keep_operations = 100;
+  absl::Duration keep_operations_for = absl::Hours(24 * 90);
   // Minimum level of log lines. Default: info.
   LogLevel log_level = LogLevel::kInfo;
   // On SIGTERM, in-flight calls get this long before they are cancelled.

@@ -139,7 +139,8 @@ absl::Status Daemon::Start() {
 
   // Operations: records of a previous run that was stopped mid-way become
   // INTERRUPTED, and staging databases it left behind are dropped.
-  operations_ = std::make_unique<OperationManager>(config_.state_dir, env_, logger_);
+  operations_ = std::make_unique<OperationManager>(
+      config_.state_dir, env_, logger_, config_.keep_operations, config_.keep_operations_for);
   ASSIGN_OR_RETURN(interrupted_, operations_->Recover());
   for (const auto& record : interrupted_) {
     logger_->Warning("operation interrupted by an agent stop",

@@ -112,6 +112,10 @@ class PosixEnvImpl : public Env {
     if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
     return FileOwner{st.st_uid, st.st_gid};
   }
+  absl::Status RemoveFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "remove", path);
+    return absl::OkStatus();
+  }
   absl::Status SetOwner(const std::string& path, uid_t uid, gid_t gid) override {
     if (::lchown(path.c_str(), uid, gid) != 0)
       return ErrnoError(errno, "change the owner of", path);

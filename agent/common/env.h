@@ -46,6 +46,8 @@ class Env {
   virtual absl::StatusOr<std::string> ReadFile(const std::string& path) = 0;
   // Owner of `path` (symlinks followed); NOT_FOUND when it does not exist.
   virtual absl::StatusOr<FileOwner> OwnerOf(const std::string& path) = 0;
+  // Removes the file `path`; OK when it does not exist.
+  virtual absl::Status RemoveFile(const std::string& path) = 0;
   // Changes the owner of `path` (symlinks not followed).
   virtual absl::Status SetOwner(const std::string& path, uid_t uid, gid_t gid) = 0;
   // The uid of user `name` in the host's user database, or NOT_FOUND.

@@ -11,8 +11,13 @@ namespace mastodon_restore {
 
 namespace v1 = mastodon::restore::v1;
 
-OperationManager::OperationManager(std::string state_dir, Env* env, Logger* logger, int retain)
-    : dir_(state_dir + "/operations"), env_(env), logger_(logger), retain_(retain) {}
+OperationManager::OperationManager(std::string state_dir, Env* env, Logger* logger, int retain,
+                                   absl::Duration max_age)
+    : dir_(state_dir + "/operations"),
+      env_(env),
+      logger_(logger),
+      retain_(retain),
+      max_age_(max_age) {}
 
 OperationManager::~OperationManager() { Shutdown(); }
 
@@ -155,18 +160,23 @@ absl::StatusOr<std::shared_ptr<Operation>> OperationManager::Cancel(const std::s
 
 void OperationManager::Prune() {
   std::vector<std::pair<int64_t, std::string>> finished;
+  const int64_t oldest = absl::ToUnixSeconds(env_->Now() - max_age_);
+  std::vector<std::string> expired;
   for (const auto& [id, op] : operations_) {
     v1::Operation s = op->Snapshot();
-    if (IsTerminal(s.state())) finished.emplace_back(s.create_time().seconds(), id);
+    if (!IsTerminal(s.state())) continue;
+    finished.emplace_back(s.create_time().seconds(), id);
+    if (s.has_end_time() && s.end_time().seconds() < oldest) expired.push_back(id);
   }
-  if (static_cast<int>(finished.size()) <= retain_) return;
   std::sort(finished.begin(), finished.end());
-  for (size_t i = 0; i + retain_ < finished.size(); ++i) {
-    const std::string& id = finished[i].second;
-    std::string request_id = operations_[id]->Snapshot().request_id();
+  for (size_t i = 0; i + retain_ < finished.size(); ++i) expired.push_back(finished[i].second);
+  for (const std::string& id : expired) {
+    auto it = operations_.find(id);
+    if (it == operations_.end()) continue;  // listed twice
+    std::string request_id = it->second->Snapshot().request_id();
     if (!request_id.empty()) by_request_id_.erase(request_id);
-    operations_.erase(id);
-    ::unlink(absl::StrCat(dir_, "/", id, ".pb").c_str());
+    operations_.erase(it);
+    env_->RemoveFile(absl::StrCat(dir_, "/", id, ".pb")).IgnoreError();
   }
 }
 

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "agent/common/env.h"
 #include "agent/common/logging.h"
 #include "agent/operations/operation.h"
@@ -44,8 +45,9 @@ struct OperationSpec {
 class OperationManager {
  public:
   // `env` and `logger` must outlive the manager. Keeps the newest
-  // `retain` finished records.
-  OperationManager(std::string state_dir, Env* env, Logger* logger, int retain = 100);
+  // `retain` finished records, and none that ended more than `max_age` ago.
+  OperationManager(std::string state_dir, Env* env, Logger* logger, int retain = 100,
+                   absl::Duration max_age = absl::Hours(24 * 90));
   // Cancels running operations and waits for their threads.
   ~OperationManager();
 
@@ -76,6 +78,7 @@ class OperationManager {
   Env* const env_;
   Logger* const logger_;
   const int retain_;
+  const absl::Duration max_age_;
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Operation>> operations_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> by_request_id_ ABSL_GUARDED_BY(mu_);

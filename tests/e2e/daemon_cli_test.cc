@@ -1306,3 +1306,55 @@ TEST_F(PipelineCliTest, AgentKilledDuringMediaLeavesTheMediaDirAsItWas) {
 
 }  // namespace
 }  // namespace mastodon_restore
+
+namespace mastodon_restore {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST_F(PipelineCliTest, CancelledDuringTheRefreshAfterTheSwapAndAWatcherResumingMidway) {
+  StartSnapPipelineAgent();
+  host_->Set("TOOTCTL_ITEMS", "100");
+  host_->Set("TOOTCTL_SLEEP", "0.2");
+  host_->Set("TOOTCTL_SLOW", "media refresh");
+  CommandResult r = CliOnSocket({"restore", "--detach", Fixture("snap")});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const std::string id = OperationId(r.stdout_text);
+  bool refreshing = false;
+  for (int i = 0; i < 1200 && !refreshing; ++i) {
+    refreshing = CliOnSocket({"ops", "show", id}).stdout_text.find("  refresh      running") !=
+                 std::string::npos;
+    if (!refreshing) absl::SleepFor(absl::Milliseconds(25));
+  }
+  ASSERT_TRUE(refreshing) << CliOnSocket({"ops", "show", id}).stdout_text;
+  // A controller that reconnects asks for the events from where it was:
+  // the old ones are replayed, then the live ones follow, without gaps.
+  CommandResult watched;
+  std::thread watcher([&] {
+    watched = CliOnSocket({"--timeout", "120s", "--json", "ops", "watch", id, "--from", "3"});
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(CliOnSocket({"ops", "cancel", id}).exit_code, 0);
+  watcher.join();
+  EXPECT_EQ(watched.exit_code, 6) << watched.stderr_text;
+  std::vector<std::string> lines = absl::StrSplit(watched.stdout_text, '\n', absl::SkipEmpty());
+  ASSERT_GT(lines.size(), 10u);
+  int64_t expected = 3;
+  for (const std::string& line : lines) {
+    v1::WatchOperationResponse event;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &event).ok()) << line;
+    EXPECT_EQ(event.event().sequence(), expected++);
+  }
+  r = CliOnSocket({"ops", "show", id});
+  EXPECT_THAT(r.stdout_text, HasSubstr("state          cancelled"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("refresh      cancelled"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("start_services succeeded"));
+  // The swap had happened: the restored database stays live, and the report
+  // says what is left to do.
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM statuses", "mastodon"), "1000");
+  EXPECT_THAT(r.stdout_text, HasSubstr("next           mastodon-restore media-refresh"));
+  EXPECT_EQ(CallSummary().back(), "snap start mastodon-server.sidekiq-pull");
+}
+
+}  // namespace
+}  // namespace mastodon_restore

@@ -80,6 +80,10 @@ class FakeEnv : public Env {
     }
     return it->second;
   }
+  absl::Status RemoveFile(const std::string& path) override {
+    files.erase(path);
+    return absl::OkStatus();
+  }
   absl::Status SetOwner(const std::string& path, uid_t uid, gid_t gid) override {
     owners[path] = FileOwner{uid, gid};
     return absl::OkStatus();

@@ -69,6 +69,18 @@ TEST(AgentConfigTest, RejectsRelativePathsUnknownRuntimeAndPositionals) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--log-level")));
   EXPECT_THAT(ParseAgentCommandLine({"--socket", "/" + std::string(120, 'x')}, &env),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("107 bytes")));
+  EXPECT_THAT(ParseAgentCommandLine({"--keep-operations", "0"}, &env),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--keep-operations")));
+  EXPECT_THAT(ParseAgentCommandLine({"--keep-operations-for", "forever"}, &env),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--keep-operations-for")));
+  EXPECT_THAT(ParseAgentCommandLine({"--app-dir", "live"}, &env),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--app-dir")));
+  auto ok = ParseAgentCommandLine(
+      {"--keep-operations", "5", "--keep-operations-for", "48h", "--runtime", "none"}, &env);
+  ASSERT_OK(ok);
+  EXPECT_EQ(ok->config.keep_operations, 5);
+  EXPECT_EQ(ok->config.keep_operations_for, absl::Hours(48));
+  EXPECT_EQ(ok->config.runtime, "none");
 }
 
 TEST(AgentConfigTest, TcpNeedsTlsUnlessLoopbackTestMode) {

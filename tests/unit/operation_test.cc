@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "agent/common/logging.h"
+#include "agent/operations/operation_manager.h"
 #include "tests/harness/fake_env.h"
 
 namespace mastodon_restore {
@@ -142,6 +144,50 @@ TEST(OperationTest, UnsubscribeWaitsForADeliveryInFlightAndNoCallFollows) {
   emitter.join();
   op.Log(v1::SEVERITY_INFO, "after");
   EXPECT_EQ(calls.load(), 1);
+}
+
+}  // namespace
+}  // namespace mastodon_restore
+
+namespace mastodon_restore {
+namespace {
+
+// Starts an operation that succeeds at once and waits until it has ended.
+std::string RunToEnd(OperationManager* manager) {
+  OperationSpec spec;
+  spec.kind = mastodon::restore::v1::OPERATION_KIND_VERIFY;
+  spec.work = [](Operation*) { return absl::OkStatus(); };
+  auto op = manager->Start(std::move(spec));
+  EXPECT_TRUE(op.ok());
+  if (!op.ok()) return "";
+  for (int i = 0; i < 2000 && !(*op)->done(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE((*op)->done());
+  return (*op)->id();
+}
+
+TEST(OperationManagerTest, KeepsFinishedRecordsByCountAndAge) {
+  testing::FakeEnv env;
+  Logger logger(LogLevel::kError, false, [](const std::string&) {});
+  OperationManager manager("/state", &env, &logger, /*retain=*/2, /*max_age=*/absl::Hours(24));
+  const std::string old = RunToEnd(&manager);
+  // Two days later the next start prunes what ended more than a day ago.
+  env.now += absl::Hours(48);
+  const std::string a = RunToEnd(&manager);
+  EXPECT_FALSE(manager.Get(old).ok());
+  EXPECT_EQ(env.files.count("/state/operations/" + old + ".pb"), 0u);
+  // And never more than two finished ones.
+  env.now += absl::Seconds(1);
+  const std::string b = RunToEnd(&manager);
+  env.now += absl::Seconds(1);
+  const std::string c = RunToEnd(&manager);
+  EXPECT_TRUE(manager.Get(a).ok());  // pruned at the next start, not before
+  env.now += absl::Seconds(1);
+  RunToEnd(&manager);
+  EXPECT_FALSE(manager.Get(a).ok());
+  EXPECT_TRUE(manager.Get(b).ok());
+  EXPECT_TRUE(manager.Get(c).ok());
 }
 
 }  // namespace
