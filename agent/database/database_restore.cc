@@ -106,17 +106,18 @@ absl::StatusOr<std::string> ArchiveOnDisk(const DatabaseRestoreRequest& request,
                   "or directories: extract it from its container first");
 }
 
-// The pg_restore binary for `dump`: the oldest installed major that reads it.
-absl::StatusOr<std::string> PickPgRestore(const DatabaseRestoreRequest& request,
+}  // namespace
+
+absl::StatusOr<std::string> PickPgRestore(const std::string& postgres_root,
                                           const v1::DumpInfo& dump, Env* env) {
   int vmin = 0;
   size_t dot = dump.archive_version().find('.');
   if (dot != std::string::npos) vmin = std::atoi(dump.archive_version().c_str() + dot + 1);
   int needed = std::max(PgRestoreMajorForArchive(vmin), MajorVersionOf(dump.dumper_version()));
-  std::vector<int> installed = InstalledPostgresVersions(env, request.postgres_root, "pg_restore");
+  std::vector<int> installed = InstalledPostgresVersions(env, postgres_root, "pg_restore");
   for (int major : installed) {
     if (major >= needed) {
-      return absl::StrCat(request.postgres_root, "/", major, "/bin/pg_restore");
+      return absl::StrCat(postgres_root, "/", major, "/bin/pg_restore");
     }
   }
   return absl::FailedPreconditionError(
@@ -125,6 +126,8 @@ absl::StatusOr<std::string> PickPgRestore(const DatabaseRestoreRequest& request,
                    ", installed: ", installed.empty() ? "none" : absl::StrJoin(installed, ", "),
                    " (install postgresql-client-", needed, ")"));
 }
+
+namespace {
 
 int64_t MaintenanceWorkMemMb(Env* env) {
   int64_t available_mb = env->Memory().available_bytes >> 20;
@@ -185,7 +188,7 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
   std::string pg_restore;
   std::string archive_path;  // "" for an archive read as a stream
   if (dump.format() != v1::DUMP_FORMAT_PLAIN) {
-    ASSIGN_OR_RETURN(pg_restore, PickPgRestore(request, dump, env));
+    ASSIGN_OR_RETURN(pg_restore, PickPgRestore(request.postgres_root, dump, env));
     auto on_disk = ArchiveOnDisk(request, dump);
     if (on_disk.ok()) {
       archive_path = *on_disk;

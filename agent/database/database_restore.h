@@ -61,6 +61,12 @@ struct DatabaseRestoreResult {
   std::vector<std::string> warnings;
 };
 
+// The pg_restore binary for an archive-format `dump`: the oldest installed
+// major (under `postgres_root`) that reads it. FAILED_PRECONDITION naming
+// the package to install when none does.
+absl::StatusOr<std::string> PickPgRestore(const std::string& postgres_root,
+                                          const mastodon::restore::v1::DumpInfo& dump, Env* env);
+
 // StageDatabase, VerifyStaged, then SwapInStaged.
 absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreRequest& request,
                                                       CommandRunner* runner, Env* env);

@@ -296,8 +296,12 @@ absl::Status RestoreJob::DetectDump() {
 }
 
 absl::Status RestoreJob::Preflight() {
-  // The server: reachable, and the role may create databases.
+  // The server: reachable, and the role may create databases; the tools
+  // an archive-format dump needs.
   if (Planned("load")) {
+    if (state_->dump.format() != v1::DUMP_FORMAT_PLAIN) {
+      RETURN_IF_ERROR(PickPgRestore(input_.postgres_root, state_->dump, env_).status());
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
                      PgConnection::Connect(input_.conninfo, "postgres"));
     state_->target_server_version =
