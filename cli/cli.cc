@@ -1,24 +1,31 @@
 #include "cli/cli.h"
 
 #include <google/protobuf/util/json_util.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "agent/common/args.h"
 #include "agent/common/build_info.h"
 #include "cli/agent_client.h"
 #include "cli/exit_codes.h"
 #include "cli/follow.h"
+#include "cli/junit.h"
+#include "cli/local_agent.h"
 #include "cli/render.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
@@ -34,6 +41,8 @@ constexpr char kDefaultSocket[] = "/run/mastodon-restore/agent.sock";
 // What every subcommand gets.
 struct CommandContext {
   AgentAddress agent;
+  // Whether --agent or $MASTODON_RESTORE_AGENT named the agent.
+  bool agent_given = false;
   bool json = false;
   ParsedArgs args;  // the subcommand's own flags and positional arguments
   Env* env = nullptr;
@@ -506,6 +515,214 @@ int RunMediaRefresh(CommandContext& ctx) {
   return Started(ctx, stub.get(), response.operation());
 }
 
+// The operation `id` as it is now.
+absl::StatusOr<v1::Operation> FetchOperation(CommandContext& ctx,
+                                             v1::RestoreAgentService::Stub* stub,
+                                             const std::string& id) {
+  v1::GetOperationRequest request;
+  request.set_id(id);
+  v1::GetOperationResponse response;
+  grpc::ClientContext context;
+  PrepareCall(ctx.agent, &context);
+  grpc::Status status = stub->GetOperation(&context, request, &response);
+  if (!status.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("unable to get operation ", id, ": ", status.error_message()));
+  }
+  return response.operation();
+}
+
+// An operation that never started, for the reports.
+v1::Operation NotStarted(const grpc::Status& status) {
+  v1::Operation op;
+  op.set_state(v1::OPERATION_STATE_FAILED);
+  op.mutable_error()->set_code(status.error_code());
+  op.mutable_error()->set_message(status.error_message());
+  return op;
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(message, &json, options).ok()) return "null";
+  return json;
+}
+
+std::string JsonString(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += absl::StrFormat("\\u%04x", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+// verify-backup's reports: JUnit (--junit), JSON (--json) or a summary line.
+int ReportBackupCheck(CommandContext& ctx, const std::string& source, const std::string& scratch,
+                      const v1::Operation& restore, const v1::Operation* verify, int code) {
+  const bool passed = code == kExitOk;
+  if (ctx.args.Has("junit")) {
+    std::ofstream out(ctx.args.Get("junit"), std::ios::trunc);
+    out << JUnitReport(source, restore, verify);
+    if (!out) {
+      Print(ctx.streams.err,
+            absl::StrCat(kProgram, ": error: unable to write '", ctx.args.Get("junit"), "'\n"));
+      if (passed) return kExitFailed;
+    }
+  }
+  if (ctx.json) {
+    Print(ctx.streams.out,
+          absl::StrCat("{\"source\":", JsonString(source), ",\"database\":", JsonString(scratch),
+                       ",\"passed\":", passed ? "true" : "false", ",\"exit_code\":", code,
+                       ",\"restore\":", ToJson(restore),
+                       ",\"verify\":", verify != nullptr ? ToJson(*verify) : "null", "}\n"));
+    return code;
+  }
+  int checks = verify != nullptr ? verify->verify_result().checks_size() : 0;
+  int failed = 0;
+  if (verify != nullptr) {
+    for (const auto& c : verify->verify_result().checks()) failed += c.passed() ? 0 : 1;
+  }
+  Print(ctx.streams.out,
+        passed ? absl::StrCat("backup OK: ", source, " restores, all ", checks, " checks passed\n")
+        : verify == nullptr ? absl::StrCat("backup FAILED: ", source,
+                                           " does not restore: ", restore.error().message(), "\n")
+                            : absl::StrCat("backup FAILED: ", source, ": ", failed, " of ", checks,
+                                           " checks failed\n"));
+  return code;
+}
+
+int RunVerifyBackup(CommandContext& ctx) {
+  // The scratch database: always "mastodon_verify_*", so that the agent
+  // agrees to drop it.
+  std::string scratch = ctx.args.Get("target-db");
+  if (scratch.empty()) {
+    scratch = absl::StrFormat("mastodon_verify_%d_%d", ::getpid(),
+                              absl::ToUnixSeconds(absl::Now()) % 100000000);
+  } else if (!absl::StartsWith(scratch, "mastodon_verify_")) {
+    return UsageError(ctx.streams,
+                      "--target-db of verify-backup must start with mastodon_verify_ "
+                      "(it is dropped afterwards)");
+  }
+  int32_t max_age = 0;
+  if (!CountFlag(ctx, "max-age", &max_age)) return kExitUsage;
+  v1::BackupSource source;
+  FillSource(ctx, &source);
+
+  // The agent asked for, else a private one on the embedded runtime.
+  std::unique_ptr<CommandRunner> runner;
+  std::unique_ptr<LocalAgent> local;
+  struct stat st;
+  const bool no_agent =
+      !ctx.agent_given && (::stat(ctx.agent.address.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode));
+  if (ctx.args.GetBool("local") || no_agent) {
+    std::vector<std::string> roots;
+    for (const std::string& path : {source.path(), source.passphrase().file(),
+                                    source.age_identity_file(), source.gpg_key_file()}) {
+      if (path.empty()) continue;
+      char real[PATH_MAX];
+      std::string resolved = ::realpath(path.c_str(), real) != nullptr ? real : path;
+      roots.push_back(resolved.substr(0, std::max<size_t>(1, resolved.find_last_of('/'))));
+    }
+    runner = NewPosixCommandRunner();
+    auto started = LocalAgent::Start(roots, runner.get());
+    if (!started.ok()) {
+      Print(ctx.streams.err, absl::StrCat(kProgram, ": error: ", started.status().message(), "\n"));
+      return kExitUnreachable;
+    }
+    local = std::move(*started);
+    ctx.agent = AgentAddress();
+    ctx.agent.address = local->socket();
+    ctx.agent.timeout = absl::Minutes(2);
+    if (!ctx.json) {
+      Print(ctx.streams.err,
+            "started a private agent with its own PostgreSQL (embedded runtime)\n");
+    }
+  }
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  FollowOptions follow = FollowFor(ctx);
+  std::FILE* devnull = nullptr;
+  if (ctx.json) {
+    devnull = std::fopen("/dev/null", "w");
+    follow.out = devnull;
+    follow.json = false;
+    follow.tty = false;
+  }
+  struct CloseFile {
+    std::FILE* f;
+    ~CloseFile() {
+      if (f != nullptr) std::fclose(f);
+    }
+  } close_devnull{devnull};
+
+  // 1. Restore the database into the scratch database.
+  v1::StartRestoreRequest restore_request;
+  v1::RestoreOptions* o = restore_request.mutable_options();
+  *o->mutable_source() = source;
+  o->set_db_only(true);
+  o->set_target_db(scratch);
+  o->set_member(ctx.args.Get("member"));
+  if (ctx.args.Has("target-conninfo")) {
+    o->mutable_target()->set_conninfo(ctx.args.Get("target-conninfo"));
+  }
+  v1::StartRestoreResponse restore_started;
+  {
+    grpc::ClientContext context;
+    PrepareCall(ctx.agent, &context);
+    grpc::Status status = stub->StartRestore(&context, restore_request, &restore_started);
+    if (!status.ok()) {
+      CallFailed(ctx, "unable to start the restore", status);
+      return ReportBackupCheck(ctx, source.path(), scratch, NotStarted(status), nullptr,
+                               ExitCodeFor(status.error_code()));
+    }
+  }
+  if (!ctx.json) {
+    Print(ctx.streams.out,
+          absl::StrCat("restoring ", source.path(), " into the scratch database ", scratch, "\n"));
+  }
+  int code = FollowOperation(stub.get(), restore_started.operation().id(), follow);
+  auto restore = FetchOperation(ctx, stub.get(), restore_started.operation().id());
+  v1::Operation restore_op = restore.ok() ? *restore : restore_started.operation();
+  if (code != kExitOk)
+    return ReportBackupCheck(ctx, source.path(), scratch, restore_op, nullptr, code);
+
+  // 2. Check it against the dump and the media; the agent drops it after.
+  v1::StartVerifyRequest verify_request;
+  v1::VerifyOptions* v = verify_request.mutable_options();
+  v->mutable_target()->set_database(scratch);
+  if (ctx.args.Has("target-conninfo")) {
+    v->mutable_target()->set_conninfo(ctx.args.Get("target-conninfo"));
+  }
+  *v->mutable_expected() = source;
+  v->set_max_age_days(max_age);
+  v->set_check_media(true);
+  v->set_drop_scratch(true);
+  v1::StartVerifyResponse verify_started;
+  {
+    grpc::ClientContext context;
+    PrepareCall(ctx.agent, &context);
+    grpc::Status status = stub->StartVerify(&context, verify_request, &verify_started);
+    if (!status.ok()) {
+      CallFailed(ctx, "unable to start the verification", status);
+      v1::Operation failed = NotStarted(status);
+      return ReportBackupCheck(ctx, source.path(), scratch, restore_op, &failed,
+                               ExitCodeFor(status.error_code()));
+    }
+  }
+  code = FollowOperation(stub.get(), verify_started.operation().id(), follow);
+  auto verify = FetchOperation(ctx, stub.get(), verify_started.operation().id());
+  v1::Operation verify_op = verify.ok() ? *verify : verify_started.operation();
+  return ReportBackupCheck(ctx, source.path(), scratch, restore_op, &verify_op, code);
+}
+
 int RunOps(CommandContext& ctx) {
   auto stub = StubFor(ctx);
   if (stub == nullptr) return kExitUsage;
@@ -658,6 +875,15 @@ const std::vector<Command>& Commands() {
         {"request-id", "ID", "idempotency key"},
         {"detach", "", "print the operation id and return"}},
        RunMediaRefresh},
+      {"verify-backup",
+       "prove a backup restores: restore into a scratch database, check it, drop it (CI)", "SOURCE",
+       SourceFlags(
+           {{"target-db", "NAME", "the scratch database (mastodon_verify_*; default: a new one)"},
+            {"member", "PATH", "the dump inside the source when it holds several"},
+            {"max-age", "DAYS", "fail when the newest status is older"},
+            {"junit", "FILE", "write a JUnit XML report (one test case per check)"},
+            {"local", "", "use a private agent (embedded PostgreSQL) even if one runs"}}),
+       RunVerifyBackup},
       {"ops",
        "operations: list, show ID, watch ID [--from N], cancel ID",
        "ACTION [ID]",
@@ -760,6 +986,7 @@ int RunCli(const std::vector<std::string>& args, Env* env, const CliStreams& str
   const char* env_agent = std::getenv("MASTODON_RESTORE_AGENT");
   ctx.agent.address =
       global->Get("agent", env_agent != nullptr && *env_agent ? env_agent : kDefaultSocket);
+  ctx.agent_given = global->Has("agent") || (env_agent != nullptr && *env_agent);
   ctx.agent.tls_ca = global->Get("tls-ca");
   ctx.agent.tls_cert = global->Get("tls-cert");
   ctx.agent.tls_key = global->Get("tls-key");

@@ -10,6 +10,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "agent/archive/inspector.h"
 #include "agent/common/errors.h"
@@ -261,6 +263,74 @@ void RemoveMediaStaging(const std::string& staging_dir) {
   RemoveTree(staging_dir);
 }
 
+namespace {
+
+// "media.tar.gz!/media" as displayed is "media.tar.gz/media" as walked.
+std::string WalkedPath(std::string root) {
+  size_t bang = root.find("!/");
+  while (bang != std::string::npos) {
+    root.replace(bang, 2, "/");
+    bang = root.find("!/");
+  }
+  return root;
+}
+
+// Reads every file below a media root to the end.
+class MediaLister : public SourceVisitor {
+ public:
+  explicit MediaLister(MediaListing* out) : out_(out) {}
+  Action OnFile(const SourceFile& file, ContentKind kind) override {
+    const std::string& root = out_->root;
+    if (IsArchive(kind)) {
+      return absl::StartsWith(root, file.path + "/") || root == file.path ? Action::kDescend
+                                                                          : Action::kSkip;
+    }
+    return absl::StartsWith(file.path, root + "/") ? Action::kRead : Action::kSkip;
+  }
+  absl::Status OnData(const SourceFile& file, ContentKind, ByteStream* data) override {
+    char buf[1 << 16];
+    while (true) {
+      auto n = data->Read(buf, sizeof(buf));
+      if (!n.ok()) {
+        out_->unreadable.push_back(absl::StrCat(file.path, ": ", n.status().message()));
+        return absl::OkStatus();
+      }
+      if (*n == 0) break;
+    }
+    out_->files.insert(file.path.substr(out_->root.size() + 1));
+    return absl::OkStatus();
+  }
+  void OnOther(const SourceFile&, const std::string&) override {}
+  bool RawFile(const SourceFile& file) const override {
+    return absl::StartsWith(file.path, out_->root + "/");
+  }
+
+ private:
+  MediaListing* out_;
+};
+
+}  // namespace
+
+absl::StatusOr<MediaListing> ListMediaFiles(const std::string& source_path,
+                                            const SourceOptions& source, CommandRunner* runner) {
+  ASSIGN_OR_RETURN(auto manifest, InspectBackup(source_path, source, InspectOptions(), runner));
+  if (!manifest.has_media() || manifest.media().root().empty()) {
+    return absl::NotFoundError(absl::StrCat("'", source_path, "' holds no media tree"));
+  }
+  MediaListing listing;
+  listing.root = WalkedPath(manifest.media().root());
+  MediaLister lister(&listing);
+  RETURN_IF_ERROR(WalkSource(source_path, source, runner, &lister));
+  return listing;
+}
+
+std::string IdPartition(int64_t id) {
+  std::string digits = absl::StrFormat("%09d", id);
+  std::vector<std::string> groups;
+  for (size_t i = 0; i + 3 <= digits.size(); i += 3) groups.push_back(digits.substr(i, 3));
+  return absl::StrJoin(groups, "/");
+}
+
 absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, CommandRunner* runner,
                                                 Env* env) {
   MediaRestoreResult result;
@@ -276,13 +346,7 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
       return absl::FailedPreconditionError(
           absl::StrCat("unable to restore media: '", o.source_path, "' holds no media tree"));
     }
-    root = manifest.media().root();
-    // "media.tar.gz!/media" as displayed is "media.tar.gz/media" as walked.
-    size_t bang = root.find("!/");
-    while (bang != std::string::npos) {
-      root.replace(bang, 2, "/");
-      bang = root.find("!/");
-    }
+    root = WalkedPath(manifest.media().root());
   }
   result.media_root = root;
   int64_t total_files = manifest.media().files(), total_bytes = manifest.media().bytes();

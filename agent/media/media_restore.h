@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,20 @@ struct MediaRestoreResult {
   int64_t cache_files_excluded = 0;
   std::vector<std::string> warnings;
 };
+
+// The files of a backup's media tree, read to the end.
+struct MediaListing {
+  std::string root;                     // as walked ("media.tar.gz/media")
+  std::set<std::string> files;          // paths below the root, readable
+  std::vector<std::string> unreadable;  // "path: cause"
+};
+// NOT_FOUND when the source has no media tree.
+absl::StatusOr<MediaListing> ListMediaFiles(const std::string& source_path,
+                                            const SourceOptions& source, CommandRunner* runner);
+
+// Paperclip's :id_partition of a record id ("109/000/001/234/567/890",
+// "000/000/042").
+std::string IdPartition(int64_t id);
 
 // The staging directory of a media restore: beside `target_dir`, on the
 // same filesystem (".<name>.mastodon-restore-<operation_id>").

@@ -313,16 +313,6 @@ absl::Status RestoreJob::Preflight() {
           "unable to restore into the server: role '", admin->current_user(),
           "' may not create databases (ALTER ROLE ... CREATEDB, or connect as a superuser)"));
     }
-    if (!input_.owner.empty()) {
-      ASSIGN_OR_RETURN(
-          PgRows owner,
-          admin->Query("SELECT count(*) FROM pg_roles WHERE rolname = $1", {input_.owner}));
-      if (owner.Scalar() == "0") {
-        state_->warnings.push_back(absl::StrCat("role '", input_.owner,
-                                                "' does not exist on the server: the restored "
-                                                "database belongs to the restoring role"));
-      }
-    }
     // Room for the staging database beside the live one, when the server's
     // data directory is on this host (a superuser can tell where it is).
     auto dir = admin->Query("SELECT setting FROM pg_settings WHERE name = 'data_directory'");

@@ -1,0 +1,120 @@
+#include "cli/local_agent.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/common/errors.h"
+
+namespace mastodon_restore {
+namespace {
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> FindAgentBinary() {
+  char self[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    std::string dir = std::filesystem::path(self).parent_path().string();
+    for (const std::string& candidate :
+         {dir + "/mastodon-restore-agent", dir + "/../agent/mastodon-restore-agent",
+          dir + "/../sbin/mastodon-restore-agent"}) {
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    }
+  }
+  const char* path = std::getenv("PATH");
+  return FindProgram("mastodon-restore-agent",
+                     path != nullptr ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin");
+}
+
+absl::StatusOr<std::unique_ptr<LocalAgent>> LocalAgent::Start(
+    const std::vector<std::string>& allowed_roots, CommandRunner* runner) {
+  auto binary = FindAgentBinary();
+  if (!binary.ok()) {
+    return absl::NotFoundError(
+        absl::StrCat("no agent to talk to and no mastodon-restore-agent to start one: ",
+                     binary.status().message()));
+  }
+  std::unique_ptr<LocalAgent> agent(new LocalAgent());
+  char tmpl[] = "/tmp/mastodon-restore-verify.XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr)
+    return ErrnoError(errno, "create", "/tmp/mastodon-restore-verify.*");
+  agent->dir_ = tmpl;
+  // The embedded PostgreSQL runs as the postgres user when we are root: it
+  // must reach its directory.
+  ::chmod(agent->dir_.c_str(), 0755);
+  agent->socket_ = agent->dir_ + "/agent.sock";
+  CommandSpec spec;
+  spec.argv = {*binary,
+               "--socket",
+               agent->socket_,
+               "--state-dir",
+               agent->dir_ + "/state",
+               "--runtime",
+               "embedded",
+               "--embedded-postgres",
+               agent->dir_ + "/postgres",
+               "--log-level",
+               "warning",
+               "--shutdown-grace",
+               "5s"};
+  for (const std::string& root : allowed_roots) {
+    spec.argv.push_back("--allowed-root");
+    spec.argv.push_back(root);
+  }
+  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"};
+  spec.output_file = agent->dir_ + "/agent.log";
+  auto process = runner->Start(spec);
+  if (!process.ok()) return process.status();
+  agent->process_ = std::move(*process);
+  const absl::Time deadline = absl::Now() + absl::Minutes(2);
+  while (absl::Now() < deadline) {
+    struct stat st;
+    if (::stat(agent->socket_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return agent;
+    if (auto ended = agent->process_->Wait(absl::Milliseconds(50)); ended.has_value()) {
+      return absl::UnavailableError(absl::StrCat("the private agent did not start (",
+                                                 ended->Describe(), "): ", agent->LogTail()));
+    }
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("the private agent did not listen within 2 minutes: ", agent->LogTail()));
+}
+
+LocalAgent::~LocalAgent() {
+  if (process_ != nullptr) {
+    process_->Signal(SIGTERM);
+    if (!process_->Wait(absl::Seconds(60)).has_value()) {
+      process_->SignalGroup(SIGKILL);
+      process_->Wait(absl::Seconds(10));
+    }
+  }
+  if (!dir_.empty()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+}
+
+std::string LocalAgent::LogTail() const {
+  std::string log = ReadText(dir_ + "/agent.log");
+  return log.size() > 2000 ? log.substr(log.size() - 2000) : log;
+}
+
+}  // namespace mastodon_restore
