@@ -3,7 +3,9 @@
 #   make demo   build, start the agent on a temporary socket, drive it with the CLI
 #   make lint   buf lint, buf format and buf breaking (vs HEAD~1) on proto/,
 #               clang-format on the C++ sources, shellcheck on the scripts
-#               and the test fakes
+#               and the test fakes, the packaging (snapcraft.yaml schema,
+#               yamllint, docker-compose config, systemd-analyze verify)
+#   make package  the Debian package, checked with lintian
 SHELL := /bin/bash
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
@@ -12,7 +14,7 @@ WERROR ?= ON
 BUF := .tools/buf/node_modules/.bin/buf
 CXX_SOURCES = $(shell git ls-files -co --exclude-standard -- '*.cc' '*.h' '*.h.in' | grep -v '^$(BUILD_DIR)/')
 
-.PHONY: all deps configure build test demo lint format fuzz bench bench-detect bench-media bench-load clean
+.PHONY: all deps configure build test demo lint format fuzz bench bench-detect bench-media bench-load package clean
 
 all: build
 
@@ -43,7 +45,14 @@ lint: deps
 	  cd proto && ../$(BUF) breaking --against '../.git#ref=HEAD~1,subdir=proto'; \
 	else echo "buf breaking: no previous commit to compare with"; fi
 	clang-format --dry-run -Werror $(CXX_SOURCES)
-	shellcheck -x -S warning -s bash scripts/* .ci/run tests/fakes/*
+	shellcheck -x -S warning -s bash scripts/* .ci/run tests/fakes/* tests/package/*.sh
+	scripts/lint-packaging
+
+# The Debian package (build/mastodon-restore_<version>_amd64.deb), checked
+# with lintian.
+package: build
+	cd $(BUILD_DIR) && cpack -G DEB
+	lintian --tag-display-limit 0 $(BUILD_DIR)/mastodon-restore_*_amd64.deb
 
 format:
 	clang-format -i $(CXX_SOURCES)

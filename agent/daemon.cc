@@ -22,6 +22,7 @@
 #include "agent/app/embedded_runtime.h"
 #include "agent/common/build_info.h"
 #include "agent/common/errors.h"
+#include "agent/common/service_notify.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/database_restore.h"
 #include "agent/media/media_restore.h"
@@ -304,6 +305,7 @@ int RunDaemonUntilSignalled(const AgentConfig& config, Env* env, CommandRunner* 
     logger->Error("agent cannot start", {{"error", std::string(started.message())}});
     return 1;
   }
+  NotifyReady(absl::StrCat("serving on ", config.socket_path));
   while (true) {
     int sig = 0;
     if (::sigwait(&handled, &sig) != 0) continue;
@@ -323,6 +325,7 @@ int RunDaemonUntilSignalled(const AgentConfig& config, Env* env, CommandRunner* 
     logger->Info("signal received", {{"signal", ::strsignal(sig)}});
     break;
   }
+  NotifyStopping("stopping: in-flight calls get their grace period");
   daemon.Shutdown();
   daemon.Wait();
   logger->Info("agent stopped");

@@ -5,7 +5,9 @@
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <chrono>
 #include <filesystem>
@@ -1478,6 +1480,50 @@ TEST_F(VerifyBackupCliTest, GoodAndBrokenBackupsAsCiSeesThem) {
   EXPECT_EQ(j->exit_code, 0);
   EXPECT_THAT(j->stdout_text, HasSubstr("\"passed\":true"));
   EXPECT_THAT(j->stdout_text, HasSubstr("\"verify_result\""));
+}
+
+}  // namespace
+}  // namespace mastodon_restore
+
+namespace mastodon_restore {
+namespace {
+
+using ::testing::HasSubstr;
+
+// systemd Type=notify: the agent says READY=1 once it serves, STOPPING=1 on
+// SIGTERM (what systemd's NOTIFY_SOCKET receives).
+TEST_F(DaemonCliTest, TellsTheServiceManagerWhenReadyAndWhenStopping) {
+  const std::string notify = dir_ + "/notify.sock";
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", notify.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  timeval tv = {20, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  CommandSpec spec;
+  spec.argv = BaseAgentArgs();
+  spec.env = {"PATH=/usr/bin:/bin", "NOTIFY_SOCKET=" + notify};
+  spec.output_file = log_file();
+  auto process = runner_->Start(spec);
+  ASSERT_OK(process);
+  agent_ = std::move(*process);
+  char buf[512];
+  ssize_t n = ::recv(fd, buf, sizeof(buf) - 1, 0);
+  ASSERT_GT(n, 0) << ReadFileOrEmpty(log_file());
+  std::string ready(buf, n);
+  EXPECT_THAT(ready, HasSubstr("READY=1"));
+  EXPECT_THAT(ready, HasSubstr("STATUS=serving on " + socket_));
+  // Ready means serving.
+  EXPECT_EQ(CliOnSocket({"health"}).exit_code, 0);
+  agent_->Signal(SIGTERM);
+  n = ::recv(fd, buf, sizeof(buf) - 1, 0);
+  ASSERT_GT(n, 0);
+  EXPECT_THAT(std::string(buf, n), HasSubstr("STOPPING=1"));
+  ASSERT_TRUE(agent_->Wait(absl::Seconds(30)).has_value());
+  agent_.reset();
+  ::close(fd);
 }
 
 }  // namespace
