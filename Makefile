@@ -14,7 +14,7 @@ WERROR ?= ON
 BUF := .tools/buf/node_modules/.bin/buf
 CXX_SOURCES = $(shell git ls-files -co --exclude-standard -- '*.cc' '*.h' '*.h.in' | grep -v '^$(BUILD_DIR)/')
 
-.PHONY: all deps configure build test demo lint format fuzz bench bench-detect bench-media bench-load package clean
+.PHONY: all deps configure build test demo lint format fuzz bench bench-detect bench-media bench-load bench-fleet package clean
 
 all: build
 
@@ -59,7 +59,7 @@ format:
 
 # Benchmarks; results go to bench/results/<date>-*.md.
 BENCH_MB ?= 700
-bench: bench-detect bench-media bench-load
+bench: bench-detect bench-media bench-load bench-fleet
 
 bench-detect: build
 	$(BUILD_DIR)/bench/detect_bench --mb $(BENCH_MB) --runs 5 --drop-caches \
@@ -72,6 +72,10 @@ bench-media: build
 bench-load: build
 	$(BUILD_DIR)/bench/load_bench --rows 10000000 --watchers 1000 --rate 200 \
 	  --output bench/results/$$(date +%Y-%m-%d)-load.md
+
+bench-fleet: build
+	$(BUILD_DIR)/bench/fleet_bench --agents 50 --parallel 8 --rows 100000 \
+	  --output bench/results/$$(date +%Y-%m-%d)-fleet.md
 
 # Each fuzz target runs FUZZ_SECONDS (default 60) from a corpus seeded with
 # the test fixtures. Not part of CI.

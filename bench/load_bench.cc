@@ -31,6 +31,7 @@
 #include "agent/common/subprocess.h"
 #include "agent/database/local_cluster.h"
 #include "agent/operations/operation.h"
+#include "bench/bench_common.h"
 #include "cli/agent_client.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
 
@@ -39,29 +40,8 @@ namespace {
 
 namespace v1 = mastodon::restore::v1;
 
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
-// Peak and current resident set of `pid` in MB from /proc (0 when gone).
-double ProcStatusMb(pid_t pid, const char* field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field, 0) == 0) {
-      int64_t kb = 0;
-      std::string digits;
-      for (char c : line) {
-        if (c >= '0' && c <= '9') digits.push_back(c);
-      }
-      if (absl::SimpleAtoi(digits, &kb)) return static_cast<double>(kb) / 1024.0;
-    }
-  }
-  return 0;
-}
+using bench::Percentile;
+using bench::ProcStatusMb;
 
 class Bench {
  public:
@@ -69,34 +49,14 @@ class Bench {
       : work_(std::move(work)), runner_(runner), env_(env) {}
 
   bool Run(const std::string& argv0, std::vector<std::string> args, const std::string& what) {
-    CommandSpec spec;
-    spec.argv = {argv0};
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    spec.env = {"PATH=/usr/bin:/bin"};
-    spec.cwd = work_;
-    auto r = runner_->Run(spec, nullptr);
-    if (!r.ok() || !r->success()) {
-      std::fprintf(stderr, "load_bench: %s failed: %s\n", what.c_str(),
-                   r.ok() ? r->stderr_text.c_str() : std::string(r.status().message()).c_str());
-      return false;
-    }
-    return true;
+    args.insert(args.begin(), argv0);
+    return bench::RunTool(runner_, work_, std::move(args), what, "load_bench");
   }
 
   // PostgreSQL, a source database and its plain dump.
   bool SetUpDatabase(int64_t rows) {
-    LocalClusterOptions o;
-    if (!RunAsUnprivilegedUserIfRoot(&o).ok()) return false;
-    auto base = CreateClusterBaseDir(work_, "pg", o);
-    if (!base.ok()) return false;
-    o.base_dir = *base;
-    o.fast_unsafe = true;
-    auto cluster = LocalCluster::Start(o, runner_, env_);
-    if (!cluster.ok()) {
-      std::fprintf(stderr, "load_bench: %s\n", std::string(cluster.status().message()).c_str());
-      return false;
-    }
-    cluster_ = std::move(*cluster);
+    cluster_ = bench::StartCluster(work_, runner_, env_, "load_bench");
+    if (cluster_ == nullptr) return false;
     const std::string psql = cluster_->bin_dir() + "/psql";
     if (!Run(psql,
              {"-X", "-q", "-v", "ON_ERROR_STOP=1", cluster_->ConnInfo(), "-c",
@@ -120,24 +80,7 @@ class Bench {
                {"--no-owner", "-f", dump_, cluster_->ConnInfo("load_source")}, "pg_dump");
   }
 
-  bool SetUpTls() {
-    auto ssl = [&](std::vector<std::string> a) { return Run("openssl", a, "openssl"); };
-    std::ofstream(work_ + "/server.ext") << "subjectAltName=IP:127.0.0.1\n";
-    if (!ssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-              "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=load-ca"})) {
-      return false;
-    }
-    for (const std::string name : {"server", "client"}) {
-      if (!ssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
-                name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name}) ||
-          !ssl({"x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", name + ".pem", "-days", "1", "-extfile",
-                name == "server" ? "server.ext" : "/dev/null"})) {
-        return false;
-      }
-    }
-    return true;
-  }
+  bool SetUpTls() { return bench::MakeCertificates(runner_, work_, "load_bench"); }
 
   bool StartAgent() {
     auto port = PickFreePort();

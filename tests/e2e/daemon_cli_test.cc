@@ -1528,3 +1528,37 @@ TEST_F(DaemonCliTest, TellsTheServiceManagerWhenReadyAndWhenStopping) {
 
 }  // namespace
 }  // namespace mastodon_restore
+
+namespace mastodon_restore {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The local socket: root and the socket's group get in, any other uid is
+// refused by the kernel before gRPC sees anything (mode 0660).
+TEST_F(DaemonCliTest, OnlyRootAndTheSocketGroupReachTheLocalSocket) {
+  StartAgent({"--socket-group", "staff"});
+  auto as = [&](uid_t uid, gid_t gid) {
+    CommandSpec spec;
+    spec.argv = {MR_CLI_BIN, "--agent", socket_, "--timeout", "5s", "info"};
+    spec.env = {"PATH=/usr/bin:/bin"};
+    spec.uid = uid;
+    spec.gid = gid;
+    spec.timeout = absl::Seconds(30);
+    auto r = runner_->Run(spec, nullptr);
+    EXPECT_OK(r);
+    return r.ok() ? *r : CommandResult();
+  };
+  const std::string before = ReadFileOrEmpty(log_file());
+  CommandResult outsider = as(65534, 65534);  // nobody:nogroup
+  EXPECT_EQ(outsider.exit_code, 3) << outsider.stdout_text << outsider.stderr_text;
+  EXPECT_THAT(outsider.stderr_text, HasSubstr("Permission denied"));
+  EXPECT_EQ(ReadFileOrEmpty(log_file()), before);  // the agent saw nothing
+  CommandResult member = as(65534, 50);            // nobody with the staff group
+  EXPECT_EQ(member.exit_code, 0) << member.stderr_text;
+  EXPECT_THAT(member.stdout_text, HasSubstr("agent "));
+  EXPECT_EQ(CliOnSocket({"info"}).exit_code, 0);  // root
+}
+
+}  // namespace
+}  // namespace mastodon_restore

@@ -1,0 +1,90 @@
+#include "bench/bench_common.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace mastodon_restore {
+namespace bench {
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+double ProcStatusMb(pid_t pid, const char* field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field, 0) == 0) {
+      int64_t kb = 0;
+      std::string digits;
+      for (char c : line) {
+        if (c >= '0' && c <= '9') digits.push_back(c);
+      }
+      if (absl::SimpleAtoi(digits, &kb)) return static_cast<double>(kb) / 1024.0;
+    }
+  }
+  return 0;
+}
+
+bool RunTool(CommandRunner* runner, const std::string& cwd, std::vector<std::string> argv,
+             const std::string& what, const std::string& tag) {
+  CommandSpec spec;
+  spec.argv = std::move(argv);
+  spec.env = {"PATH=/usr/bin:/bin"};
+  spec.cwd = cwd;
+  auto r = runner->Run(spec, nullptr);
+  if (!r.ok() || !r->success()) {
+    std::fprintf(stderr, "%s: %s failed: %s\n", tag.c_str(), what.c_str(),
+                 r.ok() ? r->stderr_text.c_str() : std::string(r.status().message()).c_str());
+    return false;
+  }
+  return true;
+}
+
+bool MakeCertificates(CommandRunner* runner, const std::string& dir, const std::string& tag) {
+  auto ssl = [&](std::vector<std::string> a) {
+    a.insert(a.begin(), "openssl");
+    return RunTool(runner, dir, a, "openssl", tag);
+  };
+  std::ofstream(dir + "/server.ext") << "subjectAltName=IP:127.0.0.1\n";
+  if (!ssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=bench-ca"})) {
+    return false;
+  }
+  for (const std::string name : {"server", "client"}) {
+    if (!ssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+              name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name}) ||
+        !ssl({"x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+              "-CAcreateserial", "-out", name + ".pem", "-days", "1", "-extfile",
+              name == "server" ? "server.ext" : "/dev/null"})) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::unique_ptr<LocalCluster> StartCluster(const std::string& dir, CommandRunner* runner, Env* env,
+                                           const std::string& tag) {
+  LocalClusterOptions o;
+  if (!RunAsUnprivilegedUserIfRoot(&o).ok()) return nullptr;
+  auto base = CreateClusterBaseDir(dir, "pg", o);
+  if (!base.ok()) return nullptr;
+  o.base_dir = *base;
+  o.fast_unsafe = true;
+  auto cluster = LocalCluster::Start(o, runner, env);
+  if (!cluster.ok()) {
+    std::fprintf(stderr, "%s: %s\n", tag.c_str(), std::string(cluster.status().message()).c_str());
+    return nullptr;
+  }
+  return std::move(*cluster);
+}
+
+}  // namespace bench
+}  // namespace mastodon_restore

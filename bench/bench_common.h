@@ -1,0 +1,42 @@
+// Helpers the benchmarks share: percentiles, /proc memory figures, running a
+// tool, test certificates, a throwaway PostgreSQL cluster.
+#ifndef MASTODON_RESTORE_BENCH_BENCH_COMMON_H_
+#define MASTODON_RESTORE_BENCH_BENCH_COMMON_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/common/env.h"
+#include "agent/common/subprocess.h"
+#include "agent/database/local_cluster.h"
+
+namespace mastodon_restore {
+namespace bench {
+
+// The p-quantile (0..1) of `values` (nearest rank); 0 when empty.
+double Percentile(std::vector<double> values, double p);
+
+// A field of /proc/<pid>/status ("VmHWM:", "VmRSS:") in MB; 0 when gone.
+double ProcStatusMb(pid_t pid, const char* field);
+
+// Runs `argv` in `cwd`; on failure prints "<tag>: <what> failed: <stderr>"
+// and returns false.
+bool RunTool(CommandRunner* runner, const std::string& cwd, std::vector<std::string> argv,
+             const std::string& what, const std::string& tag);
+
+// In `dir` (with the real openssl): ca.pem/ca.key, server.pem/server.key
+// for 127.0.0.1 and client.pem/client.key, all signed by the CA.
+bool MakeCertificates(CommandRunner* runner, const std::string& dir, const std::string& tag);
+
+// A PostgreSQL cluster under `dir` (as the postgres user when root, fast
+// unsafe settings); null after printing why.
+std::unique_ptr<LocalCluster> StartCluster(const std::string& dir, CommandRunner* runner, Env* env,
+                                           const std::string& tag);
+
+}  // namespace bench
+}  // namespace mastodon_restore
+
+#endif  // MASTODON_RESTORE_BENCH_BENCH_COMMON_H_
