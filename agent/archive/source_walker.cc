@@ -85,7 +85,9 @@ class Walker {
       return UnableTo(absl::StatusCode::kInvalidArgument, "open source", path,
                       "not a regular file or directory");
     }
-    ASSIGN_OR_RETURN(std::unique_ptr<FileStream> file, FileStream::Open(path));
+    // Opened once, refusing a symlink swapped in since the path was checked;
+    // everything after reads this descriptor.
+    ASSIGN_OR_RETURN(std::unique_ptr<FileStream> file, FileStream::OpenResolved(path));
     SourceFile f;
     f.path = Basename(path);
     f.display = path;
@@ -116,7 +118,7 @@ class Walker {
                       absl::StrCat("symlink loop: '", rel, "' leads back to a directory above it"));
     }
     stack->insert(key);
-    ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir));
+    ASSIGN_OR_RETURN(std::vector<std::string> names, ListResolvedDirectory(dir));
     for (const std::string& name : names) {
       if (visitor_->Done()) break;
       std::string abs = absl::StrCat(dir, "/", name);
@@ -152,7 +154,7 @@ class Walker {
       if (S_ISDIR(lst.st_mode)) {
         RETURN_IF_ERROR(WalkDirectory(target, child_rel, stack));
       } else if (S_ISREG(lst.st_mode)) {
-        ASSIGN_OR_RETURN(std::unique_ptr<FileStream> file, FileStream::Open(target));
+        ASSIGN_OR_RETURN(std::unique_ptr<FileStream> file, FileStream::OpenResolved(target));
         SourceFile f;
         f.path = child_rel;
         f.display = abs;

@@ -1,7 +1,9 @@
 #include "agent/common/byte_stream.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,9 +46,35 @@ absl::Status ReadExactly(ByteStream* stream, char* buf, size_t n) {
   return absl::OkStatus();
 }
 
+int OpenWithoutSymlinks(const std::string& path, int flags) {
+  struct open_how how = {};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(::syscall(SYS_openat2, AT_FDCWD, path.c_str(), &how, sizeof(how)));
+  if (fd < 0 && errno == ENOSYS) fd = ::open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW);
+  return fd;
+}
+
+absl::StatusOr<std::unique_ptr<FileStream>> FileStream::OpenResolved(const std::string& path) {
+  int fd = OpenWithoutSymlinks(path, O_RDONLY);
+  if (fd < 0) {
+    if (errno == ELOOP) {
+      return UnableTo(absl::StatusCode::kInvalidArgument, "open", path,
+                      "a symlink appeared in its path after it was checked");
+    }
+    return ErrnoError(errno, "open", path);
+  }
+  return FromDescriptor(fd, path);
+}
+
 absl::StatusOr<std::unique_ptr<FileStream>> FileStream::Open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoError(errno, "open", path);
+  return FromDescriptor(fd, path);
+}
+
+absl::StatusOr<std::unique_ptr<FileStream>> FileStream::FromDescriptor(int fd,
+                                                                       const std::string& path) {
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     int err = errno;

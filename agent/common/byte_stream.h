@@ -32,13 +32,27 @@ absl::Status ReadUpTo(ByteStream* stream, size_t n, std::string* out);
 // first.
 absl::Status ReadExactly(ByteStream* stream, char* buf, size_t n);
 
+// open(2) of a resolved path with no symlink in any component (openat2
+// RESOLVE_NO_SYMLINKS; O_NOFOLLOW on kernels without openat2). -1 and errno
+// on failure (ELOOP for a symlink met).
+int OpenWithoutSymlinks(const std::string& path, int flags);
+
 // A stream over a file descriptor it owns.
 class FileStream : public ByteStream {
  public:
-  // Opens `path` read-only (O_NOFOLLOW unless `follow_symlinks`).
+  // Opens the regular file `path` read-only.
   static absl::StatusOr<std::unique_ptr<FileStream>> Open(const std::string& path);
+  // Opens `path`, a path the caller resolved and checked, refusing any
+  // symlink in any of its components at the moment of opening (openat2
+  // RESOLVE_NO_SYMLINKS): a component swapped for a symlink between the
+  // check and the open is INVALID_ARGUMENT, never followed. The file is then
+  // used through this descriptor only.
+  static absl::StatusOr<std::unique_ptr<FileStream>> OpenResolved(const std::string& path);
   // Takes ownership of `fd`.
   FileStream(int fd, std::string name);
+  // A stream over the open regular file `fd` (closed on error).
+  static absl::StatusOr<std::unique_ptr<FileStream>> FromDescriptor(int fd,
+                                                                    const std::string& path);
   ~FileStream() override;
   absl::StatusOr<size_t> Read(char* buf, size_t n) override;
   const std::string& name() const override { return name_; }

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "agent/common/byte_stream.h"
 #include "agent/common/errors.h"
 
 namespace mastodon_restore {
@@ -196,6 +197,31 @@ class PosixEnvImpl : public Env {
 absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return ErrnoError(errno, "list directory", dir);
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") names.push_back(name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+absl::StatusOr<std::vector<std::string>> ListResolvedDirectory(const std::string& dir) {
+  int fd = OpenWithoutSymlinks(dir, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) {
+    if (errno == ELOOP) {
+      return UnableTo(absl::StatusCode::kInvalidArgument, "list directory", dir,
+                      "a symlink appeared in its path after it was checked");
+    }
+    return ErrnoError(errno, "list directory", dir);
+  }
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoError(err, "list directory", dir);
+  }
   std::vector<std::string> names;
   while (struct dirent* e = ::readdir(d)) {
     std::string name = e->d_name;

@@ -60,6 +60,10 @@ class Env {
 // Names of the entries of `dir` (without "." and ".."), sorted.
 absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& dir);
 
+// ListDirectory of a path the caller resolved and checked: a symlink that
+// appeared in any of its components since is INVALID_ARGUMENT, not followed.
+absl::StatusOr<std::vector<std::string>> ListResolvedDirectory(const std::string& dir);
+
 // The real host. Thread-safe.
 std::unique_ptr<Env> NewPosixEnv();
 

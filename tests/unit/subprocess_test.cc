@@ -3,10 +3,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
+#include "agent/common/byte_stream.h"
+#include "agent/common/env.h"
 #include "tests/harness/status_matchers.h"
 
 namespace mastodon_restore {
@@ -191,6 +196,39 @@ TEST(FindProgramTest, SearchesPath) {
   EXPECT_THAT(*found, HasSubstr("/sh"));
   EXPECT_THAT(FindProgram("sh", "/nonexistent"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("not in PATH")));
+}
+
+}  // namespace
+}  // namespace mastodon_restore
+
+namespace mastodon_restore {
+namespace {
+
+using ::mastodon_restore::testing::StatusIs;
+using ::testing::HasSubstr;
+
+// A path checked, then a component swapped for a symlink before the open:
+// refused, never followed.
+TEST(FileStreamTest, OpenResolvedRefusesASymlinkInAnyComponent) {
+  char tmpl[] = "/tmp/mr-open-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_EQ(::mkdir((dir + "/real").c_str(), 0755), 0);
+  { std::ofstream(dir + "/real/file") << "data"; }
+  ASSERT_EQ(::symlink((dir + "/real").c_str(), (dir + "/link").c_str()), 0);
+  ASSERT_EQ(::symlink((dir + "/real/file").c_str(), (dir + "/filelink").c_str()), 0);
+
+  EXPECT_OK(FileStream::OpenResolved(dir + "/real/file"));
+  EXPECT_THAT(FileStream::OpenResolved(dir + "/link/file"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("a symlink appeared")));
+  EXPECT_THAT(FileStream::OpenResolved(dir + "/filelink"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("a symlink appeared")));
+  EXPECT_OK(ListResolvedDirectory(dir + "/real"));
+  EXPECT_THAT(ListResolvedDirectory(dir + "/link"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("a symlink appeared")));
+  // The ordinary open follows (for paths nobody checked).
+  EXPECT_OK(FileStream::Open(dir + "/link/file"));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
