@@ -863,10 +863,11 @@ TEST_F(SecurityCliTest, HostileNamesAndPathsAreRefused) {
 TEST_F(SecurityCliTest, CanarySecretsNeverReachLogsStateOrAnswers) {
   StartRestoreAgent();
   // Secrets: the zip password (on stdin), a password in the target conninfo,
-  // and the canary values of the backup's .env.production.
+  // and the canary values of the backup's .env.production, through the whole
+  // restore (which reads the env file and compares its secrets).
   const std::string conn = pg_->ConnInfo() + " password=canary-conn-pass";
-  CommandResult r = CliWithStdin({"restore", "--db-only", "--password-stdin", "--target-db",
-                                  "canarydb", "--target-conninfo", conn, Fixture("secret.zip")},
+  CommandResult r = CliWithStdin({"restore", "--password-stdin", "--target-db", "canarydb",
+                                  "--target-conninfo", conn, Fixture("secret.zip")},
                                  "zip-pass\n");
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text << r.stdout_text;
   CommandResult shown = CliOnSocket({"--json", "ops", "list"});
