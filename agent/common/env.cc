@@ -194,9 +194,11 @@ class PosixEnvImpl : public Env {
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return ErrnoError(errno, "list directory", dir);
+namespace {
+
+// The sorted entry names of an open directory (without "." and ".."); closes
+// it.
+std::vector<std::string> ReadNamesAndClose(DIR* d) {
   std::vector<std::string> names;
   while (struct dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
@@ -205,6 +207,14 @@ absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& dir) {
   ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return ErrnoError(errno, "list directory", dir);
+  return ReadNamesAndClose(d);
 }
 
 absl::StatusOr<std::vector<std::string>> ListResolvedDirectory(const std::string& dir) {
@@ -222,14 +232,7 @@ absl::StatusOr<std::vector<std::string>> ListResolvedDirectory(const std::string
     ::close(fd);
     return ErrnoError(err, "list directory", dir);
   }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
+  return ReadNamesAndClose(d);
 }
 
 std::unique_ptr<Env> NewPosixEnv() { return std::make_unique<PosixEnvImpl>(); }
