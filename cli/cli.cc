@@ -338,6 +338,20 @@ int Started(CommandContext& ctx, v1::RestoreAgentService::Stub* stub, const v1::
   return FollowOperation(stub, op.id(), FollowFor(ctx));
 }
 
+// Calls the Start* method `start` and follows the operation it started.
+template <typename Request, typename Response>
+int StartAndFollow(CommandContext& ctx, v1::RestoreAgentService::Stub* stub,
+                   grpc::Status (v1::RestoreAgentService::Stub::*start)(grpc::ClientContext*,
+                                                                        const Request&, Response*),
+                   const Request& request, const char* what) {
+  Response response;
+  grpc::ClientContext context;
+  PrepareCall(ctx.agent, &context);
+  grpc::Status status = (stub->*start)(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, what, status);
+  return Started(ctx, stub, response.operation());
+}
+
 void FillTarget(const CommandContext& ctx, v1::DatabaseTarget* target) {
   if (ctx.args.Has("target-conninfo")) target->set_conninfo(ctx.args.Get("target-conninfo"));
   if (ctx.args.Has("database")) target->set_database(ctx.args.Get("database"));
@@ -417,12 +431,8 @@ int RunRollback(CommandContext& ctx) {
   request.set_request_id(ctx.args.Get("request-id"));
   FillTarget(ctx, request.mutable_options()->mutable_target());
   request.mutable_options()->set_previous_database(ctx.args.Get("previous"));
-  v1::StartRollbackResponse response;
-  grpc::ClientContext context;
-  PrepareCall(ctx.agent, &context);
-  grpc::Status status = stub->StartRollback(&context, request, &response);
-  if (!status.ok()) return CallFailed(ctx, "unable to start the rollback", status);
-  return Started(ctx, stub.get(), response.operation());
+  return StartAndFollow(ctx, stub.get(), &v1::RestoreAgentService::Stub::StartRollback, request,
+                        "unable to start the rollback");
 }
 
 int RunVerify(CommandContext& ctx) {
@@ -440,12 +450,8 @@ int RunVerify(CommandContext& ctx) {
     return UsageError(ctx.streams, "--max-age takes a number of days");
   }
   request.mutable_options()->set_max_age_days(days);
-  v1::StartVerifyResponse response;
-  grpc::ClientContext context;
-  PrepareCall(ctx.agent, &context);
-  grpc::Status status = stub->StartVerify(&context, request, &response);
-  if (!status.ok()) return CallFailed(ctx, "unable to start the verification", status);
-  return Started(ctx, stub.get(), response.operation());
+  return StartAndFollow(ctx, stub.get(), &v1::RestoreAgentService::Stub::StartVerify, request,
+                        "unable to start the verification");
 }
 
 int RunDbMigrate(CommandContext& ctx) {
@@ -462,12 +468,8 @@ int RunDbMigrate(CommandContext& ctx) {
   request.mutable_options()->set_phase(pre    ? v1::MIGRATION_PHASE_PRE_DEPLOYMENT
                                        : post ? v1::MIGRATION_PHASE_POST_DEPLOYMENT
                                               : v1::MIGRATION_PHASE_ALL);
-  v1::StartDbMigrateResponse response;
-  grpc::ClientContext context;
-  PrepareCall(ctx.agent, &context);
-  grpc::Status status = stub->StartDbMigrate(&context, request, &response);
-  if (!status.ok()) return CallFailed(ctx, "unable to start the migration", status);
-  return Started(ctx, stub.get(), response.operation());
+  return StartAndFollow(ctx, stub.get(), &v1::RestoreAgentService::Stub::StartDbMigrate, request,
+                        "unable to start the migration");
 }
 
 int RunCleanup(CommandContext& ctx) {
@@ -490,12 +492,8 @@ int RunCleanup(CommandContext& ctx) {
   o->set_prune_profiles(ctx.args.GetBool("prune-profiles"));
   o->set_remove_headers(ctx.args.GetBool("remove-headers"));
   o->set_include_follows(ctx.args.GetBool("include-follows"));
-  v1::StartCleanupResponse response;
-  grpc::ClientContext context;
-  PrepareCall(ctx.agent, &context);
-  grpc::Status status = stub->StartCleanup(&context, request, &response);
-  if (!status.ok()) return CallFailed(ctx, "unable to start the cleanup", status);
-  return Started(ctx, stub.get(), response.operation());
+  return StartAndFollow(ctx, stub.get(), &v1::RestoreAgentService::Stub::StartCleanup, request,
+                        "unable to start the cleanup");
 }
 
 int RunMediaRefresh(CommandContext& ctx) {
@@ -515,12 +513,8 @@ int RunMediaRefresh(CommandContext& ctx) {
   o->set_force(ctx.args.GetBool("force"));
   o->set_refresh_accounts(ctx.args.GetBool("accounts"));
   o->set_build_feeds(ctx.args.GetBool("feeds"));
-  v1::StartMediaRefreshResponse response;
-  grpc::ClientContext context;
-  PrepareCall(ctx.agent, &context);
-  grpc::Status status = stub->StartMediaRefresh(&context, request, &response);
-  if (!status.ok()) return CallFailed(ctx, "unable to start the media refresh", status);
-  return Started(ctx, stub.get(), response.operation());
+  return StartAndFollow(ctx, stub.get(), &v1::RestoreAgentService::Stub::StartMediaRefresh, request,
+                        "unable to start the media refresh");
 }
 
 // The operation `id` as it is now.
