@@ -886,13 +886,6 @@ TEST_F(SecurityCliTest, CanarySecretsNeverReachLogsStateOrAnswers) {
   EXPECT_THAT(shown.stdout_text, HasSubstr("canarydb"));  // the search saw the records
 }
 
-}  // namespace
-}  // namespace mastodon_restore
-
-namespace mastodon_restore {
-namespace {
-
-using ::testing::HasSubstr;
 using ::testing::Not;
 
 // The agent on a host where the mastodon-server snap runs (recording fakes
@@ -1001,14 +994,6 @@ TEST_F(SnapRuntimeCliTest, AnExplicitRuntimeThatIsNotInstalledStopsTheAgentAtSta
   EXPECT_EQ(result->exit_code, 1);
   EXPECT_THAT(result->stderr_text, HasSubstr("unable to use the systemd runtime"));
 }
-
-}  // namespace
-}  // namespace mastodon_restore
-
-namespace mastodon_restore {
-namespace {
-
-using ::testing::HasSubstr;
 
 // The whole restore, through each runtime, against the recording fakes and
 // the real PostgreSQL.
@@ -1258,14 +1243,6 @@ TEST_F(PipelineCliTest, SourceInstallThroughSystemdAndCompose) {
   }
 }
 
-}  // namespace
-}  // namespace mastodon_restore
-
-namespace mastodon_restore {
-namespace {
-
-using ::testing::HasSubstr;
-
 TEST_F(PipelineCliTest, AgentKilledDuringMediaLeavesTheMediaDirAsItWas) {
   // A media tree big enough to kill the agent while it is extracted.
   const std::string src = dir_ + "/bigmedia";
@@ -1307,14 +1284,6 @@ TEST_F(PipelineCliTest, AgentKilledDuringMediaLeavesTheMediaDirAsItWas) {
   EXPECT_EQ(ReadFileOrEmpty(media + "/accounts/kept.png"), "old");
   EXPECT_FALSE(std::filesystem::exists(media + "/media_attachments"));
 }
-
-}  // namespace
-}  // namespace mastodon_restore
-
-namespace mastodon_restore {
-namespace {
-
-using ::testing::HasSubstr;
 
 TEST_F(PipelineCliTest, CancelledDuringTheRefreshAfterTheSwapAndAWatcherResumingMidway) {
   StartSnapPipelineAgent();
@@ -1359,14 +1328,6 @@ TEST_F(PipelineCliTest, CancelledDuringTheRefreshAfterTheSwapAndAWatcherResuming
   EXPECT_THAT(r.stdout_text, HasSubstr("next           mastodon-restore media-refresh"));
   EXPECT_EQ(CallSummary().back(), "snap start mastodon-server.sidekiq-pull");
 }
-
-}  // namespace
-}  // namespace mastodon_restore
-
-namespace mastodon_restore {
-namespace {
-
-using ::testing::HasSubstr;
 
 // verify-backup as docs/ci.md runs it: no agent beforehand, a private one
 // with its own PostgreSQL, a JUnit report.
@@ -1483,14 +1444,6 @@ TEST_F(VerifyBackupCliTest, GoodAndBrokenBackupsAsCiSeesThem) {
   EXPECT_THAT(j->stdout_text, HasSubstr("\"verify_result\""));
 }
 
-}  // namespace
-}  // namespace mastodon_restore
-
-namespace mastodon_restore {
-namespace {
-
-using ::testing::HasSubstr;
-
 // systemd Type=notify: the agent says READY=1 once it serves, STOPPING=1 on
 // SIGTERM (what systemd's NOTIFY_SOCKET receives).
 TEST_F(DaemonCliTest, TellsTheServiceManagerWhenReadyAndWhenStopping) {
@@ -1526,14 +1479,6 @@ TEST_F(DaemonCliTest, TellsTheServiceManagerWhenReadyAndWhenStopping) {
   agent_.reset();
   ::close(fd);
 }
-
-}  // namespace
-}  // namespace mastodon_restore
-
-namespace mastodon_restore {
-namespace {
-
-using ::testing::HasSubstr;
 
 // The local socket: root and the socket's group get in, any other uid is
 // refused by the kernel before gRPC sees anything (mode 0660).
