@@ -193,15 +193,6 @@ grpc::ServerUnaryReactor* AgentService::Denied(grpc::CallbackServerContext* cont
   return reactor;
 }
 
-grpc::ServerUnaryReactor* AgentService::Unimplemented(grpc::CallbackServerContext* context,
-                                                      const char* rpc, const char* what) {
-  logger_->Debug("unimplemented call", {{"rpc", rpc}, {"peer", context->peer()}});
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                               absl::StrCat(rpc, ": ", what, " is not in this agent build yet")));
-  return reactor;
-}
-
 absl::StatusOr<const Runtime*> AgentService::AppRuntime(absl::string_view task) const {
   const Runtime* runtime = runtime_ != nullptr ? runtime_->runtime : nullptr;
   if (runtime == nullptr) {

@@ -97,11 +97,6 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
   grpc::ServerUnaryReactor* Denied(grpc::CallbackServerContext* context, const char* rpc,
                                    const grpc::Status& status);
 
-  // Finishes a unary call with UNIMPLEMENTED: "<rpc>: <what> is not in this
-  // agent build yet".
-  grpc::ServerUnaryReactor* Unimplemented(grpc::CallbackServerContext* context, const char* rpc,
-                                          const char* what);
-
   // Checks the request's source against the allowed roots and resolves its
   // secrets (by value or file). Fills `path` with the resolved path.
   absl::StatusOr<SourceOptions> ResolveSource(const mastodon::restore::v1::BackupSource& source,
