@@ -1,11 +1,15 @@
 #include "cli/local_agent.h"
 
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -80,16 +84,39 @@ absl::StatusOr<std::unique_ptr<LocalAgent>> LocalAgent::Start(
     spec.argv.push_back("--allowed-root");
     spec.argv.push_back(root);
   }
-  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"};
+  // Readiness the way systemd learns it: the agent sends READY=1 to
+  // NOTIFY_SOCKET once it serves (the socket file alone appears before the
+  // server listens).
+  const std::string notify = agent->dir_ + "/notify.sock";
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoError(errno, "create", notify);
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { ::close(fd); }
+  } close_fd{fd};
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", notify.c_str());
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return ErrnoError(errno, "bind", notify);
+  }
+  spec.env = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
+              "NOTIFY_SOCKET=" + notify};
   spec.output_file = agent->dir_ + "/agent.log";
   auto process = runner->Start(spec);
   if (!process.ok()) return process.status();
   agent->process_ = std::move(*process);
   const absl::Time deadline = absl::Now() + absl::Minutes(2);
   while (absl::Now() < deadline) {
-    struct stat st;
-    if (::stat(agent->socket_.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return agent;
-    if (auto ended = agent->process_->Wait(absl::Milliseconds(50)); ended.has_value()) {
+    pollfd p = {fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) > 0) {
+      char buf[512];
+      ssize_t n = ::recv(fd, buf, sizeof(buf) - 1, 0);
+      if (n > 0 && std::string(buf, static_cast<size_t>(n)).find("READY=1") != std::string::npos) {
+        return agent;
+      }
+    }
+    if (auto ended = agent->process_->Wait(absl::ZeroDuration()); ended.has_value()) {
       return absl::UnavailableError(absl::StrCat("the private agent did not start (",
                                                  ended->Describe(), "): ", agent->LogTail()));
     }

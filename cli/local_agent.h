@@ -18,7 +18,8 @@ class LocalAgent {
  public:
   // Starts the agent with --runtime embedded, reading backups from
   // `allowed_roots`, and waits until it listens (up to two minutes: the
-  // first start creates a cluster). NOT_FOUND when no agent binary is found
+  // first start creates a cluster; readiness comes by sd_notify). NOT_FOUND
+  // when no agent binary is found
   // (next to the CLI, in the build tree, or in PATH).
   static absl::StatusOr<std::unique_ptr<LocalAgent>> Start(
       const std::vector<std::string>& allowed_roots, CommandRunner* runner);
