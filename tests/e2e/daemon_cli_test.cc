@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/app/app_tasks.h"
 #include "agent/common/subprocess.h"
 #include "agent/service/auth.h"
 #include "mastodon/restore/v1/agent_service.pb.h"
@@ -28,6 +29,9 @@
 
 namespace mastodon_restore {
 namespace {
+
+// The tootctl --concurrency the agent picks on this machine (by its cores).
+std::string AgentConcurrency() { return absl::StrCat(DefaultConcurrency(NewPosixEnv()->Cpus())); }
 
 namespace v1 = mastodon::restore::v1;
 using ::mastodon_restore::testing::MakeTempDir;
@@ -956,15 +960,18 @@ TEST_F(SnapRuntimeCliTest, RestoreMigrateCleanupAndRefreshThroughTheSnap) {
   r = CliOnSocket({"--timeout", "60s", "cleanup", "--days", "3"});
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   EXPECT_THAT(r.stdout_text,
-              HasSubstr("preview_cards remove --days 3 --concurrency 5: Removed media from 5 "
+              HasSubstr("preview_cards remove --days 3 --concurrency " + AgentConcurrency() +
+                        ": Removed media from 5 "
                         "preview cards (approx. 320 KB) (1 item errors)"));
-  EXPECT_THAT(r.stdout_text, HasSubstr("media remove --days 3 --concurrency 5: Removed 5 media"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("media remove --days 3 --concurrency " + AgentConcurrency() +
+                                       ": Removed 5 media"));
 
   r = CliOnSocket(
       {"--timeout", "60s", "--json", "media-refresh", "--days", "1", "--force", "--accounts"});
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   EXPECT_THAT(r.stdout_text, HasSubstr("\"summary_count\":\"5\""));
-  EXPECT_THAT(r.stdout_text, HasSubstr("accounts refresh --all --concurrency 5"));
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("accounts refresh --all --concurrency " + AgentConcurrency()));
 
   // Refused before anything runs: no source, as tootctl itself would.
   r = CliOnSocket({"media-refresh"});
@@ -1104,7 +1111,7 @@ TEST_F(PipelineCliTest, SnapExportRestoredWholeInOrder) {
   std::vector<testing::FakeCall> tootctl = host_->Calls("mastodon-server.tootctl");
   ASSERT_EQ(tootctl.size(), 5u);
   EXPECT_THAT(tootctl[2].argv, ::testing::ElementsAre("media", "refresh", "--days", "1", "--force",
-                                                      "--concurrency", "5"));
+                                                      "--concurrency", AgentConcurrency()));
   // The report.
   EXPECT_THAT(r.stdout_text, HasSubstr("migrate      succeeded"));
   EXPECT_THAT(r.stdout_text, HasSubstr("Regenerated feeds for 5 accounts"));
@@ -1222,9 +1229,10 @@ TEST_F(PipelineCliTest, SourceInstallThroughSystemdAndCompose) {
                                                 "runuser -u mastodon", "runuser -u mastodon",
                                                 "runuser -u mastodon", "runuser -u mastodon",
                                                 "systemctl start mastodon-streaming"));
-      EXPECT_THAT(host_->Calls("runuser")[1].argv,
-                  ::testing::ElementsAre("-u", "mastodon", "--", "bin/tootctl", "preview_cards",
-                                         "remove", "--days", "1", "--concurrency", "5"));
+      EXPECT_THAT(
+          host_->Calls("runuser")[1].argv,
+          ::testing::ElementsAre("-u", "mastodon", "--", "bin/tootctl", "preview_cards", "remove",
+                                 "--days", "1", "--concurrency", AgentConcurrency()));
     } else {
       // (ps and inspect find the db container: "docker compose -f" and
       // "docker inspect --format".) Stop, the app's commands, start.
@@ -1233,8 +1241,9 @@ TEST_F(PipelineCliTest, SourceInstallThroughSystemdAndCompose) {
         if (c.argv[0] == "compose" && c.argv[3] != "ps")
           app.push_back(c.argv[3] + " " + c.argv.back());
       }
-      EXPECT_THAT(app, ::testing::ElementsAre("stop sidekiq", "run db:migrate", "run 5", "run 5",
-                                              "run 5", "run 5", "run 5", "start sidekiq"));
+      const std::string run = "run " + AgentConcurrency();
+      EXPECT_THAT(app, ::testing::ElementsAre("stop sidekiq", "run db:migrate", run, run, run, run,
+                                              run, "start sidekiq"));
       EXPECT_EQ(st.st_uid, 991u);
     }
     agent_->Signal(SIGTERM);
