@@ -7,6 +7,8 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
+#include <grpcpp/server_posix.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,10 +16,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/app/embedded_runtime.h"
 #include "agent/common/build_info.h"
@@ -98,7 +104,78 @@ absl::Status Daemon::SecureSocket() {
   if (::chown(config_.socket_path.c_str(), static_cast<uid_t>(-1), gr.gr_gid) != 0) {
     return ErrnoError(errno, "set group of", config_.socket_path);
   }
+  socket_gid_ = gr.gr_gid;
   return absl::OkStatus();
+}
+
+absl::Status Daemon::ListenLocal() {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoError(errno, "create", config_.socket_path);
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", config_.socket_path.c_str());
+  // 0660 from the first moment, then the group.
+  mode_t old_umask = ::umask(0117);
+  int bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ::umask(old_umask);
+  if (bound != 0 || ::listen(fd, 128) != 0) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoError(err, "listen on", config_.socket_path);
+  }
+  local_fd_ = fd;
+  RETURN_IF_ERROR(SecureSocket());
+  local_accept_ = std::thread([this] { AcceptLocal(); });
+  return absl::OkStatus();
+}
+
+bool Daemon::MayUseLocalSocket(pid_t pid, uid_t uid, gid_t gid) const {
+  if (uid == 0 || uid == ::geteuid()) return true;
+  if (!socket_gid_.has_value()) return false;
+  if (gid == *socket_gid_) return true;
+  // Supplementary groups of the connecting process.
+  auto status = env_->ReadFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!status.ok()) return false;
+  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+    if (!absl::ConsumePrefix(&line, "Groups:")) continue;
+    for (absl::string_view g : absl::StrSplit(line, ' ', absl::SkipWhitespace())) {
+      gid_t id;
+      if (absl::SimpleAtoi(g, &id) && id == *socket_gid_) return true;
+    }
+  }
+  return false;
+}
+
+void Daemon::AcceptLocal() {
+  while (!local_stopping_.load()) {
+    // (shutdown() does not wake accept() on a listening unix socket: poll.)
+    pollfd p = {local_fd_, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    int conn = ::accept4(local_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (conn < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) continue;
+      if (local_stopping_.load()) return;
+      if (errno == EMFILE || errno == ENFILE) {
+        absl::SleepFor(absl::Milliseconds(100));
+        continue;
+      }
+      logger_->Error("unable to accept on the local socket", {{"error", std::strerror(errno)}});
+      return;
+    }
+    struct ucred cred = {};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        !MayUseLocalSocket(cred.pid, cred.uid, cred.gid)) {
+      logger_->Warning(
+          "audit", {{"who", absl::StrCat("uid:", cred.uid, " gid:", cred.gid, " pid:", cred.pid)},
+                    {"rpc", "(connect)"},
+                    {"outcome", "refused: not root, the agent's user or the socket's group"}});
+      ::close(conn);
+      continue;
+    }
+    local_peers_.Add(conn, cred.pid, cred.uid, cred.gid);
+    grpc::AddInsecureChannelFromFd(server_.get(), conn);  // takes the descriptor
+  }
 }
 
 absl::Status Daemon::Start() {
@@ -177,14 +254,15 @@ absl::Status Daemon::Start() {
   }
   service_ = std::make_unique<AgentService>(&config_, env_, runner_, logger_, operations_.get(),
                                             runtime_.get(), absl::Now());
+  service_->set_local_peers(&local_peers_);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // Link health.pb.cc so that reflection can describe grpc.health.v1.Health.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
 
+  // The unix socket is the daemon's own (below): it accepts each connection,
+  // reads the peer's credentials and hands the descriptor to the server.
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(absl::StrCat("unix:", config_.socket_path),
-                           grpc::experimental::LocalServerCredentials(UDS));
   tcp_ports_.assign(config_.listen.size(), 0);
   for (size_t i = 0; i < config_.listen.size(); ++i) {
     builder.AddListeningPort(config_.listen[i], tcp_creds, &tcp_ports_[i]);
@@ -199,11 +277,7 @@ absl::Status Daemon::Start() {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 3);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 60 * 60 * 1000);
 
-  // The socket is created by BuildAndStart under the process umask: make it
-  // 0660 from the first moment, then set the group.
-  mode_t old_umask = ::umask(0117);
   server_ = builder.BuildAndStart();
-  ::umask(old_umask);
   if (server_ == nullptr) {
     return UnableTo(
         absl::StatusCode::kFailedPrecondition, "start the gRPC server on",
@@ -217,10 +291,10 @@ absl::Status Daemon::Start() {
                       "bind failed");
     }
   }
-  absl::Status secured = SecureSocket();
-  if (!secured.ok()) {
+  absl::Status listening = ListenLocal();
+  if (!listening.ok()) {
     Shutdown();
-    return secured;
+    return listening;
   }
   server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
   // Staging databases of interrupted restores, dropped in the background so
@@ -271,6 +345,7 @@ void Daemon::Shutdown() {
     shut_down_ = true;
   }
   logger_->Info("agent shutting down", {{"grace", absl::FormatDuration(config_.shutdown_grace)}});
+  StopLocal();
   server_->GetHealthCheckService()->Shutdown();
   // Running operations are cancelled (a restore drops its staging database).
   if (operations_ != nullptr) operations_->Shutdown();
@@ -280,6 +355,14 @@ void Daemon::Shutdown() {
   if (::lstat(config_.socket_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
     ::unlink(config_.socket_path.c_str());
   }
+}
+
+void Daemon::StopLocal() {
+  if (local_fd_ < 0) return;
+  local_stopping_.store(true);
+  if (local_accept_.joinable()) local_accept_.join();
+  ::close(local_fd_);
+  local_fd_ = -1;
 }
 
 void Daemon::Wait() {

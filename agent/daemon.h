@@ -3,8 +3,10 @@
 #ifndef MASTODON_RESTORE_AGENT_DAEMON_H_
 #define MASTODON_RESTORE_AGENT_DAEMON_H_
 
+#include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include "agent/common/logging.h"
 #include "agent/common/subprocess.h"
 #include "agent/config.h"
+#include "agent/service/local_peers.h"
 #include "mastodon/restore/v1/operation.pb.h"
 
 namespace grpc {
@@ -55,12 +58,21 @@ class Daemon {
  private:
   absl::Status PrepareSocketPath();
   absl::Status SecureSocket();
+  // The unix socket: bound 0660 with the configured group; a thread accepts
+  // connections, refuses peers that are not root, the agent's user or in
+  // the socket's group (SO_PEERCRED), records who they are and hands them
+  // to the server.
+  absl::Status ListenLocal();
+  void AcceptLocal();
+  void StopLocal();
+  bool MayUseLocalSocket(pid_t pid, uid_t uid, gid_t gid) const;
 
   const AgentConfig config_;
   Env* const env_;
   CommandRunner* const runner_;
   Logger* const logger_;
   // Declared first: destroyed last, after the server and the service.
+  LocalPeers local_peers_;
   std::unique_ptr<EmbeddedRuntime> embedded_;
   std::unique_ptr<Runtime> detected_;
   std::unique_ptr<RuntimeContext> runtime_;
@@ -68,6 +80,10 @@ class Daemon {
   std::unique_ptr<AgentService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<int> tcp_ports_;
+  int local_fd_ = -1;
+  std::optional<gid_t> socket_gid_;
+  std::atomic<bool> local_stopping_{false};
+  std::thread local_accept_;
   std::thread cleanup_;
   // Records of operations the previous run left unfinished.
   std::vector<mastodon::restore::v1::OperationRecord> interrupted_;

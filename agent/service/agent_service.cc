@@ -185,9 +185,9 @@ grpc::ServerUnaryReactor* AgentService::GetAgentInfo(grpc::CallbackServerContext
 
 grpc::ServerUnaryReactor* AgentService::Denied(grpc::CallbackServerContext* context,
                                                const char* rpc, const grpc::Status& status) {
-  logger_->Warning(
-      "audit",
-      {{"who", CallerIdentity(context)}, {"rpc", rpc}, {"outcome", status.error_message()}});
+  logger_->Warning("audit", {{"who", CallerIdentity(context, local_peers_)},
+                             {"rpc", rpc},
+                             {"outcome", status.error_message()}});
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(status);
   return reactor;
@@ -334,8 +334,8 @@ grpc::ServerUnaryReactor* AgentService::StartOperationCall(grpc::CallbackServerC
   std::vector<LogField> logged = fields;
   logged.push_back({"peer", context->peer()});
   logger_->Info(what, logged);
-  return BlockingUnaryReactor::Start(&workers_, [this, who = CallerIdentity(context), rpc,
-                                                 operation, work = std::move(work)](
+  return BlockingUnaryReactor::Start(&workers_, [this, who = CallerIdentity(context, local_peers_),
+                                                 rpc, operation, work = std::move(work)](
                                                     const CancelToken& cancel) {
     absl::Status status = work(cancel);
     logger_->Info("audit", {{"who", who},
@@ -827,7 +827,7 @@ grpc::ServerUnaryReactor* AgentService::CancelOperation(grpc::CallbackServerCont
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto op = operations_->Cancel(request->id());
   if (op.ok()) *response->mutable_operation() = (*op)->Snapshot();
-  logger_->Info("audit", {{"who", CallerIdentity(context)},
+  logger_->Info("audit", {{"who", CallerIdentity(context, local_peers_)},
                           {"rpc", "CancelOperation"},
                           {"operation", request->id()},
                           {"outcome", op.ok() ? "OK" : std::string(op.status().message())}});
@@ -838,7 +838,7 @@ grpc::ServerUnaryReactor* AgentService::CancelOperation(grpc::CallbackServerCont
 grpc::ServerWriteReactor<v1::WatchOperationResponse>* AgentService::WatchOperation(
     grpc::CallbackServerContext* context, const v1::WatchOperationRequest* request) {
   if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
-    logger_->Warning("audit", {{"who", CallerIdentity(context)},
+    logger_->Warning("audit", {{"who", CallerIdentity(context, local_peers_)},
                                {"rpc", "WatchOperation"},
                                {"outcome", denied.error_message()}});
     return new FinishedWriteReactor(denied);

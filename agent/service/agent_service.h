@@ -15,6 +15,7 @@
 #include "agent/operations/operation_manager.h"
 #include "agent/restore/restore_job.h"
 #include "agent/service/blocking_call.h"
+#include "agent/service/local_peers.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
 
 namespace mastodon_restore {
@@ -35,6 +36,9 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
   // `config`, `env`, `runner` and `logger` must outlive the service.
   AgentService(const AgentConfig* config, Env* env, CommandRunner* runner, Logger* logger,
                OperationManager* operations, const RuntimeContext* runtime, absl::Time start_time);
+  // Who is behind each local connection, for the audit log; must outlive
+  // the service.
+  void set_local_peers(const LocalPeers* peers) { local_peers_ = peers; }
   // Waits for handlers still running on their own threads.
   ~AgentService() override;
 
@@ -177,6 +181,8 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
   CommandRunner* const runner_;
   OperationManager* const operations_;
   const RuntimeContext* const runtime_;
+  // Credentials of the local socket's connections (null: not known).
+  const LocalPeers* local_peers_ = nullptr;
   WorkerTracker workers_;
   Logger* const logger_;
   const absl::Time start_time_;

@@ -87,7 +87,7 @@ grpc::Status RequireScope(const grpc::CallbackServerContext* context, absl::stri
                                    "' lacks the '", scope, "' scope"));
 }
 
-std::string CallerIdentity(const grpc::CallbackServerContext* context) {
+std::string CallerIdentity(const grpc::CallbackServerContext* context, const LocalPeers* local) {
   std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
   if (auth != nullptr) {
     std::vector<grpc::string_ref> token = auth->FindPropertyValues("mr.token");
@@ -96,7 +96,7 @@ std::string CallerIdentity(const grpc::CallbackServerContext* context) {
     std::vector<grpc::string_ref> cn = auth->FindPropertyValues("x509_common_name");
     if (!cn.empty()) return absl::StrCat("cert:", std::string(cn[0].data(), cn[0].size()));
   }
-  return context->peer();
+  return local != nullptr ? local->Describe(context->peer()) : context->peer();
 }
 
 absl::Status ValidateDatabaseName(absl::string_view name, absl::string_view field) {

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "agent/service/local_peers.h"
 
 namespace mastodon_restore {
 
@@ -53,8 +54,10 @@ class TokenAuthProcessor : public grpc::AuthMetadataProcessor {
 grpc::Status RequireScope(const grpc::CallbackServerContext* context, absl::string_view scope);
 
 // Who made the call, for the audit log: "token:<name>", "cert:<subject CN>",
-// or the peer ("unix:" for the local socket).
-std::string CallerIdentity(const grpc::CallbackServerContext* context);
+// "uid:<uid> gid:<gid> pid:<pid>" for the local socket (from `local`, when
+// given), or the peer address.
+std::string CallerIdentity(const grpc::CallbackServerContext* context,
+                           const LocalPeers* local = nullptr);
 
 // Database names the agent accepts from callers: 1-63 of [A-Za-z0-9_.-],
 // not starting with '-' or '.'. INVALID_ARGUMENT otherwise.

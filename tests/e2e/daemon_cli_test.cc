@@ -1513,6 +1513,16 @@ TEST_F(DaemonCliTest, OnlyRootAndTheSocketGroupReachTheLocalSocket) {
   EXPECT_EQ(member.exit_code, 0) << member.stderr_text;
   EXPECT_THAT(member.stdout_text, HasSubstr("agent "));
   EXPECT_EQ(CliOnSocket({"info"}).exit_code, 0);  // root
+  // The audit log names the local caller from the socket's peer credentials.
+  EXPECT_EQ(CliOnSocket({"rollback", "--database", "nothing_here"}).exit_code, 5);
+  EXPECT_THAT(ReadFileOrEmpty(log_file()), HasSubstr("msg=audit who=\"uid:0 gid:0 pid:"));
+  // Even if the socket's mode were opened to everyone, the agent itself
+  // refuses a peer outside root, its user and the group.
+  ASSERT_EQ(::chmod(socket_.c_str(), 0666), 0);
+  outsider = as(65534, 65534);
+  EXPECT_EQ(outsider.exit_code, 3) << outsider.stdout_text << outsider.stderr_text;
+  EXPECT_THAT(ReadFileOrEmpty(log_file()), HasSubstr("who=\"uid:65534 gid:65534 pid:"));
+  EXPECT_THAT(ReadFileOrEmpty(log_file()), HasSubstr("refused: not root"));
 }
 
 }  // namespace
