@@ -1,7 +1,7 @@
 // The agent process: listeners, the gRPC server with health and reflection,
 // and orderly shutdown.
-#ifndef MASTODON_RESTORE_AGENT_DAEMON_H_
-#define MASTODON_RESTORE_AGENT_DAEMON_H_
+#ifndef MR_AGENT_DAEMON_H_
+#define MR_AGENT_DAEMON_H_
 
 #include <atomic>
 #include <memory>
@@ -100,4 +100,4 @@ int RunDaemonUntilSignalled(const AgentConfig& config, Env* env, CommandRunner* 
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_DAEMON_H_
+#endif  // MR_AGENT_DAEMON_H_

@@ -1,7 +1,7 @@
 // Helpers the benchmarks share: percentiles, /proc memory figures, running a
 // tool, test certificates, a throwaway PostgreSQL cluster.
-#ifndef MASTODON_RESTORE_BENCH_BENCH_COMMON_H_
-#define MASTODON_RESTORE_BENCH_BENCH_COMMON_H_
+#ifndef MR_BENCH_BENCH_COMMON_H_
+#define MR_BENCH_BENCH_COMMON_H_
 
 #include <sys/types.h>
 
@@ -39,4 +39,4 @@ std::unique_ptr<LocalCluster> StartCluster(const std::string& dir, CommandRunner
 }  // namespace bench
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_BENCH_BENCH_COMMON_H_
+#endif  // MR_BENCH_BENCH_COMMON_H_

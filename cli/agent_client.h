@@ -1,6 +1,6 @@
 // Connecting to an agent: address forms, transport security, deadlines.
-#ifndef MASTODON_RESTORE_CLI_AGENT_CLIENT_H_
-#define MASTODON_RESTORE_CLI_AGENT_CLIENT_H_
+#ifndef MR_CLI_AGENT_CLIENT_H_
+#define MR_CLI_AGENT_CLIENT_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -49,4 +49,4 @@ void AddToken(const AgentAddress& address, grpc::ClientContext* context);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_CLI_AGENT_CLIENT_H_
+#endif  // MR_CLI_AGENT_CLIENT_H_

@@ -1,7 +1,7 @@
 // The mastodon-restore command-line client: one table of subcommands (ninja's
 // kTools pattern) that also produces --help.
-#ifndef MASTODON_RESTORE_CLI_CLI_H_
-#define MASTODON_RESTORE_CLI_CLI_H_
+#ifndef MR_CLI_CLI_H_
+#define MR_CLI_CLI_H_
 
 #include <cstdio>
 #include <string>
@@ -26,4 +26,4 @@ std::string CliUsage();
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_CLI_CLI_H_
+#endif  // MR_CLI_CLI_H_

@@ -1,7 +1,7 @@
 // The CLI's documented exit codes (README "Exit codes"). Scripts rely on them:
 // never renumber.
-#ifndef MASTODON_RESTORE_CLI_EXIT_CODES_H_
-#define MASTODON_RESTORE_CLI_EXIT_CODES_H_
+#ifndef MR_CLI_EXIT_CODES_H_
+#define MR_CLI_EXIT_CODES_H_
 
 #include <grpcpp/support/status.h>
 
@@ -33,4 +33,4 @@ ExitCode ExitCodeFor(grpc::StatusCode code);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_CLI_EXIT_CODES_H_
+#endif  // MR_CLI_EXIT_CODES_H_

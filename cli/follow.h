@@ -1,7 +1,7 @@
 // Following a long-running operation from the CLI: live progress, the final
 // report, and the exit code of its outcome.
-#ifndef MASTODON_RESTORE_CLI_FOLLOW_H_
-#define MASTODON_RESTORE_CLI_FOLLOW_H_
+#ifndef MR_CLI_FOLLOW_H_
+#define MR_CLI_FOLLOW_H_
 
 #include <cstdio>
 #include <functional>
@@ -45,4 +45,4 @@ int ExitCodeForOperation(const mastodon::restore::v1::Operation& op);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_CLI_FOLLOW_H_
+#endif  // MR_CLI_FOLLOW_H_

@@ -1,7 +1,7 @@
 // The JUnit XML report of verify-backup: one test case for the restore and
 // one per verification check, as CI systems (GitHub Actions, GitLab) show.
-#ifndef MASTODON_RESTORE_CLI_JUNIT_H_
-#define MASTODON_RESTORE_CLI_JUNIT_H_
+#ifndef MR_CLI_JUNIT_H_
+#define MR_CLI_JUNIT_H_
 
 #include <string>
 
@@ -19,4 +19,4 @@ std::string XmlEscape(const std::string& text);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_CLI_JUNIT_H_
+#endif  // MR_CLI_JUNIT_H_

@@ -2,8 +2,8 @@
 // running agent, e.g. a CI job): the agent binary next to the CLI, the
 // embedded runtime (its own PostgreSQL) in a temporary directory, a private
 // socket. Stopped and removed when the object goes.
-#ifndef MASTODON_RESTORE_CLI_LOCAL_AGENT_H_
-#define MASTODON_RESTORE_CLI_LOCAL_AGENT_H_
+#ifndef MR_CLI_LOCAL_AGENT_H_
+#define MR_CLI_LOCAL_AGENT_H_
 
 #include <memory>
 #include <string>
@@ -43,4 +43,4 @@ absl::StatusOr<std::string> FindAgentBinary();
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_CLI_LOCAL_AGENT_H_
+#endif  // MR_CLI_LOCAL_AGENT_H_

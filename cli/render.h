@@ -1,6 +1,6 @@
 // Human-readable rendering of API messages for the CLI.
-#ifndef MASTODON_RESTORE_CLI_RENDER_H_
-#define MASTODON_RESTORE_CLI_RENDER_H_
+#ifndef MR_CLI_RENDER_H_
+#define MR_CLI_RENDER_H_
 
 #include <cstdint>
 #include <string>
@@ -21,4 +21,4 @@ std::string RenderManifest(const mastodon::restore::v1::BackupManifest& manifest
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_CLI_RENDER_H_
+#endif  // MR_CLI_RENDER_H_

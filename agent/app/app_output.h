@@ -2,8 +2,8 @@
 // errors and summary lines, and Rails' migration lines. Pure functions: the
 // runners feed them one line at a time (a pseudo-terminal's redraws arrive
 // as separate lines).
-#ifndef MASTODON_RESTORE_AGENT_APP_APP_OUTPUT_H_
-#define MASTODON_RESTORE_AGENT_APP_APP_OUTPUT_H_
+#ifndef MR_AGENT_APP_APP_OUTPUT_H_
+#define MR_AGENT_APP_APP_OUTPUT_H_
 
 #include <cstdint>
 #include <optional>
@@ -55,4 +55,4 @@ std::optional<MigrationLine> ParseMigrationLine(absl::string_view line);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_APP_APP_OUTPUT_H_
+#endif  // MR_AGENT_APP_APP_OUTPUT_H_

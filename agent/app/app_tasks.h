@@ -6,8 +6,8 @@
 // progress, and the outcome is judged by what the command printed and by
 // the database, not by its exit code alone (tootctl exits 0 when items fail;
 // the snap's helpers exit 0 when they refuse to run).
-#ifndef MASTODON_RESTORE_AGENT_APP_APP_TASKS_H_
-#define MASTODON_RESTORE_AGENT_APP_APP_TASKS_H_
+#ifndef MR_AGENT_APP_APP_TASKS_H_
+#define MR_AGENT_APP_APP_TASKS_H_
 
 #include <functional>
 #include <string>
@@ -99,4 +99,4 @@ absl::StatusOr<KnownMigrations> ListMigrations(const std::string& code_dir, Env*
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_APP_APP_TASKS_H_
+#endif  // MR_AGENT_APP_APP_TASKS_H_

@@ -2,8 +2,8 @@
 // PostgreSQL cluster the agent creates and owns in its own directory, run as
 // the unprivileged postgres user (PostgreSQL refuses root) on a private
 // socket. For newcomers, `make demo` and CI verification of backups.
-#ifndef MASTODON_RESTORE_AGENT_APP_EMBEDDED_RUNTIME_H_
-#define MASTODON_RESTORE_AGENT_APP_EMBEDDED_RUNTIME_H_
+#ifndef MR_AGENT_APP_EMBEDDED_RUNTIME_H_
+#define MR_AGENT_APP_EMBEDDED_RUNTIME_H_
 
 #include <memory>
 #include <string>
@@ -58,4 +58,4 @@ class EmbeddedRuntime : public Runtime {
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_APP_EMBEDDED_RUNTIME_H_
+#endif  // MR_AGENT_APP_EMBEDDED_RUNTIME_H_

@@ -5,8 +5,8 @@
 //
 // Secret values never leave this module: EnvFileSummary carries key names,
 // non-secret settings and, for secrets, presence and a short fingerprint.
-#ifndef MASTODON_RESTORE_AGENT_APP_ENV_FILE_H_
-#define MASTODON_RESTORE_AGENT_APP_ENV_FILE_H_
+#ifndef MR_AGENT_APP_ENV_FILE_H_
+#define MR_AGENT_APP_ENV_FILE_H_
 
 #include <string>
 #include <utility>
@@ -55,4 +55,4 @@ mastodon::restore::v1::EnvFileInfo SummarizeEnvFile(const ParsedEnvFile& env,
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_APP_ENV_FILE_H_
+#endif  // MR_AGENT_APP_ENV_FILE_H_

@@ -1,8 +1,8 @@
 // Installing the backup's env file for the runtime (restore --restore-config)
 // and telling which of Mastodon's secrets differ between the backup and the
 // host.
-#ifndef MASTODON_RESTORE_AGENT_APP_ENV_INSTALL_H_
-#define MASTODON_RESTORE_AGENT_APP_ENV_INSTALL_H_
+#ifndef MR_AGENT_APP_ENV_INSTALL_H_
+#define MR_AGENT_APP_ENV_INSTALL_H_
 
 #include <string>
 #include <vector>
@@ -40,4 +40,4 @@ absl::StatusOr<EnvInstallResult> InstallEnvFile(const Runtime& runtime, absl::st
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_APP_ENV_INSTALL_H_
+#endif  // MR_AGENT_APP_ENV_INSTALL_H_

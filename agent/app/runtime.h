@@ -9,8 +9,8 @@
 // commands that stop and start the app and run its tasks (tootctl, db
 // migrate). It builds commands; the caller runs them (argv only, explicit
 // environment, no secrets on argv).
-#ifndef MASTODON_RESTORE_AGENT_APP_RUNTIME_H_
-#define MASTODON_RESTORE_AGENT_APP_RUNTIME_H_
+#ifndef MR_AGENT_APP_RUNTIME_H_
+#define MR_AGENT_APP_RUNTIME_H_
 
 #include <sys/types.h>
 
@@ -140,4 +140,4 @@ std::vector<std::string> HostCommandEnv(const HostLayout& layout);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_APP_RUNTIME_H_
+#endif  // MR_AGENT_APP_RUNTIME_H_

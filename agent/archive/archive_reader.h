@@ -1,7 +1,7 @@
 // libarchive behind a small interface: archives (tar, zip, 7z) and lone
 // compressed streams (gzip, bzip2, xz, zstd, lz4), read as streams.
-#ifndef MASTODON_RESTORE_AGENT_ARCHIVE_ARCHIVE_READER_H_
-#define MASTODON_RESTORE_AGENT_ARCHIVE_ARCHIVE_READER_H_
+#ifndef MR_AGENT_ARCHIVE_ARCHIVE_READER_H_
+#define MR_AGENT_ARCHIVE_ARCHIVE_READER_H_
 
 #include <cstdint>
 #include <memory>
@@ -86,4 +86,4 @@ class ArchiveReader {
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_ARCHIVE_ARCHIVE_READER_H_
+#endif  // MR_AGENT_ARCHIVE_ARCHIVE_READER_H_

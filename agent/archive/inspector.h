@@ -1,8 +1,8 @@
 // Backup inspection and dump detection over any source: one streaming pass
 // through the source (see source_walker.h) that recognises the layout, reads
 // the env file, detects every dump and takes the media inventory.
-#ifndef MASTODON_RESTORE_AGENT_ARCHIVE_INSPECTOR_H_
-#define MASTODON_RESTORE_AGENT_ARCHIVE_INSPECTOR_H_
+#ifndef MR_AGENT_ARCHIVE_INSPECTOR_H_
+#define MR_AGENT_ARCHIVE_INSPECTOR_H_
 
 #include <string>
 #include <vector>
@@ -58,4 +58,4 @@ absl::StatusOr<std::string> ReadFileInSource(const std::string& path, const std:
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_ARCHIVE_INSPECTOR_H_
+#endif  // MR_AGENT_ARCHIVE_INSPECTOR_H_

@@ -1,6 +1,6 @@
 // Which paths a request may reach, and what archive entry names are safe.
-#ifndef MASTODON_RESTORE_AGENT_ARCHIVE_PATH_RULES_H_
-#define MASTODON_RESTORE_AGENT_ARCHIVE_PATH_RULES_H_
+#ifndef MR_AGENT_ARCHIVE_PATH_RULES_H_
+#define MR_AGENT_ARCHIVE_PATH_RULES_H_
 
 #include <string>
 #include <vector>
@@ -26,4 +26,4 @@ absl::StatusOr<std::string> NormalizeEntryPath(absl::string_view name);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_ARCHIVE_PATH_RULES_H_
+#endif  // MR_AGENT_ARCHIVE_PATH_RULES_H_

@@ -1,6 +1,6 @@
 // What a stream is, from its first bytes (and, for hints only, its name).
-#ifndef MASTODON_RESTORE_AGENT_ARCHIVE_SNIFF_H_
-#define MASTODON_RESTORE_AGENT_ARCHIVE_SNIFF_H_
+#ifndef MR_AGENT_ARCHIVE_SNIFF_H_
+#define MR_AGENT_ARCHIVE_SNIFF_H_
 
 #include <string>
 
@@ -47,4 +47,4 @@ bool IsArchive(ContentKind kind);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_ARCHIVE_SNIFF_H_
+#endif  // MR_AGENT_ARCHIVE_SNIFF_H_

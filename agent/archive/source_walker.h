@@ -3,8 +3,8 @@
 // compression layers (gzip, bzip2, xz, zstd, lz4) and encryption (age,
 // OpenPGP, encrypted zip and 7z) are removed on the fly, at any nesting,
 // without extracting anything to disk.
-#ifndef MASTODON_RESTORE_AGENT_ARCHIVE_SOURCE_WALKER_H_
-#define MASTODON_RESTORE_AGENT_ARCHIVE_SOURCE_WALKER_H_
+#ifndef MR_AGENT_ARCHIVE_SOURCE_WALKER_H_
+#define MR_AGENT_ARCHIVE_SOURCE_WALKER_H_
 
 #include <cstdint>
 #include <string>
@@ -95,4 +95,4 @@ std::string StripLayerSuffix(const std::string& path, const std::string& layer);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_ARCHIVE_SOURCE_WALKER_H_
+#endif  // MR_AGENT_ARCHIVE_SOURCE_WALKER_H_

@@ -3,8 +3,8 @@
 // Flags are GNU-style long options: "--name value", "--name=value", boolean
 // "--name" (also "--name=true|false"). "--" ends the options. A config file
 // holds the same flags as "name = value" lines ("#" starts a comment).
-#ifndef MASTODON_RESTORE_AGENT_COMMON_ARGS_H_
-#define MASTODON_RESTORE_AGENT_COMMON_ARGS_H_
+#ifndef MR_AGENT_COMMON_ARGS_H_
+#define MR_AGENT_COMMON_ARGS_H_
 
 #include <map>
 #include <string>
@@ -90,4 +90,4 @@ std::string FormatFlagHelp(const std::vector<FlagSpec>& specs);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_COMMON_ARGS_H_
+#endif  // MR_AGENT_COMMON_ARGS_H_

@@ -1,7 +1,7 @@
 // Sequential byte streams: files, decompressed/decrypted data, archive
 // entries. Everything in the agent streams; nothing is read whole.
-#ifndef MASTODON_RESTORE_AGENT_COMMON_BYTE_STREAM_H_
-#define MASTODON_RESTORE_AGENT_COMMON_BYTE_STREAM_H_
+#ifndef MR_AGENT_COMMON_BYTE_STREAM_H_
+#define MR_AGENT_COMMON_BYTE_STREAM_H_
 
 #include <cstdint>
 #include <memory>
@@ -114,4 +114,4 @@ class CountingStream : public ByteStream {
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_COMMON_BYTE_STREAM_H_
+#endif  // MR_AGENT_COMMON_BYTE_STREAM_H_

@@ -1,6 +1,6 @@
 // Cooperative cancellation shared between a requester and long-running work.
-#ifndef MASTODON_RESTORE_AGENT_COMMON_CANCEL_TOKEN_H_
-#define MASTODON_RESTORE_AGENT_COMMON_CANCEL_TOKEN_H_
+#ifndef MR_AGENT_COMMON_CANCEL_TOKEN_H_
+#define MR_AGENT_COMMON_CANCEL_TOKEN_H_
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -39,4 +39,4 @@ class CancelToken {
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_COMMON_CANCEL_TOKEN_H_
+#endif  // MR_AGENT_COMMON_CANCEL_TOKEN_H_

@@ -1,7 +1,7 @@
 // The host as the agent sees it: filesystem facts, memory, clock. Code takes
 // an Env* so that tests can substitute a fake (leveldb's Env pattern).
-#ifndef MASTODON_RESTORE_AGENT_COMMON_ENV_H_
-#define MASTODON_RESTORE_AGENT_COMMON_ENV_H_
+#ifndef MR_AGENT_COMMON_ENV_H_
+#define MR_AGENT_COMMON_ENV_H_
 
 #include <sys/types.h>
 
@@ -69,4 +69,4 @@ std::unique_ptr<Env> NewPosixEnv();
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_COMMON_ENV_H_
+#endif  // MR_AGENT_COMMON_ENV_H_

@@ -1,7 +1,7 @@
 // Error builders with the project's one message shape:
 //   unable to <verb> '<object>': <cause>
-#ifndef MASTODON_RESTORE_AGENT_COMMON_ERRORS_H_
-#define MASTODON_RESTORE_AGENT_COMMON_ERRORS_H_
+#ifndef MR_AGENT_COMMON_ERRORS_H_
+#define MR_AGENT_COMMON_ERRORS_H_
 
 #include <string>
 
@@ -26,4 +26,4 @@ absl::Status Annotate(const absl::Status& status, absl::string_view context);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_COMMON_ERRORS_H_
+#endif  // MR_AGENT_COMMON_ERRORS_H_

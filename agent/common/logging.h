@@ -1,7 +1,7 @@
 // Structured logging: one logfmt line per record on a sink (stderr by
 // default), journald-friendly. Callers never pass secrets as fields.
-#ifndef MASTODON_RESTORE_AGENT_COMMON_LOGGING_H_
-#define MASTODON_RESTORE_AGENT_COMMON_LOGGING_H_
+#ifndef MR_AGENT_COMMON_LOGGING_H_
+#define MR_AGENT_COMMON_LOGGING_H_
 
 #include <functional>
 #include <mutex>
@@ -69,4 +69,4 @@ std::string LogfmtValue(absl::string_view value);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_COMMON_LOGGING_H_
+#endif  // MR_AGENT_COMMON_LOGGING_H_

@@ -1,6 +1,6 @@
 // Network address helpers shared by the agent and the CLI.
-#ifndef MASTODON_RESTORE_AGENT_COMMON_NET_H_
-#define MASTODON_RESTORE_AGENT_COMMON_NET_H_
+#ifndef MR_AGENT_COMMON_NET_H_
+#define MR_AGENT_COMMON_NET_H_
 
 #include <string>
 
@@ -17,4 +17,4 @@ absl::Status SplitHostPort(const std::string& address, std::string* host, int* p
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_COMMON_NET_H_
+#endif  // MR_AGENT_COMMON_NET_H_

@@ -1,8 +1,8 @@
 // Readiness and stopping notifications to the service manager (systemd
 // Type=notify, through sd_notify). No-ops when the agent was not started
 // by a service manager that asked for them (no NOTIFY_SOCKET).
-#ifndef MASTODON_RESTORE_AGENT_COMMON_SERVICE_NOTIFY_H_
-#define MASTODON_RESTORE_AGENT_COMMON_SERVICE_NOTIFY_H_
+#ifndef MR_AGENT_COMMON_SERVICE_NOTIFY_H_
+#define MR_AGENT_COMMON_SERVICE_NOTIFY_H_
 
 #include <string>
 
@@ -15,4 +15,4 @@ void NotifyStopping(const std::string& status);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_COMMON_SERVICE_NOTIFY_H_
+#endif  // MR_AGENT_COMMON_SERVICE_NOTIFY_H_

@@ -1,6 +1,6 @@
 // Incremental SHA-256 (OpenSSL EVP) for streams.
-#ifndef MASTODON_RESTORE_AGENT_COMMON_SHA256_H_
-#define MASTODON_RESTORE_AGENT_COMMON_SHA256_H_
+#ifndef MR_AGENT_COMMON_SHA256_H_
+#define MR_AGENT_COMMON_SHA256_H_
 
 #include <openssl/evp.h>
 
@@ -29,4 +29,4 @@ class Sha256 {
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_COMMON_SHA256_H_
+#endif  // MR_AGENT_COMMON_SHA256_H_

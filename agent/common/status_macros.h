@@ -1,7 +1,7 @@
 // RETURN_IF_ERROR / ASSIGN_OR_RETURN for absl::Status, which Abseil 20220623
 // lacks.
-#ifndef MASTODON_RESTORE_AGENT_COMMON_STATUS_MACROS_H_
-#define MASTODON_RESTORE_AGENT_COMMON_STATUS_MACROS_H_
+#ifndef MR_AGENT_COMMON_STATUS_MACROS_H_
+#define MR_AGENT_COMMON_STATUS_MACROS_H_
 
 #include <utility>
 
@@ -29,4 +29,4 @@
   if (!statusor.ok()) return statusor.status();         \
   lhs = std::move(statusor).value()
 
-#endif  // MASTODON_RESTORE_AGENT_COMMON_STATUS_MACROS_H_
+#endif  // MR_AGENT_COMMON_STATUS_MACROS_H_

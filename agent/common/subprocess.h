@@ -1,8 +1,8 @@
 // Running external programs: argv exec only (never a shell), an explicit
 // environment, optional privilege drop, a timeout, cancellation (SIGTERM, then
 // SIGKILL after a grace period) and output captured line by line.
-#ifndef MASTODON_RESTORE_AGENT_COMMON_SUBPROCESS_H_
-#define MASTODON_RESTORE_AGENT_COMMON_SUBPROCESS_H_
+#ifndef MR_AGENT_COMMON_SUBPROCESS_H_
+#define MR_AGENT_COMMON_SUBPROCESS_H_
 
 #include <sys/types.h>
 
@@ -128,4 +128,4 @@ absl::StatusOr<std::string> FindProgram(absl::string_view program, absl::string_
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_COMMON_SUBPROCESS_H_
+#endif  // MR_AGENT_COMMON_SUBPROCESS_H_

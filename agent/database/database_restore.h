@@ -5,8 +5,8 @@
 // the dump held, then swap it in (the previous live database is kept). Any
 // failure or cancellation before the swap drops the staging database and
 // leaves the live one untouched.
-#ifndef MASTODON_RESTORE_AGENT_DATABASE_DATABASE_RESTORE_H_
-#define MASTODON_RESTORE_AGENT_DATABASE_DATABASE_RESTORE_H_
+#ifndef MR_AGENT_DATABASE_DATABASE_RESTORE_H_
+#define MR_AGENT_DATABASE_DATABASE_RESTORE_H_
 
 #include <functional>
 #include <string>
@@ -110,4 +110,4 @@ absl::StatusOr<std::vector<std::string>> DropLeftoverStaging(const std::string& 
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_DATABASE_DATABASE_RESTORE_H_
+#endif  // MR_AGENT_DATABASE_DATABASE_RESTORE_H_

@@ -2,8 +2,8 @@
 // a directory, a private socket directory, a free port, started as an
 // unprivileged user. Used by the embedded runtime, the test harness and the
 // benchmarks.
-#ifndef MASTODON_RESTORE_AGENT_DATABASE_LOCAL_CLUSTER_H_
-#define MASTODON_RESTORE_AGENT_DATABASE_LOCAL_CLUSTER_H_
+#ifndef MR_AGENT_DATABASE_LOCAL_CLUSTER_H_
+#define MR_AGENT_DATABASE_LOCAL_CLUSTER_H_
 
 #include <sys/types.h>
 
@@ -124,4 +124,4 @@ absl::StatusOr<int> PickFreePort();
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_DATABASE_LOCAL_CLUSTER_H_
+#endif  // MR_AGENT_DATABASE_LOCAL_CLUSTER_H_

@@ -1,8 +1,8 @@
 // A thin libpq wrapper (pgBackRest's "client", not a general-purpose
 // driver): connect, run commands and queries, stream COPY data, cancel from
 // another thread. All SQL the agent runs lives in the callers' modules.
-#ifndef MASTODON_RESTORE_AGENT_DATABASE_PG_CONNECTION_H_
-#define MASTODON_RESTORE_AGENT_DATABASE_PG_CONNECTION_H_
+#ifndef MR_AGENT_DATABASE_PG_CONNECTION_H_
+#define MR_AGENT_DATABASE_PG_CONNECTION_H_
 
 #include <memory>
 #include <mutex>
@@ -91,4 +91,4 @@ class PgConnection {
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_DATABASE_PG_CONNECTION_H_
+#endif  // MR_AGENT_DATABASE_PG_CONNECTION_H_

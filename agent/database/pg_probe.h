@@ -1,6 +1,6 @@
 // Minimal facts about a PostgreSQL server, for compatibility verdicts.
-#ifndef MASTODON_RESTORE_AGENT_DATABASE_PG_PROBE_H_
-#define MASTODON_RESTORE_AGENT_DATABASE_PG_PROBE_H_
+#ifndef MR_AGENT_DATABASE_PG_PROBE_H_
+#define MR_AGENT_DATABASE_PG_PROBE_H_
 
 #include <string>
 
@@ -15,4 +15,4 @@ absl::StatusOr<int> ProbeServerVersion(const std::string& conninfo);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_DATABASE_PG_PROBE_H_
+#endif  // MR_AGENT_DATABASE_PG_PROBE_H_

@@ -5,8 +5,8 @@
 // meta-commands pg_dump emits are accepted (\connect to the section's own
 // database, \restrict/\unrestrict, \encoding), settings the target rejects are
 // rewritten away, and errors carry the dump line and TOC entry.
-#ifndef MASTODON_RESTORE_AGENT_DATABASE_PLAIN_LOADER_H_
-#define MASTODON_RESTORE_AGENT_DATABASE_PLAIN_LOADER_H_
+#ifndef MR_AGENT_DATABASE_PLAIN_LOADER_H_
+#define MR_AGENT_DATABASE_PLAIN_LOADER_H_
 
 #include <cstdint>
 #include <functional>
@@ -93,4 +93,4 @@ absl::StatusOr<LoadStats> LoadPlainSql(ByteStream* in, PgConnection* conn,
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_DATABASE_PLAIN_LOADER_H_
+#endif  // MR_AGENT_DATABASE_PLAIN_LOADER_H_

@@ -4,8 +4,8 @@
 // comments (-- and nested /* */) and parentheses; a line starting with a
 // backslash between statements is a meta-command. COPY data is not the
 // splitter's business: the loader reads it raw after a COPY ... FROM stdin.
-#ifndef MASTODON_RESTORE_AGENT_DATABASE_SQL_SPLITTER_H_
-#define MASTODON_RESTORE_AGENT_DATABASE_SQL_SPLITTER_H_
+#ifndef MR_AGENT_DATABASE_SQL_SPLITTER_H_
+#define MR_AGENT_DATABASE_SQL_SPLITTER_H_
 
 #include <cstdint>
 #include <string>
@@ -47,4 +47,4 @@ class SqlSplitter {
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_DATABASE_SQL_SPLITTER_H_
+#endif  // MR_AGENT_DATABASE_SQL_SPLITTER_H_

@@ -3,8 +3,8 @@
 // puts a restored database live while keeping the previous one, rollback,
 // and cleanup of staging leftovers. Every name reaching SQL is quoted by
 // libpq.
-#ifndef MASTODON_RESTORE_AGENT_DATABASE_TARGET_OPS_H_
-#define MASTODON_RESTORE_AGENT_DATABASE_TARGET_OPS_H_
+#ifndef MR_AGENT_DATABASE_TARGET_OPS_H_
+#define MR_AGENT_DATABASE_TARGET_OPS_H_
 
 #include <string>
 #include <vector>
@@ -69,4 +69,4 @@ class TargetDatabases {
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_DATABASE_TARGET_OPS_H_
+#endif  // MR_AGENT_DATABASE_TARGET_OPS_H_

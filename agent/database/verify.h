@@ -1,8 +1,8 @@
 // Checks of a restored (or live) database before it is swapped in, and for
 // StartVerify: tables and row counts against what the dump held, the Mastodon
 // schema version, index validity, sequences not behind their columns.
-#ifndef MASTODON_RESTORE_AGENT_DATABASE_VERIFY_H_
-#define MASTODON_RESTORE_AGENT_DATABASE_VERIFY_H_
+#ifndef MR_AGENT_DATABASE_VERIFY_H_
+#define MR_AGENT_DATABASE_VERIFY_H_
 
 #include <cstdint>
 #include <map>
@@ -28,4 +28,4 @@ absl::StatusOr<mastodon::restore::v1::VerifyResult> VerifyDatabase(
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_DATABASE_VERIFY_H_
+#endif  // MR_AGENT_DATABASE_VERIFY_H_

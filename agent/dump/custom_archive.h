@@ -5,8 +5,8 @@
 //
 // The input is hostile until checked: every count and length is bounded, and
 // malformed data is INVALID_ARGUMENT naming the stream and the offset.
-#ifndef MASTODON_RESTORE_AGENT_DUMP_CUSTOM_ARCHIVE_H_
-#define MASTODON_RESTORE_AGENT_DUMP_CUSTOM_ARCHIVE_H_
+#ifndef MR_AGENT_DUMP_CUSTOM_ARCHIVE_H_
+#define MR_AGENT_DUMP_CUSTOM_ARCHIVE_H_
 
 #include <cstdint>
 #include <functional>
@@ -119,4 +119,4 @@ std::unique_ptr<ByteStream> NewBlockDataStream(ArchiveStructureReader* reader,
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_DUMP_CUSTOM_ARCHIVE_H_
+#endif  // MR_AGENT_DUMP_CUSTOM_ARCHIVE_H_

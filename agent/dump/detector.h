@@ -4,8 +4,8 @@
 // and TOC of a binary archive) whatever the dump's size; deep detection
 // streams the whole dump with bounded memory for row counts, the Mastodon
 // schema version, the complete database list and the trailer.
-#ifndef MASTODON_RESTORE_AGENT_DUMP_DETECTOR_H_
-#define MASTODON_RESTORE_AGENT_DUMP_DETECTOR_H_
+#ifndef MR_AGENT_DUMP_DETECTOR_H_
+#define MR_AGENT_DUMP_DETECTOR_H_
 
 #include <functional>
 #include <map>
@@ -95,4 +95,4 @@ int PgRestoreMajorForArchive(int vmin);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_DUMP_DETECTOR_H_
+#endif  // MR_AGENT_DUMP_DETECTOR_H_

@@ -6,8 +6,8 @@
 //
 // Memory is bounded whatever the input: lines longer than kMaxLineBytes are
 // examined by their first kMaxLineBytes only.
-#ifndef MASTODON_RESTORE_AGENT_DUMP_PLAIN_SCANNER_H_
-#define MASTODON_RESTORE_AGENT_DUMP_PLAIN_SCANNER_H_
+#ifndef MR_AGENT_DUMP_PLAIN_SCANNER_H_
+#define MR_AGENT_DUMP_PLAIN_SCANNER_H_
 
 #include <cstdint>
 #include <map>
@@ -119,4 +119,4 @@ std::string UnquoteIdentifier(absl::string_view ident);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_DUMP_PLAIN_SCANNER_H_
+#endif  // MR_AGENT_DUMP_PLAIN_SCANNER_H_

@@ -19,6 +19,7 @@
 #include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
+namespace v1 = ::mastodon::restore::v1;
 namespace {
 
 int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
@@ -337,22 +338,29 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
   if (o.target_dir.empty() || o.target_dir[0] != '/') {
     return absl::InvalidArgumentError("the media directory must be an absolute path");
   }
-  // 1. The media tree and its size, from the inventory.
-  InspectOptions inspect;
-  ASSIGN_OR_RETURN(auto manifest, InspectBackup(o.source_path, o.source, inspect, runner));
+  // 1. The media tree and its size, from the inventory (the caller's, or
+  //    taken here).
+  v1::MediaInventory media;
+  if (o.inventory.has_value()) {
+    media = *o.inventory;
+  } else {
+    ASSIGN_OR_RETURN(auto manifest,
+                     InspectBackup(o.source_path, o.source, InspectOptions(), runner));
+    media = manifest.media();
+  }
   std::string root = o.media_root;
   if (root.empty()) {
-    if (!manifest.has_media()) {
+    if (media.root().empty()) {
       return absl::FailedPreconditionError(
           absl::StrCat("unable to restore media: '", o.source_path, "' holds no media tree"));
     }
-    root = WalkedPath(manifest.media().root());
+    root = WalkedPath(media.root());
   }
   result.media_root = root;
-  int64_t total_files = manifest.media().files(), total_bytes = manifest.media().bytes();
+  int64_t total_files = media.files(), total_bytes = media.bytes();
   if (o.exclude_cache) {
-    total_files -= manifest.media().cache_files();
-    total_bytes -= manifest.media().cache_bytes();
+    total_files -= media.cache_files();
+    total_bytes -= media.cache_bytes();
   }
 
   // 2. Room for it (what is already present may be skipped, but is not

@@ -5,8 +5,8 @@
 // skipped, so a second run after a progressive pre-transfer only moves what
 // changed. Hostile entries (absolute paths, "..", symlinks, hard links,
 // devices) fail the restore before anything is moved.
-#ifndef MASTODON_RESTORE_AGENT_MEDIA_MEDIA_RESTORE_H_
-#define MASTODON_RESTORE_AGENT_MEDIA_MEDIA_RESTORE_H_
+#ifndef MR_AGENT_MEDIA_MEDIA_RESTORE_H_
+#define MR_AGENT_MEDIA_MEDIA_RESTORE_H_
 
 #include <sys/types.h>
 
@@ -22,6 +22,7 @@
 #include "agent/common/cancel_token.h"
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
+#include "mastodon/restore/v1/backup.pb.h"
 
 namespace mastodon_restore {
 
@@ -32,6 +33,9 @@ struct MediaRestoreOptions {
   // The media tree inside the source ("public/system", "media.tar.gz/media");
   // "": the one InspectBackup finds.
   std::string media_root;
+  // The source's media inventory when the caller already took it
+  // (InspectBackup's manifest.media()): saves a second walk of the source.
+  std::optional<mastodon::restore::v1::MediaInventory> inventory;
   // The media directory to restore into (created if missing).
   std::string target_dir;
   // Owner of everything written (e.g. 991:991, snap_daemon:root, mastodon).
@@ -91,4 +95,4 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& optio
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_MEDIA_MEDIA_RESTORE_H_
+#endif  // MR_AGENT_MEDIA_MEDIA_RESTORE_H_

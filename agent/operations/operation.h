@@ -1,8 +1,8 @@
 // One long-running operation: its record (state, steps, progress, result,
 // error) and its numbered events. Work reports through the ProgressReporter
 // interface; watchers subscribe from any sequence number without gaps.
-#ifndef MASTODON_RESTORE_AGENT_OPERATIONS_OPERATION_H_
-#define MASTODON_RESTORE_AGENT_OPERATIONS_OPERATION_H_
+#ifndef MR_AGENT_OPERATIONS_OPERATION_H_
+#define MR_AGENT_OPERATIONS_OPERATION_H_
 
 #include <functional>
 #include <map>
@@ -127,4 +127,4 @@ bool IsTerminal(mastodon::restore::v1::OperationState state);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_OPERATIONS_OPERATION_H_
+#endif  // MR_AGENT_OPERATIONS_OPERATION_H_

@@ -2,8 +2,8 @@
 // target at a time; a repeated request_id returns the existing operation.
 // Records are written atomically to <state_dir>/operations/<id>.pb and
 // survive a restart: operations found RUNNING or PENDING become INTERRUPTED.
-#ifndef MASTODON_RESTORE_AGENT_OPERATIONS_OPERATION_MANAGER_H_
-#define MASTODON_RESTORE_AGENT_OPERATIONS_OPERATION_MANAGER_H_
+#ifndef MR_AGENT_OPERATIONS_OPERATION_MANAGER_H_
+#define MR_AGENT_OPERATIONS_OPERATION_MANAGER_H_
 
 #include <functional>
 #include <map>
@@ -90,4 +90,4 @@ class OperationManager {
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_OPERATIONS_OPERATION_MANAGER_H_
+#endif  // MR_AGENT_OPERATIONS_OPERATION_MANAGER_H_

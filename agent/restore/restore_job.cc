@@ -440,7 +440,7 @@ absl::Status RestoreJob::RestoreMediaFiles() {
   MediaRestoreOptions m;
   m.source_path = input_.source_path;
   m.source = source_;
-  m.media_root = "";  // the tree the inventory found (RestoreMedia finds it again)
+  m.inventory = state_->manifest.media();  // the tree the inventory found
   m.target_dir = input_.media_dir;
   m.uid = input_.media_uid;
   m.gid = input_.media_gid;

@@ -22,8 +22,8 @@
 // the live database, a backup without media), are SKIPPED with the reason.
 // A failure before the swap leaves the live database and media untouched;
 // after it, the report names what to run again.
-#ifndef MASTODON_RESTORE_AGENT_RESTORE_RESTORE_JOB_H_
-#define MASTODON_RESTORE_AGENT_RESTORE_RESTORE_JOB_H_
+#ifndef MR_AGENT_RESTORE_RESTORE_JOB_H_
+#define MR_AGENT_RESTORE_RESTORE_JOB_H_
 
 #include <sys/types.h>
 
@@ -133,4 +133,4 @@ class RestoreJob {
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_RESTORE_RESTORE_JOB_H_
+#endif  // MR_AGENT_RESTORE_RESTORE_JOB_H_

@@ -1,6 +1,6 @@
 // Builds the GetAgentInfo answer from the config and the host.
-#ifndef MASTODON_RESTORE_AGENT_SERVICE_AGENT_INFO_H_
-#define MASTODON_RESTORE_AGENT_SERVICE_AGENT_INFO_H_
+#ifndef MR_AGENT_SERVICE_AGENT_INFO_H_
+#define MR_AGENT_SERVICE_AGENT_INFO_H_
 
 #include <string>
 #include <vector>
@@ -27,4 +27,4 @@ mastodon::restore::v1::GetAgentInfoResponse BuildAgentInfo(
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_SERVICE_AGENT_INFO_H_
+#endif  // MR_AGENT_SERVICE_AGENT_INFO_H_

@@ -1,8 +1,8 @@
 // The gRPC face of the agent: mastodon.restore.v1.RestoreAgentService on the
 // callback API. Converts between protos and domain calls; holds no business
 // logic.
-#ifndef MASTODON_RESTORE_AGENT_SERVICE_AGENT_SERVICE_H_
-#define MASTODON_RESTORE_AGENT_SERVICE_AGENT_SERVICE_H_
+#ifndef MR_AGENT_SERVICE_AGENT_SERVICE_H_
+#define MR_AGENT_SERVICE_AGENT_SERVICE_H_
 
 #include "absl/time/time.h"
 #include "agent/app/runtime.h"
@@ -190,4 +190,4 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_SERVICE_AGENT_SERVICE_H_
+#endif  // MR_AGENT_SERVICE_AGENT_SERVICE_H_

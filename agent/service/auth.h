@@ -3,8 +3,8 @@
 // call's AuthContext. Handlers then require a scope: "read" (info, detect,
 // inspect, get/list/watch) or "operate" (start, cancel, rollback). Callers on
 // the unix socket are authenticated by the socket's mode and group.
-#ifndef MASTODON_RESTORE_AGENT_SERVICE_AUTH_H_
-#define MASTODON_RESTORE_AGENT_SERVICE_AUTH_H_
+#ifndef MR_AGENT_SERVICE_AUTH_H_
+#define MR_AGENT_SERVICE_AUTH_H_
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/auth_metadata_processor.h>
@@ -65,4 +65,4 @@ absl::Status ValidateDatabaseName(absl::string_view name, absl::string_view fiel
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_SERVICE_AUTH_H_
+#endif  // MR_AGENT_SERVICE_AUTH_H_

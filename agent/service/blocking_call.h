@@ -1,8 +1,8 @@
 // Runs a blocking unary handler on its own thread so that gRPC's callback
 // threads never block on disk or PostgreSQL. A client cancellation (or the
 // server's shutdown deadline) sets the CancelToken the handler polls.
-#ifndef MASTODON_RESTORE_AGENT_SERVICE_BLOCKING_CALL_H_
-#define MASTODON_RESTORE_AGENT_SERVICE_BLOCKING_CALL_H_
+#ifndef MR_AGENT_SERVICE_BLOCKING_CALL_H_
+#define MR_AGENT_SERVICE_BLOCKING_CALL_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -68,4 +68,4 @@ class BlockingUnaryReactor : public grpc::ServerUnaryReactor {
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_SERVICE_BLOCKING_CALL_H_
+#endif  // MR_AGENT_SERVICE_BLOCKING_CALL_H_

@@ -2,8 +2,8 @@
 // The daemon accepts those connections itself, reads the kernel's peer
 // credentials (SO_PEERCRED) and hands the descriptor to gRPC, whose calls
 // then name the connection "fd:N"; the audit log asks here who that is.
-#ifndef MASTODON_RESTORE_AGENT_SERVICE_LOCAL_PEERS_H_
-#define MASTODON_RESTORE_AGENT_SERVICE_LOCAL_PEERS_H_
+#ifndef MR_AGENT_SERVICE_LOCAL_PEERS_H_
+#define MR_AGENT_SERVICE_LOCAL_PEERS_H_
 
 #include <sys/types.h>
 
@@ -30,4 +30,4 @@ class LocalPeers {
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_SERVICE_LOCAL_PEERS_H_
+#endif  // MR_AGENT_SERVICE_LOCAL_PEERS_H_

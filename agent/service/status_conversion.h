@@ -1,6 +1,6 @@
 // Converts domain errors (absl::Status) into gRPC statuses at the API edge.
-#ifndef MASTODON_RESTORE_AGENT_SERVICE_STATUS_CONVERSION_H_
-#define MASTODON_RESTORE_AGENT_SERVICE_STATUS_CONVERSION_H_
+#ifndef MR_AGENT_SERVICE_STATUS_CONVERSION_H_
+#define MR_AGENT_SERVICE_STATUS_CONVERSION_H_
 
 #include <grpcpp/support/status.h>
 
@@ -13,4 +13,4 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_SERVICE_STATUS_CONVERSION_H_
+#endif  // MR_AGENT_SERVICE_STATUS_CONVERSION_H_

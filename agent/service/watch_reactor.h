@@ -1,8 +1,8 @@
 // The server-streaming WatchOperation: the events of an operation from a
 // sequence number on, then live events, then the end. A client that goes
 // away ends the stream, never the operation.
-#ifndef MASTODON_RESTORE_AGENT_SERVICE_WATCH_REACTOR_H_
-#define MASTODON_RESTORE_AGENT_SERVICE_WATCH_REACTOR_H_
+#ifndef MR_AGENT_SERVICE_WATCH_REACTOR_H_
+#define MR_AGENT_SERVICE_WATCH_REACTOR_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -44,4 +44,4 @@ class WatchReactor
 
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_AGENT_SERVICE_WATCH_REACTOR_H_
+#endif  // MR_AGENT_SERVICE_WATCH_REACTOR_H_

@@ -1,7 +1,7 @@
 // An in-memory Env for unit tests: files in a map, fixed host facts, and
 // failure injection.
-#ifndef MASTODON_RESTORE_TESTS_HARNESS_FAKE_ENV_H_
-#define MASTODON_RESTORE_TESTS_HARNESS_FAKE_ENV_H_
+#ifndef MR_TESTS_HARNESS_FAKE_ENV_H_
+#define MR_TESTS_HARNESS_FAKE_ENV_H_
 
 #include <map>
 #include <set>
@@ -102,4 +102,4 @@ class FakeEnv : public Env {
 }  // namespace testing
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_TESTS_HARNESS_FAKE_ENV_H_
+#endif  // MR_TESTS_HARNESS_FAKE_ENV_H_

@@ -4,8 +4,8 @@
 // fakes log every call (argv, cwd, uid, tty, environment, stdin) to
 // calls.log, which Calls() parses; knobs in fake.conf change how they
 // behave (failures, the snap's quirks, item errors, slowness).
-#ifndef MASTODON_RESTORE_TESTS_HARNESS_FAKE_HOST_H_
-#define MASTODON_RESTORE_TESTS_HARNESS_FAKE_HOST_H_
+#ifndef MR_TESTS_HARNESS_FAKE_HOST_H_
+#define MR_TESTS_HARNESS_FAKE_HOST_H_
 
 #include <map>
 #include <memory>
@@ -79,4 +79,4 @@ class FakeHost {
 }  // namespace testing
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_TESTS_HARNESS_FAKE_HOST_H_
+#endif  // MR_TESTS_HARNESS_FAKE_HOST_H_

@@ -1,7 +1,7 @@
 // IsOk() / StatusIs(code, message matcher) for absl::Status and StatusOr,
 // which GoogleTest 1.12 and Abseil 20220623 lack.
-#ifndef MASTODON_RESTORE_TESTS_HARNESS_STATUS_MATCHERS_H_
-#define MASTODON_RESTORE_TESTS_HARNESS_STATUS_MATCHERS_H_
+#ifndef MR_TESTS_HARNESS_STATUS_MATCHERS_H_
+#define MR_TESTS_HARNESS_STATUS_MATCHERS_H_
 
 #include <gmock/gmock.h>
 
@@ -51,4 +51,4 @@ void PrintTo(const StatusOr<T>& s, std::ostream* os) {
 #define ASSERT_OK(expr) ASSERT_THAT((expr), ::mastodon_restore::testing::IsOk())
 #define EXPECT_OK(expr) EXPECT_THAT((expr), ::mastodon_restore::testing::IsOk())
 
-#endif  // MASTODON_RESTORE_TESTS_HARNESS_STATUS_MATCHERS_H_
+#endif  // MR_TESTS_HARNESS_STATUS_MATCHERS_H_

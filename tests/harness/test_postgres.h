@@ -4,8 +4,8 @@
 //
 // There is no skip: if the server cannot start, Start() returns the reason and
 // the test fails with it.
-#ifndef MASTODON_RESTORE_TESTS_HARNESS_TEST_POSTGRES_H_
-#define MASTODON_RESTORE_TESTS_HARNESS_TEST_POSTGRES_H_
+#ifndef MR_TESTS_HARNESS_TEST_POSTGRES_H_
+#define MR_TESTS_HARNESS_TEST_POSTGRES_H_
 
 #include <memory>
 #include <string>
@@ -67,4 +67,4 @@ void RemoveTree(const std::string& path);
 }  // namespace testing
 }  // namespace mastodon_restore
 
-#endif  // MASTODON_RESTORE_TESTS_HARNESS_TEST_POSTGRES_H_
+#endif  // MR_TESTS_HARNESS_TEST_POSTGRES_H_
