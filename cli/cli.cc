@@ -393,6 +393,9 @@ int RunRestore(CommandContext& ctx) {
   int32_t days = 0;
   if (!CountFlag(ctx, "refresh-days", &days)) return kExitUsage;
   o->set_refresh_days(days);
+  int32_t jobs = 0;
+  if (!CountFlag(ctx, "jobs", &jobs)) return kExitUsage;
+  o->set_jobs(jobs);
   o->set_restore_config(ctx.args.GetBool("restore-config"));
   o->set_keep_services_stopped_on_failure(ctx.args.GetBool("keep-services-stopped-on-failure"));
   o->set_plan_only(ctx.args.GetBool("plan"));
@@ -817,6 +820,7 @@ const std::vector<Command>& Commands() {
                     {"no-cleanup", "", "skip tootctl preview_cards remove / media remove"},
                     {"no-refresh", "", "skip tootctl media refresh / accounts refresh / feeds"},
                     {"refresh-days", "N", "media refresh --days N (default 1)"},
+                    {"jobs", "N", "connections loading the database (default: cores; 1: serial)"},
                     {"restore-config", "", "install the backup's env file (host DB/Redis kept)"},
                     {"keep-services-stopped-on-failure", "", "leave the app stopped if it fails"},
                     {"plan", "", "print what would run, start nothing"},

@@ -129,9 +129,11 @@ absl::StatusOr<std::string> PickPgRestore(const std::string& postgres_root,
 
 namespace {
 
-int64_t MaintenanceWorkMemMb(Env* env) {
+// maintenance_work_mem of each of the load's `jobs` connections: an eighth
+// of the available memory shared between them, 64 MB to 1 GB each.
+int64_t MaintenanceWorkMemMb(Env* env, int jobs) {
   int64_t available_mb = env->Memory().available_bytes >> 20;
-  return std::max<int64_t>(64, std::min<int64_t>(1024, available_mb / 8));
+  return std::max<int64_t>(64, std::min<int64_t>(1024, available_mb / 8 / std::max(1, jobs)));
 }
 
 }  // namespace
@@ -234,11 +236,19 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
   absl::Status loaded = [&]() -> absl::Status {
     // 4. Load.
     progress("load", LoadProgress());
-    ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> staging,
-                     PgConnection::Connect(request.conninfo, result.staging_database));
-    RETURN_IF_ERROR(staging->Exec(absl::StrCat(
-        "SET synchronous_commit = off; SET maintenance_work_mem = '", MaintenanceWorkMemMb(env),
-        "MB'; SET max_parallel_maintenance_workers = ", std::max(1, env->Cpus()))));
+    // Every connection of the load: no wait for the WAL flush at each
+    // commit (the swap's commit flushes it all), memory for index builds.
+    const int jobs = request.jobs > 0 ? request.jobs : std::max(1, env->Cpus());
+    auto connect_staging = [&]() -> absl::StatusOr<std::unique_ptr<PgConnection>> {
+      ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
+                       PgConnection::Connect(request.conninfo, result.staging_database));
+      RETURN_IF_ERROR(conn->Exec(
+          absl::StrCat("SET synchronous_commit = off; SET maintenance_work_mem = '",
+                       MaintenanceWorkMemMb(env, jobs),
+                       "MB'; SET max_parallel_maintenance_workers = ", std::max(1, env->Cpus()))));
+      return conn;
+    };
+    ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> staging, connect_staging());
     CancelWatcher watcher(request.cancel, staging.get());
     LoadOptions options;
     options.target_db = result.staging_database;
@@ -251,6 +261,8 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     options.cancel = request.cancel;
     options.dump_name = dump.path();
     options.progress = [&](const LoadProgress& p) { progress("load", p); };
+    options.jobs = jobs;
+    options.connect = connect_staging;
     auto load = [&](ByteStream* data) -> absl::Status {
       ASSIGN_OR_RETURN(result.load, LoadPlainSql(data, staging.get(), options));
       return absl::OkStatus();

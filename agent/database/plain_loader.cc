@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
+#include "agent/database/load_scheduler.h"
 #include "agent/database/sql_splitter.h"
 #include "agent/dump/plain_scanner.h"
 
@@ -77,6 +78,16 @@ class Loader {
   }
 
   absl::StatusOr<LoadStats> Run() {
+    if (options_.jobs > 1 && options_.connect) {
+      LoadSchedulerOptions so;
+      so.jobs = options_.jobs;
+      so.connect = options_.connect;
+      so.max_buffered_bytes = (options_.jobs + 2) * std::max<int64_t>(options_.chunk_bytes, 1);
+      so.dump_name = options_.dump_name;
+      so.cancel = options_.cancel;
+      ASSIGN_OR_RETURN(scheduler_, LoadScheduler::Start(so));
+      stats_.jobs = options_.jobs;
+    }
     RETURN_IF_ERROR(SkipTo(options_.begin_offset));
     std::vector<char> buf(kChunk);
     int64_t consumed = options_.begin_offset;
@@ -96,6 +107,7 @@ class Loader {
       stats_.bytes += static_cast<int64_t>(n);
       pending_.append(buf.data(), n);
       RETURN_IF_ERROR(Process(/*at_end=*/false));
+      if (scheduler_ != nullptr) RETURN_IF_ERROR(scheduler_->status());
       if (phase_ == Phase::kDone && !in_copy_) break;  // the section is loaded
       if (options_.progress && stats_.bytes - last_progress_ >= options_.progress_every_bytes) {
         last_progress_ = stats_.bytes;
@@ -119,6 +131,11 @@ class Loader {
     if (!rest.empty() && !absl::StartsWith(rest, "/*")) {
       return Fail(line_, "the dump ends inside a statement (truncated?)",
                   absl::StatusCode::kInvalidArgument);
+    }
+    if (scheduler_ != nullptr) {
+      RETURN_IF_ERROR(scheduler_->WaitIdle());
+      stats_.parallel_jobs = scheduler_->jobs_done();
+      stats_.max_concurrency = scheduler_->max_concurrency();
     }
     if (options_.progress) options_.progress(Progress());
     return stats_;
@@ -198,7 +215,12 @@ class Loader {
           at_copy_line_start_ = false;
         }
         pos += len;
-        if (copy_batch_.size() >= kCopyBatch) {
+        if (copy_remote_) {
+          if (at_copy_line_start_ &&
+              static_cast<int64_t>(copy_batch_.size()) >= options_.chunk_bytes) {
+            RETURN_IF_ERROR(SubmitCopyChunk());
+          }
+        } else if (copy_batch_.size() >= kCopyBatch) {
           RETURN_IF_ERROR(FlushCopy());
         }
         continue;
@@ -352,6 +374,7 @@ class Loader {
     std::string schema(
         c.substr(s + 10, o == absl::string_view::npos ? absl::string_view::npos : o - s - 10));
     toc_entry_ = absl::StrCat(type, " ", schema == "-" ? name : absl::StrCat(schema, ".", name));
+    toc_type_ = type;
   }
 
   absl::Status MetaCommand(const SqlItem& item) {
@@ -467,6 +490,10 @@ class Loader {
       return absl::OkStatus();
     }
     ++stats_.statements;
+    if (scheduler_ != nullptr) {
+      ASSIGN_OR_RETURN(bool taken, Route(item, upper));
+      if (taken) return absl::OkStatus();
+    }
     absl::Status s = conn_->Exec(item.text);
     if (s.ok()) {
       if (conn_->in_copy()) StartCopy(item);
@@ -499,6 +526,69 @@ class Loader {
     return Fail(item.line, std::string(s.message()), absl::StatusCode::kInvalidArgument);
   }
 
+  // The parallel load: whether `item` was handed to the scheduler (else it
+  // runs on the reader's connection, after everything before it when it
+  // comes after the data started).
+  absl::StatusOr<bool> Route(const SqlItem& item, const std::string& upper) {
+    if (absl::StartsWith(upper, "SET ") || absl::StartsWith(upper, "RESET ") ||
+        absl::StartsWith(upper, "SELECT PG_CATALOG.SET_CONFIG(")) {
+      // Session settings: replayed on the workers. One that changes a value
+      // after the data started waits until nothing runs.
+      std::string key = upper.substr(0, upper.find_first_of("=,"));
+      if (absl::StartsWith(upper, "SET ")) key = upper.substr(0, upper.find(' ', 4));
+      auto it = session_.find(key);
+      if (it != session_.end() && it->second == item.text) return false;
+      if (parallel_phase_) RETURN_IF_ERROR(scheduler_->WaitIdle());
+      session_[key] = item.text;
+      scheduler_->AddSessionStatement(item.text);
+      return false;
+    }
+    if (toc_type_ == "TABLE DATA") {
+      parallel_phase_ = true;
+      if (absl::StartsWith(upper, "COPY ") &&
+          absl::EndsWith(Head(item.text, item.text.size()), " FROM STDIN;")) {
+        StartCopy(item);
+        copy_remote_ = true;
+        copy_sql_ = item.text;
+        copy_chunk_line_ = item.line;
+        return true;
+      }
+      return false;  // e.g. INSERTs of --inserts dumps: here, in order
+    }
+    if (toc_type_ == "SEQUENCE SET") return false;  // the sequence exists since pre-data
+    if (toc_type_ == "INDEX" || toc_type_ == "CONSTRAINT" || toc_type_ == "FK CONSTRAINT") {
+      PostDataTarget target;
+      if (ParsePostDataStatement(item.text, &target)) {
+        parallel_phase_ = true;
+        LoadJob job;
+        job.tables = std::move(target.tables);
+        job.lock = target.index ? LoadJob::Lock::kShared : LoadJob::Lock::kExclusive;
+        job.sql = item.text;
+        job.line = item.line;
+        job.toc_entry = toc_entry_;
+        RETURN_IF_ERROR(scheduler_->Submit(std::move(job)));
+        return true;
+      }
+    }
+    // Anything else after the data started runs alone, in dump order.
+    if (parallel_phase_) RETURN_IF_ERROR(scheduler_->WaitIdle());
+    return false;
+  }
+
+  absl::Status SubmitCopyChunk() {
+    if (copy_batch_.empty()) return absl::OkStatus();
+    LoadJob job;
+    job.tables = {copy_table_};
+    job.lock = LoadJob::Lock::kData;
+    job.sql = copy_sql_;
+    job.copy_data = std::move(copy_batch_);
+    job.line = copy_chunk_line_;
+    job.toc_entry = toc_entry_;
+    copy_batch_.clear();
+    copy_chunk_line_ = line_ + 1;
+    return scheduler_->Submit(std::move(job));
+  }
+
   void StartCopy(const SqlItem& item) {
     in_copy_ = true;
     at_copy_line_start_ = true;
@@ -506,7 +596,9 @@ class Loader {
     copy_line_ = item.line;
     absl::string_view rest = absl::string_view(item.text);
     absl::ConsumePrefix(&rest, "COPY ");
-    copy_table_ = std::string(rest.substr(0, rest.find(' ')));
+    size_t at = 0;
+    copy_table_ = ScanQualifiedName(rest, &at);
+    if (copy_table_.empty()) copy_table_ = std::string(rest.substr(0, rest.find(' ')));
     copy_is_migrations_ =
         absl::EndsWith(copy_table_, ".schema_migrations") || copy_table_ == "schema_migrations";
   }
@@ -519,6 +611,14 @@ class Loader {
   }
 
   absl::Status FinishCopy() {
+    if (copy_remote_) {
+      RETURN_IF_ERROR(SubmitCopyChunk());
+      in_copy_ = false;
+      copy_remote_ = false;
+      stats_.rows += copy_rows_;
+      stats_.table_rows[copy_table_] += copy_rows_;
+      return absl::OkStatus();
+    }
     absl::Status s = FlushCopy();
     if (s.ok()) {
       s = conn_->EndCopy();
@@ -564,6 +664,14 @@ class Loader {
   std::string copy_table_;
   std::string copy_batch_;
   std::set<std::string> missing_;
+  // The parallel load (null: serial).
+  std::unique_ptr<LoadScheduler> scheduler_;
+  std::string toc_type_;
+  bool parallel_phase_ = false;
+  bool copy_remote_ = false;
+  std::string copy_sql_;
+  int64_t copy_chunk_line_ = 0;
+  std::map<std::string, std::string> session_;
 };
 
 }  // namespace

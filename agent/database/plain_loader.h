@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,18 @@ struct LoadOptions {
   const CancelToken* cancel = nullptr;
   // Name of the dump in messages.
   std::string dump_name = "dump";
+  // Parallel load: with jobs >= 2 and `connect`, pre-data runs on `conn` in
+  // dump order; COPY data is cut into chunks of about `chunk_bytes` (at row
+  // boundaries) loaded by `jobs` other connections from `connect` (opened
+  // with the same settings as `conn`), and indexes, primary/unique and
+  // foreign key constraints run on them as soon as their tables are loaded
+  // (see load_scheduler.h); anything else after the data runs on `conn`
+  // once everything before it is done. Rows of one table may land in a
+  // different physical order than in the dump. jobs <= 1: everything on
+  // `conn`, in dump order.
+  int jobs = 1;
+  std::function<absl::StatusOr<std::unique_ptr<PgConnection>>()> connect;
+  int64_t chunk_bytes = 8 << 20;
 };
 
 struct LoadStats {
@@ -80,6 +93,10 @@ struct LoadStats {
   std::string schema_version;
   // With cluster_section: whether the section was found.
   bool section_found = false;
+  // Parallel load: worker connections, jobs they ran, most at once.
+  int jobs = 1;
+  int64_t parallel_jobs = 0;
+  int max_concurrency = 1;
 };
 
 // Loads the dump from `in` through `conn`. Stops at the first error:

@@ -156,4 +156,104 @@ std::string SqlSplitter::TakeUnfinished() {
   return out;
 }
 
+namespace {
+
+// Skips ASCII whitespace.
+void SkipSpace(absl::string_view s, size_t* pos) {
+  while (*pos < s.size() && absl::ascii_isspace(s[*pos])) ++*pos;
+}
+
+// Consumes `word` (upper case) and the whitespace after it, case-insensitively.
+bool ConsumeWord(absl::string_view s, size_t* pos, absl::string_view word) {
+  if (s.size() - *pos < word.size()) return false;
+  for (size_t i = 0; i < word.size(); ++i) {
+    if (absl::ascii_toupper(s[*pos + i]) != word[i]) return false;
+  }
+  const size_t end = *pos + word.size();
+  if (end < s.size() && IsIdentChar(s[end]) && IsIdentChar(word.back())) return false;
+  *pos = end;
+  SkipSpace(s, pos);
+  return true;
+}
+
+}  // namespace
+
+std::string ScanQualifiedName(absl::string_view sql, size_t* pos) {
+  const size_t start = *pos;
+  size_t i = start;
+  while (true) {
+    if (i < sql.size() && sql[i] == '"') {
+      ++i;
+      while (i < sql.size()) {
+        if (sql[i] == '"') {
+          if (i + 1 < sql.size() && sql[i + 1] == '"') {
+            i += 2;
+            continue;
+          }
+          break;
+        }
+        ++i;
+      }
+      if (i >= sql.size()) return "";
+      ++i;
+    } else {
+      const size_t part = i;
+      while (i < sql.size() && IsIdentChar(sql[i])) ++i;
+      if (i == part) return "";
+    }
+    if (i < sql.size() && sql[i] == '.') {
+      ++i;
+      continue;
+    }
+    break;
+  }
+  *pos = i;
+  return std::string(sql.substr(start, i - start));
+}
+
+bool ParsePostDataStatement(absl::string_view sql, PostDataTarget* target) {
+  target->tables.clear();
+  size_t pos = 0;
+  SkipSpace(sql, &pos);
+  if (ConsumeWord(sql, &pos, "CREATE")) {
+    ConsumeWord(sql, &pos, "UNIQUE");
+    if (!ConsumeWord(sql, &pos, "INDEX")) return false;
+    if (ScanQualifiedName(sql, &pos).empty()) return false;
+    SkipSpace(sql, &pos);
+    if (!ConsumeWord(sql, &pos, "ON")) return false;
+    ConsumeWord(sql, &pos, "ONLY");
+    std::string table = ScanQualifiedName(sql, &pos);
+    if (table.empty()) return false;
+    target->tables.push_back(table);
+    target->index = true;
+    return true;
+  }
+  if (!ConsumeWord(sql, &pos, "ALTER") || !ConsumeWord(sql, &pos, "TABLE")) return false;
+  ConsumeWord(sql, &pos, "ONLY");
+  std::string table = ScanQualifiedName(sql, &pos);
+  if (table.empty()) return false;
+  SkipSpace(sql, &pos);
+  if (!ConsumeWord(sql, &pos, "ADD") || !ConsumeWord(sql, &pos, "CONSTRAINT")) return false;
+  if (ScanQualifiedName(sql, &pos).empty()) return false;
+  SkipSpace(sql, &pos);
+  target->tables.push_back(table);
+  target->index = false;
+  if (!ConsumeWord(sql, &pos, "FOREIGN")) return true;
+  if (!ConsumeWord(sql, &pos, "KEY") || pos >= sql.size() || sql[pos] != '(') return false;
+  // The referencing columns, quoted names included.
+  bool quoted = false;
+  for (++pos; pos < sql.size(); ++pos) {
+    if (sql[pos] == '"') quoted = !quoted;
+    if (!quoted && sql[pos] == ')') break;
+  }
+  if (pos >= sql.size()) return false;
+  ++pos;
+  SkipSpace(sql, &pos);
+  if (!ConsumeWord(sql, &pos, "REFERENCES")) return false;
+  std::string referenced = ScanQualifiedName(sql, &pos);
+  if (referenced.empty()) return false;
+  if (referenced != table) target->tables.push_back(referenced);
+  return true;
+}
+
 }  // namespace mastodon_restore

@@ -45,6 +45,22 @@ class SqlSplitter {
   std::string dollar_tag_;
 };
 
+// The possibly schema-qualified, possibly quoted name at `*pos` of `sql`
+// ("public.statuses", "public.\"Odd name\""), as written; *pos moves past
+// it. "" when there is none.
+std::string ScanQualifiedName(absl::string_view sql, size_t* pos);
+
+// What a post-data statement of pg_dump works on, for the parallel load:
+// "CREATE [UNIQUE] INDEX i ON [ONLY] t ..." is an index build on t;
+// "ALTER TABLE [ONLY] t ADD CONSTRAINT c ..." a constraint on t, and a
+// foreign key "... FOREIGN KEY (...) REFERENCES r(...)" also on r. Names as
+// written in the dump. False for anything else.
+struct PostDataTarget {
+  std::vector<std::string> tables;
+  bool index = false;  // a CREATE INDEX (else an ALTER TABLE)
+};
+bool ParsePostDataStatement(absl::string_view sql, PostDataTarget* target);
+
 }  // namespace mastodon_restore
 
 #endif  // MR_AGENT_DATABASE_SQL_SPLITTER_H_

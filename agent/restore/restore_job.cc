@@ -382,6 +382,7 @@ absl::Status RestoreJob::LoadIntoStaging() {
   r.keep_owners = input_.options.keep_owners();
   r.with_role_passwords = input_.options.with_role_passwords();
   r.drop_previous = input_.options.drop_previous();
+  r.jobs = input_.options.jobs();
   r.cancel = &op_->cancel_token();
   r.postgres_root = input_.postgres_root;
   // (Kept in the request, which the verify and swap steps use again.)

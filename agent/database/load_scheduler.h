@@ -1,0 +1,142 @@
+// The scheduler of the parallel load: a pool of connections to the target
+// database that runs the pieces of a dump the plain loader hands it (chunks of
+// COPY data, index and constraint builds) as soon as what they depend on is
+// done.
+//
+// Ordering contract: a job never starts while an earlier-submitted job that
+// conflicts with it is unfinished. Jobs name the tables they touch and how:
+//   kData      COPY rows into the table (data jobs of one table never
+//              conflict with each other: chunks of one table load at once);
+//   kShared    CREATE INDEX (indexes of one table build at once, as
+//              pg_restore -j does: they take SHARE locks);
+//   kExclusive ALTER TABLE ... ADD CONSTRAINT and the like (ACCESS EXCLUSIVE
+//              or SHARE ROW EXCLUSIVE on every table named, so a foreign key
+//              waits for the referenced table's keys).
+// Anything else conflicts with everything on the same table. So an index
+// waits for all of its table's data, a foreign key for the constraints of
+// both tables; jobs of different tables run side by side, and no two jobs
+// ever wait for each other's locks on the server (no deadlock).
+//
+// Among the ready jobs data goes first (it frees the read-ahead memory),
+// then builds of the tables with the most data.
+//
+// Session settings: statements recorded with AddSessionStatement (SET ...,
+// set_config) are replayed on every worker connection before the jobs
+// submitted after them. Thread-safety: all public methods are called from one
+// thread (the reader's); workers are internal.
+#ifndef MR_AGENT_DATABASE_LOAD_SCHEDULER_H_
+#define MR_AGENT_DATABASE_LOAD_SCHEDULER_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/common/cancel_token.h"
+#include "agent/database/pg_connection.h"
+
+namespace mastodon_restore {
+
+struct LoadJob {
+  enum class Lock { kData, kShared, kExclusive };
+  // Tables as the dump names them ("public.statuses"); all taken in `lock`.
+  std::vector<std::string> tables;
+  Lock lock = Lock::kExclusive;
+  // The SQL to run; with copy_data, the COPY ... FROM stdin statement.
+  std::string sql;
+  // Rows for the COPY (lines, each ending in '\n'); empty for statements.
+  std::string copy_data;
+  // Where it comes from, for messages: first line in the dump, TOC entry.
+  int64_t line = 0;
+  std::string toc_entry;
+};
+
+struct LoadSchedulerOptions {
+  // Number of worker connections (>= 1).
+  int jobs = 2;
+  // Opens a connection to the target database with the load's settings.
+  std::function<absl::StatusOr<std::unique_ptr<PgConnection>>()> connect;
+  // Submit() blocks while the data of unstarted and running jobs exceeds this.
+  int64_t max_buffered_bytes = 64 << 20;
+  // Name of the dump in messages.
+  std::string dump_name = "dump";
+  const CancelToken* cancel = nullptr;
+};
+
+class LoadScheduler {
+ public:
+  // Connects the workers. The error of the first connection that fails.
+  static absl::StatusOr<std::unique_ptr<LoadScheduler>> Start(LoadSchedulerOptions options);
+  // Stops: unfinished jobs are cancelled on the server; workers are joined.
+  ~LoadScheduler();
+  LoadScheduler(const LoadScheduler&) = delete;
+  LoadScheduler& operator=(const LoadScheduler&) = delete;
+
+  // Records a session statement for the workers (run before any job
+  // submitted after it).
+  void AddSessionStatement(const std::string& sql);
+
+  // Queues `job`; blocks while too much data is buffered. The first failure
+  // of any job (or CANCELLED) once there is one: then nothing more runs.
+  absl::Status Submit(LoadJob job);
+
+  // Waits until every submitted job has finished; the first failure.
+  absl::Status WaitIdle();
+
+  // OK, or the first failure so far (does not wait).
+  absl::Status status();
+
+  // Bytes of COPY data submitted for `table` (the builds' priority).
+  int64_t TableBytes(const std::string& table);
+
+  // Jobs run so far, and the most that ran at once.
+  int64_t jobs_done();
+  int max_concurrency();
+
+ private:
+  struct Entry {
+    int64_t seq = 0;
+    LoadJob job;
+    int64_t priority = 0;
+    bool started = false;
+    size_t prelude = 0;  // session statements to apply first
+  };
+
+  explicit LoadScheduler(LoadSchedulerOptions options);
+  void Worker(PgConnection* conn);
+  // Under mu_: the index in queue_ of the job to start next, -1 when none.
+  int PickLocked();
+  bool ConflictsWithEarlierLocked(const Entry& e);
+  void FailLocked(absl::Status status);
+  absl::Status RunJob(PgConnection* conn, const LoadJob& job);
+  absl::Status CheckCancelLocked();
+
+  LoadSchedulerOptions options_;
+  std::vector<std::unique_ptr<PgConnection>> conns_;
+  std::vector<std::thread> threads_;
+
+  std::mutex mu_;
+  std::condition_variable work_cv_;           // workers: a job may be ready
+  std::condition_variable done_cv_;           // reader: a job finished or failed
+  std::deque<std::unique_ptr<Entry>> queue_;  // unfinished, in submission order
+  std::vector<std::string> prelude_;
+  int64_t next_seq_ = 0;
+  int64_t buffered_ = 0;
+  int running_ = 0;
+  int max_running_ = 0;
+  int64_t done_ = 0;
+  bool stopping_ = false;
+  absl::Status failure_;
+  std::map<std::string, int64_t> table_bytes_;
+};
+
+}  // namespace mastodon_restore
+
+#endif  // MR_AGENT_DATABASE_LOAD_SCHEDULER_H_

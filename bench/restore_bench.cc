@@ -1,0 +1,635 @@
+// Database restore benchmark: the agent against psql and pg_restore on the
+// same dumps of the same Mastodon-shaped database, on the same server.
+//
+// It starts a throwaway PostgreSQL (default settings), generates the database
+// at --scale (SCALE=1 is about 700 MB of plain dump), dumps it in every
+// format (plain, plain.gz/.xz/.zst, custom, directory, tar, and a pg_dumpall
+// with two extra databases; kept in --work-dir for the next run), then
+// restores each into a fresh database, the contenders interleaved (the order
+// rotates every run), --runs times each, and prints per case the median wall
+// time, dump MB/s, peak RSS of the restoring process, server CPU seconds and
+// the ratio to the baseline of the same run.
+//
+// The agent's contender is this binary re-executed with --agent-load: the
+// library's StageDatabase (detect, staging database, load, ANALYZE) in its
+// own process, so its RSS is its own.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "agent/common/args.h"
+#include "agent/common/env.h"
+#include "agent/common/subprocess.h"
+#include "agent/database/database_restore.h"
+#include "agent/database/pg_connection.h"
+#include "bench/bench_common.h"
+#include "bench/mastodon_data.h"
+
+extern char** environ;
+
+namespace mastodon_restore {
+namespace {
+
+constexpr char kTag[] = "restore_bench";
+constexpr char kSourceDb[] = "mastodon_production";
+constexpr char kTargetDb[] = "bench_target";
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+int64_t PathBytes(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return 0;
+  if (!S_ISDIR(st.st_mode)) return st.st_size;
+  // Directory format: toc.dat and one file per table.
+  int64_t total = 0;
+  auto entries = ListDirectory(path);
+  if (entries.ok()) {
+    for (const std::string& e : *entries) total += PathBytes(path + "/" + e);
+  }
+  return total;
+}
+
+// CPU seconds of the server so far: the postmaster and its live children, and
+// the children it has reaped (backends that exited).
+double ServerCpuSeconds(pid_t postmaster) {
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  auto fields = [](pid_t pid) -> std::vector<std::string> {
+    std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t close = s.rfind(')');
+    if (close == std::string::npos) return {};
+    return absl::StrSplit(s.substr(close + 2), ' ', absl::SkipEmpty());
+  };
+  // After "pid (comm) ": state=0 ppid=1 ... utime=11 stime=12 cutime=13 cstime=14.
+  auto num = [](const std::vector<std::string>& f, size_t i) {
+    int64_t v = 0;
+    if (i < f.size()) absl::SimpleAtoi(f[i], &v);
+    return v;
+  };
+  std::vector<std::string> pm = fields(postmaster);
+  int64_t ticks = num(pm, 11) + num(pm, 12) + num(pm, 13) + num(pm, 14);
+  auto procs = ListDirectory("/proc");
+  if (procs.ok()) {
+    for (const std::string& p : *procs) {
+      int pid = 0;
+      if (!absl::SimpleAtoi(p, &pid)) continue;
+      std::vector<std::string> f = fields(pid);
+      if (num(f, 1) == postmaster) ticks += num(f, 11) + num(f, 12);
+    }
+  }
+  return static_cast<double>(ticks) / tick;
+}
+
+struct RunFigures {
+  bool ok = false;
+  double seconds = 0;
+  double rss_mb = 0;   // the largest peak RSS of the pipeline's processes
+  std::string output;  // stdout of the last process
+  std::string error;
+};
+
+// Runs a pipeline of argv's (stdout of each into stdin of the next), with
+// stdin of the first from `stdin_file` ("": /dev/null). Peak RSS from wait4.
+RunFigures RunPipeline(const std::vector<std::vector<std::string>>& stages,
+                       const std::string& stdin_file, const std::vector<std::string>& env) {
+  RunFigures r;
+  std::vector<pid_t> pids;
+  int in_fd = stdin_file.empty() ? open("/dev/null", O_RDONLY | O_CLOEXEC)
+                                 : open(stdin_file.c_str(), O_RDONLY | O_CLOEXEC);
+  int out_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) return r;
+  int err_pipe[2];
+  if (pipe2(err_pipe, O_CLOEXEC) != 0) return r;
+  std::vector<char*> envp;
+  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  absl::Time start = absl::Now();
+  for (size_t i = 0; i < stages.size(); ++i) {
+    int next[2] = {-1, -1};
+    const bool last = i + 1 == stages.size();
+    if (!last && pipe2(next, O_CLOEXEC) != 0) return r;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+    posix_spawn_file_actions_adddup2(&fa, last ? out_pipe[1] : next[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+    std::vector<char*> argv;
+    for (const std::string& a : stages[i]) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    close(in_fd);
+    if (!last) close(next[1]);
+    in_fd = last ? -1 : next[0];
+    if (rc != 0) {
+      r.error = absl::StrCat("unable to start ", stages[i][0]);
+      break;
+    }
+    pids.push_back(pid);
+  }
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  // Both pipes are small: drain stderr after stdout (tools print little).
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(out_pipe[0], buf, sizeof(buf))) > 0) r.output.append(buf, n);
+  std::string err;
+  while ((n = read(err_pipe[0], buf, sizeof(buf))) > 0) {
+    if (err.size() < 65536) err.append(buf, n);
+  }
+  close(out_pipe[0]);
+  close(err_pipe[0]);
+  bool all_ok = r.error.empty();
+  for (pid_t pid : pids) {
+    int status = 0;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) < 0) all_ok = false;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) all_ok = false;
+    r.rss_mb = std::max(r.rss_mb, static_cast<double>(ru.ru_maxrss) / 1024.0);
+  }
+  r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  r.ok = all_ok;
+  if (!all_ok && r.error.empty()) r.error = err.substr(err.size() > 2000 ? err.size() - 2000 : 0);
+  return r;
+}
+
+struct Dump {
+  std::string name;  // "plain", "plain.xz", ...
+  std::string path;
+};
+
+struct Contender {
+  std::string name;
+  bool baseline = false;
+  // Builds the pipeline for a target conninfo.
+  std::function<std::vector<std::vector<std::string>>(const std::string& conninfo)> stages;
+  std::string stdin_file;
+};
+
+struct Case {
+  Dump dump;
+  std::vector<Contender> contenders;
+};
+
+class RestoreBench {
+ public:
+  RestoreBench(std::string self, std::string work, double scale, int runs, int jobs)
+      : self_(std::move(self)),
+        work_(std::move(work)),
+        scale_(scale),
+        runs_(runs),
+        jobs_(jobs),
+        env_(NewPosixEnv()),
+        runner_(NewPosixCommandRunner()) {}
+
+  bool Start() {
+    mkdir(work_.c_str(), 0755);
+    cluster_ = bench::StartCluster(work_, runner_.get(), env_.get(), kTag);
+    if (cluster_ == nullptr) return false;
+    std::ifstream pid_file(cluster_->data_dir() + "/postmaster.pid");
+    int pid = 0;
+    std::string line;
+    if (!std::getline(pid_file, line) || !absl::SimpleAtoi(line, &pid)) return false;
+    postmaster_ = pid;
+    auto conn = PgConnection::Connect(cluster_->ConnInfo("postgres"));
+    if (!conn.ok()) return false;
+    server_version_ = (*conn)->Query("SHOW server_version").value_or(PgRows()).Scalar();
+    return true;
+  }
+
+  std::string DumpDir() const {
+    return absl::StrFormat("%s/dumps-scale-%g", dump_root_.empty() ? work_ : dump_root_, scale_);
+  }
+  void set_dump_root(std::string d) { dump_root_ = std::move(d); }
+
+  // Generates the database and its dumps unless a complete set is there.
+  bool MakeDumps() {
+    const std::string dir = DumpDir();
+    if (Exists(dir + "/complete")) {
+      std::printf("reusing the dumps in %s\n", dir.c_str());
+      return true;
+    }
+    RunTool({"rm", "-rf", dir}, "rm");
+    mkdir(dir.c_str(), 0755);
+    auto admin = PgConnection::Connect(cluster_->ConnInfo("postgres"));
+    if (!admin.ok()) return false;
+    if (!(*admin)->Exec(absl::StrCat("CREATE DATABASE ", kSourceDb)).ok()) return false;
+    absl::Time t0 = absl::Now();
+    {
+      auto conn = PgConnection::Connect(cluster_->ConnInfo(kSourceDb));
+      if (!conn.ok()) return false;
+      bench::MastodonDataStats stats;
+      absl::Status s = bench::GenerateMastodonData(
+          conn->get(), scale_,
+          [](const std::string& step) {
+            std::printf("  generating %s\n", step.c_str());
+            std::fflush(stdout);
+          },
+          &stats);
+      if (!s.ok()) {
+        std::fprintf(stderr, "%s: generation failed: %s\n", kTag, std::string(s.message()).c_str());
+        return false;
+      }
+      rows_ = stats.total_rows;
+    }
+    std::printf("generated SCALE=%g in %.1f s\n", scale_, absl::ToDoubleSeconds(absl::Now() - t0));
+    // Two small extra databases for the cluster dump.
+    for (const char* extra : {"extra_one", "extra_two"}) {
+      (*admin)->Exec(absl::StrCat("CREATE DATABASE ", extra)).IgnoreError();
+      auto c = PgConnection::Connect(cluster_->ConnInfo(extra));
+      if (!c.ok() || !(*c)->Exec("CREATE TABLE notes (id int PRIMARY KEY, body text); "
+                                 "INSERT INTO notes SELECT g, md5(g::text) FROM "
+                                 "generate_series(1, 1000) g")
+                          .ok()) {
+        return false;
+      }
+    }
+    const std::string bin = cluster_->bin_dir();
+    const std::string src = cluster_->ConnInfo(kSourceDb);
+    auto dump = [&](const std::vector<std::string>& args, const std::string& what) {
+      std::printf("  %s\n", what.c_str());
+      std::fflush(stdout);
+      std::vector<std::string> argv = {bin + "/pg_dump"};
+      argv.insert(argv.end(), args.begin(), args.end());
+      argv.push_back(src);
+      return RunTool(argv, what);
+    };
+    if (!dump({"-Fp", "-f", dir + "/dump.sql"}, "pg_dump plain") ||
+        !dump({"-Fc", "-f", dir + "/dump.custom"}, "pg_dump custom") ||
+        !dump({"-Fd", "-j", "2", "-f", dir + "/dump.dir"}, "pg_dump directory") ||
+        !dump({"-Ft", "-f", dir + "/dump.tar"}, "pg_dump tar")) {
+      return false;
+    }
+    std::printf("  pg_dumpall\n");
+    if (!RunTool(
+            {bin + "/pg_dumpall", "-f", dir + "/dumpall.sql", "-d", cluster_->ConnInfo("postgres")},
+            "pg_dumpall")) {
+      return false;
+    }
+    // Compressed copies of the plain dump, as admins make them.
+    for (const auto& [tool, ext] : std::vector<std::pair<std::string, std::string>>{
+             {"gzip", "gz"}, {"xz", "xz"}, {"zstd", "zst"}}) {
+      std::printf("  %s\n", tool.c_str());
+      std::fflush(stdout);
+      std::vector<std::string> argv = {"/usr/bin/" + tool, "-k", "-f"};
+      if (tool == "xz") argv.push_back("-T2");  // blocks, as `xz -T0` makes them
+      if (tool == "zstd") argv.push_back("-q");
+      argv.push_back(dir + "/dump.sql");
+      if (!RunTool(argv, tool)) return false;
+    }
+    for (const char* db : {kSourceDb, "extra_one", "extra_two"}) {
+      (*admin)->Exec(absl::StrCat("DROP DATABASE ", db)).IgnoreError();
+    }
+    std::ofstream(dir + "/complete") << absl::StrFormat("scale %g\n", scale_);
+    return true;
+  }
+
+  std::vector<Case> Cases(const std::vector<std::string>& wanted) {
+    const std::string dir = DumpDir();
+    const std::string bin = cluster_->bin_dir();
+    std::vector<std::string> agent_jobs = {absl::StrCat(jobs_)};
+    auto agent = [&](const std::string& path, const std::string& section) {
+      Contender c;
+      c.name = absl::StrCat("agent --jobs ", jobs_);
+      c.stages = [=](const std::string& conninfo) {
+        std::vector<std::string> argv = {self_,        "--agent-load", path,
+                                         "--conninfo", conninfo,       "--database",
+                                         kTargetDb,    "--jobs",       absl::StrCat(jobs_)};
+        if (!section.empty()) {
+          argv.push_back("--source-db");
+          argv.push_back(section);
+        }
+        return std::vector<std::vector<std::string>>{argv};
+      };
+      return c;
+    };
+    auto psql = [&](const std::string& name, const std::string& file, bool stop_on_error) {
+      Contender c;
+      c.name = name;
+      c.baseline = true;
+      c.stages = [=](const std::string& conninfo) {
+        std::vector<std::string> argv = {bin + "/psql", "-X", "-q", "-o", "/dev/null"};
+        if (stop_on_error) {
+          argv.push_back("-v");
+          argv.push_back("ON_ERROR_STOP=1");
+        }
+        argv.insert(argv.end(), {"-f", file, "-d", conninfo});
+        return std::vector<std::vector<std::string>>{argv};
+      };
+      return c;
+    };
+    auto piped = [&](const std::string& tool, const std::string& file) {
+      Contender c;
+      c.name = absl::StrCat(tool, " -dc | psql");
+      c.baseline = true;
+      c.stages = [=](const std::string& conninfo) {
+        return std::vector<std::vector<std::string>>{{"/usr/bin/" + tool, "-dc", file},
+                                                     {bin + "/psql", "-X", "-q", "-o", "/dev/null",
+                                                      "-v", "ON_ERROR_STOP=1", "-d", conninfo}};
+      };
+      return c;
+    };
+    auto pg_restore = [&](int j, const std::string& file, bool baseline) {
+      Contender c;
+      c.name = j > 0 ? absl::StrCat("pg_restore -j", j) : "pg_restore";
+      c.baseline = baseline;
+      c.stages = [=](const std::string& conninfo) {
+        std::vector<std::string> argv = {bin + "/pg_restore", "--exit-on-error", "-d", conninfo};
+        if (j > 0) argv.push_back(absl::StrCat("-j", j));
+        argv.push_back(file);
+        return std::vector<std::vector<std::string>>{argv};
+      };
+      return c;
+    };
+    std::vector<Case> all = {
+        {{"plain", dir + "/dump.sql"},
+         {psql("psql -f", dir + "/dump.sql", true), agent(dir + "/dump.sql", "")}},
+        {{"plain.gz", dir + "/dump.sql.gz"},
+         {piped("gzip", dir + "/dump.sql.gz"), agent(dir + "/dump.sql.gz", "")}},
+        {{"plain.xz", dir + "/dump.sql.xz"},
+         {piped("xz", dir + "/dump.sql.xz"), agent(dir + "/dump.sql.xz", "")}},
+        {{"plain.zst", dir + "/dump.sql.zst"},
+         {piped("zstd", dir + "/dump.sql.zst"), agent(dir + "/dump.sql.zst", "")}},
+        {{"custom", dir + "/dump.custom"},
+         {pg_restore(2, dir + "/dump.custom", true), pg_restore(1, dir + "/dump.custom", false),
+          agent(dir + "/dump.custom", "")}},
+        {{"directory", dir + "/dump.dir"},
+         {pg_restore(2, dir + "/dump.dir", true), agent(dir + "/dump.dir", "")}},
+        {{"tar", dir + "/dump.tar"},
+         {pg_restore(0, dir + "/dump.tar", true), agent(dir + "/dump.tar", "")}},
+        {{"dumpall", dir + "/dumpall.sql"},
+         {psql("psql -f (whole cluster)", dir + "/dumpall.sql", false),
+          agent(dir + "/dumpall.sql", kSourceDb)}},
+    };
+    std::vector<Case> out;
+    for (Case& c : all) {
+      if (wanted.empty() || std::find(wanted.begin(), wanted.end(), c.dump.name) != wanted.end()) {
+        out.push_back(std::move(c));
+      }
+    }
+    return out;
+  }
+
+  // Drops every database but the system ones, and checkpoints, so each run
+  // starts alike.
+  bool Clean() {
+    auto conn = PgConnection::Connect(cluster_->ConnInfo("postgres"));
+    if (!conn.ok()) return false;
+    auto dbs = (*conn)->Query(
+        "SELECT datname FROM pg_database WHERE datname NOT IN ('postgres', 'template0', "
+        "'template1')");
+    if (!dbs.ok()) return false;
+    for (const auto& row : dbs->rows) {
+      if (!(*conn)
+               ->Exec(absl::StrCat("DROP DATABASE ", (*conn)->QuoteIdentifier(*row[0]),
+                                   " WITH (FORCE)"))
+               .ok()) {
+        return false;
+      }
+    }
+    // Roles a cluster dump created.
+    (*conn)->Exec("CHECKPOINT").IgnoreError();
+    return true;
+  }
+
+  struct Sample {
+    double seconds = 0, rss_mb = 0, server_cpu = 0;
+    std::string detail;
+  };
+
+  bool RunAll(const std::vector<Case>& cases) {
+    for (int run = 0; run < runs_; ++run) {
+      for (const Case& c : cases) {
+        const size_t n = c.contenders.size();
+        for (size_t k = 0; k < n; ++k) {
+          const Contender& who = c.contenders[(k + static_cast<size_t>(run)) % n];
+          if (!Clean()) return false;
+          std::string conninfo = cluster_->ConnInfo(kTargetDb);
+          const bool agent = who.name.rfind("agent", 0) == 0;
+          if (!agent) {
+            auto admin = PgConnection::Connect(cluster_->ConnInfo("postgres"));
+            if (!admin.ok() ||
+                !(*admin)
+                     ->Exec(absl::StrCat("CREATE DATABASE ", kTargetDb, " TEMPLATE template0"))
+                     .ok()) {
+              return false;
+            }
+          } else {
+            conninfo = cluster_->ConnInfo("postgres");
+          }
+          double cpu0 = ServerCpuSeconds(postmaster_);
+          RunFigures f = RunPipeline(who.stages(conninfo), who.stdin_file,
+                                     {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"});
+          double cpu1 = ServerCpuSeconds(postmaster_);
+          if (!f.ok) {
+            std::fprintf(stderr, "%s: %s on %s failed: %s\n", kTag, who.name.c_str(),
+                         c.dump.name.c_str(), f.error.c_str());
+            return false;
+          }
+          Sample s{f.seconds, f.rss_mb, cpu1 - cpu0, ""};
+          if (agent) s.detail = std::string(absl::StripAsciiWhitespace(f.output));
+          std::printf("run %d  %-10s %-28s %7.2f s  server CPU %6.1f s  RSS %6.1f MB  %s\n",
+                      run + 1, c.dump.name.c_str(), who.name.c_str(), s.seconds, s.server_cpu,
+                      s.rss_mb, s.detail.c_str());
+          std::fflush(stdout);
+          samples_[c.dump.name][who.name].push_back(s);
+        }
+      }
+    }
+    return Clean();
+  }
+
+  std::string Report(const std::vector<Case>& cases, const std::string& command) {
+    struct utsname u;
+    uname(&u);
+    MemoryInfo mem = env_->Memory();
+    std::string out = absl::StrFormat(
+        "# Database restore benchmark, %s\n\n"
+        "Command: `%s`\n\n"
+        "Machine: %d cores, %.0f GiB, %s %s; PostgreSQL %s (default settings, same "
+        "server for every contender); SCALE=%g.\n"
+        "Each figure is the median of %d runs; contenders interleaved, order rotating "
+        "each run; every restore into a fresh database after a CHECKPOINT. The agent's "
+        "time includes detection, the staging database and ANALYZE (psql and pg_restore "
+        "do no ANALYZE).\n\n",
+        absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone()), command, env_->Cpus(),
+        static_cast<double>(mem.total_bytes) / (1 << 30), u.sysname, u.release, server_version_,
+        scale_, runs_);
+    out +=
+        "| dump | size MB | contender | median s | min–max s | dump MB/s | server CPU s | "
+        "peak RSS MB | ratio |\n|---|---:|---|---:|---:|---:|---:|---:|---:|\n";
+    for (const Case& c : cases) {
+      const double mb = static_cast<double>(PathBytes(c.dump.path)) / 1e6;
+      double base = 0;
+      for (const Contender& who : c.contenders) {
+        if (!who.baseline) continue;
+        std::vector<double> t;
+        for (const Sample& s : samples_[c.dump.name][who.name]) t.push_back(s.seconds);
+        base = Median(t);
+        break;
+      }
+      for (const Contender& who : c.contenders) {
+        std::vector<double> t, cpu, rss;
+        for (const Sample& s : samples_[c.dump.name][who.name]) {
+          t.push_back(s.seconds);
+          cpu.push_back(s.server_cpu);
+          rss.push_back(s.rss_mb);
+        }
+        if (t.empty()) continue;
+        const double med = Median(t);
+        out += absl::StrFormat(
+            "| %s | %.0f | %s | %.2f | %.2f–%.2f | %.1f | %.1f | %.1f | %s |\n", c.dump.name, mb,
+            who.name, med, *std::min_element(t.begin(), t.end()),
+            *std::max_element(t.begin(), t.end()), mb / med, Median(cpu),
+            *std::max_element(rss.begin(), rss.end()),
+            who.baseline ? "baseline" : absl::StrFormat("%.2f× faster", base / med));
+      }
+    }
+    out += "\nAgent phases (last run): ";
+    std::vector<std::string> phases;
+    for (const Case& c : cases) {
+      for (const auto& [who, list] : samples_[c.dump.name]) {
+        if (!list.empty() && !list.back().detail.empty()) {
+          phases.push_back(absl::StrCat(c.dump.name, ": ", list.back().detail));
+        }
+      }
+    }
+    out += absl::StrJoin(phases, "; ") + "\n";
+    return out;
+  }
+
+ private:
+  bool RunTool(std::vector<std::string> argv, const std::string& what) {
+    return bench::RunTool(runner_.get(), "/", std::move(argv), what, kTag);
+  }
+
+  std::string self_, work_, dump_root_;
+  double scale_;
+  int runs_, jobs_;
+  std::unique_ptr<Env> env_;
+  std::unique_ptr<CommandRunner> runner_;
+  std::unique_ptr<LocalCluster> cluster_;
+  pid_t postmaster_ = 0;
+  std::string server_version_;
+  int64_t rows_ = 0;
+  std::map<std::string, std::map<std::string, std::vector<Sample>>> samples_;
+};
+
+// --agent-load: StageDatabase of one dump; prints the phases.
+int AgentLoad(const ParsedArgs& args) {
+  auto env = NewPosixEnv();
+  auto runner = NewPosixCommandRunner();
+  DatabaseRestoreRequest request;
+  request.source_path = args.Get("agent-load");
+  request.conninfo = args.Get("conninfo");
+  request.database = args.Get("database", kTargetDb);
+  request.source_db = args.Get("source-db");
+  request.operation_id = absl::StrFormat("bench%d", getpid());
+  int jobs = 0;
+  if (!absl::SimpleAtoi(args.Get("jobs", "0"), &jobs)) return 2;
+  request.jobs = jobs;
+  absl::Time start = absl::Now(), load_start = start, analyze_start = start;
+  request.progress = [&](const std::string& step, const LoadProgress&) {
+    if (step == "load" && load_start == start) load_start = absl::Now();
+    if (step == "analyze" && analyze_start == start) analyze_start = absl::Now();
+  };
+  auto staged = StageDatabase(request, runner.get(), env.get());
+  if (!staged.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(staged.status().message()).c_str());
+    return 1;
+  }
+  absl::Time end = absl::Now();
+  std::printf(
+      "load %.2f s, analyze %.2f s, %lld rows\n", absl::ToDoubleSeconds(analyze_start - load_start),
+      absl::ToDoubleSeconds(end - analyze_start), static_cast<long long>(staged->load.rows));
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const std::vector<FlagSpec> specs = {
+      {"scale", "S", "database size (1: about 700 MB of plain dump; default 1)"},
+      {"runs", "N", "runs of each contender (default 3)"},
+      {"jobs", "N", "the agent's --jobs (default: cores)"},
+      {"cases", "LIST",
+       "comma-separated: plain,plain.gz,plain.xz,plain.zst,custom,directory,"
+       "tar,dumpall (default all)"},
+      {"work-dir", "DIR", "server and dumps (default /var/tmp/mr-restore-bench)"},
+      {"dump-dir", "DIR", "where the dumps are kept between runs (default: work-dir)"},
+      {"output", "FILE", "also write the report here"},
+      {"agent-load", "DUMP", "(internal) stage one dump with the library"},
+      {"conninfo", "CONNINFO", "(internal)"},
+      {"database", "NAME", "(internal)"},
+      {"source-db", "NAME", "(internal)"},
+  };
+  auto parsed = ParseArgs(args, specs);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "%s: %s\n", kTag, std::string(parsed.status().message()).c_str());
+    return 2;
+  }
+  if (parsed->Has("agent-load")) return AgentLoad(*parsed);
+  double scale = 1;
+  int runs = 3, jobs = 0;
+  if (!absl::SimpleAtod(parsed->Get("scale", "1"), &scale) ||
+      !absl::SimpleAtoi(parsed->Get("runs", "3"), &runs) ||
+      !absl::SimpleAtoi(parsed->Get("jobs", "0"), &jobs) || scale <= 0 || runs <= 0 || jobs < 0) {
+    std::fprintf(stderr, "%s: bad --scale, --runs or --jobs\n", kTag);
+    return 2;
+  }
+  if (jobs == 0) jobs = NewPosixEnv()->Cpus();
+  std::vector<std::string> wanted;
+  if (parsed->Has("cases")) wanted = absl::StrSplit(parsed->Get("cases"), ',', absl::SkipEmpty());
+  char self[4096];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len <= 0) return 1;
+  self[len] = 0;
+  RestoreBench bench(self, parsed->Get("work-dir", "/var/tmp/mr-restore-bench"), scale, runs, jobs);
+  if (parsed->Has("dump-dir")) bench.set_dump_root(parsed->Get("dump-dir"));
+  if (!bench.Start() || !bench.MakeDumps()) return 1;
+  std::vector<Case> cases = bench.Cases(wanted);
+  if (cases.empty()) {
+    std::fprintf(stderr, "%s: no such case\n", kTag);
+    return 2;
+  }
+  if (!bench.RunAll(cases)) return 1;
+  std::string command = absl::StrCat("restore_bench ", absl::StrJoin(args, " "));
+  std::string report = bench.Report(cases, command);
+  std::printf("\n%s", report.c_str());
+  if (parsed->Has("output")) std::ofstream(parsed->Get("output")) << report;
+  return 0;
+}
+
+}  // namespace
+}  // namespace mastodon_restore
+
+int main(int argc, char** argv) { return mastodon_restore::Main(argc, argv); }
