@@ -93,15 +93,15 @@ ALTER SEQUENCE accounts_id_seq OWNED BY accounts.id;)",
   avatar_file_size, avatar_updated_at, avatar_remote_url, inbox_url, outbox_url,
   shared_inbox_url, followers_url, following_url, fields, actor_type, discoverable,
   avatar_storage_schema_version, last_webfingered_at, moved_to_account_id, suspended_at)
-SELECT g, w.w || (g % 997), CASE WHEN g % 10 = 0 THEN NULL ELSE 'host' || {PICK_HOST} || '.example' END,
+SELECT g, w.w || '_' || g, CASE WHEN g % 10 = 0 THEN NULL ELSE 'host' || {PICK_HOST} || '.example' END,
   CASE WHEN g % 10 = 0 THEN '-----BEGIN RSA PRIVATE KEY-----' || repeat(md5(g::text || 'k'), 6) ELSE NULL END,
   E'-----BEGIN PUBLIC KEY-----\n' || md5(g::text) || md5((g + 1)::text) || E'\n' ||
     md5((g * 3)::text) || md5((g * 5)::text) || E'\n' || md5((g * 7)::text) ||
     md5((g * 11)::text) || E'\n' || md5((g * 13)::text) || E'\n-----END PUBLIC KEY-----\n',
   '2020-01-01'::timestamp + g * interval '3 minutes', '2024-01-01'::timestamp + g * interval '1 minute',
   s.t, initcap(w.w) || ' ' || initcap(w2.w),
-  'https://host' || {PICK_HOST} || '.example/users/' || w.w || (g % 997),
-  'https://host' || {PICK_HOST} || '.example/@' || w.w || (g % 997),
+  'https://host' || {PICK_HOST} || '.example/users/' || w.w || '_' || g,
+  'https://host' || {PICK_HOST} || '.example/@' || w.w || '_' || g,
   md5(g::text || 'a') || '.png', 'image/png', 10000 + g % 50000, '2024-02-01'::timestamp + g * interval '1 second',
   'https://cdn.host' || {PICK_HOST} || '.example/accounts/avatars/' || g || '/original/' || md5(g::text) || '.png',
   'https://host' || {PICK_HOST} || '.example/users/' || w.w || '/inbox',

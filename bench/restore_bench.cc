@@ -113,6 +113,7 @@ struct RunFigures {
   bool ok = false;
   double seconds = 0;
   double rss_mb = 0;   // the largest peak RSS of the pipeline's processes
+  double cpu = 0;      // CPU seconds of the pipeline's processes
   std::string output;  // stdout of the last process
   std::string error;
 };
@@ -176,6 +177,8 @@ RunFigures RunPipeline(const std::vector<std::vector<std::string>>& stages,
     if (wait4(pid, &status, 0, &ru) < 0) all_ok = false;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) all_ok = false;
     r.rss_mb = std::max(r.rss_mb, static_cast<double>(ru.ru_maxrss) / 1024.0);
+    r.cpu += absl::ToDoubleSeconds(absl::DurationFromTimeval(ru.ru_utime) +
+                                   absl::DurationFromTimeval(ru.ru_stime));
   }
   r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   r.ok = all_ok;
@@ -211,6 +214,31 @@ class RestoreBench {
         jobs_(jobs),
         env_(NewPosixEnv()),
         runner_(NewPosixCommandRunner()) {}
+
+  // Stops the server and removes its directory (the dumps stay).
+  ~RestoreBench() {
+    if (cluster_ == nullptr) return;
+    const std::string base = cluster_->data_dir().substr(0, cluster_->data_dir().rfind('/'));
+    cluster_.reset();
+    RunTool({"rm", "-rf", base}, "rm");
+  }
+
+  // One untimed restore of the plain dump with psql, so the first timed run
+  // does not pay for the new server's first WAL segments and cold caches.
+  bool WarmUp() {
+    if (!Clean()) return false;
+    auto admin = PgConnection::Connect(cluster_->ConnInfo("postgres"));
+    if (!admin.ok() ||
+        !(*admin)->Exec(absl::StrCat("CREATE DATABASE ", kTargetDb, " TEMPLATE template0")).ok()) {
+      return false;
+    }
+    std::printf("warm-up: psql -f dump.sql\n");
+    std::fflush(stdout);
+    RunFigures f = RunPipeline({{cluster_->bin_dir() + "/psql", "-X", "-q", "-o", "/dev/null", "-f",
+                                 DumpDir() + "/dump.sql", "-d", cluster_->ConnInfo(kTargetDb)}},
+                               "", {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"});
+    return f.ok && Clean();
+  }
 
   bool Start() {
     mkdir(work_.c_str(), 0755);
@@ -314,7 +342,8 @@ class RestoreBench {
     return true;
   }
 
-  std::vector<Case> Cases(const std::vector<std::string>& wanted) {
+  std::vector<Case> Cases(const std::vector<std::string>& wanted,
+                          const std::vector<std::string>& contenders) {
     const std::string dir = DumpDir();
     const std::string bin = cluster_->bin_dir();
     std::vector<std::string> agent_jobs = {absl::StrCat(jobs_)};
@@ -393,9 +422,22 @@ class RestoreBench {
     };
     std::vector<Case> out;
     for (Case& c : all) {
-      if (wanted.empty() || std::find(wanted.begin(), wanted.end(), c.dump.name) != wanted.end()) {
-        out.push_back(std::move(c));
+      if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), c.dump.name) == wanted.end()) {
+        continue;
       }
+      if (!contenders.empty()) {
+        std::vector<Contender> kept;
+        for (Contender& who : c.contenders) {
+          for (const std::string& prefix : contenders) {
+            if (who.name.rfind(prefix, 0) == 0) {
+              kept.push_back(who);
+              break;
+            }
+          }
+        }
+        c.contenders = std::move(kept);
+      }
+      if (!c.contenders.empty()) out.push_back(std::move(c));
     }
     return out;
   }
@@ -423,7 +465,7 @@ class RestoreBench {
   }
 
   struct Sample {
-    double seconds = 0, rss_mb = 0, server_cpu = 0;
+    double seconds = 0, rss_mb = 0, server_cpu = 0, client_cpu = 0;
     std::string detail;
   };
 
@@ -456,11 +498,13 @@ class RestoreBench {
                          c.dump.name.c_str(), f.error.c_str());
             return false;
           }
-          Sample s{f.seconds, f.rss_mb, cpu1 - cpu0, ""};
+          Sample s{f.seconds, f.rss_mb, cpu1 - cpu0, f.cpu, ""};
           if (agent) s.detail = std::string(absl::StripAsciiWhitespace(f.output));
-          std::printf("run %d  %-10s %-28s %7.2f s  server CPU %6.1f s  RSS %6.1f MB  %s\n",
-                      run + 1, c.dump.name.c_str(), who.name.c_str(), s.seconds, s.server_cpu,
-                      s.rss_mb, s.detail.c_str());
+          std::printf(
+              "run %d  %-10s %-28s %7.2f s  server CPU %5.1f s  client CPU %5.1f s  RSS %6.1f "
+              "MB  %s\n",
+              run + 1, c.dump.name.c_str(), who.name.c_str(), s.seconds, s.server_cpu, s.client_cpu,
+              s.rss_mb, s.detail.c_str());
           std::fflush(stdout);
           samples_[c.dump.name][who.name].push_back(s);
         }
@@ -487,7 +531,8 @@ class RestoreBench {
         scale_, runs_);
     out +=
         "| dump | size MB | contender | median s | min–max s | dump MB/s | server CPU s | "
-        "peak RSS MB | ratio |\n|---|---:|---|---:|---:|---:|---:|---:|---:|\n";
+        "client CPU s | peak RSS MB | speed-up |\n"
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n";
     for (const Case& c : cases) {
       const double mb = static_cast<double>(PathBytes(c.dump.path)) / 1e6;
       double base = 0;
@@ -499,20 +544,21 @@ class RestoreBench {
         break;
       }
       for (const Contender& who : c.contenders) {
-        std::vector<double> t, cpu, rss;
+        std::vector<double> t, cpu, client, rss;
         for (const Sample& s : samples_[c.dump.name][who.name]) {
           t.push_back(s.seconds);
           cpu.push_back(s.server_cpu);
+          client.push_back(s.client_cpu);
           rss.push_back(s.rss_mb);
         }
         if (t.empty()) continue;
         const double med = Median(t);
         out += absl::StrFormat(
-            "| %s | %.0f | %s | %.2f | %.2f–%.2f | %.1f | %.1f | %.1f | %s |\n", c.dump.name, mb,
-            who.name, med, *std::min_element(t.begin(), t.end()),
-            *std::max_element(t.begin(), t.end()), mb / med, Median(cpu),
+            "| %s | %.0f | %s | %.2f | %.2f–%.2f | %.1f | %.1f | %.1f | %.1f | %s |\n", c.dump.name,
+            mb, who.name, med, *std::min_element(t.begin(), t.end()),
+            *std::max_element(t.begin(), t.end()), mb / med, Median(cpu), Median(client),
             *std::max_element(rss.begin(), rss.end()),
-            who.baseline ? "baseline" : absl::StrFormat("%.2f× faster", base / med));
+            who.baseline ? "baseline" : absl::StrFormat("%.2f×", base / med));
       }
     }
     out += "\nAgent phases (last run): ";
@@ -569,9 +615,10 @@ int AgentLoad(const ParsedArgs& args) {
     return 1;
   }
   absl::Time end = absl::Now();
-  std::printf(
-      "load %.2f s, analyze %.2f s, %lld rows\n", absl::ToDoubleSeconds(analyze_start - load_start),
-      absl::ToDoubleSeconds(end - analyze_start), static_cast<long long>(staged->load.rows));
+  std::printf("load %.2f s (data in at %.2f s, %d connections), analyze %.2f s, %lld rows\n",
+              absl::ToDoubleSeconds(analyze_start - load_start), staged->load.data_seconds,
+              staged->load.jobs, absl::ToDoubleSeconds(end - analyze_start),
+              static_cast<long long>(staged->load.rows));
   return 0;
 }
 
@@ -584,6 +631,9 @@ int Main(int argc, char** argv) {
       {"cases", "LIST",
        "comma-separated: plain,plain.gz,plain.xz,plain.zst,custom,directory,"
        "tar,dumpall (default all)"},
+      {"contenders", "LIST",
+       "comma-separated name prefixes: agent,psql,pg_restore,xz,... "
+       "(default all)"},
       {"work-dir", "DIR", "server and dumps (default /var/tmp/mr-restore-bench)"},
       {"dump-dir", "DIR", "where the dumps are kept between runs (default: work-dir)"},
       {"output", "FILE", "also write the report here"},
@@ -615,8 +665,12 @@ int Main(int argc, char** argv) {
   self[len] = 0;
   RestoreBench bench(self, parsed->Get("work-dir", "/var/tmp/mr-restore-bench"), scale, runs, jobs);
   if (parsed->Has("dump-dir")) bench.set_dump_root(parsed->Get("dump-dir"));
-  if (!bench.Start() || !bench.MakeDumps()) return 1;
-  std::vector<Case> cases = bench.Cases(wanted);
+  if (!bench.Start() || !bench.MakeDumps() || !bench.WarmUp()) return 1;
+  std::vector<std::string> contenders;
+  if (parsed->Has("contenders")) {
+    contenders = absl::StrSplit(parsed->Get("contenders"), ',', absl::SkipEmpty());
+  }
+  std::vector<Case> cases = bench.Cases(wanted, contenders);
   if (cases.empty()) {
     std::fprintf(stderr, "%s: no such case\n", kTag);
     return 2;

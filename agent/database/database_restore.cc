@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -136,6 +137,25 @@ int64_t MaintenanceWorkMemMb(Env* env, int jobs) {
   return std::max<int64_t>(64, std::min<int64_t>(1024, available_mb / 8 / std::max(1, jobs)));
 }
 
+// ANALYZE of the tables and materialized views the load did not analyze
+// (`analyzed`, named as in the dump: quoted like format('%I.%I')); all of
+// them when it analyzed none.
+absl::Status AnalyzeRest(PgConnection* conn, const std::vector<std::string>& analyzed) {
+  if (analyzed.empty()) return conn->Exec("ANALYZE");
+  ASSIGN_OR_RETURN(PgRows relations,
+                   conn->Query("SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+                               "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                               "WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN "
+                               "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
+                               "'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'"));
+  const std::set<std::string> done(analyzed.begin(), analyzed.end());
+  for (const auto& row : relations.rows) {
+    if (!row[0].has_value() || done.count(*row[0]) > 0) continue;
+    RETURN_IF_ERROR(conn->Exec(absl::StrCat("ANALYZE ", *row[0])));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest& request,
@@ -242,10 +262,13 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     auto connect_staging = [&]() -> absl::StatusOr<std::unique_ptr<PgConnection>> {
       ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
                        PgConnection::Connect(request.conninfo, result.staging_database));
-      RETURN_IF_ERROR(conn->Exec(
-          absl::StrCat("SET synchronous_commit = off; SET maintenance_work_mem = '",
-                       MaintenanceWorkMemMb(env, jobs),
-                       "MB'; SET max_parallel_maintenance_workers = ", std::max(1, env->Cpus()))));
+      // One index build per connection when several connections build at
+      // once (parallel workers only add coordination on top); the serial
+      // load lets each build use every core.
+      RETURN_IF_ERROR(conn->Exec(absl::StrCat(
+          "SET synchronous_commit = off; SET maintenance_work_mem = '",
+          MaintenanceWorkMemMb(env, jobs), "MB'; SET max_parallel_maintenance_workers = ",
+          jobs > 1 ? 0 : std::max(1, env->Cpus()))));
       return conn;
     };
     ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> staging, connect_staging());
@@ -263,6 +286,8 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     options.progress = [&](const LoadProgress& p) { progress("load", p); };
     options.jobs = jobs;
     options.connect = connect_staging;
+    options.analyze = true;
+    if (request.chunk_bytes > 0) options.chunk_bytes = request.chunk_bytes;
     auto load = [&](ByteStream* data) -> absl::Status {
       ASSIGN_OR_RETURN(result.load, LoadPlainSql(data, staging.get(), options));
       return absl::OkStatus();
@@ -298,7 +323,7 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
 
     // 5. Statistics, collation check.
     progress("analyze", LoadProgress());
-    RETURN_IF_ERROR(staging->Exec("ANALYZE"));
+    RETURN_IF_ERROR(AnalyzeRest(staging.get(), result.load.analyzed));
     auto collation = staging->Query(
         "SELECT datcollversion IS DISTINCT FROM pg_database_collation_actual_version(oid) "
         "FROM pg_database WHERE datname = current_database() AND datcollversion IS NOT NULL");

@@ -43,8 +43,10 @@ struct DatabaseRestoreRequest {
   bool keep_owners = false;
   bool with_role_passwords = false;
   bool drop_previous = false;
-  // Connections loading in parallel (0: one per core; 1: the serial load).
+  // Connections loading in parallel (0: one per core; 1: the serial load),
+  // and the size of the COPY chunks they load (0: the loader's default).
   int jobs = 0;
+  int64_t chunk_bytes = 0;
   const CancelToken* cancel = nullptr;
   // Progress of the steps ("detect", "load", "analyze", "verify", "swap").
   std::function<void(const std::string& step, const LoadProgress& progress)> progress;

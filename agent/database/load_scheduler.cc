@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
@@ -13,8 +14,21 @@ namespace {
 constexpr size_t kCopySlice = 1 << 20;
 constexpr auto kPoll = std::chrono::milliseconds(100);
 
-bool Conflict(LoadJob::Lock a, LoadJob::Lock b) {
-  return !(a == b && (a == LoadJob::Lock::kData || a == LoadJob::Lock::kShared));
+using Lock = LoadJob::Lock;
+
+// Whether two jobs holding `a` and `b` on one table must not run at once.
+bool Conflict(Lock a, Lock b) {
+  if (a == Lock::kData || b == Lock::kData) return !(a == Lock::kData && b == Lock::kData);
+  if (a == Lock::kExclusive || b == Lock::kExclusive) return true;
+  if (a == Lock::kReference || b == Lock::kReference) return false;  // ROW SHARE
+  return !(a == Lock::kShared && b == Lock::kShared);
+}
+
+// Calls `fn(table, lock)` for every table `job` takes.
+template <typename Fn>
+void ForEachLock(const LoadJob& job, Fn fn) {
+  for (const std::string& t : job.tables) fn(t, job.lock);
+  for (const std::string& t : job.referenced) fn(t, Lock::kReference);
 }
 
 }  // namespace
@@ -124,16 +138,21 @@ int LoadScheduler::max_concurrency() {
   return max_running_;
 }
 
+absl::Time LoadScheduler::last_data_done() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_data_done_;
+}
+
 bool LoadScheduler::ConflictsWithEarlierLocked(const Entry& e) {
   for (const auto& other : queue_) {
     if (other->seq >= e.seq) break;
-    if (!Conflict(other->job.lock, e.job.lock)) continue;
-    for (const std::string& t : e.job.tables) {
-      if (std::find(other->job.tables.begin(), other->job.tables.end(), t) !=
-          other->job.tables.end()) {
-        return true;
-      }
-    }
+    bool conflict = false;
+    ForEachLock(e.job, [&](const std::string& table, Lock lock) {
+      ForEachLock(other->job, [&](const std::string& other_table, Lock other_lock) {
+        if (!conflict && table == other_table && Conflict(lock, other_lock)) conflict = true;
+      });
+    });
+    if (conflict) return true;
   }
   return false;
 }
@@ -195,6 +214,7 @@ void LoadScheduler::Worker(PgConnection* conn) {
       FailLocked(s);
     } else {
       ++done_;
+      if (e->job.lock == LoadJob::Lock::kData) last_data_done_ = absl::Now();
     }
     buffered_ -= static_cast<int64_t>(e->job.sql.size() + e->job.copy_data.size());
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
@@ -220,6 +240,10 @@ absl::Status LoadScheduler::RunJob(PgConnection* conn, const LoadJob& job) {
                      s.message()));
   };
   absl::Status s = conn->Exec(job.sql);
+  if (!s.ok() && !job.fallback_sql.empty() &&
+      (conn->last_error().sqlstate == "0A000" || conn->last_error().sqlstate == "42809")) {
+    s = conn->Exec(job.fallback_sql);
+  }
   if (!s.ok()) return fail(s, "");
   if (!conn->in_copy()) return absl::OkStatus();
   const std::string table = job.tables.empty() ? "" : job.tables.front();

@@ -4,18 +4,21 @@
 // done.
 //
 // Ordering contract: a job never starts while an earlier-submitted job that
-// conflicts with it is unfinished. Jobs name the tables they touch and how:
+// conflicts with it is unfinished. Jobs name the tables they touch and how,
+// after the locks PostgreSQL takes:
 //   kData      COPY rows into the table (data jobs of one table never
 //              conflict with each other: chunks of one table load at once);
-//   kShared    CREATE INDEX (indexes of one table build at once, as
-//              pg_restore -j does: they take SHARE locks);
-//   kExclusive ALTER TABLE ... ADD CONSTRAINT and the like (ACCESS EXCLUSIVE
-//              or SHARE ROW EXCLUSIVE on every table named, so a foreign key
-//              waits for the referenced table's keys).
-// Anything else conflicts with everything on the same table. So an index
-// waits for all of its table's data, a foreign key for the constraints of
-// both tables; jobs of different tables run side by side, and no two jobs
-// ever wait for each other's locks on the server (no deadlock).
+//   kShared    CREATE INDEX (SHARE: indexes of one table build at once, as
+//              pg_restore -j does);
+//   kValidate  ALTER TABLE ... VALIDATE CONSTRAINT, ANALYZE (SHARE UPDATE
+//              EXCLUSIVE: one at a time per table, not beside index builds);
+//   kReference the referenced table of a VALIDATE CONSTRAINT (ROW SHARE:
+//              beside anything but kData and kExclusive);
+//   kExclusive ALTER TABLE ... ADD CONSTRAINT and the like (conflicts with
+//              everything on its tables).
+// Data conflicts with everything but data, so a table's builds wait for all
+// of its rows. Jobs of different tables run side by side, and two jobs whose
+// server locks conflict never run at once (no lock waits, no deadlock).
 //
 // Among the ready jobs data goes first (it frees the read-ahead memory),
 // then builds of the tables with the most data.
@@ -39,18 +42,24 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "agent/common/cancel_token.h"
 #include "agent/database/pg_connection.h"
 
 namespace mastodon_restore {
 
 struct LoadJob {
-  enum class Lock { kData, kShared, kExclusive };
+  enum class Lock { kData, kShared, kValidate, kReference, kExclusive };
   // Tables as the dump names them ("public.statuses"); all taken in `lock`.
   std::vector<std::string> tables;
   Lock lock = Lock::kExclusive;
+  // Tables taken in kReference mode (the referenced table of a validation).
+  std::vector<std::string> referenced;
   // The SQL to run; with copy_data, the COPY ... FROM stdin statement.
   std::string sql;
+  // Run instead when `sql` fails as not supported for the object (e.g. a
+  // NOT VALID foreign key on a partitioned table); "" for none.
+  std::string fallback_sql;
   // Rows for the COPY (lines, each ending in '\n'); empty for statements.
   std::string copy_data;
   // Where it comes from, for messages: first line in the dump, TOC entry.
@@ -99,6 +108,8 @@ class LoadScheduler {
   // Jobs run so far, and the most that ran at once.
   int64_t jobs_done();
   int max_concurrency();
+  // When the last data job finished (InfinitePast when none did).
+  absl::Time last_data_done();
 
  private:
   struct Entry {
@@ -135,6 +146,7 @@ class LoadScheduler {
   bool stopping_ = false;
   absl::Status failure_;
   std::map<std::string, int64_t> table_bytes_;
+  absl::Time last_data_done_ = absl::InfinitePast();
 };
 
 }  // namespace mastodon_restore

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/load_scheduler.h"
@@ -78,6 +79,7 @@ class Loader {
   }
 
   absl::StatusOr<LoadStats> Run() {
+    const absl::Time start = absl::Now();
     if (options_.jobs > 1 && options_.connect) {
       LoadSchedulerOptions so;
       so.jobs = options_.jobs;
@@ -133,10 +135,16 @@ class Loader {
                   absl::StatusCode::kInvalidArgument);
     }
     if (scheduler_ != nullptr) {
+      RETURN_IF_ERROR(SubmitAnalyze());
+      RETURN_IF_ERROR(SubmitValidations());
       RETURN_IF_ERROR(scheduler_->WaitIdle());
       stats_.parallel_jobs = scheduler_->jobs_done();
       stats_.max_concurrency = scheduler_->max_concurrency();
+      if (scheduler_->last_data_done() > start) {
+        stats_.data_seconds = absl::ToDoubleSeconds(scheduler_->last_data_done() - start);
+      }
     }
+    stats_.seconds = absl::ToDoubleSeconds(absl::Now() - start);
     if (options_.progress) options_.progress(Progress());
     return stats_;
   }
@@ -530,6 +538,13 @@ class Loader {
   // runs on the reader's connection, after everything before it when it
   // comes after the data started).
   absl::StatusOr<bool> Route(const SqlItem& item, const std::string& upper) {
+    if (toc_type_ != "FK CONSTRAINT") {
+      RETURN_IF_ERROR(SubmitValidations());
+    } else {
+      // Foreign keys come after every index and constraint: the tables can
+      // be analyzed now, beside the checks of the keys.
+      RETURN_IF_ERROR(SubmitAnalyze());
+    }
     if (absl::StartsWith(upper, "SET ") || absl::StartsWith(upper, "RESET ") ||
         absl::StartsWith(upper, "SELECT PG_CATALOG.SET_CONFIG(")) {
       // Session settings: replayed on the workers. One that changes a value
@@ -561,11 +576,25 @@ class Loader {
       if (ParsePostDataStatement(item.text, &target)) {
         parallel_phase_ = true;
         LoadJob job;
-        job.tables = std::move(target.tables);
+        job.tables = target.tables;
         job.lock = target.index ? LoadJob::Lock::kShared : LoadJob::Lock::kExclusive;
         job.sql = item.text;
         job.line = item.line;
         job.toc_entry = toc_entry_;
+        if (!target.referenced.empty() && target.only && !target.not_valid) {
+          // Added NOT VALID now (catalog only), validated with the others.
+          LoadJob validate;
+          validate.tables = {target.tables[0]};
+          validate.lock = LoadJob::Lock::kValidate;
+          if (target.referenced != target.tables[0]) validate.referenced = {target.referenced};
+          validate.sql = absl::StrCat("ALTER TABLE ONLY ", target.tables[0],
+                                      " VALIDATE CONSTRAINT ", target.constraint, ";");
+          validate.line = item.line;
+          validate.toc_entry = toc_entry_;
+          job.fallback_sql = item.text;
+          job.sql = absl::StrCat(absl::StripSuffix(item.text, ";"), " NOT VALID;");
+          validations_.push_back(std::move(validate));
+        }
         RETURN_IF_ERROR(scheduler_->Submit(std::move(job)));
         return true;
       }
@@ -573,6 +602,30 @@ class Loader {
     // Anything else after the data started runs alone, in dump order.
     if (parallel_phase_) RETURN_IF_ERROR(scheduler_->WaitIdle());
     return false;
+  }
+
+  // With options.analyze, once: ANALYZE of every table that got rows, each
+  // after its builds.
+  absl::Status SubmitAnalyze() {
+    if (!options_.analyze || analyze_submitted_) return absl::OkStatus();
+    analyze_submitted_ = true;
+    for (const auto& [table, rows] : stats_.table_rows) {
+      LoadJob job;
+      job.tables = {table};
+      job.lock = LoadJob::Lock::kValidate;
+      job.sql = absl::StrCat("ANALYZE ", table);
+      job.toc_entry = absl::StrCat("ANALYZE ", table);
+      RETURN_IF_ERROR(scheduler_->Submit(std::move(job)));
+      stats_.analyzed.push_back(table);
+    }
+    return absl::OkStatus();
+  }
+
+  // Submits the validations of the foreign keys added NOT VALID so far.
+  absl::Status SubmitValidations() {
+    for (LoadJob& job : validations_) RETURN_IF_ERROR(scheduler_->Submit(std::move(job)));
+    validations_.clear();
+    return absl::OkStatus();
   }
 
   absl::Status SubmitCopyChunk() {
@@ -672,6 +725,8 @@ class Loader {
   std::string copy_sql_;
   int64_t copy_chunk_line_ = 0;
   std::map<std::string, std::string> session_;
+  std::vector<LoadJob> validations_;
+  bool analyze_submitted_ = false;
 };
 
 }  // namespace

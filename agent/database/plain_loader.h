@@ -70,9 +70,16 @@ struct LoadOptions {
   // once everything before it is done. Rows of one table may land in a
   // different physical order than in the dump. jobs <= 1: everything on
   // `conn`, in dump order.
+  // A foreign key "ALTER TABLE ONLY t ADD CONSTRAINT c FOREIGN KEY ..." is
+  // added NOT VALID and validated afterwards (ALTER TABLE ONLY t VALIDATE
+  // CONSTRAINT c), so the checks of keys referencing one table run at once;
+  // the result is the same valid constraint.
   int jobs = 1;
   std::function<absl::StatusOr<std::unique_ptr<PgConnection>>()> connect;
   int64_t chunk_bytes = 8 << 20;
+  // Parallel load: ANALYZE each table that received rows as soon as its
+  // builds are done (LoadStats::analyzed).
+  bool analyze = false;
 };
 
 struct LoadStats {
@@ -97,6 +104,12 @@ struct LoadStats {
   int jobs = 1;
   int64_t parallel_jobs = 0;
   int max_concurrency = 1;
+  // Seconds from the start until the last table data was in (-1: no data
+  // or serial load), and until the end of the load.
+  double data_seconds = -1;
+  double seconds = 0;
+  // Tables analyzed by the load (options.analyze), as the dump names them.
+  std::vector<std::string> analyzed;
 };
 
 // Loads the dump from `in` through `conn`. Stops at the first error:

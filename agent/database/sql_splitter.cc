@@ -1,6 +1,8 @@
 #include "agent/database/sql_splitter.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 
 namespace mastodon_restore {
 namespace {
@@ -212,7 +214,7 @@ std::string ScanQualifiedName(absl::string_view sql, size_t* pos) {
 }
 
 bool ParsePostDataStatement(absl::string_view sql, PostDataTarget* target) {
-  target->tables.clear();
+  *target = PostDataTarget();
   size_t pos = 0;
   SkipSpace(sql, &pos);
   if (ConsumeWord(sql, &pos, "CREATE")) {
@@ -229,15 +231,21 @@ bool ParsePostDataStatement(absl::string_view sql, PostDataTarget* target) {
     return true;
   }
   if (!ConsumeWord(sql, &pos, "ALTER") || !ConsumeWord(sql, &pos, "TABLE")) return false;
-  ConsumeWord(sql, &pos, "ONLY");
+  target->only = ConsumeWord(sql, &pos, "ONLY");
   std::string table = ScanQualifiedName(sql, &pos);
   if (table.empty()) return false;
   SkipSpace(sql, &pos);
   if (!ConsumeWord(sql, &pos, "ADD") || !ConsumeWord(sql, &pos, "CONSTRAINT")) return false;
-  if (ScanQualifiedName(sql, &pos).empty()) return false;
+  target->constraint = ScanQualifiedName(sql, &pos);
+  if (target->constraint.empty()) return false;
   SkipSpace(sql, &pos);
   target->tables.push_back(table);
   target->index = false;
+  absl::string_view tail = absl::StripTrailingAsciiWhitespace(sql);
+  absl::ConsumeSuffix(&tail, ";");
+  tail = absl::StripTrailingAsciiWhitespace(tail);
+  target->not_valid =
+      tail.size() >= 10 && absl::EqualsIgnoreCase(tail.substr(tail.size() - 10), " NOT VALID");
   if (!ConsumeWord(sql, &pos, "FOREIGN")) return true;
   if (!ConsumeWord(sql, &pos, "KEY") || pos >= sql.size() || sql[pos] != '(') return false;
   // The referencing columns, quoted names included.
@@ -252,6 +260,7 @@ bool ParsePostDataStatement(absl::string_view sql, PostDataTarget* target) {
   if (!ConsumeWord(sql, &pos, "REFERENCES")) return false;
   std::string referenced = ScanQualifiedName(sql, &pos);
   if (referenced.empty()) return false;
+  target->referenced = referenced;
   if (referenced != table) target->tables.push_back(referenced);
   return true;
 }

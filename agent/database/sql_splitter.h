@@ -58,6 +58,12 @@ std::string ScanQualifiedName(absl::string_view sql, size_t* pos);
 struct PostDataTarget {
   std::vector<std::string> tables;
   bool index = false;  // a CREATE INDEX (else an ALTER TABLE)
+  // ALTER TABLE: the constraint's name as written, and for a foreign key
+  // the referenced table (also in `tables` unless it is the same table).
+  std::string constraint;
+  std::string referenced;
+  bool only = false;       // ALTER TABLE ONLY (not a partitioned table)
+  bool not_valid = false;  // ends in NOT VALID
 };
 bool ParsePostDataStatement(absl::string_view sql, PostDataTarget* target);
 

@@ -6,11 +6,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <map>
 #include <regex>
+#include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/database/load_scheduler.h"
 #include "agent/database/pg_connection.h"
 #include "agent/database/target_ops.h"
 #include "tests/harness/status_matchers.h"
@@ -83,6 +88,27 @@ class DatabaseRestoreTest : public ::testing::Test {
     return std::regex_replace(out, std::regex("\\\\(un)?restrict [A-Za-z0-9]+\\n"), "");
   }
 
+  // The same with the rows of each COPY block sorted: a table's rows, not
+  // their physical order (which a parallel load of chunks may change).
+  std::string DumpRowsSorted(const std::string& db) { return SortCopyRows(Dump(db)); }
+
+  static std::string SortCopyRows(const std::string& dump) {
+    std::vector<std::string> lines = absl::StrSplit(dump, '\n');
+    std::string out;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      out += lines[i] + "\n";
+      if (lines[i].rfind("COPY ", 0) != 0) continue;
+      size_t end = i + 1;
+      while (end < lines.size() && lines[end] != "\\.") ++end;
+      std::vector<std::string> rows(lines.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                                    lines.begin() + static_cast<std::ptrdiff_t>(end));
+      std::sort(rows.begin(), rows.end());
+      for (const std::string& r : rows) out += r + "\n";
+      i = end - 1;
+    }
+    return out;
+  }
+
   std::vector<std::string> Databases() {
     auto conn = PgConnection::Connect(pg_->ConnInfo());
     EXPECT_OK(conn);
@@ -133,19 +159,33 @@ TEST_F(DatabaseRestoreTest, EquivalentToPsqlAndPgRestoreInEveryFormat) {
       {kDir + "/hard/tar.tar", "", ""},
       {kDir + "/cluster.sql.gz", "", "hard"},
   };
+  // The serial load, and parallel loads with COPY chunks small enough that
+  // every table's rows are loaded by several connections at once.
+  const std::string expected_rows = SortCopyRows(expected);
   int n = 0;
-  for (const Case& c : cases) {
-    SCOPED_TRACE(c.source);
-    DatabaseRestoreRequest r = Request(c.source, absl::StrCat("restored_", n++));
-    r.source_db = c.source_db;
-    r.member = c.member;
-    auto result = Restore(r);
-    ASSERT_OK(result);
-    EXPECT_TRUE(result->verification.passed());
-    EXPECT_EQ(result->previous_database, "");
-    EXPECT_EQ(result->load.table_rows.at("public.toots"), 2000);
-    EXPECT_EQ(result->load.schema_version, "20260611150940");
-    EXPECT_EQ(Dump(r.database), expected);
+  for (int jobs : {1, 2, 4}) {
+    for (const Case& c : cases) {
+      SCOPED_TRACE(absl::StrCat(c.source, " with ", jobs, " jobs"));
+      DatabaseRestoreRequest r = Request(c.source, absl::StrCat("restored_", n++));
+      r.source_db = c.source_db;
+      r.member = c.member;
+      r.jobs = jobs;
+      r.chunk_bytes = 4096;
+      auto result = Restore(r);
+      ASSERT_OK(result);
+      EXPECT_TRUE(result->verification.passed());
+      EXPECT_EQ(result->previous_database, "");
+      EXPECT_EQ(result->load.table_rows.at("public.toots"), 2000);
+      EXPECT_EQ(result->load.schema_version, "20260611150940");
+      EXPECT_EQ(result->load.jobs, jobs);
+      if (jobs == 1) {
+        EXPECT_EQ(Dump(r.database), expected);  // the serial load keeps the row order
+      } else {
+        EXPECT_EQ(DumpRowsSorted(r.database), expected_rows);
+        EXPECT_GT(result->load.parallel_jobs, 10);
+        EXPECT_GE(result->load.max_concurrency, 2);
+      }
+    }
   }
   EXPECT_THAT(StagingLeft(), IsEmpty());
 }
@@ -284,6 +324,25 @@ TEST_F(RestoreFailureTest, SqlErrorInPostDataNamesLineAndTocEntry) {
   ExpectLiveUntouched();
 }
 
+TEST_F(RestoreFailureTest, BadRowInOneParallelChunkFailsTheWholeLoad) {
+  std::string plain = ReadFile(kDir + "/plain.sql");
+  size_t copy = plain.find("COPY public.statuses");
+  ASSERT_NE(copy, std::string::npos);
+  // A row far into the table, so other chunks of it load at the same time.
+  size_t row = copy;
+  for (int i = 0; i < 150; ++i) row = plain.find('\n', row) + 1;
+  plain.insert(row, "not-a-number\t1\tbroken\t2026-01-01 00:00:00+00\n");
+  DatabaseRestoreRequest r = Second(WriteDump("bad_row.sql", plain));
+  r.jobs = 4;
+  r.chunk_bytes = 2048;
+  EXPECT_THAT(Restore(r), StatusIs(absl::StatusCode::kInvalidArgument,
+                                   AllOf(HasSubstr("bad_row.sql' at line "),
+                                         HasSubstr("(TABLE DATA public.statuses)"),
+                                         HasSubstr("COPY public.statuses"),
+                                         HasSubstr("invalid input syntax for type bigint"))));
+  ExpectLiveUntouched();
+}
+
 TEST_F(RestoreFailureTest, MissingRoleWithKeepOwners) {
   ASSERT_OK(pg_->Exec("CREATE DATABASE scratch OWNER mastodon"));
   std::string plain = ReadFile(kDir + "/plain.sql");
@@ -376,6 +435,138 @@ TEST_F(DatabaseRestoreTest, MissingLocaleFallsBackToCUtf8) {
   EXPECT_THAT(warnings[0], HasSubstr("xx_XX.UTF-8"));
   EXPECT_EQ(*pg_->QueryValue("SELECT datcollate FROM pg_database WHERE datname = 'x__restore_1'"),
             "C.UTF-8");
+}
+
+// The scheduler of the parallel load on real connections: what waits for
+// what, session settings on every connection, the first failure cancels the
+// rest.
+class LoadSchedulerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto pg = TestPostgres::Start();
+    ASSERT_OK(pg);
+    pg_ = std::move(*pg);
+    ASSERT_OK(pg_->Exec("CREATE DATABASE sched"));
+    ASSERT_OK(pg_->Exec("CREATE TABLE log (tag text, setting text, at timestamptz)", "sched"));
+  }
+
+  std::unique_ptr<LoadScheduler> Start(int jobs, const CancelToken* cancel = nullptr) {
+    LoadSchedulerOptions o;
+    o.jobs = jobs;
+    o.connect = [this]() { return PgConnection::Connect(pg_->ConnInfo("sched")); };
+    o.dump_name = "test.sql";
+    o.cancel = cancel;
+    auto s = LoadScheduler::Start(o);
+    EXPECT_OK(s);
+    return s.ok() ? std::move(*s) : nullptr;
+  }
+
+  // A job that logs its start and end around a sleep.
+  static LoadJob Job(const std::string& tag, std::vector<std::string> tables, LoadJob::Lock lock,
+                     double sleep = 0.3) {
+    LoadJob j;
+    j.tables = std::move(tables);
+    j.lock = lock;
+    j.sql = absl::StrCat("INSERT INTO log VALUES ('", tag,
+                         "-start', current_setting('application_name'), "
+                         "clock_timestamp()); SELECT pg_sleep(",
+                         sleep, "); INSERT INTO log VALUES ('", tag,
+                         "-end', current_setting('application_name'), clock_timestamp())");
+    j.line = 7;
+    j.toc_entry = absl::StrCat("TEST ", tag);
+    return j;
+  }
+
+  // Tag -> time, and the settings the jobs saw.
+  std::map<std::string, std::string> Log(std::set<std::string>* settings) {
+    auto conn = PgConnection::Connect(pg_->ConnInfo("sched"));
+    EXPECT_OK(conn);
+    auto rows =
+        (*conn)->Query("SELECT tag, setting, to_char(at, 'YYYY-MM-DD HH24:MI:SS.US') FROM log");
+    EXPECT_OK(rows);
+    std::map<std::string, std::string> out;
+    for (const auto& row : rows->rows) {
+      out[*row[0]] = *row[2];
+      if (settings != nullptr) settings->insert(*row[1]);
+    }
+    return out;
+  }
+
+  std::unique_ptr<TestPostgres> pg_;
+};
+
+TEST_F(LoadSchedulerTest, BuildsWaitForTheirTablesDataAndConflictingBuilds) {
+  auto s = Start(3);
+  ASSERT_NE(s, nullptr);
+  s->AddSessionStatement("SET application_name = 'restore-load'");
+  using L = LoadJob::Lock;
+  ASSERT_OK(s->Submit(Job("a-data1", {"a"}, L::kData)));
+  ASSERT_OK(s->Submit(Job("a-data2", {"a"}, L::kData)));
+  ASSERT_OK(s->Submit(Job("b-data", {"b"}, L::kData, 0.6)));
+  ASSERT_OK(s->Submit(Job("a-idx1", {"a"}, L::kShared)));
+  ASSERT_OK(s->Submit(Job("a-idx2", {"a"}, L::kShared)));
+  ASSERT_OK(s->Submit(Job("fk-b-a", {"b", "a"}, L::kExclusive, 0.1)));
+  ASSERT_OK(s->Submit(Job("c-idx", {"c"}, L::kShared, 0.1)));
+  ASSERT_OK(s->WaitIdle());
+  EXPECT_EQ(s->jobs_done(), 7);
+  EXPECT_EQ(s->max_concurrency(), 3);
+  std::set<std::string> settings;
+  std::map<std::string, std::string> at = Log(&settings);
+  ASSERT_EQ(at.size(), 14u);
+  EXPECT_THAT(settings, ::testing::ElementsAre("restore-load"));
+  for (const char* idx : {"a-idx1-start", "a-idx2-start"}) {
+    EXPECT_GE(at[idx], at["a-data1-end"]) << idx;
+    EXPECT_GE(at[idx], at["a-data2-end"]) << idx;
+  }
+  for (const char* before : {"a-idx1-end", "a-idx2-end", "b-data-end", "a-data1-end"}) {
+    EXPECT_GE(at["fk-b-a-start"], at[before]) << before;
+  }
+  // The two chunks of a's data ran side by side, and c's index did not wait.
+  EXPECT_LT(at["a-data2-start"], at["a-data1-end"]);
+  EXPECT_LT(at["c-idx-start"], at["fk-b-a-start"]);
+}
+
+TEST_F(LoadSchedulerTest, TheFirstFailureCancelsTheOthersAndIsReported) {
+  auto s = Start(2);
+  ASSERT_NE(s, nullptr);
+  ASSERT_OK(s->Submit(Job("long", {"a"}, LoadJob::Lock::kData, 120)));
+  LoadJob bad;
+  bad.tables = {"b"};
+  bad.lock = LoadJob::Lock::kShared;
+  bad.sql = "CREATE INDEX broken ON no_such_table (id)";
+  bad.line = 42;
+  bad.toc_entry = "INDEX public.broken";
+  ASSERT_OK(s->Submit(bad));
+  absl::Time start = absl::Now();
+  EXPECT_THAT(s->WaitIdle(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("unable to load 'test.sql' at line 42 (INDEX "
+                                       "public.broken)"),
+                             HasSubstr("relation \"no_such_table\" does not exist"))));
+  // Nothing more is accepted, and the two-minute job was cancelled on the
+  // server rather than waited for.
+  EXPECT_FALSE(s->Submit(Job("late", {"c"}, LoadJob::Lock::kData)).ok());
+  s.reset();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(60));
+  std::map<std::string, std::string> at = Log(nullptr);
+  EXPECT_EQ(at.count("long-end"), 0u);
+  EXPECT_EQ(at.count("late-start"), 0u);
+}
+
+TEST_F(LoadSchedulerTest, CancellationStopsTheRunningJobs) {
+  CancelToken cancel;
+  auto s = Start(2, &cancel);
+  ASSERT_NE(s, nullptr);
+  ASSERT_OK(s->Submit(Job("long", {"a"}, LoadJob::Lock::kData, 120)));
+  std::thread canceller([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    cancel.Cancel();
+  });
+  EXPECT_THAT(s->WaitIdle(),
+              StatusIs(absl::StatusCode::kCancelled, HasSubstr("load of 'test.sql' cancelled")));
+  canceller.join();
+  s.reset();
+  EXPECT_EQ(Log(nullptr).count("long-end"), 0u);
 }
 
 TEST(TargetNamesTest, FitThePostgresIdentifierLimit) {
