@@ -14,7 +14,7 @@ WERROR ?= ON
 BUF := .tools/buf/node_modules/.bin/buf
 CXX_SOURCES = $(shell git ls-files -co --exclude-standard -- '*.cc' '*.h' '*.h.in' | grep -v '^$(BUILD_DIR)/')
 
-.PHONY: all deps configure build test demo lint format fuzz bench bench-detect bench-media bench-load bench-fleet package clean
+.PHONY: all deps configure build test demo lint format fuzz bench bench-restore bench-detect bench-media bench-load bench-fleet package clean
 
 all: build
 
@@ -59,7 +59,15 @@ format:
 
 # Benchmarks; results go to bench/results/<date>-*.md.
 BENCH_MB ?= 700
-bench: bench-detect bench-media bench-load bench-fleet
+SCALE ?= 1
+bench: bench-restore bench-detect bench-media bench-load bench-fleet
+
+# The agent's database restore against psql and pg_restore on the same dumps
+# of a Mastodon-shaped database (SCALE=1: about 700 MB of plain dump; the
+# dumps are kept in /var/tmp/mr-restore-bench for the next run).
+bench-restore: build
+	$(BUILD_DIR)/bench/restore_bench --scale $(SCALE) --runs 3 \
+	  --output bench/results/$$(date +%Y-%m-%d)-restore.md
 
 bench-detect: build
 	$(BUILD_DIR)/bench/detect_bench --mb $(BENCH_MB) --runs 5 --drop-caches \

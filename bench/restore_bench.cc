@@ -261,14 +261,57 @@ class RestoreBench {
   void set_dump_root(std::string d) { dump_root_ = std::move(d); }
 
   // Generates the database and its dumps unless a complete set is there.
-  bool MakeDumps() {
+  // The dumps the `wanted` cases need (all when empty; the plain dump
+  // always, for the warm-up). Generates the database only when one is
+  // missing; each dump is written under a temporary name and renamed when
+  // complete, so an interrupted run is never reused.
+  bool MakeDumps(const std::vector<std::string>& wanted) {
     const std::string dir = DumpDir();
-    if (Exists(dir + "/complete")) {
+    mkdir(dir.c_str(), 0755);
+    const std::string bin = cluster_->bin_dir();
+    const std::string src = cluster_->ConnInfo(kSourceDb);
+    struct Output {
+      std::string name, file;
+      std::vector<std::string> argv;  // writes file + ".part"
+    };
+    const std::string part = ".part";
+    auto pg_dump = [&](std::vector<std::string> args, const std::string& file) {
+      std::vector<std::string> argv = {bin + "/pg_dump"};
+      argv.insert(argv.end(), args.begin(), args.end());
+      argv.insert(argv.end(), {"-f", dir + "/" + file + part, src});
+      return argv;
+    };
+    // Compressed copies of the plain dump, as admins make them (xz with
+    // blocks, as `xz -T0` makes them).
+    auto compress = [&](const std::string& tool, const std::vector<std::string>& flags) {
+      std::vector<std::string> argv = {"/usr/bin/" + tool, "-k", "-f", "-q"};
+      argv.insert(argv.end(), flags.begin(), flags.end());
+      argv.push_back(dir + "/dump.sql");
+      return argv;
+    };
+    const std::vector<Output> outputs = {
+        {"plain", "dump.sql", pg_dump({"-Fp"}, "dump.sql")},
+        {"plain.gz", "dump.sql.gz", compress("gzip", {})},
+        {"plain.xz", "dump.sql.xz", compress("xz", {"-T2"})},
+        {"plain.zst", "dump.sql.zst", compress("zstd", {})},
+        {"custom", "dump.custom", pg_dump({"-Fc"}, "dump.custom")},
+        {"directory", "dump.dir", pg_dump({"-Fd", "-j", "2"}, "dump.dir")},
+        {"tar", "dump.tar", pg_dump({"-Ft"}, "dump.tar")},
+        {"dumpall",
+         "dumpall.sql",
+         {bin + "/pg_dumpall", "-f", dir + "/dumpall.sql" + part, "-d",
+          cluster_->ConnInfo("postgres")}},
+    };
+    std::vector<const Output*> missing;
+    for (const Output& o : outputs) {
+      const bool needed = o.name == "plain" || wanted.empty() ||
+                          std::find(wanted.begin(), wanted.end(), o.name) != wanted.end();
+      if (needed && !Exists(dir + "/" + o.file)) missing.push_back(&o);
+    }
+    if (missing.empty()) {
       std::printf("reusing the dumps in %s\n", dir.c_str());
       return true;
     }
-    RunTool({"rm", "-rf", dir}, "rm");
-    mkdir(dir.c_str(), 0755);
     auto admin = PgConnection::Connect(cluster_->ConnInfo("postgres"));
     if (!admin.ok()) return false;
     if (!(*admin)->Exec(absl::StrCat("CREATE DATABASE ", kSourceDb)).ok()) return false;
@@ -288,7 +331,6 @@ class RestoreBench {
         std::fprintf(stderr, "%s: generation failed: %s\n", kTag, std::string(s.message()).c_str());
         return false;
       }
-      rows_ = stats.total_rows;
     }
     std::printf("generated SCALE=%g in %.1f s\n", scale_, absl::ToDoubleSeconds(absl::Now() - t0));
     // Two small extra databases for the cluster dump.
@@ -302,43 +344,18 @@ class RestoreBench {
         return false;
       }
     }
-    const std::string bin = cluster_->bin_dir();
-    const std::string src = cluster_->ConnInfo(kSourceDb);
-    auto dump = [&](const std::vector<std::string>& args, const std::string& what) {
-      std::printf("  %s\n", what.c_str());
+    for (const Output* o : missing) {
+      std::printf("  %s\n", o->file.c_str());
       std::fflush(stdout);
-      std::vector<std::string> argv = {bin + "/pg_dump"};
-      argv.insert(argv.end(), args.begin(), args.end());
-      argv.push_back(src);
-      return RunTool(argv, what);
-    };
-    if (!dump({"-Fp", "-f", dir + "/dump.sql"}, "pg_dump plain") ||
-        !dump({"-Fc", "-f", dir + "/dump.custom"}, "pg_dump custom") ||
-        !dump({"-Fd", "-j", "2", "-f", dir + "/dump.dir"}, "pg_dump directory") ||
-        !dump({"-Ft", "-f", dir + "/dump.tar"}, "pg_dump tar")) {
-      return false;
-    }
-    std::printf("  pg_dumpall\n");
-    if (!RunTool(
-            {bin + "/pg_dumpall", "-f", dir + "/dumpall.sql", "-d", cluster_->ConnInfo("postgres")},
-            "pg_dumpall")) {
-      return false;
-    }
-    // Compressed copies of the plain dump, as admins make them.
-    for (const auto& [tool, ext] : std::vector<std::pair<std::string, std::string>>{
-             {"gzip", "gz"}, {"xz", "xz"}, {"zstd", "zst"}}) {
-      std::printf("  %s\n", tool.c_str());
-      std::fflush(stdout);
-      std::vector<std::string> argv = {"/usr/bin/" + tool, "-k", "-f"};
-      if (tool == "xz") argv.push_back("-T2");  // blocks, as `xz -T0` makes them
-      if (tool == "zstd") argv.push_back("-q");
-      argv.push_back(dir + "/dump.sql");
-      if (!RunTool(argv, tool)) return false;
+      if (!RunTool(o->argv, o->file)) return false;
+      if (Exists(dir + "/" + o->file + part) &&
+          rename((dir + "/" + o->file + part).c_str(), (dir + "/" + o->file).c_str()) != 0) {
+        return false;
+      }
     }
     for (const char* db : {kSourceDb, "extra_one", "extra_two"}) {
       (*admin)->Exec(absl::StrCat("DROP DATABASE ", db)).IgnoreError();
     }
-    std::ofstream(dir + "/complete") << absl::StrFormat("scale %g\n", scale_);
     return true;
   }
 
@@ -347,9 +364,9 @@ class RestoreBench {
     const std::string dir = DumpDir();
     const std::string bin = cluster_->bin_dir();
     std::vector<std::string> agent_jobs = {absl::StrCat(jobs_)};
-    auto agent = [&](const std::string& path, const std::string& section) {
+    auto agent = [&](const std::string& path, const std::string& section, bool analyze = true) {
       Contender c;
-      c.name = absl::StrCat("agent --jobs ", jobs_);
+      c.name = absl::StrCat("agent --jobs ", jobs_, analyze ? "" : " (no ANALYZE)");
       c.stages = [=](const std::string& conninfo) {
         std::vector<std::string> argv = {self_,        "--agent-load", path,
                                          "--conninfo", conninfo,       "--database",
@@ -358,6 +375,7 @@ class RestoreBench {
           argv.push_back("--source-db");
           argv.push_back(section);
         }
+        if (!analyze) argv.push_back("--no-analyze");
         return std::vector<std::vector<std::string>>{argv};
       };
       return c;
@@ -402,7 +420,8 @@ class RestoreBench {
     };
     std::vector<Case> all = {
         {{"plain", dir + "/dump.sql"},
-         {psql("psql -f", dir + "/dump.sql", true), agent(dir + "/dump.sql", "")}},
+         {psql("psql -f", dir + "/dump.sql", true), agent(dir + "/dump.sql", ""),
+          agent(dir + "/dump.sql", "", false)}},
         {{"plain.gz", dir + "/dump.sql.gz"},
          {piped("gzip", dir + "/dump.sql.gz"), agent(dir + "/dump.sql.gz", "")}},
         {{"plain.xz", dir + "/dump.sql.xz"},
@@ -411,7 +430,7 @@ class RestoreBench {
          {piped("zstd", dir + "/dump.sql.zst"), agent(dir + "/dump.sql.zst", "")}},
         {{"custom", dir + "/dump.custom"},
          {pg_restore(2, dir + "/dump.custom", true), pg_restore(1, dir + "/dump.custom", false),
-          agent(dir + "/dump.custom", "")}},
+          agent(dir + "/dump.custom", ""), agent(dir + "/dump.custom", "", false)}},
         {{"directory", dir + "/dump.dir"},
          {pg_restore(2, dir + "/dump.dir", true), agent(dir + "/dump.dir", "")}},
         {{"tar", dir + "/dump.tar"},
@@ -525,7 +544,7 @@ class RestoreBench {
         "Each figure is the median of %d runs; contenders interleaved, order rotating "
         "each run; every restore into a fresh database after a CHECKPOINT. The agent's "
         "time includes detection, the staging database and ANALYZE (psql and pg_restore "
-        "do no ANALYZE).\n\n",
+        "do no ANALYZE; the \"no ANALYZE\" rows do the same work as they do).\n\n",
         absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone()), command, env_->Cpus(),
         static_cast<double>(mem.total_bytes) / (1 << 30), u.sysname, u.release, server_version_,
         scale_, runs_);
@@ -587,7 +606,6 @@ class RestoreBench {
   std::unique_ptr<LocalCluster> cluster_;
   pid_t postmaster_ = 0;
   std::string server_version_;
-  int64_t rows_ = 0;
   std::map<std::string, std::map<std::string, std::vector<Sample>>> samples_;
 };
 
@@ -601,6 +619,7 @@ int AgentLoad(const ParsedArgs& args) {
   request.database = args.Get("database", kTargetDb);
   request.source_db = args.Get("source-db");
   request.operation_id = absl::StrFormat("bench%d", getpid());
+  request.analyze = !args.GetBool("no-analyze");
   int jobs = 0;
   if (!absl::SimpleAtoi(args.Get("jobs", "0"), &jobs)) return 2;
   request.jobs = jobs;
@@ -641,6 +660,7 @@ int Main(int argc, char** argv) {
       {"conninfo", "CONNINFO", "(internal)"},
       {"database", "NAME", "(internal)"},
       {"source-db", "NAME", "(internal)"},
+      {"no-analyze", "", "(internal) leave ANALYZE out, for an equal-work comparison"},
   };
   auto parsed = ParseArgs(args, specs);
   if (!parsed.ok()) {
@@ -665,7 +685,7 @@ int Main(int argc, char** argv) {
   self[len] = 0;
   RestoreBench bench(self, parsed->Get("work-dir", "/var/tmp/mr-restore-bench"), scale, runs, jobs);
   if (parsed->Has("dump-dir")) bench.set_dump_root(parsed->Get("dump-dir"));
-  if (!bench.Start() || !bench.MakeDumps() || !bench.WarmUp()) return 1;
+  if (!bench.Start() || !bench.MakeDumps(wanted) || !bench.WarmUp()) return 1;
   std::vector<std::string> contenders;
   if (parsed->Has("contenders")) {
     contenders = absl::StrSplit(parsed->Get("contenders"), ',', absl::SkipEmpty());

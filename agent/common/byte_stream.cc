@@ -154,4 +154,61 @@ absl::StatusOr<size_t> CountingStream::Read(char* buf, size_t n) {
   return r;
 }
 
+PrefetchStream::PrefetchStream(ByteStream* inner, size_t block, size_t depth)
+    : inner_(inner), block_(std::max<size_t>(block, 1)), depth_(std::max<size_t>(depth, 1)) {
+  raw_bytes_read_ = inner_->raw_bytes_read();
+  thread_ = std::thread([this] { Fill(); });
+}
+
+PrefetchStream::~PrefetchStream() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void PrefetchStream::Fill() {
+  while (true) {
+    Block b;
+    b.data.resize(block_);
+    absl::StatusOr<size_t> n = inner_->Read(b.data.data(), b.data.size());
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!n.ok() || *n == 0) {
+      if (!n.ok()) error_ = n.status();
+      done_ = true;
+      cv_.notify_all();
+      return;
+    }
+    b.data.resize(*n);
+    b.raw_bytes_read = inner_->raw_bytes_read();
+    cv_.wait(lock, [&] { return stopping_ || blocks_.size() < depth_; });
+    if (stopping_) return;
+    blocks_.push_back(std::move(b));
+    cv_.notify_all();
+  }
+}
+
+absl::StatusOr<size_t> PrefetchStream::Read(char* buf, size_t n) {
+  if (n == 0) return 0;
+  if (current_pos_ >= current_.data.size()) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !blocks_.empty() || done_; });
+    if (blocks_.empty()) {
+      if (!error_.ok()) return error_;
+      return 0;
+    }
+    current_ = std::move(blocks_.front());
+    blocks_.pop_front();
+    current_pos_ = 0;
+    raw_bytes_read_ = current_.raw_bytes_read;
+    cv_.notify_all();
+  }
+  size_t take = std::min(n, current_.data.size() - current_pos_);
+  std::memcpy(buf, current_.data.data() + current_pos_, take);
+  current_pos_ += take;
+  return take;
+}
+
 }  // namespace mastodon_restore

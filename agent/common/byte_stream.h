@@ -3,9 +3,13 @@
 #ifndef MR_AGENT_COMMON_BYTE_STREAM_H_
 #define MR_AGENT_COMMON_BYTE_STREAM_H_
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -110,6 +114,45 @@ class CountingStream : public ByteStream {
  private:
   ByteStream* inner_;
   int64_t count_ = 0;
+};
+
+// Reads `inner` ahead on a thread of its own (where decompression and
+// decryption then run) into at most `depth` blocks of `block` bytes, so that
+// the consumer's work overlaps the producer's. Bytes, the end and an error
+// arrive in the order `inner` gave them. While this exists `inner` is used
+// by that thread only; destroying it stops the thread (after the inner read
+// in progress returns) and may leave `inner` read further than consumed.
+class PrefetchStream : public ByteStream {
+ public:
+  explicit PrefetchStream(ByteStream* inner, size_t block = 1 << 20, size_t depth = 4);
+  ~PrefetchStream() override;
+  PrefetchStream(const PrefetchStream&) = delete;
+  PrefetchStream& operator=(const PrefetchStream&) = delete;
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override;
+  const std::string& name() const override { return inner_->name(); }
+  // What the inner stream had read when the block being consumed was read.
+  int64_t raw_bytes_read() const override { return raw_bytes_read_; }
+
+ private:
+  struct Block {
+    std::string data;
+    int64_t raw_bytes_read = -1;
+  };
+  void Fill();
+
+  ByteStream* inner_;
+  const size_t block_;
+  const size_t depth_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Block> blocks_;
+  bool done_ = false;      // the producer reached the end or an error
+  bool stopping_ = false;  // the consumer is going away
+  absl::Status error_;
+  Block current_;
+  size_t current_pos_ = 0;
+  int64_t raw_bytes_read_ = -1;
+  std::thread thread_;
 };
 
 }  // namespace mastodon_restore

@@ -286,7 +286,8 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     options.progress = [&](const LoadProgress& p) { progress("load", p); };
     options.jobs = jobs;
     options.connect = connect_staging;
-    options.analyze = true;
+    options.analyze = request.analyze;
+    options.hold_autovacuum = true;  // the staging database is ours until the swap
     if (request.chunk_bytes > 0) options.chunk_bytes = request.chunk_bytes;
     auto load = [&](ByteStream* data) -> absl::Status {
       ASSIGN_OR_RETURN(result.load, LoadPlainSql(data, staging.get(), options));
@@ -323,7 +324,7 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
 
     // 5. Statistics, collation check.
     progress("analyze", LoadProgress());
-    RETURN_IF_ERROR(AnalyzeRest(staging.get(), result.load.analyzed));
+    if (request.analyze) RETURN_IF_ERROR(AnalyzeRest(staging.get(), result.load.analyzed));
     auto collation = staging->Query(
         "SELECT datcollversion IS DISTINCT FROM pg_database_collation_actual_version(oid) "
         "FROM pg_database WHERE datname = current_database() AND datcollversion IS NOT NULL");

@@ -47,6 +47,10 @@ struct DatabaseRestoreRequest {
   // and the size of the COPY chunks they load (0: the loader's default).
   int jobs = 0;
   int64_t chunk_bytes = 0;
+  // ANALYZE the restored tables before handing the database over (the app's
+  // first queries get plans from statistics). Off only for callers that
+  // analyze later themselves (the benchmark's equal-work comparison).
+  bool analyze = true;
   const CancelToken* cancel = nullptr;
   // Progress of the steps ("detect", "load", "analyze", "verify", "swap").
   std::function<void(const std::string& step, const LoadProgress& progress)> progress;

@@ -89,6 +89,10 @@ class Loader {
       so.cancel = options_.cancel;
       ASSIGN_OR_RETURN(scheduler_, LoadScheduler::Start(so));
       stats_.jobs = options_.jobs;
+      // Decompression (and whatever else produces the stream) on its own
+      // thread, ahead of the parsing.
+      prefetch_ = std::make_unique<PrefetchStream>(in_);
+      in_ = prefetch_.get();
     }
     RETURN_IF_ERROR(SkipTo(options_.begin_offset));
     std::vector<char> buf(kChunk);
@@ -144,6 +148,7 @@ class Loader {
         stats_.data_seconds = absl::ToDoubleSeconds(scheduler_->last_data_done() - start);
       }
     }
+    RETURN_IF_ERROR(ReleaseAutovacuum());
     stats_.seconds = absl::ToDoubleSeconds(absl::Now() - start);
     if (options_.progress) options_.progress(Progress());
     return stats_;
@@ -502,6 +507,7 @@ class Loader {
       ASSIGN_OR_RETURN(bool taken, Route(item, upper));
       if (taken) return absl::OkStatus();
     }
+    if (absl::StartsWith(upper, "COPY ")) HoldAutovacuum(item);
     absl::Status s = conn_->Exec(item.text);
     if (s.ok()) {
       if (conn_->in_copy()) StartCopy(item);
@@ -562,6 +568,7 @@ class Loader {
       parallel_phase_ = true;
       if (absl::StartsWith(upper, "COPY ") &&
           absl::EndsWith(Head(item.text, item.text.size()), " FROM STDIN;")) {
+        HoldAutovacuum(item);
         StartCopy(item);
         copy_remote_ = true;
         copy_sql_ = item.text;
@@ -642,6 +649,43 @@ class Loader {
     return scheduler_->Submit(std::move(job));
   }
 
+  // options.hold_autovacuum: before the first rows of the COPY `item`'s
+  // table. Best effort (a table the role does not own stays as it is).
+  void HoldAutovacuum(const SqlItem& item) {
+    if (!options_.hold_autovacuum) return;
+    absl::string_view rest = item.text;
+    absl::ConsumePrefix(&rest, "COPY ");
+    size_t at = 0;
+    std::string table = ScanQualifiedName(rest, &at);
+    if (table.empty() || !autovacuum_checked_.insert(table).second) return;
+    auto rel = conn_->Query(
+        "SELECT relkind::text, coalesce(array_to_string(reloptions, ','), '') FROM pg_class "
+        "WHERE oid = to_regclass($1)",
+        {table});
+    if (!rel.ok() || rel->rows.empty() || rel->rows[0][0].value_or("") != "r" ||
+        absl::StrContains(rel->rows[0][1].value_or(""), "autovacuum_enabled")) {
+      return;
+    }
+    if (conn_->Exec(absl::StrCat("ALTER TABLE ", table, " SET (autovacuum_enabled = off)")).ok()) {
+      autovacuum_held_.push_back(table);
+    }
+  }
+
+  // Gives autovacuum back the tables HoldAutovacuum took.
+  absl::Status ReleaseAutovacuum() {
+    for (const std::string& table : autovacuum_held_) {
+      absl::Status s =
+          conn_->Exec(absl::StrCat("ALTER TABLE ", table, " RESET (autovacuum_enabled)"));
+      if (!s.ok()) {
+        return Fail(
+            line_, absl::StrCat("unable to reset autovacuum_enabled of ", table, ": ", s.message()),
+            absl::StatusCode::kInternal);
+      }
+    }
+    autovacuum_held_.clear();
+    return absl::OkStatus();
+  }
+
   void StartCopy(const SqlItem& item) {
     in_copy_ = true;
     at_copy_line_start_ = true;
@@ -717,7 +761,8 @@ class Loader {
   std::string copy_table_;
   std::string copy_batch_;
   std::set<std::string> missing_;
-  // The parallel load (null: serial).
+  // The parallel load (null: serial), and the read-ahead of the input.
+  std::unique_ptr<PrefetchStream> prefetch_;
   std::unique_ptr<LoadScheduler> scheduler_;
   std::string toc_type_;
   bool parallel_phase_ = false;
@@ -727,6 +772,8 @@ class Loader {
   std::map<std::string, std::string> session_;
   std::vector<LoadJob> validations_;
   bool analyze_submitted_ = false;
+  std::set<std::string> autovacuum_checked_;
+  std::vector<std::string> autovacuum_held_;
 };
 
 }  // namespace

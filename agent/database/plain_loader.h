@@ -80,6 +80,12 @@ struct LoadOptions {
   // Parallel load: ANALYZE each table that received rows as soon as its
   // builds are done (LoadStats::analyzed).
   bool analyze = false;
+  // The target database is the loader's own until the load ends (a staging
+  // database): autovacuum is kept off each plain table from its first rows
+  // to the end of the load (ALTER TABLE ... SET (autovacuum_enabled = off),
+  // then RESET; tables whose dump sets the option are left alone), so it
+  // neither competes for the cores nor holds locks the index builds wait for.
+  bool hold_autovacuum = false;
 };
 
 struct LoadStats {
