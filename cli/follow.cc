@@ -154,6 +154,10 @@ std::string RenderOperation(const v1::Operation& op) {
                                                         : r.previous_database() + " (kept)");
     absl::StrAppendFormat(&s, "%-14s %s, %d tables, %d rows\n", "dump", r.dump().path(), r.tables(),
                           r.rows());
+    if (r.load_connections() > 0) {
+      absl::StrAppendFormat(&s, "%-14s %d connection%s\n", "loaded by", r.load_connections(),
+                            r.load_connections() == 1 ? " (serial)" : "s in parallel");
+    }
     if (!r.schema_version().empty())
       absl::StrAppendFormat(&s, "%-14s %s\n", "schema", r.schema_version());
     absl::StrAppendFormat(&s, "%-14s PostgreSQL %s\n", "server", r.target_server_version());

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "agent/common/errors.h"
@@ -170,23 +171,35 @@ PrefetchStream::~PrefetchStream() {
 }
 
 void PrefetchStream::Fill() {
+  // Whole blocks (a pipe gives at most 64 KiB a read), read into one buffer
+  // and copied once into a block of the size read.
+  std::vector<char> buf(block_);
   while (true) {
-    Block b;
-    b.data.resize(block_);
-    absl::StatusOr<size_t> n = inner_->Read(b.data.data(), b.data.size());
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!n.ok() || *n == 0) {
-      if (!n.ok()) error_ = n.status();
-      done_ = true;
-      cv_.notify_all();
-      return;
+    size_t filled = 0;
+    absl::Status error;
+    while (filled < buf.size()) {
+      absl::StatusOr<size_t> n = inner_->Read(buf.data() + filled, buf.size() - filled);
+      if (!n.ok()) {
+        error = n.status();
+        break;
+      }
+      if (*n == 0) break;
+      filled += *n;
     }
-    b.data.resize(*n);
+    Block b;
+    b.data.assign(buf.data(), filled);
     b.raw_bytes_read = inner_->raw_bytes_read();
+    const bool last = filled < buf.size();  // the end, or an error
+    std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return stopping_ || blocks_.size() < depth_; });
     if (stopping_) return;
-    blocks_.push_back(std::move(b));
+    if (filled > 0) blocks_.push_back(std::move(b));
+    if (last) {
+      error_ = error;
+      done_ = true;
+    }
     cv_.notify_all();
+    if (last) return;
   }
 }
 

@@ -566,6 +566,7 @@ void RestoreJob::Report(const absl::Status& outcome) {
     }
     r->set_tables(static_cast<int64_t>(s.db.load.table_rows.size()));
     r->set_rows(s.db.load.rows);
+    r->set_load_connections(s.db.load.jobs);
     r->set_media_files(s.media.files_written);
     r->set_media_bytes(s.media.bytes_written);
     r->set_media_files_skipped(s.media.files_skipped);

@@ -477,10 +477,11 @@ class RestoreCliTest : public DetectCliTest {
 
 TEST_F(RestoreCliTest, RestoreRollbackVerifyAndOps) {
   StartRestoreAgent();
-  CommandResult r = CliOnSocket({"--timeout", "120s", "restore", "--db-only", "--target-db",
-                                 "mastodon_production", Fixture("plain.sql.xz")});
+  CommandResult r = CliOnSocket({"--timeout", "120s", "restore", "--db-only", "--jobs", "3",
+                                 "--target-db", "mastodon_production", Fixture("plain.sql.xz")});
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   EXPECT_THAT(r.stdout_text, HasSubstr("==> load: load the dump into a staging database"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("loaded by      3 connections in parallel"));
   EXPECT_THAT(r.stdout_text, HasSubstr("restored       mastodon_production"));
   EXPECT_THAT(r.stdout_text, HasSubstr("verification   passed"));
   EXPECT_THAT(r.stdout_text, HasSubstr("(none: the database was new)"));
@@ -582,7 +583,8 @@ TEST_F(DetectCliTest, EmbeddedRuntimeRestoresWithoutAnyServerSetUp) {
 TEST_F(RestoreCliTest, JsonEventsAndABrokenDump) {
   StartRestoreAgent();
   CommandResult r =
-      CliOnSocket({"--json", "restore", "--db-only", "--target-db", "m", Fixture("plain.sql")});
+      CliOnSocket({"--json", "restore", "--db-only", "--jobs", "1", "--target-db", "m",
+                   Fixture("plain.sql")});
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   std::vector<std::string> lines = absl::StrSplit(r.stdout_text, '\n', absl::SkipEmpty());
   ASSERT_GT(lines.size(), 5u);
@@ -590,6 +592,7 @@ TEST_F(RestoreCliTest, JsonEventsAndABrokenDump) {
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(lines.back(), &last).ok());
   EXPECT_EQ(last.operation().state(), v1::OPERATION_STATE_SUCCEEDED);
   EXPECT_EQ(last.operation().restore_report().rows(), 1503);
+  EXPECT_EQ(last.operation().restore_report().load_connections(), 1);
   ASSERT_EQ(last.operation().restore_report().dump().tables_size(), 3);
   EXPECT_EQ(last.operation().restore_report().dump().tables(2).table(), "public.statuses");
   EXPECT_EQ(last.operation().restore_report().dump().tables(2).rows(), 1000);
