@@ -78,7 +78,7 @@ bench-media: build
 	  --output bench/results/$$(date +%Y-%m-%d)-media.md
 
 bench-load: build
-	$(BUILD_DIR)/bench/load_bench --rows 10000000 --watchers 1000 --rate 200 \
+	$(BUILD_DIR)/bench/load_bench --scale $(SCALE) --watchers 1000 --rate 200 --seconds 60 \
 	  --output bench/results/$$(date +%Y-%m-%d)-load.md
 
 bench-fleet: build

@@ -1,17 +1,20 @@
 // Load benchmark of the agent's remote API (issue 8): one real agent over
-// mutual TLS on loopback, a real PostgreSQL 15 and a plain dump of --rows rows
-// made by pg_dump. It times a database restore without load, then the same
-// restore while --watchers WatchOperation streams follow it and GetOperation
-// is called --rate times per second, then the unloaded restore again. Reports
-// GetOperation latency percentiles, stream and call errors, the restore's
-// slowdown and the agent's peak RSS.
-//
-// The load lasts as long as the loaded restore does (the watchers follow that
-// operation to its end); scale --rows for a longer window.
+// mutual TLS on loopback, a real PostgreSQL 15 and the plain dump of the
+// Mastodon-shaped database at --scale (bench/mastodon_data.h; shared with
+// restore_bench through --dump-dir). After a warm-up restore it times --runs
+// database restores without load, then restores back to back for --seconds
+// while --watchers WatchOperation streams follow each of them to its end and
+// GetOperation is called --rate times per second, then --runs unloaded
+// restores again. Reports the median restore time with and without load,
+// GetOperation latency percentiles, stream and call errors, the CPU the load
+// generator itself burnt on the same cores, and the agent's RSS.
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -25,13 +28,17 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "agent/common/args.h"
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
 #include "agent/database/local_cluster.h"
+#include "agent/database/pg_connection.h"
 #include "agent/operations/operation.h"
 #include "bench/bench_common.h"
+#include "bench/mastodon_data.h"
 #include "cli/agent_client.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
 
@@ -53,31 +60,44 @@ class Bench {
     return bench::RunTool(runner_, work_, std::move(args), what, "load_bench");
   }
 
-  // PostgreSQL, a source database and its plain dump.
-  bool SetUpDatabase(int64_t rows) {
+  // PostgreSQL, and the plain dump of the database at `scale` (made once in
+  // `dump_dir`/dumps-scale-<S>/dump.sql, the path restore_bench uses).
+  bool SetUpDatabase(double scale, const std::string& dump_dir) {
     cluster_ = bench::StartCluster(work_, runner_, env_, "load_bench");
     if (cluster_ == nullptr) return false;
-    const std::string psql = cluster_->bin_dir() + "/psql";
-    if (!Run(psql,
-             {"-X", "-q", "-v", "ON_ERROR_STOP=1", cluster_->ConnInfo(), "-c",
-              "CREATE DATABASE load_source"},
-             "createdb")) {
+    const std::string dir = absl::StrFormat("%s/dumps-scale-%g", dump_dir, scale);
+    dump_ = dir + "/dump.sql";
+    dump_dir_ = dir;
+    if (std::filesystem::exists(dump_)) return true;
+    if (!env_->CreateDirs(dir, 0755, false).ok()) return false;
+    auto admin = PgConnection::Connect(cluster_->ConnInfo());
+    if (!admin.ok() || !(*admin)->Exec("CREATE DATABASE load_source").ok()) return false;
+    auto conn = PgConnection::Connect(cluster_->ConnInfo("load_source"));
+    if (!conn.ok()) return false;
+    absl::Status generated = bench::GenerateMastodonData(conn->get(), scale, nullptr, nullptr);
+    conn->reset();
+    if (!generated.ok()) {
+      std::fprintf(stderr, "load_bench: %s\n", std::string(generated.message()).c_str());
       return false;
     }
-    const std::string fill = absl::StrCat(
-        "CREATE TABLE statuses (id bigint PRIMARY KEY, account_id bigint NOT NULL, "
-        "text text NOT NULL, created_at timestamptz NOT NULL);"
-        "INSERT INTO statuses SELECT g, g % 5000, md5(g::text) || ' toot ' || g, "
-        "'2024-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, ",
-        rows, ") g; CREATE INDEX ON statuses (account_id, id);");
-    if (!Run(psql,
-             {"-X", "-q", "-v", "ON_ERROR_STOP=1", cluster_->ConnInfo("load_source"), "-c", fill},
-             "fill")) {
+    if (!Run(cluster_->bin_dir() + "/pg_dump",
+             {"-f", dump_ + ".part", cluster_->ConnInfo("load_source")}, "pg_dump")) {
       return false;
     }
-    dump_ = work_ + "/load.sql";
-    return Run(cluster_->bin_dir() + "/pg_dump",
-               {"--no-owner", "-f", dump_, cluster_->ConnInfo("load_source")}, "pg_dump");
+    std::filesystem::rename(dump_ + ".part", dump_);
+    absl::Status dropped = (*admin)->Exec("DROP DATABASE load_source WITH (FORCE)");
+    if (!dropped.ok()) {
+      std::fprintf(stderr, "load_bench: %s\n", std::string(dropped.message()).c_str());
+    }
+    return dropped.ok();
+  }
+
+  void DropDatabase(const std::string& name) {
+    auto admin = PgConnection::Connect(cluster_->ConnInfo());
+    if (admin.ok()) {
+      (*admin)->Exec(absl::StrCat("DROP DATABASE IF EXISTS ", name, " WITH (FORCE)")).IgnoreError();
+      (*admin)->Exec("CHECKPOINT").IgnoreError();
+    }
   }
 
   bool SetUpTls() { return bench::MakeCertificates(runner_, work_, "load_bench"); }
@@ -102,6 +122,8 @@ class Bench {
                  work_ + "/ca.pem",
                  "--allowed-root",
                  work_,
+                 "--allowed-root",
+                 dump_dir_,
                  "--target-conninfo",
                  cluster_->ConnInfo(),
                  "--log-level",
@@ -174,64 +196,106 @@ class Bench {
     }
   }
 
+  // CPU seconds the agent has used so far.
+  double AgentCpuSeconds() const {
+    std::ifstream in(absl::StrCat("/proc/", agent_->pid(), "/stat"));
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::string> f = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
+    int64_t utime = 0, stime = 0;
+    if (f.size() < 13 || !absl::SimpleAtoi(f[11], &utime) || !absl::SimpleAtoi(f[12], &stime)) {
+      return 0;
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+
+  // A restore into `database` (dropped afterwards); its wall seconds, -1 on
+  // failure.
   double UnloadedRestore(const std::string& database) {
     absl::Time start = absl::Now();
     std::string id = StartRestore(database);
-    return id.empty() ? -1 : WaitFor(id, start);
+    double s = id.empty() ? -1 : WaitFor(id, start);
+    DropDatabase(database);
+    return s;
   }
 
   struct LoadFigures {
-    double restore_s = -1;
+    std::vector<double> restore_s;
+    double window_s = 0;
     std::vector<double> get_ms;
     int get_errors = 0;
-    int watchers_ok = 0;
-    int watcher_errors = 0;
+    int streams = 0;
+    int streams_ok = 0;
+    int stream_errors = 0;
     int64_t events = 0;
     double peak_rss_during_mb = 0;
+    double generator_cpu_s = 0;
+    double agent_cpu_s = 0;
   };
 
-  LoadFigures LoadedRestore(const std::string& database, int watchers, int rate) {
+  // Restores back to back for `seconds` (at least one) under the load.
+  LoadFigures LoadedRestores(int watchers, int rate, double seconds) {
     LoadFigures f;
-    absl::Time start = absl::Now();
-    const std::string id = StartRestore(database);
-    if (id.empty()) return f;
-    std::atomic<bool> done{false};
-    std::atomic<int> ok{0}, errors{0};
+    std::mutex mu;
+    std::condition_variable cv;
+    std::string current;     // the restore being followed
+    int64_t generation = 0;  // restores started so far
+    bool done = false;
+    std::atomic<int> ok{0}, errors{0}, streams{0};
     std::atomic<int64_t> events{0};
     std::vector<std::thread> threads;
     threads.reserve(static_cast<size_t>(watchers) + 2);
     for (int i = 0; i < watchers; ++i) {
-      threads.emplace_back([&, id] {
-        grpc::ClientContext c;
-        AddToken(address_, &c);
-        v1::WatchOperationRequest request;
-        request.set_id(id);
-        auto reader = stub_->WatchOperation(&c, request);
-        v1::WatchOperationResponse r;
+      threads.emplace_back([&] {
         int64_t seen = 0;
-        bool ended = false;
-        while (reader->Read(&r)) {
-          ++seen;
-          if (r.has_operation() && IsTerminal(r.operation().state())) ended = true;
-        }
-        grpc::Status s = reader->Finish();
-        events += seen;
-        if (s.ok() && ended) {
-          ++ok;
-        } else {
-          ++errors;
-          if (errors == 1) {
+        while (true) {
+          std::string id;
+          {
+            std::unique_lock<std::mutex> lock(mu);
+            cv.wait(lock, [&] { return done || generation > seen; });
+            if (generation == seen) return;  // done, nothing new
+            seen = generation;
+            id = current;
+          }
+          grpc::ClientContext c;
+          AddToken(address_, &c);
+          v1::WatchOperationRequest request;
+          request.set_id(id);
+          auto reader = stub_->WatchOperation(&c, request);
+          v1::WatchOperationResponse r;
+          int64_t n = 0;
+          bool ended = false;
+          while (reader->Read(&r)) {
+            ++n;
+            if (r.has_operation() && IsTerminal(r.operation().state())) ended = true;
+          }
+          grpc::Status s = reader->Finish();
+          events += n;
+          ++streams;
+          if (s.ok() && ended) {
+            ++ok;
+          } else if (++errors == 1) {
             std::fprintf(stderr, "load_bench: watcher: %s (ended=%d)\n", s.error_message().c_str(),
                          ended);
           }
         }
       });
     }
-    std::mutex mu;
+    std::mutex figures_mu;
     threads.emplace_back([&] {
       const absl::Duration period = absl::Seconds(1) / rate;
       absl::Time next = absl::Now();
-      while (!done) {
+      while (true) {
+        std::string id;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (done) return;
+          id = current;
+        }
+        if (id.empty()) {  // the first restore is starting
+          absl::SleepFor(absl::Milliseconds(5));
+          next = absl::Now();
+          continue;
+        }
         grpc::ClientContext c;
         PrepareCall(address_, &c);
         v1::GetOperationRequest request;
@@ -241,7 +305,7 @@ class Bench {
         grpc::Status s = stub_->GetOperation(&c, request, &response);
         double ms = absl::ToDoubleMilliseconds(absl::Now() - t);
         {
-          std::lock_guard<std::mutex> lock(mu);
+          std::lock_guard<std::mutex> lock(figures_mu);
           if (s.ok()) {
             f.get_ms.push_back(ms);
           } else {
@@ -254,16 +318,56 @@ class Bench {
       }
     });
     threads.emplace_back([&] {
-      while (!done) {
-        f.peak_rss_during_mb = std::max(f.peak_rss_during_mb, ProcStatusMb(agent_->pid(), "VmRSS"));
+      while (true) {
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (done) return;
+        }
+        double rss = ProcStatusMb(agent_->pid(), "VmRSS");
+        {
+          std::lock_guard<std::mutex> lock(figures_mu);
+          f.peak_rss_during_mb = std::max(f.peak_rss_during_mb, rss);
+        }
         absl::SleepFor(absl::Milliseconds(100));
       }
     });
-    f.restore_s = WaitFor(id, start);
-    done = true;
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    const double agent_cpu_before = AgentCpuSeconds();
+    const absl::Time window = absl::Now();
+    for (int k = 0; k == 0 || absl::Now() - window < absl::Seconds(seconds); ++k) {
+      const std::string database = absl::StrCat("load_loaded_", k);
+      absl::Time start = absl::Now();
+      const std::string id = StartRestore(database);
+      if (id.empty()) break;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        current = id;
+        ++generation;
+      }
+      cv.notify_all();
+      const double s = WaitFor(id, start);
+      if (s < 0) break;
+      f.restore_s.push_back(s);
+      // Dropped while the load goes on (not timed): the next restore starts
+      // as soon as the watchers have something new to follow.
+      DropDatabase(database);
+    }
+    f.window_s = absl::ToDoubleSeconds(absl::Now() - window);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      done = true;
+    }
+    cv.notify_all();
     for (std::thread& t : threads) t.join();
-    f.watchers_ok = ok;
-    f.watcher_errors = errors;
+    getrusage(RUSAGE_SELF, &after);
+    f.generator_cpu_s = absl::ToDoubleSeconds(
+        absl::DurationFromTimeval(after.ru_utime) - absl::DurationFromTimeval(before.ru_utime) +
+        absl::DurationFromTimeval(after.ru_stime) - absl::DurationFromTimeval(before.ru_stime));
+    f.agent_cpu_s = AgentCpuSeconds() - agent_cpu_before;
+    f.streams = streams;
+    f.streams_ok = ok;
+    f.stream_errors = errors;
     f.events = events;
     return f;
   }
@@ -291,26 +395,39 @@ class Bench {
   Env* const env_;
   std::unique_ptr<LocalCluster> cluster_;
   std::string dump_;
+  std::string dump_dir_;
   std::unique_ptr<Process> agent_;
   AgentAddress address_;
   std::unique_ptr<v1::RestoreAgentService::Stub> stub_;
 };
 
+double Median(std::vector<double> v) {
+  if (v.empty()) return -1;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
 int Main(const std::vector<std::string>& args) {
   const std::vector<FlagSpec> specs = {
-      {"rows", "N", "rows in the dumped table (default 2000000)"},
+      {"scale", "S", "size of the Mastodon-shaped database (1: ~700 MB of dump; default 1)"},
+      {"dump-dir", "DIR",
+       "where dumps-scale-<S>/dump.sql is kept (default /var/tmp/mr-restore-bench)"},
       {"watchers", "N", "concurrent WatchOperation streams (default 1000)"},
       {"rate", "N", "GetOperation calls per second (default 200)"},
-      {"work-dir", "DIR", "where the cluster, dump and agent state go (default /tmp)"},
+      {"seconds", "N", "length of the loaded window (default 60)"},
+      {"runs", "N", "unloaded restores before and after the window (default 3)"},
+      {"work-dir", "DIR", "where the cluster and agent state go (default /tmp)"},
       {"output", "FILE", "also write the markdown report here"},
   };
   auto parsed = ParseArgs(args, specs);
-  int64_t rows = 0;
-  int watchers = 0, rate = 0;
-  if (!parsed.ok() || !absl::SimpleAtoi(parsed->Get("rows", "2000000"), &rows) ||
+  double scale = 1, seconds = 60;
+  int watchers = 0, rate = 0, runs = 0;
+  if (!parsed.ok() || !absl::SimpleAtod(parsed->Get("scale", "1"), &scale) ||
+      !absl::SimpleAtod(parsed->Get("seconds", "60"), &seconds) ||
       !absl::SimpleAtoi(parsed->Get("watchers", "1000"), &watchers) ||
-      !absl::SimpleAtoi(parsed->Get("rate", "200"), &rate) || rows <= 0 || watchers < 0 ||
-      rate <= 0) {
+      !absl::SimpleAtoi(parsed->Get("rate", "200"), &rate) ||
+      !absl::SimpleAtoi(parsed->Get("runs", "3"), &runs) || scale <= 0 || watchers < 0 ||
+      rate <= 0 || runs <= 0 || seconds < 0) {
     std::fprintf(stderr, "usage: load_bench [flags]\n%s", FormatFlagHelp(specs).c_str());
     return 2;
   }
@@ -327,38 +444,53 @@ int Main(const std::vector<std::string>& args) {
   {
     Bench bench(work, runner.get(), env.get());
     absl::Time t0 = absl::Now();
-    if (!bench.SetUpDatabase(rows)) return 1;
+    if (!bench.SetUpDatabase(scale, parsed->Get("dump-dir", "/var/tmp/mr-restore-bench"))) {
+      return 1;
+    }
     std::fprintf(stderr, "load_bench: database and dump ready in %s\n",
                  absl::FormatDuration(absl::Now() - t0).c_str());
     if (!bench.SetUpTls() || !bench.StartAgent()) return 1;
-    std::fprintf(stderr, "load_bench: set up in %s\n",
-                 absl::FormatDuration(absl::Now() - t0).c_str());
-    const double before = bench.UnloadedRestore("load_before");
-    Bench::LoadFigures f = bench.LoadedRestore("load_loaded", watchers, rate);
-    const double after = bench.UnloadedRestore("load_after");
-    if (before < 0 || after < 0 || f.restore_s < 0) return 1;
-    const double unloaded = (before + after) / 2;
+    // Warm-up: the new server's first WAL segments and cold caches.
+    if (bench.UnloadedRestore("load_warmup") < 0) return 1;
+    std::vector<double> unloaded;
+    for (int i = 0; i < runs; ++i) unloaded.push_back(bench.UnloadedRestore("load_before"));
+    Bench::LoadFigures f = bench.LoadedRestores(watchers, rate, seconds);
+    const double agent_cpu_unloaded1 = bench.AgentCpuSeconds();
+    for (int i = 0; i < runs; ++i) unloaded.push_back(bench.UnloadedRestore("load_after"));
+    const double agent_cpu_after = bench.AgentCpuSeconds() - agent_cpu_unloaded1;
+    for (double u : unloaded) {
+      if (u < 0) return 1;
+    }
+    if (f.restore_s.empty()) return 1;
     const double peak = bench.AgentPeakRssMb();
     bench.StopAgent();
+    const double base = Median(unloaded), loaded = Median(f.restore_s);
+    std::vector<std::string> u_list, l_list;
+    for (double u : unloaded) u_list.push_back(absl::StrFormat("%.2f", u));
+    for (double l : f.restore_s) l_list.push_back(absl::StrFormat("%.2f", l));
     report = absl::StrFormat(
-        "# Remote API load benchmark, %s\n\nCommand: `load_bench --rows %d --watchers %d --rate "
-        "%d` (mutual TLS on 127.0.0.1, one agent, database-only restore of a %.0f MB plain "
-        "dump made by pg_dump)\n\n"
-        "| restore | wall |\n|---|---:|\n"
-        "| without load (before) | %.2f s |\n| with load | %.2f s |\n"
-        "| without load (after) | %.2f s |\n\n"
-        "Slowdown under load: %+.1f%% (vs the mean of the unloaded runs)\n\n"
+        "# Remote API load benchmark, %s\n\nCommand: `load_bench --scale %g --watchers %d --rate "
+        "%d --seconds %g --runs %d` (mutual TLS on 127.0.0.1, one agent, database-only restores "
+        "of the %.0f MB plain dump of the Mastodon-shaped database, default --jobs)\n\n"
+        "| restores | median | each |\n|---|---:|---|\n"
+        "| without load (%d before, %d after the window) | %.2f s | %s |\n"
+        "| under load (back to back for %.0f s) | %.2f s | %s |\n\n"
+        "Slowdown under load: %+.1f%% (median against median)\n\n"
         "| load | figure |\n|---|---:|\n"
         "| WatchOperation streams followed to the end | %d of %d (%d errors, %d events) |\n"
-        "| GetOperation calls | %d (%d errors) |\n"
+        "| GetOperation calls | %d in %.0f s (%d errors) |\n"
         "| GetOperation p50 / p99 / max | %.2f / %.2f / %.2f ms |\n"
-        "| agent RSS, peak while loaded | %.1f MB |\n| agent VmHWM over the run | %.1f MB |\n\n"
-        "The load lasts as long as the loaded restore.\n",
-        absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone()), rows, watchers, rate,
-        static_cast<double>(bench.DumpBytes()) / 1e6, before, f.restore_s, after,
-        (f.restore_s / unloaded - 1) * 100, f.watchers_ok, watchers, f.watcher_errors,
-        static_cast<long long>(f.events), static_cast<int>(f.get_ms.size()), f.get_errors,
-        Percentile(f.get_ms, 0.5), Percentile(f.get_ms, 0.99), Percentile(f.get_ms, 1.0),
+        "| CPU of the load generator (same 2 cores) | %.1f s in the window |\n"
+        "| agent CPU per restore, under load / without | %.1f s / %.1f s |\n"
+        "| agent RSS, peak while loaded | %.1f MB |\n| agent VmHWM over the run | %.1f MB |\n",
+        absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone()), scale, watchers, rate,
+        seconds, runs, static_cast<double>(bench.DumpBytes()) / 1e6, runs, runs, base,
+        absl::StrJoin(u_list, ", "), f.window_s, loaded, absl::StrJoin(l_list, ", "),
+        (loaded / base - 1) * 100, f.streams_ok, f.streams, f.stream_errors,
+        static_cast<long long>(f.events), static_cast<int>(f.get_ms.size()), f.window_s,
+        f.get_errors, Percentile(f.get_ms, 0.5), Percentile(f.get_ms, 0.99),
+        Percentile(f.get_ms, 1.0), f.generator_cpu_s,
+        f.agent_cpu_s / static_cast<double>(f.restore_s.size()), agent_cpu_after / runs,
         f.peak_rss_during_mb, peak);
   }
   std::fputs(report.c_str(), stdout);
