@@ -1,4 +1,6 @@
 // mastodon-restore-agent: flags and config file -> validated config -> daemon.
+#include <malloc.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -13,6 +15,11 @@
 
 int main(int argc, char** argv) {
   using namespace mastodon_restore;
+  // Large buffers (the parallel load's 8 MiB COPY chunks) come straight
+  // from mmap and go back to the system when freed: a long-running agent
+  // does not keep the high-water mark of every restore in the allocator
+  // arenas of the threads that happened to run it.
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
   std::unique_ptr<Env> env = NewPosixEnv();
   auto command_line =
       ParseAgentCommandLine(std::vector<std::string>(argv + 1, argv + argc), env.get());

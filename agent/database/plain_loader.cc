@@ -570,6 +570,7 @@ class Loader {
           absl::EndsWith(Head(item.text, item.text.size()), " FROM STDIN;")) {
         HoldAutovacuum(item);
         StartCopy(item);
+        copy_batch_.reserve(static_cast<size_t>(options_.chunk_bytes) + kChunk);
         copy_remote_ = true;
         copy_sql_ = item.text;
         copy_chunk_line_ = item.line;
@@ -644,7 +645,9 @@ class Loader {
     job.copy_data = std::move(copy_batch_);
     job.line = copy_chunk_line_;
     job.toc_entry = toc_entry_;
-    copy_batch_.clear();
+    // One allocation per chunk (a line may overshoot the size a little).
+    copy_batch_ = std::string();
+    copy_batch_.reserve(static_cast<size_t>(options_.chunk_bytes) + kChunk);
     copy_chunk_line_ = line_ + 1;
     return scheduler_->Submit(std::move(job));
   }
