@@ -17,6 +17,12 @@ double Percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
+double Median(std::vector<double> v) {
+  if (v.empty()) return -1;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
 double ProcStatusMb(pid_t pid, const char* field) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string line;

@@ -19,6 +19,10 @@ namespace bench {
 // The p-quantile (0..1) of `values` (nearest rank); 0 when empty.
 double Percentile(std::vector<double> values, double p);
 
+// The median (the mean of the two middle values for an even count); -1 when
+// empty.
+double Median(std::vector<double> values);
+
 // A field of /proc/<pid>/status ("VmHWM:", "VmRSS:") in MB; 0 when gone.
 double ProcStatusMb(pid_t pid, const char* field);
 

@@ -23,9 +23,12 @@
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
 #include "agent/database/local_cluster.h"
+#include "bench/bench_common.h"
 
 namespace mastodon_restore {
 namespace {
+
+using bench::Median;
 
 struct Measurement {
   std::string file;
@@ -34,11 +37,6 @@ struct Measurement {
   double mb_per_s = 0;
   std::string note;
 };
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 int64_t FileSize(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);

@@ -47,6 +47,7 @@ namespace {
 
 namespace v1 = mastodon::restore::v1;
 
+using bench::Median;
 using bench::Percentile;
 using bench::ProcStatusMb;
 
@@ -400,12 +401,6 @@ class Bench {
   AgentAddress address_;
   std::unique_ptr<v1::RestoreAgentService::Stub> stub_;
 };
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return -1;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 int Main(const std::vector<std::string>& args) {
   const std::vector<FlagSpec> specs = {

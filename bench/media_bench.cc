@@ -22,14 +22,12 @@
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
 #include "agent/media/media_restore.h"
+#include "bench/bench_common.h"
 
 namespace mastodon_restore {
 namespace {
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using bench::Median;
 
 bool WriteMediaTar(const std::string& path, int files, int64_t bytes) {
   struct archive* a = archive_write_new();

@@ -50,15 +50,11 @@ extern char** environ;
 namespace mastodon_restore {
 namespace {
 
+using bench::Median;
+
 constexpr char kTag[] = "restore_bench";
 constexpr char kSourceDb[] = "mastodon_production";
 constexpr char kTargetDb[] = "bench_target";
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 bool Exists(const std::string& path) {
   struct stat st;

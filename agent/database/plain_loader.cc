@@ -48,20 +48,7 @@ bool FindDatabaseName(const std::string& sql, const std::string& upper, const st
   size_t i = at + marker.size();
   if (i >= sql.size()) return false;
   *begin = i;
-  if (sql[i] == '"') {
-    ++i;
-    while (i < sql.size()) {
-      if (sql[i] == '"') {
-        if (i + 1 < sql.size() && sql[i + 1] == '"') {
-          i += 2;
-          continue;
-        }
-        ++i;
-        break;
-      }
-      ++i;
-    }
-  } else {
+  if (ScanQualifiedName(sql, &i).empty()) {
     while (i < sql.size() && sql[i] != ' ' && sql[i] != ';' && sql[i] != '\n') ++i;
   }
   *end = i;
