@@ -585,7 +585,7 @@ class RestoreBench {
             mb, who.name, med, *std::min_element(t.begin(), t.end()),
             *std::max_element(t.begin(), t.end()), mb / med, Median(cpu), Median(client),
             *std::max_element(rss.begin(), rss.end()),
-            who.baseline ? "baseline" : absl::StrFormat("%.2f×", base / med));
+            who.baseline ? "baseline" : (base > 0 ? absl::StrFormat("%.2f×", base / med) : "—"));
       }
     }
     out += "\nAgent phases (last run): ";
