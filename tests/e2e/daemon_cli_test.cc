@@ -582,9 +582,8 @@ TEST_F(DetectCliTest, EmbeddedRuntimeRestoresWithoutAnyServerSetUp) {
 
 TEST_F(RestoreCliTest, JsonEventsAndABrokenDump) {
   StartRestoreAgent();
-  CommandResult r =
-      CliOnSocket({"--json", "restore", "--db-only", "--jobs", "1", "--target-db", "m",
-                   Fixture("plain.sql")});
+  CommandResult r = CliOnSocket(
+      {"--json", "restore", "--db-only", "--jobs", "1", "--target-db", "m", Fixture("plain.sql")});
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   std::vector<std::string> lines = absl::StrSplit(r.stdout_text, '\n', absl::SkipEmpty());
   ASSERT_GT(lines.size(), 5u);
