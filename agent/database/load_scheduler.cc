@@ -117,6 +117,24 @@ absl::Status LoadScheduler::WaitIdle() {
   }
 }
 
+absl::StatusOr<bool> LoadScheduler::WaitIdleFor(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    RETURN_IF_ERROR(CheckCancelLocked());
+    if (queue_.empty()) return true;
+    const absl::Time now = absl::Now();
+    if (now >= deadline) return false;
+    done_cv_.wait_for(lock, std::min(kPoll, absl::ToChronoMilliseconds(deadline - now) +
+                                                std::chrono::milliseconds(1)));
+  }
+}
+
+int64_t LoadScheduler::pending() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(queue_.size());
+}
+
 absl::Status LoadScheduler::status() {
   std::lock_guard<std::mutex> lock(mu_);
   return CheckCancelLocked();

@@ -98,6 +98,10 @@ class LoadScheduler {
 
   // Waits until every submitted job has finished; the first failure.
   absl::Status WaitIdle();
+  // The same for at most `timeout`: true when idle.
+  absl::StatusOr<bool> WaitIdleFor(absl::Duration timeout);
+  // Jobs submitted and not finished.
+  int64_t pending();
 
   // OK, or the first failure so far (does not wait).
   absl::Status status();

@@ -128,7 +128,18 @@ class Loader {
     if (scheduler_ != nullptr) {
       RETURN_IF_ERROR(SubmitAnalyze());
       RETURN_IF_ERROR(SubmitValidations());
-      RETURN_IF_ERROR(scheduler_->WaitIdle());
+      // The dump is read; the builds go on. Say how many are left.
+      while (true) {
+        ASSIGN_OR_RETURN(bool idle, scheduler_->WaitIdleFor(absl::Milliseconds(500)));
+        if (idle) break;
+        if (options_.progress) {
+          LoadProgress p = Progress();
+          p.toc_entry = absl::StrCat("dump read; ", scheduler_->pending(), " of ",
+                                     scheduler_->jobs_done() + scheduler_->pending(),
+                                     " jobs left (data, indexes, constraints, ANALYZE)");
+          options_.progress(p);
+        }
+      }
       stats_.parallel_jobs = scheduler_->jobs_done();
       stats_.max_concurrency = scheduler_->max_concurrency();
       if (scheduler_->last_data_done() > start) {

@@ -591,6 +591,22 @@ TEST_F(LoadSchedulerTest, BuildsWaitForTheirTablesDataAndConflictingBuilds) {
   EXPECT_LT(at["c-idx-start"], at["fk-b-a-start"]);
 }
 
+TEST_F(LoadSchedulerTest, WaitIdleForSaysWhatIsLeft) {
+  auto s = Start(1);
+  ASSERT_NE(s, nullptr);
+  ASSERT_OK(s->Submit(Job("slow", {"a"}, LoadJob::Lock::kData, 0.5)));
+  ASSERT_OK(s->Submit(Job("next", {"a"}, LoadJob::Lock::kShared, 0)));
+  auto idle = s->WaitIdleFor(absl::Milliseconds(50));
+  ASSERT_OK(idle);
+  EXPECT_FALSE(*idle);
+  EXPECT_EQ(s->pending(), 2);
+  idle = s->WaitIdleFor(absl::Seconds(30));
+  ASSERT_OK(idle);
+  EXPECT_TRUE(*idle);
+  EXPECT_EQ(s->pending(), 0);
+  EXPECT_EQ(s->jobs_done(), 2);
+}
+
 TEST_F(LoadSchedulerTest, TheFirstFailureCancelsTheOthersAndIsReported) {
   auto s = Start(2);
   ASSERT_NE(s, nullptr);
