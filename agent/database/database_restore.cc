@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/archive/inspector.h"
@@ -156,6 +157,28 @@ absl::Status AnalyzeRest(PgConnection* conn, const std::vector<std::string>& ana
   return absl::OkStatus();
 }
 
+// How many connections load in parallel: `requested` (0: one per core),
+// no more than the server has free beside the reader's own connection and two
+// spare (a warning says so when that is fewer).
+absl::StatusOr<int> LoadConnections(PgConnection* admin, int requested, int cpus,
+                                    std::vector<std::string>* warnings) {
+  const int wanted = requested > 0 ? requested : std::max(1, cpus);
+  ASSIGN_OR_RETURN(
+      PgRows free_slots,
+      admin->Query(
+          "SELECT current_setting('max_connections')::int - "
+          "current_setting('superuser_reserved_connections')::int - "
+          "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"));
+  int free = 0;
+  if (!absl::SimpleAtoi(free_slots.Scalar(), &free)) return wanted;
+  const int allowed = std::max(1, free - 3);
+  if (wanted <= allowed) return wanted;
+  warnings->push_back(absl::StrCat("loading with ", allowed, " connection", allowed == 1 ? "" : "s",
+                                   " instead of ", wanted, ": the server has ", std::max(0, free),
+                                   " free (max_connections)"));
+  return allowed;
+}
+
 }  // namespace
 
 absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest& request,
@@ -258,7 +281,8 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     progress("load", LoadProgress());
     // Every connection of the load: no wait for the WAL flush at each
     // commit (the swap's commit flushes it all), memory for index builds.
-    const int jobs = request.jobs > 0 ? request.jobs : std::max(1, env->Cpus());
+    ASSIGN_OR_RETURN(int jobs,
+                     LoadConnections(admin.get(), request.jobs, env->Cpus(), &result.warnings));
     auto connect_staging = [&]() -> absl::StatusOr<std::unique_ptr<PgConnection>> {
       ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
                        PgConnection::Connect(request.conninfo, result.staging_database));

@@ -255,6 +255,20 @@ SELECT lo_from_bytea(0, 'large object bytes');
   EXPECT_THAT(StagingLeft(), IsEmpty());
 }
 
+TEST_F(DatabaseRestoreTest, JobsBeyondTheServersFreeConnectionsAreCappedWithAWarning) {
+  DatabaseRestoreRequest r = Request(kDir + "/hard/plain.sql", "capped");
+  r.jobs = 5000;
+  auto result = Restore(r);
+  ASSERT_OK(result);
+  EXPECT_TRUE(result->verification.passed());
+  EXPECT_GE(result->load.jobs, 2);
+  EXPECT_LT(result->load.jobs, 5000);
+  EXPECT_THAT(result->warnings,
+              ::testing::Contains(AllOf(HasSubstr(absl::StrCat("loading with ", result->load.jobs,
+                                                               " connections instead of 5000")),
+                                        HasSubstr("free (max_connections)"))));
+}
+
 TEST_F(DatabaseRestoreTest, ClusterDumpCreatesMissingRolesWithoutPasswords) {
   ASSERT_OK(pg_->Exec("DROP ROLE mastodon"));
   auto result = Restore(Request(kDir + "/snap", "mastodon"));  // database.sql is a pg_dumpall
