@@ -365,13 +365,15 @@ class RestoreBench {
     const std::string dir = DumpDir();
     const std::string bin = cluster_->bin_dir();
     std::vector<std::string> agent_jobs = {absl::StrCat(jobs_)};
-    auto agent = [&](const std::string& path, const std::string& section, bool analyze = true) {
+    auto agent = [&](const std::string& path, const std::string& section, bool analyze = true,
+                     int jobs = 0) {
+      if (jobs == 0) jobs = jobs_;
       Contender c;
-      c.name = absl::StrCat("agent --jobs ", jobs_, analyze ? "" : " (no ANALYZE)");
+      c.name = absl::StrCat("agent --jobs ", jobs, analyze ? "" : " (no ANALYZE)");
       c.stages = [=](const std::string& conninfo) {
         std::vector<std::string> argv = {self_,        "--agent-load", path,
                                          "--conninfo", conninfo,       "--database",
-                                         kTargetDb,    "--jobs",       absl::StrCat(jobs_)};
+                                         kTargetDb,    "--jobs",       absl::StrCat(jobs)};
         if (!section.empty()) {
           argv.push_back("--source-db");
           argv.push_back(section);
@@ -422,7 +424,7 @@ class RestoreBench {
     std::vector<Case> all = {
         {{"plain", dir + "/dump.sql"},
          {psql("psql -f", dir + "/dump.sql", true), agent(dir + "/dump.sql", ""),
-          agent(dir + "/dump.sql", "", false)}},
+          agent(dir + "/dump.sql", "", false), agent(dir + "/dump.sql", "", true, 1)}},
         {{"plain.gz", dir + "/dump.sql.gz"},
          {piped("gzip", dir + "/dump.sql.gz"), agent(dir + "/dump.sql.gz", "")}},
         {{"plain.xz", dir + "/dump.sql.xz"},
