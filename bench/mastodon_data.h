@@ -4,8 +4,8 @@
 // and a materialized view, filled with text that does not compress
 // trivially. SCALE=1 is about 700 MB of plain pg_dump output; rows grow
 // linearly with the scale.
-#ifndef MR_BENCH_MASTODON_DATA_H_
-#define MR_BENCH_MASTODON_DATA_H_
+#ifndef MR_BENCH_SHAPED_DATA_H_
+#define MR_BENCH_SHAPED_DATA_H_
 
 #include <cstdint>
 #include <functional>
@@ -33,4 +33,4 @@ absl::Status GenerateMastodonData(PgConnection* conn, double scale,
 }  // namespace bench
 }  // namespace mastodon_restore
 
-#endif  // MR_BENCH_MASTODON_DATA_H_
+#endif  // MR_BENCH_SHAPED_DATA_H_
