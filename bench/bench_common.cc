@@ -77,13 +77,13 @@ bool MakeCertificates(CommandRunner* runner, const std::string& dir, const std::
 }
 
 std::unique_ptr<LocalCluster> StartCluster(const std::string& dir, CommandRunner* runner, Env* env,
-                                           const std::string& tag) {
+                                           const std::string& tag, bool fast_unsafe) {
   LocalClusterOptions o;
   if (!RunAsUnprivilegedUserIfRoot(&o).ok()) return nullptr;
   auto base = CreateClusterBaseDir(dir, "pg", o);
   if (!base.ok()) return nullptr;
   o.base_dir = *base;
-  o.fast_unsafe = true;
+  o.fast_unsafe = fast_unsafe;
   auto cluster = LocalCluster::Start(o, runner, env);
   if (!cluster.ok()) {
     std::fprintf(stderr, "%s: %s\n", tag.c_str(), std::string(cluster.status().message()).c_str());

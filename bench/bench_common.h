@@ -35,10 +35,11 @@ bool RunTool(CommandRunner* runner, const std::string& cwd, std::vector<std::str
 // for 127.0.0.1 and client.pem/client.key, all signed by the CA.
 bool MakeCertificates(CommandRunner* runner, const std::string& dir, const std::string& tag);
 
-// A PostgreSQL cluster under `dir` (as the postgres user when root, fast
-// unsafe settings); null after printing why.
+// A PostgreSQL cluster under `dir` (as the postgres user when root; with
+// `fast_unsafe`, fsync=off and the other settings of LocalClusterOptions,
+// else PostgreSQL's defaults); null after printing why.
 std::unique_ptr<LocalCluster> StartCluster(const std::string& dir, CommandRunner* runner, Env* env,
-                                           const std::string& tag);
+                                           const std::string& tag, bool fast_unsafe = true);
 
 }  // namespace bench
 }  // namespace mastodon_restore

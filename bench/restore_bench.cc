@@ -243,7 +243,7 @@ class RestoreBench {
 
   bool Start() {
     mkdir(work_.c_str(), 0755);
-    cluster_ = bench::StartCluster(work_, runner_.get(), env_.get(), kTag);
+    cluster_ = bench::StartCluster(work_, runner_.get(), env_.get(), kTag, fast_unsafe_);
     if (cluster_ == nullptr) return false;
     std::ifstream pid_file(cluster_->data_dir() + "/postmaster.pid");
     int pid = 0;
@@ -260,6 +260,8 @@ class RestoreBench {
     return absl::StrFormat("%s/dumps-scale-%g", dump_root_.empty() ? work_ : dump_root_, scale_);
   }
   void set_dump_root(std::string d) { dump_root_ = std::move(d); }
+  // fsync=off and friends instead of PostgreSQL's default settings.
+  void set_fast_unsafe(bool fast) { fast_unsafe_ = fast; }
 
   // Generates the database and its dumps unless a complete set is there.
   // The dumps the `wanted` cases need (all when empty; the plain dump
@@ -549,7 +551,7 @@ class RestoreBench {
     std::string out = absl::StrFormat(
         "# Database restore benchmark, %s\n\n"
         "Command: `%s`\n\n"
-        "Machine: %d cores, %.0f GiB, %s %s; PostgreSQL %s (default settings, same "
+        "Machine: %d cores, %.0f GiB, %s %s; PostgreSQL %s (%s, same "
         "server for every contender); SCALE=%g.\n"
         "Each figure is the median of %d runs; contenders interleaved, order rotating "
         "each run; every restore into a fresh database after a CHECKPOINT. The agent's "
@@ -557,6 +559,9 @@ class RestoreBench {
         "do no ANALYZE; the \"no ANALYZE\" rows do the same work as they do).\n\n",
         absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone()), command, env_->Cpus(),
         static_cast<double>(mem.total_bytes) / (1 << 30), u.sysname, u.release, server_version_,
+        fast_unsafe_ ? "fsync=off, synchronous_commit=off, full_page_writes=off, "
+                       "max_wal_size=4GB, checkpoint_timeout=30min"
+                     : "default settings",
         scale_, runs_);
     out +=
         "| dump | size MB | contender | median s | min–max s | dump MB/s | server CPU s | "
@@ -609,6 +614,7 @@ class RestoreBench {
   }
 
   std::string self_, work_, dump_root_;
+  bool fast_unsafe_ = false;
   double scale_;
   int runs_, jobs_;
   std::unique_ptr<Env> env_;
@@ -665,6 +671,7 @@ int Main(int argc, char** argv) {
        "(default all)"},
       {"work-dir", "DIR", "server and dumps (default /var/tmp/mr-restore-bench)"},
       {"dump-dir", "DIR", "where the dumps are kept between runs (default: work-dir)"},
+      {"fast-unsafe", "", "server with fsync=off and friends (default: PostgreSQL's defaults)"},
       {"output", "FILE", "also write the report here"},
       {"agent-load", "DUMP", "(internal) stage one dump with the library"},
       {"conninfo", "CONNINFO", "(internal)"},
@@ -695,6 +702,7 @@ int Main(int argc, char** argv) {
   self[len] = 0;
   RestoreBench bench(self, parsed->Get("work-dir", "/var/tmp/mr-restore-bench"), scale, runs, jobs);
   if (parsed->Has("dump-dir")) bench.set_dump_root(parsed->Get("dump-dir"));
+  bench.set_fast_unsafe(parsed->GetBool("fast-unsafe"));
   if (!bench.Start() || !bench.MakeDumps(wanted) || !bench.WarmUp()) return 1;
   std::vector<std::string> contenders;
   if (parsed->Has("contenders")) {
