@@ -1,11 +1,14 @@
 #include "bench/bench_common.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace mastodon_restore {
 namespace bench {
@@ -37,6 +40,23 @@ double ProcStatusMb(pid_t pid, const char* field) {
     }
   }
   return 0;
+}
+
+ProcStat ReadProcStat(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ProcStat out;
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos || close + 2 > stat.size()) return out;
+  for (absl::string_view f : absl::StrSplit(stat.substr(close + 2), ' ', absl::SkipEmpty())) {
+    int64_t v = 0;
+    out.fields.push_back(absl::SimpleAtoi(f, &v) ? v : 0);
+  }
+  return out;
+}
+
+double TicksToSeconds(int64_t ticks) {
+  return static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 bool RunTool(CommandRunner* runner, const std::string& cwd, std::vector<std::string> argv,

@@ -26,6 +26,19 @@ double Median(std::vector<double> values);
 // A field of /proc/<pid>/status ("VmHWM:", "VmRSS:") in MB; 0 when gone.
 double ProcStatusMb(pid_t pid, const char* field);
 
+// The fields of /proc/<pid>/stat after "pid (comm) ": index i is proc(5)'s
+// field i + 3 (1 the ppid, 11/12 utime/stime, 13/14 cutime/cstime, in clock
+// ticks; the state letter reads as 0). Missing fields and a gone process
+// read as 0.
+struct ProcStat {
+  std::vector<int64_t> fields;
+  int64_t Get(size_t i) const { return i < fields.size() ? fields[i] : 0; }
+};
+ProcStat ReadProcStat(pid_t pid);
+
+// Clock ticks in seconds.
+double TicksToSeconds(int64_t ticks);
+
 // Runs `argv` in `cwd`; on failure prints "<tag>: <what> failed: <stderr>"
 // and returns false.
 bool RunTool(CommandRunner* runner, const std::string& cwd, std::vector<std::string> argv,

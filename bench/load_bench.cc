@@ -199,14 +199,8 @@ class Bench {
 
   // CPU seconds the agent has used so far.
   double AgentCpuSeconds() const {
-    std::ifstream in(absl::StrCat("/proc/", agent_->pid(), "/stat"));
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::vector<std::string> f = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ');
-    int64_t utime = 0, stime = 0;
-    if (f.size() < 13 || !absl::SimpleAtoi(f[11], &utime) || !absl::SimpleAtoi(f[12], &stime)) {
-      return 0;
-    }
-    return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+    bench::ProcStat st = bench::ReadProcStat(agent_->pid());
+    return bench::TicksToSeconds(st.Get(11) + st.Get(12));
   }
 
   // A restore into `database` (dropped afterwards); its wall seconds, -1 on

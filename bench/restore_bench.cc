@@ -78,36 +78,22 @@ int64_t PathBytes(const std::string& path) {
 // the children it has reaped (backends that exited). `children` (optional):
 // how many live children it has.
 double ServerCpuSeconds(pid_t postmaster, int* children = nullptr) {
-  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
-  auto fields = [](pid_t pid) -> std::vector<std::string> {
-    std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    size_t close = s.rfind(')');
-    if (close == std::string::npos) return {};
-    return absl::StrSplit(s.substr(close + 2), ' ', absl::SkipEmpty());
-  };
-  // After "pid (comm) ": state=0 ppid=1 ... utime=11 stime=12 cutime=13 cstime=14.
-  auto num = [](const std::vector<std::string>& f, size_t i) {
-    int64_t v = 0;
-    if (i < f.size()) absl::SimpleAtoi(f[i], &v);
-    return v;
-  };
   if (children != nullptr) *children = 0;
-  std::vector<std::string> pm = fields(postmaster);
-  int64_t ticks = num(pm, 11) + num(pm, 12) + num(pm, 13) + num(pm, 14);
+  bench::ProcStat pm = bench::ReadProcStat(postmaster);
+  int64_t ticks = pm.Get(11) + pm.Get(12) + pm.Get(13) + pm.Get(14);
   auto procs = ListDirectory("/proc");
   if (procs.ok()) {
     for (const std::string& p : *procs) {
       int pid = 0;
       if (!absl::SimpleAtoi(p, &pid)) continue;
-      std::vector<std::string> f = fields(pid);
-      if (num(f, 1) == postmaster) {
-        ticks += num(f, 11) + num(f, 12);
+      bench::ProcStat st = bench::ReadProcStat(pid);
+      if (st.Get(1) == postmaster) {
+        ticks += st.Get(11) + st.Get(12);
         if (children != nullptr) ++*children;
       }
     }
   }
-  return static_cast<double>(ticks) / tick;
+  return bench::TicksToSeconds(ticks);
 }
 
 struct RunFigures {

@@ -33,6 +33,17 @@ void ForEachLock(const LoadJob& job, Fn fn) {
 
 }  // namespace
 
+absl::Status LoadError(absl::StatusCode code, const std::string& dump, int64_t line,
+                       const std::string& toc_entry, absl::string_view what) {
+  return absl::Status(code,
+                      absl::StrCat("unable to load '", dump, "' at line ", line,
+                                   toc_entry.empty() ? "" : " (" + toc_entry + ")", ": ", what));
+}
+
+absl::Status LoadCancelled(const std::string& dump) {
+  return absl::CancelledError(absl::StrCat("load of '", dump, "' cancelled"));
+}
+
 LoadScheduler::LoadScheduler(LoadSchedulerOptions options) : options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<LoadScheduler>> LoadScheduler::Start(LoadSchedulerOptions options) {
@@ -70,7 +81,7 @@ void LoadScheduler::AddSessionStatement(const std::string& sql) {
 
 absl::Status LoadScheduler::CheckCancelLocked() {
   if (options_.cancel != nullptr && options_.cancel->cancelled() && failure_.ok()) {
-    FailLocked(absl::CancelledError(absl::StrCat("load of '", options_.dump_name, "' cancelled")));
+    FailLocked(LoadCancelled(options_.dump_name));
   }
   return failure_;
 }
@@ -138,12 +149,6 @@ int64_t LoadScheduler::pending() {
 absl::Status LoadScheduler::status() {
   std::lock_guard<std::mutex> lock(mu_);
   return CheckCancelLocked();
-}
-
-int64_t LoadScheduler::TableBytes(const std::string& table) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = table_bytes_.find(table);
-  return it == table_bytes_.end() ? 0 : it->second;
 }
 
 int64_t LoadScheduler::jobs_done() {
@@ -248,14 +253,10 @@ void LoadScheduler::Worker(PgConnection* conn) {
 
 absl::Status LoadScheduler::RunJob(PgConnection* conn, const LoadJob& job) {
   auto fail = [&](const absl::Status& s, const std::string& what) {
-    if (s.code() == absl::StatusCode::kCancelled) {
-      return absl::CancelledError(absl::StrCat("load of '", options_.dump_name, "' cancelled"));
-    }
-    return absl::Status(
+    if (s.code() == absl::StatusCode::kCancelled) return LoadCancelled(options_.dump_name);
+    return LoadError(
         s.code() == absl::StatusCode::kUnavailable ? s.code() : absl::StatusCode::kInvalidArgument,
-        absl::StrCat("unable to load '", options_.dump_name, "' at line ", job.line,
-                     job.toc_entry.empty() ? "" : " (" + job.toc_entry + ")", ": ", what,
-                     s.message()));
+        options_.dump_name, job.line, job.toc_entry, absl::StrCat(what, s.message()));
   };
   absl::Status s = conn->Exec(job.sql);
   if (!s.ok() && !job.fallback_sql.empty() &&

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/common/cancel_token.h"
 #include "agent/database/pg_connection.h"
@@ -66,6 +67,13 @@ struct LoadJob {
   int64_t line = 0;
   std::string toc_entry;
 };
+
+// The errors of a load, the same from the reader and from the workers:
+// "unable to load '<dump>' at line N (<TOC entry>): <what>" and
+// "load of '<dump>' cancelled".
+absl::Status LoadError(absl::StatusCode code, const std::string& dump, int64_t line,
+                       const std::string& toc_entry, absl::string_view what);
+absl::Status LoadCancelled(const std::string& dump);
 
 struct LoadSchedulerOptions {
   // Number of worker connections (>= 1).
@@ -106,9 +114,6 @@ class LoadScheduler {
   // OK, or the first failure so far (does not wait).
   absl::Status status();
 
-  // Bytes of COPY data submitted for `table` (the builds' priority).
-  int64_t TableBytes(const std::string& table);
-
   // Jobs run so far, and the most that ran at once.
   int64_t jobs_done();
   int max_concurrency();
@@ -119,7 +124,6 @@ class LoadScheduler {
   struct Entry {
     int64_t seq = 0;
     LoadJob job;
-    int64_t priority = 0;
     bool started = false;
     size_t prelude = 0;  // session statements to apply first
   };

@@ -55,6 +55,14 @@ bool FindDatabaseName(const std::string& sql, const std::string& upper, const st
   return true;
 }
 
+// The table of "COPY <table> (...) FROM stdin;" as the dump writes it.
+std::string CopyTarget(absl::string_view sql) {
+  absl::ConsumePrefix(&sql, "COPY ");
+  size_t at = 0;
+  std::string table = ScanQualifiedName(sql, &at);
+  return table.empty() ? std::string(sql.substr(0, sql.find(' '))) : table;
+}
+
 class Loader {
  public:
   Loader(ByteStream* in, PgConnection* conn, const LoadOptions& options)
@@ -86,7 +94,7 @@ class Loader {
     int64_t consumed = options_.begin_offset;
     while (true) {
       if (options_.cancel != nullptr && options_.cancel->cancelled()) {
-        return absl::CancelledError(absl::StrCat("load of '", options_.dump_name, "' cancelled"));
+        return LoadCancelled(options_.dump_name);
       }
       size_t want = buf.size();
       if (options_.end_offset >= 0) {
@@ -180,9 +188,7 @@ class Loader {
   }
 
   absl::Status Fail(int64_t line, const std::string& what, absl::StatusCode code) {
-    return absl::Status(
-        code, absl::StrCat("unable to load '", options_.dump_name, "' at line ", line,
-                           toc_entry_.empty() ? "" : " (" + toc_entry_ + ")", ": ", what));
+    return LoadError(code, options_.dump_name, line, toc_entry_, what);
   }
 
   // Consumes complete lines (SQL) or data (COPY) from pending_.
@@ -512,7 +518,7 @@ class Loader {
       return absl::OkStatus();
     }
     if (s.code() == absl::StatusCode::kCancelled) {
-      return absl::CancelledError(absl::StrCat("load of '", options_.dump_name, "' cancelled"));
+      return LoadCancelled(options_.dump_name);
     }
     const PgError& e = conn_->last_error();
     const bool ownership =
@@ -654,11 +660,8 @@ class Loader {
   // table. Best effort (a table the role does not own stays as it is).
   void HoldAutovacuum(const SqlItem& item) {
     if (!options_.hold_autovacuum) return;
-    absl::string_view rest = item.text;
-    absl::ConsumePrefix(&rest, "COPY ");
-    size_t at = 0;
-    std::string table = ScanQualifiedName(rest, &at);
-    if (table.empty() || !autovacuum_checked_.insert(table).second) return;
+    const std::string table = CopyTarget(item.text);
+    if (!autovacuum_checked_.insert(table).second) return;
     auto rel = conn_->Query(
         "SELECT relkind::text, coalesce(array_to_string(reloptions, ','), '') FROM pg_class "
         "WHERE oid = to_regclass($1)",
@@ -692,11 +695,7 @@ class Loader {
     at_copy_line_start_ = true;
     copy_rows_ = 0;
     copy_line_ = item.line;
-    absl::string_view rest = absl::string_view(item.text);
-    absl::ConsumePrefix(&rest, "COPY ");
-    size_t at = 0;
-    copy_table_ = ScanQualifiedName(rest, &at);
-    if (copy_table_.empty()) copy_table_ = std::string(rest.substr(0, rest.find(' ')));
+    copy_table_ = CopyTarget(item.text);
     copy_is_migrations_ =
         absl::EndsWith(copy_table_, ".schema_migrations") || copy_table_ == "schema_migrations";
   }
@@ -726,7 +725,7 @@ class Loader {
     in_copy_ = false;
     if (!s.ok()) {
       if (s.code() == absl::StatusCode::kCancelled) {
-        return absl::CancelledError(absl::StrCat("load of '", options_.dump_name, "' cancelled"));
+        return LoadCancelled(options_.dump_name);
       }
       return Fail(copy_line_, absl::StrCat("COPY ", copy_table_, ": ", s.message()),
                   absl::StatusCode::kInvalidArgument);
