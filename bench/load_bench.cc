@@ -30,6 +30,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/common/args.h"
 #include "agent/common/env.h"
@@ -50,6 +51,74 @@ namespace v1 = mastodon::restore::v1;
 using bench::Median;
 using bench::Percentile;
 using bench::ProcStatusMb;
+
+// What the watchers saw, over all of them.
+struct WatchCounters {
+  std::atomic<int> streams{0}, ok{0}, errors{0};
+  std::atomic<int64_t> events{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  int open = 0;  // GUARDED_BY(mu)
+
+  // Waits until every stream has ended.
+  void WaitForAll() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [this] { return open == 0; });
+  }
+};
+
+// One WatchOperation stream followed to its end; deletes itself when done.
+class Watcher : public grpc::ClientReadReactor<v1::WatchOperationResponse> {
+ public:
+  Watcher(v1::RestoreAgentService::Stub* stub, const AgentAddress& address, const std::string& id,
+          WatchCounters* counters)
+      : counters_(counters) {
+    {
+      std::lock_guard<std::mutex> lock(counters_->mu);
+      ++counters_->open;
+    }
+    AddToken(address, &context_);
+    request_.set_id(id);
+    stub->async()->WatchOperation(&context_, &request_, this);
+    StartRead(response_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    ++events_;
+    if (response_->has_operation() && IsTerminal(response_->operation().state())) ended_ = true;
+    StartRead(response_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    counters_->events += events_;
+    ++counters_->streams;
+    if (status.ok() && ended_) {
+      ++counters_->ok;
+    } else if (++counters_->errors == 1) {
+      std::fprintf(stderr, "load_bench: watcher: %s (ended=%d)\n", status.error_message().c_str(),
+                   ended_);
+    }
+    WatchCounters* counters = counters_;
+    delete this;
+    std::lock_guard<std::mutex> lock(counters->mu);
+    if (--counters->open == 0) counters->cv.notify_all();
+  }
+
+ private:
+  WatchCounters* const counters_;
+  grpc::ClientContext context_;
+  v1::WatchOperationRequest request_;
+  // Each event is parsed whole into the arena (a message off the heap would
+  // free and reallocate the operation and its steps on every event, which a
+  // thousand streams turn into the load generator's largest cost).
+  google::protobuf::Arena arena_;
+  v1::WatchOperationResponse* const response_ =
+      google::protobuf::Arena::CreateMessage<v1::WatchOperationResponse>(&arena_);
+  int64_t events_ = 0;
+  bool ended_ = false;
+};
 
 class Bench {
  public:
@@ -231,50 +300,14 @@ class Bench {
   LoadFigures LoadedRestores(int watchers, int rate, double seconds) {
     LoadFigures f;
     std::mutex mu;
-    std::condition_variable cv;
-    std::string current;     // the restore being followed
-    int64_t generation = 0;  // restores started so far
+    std::string current;  // the restore being followed
     bool done = false;
-    std::atomic<int> ok{0}, errors{0}, streams{0};
-    std::atomic<int64_t> events{0};
+    // The watchers are callback reactors on gRPC's own threads, as a
+    // controller following many streams would be written: a thread per
+    // stream would spend the load generator's CPU on waking 1,000 threads for
+    // every event, on the cores the restore runs on.
+    WatchCounters counters;
     std::vector<std::thread> threads;
-    threads.reserve(static_cast<size_t>(watchers) + 2);
-    for (int i = 0; i < watchers; ++i) {
-      threads.emplace_back([&] {
-        int64_t seen = 0;
-        while (true) {
-          std::string id;
-          {
-            std::unique_lock<std::mutex> lock(mu);
-            cv.wait(lock, [&] { return done || generation > seen; });
-            if (generation == seen) return;  // done, nothing new
-            seen = generation;
-            id = current;
-          }
-          grpc::ClientContext c;
-          AddToken(address_, &c);
-          v1::WatchOperationRequest request;
-          request.set_id(id);
-          auto reader = stub_->WatchOperation(&c, request);
-          v1::WatchOperationResponse r;
-          int64_t n = 0;
-          bool ended = false;
-          while (reader->Read(&r)) {
-            ++n;
-            if (r.has_operation() && IsTerminal(r.operation().state())) ended = true;
-          }
-          grpc::Status s = reader->Finish();
-          events += n;
-          ++streams;
-          if (s.ok() && ended) {
-            ++ok;
-          } else if (++errors == 1) {
-            std::fprintf(stderr, "load_bench: watcher: %s (ended=%d)\n", s.error_message().c_str(),
-                         ended);
-          }
-        }
-      });
-    }
     std::mutex figures_mu;
     threads.emplace_back([&] {
       const absl::Duration period = absl::Seconds(1) / rate;
@@ -338,9 +371,8 @@ class Bench {
       {
         std::lock_guard<std::mutex> lock(mu);
         current = id;
-        ++generation;
       }
-      cv.notify_all();
+      for (int i = 0; i < watchers; ++i) new Watcher(stub_.get(), address_, id, &counters);
       const double s = WaitFor(id, start);
       if (s < 0) break;
       f.restore_s.push_back(s);
@@ -353,17 +385,17 @@ class Bench {
       std::lock_guard<std::mutex> lock(mu);
       done = true;
     }
-    cv.notify_all();
     for (std::thread& t : threads) t.join();
+    counters.WaitForAll();
     getrusage(RUSAGE_SELF, &after);
     f.generator_cpu_s = absl::ToDoubleSeconds(
         absl::DurationFromTimeval(after.ru_utime) - absl::DurationFromTimeval(before.ru_utime) +
         absl::DurationFromTimeval(after.ru_stime) - absl::DurationFromTimeval(before.ru_stime));
     f.agent_cpu_s = AgentCpuSeconds() - agent_cpu_before;
-    f.streams = streams;
-    f.streams_ok = ok;
-    f.stream_errors = errors;
-    f.events = events;
+    f.streams = counters.streams;
+    f.streams_ok = counters.ok;
+    f.stream_errors = counters.errors;
+    f.events = counters.events;
     return f;
   }
 
@@ -494,5 +526,7 @@ int Main(const std::vector<std::string>& args) {
 }  // namespace mastodon_restore
 
 int main(int argc, char** argv) {
+  // As in the agent's main: no lock-order bookkeeping in the load generator.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   return mastodon_restore::Main(std::vector<std::string>(argv + 1, argv + argc));
 }
