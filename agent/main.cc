@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "agent/common/build_info.h"
 #include "agent/common/env.h"
 #include "agent/common/logging.h"
@@ -20,6 +21,11 @@ int main(int argc, char** argv) {
   // does not keep the high-water mark of every restore in the allocator
   // arenas of the threads that happened to run it.
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  // Debian builds Abseil without NDEBUG, which leaves absl::Mutex's deadlock
+  // detection on: every lock (gRPC takes them for every call and write)
+  // then records its lock-order edges under one global lock. Off, as in any
+  // release build of Abseil.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::unique_ptr<Env> env = NewPosixEnv();
   auto command_line =
       ParseAgentCommandLine(std::vector<std::string>(argv + 1, argv + argc), env.get());
