@@ -314,7 +314,7 @@ grpc::ServerUnaryReactor* AgentService::StartCleanup(grpc::CallbackServerContext
 namespace {
 
 // A stream that ends at once with a fixed status.
-class FinishedWriteReactor : public grpc::ServerWriteReactor<v1::WatchOperationResponse> {
+class FinishedWriteReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit FinishedWriteReactor(grpc::Status status) { Finish(std::move(status)); }
   void OnDone() override { delete this; }
@@ -835,17 +835,23 @@ grpc::ServerUnaryReactor* AgentService::CancelOperation(grpc::CallbackServerCont
   return reactor;
 }
 
-grpc::ServerWriteReactor<v1::WatchOperationResponse>* AgentService::WatchOperation(
-    grpc::CallbackServerContext* context, const v1::WatchOperationRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* AgentService::WatchOperation(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request) {
   if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
     logger_->Warning("audit", {{"who", CallerIdentity(context, local_peers_)},
                                {"rpc", "WatchOperation"},
                                {"outcome", denied.error_message()}});
     return new FinishedWriteReactor(denied);
   }
-  auto op = operations_->Get(request->id());
+  v1::WatchOperationRequest request;
+  grpc::ByteBuffer bytes = *raw_request;  // Deserialize consumes its buffer
+  if (!grpc::SerializationTraits<v1::WatchOperationRequest>::Deserialize(&bytes, &request).ok()) {
+    return new FinishedWriteReactor(
+        grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed WatchOperationRequest"));
+  }
+  auto op = operations_->Get(request.id());
   if (!op.ok()) return new FinishedWriteReactor(ToGrpcStatus(op.status()));
-  return new WatchReactor(*op, request->from_sequence());
+  return new WatchReactor(*op, watch_feeds_.For((*op)->id()), request.from_sequence());
 }
 
 }  // namespace mastodon_restore

@@ -16,6 +16,7 @@
 #include "agent/restore/restore_job.h"
 #include "agent/service/blocking_call.h"
 #include "agent/service/local_peers.h"
+#include "agent/service/watch_reactor.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
 
 namespace mastodon_restore {
@@ -31,7 +32,12 @@ struct RuntimeContext {
   std::vector<std::string> checked;
 };
 
-class AgentService final : public mastodon::restore::v1::RestoreAgentService::CallbackService {
+// WatchOperation is served in wire form (see watch_reactor.h): its request
+// arrives as bytes and its events leave as bytes serialized once for all the
+// operation's watchers.
+class AgentService final
+    : public mastodon::restore::v1::RestoreAgentService::WithRawCallbackMethod_WatchOperation<
+          mastodon::restore::v1::RestoreAgentService::CallbackService> {
  public:
   // `config`, `env`, `runner` and `logger` must outlive the service.
   AgentService(const AgentConfig* config, Env* env, CommandRunner* runner, Logger* logger,
@@ -88,9 +94,9 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
       grpc::CallbackServerContext* context,
       const mastodon::restore::v1::ListOperationsRequest* request,
       mastodon::restore::v1::ListOperationsResponse* response) override;
-  grpc::ServerWriteReactor<mastodon::restore::v1::WatchOperationResponse>* WatchOperation(
-      grpc::CallbackServerContext* context,
-      const mastodon::restore::v1::WatchOperationRequest* request) override;
+  // A WatchOperationRequest in, WatchOperationResponses out.
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchOperation(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* CancelOperation(
       grpc::CallbackServerContext* context,
       const mastodon::restore::v1::CancelOperationRequest* request,
@@ -186,6 +192,8 @@ class AgentService final : public mastodon::restore::v1::RestoreAgentService::Ca
   WorkerTracker workers_;
   Logger* const logger_;
   const absl::Time start_time_;
+  // One wire-form feed per watched operation.
+  WatchFeeds watch_feeds_;
 };
 
 }  // namespace mastodon_restore

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <future>
 
 #include "absl/strings/str_cat.h"
 #include "agent/common/subprocess.h"
@@ -139,6 +140,21 @@ TEST_F(AgentServiceTest, OperationRpcsAnswerForUnknownIdsAndMissingTargets) {
     v1::WatchOperationResponse r;
     EXPECT_FALSE(reader->Read(&r));
     EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    // WatchOperation reads its request as bytes: bytes that are no
+    // WatchOperationRequest (field 1 claims 127 bytes, 2 follow) are refused.
+    grpc::GenericStub generic(Channel());
+    grpc::ClientContext c;
+    grpc::Slice slice(std::string("\x0a\x7fop"));
+    grpc::ByteBuffer request(&slice, 1), response;
+    std::promise<grpc::Status> done;
+    generic.UnaryCall(&c, "/mastodon.restore.v1.RestoreAgentService/WatchOperation",
+                      grpc::StubOptions(), &request, &response,
+                      [&done](grpc::Status s) { done.set_value(std::move(s)); });
+    grpc::Status s = done.get_future().get();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr("malformed WatchOperationRequest"));
   }
   {
     grpc::ClientContext c;
