@@ -1,5 +1,6 @@
 #include "agent/operations/operation.h"
 
+#include <algorithm>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -285,12 +286,29 @@ bool Operation::done() const {
   return IsTerminal(record_.operation().state());
 }
 
-int64_t Operation::Subscribe(int64_t from_sequence, Listener listener,
-                             std::vector<Event>* backlog) {
+Operation::EventPage Operation::ReadEventsLocked(int64_t from_sequence, size_t max_events) const {
+  EventPage page;
+  const auto& events = record_.events();
+  // Stored in sequence order.
+  auto it =
+      std::lower_bound(events.begin(), events.end(), from_sequence,
+                       [](const Event& e, int64_t sequence) { return e.sequence() < sequence; });
+  for (; it != events.end() && page.events.size() < max_events; ++it) page.events.push_back(*it);
+  page.complete = it == events.end();
+  page.last_sequence = record_.operation().last_sequence();
+  if (page.complete) page.operation = record_.operation();
+  return page;
+}
+
+Operation::EventPage Operation::ReadEvents(int64_t from_sequence, size_t max_events) const {
   absl::MutexLock lock(&mu_);
-  for (const Event& e : record_.events()) {
-    if (e.sequence() >= from_sequence) backlog->push_back(e);
-  }
+  return ReadEventsLocked(from_sequence, max_events);
+}
+
+int64_t Operation::Subscribe(int64_t from_sequence, size_t max_backlog, Listener listener,
+                             EventPage* page) {
+  absl::MutexLock lock(&mu_);
+  *page = ReadEventsLocked(from_sequence, max_backlog);
   if (IsTerminal(record_.operation().state())) return 0;
   int64_t id = next_listener_++;
   listeners_[id] = std::move(listener);

@@ -78,10 +78,28 @@ class Operation : public ProgressReporter {
   mastodon::restore::v1::OperationRecord Record() const;
   bool done() const;
 
-  // Returns the events from `from_sequence` on and subscribes `listener` to
-  // the next ones, atomically (no gap, no duplicate). Returns the listener's
-  // id (0 when the operation has already ended: nothing more will come).
-  int64_t Subscribe(int64_t from_sequence, Listener listener, std::vector<Event>* backlog);
+  // Stored events read in pages (a watcher that replays or fell behind).
+  struct EventPage {
+    // The stored events from the sequence asked for on, in order, at most
+    // the number asked for.
+    std::vector<Event> events;
+    // True when `events` reach the last stored event.
+    bool complete = false;
+    // The operation's last event sequence at the read. Progress events
+    // beyond the record's cap (50,000 events) have sequences but are not
+    // stored, so this may be past the last stored event.
+    int64_t last_sequence = 0;
+    // The operation at the read; only when `complete`.
+    mastodon::restore::v1::Operation operation;
+  };
+  EventPage ReadEvents(int64_t from_sequence, size_t max_events) const;
+
+  // Reads a page as ReadEvents and subscribes `listener` to the events that
+  // follow the read, atomically: every call to `listener` is for an event
+  // after `page->last_sequence`, and with a complete page nothing lies in
+  // between. Returns the listener's id (0 when the operation has already
+  // ended: nothing more will come; the rest is in the record).
+  int64_t Subscribe(int64_t from_sequence, size_t max_backlog, Listener listener, EventPage* page);
   // Removes a listener; when it returns, no call to it runs or will run. Must
   // not be called from within a listener.
   void Unsubscribe(int64_t listener_id);
@@ -98,6 +116,8 @@ class Operation : public ProgressReporter {
   void UnlockAndPublish() ABSL_UNLOCK_FUNCTION(mu_);
   void Emit(Event event, bool persist_now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Touch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  EventPage ReadEventsLocked(int64_t from_sequence, size_t max_events) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   const std::string id_;
   Env* const env_;

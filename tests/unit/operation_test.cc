@@ -5,12 +5,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "agent/common/logging.h"
 #include "agent/operations/operation_manager.h"
 #include "tests/harness/fake_env.h"
@@ -46,9 +48,9 @@ TEST(OperationTest, ConcurrentEventsReachEveryListenerInOrderWithoutGapsOrDuplic
   constexpr int kListeners = 6;
   std::vector<std::unique_ptr<Seen>> seen;
   auto subscribe = [&](Seen* s) {
-    std::vector<Event> backlog;
+    Operation::EventPage backlog;
     int64_t id = op.Subscribe(
-        1,
+        1, SIZE_MAX,
         [s](const Event& e, const v1::Operation& current) {
           // The operation handed over is the one as of this event.
           EXPECT_EQ(current.last_sequence(), e.sequence());
@@ -56,11 +58,12 @@ TEST(OperationTest, ConcurrentEventsReachEveryListenerInOrderWithoutGapsOrDuplic
         },
         &backlog);
     EXPECT_NE(id, 0);
+    EXPECT_TRUE(backlog.complete);
     // Live events can only arrive after the backlog is recorded: they come
     // through this same mutex, which the listener takes too.
     std::lock_guard<std::mutex> lock(s->mu);
     std::vector<int64_t> all;
-    for (const Event& e : backlog) all.push_back(e.sequence());
+    for (const Event& e : backlog.events) all.push_back(e.sequence());
     all.insert(all.end(), s->sequences.begin(), s->sequences.end());
     s->sequences = all;
   };
@@ -87,6 +90,50 @@ TEST(OperationTest, ConcurrentEventsReachEveryListenerInOrderWithoutGapsOrDuplic
     ASSERT_EQ(static_cast<int64_t>(s->sequences.size()), last);
     for (int64_t i = 0; i < last; ++i) ASSERT_EQ(s->sequences[static_cast<size_t>(i)], i + 1);
   }
+}
+
+TEST(OperationTest, ReadsStoredEventsInPages) {
+  testing::FakeEnv env;
+  Operation op(NewRecord(), &env, nullptr);
+  op.MarkRunning();                                                                 // 1
+  for (int i = 0; i < 9; ++i) op.Log(v1::SEVERITY_INFO, absl::StrCat("line ", i));  // 2..10
+  Operation::EventPage page = op.ReadEvents(1, 4);
+  ASSERT_EQ(page.events.size(), 4u);
+  EXPECT_EQ(page.events.front().sequence(), 1);
+  EXPECT_EQ(page.events.back().sequence(), 4);
+  EXPECT_FALSE(page.complete);
+  EXPECT_EQ(page.last_sequence, 10);
+  EXPECT_EQ(page.operation.id(), "");  // only with the last page
+  page = op.ReadEvents(7, 4);
+  ASSERT_EQ(page.events.size(), 4u);
+  EXPECT_EQ(page.events.front().sequence(), 7);
+  EXPECT_EQ(page.events.back().message(), "line 8");
+  EXPECT_TRUE(page.complete);
+  EXPECT_EQ(page.operation.id(), "op-test");
+  EXPECT_EQ(page.operation.last_sequence(), 10);
+  page = op.ReadEvents(11, 4);
+  EXPECT_TRUE(page.events.empty());
+  EXPECT_TRUE(page.complete);
+
+  // Subscribe reads the same page and hands the listener only what follows
+  // the read.
+  std::vector<int64_t> live;
+  int64_t id = op.Subscribe(
+      3, 2, [&live](const Event& e, const v1::Operation&) { live.push_back(e.sequence()); }, &page);
+  ASSERT_NE(id, 0);
+  ASSERT_EQ(page.events.size(), 2u);
+  EXPECT_EQ(page.events[0].sequence(), 3);
+  EXPECT_FALSE(page.complete);
+  op.Log(v1::SEVERITY_INFO, "after");
+  op.Unsubscribe(id);
+  EXPECT_THAT(live, ::testing::ElementsAre(11));
+  // Once ended, nothing is subscribed; the record holds the rest.
+  op.Finish(absl::OkStatus());
+  EXPECT_EQ(op.Subscribe(
+                1, 100, [](const Event&, const v1::Operation&) {}, &page),
+            0);
+  EXPECT_TRUE(page.complete);
+  EXPECT_EQ(page.events.back().type(), v1::EVENT_TYPE_STATE);
 }
 
 TEST(OperationTest, SavesHappenOutsideTheLockSoReadersNeverWaitForTheDisk) {
@@ -125,9 +172,9 @@ TEST(OperationTest, UnsubscribeWaitsForADeliveryInFlightAndNoCallFollows) {
   std::atomic<bool> first{true};
   std::atomic<bool> finished{false};
   std::atomic<int> calls{0};
-  std::vector<Event> backlog;
+  Operation::EventPage backlog;
   int64_t id = op.Subscribe(
-      1,
+      1, 16,
       [&](const Event&, const v1::Operation&) {
         ++calls;
         if (first.exchange(false)) {
