@@ -30,10 +30,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "agent/common/args.h"
 #include "agent/common/env.h"
+#include "agent/common/process_setup.h"
 #include "agent/common/subprocess.h"
 #include "agent/database/local_cluster.h"
 #include "agent/database/pg_connection.h"
@@ -502,7 +502,7 @@ int Main(const std::vector<std::string>& args) {
         "| GetOperation calls | %d in %.0f s (%d errors) |\n"
         "| GetOperation p50 / p99 / max | %.2f / %.2f / %.2f ms |\n"
         "| CPU of the load generator (same 2 cores) | %.1f s in the window |\n"
-        "| agent CPU per restore, under load / without | %.1f s / %.1f s |\n"
+        "| agent CPU per restore, under load / without | %.2f s / %.2f s |\n"
         "| agent RSS, peak while loaded | %.1f MB |\n| agent VmHWM over the run | %.1f MB |\n",
         absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone()), scale, watchers, rate,
         seconds, runs, static_cast<double>(bench.DumpBytes()) / 1e6, runs, runs, base,
@@ -526,7 +526,7 @@ int Main(const std::vector<std::string>& args) {
 }  // namespace mastodon_restore
 
 int main(int argc, char** argv) {
-  // As in the agent's main: no lock-order bookkeeping in the load generator.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // As the agent's main does (no lock-order bookkeeping in the generator).
+  mastodon_restore::SetUpAgentProcess();
   return mastodon_restore::Main(std::vector<std::string>(argv + 1, argv + argc));
 }

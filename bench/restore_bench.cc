@@ -39,6 +39,7 @@
 #include "absl/time/clock.h"
 #include "agent/common/args.h"
 #include "agent/common/env.h"
+#include "agent/common/process_setup.h"
 #include "agent/common/subprocess.h"
 #include "agent/database/database_restore.h"
 #include "agent/database/pg_connection.h"
@@ -614,6 +615,7 @@ class RestoreBench {
 
 // --agent-load: StageDatabase of one dump; prints the phases.
 int AgentLoad(const ParsedArgs& args) {
+  SetUpAgentProcess();  // as the agent's main does
   auto env = NewPosixEnv();
   auto runner = NewPosixCommandRunner();
   DatabaseRestoreRequest request;
