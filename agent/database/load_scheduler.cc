@@ -74,6 +74,19 @@ LoadScheduler::~LoadScheduler() {
   for (std::thread& t : threads_) t.join();
 }
 
+std::string LoadScheduler::TakeBuffer(size_t capacity) {
+  std::string buffer;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!spare_buffers_.empty()) {
+      buffer = std::move(spare_buffers_.back());
+      spare_buffers_.pop_back();
+    }
+  }
+  buffer.reserve(capacity);  // no-op for a spare of the usual size
+  return buffer;
+}
+
 void LoadScheduler::AddSessionStatement(const std::string& sql) {
   std::lock_guard<std::mutex> lock(mu_);
   prelude_.push_back(sql);
@@ -240,6 +253,10 @@ void LoadScheduler::Worker(PgConnection* conn) {
       if (e->job.lock == LoadJob::Lock::kData) last_data_done_ = absl::Now();
     }
     buffered_ -= static_cast<int64_t>(e->job.sql.size() + e->job.copy_data.size());
+    if (e->job.copy_data.capacity() > 0 && spare_buffers_.size() < kSpareBuffers) {
+      e->job.copy_data.clear();  // keeps its memory
+      spare_buffers_.push_back(std::move(e->job.copy_data));
+    }
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
       if (it->get() == e) {
         queue_.erase(it);

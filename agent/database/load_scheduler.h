@@ -111,6 +111,13 @@ class LoadScheduler {
   // Jobs submitted and not finished.
   int64_t pending();
 
+  // An empty buffer for the rows of a data job with at least `capacity`
+  // reserved: one of a finished job's, kept (at most kSpareBuffers) so the
+  // next chunk reuses memory that is already mapped instead of faulting in
+  // fresh pages of a new allocation for every chunk.
+  std::string TakeBuffer(size_t capacity);
+  static constexpr size_t kSpareBuffers = 2;
+
   // OK, or the first failure so far (does not wait).
   absl::Status status();
 
@@ -155,6 +162,7 @@ class LoadScheduler {
   absl::Status failure_;
   std::map<std::string, int64_t> table_bytes_;
   absl::Time last_data_done_ = absl::InfinitePast();
+  std::vector<std::string> spare_buffers_;
 };
 
 }  // namespace mastodon_restore

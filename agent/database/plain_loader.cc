@@ -574,7 +574,8 @@ class Loader {
           absl::EndsWith(Head(item.text, item.text.size()), " FROM STDIN;")) {
         HoldAutovacuum(item);
         StartCopy(item);
-        copy_batch_.reserve(static_cast<size_t>(options_.chunk_bytes) + kChunk);
+        const size_t room = static_cast<size_t>(options_.chunk_bytes) + kChunk;
+        if (copy_batch_.capacity() < room) copy_batch_ = scheduler_->TakeBuffer(room);
         copy_remote_ = true;
         copy_sql_ = item.text;
         copy_chunk_line_ = item.line;
@@ -649,9 +650,9 @@ class Loader {
     job.copy_data = std::move(copy_batch_);
     job.line = copy_chunk_line_;
     job.toc_entry = toc_entry_;
-    // One allocation per chunk (a line may overshoot the size a little).
-    copy_batch_ = std::string();
-    copy_batch_.reserve(static_cast<size_t>(options_.chunk_bytes) + kChunk);
+    // Room for a whole chunk (a line may overshoot the size a little), in
+    // the memory of a finished chunk when there is one.
+    copy_batch_ = scheduler_->TakeBuffer(static_cast<size_t>(options_.chunk_bytes) + kChunk);
     copy_chunk_line_ = line_ + 1;
     return scheduler_->Submit(std::move(job));
   }

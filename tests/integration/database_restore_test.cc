@@ -605,6 +605,37 @@ TEST_F(LoadSchedulerTest, BuildsWaitForTheirTablesDataAndConflictingBuilds) {
   EXPECT_LT(at["c-idx-start"], at["fk-b-a-start"]);
 }
 
+TEST_F(LoadSchedulerTest, FinishedChunksLendTheirMemoryToTheNextOnes) {
+  auto s = Start(2);
+  ASSERT_NE(s, nullptr);
+  ASSERT_OK(pg_->Exec("CREATE TABLE rows (id int, s text)", "sched"));
+  std::set<const char*> lent;
+  for (int i = 0; i < 3; ++i) {
+    LoadJob j;
+    j.tables = {"rows"};
+    j.lock = LoadJob::Lock::kData;
+    j.sql = "COPY rows (id, s) FROM stdin";
+    j.copy_data = s->TakeBuffer(1 << 20);
+    EXPECT_GE(j.copy_data.capacity(), size_t{1} << 20);
+    EXPECT_TRUE(j.copy_data.empty());
+    lent.insert(j.copy_data.data());
+    j.copy_data.append(absl::StrCat(i, "\tchunk ", i, "\n"));
+    ASSERT_OK(s->Submit(std::move(j)));
+  }
+  ASSERT_OK(s->WaitIdle());
+  EXPECT_EQ(*pg_->QueryValue("SELECT string_agg(s, ',' ORDER BY id) FROM rows", "sched"),
+            "chunk 0,chunk 1,chunk 2");
+  // At most kSpareBuffers are kept; taken again, they are the same memory,
+  // empty, with the room asked for.
+  std::vector<std::string> again;
+  for (size_t i = 0; i < LoadScheduler::kSpareBuffers; ++i) {
+    again.push_back(s->TakeBuffer(1 << 20));
+    EXPECT_TRUE(again.back().empty());
+    EXPECT_EQ(lent.count(again.back().data()), 1u) << i;
+  }
+  EXPECT_GE(s->TakeBuffer(1 << 20).capacity(), size_t{1} << 20);  // none left: a new one
+}
+
 TEST_F(LoadSchedulerTest, WaitIdleForSaysWhatIsLeft) {
   auto s = Start(1);
   ASSERT_NE(s, nullptr);
