@@ -4,8 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -16,6 +14,7 @@
 #include "agent/service/watch_reactor.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
 #include "tests/harness/fake_env.h"
+#include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {
 namespace {
@@ -132,9 +131,9 @@ class WatchOnlyService : public v1::RestoreAgentService::WithRawCallbackMethod_W
 class WatchReactorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char dir[] = "/tmp/mr-watch-XXXXXX";
-    ASSERT_NE(::mkdtemp(dir), nullptr);
-    dir_ = dir;
+    auto dir = testing::MakeTempDir("mr-watch-");
+    ASSERT_TRUE(dir.ok()) << dir.status();
+    dir_ = *dir;
     v1::OperationRecord record;
     record.mutable_operation()->set_id("op-watched");
     operation_ = std::make_shared<Operation>(record, &env_, nullptr);
@@ -152,7 +151,7 @@ class WatchReactorTest : public ::testing::Test {
 
   void TearDown() override {
     if (server_ != nullptr) server_->Shutdown();
-    std::filesystem::remove_all(dir_);
+    testing::RemoveTree(dir_);
   }
 
   // Reads the stream to its end: the events' sequences, and which of them
