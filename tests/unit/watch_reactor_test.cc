@@ -1,3 +1,5 @@
+#include "agent/service/watch_reactor.h"
+
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/proto_utils.h>
@@ -11,7 +13,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/operations/operation.h"
-#include "agent/service/watch_reactor.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
 #include "tests/harness/fake_env.h"
 #include "tests/harness/test_postgres.h"
