@@ -272,7 +272,14 @@ int Main(const std::vector<std::string>& args) {
   if (parsed->Has("output")) std::ofstream(parsed->Get("output")) << report;
   for (Agent& a : agents) a.process->Signal(SIGTERM);
   for (Agent& a : agents) a.process->Wait(absl::Seconds(30));
-  return ok == agents_n ? 0 : 1;
+  if (ok != agents_n) {
+    std::fprintf(stderr, "%s: the agents' logs are kept in %s/agent*/agent.log\n", kTag,
+                 work.c_str());
+    return 1;
+  }
+  cluster.reset();  // stops the server before its directory goes
+  bench::RunTool(runner.get(), "/", {"rm", "-rf", work}, "cleanup", kTag);
+  return 0;
 }
 
 }  // namespace
