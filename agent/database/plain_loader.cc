@@ -574,8 +574,7 @@ class Loader {
           absl::EndsWith(Head(item.text, item.text.size()), " FROM STDIN;")) {
         HoldAutovacuum(item);
         StartCopy(item);
-        const size_t room = static_cast<size_t>(options_.chunk_bytes) + kChunk;
-        if (copy_batch_.capacity() < room) copy_batch_ = scheduler_->TakeBuffer(room);
+        EnsureChunkRoom();
         copy_remote_ = true;
         copy_sql_ = item.text;
         copy_chunk_line_ = item.line;
@@ -650,11 +649,17 @@ class Loader {
     job.copy_data = std::move(copy_batch_);
     job.line = copy_chunk_line_;
     job.toc_entry = toc_entry_;
-    // Room for a whole chunk (a line may overshoot the size a little), in
-    // the memory of a finished chunk when there is one.
-    copy_batch_ = scheduler_->TakeBuffer(static_cast<size_t>(options_.chunk_bytes) + kChunk);
+    copy_batch_ = std::string();
+    EnsureChunkRoom();
     copy_chunk_line_ = line_ + 1;
     return scheduler_->Submit(std::move(job));
+  }
+
+  // Room in copy_batch_ for a whole chunk (a line may overshoot the size a
+  // little), in the memory of a finished chunk when there is one.
+  void EnsureChunkRoom() {
+    const size_t room = static_cast<size_t>(options_.chunk_bytes) + kChunk;
+    if (copy_batch_.capacity() < room) copy_batch_ = scheduler_->TakeBuffer(room);
   }
 
   // options.hold_autovacuum: before the first rows of the COPY `item`'s
@@ -709,31 +714,30 @@ class Loader {
   }
 
   absl::Status FinishCopy() {
+    in_copy_ = false;
     if (copy_remote_) {
-      RETURN_IF_ERROR(SubmitCopyChunk());
-      in_copy_ = false;
       copy_remote_ = false;
-      stats_.rows += copy_rows_;
-      stats_.table_rows[copy_table_] += copy_rows_;
-      return absl::OkStatus();
+      RETURN_IF_ERROR(SubmitCopyChunk());  // its errors say where already
+    } else {
+      RETURN_IF_ERROR(EndLocalCopy());
     }
+    stats_.rows += copy_rows_;
+    stats_.table_rows[copy_table_] += copy_rows_;
+    return absl::OkStatus();
+  }
+
+  // Ends a COPY streamed on the reader's connection.
+  absl::Status EndLocalCopy() {
     absl::Status s = FlushCopy();
     if (s.ok()) {
       s = conn_->EndCopy();
     } else {
       conn_->EndCopy("aborted").IgnoreError();
     }
-    in_copy_ = false;
-    if (!s.ok()) {
-      if (s.code() == absl::StatusCode::kCancelled) {
-        return LoadCancelled(options_.dump_name);
-      }
-      return Fail(copy_line_, absl::StrCat("COPY ", copy_table_, ": ", s.message()),
-                  absl::StatusCode::kInvalidArgument);
-    }
-    stats_.rows += copy_rows_;
-    stats_.table_rows[copy_table_] += copy_rows_;
-    return absl::OkStatus();
+    if (s.ok()) return absl::OkStatus();
+    if (s.code() == absl::StatusCode::kCancelled) return LoadCancelled(options_.dump_name);
+    return Fail(copy_line_, absl::StrCat("COPY ", copy_table_, ": ", s.message()),
+                absl::StatusCode::kInvalidArgument);
   }
 
   enum class Phase { kAll, kGlobals, kSkip, kSection, kDone };

@@ -21,7 +21,7 @@ grpc::ByteBuffer ToByteBuffer(const google::protobuf::MessageLite& message) {
 
 grpc::ByteBuffer WatchFeed::Encode(const v1::OperationEvent& event, const v1::Operation& current) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (sequence_ != event.sequence() || sequence_ == 0) {
+  if (sequence_ != event.sequence()) {  // sequences start at 1
     v1::WatchOperationResponse response;
     *response.mutable_event() = event;
     *response.mutable_operation() = current;
