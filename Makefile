@@ -4,7 +4,8 @@
 #   make lint   buf lint, buf format and buf breaking (vs HEAD~1) on proto/,
 #               clang-format on the C++ sources, shellcheck on the scripts
 #               and the test fakes, the packaging (snapcraft.yaml schema,
-#               yamllint, docker-compose config, systemd-analyze verify)
+#               yamllint, docker-compose config, systemd-analyze verify),
+#               and the agent's layering (scripts/check-layers)
 #   make package  the Debian package, checked with lintian
 SHELL := /bin/bash
 BUILD_DIR ?= build
@@ -47,6 +48,7 @@ lint: deps
 	clang-format --dry-run -Werror $(CXX_SOURCES)
 	shellcheck -x -S warning -s bash scripts/* .ci/run tests/fakes/* tests/package/*.sh
 	scripts/lint-packaging
+	scripts/check-layers
 
 # The Debian package (build/mastodon-restore_<version>_amd64.deb), checked
 # with lintian.

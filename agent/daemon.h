@@ -14,7 +14,7 @@
 #include "agent/common/env.h"
 #include "agent/common/logging.h"
 #include "agent/common/subprocess.h"
-#include "agent/config.h"
+#include "agent/service/config.h"
 #include "agent/service/local_peers.h"
 #include "mastodon/restore/v1/operation.pb.h"
 

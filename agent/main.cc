@@ -9,8 +9,8 @@
 #include "agent/common/logging.h"
 #include "agent/common/process_setup.h"
 #include "agent/common/subprocess.h"
-#include "agent/config.h"
 #include "agent/daemon.h"
+#include "agent/service/config.h"
 
 int main(int argc, char** argv) {
   using namespace mastodon_restore;

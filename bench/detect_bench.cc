@@ -18,11 +18,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "agent/archive/inspector.h"
 #include "agent/common/args.h"
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
 #include "agent/database/local_cluster.h"
+#include "agent/inventory/inspector.h"
 #include "bench/bench_common.h"
 
 namespace mastodon_restore {

@@ -42,7 +42,9 @@
 #include "agent/common/process_setup.h"
 #include "agent/common/subprocess.h"
 #include "agent/database/database_restore.h"
+#include "agent/database/local_cluster.h"
 #include "agent/database/pg_connection.h"
+#include "agent/inventory/inspector.h"
 #include "bench/bench_common.h"
 #include "bench/mastodon_data.h"
 
@@ -622,7 +624,6 @@ int AgentLoad(const ParsedArgs& args) {
   request.source_path = args.Get("agent-load");
   request.conninfo = args.Get("conninfo");
   request.database = args.Get("database", kTargetDb);
-  request.source_db = args.Get("source-db");
   request.operation_id = absl::StrFormat("bench%d", getpid());
   request.analyze = !args.GetBool("no-analyze");
   int jobs = 0;
@@ -633,6 +634,18 @@ int AgentLoad(const ParsedArgs& args) {
     if (step == "load" && load_start == start) load_start = absl::Now();
     if (step == "analyze" && analyze_start == start) analyze_start = absl::Now();
   };
+  // Detection is timed with the load, as the agent's restore does both.
+  InspectOptions inspect;
+  inspect.pg_restore_majors =
+      InstalledPostgresVersions(env.get(), request.postgres_root, "pg_restore");
+  auto dump = DetectDumpToRestore(request.source_path, "", args.Get("source-db"), request.source,
+                                  inspect, runner.get());
+  if (!dump.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(dump.status().message()).c_str());
+    return 1;
+  }
+  request.dump = dump->dump;
+  request.cluster_database = dump->cluster_database;
   auto staged = StageDatabase(request, runner.get(), env.get());
   if (!staged.ok()) {
     std::fprintf(stderr, "%s\n", std::string(staged.status().message()).c_str());

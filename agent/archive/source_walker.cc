@@ -537,4 +537,13 @@ absl::Status WalkSource(const std::string& path, const SourceOptions& options,
   return status;
 }
 
+std::string WalkedPath(std::string display_path) {
+  size_t bang = display_path.find("!/");
+  while (bang != std::string::npos) {
+    display_path.replace(bang, 2, "/");
+    bang = display_path.find("!/");
+  }
+  return display_path;
+}
+
 }  // namespace mastodon_restore

@@ -93,6 +93,11 @@ absl::Status WalkSource(const std::string& path, const SourceOptions& options,
 // ("db.sql.xz", "xz" -> "db.sql"; ".tgz" -> ".tar").
 std::string StripLayerSuffix(const std::string& path, const std::string& layer);
 
+// The path a walk reports for a path as displayed in a manifest: the
+// display's "!/" between nested containers is "/" ("media.tar.gz!/media" is
+// walked as "media.tar.gz/media").
+std::string WalkedPath(std::string display_path);
+
 }  // namespace mastodon_restore
 
 #endif  // MR_AGENT_ARCHIVE_SOURCE_WALKER_H_

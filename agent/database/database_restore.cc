@@ -10,7 +10,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "agent/archive/inspector.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/local_cluster.h"
@@ -112,11 +111,17 @@ absl::StatusOr<std::string> ArchiveOnDisk(const DatabaseRestoreRequest& request,
 
 absl::StatusOr<std::string> PickPgRestore(const std::string& postgres_root,
                                           const v1::DumpInfo& dump, Env* env) {
+  return PickPgRestoreOf(postgres_root, InstalledPostgresVersions(env, postgres_root, "pg_restore"),
+                         dump);
+}
+
+absl::StatusOr<std::string> PickPgRestoreOf(const std::string& postgres_root,
+                                            const std::vector<int>& installed,
+                                            const v1::DumpInfo& dump) {
   int vmin = 0;
   size_t dot = dump.archive_version().find('.');
   if (dot != std::string::npos) vmin = std::atoi(dump.archive_version().c_str() + dot + 1);
   int needed = std::max(PgRestoreMajorForArchive(vmin), MajorVersionOf(dump.dumper_version()));
-  std::vector<int> installed = InstalledPostgresVersions(env, postgres_root, "pg_restore");
   for (int major : installed) {
     if (major >= needed) {
       return absl::StrCat(postgres_root, "/", major, "/bin/pg_restore");
@@ -191,30 +196,13 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     return absl::InvalidArgumentError("unable to restore: no target database name");
   }
 
-  // 1. What the dump is.
-  progress("detect", LoadProgress());
-  InspectOptions inspect;
-  inspect.pg_restore_majors = InstalledPostgresVersions(env, request.postgres_root, "pg_restore");
-  ASSIGN_OR_RETURN(result.dump, DetectDumpInSource(request.source_path, request.member,
-                                                   request.source, inspect, runner));
+  // 1. What the dump is (detected by the caller).
+  result.dump = request.dump;
   const v1::DumpInfo& dump = result.dump;
-  std::string section;
-  if (dump.kind() == v1::DUMP_KIND_CLUSTER) {
-    section = request.source_db.empty() ? dump.mastodon_database() : request.source_db;
-    if (section.empty()) {
-      // The head did not tell: scan the whole dump for Mastodon's database.
-      InspectOptions deep = inspect;
-      deep.deep = true;
-      ASSIGN_OR_RETURN(v1::DumpInfo full, DetectDumpInSource(request.source_path, dump.path(),
-                                                             request.source, deep, runner));
-      section = full.mastodon_database();
-      if (section.empty()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "unable to restore '", dump.path(),
-            "': no database of the cluster dump holds Mastodon's schema: name one with "
-            "--source-db"));
-      }
-    }
+  const std::string& section = request.cluster_database;
+  if (dump.kind() == v1::DUMP_KIND_CLUSTER && section.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("unable to restore '", dump.path(),
+                                                   "': no database of the cluster dump named"));
   } else if (dump.kind() == v1::DUMP_KIND_TAR_RESTORE_SCRIPT) {
     return absl::InvalidArgumentError(absl::StrCat(
         "unable to restore '", dump.path(),
@@ -233,7 +221,11 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
   std::string pg_restore;
   std::string archive_path;  // "" for an archive read as a stream
   if (dump.format() != v1::DUMP_FORMAT_PLAIN) {
-    ASSIGN_OR_RETURN(pg_restore, PickPgRestore(request.postgres_root, dump, env));
+    if (!request.pg_restore.empty()) {
+      pg_restore = request.pg_restore;
+    } else {
+      ASSIGN_OR_RETURN(pg_restore, PickPgRestore(request.postgres_root, dump, env));
+    }
     auto on_disk = ArchiveOnDisk(request, dump);
     if (on_disk.ok()) {
       archive_path = *on_disk;

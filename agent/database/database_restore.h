@@ -1,5 +1,5 @@
 // Restores one database from a backup source into a PostgreSQL server without
-// endangering the live database: detect, create a staging database, load it
+// endangering the live database: given the detected dump, create a staging database, load it
 // (the native loader for plain SQL; pg_restore -f - piped into the same
 // loader for custom, tar and directory archives), ANALYZE, verify against what
 // the dump held, then swap it in (the previous live database is kept). Any
@@ -27,14 +27,14 @@ struct DatabaseRestoreRequest {
   // The source (resolved inside the allowed roots) and its secrets.
   std::string source_path;
   SourceOptions source;
-  // The dump inside the source; "": the source is the dump or holds one.
-  std::string member;
+  // The dump, as inventory/ detected it (DetectDumpToRestore), and for a
+  // pg_dumpall dump the database of the cluster to restore.
+  mastodon::restore::v1::DumpInfo dump;
+  std::string cluster_database;
   // The target server (libpq conninfo; may carry a password: never logged).
   std::string conninfo;
   // Name of the live database to replace (or to create).
   std::string database;
-  // For a pg_dumpall dump: the database to restore (default: Mastodon's).
-  std::string source_db;
   // Owner of the restored database when there is no live one to take it
   // from (e.g. DB_USER of the backup); ignored when the role is missing.
   std::string owner;
@@ -52,10 +52,13 @@ struct DatabaseRestoreRequest {
   // analyze later themselves (the benchmark's equal-work comparison).
   bool analyze = true;
   const CancelToken* cancel = nullptr;
-  // Progress of the steps ("detect", "load", "analyze", "verify", "swap").
+  // Progress of the steps ("load", "analyze", "verify", "swap").
   std::function<void(const std::string& step, const LoadProgress& progress)> progress;
-  // Directory holding pg_restore binaries (normally /usr/lib/postgresql).
+  // Directory holding pg_restore binaries (normally /usr/lib/postgresql),
+  // and the binary an archive-format dump is read with when the caller has
+  // picked it already (PickPgRestore's; "": picked here).
   std::string postgres_root = "/usr/lib/postgresql";
+  std::string pg_restore;
 };
 
 struct DatabaseRestoreResult {
@@ -74,6 +77,10 @@ struct DatabaseRestoreResult {
 // the package to install when none does.
 absl::StatusOr<std::string> PickPgRestore(const std::string& postgres_root,
                                           const mastodon::restore::v1::DumpInfo& dump, Env* env);
+// The same choice among `installed` majors (InstalledPostgresVersions's).
+absl::StatusOr<std::string> PickPgRestoreOf(const std::string& postgres_root,
+                                            const std::vector<int>& installed,
+                                            const mastodon::restore::v1::DumpInfo& dump);
 
 // StageDatabase, VerifyStaged, then SwapInStaged.
 absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreRequest& request,

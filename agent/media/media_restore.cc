@@ -13,7 +13,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "agent/archive/inspector.h"
 #include "agent/common/errors.h"
 #include "agent/common/sha256.h"
 #include "agent/common/status_macros.h"
@@ -264,67 +263,6 @@ void RemoveMediaStaging(const std::string& staging_dir) {
   RemoveTree(staging_dir);
 }
 
-namespace {
-
-// "media.tar.gz!/media" as displayed is "media.tar.gz/media" as walked.
-std::string WalkedPath(std::string root) {
-  size_t bang = root.find("!/");
-  while (bang != std::string::npos) {
-    root.replace(bang, 2, "/");
-    bang = root.find("!/");
-  }
-  return root;
-}
-
-// Reads every file below a media root to the end.
-class MediaLister : public SourceVisitor {
- public:
-  explicit MediaLister(MediaListing* out) : out_(out) {}
-  Action OnFile(const SourceFile& file, ContentKind kind) override {
-    const std::string& root = out_->root;
-    if (IsArchive(kind)) {
-      return absl::StartsWith(root, file.path + "/") || root == file.path ? Action::kDescend
-                                                                          : Action::kSkip;
-    }
-    return absl::StartsWith(file.path, root + "/") ? Action::kRead : Action::kSkip;
-  }
-  absl::Status OnData(const SourceFile& file, ContentKind, ByteStream* data) override {
-    char buf[1 << 16];
-    while (true) {
-      auto n = data->Read(buf, sizeof(buf));
-      if (!n.ok()) {
-        out_->unreadable.push_back(absl::StrCat(file.path, ": ", n.status().message()));
-        return absl::OkStatus();
-      }
-      if (*n == 0) break;
-    }
-    out_->files.insert(file.path.substr(out_->root.size() + 1));
-    return absl::OkStatus();
-  }
-  void OnOther(const SourceFile&, const std::string&) override {}
-  bool RawFile(const SourceFile& file) const override {
-    return absl::StartsWith(file.path, out_->root + "/");
-  }
-
- private:
-  MediaListing* out_;
-};
-
-}  // namespace
-
-absl::StatusOr<MediaListing> ListMediaFiles(const std::string& source_path,
-                                            const SourceOptions& source, CommandRunner* runner) {
-  ASSIGN_OR_RETURN(auto manifest, InspectBackup(source_path, source, InspectOptions(), runner));
-  if (!manifest.has_media() || manifest.media().root().empty()) {
-    return absl::NotFoundError(absl::StrCat("'", source_path, "' holds no media tree"));
-  }
-  MediaListing listing;
-  listing.root = WalkedPath(manifest.media().root());
-  MediaLister lister(&listing);
-  RETURN_IF_ERROR(WalkSource(source_path, source, runner, &lister));
-  return listing;
-}
-
 std::string IdPartition(int64_t id) {
   std::string digits = absl::StrFormat("%09d", id);
   std::vector<std::string> groups;
@@ -338,16 +276,8 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
   if (o.target_dir.empty() || o.target_dir[0] != '/') {
     return absl::InvalidArgumentError("the media directory must be an absolute path");
   }
-  // 1. The media tree and its size, from the inventory (the caller's, or
-  //    taken here).
-  v1::MediaInventory media;
-  if (o.inventory.has_value()) {
-    media = *o.inventory;
-  } else {
-    ASSIGN_OR_RETURN(auto manifest,
-                     InspectBackup(o.source_path, o.source, InspectOptions(), runner));
-    media = manifest.media();
-  }
+  // 1. The media tree and its size, from the caller's inventory.
+  const v1::MediaInventory& media = o.inventory;
   std::string root = o.media_root;
   if (root.empty()) {
     if (media.root().empty()) {

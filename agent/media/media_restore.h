@@ -31,11 +31,11 @@ struct MediaRestoreOptions {
   std::string source_path;
   SourceOptions source;
   // The media tree inside the source ("public/system", "media.tar.gz/media");
-  // "": the one InspectBackup finds.
+  // "": the inventory's.
   std::string media_root;
-  // The source's media inventory when the caller already took it
-  // (InspectBackup's manifest.media()): saves a second walk of the source.
-  std::optional<mastodon::restore::v1::MediaInventory> inventory;
+  // The source's media inventory (inventory/'s InspectBackup, its
+  // manifest.media()): the tree's root and its totals.
+  mastodon::restore::v1::MediaInventory inventory;
   // The media directory to restore into (created if missing).
   std::string target_dir;
   // Owner of everything written (e.g. 991:991, snap_daemon:root, mastodon).
@@ -64,16 +64,6 @@ struct MediaRestoreResult {
   int64_t cache_files_excluded = 0;
   std::vector<std::string> warnings;
 };
-
-// The files of a backup's media tree, read to the end.
-struct MediaListing {
-  std::string root;                     // as walked ("media.tar.gz/media")
-  std::set<std::string> files;          // paths below the root, readable
-  std::vector<std::string> unreadable;  // "path: cause"
-};
-// NOT_FOUND when the source has no media tree.
-absl::StatusOr<MediaListing> ListMediaFiles(const std::string& source_path,
-                                            const SourceOptions& source, CommandRunner* runner);
 
 // Paperclip's :id_partition of a record id ("109/000/001/234/567/890",
 // "000/000/042").

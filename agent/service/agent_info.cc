@@ -5,8 +5,11 @@
 #include <libpq-fe.h>
 
 #include "absl/strings/str_cat.h"
+#include "agent/app/app_tasks.h"
 #include "agent/common/build_info.h"
 #include "agent/database/local_cluster.h"
+#include "agent/database/pg_probe.h"
+#include "agent/jobs/targets.h"
 #include "google/protobuf/stubs/common.h"
 
 namespace mastodon_restore {
@@ -78,6 +81,41 @@ v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env, abs
   for (const std::string& cap : AgentCapabilities()) info.add_capabilities(cap);
   info.mutable_start_time()->set_seconds(absl::ToUnixSeconds(start_time));
   return info;
+}
+
+v1::GetAgentInfoResponse DescribeAgent(const AgentConfig& config, const JobEnv& jobs,
+                                       absl::Time start_time) {
+  const RuntimeContext* context = jobs.runtime;
+  v1::RuntimeInfo runtime;
+  if (jobs.app_runtime() != nullptr) {
+    runtime = DescribeRuntime(*jobs.app_runtime(), context->requested, jobs.env);
+  } else {
+    runtime.set_kind(v1::RUNTIME_KIND_NONE);
+    runtime.set_requested(context != nullptr ? context->requested : config.runtime);
+    if (context != nullptr) {
+      for (const std::string& c : context->checked) runtime.add_evidence(c);
+    }
+  }
+  v1::GetAgentInfoResponse response = BuildAgentInfo(config, jobs.env, start_time, &runtime);
+  // The server restores go to by default, if the agent has one.
+  auto conninfo = TargetConnInfo(v1::DatabaseTarget(), jobs);
+  if (conninfo.ok()) {
+    auto version = ProbeServerVersion(*conninfo);
+    v1::PostgresInfo* pg = response.mutable_postgres();
+    if (version.ok()) {
+      pg->set_server_version(FormatPostgresVersion(*version));
+      pg->clear_server_error();
+    } else {
+      pg->set_server_error(std::string(version.status().message()));
+    }
+  }
+  // The schema version of the live Mastodon database the runtime names.
+  if (std::optional<AppDatabase> db = RuntimeDatabaseFor(v1::DatabaseTarget(), jobs);
+      db.has_value() && !db->database.empty()) {
+    auto schema = ReadSchemaVersion(*db);
+    if (schema.ok()) response.mutable_runtime()->set_schema_version(*schema);
+  }
+  return response;
 }
 
 }  // namespace mastodon_restore

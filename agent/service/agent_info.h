@@ -7,7 +7,8 @@
 
 #include "absl/time/time.h"
 #include "agent/common/env.h"
-#include "agent/config.h"
+#include "agent/jobs/job_env.h"
+#include "agent/service/config.h"
 #include "mastodon/restore/v1/agent_service.pb.h"
 
 namespace mastodon_restore {
@@ -24,6 +25,14 @@ std::string FormatPostgresVersion(int version_num);
 mastodon::restore::v1::GetAgentInfoResponse BuildAgentInfo(
     const AgentConfig& config, Env* env, absl::Time start_time,
     const mastodon::restore::v1::RuntimeInfo* runtime = nullptr);
+
+// BuildAgentInfo with what is found live: the runtime in use (or what
+// detection checked), the version of the server restores go to by default
+// (or why it cannot be reached) and the schema version of the runtime's
+// database.
+mastodon::restore::v1::GetAgentInfoResponse DescribeAgent(const AgentConfig& config,
+                                                          const JobEnv& jobs,
+                                                          absl::Time start_time);
 
 }  // namespace mastodon_restore
 

@@ -1,4 +1,5 @@
-// IsOk() / StatusIs(code, message matcher) for absl::Status and StatusOr,
+// IsOk() / StatusIs(code, message matcher) / IsOkAndHolds(value matcher) for
+// absl::Status and StatusOr,
 // which GoogleTest 1.12 and Abseil 20220623 lack.
 #ifndef MR_TESTS_HARNESS_STATUS_MATCHERS_H_
 #define MR_TESTS_HARNESS_STATUS_MATCHERS_H_
@@ -36,6 +37,15 @@ MATCHER_P2(StatusIs, code, message_matcher,
 
 // StatusIs(code): any message.
 inline auto StatusIs(absl::StatusCode code) { return StatusIs(code, ::testing::_); }
+
+// A StatusOr that is OK and whose value matches `value_matcher`.
+MATCHER_P(IsOkAndHolds, value_matcher, "is OK and holds a matching value") {
+  if (!arg.ok()) {
+    *result_listener << "status: " << arg.status().ToString();
+    return false;
+  }
+  return ::testing::ExplainMatchResult(value_matcher, *arg, result_listener);
+}
 
 }  // namespace testing
 }  // namespace mastodon_restore

@@ -15,9 +15,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/common/status_macros.h"
 #include "agent/database/load_scheduler.h"
+#include "agent/database/local_cluster.h"
 #include "agent/database/pg_connection.h"
 #include "agent/database/target_ops.h"
+#include "agent/inventory/inspector.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_postgres.h"
 
@@ -63,8 +66,20 @@ class DatabaseRestoreTest : public ::testing::Test {
     return r;
   }
 
-  absl::StatusOr<DatabaseRestoreResult> Restore(const DatabaseRestoreRequest& r) {
-    return RestoreDatabase(r, runner_.get(), env_.get());
+  // Detects the dump (`member` of the source; for a pg_dumpall dump the
+  // database `source_db` or Mastodon's), then restores it.
+  absl::StatusOr<DatabaseRestoreResult> Restore(const DatabaseRestoreRequest& r,
+                                                const std::string& member = "",
+                                                const std::string& source_db = "") {
+    DatabaseRestoreRequest request = r;
+    InspectOptions inspect;
+    inspect.pg_restore_majors =
+        InstalledPostgresVersions(env_.get(), request.postgres_root, "pg_restore");
+    ASSIGN_OR_RETURN(DumpToRestore dump, DetectDumpToRestore(r.source_path, member, source_db,
+                                                             r.source, inspect, runner_.get()));
+    request.dump = dump.dump;
+    request.cluster_database = dump.cluster_database;
+    return RestoreDatabase(request, runner_.get(), env_.get());
   }
 
   // Runs a tool of the server's version; fails the test when it fails.
@@ -167,11 +182,9 @@ TEST_F(DatabaseRestoreTest, EquivalentToPsqlAndPgRestoreInEveryFormat) {
     for (const Case& c : cases) {
       SCOPED_TRACE(absl::StrCat(c.source, " with ", jobs, " jobs"));
       DatabaseRestoreRequest r = Request(c.source, absl::StrCat("restored_", n++));
-      r.source_db = c.source_db;
-      r.member = c.member;
       r.jobs = jobs;
       r.chunk_bytes = 4096;
-      auto result = Restore(r);
+      auto result = Restore(r, c.member, c.source_db);
       ASSERT_OK(result);
       EXPECT_TRUE(result->verification.passed());
       EXPECT_EQ(result->previous_database, "");

@@ -8,8 +8,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "agent/archive/inspector.h"
 #include "agent/common/subprocess.h"
+#include "agent/inventory/inspector.h"
 #include "tests/harness/status_matchers.h"
 
 namespace mastodon_restore {

@@ -16,6 +16,8 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "agent/common/status_macros.h"
+#include "agent/inventory/inspector.h"
 #include "tests/harness/fake_env.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_postgres.h"
@@ -100,8 +102,13 @@ class MediaRestoreTest : public ::testing::Test {
     o.target_dir = media_;
     return o;
   }
+  // Takes the source's inventory (as the restore job does), then restores.
   absl::StatusOr<MediaRestoreResult> Restore(const MediaRestoreOptions& o, Env* env = nullptr) {
-    return RestoreMedia(o, runner_.get(), env != nullptr ? env : env_.get());
+    MediaRestoreOptions with_inventory = o;
+    ASSIGN_OR_RETURN(auto manifest,
+                     InspectBackup(o.source_path, o.source, InspectOptions(), runner_.get()));
+    with_inventory.inventory = manifest.media();
+    return RestoreMedia(with_inventory, runner_.get(), env != nullptr ? env : env_.get());
   }
   // Nothing but the media directory appeared in the work dir.
   void ExpectNothingOutside() {

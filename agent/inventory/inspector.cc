@@ -1,4 +1,4 @@
-#include "agent/archive/inspector.h"
+#include "agent/inventory/inspector.h"
 
 #include <algorithm>
 #include <map>
@@ -95,6 +95,21 @@ struct SplitDump {
   std::vector<std::string> data_files;
 };
 
+// `member` without its compression and encryption suffixes.
+std::string StripAllLayers(std::string p) {
+  for (int i = 0; i < 4; ++i) {
+    for (const char* layer : {"gzip", "bzip2", "xz", "zstd", "lz4", "age", "openpgp"}) {
+      p = StripLayerSuffix(p, layer);
+    }
+  }
+  return p;
+}
+
+// A dump at `path` is the one a request names as `member`.
+bool IsMember(const std::string& path, const std::string& member) {
+  return path == member || StripAllLayers(member) == path;
+}
+
 class Inspector : public SourceVisitor {
  public:
   Inspector(const InspectOptions& options, bool detect_mode, std::string member)
@@ -189,6 +204,7 @@ class Inspector : public SourceVisitor {
       return absl::OkStatus();
     }
     env_ = ParseEnvFile(text);
+    env_text_ = text;
     env_path_ = file.path;
     return absl::OkStatus();
   }
@@ -284,6 +300,9 @@ class Inspector : public SourceVisitor {
     return m;
   }
 
+  // The env file as read ("" when there is none).
+  const std::string& env_text() const { return env_text_; }
+
   // A non-secret setting of the env file ("" when absent).
   std::string env_value(const std::string& key) const {
     if (!env_.has_value()) return "";
@@ -294,20 +313,11 @@ class Inspector : public SourceVisitor {
  private:
   bool WantDump(const std::string& path) {
     if (!detect_mode_ || member_.empty()) return true;
-    if (path == member_ || StripAllLayers(member_) == path) {
+    if (IsMember(path, member_)) {
       found_member_ = true;
       return true;
     }
     return false;
-  }
-
-  static std::string StripAllLayers(std::string p) {
-    for (int i = 0; i < 4; ++i) {
-      for (const char* layer : {"gzip", "bzip2", "xz", "zstd", "lz4", "age", "openpgp"}) {
-        p = StripLayerSuffix(p, layer);
-      }
-    }
-    return p;
   }
 
   absl::Status DetectOne(const SourceFile& file, ContentKind kind, ByteStream* data) {
@@ -359,7 +369,7 @@ class Inspector : public SourceVisitor {
       }
       std::string path = dir.empty() ? Basename(source) : dir;
       if (detect_mode_ && !member_.empty()) {
-        if (member_ != path && StripAllLayers(member_) != path) continue;
+        if (!IsMember(path, member_)) continue;
         found_member_ = true;
       }
       ASSIGN_OR_RETURN(v1::DumpInfo info, split->assembler.Finish(path, split->data_suffix));
@@ -465,6 +475,7 @@ class Inspector : public SourceVisitor {
   std::vector<v1::DumpInfo> dumps_;
   std::map<std::string, std::unique_ptr<SplitDump>> splits_;
   std::optional<ParsedEnvFile> env_;
+  std::string env_text_;
   std::string env_path_;
   std::map<std::string, std::string> versions_;
   std::set<std::string> known_markers_;
@@ -489,6 +500,45 @@ absl::StatusOr<v1::BackupManifest> InspectBackup(const std::string& path,
   return inspector.Finish(path, containers);
 }
 
+absl::StatusOr<OpenedBackup> OpenBackup(const std::string& path, const SourceOptions& source,
+                                        const InspectOptions& options, CommandRunner* runner) {
+  Inspector inspector(options, /*detect_mode=*/false, "");
+  std::vector<std::string> containers;
+  RETURN_IF_ERROR(WalkSource(path, source, runner, &inspector, &containers));
+  OpenedBackup opened;
+  ASSIGN_OR_RETURN(opened.manifest, inspector.Finish(path, containers));
+  opened.env_text = inspector.env_text();
+  return opened;
+}
+
+absl::StatusOr<v1::DumpInfo> PickDump(const v1::BackupManifest& manifest, const std::string& member,
+                                      const std::string& path) {
+  for (const v1::DumpInfo& dump : manifest.dumps()) {
+    if (member.empty() || IsMember(dump.path(), member)) {
+      if (member.empty() && manifest.dumps_size() > 1) break;
+      return dump;
+    }
+  }
+  if (!member.empty()) {
+    return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump",
+                    absl::StrCat(path, "!/", member), "no such PostgreSQL dump in the source");
+  }
+  if (manifest.dumps().empty()) {
+    std::string seen;
+    if (!manifest.unknown_entries().empty()) {
+      seen = absl::StrCat(" (found: ", manifest.unknown_entries(0).path(),
+                          manifest.unknown_entries_size() > 1 ? ", ..." : "", ")");
+    }
+    return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump", path,
+                    absl::StrCat("not a PostgreSQL dump and holds none", seen));
+  }
+  std::vector<std::string> names;
+  for (const v1::DumpInfo& d : manifest.dumps()) names.push_back(d.path());
+  return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump", path,
+                  absl::StrCat("holds several dumps (", absl::StrJoin(names, ", "),
+                               "): name one with --member"));
+}
+
 absl::StatusOr<v1::DumpInfo> DetectDumpInSource(const std::string& path, const std::string& member,
                                                 const SourceOptions& source,
                                                 const InspectOptions& options,
@@ -501,27 +551,36 @@ absl::StatusOr<v1::DumpInfo> DetectDumpInSource(const std::string& path, const s
     env->db_name = inspector.env_value("DB_NAME");
     env->db_user = inspector.env_value("DB_USER");
   }
-  if (manifest.dumps().empty()) {
-    if (!member.empty()) {
-      return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump",
-                      absl::StrCat(path, "!/", member), "no such PostgreSQL dump in the source");
-    }
-    std::string seen;
-    if (!manifest.unknown_entries().empty()) {
-      seen = absl::StrCat(" (found: ", manifest.unknown_entries(0).path(),
-                          manifest.unknown_entries_size() > 1 ? ", ..." : "", ")");
-    }
-    return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump", path,
-                    absl::StrCat("not a PostgreSQL dump and holds none", seen));
+  return PickDump(manifest, member, path);
+}
+
+absl::StatusOr<std::string> ClusterDatabaseToRestore(
+    const v1::DumpInfo& dump, const std::string& source_db, const std::string& path,
+    const SourceOptions& source, const InspectOptions& options, CommandRunner* runner) {
+  if (dump.kind() != v1::DUMP_KIND_CLUSTER) return std::string();
+  if (!source_db.empty()) return source_db;
+  if (!dump.mastodon_database().empty()) return dump.mastodon_database();
+  // The head did not tell: scan the whole dump for Mastodon's database.
+  InspectOptions deep = options;
+  deep.deep = true;
+  ASSIGN_OR_RETURN(v1::DumpInfo full, DetectDumpInSource(path, dump.path(), source, deep, runner));
+  if (full.mastodon_database().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("unable to restore '", dump.path(),
+                     "': no database of the cluster dump holds Mastodon's schema: name one with "
+                     "--source-db"));
   }
-  if (member.empty() && manifest.dumps_size() > 1) {
-    std::vector<std::string> names;
-    for (const v1::DumpInfo& d : manifest.dumps()) names.push_back(d.path());
-    return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump", path,
-                    absl::StrCat("holds several dumps (", absl::StrJoin(names, ", "),
-                                 "): name one with --member"));
-  }
-  return manifest.dumps(0);
+  return full.mastodon_database();
+}
+
+absl::StatusOr<DumpToRestore> DetectDumpToRestore(
+    const std::string& path, const std::string& member, const std::string& source_db,
+    const SourceOptions& source, const InspectOptions& options, CommandRunner* runner) {
+  DumpToRestore out;
+  ASSIGN_OR_RETURN(out.dump, DetectDumpInSource(path, member, source, options, runner));
+  ASSIGN_OR_RETURN(out.cluster_database,
+                   ClusterDatabaseToRestore(out.dump, source_db, path, source, options, runner));
+  return out;
 }
 
 namespace {
@@ -568,6 +627,57 @@ absl::StatusOr<std::string> ReadFileInSource(const std::string& path, const std:
     return absl::NotFoundError(absl::StrCat("unable to find '", member, "' in '", path, "'"));
   }
   return *reader.content_;
+}
+
+namespace {
+
+// Reads every file below a media root to the end.
+class MediaLister : public SourceVisitor {
+ public:
+  explicit MediaLister(MediaListing* out) : out_(out) {}
+  Action OnFile(const SourceFile& file, ContentKind kind) override {
+    const std::string& root = out_->root;
+    if (IsArchive(kind)) {
+      return absl::StartsWith(root, file.path + "/") || root == file.path ? Action::kDescend
+                                                                          : Action::kSkip;
+    }
+    return absl::StartsWith(file.path, root + "/") ? Action::kRead : Action::kSkip;
+  }
+  absl::Status OnData(const SourceFile& file, ContentKind, ByteStream* data) override {
+    char buf[1 << 16];
+    while (true) {
+      auto n = data->Read(buf, sizeof(buf));
+      if (!n.ok()) {
+        out_->unreadable.push_back(absl::StrCat(file.path, ": ", n.status().message()));
+        return absl::OkStatus();
+      }
+      if (*n == 0) break;
+    }
+    out_->files.insert(file.path.substr(out_->root.size() + 1));
+    return absl::OkStatus();
+  }
+  void OnOther(const SourceFile&, const std::string&) override {}
+  bool RawFile(const SourceFile& file) const override {
+    return absl::StartsWith(file.path, out_->root + "/");
+  }
+
+ private:
+  MediaListing* out_;
+};
+
+}  // namespace
+
+absl::StatusOr<MediaListing> ListMediaFiles(const std::string& path,
+                                            const v1::MediaInventory& media,
+                                            const SourceOptions& source, CommandRunner* runner) {
+  if (media.root().empty()) {
+    return absl::NotFoundError(absl::StrCat("'", path, "' holds no media tree"));
+  }
+  MediaListing listing;
+  listing.root = WalkedPath(media.root());
+  MediaLister lister(&listing);
+  RETURN_IF_ERROR(WalkSource(path, source, runner, &lister));
+  return listing;
 }
 
 }  // namespace mastodon_restore

@@ -1,7 +1,7 @@
 // The agent's configuration: one struct with documented defaults, filled from
 // an optional config file overlaid by the command line.
-#ifndef MR_AGENT_CONFIG_H_
-#define MR_AGENT_CONFIG_H_
+#ifndef MR_AGENT_SERVICE_CONFIG_H_
+#define MR_AGENT_SERVICE_CONFIG_H_
 
 #include <string>
 #include <vector>
@@ -97,4 +97,4 @@ std::string AgentUsage();
 
 }  // namespace mastodon_restore
 
-#endif  // MR_AGENT_CONFIG_H_
+#endif  // MR_AGENT_SERVICE_CONFIG_H_

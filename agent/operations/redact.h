@@ -1,7 +1,7 @@
 // Removes the fields marked (mastodon.restore.v1.sensitive) from a message,
 // recursively, so that requests can be echoed, logged and persisted.
-#ifndef MR_AGENT_SERVICE_REDACT_H_
-#define MR_AGENT_SERVICE_REDACT_H_
+#ifndef MR_AGENT_OPERATIONS_REDACT_H_
+#define MR_AGENT_OPERATIONS_REDACT_H_
 
 #include <google/protobuf/message.h>
 
@@ -12,4 +12,4 @@ void RedactSensitive(google::protobuf::Message* message);
 
 }  // namespace mastodon_restore
 
-#endif  // MR_AGENT_SERVICE_REDACT_H_
+#endif  // MR_AGENT_OPERATIONS_REDACT_H_

@@ -1,4 +1,4 @@
-#include "agent/config.h"
+#include "agent/service/config.h"
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"

@@ -1,4 +1,4 @@
-#include "agent/service/redact.h"
+#include "agent/operations/redact.h"
 
 #include <vector>
 

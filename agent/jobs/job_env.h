@@ -1,0 +1,47 @@
+// What every job takes from the host and from the agent's configuration:
+// processes, files and the clock (behind their interfaces), the Mastodon
+// runtime found at start, and the agent's defaults for targets. The service
+// builds one for the agent's lifetime and hands it to the job factories.
+#ifndef MR_AGENT_JOBS_JOB_ENV_H_
+#define MR_AGENT_JOBS_JOB_ENV_H_
+
+#include <string>
+#include <vector>
+
+#include "agent/app/runtime.h"
+#include "agent/common/env.h"
+#include "agent/common/subprocess.h"
+
+namespace mastodon_restore {
+
+// The runtime the agent uses, as the daemon set it up.
+struct RuntimeContext {
+  // What the configuration asked for ("auto", "snap", ...).
+  std::string requested = "auto";
+  // The runtime in use; null when none (restores then need a conninfo and
+  // media restores --media-dir).
+  const Runtime* runtime = nullptr;
+  // What detection looked at without finding a runtime.
+  std::vector<std::string> checked;
+};
+
+struct JobEnv {
+  // Must outlive every job.
+  CommandRunner* runner = nullptr;
+  Env* env = nullptr;
+  // Null when the agent has no runtime context (tests).
+  const RuntimeContext* runtime = nullptr;
+  // The agent's --target-conninfo and --media-dir ("" when not set).
+  std::string target_conninfo;
+  std::string media_dir;
+  // Where PostgreSQL's client binaries are installed, one directory per
+  // major (<root>/<major>/bin/pg_restore).
+  std::string postgres_root = "/usr/lib/postgresql";
+
+  // The runtime in use, or null.
+  const Runtime* app_runtime() const { return runtime != nullptr ? runtime->runtime : nullptr; }
+};
+
+}  // namespace mastodon_restore
+
+#endif  // MR_AGENT_JOBS_JOB_ENV_H_

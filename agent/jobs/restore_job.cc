@@ -1,0 +1,777 @@
+#include "agent/jobs/restore_job.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "agent/common/status_macros.h"
+#include "agent/database/pg_connection.h"
+#include "agent/database/pg_probe.h"
+#include "agent/database/target_ops.h"
+#include "agent/jobs/targets.h"
+#include "agent/operations/redact.h"
+
+namespace mastodon_restore {
+namespace v1 = ::mastodon::restore::v1;
+
+namespace {
+
+// What the plan of a restore depends on, computed once from its input.
+struct PlanFacts {
+  const RestoreJobInput& in;
+  bool db;     // the database is restored
+  bool media;  // the media are restored
+  // Why the app steps cannot run ("" when they can).
+  std::string no_app;
+  // The app's services are stopped and started again.
+  bool app_services;
+  // Why a step of the app is skipped ("" when it runs).
+  std::string AppSkip(bool flag_off, const std::string& flag) const {
+    if (!no_app.empty()) return no_app;
+    if (!db) return in.options.media_only() ? "media only" : "no database restored";
+    if (flag_off) return absl::StrCat("not asked (", flag, ")");
+    return "";
+  }
+  std::string DbSkip() const { return db ? "" : in.options.media_only() ? "media only" : ""; }
+  int RefreshDays() const { return in.options.refresh_days() > 0 ? in.options.refresh_days() : 1; }
+};
+
+// Why the app steps cannot run, or "" when they can.
+std::string AppUnavailable(const RestoreJobInput& in) {
+  if (in.runtime == nullptr) return "no Mastodon runtime on this host";
+  if (in.runtime->kind() == v1::RUNTIME_KIND_EMBEDDED) {
+    return "the embedded runtime runs no Mastodon app";
+  }
+  if (in.options.media_only()) return "";
+  auto db = in.runtime->Database();
+  if (!db.ok() || db->database != in.database) {
+    return absl::StrCat("restoring beside the live database ('", in.database,
+                        "'), not into the app's");
+  }
+  return "";
+}
+
+PlanFacts Facts(const RestoreJobInput& in) {
+  const v1::RestoreOptions& o = in.options;
+  PlanFacts f{in, in.restore_database && !o.media_only(), in.restore_media && !o.db_only(),
+              AppUnavailable(in), false};
+  // A media-only restore leaves the app running: files are staged and
+  // moved in one by one.
+  f.app_services = f.no_app.empty() && !o.media_only() && in.runtime != nullptr &&
+                   !in.runtime->Services().empty();
+  return f;
+}
+
+}  // namespace
+
+// One row of the step table: what the plan says of the step and what runs.
+struct RestoreJob::StepDef {
+  const char* name;
+  std::string (*describe)(const PlanFacts& f);
+  // "" when the step runs; why not otherwise.
+  std::string (*skip)(const PlanFacts& f);
+  absl::StatusOr<std::string> (RestoreJob::*run)();
+  // Runs after a failure or a cancellation too.
+  bool finally = false;
+  // Why the step, planned, is skipped after all when its turn comes ("":
+  // it runs); null for steps the plan alone decides.
+  std::string (RestoreJob::*skip_now)() const = nullptr;
+};
+
+// The steps of a restore, in order: the plan lists them, Run runs them.
+const std::vector<RestoreJob::StepDef>& RestoreJob::Steps() {
+  using F = const PlanFacts&;
+  static const std::vector<StepDef> steps = {
+      {"open", [](F) -> std::string { return "open the source (decrypt, unpack as a stream)"; },
+       [](F) { return std::string(); }, &RestoreJob::OpenSource},
+      {"inventory",
+       [](F) -> std::string { return "list the env file, dumps and media of the backup"; },
+       [](F) { return std::string(); }, &RestoreJob::TakeInventory},
+      {"detect", [](F) -> std::string { return "detect the dump to load"; },
+       [](F f) { return f.DbSkip(); }, &RestoreJob::DetectDump},
+      {"preflight",
+       [](F) -> std::string { return "check the server, roles, disk space, runtime and secrets"; },
+       [](F) { return std::string(); }, &RestoreJob::Preflight},
+      {"stop_services",
+       [](F f) {
+         return f.in.runtime != nullptr && f.app_services
+                    ? absl::StrCat("stop the app (", absl::StrJoin(f.in.runtime->Services(), ", "),
+                                   ")")
+                    : std::string("stop the app");
+       },
+       [](F f) -> std::string {
+         return f.app_services              ? ""
+                : !f.no_app.empty()         ? f.no_app
+                : f.in.options.media_only() ? "media only: the app keeps running"
+                                            : "the runtime has no services";
+       },
+       &RestoreJob::StopServices},
+      {"load", [](F) -> std::string { return "load the dump into a staging database"; },
+       [](F f) { return f.DbSkip(); }, &RestoreJob::LoadIntoStaging},
+      {"verify", [](F) -> std::string { return "verify the staging database against the dump"; },
+       [](F f) { return f.DbSkip(); }, &RestoreJob::VerifyStaging},
+      {"swap",
+       [](F f) {
+         return absl::StrCat("swap the staging database in as '", f.in.database,
+                             "'; keep the previous one");
+       },
+       [](F f) { return f.DbSkip(); }, &RestoreJob::SwapIn},
+      {"media",
+       [](F f) {
+         return absl::StrCat("restore the media into ",
+                             f.in.media_dir.empty() ? "(none)" : f.in.media_dir);
+       },
+       [](F f) -> std::string {
+         return !f.media                 ? "database only"
+                : f.in.options.db_only() ? "database only"
+                : f.in.media_dir.empty() ? "no media directory on this host"
+                                         : "";
+       },
+       &RestoreJob::RestoreMediaFiles},
+      {"config", [](F) -> std::string { return "install the backup's env file for the runtime"; },
+       [](F f) -> std::string {
+         return !f.in.options.restore_config() ? "not asked (--restore-config)"
+                : f.in.runtime == nullptr || f.in.runtime->EnvFilePath().empty()
+                    ? "the runtime has no env file"
+                    : "";
+       },
+       &RestoreJob::InstallConfig},
+      {"migrate", [](F) -> std::string { return "run the app's database migrations"; },
+       [](F f) { return f.AppSkip(f.in.options.no_migrate(), "--no-migrate"); },
+       &RestoreJob::Migrate},
+      {"cleanup",
+       [](F) -> std::string { return "tootctl preview_cards remove and media remove (1 day)"; },
+       [](F f) { return f.AppSkip(f.in.options.no_cleanup(), "--no-cleanup"); },
+       &RestoreJob::Cleanup},
+      {"refresh",
+       [](F f) {
+         return absl::StrCat("tootctl media refresh --days ", f.RefreshDays(),
+                             " --force, accounts refresh --all, feeds build --all");
+       },
+       [](F f) { return f.AppSkip(f.in.options.no_refresh(), "--no-refresh"); },
+       &RestoreJob::Refresh},
+      {"start_services", [](F) -> std::string { return "start the app again"; },
+       [](F f) -> std::string { return f.app_services ? "" : "no services were stopped"; },
+       &RestoreJob::StartServices, /*finally=*/true, &RestoreJob::ServicesStillDown},
+      {"report", [](F) -> std::string { return "write the report"; },
+       [](F) { return std::string(); }, nullptr, /*finally=*/true},
+  };
+  return steps;
+}
+
+std::vector<PlannedStep> PlanRestore(const RestoreJobInput& in) {
+  const PlanFacts facts = Facts(in);
+  std::vector<PlannedStep> plan;
+  for (const RestoreJob::StepDef& step : RestoreJob::Steps()) {
+    plan.push_back({step.name, step.describe(facts), step.skip(facts)});
+  }
+  return plan;
+}
+
+RestoreJob::RestoreJob(RestoreJobInput input, Operation* op, RestoreActions* actions, Env* env)
+    : input_(std::move(input)), op_(op), actions_(actions), env_(env), plan_(PlanRestore(input_)) {
+  // Every read of the source stops when the operation is cancelled (the
+  // request's own token ended with the call that started it).
+  source_ = input_.source;
+  source_.cancel = &op_->cancel_token();
+}
+
+RestoreJob::~RestoreJob() = default;
+
+absl::Status RestoreJob::Run() {
+  // 1-12: open, inventory, detect, preflight, stop the app, load, verify,
+  // swap, media, config, migrate, cleanup, refresh — each only after the
+  // one before it succeeded. 13-14: the app is started again and the report
+  // written whatever happened.
+  for (const StepDef& step : Steps()) {
+    if (step.finally) break;
+    outcome_ = RunStep(step);
+    if (!outcome_.ok()) break;
+  }
+  for (const StepDef& step : Steps()) {
+    if (!step.finally || step.run == nullptr) continue;
+    absl::Status finished = RunStep(step);
+    if (outcome_.ok()) outcome_ = finished;
+  }
+  Report(outcome_);
+  return outcome_;
+}
+
+std::string RestoreJob::SkipReason(const std::string& name) const {
+  for (const PlannedStep& s : plan_) {
+    if (s.name == name) return s.skip_reason;
+  }
+  return "not in the plan";
+}
+
+bool RestoreJob::Planned(const std::string& name) const {
+  for (const PlannedStep& s : plan_) {
+    if (s.name == name) return s.skip_reason.empty();
+  }
+  return false;
+}
+
+absl::Status RestoreJob::CheckCancelled() const {
+  if (op_->cancel_token().cancelled()) return absl::CancelledError("restore cancelled");
+  return absl::OkStatus();
+}
+
+absl::Status RestoreJob::RunStep(const StepDef& step) {
+  const std::string name = step.name;
+  if (!Planned(name)) {
+    op_->StepFinished(name, v1::STEP_STATE_SKIPPED, SkipReason(name));
+    return absl::OkStatus();
+  }
+  if (step.skip_now != nullptr) {
+    const std::string why = (this->*step.skip_now)();
+    if (!why.empty()) {
+      op_->StepFinished(name, v1::STEP_STATE_SKIPPED, why);
+      return absl::OkStatus();
+    }
+  }
+  // Steps that run whatever happened run after a cancellation too.
+  if (!step.finally) RETURN_IF_ERROR(CheckCancelled());
+  op_->StepStarted(name);
+  absl::StatusOr<std::string> message = (this->*step.run)();
+  if (message.ok()) {
+    op_->StepFinished(name, v1::STEP_STATE_SUCCEEDED, *message);
+    return absl::OkStatus();
+  }
+  op_->StepFinished(
+      name, absl::IsCancelled(message.status()) ? v1::STEP_STATE_CANCELLED : v1::STEP_STATE_FAILED,
+      std::string(message.status().message()));
+  return message.status();
+}
+
+TaskContext RestoreJob::Task(const std::string& step, bool cancellable) const {
+  // (The actions give the context their command runner.)
+  return TaskContext{nullptr, env_, cancellable ? &op_->cancel_token() : nullptr, op_, step};
+}
+
+absl::StatusOr<std::string> RestoreJob::OpenSource() {
+  InspectOptions inspect;
+  inspect.pg_restore_majors = input_.pg_restore_majors;
+  // The target server's version gives the dumps' compatibility notes; what
+  // else preflight needs of the server comes with the same connection.
+  if (Planned("load")) {
+    auto server = actions_->ProbeServer(input_.conninfo);
+    if (server.ok()) {
+      server_ = *server;
+      inspect.target_major = server_.major;
+    } else {
+      server_error_ = server.status();
+    }
+  }
+  ASSIGN_OR_RETURN(backup_, actions_->Open(input_.source_path, source_, inspect));
+  const v1::BackupManifest& m = backup_.manifest;
+  return m.containers().empty() ? std::string("a plain file")
+                                : absl::StrJoin(m.containers(), " > ");
+}
+
+absl::StatusOr<std::string> RestoreJob::TakeInventory() {
+  const v1::BackupManifest& m = backup_.manifest;
+  std::string message;
+  for (const std::string& w : m.warnings()) warnings_.push_back(w);
+  if (m.has_env_file() && !m.env_file().path().empty()) {
+    int missing = 0;
+    for (const v1::SecretStatus& s : m.env_file().secrets()) {
+      if (!s.present()) {
+        ++missing;
+        warnings_.push_back(
+            absl::StrCat("the backup's env file has no ", s.key(),
+                         ": keep the host's, or the app will not start (see docs)"));
+      }
+    }
+    absl::StrAppend(&message, "env file ", m.env_file().path(), " (", m.env_file().keys_size(),
+                    " keys, ", missing, " secrets missing); ");
+  } else {
+    warnings_.push_back("the backup has no env file: its secrets are not restored");
+  }
+  if (!input_.options.media_only()) {
+    if (m.dumps().empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the backup '", input_.source_path,
+                       "' holds no database dump (restore --media-only for its media)"));
+    }
+    if (input_.options.member().empty() && m.dumps_size() > 1) {
+      std::vector<std::string> names;
+      for (const v1::DumpInfo& d : m.dumps()) names.push_back(d.path());
+      return absl::InvalidArgumentError(absl::StrCat("the backup holds several dumps (",
+                                                     absl::StrJoin(names, ", "),
+                                                     "): name one with --member"));
+    }
+  }
+  absl::StrAppend(&message, m.dumps_size(), " dump(s)");
+  if (Planned("media")) {
+    if (!m.has_media() || m.media().files() == 0) {
+      warnings_.push_back("the backup has no media tree: media not restored");
+    } else {
+      absl::StrAppend(&message, "; media ", m.media().root(), " (", m.media().files(), " files, ",
+                      m.media().bytes() >> 10, " KiB)");
+    }
+  }
+  return message;
+}
+
+absl::StatusOr<std::string> RestoreJob::DetectDump() {
+  // Detected from its head when the source was opened; a cluster dump that
+  // does not name Mastodon's database is scanned for it.
+  ASSIGN_OR_RETURN(dump_, PickDump(backup_.manifest, input_.options.member(), input_.source_path));
+  const v1::DumpInfo& d = *dump_;
+  InspectOptions inspect;
+  inspect.pg_restore_majors = input_.pg_restore_majors;
+  inspect.target_major = server_.major;
+  ASSIGN_OR_RETURN(cluster_database_,
+                   actions_->ClusterDatabase(d, input_.options.source_db(), input_.source_path,
+                                             source_, inspect));
+  std::string format = v1::DumpFormat_Name(d.format());
+  format = absl::AsciiStrToLower(format.substr(format.rfind('_') + 1));
+  return absl::StrCat(d.path(), ": ", format, " ",
+                      d.kind() == v1::DUMP_KIND_CLUSTER ? "pg_dumpall" : "pg_dump",
+                      d.dumper_version().empty() ? "" : " " + d.dumper_version(),
+                      d.schema_version().empty() ? "" : ", schema " + d.schema_version());
+}
+
+absl::StatusOr<std::string> RestoreJob::Preflight() {
+  // The server: reachable, and the role may create databases; the tools
+  // an archive-format dump needs.
+  if (Planned("load")) {
+    if (dump_->format() != v1::DUMP_FORMAT_PLAIN) {
+      ASSIGN_OR_RETURN(pg_restore_,
+                       PickPgRestoreOf(input_.postgres_root, input_.pg_restore_majors, *dump_));
+    }
+    RETURN_IF_ERROR(server_error_);
+    if (!server_.may_create_databases) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "unable to restore into the server: role '", server_.user,
+          "' may not create databases (ALTER ROLE ... CREATEDB, or connect as a superuser)"));
+    }
+    // Room for the staging database beside the live one, when the server's
+    // data directory is on this host (a superuser can tell where it is).
+    if (!server_.data_directory.empty()) {
+      auto free = env_->FreeBytes(server_.data_directory);
+      const int64_t needed = dump_->size_bytes() + dump_->size_bytes() / 2;
+      if (free.ok() && needed > 0 && *free < needed) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "not enough disk space for the staging database in ", server_.data_directory,
+            ": about ", needed >> 20, " MiB needed (1.5x the dump), ", *free >> 20, " MiB free"));
+      }
+    }
+  }
+  // Room for the media (RestoreMedia checks again, exactly).
+  const v1::BackupManifest& m = backup_.manifest;
+  if (Planned("media") && m.has_media() && m.media().files() > 0) {
+    const std::string parent = input_.media_dir.substr(0, input_.media_dir.find_last_of('/'));
+    auto free = env_->FreeBytes(parent.empty() ? "/" : parent);
+    const int64_t needed = m.media().bytes();
+    if (free.ok() && *free < needed) {
+      return absl::ResourceExhaustedError(absl::StrCat("not enough disk space for the media in ",
+                                                       parent, ": ", needed >> 20, " MiB needed, ",
+                                                       *free >> 20, " MiB free"));
+    }
+  }
+  // The app's commands must exist before the app is stopped.
+  if (Planned("migrate")) RETURN_IF_ERROR(input_.runtime->DbMigrate(false).status());
+  if (Planned("cleanup") || Planned("refresh")) {
+    RETURN_IF_ERROR(input_.runtime->Tootctl({}).status());
+  }
+  // Secrets: which differ from the host's (the report lists them).
+  if (input_.runtime != nullptr && !input_.runtime->EnvFilePath().empty() &&
+      !backup_.env_text.empty()) {
+    auto host = env_->ReadFile(input_.runtime->EnvFilePath());
+    if (host.ok()) secrets_differing_ = DifferingSecrets(backup_.env_text, *host);
+    if (!secrets_differing_.empty() && !input_.options.restore_config()) {
+      warnings_.push_back(absl::StrCat(
+          "secrets differ between the backup and this host (",
+          absl::StrJoin(secrets_differing_, ", "),
+          "): sessions, 2FA and Web Push of the restored users need the backup's; restore them "
+          "with --restore-config"));
+    }
+  }
+  return server_.version.empty() ? std::string("ready")
+                                 : absl::StrCat("PostgreSQL ", server_.version, "; ready");
+}
+
+absl::StatusOr<std::string> RestoreJob::StopServices() {
+  RETURN_IF_ERROR(actions_->ControlServices(*input_.runtime, false, Task("stop_services", false)));
+  services_stopped_ = true;
+  return absl::StrJoin(input_.runtime->Services(), ", ");
+}
+
+absl::StatusOr<std::string> RestoreJob::LoadIntoStaging() {
+  DatabaseRestoreRequest& r = db_request_;
+  r.source_path = input_.source_path;
+  r.source = source_;
+  r.dump = *dump_;
+  r.cluster_database = cluster_database_;
+  r.conninfo = input_.conninfo;
+  r.database = input_.database;
+  r.owner = input_.owner;
+  r.operation_id = op_->id();
+  r.keep_owners = input_.options.keep_owners();
+  r.with_role_passwords = input_.options.with_role_passwords();
+  r.drop_previous = input_.options.drop_previous();
+  r.jobs = input_.options.jobs();
+  r.cancel = &op_->cancel_token();
+  r.postgres_root = input_.postgres_root;
+  r.pg_restore = pg_restore_;
+  const v1::DumpInfo dump = *dump_;
+  r.progress = [this, dump, last = absl::InfinitePast()](const std::string& step,
+                                                         const LoadProgress& p) mutable {
+    if (step == "analyze") {
+      op_->Log(v1::SEVERITY_INFO, "ANALYZE (planner statistics)", "load");
+      return;
+    }
+    if (step != "load" || (p.bytes == 0 && p.raw_bytes <= 0)) return;
+    // Twice a second: smooth enough for a progress bar, and every event goes
+    // to every watcher (1,000 of them cost the agent CPU the load needs).
+    absl::Time now = absl::Now();
+    if (now - last < absl::Milliseconds(500)) return;
+    last = now;
+    const bool raw = p.raw_bytes >= 0 && dump.stored_size_bytes() > 0;
+    op_->StepProgress("load", raw ? p.raw_bytes : p.bytes,
+                      raw ? dump.stored_size_bytes() : dump.size_bytes(), "bytes",
+                      absl::StrCat(p.toc_entry.empty() ? "" : p.toc_entry + ", ", p.rows, " rows, ",
+                                   p.statements, " statements"));
+  };
+  ASSIGN_OR_RETURN(db_, actions_->Stage(r));
+  server_.version = db_.target_server_version;
+  return absl::StrCat(db_.load.rows, " rows in ", db_.load.table_rows.size(), " tables into ",
+                      db_.staging_database);
+}
+
+absl::StatusOr<std::string> RestoreJob::VerifyStaging() {
+  absl::Status verified = actions_->Verify(db_request_, &db_);
+  int passed = 0;
+  for (const auto& c : db_.verification.checks()) passed += c.passed() ? 1 : 0;
+  RETURN_IF_ERROR(verified);
+  return absl::StrCat(passed, " of ", db_.verification.checks_size(), " checks passed");
+}
+
+absl::StatusOr<std::string> RestoreJob::SwapIn() {
+  // The last moment to stop: after this the live database is the new one.
+  if (op_->cancel_token().cancelled()) {
+    actions_->DropStaging(input_.conninfo, db_.staging_database);
+    return absl::CancelledError("restore cancelled before the swap");
+  }
+  RETURN_IF_ERROR(actions_->Swap(db_request_, &db_));
+  swapped_ = true;
+  return db_.previous_database.empty()
+             ? absl::StrCat("'", db_.database, "' is live (there was none before)")
+             : absl::StrCat("'", db_.database, "' is live; the previous one is kept as '",
+                            db_.previous_database, "'");
+}
+
+absl::StatusOr<std::string> RestoreJob::RestoreMediaFiles() {
+  const v1::BackupManifest& m = backup_.manifest;
+  if (!m.has_media() || m.media().files() == 0) return std::string();  // warned at inventory
+  MediaRestoreOptions o;
+  o.source_path = input_.source_path;
+  o.source = source_;
+  o.inventory = m.media();
+  o.target_dir = input_.media_dir;
+  o.uid = input_.media_uid;
+  o.gid = input_.media_gid;
+  o.exclude_cache = input_.options.exclude_cache();
+  o.verify_hash = input_.options.verify_media();
+  o.operation_id = op_->id();
+  o.cancel = &op_->cancel_token();
+  int64_t last = 0;
+  o.progress = [&](int64_t files, int64_t bytes, int64_t total_files, int64_t total_bytes) {
+    if (files - last < 100 && files != total_files) return;
+    last = files;
+    op_->StepProgress("media", bytes, total_bytes, "bytes",
+                      absl::StrCat(files, " of ", total_files, " files"));
+  };
+  ASSIGN_OR_RETURN(media_, actions_->RestoreMedia(o));
+  for (const std::string& w : media_.warnings) warnings_.push_back(w);
+  return absl::StrCat(media_.files_written, " files written, ", media_.files_skipped, " unchanged");
+}
+
+absl::StatusOr<std::string> RestoreJob::InstallConfig() {
+  if (backup_.env_text.empty()) {
+    return absl::FailedPreconditionError("--restore-config: the backup has no env file");
+  }
+  ASSIGN_OR_RETURN(EnvInstallResult installed,
+                   actions_->InstallEnv(*input_.runtime, backup_.env_text, op_->id()));
+  op_->Log(
+      v1::SEVERITY_INFO,
+      absl::StrCat("installed ", installed.path,
+                   installed.kept_as.empty() ? "" : ", the old one kept as " + installed.kept_as),
+      "config");
+  return std::string();
+}
+
+absl::StatusOr<std::string> RestoreJob::Migrate() {
+  ASSIGN_OR_RETURN(AppDatabase db, input_.runtime->Database());
+  ASSIGN_OR_RETURN(migrate_, actions_->Migrate(*input_.runtime, db, Task("migrate", true)));
+  return absl::StrCat(migrate_.migrations_size(), " migration(s); schema ",
+                      migrate_.schema_version_after());
+}
+
+absl::StatusOr<std::string> RestoreJob::Cleanup() {
+  v1::CleanupOptions options;  // the snap guide's: 1 day
+  ASSIGN_OR_RETURN(auto commands, CleanupCommands(options, input_.default_concurrency));
+  return RunTootctlCommands(commands, "cleanup");
+}
+
+absl::StatusOr<std::string> RestoreJob::Refresh() {
+  v1::MediaRefreshOptions options;
+  options.set_days(input_.options.refresh_days() > 0 ? input_.options.refresh_days() : 1);
+  options.set_force(true);
+  options.set_refresh_accounts(true);
+  options.set_build_feeds(true);
+  ASSIGN_OR_RETURN(auto commands, MediaRefreshCommands(options, input_.default_concurrency));
+  return RunTootctlCommands(commands, "refresh");
+}
+
+absl::StatusOr<std::string> RestoreJob::RunTootctlCommands(
+    const std::vector<std::vector<std::string>>& commands, const std::string& step) {
+  const TaskContext ctx = Task(step, true);
+  std::vector<std::string> summaries;
+  for (const auto& args : commands) {
+    ASSIGN_OR_RETURN(v1::TootctlResult result, actions_->Tootctl(*input_.runtime, args, ctx));
+    tootctl_.push_back(result);
+    if (!result.summary().empty()) summaries.push_back(result.summary());
+  }
+  return absl::StrJoin(summaries, "; ");
+}
+
+std::string RestoreJob::ServicesStillDown() const {
+  if (!services_stopped_) return "the app was not stopped";
+  if (!outcome_.ok() && input_.options.keep_services_stopped_on_failure()) {
+    return "kept stopped as asked (--keep-services-stopped-on-failure)";
+  }
+  return "";
+}
+
+absl::StatusOr<std::string> RestoreJob::StartServices() {
+  RETURN_IF_ERROR(actions_->ControlServices(*input_.runtime, true, Task("start_services", false)));
+  services_stopped_ = false;
+  return std::string();
+}
+
+void RestoreJob::Report(const absl::Status& outcome) {
+  if (Planned("report")) op_->StepStarted("report");
+  const v1::Operation snapshot = op_->Snapshot();
+  // What is left to do by hand after a failure past the swap.
+  std::vector<std::string> next;
+  if (!outcome.ok() && swapped_) {
+    for (const v1::Step& step : snapshot.steps()) {
+      const bool not_done =
+          step.state() != v1::STEP_STATE_SUCCEEDED && step.state() != v1::STEP_STATE_SKIPPED;
+      const bool was_planned = Planned(step.name());
+      if (!not_done || !was_planned) continue;
+      if (step.name() == "media") {
+        next.push_back(absl::StrCat("mastodon-restore restore --media-only ", input_.source_path));
+      } else if (step.name() == "migrate") {
+        next.push_back("mastodon-restore db-migrate");
+      } else if (step.name() == "cleanup") {
+        next.push_back("mastodon-restore cleanup --days 1");
+      } else if (step.name() == "refresh") {
+        next.push_back(
+            absl::StrCat("mastodon-restore media-refresh --days ",
+                         input_.options.refresh_days() > 0 ? input_.options.refresh_days() : 1,
+                         " --force --accounts --feeds"));
+      }
+    }
+    if (services_stopped_) next.push_back("start the app's services (they were kept stopped)");
+  }
+  op_->SetResult([&](v1::Operation* o) {
+    v1::RestoreReport* r = o->mutable_restore_report();
+    r->set_database(swapped_ ? db_.database : "");
+    r->set_previous_database(db_.previous_database);
+    *r->mutable_dump() = dump_.value_or(v1::DumpInfo());
+    r->mutable_dump()->clear_tables();
+    for (const auto& [table, rows] : db_.load.table_rows) {
+      v1::TableRowCount* t = r->mutable_dump()->add_tables();
+      t->set_table(table);
+      t->set_rows(rows);
+    }
+    r->set_tables(static_cast<int64_t>(db_.load.table_rows.size()));
+    r->set_rows(db_.load.rows);
+    r->set_load_connections(db_.load.jobs);
+    r->set_media_files(media_.files_written);
+    r->set_media_bytes(media_.bytes_written);
+    r->set_media_files_skipped(media_.files_skipped);
+    r->set_target_server_version(server_.version);
+    r->set_schema_version_before_migrate(db_.load.schema_version);
+    r->set_schema_version(!migrate_.schema_version_after().empty() ? migrate_.schema_version_after()
+                                                                   : db_.load.schema_version);
+    for (const std::string& w : db_.load.rewrites) r->add_rewrites(w);
+    for (const std::string& w : db_.warnings) r->add_warnings(w);
+    for (const std::string& w : warnings_) r->add_warnings(w);
+    *r->mutable_verification() = db_.verification;
+    for (const v1::TootctlResult& t : tootctl_) *r->add_tootctl() = t;
+    for (const v1::Step& step : snapshot.steps()) {
+      if (!step.has_start_time() || !step.has_end_time()) continue;
+      v1::StepDuration* d = r->add_durations();
+      d->set_step(step.name());
+      d->set_seconds(static_cast<double>(step.end_time().seconds() - step.start_time().seconds()) +
+                     (step.end_time().nanos() - step.start_time().nanos()) / 1e9);
+    }
+    for (const std::string& k : secrets_differing_) r->add_secrets_differing(k);
+    for (const std::string& n : next) r->add_next_steps(n);
+  });
+  if (Planned("report")) op_->StepFinished("report", v1::STEP_STATE_SUCCEEDED, "");
+}
+
+namespace {
+
+// The restore's actions on the real host.
+class HostRestoreActions : public RestoreActions {
+ public:
+  explicit HostRestoreActions(const JobEnv& env) : env_(env) {}
+
+  absl::StatusOr<OpenedBackup> Open(const std::string& path, const SourceOptions& source,
+                                    const InspectOptions& options) override {
+    return OpenBackup(path, source, options, env_.runner);
+  }
+  absl::StatusOr<std::string> ClusterDatabase(const v1::DumpInfo& dump,
+                                              const std::string& source_db, const std::string& path,
+                                              const SourceOptions& source,
+                                              const InspectOptions& options) override {
+    return ClusterDatabaseToRestore(dump, source_db, path, source, options, env_.runner);
+  }
+  absl::StatusOr<ServerFacts> ProbeServer(const std::string& conninfo) override {
+    ASSIGN_OR_RETURN(RestoreServerFacts facts, ReadRestoreServerFacts(conninfo));
+    ServerFacts out;
+    out.major = facts.server_version / 10000;
+    out.version = absl::StrCat(out.major, ".", facts.server_version % 10000);
+    out.user = facts.user;
+    out.may_create_databases = facts.may_create_databases;
+    out.data_directory = facts.data_directory;
+    return out;
+  }
+  absl::StatusOr<DatabaseRestoreResult> Stage(const DatabaseRestoreRequest& request) override {
+    return StageDatabase(request, env_.runner, env_.env);
+  }
+  absl::Status Verify(const DatabaseRestoreRequest& request,
+                      DatabaseRestoreResult* result) override {
+    return VerifyStaged(request, result);
+  }
+  absl::Status Swap(const DatabaseRestoreRequest& request, DatabaseRestoreResult* result) override {
+    return SwapInStaged(request, env_.env, result);
+  }
+  void DropStaging(const std::string& conninfo, const std::string& staging_database) override {
+    DropStaged(conninfo, staging_database);
+  }
+  absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& options) override {
+    return ::mastodon_restore::RestoreMedia(options, env_.runner, env_.env);
+  }
+  absl::Status ControlServices(const Runtime& runtime, bool start,
+                               const TaskContext& ctx) override {
+    return ::mastodon_restore::ControlServices(runtime, start, WithRunner(ctx));
+  }
+  absl::StatusOr<EnvInstallResult> InstallEnv(const Runtime& runtime, const std::string& backup_env,
+                                              const std::string& tag) override {
+    return InstallEnvFile(runtime, backup_env, tag, env_.env);
+  }
+  absl::StatusOr<v1::DbMigrateResult> Migrate(const Runtime& runtime, const AppDatabase& db,
+                                              const TaskContext& ctx) override {
+    return RunDbMigrate(runtime, v1::MIGRATION_PHASE_ALL, db, WithRunner(ctx));
+  }
+  absl::StatusOr<v1::TootctlResult> Tootctl(const Runtime& runtime,
+                                            const std::vector<std::string>& args,
+                                            const TaskContext& ctx) override {
+    return RunTootctl(runtime, args, WithRunner(ctx));
+  }
+
+ private:
+  TaskContext WithRunner(TaskContext ctx) const {
+    ctx.runner = env_.runner;
+    ctx.env = env_.env;
+    return ctx;
+  }
+  const JobEnv env_;
+};
+
+}  // namespace
+
+std::unique_ptr<RestoreActions> NewRestoreActions(const JobEnv& env) {
+  return std::make_unique<HostRestoreActions>(env);
+}
+
+absl::StatusOr<PreparedRestore> PrepareRestore(const std::string& request_id,
+                                               const v1::RestoreOptions& opts,
+                                               const ScanSetup& scan, const JobEnv& env) {
+  RestoreJobInput in;
+  in.options = opts;
+  in.source_path = scan.path;
+  in.source = scan.source;
+  in.pg_restore_majors = scan.options.pg_restore_majors;
+  in.runtime = env.app_runtime();
+  in.default_concurrency = DefaultConcurrency(env.env->Cpus());
+  in.postgres_root = env.postgres_root;
+  in.restore_database = !opts.media_only();
+  in.restore_media = !opts.db_only();
+  if (in.restore_database) {
+    // The dump's head is read here only when nothing else names the
+    // database or its owner.
+    DumpHeadReader read_head = [&]() -> absl::StatusOr<DumpHead> {
+      DumpHead head;
+      ASSIGN_OR_RETURN(head.dump, DetectDumpInSource(scan.path, opts.member(), scan.source,
+                                                     scan.options, env.runner, &head.env));
+      return head;
+    };
+    ASSIGN_OR_RETURN(RestoreDatabaseTarget db, ResolveRestoreDatabase(opts, env, read_head));
+    in.conninfo = db.conninfo;
+    in.database = db.database;
+    in.owner = db.owner;
+  }
+  if (in.restore_media) {
+    ASSIGN_OR_RETURN(RestoreMediaTarget media, ResolveRestoreMedia(opts, env));
+    in.media_dir = media.dir;
+    in.media_uid = media.uid;
+    in.media_gid = media.gid;
+  }
+
+  PreparedRestore out;
+  OperationSpec& spec = out.spec;
+  spec.kind = v1::OPERATION_KIND_RESTORE;
+  spec.request_id = request_id;
+  spec.target = in.restore_database ? absl::StrCat("database:", in.database)
+                                    : absl::StrCat("media:", in.media_dir);
+  spec.fill_request = [opts](v1::Operation* op) {
+    *op->mutable_restore_options() = opts;
+    RedactSensitive(op->mutable_restore_options());
+  };
+  const std::vector<PlannedStep> plan = PlanRestore(in);
+  for (const PlannedStep& step : plan) spec.steps.push_back({step.name, step.description});
+
+  // The plan, as an operation without an id: nothing is started or recorded.
+  v1::Operation& p = out.plan;
+  p.set_kind(spec.kind);
+  p.set_state(v1::OPERATION_STATE_PENDING);
+  p.set_target(spec.target);
+  spec.fill_request(&p);
+  for (const PlannedStep& step : plan) {
+    v1::Step* s = p.add_steps();
+    s->set_name(step.name);
+    s->set_description(step.description);
+    s->set_state(step.skip_reason.empty() ? v1::STEP_STATE_PENDING : v1::STEP_STATE_SKIPPED);
+    s->set_message(step.skip_reason);
+  }
+
+  if (in.restore_database) {
+    spec.staging_database = [database = in.database](const std::string& id) {
+      return StagingDatabaseName(database, id);
+    };
+    if (!opts.target().conninfo().empty() && !ConnInfoHasPassword(opts.target().conninfo())) {
+      spec.cleanup_conninfo = opts.target().conninfo();
+    }
+  }
+  if (in.restore_media && !in.media_dir.empty()) {
+    spec.staging_media_dir = [dir = in.media_dir](const std::string& id) {
+      return MediaStagingDir(dir, id);
+    };
+  }
+  spec.work = [env, in](Operation* op) {
+    std::unique_ptr<RestoreActions> actions = NewRestoreActions(env);
+    RestoreJob job(in, op, actions.get(), env.env);
+    return job.Run();
+  };
+  return out;
+}
+
+}  // namespace mastodon_restore

@@ -1,0 +1,436 @@
+// RestoreJob's narrative with fake actions: the step table's plan and run,
+// skips, cancellation at every step, failures before and after the swap,
+// the app's services. Runs in milliseconds; nothing outside the process.
+#include "agent/jobs/restore_job.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/algorithm/container.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/common/status_macros.h"
+#include "tests/harness/fake_env.h"
+#include "tests/harness/status_matchers.h"
+
+namespace mastodon_restore {
+namespace {
+
+namespace v1 = ::mastodon::restore::v1;
+using ::mastodon_restore::testing::IsOkAndHolds;
+using ::mastodon_restore::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+constexpr char kLive[] = "mastodon_production";
+
+// A runtime that runs an app with one service and no env file.
+class FakeRuntime : public Runtime {
+ public:
+  v1::RuntimeKind kind() const override { return v1::RUNTIME_KIND_SNAP; }
+  std::string name() const override { return "snap"; }
+  absl::StatusOr<AppDatabase> Database() const override {
+    return AppDatabase{"host=/fake", kLive, "mastodon"};
+  }
+  absl::StatusOr<MediaLocation> Media() const override { return MediaLocation{"/media", 1, 1, ""}; }
+  std::vector<std::string> Services() const override { return {"web"}; }
+  std::vector<CommandSpec> ServiceCommands(bool) const override { return {CommandSpec()}; }
+  absl::StatusOr<CommandSpec> Tootctl(const std::vector<std::string>&) const override {
+    return CommandSpec();
+  }
+  absl::StatusOr<CommandSpec> DbMigrate(bool) const override { return CommandSpec(); }
+  std::string EnvFilePath() const override { return ""; }
+  std::string MastodonVersion() const override { return "4.3.0"; }
+  std::string CodeDir() const override { return ""; }
+};
+
+// Records every action in order; `fail` makes the named action fail and
+// `cancel_in` cancels the operation while the named action runs.
+class FakeActions : public RestoreActions {
+ public:
+  std::vector<std::string> calls;
+  std::map<std::string, absl::Status> fail;
+  std::string cancel_in;
+  Operation* op = nullptr;
+  ServerFacts server{"15.18", 15, "postgres", true, ""};
+  OpenedBackup backup;
+
+  FakeActions() {
+    v1::DumpInfo* dump = backup.manifest.add_dumps();
+    dump->set_path("database.sql");
+    dump->set_format(v1::DUMP_FORMAT_PLAIN);
+    dump->set_kind(v1::DUMP_KIND_DATABASE);
+    dump->set_size_bytes(1000);
+    backup.manifest.mutable_media()->set_root("system");
+    backup.manifest.mutable_media()->set_files(3);
+    backup.manifest.mutable_media()->set_bytes(300);
+  }
+
+  absl::StatusOr<OpenedBackup> Open(const std::string&, const SourceOptions&,
+                                    const InspectOptions&) override {
+    RETURN_IF_ERROR(Call("open"));
+    return backup;
+  }
+  absl::StatusOr<std::string> ClusterDatabase(const v1::DumpInfo& dump, const std::string&,
+                                              const std::string&, const SourceOptions&,
+                                              const InspectOptions&) override {
+    RETURN_IF_ERROR(Call("cluster_database"));
+    return dump.kind() == v1::DUMP_KIND_CLUSTER ? std::string("mastodon") : std::string();
+  }
+  absl::StatusOr<ServerFacts> ProbeServer(const std::string&) override {
+    RETURN_IF_ERROR(Call("probe"));
+    return server;
+  }
+  absl::StatusOr<DatabaseRestoreResult> Stage(const DatabaseRestoreRequest& r) override {
+    RETURN_IF_ERROR(Call("stage"));
+    staged_request = r;
+    DatabaseRestoreResult result;
+    result.staging_database = StagingName(r);
+    result.load.rows = 42;
+    result.load.table_rows["public.accounts"] = 42;
+    result.target_server_version = "15.18";
+    return result;
+  }
+  absl::Status Verify(const DatabaseRestoreRequest&, DatabaseRestoreResult* result) override {
+    result->verification.set_passed(true);
+    return Call("verify");
+  }
+  absl::Status Swap(const DatabaseRestoreRequest& r, DatabaseRestoreResult* result) override {
+    RETURN_IF_ERROR(Call("swap"));
+    result->database = r.database;
+    result->previous_database = absl::StrCat(r.database, "__previous");
+    return absl::OkStatus();
+  }
+  void DropStaging(const std::string&, const std::string& name) override {
+    calls.push_back("drop:" + name);
+  }
+  absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o) override {
+    RETURN_IF_ERROR(Call("media"));
+    media_options = o;
+    MediaRestoreResult result;
+    result.files_written = o.inventory.files();
+    return result;
+  }
+  absl::Status ControlServices(const Runtime&, bool start, const TaskContext&) override {
+    return Call(start ? "start" : "stop");
+  }
+  absl::StatusOr<EnvInstallResult> InstallEnv(const Runtime&, const std::string&,
+                                              const std::string&) override {
+    RETURN_IF_ERROR(Call("config"));
+    return EnvInstallResult();
+  }
+  absl::StatusOr<v1::DbMigrateResult> Migrate(const Runtime&, const AppDatabase&,
+                                              const TaskContext& ctx) override {
+    RETURN_IF_ERROR(Call("migrate"));
+    EXPECT_NE(ctx.cancel, nullptr);
+    v1::DbMigrateResult result;
+    result.set_schema_version_after("20250101000000");
+    return result;
+  }
+  absl::StatusOr<v1::TootctlResult> Tootctl(const Runtime&, const std::vector<std::string>& args,
+                                            const TaskContext& ctx) override {
+    RETURN_IF_ERROR(Call(absl::StrCat(ctx.step, ":", args.empty() ? "" : args[0])));
+    return v1::TootctlResult();
+  }
+
+  static std::string StagingName(const DatabaseRestoreRequest& r) {
+    return absl::StrCat(r.database, "__restore_", r.operation_id);
+  }
+
+  DatabaseRestoreRequest staged_request;
+  MediaRestoreOptions media_options;
+
+ private:
+  absl::Status Call(const std::string& name) {
+    calls.push_back(name);
+    if (!cancel_in.empty() && (name == cancel_in || absl::StartsWith(name, cancel_in + ":"))) {
+      op->cancel_token().Cancel();
+    }
+    auto it = fail.find(name);
+    return it == fail.end() ? absl::OkStatus() : it->second;
+  }
+};
+
+v1::OperationRecord NewRecord() {
+  v1::OperationRecord record;
+  record.mutable_operation()->set_id("op1");
+  record.mutable_operation()->set_state(v1::OPERATION_STATE_PENDING);
+  return record;
+}
+
+class RestoreJobTest : public ::testing::Test {
+ protected:
+  RestoreJobTest() : op_(NewRecord(), &env_, nullptr) {
+    actions_.op = &op_;
+    in_.source_path = "/backups/b.tar";
+    in_.conninfo = "host=/fake";
+    in_.database = kLive;
+    in_.media_dir = "/media/system";
+    env_.free_bytes["/media"] = 1 << 30;
+  }
+
+  // A restore through the app's runtime.
+  void WithRuntime() { in_.runtime = &runtime_; }
+
+  absl::Status Run() {
+    std::vector<std::pair<std::string, std::string>> steps;
+    for (const PlannedStep& s : PlanRestore(in_)) steps.push_back({s.name, s.description});
+    op_.DeclareSteps(steps);
+    op_.MarkRunning();
+    RestoreJob job(in_, &op_, &actions_, &env_);
+    absl::Status status = job.Run();
+    op_.Finish(status);
+    return status;
+  }
+
+  // "name=STATE" of every step of the operation.
+  std::vector<std::string> StepStates() const {
+    std::vector<std::string> out;
+    const v1::Operation snapshot = op_.Snapshot();
+    for (const v1::Step& s : snapshot.steps()) {
+      std::string state = v1::StepState_Name(s.state());
+      out.push_back(absl::StrCat(s.name(), "=", state.substr(state.rfind('_') + 1)));
+    }
+    return out;
+  }
+  std::string StepMessage(const std::string& name) const {
+    const v1::Operation snapshot = op_.Snapshot();
+    for (const v1::Step& s : snapshot.steps()) {
+      if (s.name() == name) return s.message();
+    }
+    return "(no step " + name + ")";
+  }
+
+  testing::FakeEnv env_;
+  FakeRuntime runtime_;
+  FakeActions actions_;
+  RestoreJobInput in_;
+  Operation op_;
+};
+
+TEST(PlanRestoreTest, OneTableGivesEveryStepInOrderWithItsSkipReason) {
+  RestoreJobInput in;
+  in.database = kLive;
+  std::vector<std::string> names, skips;
+  for (const PlannedStep& s : PlanRestore(in)) {
+    names.push_back(s.name);
+    skips.push_back(absl::StrCat(s.name, ":", s.skip_reason));
+  }
+  EXPECT_THAT(names, ElementsAre("open", "inventory", "detect", "preflight", "stop_services",
+                                 "load", "verify", "swap", "media", "config", "migrate", "cleanup",
+                                 "refresh", "start_services", "report"));
+  EXPECT_THAT(skips, ElementsAre("open:", "inventory:", "detect:", "preflight:",
+                                 "stop_services:no Mastodon runtime on this host", "load:",
+                                 "verify:", "swap:", "media:no media directory on this host",
+                                 "config:not asked (--restore-config)",
+                                 "migrate:no Mastodon runtime on this host",
+                                 "cleanup:no Mastodon runtime on this host",
+                                 "refresh:no Mastodon runtime on this host",
+                                 "start_services:no services were stopped", "report:"));
+}
+
+TEST(PlanRestoreTest, MediaOnlyKeepsTheAppRunningAndSkipsTheDatabase) {
+  FakeRuntime runtime;
+  RestoreJobInput in;
+  in.runtime = &runtime;
+  in.options.set_media_only(true);
+  in.media_dir = "/media/system";
+  std::map<std::string, std::string> skip;
+  for (const PlannedStep& s : PlanRestore(in)) skip[s.name] = s.skip_reason;
+  EXPECT_EQ(skip["stop_services"], "media only: the app keeps running");
+  EXPECT_EQ(skip["load"], "media only");
+  EXPECT_EQ(skip["migrate"], "media only");
+  EXPECT_EQ(skip["media"], "");
+}
+
+TEST(PlanRestoreTest, BesideTheLiveDatabaseTheAppIsLeftAlone) {
+  FakeRuntime runtime;
+  RestoreJobInput in;
+  in.runtime = &runtime;
+  in.database = "mastodon_copy";
+  in.options.set_no_refresh(true);
+  std::map<std::string, std::string> skip;
+  for (const PlannedStep& s : PlanRestore(in)) skip[s.name] = s.skip_reason;
+  EXPECT_THAT(skip["migrate"], HasSubstr("beside the live database"));
+  EXPECT_THAT(skip["stop_services"], HasSubstr("beside the live database"));
+  in.database = kLive;
+  skip.clear();
+  for (const PlannedStep& s : PlanRestore(in)) skip[s.name] = s.skip_reason;
+  EXPECT_EQ(skip["migrate"], "");
+  EXPECT_EQ(skip["refresh"], "not asked (--no-refresh)");
+}
+
+TEST_F(RestoreJobTest, DatabaseAndMediaRunInOrderAndTheSourceIsOpenedOnce) {
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls,
+              ElementsAre("probe", "open", "cluster_database", "stage", "verify", "swap", "media"));
+  EXPECT_THAT(StepStates(),
+              ElementsAre("open=SUCCEEDED", "inventory=SUCCEEDED", "detect=SUCCEEDED",
+                          "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
+                          "verify=SUCCEEDED", "swap=SUCCEEDED", "media=SUCCEEDED", "config=SKIPPED",
+                          "migrate=SKIPPED", "cleanup=SKIPPED", "refresh=SKIPPED",
+                          "start_services=SKIPPED", "report=SUCCEEDED"));
+  // The load is handed the dump the inventory detected, not a path to detect.
+  EXPECT_EQ(actions_.staged_request.dump.path(), "database.sql");
+  EXPECT_EQ(actions_.staged_request.database, kLive);
+  // The media step gets the inventory's tree.
+  EXPECT_EQ(actions_.media_options.inventory.root(), "system");
+  EXPECT_EQ(StepMessage("preflight"), "PostgreSQL 15.18; ready");
+  EXPECT_EQ(StepMessage("swap"),
+            "'mastodon_production' is live; the previous one is kept as "
+            "'mastodon_production__previous'");
+  const v1::RestoreReport report = op_.Snapshot().restore_report();
+  EXPECT_EQ(report.database(), kLive);
+  EXPECT_EQ(report.rows(), 42);
+  EXPECT_EQ(report.media_files(), 3);
+  EXPECT_THAT(report.next_steps(), IsEmpty());
+}
+
+TEST_F(RestoreJobTest, AClusterDumpNamesTheDatabaseToLoad) {
+  actions_.backup.manifest.mutable_dumps(0)->set_kind(v1::DUMP_KIND_CLUSTER);
+  ASSERT_OK(Run());
+  EXPECT_EQ(actions_.staged_request.cluster_database, "mastodon");
+}
+
+TEST_F(RestoreJobTest, WithTheAppItIsStoppedMigratedRefreshedAndStartedAgain) {
+  WithRuntime();
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls,
+              ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "swap",
+                          "media", "migrate", "cleanup:preview_cards", "cleanup:media",
+                          "refresh:media", "refresh:accounts", "refresh:feeds", "start"));
+  EXPECT_EQ(StepMessage("stop_services"), "web");
+  EXPECT_EQ(op_.Snapshot().restore_report().schema_version(), "20250101000000");
+}
+
+TEST_F(RestoreJobTest, PreflightRefusesARoleThatMayNotCreateDatabasesBeforeStoppingTheApp) {
+  WithRuntime();
+  actions_.server.may_create_databases = false;
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("CREATEDB")));
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database"));
+  EXPECT_EQ(op_.Snapshot().restore_report().database(), "");
+}
+
+TEST_F(RestoreJobTest, AnUnreachableServerFailsPreflightWithItsError) {
+  actions_.fail["probe"] = absl::UnavailableError("unable to connect to the target server: boom");
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("boom")));
+  EXPECT_EQ(StepStates()[3], "preflight=FAILED");
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database"));
+}
+
+TEST_F(RestoreJobTest, NotEnoughRoomForTheStagingDatabaseIsRefusedBeforeTheLoad) {
+  actions_.server.data_directory = "/var/lib/postgresql";
+  env_.free_bytes["/var/lib/postgresql"] = 1000;  // the dump needs 1.5 x 1000
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("1.5x the dump")));
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database"));
+}
+
+TEST_F(RestoreJobTest, SeveralDumpsWithoutAMemberAreRefusedAtTheInventory) {
+  *actions_.backup.manifest.add_dumps() = actions_.backup.manifest.dumps(0);
+  actions_.backup.manifest.mutable_dumps(1)->set_path("other.sql");
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--member")));
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open"));
+}
+
+TEST_F(RestoreJobTest, AMemberPicksItsDumpFromTheInventory) {
+  *actions_.backup.manifest.add_dumps() = actions_.backup.manifest.dumps(0);
+  actions_.backup.manifest.mutable_dumps(1)->set_path("other.sql.gz");
+  in_.options.set_member("other.sql.gz");
+  ASSERT_OK(Run());
+  EXPECT_EQ(actions_.staged_request.dump.path(), "other.sql.gz");
+}
+
+TEST_F(RestoreJobTest, AFailureBeforeTheSwapLeavesTheLiveDatabaseAndStartsTheAppAgain) {
+  WithRuntime();
+  actions_.fail["verify"] = absl::DataLossError("verification of the staging database failed");
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(actions_.calls,
+              ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "start"));
+  const v1::RestoreReport report = op_.Snapshot().restore_report();
+  EXPECT_EQ(report.database(), "");  // nothing was swapped in
+  EXPECT_THAT(report.next_steps(), IsEmpty());
+}
+
+TEST_F(RestoreJobTest, AFailureAfterTheSwapNamesWhatToRunAgain) {
+  WithRuntime();
+  actions_.fail["media"] = absl::ResourceExhaustedError("disk full");
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stop", "stage",
+                                          "verify", "swap", "media", "start"));
+  const v1::RestoreReport report = op_.Snapshot().restore_report();
+  EXPECT_EQ(report.database(), kLive);
+  EXPECT_THAT(report.next_steps(),
+              ElementsAre("mastodon-restore restore --media-only /backups/b.tar",
+                          "mastodon-restore db-migrate", "mastodon-restore cleanup --days 1",
+                          "mastodon-restore media-refresh --days 1 --force --accounts --feeds"));
+}
+
+TEST_F(RestoreJobTest, KeepServicesStoppedOnFailureLeavesTheAppDownAndSaysSo) {
+  WithRuntime();
+  in_.options.set_keep_services_stopped_on_failure(true);
+  actions_.fail["migrate"] = absl::InternalError("migration failed");
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kInternal));
+  EXPECT_EQ(actions_.calls.back(), "migrate");
+  EXPECT_EQ(StepMessage("start_services"),
+            "kept stopped as asked (--keep-services-stopped-on-failure)");
+  const v1::RestoreReport report = op_.Snapshot().restore_report();
+  EXPECT_THAT(report.next_steps(),
+              ::testing::Contains("start the app's services (they were kept stopped)"));
+}
+
+// Cancelled while each action runs: the job stops with CANCELLED before the
+// next step, nothing after it runs, and the app is started again.
+TEST(RestoreJobCancelTest, CancelDuringEveryStepStopsBeforeTheNext) {
+  const std::vector<std::string> order = {
+      "probe", "open",  "cluster_database", "stop",   "stage", "verify",
+      "swap",  "media", "migrate",          "cleanup"};
+  for (size_t k = 0; k < order.size(); ++k) {
+    SCOPED_TRACE(order[k]);
+    testing::FakeEnv env;
+    env.free_bytes["/media"] = 1 << 30;
+    FakeRuntime runtime;
+    Operation op(NewRecord(), &env, nullptr);
+    FakeActions actions;
+    actions.op = &op;
+    actions.cancel_in = order[k];
+    RestoreJobInput in;
+    in.source_path = "/backups/b.tar";
+    in.database = kLive;
+    in.media_dir = "/media/system";
+    in.runtime = &runtime;
+    std::vector<std::pair<std::string, std::string>> steps;
+    for (const PlannedStep& s : PlanRestore(in)) steps.push_back({s.name, s.description});
+    op.DeclareSteps(steps);
+    RestoreJob job(in, &op, &actions, &env);
+    absl::Status status = job.Run();
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kCancelled));
+    // What ran: everything up to the cancelled action (the probe shares the
+    // open step), then only the restart of the app.
+    std::vector<std::string> expected(order.begin(), order.begin() + k + 1);
+    if (k < 3) expected = {"probe", "open", "cluster_database"};
+    if (k < 2) expected = {"probe", "open"};
+    if (k >= 3) expected.push_back("start");
+    std::vector<std::string> ran;
+    for (const std::string& c : actions.calls) {
+      ran.push_back(c.substr(0, c.find(':')));
+    }
+    // cleanup runs two tootctl commands; the cancel stops after the first
+    // step's actions, so compare the distinct names in order.
+    ran.erase(std::unique(ran.begin(), ran.end()), ran.end());
+    EXPECT_THAT(ran, ElementsAreArray(expected));
+    // The app's services are never left stopped by a cancellation.
+    EXPECT_EQ(absl::c_count(ran, "stop"), absl::c_count(ran, "start"));
+  }
+}
+
+}  // namespace
+}  // namespace mastodon_restore
