@@ -4,6 +4,10 @@
 // ranges, CREATE DATABASE encoding and locale, COPY row counts, the Mastodon
 // schema version, and the completion trailer.
 //
+// The only parser of the pg_dumpall layout: detection reads the section
+// ranges from it, and the loader (database/section_filter.h) runs it over the
+// stream it loads to find them as it goes.
+//
 // Memory is bounded whatever the input: lines longer than kMaxLineBytes are
 // examined by their first kMaxLineBytes only.
 #ifndef MR_AGENT_DUMP_PLAIN_SCANNER_H_
@@ -30,6 +34,10 @@ struct CopyTable {
 // pg_dumpall.
 struct DumpSection {
   std::string name;
+  // The section's first byte: the "--" line before its "-- Database \"x\"
+  // dump" marker (the marker's own line without one), or a pre-11 dump's
+  // \connect; its end is where the next section or the completion trailer
+  // (its "--" line) starts, or the end of the dump.
   int64_t begin_offset = 0;
   int64_t end_offset = -1;  // -1 until known
   std::string encoding;
@@ -73,7 +81,9 @@ class PlainScanner {
   // With `count_rows`, COPY rows are counted per table (deep scan).
   explicit PlainScanner(bool count_rows) : count_rows_(count_rows) {}
 
-  // Feeds the next bytes of the dump.
+  // Feeds the next bytes of the dump, cut anywhere. A line is handled as
+  // soon as its newline is fed: facts() are then up to date to there (a
+  // section it starts or ends is in facts().sections).
   void Feed(absl::string_view chunk);
   // Ends the input: a final line without newline is processed, and the last
   // section's end is set when the input ended at `end_of_dump`.

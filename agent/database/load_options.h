@@ -1,0 +1,120 @@
+// What a load of a dump is told (LoadOptions), reports while it runs
+// (LoadProgress) and returns (LoadStats): shared by the plain SQL loader
+// (plain_loader.h) and the statement executor (sql_executor.h).
+#ifndef MR_AGENT_DATABASE_LOAD_OPTIONS_H_
+#define MR_AGENT_DATABASE_LOAD_OPTIONS_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/common/cancel_token.h"
+#include "agent/database/pg_connection.h"
+
+namespace mastodon_restore {
+
+struct LoadProgress {
+  int64_t bytes = 0;       // uncompressed bytes of the dump consumed
+  int64_t raw_bytes = -1;  // bytes of the underlying file (compressed), -1 unknown
+  int64_t statements = 0;
+  int64_t rows = 0;
+  std::string toc_entry;  // e.g. "TABLE DATA public.statuses"
+};
+
+struct LoadOptions {
+  // Load only bytes [begin_offset, end_offset) of the stream (a pg_dumpall
+  // section); end_offset -1: to the end.
+  int64_t begin_offset = 0;
+  int64_t end_offset = -1;
+  // The database name the dump's CREATE DATABASE / \connect / ALTER DATABASE
+  // statements use; they are applied to `target_db` instead.
+  std::string source_db;
+  // The database the connection is to (the staging database).
+  std::string target_db;
+  // For a pg_dumpall dump: load only the section of this database (its
+  // range as the dump scanner finds it in the stream, see section_filter.h:
+  // from its "-- Database" marker, or its \connect in pre-11 dumps, to the
+  // next section or the trailer); the globals before the first section
+  // create missing roles; other sections are skipped, and the load stops at
+  // the section's end. Empty: the whole stream is one database's dump.
+  std::string cluster_section;
+  // With cluster_section: give created roles their password hashes.
+  bool with_role_passwords = false;
+  // Major version of the target server (rewrites for older servers).
+  int target_major = 0;
+  // Require the dump's owner roles; otherwise ownership and privileges on
+  // missing roles are skipped with a warning (like --no-owner
+  // --no-privileges for those roles).
+  bool keep_owners = false;
+  // The connected role is a superuser.
+  bool superuser = true;
+  // Called every `progress_every_bytes` and at the end.
+  std::function<void(const LoadProgress&)> progress;
+  int64_t progress_every_bytes = 8 << 20;
+  const CancelToken* cancel = nullptr;
+  // Name of the dump in messages.
+  std::string dump_name = "dump";
+  // Parallel load: with jobs >= 2 and `connect`, pre-data runs on `conn` in
+  // dump order; COPY data is cut into chunks of about `chunk_bytes` (at row
+  // boundaries) loaded by `jobs` other connections from `connect` (opened
+  // with the same settings as `conn`), and indexes, primary/unique and
+  // foreign key constraints run on them as soon as their tables are loaded
+  // (see load_scheduler.h); anything else after the data runs on `conn`
+  // once everything before it is done. Rows of one table may land in a
+  // different physical order than in the dump. jobs <= 1: everything on
+  // `conn`, in dump order.
+  // A foreign key "ALTER TABLE ONLY t ADD CONSTRAINT c FOREIGN KEY ..." is
+  // added NOT VALID and validated afterwards (ALTER TABLE ONLY t VALIDATE
+  // CONSTRAINT c), so the checks of keys referencing one table run at once;
+  // the result is the same valid constraint.
+  int jobs = 1;
+  std::function<absl::StatusOr<std::unique_ptr<PgConnection>>()> connect;
+  int64_t chunk_bytes = 8 << 20;
+  // Parallel load: ANALYZE each table that received rows as soon as its
+  // builds are done (LoadStats::analyzed).
+  bool analyze = false;
+  // The target database is the loader's own until the load ends (a staging
+  // database): autovacuum is kept off each plain table from its first rows
+  // to the end of the load (ALTER TABLE ... SET (autovacuum_enabled = off),
+  // then RESET; tables whose dump sets the option are left alone), so it
+  // neither competes for the cores nor holds locks the index builds wait for.
+  bool hold_autovacuum = false;
+};
+
+struct LoadStats {
+  int64_t bytes = 0;
+  int64_t lines = 0;
+  int64_t statements = 0;
+  int64_t rows = 0;
+  // COPY rows per table as written in the dump ("public.statuses").
+  std::map<std::string, int64_t> table_rows;
+  // Rewrites applied ("removed SET transaction_timeout (target PostgreSQL 15)").
+  std::vector<std::string> rewrites;
+  std::vector<std::string> warnings;
+  // Roles that owned objects or had privileges but do not exist on the target.
+  std::vector<std::string> missing_roles;
+  // Roles created from the globals of a cluster dump.
+  std::vector<std::string> created_roles;
+  // Highest schema_migrations version loaded ("" when none).
+  std::string schema_version;
+  // With cluster_section: whether the section was found.
+  bool section_found = false;
+  // Parallel load: worker connections, jobs they ran, most at once.
+  int jobs = 1;
+  int64_t parallel_jobs = 0;
+  int max_concurrency = 1;
+  // Seconds from the start until the last table data was in (-1: no data
+  // or serial load), and until the end of the load.
+  double data_seconds = -1;
+  double seconds = 0;
+  // Tables analyzed by the load (options.analyze), as the dump names them.
+  std::vector<std::string> analyzed;
+};
+
+}  // namespace mastodon_restore
+
+#endif  // MR_AGENT_DATABASE_LOAD_OPTIONS_H_

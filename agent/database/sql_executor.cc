@@ -1,0 +1,340 @@
+#include "agent/database/sql_executor.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "agent/common/errors.h"
+#include "agent/common/status_macros.h"
+#include "agent/database/rewrite_rules.h"
+#include "agent/dump/plain_scanner.h"
+
+namespace mastodon_restore {
+namespace {
+
+constexpr size_t kChunk = 1 << 20;
+constexpr size_t kCopyBatch = 256 * 1024;
+
+}  // namespace
+
+absl::Status SqlExecutor::Start() {
+  if (options_.jobs <= 1 || !options_.connect) return absl::OkStatus();
+  LoadSchedulerOptions so;
+  so.jobs = options_.jobs;
+  so.connect = options_.connect;
+  so.max_buffered_bytes = (options_.jobs + 2) * std::max<int64_t>(options_.chunk_bytes, 1);
+  so.dump_name = options_.dump_name;
+  so.cancel = options_.cancel;
+  ASSIGN_OR_RETURN(scheduler_, LoadScheduler::Start(so));
+  stats_->jobs = options_.jobs;
+  return absl::OkStatus();
+}
+
+absl::Status SqlExecutor::status() {
+  return scheduler_ != nullptr ? scheduler_->status() : absl::OkStatus();
+}
+
+absl::Status SqlExecutor::Fail(int64_t line, const std::string& what, absl::StatusCode code) const {
+  return LoadError(code, options_.dump_name, line, toc_entry_, what);
+}
+
+void SqlExecutor::NoteRewrite(const std::string& what) {
+  for (const std::string& r : stats_->rewrites) {
+    if (r == what) return;
+  }
+  stats_->rewrites.push_back(what);
+}
+
+void SqlExecutor::Warn(const std::string& what) {
+  if (stats_->warnings.size() < 100) stats_->warnings.push_back(what);
+}
+
+absl::Status SqlExecutor::Run(const SqlItem& item) {
+  const std::string upper = StatementHead(item.text);
+  ++stats_->statements;
+  if (scheduler_ != nullptr) {
+    ASSIGN_OR_RETURN(bool taken, Route(item, upper));
+    if (taken) return absl::OkStatus();
+  }
+  if (absl::StartsWith(upper, "COPY ")) HoldAutovacuum(item);
+  absl::Status s = conn_->Exec(item.text);
+  if (s.ok()) {
+    if (conn_->in_copy()) StartCopy(item);
+    return absl::OkStatus();
+  }
+  if (s.code() == absl::StatusCode::kCancelled) {
+    return LoadCancelled(options_.dump_name);
+  }
+  const PgError& e = conn_->last_error();
+  const bool ownership = upper.find(" OWNER TO ") != std::string::npos ||
+                         absl::StartsWith(upper, "GRANT ") || absl::StartsWith(upper, "REVOKE ") ||
+                         absl::StartsWith(upper, "ALTER DEFAULT PRIVILEGES ");
+  if (ownership && e.sqlstate == "42704" && absl::StartsWith(e.message, "role \"")) {
+    std::string role = e.message.substr(6, e.message.find('"', 6) - 6);
+    if (options_.keep_owners) {
+      return Fail(item.line,
+                  absl::StrCat("role \"", role,
+                               "\" does not exist and --keep-owners requires it "
+                               "(create it, or restore without --keep-owners)"),
+                  absl::StatusCode::kFailedPrecondition);
+    }
+    if (missing_.insert(role).second) {
+      stats_->missing_roles.push_back(role);
+      Warn(absl::StrCat("role \"", role,
+                        "\" does not exist on the target: its ownership and "
+                        "privileges are skipped (objects stay owned by the restoring role)"));
+    }
+    return absl::OkStatus();
+  }
+  return Fail(item.line, std::string(s.message()), absl::StatusCode::kInvalidArgument);
+}
+
+// The parallel load: whether `item` was handed to the scheduler (else it
+// runs on the reader's connection, after everything before it when it
+// comes after the data started).
+absl::StatusOr<bool> SqlExecutor::Route(const SqlItem& item, const std::string& upper) {
+  if (toc_type_ != "FK CONSTRAINT") {
+    RETURN_IF_ERROR(SubmitValidations());
+  } else {
+    // Foreign keys come after every index and constraint: the tables can
+    // be analyzed now, beside the checks of the keys.
+    RETURN_IF_ERROR(SubmitAnalyze());
+  }
+  if (absl::StartsWith(upper, "SET ") || absl::StartsWith(upper, "RESET ") ||
+      absl::StartsWith(upper, "SELECT PG_CATALOG.SET_CONFIG(")) {
+    // Session settings: replayed on the workers. One that changes a value
+    // after the data started waits until nothing runs.
+    std::string key = upper.substr(0, upper.find_first_of("=,"));
+    if (absl::StartsWith(upper, "SET ")) key = upper.substr(0, upper.find(' ', 4));
+    auto it = session_.find(key);
+    if (it != session_.end() && it->second == item.text) return false;
+    if (parallel_phase_) RETURN_IF_ERROR(scheduler_->WaitIdle());
+    session_[key] = item.text;
+    scheduler_->AddSessionStatement(item.text);
+    return false;
+  }
+  if (toc_type_ == "TABLE DATA") {
+    parallel_phase_ = true;
+    if (absl::StartsWith(upper, "COPY ") &&
+        absl::EndsWith(StatementHead(item.text, item.text.size()), " FROM STDIN;")) {
+      HoldAutovacuum(item);
+      StartCopy(item);
+      EnsureChunkRoom();
+      copy_remote_ = true;
+      copy_sql_ = item.text;
+      copy_chunk_line_ = item.line;
+      return true;
+    }
+    return false;  // e.g. INSERTs of --inserts dumps: here, in order
+  }
+  if (toc_type_ == "SEQUENCE SET") return false;  // the sequence exists since pre-data
+  if (toc_type_ == "INDEX" || toc_type_ == "CONSTRAINT" || toc_type_ == "FK CONSTRAINT") {
+    PostDataTarget target;
+    if (ParsePostDataStatement(item.text, &target)) {
+      parallel_phase_ = true;
+      LoadJob job;
+      job.tables = target.tables;
+      job.lock = target.index ? LoadJob::Lock::kShared : LoadJob::Lock::kExclusive;
+      job.sql = item.text;
+      job.line = item.line;
+      job.toc_entry = toc_entry_;
+      if (!target.referenced.empty() && target.only && !target.not_valid) {
+        // Added NOT VALID now (catalog only), validated with the others.
+        LoadJob validate;
+        validate.tables = {target.tables[0]};
+        validate.lock = LoadJob::Lock::kValidate;
+        if (target.referenced != target.tables[0]) validate.referenced = {target.referenced};
+        validate.sql = absl::StrCat("ALTER TABLE ONLY ", target.tables[0], " VALIDATE CONSTRAINT ",
+                                    target.constraint, ";");
+        validate.line = item.line;
+        validate.toc_entry = toc_entry_;
+        job.fallback_sql = item.text;
+        job.sql = absl::StrCat(absl::StripSuffix(item.text, ";"), " NOT VALID;");
+        validations_.push_back(std::move(validate));
+      }
+      RETURN_IF_ERROR(scheduler_->Submit(std::move(job)));
+      return true;
+    }
+  }
+  // Anything else after the data started runs alone, in dump order.
+  if (parallel_phase_) RETURN_IF_ERROR(scheduler_->WaitIdle());
+  return false;
+}
+
+// With options.analyze, once: ANALYZE of every table that got rows, each
+// after its builds.
+absl::Status SqlExecutor::SubmitAnalyze() {
+  if (!options_.analyze || analyze_submitted_) return absl::OkStatus();
+  analyze_submitted_ = true;
+  for (const auto& [table, rows] : stats_->table_rows) {
+    LoadJob job;
+    job.tables = {table};
+    job.lock = LoadJob::Lock::kValidate;
+    job.sql = absl::StrCat("ANALYZE ", table);
+    job.toc_entry = absl::StrCat("ANALYZE ", table);
+    RETURN_IF_ERROR(scheduler_->Submit(std::move(job)));
+    stats_->analyzed.push_back(table);
+  }
+  return absl::OkStatus();
+}
+
+// Submits the validations of the foreign keys added NOT VALID so far.
+absl::Status SqlExecutor::SubmitValidations() {
+  for (LoadJob& job : validations_) RETURN_IF_ERROR(scheduler_->Submit(std::move(job)));
+  validations_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status SqlExecutor::CopyData(absl::string_view data, bool row_end, int64_t line) {
+  copy_batch_.append(data.data(), data.size());
+  if (row_end) {
+    ++copy_rows_;
+    if (copy_is_migrations_ && at_copy_row_start_) {
+      absl::string_view row = data.substr(0, data.size() - 1);
+      absl::string_view version = row.substr(0, row.find('\t'));
+      if (SchemaVersionLess(stats_->schema_version, version)) {
+        stats_->schema_version = std::string(version);
+      }
+    }
+    at_copy_row_start_ = true;
+  } else {
+    at_copy_row_start_ = false;
+  }
+  if (copy_remote_) {
+    if (at_copy_row_start_ && static_cast<int64_t>(copy_batch_.size()) >= options_.chunk_bytes) {
+      RETURN_IF_ERROR(SubmitCopyChunk(line));
+    }
+  } else if (copy_batch_.size() >= kCopyBatch) {
+    RETURN_IF_ERROR(FlushCopy());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqlExecutor::SubmitCopyChunk(int64_t line) {
+  if (copy_batch_.empty()) return absl::OkStatus();
+  LoadJob job;
+  job.tables = {copy_table_};
+  job.lock = LoadJob::Lock::kData;
+  job.sql = copy_sql_;
+  job.copy_data = std::move(copy_batch_);
+  job.line = copy_chunk_line_;
+  job.toc_entry = toc_entry_;
+  copy_batch_ = std::string();
+  EnsureChunkRoom();
+  copy_chunk_line_ = line + 1;
+  return scheduler_->Submit(std::move(job));
+}
+
+// Room in copy_batch_ for a whole chunk (a line may overshoot the size a
+// little), in the memory of a finished chunk when there is one.
+void SqlExecutor::EnsureChunkRoom() {
+  const size_t room = static_cast<size_t>(options_.chunk_bytes) + kChunk;
+  if (copy_batch_.capacity() < room) copy_batch_ = scheduler_->TakeBuffer(room);
+}
+
+// options.hold_autovacuum: before the first rows of the COPY `item`'s
+// table. Best effort (a table the role does not own stays as it is).
+void SqlExecutor::HoldAutovacuum(const SqlItem& item) {
+  if (!options_.hold_autovacuum) return;
+  const std::string table = CopyTarget(item.text);
+  if (!autovacuum_checked_.insert(table).second) return;
+  auto rel = conn_->Query(
+      "SELECT relkind::text, coalesce(array_to_string(reloptions, ','), '') FROM pg_class "
+      "WHERE oid = to_regclass($1)",
+      {table});
+  if (!rel.ok() || rel->rows.empty() || rel->rows[0][0].value_or("") != "r" ||
+      absl::StrContains(rel->rows[0][1].value_or(""), "autovacuum_enabled")) {
+    return;
+  }
+  if (conn_->Exec(absl::StrCat("ALTER TABLE ", table, " SET (autovacuum_enabled = off)")).ok()) {
+    autovacuum_held_.push_back(table);
+  }
+}
+
+// Gives autovacuum back the tables HoldAutovacuum took.
+absl::Status SqlExecutor::ReleaseAutovacuum(int64_t line) {
+  for (const std::string& table : autovacuum_held_) {
+    absl::Status s =
+        conn_->Exec(absl::StrCat("ALTER TABLE ", table, " RESET (autovacuum_enabled)"));
+    if (!s.ok()) {
+      return Fail(line,
+                  absl::StrCat("unable to reset autovacuum_enabled of ", table, ": ", s.message()),
+                  absl::StatusCode::kInternal);
+    }
+  }
+  autovacuum_held_.clear();
+  return absl::OkStatus();
+}
+
+void SqlExecutor::StartCopy(const SqlItem& item) {
+  in_copy_ = true;
+  at_copy_row_start_ = true;
+  copy_rows_ = 0;
+  copy_line_ = item.line;
+  copy_table_ = CopyTarget(item.text);
+  copy_is_migrations_ =
+      absl::EndsWith(copy_table_, ".schema_migrations") || copy_table_ == "schema_migrations";
+}
+
+absl::Status SqlExecutor::FlushCopy() {
+  if (copy_batch_.empty()) return absl::OkStatus();
+  absl::Status s = conn_->PutCopyData(copy_batch_);
+  copy_batch_.clear();
+  return s;
+}
+
+absl::Status SqlExecutor::EndCopy() {
+  in_copy_ = false;
+  if (copy_remote_) {
+    copy_remote_ = false;
+    RETURN_IF_ERROR(SubmitCopyChunk(copy_chunk_line_));  // its errors say where already
+  } else {
+    RETURN_IF_ERROR(EndLocalCopy());
+  }
+  stats_->rows += copy_rows_;
+  stats_->table_rows[copy_table_] += copy_rows_;
+  return absl::OkStatus();
+}
+
+// Ends a COPY streamed on the reader's connection.
+absl::Status SqlExecutor::EndLocalCopy() {
+  absl::Status s = FlushCopy();
+  if (s.ok()) {
+    s = conn_->EndCopy();
+  } else {
+    conn_->EndCopy("aborted").IgnoreError();
+  }
+  if (s.ok()) return absl::OkStatus();
+  if (s.code() == absl::StatusCode::kCancelled) return LoadCancelled(options_.dump_name);
+  return Fail(copy_line_, absl::StrCat("COPY ", copy_table_, ": ", s.message()),
+              absl::StatusCode::kInvalidArgument);
+}
+
+absl::Status SqlExecutor::Finish(absl::Time start, const LoadProgress& base, int64_t line) {
+  if (scheduler_ != nullptr) {
+    RETURN_IF_ERROR(SubmitAnalyze());
+    RETURN_IF_ERROR(SubmitValidations());
+    // The dump is read; the builds go on. Say how many are left.
+    while (true) {
+      ASSIGN_OR_RETURN(bool idle, scheduler_->WaitIdleFor(absl::Milliseconds(500)));
+      if (idle) break;
+      if (options_.progress) {
+        LoadProgress p = base;
+        p.toc_entry = absl::StrCat("dump read; ", scheduler_->pending(), " of ",
+                                   scheduler_->jobs_done() + scheduler_->pending(),
+                                   " jobs left (data, indexes, constraints, ANALYZE)");
+        options_.progress(p);
+      }
+    }
+    stats_->parallel_jobs = scheduler_->jobs_done();
+    stats_->max_concurrency = scheduler_->max_concurrency();
+    if (scheduler_->last_data_done() > start) {
+      stats_->data_seconds = absl::ToDoubleSeconds(scheduler_->last_data_done() - start);
+    }
+  }
+  return ReleaseAutovacuum(line);
+}
+
+}  // namespace mastodon_restore

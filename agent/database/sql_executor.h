@@ -1,0 +1,119 @@
+// Runs a dump's statements and COPY data on the target: in dump order on one
+// connection, or (options.jobs >= 2 with options.connect) through a
+// LoadScheduler, which loads COPY data in chunks and builds indexes and
+// constraints on other connections (see LoadOptions::jobs). Holds autovacuum
+// off the loaded tables (options.hold_autovacuum), skips ownership and
+// privileges of missing roles (unless options.keep_owners), and counts what
+// was loaded. Knows nothing of the dump's text format: the plain SQL loader
+// (plain_loader.h) feeds it statements as split from the text, after the
+// rewrite rules (rewrite_rules.h); an archive reader can feed it the same.
+#ifndef MR_AGENT_DATABASE_SQL_EXECUTOR_H_
+#define MR_AGENT_DATABASE_SQL_EXECUTOR_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "agent/database/load_options.h"
+#include "agent/database/load_scheduler.h"
+#include "agent/database/pg_connection.h"
+#include "agent/database/sql_splitter.h"
+
+namespace mastodon_restore {
+
+class SqlExecutor {
+ public:
+  // Runs on `conn` with `options` (both outliving the executor); counts in
+  // `*stats`.
+  SqlExecutor(PgConnection* conn, const LoadOptions& options, LoadStats* stats)
+      : conn_(conn), options_(options), stats_(stats) {}
+
+  // Starts the workers of a parallel load (nothing for a serial one).
+  absl::Status Start();
+  bool parallel() const { return scheduler_ != nullptr; }
+  // The first failure of a worker (OK for a serial load).
+  absl::Status status();
+
+  // The TOC entry the next statements belong to ("TABLE DATA
+  // public.statuses"; type "TABLE DATA"), for messages and routing.
+  void SetTocEntry(std::string entry, std::string type) {
+    toc_entry_ = std::move(entry);
+    toc_type_ = std::move(type);
+  }
+  const std::string& toc_entry() const { return toc_entry_; }
+
+  // Runs a statement that starts at dump line `item.line`. A "COPY ... FROM
+  // stdin" starts COPY data (in_copy()). Errors: see LoadPlainSql.
+  absl::Status Run(const SqlItem& item);
+
+  // COPY data: while in_copy(), the data's next bytes, `row_end` when they
+  // end a row (with its '\n'); `line`: the dump line they end on.
+  bool in_copy() const { return in_copy_; }
+  bool at_copy_row_start() const { return at_copy_row_start_; }
+  absl::Status CopyData(absl::string_view data, bool row_end, int64_t line);
+  // The end of the COPY data.
+  absl::Status EndCopy();
+  // The running COPY's line and table as the dump writes it.
+  int64_t copy_line() const { return copy_line_; }
+  const std::string& copy_table() const { return copy_table_; }
+
+  // Once the dump is read: waits for the workers (reporting `base`, with
+  // the jobs left, through options.progress), and gives autovacuum the
+  // tables back. `start`: when the load started; `line`: the dump's last.
+  absl::Status Finish(absl::Time start, const LoadProgress& base, int64_t line);
+
+  // The load's error at dump `line` in the current TOC entry.
+  absl::Status Fail(int64_t line, const std::string& what, absl::StatusCode code) const;
+  // Reports a rewrite (once) and a warning (the first 100).
+  void NoteRewrite(const std::string& what);
+  void Warn(const std::string& what);
+
+ private:
+  absl::StatusOr<bool> Route(const SqlItem& item, const std::string& upper);
+  absl::Status SubmitAnalyze();
+  absl::Status SubmitValidations();
+  absl::Status SubmitCopyChunk(int64_t line);
+  void EnsureChunkRoom();
+  void HoldAutovacuum(const SqlItem& item);
+  absl::Status ReleaseAutovacuum(int64_t line);
+  void StartCopy(const SqlItem& item);
+  absl::Status FlushCopy();
+  absl::Status EndLocalCopy();
+
+  PgConnection* const conn_;
+  const LoadOptions& options_;
+  LoadStats* const stats_;
+  std::string toc_entry_;
+  std::string toc_type_;
+  std::set<std::string> missing_;
+  // The COPY running (its data streamed on conn_, or cut into chunks for
+  // the workers with copy_remote_).
+  bool in_copy_ = false;
+  bool at_copy_row_start_ = true;
+  bool copy_is_migrations_ = false;
+  int64_t copy_rows_ = 0;
+  int64_t copy_line_ = 0;
+  std::string copy_table_;
+  std::string copy_batch_;
+  // The parallel load (null: serial).
+  std::unique_ptr<LoadScheduler> scheduler_;
+  bool parallel_phase_ = false;
+  bool copy_remote_ = false;
+  std::string copy_sql_;
+  int64_t copy_chunk_line_ = 0;
+  std::map<std::string, std::string> session_;
+  std::vector<LoadJob> validations_;
+  bool analyze_submitted_ = false;
+  std::set<std::string> autovacuum_checked_;
+  std::vector<std::string> autovacuum_held_;
+};
+
+}  // namespace mastodon_restore
+
+#endif  // MR_AGENT_DATABASE_SQL_EXECUTOR_H_
