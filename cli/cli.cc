@@ -4,11 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
-#include <functional>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -22,6 +22,8 @@
 #include "agent/common/args.h"
 #include "agent/common/build_info.h"
 #include "cli/agent_client.h"
+#include "cli/backup_report.h"
+#include "cli/command_line.h"
 #include "cli/exit_codes.h"
 #include "cli/follow.h"
 #include "cli/junit.h"
@@ -31,35 +33,24 @@
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
 
 namespace mastodon_restore {
+
+// What every command gets.
+struct CommandContext {
+  AgentAddress agent;
+  // Whether --agent or $MASTODON_RESTORE_AGENT named the agent.
+  bool agent_given = false;
+  bool json = false;
+  ParsedArgs args;  // the command's own flags and positional arguments
+  Env* env = nullptr;
+  CliStreams streams;
+};
+
 namespace {
 
 namespace v1 = mastodon::restore::v1;
 
 constexpr char kProgram[] = "mastodon-restore";
 constexpr char kDefaultSocket[] = "/run/mastodon-restore/agent.sock";
-
-// What every subcommand gets.
-struct CommandContext {
-  AgentAddress agent;
-  // Whether --agent or $MASTODON_RESTORE_AGENT named the agent.
-  bool agent_given = false;
-  bool json = false;
-  ParsedArgs args;  // the subcommand's own flags and positional arguments
-  Env* env = nullptr;
-  CliStreams streams;
-};
-
-// One subcommand.
-struct Command {
-  const char* name;
-  const char* summary;
-  const char* positional;  // e.g. "SOURCE", or ""
-  // How many positional arguments: [min_args, max_args].
-  std::vector<FlagSpec> flags;
-  std::function<int(CommandContext&)> run;
-  int min_args = -1;  // -1: 1 when `positional` is set, else 0
-  int max_args = -1;
-};
 
 const std::vector<FlagSpec>& GlobalFlags() {
   static const std::vector<FlagSpec>* specs = new std::vector<FlagSpec>{
@@ -74,7 +65,7 @@ const std::vector<FlagSpec>& GlobalFlags() {
       {"token-file", "FILE", "file holding a bearer token for a TCP agent with --tokens"},
       {"plaintext", "", "plaintext TCP to a loopback test agent (--insecure-loopback-tcp)"},
       {"version", "", "print the version and exit"},
-      {"help", "", "print this help and exit", false, 'h'},
+      {"help", "", "print this help (a command's when one is named) and exit", false, 'h'},
   };
   return *specs;
 }
@@ -546,29 +537,6 @@ v1::Operation NotStarted(const grpc::Status& status) {
   return op;
 }
 
-std::string ToJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  std::string json;
-  if (!google::protobuf::util::MessageToJsonString(message, &json, options).ok()) return "null";
-  return json;
-}
-
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 // verify-backup's reports: JUnit (--junit), JSON (--json) or a summary line.
 int ReportBackupCheck(CommandContext& ctx, const std::string& source, const std::string& scratch,
                       const v1::Operation& restore, const v1::Operation* verify, int code) {
@@ -583,11 +551,16 @@ int ReportBackupCheck(CommandContext& ctx, const std::string& source, const std:
     }
   }
   if (ctx.json) {
-    Print(ctx.streams.out,
-          absl::StrCat("{\"source\":", JsonString(source), ",\"database\":", JsonString(scratch),
-                       ",\"passed\":", passed ? "true" : "false", ",\"exit_code\":", code,
-                       ",\"restore\":", ToJson(restore),
-                       ",\"verify\":", verify != nullptr ? ToJson(*verify) : "null", "}\n"));
+    // One line, keys sorted; the operations in their JSON mapping with proto
+    // field names (cli/backup_report.h).
+    google::protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    auto json = SortedJson(BackupCheckReport(source, scratch, restore, verify, code), options);
+    if (!json.ok()) {
+      Print(ctx.streams.err, absl::StrCat(kProgram, ": error: ", json.status().message(), "\n"));
+      return passed ? kExitFailed : code;
+    }
+    Print(ctx.streams.out, *json + "\n");
     return code;
   }
   int checks = verify != nullptr ? verify->verify_result().checks_size() : 0;
@@ -728,66 +701,67 @@ int RunVerifyBackup(CommandContext& ctx) {
   return ReportBackupCheck(ctx, source.path(), scratch, restore_op, &verify_op, code);
 }
 
-int RunOps(CommandContext& ctx) {
+int RunOpsList(CommandContext& ctx) {
   auto stub = StubFor(ctx);
   if (stub == nullptr) return kExitUsage;
-  const std::vector<std::string>& args = ctx.args.positional();
-  const std::string action = args.empty() ? "list" : args[0];
-  if (action == "list") {
-    if (args.size() > 1) return UsageError(ctx.streams, "ops list takes no operation id");
-    v1::ListOperationsRequest request;
-    request.set_page_size(1000);
-    v1::ListOperationsResponse response;
-    grpc::ClientContext context;
-    PrepareCall(ctx.agent, &context);
-    grpc::Status status = stub->ListOperations(&context, request, &response);
-    if (!status.ok()) return CallFailed(ctx, "unable to list operations", status);
-    if (ctx.json) return PrintJson(ctx, response);
-    for (const v1::Operation& op : response.operations()) {
-      Print(ctx.streams.out, RenderOperationLine(op) + "\n");
-    }
-    return kExitOk;
+  v1::ListOperationsRequest request;
+  request.set_page_size(1000);
+  v1::ListOperationsResponse response;
+  grpc::ClientContext context;
+  PrepareCall(ctx.agent, &context);
+  grpc::Status status = stub->ListOperations(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to list operations", status);
+  if (ctx.json) return PrintJson(ctx, response);
+  for (const v1::Operation& op : response.operations()) {
+    Print(ctx.streams.out, RenderOperationLine(op) + "\n");
   }
-  if (args.size() != 2) {
-    return UsageError(ctx.streams, absl::StrCat("ops ", action, " takes an operation id"));
-  }
-  const std::string& id = args[1];
-  if (action == "show") {
-    v1::GetOperationRequest request;
-    request.set_id(id);
-    v1::GetOperationResponse response;
-    grpc::ClientContext context;
-    PrepareCall(ctx.agent, &context);
-    grpc::Status status = stub->GetOperation(&context, request, &response);
-    if (!status.ok()) return CallFailed(ctx, "unable to get the operation", status);
-    if (ctx.json) return PrintJson(ctx, response);
-    Print(ctx.streams.out, RenderOperation(response.operation()));
-    return kExitOk;
-  }
-  if (action == "watch") {
-    FollowOptions o = FollowFor(ctx);
-    int64_t from = 0;
-    if (ctx.args.Has("from") && !absl::SimpleAtoi(ctx.args.Get("from"), &from)) {
-      return UsageError(ctx.streams, "--from takes a sequence number");
-    }
-    o.from_sequence = from;
-    return FollowOperation(stub.get(), id, o);
-  }
-  if (action == "cancel") {
-    v1::CancelOperationRequest request;
-    request.set_id(id);
-    v1::CancelOperationResponse response;
-    grpc::ClientContext context;
-    PrepareCall(ctx.agent, &context);
-    grpc::Status status = stub->CancelOperation(&context, request, &response);
-    if (!status.ok()) return CallFailed(ctx, "unable to cancel the operation", status);
-    if (ctx.json) return PrintJson(ctx, response);
-    Print(ctx.streams.out, absl::StrCat("cancellation of ", id, " requested\n"));
-    return kExitOk;
-  }
-  return UsageError(ctx.streams,
-                    absl::StrCat("unknown ops action '", action, "' (list, show, watch, cancel)"));
+  return kExitOk;
 }
+
+int RunOpsShow(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  v1::GetOperationRequest request;
+  request.set_id(ctx.args.positional().front());
+  v1::GetOperationResponse response;
+  grpc::ClientContext context;
+  PrepareCall(ctx.agent, &context);
+  grpc::Status status = stub->GetOperation(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to get the operation", status);
+  if (ctx.json) return PrintJson(ctx, response);
+  Print(ctx.streams.out, RenderOperation(response.operation()));
+  return kExitOk;
+}
+
+int RunOpsWatch(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  FollowOptions o = FollowFor(ctx);
+  int64_t from = 0;
+  if (ctx.args.Has("from") && !absl::SimpleAtoi(ctx.args.Get("from"), &from)) {
+    return UsageError(ctx.streams, "--from takes a sequence number");
+  }
+  o.from_sequence = from;
+  return FollowOperation(stub.get(), ctx.args.positional().front(), o);
+}
+
+int RunOpsCancel(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  const std::string& id = ctx.args.positional().front();
+  v1::CancelOperationRequest request;
+  request.set_id(id);
+  v1::CancelOperationResponse response;
+  grpc::ClientContext context;
+  PrepareCall(ctx.agent, &context);
+  grpc::Status status = stub->CancelOperation(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to cancel the operation", status);
+  if (ctx.json) return PrintJson(ctx, response);
+  Print(ctx.streams.out, absl::StrCat("cancellation of ", id, " requested\n"));
+  return kExitOk;
+}
+
+int RunHelp(CommandContext& ctx);
 
 const std::vector<Command>& Commands() {
   static const std::vector<Command>* commands = new std::vector<Command>{
@@ -883,31 +857,95 @@ const std::vector<Command>& Commands() {
             {"local", "", "use a private agent (embedded PostgreSQL) even if one runs"}}),
        RunVerifyBackup},
       {"ops",
-       "operations: list, show ID, watch ID [--from N], cancel ID",
-       "ACTION [ID]",
-       {{"from", "N", "watch: first event sequence to show"}},
-       RunOps,
+       "the agent's operations",
+       "",
+       {},
+       nullptr,
+       0,
+       0,
+       {
+           {"list", "the agent's operations, one line each", "", {}, RunOpsList},
+           {"show", "one operation: state, steps, result", "ID", {}, RunOpsShow},
+           {"watch",
+            "follow an operation until it ends",
+            "ID",
+            {{"from", "N", "first event sequence to show"}},
+            RunOpsWatch},
+           {"cancel", "ask the agent to cancel an operation", "ID", {}, RunOpsCancel},
+       },
+       "list"},
+      {"help",
+       "help on all commands, or on one (help ops watch)",
+       "[COMMAND [SUBCOMMAND]]",
+       {},
+       RunHelp,
        0,
        2},
   };
   return *commands;
 }
 
-const Command* FindCommand(const std::string& name) {
-  for (const Command& c : Commands()) {
-    if (name == c.name) return &c;
+// The commands of `commands`, one aligned line each; a group's subcommands
+// under its name ("ops list").
+std::string CommandList(const std::vector<Command>& commands) {
+  std::vector<std::pair<std::string, std::string>> rows;
+  for (const Command& c : commands) {
+    if (c.subcommands.empty()) rows.emplace_back(c.name, c.summary);
+    for (const Command& sub : c.subcommands) {
+      rows.emplace_back(absl::StrCat(c.name, " ", sub.name), sub.summary);
+    }
   }
-  return nullptr;
+  size_t width = 0;
+  for (const auto& row : rows) width = std::max(width, row.first.size());
+  std::string s;
+  for (const auto& [name, summary] : rows) {
+    absl::StrAppend(&s, "  ", name, std::string(width - name.size() + 2, ' '), summary, "\n");
+  }
+  return s;
 }
 
-std::string CommandUsage(const Command& c) {
-  std::string s = absl::StrCat(
-      "usage: ", kProgram, " [global flags] ", c.name, c.flags.empty() ? "" : " [flags]",
-      *c.positional ? absl::StrCat(" ", c.positional) : "", "\n\n", c.summary, "\n");
+// The help of the command (or group) at the end of `path`.
+std::string CommandUsage(const std::vector<const Command*>& path) {
+  const Command& c = *path.back();
+  std::vector<std::string> names;
+  for (const Command* p : path) names.push_back(p->name);
+  const std::string name = absl::StrJoin(names, " ");
+  if (!c.subcommands.empty()) {
+    std::string s =
+        absl::StrCat("usage: ", kProgram, " [global flags] ", name, " COMMAND [flags] [args]\n\n",
+                     c.summary, "\n\ncommands:\n", CommandList(c.subcommands));
+    if (c.default_subcommand != nullptr) {
+      absl::StrAppend(&s, "\n'", name, "' alone runs '", name, " ", c.default_subcommand, "'.\n");
+    }
+    absl::StrAppend(&s, "\nRun '", kProgram, " ", name,
+                    " COMMAND --help' for a command's flags.\n");
+    return s;
+  }
+  std::string s =
+      absl::StrCat("usage: ", kProgram, " [global flags] ", name, c.flags.empty() ? "" : " [flags]",
+                   *c.positional ? absl::StrCat(" ", c.positional) : "", "\n\n", c.summary, "\n");
   std::vector<FlagSpec> flags = c.flags;
   flags.push_back({"help", "", "print this help and exit", false, 'h'});
-  absl::StrAppend(&s, "\nflags:\n", FormatFlagHelp(flags));
+  absl::StrAppend(&s, "\nflags:\n", FormatFlagHelp(flags), "\nGlobal flags (see '", kProgram,
+                  " --help') may also come after the command.\n");
   return s;
+}
+
+int RunHelp(CommandContext& ctx) {
+  std::vector<const Command*> path;
+  const std::vector<Command>* table = &Commands();
+  for (const std::string& name : ctx.args.positional()) {
+    const Command* c = table != nullptr ? FindCommand(*table, name) : nullptr;
+    if (c == nullptr) {
+      return UsageError(ctx.streams,
+                        absl::StrCat("no help on '", absl::StrJoin(ctx.args.positional(), " "),
+                                     "': unknown command"));
+    }
+    path.push_back(c);
+    table = c->subcommands.empty() ? nullptr : &c->subcommands;
+  }
+  Print(ctx.streams.out, path.empty() ? CliUsage() : CommandUsage(path));
+  return kExitOk;
 }
 
 int UsageError(const CliStreams& streams, const std::string& message) {
@@ -919,89 +957,66 @@ int UsageError(const CliStreams& streams, const std::string& message) {
 }  // namespace
 
 std::string CliUsage() {
-  std::string s =
-      absl::StrCat("usage: ", kProgram, " [global flags] COMMAND [flags] [args]\n\n",
-                   "Restores Mastodon instances through the mastodon-restore agent on this host\n"
-                   "(or a remote one).\n\ncommands:\n");
-  size_t width = 0;
-  for (const Command& c : Commands()) width = std::max(width, std::strlen(c.name));
-  for (const Command& c : Commands()) {
-    absl::StrAppend(&s, "  ", c.name, std::string(width - std::strlen(c.name) + 2, ' '), c.summary,
-                    "\n");
-  }
-  absl::StrAppend(&s, "\nglobal flags:\n", FormatFlagHelp(GlobalFlags()), "\nRun '", kProgram,
-                  " COMMAND --help' for a command's flags.\n"
-                  "Exit codes: 0 ok, 1 failed, 2 usage, 3 agent unreachable, 4 invalid input,\n"
-                  "5 failed precondition, 6 cancelled, 7 permission denied, 8 unsupported.\n");
-  return s;
+  return absl::StrCat("usage: ", kProgram, " [global flags] COMMAND [flags] [args]\n\n",
+                      "Restores Mastodon instances through the mastodon-restore agent on this "
+                      "host\n(or a remote one).\n\ncommands:\n",
+                      CommandList(Commands()), "\nglobal flags:\n", FormatFlagHelp(GlobalFlags()),
+                      "\nGlobal flags may also come after the command or between its arguments;\n"
+                      "'--' ends the flags. Run '",
+                      kProgram, " COMMAND --help' for a command's flags.\n", ExitCodeHelp());
 }
 
 int RunCli(const std::vector<std::string>& args, Env* env, const CliStreams& streams) {
-  auto global = ParseArgs(args, GlobalFlags(), /*stop_at_positional=*/true);
-  if (!global.ok()) return UsageError(streams, std::string(global.status().message()));
-  if (global->GetBool("version")) {
+  auto line = ParseCommandLine(args, GlobalFlags(), Commands());
+  if (!line.ok()) return UsageError(streams, std::string(line.status().message()));
+  const ParsedArgs& global = line->global;
+  if (global.GetBool("version")) {
     Print(streams.out, absl::StrCat(kProgram, " ", MR_VERSION, " (", MR_GIT_COMMIT, ")\n"));
     return kExitOk;
   }
-  if (global->GetBool("help")) {
-    Print(streams.out, CliUsage());
+  if (line->help) {
+    Print(streams.out, line->path.empty() ? CliUsage() : CommandUsage(line->path));
     return kExitOk;
   }
-  if (global->positional().empty()) {
+  if (line->path.empty()) {
     Print(streams.err, CliUsage());
     return kExitUsage;
   }
-  const std::string& name = global->positional().front();
-  if (name == "help") {
-    Print(streams.out, CliUsage());
-    return kExitOk;
-  }
-  const Command* command = FindCommand(name);
-  if (command == nullptr) return UsageError(streams, absl::StrCat("unknown command '", name, "'"));
-
-  std::vector<FlagSpec> flags = command->flags;
-  flags.push_back({"help", "", "print this help and exit", false, 'h'});
-  auto parsed = ParseArgs(global->rest(), flags);
-  if (!parsed.ok()) {
-    return UsageError(streams, absl::StrCat(name, ": ", parsed.status().message()));
-  }
-  if (parsed->GetBool("help")) {
-    Print(streams.out, CommandUsage(*command));
-    return kExitOk;
-  }
-  const int min_args = command->min_args >= 0 ? command->min_args : (*command->positional ? 1 : 0);
-  const int max_args = command->max_args >= 0 ? command->max_args : min_args;
-  const int given = static_cast<int>(parsed->positional().size());
+  const Command& command = *line->path.back();
+  const std::string name = line->CommandName();
+  const int min_args = command.min_args >= 0 ? command.min_args : (*command.positional ? 1 : 0);
+  const int max_args = command.max_args >= 0 ? command.max_args : min_args;
+  const int given = static_cast<int>(line->args.positional().size());
   if (given < min_args || given > max_args) {
     return UsageError(streams, max_args == 0 ? absl::StrCat(name, " takes no arguments")
-                                             : absl::StrCat(name, " takes ", command->positional));
+                                             : absl::StrCat(name, " takes ", command.positional));
   }
 
   CommandContext ctx;
   ctx.env = env;
   ctx.streams = streams;
-  ctx.json = global->GetBool("json");
+  ctx.json = global.GetBool("json");
   const char* env_agent = std::getenv("MASTODON_RESTORE_AGENT");
   ctx.agent.address =
-      global->Get("agent", env_agent != nullptr && *env_agent ? env_agent : kDefaultSocket);
-  ctx.agent_given = global->Has("agent") || (env_agent != nullptr && *env_agent);
-  ctx.agent.tls_ca = global->Get("tls-ca");
-  ctx.agent.tls_cert = global->Get("tls-cert");
-  ctx.agent.tls_key = global->Get("tls-key");
-  ctx.agent.plaintext = global->GetBool("plaintext");
-  if (global->Has("token-file")) {
-    auto token = env->ReadFile(global->Get("token-file"));
+      global.Get("agent", env_agent != nullptr && *env_agent ? env_agent : kDefaultSocket);
+  ctx.agent_given = global.Has("agent") || (env_agent != nullptr && *env_agent);
+  ctx.agent.tls_ca = global.Get("tls-ca");
+  ctx.agent.tls_cert = global.Get("tls-cert");
+  ctx.agent.tls_key = global.Get("tls-key");
+  ctx.agent.plaintext = global.GetBool("plaintext");
+  if (global.Has("token-file")) {
+    auto token = env->ReadFile(global.Get("token-file"));
     if (!token.ok()) return UsageError(streams, std::string(token.status().message()));
     std::string t(absl::StripAsciiWhitespace(*token));
     if (t.empty()) return UsageError(streams, "the token file is empty");
     ctx.agent.token = t;
   }
-  if (global->Has("timeout") && !absl::ParseDuration(global->Get("timeout"), &ctx.agent.timeout)) {
-    return UsageError(streams, absl::StrCat("invalid --timeout '", global->Get("timeout"),
+  if (global.Has("timeout") && !absl::ParseDuration(global.Get("timeout"), &ctx.agent.timeout)) {
+    return UsageError(streams, absl::StrCat("invalid --timeout '", global.Get("timeout"),
                                             "': expected e.g. 30s or 2m"));
   }
-  ctx.args = *parsed;
-  return command->run(ctx);
+  ctx.args = line->args;
+  return command.run(ctx);
 }
 
 }  // namespace mastodon_restore

@@ -5,6 +5,8 @@
 
 #include <grpcpp/support/status.h>
 
+#include <string>
+
 namespace mastodon_restore {
 
 enum ExitCode {
@@ -26,7 +28,18 @@ enum ExitCode {
   kExitDenied = 7,
   // The agent does not offer this capability.
   kExitUnsupported = 8,
+  // One past the last code, not a code. A new code goes above it, numbered
+  // next, with its words in ExitCodeMeaning() (the build fails without them).
+  kExitCodeEnd,
 };
+
+// A few words on `code` for --help ("agent unreachable"); nullptr for
+// kExitCodeEnd and values that are no exit code.
+const char* ExitCodeMeaning(ExitCode code);
+
+// The exit-code paragraph of --help, generated from every code above:
+// "Exit codes: 0 ok, 1 failed, ...", wrapped at 80 columns.
+std::string ExitCodeHelp();
 
 // The exit code for a failed call with `code`.
 ExitCode ExitCodeFor(grpc::StatusCode code);

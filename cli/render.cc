@@ -41,6 +41,11 @@ std::string KindText(const v1::DumpInfo& d) {
 
 }  // namespace
 
+std::string ByteRange(int64_t begin, int64_t end) {
+  if (end < 0) return absl::StrCat("from byte ", begin);
+  return absl::StrCat("bytes ", begin, "-", end);
+}
+
 std::string HumanBytes(int64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double value = static_cast<double>(bytes);
@@ -74,7 +79,7 @@ std::string RenderDumpInfo(const v1::DumpInfo& d, const std::string& in) {
   if (!d.database_name().empty()) s += Field(in, "database", d.database_name());
   for (const v1::ClusterDatabase& db : d.databases()) {
     s += Field(in, "database",
-               absl::StrCat(db.name(), "  bytes ", db.begin_offset(), "-", db.end_offset(),
+               absl::StrCat(db.name(), "  ", ByteRange(db.begin_offset(), db.end_offset()),
                             db.encoding().empty() ? "" : absl::StrCat("  ", db.encoding()),
                             db.locale().empty() ? "" : absl::StrCat(" ", db.locale()),
                             db.is_mastodon() ? "  (Mastodon)" : ""));

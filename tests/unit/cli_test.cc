@@ -1,11 +1,18 @@
 #include "cli/cli.h"
 
 #include <gmock/gmock.h>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cli/backup_report.h"
 #include "cli/exit_codes.h"
+#include "cli/render.h"
 #include "tests/harness/fake_env.h"
 
 namespace mastodon_restore {
@@ -13,6 +20,11 @@ namespace {
 
 using ::mastodon_restore::testing::FakeEnv;
 using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+namespace v1 = ::mastodon::restore::v1;
+namespace pb = ::google::protobuf;
 
 // Runs the CLI in-process and captures its output.
 struct CliRun {
@@ -92,6 +104,206 @@ TEST(CliTest, VersionPrintsTheVersion) {
   CliRun run = RunCliCaptured({"--version"});
   EXPECT_EQ(run.code, kExitOk);
   EXPECT_THAT(run.out, HasSubstr("mastodon-restore 0."));
+}
+
+// A socket nobody listens on: a command that parsed its flags and called the
+// agent exits 3 and names the address it tried.
+constexpr char kNoAgent[] = "/nonexistent/mr-agent.sock";
+
+TEST(CliTest, GlobalFlagsAfterTheCommand) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"detect", "dump.sql", "--json", "--agent", kNoAgent, "--timeout", "2s"},
+           {"ops", "list", "--json", "--agent", kNoAgent, "--timeout=2s"},
+           {"--json", "ops", "--agent", kNoAgent, "--timeout", "2s"},
+           {"info", "--agent", kNoAgent, "--timeout", "2s"},
+       }) {
+    CliRun run = RunCliCaptured(args);
+    EXPECT_EQ(run.code, kExitUnreachable) << args[0] << ": " << run.err;
+    EXPECT_THAT(run.err, HasSubstr(absl::StrCat("is the agent running at '", kNoAgent, "'?")));
+  }
+}
+
+TEST(CliTest, GlobalFlagsBetweenTheCommandsArguments) {
+  CliRun run = RunCliCaptured(
+      {"ops", "watch", "--agent", kNoAgent, "op-1", "--timeout", "2s", "--from", "3"});
+  EXPECT_EQ(run.code, kExitUnreachable) << run.err;
+  // A bad global value after the command is reported as before it.
+  run = RunCliCaptured({"ops", "show", "--timeout", "soon", "op-1"});
+  EXPECT_EQ(run.code, kExitUsage);
+  EXPECT_THAT(run.err, HasSubstr("invalid --timeout 'soon'"));
+}
+
+TEST(CliTest, DoubleDashEndsTheFlags) {
+  // After "--", "--json" is an argument, and info takes none.
+  CliRun run = RunCliCaptured({"info", "--", "--json"});
+  EXPECT_EQ(run.code, kExitUsage);
+  EXPECT_THAT(run.err, HasSubstr("info takes no arguments"));
+  // "--help" after "--" is an operation id, not a request for help.
+  run = RunCliCaptured({"--agent", kNoAgent, "--timeout", "2s", "ops", "show", "--", "--help"});
+  EXPECT_EQ(run.code, kExitUnreachable) << run.err;
+  EXPECT_EQ(run.out, "");
+}
+
+TEST(CliTest, OpsGoesThroughTheCommandTable) {
+  CliRun run = RunCliCaptured({"ops", "frob"});
+  EXPECT_EQ(run.code, kExitUsage);
+  EXPECT_THAT(run.err, HasSubstr("unknown ops command 'frob' (list, show, watch, cancel)"));
+  run = RunCliCaptured({"ops", "show"});
+  EXPECT_EQ(run.code, kExitUsage);
+  EXPECT_THAT(run.err, HasSubstr("ops show takes ID"));
+  run = RunCliCaptured({"ops", "list", "op-1"});
+  EXPECT_EQ(run.code, kExitUsage);
+  EXPECT_THAT(run.err, HasSubstr("ops list takes no arguments"));
+  run = RunCliCaptured({"ops", "list", "--from", "3"});
+  EXPECT_EQ(run.code, kExitUsage);
+  EXPECT_THAT(run.err, HasSubstr("ops list: unknown flag '--from'"));
+
+  // Its help, however asked for.
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"help", "ops"}, {"ops", "--help"}, {"--help", "ops"}, {"ops", "-h"}}) {
+    run = RunCliCaptured(args);
+    EXPECT_EQ(run.code, kExitOk) << args[0];
+    EXPECT_THAT(run.out, StartsWith("usage: mastodon-restore [global flags] ops COMMAND"));
+    for (const char* sub : {"list", "show", "watch", "cancel"}) {
+      EXPECT_THAT(run.out, HasSubstr(absl::StrCat("\n  ", sub, " ")));
+    }
+  }
+  run = RunCliCaptured({"help", "ops", "watch"});
+  EXPECT_EQ(run.code, kExitOk);
+  EXPECT_THAT(run.out, StartsWith("usage: mastodon-restore [global flags] ops watch [flags] ID"));
+  EXPECT_THAT(run.out, HasSubstr("--from N"));
+  EXPECT_EQ(RunCliCaptured({"ops", "watch", "--help"}).out, run.out);
+  run = RunCliCaptured({"help", "frob"});
+  EXPECT_EQ(run.code, kExitUsage);
+  EXPECT_THAT(run.err, HasSubstr("no help on 'frob'"));
+}
+
+// Every command --help lists dispatches: one table for both.
+TEST(CliTest, EveryCommandInTheHelpDispatches) {
+  CliRun run = RunCliCaptured({"help"});
+  ASSERT_EQ(run.code, kExitOk);
+  const std::string out = run.out;
+  size_t begin = out.find("commands:\n");
+  size_t end = out.find("\nglobal flags:");
+  ASSERT_NE(begin, std::string::npos);
+  ASSERT_NE(end, std::string::npos);
+  int commands = 0;
+  for (absl::string_view row :
+       absl::StrSplit(out.substr(begin + 10, end - begin - 10), '\n', absl::SkipEmpty())) {
+    // "  ops watch      summary": the name ends at the two spaces of the column.
+    std::string name(row.substr(2, row.find("  ", 2) - 2));
+    std::vector<std::string> args = absl::StrSplit(name, ' ');
+    args.push_back("--help");
+    CliRun help = RunCliCaptured(args);
+    EXPECT_EQ(help.code, kExitOk) << name;
+    EXPECT_THAT(help.out, StartsWith("usage: mastodon-restore [global flags] " + name)) << name;
+    ++commands;
+  }
+  EXPECT_GE(commands, 16);  // 11 commands, ops' 4 subcommands, help
+  EXPECT_THAT(out, HasSubstr("  ops cancel "));
+  EXPECT_THAT(out, HasSubstr("  help "));
+}
+
+// A code added to exit_codes.h without its words fails here (and the build).
+TEST(CliTest, ExitCodeHelpNamesEveryCode) {
+  const std::string usage = CliUsage();
+  for (int c = kExitOk; c < kExitCodeEnd; ++c) {
+    const char* meaning = ExitCodeMeaning(static_cast<ExitCode>(c));
+    ASSERT_NE(meaning, nullptr) << c;
+    EXPECT_THAT(ExitCodeHelp(),
+                HasSubstr(absl::StrCat(c, " ", meaning, c + 1 < kExitCodeEnd ? "," : ".")));
+    EXPECT_THAT(usage, HasSubstr(absl::StrCat(c, " ", meaning))) << c;
+  }
+  EXPECT_EQ(ExitCodeMeaning(kExitCodeEnd), nullptr);
+  EXPECT_EQ(ExitCodeHelp(),
+            "Exit codes: 0 ok, 1 failed, 2 usage, 3 agent unreachable, 4 invalid input,\n"
+            "5 failed precondition, 6 cancelled, 7 permission denied, 8 unsupported.\n");
+}
+
+v1::Operation VerifyOperation() {
+  v1::Operation op;
+  op.set_id("op-2");
+  op.set_kind(v1::OPERATION_KIND_VERIFY);
+  op.set_state(v1::OPERATION_STATE_FAILED);
+  op.set_last_sequence(1234567890123);
+  op.mutable_create_time()->set_seconds(1767225600);
+  v1::VerifyResult* result = op.mutable_verify_result();
+  result->set_database("mastodon_verify_1");
+  result->set_passed(false);
+  v1::VerifyCheck* check = result->add_checks();
+  check->set_name("row_count:public.accounts");
+  check->set_message("expected 3 rows, found \"4\"\n");
+  result->add_checks()->set_name("schema");
+  result->mutable_checks(1)->set_passed(true);
+  return op;
+}
+
+TEST(BackupReportTest, JsonParsesBackToTheReportAndTheOperations) {
+  v1::Operation restore;
+  restore.set_id("op-1");
+  restore.set_state(v1::OPERATION_STATE_SUCCEEDED);
+  const v1::Operation verify = VerifyOperation();
+  pb::Struct report =
+      BackupCheckReport("/b/backup.tar.gz", "mastodon_verify_1", restore, &verify, kExitFailed);
+  pb::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  auto json = SortedJson(report, options);
+  ASSERT_TRUE(json.ok()) << json.status();
+  // One line, keys sorted, what scripts (and the e2e test) read.
+  EXPECT_THAT(*json, StartsWith("{\"database\":\"mastodon_verify_1\",\"exit_code\":1,"
+                                "\"passed\":false,\"restore\":{"));
+  EXPECT_THAT(*json, HasSubstr("\"verify_result\":{"));
+  EXPECT_EQ(json->find('\n'), std::string::npos);
+  EXPECT_EQ(*SortedJson(report, options), *json);
+
+  pb::Struct parsed;
+  ASSERT_TRUE(pb::util::JsonStringToMessage(*json, &parsed).ok());
+  EXPECT_TRUE(pb::util::MessageDifferencer::Equals(parsed, report));
+  EXPECT_EQ(parsed.fields().at("source").string_value(), "/b/backup.tar.gz");
+  EXPECT_EQ(parsed.fields().at("exit_code").number_value(), 1);
+  EXPECT_FALSE(parsed.fields().at("passed").bool_value());
+
+  // The operations read back as Operations.
+  for (const auto& [key, original] : std::vector<std::pair<std::string, const v1::Operation*>>{
+           {"restore", &restore}, {"verify", &verify}}) {
+    std::string op_json;
+    ASSERT_TRUE(pb::util::MessageToJsonString(parsed.fields().at(key), &op_json).ok());
+    v1::Operation op;
+    ASSERT_TRUE(pb::util::JsonStringToMessage(op_json, &op).ok()) << op_json;
+    EXPECT_TRUE(pb::util::MessageDifferencer::Equals(op, *original))
+        << key << ": " << op.DebugString();
+  }
+}
+
+TEST(BackupReportTest, NoVerificationIsNull) {
+  v1::Operation restore;
+  restore.set_state(v1::OPERATION_STATE_FAILED);
+  restore.mutable_error()->set_message("truncated");
+  pb::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  auto json = SortedJson(BackupCheckReport("s", "d", restore, nullptr, kExitInvalidInput), options);
+  ASSERT_TRUE(json.ok());
+  EXPECT_THAT(*json, HasSubstr("\"exit_code\":4,\"passed\":false,"));
+  EXPECT_THAT(*json, HasSubstr("\"source\":\"s\",\"verify\":null}"));
+}
+
+TEST(RenderTest, ADatabaseRangeWithoutItsEnd) {
+  EXPECT_EQ(ByteRange(0, 1367), "bytes 0-1367");
+  EXPECT_EQ(ByteRange(1367, -1), "from byte 1367");
+  v1::DumpInfo dump;
+  v1::ClusterDatabase* first = dump.add_databases();
+  first->set_name("postgres");
+  first->set_begin_offset(0);
+  first->set_end_offset(1367);
+  v1::ClusterDatabase* last = dump.add_databases();
+  last->set_name("mastodon_production");
+  last->set_begin_offset(1367);
+  last->set_end_offset(-1);
+  last->set_is_mastodon(true);
+  const std::string text = RenderDumpInfo(dump, "");
+  EXPECT_THAT(text, HasSubstr("database       postgres  bytes 0-1367\n"));
+  EXPECT_THAT(text, HasSubstr("database       mastodon_production  from byte 1367  (Mastodon)\n"));
+  EXPECT_THAT(text, Not(HasSubstr("--1")));
 }
 
 TEST(ExitCodesTest, MapsEveryCodeFamily) {
