@@ -1,10 +1,13 @@
 #include "bench/bench_common.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -26,8 +29,30 @@ double Median(std::vector<double> v) {
   return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
+namespace {
+
+// A /proc file's text; "" when the process is gone. (Not an ifstream:
+// libstdc++'s filebuf throws when read() fails, and read() of a process that
+// exits between open and read fails with ESRCH.)
+std::string ReadProcFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string text;
+  char buf[4096];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
+}  // namespace
+
 double ProcStatusMb(pid_t pid, const char* field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::istringstream in(ReadProcFile(absl::StrCat("/proc/", pid, "/status")));
   std::string line;
   while (std::getline(in, line)) {
     if (line.rfind(field, 0) == 0) {
@@ -43,8 +68,7 @@ double ProcStatusMb(pid_t pid, const char* field) {
 }
 
 ProcStat ReadProcStat(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string stat = ReadProcFile(absl::StrCat("/proc/", pid, "/stat"));
   ProcStat out;
   size_t close = stat.rfind(')');
   if (close == std::string::npos || close + 2 > stat.size()) return out;
