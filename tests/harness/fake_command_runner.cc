@@ -236,12 +236,10 @@ absl::StatusOr<FakeReply> FakeCommandRunner::Record(FakeCommand command) {
   if (argv.empty() || argv[0].empty()) {
     return absl::InvalidArgumentError("unable to run a command: empty argv");
   }
-  // The newest script first; an exact one before a prefix.
+  // The newest matching script, exact or prefix.
   const Script* found = nullptr;
-  for (bool prefix : {false, true}) {
-    for (auto it = scripts_.rbegin(); it != scripts_.rend() && found == nullptr; ++it) {
-      if (it->prefix == prefix && Matches(it->argv, prefix, argv)) found = &*it;
-    }
+  for (auto it = scripts_.rbegin(); it != scripts_.rend() && found == nullptr; ++it) {
+    if (Matches(it->argv, it->prefix, argv)) found = &*it;
   }
   if (found == nullptr) {
     ADD_FAILURE() << "FakeCommandRunner: unexpected command " << Quoted(argv);
