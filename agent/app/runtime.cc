@@ -8,7 +8,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "agent/app/compose_runtime.h"
 #include "agent/app/env_file.h"
+#include "agent/app/snap_runtime.h"
+#include "agent/app/systemd_runtime.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
 
@@ -16,31 +19,7 @@ namespace mastodon_restore {
 namespace v1 = ::mastodon::restore::v1;
 namespace {
 
-constexpr char kSnap[] = "mastodon-server";
-// snapd's fixed uid for snap_daemon (used when the user database lacks it).
-constexpr uid_t kSnapDaemonUid = 584788;
-// The uid and gid of the mastodon user in Mastodon's images.
-constexpr uid_t kImageUid = 991;
-
 std::string Quote(const std::string& s) { return absl::StrCat("'", s, "'"); }
-
-// Runs a short query command of the host (snap get, docker inspect) and
-// returns its trimmed stdout.
-absl::StatusOr<std::string> Ask(CommandRunner* runner, const HostLayout& layout,
-                                std::vector<std::string> argv, const std::string& cwd = "") {
-  CommandSpec spec;
-  spec.argv = std::move(argv);
-  spec.env = HostCommandEnv(layout);
-  spec.cwd = cwd;
-  spec.timeout = absl::Seconds(60);
-  ASSIGN_OR_RETURN(CommandResult result, runner->Run(spec, nullptr));
-  if (!result.success()) {
-    std::string err(absl::StripAsciiWhitespace(result.stderr_text));
-    return UnableTo(absl::StatusCode::kFailedPrecondition, "run", absl::StrJoin(spec.argv, " "),
-                    absl::StrCat(result.Describe(), err.empty() ? "" : ": ", err));
-  }
-  return std::string(absl::StripAsciiWhitespace(result.stdout_text));
-}
 
 // A libpq conninfo value, quoted.
 std::string ConnValue(const std::string& v) {
@@ -51,344 +30,6 @@ std::string ConnValue(const std::string& v) {
   }
   return out + "'";
 }
-
-// Database settings of an env file, with config/database.yml's defaults.
-struct DbSettings {
-  std::string host = "localhost";
-  std::string port = "5432";
-  std::string name = "mastodon_production";
-  std::string user = "mastodon";
-  std::string password;
-  std::string sslmode;
-};
-
-DbSettings DbSettingsOf(const ParsedEnvFile& env) {
-  DbSettings db;
-  auto set = [&env](const char* key, std::string* out) {
-    const std::string* v = env.Find(key);
-    if (v != nullptr && !v->empty()) *out = *v;
-  };
-  set("DB_HOST", &db.host);
-  set("DB_PORT", &db.port);
-  set("DB_NAME", &db.name);
-  set("DB_USER", &db.user);
-  set("DB_PASS", &db.password);
-  set("DB_SSLMODE", &db.sslmode);
-  return db;
-}
-
-std::string ConnInfoFor(const DbSettings& db, const std::string& host) {
-  std::string conn = absl::StrCat("host=", ConnValue(host), " port=", ConnValue(db.port),
-                                  " user=", ConnValue(db.user));
-  if (!db.password.empty()) absl::StrAppend(&conn, " password=", ConnValue(db.password));
-  if (!db.sslmode.empty()) absl::StrAppend(&conn, " sslmode=", ConnValue(db.sslmode));
-  return conn;
-}
-
-std::string VersionOfCode(Env* env, const std::string& code_dir) {
-  auto text = env->ReadFile(code_dir + "/lib/mastodon/version.rb");
-  return text.ok() ? ParseMastodonVersionRb(*text) : "";
-}
-
-absl::StatusOr<ParsedEnvFile> ReadEnvFile(Env* env, const std::string& path) {
-  ASSIGN_OR_RETURN(std::string text, env->ReadFile(path));
-  return ParseEnvFile(text);
-}
-
-// ---------------------------------------------------------------- snap
-
-class SnapRuntime : public Runtime {
- public:
-  SnapRuntime(HostLayout layout, CommandRunner* runner, Env* env)
-      : layout_(std::move(layout)), runner_(runner), env_(env) {
-    evidence_.push_back(absl::StrCat(Wrapper("tootctl"), " is installed"));
-  }
-  v1::RuntimeKind kind() const override { return v1::RUNTIME_KIND_SNAP; }
-  std::string name() const override { return "snap"; }
-
-  absl::StatusOr<AppDatabase> Database() const override {
-    return AppDatabase{layout_.snap_postgres, "mastodon", "mastodon"};
-  }
-
-  absl::StatusOr<MediaLocation> Media() const override {
-    MediaLocation media;
-    // `snap get` fails when the key was never set: the default applies.
-    auto dir = Ask(runner_, layout_, {"snap", "get", kSnap, "media.dir"});
-    media.dir =
-        dir.ok() && absl::StartsWith(*dir, "/") ? *dir : "/var/snap/mastodon-server/common/media";
-    auto uid = env_->UserId("snap_daemon");
-    media.uid = uid.ok() ? *uid : kSnapDaemonUid;
-    media.gid = 0;
-    media.owner = "snap_daemon:root";
-    return media;
-  }
-
-  std::vector<std::string> Services() const override {
-    // nginx and pgbouncer keep running: tootctl goes through pgbouncer, and
-    // the swap terminates its server connections anyway.
-    return {"backend", "streaming", "sidekiq-push", "sidekiq-pull"};
-  }
-
-  std::vector<CommandSpec> ServiceCommands(bool start) const override {
-    CommandSpec spec;
-    spec.argv = {"snap", start ? "start" : "stop"};
-    std::vector<std::string> services = Services();
-    if (start) std::reverse(services.begin(), services.end());
-    for (const std::string& s : services) spec.argv.push_back(absl::StrCat(kSnap, ".", s));
-    spec.env = HostCommandEnv(layout_);
-    spec.timeout = absl::Minutes(5);
-    return {spec};
-  }
-
-  absl::StatusOr<CommandSpec> Tootctl(const std::vector<std::string>& args) const override {
-    CommandSpec spec;
-    spec.argv = {Wrapper("tootctl")};
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    spec.env = HostCommandEnv(layout_);
-    spec.env.push_back("HOME=/root");
-    return spec;
-  }
-
-  absl::StatusOr<CommandSpec> DbMigrate(bool skip_post_deployment) const override {
-    CommandSpec spec;
-    spec.argv = {Wrapper("db-migrate")};
-    spec.env = HostCommandEnv(layout_);
-    spec.env.push_back("HOME=/root");
-    // snap run passes the caller's environment to the app.
-    if (skip_post_deployment) spec.env.push_back("SKIP_POST_DEPLOYMENT_MIGRATIONS=true");
-    // "Do you want to continue? [y/N]"
-    spec.stdin_data = "y\n";
-    return spec;
-  }
-
-  std::string CodeDir() const override {
-    return env_->Exists(layout_.snap_app_dir + "/db/migrate") ? layout_.snap_app_dir : "";
-  }
-  std::string MastodonVersion() const override { return VersionOfCode(env_, layout_.snap_app_dir); }
-  std::string EnvFilePath() const override { return layout_.snap_common_dir + "/mastodon.conf"; }
-
- private:
-  std::string Wrapper(const std::string& app) const {
-    return absl::StrCat(layout_.snap_bin_dir, "/", kSnap, ".", app);
-  }
-  const HostLayout layout_;
-  CommandRunner* const runner_;
-  Env* const env_;
-};
-
-// ---------------------------------------------------------------- compose
-
-class ComposeRuntime : public Runtime {
- public:
-  ComposeRuntime(HostLayout layout, std::string compose_file, CommandRunner* runner, Env* env)
-      : layout_(std::move(layout)),
-        file_(std::move(compose_file)),
-        dir_(file_.substr(0, file_.find_last_of('/'))),
-        runner_(runner),
-        env_(env) {
-    evidence_.push_back(absl::StrCat(file_, " runs the Mastodon image"));
-  }
-  v1::RuntimeKind kind() const override { return v1::RUNTIME_KIND_COMPOSE; }
-  std::string name() const override { return "compose"; }
-
-  absl::StatusOr<AppDatabase> Database() const override {
-    ASSIGN_OR_RETURN(ParsedEnvFile env, ReadEnvFile(env_, dir_ + "/.env.production"));
-    DbSettings db = DbSettingsOf(env);
-    std::string host = db.host;
-    // DB_HOST names a compose service ("db"): reach its container by its
-    // address on the project network (Mastodon's compose file publishes no
-    // PostgreSQL port).
-    if (!absl::StartsWith(host, "/") && host != "localhost" &&
-        host.find_first_not_of("0123456789.:") != std::string::npos) {
-      ASSIGN_OR_RETURN(std::string id, Ask(runner_, layout_, Compose({"ps", "-q", host}), dir_));
-      if (id.empty()) {
-        return UnableTo(absl::StatusCode::kFailedPrecondition, "find the container of service",
-                        host, "it is not running (docker compose up -d db)");
-      }
-      id = std::string(absl::StripAsciiWhitespace(id.substr(0, id.find('\n'))));
-      ASSIGN_OR_RETURN(std::string ips,
-                       Ask(runner_, layout_,
-                           {"docker", "inspect", "--format",
-                            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", id}));
-      std::vector<std::string> found = absl::StrSplit(ips, ' ', absl::SkipWhitespace());
-      if (found.empty()) {
-        return UnableTo(absl::StatusCode::kFailedPrecondition, "find the address of container", id,
-                        "it has no network address");
-      }
-      host = found[0];
-    }
-    return AppDatabase{ConnInfoFor(db, host), db.name, db.user};
-  }
-
-  absl::StatusOr<MediaLocation> Media() const override {
-    MediaLocation media;
-    media.dir = dir_ + "/public/system";
-    media.uid = kImageUid;
-    media.gid = kImageUid;
-    media.owner = "991:991";
-    return media;
-  }
-
-  std::vector<std::string> Services() const override { return {"web", "streaming", "sidekiq"}; }
-
-  std::vector<CommandSpec> ServiceCommands(bool start) const override {
-    std::vector<std::string> args = {start ? "start" : "stop"};
-    for (const std::string& s : Services()) args.push_back(s);
-    CommandSpec spec;
-    spec.argv = Compose(args);
-    spec.env = HostCommandEnv(layout_);
-    spec.cwd = dir_;
-    spec.timeout = absl::Minutes(5);
-    return {spec};
-  }
-
-  absl::StatusOr<CommandSpec> Tootctl(const std::vector<std::string>& args) const override {
-    std::vector<std::string> run = {"run", "--rm", "web", "bin/tootctl"};
-    run.insert(run.end(), args.begin(), args.end());
-    CommandSpec spec;
-    spec.argv = Compose(run);
-    spec.env = HostCommandEnv(layout_);
-    spec.cwd = dir_;
-    return spec;
-  }
-
-  absl::StatusOr<CommandSpec> DbMigrate(bool skip_post_deployment) const override {
-    std::vector<std::string> run = {"run", "--rm"};
-    if (skip_post_deployment) {
-      run.push_back("-e");
-      run.push_back("SKIP_POST_DEPLOYMENT_MIGRATIONS=true");
-    }
-    for (const char* a : {"web", "bundle", "exec", "rails", "db:migrate"}) run.push_back(a);
-    CommandSpec spec;
-    spec.argv = Compose(run);
-    spec.env = HostCommandEnv(layout_);
-    spec.cwd = dir_;
-    return spec;
-  }
-
-  std::string CodeDir() const override { return ""; }
-  std::string EnvFilePath() const override { return dir_ + "/.env.production"; }
-  // The tag of the web service's image ("ghcr.io/mastodon/mastodon:v4.6.5").
-  std::string MastodonVersion() const override {
-    auto text = env_->ReadFile(file_);
-    if (!text.ok()) return "";
-    for (absl::string_view line : absl::StrSplit(*text, '\n')) {
-      line = absl::StripAsciiWhitespace(line);
-      if (!absl::ConsumePrefix(&line, "image:")) continue;
-      line = absl::StripAsciiWhitespace(line);
-      if (!absl::StrContains(line, "mastodon/mastodon:") &&
-          !absl::StrContains(line, "tootsuite/mastodon:")) {
-        continue;
-      }
-      absl::string_view tag = line.substr(line.rfind(':') + 1);
-      absl::ConsumePrefix(&tag, "v");
-      return std::string(absl::StripTrailingAsciiWhitespace(tag));
-    }
-    return "";
-  }
-
- private:
-  std::vector<std::string> Compose(const std::vector<std::string>& args) const {
-    std::vector<std::string> argv = {"docker", "compose", "-f", file_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return argv;
-  }
-  const HostLayout layout_;
-  const std::string file_;
-  const std::string dir_;
-  CommandRunner* const runner_;
-  Env* const env_;
-};
-
-// ---------------------------------------------------------------- systemd
-
-class SystemdRuntime : public Runtime {
- public:
-  SystemdRuntime(HostLayout layout, std::vector<std::string> units, CommandRunner* runner, Env* env)
-      : layout_(std::move(layout)), units_(std::move(units)), runner_(runner), env_(env) {
-    evidence_.push_back(absl::StrCat(layout_.app_dir, " has .env.production and bin/tootctl"));
-    evidence_.push_back(
-        absl::StrCat("units in ", layout_.systemd_unit_dir, ": ", absl::StrJoin(units_, " ")));
-  }
-  v1::RuntimeKind kind() const override { return v1::RUNTIME_KIND_SYSTEMD; }
-  std::string name() const override { return "systemd"; }
-
-  absl::StatusOr<AppDatabase> Database() const override {
-    ASSIGN_OR_RETURN(ParsedEnvFile env, ReadEnvFile(env_, EnvFile()));
-    DbSettings db = DbSettingsOf(env);
-    return AppDatabase{ConnInfoFor(db, db.host), db.name, db.user};
-  }
-
-  absl::StatusOr<MediaLocation> Media() const override {
-    MediaLocation media;
-    media.dir = layout_.app_dir + "/public/system";
-    auto env = ReadEnvFile(env_, EnvFile());
-    if (env.ok()) {
-      const std::string* root = env->Find("PAPERCLIP_ROOT_PATH");
-      if (root != nullptr && absl::StartsWith(*root, "/")) media.dir = *root;
-    }
-    ASSIGN_OR_RETURN(FileOwner owner, env_->OwnerOf(layout_.app_dir));
-    media.uid = owner.uid;
-    media.gid = owner.gid;
-    media.owner = User();
-    return media;
-  }
-
-  std::vector<std::string> Services() const override { return units_; }
-
-  std::vector<CommandSpec> ServiceCommands(bool start) const override {
-    CommandSpec spec;
-    spec.argv = {"systemctl", start ? "start" : "stop"};
-    std::vector<std::string> units = units_;
-    if (start) std::reverse(units.begin(), units.end());
-    spec.argv.insert(spec.argv.end(), units.begin(), units.end());
-    spec.env = HostCommandEnv(layout_);
-    spec.timeout = absl::Minutes(5);
-    return {spec};
-  }
-
-  absl::StatusOr<CommandSpec> Tootctl(const std::vector<std::string>& args) const override {
-    CommandSpec spec = AsAppUser({"bin/tootctl"});
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    return spec;
-  }
-
-  absl::StatusOr<CommandSpec> DbMigrate(bool skip_post_deployment) const override {
-    CommandSpec spec = AsAppUser({"bundle", "exec", "rails", "db:migrate"});
-    if (skip_post_deployment) spec.env.push_back("SKIP_POST_DEPLOYMENT_MIGRATIONS=true");
-    return spec;
-  }
-
-  std::string CodeDir() const override { return layout_.app_dir; }
-  std::string MastodonVersion() const override { return VersionOfCode(env_, layout_.app_dir); }
-  std::string EnvFilePath() const override { return EnvFile(); }
-
- private:
-  std::string EnvFile() const { return layout_.app_dir + "/.env.production"; }
-  // The install's user: the owner of live/'s parent home ("mastodon").
-  std::string User() const {
-    std::string home = layout_.app_dir.substr(0, layout_.app_dir.find_last_of('/'));
-    std::string user = home.substr(home.find_last_of('/') + 1);
-    return user.empty() ? "mastodon" : user;
-  }
-  // runuser keeps the given environment and sets HOME, USER, LOGNAME and
-  // SHELL for the user; rbenv's shims come first in PATH, as in the units.
-  CommandSpec AsAppUser(const std::vector<std::string>& command) const {
-    std::string home = layout_.app_dir.substr(0, layout_.app_dir.find_last_of('/'));
-    CommandSpec spec;
-    spec.argv = {"runuser", "-u", User(), "--"};
-    spec.argv.insert(spec.argv.end(), command.begin(), command.end());
-    spec.cwd = layout_.app_dir;
-    spec.env = {
-        absl::StrCat("PATH=", home, "/.rbenv/shims:", home, "/.rbenv/bin:", layout_.host_path),
-        "RAILS_ENV=production", "LANG=C.UTF-8", "TERM=xterm"};
-    return spec;
-  }
-  const HostLayout layout_;
-  const std::vector<std::string> units_;
-  CommandRunner* const runner_;
-  Env* const env_;
-};
 
 // ---------------------------------------------------------------- detection
 
@@ -466,7 +107,7 @@ absl::StatusOr<std::unique_ptr<Runtime>> DetectRuntime(const std::string& reques
   const bool any = requested == "auto";
   if (requested == "none") return std::unique_ptr<Runtime>();
   if (any || requested == "snap") {
-    std::string wrapper = absl::StrCat(layout.snap_bin_dir, "/", kSnap, ".tootctl");
+    std::string wrapper = SnapRuntime::Wrapper(layout, "tootctl");
     if (env->IsExecutable(wrapper)) {
       return std::unique_ptr<Runtime>(new SnapRuntime(layout, runner, env));
     }
@@ -507,6 +148,57 @@ absl::StatusOr<std::unique_ptr<Runtime>> DetectRuntime(const std::string& reques
                                                    " (auto, snap, compose, systemd, embedded)"));
   }
   return std::unique_ptr<Runtime>();
+}
+
+// ---------------------------------------------------------------- shared
+
+absl::StatusOr<std::string> RunHostQuery(CommandRunner* runner, const HostLayout& layout,
+                                         std::vector<std::string> argv, const std::string& cwd) {
+  CommandSpec spec;
+  spec.argv = std::move(argv);
+  spec.env = HostCommandEnv(layout);
+  spec.cwd = cwd;
+  spec.timeout = absl::Seconds(60);
+  ASSIGN_OR_RETURN(CommandResult result, runner->Run(spec, nullptr));
+  if (!result.success()) {
+    std::string err(absl::StripAsciiWhitespace(result.stderr_text));
+    return UnableTo(absl::StatusCode::kFailedPrecondition, "run", absl::StrJoin(spec.argv, " "),
+                    absl::StrCat(result.Describe(), err.empty() ? "" : ": ", err));
+  }
+  return std::string(absl::StripAsciiWhitespace(result.stdout_text));
+}
+
+DbSettings DbSettingsOf(const ParsedEnvFile& env) {
+  DbSettings db;
+  auto set = [&env](const char* key, std::string* out) {
+    const std::string* v = env.Find(key);
+    if (v != nullptr && !v->empty()) *out = *v;
+  };
+  set("DB_HOST", &db.host);
+  set("DB_PORT", &db.port);
+  set("DB_NAME", &db.name);
+  set("DB_USER", &db.user);
+  set("DB_PASS", &db.password);
+  set("DB_SSLMODE", &db.sslmode);
+  return db;
+}
+
+std::string ConnInfoFor(const DbSettings& db, const std::string& host) {
+  std::string conn = absl::StrCat("host=", ConnValue(host), " port=", ConnValue(db.port),
+                                  " user=", ConnValue(db.user));
+  if (!db.password.empty()) absl::StrAppend(&conn, " password=", ConnValue(db.password));
+  if (!db.sslmode.empty()) absl::StrAppend(&conn, " sslmode=", ConnValue(db.sslmode));
+  return conn;
+}
+
+std::string VersionOfCode(Env* env, const std::string& code_dir) {
+  auto text = env->ReadFile(code_dir + "/lib/mastodon/version.rb");
+  return text.ok() ? ParseMastodonVersionRb(*text) : "";
+}
+
+absl::StatusOr<ParsedEnvFile> ReadEnvFile(Env* env, const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, env->ReadFile(path));
+  return ParseEnvFile(text);
 }
 
 v1::RuntimeInfo DescribeRuntime(const Runtime& runtime, const std::string& requested, Env* env) {

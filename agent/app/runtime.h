@@ -1,14 +1,21 @@
 // Where and how Mastodon runs on this host: one interface, four runtimes.
 //
 //   snap      the mastodon-server snap (/snap/bin/mastodon-server.*)
+//             snap_runtime.h
 //   compose   Mastodon's docker-compose.yml (docker compose)
+//             compose_runtime.h
 //   systemd   a source install (~mastodon/live, mastodon-*.service units)
+//             systemd_runtime.h
 //   embedded  no Mastodon: a PostgreSQL cluster the agent owns
+//             embedded_runtime.h
 //
 // A runtime answers where the database and the media are and builds the
 // commands that stop and start the app and run its tasks (tootctl, db
 // migrate). It builds commands; the caller runs them (argv only, explicit
 // environment, no secrets on argv).
+//
+// This file holds the interface, the detection and what the runtimes
+// share; each runtime is in its own file.
 #ifndef MR_AGENT_APP_RUNTIME_H_
 #define MR_AGENT_APP_RUNTIME_H_
 
@@ -21,6 +28,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "agent/app/env_file.h"
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
 #include "mastodon/restore/v1/agent_service.pb.h"
@@ -137,6 +145,43 @@ std::string ParseMastodonVersionRb(absl::string_view text);
 
 // The base environment of app commands: PATH from `layout`, LANG, TERM.
 std::vector<std::string> HostCommandEnv(const HostLayout& layout);
+
+// ------------------------------------------------------------------------
+// Shared by the runtimes' implementations.
+
+// Runs a short query command of the host (snap get, docker compose ps,
+// docker inspect) with HostCommandEnv(layout), in `cwd` ("" for the
+// agent's), with a 60 s timeout and no cancellation, and returns its stdout
+// without surrounding whitespace. A non-zero exit is FAILED_PRECONDITION
+// naming the command and its stderr; a program that cannot be started is
+// the runner's error.
+absl::StatusOr<std::string> RunHostQuery(CommandRunner* runner, const HostLayout& layout,
+                                         std::vector<std::string> argv,
+                                         const std::string& cwd = "");
+
+// Mastodon's database settings in its env file, with config/database.yml's
+// defaults for keys missing or empty.
+struct DbSettings {
+  std::string host = "localhost";            // DB_HOST
+  std::string port = "5432";                 // DB_PORT
+  std::string name = "mastodon_production";  // DB_NAME
+  std::string user = "mastodon";             // DB_USER
+  std::string password;                      // DB_PASS (a secret)
+  std::string sslmode;                       // DB_SSLMODE ("": libpq's default)
+};
+DbSettings DbSettingsOf(const ParsedEnvFile& env);
+
+// The libpq conninfo of `db` with `host` instead of db.host; every value
+// quoted, the password and sslmode only when set.
+std::string ConnInfoFor(const DbSettings& db, const std::string& host);
+
+// Reads and parses the env file at `path` (the Env's error when it cannot
+// be read).
+absl::StatusOr<ParsedEnvFile> ReadEnvFile(Env* env, const std::string& path);
+
+// The version in `code_dir`/lib/mastodon/version.rb, or "" when it cannot be
+// read or parsed.
+std::string VersionOfCode(Env* env, const std::string& code_dir);
 
 }  // namespace mastodon_restore
 

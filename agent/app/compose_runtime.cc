@@ -1,0 +1,134 @@
+#include "agent/app/compose_runtime.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "agent/common/errors.h"
+#include "agent/common/status_macros.h"
+
+namespace mastodon_restore {
+namespace {
+
+// The uid and gid of the mastodon user in Mastodon's images.
+constexpr uid_t kImageUid = 991;
+
+}  // namespace
+
+ComposeRuntime::ComposeRuntime(HostLayout layout, std::string compose_file, CommandRunner* runner,
+                               Env* env)
+    : layout_(std::move(layout)),
+      file_(std::move(compose_file)),
+      dir_(file_.substr(0, file_.find_last_of('/'))),
+      runner_(runner),
+      env_(env) {
+  evidence_.push_back(absl::StrCat(file_, " runs the Mastodon image"));
+}
+
+absl::StatusOr<AppDatabase> ComposeRuntime::Database() const {
+  ASSIGN_OR_RETURN(ParsedEnvFile env, ReadEnvFile(env_, dir_ + "/.env.production"));
+  DbSettings db = DbSettingsOf(env);
+  std::string host = db.host;
+  // DB_HOST names a compose service ("db"): reach its container by its
+  // address on the project network (Mastodon's compose file publishes no
+  // PostgreSQL port).
+  if (!absl::StartsWith(host, "/") && host != "localhost" &&
+      host.find_first_not_of("0123456789.:") != std::string::npos) {
+    ASSIGN_OR_RETURN(std::string id,
+                     RunHostQuery(runner_, layout_, Compose({"ps", "-q", host}), dir_));
+    if (id.empty()) {
+      return UnableTo(absl::StatusCode::kFailedPrecondition, "find the container of service", host,
+                      "it is not running (docker compose up -d db)");
+    }
+    id = std::string(absl::StripAsciiWhitespace(id.substr(0, id.find('\n'))));
+    ASSIGN_OR_RETURN(
+        std::string ips,
+        RunHostQuery(runner_, layout_,
+                     {"docker", "inspect", "--format",
+                      "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}", id}));
+    std::vector<std::string> found = absl::StrSplit(ips, ' ', absl::SkipWhitespace());
+    if (found.empty()) {
+      return UnableTo(absl::StatusCode::kFailedPrecondition, "find the address of container", id,
+                      "it has no network address");
+    }
+    host = found[0];
+  }
+  return AppDatabase{ConnInfoFor(db, host), db.name, db.user};
+}
+
+absl::StatusOr<MediaLocation> ComposeRuntime::Media() const {
+  MediaLocation media;
+  media.dir = dir_ + "/public/system";
+  media.uid = kImageUid;
+  media.gid = kImageUid;
+  media.owner = "991:991";
+  return media;
+}
+
+std::vector<std::string> ComposeRuntime::Services() const {
+  return {"web", "streaming", "sidekiq"};
+}
+
+std::vector<CommandSpec> ComposeRuntime::ServiceCommands(bool start) const {
+  std::vector<std::string> args = {start ? "start" : "stop"};
+  for (const std::string& s : Services()) args.push_back(s);
+  CommandSpec spec;
+  spec.argv = Compose(args);
+  spec.env = HostCommandEnv(layout_);
+  spec.cwd = dir_;
+  spec.timeout = absl::Minutes(5);
+  return {spec};
+}
+
+absl::StatusOr<CommandSpec> ComposeRuntime::Tootctl(const std::vector<std::string>& args) const {
+  std::vector<std::string> run = {"run", "--rm", "web", "bin/tootctl"};
+  run.insert(run.end(), args.begin(), args.end());
+  CommandSpec spec;
+  spec.argv = Compose(run);
+  spec.env = HostCommandEnv(layout_);
+  spec.cwd = dir_;
+  return spec;
+}
+
+absl::StatusOr<CommandSpec> ComposeRuntime::DbMigrate(bool skip_post_deployment) const {
+  std::vector<std::string> run = {"run", "--rm"};
+  if (skip_post_deployment) {
+    run.push_back("-e");
+    run.push_back("SKIP_POST_DEPLOYMENT_MIGRATIONS=true");
+  }
+  for (const char* a : {"web", "bundle", "exec", "rails", "db:migrate"}) run.push_back(a);
+  CommandSpec spec;
+  spec.argv = Compose(run);
+  spec.env = HostCommandEnv(layout_);
+  spec.cwd = dir_;
+  return spec;
+}
+
+std::string ComposeRuntime::EnvFilePath() const { return dir_ + "/.env.production"; }
+
+std::string ComposeRuntime::MastodonVersion() const {
+  auto text = env_->ReadFile(file_);
+  if (!text.ok()) return "";
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!absl::ConsumePrefix(&line, "image:")) continue;
+    line = absl::StripAsciiWhitespace(line);
+    if (!absl::StrContains(line, "mastodon/mastodon:") &&
+        !absl::StrContains(line, "tootsuite/mastodon:")) {
+      continue;
+    }
+    absl::string_view tag = line.substr(line.rfind(':') + 1);
+    absl::ConsumePrefix(&tag, "v");
+    return std::string(absl::StripTrailingAsciiWhitespace(tag));
+  }
+  return "";
+}
+
+std::vector<std::string> ComposeRuntime::Compose(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {"docker", "compose", "-f", file_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+}  // namespace mastodon_restore

@@ -1,0 +1,90 @@
+#include "agent/app/snap_runtime.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace mastodon_restore {
+namespace {
+
+// snapd's fixed uid for snap_daemon (used when the user database lacks it).
+constexpr uid_t kSnapDaemonUid = 584788;
+
+}  // namespace
+
+std::string SnapRuntime::Wrapper(const HostLayout& layout, const std::string& app) {
+  return absl::StrCat(layout.snap_bin_dir, "/", kSnapName, ".", app);
+}
+
+SnapRuntime::SnapRuntime(HostLayout layout, CommandRunner* runner, Env* env)
+    : layout_(std::move(layout)), runner_(runner), env_(env) {
+  evidence_.push_back(absl::StrCat(Wrapper("tootctl"), " is installed"));
+}
+
+absl::StatusOr<AppDatabase> SnapRuntime::Database() const {
+  return AppDatabase{layout_.snap_postgres, "mastodon", "mastodon"};
+}
+
+absl::StatusOr<MediaLocation> SnapRuntime::Media() const {
+  MediaLocation media;
+  // `snap get` fails when the key was never set: the default applies.
+  auto dir = RunHostQuery(runner_, layout_, {"snap", "get", kSnapName, "media.dir"});
+  media.dir =
+      dir.ok() && absl::StartsWith(*dir, "/") ? *dir : "/var/snap/mastodon-server/common/media";
+  auto uid = env_->UserId("snap_daemon");
+  media.uid = uid.ok() ? *uid : kSnapDaemonUid;
+  media.gid = 0;
+  media.owner = "snap_daemon:root";
+  return media;
+}
+
+std::vector<std::string> SnapRuntime::Services() const {
+  // nginx and pgbouncer keep running: tootctl goes through pgbouncer, and
+  // the swap terminates its server connections anyway.
+  return {"backend", "streaming", "sidekiq-push", "sidekiq-pull"};
+}
+
+std::vector<CommandSpec> SnapRuntime::ServiceCommands(bool start) const {
+  CommandSpec spec;
+  spec.argv = {"snap", start ? "start" : "stop"};
+  std::vector<std::string> services = Services();
+  if (start) std::reverse(services.begin(), services.end());
+  for (const std::string& s : services) spec.argv.push_back(absl::StrCat(kSnapName, ".", s));
+  spec.env = HostCommandEnv(layout_);
+  spec.timeout = absl::Minutes(5);
+  return {spec};
+}
+
+absl::StatusOr<CommandSpec> SnapRuntime::Tootctl(const std::vector<std::string>& args) const {
+  CommandSpec spec;
+  spec.argv = {Wrapper("tootctl")};
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.env = HostCommandEnv(layout_);
+  spec.env.push_back("HOME=/root");
+  return spec;
+}
+
+absl::StatusOr<CommandSpec> SnapRuntime::DbMigrate(bool skip_post_deployment) const {
+  CommandSpec spec;
+  spec.argv = {Wrapper("db-migrate")};
+  spec.env = HostCommandEnv(layout_);
+  spec.env.push_back("HOME=/root");
+  // snap run passes the caller's environment to the app.
+  if (skip_post_deployment) spec.env.push_back("SKIP_POST_DEPLOYMENT_MIGRATIONS=true");
+  // "Do you want to continue? [y/N]"
+  spec.stdin_data = "y\n";
+  return spec;
+}
+
+std::string SnapRuntime::CodeDir() const {
+  return env_->Exists(layout_.snap_app_dir + "/db/migrate") ? layout_.snap_app_dir : "";
+}
+
+std::string SnapRuntime::MastodonVersion() const {
+  return VersionOfCode(env_, layout_.snap_app_dir);
+}
+
+std::string SnapRuntime::EnvFilePath() const { return layout_.snap_common_dir + "/mastodon.conf"; }
+
+}  // namespace mastodon_restore
