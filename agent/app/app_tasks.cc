@@ -11,6 +11,7 @@
 #include "agent/app/app_output.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
+#include "agent/database/app_queries.h"
 #include "agent/database/pg_connection.h"
 
 namespace mastodon_restore {
@@ -81,26 +82,11 @@ std::string Concurrency(int32_t requested, int default_concurrency) {
   return absl::StrCat(requested > 0 ? requested : default_concurrency);
 }
 
-// The versions in schema_migrations (empty when the table does not exist).
-absl::StatusOr<std::set<std::string>> AppliedMigrations(PgConnection* conn) {
-  ASSIGN_OR_RETURN(PgRows exists,
-                   conn->Query("SELECT to_regclass('public.schema_migrations') IS NOT NULL"));
-  std::set<std::string> applied;
-  if (exists.Scalar() != "t") return applied;
-  ASSIGN_OR_RETURN(PgRows rows, conn->Query("SELECT version FROM public.schema_migrations"));
-  for (const auto& row : rows.rows) {
-    if (row[0].has_value()) applied.insert(*row[0]);
-  }
-  return applied;
-}
-
-std::string MaxVersion(const std::set<std::string>& applied) {
-  // Versions are 14-digit timestamps: the longest, then the largest.
-  std::string best;
-  for (const std::string& v : applied) {
-    if (v.size() > best.size() || (v.size() == best.size() && v > best)) best = v;
-  }
-  return best;
+// A session on `db` from `connector`, or from libpq when it is nullptr.
+absl::StatusOr<std::unique_ptr<PgSession>> ConnectApp(const AppDatabase& db,
+                                                      PgConnector* connector) {
+  LibpqConnector libpq;
+  return (connector != nullptr ? connector : &libpq)->Connect(db.conninfo, db.database);
 }
 
 std::vector<std::string> Missing(const std::vector<std::string>& expected,
@@ -258,8 +244,7 @@ absl::StatusOr<v1::DbMigrateResult> RunDbMigrate(const Runtime& runtime, v1::Mig
   }
   const bool pre_only = phase == v1::MIGRATION_PHASE_PRE_DEPLOYMENT;
   ASSIGN_OR_RETURN(CommandSpec spec, runtime.DbMigrate(pre_only));
-  ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                   PgConnection::Connect(db.conninfo, db.database));
+  ASSIGN_OR_RETURN(std::unique_ptr<PgSession> conn, ConnectApp(db, ctx.pg));
   ASSIGN_OR_RETURN(std::set<std::string> before, AppliedMigrations(conn.get()));
 
   // What the code ships, when the agent can read it.
@@ -285,7 +270,7 @@ absl::StatusOr<v1::DbMigrateResult> RunDbMigrate(const Runtime& runtime, v1::Mig
   }
 
   v1::DbMigrateResult out;
-  out.set_schema_version_before(MaxVersion(before));
+  out.set_schema_version_before(NewestMigrationVersion(before));
   std::vector<std::string> announced;
   int64_t done = 0;
   ProgressThrottle progress(ctx, "migrations");
@@ -307,7 +292,7 @@ absl::StatusOr<v1::DbMigrateResult> RunDbMigrate(const Runtime& runtime, v1::Mig
   // The exit code is not enough (the snap's helpers exit 0 when they refuse
   // to run): check the database.
   ASSIGN_OR_RETURN(std::set<std::string> after, AppliedMigrations(conn.get()));
-  out.set_schema_version_after(MaxVersion(after));
+  out.set_schema_version_after(NewestMigrationVersion(after));
   std::vector<std::string> unrecorded = Missing(announced, after);
   if (!unrecorded.empty()) {
     return absl::FailedPreconditionError(absl::StrCat("db migrate announced migration ",
@@ -335,11 +320,9 @@ absl::StatusOr<v1::DbMigrateResult> RunDbMigrate(const Runtime& runtime, v1::Mig
   return out;
 }
 
-absl::StatusOr<std::string> ReadSchemaVersion(const AppDatabase& db) {
-  ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                   PgConnection::Connect(db.conninfo, db.database));
-  ASSIGN_OR_RETURN(std::set<std::string> applied, AppliedMigrations(conn.get()));
-  return MaxVersion(applied);
+absl::StatusOr<std::string> ReadSchemaVersion(const AppDatabase& db, PgConnector* connector) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PgSession> conn, ConnectApp(db, connector));
+  return ReadSchemaVersion(conn.get());
 }
 
 absl::Status ControlServices(const Runtime& runtime, bool start, const TaskContext& ctx) {

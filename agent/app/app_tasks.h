@@ -19,6 +19,7 @@
 #include "agent/common/cancel_token.h"
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
+#include "agent/database/pg_session.h"
 #include "agent/operations/operation.h"
 #include "mastodon/restore/v1/operation.pb.h"
 #include "mastodon/restore/v1/restore.pb.h"
@@ -36,6 +37,9 @@ struct TaskContext {
   std::string step;
   // Per command.
   absl::Duration timeout = absl::Hours(24);
+  // Opens the sessions to the app's database; nullptr: a LibpqConnector
+  // (the real server). Must outlive the task.
+  PgConnector* pg = nullptr;
 };
 
 // Default tootctl --concurrency for `cpus` cores, as the snap's cleanup
@@ -62,7 +66,7 @@ absl::StatusOr<mastodon::restore::v1::TootctlResult> RunTootctl(
     const Runtime& runtime, const std::vector<std::string>& args, const TaskContext& ctx);
 
 // Runs the app's db:migrate for `phase` against `db` and checks the result
-// in schema_migrations:
+// in schema_migrations (read through a session ctx.pg opens on `db`):
 //   - every migration the output announced is recorded;
 //   - when the app's code is readable (Runtime::CodeDir), no migration of
 //     the phase is pending afterwards (pre-deployment ones for
@@ -75,8 +79,10 @@ absl::StatusOr<mastodon::restore::v1::DbMigrateResult> RunDbMigrate(
     const TaskContext& ctx);
 
 // The newest version in the database's schema_migrations ("" when it has
-// none or no such table).
-absl::StatusOr<std::string> ReadSchemaVersion(const AppDatabase& db);
+// none or no such table), over a session `connector` opens on `db`
+// (nullptr: a LibpqConnector).
+absl::StatusOr<std::string> ReadSchemaVersion(const AppDatabase& db,
+                                              PgConnector* connector = nullptr);
 
 // Runs the runtime's stop (start) commands for its services. A failure is
 // UNKNOWN naming the command and its error output. Not cancellable.

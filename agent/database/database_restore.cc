@@ -13,6 +13,7 @@
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/local_cluster.h"
+#include "agent/database/pg_connection.h"
 #include "agent/database/target_ops.h"
 #include "agent/database/verify.h"
 #include "agent/dump/detector.h"

@@ -39,11 +39,6 @@ bool ConnInfoHasPassword(const std::string& conninfo) {
   return has;
 }
 
-std::string PgRows::Scalar() const {
-  if (rows.empty() || rows[0].empty() || !rows[0][0].has_value()) return "";
-  return *rows[0][0];
-}
-
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo,
                                                                     const std::string& dbname) {
   const char* keys[] = {"dbname", "dbname", "connect_timeout", "application_name", nullptr};
@@ -213,6 +208,13 @@ std::vector<std::string> PgConnection::TakeNotices() {
   std::vector<std::string> out;
   out.swap(notices_);
   return out;
+}
+
+absl::StatusOr<std::unique_ptr<PgSession>> LibpqConnector::Connect(const std::string& conninfo,
+                                                                   const std::string& dbname) {
+  auto conn = PgConnection::Connect(conninfo, dbname);
+  if (!conn.ok()) return conn.status();
+  return std::unique_ptr<PgSession>(std::move(*conn));
 }
 
 }  // namespace mastodon_restore

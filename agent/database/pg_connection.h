@@ -1,6 +1,9 @@
 // A thin libpq wrapper (pgBackRest's "client", not a general-purpose
 // driver): connect, run commands and queries, stream COPY data, cancel from
-// another thread. All SQL the agent runs lives in the callers' modules.
+// another thread. It is the real PgSession and LibpqConnector the real
+// PgConnector (pg_session.h). It writes no SQL of its own beyond
+// current_user: all SQL the agent runs lives in database/, in named
+// functions with contracts; no other module writes SQL.
 #ifndef MR_AGENT_DATABASE_PG_CONNECTION_H_
 #define MR_AGENT_DATABASE_PG_CONNECTION_H_
 
@@ -12,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "agent/database/pg_session.h"
 
 typedef struct pg_conn PGconn;
 typedef struct pg_cancel PGcancel;
@@ -19,43 +23,31 @@ typedef struct pg_result PGresult;
 
 namespace mastodon_restore {
 
-// Rows of a query; NULL is nullopt.
-struct PgRows {
-  std::vector<std::string> columns;
-  std::vector<std::vector<std::optional<std::string>>> rows;
-  // First column of the first row ("" when none or NULL).
-  std::string Scalar() const;
-};
-
-// An error from the server, with its SQLSTATE.
-struct PgError {
-  std::string sqlstate;
-  std::string message;  // primary message
-  std::string detail;
-  std::string hint;
-};
-
 // True when `conninfo` (string or URI) sets a password; such a conninfo is a
 // secret and is never persisted. Unparsable conninfo counts as secret.
 bool ConnInfoHasPassword(const std::string& conninfo);
 
-class PgConnection {
+class PgConnection : public PgSession {
  public:
   // Connects with `conninfo` (conninfo string or URI). When `dbname` is not
   // empty it replaces the database of `conninfo`. UNAVAILABLE with libpq's
   // message on failure; the message never contains the conninfo.
   static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo,
                                                                const std::string& dbname = "");
-  ~PgConnection();
+  ~PgConnection() override;
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;
 
-  // Runs one or more statements. A server error is INVALID_ARGUMENT (or
-  // UNAVAILABLE when the connection broke, CANCELLED when cancelled) and is
-  // described by last_error().
-  absl::Status Exec(const std::string& sql);
-  // Runs a query with text parameters ($1, $2, ...).
-  absl::StatusOr<PgRows> Query(const std::string& sql, const std::vector<std::string>& params = {});
+  // PgSession.
+  absl::Status Exec(const std::string& sql) override;
+  using PgSession::Query;
+  absl::StatusOr<PgRows> Query(const std::string& sql,
+                               const std::vector<std::string>& params) override;
+  const PgError& last_error() const override { return last_error_; }
+  int server_version() const override;
+  std::string current_user() override;
+  std::string QuoteIdentifier(absl::string_view name) const override;
+  std::string QuoteLiteral(absl::string_view value) const override;
 
   // COPY FROM STDIN: Exec() of the COPY statement returns OK and leaves the
   // connection in copy mode when the server accepts it (in_copy() true).
@@ -68,11 +60,6 @@ class PgConnection {
   // from any thread while another runs a command.
   void Cancel();
 
-  const PgError& last_error() const { return last_error_; }
-  int server_version() const;
-  std::string current_user();
-  std::string QuoteIdentifier(absl::string_view name) const;
-  std::string QuoteLiteral(absl::string_view value) const;
   // Notices (warnings) the server sent since the last call.
   std::vector<std::string> TakeNotices();
 
@@ -87,6 +74,13 @@ class PgConnection {
   bool cancel_requested_ = false;
   PgError last_error_;
   std::vector<std::string> notices_;
+};
+
+// The real PgConnector: PgConnection::Connect. Stateless.
+class LibpqConnector : public PgConnector {
+ public:
+  absl::StatusOr<std::unique_ptr<PgSession>> Connect(const std::string& conninfo,
+                                                     const std::string& dbname) override;
 };
 
 }  // namespace mastodon_restore

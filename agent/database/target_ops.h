@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "agent/database/pg_connection.h"
+#include "agent/database/pg_session.h"
 
 namespace mastodon_restore {
 
@@ -32,7 +32,7 @@ class TargetDatabases {
  public:
   // `admin` is connected to a maintenance database as a role that may create,
   // rename and drop databases. It must outlive this object.
-  explicit TargetDatabases(PgConnection* admin) : admin_(admin) {}
+  explicit TargetDatabases(PgSession* admin) : admin_(admin) {}
 
   absl::StatusOr<bool> Exists(const std::string& name);
 
@@ -64,7 +64,7 @@ class TargetDatabases {
   absl::Status TerminateSessions(const std::string& name, absl::Duration timeout);
   absl::Status SetAllowConnections(const std::string& name, bool allow);
 
-  PgConnection* admin_;
+  PgSession* admin_;
 };
 
 }  // namespace mastodon_restore

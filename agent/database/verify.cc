@@ -9,7 +9,7 @@ namespace mastodon_restore {
 
 namespace v1 = mastodon::restore::v1;
 
-absl::StatusOr<v1::VerifyResult> VerifyDatabase(PgConnection* conn, const std::string& database,
+absl::StatusOr<v1::VerifyResult> VerifyDatabase(PgSession* conn, const std::string& database,
                                                 const VerifyExpectations& expected) {
   v1::VerifyResult result;
   result.set_database(database);

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "agent/database/pg_connection.h"
+#include "agent/database/pg_session.h"
 #include "mastodon/restore/v1/operation.pb.h"
 
 namespace mastodon_restore {
@@ -24,7 +24,7 @@ struct VerifyExpectations {
 // Runs every check on the database `conn` is connected to. Errors only when
 // the database cannot be queried; failed checks are results.
 absl::StatusOr<mastodon::restore::v1::VerifyResult> VerifyDatabase(
-    PgConnection* conn, const std::string& database, const VerifyExpectations& expected);
+    PgSession* conn, const std::string& database, const VerifyExpectations& expected);
 
 }  // namespace mastodon_restore
 

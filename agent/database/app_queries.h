@@ -1,0 +1,64 @@
+// What the agent asks of a Mastodon database (its schema_migrations,
+// statuses and media_attachments), as named queries over a PgSession
+// connected to it. Like pgBackRest's db.h there is no general-purpose query
+// function: each function runs the SQL its contract states and nothing else,
+// and the modules above database/ call these instead of writing SQL.
+#ifndef MR_AGENT_DATABASE_APP_QUERIES_H_
+#define MR_AGENT_DATABASE_APP_QUERIES_H_
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/database/pg_session.h"
+
+namespace mastodon_restore {
+
+// The versions recorded in public.schema_migrations; empty when the table
+// does not exist. NULL versions are left out. A query error is returned as
+// is.
+absl::StatusOr<std::set<std::string>> AppliedMigrations(PgSession* session);
+
+// The newest of `versions` ("" when empty). Versions are 14-digit
+// timestamps: the longest wins, then the largest.
+std::string NewestMigrationVersion(const std::set<std::string>& versions);
+
+// NewestMigrationVersion(AppliedMigrations(session)): the database's schema
+// version, "" when it has no migrations or no schema_migrations table.
+absl::StatusOr<std::string> ReadSchemaVersion(PgSession* session);
+
+// Whole days since the newest row of `statuses` was created (seconds
+// divided by 86400, rounded toward zero); -1 when the table is empty. A
+// newest status dated more than a day ahead gives a negative age. A query
+// error (e.g. no statuses table) is returned as is.
+absl::StatusOr<int64_t> NewestStatusAgeDays(PgSession* session);
+
+// True when the table public.media_attachments exists. A query error is
+// returned as is.
+absl::StatusOr<bool> MediaAttachmentsTableExists(PgSession* session);
+
+// True when public.media_attachments has a remote_url column (every
+// Mastodon version does; the check keeps odd schemas readable). A query
+// error is returned as is.
+absl::StatusOr<bool> MediaAttachmentsHasRemoteUrl(PgSession* session);
+
+// A media_attachments row whose original file lives in the instance's own
+// media tree (media_attachments/files/<id partition>/original/<file>).
+struct MediaReference {
+  int64_t id = 0;
+  std::string file_file_name;
+};
+
+// The rows of public.media_attachments that name a file, ordered by id.
+// With `has_remote_url` (MediaAttachmentsHasRemoteUrl) rows with a non-empty
+// remote_url are left out: their files are the remote server's, cached or
+// not. Rows whose id is not an integer are left out. A query error (e.g. no
+// such table) is returned as is.
+absl::StatusOr<std::vector<MediaReference>> LocalMediaReferences(PgSession* session,
+                                                                 bool has_remote_url);
+
+}  // namespace mastodon_restore
+
+#endif  // MR_AGENT_DATABASE_APP_QUERIES_H_
