@@ -4,8 +4,6 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "agent/common/status_macros.h"
-#include "agent/database/pg_connection.h"
 
 namespace mastodon_restore {
 
@@ -21,22 +19,6 @@ absl::StatusOr<int> ProbeServerVersion(const std::string& conninfo) {
   int version = PQserverVersion(conn);
   PQfinish(conn);
   return version;
-}
-
-absl::StatusOr<RestoreServerFacts> ReadRestoreServerFacts(const std::string& conninfo) {
-  ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
-                   PgConnection::Connect(conninfo, "postgres"));
-  RestoreServerFacts facts;
-  facts.server_version = admin->server_version();
-  facts.user = admin->current_user();
-  ASSIGN_OR_RETURN(PgRows role, admin->Query("SELECT rolsuper OR rolcreatedb FROM pg_roles "
-                                             "WHERE rolname = current_user"));
-  facts.may_create_databases = role.Scalar() == "t";
-  // Only a superuser (or pg_read_all_settings) can read it; others get an
-  // error, which leaves it unknown.
-  auto dir = admin->Query("SELECT setting FROM pg_settings WHERE name = 'data_directory'");
-  if (dir.ok()) facts.data_directory = dir->Scalar();
-  return facts;
 }
 
 }  // namespace mastodon_restore

@@ -13,19 +13,6 @@ namespace mastodon_restore {
 // holds the conninfo (it may carry a password).
 absl::StatusOr<int> ProbeServerVersion(const std::string& conninfo);
 
-// What a restore must know of its target server before it touches anything.
-struct RestoreServerFacts {
-  int server_version = 0;  // server_version_num
-  std::string user;        // the role the connection uses
-  // The role is a superuser or has CREATEDB.
-  bool may_create_databases = false;
-  // The data directory, when the role may read it ("" otherwise).
-  std::string data_directory;
-};
-// Connects to the maintenance database of the server `conninfo` points at
-// and reads them. UNAVAILABLE when it cannot connect (as PgConnection::Connect).
-absl::StatusOr<RestoreServerFacts> ReadRestoreServerFacts(const std::string& conninfo);
-
 }  // namespace mastodon_restore
 
 #endif  // MR_AGENT_DATABASE_PG_PROBE_H_

@@ -16,4 +16,16 @@ absl::StatusOr<std::string> ServerDataDirectory(PgSession* session) {
   return dir.Scalar();
 }
 
+absl::StatusOr<RestoreServerFacts> ReadRestoreServerFacts(PgConnector* connector,
+                                                          const std::string& conninfo) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PgSession> admin, connector->Connect(conninfo, "postgres"));
+  RestoreServerFacts facts;
+  facts.server_version = admin->server_version();
+  facts.user = admin->current_user();
+  ASSIGN_OR_RETURN(facts.may_create_databases, RoleMayCreateDatabases(admin.get()));
+  auto dir = ServerDataDirectory(admin.get());
+  if (dir.ok()) facts.data_directory = *dir;
+  return facts;
+}
+
 }  // namespace mastodon_restore

@@ -21,6 +21,22 @@ absl::StatusOr<bool> RoleMayCreateDatabases(PgSession* session);
 // returned as is.
 absl::StatusOr<std::string> ServerDataDirectory(PgSession* session);
 
+// What a restore must know of its target server before it touches anything.
+struct RestoreServerFacts {
+  int server_version = 0;  // server_version_num
+  std::string user;        // the role the session runs as
+  // The role is a superuser or has CREATEDB (RoleMayCreateDatabases).
+  bool may_create_databases = false;
+  // The data directory when the role may read it, "" otherwise
+  // (ServerDataDirectory; an error reading it leaves it "").
+  std::string data_directory;
+};
+// Opens a session on the maintenance database of the server `conninfo` points
+// at and reads them. UNAVAILABLE when it cannot connect; a query error of the
+// role check is returned as is.
+absl::StatusOr<RestoreServerFacts> ReadRestoreServerFacts(PgConnector* connector,
+                                                          const std::string& conninfo);
+
 }  // namespace mastodon_restore
 
 #endif  // MR_AGENT_DATABASE_SERVER_QUERIES_H_

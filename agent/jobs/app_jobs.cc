@@ -29,6 +29,7 @@ OperationSpec TootctlTasksJob(v1::OperationKind kind, const std::string& request
   spec.steps = {{step, description}};
   spec.work = [env, runtime, step, commands](Operation* op) -> absl::Status {
     TaskContext ctx{env.runner, env.env, &op->cancel_token(), op, step};
+    ctx.pg = env.pg;
     op->StepStarted(step);
     v1::TootctlTasksResult results;
     absl::Status status;
@@ -71,6 +72,7 @@ absl::StatusOr<OperationSpec> MakeDbMigrateJob(const std::string& request_id,
       {"migrate", absl::StrCat("run the app's database migrations (", runtime->name(), ")")}};
   spec.work = [env, runtime, db, phase = opts.phase()](Operation* op) -> absl::Status {
     TaskContext ctx{env.runner, env.env, &op->cancel_token(), op, "migrate"};
+    ctx.pg = env.pg;
     op->StepStarted("migrate");
     ASSIGN_OR_RETURN(v1::DbMigrateResult result, RunDbMigrate(*runtime, phase, db, ctx));
     op->SetResult([&](v1::Operation* o) { *o->mutable_db_migrate_result() = result; });

@@ -8,8 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/common/status_macros.h"
+#include "agent/database/app_queries.h"
 #include "agent/database/database_restore.h"
-#include "agent/database/pg_connection.h"
+#include "agent/database/pg_session.h"
 #include "agent/database/target_ops.h"
 #include "agent/database/verify.h"
 #include "agent/inventory/inspector.h"
@@ -48,15 +49,15 @@ absl::StatusOr<OperationSpec> MakeRollbackJob(const std::string& request_id,
 
 namespace {
 
-absl::Status DropScratchDatabase(const std::string& conninfo, const std::string& database) {
-  ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
-                   PgConnection::Connect(conninfo, "postgres"));
+absl::Status DropScratchDatabase(PgConnector* pg, const std::string& conninfo,
+                                 const std::string& database) {
+  ASSIGN_OR_RETURN(std::unique_ptr<PgSession> admin, pg->Connect(conninfo, "postgres"));
   return TargetDatabases(admin.get()).Drop(database);
 }
 
 // The local files media_attachments rows reference, against the backup's
 // media tree: present and readable.
-v1::VerifyCheck CheckMediaFiles(PgConnection* conn, const std::string& source_path,
+v1::VerifyCheck CheckMediaFiles(PgSession* conn, const std::string& source_path,
                                 const SourceOptions& source, CommandRunner* runner) {
   v1::VerifyCheck c;
   c.set_name("media_files");
@@ -70,20 +71,15 @@ v1::VerifyCheck CheckMediaFiles(PgConnection* conn, const std::string& source_pa
                       : absl::StrCat("unable to read the media: ", listing.status().message()));
     return c;
   }
-  auto table = conn->Query("SELECT to_regclass('public.media_attachments') IS NOT NULL");
-  if (table.ok() && table->Scalar() != "t") {
+  auto table = MediaAttachmentsTableExists(conn);
+  if (table.ok() && !*table) {
     c.set_passed(true);
     c.set_message(absl::StrCat("no media_attachments table: nothing references the ",
                                listing->files.size(), " media files"));
     return c;
   }
-  auto has_remote = conn->Query(
-      "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'public' AND "
-      "table_name = 'media_attachments' AND column_name = 'remote_url'");
-  auto rows = conn->Query(absl::StrCat(
-      "SELECT id, file_file_name FROM public.media_attachments WHERE file_file_name IS NOT NULL",
-      has_remote.ok() && has_remote->Scalar() != "0" ? " AND coalesce(remote_url, '') = ''" : "",
-      " ORDER BY id"));
+  auto has_remote = MediaAttachmentsHasRemoteUrl(conn);
+  auto rows = LocalMediaReferences(conn, has_remote.ok() && *has_remote);
   if (!rows.ok()) {
     c.set_passed(false);
     c.set_message(absl::StrCat("unable to read media_attachments: ", rows.status().message()));
@@ -91,12 +87,10 @@ v1::VerifyCheck CheckMediaFiles(PgConnection* conn, const std::string& source_pa
   }
   int64_t checked = 0;
   std::vector<std::string> missing;
-  for (const auto& row : rows->rows) {
-    int64_t id = 0;
-    if (!row[0].has_value() || !absl::SimpleAtoi(*row[0], &id)) continue;
+  for (const MediaReference& ref : *rows) {
     ++checked;
-    const std::string path = absl::StrCat("media_attachments/files/", IdPartition(id), "/original/",
-                                          row[1].value_or(""));
+    const std::string path = absl::StrCat("media_attachments/files/", IdPartition(ref.id),
+                                          "/original/", ref.file_file_name);
     if (listing->files.count(path) == 0) missing.push_back(path);
   }
   c.set_passed(missing.empty() && listing->unreadable.empty());
@@ -164,14 +158,10 @@ absl::StatusOr<OperationSpec> MakeVerifyJob(const std::string& request_id,
         op->StepFinished("detect", v1::STEP_STATE_SKIPPED, "no dump given: structural checks only");
       }
       op->StepStarted("verify");
-      ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                       PgConnection::Connect(conninfo, database));
+      ASSIGN_OR_RETURN(std::unique_ptr<PgSession> conn, env.pg->Connect(conninfo, database));
       ASSIGN_OR_RETURN(v1::VerifyResult result, VerifyDatabase(conn.get(), database, expectations));
       if (max_age > 0) {
-        auto newest = conn->Query(
-            "SELECT coalesce(extract(epoch FROM now() - max(created_at))::bigint / 86400, "
-            "-1) "
-            "FROM statuses");
+        auto newest = NewestStatusAgeDays(conn.get());
         v1::VerifyCheck* c = result.add_checks();
         c->set_name("max_age");
         if (!newest.ok()) {
@@ -179,7 +169,7 @@ absl::StatusOr<OperationSpec> MakeVerifyJob(const std::string& request_id,
           c->set_message(
               absl::StrCat("unable to read statuses.created_at: ", newest.status().message()));
         } else {
-          int64_t days = std::stoll(newest->Scalar().empty() ? "-1" : newest->Scalar());
+          const int64_t days = *newest;
           c->set_passed(days >= 0 && days <= max_age);
           c->set_message(days < 0 ? std::string("no statuses")
                                   : absl::StrCat("newest status is ", days, " days old (limit ",
@@ -203,7 +193,7 @@ absl::StatusOr<OperationSpec> MakeVerifyJob(const std::string& request_id,
     }();
     // A scratch copy goes whatever the checks found.
     if (drop_scratch) {
-      absl::Status dropped = DropScratchDatabase(conninfo, database);
+      absl::Status dropped = DropScratchDatabase(env.pg, conninfo, database);
       op->Log(dropped.ok() ? v1::SEVERITY_INFO : v1::SEVERITY_ERROR,
               dropped.ok() ? absl::StrCat("dropped the scratch database '", database, "'")
                            : std::string(dropped.message()),

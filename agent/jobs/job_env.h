@@ -1,5 +1,6 @@
 // What every job takes from the host and from the agent's configuration:
-// processes, files and the clock (behind their interfaces), the Mastodon
+// processes, files, the clock and PostgreSQL (behind their interfaces), the
+// Mastodon
 // runtime found at start, and the agent's defaults for targets. The service
 // builds one for the agent's lifetime and hands it to the job factories.
 #ifndef MR_AGENT_JOBS_JOB_ENV_H_
@@ -11,6 +12,7 @@
 #include "agent/app/runtime.h"
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
+#include "agent/database/pg_session.h"
 
 namespace mastodon_restore {
 
@@ -29,6 +31,8 @@ struct JobEnv {
   // Must outlive every job.
   CommandRunner* runner = nullptr;
   Env* env = nullptr;
+  // Opens every session the jobs' named queries run on.
+  PgConnector* pg = nullptr;
   // Null when the agent has no runtime context (tests).
   const RuntimeContext* runtime = nullptr;
   // The agent's --target-conninfo and --media-dir ("" when not set).

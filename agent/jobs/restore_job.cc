@@ -6,7 +6,7 @@
 #include "absl/time/clock.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/pg_connection.h"
-#include "agent/database/pg_probe.h"
+#include "agent/database/server_queries.h"
 #include "agent/database/target_ops.h"
 #include "agent/jobs/targets.h"
 #include "agent/operations/redact.h"
@@ -634,7 +634,7 @@ class HostRestoreActions : public RestoreActions {
     return ClusterDatabaseToRestore(dump, source_db, path, source, options, env_.runner);
   }
   absl::StatusOr<ServerFacts> ProbeServer(const std::string& conninfo) override {
-    ASSIGN_OR_RETURN(RestoreServerFacts facts, ReadRestoreServerFacts(conninfo));
+    ASSIGN_OR_RETURN(RestoreServerFacts facts, ReadRestoreServerFacts(env_.pg, conninfo));
     ServerFacts out;
     out.major = facts.server_version / 10000;
     out.version = absl::StrCat(out.major, ".", facts.server_version % 10000);
@@ -681,6 +681,7 @@ class HostRestoreActions : public RestoreActions {
   TaskContext WithRunner(TaskContext ctx) const {
     ctx.runner = env_.runner;
     ctx.env = env_.env;
+    ctx.pg = env_.pg;
     return ctx;
   }
   const JobEnv env_;

@@ -112,7 +112,7 @@ v1::GetAgentInfoResponse DescribeAgent(const AgentConfig& config, const JobEnv& 
   // The schema version of the live Mastodon database the runtime names.
   if (std::optional<AppDatabase> db = RuntimeDatabaseFor(v1::DatabaseTarget(), jobs);
       db.has_value() && !db->database.empty()) {
-    auto schema = ReadSchemaVersion(*db);
+    auto schema = ReadSchemaVersion(*db, jobs.pg);
     if (schema.ok()) response.mutable_runtime()->set_schema_version(*schema);
   }
   return response;

@@ -30,6 +30,7 @@ AgentService::AgentService(const AgentConfig* config, Env* env, CommandRunner* r
       start_time_(start_time) {
   jobs_.runner = runner;
   jobs_.env = env;
+  jobs_.pg = &pg_;
   jobs_.runtime = runtime;
   jobs_.target_conninfo = config->target_conninfo;
   jobs_.media_dir = config->media_dir;

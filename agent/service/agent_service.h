@@ -9,6 +9,7 @@
 #include "agent/common/env.h"
 #include "agent/common/logging.h"
 #include "agent/common/subprocess.h"
+#include "agent/database/pg_connection.h"
 #include "agent/jobs/job_env.h"
 #include "agent/jobs/scan.h"
 #include "agent/operations/operation_manager.h"
@@ -126,7 +127,10 @@ class AgentService final
   WorkerTracker workers_;
   Logger* const logger_;
   const absl::Time start_time_;
-  // What the jobs take from the agent (its runner, Env, runtime, defaults).
+  // Sessions on PostgreSQL for the jobs (libpq).
+  LibpqConnector pg_;
+  // What the jobs take from the agent (its runner, Env, connector, runtime,
+  // defaults).
   JobEnv jobs_;
   // One wire-form feed per watched operation.
   WatchFeeds watch_feeds_;
