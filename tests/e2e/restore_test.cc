@@ -1,0 +1,272 @@
+// End-to-end: restore (database and media), rollback, verify and ops through
+// the real agent and CLI, against a real PostgreSQL 15 or the agent's
+// embedded one; crashes and cancellation mid-load.
+#include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "agent/common/subprocess.h"
+#include "mastodon/restore/v1/agent_service.pb.h"
+#include "tests/e2e/e2e_fixture.h"
+#include "tests/harness/status_matchers.h"
+
+namespace mastodon_restore {
+namespace e2e {
+namespace {
+
+namespace v1 = mastodon::restore::v1;
+using ::testing::HasSubstr;
+
+// restore --db-only, rollback, verify and ops through the real agent and CLI,
+// against a real PostgreSQL 15.
+class RestoreCliTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    RequireDumpFixtures();
+    StartPostgres();
+  }
+};
+
+TEST_F(RestoreCliTest, RestoreRollbackVerifyAndOps) {
+  StartRestoreAgent();
+  CommandResult r = CliOnSocket({"--timeout", "120s", "restore", "--db-only", "--jobs", "3",
+                                 "--target-db", "mastodon_production", Fixture("plain.sql.xz")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("==> load: load the dump into a staging database"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("loaded by      3 connections in parallel"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("restored       mastodon_production"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("verification   passed"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("(none: the database was new)"));
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM statuses", "mastodon_production"), "1000");
+
+  ASSERT_OK(
+      pg_->Exec("INSERT INTO accounts VALUES (99, 'live-marker', NULL)", "mastodon_production"));
+  r = CliOnSocket({"--timeout", "120s", "restore", "--db-only", "--target-db",
+                   "mastodon_production", Fixture("custom.dump")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("mastodon-restore rollback --database mastodon_production"));
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM accounts WHERE id = 99", "mastodon_production"),
+            "0");
+
+  r = CliOnSocket({"rollback", "--database", "mastodon_production"});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM accounts WHERE id = 99", "mastodon_production"),
+            "1");
+
+  r = CliOnSocket(
+      {"verify", "--database", "mastodon_production", "--expected", Fixture("plain.sql")});
+  // The rolled-back database has the marker row: one row more than the dump.
+  EXPECT_EQ(r.exit_code, 1) << r.stdout_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("FAIL row_count:public.accounts: expected 3 rows, found 4"));
+  ASSERT_OK(pg_->Exec("DELETE FROM accounts WHERE id = 99", "mastodon_production"));
+  r = CliOnSocket(
+      {"verify", "--database", "mastodon_production", "--expected", Fixture("plain.sql")});
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text;
+  r = CliOnSocket({"verify", "--database", "mastodon_production", "--max-age", "1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.stdout_text, HasSubstr("FAIL max_age: newest status is"));
+
+  r = CliOnSocket({"ops", "list"});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_EQ(std::count(r.stdout_text.begin(), r.stdout_text.end(), '\n'), 6);
+  EXPECT_THAT(r.stdout_text, HasSubstr("rollback"));
+  std::string id = OperationId(r.stdout_text);
+  r = CliOnSocket({"ops", "show", id});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.stdout_text, HasSubstr("operation      " + id));
+}
+
+TEST_F(RestoreCliTest, MediaOnlyIntoTheAgentsMediaDir) {
+  const std::string media = dir_ + "/live/public/system";
+  StartAgent({"--allowed-root", MR_FIXTURE_DIR, "--media-dir", media});
+  CommandResult r =
+      CliOnSocket({"restore", "--media-only", "--exclude-cache", Fixture("source_install.tar.gz")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("media          2 files written"));
+  struct stat st;
+  EXPECT_EQ(::stat((media + "/media_attachments/files/109/000/001/original/cat.jpg").c_str(), &st),
+            0);
+  EXPECT_NE(::stat((media + "/cache").c_str(), &st), 0);
+  r = CliOnSocket({"restore", "--media-only", "--exclude-cache", Fixture("source_install.tar.gz")});
+  ASSERT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.stdout_text, HasSubstr("0 files written (0 B), 2 unchanged"));
+  // Only the agent's media directory may be written.
+  r = CliOnSocket(
+      {"restore", "--media-only", "--media-dir", "/etc", Fixture("source_install.tar.gz")});
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_THAT(r.stderr_text, HasSubstr("is not the agent's media directory"));
+  r = CliOnSocket({"restore", "--media-only", "--media-dir", media + "/../../../x",
+                   Fixture("source_install.tar.gz")});
+  EXPECT_EQ(r.exit_code, 7);
+}
+
+TEST_F(DetectCliTest, EmbeddedRuntimeRestoresWithoutAnyServerSetUp) {
+  StartAgent({"--runtime", "embedded", "--allowed-root", MR_FIXTURE_DIR});
+  CommandResult r = CliOnSocket({"--timeout", "120s", "restore", "--db-only", "--target-db",
+                                 "mastodon_production", Fixture("plain.sql.zst")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("verification   passed"));
+  const std::string socket = dir_ + "/state.postgres/sockets/.s.PGSQL.5432";
+  struct stat st;
+  ASSERT_EQ(::stat(socket.c_str(), &st), 0);
+  // SIGTERM stops the agent's PostgreSQL too.
+  agent_->Signal(SIGTERM);
+  ASSERT_TRUE(agent_->Wait(absl::Seconds(60)).has_value());
+  agent_.reset();
+  EXPECT_NE(::stat(socket.c_str(), &st), 0);
+  // A restarted agent finds its data again; after a SIGKILL it adopts the
+  // server still running.
+  StartAgent({"--runtime", "embedded", "--allowed-root", MR_FIXTURE_DIR});
+  r = CliOnSocket(
+      {"verify", "--database", "mastodon_production", "--expected", Fixture("plain.sql")});
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text;
+  agent_->Signal(SIGKILL);
+  agent_->Wait(absl::Seconds(10));
+  agent_.reset();
+  StartAgent({"--runtime", "embedded", "--allowed-root", MR_FIXTURE_DIR});
+  r = CliOnSocket({"verify", "--database", "mastodon_production"});
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text;
+  agent_->Signal(SIGTERM);
+  ASSERT_TRUE(agent_->Wait(absl::Seconds(60)).has_value());
+  agent_.reset();
+  EXPECT_NE(::stat(socket.c_str(), &st), 0);
+}
+
+TEST_F(RestoreCliTest, JsonEventsAndABrokenDump) {
+  StartRestoreAgent();
+  CommandResult r = CliOnSocket(
+      {"--json", "restore", "--db-only", "--jobs", "1", "--target-db", "m", Fixture("plain.sql")});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  std::vector<std::string> lines = absl::StrSplit(r.stdout_text, '\n', absl::SkipEmpty());
+  ASSERT_GT(lines.size(), 5u);
+  v1::WatchOperationResponse last;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(lines.back(), &last).ok());
+  EXPECT_EQ(last.operation().state(), v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(last.operation().restore_report().rows(), 1503);
+  EXPECT_EQ(last.operation().restore_report().load_connections(), 1);
+  ASSERT_EQ(last.operation().restore_report().dump().tables_size(), 3);
+  EXPECT_EQ(last.operation().restore_report().dump().tables(2).table(), "public.statuses");
+  EXPECT_EQ(last.operation().restore_report().dump().tables(2).rows(), 1000);
+  EXPECT_EQ(last.event().sequence(), static_cast<int64_t>(lines.size()));
+
+  r = CliOnSocket({"restore", "--db-only", "--target-db", "m", Fixture("bad/cut_mid_copy.sql")});
+  EXPECT_EQ(r.exit_code, 4) << r.stdout_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("operation failed"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("(truncated?) (step load)"));
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM statuses", "m"), "1000");
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE '%__restore_%'"),
+            "0");
+
+  // The whole restore's plan, without running anything: no runtime here, so
+  // the app steps are skipped, saying why.
+  r = CliOnSocket({"restore", "--plan", "--target-db", "planned", Fixture("plain.sql")});
+  EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("plan of the restore into database:planned (nothing was "
+                                       "started):\n   1 open            open the source"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("   7 swap            swap the staging database in as "
+                                       "'planned'; keep the previous one\n"));
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("   - media           skipped: no media directory on this host\n"));
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("   - migrate         skipped: no Mastodon runtime on this host\n"));
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname = 'planned'"), "0");
+}
+
+TEST_F(RestoreCliTest, AgentKilledMidLoadLeavesNothingAfterRestart) {
+  ASSERT_OK(pg_->Exec("CREATE DATABASE big"));
+  ASSERT_OK(pg_->Exec(
+      "CREATE TABLE t (id bigint, s text); INSERT INTO t SELECT i, repeat(md5(i::text), 8) "
+      "FROM generate_series(1, 1500000) i",
+      "big"));
+  CommandSpec dump;
+  dump.argv = {pg_->bin_dir() + "/pg_dump", "-d", pg_->ConnInfo("big"), "-f", dir_ + "/big.sql"};
+  dump.env = {"PATH=/usr/bin:/bin"};
+  auto dumped = runner_->Run(dump, nullptr);
+  ASSERT_OK(dumped);
+  ASSERT_EQ(dumped->exit_code, 0) << dumped->stderr_text;
+
+  // The target comes with the request (no password in it): the agent keeps
+  // where the staging database lives and drops it after a crash.
+  StartAgent({"--allowed-root", dir_});
+  CommandResult r = CliOnSocket({"restore", "--db-only", "--detach", "--target-db", "big_copy",
+                                 "--target-conninfo", pg_->ConnInfo(), dir_ + "/big.sql"});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  const std::string id = OperationId(r.stdout_text);
+  ASSERT_FALSE(id.empty()) << r.stdout_text;
+  // Wait until the load runs into the staging database, then kill the agent.
+  bool loading = false;
+  for (int i = 0; i < 400 && !loading; ++i) {
+    r = CliOnSocket({"ops", "show", id});
+    loading = r.stdout_text.find("  load         running") != std::string::npos &&
+              *pg_->QueryValue(
+                  "SELECT count(*) FROM pg_database WHERE datname LIKE "
+                  "'big_copy__restore_%'") == "1";
+    if (!loading) absl::SleepFor(absl::Milliseconds(25));
+  }
+  ASSERT_TRUE(loading) << r.stdout_text;
+  agent_->Signal(SIGKILL);
+  agent_->Wait(absl::Seconds(10));
+  agent_.reset();
+  EXPECT_EQ(
+      *pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE 'big_copy__restore_%'"),
+      "1");
+
+  StartAgent({"--allowed-root", dir_});
+  r = CliOnSocket({"ops", "show", id});
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_THAT(r.stdout_text, HasSubstr("state          interrupted"));
+  // The record holds no secret: the request's conninfo had no password.
+  EXPECT_EQ(ReadFileOrEmpty(dir_ + "/state/operations/" + id + ".pb").find("password"),
+            std::string::npos);
+  // The leftover is dropped in the background after the agent started.
+  for (int i = 0; i < 400; ++i) {
+    if (ReadFileOrEmpty(log_file()).find("dropped a staging database") != std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE 'big_copy%'"),
+            "0");
+  EXPECT_THAT(ReadFileOrEmpty(log_file()), HasSubstr("dropped a staging database"));
+}
+
+TEST_F(RestoreCliTest, OneRestorePerDatabaseAndIdempotentRequestIds) {
+  ASSERT_OK(pg_->Exec("CREATE DATABASE big"));
+  ASSERT_OK(pg_->Exec(
+      "CREATE TABLE t (id bigint, s text); INSERT INTO t SELECT i, repeat(md5(i::text), 8) "
+      "FROM generate_series(1, 1000000) i",
+      "big"));
+  CommandSpec dump;
+  dump.argv = {pg_->bin_dir() + "/pg_dump", "-d", pg_->ConnInfo("big"), "-f", dir_ + "/big.sql"};
+  dump.env = {"PATH=/usr/bin:/bin"};
+  ASSERT_OK(runner_->Run(dump, nullptr));
+  StartRestoreAgent();
+  CommandResult first = CliOnSocket({"restore", "--db-only", "--detach", "--request-id", "req-1",
+                                     "--target-db", "copy", dir_ + "/big.sql"});
+  ASSERT_EQ(first.exit_code, 0) << first.stderr_text;
+  CommandResult again = CliOnSocket({"restore", "--db-only", "--detach", "--request-id", "req-1",
+                                     "--target-db", "copy", dir_ + "/big.sql"});
+  EXPECT_EQ(again.stdout_text, first.stdout_text);  // the same operation
+  CommandResult other = CliOnSocket({"restore", "--db-only", "--detach", "--request-id", "req-2",
+                                     "--target-db", "copy", dir_ + "/big.sql"});
+  EXPECT_EQ(other.exit_code, 5) << other.stdout_text;
+  EXPECT_THAT(other.stderr_text, HasSubstr("is running on database:copy"));
+  // Cancel the first one; it ends CANCELLED and leaves nothing.
+  const std::string id = OperationId(first.stdout_text);
+  EXPECT_EQ(CliOnSocket({"ops", "cancel", id}).exit_code, 0);
+  CommandResult watched = CliOnSocket({"ops", "watch", id});
+  EXPECT_EQ(watched.exit_code, 6) << watched.stdout_text;
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE 'copy%'"), "0");
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace mastodon_restore

@@ -1,0 +1,147 @@
+// End-to-end: verify-backup as docs/ci.md runs it, through the real CLI with
+// no agent beforehand: good, incomplete, truncated, stale and encrypted
+// backups, the JUnit and JSON reports.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "agent/common/subprocess.h"
+#include "tests/e2e/e2e_fixture.h"
+#include "tests/harness/status_matchers.h"
+
+namespace mastodon_restore {
+namespace e2e {
+namespace {
+
+using ::testing::HasSubstr;
+
+// verify-backup as docs/ci.md runs it: no agent beforehand, a private one
+// with its own PostgreSQL, a JUnit report.
+class VerifyBackupCliTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    RequireDumpFixtures();
+    StartPostgres();
+  }
+
+  void Run(const std::vector<std::string>& argv, const std::string& cwd = "") {
+    CommandSpec spec;
+    spec.argv = argv;
+    spec.env = {"PATH=/usr/bin:/bin"};
+    spec.cwd = cwd;
+    spec.timeout = absl::Minutes(2);
+    auto r = runner_->Run(spec, nullptr);
+    ASSERT_OK(r);
+    ASSERT_EQ(r->exit_code, 0) << absl::StrJoin(argv, " ") << ": " << r->stderr_text;
+  }
+
+  // A backup whose media_attachments rows reference files of its media tree.
+  void MakeBackup(const std::string& name, bool with_b_jpg, bool truncate_dump) {
+    const std::string dir = dir_ + "/" + name;
+    const std::string files = dir + "/public/system/media_attachments/files/";
+    std::filesystem::create_directories(files + "000/000/001/original");
+    std::ofstream(files + "000/000/001/original/a.png") << std::string(1000, 'a');
+    if (with_b_jpg) {
+      std::filesystem::create_directories(files + "109/123/456/789/012/345/original");
+      std::ofstream(files + "109/123/456/789/012/345/original/b.jpg") << std::string(2000, 'b');
+    }
+    std::ofstream(dir + "/.env.production") << "LOCAL_DOMAIN=ci.example\nDB_NAME=src\n";
+    Run({pg_->bin_dir() + "/pg_dump", "-d", pg_->ConnInfo("src"), "-f", dir + "/database.sql"});
+    if (truncate_dump) {
+      std::filesystem::resize_file(dir + "/database.sql",
+                                   std::filesystem::file_size(dir + "/database.sql") / 2);
+    }
+    Run({"tar", "-czf", dir_ + "/" + name + ".tar.gz", "-C", dir, "."});
+  }
+
+  CommandResult VerifyBackup(std::vector<std::string> args) {
+    args.insert(args.begin(), "verify-backup");
+    CommandSpec spec;
+    spec.argv = {MR_CLI_BIN};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.env = {"PATH=/usr/bin:/bin"};
+    spec.timeout = absl::Minutes(3);
+    auto r = runner_->Run(spec, nullptr);
+    EXPECT_OK(r);
+    return r.ok() ? *r : CommandResult();
+  }
+};
+
+TEST_F(VerifyBackupCliTest, GoodAndBrokenBackupsAsCiSeesThem) {
+  ASSERT_OK(pg_->Exec("CREATE DATABASE src"));
+  ASSERT_OK(pg_->Exec(
+      "CREATE TABLE schema_migrations (version varchar PRIMARY KEY);"
+      "INSERT INTO schema_migrations VALUES ('20260611150940');"
+      "CREATE TABLE statuses (id bigserial PRIMARY KEY, text text, created_at timestamptz "
+      "DEFAULT now());"
+      "INSERT INTO statuses (text) SELECT 'toot ' || i FROM generate_series(1, 100) i;"
+      "CREATE TABLE media_attachments (id bigint PRIMARY KEY, file_file_name varchar, "
+      "remote_url varchar);"
+      "INSERT INTO media_attachments VALUES (1, 'a.png', ''), (109123456789012345, 'b.jpg', "
+      "NULL), (7, 'remote.png', 'https://remote.example/remote.png');",
+      "src"));
+  MakeBackup("good", true, false);
+  MakeBackup("missing_media", false, false);
+  MakeBackup("truncated", true, true);
+
+  // A good backup: exit 0, every check in the JUnit report.
+  CommandResult r = VerifyBackup(
+      {"--local", "--max-age", "1", "--junit", dir_ + "/good.xml", dir_ + "/good.tar.gz"});
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("backup OK: " + dir_ +
+                                       "/good.tar.gz restores, all 9 "
+                                       "checks passed"));
+  std::string xml = ReadFileOrEmpty(dir_ + "/good.xml");
+  EXPECT_THAT(xml, HasSubstr("tests=\"10\" failures=\"0\""));
+  EXPECT_THAT(xml, HasSubstr("name=\"media_files\""));
+  EXPECT_THAT(xml, HasSubstr("2 local media files referenced, all present and readable"));
+  EXPECT_THAT(xml, HasSubstr("name=\"max_age\""));
+
+  // A media file the database references is not in the backup.
+  r = VerifyBackup({"--local", "--junit", dir_ + "/missing.xml", dir_ + "/missing_media.tar.gz"});
+  EXPECT_EQ(r.exit_code, 1) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("1 of 8 checks failed"));
+  xml = ReadFileOrEmpty(dir_ + "/missing.xml");
+  EXPECT_THAT(xml, HasSubstr("failures=\"1\""));
+  EXPECT_THAT(xml, HasSubstr("media_attachments/files/109/123/456/789/012/345/original/b.jpg "
+                             "missing"));
+
+  // A truncated dump does not restore.
+  r = VerifyBackup({"--local", "--junit", dir_ + "/truncated.xml", dir_ + "/truncated.tar.gz"});
+  EXPECT_EQ(r.exit_code, 4) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("does not restore"));
+  EXPECT_THAT(ReadFileOrEmpty(dir_ + "/truncated.xml"),
+              HasSubstr("<testcase classname=\"verify-backup\" name=\"restore\""));
+  EXPECT_THAT(ReadFileOrEmpty(dir_ + "/truncated.xml"), HasSubstr("<failure message="));
+
+  // Stale data: the newest status is older than allowed.
+  r = VerifyBackup({"--local", "--max-age", "1", Fixture("source_install.tar.gz")});
+  EXPECT_EQ(r.exit_code, 1) << r.stdout_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("FAIL max_age"));
+
+  // A wrong password, and the machine report.
+  r = VerifyBackup(
+      {"--local", "--password-file", Fixture("wrong-password.txt"), Fixture("secret.zip")});
+  EXPECT_EQ(r.exit_code, 4) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text + r.stderr_text, HasSubstr("wrong password"));
+  CommandSpec json;
+  json.argv = {MR_CLI_BIN, "--json", "verify-backup", "--local", dir_ + "/good.tar.gz"};
+  json.env = {"PATH=/usr/bin:/bin"};
+  json.timeout = absl::Minutes(3);
+  auto j = runner_->Run(json, nullptr);
+  ASSERT_OK(j);
+  EXPECT_EQ(j->exit_code, 0);
+  EXPECT_THAT(j->stdout_text, HasSubstr("\"passed\":true"));
+  EXPECT_THAT(j->stdout_text, HasSubstr("\"verify_result\""));
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace mastodon_restore
