@@ -17,6 +17,7 @@
 #include "agent/common/cancel_token.h"
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
+#include "agent/database/local_cluster.h"
 #include "agent/database/plain_loader.h"
 #include "mastodon/restore/v1/dump.pb.h"
 #include "mastodon/restore/v1/operation.pb.h"
@@ -57,7 +58,7 @@ struct DatabaseRestoreRequest {
   // Directory holding pg_restore binaries (normally /usr/lib/postgresql),
   // and the binary an archive-format dump is read with when the caller has
   // picked it already (PickPgRestore's; "": picked here).
-  std::string postgres_root = "/usr/lib/postgresql";
+  std::string postgres_root = kDefaultPostgresRoot;
   std::string pg_restore;
 };
 

@@ -21,8 +21,6 @@
 namespace mastodon_restore {
 namespace {
 
-constexpr char kPostgresRoot[] = "/usr/lib/postgresql";
-
 std::vector<std::string> ServerEnv() {
   return {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8", "LANG=C.UTF-8", "TZ=UTC"};
 }
@@ -126,13 +124,13 @@ absl::StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(
   }
   LocalClusterOptions opts = options;
   if (opts.bin_dir.empty()) {
-    std::vector<int> versions = InstalledPostgresVersions(env, kPostgresRoot, "postgres");
+    std::vector<int> versions = InstalledPostgresVersions(env, kDefaultPostgresRoot, "postgres");
     if (versions.empty()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("unable to start PostgreSQL: no server binaries under ", kPostgresRoot,
-                       " (install postgresql-15)"));
+          absl::StrCat("unable to start PostgreSQL: no server binaries under ",
+                       kDefaultPostgresRoot, " (install postgresql-15)"));
     }
-    opts.bin_dir = absl::StrCat(kPostgresRoot, "/", versions.back(), "/bin");
+    opts.bin_dir = absl::StrCat(kDefaultPostgresRoot, "/", versions.back(), "/bin");
   }
   if (::geteuid() == 0 && !opts.uid.has_value()) {
     return absl::InvalidArgumentError(

@@ -114,6 +114,10 @@ absl::StatusOr<std::string> CreateClusterBaseDir(const std::string& parent,
 // Quotes a libpq conninfo value: 'value' with backslash and quote escaped.
 std::string ConnInfoQuote(const std::string& value);
 
+// Where Debian installs PostgreSQL's binaries, one directory per major
+// (<root>/<major>/bin); the default of every `postgres_root`.
+inline constexpr char kDefaultPostgresRoot[] = "/usr/lib/postgresql";
+
 // Major versions with PostgreSQL binaries under `root` (normally
 // /usr/lib/postgresql), ascending, that have `program` in bin/.
 std::vector<int> InstalledPostgresVersions(Env* env, const std::string& root,

@@ -12,6 +12,7 @@
 #include "agent/app/runtime.h"
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
+#include "agent/database/local_cluster.h"
 #include "agent/database/pg_session.h"
 
 namespace mastodon_restore {
@@ -40,7 +41,7 @@ struct JobEnv {
   std::string media_dir;
   // Where PostgreSQL's client binaries are installed, one directory per
   // major (<root>/<major>/bin/pg_restore).
-  std::string postgres_root = "/usr/lib/postgresql";
+  std::string postgres_root = kDefaultPostgresRoot;
 
   // The runtime in use, or null.
   const Runtime* app_runtime() const { return runtime != nullptr ? runtime->runtime : nullptr; }

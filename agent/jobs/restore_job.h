@@ -41,6 +41,7 @@
 #include "agent/app/runtime.h"
 #include "agent/archive/source_walker.h"
 #include "agent/database/database_restore.h"
+#include "agent/database/local_cluster.h"
 #include "agent/inventory/inspector.h"
 #include "agent/jobs/job_env.h"
 #include "agent/jobs/scan.h"
@@ -80,7 +81,7 @@ struct RestoreJobInput {
   // tootctl --concurrency when the request gives none.
   int default_concurrency = 5;
   // pg_restore binaries (normally /usr/lib/postgresql).
-  std::string postgres_root = "/usr/lib/postgresql";
+  std::string postgres_root = kDefaultPostgresRoot;
 };
 
 // One step of the plan.

@@ -73,7 +73,7 @@ v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env, abs
 
   v1::PostgresInfo* pg = info.mutable_postgres();
   pg->set_client_version(FormatPostgresVersion(PQlibVersion()));
-  for (int major : InstalledPostgresVersions(env, "/usr/lib/postgresql", "pg_restore")) {
+  for (int major : InstalledPostgresVersions(env, kDefaultPostgresRoot, "pg_restore")) {
     pg->add_pg_restore_versions(major);
   }
   pg->set_server_error("no target server configured");
