@@ -6,7 +6,6 @@
 #include "absl/time/clock.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/pg_connection.h"
-#include "agent/database/server_queries.h"
 #include "agent/database/target_ops.h"
 #include "agent/jobs/targets.h"
 #include "agent/operations/redact.h"
@@ -614,83 +613,6 @@ void RestoreJob::Report(const absl::Status& outcome) {
     for (const std::string& n : next) r->add_next_steps(n);
   });
   if (Planned("report")) op_->StepFinished("report", v1::STEP_STATE_SUCCEEDED, "");
-}
-
-namespace {
-
-// The restore's actions on the real host.
-class HostRestoreActions : public RestoreActions {
- public:
-  explicit HostRestoreActions(const JobEnv& env) : env_(env) {}
-
-  absl::StatusOr<OpenedBackup> Open(const std::string& path, const SourceOptions& source,
-                                    const InspectOptions& options) override {
-    return OpenBackup(path, source, options, env_.runner);
-  }
-  absl::StatusOr<std::string> ClusterDatabase(const v1::DumpInfo& dump,
-                                              const std::string& source_db, const std::string& path,
-                                              const SourceOptions& source,
-                                              const InspectOptions& options) override {
-    return ClusterDatabaseToRestore(dump, source_db, path, source, options, env_.runner);
-  }
-  absl::StatusOr<ServerFacts> ProbeServer(const std::string& conninfo) override {
-    ASSIGN_OR_RETURN(RestoreServerFacts facts, ReadRestoreServerFacts(env_.pg, conninfo));
-    ServerFacts out;
-    out.major = facts.server_version / 10000;
-    out.version = absl::StrCat(out.major, ".", facts.server_version % 10000);
-    out.user = facts.user;
-    out.may_create_databases = facts.may_create_databases;
-    out.data_directory = facts.data_directory;
-    return out;
-  }
-  absl::StatusOr<DatabaseRestoreResult> Stage(const DatabaseRestoreRequest& request) override {
-    return StageDatabase(request, env_.runner, env_.env);
-  }
-  absl::Status Verify(const DatabaseRestoreRequest& request,
-                      DatabaseRestoreResult* result) override {
-    return VerifyStaged(request, result);
-  }
-  absl::Status Swap(const DatabaseRestoreRequest& request, DatabaseRestoreResult* result) override {
-    return SwapInStaged(request, env_.env, result);
-  }
-  void DropStaging(const std::string& conninfo, const std::string& staging_database) override {
-    DropStaged(conninfo, staging_database);
-  }
-  absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& options) override {
-    return ::mastodon_restore::RestoreMedia(options, env_.runner, env_.env);
-  }
-  absl::Status ControlServices(const Runtime& runtime, bool start,
-                               const TaskContext& ctx) override {
-    return ::mastodon_restore::ControlServices(runtime, start, WithRunner(ctx));
-  }
-  absl::StatusOr<EnvInstallResult> InstallEnv(const Runtime& runtime, const std::string& backup_env,
-                                              const std::string& tag) override {
-    return InstallEnvFile(runtime, backup_env, tag, env_.env);
-  }
-  absl::StatusOr<v1::DbMigrateResult> Migrate(const Runtime& runtime, const AppDatabase& db,
-                                              const TaskContext& ctx) override {
-    return RunDbMigrate(runtime, v1::MIGRATION_PHASE_ALL, db, WithRunner(ctx));
-  }
-  absl::StatusOr<v1::TootctlResult> Tootctl(const Runtime& runtime,
-                                            const std::vector<std::string>& args,
-                                            const TaskContext& ctx) override {
-    return RunTootctl(runtime, args, WithRunner(ctx));
-  }
-
- private:
-  TaskContext WithRunner(TaskContext ctx) const {
-    ctx.runner = env_.runner;
-    ctx.env = env_.env;
-    ctx.pg = env_.pg;
-    return ctx;
-  }
-  const JobEnv env_;
-};
-
-}  // namespace
-
-std::unique_ptr<RestoreActions> NewRestoreActions(const JobEnv& env) {
-  return std::make_unique<HostRestoreActions>(env);
 }
 
 absl::StatusOr<PreparedRestore> PrepareRestore(const std::string& request_id,
