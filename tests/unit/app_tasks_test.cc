@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/harness/fake_env.h"
+#include "tests/harness/recording_reporter.h"
 #include "tests/harness/scripted_pg.h"
 #include "tests/harness/status_matchers.h"
 
@@ -70,14 +71,7 @@ class FakeRunner : public CommandRunner {
   }
 };
 
-class SilentReporter : public ProgressReporter {
- public:
-  void StepStarted(const std::string&) override {}
-  void StepProgress(const std::string&, int64_t, int64_t, const std::string&,
-                    const std::string&) override {}
-  void StepFinished(const std::string&, v1::StepState, const std::string&) override {}
-  void Log(v1::Severity, const std::string&, const std::string&) override {}
-};
+using ::mastodon_restore::testing::RecordingReporter;
 
 AppDatabase Db() {
   AppDatabase db;
@@ -103,7 +97,7 @@ class AppTasksPgTest : public ::testing::Test {
   ScriptedPgConnector connector_{&script_};
   FakeRunner runner_;
   FakeEnv env_;
-  SilentReporter reporter_;
+  RecordingReporter reporter_;
   FakeRuntime runtime_;
 };
 

@@ -12,6 +12,7 @@
 #include "agent/app/app_tasks.h"
 #include "tests/harness/fake_command_runner.h"
 #include "tests/harness/fake_env.h"
+#include "tests/harness/recording_reporter.h"
 #include "tests/harness/status_matchers.h"
 
 namespace mastodon_restore {
@@ -33,14 +34,7 @@ constexpr char kDir[] = "/opt/mastodon";
 constexpr char kFile[] = "/opt/mastodon/docker-compose.yml";
 constexpr char kInspectFormat[] = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}";
 
-class NullReporter : public ProgressReporter {
- public:
-  void StepStarted(const std::string&) override {}
-  void StepProgress(const std::string&, int64_t, int64_t, const std::string&,
-                    const std::string&) override {}
-  void StepFinished(const std::string&, v1::StepState, const std::string&) override {}
-  void Log(v1::Severity, const std::string&, const std::string&) override {}
-};
+using ::mastodon_restore::testing::RecordingReporter;
 
 class ComposeRuntimeTest : public ::testing::Test {
  protected:
@@ -70,7 +64,7 @@ class ComposeRuntimeTest : public ::testing::Test {
   HostLayout layout_;  // the real locations
   FakeEnv env_;
   FakeCommandRunner runner_;
-  NullReporter reporter_;
+  RecordingReporter reporter_;
 };
 
 TEST_F(ComposeRuntimeTest, IsDetectedByAComposeFileThatRunsTheMastodonImage) {

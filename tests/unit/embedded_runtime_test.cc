@@ -24,6 +24,7 @@
 #include "agent/app/app_tasks.h"
 #include "tests/harness/fake_command_runner.h"
 #include "tests/harness/fake_env.h"
+#include "tests/harness/recording_reporter.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_postgres.h"
 
@@ -108,14 +109,7 @@ class FakePostgresSocket {
   std::thread thread_;
 };
 
-class NullReporter : public ProgressReporter {
- public:
-  void StepStarted(const std::string&) override {}
-  void StepProgress(const std::string&, int64_t, int64_t, const std::string&,
-                    const std::string&) override {}
-  void StepFinished(const std::string&, v1::StepState, const std::string&) override {}
-  void Log(v1::Severity, const std::string&, const std::string&) override {}
-};
+using ::mastodon_restore::testing::RecordingReporter;
 
 class EmbeddedRuntimeTest : public ::testing::Test {
  protected:
@@ -148,7 +142,7 @@ class EmbeddedRuntimeTest : public ::testing::Test {
   std::string dir_;
   FakeEnv env_;
   FakeCommandRunner runner_;
-  NullReporter reporter_;
+  RecordingReporter reporter_;
 };
 
 TEST_F(EmbeddedRuntimeTest, CreatesAndStartsAPrivateClusterAndServesIt) {

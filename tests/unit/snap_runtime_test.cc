@@ -12,6 +12,7 @@
 #include "agent/app/app_tasks.h"
 #include "tests/harness/fake_command_runner.h"
 #include "tests/harness/fake_env.h"
+#include "tests/harness/recording_reporter.h"
 #include "tests/harness/status_matchers.h"
 
 namespace mastodon_restore {
@@ -32,17 +33,7 @@ constexpr char kPath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin
 constexpr char kTootctl[] = "/snap/bin/mastodon-server.tootctl";
 constexpr char kDbMigrate[] = "/snap/bin/mastodon-server.db-migrate";
 
-class NullReporter : public ProgressReporter {
- public:
-  void StepStarted(const std::string&) override {}
-  void StepProgress(const std::string&, int64_t, int64_t, const std::string&,
-                    const std::string&) override {}
-  void StepFinished(const std::string&, v1::StepState, const std::string&) override {}
-  void Log(v1::Severity, const std::string& message, const std::string&) override {
-    lines.push_back(message);
-  }
-  std::vector<std::string> lines;
-};
+using ::mastodon_restore::testing::RecordingReporter;
 
 class SnapRuntimeTest : public ::testing::Test {
  protected:
@@ -60,7 +51,7 @@ class SnapRuntimeTest : public ::testing::Test {
   HostLayout layout_;  // the real locations
   FakeEnv env_;
   FakeCommandRunner runner_;
-  NullReporter reporter_;
+  RecordingReporter reporter_;
 };
 
 TEST_F(SnapRuntimeTest, IsDetectedByItsTootctlWrapperAndWinsOverTheOthers) {

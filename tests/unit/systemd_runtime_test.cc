@@ -13,6 +13,7 @@
 #include "agent/app/app_tasks.h"
 #include "tests/harness/fake_command_runner.h"
 #include "tests/harness/fake_env.h"
+#include "tests/harness/recording_reporter.h"
 #include "tests/harness/status_matchers.h"
 
 namespace mastodon_restore {
@@ -36,14 +37,7 @@ constexpr char kAppPath[] =
 constexpr char kLive[] = "/home/mastodon/live";
 constexpr char kEnvFile[] = "/home/mastodon/live/.env.production";
 
-class NullReporter : public ProgressReporter {
- public:
-  void StepStarted(const std::string&) override {}
-  void StepProgress(const std::string&, int64_t, int64_t, const std::string&,
-                    const std::string&) override {}
-  void StepFinished(const std::string&, v1::StepState, const std::string&) override {}
-  void Log(v1::Severity, const std::string&, const std::string&) override {}
-};
+using ::mastodon_restore::testing::RecordingReporter;
 
 class SystemdRuntimeTest : public ::testing::Test {
  protected:
@@ -71,7 +65,7 @@ class SystemdRuntimeTest : public ::testing::Test {
   HostLayout layout_;  // the real locations
   FakeEnv env_;
   FakeCommandRunner runner_;
-  NullReporter reporter_;
+  RecordingReporter reporter_;
 };
 
 TEST_F(SystemdRuntimeTest, IsDetectedByTheInstallAndItsUnitsAndWinsOverCompose) {
