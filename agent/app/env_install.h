@@ -34,7 +34,11 @@ struct EnvInstallResult {
 // Writes MergeEnvFile(backup, current) to runtime.EnvFilePath() atomically
 // (mode 0640, or the old file's mode; the old file's owner, else the
 // media owner), keeping the old file as "<path>.before-restore-<tag>".
-// FAILED_PRECONDITION for a runtime without an env file (embedded).
+// FAILED_PRECONDITION for a runtime without an env file (embedded). The
+// directory is usually the app user's: both files go through
+// Env::WriteFileAtomic, so nothing planted there is written through, and an
+// env file (or kept name) that is a symlink is FAILED_PRECONDITION with the
+// env file unchanged.
 absl::StatusOr<EnvInstallResult> InstallEnvFile(const Runtime& runtime, absl::string_view backup,
                                                 const std::string& tag, Env* env);
 

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <sched.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -22,6 +23,102 @@
 
 namespace mastodon_restore {
 namespace {
+
+// Writes all of `data` to `fd`.
+bool WriteAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// A temp file name nobody can predict: ".<name>.<16 hex digits>.tmp".
+absl::StatusOr<std::string> UnpredictableTempName(const std::string& name) {
+  uint64_t r = 0;
+  ssize_t got;
+  do {
+    got = ::getrandom(&r, sizeof(r), 0);
+  } while (got < 0 && errno == EINTR);
+  if (got != static_cast<ssize_t>(sizeof(r))) {
+    return ErrnoError(got < 0 ? errno : EIO, "draw a temp file name for", name);
+  }
+  return absl::StrCat(".", name, ".", absl::Hex(r, absl::kZeroPad16), ".tmp");
+}
+
+// See Env::WriteFileAtomic. Everything happens below one descriptor of the
+// directory (opened without following a symlink in its last component), so
+// a name planted or swapped by someone who can write the directory is never
+// followed: the temp file is created O_EXCL|O_NOFOLLOW under a random name
+// and renamed within the directory.
+absl::Status WriteFileAtomically(const std::string& path, const std::string& data, mode_t mode) {
+  const size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (name.empty() || name == "." || name == "..") {
+    return UnableTo(absl::StatusCode::kInvalidArgument, "write", path, "not a file name");
+  }
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd < 0) {
+    if (errno == ELOOP || errno == ENOTDIR) {
+      return UnableTo(absl::StatusCode::kFailedPrecondition, "write", path,
+                      absl::StrCat("'", dir, "' is not a directory (a symlink is not followed)"));
+    }
+    return ErrnoError(errno, "open the directory of", path);
+  }
+  struct stat st;
+  if (::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+    ::close(dfd);
+    return UnableTo(absl::StatusCode::kFailedPrecondition, "write", path,
+                    "it is a symlink (refusing to replace what it points to)");
+  }
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
+    absl::StatusOr<std::string> drawn = UnpredictableTempName(name);
+    if (!drawn.ok()) {
+      ::close(dfd);
+      return drawn.status();
+    }
+    tmp = *std::move(drawn);
+    fd = ::openat(dfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno != EEXIST) break;
+  }
+  if (fd < 0) {
+    int err = errno;
+    ::close(dfd);
+    return ErrnoError(err, "create a temp file for", path);
+  }
+  const std::string shown_tmp = absl::StrCat(dir, "/", tmp);
+  auto fail = [&](int err, absl::string_view verb, const std::string& object) {
+    if (fd >= 0) ::close(fd);
+    ::unlinkat(dfd, tmp.c_str(), 0);
+    ::close(dfd);
+    return ErrnoError(err, verb, object);
+  };
+  if (!WriteAll(fd, data)) return fail(errno, "write", shown_tmp);
+  // openat applied the umask; set the exact mode.
+  if (::fchmod(fd, mode) != 0) return fail(errno, "set the mode of", shown_tmp);
+  if (::fsync(fd) != 0) return fail(errno, "sync", shown_tmp);
+  if (::close(fd) != 0) {
+    fd = -1;
+    return fail(errno, "close", shown_tmp);
+  }
+  fd = -1;
+  if (::renameat(dfd, tmp.c_str(), dfd, name.c_str()) != 0) {
+    return fail(errno, "rename into place", path);
+  }
+  // Make the rename durable.
+  int err = ::fsync(dfd) == 0 ? 0 : errno;
+  ::close(dfd);
+  if (err != 0) return ErrnoError(err, "sync the directory of", path);
+  return absl::OkStatus();
+}
 
 class PosixEnvImpl : public Env {
  public:
@@ -153,42 +250,7 @@ class PosixEnvImpl : public Env {
 
   absl::Status WriteFileAtomic(const std::string& path, const std::string& data,
                                mode_t mode) override {
-    std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) return ErrnoError(errno, "create", tmp);
-    size_t off = 0;
-    while (off < data.size()) {
-      ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        int err = errno;
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        return ErrnoError(err, "write", tmp);
-      }
-      off += static_cast<size_t>(n);
-    }
-    if (::fchmod(fd, mode) != 0 || ::fsync(fd) != 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return ErrnoError(err, "sync", tmp);
-    }
-    ::close(fd);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      int err = errno;
-      ::unlink(tmp.c_str());
-      return ErrnoError(err, "rename into place", path);
-    }
-    // Make the rename durable.
-    std::string dir = path.substr(0, path.find_last_of('/'));
-    if (dir.empty()) dir = "/";
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-    return absl::OkStatus();
+    return WriteFileAtomically(path, data, mode);
   }
 };
 

@@ -52,7 +52,13 @@ class Env {
   virtual absl::Status SetOwner(const std::string& path, uid_t uid, gid_t gid) = 0;
   // The uid of user `name` in the host's user database, or NOT_FOUND.
   virtual absl::StatusOr<uid_t> UserId(const std::string& name) = 0;
-  // Writes `data` to `path` atomically (temp file, fsync, rename) with `mode`.
+  // Writes `data` to `path` atomically with `mode` (exactly, umask ignored):
+  // a temp file with an unpredictable name is created exclusively in the
+  // directory of `path` (O_EXCL|O_NOFOLLOW, nothing planted there is
+  // followed), synced, renamed over `path` and the directory synced; on any
+  // failure the temp file is removed and `path` is as it was. Safe in a
+  // directory that others can write. FAILED_PRECONDITION, nothing written,
+  // when `path` is a symlink or the last component of its directory is one.
   virtual absl::Status WriteFileAtomic(const std::string& path, const std::string& data,
                                        mode_t mode) = 0;
 };

@@ -13,6 +13,10 @@ namespace mastodon_restore {
 // - absl::Mutex deadlock detection off: Debian builds Abseil without NDEBUG,
 //   which leaves it on, and then every lock (gRPC takes them for every call
 //   and write) records its lock-order edges under one global lock.
+// - Never dumps core, and its /proc files (mem, environ, ...) belong to root
+//   with ptrace by other users refused (PR_SET_DUMPABLE 0, RLIMIT_CORE 0):
+//   its memory holds passphrases and conninfo. The limit is inherited by the
+//   commands it runs; the dumpable flag is reset by their execve.
 // Call before any thread starts.
 void SetUpAgentProcess();
 

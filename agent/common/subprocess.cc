@@ -606,10 +606,17 @@ absl::StatusOr<std::unique_ptr<Process>> PosixCommandRunner::Start(const Command
   if (devnull < 0) return ErrnoError(errno, "open", "/dev/null");
   int out = devnull;
   if (!spec.output_file.empty()) {
-    out = ::open(spec.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    // Not through a symlink: the file may sit in a directory its command's
+    // (unprivileged) user owns, e.g. the embedded cluster's postgres.log.
+    out = ::open(spec.output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
+                 0600);
     if (out < 0) {
       int err = errno;
       ::close(devnull);
+      if (err == ELOOP) {
+        return UnableTo(absl::StatusCode::kFailedPrecondition, "open", spec.output_file,
+                        "it is a symlink (refusing to follow it)");
+      }
       return ErrnoError(err, "open", spec.output_file);
     }
   }

@@ -59,7 +59,8 @@ struct CommandSpec {
   // that runs the command.
   std::function<void(absl::string_view line, bool from_stderr)> on_line;
   // For Start(): file that receives stdout and stderr (appended); empty:
-  // /dev/null.
+  // /dev/null. A symlink there is refused (FAILED_PRECONDITION), never
+  // followed.
   std::string output_file;
   // Bytes of each stream kept in CommandResult (the tail).
   size_t max_capture_bytes = 1 << 20;

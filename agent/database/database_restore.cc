@@ -400,10 +400,11 @@ absl::Status SwapInStaged(const DatabaseRestoreRequest& request, Env* env,
     ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
                      PgConnection::Connect(request.conninfo, "postgres"));
     TargetDatabases targets(admin.get());
-    // The live database is kept as <db>__previous_<time>.
+    // The live database is kept as <db>__previous_<time>[_<n>].
+    ASSIGN_OR_RETURN(std::string previous,
+                     targets.UnusedPreviousName(request.database, env->Now()));
     ASSIGN_OR_RETURN(result->previous_database,
-                     targets.SwapIn(request.database, result->staging_database,
-                                    PreviousDatabaseName(request.database, env->Now())));
+                     targets.SwapIn(request.database, result->staging_database, previous));
     result->database = request.database;
     if (request.drop_previous && !result->previous_database.empty()) {
       RETURN_IF_ERROR(targets.Drop(result->previous_database));
@@ -435,15 +436,16 @@ absl::StatusOr<v1::RollbackResult> RollbackDatabase(const std::string& conninfo,
   if (from.empty()) {
     ASSIGN_OR_RETURN(std::vector<std::string> kept, targets.ListPrevious(database));
     if (kept.empty()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "unable to roll back '", database, "': no '", database, "__previous_*' database kept"));
+      return absl::FailedPreconditionError(absl::StrCat("unable to roll back '", database,
+                                                        "': no '", PreviousDatabasePrefix(database),
+                                                        "*' database kept"));
     }
     from = kept.front();
-  } else if (!absl::StartsWith(from, database + "__previous_")) {
+  } else if (!absl::StartsWith(from, PreviousDatabasePrefix(database))) {
     return absl::InvalidArgumentError(absl::StrCat("unable to roll back '", database, "' to '",
                                                    from, "': not one of its previous databases"));
   }
-  std::string replaced = ReplacedDatabaseName(database, now);
+  ASSIGN_OR_RETURN(std::string replaced, targets.UnusedReplacedName(database, now));
   ASSIGN_OR_RETURN(std::string kept_as, targets.SwapIn(database, from, replaced));
   v1::RollbackResult result;
   result.set_restored_database(from);

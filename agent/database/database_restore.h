@@ -100,7 +100,8 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
 absl::Status VerifyStaged(const DatabaseRestoreRequest& request, DatabaseRestoreResult* result);
 
 // The third: swaps the staged database in ("swap" progress), keeping
-// the live one as <db>__previous_<time> (dropped with drop_previous). Fills
+// the live one as <db>__previous_<time>, or <db>__previous_<time>_<n> when
+// that name is taken (see PreviousDatabaseName; dropped with drop_previous). Fills
 // result->database and previous_database. On failure before the rename the
 // staging database is dropped and the live one is as it was.
 absl::Status SwapInStaged(const DatabaseRestoreRequest& request, Env* env,
@@ -109,8 +110,8 @@ absl::Status SwapInStaged(const DatabaseRestoreRequest& request, Env* env,
 // Drops a staging database that will not be swapped in. Best effort.
 void DropStaged(const std::string& conninfo, const std::string& staging_database);
 
-// Brings the newest "<database>__previous_*" back: the current live database
-// is kept as "<database>__replaced_<time>".
+// Brings `previous` (empty: the newest of TargetDatabases::ListPrevious) back:
+// the current live database is kept as "<database>__replaced_<time>[_<n>]".
 absl::StatusOr<mastodon::restore::v1::RollbackResult> RollbackDatabase(const std::string& conninfo,
                                                                        const std::string& database,
                                                                        const std::string& previous,

@@ -1,9 +1,11 @@
 #include "agent/database/target_ops.h"
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/common/errors.h"
+#include "agent/common/sha256.h"
 #include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
@@ -21,6 +23,27 @@ std::string Stamp(absl::Time when) {
   return absl::FormatTime("%Y%m%d%H%M%S", when, absl::UTCTimeZone());
 }
 
+// "__previous_" or "__replaced_", 14 digits of time, "_NN".
+constexpr size_t kKeptSuffixBytes = 11 + 14 + 3;
+
+// The live name as the head of a kept database's name (see
+// PreviousDatabaseName): whole when the longest suffix fits after it, else
+// cut and followed by "_" and 8 hex digits of its SHA-256.
+std::string KeptNameHead(const std::string& live) {
+  if (live.size() + kKeptSuffixBytes <= kMaxIdentifierBytes) return live;
+  size_t keep = kMaxIdentifierBytes - kKeptSuffixBytes - 9;
+  while (keep > 0 && (static_cast<unsigned char>(live[keep]) & 0xC0) == 0x80) --keep;
+  Sha256 hash;
+  hash.Update(live.data(), live.size());
+  return absl::StrCat(live.substr(0, keep), "_", absl::BytesToHexString(hash.Final().substr(0, 4)));
+}
+
+std::string KeptName(const std::string& live, absl::string_view kind, absl::Time when, int n) {
+  std::string name = absl::StrCat(KeptNameHead(live), kind, Stamp(when));
+  if (n > 1) absl::StrAppend(&name, "_", absl::Dec(n, absl::kZeroPad2));
+  return name;
+}
+
 absl::Status Annotated(const absl::Status& s, const std::string& verb, const std::string& object) {
   if (s.ok()) return s;
   return absl::Status(s.code(), absl::StrCat("unable to ", verb, " '", object, "': ", s.message()));
@@ -32,12 +55,40 @@ std::string StagingDatabaseName(const std::string& live, const std::string& oper
   return FitName(live, "__restore_" + operation_id);
 }
 
-std::string PreviousDatabaseName(const std::string& live, absl::Time when) {
-  return FitName(live, "__previous_" + Stamp(when));
+std::string PreviousDatabaseName(const std::string& live, absl::Time when, int n) {
+  return KeptName(live, "__previous_", when, n);
 }
 
-std::string ReplacedDatabaseName(const std::string& live, absl::Time when) {
-  return FitName(live, "__replaced_" + Stamp(when));
+std::string ReplacedDatabaseName(const std::string& live, absl::Time when, int n) {
+  return KeptName(live, "__replaced_", when, n);
+}
+
+std::string PreviousDatabasePrefix(const std::string& live) {
+  return absl::StrCat(KeptNameHead(live), "__previous_");
+}
+
+absl::StatusOr<std::string> TargetDatabases::UnusedName(const std::string& live, absl::Time when,
+                                                        std::string (*name)(const std::string& live,
+                                                                            absl::Time when,
+                                                                            int n)) {
+  for (int n = 1; n <= kMaxKeptPerSecond; ++n) {
+    std::string candidate = name(live, when, n);
+    ASSIGN_OR_RETURN(bool taken, Exists(candidate));
+    if (!taken) return candidate;
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "unable to keep database '", live, "': all ", kMaxKeptPerSecond, " names of ",
+      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", when, absl::UTCTimeZone()), " are taken"));
+}
+
+absl::StatusOr<std::string> TargetDatabases::UnusedPreviousName(const std::string& live,
+                                                                absl::Time when) {
+  return UnusedName(live, when, &PreviousDatabaseName);
+}
+
+absl::StatusOr<std::string> TargetDatabases::UnusedReplacedName(const std::string& live,
+                                                                absl::Time when) {
+  return UnusedName(live, when, &ReplacedDatabaseName);
 }
 
 absl::StatusOr<bool> TargetDatabases::Exists(const std::string& name) {
@@ -149,10 +200,12 @@ absl::StatusOr<std::string> TargetDatabases::SwapIn(const std::string& live,
 }
 
 absl::StatusOr<std::vector<std::string>> TargetDatabases::ListPrevious(const std::string& live) {
+  // Only names PreviousDatabaseName makes; bytewise order is their age.
   ASSIGN_OR_RETURN(PgRows rows,
                    admin_->Query("SELECT datname FROM pg_database WHERE left(datname, "
-                                 "length($1) + 11) = $1 || '__previous_' ORDER BY datname DESC",
-                                 {live}));
+                                 "length($1)) = $1 AND substr(datname, length($1) + 1) ~ "
+                                 "'^[0-9]{14}(_[0-9]{2})?$' ORDER BY datname COLLATE \"C\" DESC",
+                                 {PreviousDatabasePrefix(live)}));
   std::vector<std::string> out;
   for (const auto& row : rows.rows) out.push_back(row[0].value_or(""));
   return out;

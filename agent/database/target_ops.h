@@ -20,10 +20,23 @@ constexpr size_t kMaxIdentifierBytes = 63;
 
 // "<live>__restore_<op>", shortened to fit 63 bytes.
 std::string StagingDatabaseName(const std::string& live, const std::string& operation_id);
-// "<live>__previous_<YYYYMMDDHHMMSS>" (UTC), shortened to fit.
-std::string PreviousDatabaseName(const std::string& live, absl::Time when);
-// "<live>__replaced_<YYYYMMDDHHMMSS>", for the database a rollback replaces.
-std::string ReplacedDatabaseName(const std::string& live, absl::Time when);
+
+// How many databases of one live database may be kept in the same second
+// (the largest `n` of the two names below).
+constexpr int kMaxKeptPerSecond = 99;
+
+// "<live>__previous_<YYYYMMDDHHMMSS>" (UTC) for the first database kept in
+// that second, "<live>__previous_<YYYYMMDDHHMMSS>_<NN>" for the n-th
+// (2 <= n <= kMaxKeptPerSecond, two digits). Never longer than 63 bytes: a
+// live name too long for every such name is cut at a UTF-8 boundary and
+// followed by "_" and 8 hex digits of its SHA-256 (two long names with the
+// same beginning stay apart); the suffix is never cut. Names of one live
+// database sort bytewise in the order of (when, n).
+std::string PreviousDatabaseName(const std::string& live, absl::Time when, int n = 1);
+// "<live>__replaced_<...>" the same way, for the database a rollback replaces.
+std::string ReplacedDatabaseName(const std::string& live, absl::Time when, int n = 1);
+// What every PreviousDatabaseName(live, ...) begins with.
+std::string PreviousDatabasePrefix(const std::string& live);
 
 // The comment that marks a staging database, so that leftovers can be found.
 constexpr char kStagingComment[] = "mastodon-restore staging database";
@@ -54,7 +67,14 @@ class TargetDatabases {
   absl::StatusOr<std::string> SwapIn(const std::string& live, const std::string& staging,
                                      const std::string& previous);
 
-  // Databases "<live>__previous_*", newest first.
+  // The first PreviousDatabaseName(live, when, n), n = 1, 2, ..., that no
+  // database has (so two swaps in the same second do not collide);
+  // FAILED_PRECONDITION when all kMaxKeptPerSecond are taken.
+  absl::StatusOr<std::string> UnusedPreviousName(const std::string& live, absl::Time when);
+  // The same for ReplacedDatabaseName.
+  absl::StatusOr<std::string> UnusedReplacedName(const std::string& live, absl::Time when);
+
+  // The databases PreviousDatabaseName(live, ...) names, newest first.
   absl::StatusOr<std::vector<std::string>> ListPrevious(const std::string& live);
 
   // Staging databases (marked with kStagingComment) other than `keep`.
@@ -63,6 +83,9 @@ class TargetDatabases {
  private:
   absl::Status TerminateSessions(const std::string& name, absl::Duration timeout);
   absl::Status SetAllowConnections(const std::string& name, bool allow);
+  absl::StatusOr<std::string> UnusedName(const std::string& live, absl::Time when,
+                                         std::string (*name)(const std::string& live,
+                                                             absl::Time when, int n));
 
   PgSession* admin_;
 };

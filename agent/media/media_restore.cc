@@ -54,6 +54,8 @@ absl::Status MakeDirs(const std::string& base, const std::string& rel, std::opti
       }
       continue;
     }
+    // Directories never take their mode from the source: 0755 (less the
+    // umask), never writable by others.
     if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
       return ErrnoError(errno, "create directory", path);
     }
@@ -64,6 +66,15 @@ absl::Status MakeDirs(const std::string& base, const std::string& rel, std::opti
     }
   }
   return absl::OkStatus();
+}
+
+// The mode a media file gets from the mode its source recorded (0: none):
+// the owner's and the group's bits are kept, but never write for others and
+// never setuid, setgid or sticky, whatever the archive says; the owner may
+// always read it.
+mode_t MediaFileMode(uint32_t source_mode) {
+  if (source_mode == 0) return 0644;
+  return static_cast<mode_t>((source_mode & 0775) | 0400);
 }
 
 std::string HashFile(const std::string& path) {
@@ -158,8 +169,7 @@ class MediaVisitor : public SourceVisitor {
       written += static_cast<int64_t>(*n);
     }
     if (s.ok()) {
-      // No setuid/setgid/sticky bits; files stay readable by the app.
-      mode_t mode = file.mode != 0 ? ((file.mode & 0777) | 0400) : 0644;
+      const mode_t mode = MediaFileMode(file.mode);
       if (::fchmod(fd, mode) != 0) s = ErrnoError(errno, "set the mode of", staged);
       if (s.ok() && (o_.uid.has_value() || o_.gid.has_value()) &&
           ::fchown(fd, o_.uid.value_or(static_cast<uid_t>(-1)),

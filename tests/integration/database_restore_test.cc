@@ -364,6 +364,131 @@ TEST_F(DatabaseRestoreTest, DropPreviousAfterASuccessfulSwap) {
   for (const std::string& db : Databases()) EXPECT_EQ(db.find("__previous_"), std::string::npos);
 }
 
+// The real host with a clock that stands still: every swap "in the same
+// second".
+class StoppedClockEnv : public Env {
+ public:
+  explicit StoppedClockEnv(absl::Time now) : now_(now) {}
+  absl::Time Now() override { return now_; }
+  std::string Hostname() override { return base_->Hostname(); }
+  int Cpus() override { return base_->Cpus(); }
+  MemoryInfo Memory() override { return base_->Memory(); }
+  absl::StatusOr<int64_t> FreeBytes(const std::string& path) override {
+    return base_->FreeBytes(path);
+  }
+  absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir) override {
+    return base_->ListDir(dir);
+  }
+  bool IsExecutable(const std::string& path) override { return base_->IsExecutable(path); }
+  bool Exists(const std::string& path) override { return base_->Exists(path); }
+  absl::Status CreateDirs(const std::string& dir, mode_t mode, bool enforce_mode) override {
+    return base_->CreateDirs(dir, mode, enforce_mode);
+  }
+  absl::StatusOr<std::string> ReadFile(const std::string& path) override {
+    return base_->ReadFile(path);
+  }
+  absl::StatusOr<FileOwner> OwnerOf(const std::string& path) override {
+    return base_->OwnerOf(path);
+  }
+  absl::Status RemoveFile(const std::string& path) override { return base_->RemoveFile(path); }
+  absl::Status SetOwner(const std::string& path, uid_t uid, gid_t gid) override {
+    return base_->SetOwner(path, uid, gid);
+  }
+  absl::StatusOr<uid_t> UserId(const std::string& name) override { return base_->UserId(name); }
+  absl::Status WriteFileAtomic(const std::string& path, const std::string& data,
+                               mode_t mode) override {
+    return base_->WriteFileAtomic(path, data, mode);
+  }
+
+ private:
+  const absl::Time now_;
+  std::unique_ptr<Env> base_ = NewPosixEnv();
+};
+
+class SameSecondTest : public DatabaseRestoreTest {
+ protected:
+  const absl::Time now_ =
+      absl::FromCivil(absl::CivilSecond(2026, 12, 3, 14, 0, 0), absl::UTCTimeZone());
+  void SetUp() override {
+    DatabaseRestoreTest::SetUp();
+    env_ = std::make_unique<StoppedClockEnv>(now_);
+  }
+
+  std::string Accounts(const std::string& db) {
+    auto v = pg_->QueryValue(
+        "SELECT coalesce(string_agg(username, ',' ORDER BY id), '') FROM accounts "
+        "WHERE username LIKE 'marker-%'",
+        db);
+    EXPECT_OK(v);
+    return v.ok() ? *v : "";
+  }
+
+  // Three restores of `db` in one second, a marker row added to the live
+  // database after each of the first two; then two rollbacks in one second.
+  void SwapTwiceThenRollBackTwice(const std::string& db) {
+    ASSERT_OK(Restore(Request(kDir + "/plain.sql", db)));
+    ASSERT_OK(pg_->Exec("INSERT INTO accounts VALUES (98, 'marker-1', NULL)", db));
+    DatabaseRestoreRequest second = Request(kDir + "/plain.sql", db);
+    second.operation_id = "op2";
+    auto older = Restore(second);
+    ASSERT_OK(older);
+    ASSERT_OK(pg_->Exec("INSERT INTO accounts VALUES (99, 'marker-2', NULL)", db));
+    DatabaseRestoreRequest third = Request(kDir + "/plain.sql", db);
+    third.operation_id = "op3";
+    auto newer = Restore(third);
+    ASSERT_OK(newer);
+
+    EXPECT_EQ(older->previous_database, PreviousDatabaseName(db, now_));
+    EXPECT_EQ(newer->previous_database, PreviousDatabaseName(db, now_, 2));
+    EXPECT_NE(older->previous_database, newer->previous_database);
+    EXPECT_LE(older->previous_database.size(), kMaxIdentifierBytes);
+    EXPECT_LE(newer->previous_database.size(), kMaxIdentifierBytes);
+    EXPECT_THAT(Databases(),
+                ::testing::IsSupersetOf({db, older->previous_database, newer->previous_database}));
+    EXPECT_EQ(Accounts(older->previous_database), "marker-1");
+    EXPECT_EQ(Accounts(newer->previous_database), "marker-2");
+    EXPECT_EQ(Accounts(db), "");
+
+    // The newest previous database comes back first, then the older one.
+    auto rolled = RollbackDatabase(pg_->ConnInfo(), db, "", now_);
+    ASSERT_OK(rolled);
+    EXPECT_EQ(rolled->restored_database(), newer->previous_database);
+    EXPECT_EQ(rolled->replaced_database_renamed_to(), ReplacedDatabaseName(db, now_));
+    EXPECT_EQ(Accounts(db), "marker-2");
+    auto again = RollbackDatabase(pg_->ConnInfo(), db, "", now_);
+    ASSERT_OK(again);
+    EXPECT_EQ(again->restored_database(), older->previous_database);
+    EXPECT_EQ(again->replaced_database_renamed_to(), ReplacedDatabaseName(db, now_, 2));
+    EXPECT_EQ(Accounts(db), "marker-1");
+    EXPECT_THAT(StagingLeft(), IsEmpty());
+  }
+};
+
+TEST_F(SameSecondTest, TwoSwapsInOneSecondKeepBothAndRollbackTakesTheNewest) {
+  SwapTwiceThenRollBackTwice("mastodon_production");
+}
+
+TEST_F(SameSecondTest, ADatabaseNameOf63Bytes) {
+  const std::string db = "mastodon_production_" + std::string(43, 'x');
+  ASSERT_EQ(db.size(), kMaxIdentifierBytes);
+  // Another long name with the same beginning keeps previous databases of its
+  // own, which are never taken for this one's.
+  const std::string sibling = "mastodon_production_" + std::string(42, 'x') + "y";
+  ASSERT_OK(Restore(Request(kDir + "/plain.sql", sibling)));
+  DatabaseRestoreRequest sibling_again = Request(kDir + "/plain.sql", sibling);
+  sibling_again.operation_id = "op-sibling";
+  auto kept = Restore(sibling_again);
+  ASSERT_OK(kept);
+  ASSERT_NE(kept->previous_database, "");
+  EXPECT_NE(PreviousDatabasePrefix(db), PreviousDatabasePrefix(sibling));
+
+  SwapTwiceThenRollBackTwice(db);
+  // The third rollback finds nothing of its own to bring back.
+  EXPECT_THAT(RollbackDatabase(pg_->ConnInfo(), db, "", now_),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no '")));
+  EXPECT_THAT(Databases(), ::testing::Contains(kept->previous_database));
+}
+
 // Every failure leaves the live database as it was and no staging database.
 class RestoreFailureTest : public DatabaseRestoreTest {
  protected:
@@ -714,6 +839,41 @@ TEST(TargetNamesTest, FitThePostgresIdentifierLimit) {
   std::string long_name(80, 'x');
   EXPECT_EQ(StagingDatabaseName(long_name, "op-1").size(), 63u);
   EXPECT_EQ(PreviousDatabaseName("db", absl::FromUnixSeconds(0)), "db__previous_19700101000000");
+}
+
+TEST(TargetNamesTest, KeptNamesAreDistinctOrderedAndFitForLongNames) {
+  const absl::Time t = absl::FromUnixSeconds(0);
+  EXPECT_EQ(PreviousDatabaseName("db", t, 2), "db__previous_19700101000000_02");
+  EXPECT_EQ(ReplacedDatabaseName("db", t), "db__replaced_19700101000000");
+  EXPECT_EQ(ReplacedDatabaseName("db", t, 12), "db__replaced_19700101000000_12");
+  EXPECT_EQ(PreviousDatabasePrefix("db"), "db__previous_");
+  // Bytewise order is the order they were made in.
+  std::vector<std::string> made = {PreviousDatabaseName("db", t), PreviousDatabaseName("db", t, 2),
+                                   PreviousDatabaseName("db", t, 10),
+                                   PreviousDatabaseName("db", t, kMaxKeptPerSecond),
+                                   PreviousDatabaseName("db", t + absl::Seconds(1))};
+  EXPECT_TRUE(std::is_sorted(made.begin(), made.end()));
+
+  // A long live name is cut, never the suffix, and stays distinguishable.
+  const std::string a = std::string(63, 'a');
+  const std::string b = std::string(62, 'a') + "b";
+  for (int n : {1, 2, kMaxKeptPerSecond}) {
+    const std::string name = PreviousDatabaseName(a, t, n);
+    EXPECT_LE(name.size(), kMaxIdentifierBytes) << name;
+    EXPECT_THAT(name, ::testing::StartsWith(PreviousDatabasePrefix(a)));
+    EXPECT_THAT(name, ::testing::HasSubstr("__previous_19700101000000"));
+    EXPECT_NE(name, PreviousDatabaseName(b, t, n));
+  }
+  EXPECT_THAT(PreviousDatabaseName(a, t, kMaxKeptPerSecond),
+              ::testing::EndsWith("__previous_19700101000000_99"));
+  // Cut at a UTF-8 boundary: no half of a two-byte character.
+  std::string utf8 = "x";
+  for (int i = 0; i < 30; ++i) utf8 += "\xc3\xa9";  // "x" and "é" x 30: 61 bytes
+  const std::string prefix = PreviousDatabasePrefix(utf8);
+  EXPECT_LE(prefix.size() + 17, kMaxIdentifierBytes);
+  const size_t cut = prefix.find('_');
+  ASSERT_NE(cut, std::string::npos);
+  EXPECT_EQ(cut % 2, 1u) << prefix;  // "x" and whole "é"s
 }
 
 }  // namespace

@@ -238,6 +238,51 @@ TEST_F(MediaRestoreTest, MediaAreCopiedByteForByteWhateverTheyLookLike) {
   EXPECT_EQ(read("c.txt"), dump);
 }
 
+TEST_F(MediaRestoreTest, ModesFromTheArchiveAreNeverWorldWritableNorSetuid) {
+  // A tree with hostile modes, archived by the real tar tool.
+  const std::string src = work_ + "/modes-src";
+  const std::string files = src + "/system/media_attachments/files/1";
+  const std::string open_dir = src + "/system/accounts/avatars/7";
+  ASSERT_TRUE(std::filesystem::create_directories(files));
+  ASSERT_TRUE(std::filesystem::create_directories(open_dir));
+  auto put = [](const std::string& path, mode_t mode) {
+    std::ofstream(path, std::ios::binary) << "media";
+    ASSERT_EQ(::chmod(path.c_str(), mode), 0) << path;
+  };
+  put(files + "/open.png", 0777);
+  put(files + "/setuid.png", 04755);
+  put(files + "/group.png", 0664);
+  put(open_dir + "/a.png", 0640);
+  ASSERT_EQ(::chmod(open_dir.c_str(), 0777), 0);
+  const std::string tar = work_ + "/modes.tar";
+  CommandSpec spec;
+  spec.argv = {"tar", "-C", src, "-cf", tar, "system"};
+  spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
+  spec.timeout = absl::Minutes(1);
+  auto made = runner_->Run(spec, nullptr);
+  ASSERT_OK(made);
+  ASSERT_EQ(made->exit_code, 0) << made->stderr_text;
+
+  auto r = Restore(Options(tar));
+  ASSERT_OK(r);
+  EXPECT_EQ(r->files_written, 4);
+  auto mode_of = [](const std::string& path) -> mode_t {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) return 07777;
+    return st.st_mode & 07777;
+  };
+  EXPECT_EQ(mode_of(media_ + "/media_attachments/files/1/open.png"), 0775u);
+  EXPECT_EQ(mode_of(media_ + "/media_attachments/files/1/setuid.png"), 0755u);
+  EXPECT_EQ(mode_of(media_ + "/media_attachments/files/1/group.png"), 0664u);
+  EXPECT_EQ(mode_of(media_ + "/accounts/avatars/7/a.png"), 0640u);
+  for (const std::string& dir : {media_ + "/accounts/avatars/7", media_ + "/accounts/avatars",
+                                 media_ + "/media_attachments/files/1"}) {
+    const mode_t mode = mode_of(dir);
+    EXPECT_EQ(mode & (S_IWOTH | S_ISUID | S_ISGID | S_ISVTX), 0u)
+        << dir << " has mode " << std::oct << mode;
+  }
+}
+
 TEST_F(MediaRestoreTest, ASymlinkInsideTheMediaDirectoryIsNotFollowed) {
   const std::string outside = work_ + "/outside";
   ASSERT_TRUE(std::filesystem::create_directories(media_));

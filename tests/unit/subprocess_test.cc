@@ -149,6 +149,36 @@ TEST_F(SubprocessTest, StartedProcessCanBeSignalledAndWaited) {
   EXPECT_EQ(ended->term_signal, SIGTERM);
 }
 
+TEST_F(SubprocessTest, StartAppendsToTheOutputFileButNeverThroughASymlink) {
+  char tmpl[] = "/tmp/mr-subprocess-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  const std::string victim = dir + "/victim";
+  const std::string log = dir + "/postgres.log";
+  std::ofstream(victim) << "precious\n";
+  ASSERT_EQ(::symlink(victim.c_str(), log.c_str()), 0);
+  CommandSpec spec;
+  spec.argv = {"echo", "planted"};
+  spec.output_file = log;
+  EXPECT_THAT(runner_->Start(spec),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("symlink")));
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  };
+  EXPECT_EQ(read(victim), "precious\n");
+
+  // A regular file is appended to.
+  ASSERT_EQ(::unlink(log.c_str()), 0);
+  std::ofstream(log) << "before\n";
+  auto process = runner_->Start(spec);
+  ASSERT_OK(process);
+  auto ended = (*process)->Wait(absl::Seconds(10));
+  ASSERT_TRUE(ended.has_value());
+  EXPECT_EQ(read(log), "before\nplanted\n");
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(SubprocessTest, PseudoTerminalShowsATerminalAndSplitsProgressRedraws) {
   CommandSpec spec;
   // A program that prints progress only on a terminal and asks a question.
