@@ -109,6 +109,27 @@ absl::Status PgConnection::ResultStatus(PGresult* result, bool* copy_in) {
   return absl::InvalidArgumentError(text);
 }
 
+absl::Status PgConnection::RefuseCopyOut() {
+  // The server is told to stop; what it sent before it heard is read and
+  // dropped, so the connection leaves the copy state (libpq would otherwise
+  // answer every PQgetResult with the copy again).
+  {
+    std::lock_guard<std::mutex> lock(cancel_mu_);
+    char err[256];
+    if (cancel_ != nullptr) PQcancel(cancel_, err, sizeof(err));
+  }
+  char* data = nullptr;
+  while (PQgetCopyData(conn_, &data, /*async=*/0) > 0) {
+    PQfreemem(data);
+    data = nullptr;
+  }
+  last_error_ = PgError();
+  last_error_.sqlstate = "0A000";  // feature_not_supported
+  last_error_.message =
+      "COPY ... TO STDOUT sends data to the client, which a restore never reads: refused";
+  return absl::InvalidArgumentError(absl::StrCat("ERROR: ", last_error_.message));
+}
+
 absl::Status PgConnection::Exec(const std::string& sql) {
   last_error_ = PgError();
   if (!PQsendQuery(conn_, sql.c_str())) {
@@ -117,6 +138,13 @@ absl::Status PgConnection::Exec(const std::string& sql) {
   }
   absl::Status status;
   while (PGresult* r = PQgetResult(conn_)) {
+    const ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+      PQclear(r);
+      absl::Status refused = RefuseCopyOut();
+      if (status.ok()) status = refused;
+      continue;
+    }
     bool copy_in = false;
     absl::Status s = ResultStatus(r, &copy_in);
     PQclear(r);

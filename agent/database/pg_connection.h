@@ -66,6 +66,9 @@ class PgConnection : public PgSession {
  private:
   explicit PgConnection(PGconn* conn);
   absl::Status ResultStatus(PGresult* result, bool* copy_in);
+  // Ends a COPY TO STDOUT (or a replication stream) the server started:
+  // INVALID_ARGUMENT, and the connection usable again.
+  absl::Status RefuseCopyOut();
 
   PGconn* conn_;
   std::mutex cancel_mu_;

@@ -526,6 +526,29 @@ TEST_F(RestoreFailureTest, TruncatedPlainDumpMidCopy) {
   ExpectLiveUntouched();
 }
 
+// A dump that asks the server to send rows to the client (COPY ... TO
+// STDOUT) fails the restore at once; before, libpq's copy state was never
+// left and the agent spun at 100% CPU for ever.
+TEST_F(RestoreFailureTest, CopyToStdoutInTheDumpFailsTheRestoreInsteadOfHanging) {
+  std::string plain = ReadFile(kDir + "/plain.sql");
+  size_t at = plain.find("\nCREATE TABLE ");
+  ASSERT_NE(at, std::string::npos);
+  // Rows streamed as they are joined, about 10^10 of them: only the
+  // server's cancellation ends it.
+  plain.insert(at + 1,
+               "COPY (SELECT a.oid FROM pg_class a, pg_class b, pg_class c, pg_class d) "
+               "TO STDOUT;\n");
+  for (int jobs : {1, 2}) {
+    SCOPED_TRACE(absl::StrCat(jobs, " jobs"));
+    DatabaseRestoreRequest r = Second(WriteDump("copy_to_stdout.sql", plain));
+    r.jobs = jobs;
+    r.operation_id = absl::StrCat("op", jobs + 2);
+    EXPECT_THAT(Restore(r), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     AllOf(HasSubstr("TO STDOUT"), HasSubstr("refused"))));
+    ExpectLiveUntouched();
+  }
+}
+
 TEST_F(RestoreFailureTest, SqlErrorInPostDataNamesLineAndTocEntry) {
   std::string plain = ReadFile(kDir + "/plain.sql");
   size_t at = plain.find("--\n-- Name: statuses statuses_pkey;");
