@@ -6,6 +6,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace mastodon_restore {
 namespace {
@@ -141,11 +143,43 @@ std::string SecretFingerprint(absl::string_view value) {
 std::string RedactUrlPassword(absl::string_view url) {
   size_t scheme = url.find("://");
   if (scheme == absl::string_view::npos) return std::string(url);
-  size_t at = url.find('@', scheme + 3);
-  if (at == absl::string_view::npos) return std::string(url);
-  size_t colon = url.find(':', scheme + 3);
-  if (colon == absl::string_view::npos || colon > at) return std::string(url);
-  return absl::StrCat(url.substr(0, colon + 1), "***", url.substr(at));
+  const size_t host_start = scheme + 3;
+  // The authority ends at the path, the query or the fragment; the user
+  // info is what precedes its last '@' (a password may hold '@').
+  size_t authority_end = url.find_first_of("/?#", host_start);
+  if (authority_end == absl::string_view::npos) authority_end = url.size();
+  std::string out(url.substr(0, host_start));
+  const absl::string_view authority = url.substr(host_start, authority_end - host_start);
+  const size_t at = authority.rfind('@');
+  const size_t colon = authority.find(':');
+  if (at != absl::string_view::npos && colon != absl::string_view::npos && colon < at) {
+    absl::StrAppend(&out, authority.substr(0, colon + 1), "***", authority.substr(at));
+  } else {
+    absl::StrAppend(&out, authority);
+  }
+  // Query parameters that carry a password (libpq reads password= and
+  // sslpassword= there too).
+  absl::string_view rest = url.substr(authority_end);
+  const size_t query = rest.find('?');
+  if (query == absl::string_view::npos) return absl::StrCat(out, rest);
+  absl::StrAppend(&out, rest.substr(0, query + 1));
+  absl::string_view params = rest.substr(query + 1);
+  std::string fragment;
+  if (size_t hash = params.find('#'); hash != absl::string_view::npos) {
+    fragment = std::string(params.substr(hash));
+    params = params.substr(0, hash);
+  }
+  std::vector<std::string> kept;
+  for (absl::string_view param : absl::StrSplit(params, '&')) {
+    const size_t eq = param.find('=');
+    const std::string key = absl::AsciiStrToLower(param.substr(0, eq));
+    if (eq != absl::string_view::npos && absl::StrContains(key, "password")) {
+      kept.push_back(absl::StrCat(param.substr(0, eq + 1), "***"));
+    } else {
+      kept.push_back(std::string(param));
+    }
+  }
+  return absl::StrCat(out, absl::StrJoin(kept, "&"), fragment);
 }
 
 mastodon::restore::v1::EnvFileInfo SummarizeEnvFile(const ParsedEnvFile& env,

@@ -44,8 +44,9 @@ bool IsSecretKey(absl::string_view key);
 // First 8 hex digits of SHA-256 of `value`.
 std::string SecretFingerprint(absl::string_view value);
 
-// Removes the password of a postgres:// URL ("postgres://u:pw@h/db" ->
-// "postgres://u:***@h/db").
+// Removes the passwords of a postgres:// URL: the user info's
+// ("postgres://u:pw@h/db" -> "postgres://u:***@h/db", a password holding
+// '@' included) and those of query parameters (password=, sslpassword=).
 std::string RedactUrlPassword(absl::string_view url);
 
 // The API summary: key names, database and media settings (secrets

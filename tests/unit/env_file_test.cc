@@ -84,6 +84,21 @@ TEST(EnvFileTest, SecretKeys) {
   EXPECT_EQ(RedactUrlPassword("postgres://u@h/db"), "postgres://u@h/db");
 }
 
+TEST(EnvFileTest, UrlPasswordsAreRedactedWhereverTheUrlCarriesThem) {
+  EXPECT_EQ(RedactUrlPassword("postgres://u:hunter2@h:5432/db"), "postgres://u:***@h:5432/db");
+  // A password holding '@' (the user info ends at the last '@').
+  EXPECT_EQ(RedactUrlPassword("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+  // libpq also takes the password from the query string.
+  EXPECT_EQ(RedactUrlPassword("postgres://u@h/db?sslmode=require&password=hunter2"),
+            "postgres://u@h/db?sslmode=require&password=***");
+  EXPECT_EQ(RedactUrlPassword("postgresql:///db?host=/run/pg&PassWord=x&sslpassword=y#f"),
+            "postgresql:///db?host=/run/pg&PassWord=***&sslpassword=***#f");
+  // An '@' or ':' in the path or query is not user info.
+  EXPECT_EQ(RedactUrlPassword("postgres://h/db?application_name=a:b@c"),
+            "postgres://h/db?application_name=a:b@c");
+  EXPECT_EQ(RedactUrlPassword("not a url"), "not a url");
+}
+
 TEST(ConnInfoTest, PasswordsMakeAConnInfoSecret) {
   EXPECT_FALSE(ConnInfoHasPassword("host=/run/postgresql user=postgres dbname=x"));
   EXPECT_FALSE(ConnInfoHasPassword("postgresql://postgres@db:5432/mastodon"));
