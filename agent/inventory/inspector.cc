@@ -585,52 +585,6 @@ absl::StatusOr<DumpToRestore> DetectDumpToRestore(
 
 namespace {
 
-// Reads one file of a source.
-class FileReader : public SourceVisitor {
- public:
-  FileReader(std::string member, size_t max_bytes)
-      : member_(std::move(member)), max_bytes_(max_bytes) {}
-  Action OnFile(const SourceFile& file, ContentKind kind) override {
-    if (file.path == member_) return Action::kRead;
-    if (IsArchive(kind) && (file.path.empty() || absl::StartsWith(member_, file.path + "/"))) {
-      return Action::kDescend;
-    }
-    return Action::kSkip;
-  }
-  absl::Status OnData(const SourceFile& file, ContentKind, ByteStream* data) override {
-    std::string text;
-    RETURN_IF_ERROR(ReadUpTo(data, max_bytes_ + 1, &text));
-    if (text.size() > max_bytes_) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unable to read '", file.display, "': larger than ", max_bytes_, " bytes"));
-    }
-    content_ = std::move(text);
-    return absl::OkStatus();
-  }
-  void OnOther(const SourceFile&, const std::string&) override {}
-  bool Done() const override { return content_.has_value(); }
-  std::optional<std::string> content_;
-
- private:
-  const std::string member_;
-  const size_t max_bytes_;
-};
-
-}  // namespace
-
-absl::StatusOr<std::string> ReadFileInSource(const std::string& path, const std::string& member,
-                                             const SourceOptions& source, CommandRunner* runner,
-                                             size_t max_bytes) {
-  FileReader reader(member, max_bytes);
-  RETURN_IF_ERROR(WalkSource(path, source, runner, &reader));
-  if (!reader.content_.has_value()) {
-    return absl::NotFoundError(absl::StrCat("unable to find '", member, "' in '", path, "'"));
-  }
-  return *reader.content_;
-}
-
-namespace {
-
 // Reads every file below a media root to the end.
 class MediaLister : public SourceVisitor {
  public:

@@ -92,14 +92,6 @@ absl::StatusOr<DumpToRestore> DetectDumpToRestore(
     const std::string& path, const std::string& member, const std::string& source_db,
     const SourceOptions& source, const InspectOptions& options, CommandRunner* runner);
 
-// The content of the small file `member` (a path inside the source, as
-// BackupManifest names it, e.g. env_file.path) of the source at `path`.
-// NOT_FOUND when the source has no such file; INVALID_ARGUMENT when it is
-// larger than `max_bytes`.
-absl::StatusOr<std::string> ReadFileInSource(const std::string& path, const std::string& member,
-                                             const SourceOptions& source, CommandRunner* runner,
-                                             size_t max_bytes = 1 << 20);
-
 // The files of a backup's media tree, read to the end.
 struct MediaListing {
   std::string root;                     // as walked ("media.tar.gz/media")
