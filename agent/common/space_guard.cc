@@ -9,7 +9,8 @@
 namespace mastodon_restore {
 
 int64_t FloorBytes(const SpaceFloor& floor, int64_t total_bytes) {
-  const int64_t by_percent = total_bytes / 100 * std::max(0, floor.min_free_percent);
+  const int64_t percent = std::max(0, floor.min_free_percent);
+  const int64_t by_percent = total_bytes / 100 * percent + total_bytes % 100 * percent / 100;
   return std::max<int64_t>(0, std::min(floor.min_free_bytes, by_percent));
 }
 
