@@ -79,6 +79,12 @@ struct MediaLocation {
   std::optional<gid_t> gid;
   // "snap_daemon:root", "991:991", "mastodon".
   std::string owner;
+  // Set when `dir` was read from a file the app user can write (e.g.
+  // "PAPERCLIP_ROOT_PATH in /home/mastodon/live/.env.production", which a
+  // restored config may also have installed): the agent then writes there
+  // only when it lies inside a media root it was configured with
+  // (--media-root, --media-dir).
+  std::string from_app_file;
 };
 
 class Runtime {

@@ -29,7 +29,10 @@ absl::StatusOr<MediaLocation> SystemdRuntime::Media() const {
   auto env = ReadEnvFile(env_, EnvFile());
   if (env.ok()) {
     const std::string* root = env->Find("PAPERCLIP_ROOT_PATH");
-    if (root != nullptr && absl::StartsWith(*root, "/")) media.dir = *root;
+    if (root != nullptr && absl::StartsWith(*root, "/")) {
+      media.dir = *root;
+      media.from_app_file = absl::StrCat("PAPERCLIP_ROOT_PATH in ", EnvFile());
+    }
   }
   ASSIGN_OR_RETURN(FileOwner owner, env_->OwnerOf(layout_.app_dir));
   media.uid = owner.uid;

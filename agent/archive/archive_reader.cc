@@ -2,7 +2,11 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -13,11 +17,17 @@ namespace mastodon_restore {
 // The data of the current entry.
 class ArchiveReader::EntryStream : public ByteStream {
  public:
-  EntryStream(ArchiveReader* reader, std::string name) : reader_(reader), name_(std::move(name)) {}
+  EntryStream(ArchiveReader* reader, std::string name, int64_t declared)
+      : reader_(reader), name_(std::move(name)), declared_(declared) {}
   absl::StatusOr<size_t> Read(char* buf, size_t n) override {
     la_ssize_t r = archive_read_data(reader_->a_, buf, n);
     if (r >= 0) {
       bytes_ += r;
+      if (declared_ >= 0 && bytes_ > declared_) {
+        return UnableTo(absl::StatusCode::kInvalidArgument, "read", name_,
+                        absl::StrCat("the entry holds more than the ", declared_,
+                                     " bytes its header declares"));
+      }
       return static_cast<size_t>(r);
     }
     std::string why =
@@ -41,6 +51,7 @@ class ArchiveReader::EntryStream : public ByteStream {
  private:
   ArchiveReader* reader_;
   std::string name_;
+  const int64_t declared_;  // -1: unknown
   int64_t bytes_ = 0;
 };
 
@@ -64,6 +75,7 @@ ArchiveReader::ArchiveReader(struct archive* a, std::string name) : a_(a), name_
 
 ArchiveReader::~ArchiveReader() {
   if (a_ != nullptr) archive_read_free(a_);
+  if (own_fd_ >= 0) ::close(own_fd_);
 }
 
 absl::Status ArchiveReader::Error(const char* verb) const {
@@ -96,13 +108,19 @@ absl::StatusOr<std::unique_ptr<ArchiveReader>> ArchiveReader::OpenStream(
   return reader;
 }
 
-absl::StatusOr<std::unique_ptr<ArchiveReader>> ArchiveReader::OpenFile(
-    const std::string& path, const std::string& passphrase, bool allow_raw) {
+absl::StatusOr<std::unique_ptr<ArchiveReader>> ArchiveReader::OpenDescriptor(
+    int fd, const std::string& name, const std::string& passphrase, bool allow_raw) {
+  // A new open file description of the same file (the magic link names the
+  // open file itself, not a path), with an offset of its own.
+  const std::string self = absl::StrCat("/proc/self/fd/", fd);
+  int own = ::open(self.c_str(), O_RDONLY | O_CLOEXEC);
+  if (own < 0) return ErrnoError(errno, "reopen", name);
   struct archive* a = archive_read_new();
   SupportFormats(a, passphrase, allow_raw);
-  std::unique_ptr<ArchiveReader> reader(new ArchiveReader(a, path));
+  std::unique_ptr<ArchiveReader> reader(new ArchiveReader(a, name));
+  reader->own_fd_ = own;
   reader->has_passphrase_ = !passphrase.empty();
-  if (archive_read_open_filename(a, path.c_str(), kBufferSize) != ARCHIVE_OK) {
+  if (archive_read_open_fd(a, own, kBufferSize) != ARCHIVE_OK) {
     return reader->Error("open archive");
   }
   return reader;
@@ -146,8 +164,11 @@ absl::StatusOr<std::optional<ArchiveEntry>> ArchiveReader::Next() {
   entry.encrypted = archive_entry_is_encrypted(e) != 0;
   current_encrypted_ = entry.encrypted;
   current_path_ = entry.path;
+  // Raw streams have no header size; a directory's or link's is 0.
+  const int64_t declared =
+      entry.size_known && entry.is_regular && !is_raw() && !entry.is_hardlink ? entry.size : -1;
   data_ = std::make_unique<EntryStream>(
-      this, entry.path.empty() ? name_ : absl::StrCat(name_, "!/", entry.path));
+      this, entry.path.empty() ? name_ : absl::StrCat(name_, "!/", entry.path), declared);
   return std::optional<ArchiveEntry>(entry);
 }
 

@@ -41,10 +41,12 @@ class ArchiveReader {
   static absl::StatusOr<std::unique_ptr<ArchiveReader>> OpenStream(ByteStream* input,
                                                                    const std::string& passphrase,
                                                                    bool allow_raw);
-  // Reads the file at `path` (seekable: 7z works too).
-  static absl::StatusOr<std::unique_ptr<ArchiveReader>> OpenFile(const std::string& path,
-                                                                 const std::string& passphrase,
-                                                                 bool allow_raw);
+  // Reads the open regular file `fd` from its start (seekable: 7z works
+  // too) through a descriptor of its own (a fresh open of the same file via
+  // /proc/self/fd, so `fd`'s offset is left alone); nothing is resolved by
+  // path. `name` is for messages.
+  static absl::StatusOr<std::unique_ptr<ArchiveReader>> OpenDescriptor(
+      int fd, const std::string& name, const std::string& passphrase, bool allow_raw);
   ~ArchiveReader();
   ArchiveReader(const ArchiveReader&) = delete;
   ArchiveReader& operator=(const ArchiveReader&) = delete;
@@ -54,7 +56,9 @@ class ArchiveReader {
   absl::StatusOr<std::optional<ArchiveEntry>> Next();
 
   // The current entry's data; valid until Next(). Reading a wrongly or not
-  // decrypted entry fails with INVALID_ARGUMENT / FAILED_PRECONDITION.
+  // decrypted entry fails with INVALID_ARGUMENT / FAILED_PRECONDITION; an
+  // entry that produces more bytes than its header declared fails with
+  // INVALID_ARGUMENT (a hostile size is never trusted to bound the data).
   ByteStream* data();
 
   // True when the input was a lone compressed stream (format "raw").
@@ -74,6 +78,8 @@ class ArchiveReader {
   std::string name_;
   std::unique_ptr<EntryStream> data_;
   std::string current_path_;
+  // Descriptor OpenDescriptor reads (closed with the reader), or -1.
+  int own_fd_ = -1;
   // Read buffer for OpenStream.
   std::vector<char> buffer_;
   ByteStream* input_ = nullptr;

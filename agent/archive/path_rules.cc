@@ -82,6 +82,17 @@ absl::StatusOr<std::string> ResolveAllowedPath(const std::string& path,
       "); add --allowed-root to the agent"));
 }
 
+std::optional<std::string> ResolveInsideRoots(const std::string& path,
+                                              const std::vector<std::string>& roots) {
+  if (path.empty() || path[0] != '/') return std::nullopt;
+  const std::string resolved = ResolveExistingPrefix(path);
+  for (const std::string& root : roots) {
+    if (root.empty() || root[0] != '/') continue;
+    if (IsWithin(resolved, ResolveExistingPrefix(root))) return resolved;
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<std::string> NormalizeEntryPath(absl::string_view name) {
   if (absl::StartsWith(name, "/")) {
     return absl::InvalidArgumentError(absl::StrCat("absolute path '", name, "'"));

@@ -2,6 +2,7 @@
 #ifndef MR_AGENT_ARCHIVE_PATH_RULES_H_
 #define MR_AGENT_ARCHIVE_PATH_RULES_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,13 @@ bool IsWithin(absl::string_view path, absl::string_view root);
 // roots when it is outside them.
 absl::StatusOr<std::string> ResolveAllowedPath(const std::string& path,
                                                const std::vector<std::string>& roots);
+
+// Resolves `path` as far as it exists (symlinks followed; a missing rest
+// appended lexically) and returns the result when it lies inside one of
+// `roots` (each resolved too); nullopt when it does not, or when `path` is
+// not absolute. For write locations read from files others can write.
+std::optional<std::string> ResolveInsideRoots(const std::string& path,
+                                              const std::vector<std::string>& roots);
 
 // Normalises an archive entry name: strips "./" and duplicate slashes.
 // INVALID_ARGUMENT for an absolute path, a ".." component or an empty name.

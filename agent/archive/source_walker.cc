@@ -243,7 +243,8 @@ class Walker {
         }
         std::unique_ptr<ArchiveReader> reader;
         if (disk != nullptr) {
-          ASSIGN_OR_RETURN(reader, ArchiveReader::OpenFile(disk_path, options_.passphrase, false));
+          ASSIGN_OR_RETURN(reader, ArchiveReader::OpenDescriptor(disk->fd(), disk_path,
+                                                                 options_.passphrase, false));
         } else {
           ASSIGN_OR_RETURN(reader, ArchiveReader::OpenStream(&replay, options_.passphrase, false));
         }
@@ -253,7 +254,7 @@ class Walker {
         return WalkSevenZip(file, depth, root_level, disk, disk_path);
       case ContentKind::kAge:
       case ContentKind::kOpenPgp:
-        return WalkEncrypted(kind, file, depth, root_level, disk, disk_path);
+        return WalkEncrypted(kind, file, depth, root_level, disk);
       default: {
         SourceFile leaf = file;
         leaf.disk_file = file.containers.empty() ? disk : nullptr;
@@ -326,7 +327,7 @@ class Walker {
     bool encrypted = false;
     {
       ASSIGN_OR_RETURN(std::unique_ptr<ArchiveReader> probe,
-                       ArchiveReader::OpenFile(disk_path, "", false));
+                       ArchiveReader::OpenDescriptor(disk->fd(), disk_path, "", false));
       auto first = probe->Next();
       if (!first.ok()) {
         if (!MentionsEncryption(first.status().message())) return first.status();
@@ -337,22 +338,25 @@ class Walker {
     }
     if (!encrypted) {
       ASSIGN_OR_RETURN(std::unique_ptr<ArchiveReader> reader,
-                       ArchiveReader::OpenFile(disk_path, "", false));
+                       ArchiveReader::OpenDescriptor(disk->fd(), disk_path, "", false));
       return WalkArchive(reader.get(), file, depth + 1, root_level);
     }
     if (options_.passphrase.empty()) {
       return UnableTo(absl::StatusCode::kFailedPrecondition, "read", file.display,
                       "the 7z archive is encrypted: give its password");
     }
-    return WalkSevenZipProgram(file, depth, root_level, disk_path);
+    return WalkSevenZipProgram(file, depth, root_level, disk);
   }
 
   // Lists an encrypted 7z with the 7z program, then streams each file with
   // "7z x -so"; the password goes to 7z's prompt on stdin, never on argv.
+  // The archive is handed to 7z as the descriptor the walk opened
+  // (/proc/self/fd/3, type forced: the name says nothing), never its path.
   absl::Status WalkSevenZipProgram(const SourceFile& parent, int depth, bool root_level,
-                                   const std::string& disk_path) {
+                                   FileStream* disk) {
     CommandSpec list;
-    list.argv = {"7z", "l", "-slt", "-ba", "-sccUTF-8", "--", disk_path};
+    list.argv = {"7z", "l", "-t7z", "-slt", "-ba", "-sccUTF-8", "--", PassedFdPath(0)};
+    list.pass_fds = {disk->fd()};
     list.env = ToolEnv("/");
     list.stdin_data = options_.passphrase + "\n";
     list.timeout = absl::Minutes(10);
@@ -413,7 +417,9 @@ class Walker {
       }
       child.path = root_level ? *normalized : absl::StrCat(parent.path, "/", *normalized);
       CommandSpec extract;
-      extract.argv = {"7z", "x", "-so", "-bd", "-sccUTF-8", "--", disk_path, item.path};
+      extract.argv = {"7z",        "x",  "-t7z",          "-so",    "-bd",
+                      "-sccUTF-8", "--", PassedFdPath(0), item.path};
+      extract.pass_fds = {disk->fd()};
       extract.env = ToolEnv("/");
       extract.stdin_data = options_.passphrase + "\n";
       ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> data,
@@ -429,7 +435,7 @@ class Walker {
   }
 
   absl::Status WalkEncrypted(ContentKind kind, const SourceFile& file, int depth, bool root_level,
-                             FileStream* disk, const std::string& disk_path) {
+                             FileStream* disk) {
     const bool age = kind == ContentKind::kAge;
     const std::string layer = age ? "age" : "openpgp";
     if (disk == nullptr) {
@@ -446,7 +452,7 @@ class Walker {
                         "age-encrypted: give an age identity file (passphrase-encrypted age "
                         "files need a terminal and are not supported)");
       }
-      cmd.argv = {"age", "--decrypt", "-i", options_.age_identity_file, disk_path};
+      cmd.argv = {"age", "--decrypt", "-i", options_.age_identity_file, PassedFdPath(0)};
       cmd.env = ToolEnv("/");
     } else {
       if (options_.passphrase.empty() && options_.gpg_key_file.empty()) {
@@ -475,10 +481,12 @@ class Walker {
       }
       cmd.argv = {"gpg",           "--batch",         "--quiet",  "--no-tty",        "--homedir",
                   gpg_home->dir(), "--pinentry-mode", "loopback", "--passphrase-fd", "0",
-                  "--decrypt",     disk_path};
+                  "--decrypt",     PassedFdPath(0)};
       cmd.env = ToolEnv(gpg_home->dir());
       cmd.stdin_data = options_.passphrase + "\n";
     }
+    // The source goes to the program as the descriptor the walk opened.
+    cmd.pass_fds = {disk->fd()};
     auto decrypted = runner_->StartReading(cmd, "decrypt");
     if (!decrypted.ok()) {
       return UnableTo(

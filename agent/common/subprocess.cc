@@ -86,7 +86,7 @@ absl::StatusOr<ExecPlan> MakePlan(const CommandSpec& spec) {
 // Child side of fork(): async-signal-safe calls only.
 [[noreturn]] void ExecChild(const ExecPlan& plan, const CommandSpec& spec, int stdin_fd,
                             int stdout_fd, int stderr_fd, int error_pipe) {
-  auto fail = [error_pipe](int stage) {
+  auto fail = [&error_pipe](int stage) {
     int payload[2] = {stage, errno};
     ssize_t ignored = ::write(error_pipe, payload, sizeof(payload));
     (void)ignored;
@@ -99,6 +99,21 @@ absl::StatusOr<ExecPlan> MakePlan(const CommandSpec& spec) {
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
   ::signal(SIGPIPE, SIG_DFL);
   ::setsid();
+  // Passed descriptors: first copied above 3 + n (F_DUPFD never replaces an
+  // open descriptor), the error pipe too, then each put at 3 + i, so that
+  // no copy overwrites a descriptor still to be copied.
+  const int passed = static_cast<int>(spec.pass_fds.size());
+  int copies[64];
+  if (passed > 64) fail(1);
+  for (int i = 0; i < passed; ++i) {
+    copies[i] = ::fcntl(spec.pass_fds[static_cast<size_t>(i)], F_DUPFD_CLOEXEC, 3 + passed);
+    if (copies[i] < 0) fail(1);
+  }
+  if (passed > 0) {
+    int moved = ::fcntl(error_pipe, F_DUPFD_CLOEXEC, 3 + passed);
+    if (moved < 0) fail(1);
+    error_pipe = moved;
+  }
   if (::dup2(stdin_fd, 0) < 0 || ::dup2(stdout_fd, 1) < 0 || ::dup2(stderr_fd, 2) < 0) {
     fail(1);
   }
@@ -113,8 +128,11 @@ absl::StatusOr<ExecPlan> MakePlan(const CommandSpec& spec) {
   if (spec.parent_death_signal != 0) {
     ::prctl(PR_SET_PDEATHSIG, spec.parent_death_signal);
   }
+  for (int i = 0; i < passed; ++i) {
+    if (::dup2(copies[i], 3 + i) < 0) fail(1);  // without close-on-exec
+  }
   // Close every other descriptor (error_pipe is close-on-exec).
-  ::syscall(SYS_close_range, 3, error_pipe - 1, 0);
+  ::syscall(SYS_close_range, 3 + passed, error_pipe - 1, 0);
   ::syscall(SYS_close_range, error_pipe + 1, ~0U, 0);
   ::execve(plan.program.c_str(), plan.argv.data(), plan.envp.data());
   fail(4);
@@ -636,6 +654,8 @@ std::string CommandResult::Describe() const {
   }
   return absl::StrCat("exited with status ", exit_code, why);
 }
+
+std::string PassedFdPath(size_t index) { return absl::StrCat("/proc/self/fd/", 3 + index); }
 
 absl::StatusOr<std::string> FindProgram(absl::string_view program, absl::string_view path) {
   if (program.find('/') != absl::string_view::npos) {

@@ -39,6 +39,12 @@ struct CommandSpec {
   // StartReading only: streamed to the child's stdin by a feeder thread
   // (instead of stdin_data). Must outlive the returned stream.
   ByteStream* stdin_stream = nullptr;
+  // Open descriptors the child gets as its fds 3, 4, ... in this order (every
+  // other descriptor is closed): a file the agent opened and checked is
+  // handed over as PassedFdPath(i) ("/proc/self/fd/3"), never as a path the
+  // program would resolve again. The caller keeps them open until the
+  // child has started.
+  std::vector<int> pass_fds;
   // Killed (SIGTERM, then SIGKILL) when it runs longer. Default: no limit.
   absl::Duration timeout = absl::InfiniteDuration();
   // Time between SIGTERM and SIGKILL on timeout or cancellation.
@@ -119,6 +125,10 @@ class CommandRunner {
   virtual absl::StatusOr<std::unique_ptr<ByteStream>> StartReading(const CommandSpec& spec,
                                                                    const std::string& what) = 0;
 };
+
+// The path under which a child sees CommandSpec::pass_fds[index]
+// ("/proc/self/fd/<3 + index>").
+std::string PassedFdPath(size_t index);
 
 // The fork/exec implementation. Thread-safe.
 std::unique_ptr<CommandRunner> NewPosixCommandRunner();

@@ -11,6 +11,7 @@
 
 #include "agent/app/runtime.h"
 #include "agent/common/env.h"
+#include "agent/common/space_guard.h"
 #include "agent/common/subprocess.h"
 #include "agent/database/local_cluster.h"
 #include "agent/database/pg_session.h"
@@ -39,6 +40,12 @@ struct JobEnv {
   // The agent's --target-conninfo and --media-dir ("" when not set).
   std::string target_conninfo;
   std::string media_dir;
+  // The agent's --media-root directories: a media directory read from a
+  // file the app user can write is used only inside one of them (or inside
+  // media_dir).
+  std::vector<std::string> media_roots;
+  // Free space media restores leave on the media filesystem (--free-space-floor).
+  SpaceFloor space_floor;
   // Where PostgreSQL's client binaries are installed, one directory per
   // major (<root>/<major>/bin/pg_restore).
   std::string postgres_root = kDefaultPostgresRoot;

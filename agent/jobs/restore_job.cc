@@ -1,9 +1,16 @@
 #include "agent/jobs/restore_job.h"
 
+#include <climits>
+#include <cstdlib>
+#include <memory>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "agent/common/dir.h"
+#include "agent/common/space_guard.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/pg_connection.h"
 #include "agent/database/target_ops.h"
@@ -14,6 +21,50 @@ namespace mastodon_restore {
 namespace v1 = ::mastodon::restore::v1;
 
 namespace {
+
+// The free space of the server's filesystem while a load runs, when the
+// agent sees the server's data directory (a local server): every stretch
+// of loaded bytes it is looked at again (SpaceGuard), and below the floor
+// the load is stopped (through the operation's cancel token) and the step
+// fails with the guard's RESOURCE_EXHAUSTED. Called from the loader's
+// progress callback, possibly from several threads.
+class LoadSpaceWatch {
+ public:
+  // Null when the data directory is not reachable here.
+  static std::shared_ptr<LoadSpaceWatch> For(const std::string& data_directory,
+                                             const SpaceFloor& floor) {
+    if (data_directory.empty()) return nullptr;
+    char buf[PATH_MAX];
+    if (::realpath(data_directory.c_str(), buf) == nullptr) return nullptr;
+    absl::StatusOr<Dir> dir = Dir::OpenPath(buf);
+    if (!dir.ok()) return nullptr;
+    return std::shared_ptr<LoadSpaceWatch>(new LoadSpaceWatch(*std::move(dir), floor));
+  }
+  // `bytes`: the load's progress so far. False (and `cancel` cancelled)
+  // once the floor is near.
+  bool Loaded(int64_t bytes, CancelToken* cancel) {
+    absl::MutexLock lock(&mu_);
+    if (!status_.ok()) return false;
+    status_ = guard_.Reserve(std::max<int64_t>(0, bytes - seen_));
+    seen_ = std::max(seen_, bytes);
+    if (status_.ok()) return true;
+    cancel->Cancel();
+    return false;
+  }
+  absl::Status status() const {
+    absl::MutexLock lock(&mu_);
+    return status_;
+  }
+
+ private:
+  LoadSpaceWatch(Dir dir, const SpaceFloor& floor)
+      : dir_(std::move(dir)), guard_(SpaceGuard::ForDir(&dir_, floor)) {}
+  Dir dir_;
+  mutable absl::Mutex mu_;
+  SpaceGuard guard_;
+  int64_t seen_ = 0;
+  absl::Status status_;
+};
 
 // What the plan of a restore depends on, computed once from its input.
 struct PlanFacts {
@@ -415,8 +466,11 @@ absl::StatusOr<std::string> RestoreJob::LoadIntoStaging() {
   r.postgres_root = input_.postgres_root;
   r.pg_restore = pg_restore_;
   const v1::DumpInfo dump = *dump_;
-  r.progress = [this, dump, last = absl::InfinitePast()](const std::string& step,
-                                                         const LoadProgress& p) mutable {
+  std::shared_ptr<LoadSpaceWatch> space =
+      LoadSpaceWatch::For(server_.data_directory, input_.space_floor);
+  r.progress = [this, dump, space, last = absl::InfinitePast()](const std::string& step,
+                                                                const LoadProgress& p) mutable {
+    if (space != nullptr && step == "load") space->Loaded(p.bytes, &op_->cancel_token());
     if (step == "analyze") {
       op_->Log(v1::SEVERITY_INFO, "ANALYZE (planner statistics)", "load");
       return;
@@ -433,7 +487,10 @@ absl::StatusOr<std::string> RestoreJob::LoadIntoStaging() {
                       absl::StrCat(p.toc_entry.empty() ? "" : p.toc_entry + ", ", p.rows, " rows, ",
                                    p.statements, " statements"));
   };
-  ASSIGN_OR_RETURN(db_, actions_->Stage(r));
+  absl::StatusOr<DatabaseRestoreResult> staged = actions_->Stage(r);
+  // A load stopped for the server's disk says so, not "cancelled".
+  if (!staged.ok() && space != nullptr && !space->status().ok()) return space->status();
+  ASSIGN_OR_RETURN(db_, std::move(staged));
   server_.version = db_.target_server_version;
   return absl::StrCat(db_.load.rows, " rows in ", db_.load.table_rows.size(), " tables into ",
                       db_.staging_database);
@@ -469,6 +526,7 @@ absl::StatusOr<std::string> RestoreJob::RestoreMediaFiles() {
   o.source = source_;
   o.inventory = m.media();
   o.target_dir = input_.media_dir;
+  o.space_floor = input_.space_floor;
   o.uid = input_.media_uid;
   o.gid = input_.media_gid;
   o.exclude_cache = input_.options.exclude_cache();
@@ -645,6 +703,7 @@ absl::StatusOr<PreparedRestore> PrepareRestore(const std::string& request_id,
   if (in.restore_media) {
     ASSIGN_OR_RETURN(RestoreMediaTarget media, ResolveRestoreMedia(opts, env));
     in.media_dir = media.dir;
+    in.space_floor = env.space_floor;
     in.media_uid = media.uid;
     in.media_gid = media.gid;
   }

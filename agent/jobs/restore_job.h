@@ -76,6 +76,10 @@ struct RestoreJobInput {
   // owner of what is written there.
   bool restore_media = true;
   std::string media_dir;
+  // Free space a restore leaves on the media filesystem and, when the
+  // server's data directory is on this host, on the server's filesystem
+  // while the load runs.
+  SpaceFloor space_floor;
   std::optional<uid_t> media_uid;
   std::optional<gid_t> media_gid;
   // tootctl --concurrency when the request gives none.

@@ -98,6 +98,21 @@ absl::StatusOr<RestoreMediaTarget> ResolveRestoreMedia(const v1::RestoreOptions&
         "no media directory: start the agent with --media-dir or on a host with a Mastodon "
         "runtime");
   }
+  if (app_media.has_value() && !app_media->from_app_file.empty()) {
+    // A write location from a file the app user can write (or a restored
+    // config installed): only inside a root the operator configured.
+    std::vector<std::string> roots = env.media_roots;
+    if (!env.media_dir.empty()) roots.push_back(env.media_dir);
+    std::optional<std::string> inside = ResolveInsideRoots(root, roots);
+    if (!inside.has_value()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "refusing the media directory '", root, "' from ", app_media->from_app_file,
+          " (a file the app user can write): it is not inside a configured media root (",
+          roots.empty() ? "none" : absl::StrJoin(roots, ", "),
+          "); start the agent with --media-root DIR naming a directory that holds it"));
+    }
+    root = *inside;
+  }
   std::string media_dir = opts.media_dir().empty() ? root : opts.media_dir();
   auto normalized = NormalizeEntryPath(media_dir.substr(media_dir[0] == '/' ? 1 : 0));
   if (media_dir[0] != '/' || !normalized.ok() || !IsWithin("/" + *normalized, root)) {

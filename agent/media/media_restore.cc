@@ -1,7 +1,6 @@
 #include "agent/media/media_restore.h"
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/common/dir.h"
 #include "agent/common/errors.h"
 #include "agent/common/sha256.h"
 #include "agent/common/status_macros.h"
@@ -21,51 +21,33 @@ namespace mastodon_restore {
 namespace v1 = ::mastodon::restore::v1;
 namespace {
 
-int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
-  ::remove(path);
-  return 0;
-}
-
-void RemoveTree(const std::string& path) {
-  if (!path.empty() && path != "/") ::nftw(path.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 std::string Parent(const std::string& path) {
   size_t slash = path.find_last_of('/');
   return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-// Creates the directories of `rel` below `base` without following symlinks
-// (an existing symlink on the way is refused).
-absl::Status MakeDirs(const std::string& base, const std::string& rel, std::optional<uid_t> uid,
-                      std::optional<gid_t> gid) {
-  std::string path = base;
-  for (absl::string_view part : absl::StrSplit(rel, '/', absl::SkipEmpty())) {
-    path = absl::StrCat(path, "/", part);
-    struct stat st;
-    if (::lstat(path.c_str(), &st) == 0) {
-      if (S_ISLNK(st.st_mode)) {
-        return UnableTo(absl::StatusCode::kFailedPrecondition, "write into", path,
-                        "it is a symlink in the media directory (refusing to follow it)");
-      }
-      if (!S_ISDIR(st.st_mode)) {
-        return UnableTo(absl::StatusCode::kFailedPrecondition, "create directory", path,
-                        "a file is in the way");
-      }
-      continue;
-    }
-    // Directories never take their mode from the source: 0755 (less the
-    // umask), never writable by others.
-    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
-      return ErrnoError(errno, "create directory", path);
-    }
-    if ((uid.has_value() || gid.has_value()) &&
-        ::lchown(path.c_str(), uid.value_or(static_cast<uid_t>(-1)),
-                 gid.value_or(static_cast<gid_t>(-1))) != 0) {
-      return ErrnoError(errno, "set the owner of", path);
-    }
+std::string Basename(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
+
+// "a/b/c.png" -> {"a/b", "c.png"}.
+std::pair<std::string, std::string> SplitRel(const std::string& rel) {
+  size_t slash = rel.find_last_of('/');
+  if (slash == std::string::npos) return {"", rel};
+  return {rel.substr(0, slash), rel.substr(slash + 1)};
+}
+
+// Removes the staging directory `staging` (open, named `name` in `parent`):
+// its content through its own descriptor, then the name, only while it is
+// still this directory (something swapped in at the name is left alone).
+void RemoveStaging(const Dir& parent, const std::string& name, const Dir& staging) {
+  if (auto names = staging.List(); names.ok()) {
+    for (const std::string& n : *names) staging.RemoveTree(n).IgnoreError();
   }
-  return absl::OkStatus();
+  auto self = staging.StatSelf();
+  auto at_name = parent.Stat(name);
+  if (self.ok() && at_name.ok() && self->st_dev == at_name->st_dev &&
+      self->st_ino == at_name->st_ino) {
+    ::unlinkat(parent.fd(), name.c_str(), AT_REMOVEDIR);
+  }
 }
 
 // The mode a media file gets from the mode its source recorded (0: none):
@@ -77,24 +59,26 @@ mode_t MediaFileMode(uint32_t source_mode) {
   return static_cast<mode_t>((source_mode & 0775) | 0400);
 }
 
-std::string HashFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return "";
+std::string HashFile(const Dir& dir, const std::string& rel) {
+  absl::StatusOr<UniqueFd> fd = dir.OpenFile(rel);
+  if (!fd.ok()) return "";
   Sha256 hash;
   char buf[1 << 16];
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0) hash.Update(buf, static_cast<size_t>(n));
-  ::close(fd);
+  while ((n = ::read(fd->get(), buf, sizeof(buf))) > 0) hash.Update(buf, static_cast<size_t>(n));
   return hash.Final();
 }
 
 class MediaVisitor : public SourceVisitor {
  public:
-  MediaVisitor(const MediaRestoreOptions& options, std::string root, std::string staging,
-               int64_t total_files, int64_t total_bytes, MediaRestoreResult* result)
+  MediaVisitor(const MediaRestoreOptions& options, std::string root, const Dir* media,
+               const Dir* staging, SpaceGuard* space, int64_t total_files, int64_t total_bytes,
+               MediaRestoreResult* result)
       : o_(options),
         root_(std::move(root)),
-        staging_(std::move(staging)),
+        media_(media),
+        staging_(staging),
+        space_(space),
         total_files_(total_files),
         total_bytes_(total_bytes),
         result_(result) {}
@@ -126,9 +110,23 @@ class MediaVisitor : public SourceVisitor {
       return absl::CancelledError("media restore cancelled");
     }
     const std::string rel = *Relative(file.path);
-    const std::string target = absl::StrCat(o_.target_dir, "/", rel);
-    struct stat st;
-    const bool present = ::lstat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    const auto [dir_rel, name] = SplitRel(rel);
+    // What is present, looked at below the media directory's descriptor: a
+    // symlink on the way fails the restore here, before anything is moved.
+    bool present = false;
+    struct stat st {};
+    absl::StatusOr<Dir> target_dir = media_->OpenDir(dir_rel);
+    if (target_dir.ok()) {
+      absl::StatusOr<struct stat> found = target_dir->Stat(name);
+      if (found.ok()) {
+        st = *found;
+        present = S_ISREG(st.st_mode);
+      } else if (found.status().code() != absl::StatusCode::kNotFound) {
+        return found.status();
+      }
+    } else if (target_dir.status().code() != absl::StatusCode::kNotFound) {
+      return target_dir.status();
+    }
     if (present && !o_.verify_hash && file.stored_size >= 0 && st.st_size == file.stored_size &&
         file.mtime != 0 && st.st_mtime == file.mtime) {
       ++result_->files_skipped;
@@ -136,13 +134,10 @@ class MediaVisitor : public SourceVisitor {
       Report();
       return absl::OkStatus();
     }
-    // Write to the staging directory, hashing on the way.
-    size_t slash = rel.find_last_of('/');
-    RETURN_IF_ERROR(
-        MakeDirs(staging_, slash == std::string::npos ? "" : rel.substr(0, slash), o_.uid, o_.gid));
-    const std::string staged = absl::StrCat(staging_, "/", rel);
-    int fd = ::open(staged.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) return ErrnoError(errno, "create", staged);
+    // Write below the staging directory's descriptor, hashing on the way.
+    ASSIGN_OR_RETURN(Dir staged_dir, staging_->MakeDirs(dir_rel, 0755, o_.uid, o_.gid));
+    const std::string staged = staged_dir.PathOf(name);
+    ASSIGN_OR_RETURN(UniqueFd fd, staged_dir.CreateFile(name, 0600));
     Sha256 hash;
     std::vector<char> buf(1 << 20);
     int64_t written = 0;
@@ -154,10 +149,13 @@ class MediaVisitor : public SourceVisitor {
         break;
       }
       if (*n == 0) break;
+      // Free space on real bytes, whatever size the source declared.
+      s = space_->Reserve(static_cast<int64_t>(*n));
+      if (!s.ok()) break;
       if (o_.verify_hash) hash.Update(buf.data(), *n);
       size_t off = 0;
       while (off < *n) {
-        ssize_t w = ::write(fd, buf.data() + off, *n - off);
+        ssize_t w = ::write(fd.get(), buf.data() + off, *n - off);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) {
           s = ErrnoError(errno, "write", staged);
@@ -170,22 +168,22 @@ class MediaVisitor : public SourceVisitor {
     }
     if (s.ok()) {
       const mode_t mode = MediaFileMode(file.mode);
-      if (::fchmod(fd, mode) != 0) s = ErrnoError(errno, "set the mode of", staged);
+      if (::fchmod(fd.get(), mode) != 0) s = ErrnoError(errno, "set the mode of", staged);
       if (s.ok() && (o_.uid.has_value() || o_.gid.has_value()) &&
-          ::fchown(fd, o_.uid.value_or(static_cast<uid_t>(-1)),
+          ::fchown(fd.get(), o_.uid.value_or(static_cast<uid_t>(-1)),
                    o_.gid.value_or(static_cast<gid_t>(-1))) != 0) {
         s = ErrnoError(errno, "set the owner of", staged);
       }
       if (s.ok() && file.mtime != 0) {
         struct timespec times[2] = {{file.mtime, 0}, {file.mtime, 0}};
-        ::futimens(fd, times);
+        ::futimens(fd.get(), times);
       }
     }
-    ::close(fd);
+    if (int err = fd.Close(); s.ok() && err != 0) s = ErrnoError(err, "close", staged);
     RETURN_IF_ERROR(s);
-    if (present && o_.verify_hash) {
-      if (HashFile(target) == hash.Final()) {
-        ::unlink(staged.c_str());
+    if (present && o_.verify_hash && target_dir.ok()) {
+      if (HashFile(*target_dir, name) == hash.Final()) {
+        RETURN_IF_ERROR(staged_dir.Unlink(name));
         ++result_->files_skipped;
         result_->bytes_skipped += written;
         Report();
@@ -195,6 +193,7 @@ class MediaVisitor : public SourceVisitor {
     ++result_->files_written;
     result_->bytes_written += written;
     Report();
+    if (o_.step_hook) o_.step_hook("staged", rel);
     return absl::OkStatus();
   }
 
@@ -223,36 +222,45 @@ class MediaVisitor : public SourceVisitor {
 
   const MediaRestoreOptions& o_;
   const std::string root_;
-  const std::string staging_;
+  const Dir* media_;
+  const Dir* staging_;
+  SpaceGuard* space_;
   const int64_t total_files_;
   const int64_t total_bytes_;
   MediaRestoreResult* result_;
   absl::Status hostile_;
 };
 
-// Moves every staged file into `target` (same filesystem: rename).
-absl::Status MoveIntoPlace(const std::string& staging, const std::string& target,
-                           const std::string& rel, std::optional<uid_t> uid,
-                           std::optional<gid_t> gid) {
-  std::string dir = rel.empty() ? staging : absl::StrCat(staging, "/", rel);
-  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir));
+// Moves every staged file below `from` into the same place below `to`
+// (same filesystem: renameat between the two descriptors; nothing is
+// resolved by path). Directories are created below `to` as needed; a
+// symlink or anything but a regular file at a file's name in `to` is
+// FAILED_PRECONDITION, never followed or replaced; something that appears
+// at a new file's name just before its rename is ALREADY_EXISTS.
+// `rel` is `from`'s path below the staging root (for o.step_hook).
+absl::Status MoveIntoPlace(const Dir& from, const Dir& to, const std::string& rel,
+                           const MediaRestoreOptions& o) {
+  ASSIGN_OR_RETURN(std::vector<std::string> names, from.List());
   for (const std::string& name : names) {
-    std::string child_rel = rel.empty() ? name : absl::StrCat(rel, "/", name);
-    std::string from = absl::StrCat(staging, "/", child_rel);
-    struct stat st;
-    if (::lstat(from.c_str(), &st) != 0) return ErrnoError(errno, "stat", from);
+    const std::string child_rel = rel.empty() ? name : absl::StrCat(rel, "/", name);
+    ASSIGN_OR_RETURN(struct stat st, from.Stat(name));
     if (S_ISDIR(st.st_mode)) {
-      RETURN_IF_ERROR(MakeDirs(target, child_rel, uid, gid));
-      RETURN_IF_ERROR(MoveIntoPlace(staging, target, child_rel, uid, gid));
+      ASSIGN_OR_RETURN(Dir from_sub, from.OpenDir(name));
+      ASSIGN_OR_RETURN(Dir to_sub, to.MakeDir(name, 0755, o.uid, o.gid, /*allow_existing=*/true));
+      RETURN_IF_ERROR(MoveIntoPlace(from_sub, to_sub, child_rel, o));
       continue;
     }
-    std::string to = absl::StrCat(target, "/", child_rel);
-    struct stat existing;
-    if (::lstat(to.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode)) {
-      return UnableTo(absl::StatusCode::kFailedPrecondition, "replace", to,
-                      "it is not a regular file");
+    absl::StatusOr<struct stat> existing = to.Stat(name);
+    if (existing.ok() && !S_ISREG(existing->st_mode)) {
+      return UnableTo(absl::StatusCode::kFailedPrecondition, "replace", to.PathOf(name),
+                      "it is not a regular file (a symlink is not followed)");
     }
-    if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoError(errno, "move into place", to);
+    if (!existing.ok() && existing.status().code() != absl::StatusCode::kNotFound) {
+      return existing.status();
+    }
+    if (o.step_hook) o.step_hook("move", child_rel);
+    // A new file never replaces what appeared at its name since.
+    RETURN_IF_ERROR(from.Rename(name, to, name, /*no_replace=*/!existing.ok()));
   }
   return absl::OkStatus();
 }
@@ -266,11 +274,13 @@ std::string MediaStagingDir(const std::string& target_dir, const std::string& op
 
 void RemoveMediaStaging(const std::string& staging_dir) {
   // Only what MediaStagingDir names.
-  if (staging_dir.find("/.") == std::string::npos ||
-      staging_dir.find(".mastodon-restore-op-") == std::string::npos) {
+  const std::string name = Basename(staging_dir);
+  if (staging_dir.find("/.") == std::string::npos || name.empty() || name[0] != '.' ||
+      name.find(".mastodon-restore-op-") == std::string::npos) {
     return;
   }
-  RemoveTree(staging_dir);
+  absl::StatusOr<Dir> parent = Dir::OpenPath(Parent(staging_dir));
+  if (parent.ok()) parent->RemoveTree(name).IgnoreError();
 }
 
 std::string IdPartition(int64_t id) {
@@ -303,30 +313,43 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
     total_bytes -= media.cache_bytes();
   }
 
-  // 2. Room for it (what is already present may be skipped, but is not
-  //    counted on).
-  RETURN_IF_ERROR(env->CreateDirs(o.target_dir, 0755, false));
-  const std::string parent = Parent(o.target_dir);
-  ASSIGN_OR_RETURN(int64_t free_bytes, env->FreeBytes(parent));
+  // 2. The media directory and its parent, opened once (no symlink in any
+  //    component) and used through their descriptors from here on.
+  ASSIGN_OR_RETURN(Dir host_root, Dir::OpenPath("/"));
+  const std::string parent_path = Parent(o.target_dir);
+  const std::string media_name = Basename(o.target_dir);
+  ASSIGN_OR_RETURN(Dir parent,
+                   host_root.MakeDirs(parent_path.substr(1), 0755, std::nullopt, std::nullopt));
+  ASSIGN_OR_RETURN(Dir media_dir, parent.MakeDir(media_name, 0755, o.uid, o.gid,
+                                                 /*allow_existing=*/true));
+
+  // 3. Room for it (what is already present may be skipped, but is not
+  //    counted on); looked at again as the bytes arrive.
+  ASSIGN_OR_RETURN(int64_t free_bytes, env->FreeBytes(parent_path));
   if (free_bytes < total_bytes + o.free_space_margin) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "unable to restore media into '", o.target_dir, "': ", total_bytes,
         " bytes needed (plus a margin of ", o.free_space_margin, "), ", free_bytes, " free"));
   }
 
-  // 3. Extract into a staging directory beside the media directory.
-  const std::string staging = MediaStagingDir(o.target_dir, o.operation_id);
-  RemoveTree(staging);
-  if (::mkdir(staging.c_str(), 0700) != 0) return ErrnoError(errno, "create", staging);
-  MediaVisitor visitor(o, root, staging, total_files, total_bytes, &result);
+  // 4. Extract into a staging directory beside the media directory: root's,
+  //    mode 0700, so nobody else can enter it, and reached only through its
+  //    descriptor (renaming it away or swapping a symlink in at its name
+  //    changes nothing for the restore).
+  const std::string staging_name = Basename(MediaStagingDir(o.target_dir, o.operation_id));
+  RETURN_IF_ERROR(parent.RemoveTree(staging_name));
+  ASSIGN_OR_RETURN(Dir staging, parent.MakeDir(staging_name, 0700, std::nullopt, std::nullopt,
+                                               /*allow_existing=*/false));
+  SpaceGuard space = SpaceGuard::ForDir(&staging, o.space_floor);
+  MediaVisitor visitor(o, root, &media_dir, &staging, &space, total_files, total_bytes, &result);
   absl::Status walked = WalkSource(o.source_path, o.source, runner, &visitor);
   if (walked.ok()) walked = visitor.hostile();
   if (walked.ok() && o.cancel != nullptr && o.cancel->cancelled()) {
     walked = absl::CancelledError("media restore cancelled");
   }
-  // 4. Only a complete extraction is moved into place.
-  if (walked.ok()) walked = MoveIntoPlace(staging, o.target_dir, "", o.uid, o.gid);
-  RemoveTree(staging);
+  // 5. Only a complete extraction is moved into place.
+  if (walked.ok()) walked = MoveIntoPlace(staging, media_dir, "", o);
+  RemoveStaging(parent, staging_name, staging);
   RETURN_IF_ERROR(walked);
   return result;
 }

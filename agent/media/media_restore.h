@@ -1,6 +1,12 @@
 // Restores a backup's media tree into a media directory without ever leaving
 // it half-written: files are extracted into a staging directory on the same
-// filesystem, then moved into place. Incremental: a file already present
+// filesystem, then moved into place. Every write goes through directory
+// descriptors (common/dir.h): the staging directory is root's, mode 0700,
+// and each file is created below its descriptor; moving in renames from it
+// into descriptors of the media directory's subdirectories, opened without
+// following symlinks. Whoever can write the media directory or its parent
+// (the app user) can make a restore fail, but cannot make it write anywhere
+// else, whatever they swap in while it runs. Incremental: a file already present
 // with the same size and mtime (or the same SHA-256 with verify_hash) is
 // skipped, so a second run after a progressive pre-transfer only moves what
 // changed. Hostile entries (absolute paths, "..", symlinks, hard links,
@@ -21,6 +27,7 @@
 #include "agent/archive/source_walker.h"
 #include "agent/common/cancel_token.h"
 #include "agent/common/env.h"
+#include "agent/common/space_guard.h"
 #include "agent/common/subprocess.h"
 #include "mastodon/restore/v1/backup.pb.h"
 
@@ -49,6 +56,15 @@ struct MediaRestoreOptions {
   std::string operation_id = "media";
   // Free space kept on the target filesystem beyond what is written.
   int64_t free_space_margin = 64 << 20;
+  // Free space is looked at again as the bytes arrive (whatever the sizes
+  // the source declared): the restore stops with RESOURCE_EXHAUSTED before
+  // the target filesystem falls below this floor.
+  SpaceFloor space_floor;
+  // Tests (a paused step for racing the app user): called with "staged"
+  // after each file is staged, and with "move" just before each staged
+  // file is renamed into its (already open) directory, with the file's
+  // path below the media root.
+  std::function<void(const std::string& step, const std::string& rel)> step_hook;
   const CancelToken* cancel = nullptr;
   // Files and bytes done so far, and the totals of the media tree.
   std::function<void(int64_t files, int64_t bytes, int64_t total_files, int64_t total_bytes)>
@@ -74,12 +90,16 @@ std::string IdPartition(int64_t id);
 std::string MediaStagingDir(const std::string& target_dir, const std::string& operation_id);
 
 // Removes a staging directory a stopped agent left behind (only a path
-// MediaStagingDir could have made). Best effort.
+// MediaStagingDir could have made; through descriptors, following no
+// symlink). Best effort.
 void RemoveMediaStaging(const std::string& staging_dir);
 
 // INVALID_ARGUMENT naming the entry for hostile entries, RESOURCE_EXHAUSTED
-// when the target filesystem lacks space, FAILED_PRECONDITION when the source
-// holds no media tree. On any error the media directory is as it was.
+// when the target filesystem lacks space (up front, or as the data arrives),
+// FAILED_PRECONDITION when the source holds no media tree or a symlink is
+// met in the media directory's path or inside it (never followed: give the
+// resolved path). Errors before the move-in leave the media directory as it
+// was.
 absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& options,
                                                 CommandRunner* runner, Env* env);
 

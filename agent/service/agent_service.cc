@@ -34,6 +34,9 @@ AgentService::AgentService(const AgentConfig* config, Env* env, CommandRunner* r
   jobs_.runtime = runtime;
   jobs_.target_conninfo = config->target_conninfo;
   jobs_.media_dir = config->media_dir;
+  jobs_.media_roots = config->media_roots;
+  jobs_.space_floor.min_free_bytes = config->free_space_floor_bytes;
+  jobs_.space_floor.min_free_percent = config->free_space_floor_percent;
 }
 
 AgentService::~AgentService() { workers_.WaitIdle(); }

@@ -17,6 +17,14 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
       {"tls-key", "FILE", "PEM private key for TCP listeners"},
       {"tls-client-ca", "FILE", "PEM CA bundle; TCP clients must present a certificate it signs"},
       {"media-dir", "DIR", "media directory for media restores when no runtime names one"},
+      {"media-root", "DIR",
+       "directory a media directory named by the app's own config (PAPERCLIP_ROOT_PATH) must "
+       "lie inside (default: none, such a directory is refused)",
+       true},
+      {"free-space-floor", "BYTES",
+       "free space media restores leave on the media filesystem, checked as data arrives "
+       "(default 1073741824; the smaller of this and --free-space-floor-percent applies)"},
+      {"free-space-floor-percent", "N", "the floor as a percentage of the filesystem (default 5)"},
       {"tokens", "FILE",
        "bearer tokens for TCP callers: 'NAME SCOPES SHA256' lines (read,operate)"},
       {"insecure-loopback-tcp", "", "allow plaintext TCP on loopback addresses (tests only)"},
@@ -64,6 +72,21 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   c.insecure_loopback_tcp = args.GetBool("insecure-loopback-tcp");
   c.tokens_file = args.Get("tokens");
   c.media_dir = args.Get("media-dir");
+  c.media_roots = args.GetAll("media-root");
+  if (args.Has("free-space-floor") &&
+      (!absl::SimpleAtoi(args.Get("free-space-floor"), &c.free_space_floor_bytes) ||
+       c.free_space_floor_bytes < 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid --free-space-floor '",
+                                                   args.Get("free-space-floor"),
+                                                   "': expected a number of bytes"));
+  }
+  if (args.Has("free-space-floor-percent") &&
+      (!absl::SimpleAtoi(args.Get("free-space-floor-percent"), &c.free_space_floor_percent) ||
+       c.free_space_floor_percent < 0 || c.free_space_floor_percent > 90)) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid --free-space-floor-percent '",
+                                                   args.Get("free-space-floor-percent"),
+                                                   "': expected 0 to 90"));
+  }
   c.state_dir = args.Get("state-dir", c.state_dir);
   if (args.Has("allowed-root")) c.allowed_roots = args.GetAll("allowed-root");
   c.runtime = args.Get("runtime", c.runtime);
@@ -123,6 +146,9 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   RETURN_IF_ERROR(require_absolute("embedded-postgres", c.embedded_postgres));
   for (const std::string& root : c.allowed_roots) {
     RETURN_IF_ERROR(require_absolute("allowed-root", root));
+  }
+  for (const std::string& root : c.media_roots) {
+    RETURN_IF_ERROR(require_absolute("media-root", root));
   }
   static const char* kRuntimes[] = {"auto", "snap", "compose", "systemd", "embedded", "none"};
   bool known = false;

@@ -35,6 +35,15 @@ struct AgentConfig {
   // The media directory restores write into when no runtime names one; a
   // request's media_dir must be it or lie inside it. Default: none.
   std::string media_dir;
+  // Directories a media directory read from a file the app user can write
+  // (PAPERCLIP_ROOT_PATH in .env.production) must lie inside; outside them
+  // (and outside media_dir) such a directory is refused. Default: none.
+  std::vector<std::string> media_roots;
+  // Free space media restores leave on the media filesystem, checked as
+  // the data arrives: the smaller of these bytes and this percentage of
+  // its size. Defaults: 1 GiB, 5%.
+  int64_t free_space_floor_bytes = int64_t{1} << 30;
+  int free_space_floor_percent = 5;
   // Token file for TCP callers ("NAME SCOPES SHA256" lines); when set, every
   // TCP call needs a bearer token with the right scope. Default: none.
   std::string tokens_file;

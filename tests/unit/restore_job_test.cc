@@ -19,6 +19,7 @@
 #include "agent/common/status_macros.h"
 #include "tests/harness/fake_env.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {
 namespace {
@@ -26,6 +27,7 @@ namespace {
 namespace v1 = ::mastodon::restore::v1;
 using ::mastodon_restore::testing::IsOkAndHolds;
 using ::mastodon_restore::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
@@ -41,7 +43,9 @@ class FakeRuntime : public Runtime {
   absl::StatusOr<AppDatabase> Database() const override {
     return AppDatabase{"host=/fake", kLive, "mastodon"};
   }
-  absl::StatusOr<MediaLocation> Media() const override { return MediaLocation{"/media", 1, 1, ""}; }
+  absl::StatusOr<MediaLocation> Media() const override {
+    return MediaLocation{"/media", 1, 1, "", ""};
+  }
   std::vector<std::string> Services() const override { return {"web"}; }
   std::vector<CommandSpec> ServiceCommands(bool) const override { return {CommandSpec()}; }
   absl::StatusOr<CommandSpec> Tootctl(const std::vector<std::string>&) const override {
@@ -60,6 +64,8 @@ class FakeActions : public RestoreActions {
   std::vector<std::string> calls;
   std::map<std::string, absl::Status> fail;
   std::string cancel_in;
+  // Stage reports this many loaded bytes (0: none).
+  int64_t load_bytes = 0;
   Operation* op = nullptr;
   ServerFacts server{"15.18", 15, "postgres", true, ""};
   OpenedBackup backup;
@@ -93,6 +99,13 @@ class FakeActions : public RestoreActions {
   absl::StatusOr<DatabaseRestoreResult> Stage(const DatabaseRestoreRequest& r) override {
     RETURN_IF_ERROR(Call("stage"));
     staged_request = r;
+    // The loader's progress, then its stop when cancelled meanwhile.
+    if (load_bytes > 0 && r.progress) {
+      LoadProgress p;
+      p.bytes = load_bytes;
+      r.progress("load", p);
+      if (r.cancel != nullptr && r.cancel->cancelled()) return absl::CancelledError("cancelled");
+    }
     DatabaseRestoreResult result;
     result.staging_database = StagingName(r);
     result.load.rows = 42;
@@ -332,6 +345,31 @@ TEST_F(RestoreJobTest, NotEnoughRoomForTheStagingDatabaseIsRefusedBeforeTheLoad)
   env_.free_bytes["/var/lib/postgresql"] = 1000;  // the dump needs 1.5 x 1000
   EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("1.5x the dump")));
   EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database"));
+}
+
+// The server's data directory is on this host (a real directory here): its
+// free space is looked at as the load reports bytes, and a floor it cannot
+// keep stops the load with a clear error instead of filling the disk.
+TEST_F(RestoreJobTest, TheServersDiskNearlyFullDuringTheLoadStopsIt) {
+  auto dir = testing::MakeTempDir("mr-datadir-");
+  ASSERT_OK(dir);
+  actions_.server.data_directory = *dir;
+  actions_.load_bytes = 64 << 20;
+  in_.space_floor.min_free_bytes = int64_t{1} << 62;  // more than any disk has
+  in_.space_floor.min_free_percent = 100;
+  absl::Status status = Run();
+  testing::RemoveTree(*dir);
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kResourceExhausted,
+                               AllOf(HasSubstr(*dir), HasSubstr("nearly full"))));
+  EXPECT_THAT(actions_.calls, ::testing::Not(::testing::Contains("swap")));
+}
+
+TEST_F(RestoreJobTest, AFloorTheServersDiskKeepsLetsTheLoadThrough) {
+  actions_.server.data_directory = "/";
+  actions_.load_bytes = 64 << 20;
+  in_.space_floor.min_free_bytes = 0;
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, ::testing::Contains("swap"));
 }
 
 TEST_F(RestoreJobTest, SeveralDumpsWithoutAMemberAreRefusedAtTheInventory) {

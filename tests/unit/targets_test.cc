@@ -20,7 +20,7 @@ using ::testing::HasSubstr;
 class StubRuntime : public Runtime {
  public:
   AppDatabase db{"host=/run/app", "mastodon_production", "mastodon"};
-  MediaLocation media{"/srv/mastodon/public/system", 991, 991, "991:991"};
+  MediaLocation media{"/srv/mastodon/public/system", 991, 991, "991:991", ""};
   v1::RuntimeKind kind() const override { return v1::RUNTIME_KIND_COMPOSE; }
   std::string name() const override { return "compose"; }
   absl::StatusOr<AppDatabase> Database() const override { return db; }
