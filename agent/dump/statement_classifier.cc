@@ -8,8 +8,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "agent/common/status_macros.h"
-#include "agent/dump/custom_archive.h"
 
 namespace mastodon_restore {
 
@@ -737,6 +735,7 @@ class Classifier {
     if (what == "database") {
       c_.database = Ident(2);
       if (IsW(3, "rename")) return (void)Refuse(kind, "ALTER DATABASE ... RENAME");
+      if (IsW(3, "set") || IsW(3, "reset")) return Allow("ALTER DATABASE SET");
       return Allow(kind);
     }
     if (what == "role" || what == "user" || what == "group") {
@@ -909,27 +908,6 @@ std::vector<std::string> SplitStatements(absl::string_view sql) {
   absl::string_view rest = absl::StripAsciiWhitespace(sql.substr(start));
   if (!rest.empty()) out.emplace_back(rest);
   return out;
-}
-
-absl::Status CheckArchiveToc(ByteStream* in, const std::string& name,
-                             const ClassifyOptions& options) {
-  ArchiveStructureReader reader(in);
-  ASSIGN_OR_RETURN(ArchiveHeader header, reader.ReadHeader());
-  ASSIGN_OR_RETURN(std::vector<TocItem> toc, reader.ReadToc(header));
-  for (const TocItem& item : toc) {
-    for (const std::string* text : {&item.defn, &item.drop_stmt, &item.copy_stmt}) {
-      for (const std::string& sql : SplitStatements(*text)) {
-        StatementClass c = ClassifyStatement(sql, options);
-        if (c.allowed) continue;
-        return absl::InvalidArgumentError(absl::StrCat(
-            "unable to restore '", name, "': TOC entry ", item.dump_id, " (", item.desc, " ",
-            item.namespace_name.empty() ? "" : item.namespace_name + ".", item.tag,
-            "): statement refused: ", c.refusal, " (", c.kind,
-            "); a dump may only hold what pg_dump writes"));
-      }
-    }
-  }
-  return absl::OkStatus();
 }
 
 bool StripPasswordClauses(const StatementClass& c, std::string* sql) {

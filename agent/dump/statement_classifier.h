@@ -41,9 +41,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "agent/common/byte_stream.h"
 
 namespace mastodon_restore {
 
@@ -126,17 +124,6 @@ StatementClass ClassifyStatement(absl::string_view sql, const ClassifyOptions& o
 // tokenizer finds a ';' outside parentheses; text after the last ';' is the
 // final statement.
 std::vector<std::string> SplitStatements(absl::string_view sql);
-
-// Classifies every statement of the TOC of an archive (custom format, or
-// toc.dat of the directory format) read from `in` before pg_restore runs:
-// each entry's definition, drop statement and COPY statement. OK when all
-// are allowed; INVALID_ARGUMENT "unable to restore '<name>': TOC entry <id>
-// (<desc> <schema>.<tag>): statement refused: <what> (<kind>)" for the first
-// one that is not, and the reader's error for a malformed archive.
-// Statements naming databases are left to the loader (they are rendered
-// only with --create, and the loader knows the database restored).
-absl::Status CheckArchiveToc(ByteStream* in, const std::string& name,
-                             const ClassifyOptions& options);
 
 // Removes the PASSWORD clauses ClassifyStatement found (password_spans) from
 // `*sql`; false when there were none.

@@ -236,7 +236,7 @@ const RefusedCase kRefused[] = {
      "CREATE FUNCTION", "LANGUAGE plpython3u"},
     {"SET session_preload_libraries = 'evil';", "SET session_preload_libraries", "SET"},
     {"SET local_preload_libraries TO 'evil';", "SET local_preload_libraries", "SET"},
-    {"ALTER DATABASE mastodon SET session_preload_libraries = 'evil';", "ALTER DATABASE",
+    {"ALTER DATABASE mastodon SET session_preload_libraries = 'evil';", "ALTER DATABASE SET",
      "setting session_preload_libraries"},
     {"ALTER FUNCTION public.f() SET \"local_preload_libraries\" = 'evil';", "ALTER FUNCTION",
      "setting local_preload_libraries"},
