@@ -93,7 +93,8 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DMR_FUZZ=ON -DMR_BUILD_TESTS=OFF
-	cmake --build build-fuzz -j $(JOBS) --target plain_dump_fuzzer custom_archive_fuzzer env_file_fuzzer
+	cmake --build build-fuzz -j $(JOBS) --target plain_dump_fuzzer custom_archive_fuzzer env_file_fuzzer \
+	  statement_classifier_fuzzer
 	scripts/run-fuzzers build-fuzz $(FUZZ_SECONDS)
 
 clean:

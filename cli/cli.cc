@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -377,6 +378,11 @@ int RunRestore(CommandContext& ctx) {
   o->set_source_db(ctx.args.Get("source-db"));
   o->set_keep_owners(ctx.args.GetBool("keep-owners"));
   o->set_with_role_passwords(ctx.args.GetBool("with-role-passwords"));
+  o->set_allow_privileged_roles(ctx.args.GetBool("allow-privileged-roles"));
+  for (absl::string_view e :
+       absl::StrSplit(ctx.args.Get("allow-extensions"), ',', absl::SkipEmpty())) {
+    o->add_allow_extensions(std::string(e));
+  }
   o->set_drop_previous(ctx.args.GetBool("drop-previous"));
   o->set_no_migrate(ctx.args.GetBool("no-migrate"));
   o->set_no_cleanup(ctx.args.GetBool("no-cleanup"));
@@ -789,6 +795,8 @@ const std::vector<Command>& Commands() {
                     {"source-db", "NAME", "for a pg_dumpall dump: the database to restore"},
                     {"keep-owners", "", "require the dump's owner roles on the target"},
                     {"with-role-passwords", "", "create a cluster dump's roles with passwords"},
+                    {"allow-privileged-roles", "", "new roles may be SUPERUSER, BYPASSRLS..."},
+                    {"allow-extensions", "A,B", "extensions allowed beside the default list"},
                     {"drop-previous", "", "drop the replaced database after a successful swap"},
                     {"no-migrate", "", "skip the app's db:migrate"},
                     {"no-cleanup", "", "skip tootctl preview_cards remove / media remove"},

@@ -16,6 +16,7 @@
 #include "agent/database/pg_connection.h"
 #include "agent/database/target_ops.h"
 #include "agent/database/verify.h"
+#include "agent/dump/archive_check.h"
 #include "agent/dump/detector.h"
 
 namespace mastodon_restore {
@@ -235,6 +236,21 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     }
   }
 
+  // The statements of an archive's TOC, before anything is created (plain
+  // dumps and the SQL pg_restore renders are checked statement by
+  // statement as they load).
+  ClassifyOptions classify;
+  classify.allow_privileged_roles = request.allow_privileged_roles;
+  classify.extra_extensions = request.extra_extensions;
+  if (!archive_path.empty() &&
+      (dump.format() == v1::DUMP_FORMAT_CUSTOM || dump.format() == v1::DUMP_FORMAT_DIRECTORY)) {
+    const std::string toc = dump.format() == v1::DUMP_FORMAT_DIRECTORY
+                                ? absl::StrCat(archive_path, "/toc.dat")
+                                : archive_path;
+    ASSIGN_OR_RETURN(std::unique_ptr<FileStream> in, FileStream::Open(toc));
+    RETURN_IF_ERROR(CheckArchiveToc(in.get(), dump.path(), classify));
+  }
+
   // 3. The staging database, dropped again unless the swap happens.
   TargetDatabases targets(admin.get());
   result.staging_database = StagingDatabaseName(request.database, request.operation_id);
@@ -267,7 +283,13 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
   std::string encoding = dump.encoding(), locale = dump.locale();
   RETURN_IF_ERROR(
       targets.CreateStaging(result.staging_database, encoding, locale, owner, &result.warnings));
-  auto drop_staging = [&]() { DropStaged(request.conninfo, result.staging_database); };
+  // Roles the load creates: dropped again with the staging database when
+  // the restore fails before the swap.
+  std::vector<std::string> roles_created;
+  auto drop_staging = [&]() {
+    DropStaged(request.conninfo, result.staging_database);
+    DropCreatedRoles(request.conninfo, roles_created);
+  };
 
   absl::Status loaded = [&]() -> absl::Status {
     // 4. Load.
@@ -295,6 +317,9 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     options.source_db = dump.database_name();
     options.cluster_section = section;
     options.with_role_passwords = request.with_role_passwords;
+    options.allow_privileged_roles = request.allow_privileged_roles;
+    options.extra_extensions = request.extra_extensions;
+    options.roles_created = &roles_created;
     options.target_major = target_major;
     options.keep_owners = request.keep_owners;
     options.superuser = superuser;
@@ -366,6 +391,17 @@ void DropStaged(const std::string& conninfo, const std::string& staging_database
   if (fresh.ok()) TargetDatabases(fresh->get()).Drop(staging_database).IgnoreError();
 }
 
+void DropCreatedRoles(const std::string& conninfo, const std::vector<std::string>& roles) {
+  if (roles.empty()) return;
+  auto fresh = PgConnection::Connect(conninfo, "postgres");
+  if (!fresh.ok()) return;
+  for (const std::string& role : roles) {
+    (*fresh)
+        ->Exec(absl::StrCat("DROP ROLE IF EXISTS ", (*fresh)->QuoteIdentifier(role)))
+        .IgnoreError();
+  }
+}
+
 absl::Status VerifyStaged(const DatabaseRestoreRequest& request, DatabaseRestoreResult* result) {
   if (request.progress) request.progress("verify", LoadProgress());
   absl::Status verified = [&]() -> absl::Status {
@@ -386,7 +422,10 @@ absl::Status VerifyStaged(const DatabaseRestoreRequest& request, DatabaseRestore
     }
     return absl::OkStatus();
   }();
-  if (!verified.ok()) DropStaged(request.conninfo, result->staging_database);
+  if (!verified.ok()) {
+    DropStaged(request.conninfo, result->staging_database);
+    DropCreatedRoles(request.conninfo, result->load.created_roles);
+  }
   return verified;
 }
 

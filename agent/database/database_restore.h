@@ -9,6 +9,7 @@
 #define MR_AGENT_DATABASE_DATABASE_RESTORE_H_
 
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,10 @@ struct DatabaseRestoreRequest {
   std::string operation_id;
   bool keep_owners = false;
   bool with_role_passwords = false;
+  // Widen the dump's statement allow-list (LoadOptions): role attributes
+  // SUPERUSER/REPLICATION/BYPASSRLS, extensions beside the default ones.
+  bool allow_privileged_roles = false;
+  std::set<std::string> extra_extensions;
   bool drop_previous = false;
   // Connections loading in parallel (0: one per core; 1: the serial load),
   // and the size of the COPY chunks they load (0: the loader's default).
@@ -109,6 +114,10 @@ absl::Status SwapInStaged(const DatabaseRestoreRequest& request, Env* env,
 
 // Drops a staging database that will not be swapped in. Best effort.
 void DropStaged(const std::string& conninfo, const std::string& staging_database);
+
+// Drops roles a failed restore created (LoadStats::created_roles: they did
+// not exist before it), after its staging database is gone. Best effort.
+void DropCreatedRoles(const std::string& conninfo, const std::vector<std::string>& roles);
 
 // Brings `previous` (empty: the newest of TargetDatabases::ListPrevious) back:
 // the current live database is kept as "<database>__replaced_<time>[_<n>]".

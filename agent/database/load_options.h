@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,8 +43,18 @@ struct LoadOptions {
   // create missing roles; other sections are skipped, and the load stops at
   // the section's end. Empty: the whole stream is one database's dump.
   std::string cluster_section;
-  // With cluster_section: give created roles their password hashes.
+  // With cluster_section: give created roles their password hashes
+  // (otherwise PASSWORD clauses are removed, whatever their quoting).
   bool with_role_passwords = false;
+  // Every statement is classified first (dump/statement_classifier.h) and
+  // the load fails on one the allow-list refuses. Widening it: the role
+  // attributes SUPERUSER, REPLICATION and BYPASSRLS, and extensions beside
+  // the default ones.
+  bool allow_privileged_roles = false;
+  std::set<std::string> extra_extensions;
+  // Roles the load created (from a cluster dump's globals), appended as
+  // they are created, so a caller can drop them when the load fails.
+  std::vector<std::string>* roles_created = nullptr;
   // Major version of the target server (rewrites for older servers).
   int target_major = 0;
   // Require the dump's owner roles; otherwise ownership and privileges on

@@ -18,6 +18,7 @@
 #include "agent/database/sql_executor.h"
 #include "agent/database/sql_splitter.h"
 #include "agent/dump/plain_scanner.h"
+#include "agent/dump/statement_classifier.h"
 
 namespace mastodon_restore {
 namespace {
@@ -40,6 +41,8 @@ class Loader {
       filter_ = std::make_unique<SectionFilter>(options.cluster_section);
       rewrite_.source_db = options.cluster_section;
     }
+    classify_.allow_privileged_roles = options.allow_privileged_roles;
+    classify_.extra_extensions = options.extra_extensions;
   }
 
   absl::StatusOr<LoadStats> Run() {
@@ -195,8 +198,7 @@ class Loader {
     if (filter_ != nullptr) {
       switch (filter_->LinePart(offset, last)) {
         case DumpPart::kGlobals:
-          GlobalsLine(line);
-          return absl::OkStatus();
+          return GlobalsLine(line);
         case DumpPart::kOther:
           return absl::OkStatus();
         case DumpPart::kSection:
@@ -233,17 +235,34 @@ class Loader {
   }
 
   // The globals of a cluster dump: roles are created when missing; nothing
-  // else there is applied (tablespaces, settings of existing roles).
-  void GlobalsLine(absl::string_view line) {
+  // else there is applied (tablespaces, settings of existing roles). A
+  // statement the classifier refuses fails the load at once; other errors
+  // are reported at the end.
+  absl::Status GlobalsLine(absl::string_view line) {
     std::vector<SqlItem> items;
     splitter_.FeedLine(line, line_, &items);
     for (SqlItem& item : items) {
       if (item.kind != SqlItem::Kind::kStatement) continue;
-      globals_status_.Update(GlobalsStatement(item));
+      // Role attributes matter only for the roles the load creates (the
+      // others are never changed): checked where the ALTER ROLE is applied.
+      classify_.allow_privileged_roles = true;
+      StatementClass c = Classify(item.text, StatementContext::kGlobals);
+      classify_.allow_privileged_roles = options_.allow_privileged_roles;
+      if (!c.allowed) return Refused(item, c);
+      if (!c.privileged_attributes.empty() && !options_.allow_privileged_roles &&
+          (created_.count(c.role) > 0 ||
+           created_.count(ClassifyGlobalStatement(item.text).role) > 0)) {
+        c.refusal =
+            absl::StrCat("role attribute ", c.privileged_attributes.front(), " for the new role '",
+                         c.role, "' (allowed only with the privileged-roles option)");
+        return Refused(item, c);
+      }
+      globals_status_.Update(GlobalsStatement(item, c));
     }
+    return absl::OkStatus();
   }
 
-  absl::Status GlobalsStatement(const SqlItem& item) {
+  absl::Status GlobalsStatement(const SqlItem& item, const StatementClass& c) {
     const GlobalStatement g = ClassifyGlobalStatement(item.text);
     switch (g.kind) {
       case GlobalStatement::Kind::kCreateRole: {
@@ -259,12 +278,13 @@ class Loader {
         }
         created_.insert(g.role);
         stats_.created_roles.push_back(g.role);
+        if (options_.roles_created != nullptr) options_.roles_created->push_back(g.role);
         return absl::OkStatus();
       }
       case GlobalStatement::Kind::kAlterRole: {
         if (created_.count(g.role) == 0) return absl::OkStatus();  // never change existing roles
         std::string sql = item.text;
-        if (!options_.with_role_passwords && StripRolePassword(&sql)) {
+        if (!options_.with_role_passwords && StripPasswordClauses(c, &sql)) {
           executor_.NoteRewrite(
               "created roles without their passwords (use --with-role-passwords)");
         }
@@ -281,6 +301,26 @@ class Loader {
         return absl::OkStatus();
     }
     return absl::OkStatus();
+  }
+
+  StatementClass Classify(absl::string_view sql, StatementContext context) {
+    classify_.context = context;
+    StatementClass c = ClassifyStatement(sql, classify_);
+    // The tokenizer follows the dump's string syntax.
+    if (c.allowed && c.kind == "SET standard_conforming_strings") {
+      const std::string head = StatementHead(sql, sql.size());
+      classify_.standard_conforming_strings =
+          head.find("OFF") == std::string::npos && head.find("FALSE") == std::string::npos;
+    }
+    return c;
+  }
+
+  // The load's error for a statement the classifier refused.
+  absl::Status Refused(const SqlItem& item, const StatementClass& c) {
+    return executor_.Fail(item.line,
+                          absl::StrCat("statement refused: ", c.refusal, " (", c.kind,
+                                       "); a dump may only hold what pg_dump writes"),
+                          absl::StatusCode::kInvalidArgument);
   }
 
   absl::Status MetaCommand(const SqlItem& item) {
@@ -332,6 +372,43 @@ class Loader {
   }
 
   absl::Status Statement(SqlItem& item) {
+    const StatementClass c = Classify(item.text, StatementContext::kDatabase);
+    if (!c.allowed) return Refused(item, c);
+    if (!c.database.empty()) {
+      // Statements on databases: only on the one restored (rewritten to the
+      // target below); the first one names it when nothing did before.
+      std::string& source_db = rewrite_.source_db;
+      if (!source_db.empty() && c.database != source_db && c.database != options_.target_db) {
+        return executor_.Fail(item.line,
+                              absl::StrCat("statement refused: ", c.kind, " on another database ('",
+                                           c.database, "'); only '", source_db, "' is restored"),
+                              absl::StatusCode::kInvalidArgument);
+      }
+      if (c.kind == "ALTER ROLE IN DATABASE" || c.kind == "ALTER DATABASE SET") {
+        // Settings of the restored database apply to every session in it,
+        // the agent's superuser ones included (a search_path putting a
+        // schema of the dump before pg_catalog would run the dump's
+        // functions as superuser): not taken from a dump, but reported.
+        executor_.NoteRewrite(
+            "skipped the dump's database and role settings (ALTER DATABASE ... "
+            "SET, ALTER ROLE ... IN DATABASE); see the warnings");
+        executor_.Warn(absl::StrCat("not applied: ", item.text.substr(0, 200)));
+        return absl::OkStatus();
+      }
+      if (c.kind == "DROP DATABASE") {
+        // pg_dump --clean --create drops its own database before creating
+        // it: never run, and only when it names the known one.
+        if (source_db.empty() || c.database != source_db) {
+          return executor_.Fail(item.line,
+                                absl::StrCat("statement refused: DROP DATABASE ", c.database,
+                                             " (not the database the dump creates)"),
+                                absl::StatusCode::kInvalidArgument);
+        }
+        executor_.NoteRewrite(absl::StrCat("DROP DATABASE ", c.database,
+                                           " skipped (the staging database replaces it)"));
+        return absl::OkStatus();
+      }
+    }
     RewriteResult r = RewriteStatement(rewrite_, &item.text);
     if (!r.source_db.empty()) rewrite_.source_db = r.source_db;
     if (!r.note.empty()) executor_.NoteRewrite(r.note);
@@ -344,6 +421,7 @@ class Loader {
   const LoadOptions& options_;
   LoadStats stats_;
   RewriteContext rewrite_;
+  ClassifyOptions classify_;
   // Cluster dumps: the section loaded (null: the whole stream is one
   // database's dump), the roles created from the globals.
   std::unique_ptr<SectionFilter> filter_;

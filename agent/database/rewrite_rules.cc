@@ -6,6 +6,7 @@
 #include "absl/strings/strip.h"
 #include "agent/database/sql_splitter.h"
 #include "agent/dump/plain_scanner.h"
+#include "agent/dump/statement_classifier.h"
 
 namespace mastodon_restore {
 namespace {
@@ -88,6 +89,9 @@ RewriteResult RewriteStatement(const RewriteContext& context, std::string* sql) 
   } else if ((absl::StartsWith(upper, "GRANT ") || absl::StartsWith(upper, "REVOKE ")) &&
              upper.find(" ON DATABASE ") != std::string::npos) {
     RenameDatabase(context, upper, " ON DATABASE ", sql, &result);
+  } else if (absl::StartsWith(upper, "ALTER ROLE ") &&
+             upper.find(" IN DATABASE ") != std::string::npos) {
+    RenameDatabase(context, upper, " IN DATABASE ", sql, &result);
   } else if (absl::StartsWith(upper, "COMMENT ON EXTENSION ") && !context.superuser) {
     return Skip("skipped COMMENT ON EXTENSION (target role is not a superuser)");
   }
@@ -112,12 +116,10 @@ GlobalStatement ClassifyGlobalStatement(absl::string_view sql) {
 }
 
 bool StripRolePassword(std::string* sql) {
-  size_t at = StatementHead(*sql, sql->size()).find(" PASSWORD '");
-  if (at == std::string::npos) return false;
-  size_t end = sql->find('\'', at + 11);
-  if (end == std::string::npos) return false;
-  sql->erase(at, end + 1 - at);
-  return true;
+  ClassifyOptions options;
+  options.context = StatementContext::kGlobals;
+  options.allow_privileged_roles = true;  // only the clauses matter here
+  return StripPasswordClauses(ClassifyStatement(*sql, options), sql);
 }
 
 bool ParseTocComment(absl::string_view c, std::string* entry, std::string* type) {

@@ -45,8 +45,9 @@ struct RewriteResult {
 //   (<= 11) and idle_in_transaction_session_timeout (< 10) are dropped;
 // - CREATE DATABASE is dropped (the target database exists);
 // - ALTER DATABASE, COMMENT ON DATABASE and GRANT/REVOKE ... ON DATABASE of
-//   the source database are rewritten to the target database (those naming
-//   other databases are left as they are);
+//   the source database, and ALTER ROLE ... IN DATABASE of it, are rewritten
+//   to the target database (those naming other databases are left as they
+//   are: the loader refuses them);
 // - COMMENT ON EXTENSION is dropped when the role is not a superuser.
 // Anything else runs unchanged.
 RewriteResult RewriteStatement(const RewriteContext& context, std::string* sql);
@@ -65,7 +66,9 @@ struct GlobalStatement {
 };
 GlobalStatement ClassifyGlobalStatement(absl::string_view sql);
 
-// Removes "PASSWORD '...'" from a role statement; false when it has none.
+// Removes the PASSWORD clauses ("[ENCRYPTED] PASSWORD <string>|NULL", in
+// any quoting: '...', E'...', $$...$$) from a role statement, found by the
+// statement classifier's tokenizer; false when it has none.
 bool StripRolePassword(std::string* sql);
 
 // A TOC comment of pg_dump, "Name: X; Type: T; Schema: S; Owner: O" or

@@ -460,6 +460,9 @@ absl::StatusOr<std::string> RestoreJob::LoadIntoStaging() {
   r.operation_id = op_->id();
   r.keep_owners = input_.options.keep_owners();
   r.with_role_passwords = input_.options.with_role_passwords();
+  r.allow_privileged_roles = input_.options.allow_privileged_roles();
+  r.extra_extensions = {input_.options.allow_extensions().begin(),
+                        input_.options.allow_extensions().end()};
   r.drop_previous = input_.options.drop_previous();
   r.jobs = input_.options.jobs();
   r.cancel = &op_->cancel_token();
