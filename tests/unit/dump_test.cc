@@ -287,20 +287,21 @@ TEST(ArchiveReaderTest, ReadsHeaderAndTocOfEveryLayoutVersion) {
   EXPECT_EQ(Sniff(MakeArchive(16, kArchTar)), ContentKind::kPgTocDat);
 }
 
-TEST(ArchiveReaderTest, Archive116NeedsPgRestore17) {
+TEST(ArchiveReaderTest, Archive116IsReadWithoutPgRestore) {
   StringStream in(MakeArchive(16, kArchCustom), "new.dump");
   auto info = DetectCustomDump(&in, DetectOptions());
   ASSERT_OK(info);
   AddCompatibilityNotes(15, {15}, &*info);
   ASSERT_GE(info->compatibility_size(), 1);
-  EXPECT_EQ(info->compatibility(0).severity(), v1::SEVERITY_ERROR);
+  EXPECT_EQ(info->compatibility(0).severity(), v1::SEVERITY_INFO);
   EXPECT_EQ(info->compatibility(0).message(),
-            "archive version 1.16 (dumped by pg_dump 17) needs pg_restore >= 17: installed: 15 "
-            "(install postgresql-client-17)");
-  v1::DumpInfo ok = *info;
-  ok.clear_compatibility();
-  AddCompatibilityNotes(0, {15, 17}, &ok);
-  EXPECT_EQ(ok.compatibility(0).severity(), v1::SEVERITY_INFO);
+            "archive version 1.16 (dumped by pg_dump 17): read by the agent's archive reader");
+  v1::DumpInfo old = *info;
+  old.clear_compatibility();
+  old.set_archive_version("1.11");
+  AddCompatibilityNotes(0, {}, &old);
+  EXPECT_EQ(old.compatibility(0).severity(), v1::SEVERITY_ERROR);
+  EXPECT_THAT(old.compatibility(0).message(), HasSubstr("is not supported"));
 }
 
 TEST(ArchiveReaderTest, HostileHeadersAreRejected) {
