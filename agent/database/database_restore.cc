@@ -17,6 +17,7 @@
 #include "agent/database/target_ops.h"
 #include "agent/database/verify.h"
 #include "agent/dump/archive_check.h"
+#include "agent/dump/archive_script.h"
 #include "agent/dump/detector.h"
 
 namespace mastodon_restore {
@@ -89,8 +90,8 @@ class CancelWatcher {
   std::thread thread_;
 };
 
-// The on-disk path of an archive-format dump (pg_restore needs a file or a
-// directory); FAILED_PRECONDITION when it lives inside another container.
+// The on-disk path of an archive-format dump (a directory archive is read in
+// place); FAILED_PRECONDITION when it lives inside another container.
 absl::StatusOr<std::string> ArchiveOnDisk(const DatabaseRestoreRequest& request,
                                           const v1::DumpInfo& dump) {
   struct stat st;
@@ -105,8 +106,8 @@ absl::StatusOr<std::string> ArchiveOnDisk(const DatabaseRestoreRequest& request,
     }
   }
   return UnableTo(absl::StatusCode::kFailedPrecondition, "restore", dump.path(),
-                  "pg_restore needs archive-format dumps (custom, tar, directory) as plain files "
-                  "or directories: extract it from its container first");
+                  "a directory-format dump is read in place: extract it from its container "
+                  "first");
 }
 
 }  // namespace
@@ -220,19 +221,16 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
   ASSIGN_OR_RETURN(PgRows super, admin->Query("SELECT rolsuper FROM pg_roles WHERE rolname = "
                                               "current_user"));
   const bool superuser = super.Scalar() == "t";
-  std::string pg_restore;
+  // Archive formats are rendered by the agent's own reader
+  // (dump/archive_script.h); pg_restore only when the caller names one.
+  const std::string& pg_restore = request.pg_restore;
   std::string archive_path;  // "" for an archive read as a stream
   if (dump.format() != v1::DUMP_FORMAT_PLAIN) {
-    if (!request.pg_restore.empty()) {
-      pg_restore = request.pg_restore;
-    } else {
-      ASSIGN_OR_RETURN(pg_restore, PickPgRestore(request.postgres_root, dump, env));
-    }
     auto on_disk = ArchiveOnDisk(request, dump);
     if (on_disk.ok()) {
       archive_path = *on_disk;
     } else if (dump.format() == v1::DUMP_FORMAT_DIRECTORY) {
-      return on_disk.status();  // pg_restore needs the directory itself
+      return on_disk.status();  // a directory archive is read in place
     }
   }
 
@@ -335,9 +333,26 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
       ASSIGN_OR_RETURN(result.load, LoadPlainSql(data, staging.get(), options));
       return absl::OkStatus();
     };
-    // pg_restore renders an archive as SQL for the same loader; it reads a
-    // file or directory, or a custom/tar archive on stdin.
+    // An archive is rendered as SQL for the same loader: by the agent's
+    // reader (a directory, or a custom/tar archive as a file or a stream),
+    // or by the caller's pg_restore.
     auto restore_archive = [&](ByteStream* input) -> absl::Status {
+      if (pg_restore.empty()) {
+        std::unique_ptr<ByteStream> file;
+        absl::StatusOr<std::unique_ptr<ArchiveScript>> script;
+        if (dump.format() == v1::DUMP_FORMAT_DIRECTORY) {
+          script = ArchiveScript::OpenDirectory(archive_path);
+        } else {
+          if (input == nullptr) {
+            ASSIGN_OR_RETURN(file, FileStream::Open(archive_path));
+            input = file.get();
+          }
+          script = dump.format() == v1::DUMP_FORMAT_TAR ? ArchiveScript::OpenTar(input)
+                                                        : ArchiveScript::OpenCustom(input);
+        }
+        if (!script.ok()) return script.status();
+        return load(script->get());
+      }
       CommandSpec cmd;
       cmd.argv = {pg_restore, "--file=-"};
       if (input == nullptr) cmd.argv.push_back(archive_path);

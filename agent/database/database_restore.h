@@ -1,7 +1,8 @@
 // Restores one database from a backup source into a PostgreSQL server without
 // endangering the live database: given the detected dump, create a staging database, load it
-// (the native loader for plain SQL; pg_restore -f - piped into the same
-// loader for custom, tar and directory archives), ANALYZE, verify against what
+// (the native loader for plain SQL; for custom, tar and directory archives
+// the agent's archive reader, dump/archive_script.h, renders the SQL for the
+// same loader: no pg_restore needed), ANALYZE, verify against what
 // the dump held, then swap it in (the previous live database is kept). Any
 // failure or cancellation before the swap drops the staging database and
 // leaves the live one untouched.
@@ -61,8 +62,9 @@ struct DatabaseRestoreRequest {
   // Progress of the steps ("load", "analyze", "verify", "swap").
   std::function<void(const std::string& step, const LoadProgress& progress)> progress;
   // Directory holding pg_restore binaries (normally /usr/lib/postgresql),
-  // and the binary an archive-format dump is read with when the caller has
-  // picked it already (PickPgRestore's; "": picked here).
+  // and, optionally, a pg_restore binary to render an archive-format dump
+  // instead of the agent's own reader ("", the default: the agent's reader;
+  // used by the equivalence tests and the benchmark).
   std::string postgres_root = kDefaultPostgresRoot;
   std::string pg_restore;
 };

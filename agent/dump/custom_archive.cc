@@ -1,13 +1,11 @@
 #include "agent/dump/custom_archive.h"
 
-#include <zlib.h>
-
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "agent/archive/archive_reader.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
+#include "agent/dump/decompress.h"
 
 namespace mastodon_restore {
 namespace {
@@ -72,97 +70,31 @@ class ChunkStream : public ByteStream {
   bool ended_ = false;
 };
 
-// Inflates a zlib stream (custom-format gzip data is zlib, not gzip).
-class ZlibStream : public ByteStream {
- public:
-  explicit ZlibStream(ByteStream* in) : in_(in), input_(1 << 16) {
-    std::memset(&z_, 0, sizeof(z_));
-    ok_ = inflateInit(&z_) == Z_OK;
-  }
-  ~ZlibStream() override { inflateEnd(&z_); }
-  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
-    if (!ok_) return UnableTo(absl::StatusCode::kInternal, "inflate", name(), "zlib init failed");
-    if (done_) return 0;
-    z_.next_out = reinterpret_cast<Bytef*>(buf);
-    z_.avail_out = static_cast<uInt>(n);
-    while (z_.avail_out == n) {
-      if (z_.avail_in == 0 && !input_done_) {
-        ASSIGN_OR_RETURN(size_t got, in_->Read(input_.data(), input_.size()));
-        if (got == 0) input_done_ = true;
-        z_.next_in = reinterpret_cast<Bytef*>(input_.data());
-        z_.avail_in = static_cast<uInt>(got);
-      }
-      int r = inflate(&z_, Z_NO_FLUSH);
-      if (r == Z_STREAM_END) {
-        done_ = true;
-        break;
-      }
-      if (r != Z_OK && !(r == Z_BUF_ERROR && z_.avail_in == 0 && !input_done_)) {
-        return UnableTo(absl::StatusCode::kInvalidArgument, "decompress", name(),
-                        z_.msg != nullptr ? z_.msg : "corrupt zlib data");
-      }
-      if (input_done_ && z_.avail_in == 0 && z_.avail_out == n) {
-        return UnableTo(absl::StatusCode::kInvalidArgument, "decompress", name(),
-                        "truncated zlib data");
-      }
-    }
-    return n - z_.avail_out;
-  }
-  const std::string& name() const override { return in_->name(); }
-
- private:
-  ByteStream* in_;
-  z_stream z_;
-  std::vector<char> input_;
-  bool ok_ = false;
-  bool done_ = false;
-  bool input_done_ = false;
-};
-
 // Owns the chunk stream and the decompressor on top of it.
-class BlockDataStream : public ByteStream {
+class BlockDataStream : public BlockData {
  public:
   BlockDataStream(ArchiveStructureReader* reader, const ArchiveHeader& header, std::string name)
       : chunks_(reader, header.int_size, name), name_(std::move(name)) {
-    bool compressed_before_115 = header.VersionNumber() < 11500 && header.compression_level != 0;
-    if (header.compression == ArchiveCompression::kGzip || compressed_before_115) {
-      zlib_ = std::make_unique<ZlibStream>(&chunks_);
-      top_ = zlib_.get();
-    } else if (header.compression == ArchiveCompression::kLz4 ||
-               header.compression == ArchiveCompression::kZstd) {
-      auto reader_or = ArchiveReader::OpenStream(&chunks_, "", /*allow_raw=*/true);
-      if (!reader_or.ok()) {
-        error_ = reader_or.status();
-      } else {
-        archive_ = std::move(*reader_or);
-        auto entry = archive_->Next();
-        if (!entry.ok()) {
-          error_ = entry.status();
-        } else if (!entry->has_value()) {
-          top_ = nullptr;  // empty
-        } else {
-          top_ = archive_->data();
-        }
-      }
-    } else {
-      top_ = &chunks_;
+    Codec codec = Codec::kNone;
+    if (header.VersionNumber() < 11500) {
+      if (header.compression_level != 0) codec = Codec::kZlibOrGzip;
+    } else if (header.compression == ArchiveCompression::kGzip) {
+      codec = Codec::kZlibOrGzip;
+    } else if (header.compression == ArchiveCompression::kLz4) {
+      codec = Codec::kLz4;
+    } else if (header.compression == ArchiveCompression::kZstd) {
+      codec = Codec::kZstd;
     }
+    top_ = NewDecompressingStream(&chunks_, codec);
   }
-  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
-    if (!error_.ok()) return error_;
-    if (top_ == nullptr) return 0;
-    return top_->Read(buf, n);
-  }
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override { return top_->Read(buf, n); }
   const std::string& name() const override { return name_; }
-  absl::Status Drain() { return chunks_.Drain(); }
+  absl::Status Drain() override { return chunks_.Drain(); }
 
  private:
   ChunkStream chunks_;
   std::string name_;
-  std::unique_ptr<ZlibStream> zlib_;
-  std::unique_ptr<ArchiveReader> archive_;
-  ByteStream* top_ = nullptr;
-  absl::Status error_;
+  std::unique_ptr<ByteStream> top_;
 };
 
 }  // namespace
@@ -327,7 +259,11 @@ absl::StatusOr<std::vector<TocItem>> ArchiveStructureReader::ReadToc(const Archi
     RETURN_IF_ERROR(ReadStr(is, &t.drop_stmt, nullptr));
     if (v >= 10300) RETURN_IF_ERROR(ReadStr(is, &t.copy_stmt, nullptr));
     if (v >= 10600) RETURN_IF_ERROR(ReadStr(is, &t.namespace_name, nullptr));
-    if (v >= 11000) RETURN_IF_ERROR(ReadStr(is, &t.tablespace, nullptr));
+    if (v >= 11000) {
+      bool null_tablespace = true;
+      RETURN_IF_ERROR(ReadStr(is, &t.tablespace, &null_tablespace));
+      t.has_tablespace = !null_tablespace;
+    }
     if (v >= 11400) RETURN_IF_ERROR(ReadStr(is, &t.tableam, nullptr));
     if (v >= 11600) {
       ASSIGN_OR_RETURN(int64_t relkind, ReadInt(is));
@@ -377,9 +313,36 @@ absl::StatusOr<std::vector<TocItem>> ArchiveStructureReader::ReadToc(const Archi
   return items;
 }
 
-std::unique_ptr<ByteStream> NewBlockDataStream(ArchiveStructureReader* reader,
-                                               const ArchiveHeader& header, std::string name) {
+std::unique_ptr<BlockData> NewBlockDataStream(ArchiveStructureReader* reader,
+                                              const ArchiveHeader& header, std::string name) {
   return std::make_unique<BlockDataStream>(reader, header, std::move(name));
+}
+
+absl::StatusOr<bool> ArchiveStructureReader::ReadBlockHeader(const ArchiveHeader& header, int* type,
+                                                             int* dump_id) {
+  char type_byte;
+  ASSIGN_OR_RETURN(size_t got, in_->Read(&type_byte, 1));
+  if (got == 0) return false;
+  ++offset_;
+  *type = static_cast<unsigned char>(type_byte);
+  if (*type != 1 && *type != 3) return Bad(absl::StrCat("unrecognized data block type ", *type));
+  ASSIGN_OR_RETURN(int64_t id, ReadInt(header.int_size));
+  if (id <= 0 || id > INT32_MAX) return Bad(absl::StrCat("data block of entry ID ", id));
+  *dump_id = static_cast<int>(id);
+  return true;
+}
+
+absl::Status ArchiveStructureReader::SkipBlock(const ArchiveHeader& header, int type) {
+  if (type == 1) {
+    ChunkStream chunks(this, header.int_size, in_->name());
+    return chunks.Drain();
+  }
+  while (true) {
+    ASSIGN_OR_RETURN(int64_t oid, ReadInt(header.int_size));
+    if (oid == 0) return absl::OkStatus();
+    ChunkStream chunks(this, header.int_size, in_->name());
+    RETURN_IF_ERROR(chunks.Drain());
+  }
 }
 
 absl::Status ArchiveStructureReader::ForEachDataBlock(const ArchiveHeader& header,

@@ -59,6 +59,7 @@ struct TocItem {
   std::string copy_stmt;
   std::string namespace_name;
   std::string tablespace;
+  bool has_tablespace = false;  // false: NULL (the object has none)
   std::string tableam;
   int relkind = 0;
   std::string owner;
@@ -94,6 +95,15 @@ class ArchiveStructureReader {
   using BlockVisitor = std::function<absl::Status(int dump_id, int block_type, ByteStream* data)>;
   absl::Status ForEachDataBlock(const ArchiveHeader& header, const BlockVisitor& visit);
 
+  // Custom format, block by block (what ForEachDataBlock does, for a
+  // caller that wants the blocks of chosen entries in its own order): reads
+  // the next block's type (1 data, 3 blobs) and dump id; false at the end of
+  // the archive.
+  absl::StatusOr<bool> ReadBlockHeader(const ArchiveHeader& header, int* type, int* dump_id);
+  // Skips the rest of a block whose header was just read (its data stream,
+  // if one was opened, must not be read any more).
+  absl::Status SkipBlock(const ArchiveHeader& header, int type);
+
   // Bytes read so far.
   int64_t offset() const { return offset_; }
 
@@ -111,11 +121,16 @@ class ArchiveStructureReader {
   int64_t offset_ = 0;
 };
 
-// A stream of the text in the data chunks of one custom-format block
-// (Int length + bytes, ended by a zero length), decompressed per `header`.
-// Exposed for tests.
-std::unique_ptr<ByteStream> NewBlockDataStream(ArchiveStructureReader* reader,
-                                               const ArchiveHeader& header, std::string name);
+// The data chunks of one custom-format block (or of one large object in a
+// blobs block): Int length + bytes, ended by a zero length, decompressed per
+// `header`.
+class BlockData : public ByteStream {
+ public:
+  // Skips what is left of the chunks without decompressing them.
+  virtual absl::Status Drain() = 0;
+};
+std::unique_ptr<BlockData> NewBlockDataStream(ArchiveStructureReader* reader,
+                                              const ArchiveHeader& header, std::string name);
 
 }  // namespace mastodon_restore
 

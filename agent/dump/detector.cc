@@ -418,7 +418,7 @@ absl::StatusOr<v1::DumpInfo> SplitDumpAssembler::Finish(const std::string& path,
   return info;
 }
 
-void AddCompatibilityNotes(int target_major, const std::vector<int>& pg_restore_majors,
+void AddCompatibilityNotes(int target_major, const std::vector<int>& /*pg_restore_majors*/,
                            v1::DumpInfo* info) {
   auto note = [info](v1::Severity severity, const std::string& code, const std::string& msg) {
     v1::CompatibilityNote* n = info->add_compatibility();
@@ -436,23 +436,16 @@ void AddCompatibilityNotes(int target_major, const std::vector<int>& pg_restore_
                           &vmin)) {
       vmin = 0;
     }
-    int needed = std::max(PgRestoreMajorForArchive(vmin), dumper);
-    std::vector<int> usable;
-    for (int m : pg_restore_majors) {
-      if (m >= needed) usable.push_back(m);
-    }
-    if (usable.empty()) {
+    // The agent reads archives itself (archive_script.h): no pg_restore.
+    if (vmin >= 12 && vmin <= kMaxArchiveMinor) {
+      note(v1::SEVERITY_INFO, "archive_version",
+           absl::StrCat("archive version ", info->archive_version(), " (", dumped_by,
+                        "): read by the agent's archive reader"));
+    } else {
       note(v1::SEVERITY_ERROR, "archive_version",
            absl::StrCat("archive version ", info->archive_version(), " (", dumped_by,
-                        ") needs pg_restore >= ", needed, ": ",
-                        pg_restore_majors.empty()
-                            ? std::string("none installed")
-                            : absl::StrCat("installed: ", absl::StrJoin(pg_restore_majors, ", ")),
-                        " (install postgresql-client-", needed, ")"));
-    } else {
-      note(v1::SEVERITY_INFO, "archive_version",
-           absl::StrCat("archive version ", info->archive_version(), ": pg_restore ",
-                        usable.front(), " can read it"));
+                        ") is not supported: the agent reads 1.12 (pg_dump 9.0) to 1.",
+                        kMaxArchiveMinor, " (pg_dump 18)"));
     }
   }
   if (target_major <= 0) return;

@@ -82,7 +82,8 @@ absl::Status CountCopyRows(ByteStream* data, CopyTable* out, std::string* max_ve
                            const CancelToken* cancel);
 
 // Adds compatibility verdicts for a target server of major `target_major`
-// (0: unknown) given the pg_restore majors installed.
+// (0: unknown). Archive versions 1.12-1.16 are read by the agent itself;
+// `pg_restore_majors` no longer matters (kept for callers).
 void AddCompatibilityNotes(int target_major, const std::vector<int>& pg_restore_majors,
                            mastodon::restore::v1::DumpInfo* info);
 

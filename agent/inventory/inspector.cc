@@ -216,7 +216,15 @@ class Inspector : public SourceVisitor {
 
   bool Done() const override { return detect_mode_ && !member_.empty() && found_member_; }
   // Media are counted as stored, never unwrapped.
-  bool RawFile(const SourceFile& file) const override { return MediaRootOf(file.path).has_value(); }
+  // Media, and the large objects of a directory-format dump (blob_<oid>.dat
+  // with any compression): nothing to detect in them, and an empty large
+  // object is an empty compressed stream, which libarchive cannot open.
+  bool RawFile(const SourceFile& file) const override {
+    if (MediaRootOf(file.path).has_value()) return true;
+    const std::string base = StripAllLayers(Basename(file.path));
+    return absl::StartsWith(base, "blob_") && absl::EndsWith(base, ".dat") &&
+           base.find_first_not_of("0123456789", 5) == base.size() - 4;
+  }
 
   // Completes the manifest after the walk.
   absl::StatusOr<v1::BackupManifest> Finish(const std::string& source,

@@ -383,13 +383,9 @@ absl::StatusOr<std::string> RestoreJob::DetectDump() {
 }
 
 absl::StatusOr<std::string> RestoreJob::Preflight() {
-  // The server: reachable, and the role may create databases; the tools
-  // an archive-format dump needs.
+  // The server: reachable, and the role may create databases. (Archive
+  // formats are read by the agent itself: no pg_restore is needed.)
   if (Planned("load")) {
-    if (dump_->format() != v1::DUMP_FORMAT_PLAIN) {
-      ASSIGN_OR_RETURN(pg_restore_,
-                       PickPgRestoreOf(input_.postgres_root, input_.pg_restore_majors, *dump_));
-    }
     RETURN_IF_ERROR(server_error_);
     if (!server_.may_create_databases) {
       return absl::PermissionDeniedError(absl::StrCat(

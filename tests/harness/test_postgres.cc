@@ -54,11 +54,24 @@ void RemoveTree(const std::string& path) {
   ::nftw(path.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-absl::StatusOr<std::unique_ptr<TestPostgres>> TestPostgres::Start() {
+std::string TestPostgres::ServerBinDir(int major) {
+  if (major == 15) return absl::StrCat(kDefaultPostgresRoot, "/15/bin");
+  return absl::StrCat(MR_SOURCE_DIR, "/.tools/postgres/", major, "/bin");
+}
+
+absl::StatusOr<std::unique_ptr<TestPostgres>> TestPostgres::Start(int major) {
   std::unique_ptr<TestPostgres> pg(new TestPostgres());
   pg->env_ = NewPosixEnv();
   pg->runner_ = NewPosixCommandRunner();
   LocalClusterOptions options;
+  options.bin_dir = ServerBinDir(major);
+  const std::string postgres = absl::StrCat(options.bin_dir, "/postgres");
+  if (::access(postgres.c_str(), X_OK) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "PostgreSQL ", major, " is not installed (no ", postgres, "): run ",
+        major == 15 ? "apt-get install postgresql-15 (scripts/install-deps)"
+                    : absl::StrCat("scripts/install-postgres ", major, " (or make deps)")));
+  }
   RETURN_IF_ERROR(RunAsUnprivilegedUserIfRoot(&options));
   const char* tmp = std::getenv("TMPDIR");
   ASSIGN_OR_RETURN(pg->base_dir_, CreateClusterBaseDir(tmp != nullptr && *tmp ? tmp : "/tmp",
@@ -73,6 +86,10 @@ absl::StatusOr<std::unique_ptr<TestPostgres>> TestPostgres::Start() {
     return cluster.status();
   }
   pg->cluster_ = std::move(*cluster);
+  if (pg->cluster_->major_version() != major) {
+    return absl::InternalError(absl::StrCat("PostgreSQL in ", options.bin_dir, " is ",
+                                            pg->cluster_->major_version(), ", not ", major));
+  }
   return pg;
 }
 

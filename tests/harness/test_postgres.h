@@ -21,9 +21,19 @@ namespace testing {
 
 class TestPostgres {
  public:
-  // Starts a new cluster. The server stops when the object is destroyed (or
-  // when the starting thread exits, should the test crash).
-  static absl::StatusOr<std::unique_ptr<TestPostgres>> Start();
+  // Starts a new cluster of PostgreSQL `major`: 15 is the distribution's
+  // (/usr/lib/postgresql/15), 14, 16, 17 and 18 are the ones
+  // scripts/install-postgres puts under .tools/postgres/<major> (server
+  // binaries only: no pg_dump, psql or pg_restore there). A major that is not
+  // installed is FAILED_PRECONDITION naming the install command. The server
+  // stops when the object is destroyed (or when the starting thread exits,
+  // should the test crash).
+  static absl::StatusOr<std::unique_ptr<TestPostgres>> Start(int major = 15);
+
+  // The majors the suite restores into (14 to 18).
+  static std::vector<int> AllMajors() { return {14, 15, 16, 17, 18}; }
+  // Directory with initdb/pg_ctl/postgres of `major`.
+  static std::string ServerBinDir(int major);
 
   ~TestPostgres();
 
@@ -38,8 +48,9 @@ class TestPostgres {
   const std::string& superuser() const { return superuser_; }
   LocalCluster* cluster() { return cluster_.get(); }
   const std::string& base_dir() const { return base_dir_; }
-  // Directory with pg_dump, psql, ... of the server's version.
+  // Directory with the server's binaries (for 15 also pg_dump, psql, ...).
   const std::string& bin_dir() const { return cluster_->bin_dir(); }
+  int major() const { return cluster_->major_version(); }
 
   // Runs SQL (one or more statements) as the superuser in `dbname`.
   absl::Status Exec(const std::string& sql, const std::string& dbname = "postgres") const;

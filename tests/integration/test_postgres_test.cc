@@ -76,6 +76,34 @@ TEST(TestPostgresTest, RealDumpToolsWorkAgainstIt) {
               HasSubstr("COPY public.t (id, s) FROM stdin;\n1\ta\\tb\n2\t\\N\n\\.\n"));
 }
 
+// Every major the suite restores into starts, as the version asked for.
+class EveryMajorTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(EveryMajorTest, StartsTheRequestedMajor) {
+  auto pg = TestPostgres::Start(GetParam());
+  ASSERT_OK(pg);
+  EXPECT_EQ((*pg)->major(), GetParam());
+  auto version = (*pg)->QueryValue("SELECT current_setting('server_version_num')::int / 10000");
+  ASSERT_OK(version);
+  EXPECT_EQ(*version, absl::StrCat(GetParam()));
+  EXPECT_EQ(*(*pg)->QueryValue("SHOW fsync"), "off");
+  ASSERT_OK((*pg)->Exec("CREATE DATABASE d"));
+  ASSERT_OK((*pg)->Exec("CREATE TABLE t AS SELECT g FROM generate_series(1, 10) g", "d"));
+  EXPECT_EQ(*(*pg)->QueryValue("SELECT sum(g) FROM t", "d"), "55");
+}
+
+INSTANTIATE_TEST_SUITE_P(Majors, EveryMajorTest, ::testing::ValuesIn(TestPostgres::AllMajors()),
+                         [](const ::testing::TestParamInfo<int>& info) {
+                           return absl::StrCat("PostgreSQL", info.param);
+                         });
+
+TEST(TestPostgresTest, AMajorThatIsNotInstalledFailsWithTheInstallCommand) {
+  auto pg = TestPostgres::Start(13);
+  ASSERT_FALSE(pg.ok());
+  EXPECT_EQ(pg.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(pg.status().message(), HasSubstr("scripts/install-postgres 13"));
+}
+
 TEST(TestPostgresTest, FailsWithTheReasonWhenTheServerCannotStart) {
   auto env = NewPosixEnv();
   auto runner = NewPosixCommandRunner();

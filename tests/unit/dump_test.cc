@@ -4,12 +4,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "absl/strings/str_cat.h"
 #include "agent/archive/sniff.h"
+#include "agent/common/status_macros.h"
+#include "agent/dump/archive_script.h"
 #include "agent/dump/custom_archive.h"
 #include "agent/dump/detector.h"
 #include "agent/dump/plain_scanner.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {
 namespace {
@@ -287,20 +292,166 @@ TEST(ArchiveReaderTest, ReadsHeaderAndTocOfEveryLayoutVersion) {
   EXPECT_EQ(Sniff(MakeArchive(16, kArchTar)), ContentKind::kPgTocDat);
 }
 
-TEST(ArchiveReaderTest, Archive116NeedsPgRestore17) {
+TEST(ArchiveReaderTest, Archive116IsReadWithoutPgRestore) {
   StringStream in(MakeArchive(16, kArchCustom), "new.dump");
   auto info = DetectCustomDump(&in, DetectOptions());
   ASSERT_OK(info);
   AddCompatibilityNotes(15, {15}, &*info);
   ASSERT_GE(info->compatibility_size(), 1);
-  EXPECT_EQ(info->compatibility(0).severity(), v1::SEVERITY_ERROR);
+  EXPECT_EQ(info->compatibility(0).severity(), v1::SEVERITY_INFO);
   EXPECT_EQ(info->compatibility(0).message(),
-            "archive version 1.16 (dumped by pg_dump 17) needs pg_restore >= 17: installed: 15 "
-            "(install postgresql-client-17)");
-  v1::DumpInfo ok = *info;
-  ok.clear_compatibility();
-  AddCompatibilityNotes(0, {15, 17}, &ok);
-  EXPECT_EQ(ok.compatibility(0).severity(), v1::SEVERITY_INFO);
+            "archive version 1.16 (dumped by pg_dump 17): read by the agent's archive reader");
+  v1::DumpInfo old = *info;
+  old.clear_compatibility();
+  old.set_archive_version("1.11");
+  AddCompatibilityNotes(0, {}, &old);
+  EXPECT_EQ(old.compatibility(0).severity(), v1::SEVERITY_ERROR);
+  EXPECT_THAT(old.compatibility(0).message(), HasSubstr("is not supported"));
+}
+
+// One TOC entry with every field given (ArchiveWriter::Entry fixes most).
+struct TocSpec {
+  int id;
+  bool had_dumper;
+  std::string desc, tag, defn, drop, copy, ns, owner;
+  int section;
+  std::string filename;  // tar/directory
+};
+
+void WriteEntry(ArchiveWriter* w, int vmin, const TocSpec& e, bool custom) {
+  w->Int(e.id);
+  w->Int(e.had_dumper ? 1 : 0);
+  w->Str("0");
+  w->Str("16384");
+  w->Str(e.tag.c_str());
+  w->Str(e.desc.c_str());
+  w->Int(e.section);
+  w->Str(e.defn.c_str());
+  w->Str(e.drop.c_str());
+  w->Str(e.copy.c_str());
+  w->Str(e.ns.c_str());
+  w->Str(nullptr);  // no tablespace
+  if (vmin >= 14) w->Str(nullptr);
+  if (vmin >= 16) w->Int(0);
+  w->Str(e.owner.c_str());
+  w->Str("false");
+  w->Str(nullptr);
+  if (custom) {
+    w->Byte(e.had_dumper ? 1 : 3);  // offset not set: written to a pipe
+    for (int i = 0; i < 8; ++i) w->Byte(0);
+  } else {
+    w->Str(e.filename.empty() ? nullptr : e.filename.c_str());
+  }
+}
+
+// A custom archive (no compression) of one table with data, as pg_dump
+// writes it to a pipe: no data offsets.
+std::string PipedCustomArchive(int vmin, bool with_search_path, bool truncate_data) {
+  ArchiveWriter w(vmin);
+  w.Header(kArchCustom, 0, "db", "15.1");
+  std::vector<TocSpec> toc = {
+      {1, false, "ENCODING", "ENCODING", "SET client_encoding = 'UTF8';\n", "", "", "", "", 1, ""},
+      {2, false, "TABLE", "t", "CREATE TABLE public.t (a integer);", "DROP TABLE public.t;", "",
+       "public", "mastodon", 2, ""},
+      {3, true, "TABLE DATA", "t", "", "", "COPY public.t (a) FROM stdin;\n", "public", "mastodon",
+       3, ""},
+      {4, false, "SEQUENCE SET", "s", "SELECT pg_catalog.setval('public.s', 42, true);", "", "",
+       "public", "mastodon", 3, ""},
+  };
+  if (with_search_path) {
+    toc.insert(toc.begin() + 1, {5, false, "SEARCHPATH", "SEARCHPATH",
+                                 "SELECT pg_catalog.set_config('search_path', '', false);\n", "",
+                                 "", "", "", 1, ""});
+  }
+  w.Int(static_cast<int64_t>(toc.size()));
+  for (const TocSpec& e : toc) WriteEntry(&w, vmin, e, true);
+  // The data block of entry 3: type 1, id, chunks, zero length.
+  w.Byte(1);
+  w.Int(3);
+  const std::string data = "1\n2\n\\.\n\n\n";
+  w.Int(static_cast<int64_t>(data.size()));
+  w.bytes() += data;
+  w.Int(0);
+  if (truncate_data) w.bytes().resize(w.bytes().size() - data.size() - 12);
+  return w.bytes();
+}
+
+absl::StatusOr<std::string> Render(ArchiveScript* script) {
+  std::string out;
+  char buf[7];  // tiny reads: every buffer boundary
+  while (true) {
+    ASSIGN_OR_RETURN(size_t got, script->Read(buf, sizeof(buf)));
+    if (got == 0) return out;
+    out.append(buf, got);
+  }
+}
+
+TEST(ArchiveScriptTest, CustomArchiveFromAPipeRendersInPgRestoreOrder) {
+  StringStream in(PipedCustomArchive(14, true, false), "piped.dump");
+  auto script = ArchiveScript::OpenCustom(&in);
+  ASSERT_OK(script);
+  auto text = Render(script->get());
+  ASSERT_OK(text);
+  EXPECT_THAT(*text, HasSubstr("SET client_encoding = 'UTF8';\n"));
+  EXPECT_THAT(*text, HasSubstr("SELECT pg_catalog.set_config('search_path', '', false);\n"));
+  EXPECT_THAT(*text,
+              HasSubstr("--\n-- Name: t; Type: TABLE; Schema: public; Owner: mastodon\n--\n\n"
+                        "CREATE TABLE public.t (a integer);\n\n"
+                        "ALTER TABLE public.t OWNER TO mastodon;\n\n"));
+  EXPECT_THAT(*text, HasSubstr("-- Data for Name: t; Type: TABLE DATA; Schema: public; Owner: "
+                               "mastodon\n--\n\nCOPY public.t (a) FROM stdin;\n1\n2\n\\.\n\n\n"));
+  EXPECT_THAT(*text, HasSubstr("SELECT pg_catalog.setval('public.s', 42, true);"));
+  EXPECT_LT(text->find("COPY public.t"), text->find("setval"));
+  EXPECT_EQ(text->find("SET search_path = "), std::string::npos);
+}
+
+TEST(ArchiveScriptTest, OldArchivesWithoutSearchPathEntryGetOneSearchPathPerSchema) {
+  StringStream in(PipedCustomArchive(12, false, false), "old.dump");
+  auto script = ArchiveScript::OpenCustom(&in);
+  ASSERT_OK(script);
+  auto text = Render(script->get());
+  ASSERT_OK(text);
+  EXPECT_THAT(*text, HasSubstr("SET search_path = public, pg_catalog;\n\n--\n-- Name: t;"));
+}
+
+TEST(ArchiveScriptTest, MissingDataAndUnsupportedVersionsAreErrors) {
+  StringStream in(PipedCustomArchive(14, true, true), "short.dump");
+  auto script = ArchiveScript::OpenCustom(&in);
+  ASSERT_OK(script);
+  EXPECT_THAT(Render(script->get()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("short.dump")));
+  StringStream old(PipedCustomArchive(11, false, false), "ancient.dump");
+  EXPECT_THAT(ArchiveScript::OpenCustom(&old),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("1.11")));
+  StringStream tar(MakeArchive(14, kArchTar), "toc.dat");
+  EXPECT_THAT(ArchiveScript::OpenCustom(&tar),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not the custom format")));
+}
+
+TEST(ArchiveScriptTest, DirectoryArchiveFileNamesMustStayInside) {
+  auto dir = testing::MakeTempDir("mr-dirdump-");
+  ASSERT_OK(dir);
+  ArchiveWriter w(14);
+  w.Header(kArchTar, 0, "db", "15.1");
+  w.Int(1);
+  WriteEntry(&w, 14,
+             {1, true, "TABLE DATA", "t", "", "", "COPY public.t (a) FROM stdin;\n", "public",
+              "mastodon", 3, "../../etc/passwd"},
+             false);
+  { std::ofstream(*dir + "/toc.dat", std::ios::binary) << w.bytes(); }
+  auto script = ArchiveScript::OpenDirectory(*dir);
+  ASSERT_OK(script);
+  EXPECT_THAT(Render(script->get()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is not a plain file name")));
+  testing::RemoveTree(*dir);
+}
+
+TEST(ArchiveScriptTest, QuotesIdentifiersLikeFmtId) {
+  EXPECT_EQ(QuoteArchiveIdent("mastodon"), "mastodon");
+  EXPECT_EQ(QuoteArchiveIdent("user"), "\"user\"");
+  EXPECT_EQ(QuoteArchiveIdent("Odd Schema"), "\"Odd Schema\"");
+  EXPECT_EQ(QuoteArchiveIdent("a\"b"), "\"a\"\"b\"");
+  EXPECT_EQ(QuoteArchiveIdent("9lives"), "\"9lives\"");
 }
 
 TEST(ArchiveReaderTest, HostileHeadersAreRejected) {
