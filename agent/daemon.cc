@@ -179,6 +179,7 @@ void Daemon::AcceptLocal() {
 }
 
 absl::Status Daemon::Start() {
+  RETURN_IF_ERROR(ValidateListeners(config_));
   RETURN_IF_ERROR(env_->CreateDirs(config_.state_dir, 0700, true));
   RETURN_IF_ERROR(PrepareSocketPath());
 
@@ -210,7 +211,7 @@ absl::Status Daemon::Start() {
             std::make_shared<TokenAuthProcessor>(std::move(tokens)));
       }
     } else {
-      // ValidateConfig allowed this only for loopback with the explicit flag.
+      // ValidateListeners allowed this only for loopback with the explicit flag.
       tcp_creds = grpc::InsecureServerCredentials();
     }
   }
@@ -219,6 +220,7 @@ absl::Status Daemon::Start() {
   // INTERRUPTED, and staging databases it left behind are dropped.
   operations_ = std::make_unique<OperationManager>(
       config_.state_dir, env_, logger_, config_.keep_operations, config_.keep_operations_for);
+  operations_->set_max_running(config_.max_running_operations);
   ASSIGN_OR_RETURN(interrupted_, operations_->Recover());
   for (const auto& record : interrupted_) {
     logger_->Warning("operation interrupted by an agent stop",

@@ -54,6 +54,10 @@ class Daemon {
 
   // Ports bound for config.listen, in order (useful with port 0).
   const std::vector<int>& tcp_ports() const { return tcp_ports_; }
+  // The gRPC service (null before Start), for test hooks.
+  AgentService* service() { return service_.get(); }
+  // The operations (null before Start), for test hooks.
+  OperationManager* operations() { return operations_.get(); }
 
  private:
   absl::Status PrepareSocketPath();

@@ -9,6 +9,7 @@
 #include "agent/common/logging.h"
 #include "agent/common/process_setup.h"
 #include "agent/common/subprocess.h"
+#include "agent/common/terminal_text.h"
 #include "agent/daemon.h"
 #include "agent/service/config.h"
 
@@ -20,7 +21,7 @@ int main(int argc, char** argv) {
       ParseAgentCommandLine(std::vector<std::string>(argv + 1, argv + argc), env.get());
   if (!command_line.ok()) {
     std::fprintf(stderr, "mastodon-restore-agent: error: %s\n(see --help)\n",
-                 std::string(command_line.status().message()).c_str());
+                 TerminalSafe(command_line.status().message(), NewlinePolicy::kKeep).c_str());
     return 2;
   }
   if (command_line->help) {

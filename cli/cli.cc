@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "agent/common/args.h"
 #include "agent/common/build_info.h"
+#include "agent/common/terminal_text.h"
 #include "cli/agent_client.h"
 #include "cli/backup_report.h"
 #include "cli/command_line.h"
@@ -71,7 +72,18 @@ const std::vector<FlagSpec>& GlobalFlags() {
   return *specs;
 }
 
-void Print(std::FILE* f, const std::string& text) { std::fputs(text.c_str(), f); }
+// Everything the CLI prints goes through here: names from dumps, archives,
+// env files and the agent's messages reach the terminal with their control
+// characters shown escaped (the lines the CLI composed keep their newlines;
+// tables escape each name, newlines included, before composing).
+void Print(std::FILE* f, const std::string& text) {
+  std::fputs(TerminalSafe(text, NewlinePolicy::kKeep).c_str(), f);
+}
+
+// JSON output: valid JSON, with DEL and C1 controls escaped too.
+void PrintJsonText(std::FILE* f, const std::string& json) {
+  std::fputs(TerminalSafeJson(json).c_str(), f);
+}
 
 // Prints `message` as JSON with proto field names and every field.
 int PrintJson(const CommandContext& ctx, const google::protobuf::Message& message) {
@@ -86,7 +98,7 @@ int PrintJson(const CommandContext& ctx, const google::protobuf::Message& messag
           absl::StrCat(kProgram, ": error: unable to format JSON: ", status.ToString(), "\n"));
     return kExitFailed;
   }
-  Print(ctx.streams.out, json);
+  PrintJsonText(ctx.streams.out, json);
   if (json.empty() || json.back() != '\n') Print(ctx.streams.out, "\n");
   return kExitOk;
 }
@@ -407,15 +419,16 @@ int RunRestore(CommandContext& ctx) {
   if (o->plan_only()) {
     if (ctx.json) return PrintJson(ctx, response);
     const v1::Operation& plan = response.operation();
-    std::string text =
-        absl::StrCat("plan of the restore into ", plan.target(), " (nothing was started):\n");
+    std::string text = absl::StrCat("plan of the restore into ", TerminalSafe(plan.target()),
+                                    " (nothing was started):\n");
     int n = 0;
     for (const v1::Step& step : plan.steps()) {
       const bool runs = step.state() != v1::STEP_STATE_SKIPPED;
       absl::StrAppend(
           &text,
-          absl::StrFormat("  %2s %-15s %s\n", runs ? absl::StrCat(++n) : "-", step.name(),
-                          runs ? step.description() : absl::StrCat("skipped: ", step.message())));
+          absl::StrFormat(
+              "  %2s %-15s %s\n", runs ? absl::StrCat(++n) : "-", TerminalSafe(step.name()),
+              TerminalSafe(runs ? step.description() : absl::StrCat("skipped: ", step.message()))));
     }
     Print(ctx.streams.out, text);
     return kExitOk;
@@ -566,7 +579,7 @@ int ReportBackupCheck(CommandContext& ctx, const std::string& source, const std:
       Print(ctx.streams.err, absl::StrCat(kProgram, ": error: ", json.status().message(), "\n"));
       return passed ? kExitFailed : code;
     }
-    Print(ctx.streams.out, *json + "\n");
+    PrintJsonText(ctx.streams.out, *json + "\n");
     return code;
   }
   int checks = verify != nullptr ? verify->verify_result().checks_size() : 0;
@@ -575,11 +588,13 @@ int ReportBackupCheck(CommandContext& ctx, const std::string& source, const std:
     for (const auto& c : verify->verify_result().checks()) failed += c.passed() ? 0 : 1;
   }
   Print(ctx.streams.out,
-        passed ? absl::StrCat("backup OK: ", source, " restores, all ", checks, " checks passed\n")
-        : verify == nullptr ? absl::StrCat("backup FAILED: ", source,
-                                           " does not restore: ", restore.error().message(), "\n")
-                            : absl::StrCat("backup FAILED: ", source, ": ", failed, " of ", checks,
-                                           " checks failed\n"));
+        passed ? absl::StrCat("backup OK: ", TerminalSafe(source), " restores, all ", checks,
+                              " checks passed\n")
+        : verify == nullptr
+            ? absl::StrCat("backup FAILED: ", TerminalSafe(source),
+                           " does not restore: ", TerminalSafe(restore.error().message()), "\n")
+            : absl::StrCat("backup FAILED: ", TerminalSafe(source), ": ", failed, " of ", checks,
+                           " checks failed\n"));
   return code;
 }
 
@@ -670,7 +685,8 @@ int RunVerifyBackup(CommandContext& ctx) {
   }
   if (!ctx.json) {
     Print(ctx.streams.out,
-          absl::StrCat("restoring ", source.path(), " into the scratch database ", scratch, "\n"));
+          absl::StrCat("restoring ", TerminalSafe(source.path()), " into the scratch database ",
+                       TerminalSafe(scratch), "\n"));
   }
   int code = FollowOperation(stub.get(), restore_started.operation().id(), follow);
   auto restore = FetchOperation(ctx, stub.get(), restore_started.operation().id());

@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "agent/common/terminal_text.h"
 #include "cli/exit_codes.h"
 #include "cli/render.h"
 
@@ -18,6 +19,10 @@ namespace mastodon_restore {
 namespace {
 
 namespace v1 = mastodon::restore::v1;
+
+// A value from the operation (names from dumps, archives, env files) as the
+// terminal may show it.
+std::string T(absl::string_view value) { return TerminalSafe(value); }
 
 std::string Word(const std::string& enum_name, const char* prefix) {
   return absl::AsciiStrToLower(enum_name.substr(std::string(prefix).size()));
@@ -55,28 +60,29 @@ void PrintEvent(const v1::WatchOperationResponse& r, const FollowOptions& o, boo
   switch (e.type()) {
     case v1::EVENT_TYPE_STEP_STARTED:
       end_progress_line();
-      std::fprintf(o.out, "==> %s: %s\n", e.step().c_str(), e.message().c_str());
+      std::fprintf(o.out, "==> %s: %s\n", T(e.step()).c_str(), T(e.message()).c_str());
       break;
     case v1::EVENT_TYPE_STEP_PROGRESS:
       if (o.tty) {
         std::fprintf(o.out, "\r    %s%s  %s\033[K", Bar(e.progress(), 30).c_str(),
-                     ProgressText(e.progress()).c_str(), e.message().c_str());
+                     ProgressText(e.progress()).c_str(), T(e.message()).c_str());
         *progress_line = true;
       } else {
-        std::fprintf(o.out, "    %s: %s  %s\n", e.step().c_str(),
-                     ProgressText(e.progress()).c_str(), e.message().c_str());
+        std::fprintf(o.out, "    %s: %s  %s\n", T(e.step()).c_str(),
+                     ProgressText(e.progress()).c_str(), T(e.message()).c_str());
       }
       break;
     case v1::EVENT_TYPE_STEP_FINISHED:
       end_progress_line();
-      std::fprintf(o.out, "    %s %s%s\n", e.step().c_str(),
+      std::fprintf(o.out, "    %s %s%s\n", T(e.step()).c_str(),
                    Word(v1::StepState_Name(e.step_state()), "STEP_STATE_").c_str(),
-                   e.message().empty() ? "" : (": " + e.message()).c_str());
+                   T(e.message()).empty() ? "" : (": " + T(e.message())).c_str());
       break;
     case v1::EVENT_TYPE_LOG:
       end_progress_line();
       std::fprintf(o.out, "    %s: %s\n",
-                   Word(v1::Severity_Name(e.severity()), "SEVERITY_").c_str(), e.message().c_str());
+                   Word(v1::Severity_Name(e.severity()), "SEVERITY_").c_str(),
+                   T(e.message()).c_str());
       break;
     case v1::EVENT_TYPE_STATE:
       end_progress_line();
@@ -112,108 +118,114 @@ int ExitCodeForOperation(const v1::Operation& op) {
 
 std::string RenderOperationLine(const v1::Operation& op) {
   return absl::StrFormat(
-      "%-26s %-13s %-11s %s  %s", op.id(),
+      "%-26s %-13s %-11s %s  %s", T(op.id()),
       Word(v1::OperationKind_Name(op.kind()), "OPERATION_KIND_"),
       Word(v1::OperationState_Name(op.state()), "OPERATION_STATE_"),
       absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixSeconds(op.create_time().seconds()),
                        absl::UTCTimeZone()),
-      op.target());
+      T(op.target()));
 }
 
 std::string RenderOperation(const v1::Operation& op) {
   std::string s =
-      absl::StrFormat("%-14s %s\n%-14s %s\n%-14s %s\n", "operation", op.id(), "kind",
+      absl::StrFormat("%-14s %s\n%-14s %s\n%-14s %s\n", "operation", T(op.id()), "kind",
                       Word(v1::OperationKind_Name(op.kind()), "OPERATION_KIND_"), "state",
                       Word(v1::OperationState_Name(op.state()), "OPERATION_STATE_"));
-  if (!op.target().empty()) absl::StrAppendFormat(&s, "%-14s %s\n", "target", op.target());
+  if (!T(op.target()).empty()) absl::StrAppendFormat(&s, "%-14s %s\n", "target", T(op.target()));
   for (const v1::Step& step : op.steps()) {
     double secs =
         step.has_end_time()
             ? static_cast<double>(step.end_time().seconds() - step.start_time().seconds()) +
                   (step.end_time().nanos() - step.start_time().nanos()) / 1e9
             : 0;
-    absl::StrAppendFormat(&s, "%-14s %-10s %s%s\n", "  " + step.name(),
+    absl::StrAppendFormat(&s, "%-14s %-10s %s%s\n", "  " + T(step.name()),
                           Word(v1::StepState_Name(step.state()), "STEP_STATE_"),
                           secs > 0 && step.has_start_time() ? absl::StrFormat("%.1fs ", secs) : "",
-                          step.message());
+                          T(step.message()));
   }
   if (op.has_error()) {
-    absl::StrAppendFormat(&s, "%-14s %s%s\n", "error", op.error().message(),
-                          op.error().step().empty() ? "" : " (step " + op.error().step() + ")");
+    absl::StrAppendFormat(
+        &s, "%-14s %s%s\n", "error", T(op.error().message()),
+        T(op.error().step()).empty() ? "" : " (step " + T(op.error().step()) + ")");
   }
   if (op.has_restore_report() && op.restore_report().database().empty()) {
     const v1::RestoreReport& r = op.restore_report();
     absl::StrAppendFormat(&s, "%-14s %d files written (%s), %d unchanged\n", "media",
                           r.media_files(), HumanBytes(r.media_bytes()), r.media_files_skipped());
-    for (const std::string& w : r.warnings()) absl::StrAppendFormat(&s, "%-14s %s\n", "warning", w);
+    for (const std::string& w : r.warnings())
+      absl::StrAppendFormat(&s, "%-14s %s\n", "warning", T(w));
   } else if (op.has_restore_report()) {
     const v1::RestoreReport& r = op.restore_report();
-    absl::StrAppendFormat(&s, "%-14s %s\n", "restored", r.database());
+    absl::StrAppendFormat(&s, "%-14s %s\n", "restored", T(r.database()));
     absl::StrAppendFormat(&s, "%-14s %s\n", "previous",
-                          r.previous_database().empty() ? "(none: the database was new)"
-                                                        : r.previous_database() + " (kept)");
-    absl::StrAppendFormat(&s, "%-14s %s, %d tables, %d rows\n", "dump", r.dump().path(), r.tables(),
-                          r.rows());
+                          T(r.previous_database()).empty() ? "(none: the database was new)"
+                                                           : T(r.previous_database()) + " (kept)");
+    absl::StrAppendFormat(&s, "%-14s %s, %d tables, %d rows\n", "dump", T(r.dump().path()),
+                          r.tables(), r.rows());
     if (r.load_connections() > 0) {
       absl::StrAppendFormat(&s, "%-14s %d connection%s\n", "loaded by", r.load_connections(),
                             r.load_connections() == 1 ? " (serial)" : "s in parallel");
     }
-    if (!r.schema_version().empty())
-      absl::StrAppendFormat(&s, "%-14s %s\n", "schema", r.schema_version());
-    absl::StrAppendFormat(&s, "%-14s PostgreSQL %s\n", "server", r.target_server_version());
+    if (!T(r.schema_version()).empty())
+      absl::StrAppendFormat(&s, "%-14s %s\n", "schema", T(r.schema_version()));
+    absl::StrAppendFormat(&s, "%-14s PostgreSQL %s\n", "server", T(r.target_server_version()));
     int passed = 0;
     for (const auto& c : r.verification().checks()) passed += c.passed() ? 1 : 0;
     absl::StrAppendFormat(&s, "%-14s %s (%d of %d checks)\n", "verification",
                           r.verification().passed() ? "passed" : "FAILED", passed,
                           r.verification().checks_size());
-    for (const std::string& w : r.rewrites()) absl::StrAppendFormat(&s, "%-14s %s\n", "rewrite", w);
+    for (const std::string& w : r.rewrites())
+      absl::StrAppendFormat(&s, "%-14s %s\n", "rewrite", T(w));
     if (r.media_files() + r.media_files_skipped() > 0) {
       absl::StrAppendFormat(&s, "%-14s %d files written (%s), %d unchanged\n", "media",
                             r.media_files(), HumanBytes(r.media_bytes()), r.media_files_skipped());
     }
     for (const v1::TootctlResult& t : r.tootctl()) {
       absl::StrAppendFormat(
-          &s, "%-14s %s: %s%s\n", "tootctl", t.command(),
-          t.summary().empty() ? "(no summary)" : t.summary(),
+          &s, "%-14s %s: %s%s\n", "tootctl", T(t.command()),
+          T(t.summary()).empty() ? "(no summary)" : T(t.summary()),
           t.item_errors() > 0 ? absl::StrFormat(" (%d item errors)", t.item_errors()) : "");
     }
-    for (const std::string& w : r.warnings()) absl::StrAppendFormat(&s, "%-14s %s\n", "warning", w);
+    for (const std::string& w : r.warnings())
+      absl::StrAppendFormat(&s, "%-14s %s\n", "warning", T(w));
     if (!r.secrets_differing().empty()) {
       absl::StrAppendFormat(
           &s, "%-14s %s\n", "secrets",
-          absl::StrCat("differ from this host's: ", absl::StrJoin(r.secrets_differing(), ", ")));
+          absl::StrCat("differ from this host's: ", T(absl::StrJoin(r.secrets_differing(), ", "))));
     }
-    for (const std::string& n : r.next_steps()) absl::StrAppendFormat(&s, "%-14s %s\n", "next", n);
-    if (!r.previous_database().empty()) {
+    for (const std::string& n : r.next_steps())
+      absl::StrAppendFormat(&s, "%-14s %s\n", "next", T(n));
+    if (!T(r.previous_database()).empty()) {
       absl::StrAppendFormat(&s, "%-14s mastodon-restore rollback --database %s   (to undo)\n",
-                            "undo", r.database());
+                            "undo", T(r.database()));
     }
   }
   if (op.has_rollback_result()) {
     absl::StrAppendFormat(&s, "%-14s %s\n%-14s %s\n", "restored",
-                          op.rollback_result().restored_database(), "replaced",
-                          op.rollback_result().replaced_database_renamed_to());
+                          T(op.rollback_result().restored_database()), "replaced",
+                          T(op.rollback_result().replaced_database_renamed_to()));
   }
   if (op.has_db_migrate_result()) {
     const v1::DbMigrateResult& r = op.db_migrate_result();
-    absl::StrAppendFormat(&s, "%-14s %s -> %s\n", "schema",
-                          r.schema_version_before().empty() ? "(none)" : r.schema_version_before(),
-                          r.schema_version_after().empty() ? "(none)" : r.schema_version_after());
+    absl::StrAppendFormat(
+        &s, "%-14s %s -> %s\n", "schema",
+        T(r.schema_version_before()).empty() ? "(none)" : T(r.schema_version_before()),
+        T(r.schema_version_after()).empty() ? "(none)" : T(r.schema_version_after()));
     absl::StrAppendFormat(&s, "%-14s %d ran, %d pending\n", "migrations", r.migrations_size(),
                           r.pending());
   }
   if (op.has_tootctl_tasks_result()) {
     for (const v1::TootctlResult& t : op.tootctl_tasks_result().commands()) {
       absl::StrAppendFormat(
-          &s, "%-14s %s: %s%s\n", "tootctl", t.command(),
-          t.summary().empty() ? "(no summary)" : t.summary(),
+          &s, "%-14s %s: %s%s\n", "tootctl", T(t.command()),
+          T(t.summary()).empty() ? "(no summary)" : T(t.summary()),
           t.item_errors() > 0 ? absl::StrFormat(" (%d item errors)", t.item_errors()) : "");
     }
   }
   if (op.has_verify_result()) {
     for (const auto& c : op.verify_result().checks()) {
       absl::StrAppendFormat(&s, "%-14s %-4s %s: %s\n", "check", c.passed() ? "ok" : "FAIL",
-                            c.name(), c.message());
+                            T(c.name()), T(c.message()));
     }
   }
   return s;
@@ -248,7 +260,7 @@ int FollowOperation(v1::RestoreAgentService::StubInterface* stub, const std::str
         }
         if (n == 1 && !cancel_sent) {
           cancel_sent = true;
-          std::fprintf(o.err, "\ncancelling %s (Ctrl-C again to detach)\n", id.c_str());
+          std::fprintf(o.err, "\ncancelling %s (Ctrl-C again to detach)\n", T(id).c_str());
           grpc::ClientContext c;
           if (o.prepare) o.prepare(&c);
           v1::CancelOperationRequest req;
@@ -268,7 +280,7 @@ int FollowOperation(v1::RestoreAgentService::StubInterface* stub, const std::str
         options.preserve_proto_field_names = true;
         std::string line;
         (void)google::protobuf::util::MessageToJsonString(response, &line, options);
-        std::fprintf(o.out, "%s\n", line.c_str());
+        std::fprintf(o.out, "%s\n", TerminalSafeJson(line).c_str());
         std::fflush(o.out);
       } else {
         PrintEvent(response, o, &progress_line);
@@ -284,13 +296,13 @@ int FollowOperation(v1::RestoreAgentService::StubInterface* stub, const std::str
     interrupts.join();
     if (g_interrupts.load() >= 2) {
       std::fprintf(o.err, "detached; the operation goes on: mastodon-restore ops watch %s\n",
-                   id.c_str());
+                   T(id).c_str());
       return kExitOk;
     }
     if (ended || status.ok()) break;
     if (status.error_code() == grpc::StatusCode::NOT_FOUND || ++failures > 5) {
-      std::fprintf(o.err, "mastodon-restore: error: lost the operation %s: %s\n", id.c_str(),
-                   status.error_message().c_str());
+      std::fprintf(o.err, "mastodon-restore: error: lost the operation %s: %s\n", T(id).c_str(),
+                   T(status.error_message()).c_str());
       return ExitCodeFor(status.error_code());
     }
     absl::SleepFor(absl::Seconds(1));  // the agent may be restarting: resume from `next`

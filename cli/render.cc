@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "agent/common/terminal_text.h"
 
 namespace mastodon_restore {
 namespace {
@@ -22,8 +23,10 @@ std::string EnumWord(const std::string& name, const char* prefix) {
   return s;
 }
 
+// One line: the value (names from dumps, archives and env files) with its
+// control characters shown escaped, newlines included.
 std::string Field(const std::string& indent, const std::string& label, const std::string& value) {
-  return absl::StrFormat("%s%-14s %s\n", indent, label, value);
+  return absl::StrFormat("%s%-14s %s\n", indent, label, TerminalSafe(value));
 }
 
 std::string KindText(const v1::DumpInfo& d) {

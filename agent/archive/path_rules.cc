@@ -20,11 +20,6 @@ bool IsWithin(absl::string_view path, absl::string_view root) {
   return path.size() == root.size() || path[root.size()] == '/';
 }
 
-namespace {
-
-// realpath() of the longest existing prefix of `path`, with the missing rest
-// appended lexically ("." dropped, ".." popping). Lets a missing path be
-// judged against the roots without following anything that does not exist.
 std::string ResolveExistingPrefix(const std::string& path) {
   std::vector<std::string> parts = absl::StrSplit(path, '/', absl::SkipEmpty());
   for (size_t keep = parts.size(); keep > 0; --keep) {
@@ -44,8 +39,6 @@ std::string ResolveExistingPrefix(const std::string& path) {
   }
   return path;
 }
-
-}  // namespace
 
 absl::StatusOr<std::string> ResolveAllowedPath(const std::string& path,
                                                const std::vector<std::string>& roots) {

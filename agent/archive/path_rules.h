@@ -14,6 +14,12 @@ namespace mastodon_restore {
 // True when `path` is `root` or below it (both absolute, normalised).
 bool IsWithin(absl::string_view path, absl::string_view root);
 
+// realpath() of the longest existing prefix of absolute `path`, with the
+// missing rest appended lexically ("." dropped, ".." popping). Lets a
+// missing path be judged against the roots, or serve as a lock key, without
+// following anything that does not exist.
+std::string ResolveExistingPrefix(const std::string& path);
+
 // Resolves `path` (symlinks followed) and checks that the result lies inside
 // one of `roots` (also resolved). INVALID_ARGUMENT for a relative path,
 // NOT_FOUND when it does not exist, PERMISSION_DENIED naming the allowed

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "agent/common/terminal_text.h"
 
 namespace mastodon_restore {
 namespace {
@@ -71,42 +72,18 @@ bool ParseLogLevel(absl::string_view text, LogLevel* level) {
 }
 
 std::string LogfmtValue(absl::string_view value) {
-  bool quote = value.empty();
-  for (char c : value) {
-    if (c == ' ' || c == '"' || c == '=' || c == '\\' || static_cast<unsigned char>(c) < 0x20) {
-      quote = true;
-      break;
-    }
-  }
+  bool quote = value.empty() || NeedsTerminalEscape(value);
+  for (char c : value) quote = quote || c == ' ' || c == '"' || c == '=' || c == '\\';
   if (!quote) return std::string(value);
-  std::string out = "\"";
+  std::string escaped;
   for (char c : value) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppendFormat(&out, "\\x%02x", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
+    if (c == '"' || c == '\\') escaped += '\\';
+    escaped += c;
   }
-  out += "\"";
-  return out;
+  // Control characters (and bytes that are not UTF-8) shown escaped: the
+  // record stays on one line and a name from a backup cannot drive the
+  // terminal that shows the log.
+  return absl::StrCat("\"", TerminalSafe(escaped), "\"");
 }
 
 Logger::Logger(LogLevel min_level, bool journald) : Logger(min_level, journald, WriteStderr) {}

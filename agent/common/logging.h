@@ -64,7 +64,8 @@ class Logger {
 };
 
 // Quotes a logfmt value when it holds spaces, quotes, '=' or control
-// characters; control characters are escaped so a record stays on one line.
+// characters; control characters are shown escaped (TerminalSafe) so a
+// record stays on one line and cannot drive a terminal.
 std::string LogfmtValue(absl::string_view value);
 
 }  // namespace mastodon_restore

@@ -3,7 +3,10 @@
 #include <libpq-fe.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace mastodon_restore {
 namespace {
@@ -39,6 +42,64 @@ bool ConnInfoHasPassword(const std::string& conninfo) {
   return has;
 }
 
+absl::StatusOr<std::string> CallerConnInfo(const std::string& conninfo) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (options == nullptr) {
+    if (error != nullptr) PQfreemem(error);
+    return absl::InvalidArgumentError(
+        "the request's conninfo is not a libpq connection string or URI");
+  }
+  std::vector<std::string> parts;
+  bool has_password = false;
+  absl::Status refused;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    const std::string keyword = o->keyword;
+    const std::string value = o->val;
+    const bool names_a_file =
+        keyword == "passfile" || keyword == "service" || keyword == "servicefile" ||
+        keyword == "sslcert" || keyword == "sslkey" || keyword == "sslcrl" ||
+        keyword == "sslcrldir" || (keyword == "sslrootcert" && value != "system");
+    if (names_a_file) {
+      refused = absl::InvalidArgumentError(
+          absl::StrCat("the request's conninfo may not set '", keyword,
+                       "': it names a file on the agent's host (give the settings themselves)"));
+      break;
+    }
+    if (keyword == "password" && !value.empty()) has_password = true;
+    std::string quoted;
+    for (char c : value) {
+      if (c == '\\' || c == '\'') quoted += '\\';
+      quoted += c;
+    }
+    parts.push_back(absl::StrCat(keyword, "='", quoted, "'"));
+  }
+  PQconninfoFree(options);
+  if (!refused.ok()) return refused;
+  if (!has_password) parts.push_back("password=''");
+  parts.push_back(absl::StrCat("passfile='", kNoPassFile, "'"));
+  return absl::StrJoin(parts, " ");
+}
+
+std::string ScrubCredentialFiles(absl::string_view message) {
+  std::vector<std::string> kept;
+  bool removed = false;
+  for (absl::string_view line : absl::StrSplit(message, '\n')) {
+    if (absl::StrContains(line, "password file") || absl::StrContains(line, "pgpass") ||
+        absl::StrContains(line, "passfile") || absl::StrContains(line, "retrieved from file")) {
+      removed = true;
+      continue;
+    }
+    kept.emplace_back(line);
+  }
+  std::string out = absl::StrJoin(kept, "\n");
+  if (removed) {
+    absl::StrAppend(&out, out.empty() ? "" : " ", "(the agent's password file was used)");
+  }
+  return out;
+}
+
 absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo,
                                                                     const std::string& dbname) {
   const char* keys[] = {"dbname", "dbname", "connect_timeout", "application_name", nullptr};
@@ -54,7 +115,7 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::s
   }
   PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (PQstatus(conn) != CONNECTION_OK) {
-    std::string error = std::string(absl::StripAsciiWhitespace(PQerrorMessage(conn)));
+    std::string error = ScrubCredentialFiles(absl::StripAsciiWhitespace(PQerrorMessage(conn)));
     PQfinish(conn);
     return absl::UnavailableError(
         absl::StrCat("unable to connect to PostgreSQL",

@@ -27,6 +27,26 @@ namespace mastodon_restore {
 // secret and is never persisted. Unparsable conninfo counts as secret.
 bool ConnInfoHasPassword(const std::string& conninfo);
 
+// A conninfo a caller sent (a request's target.conninfo) as the agent may
+// use it: the same settings, in keyword form, with passfile=kNoPassFile and,
+// when it sets no password, password='' so that nothing stored on the
+// agent's host is sent to a server the caller chose (not ~/.pgpass, not
+// PGPASSFILE, not PGPASSWORD, not a service file's password). Settings that
+// name files on the agent's host (passfile, service, sslcert, sslkey,
+// sslrootcert other than "system", sslcrl, sslcrldir) are refused:
+// INVALID_ARGUMENT naming the setting. A conninfo libpq cannot parse is
+// INVALID_ARGUMENT without its text (it may hold a password).
+absl::StatusOr<std::string> CallerConnInfo(const std::string& conninfo);
+// The password file of callers' conninfo: a path that cannot exist (below a
+// device), so that libpq finds no file and says nothing (with /dev/null
+// itself it warns on stderr that the file is not a plain file).
+inline constexpr char kNoPassFile[] = "/dev/null/no-passfile";
+
+// `message` (libpq's, or a client tool's) without the lines that name a
+// password file: libpq says where it read a password from and warns about
+// the file's mode, and those paths are not for callers.
+std::string ScrubCredentialFiles(absl::string_view message);
+
 class PgConnection : public PgSession {
  public:
   // Connects with `conninfo` (conninfo string or URI). When `dbname` is not

@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "agent/database/pg_connection.h"
 
 namespace mastodon_restore {
 
@@ -12,7 +13,7 @@ absl::StatusOr<int> ProbeServerVersion(const std::string& conninfo) {
   const char* values[] = {conninfo.c_str(), "10", nullptr};
   PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (PQstatus(conn) != CONNECTION_OK) {
-    std::string error = std::string(absl::StripAsciiWhitespace(PQerrorMessage(conn)));
+    std::string error = ScrubCredentialFiles(absl::StripAsciiWhitespace(PQerrorMessage(conn)));
     PQfinish(conn);
     return absl::UnavailableError(absl::StrCat("unable to connect to the target server: ", error));
   }

@@ -699,8 +699,10 @@ absl::StatusOr<PreparedRestore> PrepareRestore(const std::string& request_id,
     in.database = db.database;
     in.owner = db.owner;
   }
+  std::string media_key;  // the media directory's lock: its resolved path
   if (in.restore_media) {
     ASSIGN_OR_RETURN(RestoreMediaTarget media, ResolveRestoreMedia(opts, env));
+    if (!media.resolved_dir.empty()) media_key = absl::StrCat("media:", media.resolved_dir);
     in.media_dir = media.dir;
     in.space_floor = env.space_floor;
     in.media_uid = media.uid;
@@ -711,8 +713,9 @@ absl::StatusOr<PreparedRestore> PrepareRestore(const std::string& request_id,
   OperationSpec& spec = out.spec;
   spec.kind = v1::OPERATION_KIND_RESTORE;
   spec.request_id = request_id;
-  spec.target = in.restore_database ? absl::StrCat("database:", in.database)
-                                    : absl::StrCat("media:", in.media_dir);
+  spec.target = in.restore_database ? absl::StrCat("database:", in.database) : media_key;
+  if (in.restore_database) spec.locks.push_back(spec.target);
+  if (!media_key.empty()) spec.locks.push_back(media_key);
   spec.fill_request = [opts](v1::Operation* op) {
     *op->mutable_restore_options() = opts;
     RedactSensitive(op->mutable_restore_options());

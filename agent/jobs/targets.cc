@@ -121,6 +121,13 @@ absl::StatusOr<RestoreMediaTarget> ResolveRestoreMedia(const v1::RestoreOptions&
                                                     ") or inside it"));
   }
   out.dir = "/" + *normalized;
+  out.resolved_dir = ResolveExistingPrefix(out.dir);
+  const std::string resolved_root = ResolveExistingPrefix(root);
+  if (!IsWithin(out.resolved_dir, resolved_root)) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("media directory '", media_dir, "' resolves to '", out.resolved_dir,
+                     "', outside the agent's media directory (", resolved_root, ")"));
+  }
   if (app_media.has_value() && app_media->uid.has_value()) {
     out.uid = app_media->uid;
     out.gid = app_media->gid;

@@ -70,13 +70,18 @@ absl::StatusOr<RestoreDatabaseTarget> ResolveRestoreDatabase(
 // A restore's media directory and the owner of what is written there.
 struct RestoreMediaTarget {
   std::string dir;  // "" when the host has none (the media step is skipped)
+  // `dir` with symlinks resolved (ResolveExistingPrefix): the operation's
+  // lock key, so that two requests naming one directory differently
+  // conflict.
+  std::string resolved_dir;
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
 };
 // The media root is the agent's --media-dir, else the runtime's media
 // directory; a requested media_dir must lie inside it. New files belong to
 // the runtime's app user, else to the owner of the directory (or of its
-// parent). PERMISSION_DENIED for a directory outside the root;
+// parent). PERMISSION_DENIED for a directory outside the root, also when
+// its symlinks resolve outside the resolved root;
 // FAILED_PRECONDITION for a media-only restore on a host without one.
 absl::StatusOr<RestoreMediaTarget> ResolveRestoreMedia(
     const mastodon::restore::v1::RestoreOptions& options, const JobEnv& env);

@@ -66,6 +66,22 @@ absl::StatusOr<std::vector<v1::OperationRecord>> OperationManager::Recover() {
   return interrupted;
 }
 
+namespace {
+
+// True when two lock keys cover a common thing: the same key, or two
+// directories ("media:/srv/m", "media:/srv/m/sub") one inside the other.
+bool LocksOverlap(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  constexpr absl::string_view kDir = "media:/";
+  if (!absl::StartsWith(a, kDir) || !absl::StartsWith(b, kDir)) return false;
+  const std::string& shorter = a.size() < b.size() ? a : b;
+  const std::string& longer = a.size() < b.size() ? b : a;
+  return absl::StartsWith(longer, shorter) &&
+         (shorter.back() == '/' || longer[shorter.size()] == '/');
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<Operation>> OperationManager::Start(OperationSpec spec) {
   absl::MutexLock lock(&mu_);
   if (shut_down_) return absl::UnavailableError("the agent is shutting down");
@@ -75,12 +91,20 @@ absl::StatusOr<std::shared_ptr<Operation>> OperationManager::Start(OperationSpec
       return operations_[it->second];
     }
   }
-  if (!spec.target.empty()) {
-    auto it = locks_.find(spec.target);
-    if (it != locks_.end()) {
-      return absl::AbortedError(absl::StrCat("operation ", it->second, " is running on ",
-                                             spec.target, ": wait for it or cancel it"));
+  std::vector<std::string> locks = spec.locks;
+  if (locks.empty() && !spec.target.empty()) locks.push_back(spec.target);
+  for (const std::string& key : locks) {
+    for (const auto& [held, holder] : locks_) {
+      if (!LocksOverlap(key, held)) continue;
+      return absl::AbortedError(absl::StrCat("operation ", holder, " is running on ", held,
+                                             ": wait for it or cancel it"));
     }
+  }
+  if (running_ >= max_running_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the agent is busy: ", running_,
+                     " operations are running (--max-running-operations); start this one when "
+                     "one has ended"));
   }
   v1::OperationRecord record;
   v1::Operation* op_proto = record.mutable_operation();
@@ -101,13 +125,15 @@ absl::StatusOr<std::shared_ptr<Operation>> OperationManager::Start(OperationSpec
   op->DeclareSteps(spec.steps);
   operations_[op->id()] = op;
   if (!spec.request_id.empty()) by_request_id_[spec.request_id] = op->id();
-  if (!spec.target.empty()) locks_[spec.target] = op->id();
+  for (const std::string& key : locks) locks_[key] = op->id();
+  ++running_;
   logger_->Info("operation started", {{"operation", op->id()},
                                       {"kind", v1::OperationKind_Name(spec.kind)},
                                       {"target", spec.target}});
   Prune();
-  threads_.emplace_back([this, op, work = std::move(spec.work), target = spec.target]() {
+  threads_.emplace_back([this, op, work = std::move(spec.work), locks]() {
     op->MarkRunning();
+    if (run_hook_) run_hook_(op.get());
     absl::Status status = work(op.get());
     if (status.ok() && op->cancel_token().cancelled()) {
       status = absl::CancelledError("cancelled");
@@ -117,7 +143,11 @@ absl::StatusOr<std::shared_ptr<Operation>> OperationManager::Start(OperationSpec
                                       {"state", v1::OperationState_Name(op->Snapshot().state())},
                                       {"error", std::string(status.message())}});
     absl::MutexLock lock(&mu_);
-    if (!target.empty() && locks_[target] == op->id()) locks_.erase(target);
+    for (const std::string& key : locks) {
+      auto it = locks_.find(key);
+      if (it != locks_.end() && it->second == op->id()) locks_.erase(it);
+    }
+    --running_;
   });
   return op;
 }

@@ -27,6 +27,11 @@ struct OperationSpec {
   // What the operation writes to ("database:mastodon_production"); ""
   // for read-only operations, which never conflict.
   std::string target;
+  // Everything the operation writes to, when more than `target`: a whole
+  // restore holds its database and its media directory (by resolved path),
+  // so that a media-only restore of the same directory, or of one inside
+  // it, conflicts with it. Empty: `target` alone.
+  std::vector<std::string> locks;
   // Fills the (sanitized) request into the record.
   std::function<void(mastodon::restore::v1::Operation*)> fill_request;
   // Cleanup facts kept in the record (never secrets): the staging database
@@ -55,8 +60,20 @@ class OperationManager {
   // returned (for cleanup of their leftovers).
   absl::StatusOr<std::vector<mastodon::restore::v1::OperationRecord>> Recover();
 
+  // Operations running at once; Start refuses more. Default 8.
+  void set_max_running(int n) {
+    absl::MutexLock lock(&mu_);
+    max_running_ = n;
+  }
+
+  // Test hook: runs on each operation's thread once it is RUNNING, before
+  // its work (a test holds operations there). Set before any Start.
+  void set_run_hook(std::function<void(Operation*)> hook) { run_hook_ = std::move(hook); }
+
   // Starts `spec`, or returns the existing operation of the same request_id.
-  // ABORTED naming the running operation when its target is busy.
+  // ABORTED naming the running operation when one of its locks (target) is
+  // held, or a directory lock ("media:/dir") inside or around one is; RESOURCE_EXHAUSTED when
+  // max_running operations run.
   absl::StatusOr<std::shared_ptr<Operation>> Start(OperationSpec spec);
 
   // NOT_FOUND for an unknown id.
@@ -86,6 +103,9 @@ class OperationManager {
   std::map<std::string, std::string> locks_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  int max_running_ ABSL_GUARDED_BY(mu_) = 8;
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
+  std::function<void(Operation*)> run_hook_;
 };
 
 }  // namespace mastodon_restore

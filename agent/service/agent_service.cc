@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/common/status_macros.h"
+#include "agent/database/pg_connection.h"
 #include "agent/inventory/inspector.h"
 #include "agent/jobs/app_jobs.h"
 #include "agent/jobs/database_jobs.h"
@@ -26,6 +27,8 @@ AgentService::AgentService(const AgentConfig* config, Env* env, CommandRunner* r
       runner_(runner),
       operations_(operations),
       runtime_(runtime),
+      workers_(config->max_unary_calls),
+      watchers_(config->max_watchers),
       logger_(logger),
       start_time_(start_time) {
   jobs_.runner = runner;
@@ -39,7 +42,36 @@ AgentService::AgentService(const AgentConfig* config, Env* env, CommandRunner* r
   jobs_.space_floor.min_free_percent = config->free_space_floor_percent;
 }
 
-AgentService::~AgentService() { workers_.WaitIdle(); }
+AgentService::~AgentService() {
+  workers_.WaitIdle();
+  watchers_.WaitIdle();
+}
+
+grpc::ServerUnaryReactor* AgentService::RunBlocking(BlockingUnaryReactor::Work work) {
+  return BlockingUnaryReactor::Start(&workers_,
+                                     [this, work = std::move(work)](const CancelToken& cancel) {
+                                       if (call_hook_) call_hook_();
+                                       return work(cancel);
+                                     });
+}
+
+grpc::Status RequireConnInfoScope(const grpc::CallbackServerContext* context,
+                                  const v1::DatabaseTarget& target) {
+  if (target.conninfo().empty()) return grpc::Status::OK;
+  grpc::Status denied = RequireScope(context, "operate");
+  if (denied.ok()) return denied;
+  return grpc::Status(denied.error_code(),
+                      absl::StrCat(denied.error_message(),
+                                   ": a request naming a server (target.conninfo) makes the "
+                                   "agent connect to it, which needs 'operate'"));
+}
+
+absl::Status AdmitCallerConnInfo(v1::DatabaseTarget* target) {
+  if (target->conninfo().empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::string conninfo, CallerConnInfo(target->conninfo()));
+  target->set_conninfo(std::move(conninfo));
+  return absl::OkStatus();
+}
 
 std::function<void(int64_t)> AgentService::ProgressLogger(const std::string& source) const {
   // Called on the handler's thread only: no locking needed.
@@ -71,16 +103,19 @@ grpc::ServerUnaryReactor* AgentService::DetectDump(grpc::CallbackServerContext* 
                                 {"member", request->member()},
                                 {"deep", request->deep() ? "true" : "false"},
                                 {"peer", context->peer()}});
-  return BlockingUnaryReactor::Start(
-      &workers_, [this, request, response](const CancelToken& cancel) {
-        ScanSetup setup;
-        RETURN_IF_ERROR(
-            PrepareScan(request->source(), request->deep(), request->target(), cancel, &setup));
-        ASSIGN_OR_RETURN(*response->mutable_dump(),
-                         DetectDumpInSource(setup.path, request->member(), setup.source,
-                                            setup.options, runner_));
-        return absl::OkStatus();
-      });
+  if (grpc::Status denied = RequireConnInfoScope(context, request->target()); !denied.ok()) {
+    return Denied(context, "DetectDump", denied);
+  }
+  return RunBlocking([this, request, response](const CancelToken& cancel) {
+    v1::DatabaseTarget target = request->target();
+    RETURN_IF_ERROR(AdmitCallerConnInfo(&target));
+    ScanSetup setup;
+    RETURN_IF_ERROR(PrepareScan(request->source(), request->deep(), target, cancel, &setup));
+    ASSIGN_OR_RETURN(
+        *response->mutable_dump(),
+        DetectDumpInSource(setup.path, request->member(), setup.source, setup.options, runner_));
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* AgentService::InspectBackup(grpc::CallbackServerContext* context,
@@ -92,16 +127,19 @@ grpc::ServerUnaryReactor* AgentService::InspectBackup(grpc::CallbackServerContex
   logger_->Info("inspect backup", {{"source", request->source().path()},
                                    {"deep", request->deep() ? "true" : "false"},
                                    {"peer", context->peer()}});
-  return BlockingUnaryReactor::Start(
-      &workers_, [this, request, response](const CancelToken& cancel) {
-        ScanSetup setup;
-        RETURN_IF_ERROR(
-            PrepareScan(request->source(), request->deep(), request->target(), cancel, &setup));
-        ASSIGN_OR_RETURN(
-            *response->mutable_manifest(),
-            ::mastodon_restore::InspectBackup(setup.path, setup.source, setup.options, runner_));
-        return absl::OkStatus();
-      });
+  if (grpc::Status denied = RequireConnInfoScope(context, request->target()); !denied.ok()) {
+    return Denied(context, "InspectBackup", denied);
+  }
+  return RunBlocking([this, request, response](const CancelToken& cancel) {
+    v1::DatabaseTarget target = request->target();
+    RETURN_IF_ERROR(AdmitCallerConnInfo(&target));
+    ScanSetup setup;
+    RETURN_IF_ERROR(PrepareScan(request->source(), request->deep(), target, cancel, &setup));
+    ASSIGN_OR_RETURN(
+        *response->mutable_manifest(),
+        ::mastodon_restore::InspectBackup(setup.path, setup.source, setup.options, runner_));
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* AgentService::GetAgentInfo(grpc::CallbackServerContext* context,
@@ -110,7 +148,7 @@ grpc::ServerUnaryReactor* AgentService::GetAgentInfo(grpc::CallbackServerContext
   if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
     return Denied(context, "GetAgentInfo", denied);
   }
-  return BlockingUnaryReactor::Start(&workers_, [this, response](const CancelToken&) {
+  return RunBlocking([this, response](const CancelToken&) {
     *response = DescribeAgent(*config_, jobs_, start_time_);
     return absl::OkStatus();
   });
@@ -185,9 +223,8 @@ grpc::ServerUnaryReactor* AgentService::StartOperationCall(grpc::CallbackServerC
   std::vector<LogField> logged = fields;
   logged.push_back({"peer", context->peer()});
   logger_->Info(what, logged);
-  return BlockingUnaryReactor::Start(&workers_, [this, who = CallerIdentity(context, local_peers_),
-                                                 rpc, operation, work = std::move(work)](
-                                                    const CancelToken& cancel) {
+  return RunBlocking([this, who = CallerIdentity(context, local_peers_), rpc, operation,
+                      work = std::move(work)](const CancelToken& cancel) {
     absl::Status status = work(cancel);
     logger_->Info("audit", {{"who", who},
                             {"rpc", rpc},
@@ -212,7 +249,8 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
       {{"source", request->options().source().path()}, {"request_id", request->request_id()}},
       response->mutable_operation(),
       [this, request, response](const CancelToken& cancel) -> absl::Status {
-        const v1::RestoreOptions& opts = request->options();
+        v1::RestoreOptions opts = request->options();
+        RETURN_IF_ERROR(AdmitCallerConnInfo(opts.mutable_target()));
         if (!opts.target_db().empty())
           RETURN_IF_ERROR(ValidateDatabaseName(opts.target_db(), "target_db"));
         if (!opts.target().database().empty()) {
@@ -243,7 +281,8 @@ grpc::ServerUnaryReactor* AgentService::StartRollback(grpc::CallbackServerContex
       context, "StartRollback", "start rollback",
       {{"database", request->options().target().database()}}, response->mutable_operation(),
       [this, request, response](const CancelToken&) -> absl::Status {
-        const v1::RollbackOptions& opts = request->options();
+        v1::RollbackOptions opts = request->options();
+        RETURN_IF_ERROR(AdmitCallerConnInfo(opts.mutable_target()));
         if (!opts.target().database().empty()) {
           RETURN_IF_ERROR(ValidateDatabaseName(opts.target().database(), "target.database"));
         }
@@ -262,7 +301,8 @@ grpc::ServerUnaryReactor* AgentService::StartVerify(grpc::CallbackServerContext*
       context, "StartVerify", "start verify",
       {{"database", request->options().target().database()}}, response->mutable_operation(),
       [this, request, response](const CancelToken& cancel) -> absl::Status {
-        const v1::VerifyOptions& opts = request->options();
+        v1::VerifyOptions opts = request->options();
+        RETURN_IF_ERROR(AdmitCallerConnInfo(opts.mutable_target()));
         if (!opts.target().database().empty()) {
           RETURN_IF_ERROR(ValidateDatabaseName(opts.target().database(), "target.database"));
         }
@@ -355,7 +395,14 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* AgentService::WatchOperation(
   }
   auto op = operations_->Get(request.id());
   if (!op.ok()) return new FinishedWriteReactor(ToGrpcStatus(op.status()));
-  return new WatchReactor(*op, watch_feeds_.For((*op)->id()), request.from_sequence());
+  if (!watchers_.TryAdd()) {
+    return new FinishedWriteReactor(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("the agent is busy: ", watchers_.limit(),
+                     " watch streams are open (--max-watchers); retry when one has ended")));
+  }
+  return new WatchReactor(*op, watch_feeds_.For((*op)->id()), request.from_sequence(),
+                          [this]() { watchers_.Done(); });
 }
 
 }  // namespace mastodon_restore

@@ -21,6 +21,16 @@
 
 namespace mastodon_restore {
 
+// OK when the call may make the agent connect to the server a request's
+// `target` names: a target.conninfo needs the 'operate' scope (it makes the
+// agent connect anywhere); PERMISSION_DENIED saying so otherwise.
+grpc::Status RequireConnInfoScope(const grpc::CallbackServerContext* context,
+                                  const mastodon::restore::v1::DatabaseTarget& target);
+
+// Rewrites a caller's target.conninfo with CallerConnInfo (no stored
+// password is used for it; settings naming files are INVALID_ARGUMENT).
+absl::Status AdmitCallerConnInfo(mastodon::restore::v1::DatabaseTarget* target);
+
 // WatchOperation is served in wire form (see watch_reactor.h): its request
 // arrives as bytes and its events leave as bytes serialized once for all the
 // operation's watchers.
@@ -34,6 +44,10 @@ class AgentService final
   // Who is behind each local connection, for the audit log; must outlive
   // the service.
   void set_local_peers(const LocalPeers* peers) { local_peers_ = peers; }
+  // Test hook: runs on the worker thread of every blocking unary call
+  // before its work (a test holds calls there to fill the cap). Set before
+  // any call.
+  void set_call_hook(std::function<void()> hook) { call_hook_ = std::move(hook); }
   // Waits for handlers still running on their own threads.
   ~AgentService() override;
 
@@ -96,6 +110,10 @@ class AgentService final
   grpc::ServerUnaryReactor* Denied(grpc::CallbackServerContext* context, const char* rpc,
                                    const grpc::Status& status);
 
+  // Runs `work` on a worker thread (BlockingUnaryReactor, capped by
+  // --max-unary-calls), after the call hook.
+  grpc::ServerUnaryReactor* RunBlocking(BlockingUnaryReactor::Work work);
+
   // A request's source, resolved, with the scan options (jobs/scan.h).
   absl::Status PrepareScan(const mastodon::restore::v1::BackupSource& source, bool deep,
                            const mastodon::restore::v1::DatabaseTarget& target,
@@ -124,7 +142,11 @@ class AgentService final
   const RuntimeContext* const runtime_;
   // Credentials of the local socket's connections (null: not known).
   const LocalPeers* local_peers_ = nullptr;
+  // Unary calls on their own threads (--max-unary-calls).
   WorkerTracker workers_;
+  // Open WatchOperation streams (--max-watchers).
+  WorkerTracker watchers_;
+  std::function<void()> call_hook_;
   Logger* const logger_;
   const absl::Time start_time_;
   // Sessions on PostgreSQL for the jobs (libpq).

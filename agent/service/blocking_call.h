@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
 
 #include "absl/status/status.h"
@@ -17,17 +18,29 @@
 
 namespace mastodon_restore {
 
-// Counts handler threads so that the service can wait for them on shutdown.
+// Counts handler threads so that the service can wait for them on shutdown,
+// and caps them: at most `limit` run at once. Also used for other counted
+// slots (watch streams). Thread-safe.
 class WorkerTracker {
  public:
-  void Add() {
+  explicit WorkerTracker(int limit = 64) : limit_(limit) {}
+  // Takes a slot; false (nothing taken) when `limit` are taken.
+  bool TryAdd() {
     absl::MutexLock lock(&mu_);
+    if (running_ >= limit_) return false;
     ++running_;
+    return true;
   }
+  // Gives a slot back.
   void Done() {
     absl::MutexLock lock(&mu_);
     --running_;
   }
+  int running() {
+    absl::MutexLock lock(&mu_);
+    return running_;
+  }
+  int limit() const { return limit_; }
   // Blocks until no handler runs.
   void WaitIdle() {
     absl::MutexLock lock(&mu_);
@@ -36,19 +49,29 @@ class WorkerTracker {
   }
 
  private:
+  const int limit_;
   absl::Mutex mu_;
   int running_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// A unary reactor whose work runs on a detached thread.
+// A unary reactor whose work runs on its own thread, one of at most
+// tracker->limit(): a call over the cap ends at once with
+// RESOURCE_EXHAUSTED, no thread started.
 class BlockingUnaryReactor : public grpc::ServerUnaryReactor {
  public:
   using Work = std::function<absl::Status(const CancelToken& cancel)>;
 
-  // Starts `work` at once; the reactor deletes itself when the call is done.
+  // Starts `work` at once (or refuses the call); the reactor deletes itself
+  // when the call is done.
   static grpc::ServerUnaryReactor* Start(WorkerTracker* tracker, Work work) {
     auto* reactor = new BlockingUnaryReactor();
-    tracker->Add();
+    if (!tracker->TryAdd()) {
+      reactor->Finish(
+          grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                       "the agent is busy: " + std::to_string(tracker->limit()) +
+                           " calls are running (--max-unary-calls); retry when one has ended"));
+      return reactor;
+    }
     std::shared_ptr<CancelToken> cancel = reactor->cancel_;
     std::thread([reactor, tracker, cancel, work = std::move(work)]() {
       absl::Status status = work(*cancel);

@@ -12,7 +12,8 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
   static const std::vector<FlagSpec>* specs = new std::vector<FlagSpec>{
       {"socket", "PATH", "unix socket to listen on (default /run/mastodon-restore/agent.sock)"},
       {"socket-group", "GROUP", "group allowed to use the socket, mode 0660 (default: none)"},
-      {"listen", "HOST:PORT", "also listen on TCP; requires --tls-cert/--tls-key", true},
+      {"listen", "HOST:PORT",
+       "also listen on TCP; requires --tls-cert/--tls-key and --tokens or --tls-client-ca", true},
       {"tls-cert", "FILE", "PEM certificate chain for TCP listeners"},
       {"tls-key", "FILE", "PEM private key for TCP listeners"},
       {"tls-client-ca", "FILE", "PEM CA bundle; TCP clients must present a certificate it signs"},
@@ -27,7 +28,11 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
       {"free-space-floor-percent", "N", "the floor as a percentage of the filesystem (default 5)"},
       {"tokens", "FILE",
        "bearer tokens for TCP callers: 'NAME SCOPES SHA256' lines (read,operate)"},
-      {"insecure-loopback-tcp", "", "allow plaintext TCP on loopback addresses (tests only)"},
+      {"insecure-loopback-tcp", "",
+       "allow TCP on loopback addresses without TLS, tokens or client CA (tests only)"},
+      {"max-unary-calls", "N", "unary calls running at once, more are refused (default 64)"},
+      {"max-running-operations", "N", "operations running at once, more are refused (default 8)"},
+      {"max-watchers", "N", "operation watch streams open at once (default 4096)"},
       {"state-dir", "DIR", "agent state directory, mode 0700 (default /var/lib/mastodon-restore)"},
       {"allowed-root", "DIR", "directory backups may be read from (default /var/backups/mastodon)",
        true},
@@ -122,9 +127,55 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
                                                    args.Get("keep-operations-for"),
                                                    "': expected e.g. 720h"));
   }
+  struct Cap {
+    const char* flag;
+    int* value;
+  };
+  for (const Cap& cap : {Cap{"max-unary-calls", &c.max_unary_calls},
+                         Cap{"max-running-operations", &c.max_running_operations},
+                         Cap{"max-watchers", &c.max_watchers}}) {
+    if (args.Has(cap.flag) &&
+        (!absl::SimpleAtoi(args.Get(cap.flag), cap.value) || *cap.value < 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "invalid --", cap.flag, " '", args.Get(cap.flag), "': expected a number, at least 1"));
+    }
+  }
   c.config_file = args.Get("config");
   RETURN_IF_ERROR(ValidateConfig(c));
   return c;
+}
+
+absl::Status ValidateListeners(const AgentConfig& c) {
+  // A TCP listener needs TLS and a way to tell callers apart (bearer tokens
+  // or client certificates): TLS alone lets anyone who reaches the port
+  // operate the agent. The loopback test mode is the one exception.
+  for (const std::string& address : c.listen) {
+    std::string host;
+    int port = 0;
+    RETURN_IF_ERROR(SplitHostPort(address, &host, &port));
+    const bool tls = !c.tls_cert.empty();
+    const bool callers_known = !c.tokens_file.empty() || !c.tls_client_ca.empty();
+    if (tls && callers_known) continue;
+    if (c.insecure_loopback_tcp) {
+      if (IsLoopbackHost(host)) continue;
+      return absl::InvalidArgumentError(
+          absl::StrCat("refusing to listen on '", address, "' without ",
+                       tls ? "--tokens or --tls-client-ca" : "TLS",
+                       ": --insecure-loopback-tcp allows loopback addresses only"));
+    }
+    if (!tls) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "refusing to listen on '", address,
+          "' without TLS: give --tls-cert and --tls-key, and --tokens or --tls-client-ca "
+          "(plaintext TCP is allowed only on loopback with --insecure-loopback-tcp, for tests)"));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refusing to listen on '", address,
+        "' without caller authentication: TLS alone lets anyone who reaches the port call "
+        "every method; give --tokens FILE (bearer tokens with scopes) or --tls-client-ca FILE "
+        "(client certificates), or both"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ValidateConfig(const AgentConfig& c) {
@@ -174,22 +225,10 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
     return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
   }
-  for (const std::string& address : c.listen) {
-    std::string host;
-    int port = 0;
-    RETURN_IF_ERROR(SplitHostPort(address, &host, &port));
-    if (!c.tls_cert.empty()) continue;
-    if (!c.insecure_loopback_tcp) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "refusing to listen on '", address,
-          "' without TLS: give --tls-cert and --tls-key (plaintext TCP is allowed only on "
-          "loopback with --insecure-loopback-tcp, for tests)"));
-    }
-    if (!IsLoopbackHost(host)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("refusing plaintext TCP on '", address,
-                       "': --insecure-loopback-tcp allows loopback addresses only"));
-    }
+  RETURN_IF_ERROR(ValidateListeners(c));
+  if (c.max_unary_calls < 1 || c.max_running_operations < 1 || c.max_watchers < 1) {
+    return absl::InvalidArgumentError(
+        "--max-unary-calls, --max-running-operations and --max-watchers must be at least 1");
   }
   if (c.shutdown_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--shutdown-grace must not be negative");

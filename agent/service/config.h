@@ -22,7 +22,8 @@ struct AgentConfig {
   // Group that may use the socket (mode 0660). Default: "" (the agent's own
   // group only).
   std::string socket_group;
-  // TCP listeners, "HOST:PORT". Each needs TLS (tls_cert and tls_key) unless
+  // TCP listeners, "HOST:PORT". Each needs TLS (tls_cert and tls_key) and a
+  // way to tell callers apart (tokens_file or tls_client_ca), unless
   // insecure_loopback_tcp is set and HOST is a loopback address.
   // Default: none.
   std::vector<std::string> listen;
@@ -47,8 +48,19 @@ struct AgentConfig {
   // Token file for TCP callers ("NAME SCOPES SHA256" lines); when set, every
   // TCP call needs a bearer token with the right scope. Default: none.
   std::string tokens_file;
-  // Allows plaintext TCP on loopback addresses (tests only). Default: false.
+  // Allows TCP on loopback addresses without TLS, tokens or a client CA
+  // (tests only). Default: false.
   bool insecure_loopback_tcp = false;
+  // Unary calls running at once (each holds a thread while it reads
+  // backups or waits for PostgreSQL); more are RESOURCE_EXHAUSTED.
+  // Default: 64.
+  int max_unary_calls = 64;
+  // Operations running at once (restores, verifies, app tasks); more are
+  // RESOURCE_EXHAUSTED. Default: 8.
+  int max_running_operations = 8;
+  // WatchOperation streams open at once, all operations together; more are
+  // RESOURCE_EXHAUSTED. Default: 4096.
+  int max_watchers = 4096;
   // Where operation records and agent state live; created with mode 0700.
   // Default: /var/lib/mastodon-restore.
   std::string state_dir = "/var/lib/mastodon-restore";
@@ -100,6 +112,11 @@ absl::StatusOr<AgentCommandLine> ParseAgentCommandLine(const std::vector<std::st
 // Builds a config from parsed flags (pure) and checks it.
 absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args);
 absl::Status ValidateConfig(const AgentConfig& config);
+// The TCP listeners' part of ValidateConfig (the daemon checks it again at
+// start): each needs TLS and tokens or a client CA, except loopback
+// addresses with insecure_loopback_tcp. INVALID_ARGUMENT naming the flags
+// to add otherwise.
+absl::Status ValidateListeners(const AgentConfig& config);
 
 // Usage text for --help.
 std::string AgentUsage();

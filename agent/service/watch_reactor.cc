@@ -54,8 +54,8 @@ bool IsEnd(const v1::OperationEvent& event) {
 }  // namespace
 
 WatchReactor::WatchReactor(std::shared_ptr<Operation> operation, std::shared_ptr<WatchFeed> feed,
-                           int64_t from_sequence)
-    : operation_(std::move(operation)), feed_(std::move(feed)) {
+                           int64_t from_sequence, std::function<void()> on_done)
+    : operation_(std::move(operation)), feed_(std::move(feed)), on_done_(std::move(on_done)) {
   next_ = from_sequence <= 0 ? 1 : from_sequence;
   Operation::EventPage page;
   // Taken before mu_: the lock order is always operation, then reactor.
@@ -187,7 +187,9 @@ void WatchReactor::OnDone() {
     std::lock_guard<std::mutex> lock(mu_);
     feed_->AddQueued(-static_cast<int64_t>(queue_.size()));
   }
+  std::function<void()> on_done = std::move(on_done_);
   delete this;
+  if (on_done) on_done();
 }
 
 }  // namespace mastodon_restore

@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -73,10 +74,11 @@ class WatchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   // Messages a stream holds at most; also the page size of record reads.
   static constexpr size_t kMaxQueued = 64;
 
-  // Starts streaming at once. Deletes itself when the call is done. `feed`
-  // is the operation's (WatchFeeds::For).
+  // Starts streaming at once. Deletes itself when the call is done, after
+  // calling `on_done` (when given: the service's watcher count). `feed` is
+  // the operation's (WatchFeeds::For).
   WatchReactor(std::shared_ptr<Operation> operation, std::shared_ptr<WatchFeed> feed,
-               int64_t from_sequence);
+               int64_t from_sequence, std::function<void()> on_done = nullptr);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -117,6 +119,7 @@ class WatchReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   bool ended_ = false;     // the terminal event is queued
   bool finished_ = false;  // Finish() called
   int64_t listener_ = 0;
+  std::function<void()> on_done_;
 };
 
 }  // namespace mastodon_restore

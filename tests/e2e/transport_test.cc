@@ -44,8 +44,9 @@ TEST_F(DaemonCliTest, TlsListenerWithAGeneratedCertificate) {
   ASSERT_OK(made);
   ASSERT_EQ(made->exit_code, 0) << made->stderr_text;
 
+  // TLS alone (no tokens, no client CA) only in the loopback test mode.
   StartAgent({"--listen", "127.0.0.1:0", "--tls-cert", dir_ + "/cert.pem", "--tls-key",
-              dir_ + "/key.pem"});
+              dir_ + "/key.pem", "--insecure-loopback-tcp"});
   int port = LoggedPort();
   ASSERT_GT(port, 0) << ReadFileOrEmpty(log_file());
   std::string addr = absl::StrCat("127.0.0.1:", port);

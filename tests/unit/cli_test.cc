@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/backup_report.h"
 #include "cli/exit_codes.h"
+#include "cli/follow.h"
 #include "cli/render.h"
 #include "tests/harness/fake_env.h"
 
@@ -304,6 +305,55 @@ TEST(RenderTest, ADatabaseRangeWithoutItsEnd) {
   EXPECT_THAT(text, HasSubstr("database       postgres  bytes 0-1367\n"));
   EXPECT_THAT(text, HasSubstr("database       mastodon_production  from byte 1367  (Mastodon)\n"));
   EXPECT_THAT(text, Not(HasSubstr("--1")));
+}
+
+// Names from a hostile dump, archive or env file, with escape sequences that
+// retitle the terminal, clear it, or fake a line of their own.
+const char kHostile[] = "evil\x1b]0;owned\x07\x1b[2J\nfake line\xc2\x9b";
+
+void ExpectNoRawControls(const std::string& text) {
+  EXPECT_EQ(text.find('\x1b'), std::string::npos) << text;
+  EXPECT_EQ(text.find('\x07'), std::string::npos) << text;
+  EXPECT_EQ(text.find("\xc2\x9b"), std::string::npos) << text;
+  EXPECT_EQ(text.find("\nfake line"), std::string::npos) << text;
+  EXPECT_THAT(text, HasSubstr("evil\\x1b]0;owned\\x07\\x1b[2J\\nfake line\\u009b"));
+}
+
+TEST(RenderTest, NamesFromBackupsAreShownEscaped) {
+  v1::DumpInfo dump;
+  dump.set_path(kHostile);
+  dump.set_database_name(kHostile);
+  dump.set_dumper_version(kHostile);
+  dump.set_deep(true);
+  v1::TableRowCount* t = dump.add_tables();
+  t->set_table(kHostile);
+  t->set_rows(3);
+  dump.add_roles(kHostile);
+  dump.add_warnings(kHostile);
+  ExpectNoRawControls(RenderDumpInfo(dump, "  "));
+
+  v1::BackupManifest manifest;
+  manifest.set_source(kHostile);
+  manifest.add_containers(kHostile);
+  (*manifest.mutable_env_file()->mutable_media_settings())["S3_BUCKET"] = kHostile;
+  manifest.mutable_env_file()->set_path(kHostile);
+  manifest.mutable_media()->add_largest_files()->set_path(kHostile);
+  manifest.add_unknown_entries()->set_path(kHostile);
+  *manifest.add_dumps() = dump;
+  ExpectNoRawControls(RenderManifest(manifest));
+
+  v1::Operation op;
+  op.set_id("op-1");
+  op.set_target(kHostile);
+  v1::Step* step = op.add_steps();
+  step->set_name(kHostile);
+  step->set_message(kHostile);
+  op.mutable_error()->set_message(kHostile);
+  op.mutable_restore_report()->set_database(kHostile);
+  op.mutable_restore_report()->mutable_dump()->set_path(kHostile);
+  op.mutable_restore_report()->add_warnings(kHostile);
+  ExpectNoRawControls(RenderOperation(op));
+  ExpectNoRawControls(RenderOperationLine(op));
 }
 
 TEST(ExitCodesTest, MapsEveryCodeFamily) {

@@ -91,14 +91,70 @@ TEST(AgentConfigTest, TcpNeedsTlsUnlessLoopbackTestMode) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("loopback addresses only")));
   EXPECT_OK(ParseAgentCommandLine({"--listen", "127.0.0.1:0", "--insecure-loopback-tcp"}, &env));
   EXPECT_OK(ParseAgentCommandLine({"--listen", "[::1]:7443", "--insecure-loopback-tcp"}, &env));
-  EXPECT_OK(ParseAgentCommandLine(
-      {"--listen", "0.0.0.0:7443", "--tls-cert", "/c.pem", "--tls-key", "/k.pem"}, &env));
+  EXPECT_OK(ParseAgentCommandLine({"--listen", "0.0.0.0:7443", "--tls-cert", "/c.pem", "--tls-key",
+                                   "/k.pem", "--tokens", "/tokens"},
+                                  &env));
+  EXPECT_OK(ParseAgentCommandLine({"--listen", "0.0.0.0:7443", "--tls-cert", "/c.pem", "--tls-key",
+                                   "/k.pem", "--tls-client-ca", "/ca.pem"},
+                                  &env));
   EXPECT_THAT(ParseAgentCommandLine({"--tls-cert", "/c.pem"}, &env),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("go together")));
   EXPECT_THAT(ParseAgentCommandLine({"--tls-client-ca", "/ca.pem"}, &env),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tls-client-ca")));
   EXPECT_THAT(ParseAgentCommandLine({"--listen", "nohost"}, &env),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected HOST:PORT")));
+}
+
+TEST(AgentConfigTest, TlsAloneDoesNotMakeACallerKnown) {
+  FakeEnv env;
+  // TLS without tokens or a client CA: anyone who reaches the port could
+  // operate the agent.
+  auto r = ParseAgentCommandLine(
+      {"--listen", "0.0.0.0:7443", "--tls-cert", "/c.pem", "--tls-key", "/k.pem"}, &env);
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tokens FILE")));
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("--tls-client-ca FILE")));
+  // Also on loopback without the test flag.
+  EXPECT_THAT(
+      ParseAgentCommandLine(
+          {"--listen", "127.0.0.1:7443", "--tls-cert", "/c.pem", "--tls-key", "/k.pem"}, &env),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("caller authentication")));
+  // The loopback test mode keeps TLS-only listeners on loopback, not elsewhere.
+  EXPECT_OK(ParseAgentCommandLine({"--listen", "127.0.0.1:0", "--tls-cert", "/c.pem", "--tls-key",
+                                   "/k.pem", "--insecure-loopback-tcp"},
+                                  &env));
+  EXPECT_THAT(ParseAgentCommandLine({"--listen", "192.0.2.1:7443", "--tls-cert", "/c.pem",
+                                     "--tls-key", "/k.pem", "--insecure-loopback-tcp"},
+                                    &env),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("loopback addresses only")));
+  // The daemon's own check gives the same answer for a config built in code.
+  AgentConfig config;
+  config.listen = {"0.0.0.0:7443"};
+  config.tls_cert = "/c.pem";
+  config.tls_key = "/k.pem";
+  EXPECT_THAT(ValidateListeners(config), StatusIs(absl::StatusCode::kInvalidArgument));
+  config.tokens_file = "/tokens";
+  EXPECT_OK(ValidateListeners(config));
+}
+
+TEST(AgentConfigTest, CapsHaveDefaultsAndMustBePositive) {
+  FakeEnv env;
+  auto d = ParseAgentCommandLine({}, &env);
+  ASSERT_OK(d);
+  EXPECT_EQ(d->config.max_unary_calls, 64);
+  EXPECT_EQ(d->config.max_running_operations, 8);
+  EXPECT_EQ(d->config.max_watchers, 4096);
+  auto set = ParseAgentCommandLine(
+      {"--max-unary-calls", "3", "--max-running-operations", "2", "--max-watchers", "5"}, &env);
+  ASSERT_OK(set);
+  EXPECT_EQ(set->config.max_unary_calls, 3);
+  EXPECT_EQ(set->config.max_running_operations, 2);
+  EXPECT_EQ(set->config.max_watchers, 5);
+  for (const char* flag : {"--max-unary-calls", "--max-running-operations", "--max-watchers"}) {
+    EXPECT_THAT(ParseAgentCommandLine({flag, "0"}, &env),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("at least 1")));
+    EXPECT_THAT(ParseAgentCommandLine({flag, "many"}, &env),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(flag)));
+  }
 }
 
 TEST(AgentConfigTest, HelpAndVersionNeedNoValidConfig) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "agent/common/logging.h"
 #include "agent/operations/operation_manager.h"
 #include "tests/harness/fake_env.h"
@@ -235,6 +236,83 @@ TEST(OperationManagerTest, KeepsFinishedRecordsByCountAndAge) {
   EXPECT_FALSE(manager.Get(a).ok());
   EXPECT_TRUE(manager.Get(b).ok());
   EXPECT_TRUE(manager.Get(c).ok());
+}
+
+// An operation whose work waits for `release`.
+absl::StatusOr<std::shared_ptr<Operation>> StartHeld(OperationManager* manager,
+                                                     absl::Notification* release,
+                                                     const std::string& target,
+                                                     std::vector<std::string> locks = {}) {
+  OperationSpec spec;
+  spec.kind = mastodon::restore::v1::OPERATION_KIND_RESTORE;
+  spec.target = target;
+  spec.locks = std::move(locks);
+  spec.work = [release](Operation*) {
+    release->WaitForNotification();
+    return absl::OkStatus();
+  };
+  return manager->Start(std::move(spec));
+}
+
+void WaitDone(const std::shared_ptr<Operation>& op) {
+  for (int i = 0; i < 5000 && !op->done(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(op->done());
+}
+
+TEST(OperationManagerTest, RefusesOperationsOverTheRunningCap) {
+  testing::FakeEnv env;
+  Logger logger(LogLevel::kError, false, [](const std::string&) {});
+  OperationManager manager("/state", &env, &logger);
+  manager.set_max_running(2);
+  absl::Notification release;
+  auto a = StartHeld(&manager, &release, "");
+  auto b = StartHeld(&manager, &release, "");
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto c = StartHeld(&manager, &release, "");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(c.status().message()), ::testing::HasSubstr("--max-running-operations"));
+  release.Notify();
+  WaitDone(*a);
+  WaitDone(*b);
+  // The slots come back once the operations have ended (their threads
+  // give them back just after the state changes).
+  absl::Notification again;
+  absl::StatusOr<std::shared_ptr<Operation>> d = absl::UnknownError("not started");
+  for (int i = 0; i < 5000 && !d.ok(); ++i) {
+    d = StartHeld(&manager, &again, "");
+    if (!d.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(d.ok()) << d.status();
+  again.Notify();
+  WaitDone(*d);
+}
+
+TEST(OperationManagerTest, EveryLockOfAnOperationConflicts) {
+  testing::FakeEnv env;
+  Logger logger(LogLevel::kError, false, [](const std::string&) {});
+  OperationManager manager("/state", &env, &logger);
+  absl::Notification release;
+  // A whole restore holds its database and its media directory.
+  auto whole = StartHeld(&manager, &release, "database:live", {"database:live", "media:/srv/m"});
+  ASSERT_TRUE(whole.ok());
+  auto media = StartHeld(&manager, &release, "media:/srv/m");
+  ASSERT_FALSE(media.ok());
+  EXPECT_EQ(media.status().code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(std::string(media.status().message()), ::testing::HasSubstr("media:/srv/m"));
+  auto db = StartHeld(&manager, &release, "database:live");
+  EXPECT_EQ(db.status().code(), absl::StatusCode::kAborted);
+  // A directory inside the held one is held too; a name that only starts
+  // the same is not.
+  auto inside = StartHeld(&manager, &release, "media:/srv/m/cache");
+  EXPECT_EQ(inside.status().code(), absl::StatusCode::kAborted);
+  auto other = StartHeld(&manager, &release, "media:/srv/mm");
+  EXPECT_TRUE(other.ok());
+  release.Notify();
+  WaitDone(*whole);
+  if (other.ok()) WaitDone(*other);
 }
 
 }  // namespace

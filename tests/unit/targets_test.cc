@@ -4,9 +4,14 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tests/harness/fake_env.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {
 namespace {
@@ -155,6 +160,39 @@ TEST_F(TargetsTest, WithoutARuntimeNewMediaFilesBelongToTheDirectorysOwner) {
   ASSERT_OK(media);
   EXPECT_EQ(media->uid, 1001u);
   EXPECT_EQ(media->gid, 1002u);
+}
+
+TEST_F(TargetsTest, TheMediaLockIsTheResolvedDirectory) {
+  auto made = testing::MakeTempDir("mr-media-key-");
+  ASSERT_OK(made);
+  const std::string root = *made;
+  char buf[PATH_MAX];
+  ASSERT_NE(::realpath(root.c_str(), buf), nullptr);
+  const std::string real_root = buf;
+  ASSERT_EQ(::mkdir((root + "/m").c_str(), 0755), 0);
+  // Another name for the root, and for a directory inside it.
+  ASSERT_EQ(::symlink(root.c_str(), (root + "/m/up").c_str()), 0);
+  ASSERT_EQ(::symlink((root + "/m").c_str(), (root + "/alias").c_str()), 0);
+  ASSERT_EQ(::symlink("/etc", (root + "/out").c_str()), 0);
+  env_.media_dir = root;
+  v1::RestoreOptions opts;
+  auto whole = ResolveRestoreMedia(opts, env_);
+  ASSERT_OK(whole);
+  EXPECT_EQ(whole->resolved_dir, real_root);
+  opts.set_media_dir(root + "/m/up");
+  auto via_link = ResolveRestoreMedia(opts, env_);
+  ASSERT_OK(via_link);
+  EXPECT_EQ(via_link->dir, root + "/m/up");
+  EXPECT_EQ(via_link->resolved_dir, real_root);
+  opts.set_media_dir(root + "/alias/new");  // not there yet: resolved as far as it exists
+  auto missing = ResolveRestoreMedia(opts, env_);
+  ASSERT_OK(missing);
+  EXPECT_EQ(missing->resolved_dir, real_root + "/m/new");
+  // A name inside the root whose symlink leads out of it.
+  opts.set_media_dir(root + "/out");
+  EXPECT_THAT(ResolveRestoreMedia(opts, env_),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("resolves to '/etc'")));
+  testing::RemoveTree(root);
 }
 
 TEST_F(TargetsTest, AppTasksNeedARuntimeAndSayWhatWasChecked) {
