@@ -297,6 +297,7 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     options.with_role_passwords = request.with_role_passwords;
     options.target_major = target_major;
     options.keep_owners = request.keep_owners;
+    options.bounds = request.bounds;
     options.superuser = superuser;
     options.cancel = request.cancel;
     options.dump_name = dump.path();
