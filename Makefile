@@ -15,7 +15,7 @@ WERROR ?= ON
 BUF := .tools/buf/node_modules/.bin/buf
 CXX_SOURCES = $(shell git ls-files -co --exclude-standard -- '*.cc' '*.h' '*.h.in' | grep -v '^$(BUILD_DIR)/')
 
-.PHONY: all deps configure build test demo lint format fuzz bench bench-restore bench-detect bench-media bench-load bench-fleet package clean
+.PHONY: all deps configure build test test-sanitize demo lint format fuzz bench bench-restore bench-detect bench-media bench-load bench-fleet package clean
 
 all: build
 
@@ -33,6 +33,25 @@ build: configure
 
 test: build
 	cd $(BUILD_DIR) && ctest -j $(JOBS) --output-on-failure
+
+# The whole suite built with ASan + UBSan (build-sanitize/, Debug at -O1, no
+# benchmarks); any sanitizer report fails: the test binaries print theirs
+# (ctest shows them), the agent and CLI they start write theirs to
+# build-sanitize/sanitizer-logs/ (tests/sanitize/sanitizer_defaults.cc), and
+# any report there fails the run after ctest.
+SANITIZE_DIR ?= build-sanitize
+SANITIZE_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:check_initialization_order=1:log_path=stderr \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=stderr
+test-sanitize: deps
+	cmake -S . -B $(SANITIZE_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DMR_WERROR=$(WERROR) \
+	  -DMR_SANITIZE=ON -DMR_BUILD_BENCH=OFF
+	$(SANITIZE_ENV) cmake --build $(SANITIZE_DIR) -j $(JOBS)
+	rm -rf $(SANITIZE_DIR)/sanitizer-logs && mkdir -p $(SANITIZE_DIR)/sanitizer-logs
+	cd $(SANITIZE_DIR) && $(SANITIZE_ENV) ctest -j $(JOBS) --output-on-failure; status=$$?; \
+	  if [ -n "$$(ls -A sanitizer-logs)" ]; then \
+	    for f in sanitizer-logs/*; do echo "== $$f"; cat "$$f"; done; \
+	    echo "sanitizer reports from the agent or CLI started by the tests (above)"; exit 1; \
+	  fi; exit $$status
 
 demo: build
 	scripts/demo $(BUILD_DIR)

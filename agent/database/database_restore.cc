@@ -320,6 +320,7 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     options.roles_created = &roles_created;
     options.target_major = target_major;
     options.keep_owners = request.keep_owners;
+    options.bounds = request.bounds;
     options.superuser = superuser;
     options.cancel = request.cancel;
     options.dump_name = dump.path();

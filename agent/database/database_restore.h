@@ -54,6 +54,8 @@ struct DatabaseRestoreRequest {
   // and the size of the COPY chunks they load (0: the loader's default).
   int jobs = 0;
   int64_t chunk_bytes = 0;
+  // Bounds on a plain dump's statements, lines and COPY rows (load_options.h).
+  LoadBounds bounds;
   // ANALYZE the restored tables before handing the database over (the app's
   // first queries get plans from statistics). Off only for callers that
   // analyze later themselves (the benchmark's equal-work comparison).

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "agent/common/cancel_token.h"
 #include "agent/database/pg_connection.h"
+#include "agent/dump/plain_scanner.h"
 
 namespace mastodon_restore {
 
@@ -24,6 +25,26 @@ struct LoadProgress {
   int64_t statements = 0;
   int64_t rows = 0;
   std::string toc_entry;  // e.g. "TABLE DATA public.statuses"
+};
+
+// Bounds on what the loader holds of a plain dump; a dump over one fails
+// with INVALID_ARGUMENT naming the line and the limit, before anything
+// more is read. PostgreSQL's own limit is 1 GB for a value, a COPY row
+// (COPY TO builds a row in one buffer of at most 1 GB, so pg_dump cannot
+// write a longer one, and COPY FROM cannot read one) and a query string.
+// COPY rows are streamed (held only by the parallel load, whose chunks end
+// at row boundaries): the row bound is PostgreSQL's. A statement is held
+// whole (its lines, then the statement, then its rewrite): 256 MiB holds
+// any function body and any --inserts row of a Mastodon database (its
+// largest values are statuses and media descriptions of a few KiB); raise
+// both statement and line bounds for --inserts dumps of larger values.
+// Defaults in dump/plain_scanner.h (detection warns about a dump over them).
+// A line of SQL is held until its newline (a COPY row line is bounded by
+// the row bound).
+struct LoadBounds {
+  int64_t max_statement_bytes = kDefaultMaxStatementBytes;
+  int64_t max_line_bytes = kDefaultMaxLineBytes;
+  int64_t max_copy_row_bytes = kDefaultMaxCopyRowBytes;
 };
 
 struct LoadOptions {
@@ -94,6 +115,7 @@ struct LoadOptions {
   // then RESET; tables whose dump sets the option are left alone), so it
   // neither competes for the cores nor holds locks the index builds wait for.
   bool hold_autovacuum = false;
+  LoadBounds bounds;
 };
 
 struct LoadStats {

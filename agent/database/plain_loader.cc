@@ -74,6 +74,9 @@ class Loader {
       pending_.append(buf.data(), n);
       RETURN_IF_ERROR(Process(/*at_end=*/false));
       RETURN_IF_ERROR(executor_.status());
+      if (filter_ != nullptr && !filter_->limit_error().empty()) {
+        return executor_.Fail(line_, filter_->limit_error(), absl::StatusCode::kInvalidArgument);
+      }
       if (filter_ != nullptr && filter_->ended() && !executor_.in_copy()) {
         break;  // the section is loaded
       }
@@ -148,6 +151,8 @@ class Loader {
   absl::Status Process(bool at_end) {
     size_t pos = 0;
     const size_t n = pending_.size();
+    const size_t newline_free = newline_free_;
+    newline_free_ = 0;
     while (pos < n) {
       if (executor_.in_copy()) {
         if (executor_.at_copy_row_start()) {
@@ -169,15 +174,28 @@ class Loader {
         const char* start = pending_.data() + pos;
         const char* nl = static_cast<const char*>(std::memchr(start, '\n', n - pos));
         size_t len = nl != nullptr ? static_cast<size_t>(nl - start) + 1 : n - pos;
+        if (executor_.at_copy_row_start()) copy_row_bytes_ = 0;
+        copy_row_bytes_ += static_cast<int64_t>(len);
+        if (copy_row_bytes_ > options_.bounds.max_copy_row_bytes) {
+          return OverLimit(line_ + 1, absl::StrCat("a COPY row of ", executor_.copy_table()),
+                           options_.bounds.max_copy_row_bytes);
+        }
         if (nl != nullptr) ++line_;
         RETURN_IF_ERROR(executor_.CopyData(absl::string_view(start, len), nl != nullptr, line_));
         pos += len;
         continue;
       }
       const char* start = pending_.data() + pos;
-      const char* nl = static_cast<const char*>(std::memchr(start, '\n', n - pos));
-      if (nl == nullptr && !at_end) break;
+      const size_t skip = pos == 0 ? std::min(newline_free, n) : 0;  // searched before
+      const char* nl = static_cast<const char*>(std::memchr(start + skip, '\n', n - pos - skip));
       size_t len = nl != nullptr ? static_cast<size_t>(nl - start) : n - pos;
+      if (static_cast<int64_t>(len) > options_.bounds.max_line_bytes) {
+        return OverLimit(line_ + 1, "a line", options_.bounds.max_line_bytes);
+      }
+      if (nl == nullptr && !at_end) {
+        newline_free_ = n - pos;
+        break;
+      }
       ++line_;
       const int64_t offset = offset_ + static_cast<int64_t>(pos);
       FeedFilter(pos + len + (nl != nullptr ? 1 : 0));
@@ -219,6 +237,7 @@ class Loader {
     }
     std::vector<SqlItem> items;
     splitter_.FeedLine(line, line_, &items);
+    RETURN_IF_ERROR(CheckStatementSize(items));
     for (SqlItem& item : items) {
       if (item.kind == SqlItem::Kind::kMetaCommand) {
         RETURN_IF_ERROR(MetaCommand(item));
@@ -234,13 +253,34 @@ class Loader {
     return absl::OkStatus();
   }
 
+  // The framing's bounds (LoadOptions::bounds).
+  absl::Status OverLimit(int64_t line, const std::string& what, int64_t limit) const {
+    return executor_.Fail(line,
+                          absl::StrCat(what, " longer than the limit of ", limit,
+                                       " bytes (a hostile or corrupt dump?)"),
+                          absl::StatusCode::kInvalidArgument);
+  }
+  absl::Status CheckStatementSize(const std::vector<SqlItem>& items) const {
+    const int64_t limit = options_.bounds.max_statement_bytes;
+    for (const SqlItem& item : items) {
+      if (static_cast<int64_t>(item.text.size()) > limit) {
+        return OverLimit(item.line, "a statement", limit);
+      }
+    }
+    if (static_cast<int64_t>(splitter_.buffered_bytes()) > limit) {
+      return OverLimit(splitter_.start_line(), "a statement (unterminated?)", limit);
+    }
+    return absl::OkStatus();
+  }
+
   // The globals of a cluster dump: roles are created when missing; nothing
   // else there is applied (tablespaces, settings of existing roles). A
-  // statement the classifier refuses fails the load at once; other errors
-  // are reported at the end.
+  // statement the classifier refuses or a bound exceeded fails the load at
+  // once; other errors are reported at the end.
   absl::Status GlobalsLine(absl::string_view line) {
     std::vector<SqlItem> items;
     splitter_.FeedLine(line, line_, &items);
+    RETURN_IF_ERROR(CheckStatementSize(items));
     for (SqlItem& item : items) {
       if (item.kind != SqlItem::Kind::kStatement) continue;
       // Role attributes matter only for the roles the load creates (the
@@ -433,7 +473,10 @@ class Loader {
   std::string pending_;
   int64_t offset_ = 0;
   size_t fed_ = 0;
+  // pending_'s first bytes searched for a newline in vain (a long line).
+  size_t newline_free_ = 0;
   int64_t line_ = 0;
+  int64_t copy_row_bytes_ = 0;  // of the COPY row being read
   int64_t last_progress_ = 0;
   std::string restrict_key_;
   // The read-ahead of the input (parallel load), then the executor (its

@@ -48,6 +48,9 @@ class SectionFilter {
   // Whether the section was found, and whether it ended (its end is known:
   // nothing after it is loaded).
   bool found() const { return found_; }
+  // Set when the stream has more sections than the scanner tracks: the
+  // parts can no longer be told apart.
+  const std::string& limit_error() const { return scanner_.facts().limit_error; }
   bool ended() const;
 
  private:

@@ -32,6 +32,9 @@ class SqlSplitter {
   void FeedLine(absl::string_view line, int64_t line_no, std::vector<SqlItem>* out);
   // True while a statement has started and not ended.
   bool in_statement() const { return !buffer_.empty(); }
+  // Bytes of the unfinished statement held, and the line it starts on.
+  size_t buffered_bytes() const { return buffer_.size(); }
+  int64_t start_line() const { return start_line_; }
   // The unfinished statement at the end of the input ("" when none).
   std::string TakeUnfinished();
 

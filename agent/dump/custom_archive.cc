@@ -145,14 +145,24 @@ absl::StatusOr<int64_t> ArchiveStructureReader::ReadInt(int int_size) {
 }
 
 absl::Status ArchiveStructureReader::ReadStr(int int_size, std::string* out, bool* is_null) {
+  return ReadBoundedStr(int_size, kMaxStrBytes, "string", out, is_null);
+}
+
+absl::Status ArchiveStructureReader::ReadBoundedStr(int int_size, int64_t max_bytes,
+                                                    const std::string& what, std::string* out,
+                                                    bool* is_null) {
   ASSIGN_OR_RETURN(int64_t len, ReadInt(int_size));
-  out->clear();
+  if (out != nullptr) out->clear();
   if (len < 0) {
     if (is_null != nullptr) *is_null = true;
     return absl::OkStatus();
   }
   if (is_null != nullptr) *is_null = false;
-  if (len > kMaxStrBytes) return Bad(absl::StrCat("string of ", len, " bytes"));
+  if (len > max_bytes) {
+    return Bad(
+        absl::StrCat(what, " of ", len, " bytes exceeds the limit of ", max_bytes, " bytes"));
+  }
+  if (out == nullptr) return Skip(len);
   // Grow with the data actually read, so that a hostile length in a short
   // file fails as truncated before it allocates.
   constexpr int64_t kStep = 1 << 20;
@@ -229,16 +239,24 @@ absl::StatusOr<ArchiveHeader> ArchiveStructureReader::ReadHeader() {
   return h;
 }
 
-absl::StatusOr<std::vector<TocItem>> ArchiveStructureReader::ReadToc(const ArchiveHeader& h,
-                                                                     int64_t max_items) {
+absl::Status ArchiveStructureReader::ForEachTocItem(
+    const ArchiveHeader& h, const TocLimits& limits,
+    const std::function<bool(const std::string& desc)>& keep_sql, const TocVisitor& visit) {
   const int v = h.VersionNumber();
   const int is = h.int_size;
   ASSIGN_OR_RETURN(int64_t count, ReadInt(is));
-  if (count < 0 || count > max_items) return Bad(absl::StrCat("invalid TOC entry count ", count));
-  std::vector<TocItem> items;
-  items.reserve(static_cast<size_t>(std::min<int64_t>(count, 100000)));
+  if (count < 0) return Bad(absl::StrCat("invalid TOC entry count ", count));
+  if (count > limits.max_entries) {
+    return Bad(absl::StrCat("TOC of ", count, " entries exceeds the limit of ", limits.max_entries,
+                            " entries"));
+  }
+  TocItem t;
   for (int64_t i = 0; i < count; ++i) {
-    TocItem t;
+    t = TocItem();
+    const std::string entry = absl::StrCat("TOC entry ", i + 1, " of ", count, ": ");
+    auto name = [&](const char* field, std::string* out) {
+      return ReadBoundedStr(is, limits.max_name_bytes, absl::StrCat(entry, field), out, nullptr);
+    };
     ASSIGN_OR_RETURN(int64_t dump_id, ReadInt(is));
     if (dump_id <= 0 || dump_id > INT32_MAX) {
       return Bad(absl::StrCat("entry ID ", dump_id, " out of range"));
@@ -246,40 +264,43 @@ absl::StatusOr<std::vector<TocItem>> ArchiveStructureReader::ReadToc(const Archi
     t.dump_id = static_cast<int>(dump_id);
     ASSIGN_OR_RETURN(int64_t had_dumper, ReadInt(is));
     t.had_dumper = had_dumper != 0;
-    if (v >= 10800) RETURN_IF_ERROR(ReadStr(is, &t.tableoid, nullptr));
-    RETURN_IF_ERROR(ReadStr(is, &t.oid, nullptr));
-    RETURN_IF_ERROR(ReadStr(is, &t.tag, nullptr));
-    RETURN_IF_ERROR(ReadStr(is, &t.desc, nullptr));
+    if (v >= 10800) RETURN_IF_ERROR(name("tableoid", &t.tableoid));
+    RETURN_IF_ERROR(name("oid", &t.oid));
+    RETURN_IF_ERROR(name("tag", &t.tag));
+    RETURN_IF_ERROR(name("desc", &t.desc));
     if (v >= 11100) {
       ASSIGN_OR_RETURN(int64_t section, ReadInt(is));
       if (section < 1 || section > 4) return Bad(absl::StrCat("invalid section ", section));
       t.section = static_cast<int>(section);
     }
-    RETURN_IF_ERROR(ReadStr(is, &t.defn, nullptr));
-    RETURN_IF_ERROR(ReadStr(is, &t.drop_stmt, nullptr));
-    if (v >= 10300) RETURN_IF_ERROR(ReadStr(is, &t.copy_stmt, nullptr));
-    if (v >= 10600) RETURN_IF_ERROR(ReadStr(is, &t.namespace_name, nullptr));
+    const bool keep = !keep_sql || keep_sql(t.desc);
+    auto sql = [&](const char* field, std::string* out) {
+      return ReadBoundedStr(is, limits.max_sql_bytes, absl::StrCat(entry, field),
+                            keep ? out : nullptr, nullptr);
+    };
+    RETURN_IF_ERROR(sql("defn", &t.defn));
+    RETURN_IF_ERROR(sql("drop_stmt", &t.drop_stmt));
+    if (v >= 10300) RETURN_IF_ERROR(sql("copy_stmt", &t.copy_stmt));
+    if (v >= 10600) RETURN_IF_ERROR(name("namespace", &t.namespace_name));
     if (v >= 11000) {
       bool null_tablespace = true;
-      RETURN_IF_ERROR(ReadStr(is, &t.tablespace, &null_tablespace));
+      RETURN_IF_ERROR(ReadBoundedStr(is, limits.max_name_bytes, absl::StrCat(entry, "tablespace"),
+                                     &t.tablespace, &null_tablespace));
       t.has_tablespace = !null_tablespace;
     }
-    if (v >= 11400) RETURN_IF_ERROR(ReadStr(is, &t.tableam, nullptr));
+    if (v >= 11400) RETURN_IF_ERROR(name("tableam", &t.tableam));
     if (v >= 11600) {
       ASSIGN_OR_RETURN(int64_t relkind, ReadInt(is));
       t.relkind = static_cast<int>(relkind);
     }
-    RETURN_IF_ERROR(ReadStr(is, &t.owner, nullptr));
-    if (v >= 10900) {
-      std::string with_oids;
-      RETURN_IF_ERROR(ReadStr(is, &with_oids, nullptr));
-    }
+    RETURN_IF_ERROR(name("owner", &t.owner));
+    if (v >= 10900) RETURN_IF_ERROR(name("with_oids", nullptr));
     if (v >= 10500) {
       for (int64_t d = 0;; ++d) {
         if (d > kMaxDependencies) return Bad("too many dependencies");
         std::string dep;
         bool is_null = false;
-        RETURN_IF_ERROR(ReadStr(is, &dep, &is_null));
+        RETURN_IF_ERROR(ReadBoundedStr(is, 16, absl::StrCat(entry, "dependency"), &dep, &is_null));
         if (is_null) break;
         int id = 0;
         for (char c : dep) {
@@ -306,10 +327,35 @@ absl::StatusOr<std::vector<TocItem>> ArchiveStructureReader::ReadToc(const Archi
         t.data_offset = static_cast<int64_t>(off);
       }
     } else if (h.format == kArchTar || h.format == kArchDirectory) {
-      RETURN_IF_ERROR(ReadStr(is, &t.filename, nullptr));
+      RETURN_IF_ERROR(name("filename", &t.filename));
     }
-    items.push_back(std::move(t));
+    RETURN_IF_ERROR(visit(t, count));
   }
+  return absl::OkStatus();
+}
+
+int64_t KeptBytes(const TocItem& t) {
+  return 64 + static_cast<int64_t>(t.tableoid.size() + t.oid.size() + t.tag.size() + t.desc.size() +
+                                   t.defn.size() + t.drop_stmt.size() + t.copy_stmt.size() +
+                                   t.namespace_name.size() + t.tablespace.size() +
+                                   t.tableam.size() + t.owner.size() + t.filename.size() +
+                                   t.dependencies.size() * sizeof(int));
+}
+
+absl::StatusOr<std::vector<TocItem>> ArchiveStructureReader::ReadToc(const ArchiveHeader& h,
+                                                                     const TocLimits& limits) {
+  std::vector<TocItem> items;
+  int64_t kept = 0;
+  RETURN_IF_ERROR(ForEachTocItem(h, limits, nullptr, [&](const TocItem& t, int64_t count) {
+    kept += KeptBytes(t);
+    if (kept > limits.max_kept_bytes) {
+      return Bad(absl::StrCat("TOC entries 1-", items.size() + 1, " of ", count,
+                              " exceed the limit of ", limits.max_kept_bytes, " bytes held"));
+    }
+    if (items.empty()) items.reserve(static_cast<size_t>(std::min<int64_t>(count, 100000)));
+    items.push_back(t);
+    return absl::OkStatus();
+  }));
   return items;
 }
 

@@ -71,6 +71,33 @@ struct TocItem {
   std::string filename;
 };
 
+// Bounds on a TOC, so that a hostile archive cannot make its reader hold
+// more than one entry of bounded size (ForEachTocItem) or a bounded list
+// (ReadToc). What pg_dump can legitimately write:
+// - entries: one per dumped object; a Mastodon database has a few thousand.
+//   pg_dump before 17 writes one entry per large object (Mastodon has none),
+//   so a database with more than a million of them needs a higher limit.
+// - names (tag, desc, namespace, owner, tablespace, table access method,
+//   OIDs, data file name): identifiers are at most 63 bytes; the longest tags
+//   ("FUNCTION f(<up to 100 qualified argument types>)", "COMMENT ON ...")
+//   stay below 16 KiB.
+// - SQL (defn, drop_stmt, copy_stmt): one statement, bounded like a plain
+//   dump's statements (LoadOptions::max_statement_bytes): 256 MiB holds any
+//   function body or view definition of a real database.
+// - kept: what a caller holding entries (ReadToc, detection) keeps in all,
+//   counted as the strings it keeps plus 64 bytes an entry; a TOC of a
+//   million ordinary entries keeps about 150 MiB.
+struct TocLimits {
+  int64_t max_entries = 1000000;
+  int64_t max_name_bytes = 64 << 10;
+  int64_t max_sql_bytes = 256LL << 20;
+  int64_t max_kept_bytes = 256LL << 20;
+};
+
+// The bytes a caller holding `item` keeps, as TocLimits::max_kept_bytes
+// counts them.
+int64_t KeptBytes(const TocItem& item);
+
 // Highest archive minor version this reader understands (1.16).
 constexpr int kMaxArchiveMinor = 16;
 
@@ -84,9 +111,23 @@ class ArchiveStructureReader {
   // FAILED_PRECONDITION "unsupported version").
   absl::StatusOr<ArchiveHeader> ReadHeader();
 
-  // Reads the TOC that follows the header. `max_items` bounds the count.
+  // Reads the TOC that follows the header, one entry at a time: `visit` gets
+  // each entry (valid during the call only) and the declared entry count.
+  // With `keep_sql`, the SQL strings (defn, drop_stmt, copy_stmt) of an
+  // entry are skipped, never held, unless keep_sql(desc) is true. A count,
+  // name or SQL string over `limits` is INVALID_ARGUMENT naming the entry,
+  // the limit and the offset; memory stays within one entry whatever the
+  // archive declares.
+  using TocVisitor = std::function<absl::Status(const TocItem& item, int64_t count)>;
+  absl::Status ForEachTocItem(const ArchiveHeader& header, const TocLimits& limits,
+                              const std::function<bool(const std::string& desc)>& keep_sql,
+                              const TocVisitor& visit);
+
+  // The whole TOC that follows the header (ForEachTocItem keeping every
+  // entry's SQL), within limits.max_kept_bytes: for callers that need every
+  // entry at once.
   absl::StatusOr<std::vector<TocItem>> ReadToc(const ArchiveHeader& header,
-                                               int64_t max_items = 10000000);
+                                               const TocLimits& limits = TocLimits());
 
   // Custom format only, after ReadToc: visits every data block in file order
   // with its dump id, block type (1 data, 3 blobs) and the decompressed data as
@@ -111,6 +152,10 @@ class ArchiveStructureReader {
   absl::StatusOr<int64_t> ReadInt(int int_size);
   absl::StatusOr<int> ReadByte();
   absl::Status ReadStr(int int_size, std::string* out, bool* is_null);
+  // A string of at most `max_bytes` (else INVALID_ARGUMENT naming `what`);
+  // with `out` null it is skipped, not held.
+  absl::Status ReadBoundedStr(int int_size, int64_t max_bytes, const std::string& what,
+                              std::string* out, bool* is_null);
   absl::Status ReadBytes(char* buf, size_t n);
   absl::Status Skip(int64_t n);
 

@@ -68,32 +68,48 @@ v1::Compression ToProto(ArchiveCompression c) {
   return v1::COMPRESSION_UNSPECIFIED;
 }
 
-// Fields common to custom, tar and directory archives.
-void FillFromArchive(const ArchiveHeader& h, const std::vector<TocItem>& toc, bool deep,
-                     v1::DumpInfo* info) {
-  info->set_kind(v1::DUMP_KIND_DATABASE);
-  info->set_archive_version(h.VersionString());
-  info->set_dumper_version(h.dumper_version);
-  info->set_server_version(h.server_version);
-  info->set_database_name(h.dbname);
-  info->set_internal_compression(ToProto(h.compression));
-  bool has_migrations = false, has_statuses = false;
-  for (const TocItem& t : toc) {
+// Deep detection lists at most this many TOC entries in DumpInfo.
+constexpr int kMaxListedTocEntries = 100000;
+
+std::string QualifiedName(const TocItem& t) {
+  return t.namespace_name.empty() ? t.tag : absl::StrCat(t.namespace_name, ".", t.tag);
+}
+
+// Only the SQL of these entries is read into memory by detection.
+bool DetectionKeepsSql(const std::string& desc) { return desc == "ENCODING" || desc == "DATABASE"; }
+
+// The fields common to custom, tar and directory archives, from the TOC as
+// it is read (one entry at a time): detection keeps the facts, the listed
+// entries (deep) and its TABLE DATA entries, within limits.max_kept_bytes.
+class TocCollector {
+ public:
+  TocCollector(const ArchiveHeader& h, bool deep, int64_t max_kept_bytes, v1::DumpInfo* info)
+      : deep_(deep), max_kept_(max_kept_bytes), info_(info) {
+    info->set_kind(v1::DUMP_KIND_DATABASE);
+    info->set_archive_version(h.VersionString());
+    info->set_dumper_version(h.dumper_version);
+    info->set_server_version(h.server_version);
+    info->set_database_name(h.dbname);
+    info->set_internal_compression(ToProto(h.compression));
+    dbname_ = h.dbname;
+  }
+
+  absl::Status Add(const TocItem& t, int64_t count, const std::string& source) {
     if (t.desc == "ENCODING") {
       // "SET client_encoding = 'UTF8';"
       size_t q = t.defn.find('\'');
       size_t q2 = q == std::string::npos ? q : t.defn.find('\'', q + 1);
-      if (q2 != std::string::npos && info->encoding().empty()) {
-        info->set_encoding(t.defn.substr(q + 1, q2 - q - 1));
+      if (q2 != std::string::npos && info_->encoding().empty()) {
+        info_->set_encoding(t.defn.substr(q + 1, q2 - q - 1));
       }
     } else if (t.desc == "DATABASE") {
-      ParseCreateDatabase(t.defn, info);
+      ParseCreateDatabase(t.defn, info_);
     } else if (t.desc == "TABLE") {
-      if (t.tag == "schema_migrations") has_migrations = true;
-      if (t.tag == "statuses") has_statuses = true;
+      if (t.tag == "schema_migrations") has_migrations_ = true;
+      if (t.tag == "statuses") has_statuses_ = true;
     }
-    if (deep) {
-      v1::TocEntry* e = info->add_toc_entries();
+    if (deep_ && info_->toc_entries_size() < kMaxListedTocEntries) {
+      v1::TocEntry* e = info_->add_toc_entries();
       e->set_dump_id(t.dump_id);
       e->set_desc(t.desc);
       e->set_namespace_(t.namespace_name);
@@ -102,16 +118,65 @@ void FillFromArchive(const ArchiveHeader& h, const std::vector<TocItem>& toc, bo
       e->set_section(t.section);
       e->set_has_data(t.had_dumper);
       e->set_filename(t.filename);
+      kept_ += 64 + static_cast<int64_t>(t.desc.size() + t.namespace_name.size() + t.tag.size() +
+                                         t.owner.size() + t.filename.size());
+    }
+    if (t.desc == "TABLE DATA") {
+      data_.push_back(DataEntry{t.dump_id, QualifiedName(t), t.tag == "schema_migrations",
+                                t.filename, t.had_dumper && t.data_state != 3});
+      kept_ += 64 + static_cast<int64_t>(data_.back().table.size() + t.filename.size());
+    }
+    if (kept_ > max_kept_) {
+      return UnableTo(
+          absl::StatusCode::kInvalidArgument, "detect dump", source,
+          absl::StrCat("the TOC's first ", ++seen_, " of ", count, " entries exceed the limit of ",
+                       max_kept_, " bytes held by detection"));
+    }
+    ++seen_;
+    return absl::OkStatus();
+  }
+
+  // After the last entry.
+  void Finish() {
+    if (has_migrations_ && has_statuses_) {
+      info_->set_is_mastodon(true);
+      info_->set_mastodon_database(dbname_);
+    }
+    if (deep_ && seen_ > kMaxListedTocEntries) {
+      info_->add_warnings(
+          absl::StrCat("TOC entries listed: the first ", kMaxListedTocEntries, " of ", seen_));
     }
   }
-  if (has_migrations && has_statuses) {
-    info->set_is_mastodon(true);
-    info->set_mastodon_database(h.dbname);
-  }
-}
 
-std::string QualifiedName(const TocItem& t) {
-  return t.namespace_name.empty() ? t.tag : absl::StrCat(t.namespace_name, ".", t.tag);
+  struct DataEntry {
+    int dump_id;
+    std::string table;
+    bool migrations;
+    std::string filename;
+    bool expected;  // the archive says it holds the entry's data
+  };
+  const std::vector<DataEntry>& data() const { return data_; }
+
+ private:
+  const bool deep_;
+  const int64_t max_kept_;
+  v1::DumpInfo* info_;
+  std::string dbname_;
+  bool has_migrations_ = false, has_statuses_ = false;
+  int64_t seen_ = 0;
+  int64_t kept_ = 0;
+  std::vector<DataEntry> data_;
+};
+
+// Reads the TOC after `header` into `collector`.
+absl::Status CollectToc(ArchiveStructureReader* reader, const ArchiveHeader& header,
+                        const TocLimits& limits, const std::string& source,
+                        TocCollector* collector) {
+  RETURN_IF_ERROR(reader->ForEachTocItem(
+      header, limits, DetectionKeepsSql,
+      [&](const TocItem& t, int64_t count) { return collector->Add(t, count, source); }));
+  collector->Finish();
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -208,6 +273,10 @@ absl::StatusOr<v1::DumpInfo> DetectPlainDump(ByteStream* stream, const DetectOpt
   }
   scanner.Finish(reached_end);
   const PlainDumpFacts& f = scanner.facts();
+  if (!f.limit_error.empty()) {
+    return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump", stream->name(),
+                    f.limit_error);
+  }
   if (f.kind == PlainKind::kUnknown) {
     return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump", stream->name(),
                     "not a PostgreSQL plain dump (no pg_dump/pg_dumpall header)");
@@ -299,6 +368,21 @@ absl::StatusOr<v1::DumpInfo> DetectPlainDump(ByteStream* stream, const DetectOpt
   if (checked && !complete) {
     info.add_warnings("no 'dump complete' trailer: the dump is truncated or was cut short");
   }
+  if (f.longest_line > kDefaultMaxLineBytes) {
+    info.add_warnings(absl::StrCat("line ", f.longest_line_no, " is ", f.longest_line,
+                                   " bytes long: over the restore's limit of ",
+                                   kDefaultMaxLineBytes, " bytes"));
+  }
+  if (f.longest_row > kDefaultMaxCopyRowBytes) {
+    info.add_warnings(absl::StrCat("the COPY row at line ", f.longest_row_no, " is ", f.longest_row,
+                                   " bytes long: over the restore's limit of ",
+                                   kDefaultMaxCopyRowBytes, " bytes"));
+  }
+  if (f.unlisted_tables > 0 || f.unlisted_roles > 0) {
+    info.add_warnings(absl::StrCat("listed the first ", PlainScanner::kMaxListed,
+                                   " tables and roles only (", f.unlisted_tables, " more tables, ",
+                                   f.unlisted_roles, " more roles)"));
+  }
   return info;
 }
 
@@ -311,18 +395,18 @@ absl::StatusOr<v1::DumpInfo> DetectCustomDump(ByteStream* stream, const DetectOp
                     absl::StrCat("archive format byte ", header.format,
                                  " is not a custom archive (toc.dat of a tar/directory dump?)"));
   }
-  ASSIGN_OR_RETURN(std::vector<TocItem> toc, reader.ReadToc(header));
   v1::DumpInfo info;
   info.set_format(v1::DUMP_FORMAT_CUSTOM);
   info.set_deep(options.deep);
-  FillFromArchive(header, toc, options.deep, &info);
+  TocCollector toc(header, options.deep, options.toc_limits.max_kept_bytes, &info);
+  RETURN_IF_ERROR(CollectToc(&reader, header, options.toc_limits, stream->name(), &toc));
   if (!options.deep) return info;
 
-  std::map<int, const TocItem*> by_id;
-  for (const TocItem& t : toc) by_id[t.dump_id] = &t;
+  std::map<int, const TocCollector::DataEntry*> by_id;
   int expected = 0;
-  for (const TocItem& t : toc) {
-    if (t.had_dumper && t.desc == "TABLE DATA" && t.data_state != 3) ++expected;
+  for (const TocCollector::DataEntry& d : toc.data()) {
+    by_id[d.dump_id] = &d;
+    if (d.expected) ++expected;
   }
   int seen = 0;
   std::string schema_version;
@@ -331,12 +415,11 @@ absl::StatusOr<v1::DumpInfo> DetectCustomDump(ByteStream* stream, const DetectOp
       reader.ForEachDataBlock(header, [&](int dump_id, int type, ByteStream* data) -> absl::Status {
         if (type != 1) return absl::OkStatus();
         auto it = by_id.find(dump_id);
-        if (it == by_id.end() || it->second->desc != "TABLE DATA") return absl::OkStatus();
+        if (it == by_id.end()) return absl::OkStatus();
         ++seen;
-        CopyTable table{QualifiedName(*it->second), 0, 0};
-        bool migrations = it->second->tag == "schema_migrations";
-        RETURN_IF_ERROR(
-            CountCopyRows(data, &table, migrations ? &schema_version : nullptr, options.cancel));
+        CopyTable table{it->second->table, 0, 0};
+        RETURN_IF_ERROR(CountCopyRows(
+            data, &table, it->second->migrations ? &schema_version : nullptr, options.cancel));
         AddTable(table, "", &info);
         if (options.progress && counted.count() - last_progress > (16 << 20)) {
           last_progress = counted.count();
@@ -358,12 +441,20 @@ absl::StatusOr<v1::DumpInfo> DetectCustomDump(ByteStream* stream, const DetectOp
 
 absl::Status SplitDumpAssembler::AddTocDat(ByteStream* toc) {
   ArchiveStructureReader reader(toc);
-  ASSIGN_OR_RETURN(header_, reader.ReadHeader());
-  if (header_.format != kArchTar && header_.format != kArchDirectory) {
+  ASSIGN_OR_RETURN(ArchiveHeader header, reader.ReadHeader());
+  if (header.format != kArchTar && header.format != kArchDirectory) {
     return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump", toc->name(),
-                    absl::StrCat("toc.dat has archive format byte ", header_.format));
+                    absl::StrCat("toc.dat has archive format byte ", header.format));
   }
-  ASSIGN_OR_RETURN(toc_, reader.ReadToc(header_));
+  toc_info_.Clear();
+  TocCollector collector(header, options_.deep, options_.toc_limits.max_kept_bytes, &toc_info_);
+  RETURN_IF_ERROR(CollectToc(&reader, header, options_.toc_limits, toc->name(), &collector));
+  data_entries_.clear();
+  for (const TocCollector::DataEntry& d : collector.data()) {
+    if (d.filename.empty()) continue;
+    data_entries_.push_back(DataFile{d.filename, d.table, d.migrations});
+  }
+  compression_ = header.compression;
   has_toc_ = true;
   return absl::OkStatus();
 }
@@ -387,27 +478,26 @@ absl::StatusOr<v1::DumpInfo> SplitDumpAssembler::Finish(const std::string& path,
     return UnableTo(absl::StatusCode::kInvalidArgument, "detect dump", path,
                     "pg_dump data files without toc.dat");
   }
-  FillFromArchive(header_, toc_, options_.deep, &info);
-  if (header_.compression == ArchiveCompression::kNone && !data_suffix.empty()) {
+  info.MergeFrom(toc_info_);
+  if (compression_ == ArchiveCompression::kNone && !data_suffix.empty()) {
     // 15 writes the compression in the header; files tell for older dumps.
     info.set_internal_compression(data_suffix == ".gz"    ? v1::COMPRESSION_GZIP
                                   : data_suffix == ".lz4" ? v1::COMPRESSION_LZ4
                                                           : v1::COMPRESSION_ZSTD);
-  } else if (header_.compression == ArchiveCompression::kGzip) {
+  } else if (compression_ == ArchiveCompression::kGzip) {
     info.set_internal_compression(v1::COMPRESSION_GZIP);
   }
   if (!options_.deep) return info;
   int expected = 0, seen = 0;
-  for (const TocItem& t : toc_) {
-    if (t.desc != "TABLE DATA" || t.filename.empty()) continue;
+  for (const DataFile& d : data_entries_) {
     ++expected;
-    auto it = data_counts_.find(t.filename);
+    auto it = data_counts_.find(d.filename);
     if (it == data_counts_.end()) continue;
     ++seen;
     CopyTable table = it->second;
-    table.table = QualifiedName(t);
+    table.table = d.table;
     AddTable(table, "", &info);
-    if (t.tag == "schema_migrations") info.set_schema_version(schema_versions_[t.filename]);
+    if (d.migrations) info.set_schema_version(schema_versions_[d.filename]);
   }
   info.set_complete(seen == expected);
   info.set_complete_checked(true);

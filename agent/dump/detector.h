@@ -31,6 +31,10 @@ struct DetectOptions {
   std::function<void(int64_t bytes)> progress;
   // Checked during a deep scan; a cancelled scan returns CANCELLED.
   const CancelToken* cancel = nullptr;
+  // Bounds on an archive's TOC (custom_archive.h). Detection reads the TOC
+  // one entry at a time and keeps only its facts, the TABLE DATA entries and
+  // (deep) the first 100000 entries' names.
+  TocLimits toc_limits;
 };
 
 // Bytes of text a shallow detection of a plain dump reads.
@@ -70,8 +74,16 @@ class SplitDumpAssembler {
   DetectOptions options_;
   bool has_toc_ = false;
   bool saw_restore_script_ = false;
-  ArchiveHeader header_;
-  std::vector<TocItem> toc_;
+  // What the TOC of toc.dat said (DumpInfo fields, the listed entries) and
+  // its TABLE DATA entries with a data file.
+  struct DataFile {
+    std::string filename;
+    std::string table;
+    bool migrations = false;
+  };
+  mastodon::restore::v1::DumpInfo toc_info_;
+  std::vector<DataFile> data_entries_;
+  ArchiveCompression compression_ = ArchiveCompression::kNone;
   std::map<std::string, CopyTable> data_counts_;
   std::map<std::string, std::string> schema_versions_;
 };

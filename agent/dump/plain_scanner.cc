@@ -124,6 +124,13 @@ DumpSection& PlainScanner::Current() {
 }
 
 void PlainScanner::StartSection(const std::string& name, int64_t begin) {
+  if (facts_.sections.size() >= kMaxListed) {
+    if (facts_.limit_error.empty()) {
+      facts_.limit_error =
+          absl::StrCat("more than ", kMaxListed, " database sections (line ", facts_.lines, ")");
+    }
+    return;
+  }
   if (!facts_.sections.empty() && facts_.sections.back().end_offset < 0) {
     facts_.sections.back().end_offset = begin;
   }
@@ -144,9 +151,12 @@ void PlainScanner::AddRisky(const std::string& setting) {
 }
 
 void PlainScanner::AddRole(const std::string& role) {
-  for (const std::string& r : facts_.roles) {
-    if (r == role) return;
+  if (role_set_.count(role) != 0) return;
+  if (role_set_.size() >= kMaxListed) {
+    ++facts_.unlisted_roles;
+    return;
   }
+  role_set_.insert(role);
   facts_.roles.push_back(role);
 }
 
@@ -157,7 +167,11 @@ void PlainScanner::Feed(absl::string_view chunk) {
     const char* nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
     if (nl == nullptr) {
       size_t n = end - p;
-      if (carry_.empty() && !carry_truncated_) carry_offset_ = offset_;
+      if (carry_.empty() && !carry_truncated_) {
+        carry_offset_ = offset_;
+        carry_length_ = 0;
+      }
+      carry_length_ += static_cast<int64_t>(n);
       size_t room = kMaxLineBytes > carry_.size() ? kMaxLineBytes - carry_.size() : 0;
       if (n > room) carry_truncated_ = true;
       carry_.append(p, std::min(n, room));
@@ -166,11 +180,11 @@ void PlainScanner::Feed(absl::string_view chunk) {
     }
     size_t n = nl - p;
     if (carry_.empty() && !carry_truncated_) {
-      HandleLine(absl::string_view(p, n), offset_);
+      HandleLine(absl::string_view(p, n), offset_, static_cast<int64_t>(n));
     } else {
       size_t room = kMaxLineBytes > carry_.size() ? kMaxLineBytes - carry_.size() : 0;
       carry_.append(p, std::min(n, room));
-      HandleLine(carry_, carry_offset_);
+      HandleLine(carry_, carry_offset_, carry_length_ + static_cast<int64_t>(n));
       carry_.clear();
       carry_truncated_ = false;
     }
@@ -182,7 +196,7 @@ void PlainScanner::Feed(absl::string_view chunk) {
 
 void PlainScanner::Finish(bool end_of_dump) {
   if (!carry_.empty() || carry_truncated_) {
-    HandleLine(carry_, carry_offset_);
+    HandleLine(carry_, carry_offset_, carry_length_);
     carry_.clear();
     carry_truncated_ = false;
   }
@@ -192,9 +206,14 @@ void PlainScanner::Finish(bool end_of_dump) {
   }
 }
 
-void PlainScanner::HandleLine(absl::string_view line, int64_t offset) {
+void PlainScanner::HandleLine(absl::string_view line, int64_t offset, int64_t full_length) {
   ++facts_.lines;
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  int64_t& longest = in_copy_ ? facts_.longest_row : facts_.longest_line;
+  if (full_length > longest) {
+    longest = full_length;
+    (in_copy_ ? facts_.longest_row_no : facts_.longest_line_no) = facts_.lines;
+  }
   if (in_copy_) {
     HandleCopyLine(line);
   } else {
@@ -302,7 +321,10 @@ void PlainScanner::HandleSqlLine(absl::string_view line, int64_t offset) {
           in_copy_ = true;
           copy_is_schema_migrations_ = EndsWithTableName(table, "schema_migrations");
           copy_table_ = nullptr;
-          if (count_rows_) {
+          if (count_rows_ && listed_tables_ >= static_cast<int64_t>(kMaxListed)) {
+            ++facts_.unlisted_tables;
+          } else if (count_rows_) {
+            ++listed_tables_;
             DumpSection& s = Current();
             s.tables.push_back(CopyTable{std::string(table), 0, 0});
             copy_table_ = &s.tables.back();
@@ -326,7 +348,7 @@ void PlainScanner::HandleSqlLine(absl::string_view line, int64_t offset) {
           AddRisky("CREATE DATABASE BUILTIN_LOCALE");
         if (!OptionValue(line, "ICU_RULES").empty()) AddRisky("CREATE DATABASE ICU_RULES");
         if (!OptionValue(line, "LOCALE").empty()) AddRisky("CREATE DATABASE LOCALE");
-        created_[facts.name] = facts;
+        if (created_.size() < kMaxListed) created_[facts.name] = facts;
         if (facts_.kind == PlainKind::kDump || facts_.kind == PlainKind::kTarRestoreScript ||
             (!facts_.sections.empty() && facts_.sections.back().name == facts.name)) {
           DumpSection& s = Current();

@@ -9,18 +9,27 @@
 // stream it loads to find them as it goes.
 //
 // Memory is bounded whatever the input: lines longer than kMaxLineBytes are
-// examined by their first kMaxLineBytes only.
+// examined by their first kMaxLineBytes only, and the lists are capped
+// (kMaxListed databases, roles, tables; a dump with more databases than that
+// sets facts().limit_error, since its sections cannot be told apart).
 #ifndef MR_AGENT_DUMP_PLAIN_SCANNER_H_
 #define MR_AGENT_DUMP_PLAIN_SCANNER_H_
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/string_view.h"
 
 namespace mastodon_restore {
+
+// The loader's default bounds on a plain dump (database/load_options.h says
+// why), here so that detection can tell a dump that exceeds them.
+constexpr int64_t kDefaultMaxStatementBytes = 256LL << 20;
+constexpr int64_t kDefaultMaxLineBytes = 256LL << 20;
+constexpr int64_t kDefaultMaxCopyRowBytes = 1LL << 30;
 
 enum class PlainKind { kUnknown, kDump, kDumpall, kTarRestoreScript };
 
@@ -72,11 +81,22 @@ struct PlainDumpFacts {
   bool uses_path_placeholders = false;
   // Meta-commands other than \connect, \restrict, \unrestrict (first few).
   std::vector<std::string> other_meta_commands;
+  // The longest line of SQL and the longest COPY row (bytes without the
+  // newline) and the line numbers where they are.
+  int64_t longest_line = 0, longest_line_no = 0;
+  int64_t longest_row = 0, longest_row_no = 0;
+  // Tables (COPY blocks) and roles not listed: over kMaxListed.
+  int64_t unlisted_tables = 0;
+  int64_t unlisted_roles = 0;
+  // Set when the dump exceeds what the scanner can track (more than
+  // kMaxListed database sections); facts() are then incomplete.
+  std::string limit_error;
 };
 
 class PlainScanner {
  public:
   static constexpr size_t kMaxLineBytes = 64 * 1024;
+  static constexpr size_t kMaxListed = 100000;
 
   // With `count_rows`, COPY rows are counted per table (deep scan).
   explicit PlainScanner(bool count_rows) : count_rows_(count_rows) {}
@@ -92,7 +112,7 @@ class PlainScanner {
   const PlainDumpFacts& facts() const { return facts_; }
 
  private:
-  void HandleLine(absl::string_view line, int64_t offset);
+  void HandleLine(absl::string_view line, int64_t offset, int64_t full_length);
   void HandleCopyLine(absl::string_view line);
   void HandleSqlLine(absl::string_view line, int64_t offset);
   void StartSection(const std::string& name, int64_t begin);
@@ -105,6 +125,9 @@ class PlainScanner {
   std::string carry_;
   bool carry_truncated_ = false;
   int64_t carry_offset_ = 0;
+  int64_t carry_length_ = 0;  // of the whole line so far, truncated or not
+  std::set<std::string> role_set_;
+  int64_t listed_tables_ = 0;
   int64_t offset_ = 0;
   bool in_copy_ = false;
   bool copy_is_schema_migrations_ = false;

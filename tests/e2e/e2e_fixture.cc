@@ -1,7 +1,9 @@
 #include "tests/e2e/e2e_fixture.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <regex>
@@ -34,7 +36,29 @@ std::string OperationId(const std::string& text) {
                                                                                       : "";
 }
 
+// The sanitizer build (make test-sanitize): reports the agent or the CLI
+// wrote since `since` (their sanitizer logs go to files, see
+// tests/sanitize/sanitizer_defaults.cc); "" when none or not that build.
+std::string SanitizerReportsSince(absl::Time since) {
+  std::string out;
+#ifdef MR_SANITIZER_LOG_DIR
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(MR_SANITIZER_LOG_DIR, ec)) {
+    struct stat st;
+    if (::stat(entry.path().c_str(), &st) != 0 ||
+        absl::FromTimeT(st.st_mtime) < since - absl::Seconds(1))
+      continue;
+    if (entry.path().filename().string().find("mastodon-restore") == std::string::npos) continue;
+    absl::StrAppend(&out, "== ", entry.path().string(), "\n", ReadFileOrEmpty(entry.path()));
+  }
+#else
+  (void)since;
+#endif
+  return out;
+}
+
 void E2eTest::SetUp() {
+  started_ = absl::Now();
   auto dir = MakeTempDir("mr-e2e-");
   ASSERT_OK(dir);
   dir_ = *dir;
@@ -50,6 +74,8 @@ void E2eTest::TearDown() {
       agent_->Wait(absl::Seconds(10));
     }
   }
+  const std::string reports = SanitizerReportsSince(started_);
+  EXPECT_EQ(reports, "") << "sanitizer reports of the agent or the CLI during this test";
   RemoveTree(dir_);
 }
 

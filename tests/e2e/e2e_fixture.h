@@ -84,6 +84,7 @@ class E2eTest : public ::testing::Test {
 
   std::string dir_;
   std::string socket_;
+  absl::Time started_;  // SetUp
   std::unique_ptr<CommandRunner> runner_ = NewPosixCommandRunner();
   std::unique_ptr<Process> agent_;
   std::unique_ptr<testing::TestPostgres> pg_;  // set by StartPostgres()

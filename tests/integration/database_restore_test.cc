@@ -5,9 +5,11 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <regex>
 #include <set>
@@ -648,6 +650,114 @@ TEST_F(RestoreFailureTest, CancellationMidCopy) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_TRUE(cancelled_mid_copy);
   ExpectLiveUntouched();
+}
+
+// Hostile plain dumps that expand hugely (issue 15, finding 7: a 459 KiB
+// .sql.xz with an unterminated string reached 6.3 GB). Each is about half a
+// MiB of xz made by the real xz at test time: the head, then one compressed
+// 16 MiB block repeated (xz reads concatenated streams as one), to 3 GiB.
+class HostileDumpTest : public RestoreFailureTest {
+ protected:
+  std::string Xz(const std::string& text) {
+    CommandSpec spec;
+    spec.argv = {"xz", "-1", "-T1", "-c"};
+    spec.stdin_data = text;
+    auto r = runner_->Run(spec, nullptr);
+    EXPECT_OK(r);
+    EXPECT_TRUE(r.ok() && r->success()) << (r.ok() ? r->Describe() : "");
+    return r.ok() ? r->stdout_text : "";
+  }
+  // plain.sql up to its first CREATE TABLE, then `statement_start`, then
+  // `block` up to 3 GiB. Sets *line to the line where statement_start is.
+  std::string WriteHostile(const std::string& name, const std::string& statement_start,
+                           const std::string& block, int64_t* line) {
+    std::string plain = ReadFile(kDir + "/plain.sql");
+    size_t at = plain.find("\nCREATE TABLE ");
+    EXPECT_NE(at, std::string::npos);
+    std::string head = plain.substr(0, at + 1) + statement_start;
+    *line = 1 + std::count(head.begin(), head.begin() + at + 1, '\n');
+    std::string one = Xz(block);
+    std::string xz = Xz(head);
+    for (int64_t i = 0; i < (3LL << 30) / static_cast<int64_t>(block.size()); ++i) xz += one;
+    std::cout << name << ": " << xz.size() / 1024 << " KiB of xz, 3 GiB expanded\n";
+    EXPECT_LT(xz.size(), 1u << 20);
+    return WriteDump(name, xz);
+  }
+  // Peak resident memory of this process (MiB) grown during `f`.
+  template <typename F>
+  static int64_t PeakGrowthMiB(F f) {
+    struct rusage before {
+    }, after{};
+    getrusage(RUSAGE_SELF, &before);
+    f();
+    getrusage(RUSAGE_SELF, &after);
+    return (after.ru_maxrss - before.ru_maxrss) / 1024;
+  }
+};
+
+// 16 MiB of 1 KiB lines of `c` (a string's or a row's body).
+std::string Lines(char c) {
+  std::string line(1023, c);
+  line += '\n';
+  std::string block;
+  for (int i = 0; i < 16 * 1024; ++i) block += line;
+  return block;
+}
+
+TEST_F(HostileDumpTest, UnterminatedStringStopsAtTheStatementBound) {
+  int64_t line = 0;
+  std::string path =
+      WriteHostile("unterminated.sql.xz", "SELECT 'never closed\n", Lines('s'), &line);
+  absl::StatusOr<DatabaseRestoreResult> r;
+  int64_t grew = PeakGrowthMiB([&] { r = Restore(Second(path)); });
+  std::cout << "unterminated string, default bounds: peak grew by " << grew << " MiB\n";
+  EXPECT_THAT(
+      r, StatusIs(absl::StatusCode::kInvalidArgument,
+                  AllOf(HasSubstr("'unterminated.sql'"), HasSubstr(absl::StrCat("at line ", line)),
+                        HasSubstr("a statement (unterminated?) longer than the limit of "
+                                  "268435456 bytes"))));
+  EXPECT_LT(grew, 2048);  // 256 MiB held, at most twice while it grows
+  ExpectLiveUntouched();
+}
+
+TEST_F(HostileDumpTest, EndlessLineStopsAtTheLineBound) {
+  int64_t line = 0;
+  std::string path = WriteHostile("endless.sql.xz", "SELECT 1 ", std::string(16 << 20, ' '), &line);
+  DatabaseRestoreRequest request = Second(path);
+  request.bounds.max_line_bytes = 32 << 20;
+  absl::StatusOr<DatabaseRestoreResult> r;
+  int64_t grew = PeakGrowthMiB([&] { r = Restore(request); });
+  std::cout << "endless line, 32 MiB bound: peak grew by " << grew << " MiB\n";
+  EXPECT_THAT(r, StatusIs(absl::StatusCode::kInvalidArgument,
+                          AllOf(HasSubstr(absl::StrCat("at line ", line)),
+                                HasSubstr("a line longer than the limit of 33554432 bytes"))));
+  EXPECT_LT(grew, 512);
+  ExpectLiveUntouched();
+}
+
+TEST_F(HostileDumpTest, HugeCopyRowStopsAtTheRowBound) {
+  for (int jobs : {1, 2}) {
+    SCOPED_TRACE(absl::StrCat(jobs, " jobs"));
+    int64_t line = 0;
+    std::string path = WriteHostile(absl::StrCat("row", jobs, ".sql.xz"),
+                                    "CREATE TABLE public.hostile (a text);\n"
+                                    "COPY public.hostile (a) FROM stdin;\n",
+                                    std::string(16 << 20, 'r'), &line);
+    DatabaseRestoreRequest request = Second(path);
+    request.operation_id = absl::StrCat("op", jobs + 2);
+    request.jobs = jobs;
+    request.bounds.max_copy_row_bytes = 32 << 20;
+    absl::StatusOr<DatabaseRestoreResult> r;
+    int64_t grew = PeakGrowthMiB([&] { r = Restore(request); });
+    std::cout << "huge COPY row, " << jobs << " jobs, 32 MiB bound: peak grew by " << grew
+              << " MiB\n";
+    EXPECT_THAT(r, StatusIs(absl::StatusCode::kInvalidArgument,
+                            AllOf(HasSubstr(absl::StrCat("at line ", line + 2)),
+                                  HasSubstr("a COPY row of public.hostile longer than the limit "
+                                            "of 33554432 bytes"))));
+    EXPECT_LT(grew, 512);
+    ExpectLiveUntouched();
+  }
 }
 
 TEST_F(DatabaseRestoreTest, LeftoverStagingFromACrashIsDropped) {

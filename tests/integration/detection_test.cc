@@ -3,14 +3,17 @@
 // compression, nested and encrypted containers, and broken inputs.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <fstream>
+#include <iostream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/common/subprocess.h"
 #include "agent/inventory/inspector.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {
 namespace {
@@ -329,6 +332,77 @@ TEST_F(DetectionTest, ZipCryptoWrongPasswordPassingTheCheckByteStillSaysPassword
     EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
   }
   EXPECT_TRUE(found);
+}
+
+// Issue 15, finding 7: a 459 KiB .dump.xz drove a shallow detect to 3.1 GB
+// (the whole TOC was kept). The same shape made by the real xz: a custom
+// archive declaring a million TABLE DATA entries with 60 KiB names (60 GB
+// of TOC once expanded): detection stops at the bound on what it keeps.
+TEST_F(DetectionTest, HostileCustomArchiveTocStopsAtTheBoundOnWhatDetectionKeeps) {
+  // Archive 1.14 layout (pg_backup_archiver.c WriteHead/WriteToc).
+  std::string head = "PGDMP";
+  auto byte = [](std::string* out, int b) { out->push_back(static_cast<char>(b)); };
+  auto int4 = [&](std::string* out, int64_t v) {
+    byte(out, 0);
+    for (int i = 0; i < 4; ++i) byte(out, static_cast<int>((v >> (8 * i)) & 0xff));
+  };
+  auto str = [&](std::string* out, const std::string& v) {
+    int4(out, static_cast<int64_t>(v.size()));
+    *out += v;
+  };
+  for (int b : {1, 14, 0, 4, 8, 1}) byte(&head, b);  // 1.14.0, int 4, off 8, custom
+  int4(&head, 0);                                    // no compression
+  for (int i = 0; i < 7; ++i) int4(&head, 0);        // creation time
+  for (const char* s : {"mastodon_production", "15.1", "15.1"}) str(&head, s);
+  int4(&head, 1000000);  // entries
+  std::string entry;
+  int4(&entry, 7);
+  int4(&entry, 1);
+  for (const std::string& s : {std::string("0"), std::string("1"), std::string(60 << 10, 't'),
+                               std::string("TABLE DATA")}) {
+    str(&entry, s);
+  }
+  int4(&entry, 3);  // section: data
+  for (const char* s : {"", "", "", "public", "", "", "mastodon", "false"}) str(&entry, s);
+  for (int b : {1, 1, 0, 0, 0}) byte(&entry, b);  // -1: no dependencies
+  byte(&entry, 3);                                // no data
+  entry += std::string(8, '\0');
+  std::string entries;
+  for (int i = 0; i < 256; ++i) entries += entry;  // 15 MiB
+
+  auto xz = [&](const std::string& text) {
+    CommandSpec spec;
+    spec.argv = {"xz", "-1", "-T1", "-c"};
+    spec.stdin_data = text;
+    auto r = runner_->Run(spec, nullptr);
+    EXPECT_TRUE(r.ok() && r->success());
+    return r.ok() ? r->stdout_text : std::string();
+  };
+  std::string file = xz(head);
+  const std::string block = xz(entries);
+  for (int i = 0; i < 64; ++i) file += block;  // 16384 entries: 960 MiB
+  std::cout << "hostile .dump.xz: " << file.size() / 1024 << " KiB\n";
+  EXPECT_LT(file.size(), 1u << 20);
+  auto dir = testing::MakeTempDir("mr-hostile-");
+  ASSERT_OK(dir);
+  std::ofstream(*dir + "/toc.dump.xz", std::ios::binary) << file;
+  source_.allowed_roots.push_back(*dir);
+
+  struct rusage before {
+  }, after{};
+  getrusage(RUSAGE_SELF, &before);
+  InspectOptions options;
+  options.pg_restore_majors = {15};
+  auto d = DetectDumpInSource(*dir + "/toc.dump.xz", "", source_, options, runner_.get());
+  getrusage(RUSAGE_SELF, &after);
+  const int64_t grew = (after.ru_maxrss - before.ru_maxrss) / 1024;
+  std::cout << "shallow detect of the hostile .dump.xz: peak grew by " << grew << " MiB\n";
+  EXPECT_THAT(d, StatusIs(absl::StatusCode::kInvalidArgument,
+                          AllOf(HasSubstr("entries exceed the limit of 268435456 bytes held by "
+                                          "detection"),
+                                HasSubstr("of 1000000"))));
+  EXPECT_LT(grew, 1024);
+  testing::RemoveTree(*dir);
 }
 
 TEST_F(DetectionTest, SevenZipPlainAndEncrypted) {

@@ -3,6 +3,10 @@
 // PG 17/18 headers).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <cstring>
+#include <iostream>
 
 #include <fstream>
 
@@ -101,6 +105,46 @@ TEST(PlainDumpTest, VeryLongLinesStayBounded) {
   ASSERT_EQ(d.tables_size(), 1);
   EXPECT_EQ(d.tables(0).rows(), 2);
   EXPECT_TRUE(d.complete());
+}
+
+// The longest SQL line and COPY row are measured whole (the scanner holds
+// 64 KiB of a line), so detection can tell a dump over the loader's bounds.
+TEST(PlainDumpTest, LongestLineAndRowAreMeasured) {
+  std::string text = "--\n-- PostgreSQL database dump\n--\n\nCOPY public.t (a) FROM stdin;\n";
+  text += std::string(3 << 20, 'x') + "\nshort\n\\.\n";
+  text += "SELECT '" + std::string(2 << 20, 'y') + "';\n";
+  PlainScanner scanner(true);
+  for (size_t i = 0; i < text.size(); i += 100000) scanner.Feed(text.substr(i, 100000));
+  scanner.Finish(true);
+  EXPECT_EQ(scanner.facts().longest_row, 3 << 20);
+  EXPECT_EQ(scanner.facts().longest_row_no, 6);
+  EXPECT_EQ(scanner.facts().longest_line, (2 << 20) + 10);
+  EXPECT_EQ(scanner.facts().longest_line_no, 9);
+}
+
+// A hostile cluster dump cannot grow the scanner's lists without bound: roles
+// and tables are capped (and said so), and more database sections than the
+// scanner tracks is an error, since the sections could not be told apart.
+TEST(PlainDumpTest, ListsAreCappedAndTooManySectionsIsAnError) {
+  const size_t cap = PlainScanner::kMaxListed;
+  std::string text = "--\n-- PostgreSQL database cluster dump\n--\n\n";
+  for (size_t i = 0; i < cap + 10; ++i) absl::StrAppend(&text, "CREATE ROLE r", i, ";\n");
+  text += "--\n-- Database \"mastodon\" dump\n--\n\n";
+  for (size_t i = 0; i < cap + 10; ++i) text += "COPY public.t (a) FROM stdin;\n1\n\\.\n";
+  text += "--\n-- PostgreSQL database cluster dump complete\n--\n\n";
+  v1::DumpInfo d = DetectText(text, true);
+  EXPECT_EQ(d.roles_size(), static_cast<int>(cap));
+  EXPECT_EQ(d.tables_size(), static_cast<int>(cap));
+  EXPECT_THAT(d.warnings(), ::testing::Contains(HasSubstr("(10 more tables, 10 more roles)")));
+
+  std::string many = "--\n-- PostgreSQL database cluster dump\n--\n\n";
+  for (size_t i = 0; i <= cap; ++i) absl::StrAppend(&many, "--\n-- Database \"d", i, "\" dump\n");
+  StringStream in(many, "many.sql");
+  DetectOptions options;
+  options.deep = true;
+  EXPECT_THAT(DetectPlainDump(&in, options, false, ""),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("more than 100000 database sections")));
 }
 
 TEST(PlainDumpTest, Pg10ClusterLayoutWithoutDatabaseMarkers) {
@@ -478,14 +522,152 @@ TEST(ArchiveReaderTest, HostileHeadersAreRejected) {
   w.Int(1);
   w.Byte(0);
   w.bytes() += std::string("\xff\xff\xff\x7f", 4);
-  EXPECT_THAT(detect(w.bytes()), StatusIs(absl::StatusCode::kInvalidArgument,
-                                          HasSubstr("string of 2147483647 bytes")));
+  EXPECT_THAT(detect(w.bytes()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("tableoid of 2147483647 bytes exceeds the limit")));
   // A negative TOC count.
   ArchiveWriter neg(14);
   neg.Header(kArchCustom, 1, "db", "15.1");
   neg.Int(-5);
   EXPECT_THAT(detect(neg.bytes()), StatusIs(absl::StatusCode::kInvalidArgument,
                                             HasSubstr("invalid TOC entry count -5")));
+}
+
+// Peak resident memory of this process, in MiB (ctest runs each test in a
+// process of its own).
+int64_t PeakMiB() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024;
+}
+
+// A custom archive whose TOC repeats one entry `count` times, produced as it
+// is read (the input itself holds no memory).
+class RepeatedTocStream : public ByteStream {
+ public:
+  RepeatedTocStream(std::string head, std::string entry, int64_t count)
+      : head_(std::move(head)), entry_(std::move(entry)), count_(count) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    size_t done = 0;
+    while (done < n && index_ <= count_) {
+      const std::string& part = index_ == 0 ? head_ : entry_;
+      size_t k = std::min(n - done, part.size() - pos_);
+      std::memcpy(buf + done, part.data() + pos_, k);
+      pos_ += k;
+      done += k;
+      if (pos_ == part.size()) {
+        ++index_;
+        pos_ = 0;
+      }
+    }
+    return done;
+  }
+  const std::string& name() const override { return name_; }
+
+ private:
+  std::string head_, entry_;
+  int64_t count_;
+  int64_t index_ = 0;  // 0: the head, then the entries
+  size_t pos_ = 0;
+  std::string name_ = "repeated.dump";
+};
+
+// An entry of archive 1.14 with a `tag_bytes` tag and a `defn_bytes` defn.
+std::string BigEntry(const char* desc, size_t tag_bytes, size_t defn_bytes) {
+  ArchiveWriter w(14);
+  const std::string tag(tag_bytes, 't');
+  const std::string defn(defn_bytes, 'd');
+  w.Entry(7, desc, tag.c_str(), defn.c_str(), 2, /*custom=*/true);
+  return w.bytes();
+}
+
+std::string TocHead(int64_t count) {
+  ArchiveWriter w(14);
+  w.Header(kArchCustom, 1, "mastodon_production", "15.1");
+  w.Int(count);
+  return w.bytes();
+}
+
+// Issue 15, finding 7: a TOC declaring ten million entries was read whole.
+TEST(ArchiveReaderTest, TocOfTenMillionDeclaredEntriesIsRefusedAtTheCount) {
+  StringStream in(TocHead(10000000), "huge.dump");
+  EXPECT_THAT(DetectCustomDump(&in, DetectOptions()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("TOC of 10000000 entries exceeds the limit of 1000000 entries "
+                                 "at offset")));
+  // Within a raised limit, a TOC that declares more than it holds fails as
+  // truncated without reserving room for what it declares.
+  const int64_t before = PeakMiB();
+  StringStream short_toc(TocHead(10000000) + BigEntry("TABLE", 10, 10), "short.dump");
+  DetectOptions raised;
+  raised.toc_limits.max_entries = 20000000;
+  EXPECT_THAT(DetectCustomDump(&short_toc, raised),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("truncated")));
+  EXPECT_LT(PeakMiB() - before, 64);
+}
+
+// Issue 15, finding 7: TOC strings up to 256 MiB were read into memory.
+TEST(ArchiveReaderTest, TocStringOf256MiBIsRefusedBeforeItIsRead) {
+  std::string head = TocHead(1);
+  ArchiveWriter w(14);
+  w.Int(1);          // dump id
+  w.Int(1);          // had dumper
+  w.Str("0");        // tableoid
+  w.Str("1");        // oid
+  w.Int(256 << 20);  // tag: 256 MiB, none of it there
+  StringStream in(head + w.bytes(), "tag.dump");
+  EXPECT_THAT(DetectCustomDump(&in, DetectOptions()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("TOC entry 1 of 1: tag of 268435456 bytes exceeds the limit of "
+                                 "65536 bytes at offset")));
+  // SQL strings have their own, larger bound.
+  ArchiveWriter sql(14);
+  sql.Int(1);
+  sql.Int(1);
+  sql.Str("0");
+  sql.Str("1");
+  sql.Str("t");
+  sql.Str("FUNCTION");
+  sql.Int(2);
+  sql.Int((256 << 20) + 1);  // defn
+  StringStream defn(head + sql.bytes(), "defn.dump");
+  EXPECT_THAT(DetectCustomDump(&defn, DetectOptions()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("TOC entry 1 of 1: defn of 268435457 bytes exceeds the limit "
+                                 "of 268435456 bytes")));
+  // The bounds come from the options.
+  DetectOptions small;
+  small.toc_limits.max_name_bytes = 8;
+  StringStream named(TocHead(1) + BigEntry("TABLE", 9, 1), "n.dump");
+  EXPECT_THAT(DetectCustomDump(&named, small),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("tag of 9 bytes exceeds the limit of 8 bytes")));
+}
+
+// Detection reads the TOC one entry at a time, skips the SQL it does not
+// need, and bounds what it keeps (before, the whole TOC was held: 3.1 GB
+// from a 459 KiB .dump.xz).
+TEST(ArchiveReaderTest, DetectionKeepsOnlyWhatItNeedsOfTheToc) {
+  // 400 functions of 1 MiB each: 400 MiB of SQL, none of it held.
+  int64_t before = PeakMiB();
+  RepeatedTocStream functions(TocHead(400), BigEntry("FUNCTION", 10, 1 << 20), 400);
+  DetectOptions deep;
+  deep.deep = true;
+  auto info = DetectCustomDump(&functions, deep);
+  ASSERT_OK(info);
+  EXPECT_EQ(info->toc_entries_size(), 400);
+  EXPECT_LT(PeakMiB() - before, 64);
+  // 200000 TABLE DATA entries with 4 KiB names: detection keeps each table's
+  // name, and stops at its bound (256 MiB) instead of holding 800 MiB.
+  before = PeakMiB();
+  RepeatedTocStream tables(TocHead(200000), BigEntry("TABLE DATA", 4096, 0), 200000);
+  EXPECT_THAT(DetectCustomDump(&tables, DetectOptions()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("entries exceed the limit of 268435456 bytes held by "
+                                 "detection")));
+  const int64_t grew = PeakMiB() - before;
+  EXPECT_LT(grew, 700);
+  std::cout << "TOC of 200000 x 4 KiB TABLE DATA names: peak grew by " << grew << " MiB\n";
 }
 
 TEST(SniffTest, RecognisesEveryWrapper) {
