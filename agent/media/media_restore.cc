@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "agent/common/errors.h"
+#include "agent/common/failpoint.h"
 #include "agent/common/sha256.h"
 #include "agent/common/status_macros.h"
 
@@ -233,7 +234,7 @@ class MediaVisitor : public SourceVisitor {
 // Moves every staged file into `target` (same filesystem: rename).
 absl::Status MoveIntoPlace(const std::string& staging, const std::string& target,
                            const std::string& rel, std::optional<uid_t> uid,
-                           std::optional<gid_t> gid) {
+                           std::optional<gid_t> gid, int64_t* moved = nullptr) {
   std::string dir = rel.empty() ? staging : absl::StrCat(staging, "/", rel);
   ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir));
   for (const std::string& name : names) {
@@ -243,7 +244,7 @@ absl::Status MoveIntoPlace(const std::string& staging, const std::string& target
     if (::lstat(from.c_str(), &st) != 0) return ErrnoError(errno, "stat", from);
     if (S_ISDIR(st.st_mode)) {
       RETURN_IF_ERROR(MakeDirs(target, child_rel, uid, gid));
-      RETURN_IF_ERROR(MoveIntoPlace(staging, target, child_rel, uid, gid));
+      RETURN_IF_ERROR(MoveIntoPlace(staging, target, child_rel, uid, gid, moved));
       continue;
     }
     std::string to = absl::StrCat(target, "/", child_rel);
@@ -253,6 +254,8 @@ absl::Status MoveIntoPlace(const std::string& staging, const std::string& target
                       "it is not a regular file");
     }
     if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoError(errno, "move into place", to);
+    if (moved != nullptr) ++*moved;
+    RETURN_IF_ERROR(MR_FAILPOINT("media.after_file_moved"));
   }
   return absl::OkStatus();
 }
@@ -271,6 +274,23 @@ void RemoveMediaStaging(const std::string& staging_dir) {
     return;
   }
   RemoveTree(staging_dir);
+}
+
+absl::StatusOr<int64_t> CompleteMediaMove(const std::string& staging_dir,
+                                          const std::string& target_dir, std::optional<uid_t> uid,
+                                          std::optional<gid_t> gid) {
+  // Only what MediaStagingDir names, beside `target_dir`.
+  const std::string prefix = MediaStagingDir(target_dir, "op-");
+  if (!absl::StartsWith(staging_dir, prefix) || staging_dir.find('/', prefix.size()) != std::string::npos) {
+    return UnableTo(absl::StatusCode::kInvalidArgument, "complete the media move from", staging_dir,
+                    "not a media staging directory of " + target_dir);
+  }
+  struct stat st;
+  if (::lstat(staging_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return 0;
+  int64_t moved = 0;
+  RETURN_IF_ERROR(MoveIntoPlace(staging_dir, target_dir, "", uid, gid, &moved));
+  RemoveMediaStaging(staging_dir);
+  return moved;
 }
 
 std::string IdPartition(int64_t id) {
@@ -316,6 +336,7 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
 
   // 3. Extract into a staging directory beside the media directory.
   const std::string staging = MediaStagingDir(o.target_dir, o.operation_id);
+  if (o.journal) RETURN_IF_ERROR(o.journal(false));
   RemoveTree(staging);
   if (::mkdir(staging.c_str(), 0700) != 0) return ErrnoError(errno, "create", staging);
   MediaVisitor visitor(o, root, staging, total_files, total_bytes, &result);
@@ -325,7 +346,11 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
     walked = absl::CancelledError("media restore cancelled");
   }
   // 4. Only a complete extraction is moved into place.
+  if (walked.ok()) walked = MR_FAILPOINT("media.after_extract");
+  if (walked.ok() && o.journal) walked = o.journal(true);
+  if (walked.ok()) walked = MR_FAILPOINT("media.before_move");
   if (walked.ok()) walked = MoveIntoPlace(staging, o.target_dir, "", o.uid, o.gid);
+  if (walked.ok()) walked = MR_FAILPOINT("media.after_move");
   RemoveTree(staging);
   RETURN_IF_ERROR(walked);
   return result;

@@ -42,6 +42,9 @@ struct OperationSpec {
   std::function<absl::Status(Operation* op)> work;
 };
 
+// True when `record` has a journal part that no recovery has dealt with.
+bool JournalPending(const mastodon::restore::v1::OperationRecord& record);
+
 class OperationManager {
  public:
   // `env` and `logger` must outlive the manager. Keeps the newest
@@ -51,8 +54,9 @@ class OperationManager {
   // Cancels running operations and waits for their threads.
   ~OperationManager();
 
-  // Loads stored records; RUNNING/PENDING ones become INTERRUPTED and are
-  // returned (for cleanup of their leftovers).
+  // Loads stored records; RUNNING/PENDING ones become INTERRUPTED. Returns
+  // them, and any other record whose journal is not recovered yet (for the
+  // recovery of their half-done phases, RecoverFromJournal).
   absl::StatusOr<std::vector<mastodon::restore::v1::OperationRecord>> Recover();
 
   // Starts `spec`, or returns the existing operation of the same request_id.
@@ -72,6 +76,9 @@ class OperationManager {
  private:
   std::string NewId();
   void Persist(const mastodon::restore::v1::OperationRecord& record);
+  // A journal save (Operation::Journal): the error is the caller's.
+  absl::Status PersistJournal(const mastodon::restore::v1::OperationRecord& record);
+  std::shared_ptr<Operation> MakeOperation(mastodon::restore::v1::OperationRecord record);
   void Prune() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string dir_;
