@@ -110,8 +110,7 @@ absl::StatusOr<EnvInstallResult> InstallEnvFile(
   RETURN_IF_ERROR(MR_FAILPOINT("env.before_keep"));
   if (exists) RETURN_IF_ERROR(env->WriteFileAtomicVia(result.kept_as, kept_temp, current, 0600));
   RETURN_IF_ERROR(MR_FAILPOINT("env.before_write"));
-  RETURN_IF_ERROR(
-      env->WriteFileAtomicVia(result.path, temp, MergeEnvFile(backup, current), 0640));
+  RETURN_IF_ERROR(env->WriteFileAtomicVia(result.path, temp, MergeEnvFile(backup, current), 0640));
   RETURN_IF_ERROR(MR_FAILPOINT("env.after_rename"));
   if (owner.has_value()) RETURN_IF_ERROR(env->SetOwner(result.path, owner->uid, owner->gid));
   return result;

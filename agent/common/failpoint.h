@@ -62,10 +62,10 @@ int FailpointHits(absl::string_view name);
 // OK unless the failpoint `name` is enabled and fires with "error"
 // (UNAVAILABLE "failpoint <name>"); "kill" does not return, "pause" returns
 // OK once told to continue.
-#define MR_FAILPOINT(name)                                                           \
-  (ABSL_PREDICT_FALSE(                                                               \
+#define MR_FAILPOINT(name)                                                                    \
+  (ABSL_PREDICT_FALSE(                                                                        \
        ::mastodon_restore::failpoint_internal::g_any_enabled.load(std::memory_order_relaxed)) \
-       ? ::mastodon_restore::failpoint_internal::Hit(name)                           \
+       ? ::mastodon_restore::failpoint_internal::Hit(name)                                    \
        : ::absl::OkStatus())
 
 #endif  // MR_AGENT_COMMON_FAILPOINT_H_

@@ -446,9 +446,8 @@ absl::Status SwapInStaged(const DatabaseRestoreRequest& request, Env* env,
         });
       };
     }
-    ASSIGN_OR_RETURN(
-        result->previous_database,
-        targets.SwapIn(request.database, result->staging_database, previous, journal));
+    ASSIGN_OR_RETURN(result->previous_database,
+                     targets.SwapIn(request.database, result->staging_database, previous, journal));
     result->database = request.database;
     if (request.journal) {
       RETURN_IF_ERROR(
@@ -503,8 +502,8 @@ absl::StatusOr<v1::RollbackResult> RollbackDatabase(const std::string& conninfo,
   return result;
 }
 
-absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(
-    const std::string& conninfo, const v1::DatabaseJournal& j) {
+absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(const std::string& conninfo,
+                                                                const v1::DatabaseJournal& j) {
   std::vector<std::string> done;
   if (j.staging_database().empty() && j.live_oid() == 0) return done;
   ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
@@ -524,26 +523,25 @@ absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(
                        !j.live_database().empty() && staging_now == j.live_database();
   if (swapped) {
     if (j.swap_phase() == v1::SWAP_PHASE_STARTED) {
-      done.push_back(absl::StrCat("the swap had committed: '", j.live_database(),
-                                  "' is the restored database",
-                                  j.previous_database().empty()
-                                      ? std::string()
-                                      : absl::StrCat(", the previous one is kept as '",
-                                                     j.previous_database(), "'")));
+      done.push_back(absl::StrCat(
+          "the swap had committed: '", j.live_database(), "' is the restored database",
+          j.previous_database().empty()
+              ? std::string()
+              : absl::StrCat(", the previous one is kept as '", j.previous_database(), "'")));
     }
     RETURN_IF_ERROR(allow(j.staging_oid(), j.live_database()));
     if (j.live_oid() != 0) RETURN_IF_ERROR(allow(j.live_oid(), j.previous_database()));
     return done;
   }
   if (j.swap_phase() == v1::SWAP_PHASE_STARTED) {
-    done.push_back(absl::StrCat("the swap had not committed: '", j.live_database(),
-                                "' is unchanged"));
+    done.push_back(
+        absl::StrCat("the swap had not committed: '", j.live_database(), "' is unchanged"));
   }
   if (j.live_oid() != 0) RETURN_IF_ERROR(allow(j.live_oid(), j.live_database()));
   if (j.staging_oid() != 0) {
     if (!staging_now.empty() && staging_now == j.staging_database()) {
       RETURN_IF_ERROR(targets.Drop(staging_now));
-      done.push_back(absl::StrCat("dropped the staging database '", staging_now, "' (OID ",
+      done.push_back(absl::StrCat("dropped a staging database '", staging_now, "' (OID ",
                                   j.staging_oid(), ")"));
     }
   } else if (!j.staging_database().empty()) {
@@ -551,7 +549,7 @@ absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(
     // name holds this operation's id.
     ASSIGN_OR_RETURN(bool dropped, targets.DropIfOid(j.staging_database(), 0));
     if (dropped) {
-      done.push_back(absl::StrCat("dropped the staging database '", j.staging_database(),
+      done.push_back(absl::StrCat("dropped a staging database '", j.staging_database(),
                                   "' (created before its OID was recorded)"));
     }
   }

@@ -117,8 +117,9 @@ absl::StatusOr<std::string> TargetDatabases::NameOf(uint32_t oid) {
 }
 
 absl::StatusOr<bool> TargetDatabases::AllowsConnections(const std::string& name) {
-  ASSIGN_OR_RETURN(PgRows rows, admin_->Query(
-                                    "SELECT datallowconn FROM pg_database WHERE datname = $1", {name}));
+  ASSIGN_OR_RETURN(
+      PgRows rows,
+      admin_->Query("SELECT datallowconn FROM pg_database WHERE datname = $1", {name}));
   return !rows.rows.empty() && rows.Scalar() == "t";
 }
 
@@ -169,10 +170,10 @@ absl::StatusOr<uint32_t> TargetDatabases::CreateStaging(const std::string& name,
     if (journal) RETURN_IF_ERROR(journal(oid, false));
   }
   RETURN_IF_ERROR(MR_FAILPOINT("staging.after_journal_oid"));
-  RETURN_IF_ERROR(Annotated(admin_->Exec(absl::StrCat("COMMENT ON DATABASE ",
-                                                      admin_->QuoteIdentifier(name), " IS ",
-                                                      admin_->QuoteLiteral(kStagingComment))),
-                            "mark staging database", name));
+  RETURN_IF_ERROR(
+      Annotated(admin_->Exec(absl::StrCat("COMMENT ON DATABASE ", admin_->QuoteIdentifier(name),
+                                          " IS ", admin_->QuoteLiteral(kStagingComment))),
+                "mark staging database", name));
   RETURN_IF_ERROR(MR_FAILPOINT("staging.after_comment"));
   return oid;
 }
@@ -243,30 +244,36 @@ absl::StatusOr<std::string> TargetDatabases::SwapIn(const std::string& live,
   const std::string names =
       absl::StrCat(admin_->QuoteLiteral(staging), live_oid != 0 ? ", " : "",
                    live_oid != 0 ? admin_->QuoteLiteral(live) : std::string());
+  bool failpoint_fired = false;
+  auto failpoint = [&](const char* name) {
+    absl::Status fp = MR_FAILPOINT(name);
+    failpoint_fired = !fp.ok();
+    return fp;
+  };
   auto attempt = [&]() -> absl::Status {
     RETURN_IF_ERROR(admin_->Exec("BEGIN"));
     RETURN_IF_ERROR(admin_->Exec("SET LOCAL lock_timeout = '10s'"));
     RETURN_IF_ERROR(admin_->Exec(absl::StrCat(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (", names,
         ") AND pid <> pg_backend_pid()")));
-    RETURN_IF_ERROR(MR_FAILPOINT("swap.after_terminate"));
+    RETURN_IF_ERROR(failpoint("swap.after_terminate"));
     if (live_oid != 0) {
       RETURN_IF_ERROR(admin_->Exec(absl::StrCat("ALTER DATABASE ", admin_->QuoteIdentifier(live),
                                                 " RENAME TO ", admin_->QuoteIdentifier(previous))));
     }
-    RETURN_IF_ERROR(MR_FAILPOINT("swap.after_rename_live"));
+    RETURN_IF_ERROR(failpoint("swap.after_rename_live"));
     RETURN_IF_ERROR(admin_->Exec(absl::StrCat("ALTER DATABASE ", admin_->QuoteIdentifier(staging),
                                               " RENAME TO ", admin_->QuoteIdentifier(live))));
     RETURN_IF_ERROR(admin_->Exec(
         absl::StrCat("COMMENT ON DATABASE ", admin_->QuoteIdentifier(live), " IS NULL")));
-    RETURN_IF_ERROR(MR_FAILPOINT("swap.before_commit"));
+    RETURN_IF_ERROR(failpoint("swap.before_commit"));
     return admin_->Exec("COMMIT");
   };
   absl::Status s;
   for (int tries = 1;; ++tries) {
     s = attempt();
     if (s.ok()) break;
-    const bool in_use = admin_->last_error().sqlstate == "55006";
+    const bool in_use = !failpoint_fired && admin_->last_error().sqlstate == "55006";
     admin_->Exec("ROLLBACK").IgnoreError();
     if (!in_use || tries >= 20) break;
     absl::SleepFor(absl::Milliseconds(100));

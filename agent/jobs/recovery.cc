@@ -59,7 +59,8 @@ RecoveryOutcome RecoverFromJournal(const v1::OperationRecord& record, const Reco
       for (const std::string& d : *done) out.done.push_back(d);
     } else {
       out.failed.push_back(absl::StrCat(
-          "the databases (staging '", j.staging_database(), "'", j.staging_oid() != 0 ? absl::StrCat(" OID ", j.staging_oid()) : "",
+          "the databases (staging '", j.staging_database(), "'",
+          j.staging_oid() != 0 ? absl::StrCat(" OID ", j.staging_oid()) : "",
           "): ", done.status().message(),
           j.conninfo_password_omitted() ? " (the request's password is not kept)" : ""));
     }
@@ -104,7 +105,8 @@ RecoveryOutcome RecoverFromJournal(const v1::OperationRecord& record, const Reco
   }
   if (record.services_stopped() && ctx.services) {
     if (ctx.runtime == nullptr || ctx.runtime->Services().empty()) {
-      out.failed.push_back("the app's services were stopped and the agent has no runtime to start them");
+      out.failed.push_back(
+          "the app's services were stopped and the agent has no runtime to start them");
     } else {
       TaskContext task{ctx.runner, ctx.env, nullptr, ctx.reporter, "start_services"};
       absl::Status started = ControlServices(*ctx.runtime, true, task);
@@ -131,12 +133,9 @@ void ApplyRecovery(const RecoveryOutcome& outcome, v1::OperationRecord* record) 
   }
 }
 
-RecoveryOutcome RecoverOperation(Operation* op, const RecoveryContext& ctx,
-                                 const std::string& verb, bool always_report) {
+RecoveryOutcome RecoverOperation(Operation* op, const RecoveryContext& ctx, const std::string& verb,
+                                 bool always_report) {
   RecoveryOutcome outcome = RecoverFromJournal(op->Record(), ctx);
-  absl::Status saved =
-      op->Journal([&](v1::OperationRecord* record) { ApplyRecovery(outcome, record); });
-  if (!saved.ok()) outcome.failed.push_back(std::string(saved.message()));
   if (always_report || !outcome.done.empty() || !outcome.failed.empty()) {
     std::string message = absl::StrCat(
         verb, ": ",
@@ -147,6 +146,10 @@ RecoveryOutcome RecoverOperation(Operation* op, const RecoveryContext& ctx,
     }
     op->Log(outcome.failed.empty() ? v1::SEVERITY_WARNING : v1::SEVERITY_ERROR, message);
   }
+  // Saved with the event.
+  absl::Status saved =
+      op->Journal([&](v1::OperationRecord* record) { ApplyRecovery(outcome, record); });
+  if (!saved.ok()) outcome.failed.push_back(std::string(saved.message()));
   return outcome;
 }
 

@@ -63,8 +63,8 @@ void ApplyRecovery(const RecoveryOutcome& outcome, mastodon::restore::v1::Operat
 // resolved are cleared (saved), and a WARNING event "<verb>: <what was
 // done>" (plus "recovery incomplete: ..." naming what is left, an ERROR) is
 // added when anything was done or `always_report`. Returns the outcome.
-RecoveryOutcome RecoverOperation(Operation* op, const RecoveryContext& ctx,
-                                 const std::string& verb, bool always_report);
+RecoveryOutcome RecoverOperation(Operation* op, const RecoveryContext& ctx, const std::string& verb,
+                                 bool always_report);
 
 }  // namespace mastodon_restore
 

@@ -281,7 +281,8 @@ absl::StatusOr<int64_t> CompleteMediaMove(const std::string& staging_dir,
                                           std::optional<gid_t> gid) {
   // Only what MediaStagingDir names, beside `target_dir`.
   const std::string prefix = MediaStagingDir(target_dir, "op-");
-  if (!absl::StartsWith(staging_dir, prefix) || staging_dir.find('/', prefix.size()) != std::string::npos) {
+  if (!absl::StartsWith(staging_dir, prefix) ||
+      staging_dir.find('/', prefix.size()) != std::string::npos) {
     return UnableTo(absl::StatusCode::kInvalidArgument, "complete the media move from", staging_dir,
                     "not a media staging directory of " + target_dir);
   }
