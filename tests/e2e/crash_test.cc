@@ -128,7 +128,7 @@ class CrashTest : public E2eTest {
   // migrate step adds to, by presence only).
   std::string Fingerprint(const std::string& db) {
     auto tables = pg_->QueryValue(
-        "SELECT string_agg(format('%I.%I', schemaname, relname), ',' ORDER BY 1) FROM "
+        "SELECT string_agg(format('%I.%I', schemaname, relname), ',' ORDER BY schemaname, relname) FROM "
         "pg_stat_user_tables",
         db);
     if (!tables.ok()) return "unreachable: " + std::string(tables.status().message());
@@ -232,7 +232,9 @@ class CrashTest : public E2eTest {
       if (i < calls_before_ || calls[i].argv.empty()) continue;
       if (calls[i].argv[0] == "stop" || calls[i].argv[0] == "start") last = calls[i].argv[0];
     }
-    if (!app_may_stay_stopped) EXPECT_NE(last, "stop") << "the app was left stopped";
+    if (!app_may_stay_stopped) {
+      EXPECT_NE(last, "stop") << "the app was left stopped";
+    }
   }
 
   std::string media_, common_;
@@ -286,7 +288,9 @@ TEST_F(CrashTest, EveryFailpointKilledOrFailingLeavesTheInstanceWhole) {
       ExpectWhole("after an error at " + fp, fp == "restore.step.start_services");
       const std::string id = OnlyOperation();
       CommandResult shown = CliOnSocket({"--json", "ops", "show", id});
-      if (!logged_only) EXPECT_THAT(shown.stdout_text, HasSubstr("OPERATION_STATE_FAILED"));
+      if (!logged_only) {
+        EXPECT_THAT(shown.stdout_text, HasSubstr("OPERATION_STATE_FAILED"));
+      }
       // Before the swap, the live database is untouched.
       if (fp.find("swap.after_commit") == std::string::npos &&
           fp.find("swap.after_journal_done") == std::string::npos) {
@@ -297,7 +301,9 @@ TEST_F(CrashTest, EveryFailpointKilledOrFailingLeavesTheInstanceWhole) {
               "restore.before_report", "media.", "env.", "record.", "journal."}) {
           if (absl::StartsWith(fp, later)) before_swap = false;
         }
-        if (before_swap) EXPECT_EQ(Fingerprint("mastodon"), old_db_);
+        if (before_swap) {
+          EXPECT_EQ(Fingerprint("mastodon"), old_db_);
+        }
       }
     }
   }

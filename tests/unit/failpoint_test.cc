@@ -23,6 +23,7 @@ namespace mastodon_restore {
 namespace {
 
 using ::testing::HasSubstr;
+using ::mastodon_restore::testing::StatusIs;
 
 class FailpointTest : public ::testing::Test {
  protected:
