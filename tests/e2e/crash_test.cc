@@ -128,8 +128,8 @@ class CrashTest : public E2eTest {
   // migrate step adds to, by presence only).
   std::string Fingerprint(const std::string& db) {
     auto tables = pg_->QueryValue(
-        "SELECT string_agg(format('%I.%I', schemaname, relname), ',' ORDER BY schemaname, relname) FROM "
-        "pg_stat_user_tables",
+        "SELECT string_agg(format('%I.%I', schemaname, relname), ',' ORDER BY schemaname, "
+        "relname) FROM pg_stat_user_tables",
         db);
     if (!tables.ok()) return "unreachable: " + std::string(tables.status().message());
     std::string out;

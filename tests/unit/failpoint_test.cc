@@ -22,8 +22,8 @@
 namespace mastodon_restore {
 namespace {
 
-using ::testing::HasSubstr;
 using ::mastodon_restore::testing::StatusIs;
+using ::testing::HasSubstr;
 
 class FailpointTest : public ::testing::Test {
  protected:
