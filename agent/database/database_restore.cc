@@ -509,6 +509,11 @@ absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(const std::strin
   ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
                    PgConnection::Connect(conninfo, "postgres"));
   TargetDatabases targets(admin.get());
+  // A kill during CREATE DATABASE does not stop the server's backend: it may
+  // still commit the staging database after this looks. End it first.
+  if (!j.staging_database().empty()) {
+    RETURN_IF_ERROR(targets.EndCreatesOf(j.staging_database(), absl::Seconds(30)));
+  }
   auto allow = [&](uint32_t oid, const std::string& expected_name) -> absl::Status {
     ASSIGN_OR_RETURN(std::string name, targets.NameOf(oid));
     if (name.empty() || name != expected_name) return absl::OkStatus();

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "agent/common/errors.h"
 #include "agent/common/failpoint.h"
@@ -197,6 +198,26 @@ absl::Status TargetDatabases::TerminateSessions(const std::string& name, absl::D
       return absl::FailedPreconditionError(absl::StrCat("unable to end the sessions of database '",
                                                         name, "' within ",
                                                         absl::FormatDuration(timeout)));
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+}
+
+absl::Status TargetDatabases::EndCreatesOf(const std::string& name, absl::Duration timeout) {
+  // (CREATE DATABASE statements of this agent quote the name always.)
+  const std::string pattern =
+      "CREATE DATABASE \"" + absl::StrReplaceAll(name, {{"\"", "\"\""}}) + "\"%";
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    ASSIGN_OR_RETURN(PgRows rows,
+                     admin_->Query("SELECT count(*), count(pg_terminate_backend(pid)) FROM "
+                                   "pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+                                   "starts_with(query, 'CREATE DATABASE ') AND query LIKE $1",
+                                   {pattern}));
+    if (rows.Scalar() == "0") return absl::OkStatus();
+    if (absl::Now() > deadline) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("a CREATE DATABASE of '", name, "' is still running"));
     }
     absl::SleepFor(absl::Milliseconds(50));
   }

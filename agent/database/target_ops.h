@@ -68,6 +68,10 @@ class TargetDatabases {
   absl::StatusOr<std::string> NameOf(uint32_t oid);
   // Whether the database `name` accepts connections (false when missing).
   absl::StatusOr<bool> AllowsConnections(const std::string& name);
+  // Ends the sessions (of a stopped agent) still running CREATE DATABASE
+  // `name`, and waits until they are gone: after a crash the server may
+  // still be creating the staging database (up to `timeout`).
+  absl::Status EndCreatesOf(const std::string& name, absl::Duration timeout);
   // ALTER DATABASE ... WITH ALLOW_CONNECTIONS.
   absl::Status SetAllowConnections(const std::string& name, bool allow);
 
