@@ -15,7 +15,7 @@ WERROR ?= ON
 BUF := .tools/buf/node_modules/.bin/buf
 CXX_SOURCES = $(shell git ls-files -co --exclude-standard -- '*.cc' '*.h' '*.h.in' | grep -v '^$(BUILD_DIR)/')
 
-.PHONY: all deps configure build test test-sanitize demo lint format fuzz bench bench-restore bench-detect bench-media bench-load bench-fleet package clean
+.PHONY: all deps configure build test test-sanitize demo lint format fuzz chaos bench bench-restore bench-detect bench-media bench-load bench-fleet package clean
 
 all: build
 
@@ -77,6 +77,17 @@ package: build
 
 format:
 	clang-format -i $(CXX_SOURCES)
+
+# Random SIGKILLs over whole restores (not in CI): CHAOS_KILLS kills (each
+# followed by a restart and the crash checks of tests/e2e/crash_test.cc),
+# CHAOS_SEED to replay a campaign.
+CHAOS_KILLS ?= 50
+chaos: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target crash_tests make_dump_fixtures
+	cd $(BUILD_DIR) && ctest -R DumpFixtures.Generate --output-on-failure
+	CHAOS_KILLS=$(CHAOS_KILLS) $(if $(CHAOS_SEED),CHAOS_SEED=$(CHAOS_SEED)) \
+	  $(BUILD_DIR)/tests/crash_tests --gtest_also_run_disabled_tests \
+	  --gtest_filter='CrashTest.DISABLED_ChaosRandomKills'
 
 # Benchmarks; results go to bench/results/<date>-*.md.
 BENCH_MB ?= 700

@@ -30,7 +30,7 @@
 #include "agent/common/errors.h"
 #include "agent/common/service_notify.h"
 #include "agent/common/status_macros.h"
-#include "agent/database/database_restore.h"
+#include "agent/jobs/recovery.h"
 #include "agent/media/media_restore.h"
 #include "agent/operations/operation_manager.h"
 #include "agent/service/agent_service.h"
@@ -222,16 +222,6 @@ absl::Status Daemon::Start() {
       config_.state_dir, env_, logger_, config_.keep_operations, config_.keep_operations_for);
   operations_->set_max_running(config_.max_running_operations);
   ASSIGN_OR_RETURN(interrupted_, operations_->Recover());
-  for (const auto& record : interrupted_) {
-    logger_->Warning("operation interrupted by an agent stop",
-                     {{"operation", record.operation().id()}});
-    // Half-extracted media never reached the media directory: remove them.
-    if (!record.staging_media_dir().empty()) {
-      RemoveMediaStaging(record.staging_media_dir());
-      logger_->Warning("removed the media staging directory of an interrupted restore",
-                       {{"dir", record.staging_media_dir()}});
-    }
-  }
   // The runtime: where Mastodon runs on this host (or the agent's own
   // PostgreSQL for the embedded one).
   runtime_ = std::make_unique<RuntimeContext>();
@@ -254,6 +244,7 @@ absl::Status Daemon::Start() {
                     {{"checked", absl::StrJoin(runtime_->checked, "; ")}});
     }
   }
+  RecoverInterrupted();
   service_ = std::make_unique<AgentService>(&config_, env_, runner_, logger_, operations_.get(),
                                             runtime_.get(), absl::Now());
   service_->set_local_peers(&local_peers_);
@@ -299,32 +290,6 @@ absl::Status Daemon::Start() {
     return listening;
   }
   server_->GetHealthCheckService()->SetServingStatus(kServiceName, true);
-  // Staging databases of interrupted restores, dropped in the background so
-  // that a slow or unreachable server does not delay the agent: those the
-  // records name (on their own server when it was given without a password),
-  // and any marked staging database on the agent's target server.
-  cleanup_ = std::thread([this]() {
-    auto report = [this](const absl::StatusOr<std::vector<std::string>>& dropped) {
-      if (!dropped.ok()) {
-        logger_->Warning("unable to drop staging leftovers",
-                         {{"error", std::string(dropped.status().message())}});
-        return;
-      }
-      for (const std::string& name : *dropped) {
-        logger_->Warning("dropped a staging database left by an interrupted restore",
-                         {{"database", name}});
-      }
-    };
-    for (const auto& record : interrupted_) {
-      if (record.staging_database().empty() || record.cleanup_conninfo().empty()) continue;
-      report(DropDatabaseIfStaging(record.cleanup_conninfo(), record.staging_database()));
-    }
-    if (!config_.target_conninfo.empty()) report(DropLeftoverStaging(config_.target_conninfo));
-    if (runtime_->runtime != nullptr) {
-      auto db = runtime_->runtime->Database();
-      if (db.ok()) report(DropLeftoverStaging(db->conninfo));
-    }
-  });
   logger_->Info("agent listening", {{"version", MR_VERSION},
                                     {"socket", config_.socket_path},
                                     {"state_dir", config_.state_dir},
@@ -338,6 +303,39 @@ absl::Status Daemon::Start() {
          {"client_certificates", config_.tls_client_ca.empty() ? "optional" : "required"}});
   }
   return absl::OkStatus();
+}
+
+void Daemon::RecoverInterrupted() {
+  // Before serving: each operation a stop interrupted (or whose earlier
+  // recovery was incomplete) is completed or undone from its record's
+  // journal, on the server it used, and says so on the operation.
+  RecoveryContext ctx;
+  ctx.env = env_;
+  ctx.runner = runner_;
+  ctx.target_conninfo = config_.target_conninfo;
+  ctx.runtime = runtime_->runtime;
+  for (const auto& record : interrupted_) {
+    const std::string& id = record.operation().id();
+    logger_->Warning("operation interrupted by an agent stop", {{"operation", id}});
+    auto op = operations_->Get(id);
+    if (!op.ok()) continue;
+    ctx.reporter = op->get();
+    RecoveryOutcome outcome = RecoverOperation(op->get(), ctx, "recovered", true);
+    // Records of agents before the journal: half-extracted media never
+    // reached the media directory.
+    if (!record.has_media_journal() && !record.staging_media_dir().empty()) {
+      RemoveMediaStaging(record.staging_media_dir());
+      outcome.done.push_back("removed the media staging directory " + record.staging_media_dir());
+    }
+    if (!outcome.done.empty()) {
+      logger_->Warning("recovered an interrupted operation",
+                       {{"operation", id}, {"done", absl::StrJoin(outcome.done, "; ")}});
+    }
+    if (!outcome.failed.empty()) {
+      logger_->Error("recovery of an interrupted operation incomplete (retried at the next start)",
+                     {{"operation", id}, {"left", absl::StrJoin(outcome.failed, "; ")}});
+    }
+  }
 }
 
 void Daemon::Shutdown() {
@@ -369,7 +367,6 @@ void Daemon::StopLocal() {
 
 void Daemon::Wait() {
   if (server_ != nullptr) server_->Wait();
-  if (cleanup_.joinable()) cleanup_.join();
 }
 
 int RunDaemonUntilSignalled(const AgentConfig& config, Env* env, CommandRunner* runner,

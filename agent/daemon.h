@@ -70,6 +70,9 @@ class Daemon {
   void AcceptLocal();
   void StopLocal();
   bool MayUseLocalSocket(pid_t pid, uid_t uid, gid_t gid) const;
+  // Recovery of interrupted_ from their journals (jobs/recovery.h), before
+  // the agent serves.
+  void RecoverInterrupted();
 
   const AgentConfig config_;
   Env* const env_;
@@ -88,7 +91,6 @@ class Daemon {
   std::optional<gid_t> socket_gid_;
   std::atomic<bool> local_stopping_{false};
   std::thread local_accept_;
-  std::thread cleanup_;
   // Records of operations the previous run left unfinished.
   std::vector<mastodon::restore::v1::OperationRecord> interrupted_;
   std::mutex shutdown_mu_;

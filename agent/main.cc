@@ -6,6 +6,7 @@
 
 #include "agent/common/build_info.h"
 #include "agent/common/env.h"
+#include "agent/common/failpoint.h"
 #include "agent/common/logging.h"
 #include "agent/common/process_setup.h"
 #include "agent/common/subprocess.h"
@@ -16,6 +17,16 @@
 int main(int argc, char** argv) {
   using namespace mastodon_restore;
   SetUpAgentProcess();
+  // Test support (tests/e2e/crash_test.cc): the failpoints, and their names.
+  if (argc == 2 && std::string(argv[1]) == "--list-failpoints") {
+    for (const std::string& name : AllFailpoints()) std::printf("%s\n", name.c_str());
+    return 0;
+  }
+  if (absl::Status armed = InitFailpointsFromEnv(); !armed.ok()) {
+    std::fprintf(stderr, "mastodon-restore-agent: error: MR_FAILPOINTS: %s\n",
+                 std::string(armed.message()).c_str());
+    return 2;
+  }
   std::unique_ptr<Env> env = NewPosixEnv();
   auto command_line =
       ParseAgentCommandLine(std::vector<std::string>(argv + 1, argv + argc), env.get());

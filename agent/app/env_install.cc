@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "agent/app/env_file.h"
 #include "agent/common/errors.h"
+#include "agent/common/failpoint.h"
 #include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
@@ -69,27 +70,48 @@ std::vector<std::string> DifferingSecrets(absl::string_view backup, absl::string
   return differing;
 }
 
-absl::StatusOr<EnvInstallResult> InstallEnvFile(const Runtime& runtime, absl::string_view backup,
-                                                const std::string& tag, Env* env) {
+absl::StatusOr<EnvInstallResult> InstallEnvFile(
+    const Runtime& runtime, absl::string_view backup, const std::string& tag, Env* env,
+    const std::function<absl::Status(const EnvInstallJournal&)>& journal) {
   EnvInstallResult result;
   result.path = runtime.EnvFilePath();
   if (result.path.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the ", runtime.name(), " runtime has no env file to install the backup's into"));
   }
+  const size_t slash = result.path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : result.path.substr(0, slash);
+  const std::string name = slash == std::string::npos ? result.path : result.path.substr(slash + 1);
   std::string current;
   std::optional<FileOwner> owner;
-  if (env->Exists(result.path)) {
+  const bool exists = env->Exists(result.path);
+  if (exists) {
     ASSIGN_OR_RETURN(current, env->ReadFile(result.path));
     ASSIGN_OR_RETURN(owner, env->OwnerOf(result.path));
     result.kept_as = absl::StrCat(result.path, ".before-restore-", tag);
-    RETURN_IF_ERROR(env->WriteFileAtomic(result.kept_as, current, 0600));
   } else {
     auto media = runtime.Media();
     if (media.ok() && media->uid.has_value())
       owner = FileOwner{*media->uid, media->gid.value_or(0)};
   }
-  RETURN_IF_ERROR(env->WriteFileAtomic(result.path, MergeEnvFile(backup, current), 0640));
+  // The temp files, named before anything is written.
+  EnvInstallJournal j;
+  j.path = result.path;
+  j.owner = owner;
+  ASSIGN_OR_RETURN(std::string temp, UnpredictableTempName(name));
+  j.temp_path = absl::StrCat(dir, "/", temp);
+  std::string kept_temp;
+  if (exists) {
+    ASSIGN_OR_RETURN(kept_temp,
+                     UnpredictableTempName(result.kept_as.substr(result.kept_as.rfind('/') + 1)));
+    j.kept_temp_path = absl::StrCat(dir, "/", kept_temp);
+  }
+  if (journal) RETURN_IF_ERROR(journal(j));
+  RETURN_IF_ERROR(MR_FAILPOINT("env.before_keep"));
+  if (exists) RETURN_IF_ERROR(env->WriteFileAtomicVia(result.kept_as, kept_temp, current, 0600));
+  RETURN_IF_ERROR(MR_FAILPOINT("env.before_write"));
+  RETURN_IF_ERROR(env->WriteFileAtomicVia(result.path, temp, MergeEnvFile(backup, current), 0640));
+  RETURN_IF_ERROR(MR_FAILPOINT("env.after_rename"));
   if (owner.has_value()) RETURN_IF_ERROR(env->SetOwner(result.path, owner->uid, owner->gid));
   return result;
 }

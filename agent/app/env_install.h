@@ -4,6 +4,8 @@
 #ifndef MR_AGENT_APP_ENV_INSTALL_H_
 #define MR_AGENT_APP_ENV_INSTALL_H_
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,8 +41,19 @@ struct EnvInstallResult {
 // Env::WriteFileAtomic, so nothing planted there is written through, and an
 // env file (or kept name) that is a symlink is FAILED_PRECONDITION with the
 // env file unchanged.
-absl::StatusOr<EnvInstallResult> InstallEnvFile(const Runtime& runtime, absl::string_view backup,
-                                                const std::string& tag, Env* env);
+//
+// `journal` (may be null) is told, and must save durably, the temp files
+// and the owner before anything is written (see EnvJournal): a crash leaves
+// the env file old or new, and recovery removes the temp files.
+struct EnvInstallJournal {
+  std::string path;
+  std::string temp_path;
+  std::string kept_temp_path;
+  std::optional<FileOwner> owner;
+};
+absl::StatusOr<EnvInstallResult> InstallEnvFile(
+    const Runtime& runtime, absl::string_view backup, const std::string& tag, Env* env,
+    const std::function<absl::Status(const EnvInstallJournal&)>& journal = nullptr);
 
 }  // namespace mastodon_restore
 

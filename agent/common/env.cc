@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "agent/common/byte_stream.h"
 #include "agent/common/errors.h"
+#include "agent/common/failpoint.h"
 
 namespace mastodon_restore {
 namespace {
@@ -37,6 +38,8 @@ bool WriteAll(int fd, const std::string& data) {
 }
 
 // A temp file name nobody can predict: ".<name>.<16 hex digits>.tmp".
+}  // namespace
+
 absl::StatusOr<std::string> UnpredictableTempName(const std::string& name) {
   uint64_t r = 0;
   ssize_t got;
@@ -49,12 +52,17 @@ absl::StatusOr<std::string> UnpredictableTempName(const std::string& name) {
   return absl::StrCat(".", name, ".", absl::Hex(r, absl::kZeroPad16), ".tmp");
 }
 
+namespace {
+
 // See Env::WriteFileAtomic. Everything happens below one descriptor of the
 // directory (opened without following a symlink in its last component), so
 // a name planted or swapped by someone who can write the directory is never
 // followed: the temp file is created O_EXCL|O_NOFOLLOW under a random name
 // and renamed within the directory.
-absl::Status WriteFileAtomically(const std::string& path, const std::string& data, mode_t mode) {
+// `fixed_temp`: the temp file's name (in the same directory) chosen by the
+// caller, who recorded it; "" draws one.
+absl::Status WriteFileAtomically(const std::string& path, const std::string& data, mode_t mode,
+                                 const std::string& fixed_temp = "") {
   const size_t slash = path.find_last_of('/');
   const std::string dir = slash == std::string::npos ? "."
                           : slash == 0               ? "/"
@@ -80,6 +88,11 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& dat
   std::string tmp;
   int fd = -1;
   for (int attempt = 0; attempt < 8 && fd < 0; ++attempt) {
+    if (!fixed_temp.empty()) {
+      tmp = fixed_temp;
+      fd = ::openat(dfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+      break;
+    }
     absl::StatusOr<std::string> drawn = UnpredictableTempName(name);
     if (!drawn.ok()) {
       ::close(dfd);
@@ -110,6 +123,13 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& dat
     return fail(errno, "close", shown_tmp);
   }
   fd = -1;
+  if (!fixed_temp.empty()) {
+    if (absl::Status fp = MR_FAILPOINT("env.before_rename"); !fp.ok()) {
+      ::unlinkat(dfd, tmp.c_str(), 0);
+      ::close(dfd);
+      return fp;
+    }
+  }
   if (::renameat(dfd, tmp.c_str(), dfd, name.c_str()) != 0) {
     return fail(errno, "rename into place", path);
   }
@@ -251,6 +271,13 @@ class PosixEnvImpl : public Env {
   absl::Status WriteFileAtomic(const std::string& path, const std::string& data,
                                mode_t mode) override {
     return WriteFileAtomically(path, data, mode);
+  }
+  absl::Status WriteFileAtomicVia(const std::string& path, const std::string& temp_name,
+                                  const std::string& data, mode_t mode) override {
+    if (temp_name.empty() || temp_name.find('/') != std::string::npos) {
+      return UnableTo(absl::StatusCode::kInvalidArgument, "write", path, "bad temp file name");
+    }
+    return WriteFileAtomically(path, data, mode, temp_name);
   }
 };
 

@@ -61,7 +61,20 @@ class Env {
   // when `path` is a symlink or the last component of its directory is one.
   virtual absl::Status WriteFileAtomic(const std::string& path, const std::string& data,
                                        mode_t mode) = 0;
+  // WriteFileAtomic through the temp file `temp_name` in the same directory
+  // (created O_EXCL|O_NOFOLLOW: a planted name fails the write), which the
+  // caller has drawn with UnpredictableTempName and recorded, so that a crash
+  // before the rename leaves only a file its record names. (Fakes may ignore
+  // the name.)
+  virtual absl::Status WriteFileAtomicVia(const std::string& path, const std::string& temp_name,
+                                          const std::string& data, mode_t mode) {
+    (void)temp_name;
+    return WriteFileAtomic(path, data, mode);
+  }
 };
+
+// ".<name>.<16 random hex digits>.tmp".
+absl::StatusOr<std::string> UnpredictableTempName(const std::string& name);
 
 // Names of the entries of `dir` (without "." and ".."), sorted.
 absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& dir);

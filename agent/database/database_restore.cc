@@ -1,5 +1,6 @@
 #include "agent/database/database_restore.h"
 
+#include <libpq-fe.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/common/errors.h"
+#include "agent/common/failpoint.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/local_cluster.h"
 #include "agent/database/pg_connection.h"
@@ -279,13 +281,34 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     }
   }
   std::string encoding = dump.encoding(), locale = dump.locale();
-  RETURN_IF_ERROR(
-      targets.CreateStaging(result.staging_database, encoding, locale, owner, &result.warnings));
+  // The record names the staging database before it exists, and its OID as
+  // soon as it is known (before it exists on PostgreSQL 15+).
+  if (request.journal) {
+    RETURN_IF_ERROR(request.journal([&](v1::DatabaseJournal* j) {
+      j->set_staging_database(result.staging_database);
+      j->set_staging_oid(0);
+    }));
+  }
+  StagingOidJournal journal_oid = nullptr;
+  if (request.journal) {
+    journal_oid = [&](uint32_t oid, bool) {
+      return request.journal([oid](v1::DatabaseJournal* j) { j->set_staging_oid(oid); });
+    };
+  }
+  auto created = targets.CreateStaging(result.staging_database, encoding, locale, owner,
+                                       &result.warnings, journal_oid);
+  if (!created.ok()) {
+    // A failure after CREATE DATABASE (the journal, a failpoint) leaves it.
+    ASSIGN_OR_RETURN(uint32_t oid, targets.OidOf(result.staging_database));
+    if (oid != 0) DropStaged(request.conninfo, result.staging_database, oid);
+    return created.status();
+  }
+  result.staging_oid = *created;
   // Roles the load creates: dropped again with the staging database when
   // the restore fails before the swap.
   std::vector<std::string> roles_created;
   auto drop_staging = [&]() {
-    DropStaged(request.conninfo, result.staging_database);
+    DropStaged(request.conninfo, result.staging_database, result.staging_oid);
     DropCreatedRoles(request.conninfo, roles_created);
   };
 
@@ -401,10 +424,13 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
   return result;
 }
 
-void DropStaged(const std::string& conninfo, const std::string& staging_database) {
-  if (staging_database.empty()) return;
+bool DropStaged(const std::string& conninfo, const std::string& staging_database,
+                uint32_t staging_oid) {
+  if (staging_database.empty()) return false;
   auto fresh = PgConnection::Connect(conninfo, "postgres");
-  if (fresh.ok()) TargetDatabases(fresh->get()).Drop(staging_database).IgnoreError();
+  if (!fresh.ok()) return false;
+  auto dropped = TargetDatabases(fresh->get()).DropIfOid(staging_database, staging_oid);
+  return dropped.ok() && *dropped;
 }
 
 void DropCreatedRoles(const std::string& conninfo, const std::vector<std::string>& roles) {
@@ -439,7 +465,7 @@ absl::Status VerifyStaged(const DatabaseRestoreRequest& request, DatabaseRestore
     return absl::OkStatus();
   }();
   if (!verified.ok()) {
-    DropStaged(request.conninfo, result->staging_database);
+    DropStaged(request.conninfo, result->staging_database, result->staging_oid);
     DropCreatedRoles(request.conninfo, result->load.created_roles);
   }
   return verified;
@@ -458,9 +484,27 @@ absl::Status SwapInStaged(const DatabaseRestoreRequest& request, Env* env,
     // The live database is kept as <db>__previous_<time>[_<n>].
     ASSIGN_OR_RETURN(std::string previous,
                      targets.UnusedPreviousName(request.database, env->Now()));
+    SwapJournal journal = nullptr;
+    if (request.journal) {
+      journal = [&](uint32_t live_oid, uint32_t staging_oid) {
+        return request.journal([&](v1::DatabaseJournal* j) {
+          j->set_staging_database(result->staging_database);
+          j->set_staging_oid(staging_oid);
+          j->set_swap_phase(v1::SWAP_PHASE_STARTED);
+          j->set_live_database(request.database);
+          j->set_live_oid(live_oid);
+          j->set_previous_database(live_oid != 0 ? previous : "");
+        });
+      };
+    }
     ASSIGN_OR_RETURN(result->previous_database,
-                     targets.SwapIn(request.database, result->staging_database, previous));
+                     targets.SwapIn(request.database, result->staging_database, previous, journal));
     result->database = request.database;
+    if (request.journal) {
+      RETURN_IF_ERROR(
+          request.journal([](v1::DatabaseJournal* j) { j->set_swap_phase(v1::SWAP_PHASE_DONE); }));
+      RETURN_IF_ERROR(MR_FAILPOINT("swap.after_journal_done"));
+    }
     if (request.drop_previous && !result->previous_database.empty()) {
       RETURN_IF_ERROR(targets.Drop(result->previous_database));
       result->previous_database.clear();
@@ -468,7 +512,8 @@ absl::Status SwapInStaged(const DatabaseRestoreRequest& request, Env* env,
     return absl::OkStatus();
   }();
   if (!swapped.ok() && result->database.empty()) {
-    DropStaged(request.conninfo, result->staging_database);
+    // (By OID: after a commit the staging OID bears the live name and stays.)
+    DropStaged(request.conninfo, result->staging_database, result->staging_oid);
   }
   return swapped;
 }
@@ -508,28 +553,91 @@ absl::StatusOr<v1::RollbackResult> RollbackDatabase(const std::string& conninfo,
   return result;
 }
 
-absl::StatusOr<std::vector<std::string>> DropDatabaseIfStaging(const std::string& conninfo,
-                                                               const std::string& name) {
+absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(const std::string& conninfo,
+                                                                const v1::DatabaseJournal& j) {
+  std::vector<std::string> done;
+  if (j.staging_database().empty() && j.live_oid() == 0) return done;
   ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
                    PgConnection::Connect(conninfo, "postgres"));
   TargetDatabases targets(admin.get());
-  ASSIGN_OR_RETURN(std::vector<std::string> staging, targets.ListStaging());
-  std::vector<std::string> dropped;
-  for (const std::string& s : staging) {
-    if (s != name) continue;
-    RETURN_IF_ERROR(targets.Drop(s));
-    dropped.push_back(s);
+  // A kill during CREATE DATABASE does not stop the server's backend: it may
+  // still commit the staging database after this looks. End it first.
+  if (!j.staging_database().empty()) {
+    RETURN_IF_ERROR(targets.EndCreatesOf(j.staging_database(), absl::Seconds(30)));
   }
-  return dropped;
+  auto allow = [&](uint32_t oid, const std::string& expected_name) -> absl::Status {
+    ASSIGN_OR_RETURN(std::string name, targets.NameOf(oid));
+    if (name.empty() || name != expected_name) return absl::OkStatus();
+    ASSIGN_OR_RETURN(bool allowed, targets.AllowsConnections(name));
+    if (allowed) return absl::OkStatus();
+    RETURN_IF_ERROR(targets.SetAllowConnections(name, true));
+    done.push_back(absl::StrCat("'", name, "' accepts connections again"));
+    return absl::OkStatus();
+  };
+  ASSIGN_OR_RETURN(std::string staging_now, targets.NameOf(j.staging_oid()));
+  const bool swapped = j.swap_phase() != v1::SWAP_PHASE_UNSPECIFIED && j.staging_oid() != 0 &&
+                       !j.live_database().empty() && staging_now == j.live_database();
+  if (swapped) {
+    if (j.swap_phase() == v1::SWAP_PHASE_STARTED) {
+      done.push_back(absl::StrCat(
+          "the swap had committed: '", j.live_database(), "' is the restored database",
+          j.previous_database().empty()
+              ? std::string()
+              : absl::StrCat(", the previous one is kept as '", j.previous_database(), "'")));
+    }
+    RETURN_IF_ERROR(allow(j.staging_oid(), j.live_database()));
+    if (j.live_oid() != 0) RETURN_IF_ERROR(allow(j.live_oid(), j.previous_database()));
+    return done;
+  }
+  if (j.swap_phase() == v1::SWAP_PHASE_STARTED) {
+    done.push_back(
+        absl::StrCat("the swap had not committed: '", j.live_database(), "' is unchanged"));
+  }
+  if (j.live_oid() != 0) RETURN_IF_ERROR(allow(j.live_oid(), j.live_database()));
+  if (j.staging_oid() != 0) {
+    if (!staging_now.empty() && staging_now == j.staging_database()) {
+      RETURN_IF_ERROR(targets.Drop(staging_now));
+      done.push_back(absl::StrCat("dropped a staging database '", staging_now, "' (OID ",
+                                  j.staging_oid(), ")"));
+    }
+  } else if (!j.staging_database().empty()) {
+    // Created, or not, before its OID was recorded (PostgreSQL < 15): the
+    // name holds this operation's id.
+    ASSIGN_OR_RETURN(bool dropped, targets.DropIfOid(j.staging_database(), 0));
+    if (dropped) {
+      done.push_back(absl::StrCat("dropped a staging database '", j.staging_database(),
+                                  "' (created before its OID was recorded)"));
+    }
+  }
+  return done;
 }
 
-absl::StatusOr<std::vector<std::string>> DropLeftoverStaging(const std::string& conninfo) {
-  ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
-                   PgConnection::Connect(conninfo, "postgres"));
-  TargetDatabases targets(admin.get());
-  ASSIGN_OR_RETURN(std::vector<std::string> staging, targets.ListStaging());
-  for (const std::string& name : staging) RETURN_IF_ERROR(targets.Drop(name));
-  return staging;
+std::string ConnInfoForRecord(const std::string& conninfo, bool* had_password) {
+  *had_password = false;
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (options == nullptr) {
+    if (error != nullptr) PQfreemem(error);
+    *had_password = true;  // unparsable: keep nothing of it
+    return "";
+  }
+  std::string out;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || o->val[0] == '\0') continue;
+    const std::string key = o->keyword;
+    if (key == "password") {
+      *had_password = true;
+      continue;
+    }
+    std::string value;
+    for (const char* c = o->val; *c != '\0'; ++c) {
+      if (*c == '\\' || *c == '\'') value.push_back('\\');
+      value.push_back(*c);
+    }
+    absl::StrAppend(&out, out.empty() ? "" : " ", key, "='", value, "'");
+  }
+  PQconninfoFree(options);
+  return out;
 }
 
 }  // namespace mastodon_restore

@@ -26,6 +26,12 @@
 
 namespace mastodon_restore {
 
+// Updates the operation's database journal with `update` and saves it
+// durably before returning (see OperationRecord.database_journal). An error
+// stops what was about to happen.
+using DatabaseJournalUpdate = std::function<absl::Status(
+    const std::function<void(mastodon::restore::v1::DatabaseJournal*)>& update)>;
+
 struct DatabaseRestoreRequest {
   // The source (resolved inside the allowed roots) and its secrets.
   std::string source_path;
@@ -69,12 +75,17 @@ struct DatabaseRestoreRequest {
   // used by the equivalence tests and the benchmark).
   std::string postgres_root = kDefaultPostgresRoot;
   std::string pg_restore;
+  // The crash-recovery journal (null: none): the staging database's name
+  // before it is created and its OID, the swap's phase with the names and
+  // OIDs, each saved before the side effect.
+  DatabaseJournalUpdate journal;
 };
 
 struct DatabaseRestoreResult {
   std::string database;
   std::string previous_database;  // "" when there was no live database
   std::string staging_database;
+  uint32_t staging_oid = 0;
   mastodon::restore::v1::DumpInfo dump;
   LoadStats load;
   mastodon::restore::v1::VerifyResult verification;
@@ -116,8 +127,11 @@ absl::Status VerifyStaged(const DatabaseRestoreRequest& request, DatabaseRestore
 absl::Status SwapInStaged(const DatabaseRestoreRequest& request, Env* env,
                           DatabaseRestoreResult* result);
 
-// Drops a staging database that will not be swapped in. Best effort.
-void DropStaged(const std::string& conninfo, const std::string& staging_database);
+// Drops a staging database that will not be swapped in, when the database
+// of that name has `staging_oid` (0: when it exists at all: only before its
+// OID is known). True when dropped; best effort.
+bool DropStaged(const std::string& conninfo, const std::string& staging_database,
+                uint32_t staging_oid);
 
 // Drops roles a failed restore created (LoadStats::created_roles: they did
 // not exist before it), after its staging database is gone. Best effort.
@@ -130,13 +144,20 @@ absl::StatusOr<mastodon::restore::v1::RollbackResult> RollbackDatabase(const std
                                                                        const std::string& previous,
                                                                        absl::Time now);
 
-// Drops `name` if it is a staging database (marked by its comment); returns
-// it when dropped.
-absl::StatusOr<std::vector<std::string>> DropDatabaseIfStaging(const std::string& conninfo,
-                                                               const std::string& name);
+// What startup (or the end of a restore) does with a database journal whose
+// operation stopped mid-way, on the server `conninfo`: everything is found
+// by the OIDs the journal holds, never by names or comments alone.
+//   swap committed (the staging OID is named like the live database): the
+//     swap is complete; both databases accept connections;
+//   otherwise: the live database (by its OID) accepts connections again and
+//     the staging database is dropped when its OID still bears the staging
+//     name (before the OID was recorded, PostgreSQL < 15: by its name).
+// Idempotent. Returns what it did, one phrase per action ("" none).
+absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(
+    const std::string& conninfo, const mastodon::restore::v1::DatabaseJournal& journal);
 
-// Drops staging databases left by a crash (marked by their comment).
-absl::StatusOr<std::vector<std::string>> DropLeftoverStaging(const std::string& conninfo);
+// `conninfo` without its password (for a record); sets `*had_password`.
+std::string ConnInfoForRecord(const std::string& conninfo, bool* had_password);
 
 }  // namespace mastodon_restore
 

@@ -1,10 +1,15 @@
 #include "agent/database/target_ops.h"
 
+#include <random>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "agent/common/errors.h"
+#include "agent/common/failpoint.h"
 #include "agent/common/sha256.h"
 #include "agent/common/status_macros.h"
 
@@ -97,15 +102,56 @@ absl::StatusOr<bool> TargetDatabases::Exists(const std::string& name) {
   return rows.Scalar() != "0";
 }
 
-absl::Status TargetDatabases::CreateStaging(const std::string& name, const std::string& encoding,
-                                            const std::string& locale, const std::string& owner,
-                                            std::vector<std::string>* warnings) {
-  auto create = [&](const std::string& loc) {
+absl::StatusOr<uint32_t> TargetDatabases::OidOf(const std::string& name) {
+  ASSIGN_OR_RETURN(PgRows rows,
+                   admin_->Query("SELECT oid FROM pg_database WHERE datname = $1", {name}));
+  uint32_t oid = 0;
+  if (!rows.rows.empty() && !absl::SimpleAtoi(rows.Scalar(), &oid)) oid = 0;
+  return oid;
+}
+
+absl::StatusOr<std::string> TargetDatabases::NameOf(uint32_t oid) {
+  if (oid == 0) return std::string();
+  ASSIGN_OR_RETURN(PgRows rows, admin_->Query("SELECT datname FROM pg_database WHERE oid = $1",
+                                              {absl::StrCat(oid)}));
+  return rows.rows.empty() ? std::string() : rows.Scalar();
+}
+
+absl::StatusOr<bool> TargetDatabases::AllowsConnections(const std::string& name) {
+  ASSIGN_OR_RETURN(
+      PgRows rows,
+      admin_->Query("SELECT datallowconn FROM pg_database WHERE datname = $1", {name}));
+  return !rows.rows.empty() && rows.Scalar() == "t";
+}
+
+absl::StatusOr<uint32_t> TargetDatabases::CreateStaging(const std::string& name,
+                                                        const std::string& encoding,
+                                                        const std::string& locale,
+                                                        const std::string& owner,
+                                                        std::vector<std::string>* warnings,
+                                                        const StagingOidJournal& journal) {
+  // PostgreSQL 15+ takes the OID: it is chosen and recorded first, so that a
+  // crash during CREATE DATABASE leaves a database the record identifies.
+  const bool choose_oid = admin_->server_version() >= 150000;
+  uint32_t oid = 0;
+  auto create = [&](const std::string& loc) -> absl::Status {
+    if (choose_oid) {
+      static thread_local std::mt19937 rng(std::random_device{}());
+      while (true) {
+        // Above the OIDs the server hands out soon after initdb, below 2^31.
+        oid = 1000000u + static_cast<uint32_t>(rng() % 2000000000u);
+        ASSIGN_OR_RETURN(std::string taken, NameOf(oid));
+        if (taken.empty()) break;
+      }
+      if (journal) RETURN_IF_ERROR(journal(oid, true));
+    }
+    RETURN_IF_ERROR(MR_FAILPOINT("staging.before_create"));
     std::string sql =
         absl::StrCat("CREATE DATABASE ", admin_->QuoteIdentifier(name), " TEMPLATE template0");
     if (!encoding.empty()) absl::StrAppend(&sql, " ENCODING ", admin_->QuoteLiteral(encoding));
     if (!loc.empty()) absl::StrAppend(&sql, " LOCALE ", admin_->QuoteLiteral(loc));
     if (!owner.empty()) absl::StrAppend(&sql, " OWNER ", admin_->QuoteIdentifier(owner));
+    if (choose_oid) absl::StrAppend(&sql, " OID ", oid);
     return admin_->Exec(sql);
   };
   absl::Status s = create(locale);
@@ -119,9 +165,25 @@ absl::Status TargetDatabases::CreateStaging(const std::string& name, const std::
     s = create("C.UTF-8");
   }
   RETURN_IF_ERROR(Annotated(s, "create staging database", name));
-  return Annotated(admin_->Exec(absl::StrCat("COMMENT ON DATABASE ", admin_->QuoteIdentifier(name),
-                                             " IS ", admin_->QuoteLiteral(kStagingComment))),
-                   "mark staging database", name);
+  RETURN_IF_ERROR(MR_FAILPOINT("staging.after_create"));
+  if (!choose_oid) {
+    ASSIGN_OR_RETURN(oid, OidOf(name));
+    if (journal) RETURN_IF_ERROR(journal(oid, false));
+  }
+  RETURN_IF_ERROR(MR_FAILPOINT("staging.after_journal_oid"));
+  RETURN_IF_ERROR(
+      Annotated(admin_->Exec(absl::StrCat("COMMENT ON DATABASE ", admin_->QuoteIdentifier(name),
+                                          " IS ", admin_->QuoteLiteral(kStagingComment))),
+                "mark staging database", name));
+  RETURN_IF_ERROR(MR_FAILPOINT("staging.after_comment"));
+  return oid;
+}
+
+absl::StatusOr<bool> TargetDatabases::DropIfOid(const std::string& name, uint32_t oid) {
+  ASSIGN_OR_RETURN(uint32_t found, OidOf(name));
+  if (found == 0 || (oid != 0 && found != oid)) return false;
+  RETURN_IF_ERROR(Drop(name));
+  return true;
 }
 
 absl::Status TargetDatabases::TerminateSessions(const std::string& name, absl::Duration timeout) {
@@ -136,6 +198,26 @@ absl::Status TargetDatabases::TerminateSessions(const std::string& name, absl::D
       return absl::FailedPreconditionError(absl::StrCat("unable to end the sessions of database '",
                                                         name, "' within ",
                                                         absl::FormatDuration(timeout)));
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+}
+
+absl::Status TargetDatabases::EndCreatesOf(const std::string& name, absl::Duration timeout) {
+  // (CREATE DATABASE statements of this agent quote the name always.)
+  const std::string pattern =
+      "CREATE DATABASE \"" + absl::StrReplaceAll(name, {{"\"", "\"\""}}) + "\"%";
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    ASSIGN_OR_RETURN(PgRows rows,
+                     admin_->Query("SELECT count(*), count(pg_terminate_backend(pid)) FROM "
+                                   "pg_stat_activity WHERE pid <> pg_backend_pid() AND "
+                                   "starts_with(query, 'CREATE DATABASE ') AND query LIKE $1",
+                                   {pattern}));
+    if (rows.Scalar() == "0") return absl::OkStatus();
+    if (absl::Now() > deadline) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("a CREATE DATABASE of '", name, "' is still running"));
     }
     absl::SleepFor(absl::Milliseconds(50));
   }
@@ -158,45 +240,68 @@ absl::Status TargetDatabases::Drop(const std::string& name) {
 
 absl::StatusOr<std::string> TargetDatabases::SwapIn(const std::string& live,
                                                     const std::string& staging,
-                                                    const std::string& previous) {
-  ASSIGN_OR_RETURN(bool live_exists, Exists(live));
-  ASSIGN_OR_RETURN(bool staging_exists, Exists(staging));
-  if (!staging_exists) {
+                                                    const std::string& previous,
+                                                    const SwapJournal& journal) {
+  ASSIGN_OR_RETURN(uint32_t live_oid, OidOf(live));
+  ASSIGN_OR_RETURN(uint32_t staging_oid, OidOf(staging));
+  if (staging_oid == 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("unable to swap in '", staging, "': it does not exist"));
   }
-  RETURN_IF_ERROR(TerminateSessions(staging, absl::Seconds(30)));
-  if (live_exists) {
+  if (live_oid != 0) {
     ASSIGN_OR_RETURN(bool previous_exists, Exists(previous));
     if (previous_exists) {
       return absl::FailedPreconditionError(
           absl::StrCat("unable to keep '", live, "' as '", previous, "': that name is taken"));
     }
-    // The short critical section: refuse new connections, end the sessions,
-    // rename both in one transaction.
-    RETURN_IF_ERROR(Annotated(SetAllowConnections(live, false), "lock database", live));
-    absl::Status s = TerminateSessions(live, absl::Seconds(30));
-    if (s.ok()) {
-      s = admin_->Exec(absl::StrCat("BEGIN; ALTER DATABASE ", admin_->QuoteIdentifier(live),
-                                    " RENAME TO ", admin_->QuoteIdentifier(previous),
-                                    "; ALTER DATABASE ", admin_->QuoteIdentifier(staging),
-                                    " RENAME TO ", admin_->QuoteIdentifier(live), "; COMMIT"));
-      if (!s.ok()) admin_->Exec("ROLLBACK").IgnoreError();
-    }
-    if (!s.ok()) {
-      SetAllowConnections(live, true).IgnoreError();
-      return Annotated(s, "swap in the restored database as", live);
-    }
-    RETURN_IF_ERROR(Annotated(SetAllowConnections(previous, true), "unlock database", previous));
-  } else {
-    RETURN_IF_ERROR(
-        Annotated(admin_->Exec(absl::StrCat("ALTER DATABASE ", admin_->QuoteIdentifier(staging),
-                                            " RENAME TO ", admin_->QuoteIdentifier(live))),
-                  "rename the restored database to", live));
   }
-  RETURN_IF_ERROR(admin_->Exec(
-      absl::StrCat("COMMENT ON DATABASE ", admin_->QuoteIdentifier(live), " IS NULL")));
-  return live_exists ? previous : std::string();
+  if (journal) RETURN_IF_ERROR(journal(live_oid, staging_oid));
+  RETURN_IF_ERROR(MR_FAILPOINT("swap.before_begin"));
+  // One transaction: a crash or an error anywhere before COMMIT leaves both
+  // databases as they were (the server rolls back); after it, both renames
+  // are done. ALTER DATABASE ... RENAME needs the renamed database free of
+  // sessions: they are terminated inside the transaction, and a session
+  // that connects in between makes the rename fail (retried).
+  const std::string names =
+      absl::StrCat(admin_->QuoteLiteral(staging), live_oid != 0 ? ", " : "",
+                   live_oid != 0 ? admin_->QuoteLiteral(live) : std::string());
+  bool failpoint_fired = false;
+  auto failpoint = [&](const char* name) {
+    absl::Status fp = MR_FAILPOINT(name);
+    failpoint_fired = !fp.ok();
+    return fp;
+  };
+  auto attempt = [&]() -> absl::Status {
+    RETURN_IF_ERROR(admin_->Exec("BEGIN"));
+    RETURN_IF_ERROR(admin_->Exec("SET LOCAL lock_timeout = '10s'"));
+    RETURN_IF_ERROR(admin_->Exec(absl::StrCat(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname IN (", names,
+        ") AND pid <> pg_backend_pid()")));
+    RETURN_IF_ERROR(failpoint("swap.after_terminate"));
+    if (live_oid != 0) {
+      RETURN_IF_ERROR(admin_->Exec(absl::StrCat("ALTER DATABASE ", admin_->QuoteIdentifier(live),
+                                                " RENAME TO ", admin_->QuoteIdentifier(previous))));
+    }
+    RETURN_IF_ERROR(failpoint("swap.after_rename_live"));
+    RETURN_IF_ERROR(admin_->Exec(absl::StrCat("ALTER DATABASE ", admin_->QuoteIdentifier(staging),
+                                              " RENAME TO ", admin_->QuoteIdentifier(live))));
+    RETURN_IF_ERROR(admin_->Exec(
+        absl::StrCat("COMMENT ON DATABASE ", admin_->QuoteIdentifier(live), " IS NULL")));
+    RETURN_IF_ERROR(failpoint("swap.before_commit"));
+    return admin_->Exec("COMMIT");
+  };
+  absl::Status s;
+  for (int tries = 1;; ++tries) {
+    s = attempt();
+    if (s.ok()) break;
+    const bool in_use = !failpoint_fired && admin_->last_error().sqlstate == "55006";
+    admin_->Exec("ROLLBACK").IgnoreError();
+    if (!in_use || tries >= 20) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  RETURN_IF_ERROR(Annotated(s, "swap in the restored database as", live));
+  RETURN_IF_ERROR(MR_FAILPOINT("swap.after_commit"));
+  return live_oid != 0 ? previous : std::string();
 }
 
 absl::StatusOr<std::vector<std::string>> TargetDatabases::ListPrevious(const std::string& live) {
@@ -206,17 +311,6 @@ absl::StatusOr<std::vector<std::string>> TargetDatabases::ListPrevious(const std
                                  "length($1)) = $1 AND substr(datname, length($1) + 1) ~ "
                                  "'^[0-9]{14}(_[0-9]{2})?$' ORDER BY datname COLLATE \"C\" DESC",
                                  {PreviousDatabasePrefix(live)}));
-  std::vector<std::string> out;
-  for (const auto& row : rows.rows) out.push_back(row[0].value_or(""));
-  return out;
-}
-
-absl::StatusOr<std::vector<std::string>> TargetDatabases::ListStaging() {
-  ASSIGN_OR_RETURN(PgRows rows,
-                   admin_->Query("SELECT d.datname FROM pg_database d JOIN pg_shdescription s "
-                                 "ON s.objoid = d.oid AND s.classoid = 'pg_database'::regclass "
-                                 "WHERE s.description = $1 ORDER BY 1",
-                                 {kStagingComment}));
   std::vector<std::string> out;
   for (const auto& row : rows.rows) out.push_back(row[0].value_or(""));
   return out;

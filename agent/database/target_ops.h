@@ -6,6 +6,8 @@
 #ifndef MR_AGENT_DATABASE_TARGET_OPS_H_
 #define MR_AGENT_DATABASE_TARGET_OPS_H_
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,8 +40,20 @@ std::string ReplacedDatabaseName(const std::string& live, absl::Time when, int n
 // What every PreviousDatabaseName(live, ...) begins with.
 std::string PreviousDatabasePrefix(const std::string& live);
 
-// The comment that marks a staging database, so that leftovers can be found.
+// The comment a staging database carries: a hint for people only. Nothing
+// in the agent recognises staging databases by it (a dump can write any
+// comment): cleanup goes by the OID the operation's record holds.
 constexpr char kStagingComment[] = "mastodon-restore staging database";
+
+// Called with the staging database's OID before CREATE DATABASE when the
+// server takes a chosen OID (PostgreSQL 15+; `planned`), else right after it
+// (`planned` false). An error stops the creation (before it, nothing is
+// created; after it, the caller drops the database by name and OID).
+using StagingOidJournal = std::function<absl::Status(uint32_t oid, bool planned)>;
+
+// Called once the swap's names and OIDs are known, before its transaction:
+// `live_oid` 0 when there is no live database.
+using SwapJournal = std::function<absl::Status(uint32_t live_oid, uint32_t staging_oid)>;
 
 class TargetDatabases {
  public:
@@ -48,24 +62,48 @@ class TargetDatabases {
   explicit TargetDatabases(PgSession* admin) : admin_(admin) {}
 
   absl::StatusOr<bool> Exists(const std::string& name);
+  // The OID of database `name`; 0 when there is none.
+  absl::StatusOr<uint32_t> OidOf(const std::string& name);
+  // The name of the database with `oid`; "" when there is none.
+  absl::StatusOr<std::string> NameOf(uint32_t oid);
+  // Whether the database `name` accepts connections (false when missing).
+  absl::StatusOr<bool> AllowsConnections(const std::string& name);
+  // Ends the sessions (of a stopped agent) still running CREATE DATABASE
+  // `name`, and waits until they are gone: after a crash the server may
+  // still be creating the staging database (up to `timeout`).
+  absl::Status EndCreatesOf(const std::string& name, absl::Duration timeout);
+  // ALTER DATABASE ... WITH ALLOW_CONNECTIONS.
+  absl::Status SetAllowConnections(const std::string& name, bool allow);
 
   // Creates `name` from template0 with `encoding` and `locale` (empty: the
-  // server's defaults), owned by `owner` (empty: the connected role), and
-  // marks it as staging. When the locale does not exist on the server, falls
-  // back to C.UTF-8 and appends a warning.
-  absl::Status CreateStaging(const std::string& name, const std::string& encoding,
-                             const std::string& locale, const std::string& owner,
-                             std::vector<std::string>* warnings);
+  // server's defaults), owned by `owner` (empty: the connected role), tells
+  // `journal` its OID (see StagingOidJournal; may be null), and comments it
+  // as staging (a hint). When the locale does not exist on the server, falls
+  // back to C.UTF-8 and appends a warning. Returns the OID.
+  absl::StatusOr<uint32_t> CreateStaging(const std::string& name, const std::string& encoding,
+                                         const std::string& locale, const std::string& owner,
+                                         std::vector<std::string>* warnings,
+                                         const StagingOidJournal& journal = nullptr);
+
+  // Drop(name) when the database `name` has `oid` (0: any OID); true when
+  // it was dropped.
+  absl::StatusOr<bool> DropIfOid(const std::string& name, uint32_t oid);
 
   // Terminates the sessions of `name` and drops it (if it exists).
   absl::Status Drop(const std::string& name);
 
-  // Puts `staging` live under the name `live` in one transaction. A live
-  // database is kept as `previous` (connections refused and sessions
-  // terminated first). Returns the name the old live database now has, or ""
-  // when there was none. On failure nothing is renamed.
+  // Puts `staging` live under the name `live`, keeping a live database as
+  // `previous`, in one transaction (with a lock_timeout): the sessions of
+  // both are terminated, both renames and the removal of the staging comment
+  // commit together or not at all; retried while the server says a database
+  // is being accessed by other users (a session that connected in between).
+  // `journal` (may be null) is called before the transaction. Returns the
+  // name the old live database now has, or "" when there was none. On
+  // failure nothing is renamed and every database accepts connections as
+  // before.
   absl::StatusOr<std::string> SwapIn(const std::string& live, const std::string& staging,
-                                     const std::string& previous);
+                                     const std::string& previous,
+                                     const SwapJournal& journal = nullptr);
 
   // The first PreviousDatabaseName(live, when, n), n = 1, 2, ..., that no
   // database has (so two swaps in the same second do not collide);
@@ -77,12 +115,8 @@ class TargetDatabases {
   // The databases PreviousDatabaseName(live, ...) names, newest first.
   absl::StatusOr<std::vector<std::string>> ListPrevious(const std::string& live);
 
-  // Staging databases (marked with kStagingComment) other than `keep`.
-  absl::StatusOr<std::vector<std::string>> ListStaging();
-
  private:
   absl::Status TerminateSessions(const std::string& name, absl::Duration timeout);
-  absl::Status SetAllowConnections(const std::string& name, bool allow);
   absl::StatusOr<std::string> UnusedName(const std::string& live, absl::Time when,
                                          std::string (*name)(const std::string& live,
                                                              absl::Time when, int n));

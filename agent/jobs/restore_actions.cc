@@ -51,8 +51,9 @@ class HostRestoreActions : public RestoreActions {
   absl::Status Swap(const DatabaseRestoreRequest& request, DatabaseRestoreResult* result) override {
     return SwapInStaged(request, env_.env, result);
   }
-  void DropStaging(const std::string& conninfo, const std::string& staging_database) override {
-    DropStaged(conninfo, staging_database);
+  void DropStaging(const std::string& conninfo, const std::string& staging_database,
+                   uint32_t staging_oid) override {
+    DropStaged(conninfo, staging_database, staging_oid);
   }
   absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& options) override {
     return ::mastodon_restore::RestoreMedia(options, env_.runner, env_.env);
@@ -61,9 +62,10 @@ class HostRestoreActions : public RestoreActions {
                                const TaskContext& ctx) override {
     return ::mastodon_restore::ControlServices(runtime, start, WithRunner(ctx));
   }
-  absl::StatusOr<EnvInstallResult> InstallEnv(const Runtime& runtime, const std::string& backup_env,
-                                              const std::string& tag) override {
-    return InstallEnvFile(runtime, backup_env, tag, env_.env);
+  absl::StatusOr<EnvInstallResult> InstallEnv(
+      const Runtime& runtime, const std::string& backup_env, const std::string& tag,
+      const std::function<absl::Status(const EnvInstallJournal&)>& journal) override {
+    return InstallEnvFile(runtime, backup_env, tag, env_.env, journal);
   }
   absl::StatusOr<v1::DbMigrateResult> Migrate(const Runtime& runtime, const AppDatabase& db,
                                               const TaskContext& ctx) override {

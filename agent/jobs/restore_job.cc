@@ -11,9 +11,11 @@
 #include "absl/time/clock.h"
 #include "agent/common/dir.h"
 #include "agent/common/space_guard.h"
+#include "agent/common/failpoint.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/pg_connection.h"
 #include "agent/database/target_ops.h"
+#include "agent/jobs/recovery.h"
 #include "agent/jobs/targets.h"
 #include "agent/operations/redact.h"
 
@@ -243,6 +245,23 @@ absl::Status RestoreJob::Run() {
     absl::Status finished = RunStep(step);
     if (outcome_.ok()) outcome_ = finished;
   }
+  // The services are started, or kept stopped as asked: nothing for a
+  // recovery to do about them. What a failure left (a staging database
+  // whose drop failed, temp files) is cleaned up as a restart would.
+  if (op_->Record().services_stopped()) {
+    op_->Journal([](v1::OperationRecord* r) { r->set_services_stopped(false); }).IgnoreError();
+  }
+  if (JournalPending(op_->Record())) {
+    RecoveryContext ctx;
+    ctx.env = env_;
+    ctx.target_conninfo = input_.agent_target_conninfo;
+    ctx.runtime = input_.runtime;
+    ctx.services = false;
+    RecoverOperation(op_, ctx, "cleaned up", false);
+  }
+  if (absl::Status fp = MR_FAILPOINT("restore.before_report"); !fp.ok() && outcome_.ok()) {
+    outcome_ = fp;
+  }
   Report(outcome_);
   return outcome_;
 }
@@ -281,6 +300,10 @@ absl::Status RestoreJob::RunStep(const StepDef& step) {
   }
   // Steps that run whatever happened run after a cancellation too.
   if (!step.finally) RETURN_IF_ERROR(CheckCancelled());
+  if (absl::Status fp = MR_FAILPOINT(absl::StrCat("restore.step.", name)); !fp.ok()) {
+    op_->StepFinished(name, v1::STEP_STATE_FAILED, std::string(fp.message()));
+    return fp;
+  }
   op_->StepStarted(name);
   absl::StatusOr<std::string> message = (this->*step.run)();
   if (message.ok()) {
@@ -439,6 +462,8 @@ absl::StatusOr<std::string> RestoreJob::Preflight() {
 }
 
 absl::StatusOr<std::string> RestoreJob::StopServices() {
+  // Recorded first: a restart starts them again.
+  RETURN_IF_ERROR(op_->Journal([](v1::OperationRecord* r) { r->set_services_stopped(true); }));
   RETURN_IF_ERROR(actions_->ControlServices(*input_.runtime, false, Task("stop_services", false)));
   services_stopped_ = true;
   return absl::StrJoin(input_.runtime->Services(), ", ");
@@ -464,6 +489,15 @@ absl::StatusOr<std::string> RestoreJob::LoadIntoStaging() {
   r.cancel = &op_->cancel_token();
   r.postgres_root = input_.postgres_root;
   r.pg_restore = pg_restore_;
+  r.journal = [this](const std::function<void(v1::DatabaseJournal*)>& update) {
+    return op_->Journal([&](v1::OperationRecord* record) {
+      v1::DatabaseJournal* j = record->mutable_database_journal();
+      j->set_connection(input_.journal_connection);
+      j->set_conninfo(input_.journal_conninfo);
+      j->set_conninfo_password_omitted(input_.journal_password_omitted);
+      update(j);
+    });
+  };
   const v1::DumpInfo dump = *dump_;
   std::shared_ptr<LoadSpaceWatch> space =
       LoadSpaceWatch::For(server_.data_directory, input_.space_floor);
@@ -506,7 +540,7 @@ absl::StatusOr<std::string> RestoreJob::VerifyStaging() {
 absl::StatusOr<std::string> RestoreJob::SwapIn() {
   // The last moment to stop: after this the live database is the new one.
   if (op_->cancel_token().cancelled()) {
-    actions_->DropStaging(input_.conninfo, db_.staging_database);
+    actions_->DropStaging(input_.conninfo, db_.staging_database, db_.staging_oid);
     return absl::CancelledError("restore cancelled before the swap");
   }
   RETURN_IF_ERROR(actions_->Swap(db_request_, &db_));
@@ -532,6 +566,16 @@ absl::StatusOr<std::string> RestoreJob::RestoreMediaFiles() {
   o.verify_hash = input_.options.verify_media();
   o.operation_id = op_->id();
   o.cancel = &op_->cancel_token();
+  o.journal = [this](bool moving) {
+    return op_->Journal([&](v1::OperationRecord* record) {
+      v1::MediaJournal* m = record->mutable_media_journal();
+      m->set_phase(moving ? v1::MEDIA_PHASE_MOVING : v1::MEDIA_PHASE_EXTRACTING);
+      m->set_staging_dir(MediaStagingDir(input_.media_dir, op_->id()));
+      m->set_target_dir(input_.media_dir);
+      m->set_uid(input_.media_uid.has_value() ? static_cast<int64_t>(*input_.media_uid) : -1);
+      m->set_gid(input_.media_gid.has_value() ? static_cast<int64_t>(*input_.media_gid) : -1);
+    });
+  };
   int64_t last = 0;
   o.progress = [&](int64_t files, int64_t bytes, int64_t total_files, int64_t total_bytes) {
     if (files - last < 100 && files != total_files) return;
@@ -548,8 +592,18 @@ absl::StatusOr<std::string> RestoreJob::InstallConfig() {
   if (backup_.env_text.empty()) {
     return absl::FailedPreconditionError("--restore-config: the backup has no env file");
   }
+  auto journal = [this](const EnvInstallJournal& j) {
+    return op_->Journal([&](v1::OperationRecord* record) {
+      v1::EnvJournal* e = record->mutable_env_journal();
+      e->set_path(j.path);
+      e->set_temp_path(j.temp_path);
+      e->set_kept_temp_path(j.kept_temp_path);
+      e->set_uid(j.owner.has_value() ? static_cast<int64_t>(j.owner->uid) : -1);
+      e->set_gid(j.owner.has_value() ? static_cast<int64_t>(j.owner->gid) : -1);
+    });
+  };
   ASSIGN_OR_RETURN(EnvInstallResult installed,
-                   actions_->InstallEnv(*input_.runtime, backup_.env_text, op_->id()));
+                   actions_->InstallEnv(*input_.runtime, backup_.env_text, op_->id(), journal));
   op_->Log(
       v1::SEVERITY_INFO,
       absl::StrCat("installed ", installed.path,
@@ -604,6 +658,7 @@ std::string RestoreJob::ServicesStillDown() const {
 absl::StatusOr<std::string> RestoreJob::StartServices() {
   RETURN_IF_ERROR(actions_->ControlServices(*input_.runtime, true, Task("start_services", false)));
   services_stopped_ = false;
+  RETURN_IF_ERROR(op_->Journal([](v1::OperationRecord* r) { r->set_services_stopped(false); }));
   return std::string();
 }
 
@@ -737,18 +792,19 @@ absl::StatusOr<PreparedRestore> PrepareRestore(const std::string& request_id,
     s->set_message(step.skip_reason);
   }
 
+  // What recovery will need to reach the server (the journal records it
+  // with the staging database; never a password).
+  in.agent_target_conninfo = env.target_conninfo;
   if (in.restore_database) {
-    spec.staging_database = [database = in.database](const std::string& id) {
-      return StagingDatabaseName(database, id);
-    };
-    if (!opts.target().conninfo().empty() && !ConnInfoHasPassword(opts.target().conninfo())) {
-      spec.cleanup_conninfo = opts.target().conninfo();
+    if (!opts.target().conninfo().empty()) {
+      in.journal_connection = v1::JOURNAL_CONNECTION_REQUEST;
+      in.journal_conninfo =
+          ConnInfoForRecord(opts.target().conninfo(), &in.journal_password_omitted);
+    } else if (!env.target_conninfo.empty()) {
+      in.journal_connection = v1::JOURNAL_CONNECTION_AGENT_TARGET;
+    } else {
+      in.journal_connection = v1::JOURNAL_CONNECTION_RUNTIME;
     }
-  }
-  if (in.restore_media && !in.media_dir.empty()) {
-    spec.staging_media_dir = [dir = in.media_dir](const std::string& id) {
-      return MediaStagingDir(dir, id);
-    };
   }
   spec.work = [env, in](Operation* op) {
     std::unique_ptr<RestoreActions> actions = NewRestoreActions(env);

@@ -86,6 +86,15 @@ struct RestoreJobInput {
   int default_concurrency = 5;
   // pg_restore binaries (normally /usr/lib/postgresql).
   std::string postgres_root = kDefaultPostgresRoot;
+  // How recovery reaches `conninfo` (OperationRecord.database_journal):
+  // the request's conninfo without its password, the agent's target, or
+  // the runtime's database.
+  mastodon::restore::v1::JournalConnection journal_connection =
+      mastodon::restore::v1::JOURNAL_CONNECTION_UNSPECIFIED;
+  std::string journal_conninfo;
+  bool journal_password_omitted = false;
+  // The agent's --target-conninfo (recovery at the end of the job).
+  std::string agent_target_conninfo;
 };
 
 // One step of the plan.
@@ -133,15 +142,16 @@ class RestoreActions {
                               DatabaseRestoreResult* result) = 0;
   virtual absl::Status Swap(const DatabaseRestoreRequest& request,
                             DatabaseRestoreResult* result) = 0;
-  virtual void DropStaging(const std::string& conninfo, const std::string& staging_database) = 0;
+  virtual void DropStaging(const std::string& conninfo, const std::string& staging_database,
+                           uint32_t staging_oid) = 0;
   // media/.
   virtual absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& options) = 0;
   // app/.
   virtual absl::Status ControlServices(const Runtime& runtime, bool start,
                                        const TaskContext& ctx) = 0;
-  virtual absl::StatusOr<EnvInstallResult> InstallEnv(const Runtime& runtime,
-                                                      const std::string& backup_env,
-                                                      const std::string& tag) = 0;
+  virtual absl::StatusOr<EnvInstallResult> InstallEnv(
+      const Runtime& runtime, const std::string& backup_env, const std::string& tag,
+      const std::function<absl::Status(const EnvInstallJournal&)>& journal) = 0;
   virtual absl::StatusOr<mastodon::restore::v1::DbMigrateResult> Migrate(
       const Runtime& runtime, const AppDatabase& db, const TaskContext& ctx) = 0;
   virtual absl::StatusOr<mastodon::restore::v1::TootctlResult> Tootctl(

@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/common/dir.h"
 #include "agent/common/errors.h"
+#include "agent/common/failpoint.h"
 #include "agent/common/sha256.h"
 #include "agent/common/status_macros.h"
 
@@ -237,9 +238,10 @@ class MediaVisitor : public SourceVisitor {
 // symlink or anything but a regular file at a file's name in `to` is
 // FAILED_PRECONDITION, never followed or replaced; something that appears
 // at a new file's name just before its rename is ALREADY_EXISTS.
-// `rel` is `from`'s path below the staging root (for o.step_hook).
+// `rel` is `from`'s path below the staging root (for o.step_hook); `moved`
+// (when given) counts the files moved.
 absl::Status MoveIntoPlace(const Dir& from, const Dir& to, const std::string& rel,
-                           const MediaRestoreOptions& o) {
+                           const MediaRestoreOptions& o, int64_t* moved = nullptr) {
   ASSIGN_OR_RETURN(std::vector<std::string> names, from.List());
   for (const std::string& name : names) {
     const std::string child_rel = rel.empty() ? name : absl::StrCat(rel, "/", name);
@@ -247,7 +249,7 @@ absl::Status MoveIntoPlace(const Dir& from, const Dir& to, const std::string& re
     if (S_ISDIR(st.st_mode)) {
       ASSIGN_OR_RETURN(Dir from_sub, from.OpenDir(name));
       ASSIGN_OR_RETURN(Dir to_sub, to.MakeDir(name, 0755, o.uid, o.gid, /*allow_existing=*/true));
-      RETURN_IF_ERROR(MoveIntoPlace(from_sub, to_sub, child_rel, o));
+      RETURN_IF_ERROR(MoveIntoPlace(from_sub, to_sub, child_rel, o, moved));
       continue;
     }
     absl::StatusOr<struct stat> existing = to.Stat(name);
@@ -261,6 +263,8 @@ absl::Status MoveIntoPlace(const Dir& from, const Dir& to, const std::string& re
     if (o.step_hook) o.step_hook("move", child_rel);
     // A new file never replaces what appeared at its name since.
     RETURN_IF_ERROR(from.Rename(name, to, name, /*no_replace=*/!existing.ok()));
+    if (moved != nullptr) ++*moved;
+    RETURN_IF_ERROR(MR_FAILPOINT("media.after_file_moved"));
   }
   return absl::OkStatus();
 }
@@ -281,6 +285,33 @@ void RemoveMediaStaging(const std::string& staging_dir) {
   }
   absl::StatusOr<Dir> parent = Dir::OpenPath(Parent(staging_dir));
   if (parent.ok()) parent->RemoveTree(name).IgnoreError();
+}
+
+absl::StatusOr<int64_t> CompleteMediaMove(const std::string& staging_dir,
+                                          const std::string& target_dir, std::optional<uid_t> uid,
+                                          std::optional<gid_t> gid) {
+  // Only what MediaStagingDir names, beside `target_dir`.
+  const std::string prefix = MediaStagingDir(target_dir, "op-");
+  if (!absl::StartsWith(staging_dir, prefix) ||
+      staging_dir.find('/', prefix.size()) != std::string::npos) {
+    return UnableTo(absl::StatusCode::kInvalidArgument, "complete the media move from", staging_dir,
+                    "not a media staging directory of " + target_dir);
+  }
+  // Through descriptors, as the restore itself moves (nothing followed).
+  ASSIGN_OR_RETURN(Dir parent, Dir::OpenPath(Parent(target_dir)));
+  absl::StatusOr<Dir> staging = parent.OpenDir(Basename(staging_dir));
+  if (!staging.ok()) {
+    if (staging.status().code() == absl::StatusCode::kNotFound) return 0;
+    return staging.status();
+  }
+  ASSIGN_OR_RETURN(Dir media_dir, parent.OpenDir(Basename(target_dir)));
+  MediaRestoreOptions o;
+  o.uid = uid;
+  o.gid = gid;
+  int64_t moved = 0;
+  RETURN_IF_ERROR(MoveIntoPlace(*staging, media_dir, "", o, &moved));
+  RETURN_IF_ERROR(parent.RemoveTree(Basename(staging_dir)));
+  return moved;
 }
 
 std::string IdPartition(int64_t id) {
@@ -337,6 +368,7 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
   //    descriptor (renaming it away or swapping a symlink in at its name
   //    changes nothing for the restore).
   const std::string staging_name = Basename(MediaStagingDir(o.target_dir, o.operation_id));
+  if (o.journal) RETURN_IF_ERROR(o.journal(false));
   RETURN_IF_ERROR(parent.RemoveTree(staging_name));
   ASSIGN_OR_RETURN(Dir staging, parent.MakeDir(staging_name, 0700, std::nullopt, std::nullopt,
                                                /*allow_existing=*/false));
@@ -348,7 +380,11 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
     walked = absl::CancelledError("media restore cancelled");
   }
   // 5. Only a complete extraction is moved into place.
+  if (walked.ok()) walked = MR_FAILPOINT("media.after_extract");
+  if (walked.ok() && o.journal) walked = o.journal(true);
+  if (walked.ok()) walked = MR_FAILPOINT("media.before_move");
   if (walked.ok()) walked = MoveIntoPlace(staging, media_dir, "", o);
+  if (walked.ok()) walked = MR_FAILPOINT("media.after_move");
   RemoveStaging(parent, staging_name, staging);
   RETURN_IF_ERROR(walked);
   return result;

@@ -69,6 +69,11 @@ struct MediaRestoreOptions {
   // Files and bytes done so far, and the totals of the media tree.
   std::function<void(int64_t files, int64_t bytes, int64_t total_files, int64_t total_bytes)>
       progress;
+  // The crash-recovery journal (null: none), saved durably before the
+  // staging directory is created (`moving` false: recovery removes it) and
+  // before the first staged file is moved in (`moving` true: recovery
+  // completes the move). An error stops the restore there.
+  std::function<absl::Status(bool moving)> journal;
 };
 
 struct MediaRestoreResult {
@@ -93,6 +98,14 @@ std::string MediaStagingDir(const std::string& target_dir, const std::string& op
 // MediaStagingDir could have made; through descriptors, following no
 // symlink). Best effort.
 void RemoveMediaStaging(const std::string& staging_dir);
+
+// Recovery of a media restore stopped while moving staged files in: moves
+// what is left in `staging_dir` (a MediaStagingDir name) into `target_dir`
+// (directories created with `uid`/`gid`), then removes `staging_dir`.
+// Returns the number of files moved; nothing when `staging_dir` is gone.
+absl::StatusOr<int64_t> CompleteMediaMove(const std::string& staging_dir,
+                                          const std::string& target_dir, std::optional<uid_t> uid,
+                                          std::optional<gid_t> gid);
 
 // INVALID_ARGUMENT naming the entry for hostile entries, RESOURCE_EXHAUSTED
 // when the target filesystem lacks space (up front, or as the data arrives),

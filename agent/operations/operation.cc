@@ -113,6 +113,17 @@ void Operation::UnlockAndPublish() {
   }
 }
 
+absl::Status Operation::Journal(const std::function<void(v1::OperationRecord*)>& update) {
+  mu_.Lock();
+  update(&record_);
+  v1::OperationRecord copy = record_;
+  persist_mu_.Lock();
+  mu_.Unlock();
+  absl::Status saved = durable_ ? durable_(copy) : absl::OkStatus();
+  persist_mu_.Unlock();
+  return saved;
+}
+
 void Operation::DeclareSteps(const std::vector<std::pair<std::string, std::string>>& steps) {
   WriteLock lock(this);
   for (const auto& [name, description] : steps) FindStep(name)->set_description(description);

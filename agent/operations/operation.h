@@ -47,8 +47,20 @@ class Operation : public ProgressReporter {
   // at most once a second).
   using Persist = std::function<void(const mastodon::restore::v1::OperationRecord&)>;
 
+  // Saves the record synchronously and durably; the error when it could not.
+  using DurablePersist = std::function<absl::Status(const mastodon::restore::v1::OperationRecord&)>;
+
   // From a new record, or from a stored one (recovery).
   Operation(mastodon::restore::v1::OperationRecord record, Env* env, Persist persist);
+
+  // Where Journal saves (none: Journal only updates the record in memory).
+  void set_durable_persist(DurablePersist durable) { durable_ = std::move(durable); }
+
+  // Updates the record's journal fields with `update` and saves the record
+  // before returning (in order with the other saves). Work calls it before
+  // each side effect a crash could leave half done; an error means the
+  // side effect must not happen.
+  absl::Status Journal(const std::function<void(mastodon::restore::v1::OperationRecord*)>& update);
 
   const std::string& id() const { return id_; }
   CancelToken& cancel_token() { return cancel_; }
@@ -122,6 +134,7 @@ class Operation : public ProgressReporter {
   const std::string id_;
   Env* const env_;
   Persist persist_;
+  DurablePersist durable_;
   CancelToken cancel_;
   mutable absl::Mutex mu_;
   mastodon::restore::v1::OperationRecord record_ ABSL_GUARDED_BY(mu_);

@@ -5,11 +5,18 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "agent/common/failpoint.h"
 #include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
 
 namespace v1 = mastodon::restore::v1;
+
+bool JournalPending(const v1::OperationRecord& record) {
+  if (record.recovered()) return false;
+  return record.has_database_journal() || record.has_media_journal() || record.has_env_journal() ||
+         record.services_stopped();
+}
 
 OperationManager::OperationManager(std::string state_dir, Env* env, Logger* logger, int retain,
                                    absl::Duration max_age)
@@ -28,11 +35,35 @@ std::string OperationManager::NewId() {
                          static_cast<unsigned>(rng() & 0xffff));
 }
 
-void OperationManager::Persist(const v1::OperationRecord& record) {
+std::shared_ptr<Operation> OperationManager::MakeOperation(v1::OperationRecord record) {
+  auto op = std::make_shared<Operation>(std::move(record), env_,
+                                        [this](const v1::OperationRecord& r) { Persist(r); });
+  op->set_durable_persist([this](const v1::OperationRecord& r) { return PersistJournal(r); });
+  return op;
+}
+
+absl::Status OperationManager::PersistJournal(const v1::OperationRecord& record) {
+  RETURN_IF_ERROR(MR_FAILPOINT("journal.before_write"));
   std::string data;
   record.SerializeToString(&data);
   absl::Status s =
       env_->WriteFileAtomic(absl::StrCat(dir_, "/", record.operation().id(), ".pb"), data, 0600);
+  if (!s.ok()) {
+    return absl::Status(s.code(),
+                        absl::StrCat("unable to save the operation's journal: ", s.message()));
+  }
+  return MR_FAILPOINT("journal.after_write");
+}
+
+void OperationManager::Persist(const v1::OperationRecord& record) {
+  std::string data;
+  record.SerializeToString(&data);
+  // (An error here is logged: the record is saved again at the next change.)
+  absl::Status s = MR_FAILPOINT("record.before_write");
+  if (s.ok()) {
+    s = env_->WriteFileAtomic(absl::StrCat(dir_, "/", record.operation().id(), ".pb"), data, 0600);
+  }
+  if (s.ok()) s = MR_FAILPOINT("record.after_write");
   if (!s.ok()) {
     logger_->Error("unable to save operation record",
                    {{"operation", record.operation().id()}, {"error", std::string(s.message())}});
@@ -52,10 +83,11 @@ absl::StatusOr<std::vector<v1::OperationRecord>> OperationManager::Recover() {
       logger_->Warning("unreadable operation record ignored", {{"file", name}});
       continue;
     }
-    auto op = std::make_shared<Operation>(record, env_,
-                                          [this](const v1::OperationRecord& r) { Persist(r); });
+    auto op = MakeOperation(record);
     if (!IsTerminal(record.operation().state())) {
       op->MarkInterrupted("the agent stopped while the operation ran");
+      interrupted.push_back(op->Record());
+    } else if (JournalPending(record)) {
       interrupted.push_back(op->Record());
     }
     if (!record.operation().request_id().empty()) {
@@ -120,8 +152,7 @@ absl::StatusOr<std::shared_ptr<Operation>> OperationManager::Start(OperationSpec
   if (spec.staging_database) record.set_staging_database(spec.staging_database(op_proto->id()));
   record.set_cleanup_conninfo(spec.cleanup_conninfo);
   if (spec.staging_media_dir) record.set_staging_media_dir(spec.staging_media_dir(op_proto->id()));
-  auto op = std::make_shared<Operation>(std::move(record), env_,
-                                        [this](const v1::OperationRecord& r) { Persist(r); });
+  auto op = MakeOperation(std::move(record));
   op->DeclareSteps(spec.steps);
   operations_[op->id()] = op;
   if (!spec.request_id.empty()) by_request_id_[spec.request_id] = op->id();

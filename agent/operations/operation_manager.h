@@ -47,6 +47,9 @@ struct OperationSpec {
   std::function<absl::Status(Operation* op)> work;
 };
 
+// True when `record` has a journal part that no recovery has dealt with.
+bool JournalPending(const mastodon::restore::v1::OperationRecord& record);
+
 class OperationManager {
  public:
   // `env` and `logger` must outlive the manager. Keeps the newest
@@ -56,8 +59,9 @@ class OperationManager {
   // Cancels running operations and waits for their threads.
   ~OperationManager();
 
-  // Loads stored records; RUNNING/PENDING ones become INTERRUPTED and are
-  // returned (for cleanup of their leftovers).
+  // Loads stored records; RUNNING/PENDING ones become INTERRUPTED. Returns
+  // them, and any other record whose journal is not recovered yet (for the
+  // recovery of their half-done phases, RecoverFromJournal).
   absl::StatusOr<std::vector<mastodon::restore::v1::OperationRecord>> Recover();
 
   // Operations running at once; Start refuses more. Default 8.
@@ -89,6 +93,9 @@ class OperationManager {
  private:
   std::string NewId();
   void Persist(const mastodon::restore::v1::OperationRecord& record);
+  // A journal save (Operation::Journal): the error is the caller's.
+  absl::Status PersistJournal(const mastodon::restore::v1::OperationRecord& record);
+  std::shared_ptr<Operation> MakeOperation(mastodon::restore::v1::OperationRecord record);
   void Prune() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string dir_;

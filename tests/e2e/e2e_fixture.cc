@@ -90,6 +90,7 @@ void E2eTest::StartAgent(std::vector<std::string> extra) {
   spec.argv = BaseAgentArgs();
   spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
   spec.env = {"PATH=/usr/bin:/bin"};
+  spec.env.insert(spec.env.end(), agent_env_.begin(), agent_env_.end());
   spec.output_file = log_file();
   // A restarted agent appends to the same log: only look past what is there.
   const size_t skip = ReadFileOrEmpty(log_file()).size();

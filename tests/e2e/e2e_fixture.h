@@ -85,6 +85,8 @@ class E2eTest : public ::testing::Test {
   std::string dir_;
   std::string socket_;
   absl::Time started_;  // SetUp
+  // Added to the agent's environment by StartAgent (e.g. MR_FAILPOINTS).
+  std::vector<std::string> agent_env_;
   std::unique_ptr<CommandRunner> runner_ = NewPosixCommandRunner();
   std::unique_ptr<Process> agent_;
   std::unique_ptr<testing::TestPostgres> pg_;  // set by StartPostgres()

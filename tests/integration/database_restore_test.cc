@@ -16,7 +16,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/common/failpoint.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/load_scheduler.h"
 #include "agent/database/local_cluster.h"
@@ -36,6 +38,7 @@ using ::mastodon_restore::testing::TestPostgres;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+namespace v1 = ::mastodon::restore::v1;
 
 const std::string kDir = MR_FIXTURE_DIR;
 
@@ -656,7 +659,7 @@ TEST_F(RestoreFailureTest, CancellationMidCopy) {
 // .sql.xz with an unterminated string reached 6.3 GB). Each is about half a
 // MiB of xz made by the real xz at test time: the head, then one compressed
 // 16 MiB block repeated (xz reads concatenated streams as one), to 3 GiB.
-class HostileDumpTest : public RestoreFailureTest {
+class OversizedDumpTest : public RestoreFailureTest {
  protected:
   std::string Xz(const std::string& text) {
     CommandSpec spec;
@@ -704,7 +707,7 @@ std::string Lines(char c) {
   return block;
 }
 
-TEST_F(HostileDumpTest, UnterminatedStringStopsAtTheStatementBound) {
+TEST_F(OversizedDumpTest, UnterminatedStringStopsAtTheStatementBound) {
   int64_t line = 0;
   std::string path =
       WriteHostile("unterminated.sql.xz", "SELECT 'never closed\n", Lines('s'), &line);
@@ -720,7 +723,7 @@ TEST_F(HostileDumpTest, UnterminatedStringStopsAtTheStatementBound) {
   ExpectLiveUntouched();
 }
 
-TEST_F(HostileDumpTest, EndlessLineStopsAtTheLineBound) {
+TEST_F(OversizedDumpTest, EndlessLineStopsAtTheLineBound) {
   int64_t line = 0;
   std::string path = WriteHostile("endless.sql.xz", "SELECT 1 ", std::string(16 << 20, ' '), &line);
   DatabaseRestoreRequest request = Second(path);
@@ -735,7 +738,7 @@ TEST_F(HostileDumpTest, EndlessLineStopsAtTheLineBound) {
   ExpectLiveUntouched();
 }
 
-TEST_F(HostileDumpTest, HugeCopyRowStopsAtTheRowBound) {
+TEST_F(OversizedDumpTest, HugeCopyRowStopsAtTheRowBound) {
   for (int jobs : {1, 2}) {
     SCOPED_TRACE(absl::StrCat(jobs, " jobs"));
     int64_t line = 0;
@@ -761,18 +764,136 @@ TEST_F(HostileDumpTest, HugeCopyRowStopsAtTheRowBound) {
 }
 
 TEST_F(DatabaseRestoreTest, LeftoverStagingFromACrashIsDropped) {
+TEST_F(DatabaseRestoreTest, RecoveryDropsOnlyTheStagingDatabaseItsRecordNamesByOid) {
   auto admin = PgConnection::Connect(pg_->ConnInfo());
   ASSERT_OK(admin);
   TargetDatabases targets(admin->get());
   std::vector<std::string> warnings;
-  ASSERT_OK(targets.CreateStaging("mastodon_production__restore_crashed", "UTF8", "C.UTF-8", "",
-                                  &warnings));
-  ASSERT_OK(pg_->Exec("CREATE DATABASE unrelated"));
-  auto dropped = DropLeftoverStaging(pg_->ConnInfo());
+  v1::DatabaseJournal journal;
+  journal.set_staging_database("mastodon_production__restore_crashed");
+  auto oid = targets.CreateStaging(journal.staging_database(), "UTF8", "C.UTF-8", "", &warnings,
+                                   [&](uint32_t o, bool planned) {
+                                     EXPECT_TRUE(planned);  // PostgreSQL 15: chosen first
+                                     journal.set_staging_oid(o);
+                                     return absl::OkStatus();
+                                   });
+  ASSERT_OK(oid);
+  EXPECT_EQ(*oid, journal.staging_oid());
+  // A database a dump labelled as staging, and one named like ours but
+  // recreated (another OID): neither is this record's.
+  ASSERT_OK(pg_->Exec("CREATE DATABASE labelled"));
+  ASSERT_OK(pg_->Exec(absl::StrCat("COMMENT ON DATABASE labelled IS '", kStagingComment, "'")));
+  auto dropped = RecoverDatabaseJournal(pg_->ConnInfo(), journal);
   ASSERT_OK(dropped);
-  EXPECT_THAT(*dropped, ::testing::ElementsAre("mastodon_production__restore_crashed"));
+  EXPECT_THAT(*dropped, ::testing::ElementsAre(HasSubstr("dropped a staging database")));
   EXPECT_THAT(StagingLeft(), IsEmpty());
-  EXPECT_THAT(Databases(), ::testing::Contains("unrelated"));
+  EXPECT_THAT(Databases(), ::testing::Contains("labelled"));
+  ASSERT_OK(pg_->Exec("CREATE DATABASE mastodon_production__restore_crashed"));
+  dropped = RecoverDatabaseJournal(pg_->ConnInfo(), journal);  // idempotent
+  ASSERT_OK(dropped);
+  EXPECT_THAT(*dropped, IsEmpty());
+  EXPECT_THAT(Databases(), ::testing::Contains("mastodon_production__restore_crashed"));
+}
+
+// The swap stopped at each of its failpoints (an error there rolls the
+// transaction back as a killed connection does), then repaired from the
+// journal the swap wrote: the live database is the old one (and the staging
+// database is dropped) or the new one (and the old one kept), every one of
+// them accepting connections.
+TEST_F(DatabaseRestoreTest, ASwapStoppedAtEachPhaseIsRepairedFromTheRecord) {
+  for (const char* fp : {"swap.before_begin", "swap.after_terminate", "swap.after_rename_live",
+                         "swap.before_commit", "swap.after_commit"}) {
+    SCOPED_TRACE(fp);
+    ASSERT_OK(pg_->Exec("DROP DATABASE IF EXISTS live WITH (FORCE)"));
+    ASSERT_OK(pg_->Exec("DROP DATABASE IF EXISTS live__prev WITH (FORCE)"));
+    ASSERT_OK(pg_->Exec("DROP DATABASE IF EXISTS live__restore_x WITH (FORCE)"));
+    ASSERT_OK(pg_->Exec("CREATE DATABASE live"));
+    ASSERT_OK(pg_->Exec("CREATE TABLE old_one (x int)", "live"));
+    auto admin = PgConnection::Connect(pg_->ConnInfo());
+    ASSERT_OK(admin);
+    TargetDatabases targets(admin->get());
+    std::vector<std::string> warnings;
+    v1::DatabaseJournal journal;
+    journal.set_staging_database("live__restore_x");
+    auto oid = targets.CreateStaging("live__restore_x", "UTF8", "C.UTF-8", "", &warnings);
+    ASSERT_OK(oid);
+    journal.set_staging_oid(*oid);
+    ASSERT_OK(pg_->Exec("CREATE TABLE new_one (x int)", "live__restore_x"));
+    // A session on the live database: the swap ends it.
+    auto session = PgConnection::Connect(pg_->ConnInfo("live"));
+    ASSERT_OK(session);
+    ASSERT_OK(SetFailpoint(fp, FailpointAction::kError));
+    auto swapped = targets.SwapIn("live", "live__restore_x", "live__prev",
+                                  [&](uint32_t live_oid, uint32_t staging_oid) {
+                                    journal.set_swap_phase(v1::SWAP_PHASE_STARTED);
+                                    journal.set_live_database("live");
+                                    journal.set_live_oid(live_oid);
+                                    journal.set_staging_oid(staging_oid);
+                                    journal.set_previous_database("live__prev");
+                                    return absl::OkStatus();
+                                  });
+    ClearFailpoints();
+    EXPECT_THAT(swapped, StatusIs(absl::StatusCode::kUnavailable, HasSubstr(fp)));
+    // As an agent killed earlier would have left it (see issue 22).
+    ASSERT_OK(pg_->Exec("ALTER DATABASE live WITH ALLOW_CONNECTIONS false"));
+    auto done = RecoverDatabaseJournal(pg_->ConnInfo(), journal);
+    ASSERT_OK(done);
+    const bool committed = std::string(fp) == "swap.after_commit";
+    const std::string joined = absl::StrJoin(*done, "; ");
+    if (committed) {
+      EXPECT_THAT(joined, HasSubstr("the swap had committed"));
+      EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_class WHERE relname = 'new_one'", "live"),
+                "1");
+      EXPECT_EQ(
+          *pg_->QueryValue("SELECT count(*) FROM pg_class WHERE relname = 'old_one'", "live__prev"),
+          "1");
+      EXPECT_THAT(Databases(), ::testing::Not(::testing::Contains("live__restore_x")));
+    } else {
+      EXPECT_THAT(joined, HasSubstr("the swap had not committed"));
+      EXPECT_THAT(joined, HasSubstr("dropped a staging database 'live__restore_x'"));
+      EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_class WHERE relname = 'old_one'", "live"),
+                "1");
+      EXPECT_THAT(Databases(), ::testing::Not(::testing::Contains("live__restore_x")));
+      EXPECT_THAT(Databases(), ::testing::Not(::testing::Contains("live__prev")));
+    }
+    EXPECT_EQ(*pg_->QueryValue("SELECT bool_and(datallowconn)::text FROM pg_database WHERE "
+                               "datname LIKE 'live%'"),
+              "true");
+    EXPECT_OK(PgConnection::Connect(pg_->ConnInfo("live")).status());
+    // Again: nothing more to do.
+    done = RecoverDatabaseJournal(pg_->ConnInfo(), journal);
+    ASSERT_OK(done);
+    if (committed) {
+      EXPECT_THAT(*done, ::testing::ElementsAre(HasSubstr("the swap had committed")));
+    } else {
+      EXPECT_THAT(*done, ::testing::ElementsAre(HasSubstr("the swap had not committed")));
+    }
+  }
+}
+
+TEST_F(DatabaseRestoreTest, AStagingDatabaseCreatedBeforeItsOidWasRecordedIsDroppedByName) {
+  ASSERT_OK(pg_->Exec("CREATE DATABASE mastodon_production__restore_op1"));
+  v1::DatabaseJournal journal;
+  journal.set_staging_database("mastodon_production__restore_op1");
+  auto done = RecoverDatabaseJournal(pg_->ConnInfo(), journal);
+  ASSERT_OK(done);
+  EXPECT_THAT(*done, ::testing::ElementsAre(HasSubstr("before its OID was recorded")));
+  EXPECT_THAT(StagingLeft(), IsEmpty());
+}
+
+TEST_F(DatabaseRestoreTest, TheRecordKeepsNoPassword) {
+  bool had = false;
+  std::string kept = ConnInfoForRecord("host=db port=5433 user=u password=secret dbname=x", &had);
+  EXPECT_TRUE(had);
+  EXPECT_THAT(kept, ::testing::Not(HasSubstr("secret")));
+  EXPECT_THAT(kept, HasSubstr("host='db'"));
+  EXPECT_THAT(kept, HasSubstr("port='5433'"));
+  kept = ConnInfoForRecord("postgresql://u:pw@db/x", &had);
+  EXPECT_TRUE(had);
+  EXPECT_THAT(kept, ::testing::Not(HasSubstr("pw")));
+  EXPECT_THAT(kept, HasSubstr("user='u'"));
+  EXPECT_EQ(ConnInfoForRecord("host=/run/o'k", &had), "host='/run/o\\'k'");
+  EXPECT_FALSE(had);
 }
 
 TEST_F(DatabaseRestoreTest, MissingLocaleFallsBackToCUtf8) {

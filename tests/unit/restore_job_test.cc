@@ -123,7 +123,7 @@ class FakeActions : public RestoreActions {
     result->previous_database = absl::StrCat(r.database, "__previous");
     return absl::OkStatus();
   }
-  void DropStaging(const std::string&, const std::string& name) override {
+  void DropStaging(const std::string&, const std::string& name, uint32_t) override {
     calls.push_back("drop:" + name);
   }
   absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o) override {
@@ -136,8 +136,9 @@ class FakeActions : public RestoreActions {
   absl::Status ControlServices(const Runtime&, bool start, const TaskContext&) override {
     return Call(start ? "start" : "stop");
   }
-  absl::StatusOr<EnvInstallResult> InstallEnv(const Runtime&, const std::string&,
-                                              const std::string&) override {
+  absl::StatusOr<EnvInstallResult> InstallEnv(
+      const Runtime&, const std::string&, const std::string&,
+      const std::function<absl::Status(const EnvInstallJournal&)>&) override {
     RETURN_IF_ERROR(Call("config"));
     return EnvInstallResult();
   }

@@ -1,0 +1,156 @@
+#include "agent/jobs/recovery.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/app/app_tasks.h"
+#include "agent/database/database_restore.h"
+#include "agent/media/media_restore.h"
+
+namespace mastodon_restore {
+namespace v1 = ::mastodon::restore::v1;
+
+namespace {
+
+absl::StatusOr<std::string> JournalConnInfo(const v1::DatabaseJournal& j,
+                                            const RecoveryContext& ctx) {
+  switch (j.connection()) {
+    case v1::JOURNAL_CONNECTION_REQUEST:
+      return j.conninfo();
+    case v1::JOURNAL_CONNECTION_AGENT_TARGET:
+      if (ctx.target_conninfo.empty()) {
+        return absl::FailedPreconditionError("the agent runs without --target-conninfo now");
+      }
+      return ctx.target_conninfo;
+    case v1::JOURNAL_CONNECTION_RUNTIME: {
+      if (ctx.runtime == nullptr) {
+        return absl::FailedPreconditionError("the agent has no Mastodon runtime now");
+      }
+      auto db = ctx.runtime->Database();
+      if (!db.ok()) return db.status();
+      return db->conninfo;
+    }
+    default:
+      return absl::FailedPreconditionError("the record does not say which server was used");
+  }
+}
+
+// Removes the file `path` (never following a symlink: unlink does not);
+// true when it was there.
+bool RemoveIfPresent(const std::string& path) {
+  return !path.empty() && ::unlink(path.c_str()) == 0;
+}
+
+}  // namespace
+
+RecoveryOutcome RecoverFromJournal(const v1::OperationRecord& record, const RecoveryContext& ctx) {
+  RecoveryOutcome out;
+  if (record.has_database_journal()) {
+    const v1::DatabaseJournal& j = record.database_journal();
+    auto conninfo = JournalConnInfo(j, ctx);
+    absl::StatusOr<std::vector<std::string>> done =
+        conninfo.ok() ? RecoverDatabaseJournal(*conninfo, j) : conninfo.status();
+    if (done.ok()) {
+      out.database_resolved = true;
+      for (const std::string& d : *done) out.done.push_back(d);
+    } else {
+      out.failed.push_back(absl::StrCat(
+          "the databases (staging '", j.staging_database(), "'",
+          j.staging_oid() != 0 ? absl::StrCat(" OID ", j.staging_oid()) : "",
+          "): ", done.status().message(),
+          j.conninfo_password_omitted() ? " (the request's password is not kept)" : ""));
+    }
+  }
+  if (record.has_media_journal()) {
+    const v1::MediaJournal& m = record.media_journal();
+    if (m.phase() == v1::MEDIA_PHASE_MOVING) {
+      std::optional<uid_t> uid;
+      std::optional<gid_t> gid;
+      if (m.uid() >= 0) uid = static_cast<uid_t>(m.uid());
+      if (m.gid() >= 0) gid = static_cast<gid_t>(m.gid());
+      auto moved = CompleteMediaMove(m.staging_dir(), m.target_dir(), uid, gid);
+      if (moved.ok()) {
+        out.media_resolved = true;
+        if (*moved > 0) {
+          out.done.push_back(absl::StrCat("moved the last ", *moved, " staged media file",
+                                          *moved == 1 ? "" : "s", " into ", m.target_dir()));
+        }
+      } else {
+        out.failed.push_back(absl::StrCat("the media move: ", moved.status().message()));
+      }
+    } else {
+      const bool present = ctx.env->Exists(m.staging_dir());
+      RemoveMediaStaging(m.staging_dir());
+      out.media_resolved = true;
+      if (present) {
+        out.done.push_back(absl::StrCat("removed the media staging directory ", m.staging_dir()));
+      }
+    }
+  }
+  if (record.has_env_journal()) {
+    const v1::EnvJournal& e = record.env_journal();
+    for (const std::string& temp : {e.temp_path(), e.kept_temp_path()}) {
+      if (RemoveIfPresent(temp)) out.done.push_back(absl::StrCat("removed the temp file ", temp));
+    }
+    if (e.uid() >= 0 && ctx.env->Exists(e.path())) {
+      absl::Status owned = ctx.env->SetOwner(e.path(), static_cast<uid_t>(e.uid()),
+                                             static_cast<gid_t>(e.gid() >= 0 ? e.gid() : -1));
+      if (!owned.ok()) out.failed.push_back(std::string(owned.message()));
+    }
+    out.env_resolved = true;
+  }
+  if (record.services_stopped() && ctx.services) {
+    if (ctx.runtime == nullptr || ctx.runtime->Services().empty()) {
+      out.failed.push_back(
+          "the app's services were stopped and the agent has no runtime to start them");
+    } else {
+      TaskContext task{ctx.runner, ctx.env, nullptr, ctx.reporter, "start_services"};
+      absl::Status started = ControlServices(*ctx.runtime, true, task);
+      if (started.ok()) {
+        out.services_resolved = true;
+        out.done.push_back(absl::StrCat("started the app again (",
+                                        absl::StrJoin(ctx.runtime->Services(), ", "), ")"));
+      } else {
+        out.failed.push_back(absl::StrCat("starting the app: ", started.message()));
+      }
+    }
+  }
+  return out;
+}
+
+void ApplyRecovery(const RecoveryOutcome& outcome, v1::OperationRecord* record) {
+  if (outcome.database_resolved) record->clear_database_journal();
+  if (outcome.media_resolved) record->clear_media_journal();
+  if (outcome.env_resolved) record->clear_env_journal();
+  if (outcome.services_resolved) record->set_services_stopped(false);
+  if (!record->has_database_journal() && !record->has_media_journal() &&
+      !record->has_env_journal() && !record->services_stopped()) {
+    record->set_recovered(true);
+  }
+}
+
+RecoveryOutcome RecoverOperation(Operation* op, const RecoveryContext& ctx, const std::string& verb,
+                                 bool always_report) {
+  RecoveryOutcome outcome = RecoverFromJournal(op->Record(), ctx);
+  if (always_report || !outcome.done.empty() || !outcome.failed.empty()) {
+    std::string message = absl::StrCat(
+        verb, ": ",
+        outcome.done.empty() ? std::string("nothing to undo") : absl::StrJoin(outcome.done, "; "));
+    if (!outcome.failed.empty()) {
+      absl::StrAppend(&message, "; recovery incomplete (retried at the next start): ",
+                      absl::StrJoin(outcome.failed, "; "));
+    }
+    op->Log(outcome.failed.empty() ? v1::SEVERITY_WARNING : v1::SEVERITY_ERROR, message);
+  }
+  // Saved with the event.
+  absl::Status saved =
+      op->Journal([&](v1::OperationRecord* record) { ApplyRecovery(outcome, record); });
+  if (!saved.ok()) outcome.failed.push_back(std::string(saved.message()));
+  return outcome;
+}
+
+}  // namespace mastodon_restore
