@@ -763,7 +763,6 @@ TEST_F(OversizedDumpTest, HugeCopyRowStopsAtTheRowBound) {
   }
 }
 
-TEST_F(DatabaseRestoreTest, LeftoverStagingFromACrashIsDropped) {
 TEST_F(DatabaseRestoreTest, RecoveryDropsOnlyTheStagingDatabaseItsRecordNamesByOid) {
   auto admin = PgConnection::Connect(pg_->ConnInfo());
   ASSERT_OK(admin);
