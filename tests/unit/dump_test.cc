@@ -6,9 +6,8 @@
 #include <sys/resource.h>
 
 #include <cstring>
-#include <iostream>
-
 #include <fstream>
+#include <iostream>
 
 #include "absl/strings/str_cat.h"
 #include "agent/archive/sniff.h"
