@@ -905,8 +905,12 @@ std::vector<std::string> SplitStatements(absl::string_view sql) {
       start = t.end;
     }
   }
+  // What follows the last ';' is a statement only when it holds a token: a
+  // comment alone runs nothing (pg_dump 17 writes "-- dummy" as the
+  // definition of its BLOB METADATA entries).
+  const bool tokens_left = !tr.complete || (!tr.tokens.empty() && tr.tokens.back().begin >= start);
   absl::string_view rest = absl::StripAsciiWhitespace(sql.substr(start));
-  if (!rest.empty()) out.emplace_back(rest);
+  if (!rest.empty() && tokens_left) out.emplace_back(rest);
   return out;
 }
 

@@ -122,7 +122,8 @@ StatementClass ClassifyStatement(absl::string_view sql, const ClassifyOptions& o
 
 // The statements of `sql` (several, each with its ';'), split where the
 // tokenizer finds a ';' outside parentheses; text after the last ';' is the
-// final statement.
+// final statement when it holds a token (or an unterminated quote or
+// comment): comments alone are no statement.
 std::vector<std::string> SplitStatements(absl::string_view sql);
 
 // Removes the PASSWORD clauses ClassifyStatement found (password_spans) from

@@ -377,5 +377,18 @@ TEST(ClassifyStatementTest, StandardConformingStringsOffChangesTheTokens) {
   EXPECT_FALSE(Db("COMMENT ON TABLE t IS 'a\\'; COPY t FROM PROGRAM 'x';").allowed);
 }
 
+// pg_dump 17 writes "-- dummy" as the definition (and drop statement) of its
+// BLOB METADATA entries: a comment alone is no statement to refuse; text
+// after the last ';' that is cut off inside a quote still is one.
+TEST(SplitStatementsTest, CommentsAloneAreNoStatement) {
+  EXPECT_THAT(SplitStatements("-- dummy"), ::testing::IsEmpty());
+  EXPECT_THAT(SplitStatements("SELECT 1;\n/* trailing */ -- note\n"),
+              ::testing::ElementsAre("SELECT 1;"));
+  EXPECT_THAT(SplitStatements("SELECT 1; LOAD 'x'"),
+              ::testing::ElementsAre("SELECT 1;", "LOAD 'x'"));
+  EXPECT_THAT(SplitStatements("SELECT 1; COPY x TO PROGRAM 'rm"),
+              ::testing::ElementsAre("SELECT 1;", "COPY x TO PROGRAM 'rm"));
+}
+
 }  // namespace
 }  // namespace mastodon_restore
