@@ -648,6 +648,9 @@ TEST_F(RestoreFailureTest, CancellationMidCopy) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_TRUE(cancelled_mid_copy);
   ExpectLiveUntouched();
+  // The temporary load role is gone with the staging database.
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'mr\\_load\\_%'"),
+            "0");
 }
 
 TEST_F(DatabaseRestoreTest, LeftoverStagingFromACrashIsDropped) {
