@@ -579,6 +579,21 @@ absl::StatusOr<v1::RollbackResult> RollbackDatabase(const std::string& conninfo,
   return result;
 }
 
+namespace {
+
+// The load role of a staging database a crash left (LoadRoleName), once the
+// database is gone: dropped when it exists and has no superuser rights.
+void DropLeftoverLoadRole(PgConnection* admin, const std::string& staging_database) {
+  const std::string role = LoadRoleName(staging_database);
+  auto found = admin->Query(
+      "SELECT count(*) FROM pg_roles WHERE rolname = $1 AND NOT rolsuper AND NOT rolcreaterole",
+      {role});
+  if (!found.ok() || found->Scalar() == "0") return;
+  admin->Exec(absl::StrCat("DROP ROLE IF EXISTS ", admin->QuoteIdentifier(role))).IgnoreError();
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<std::string>> DropDatabaseIfStaging(const std::string& conninfo,
                                                                const std::string& name) {
   ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
@@ -589,6 +604,7 @@ absl::StatusOr<std::vector<std::string>> DropDatabaseIfStaging(const std::string
   for (const std::string& s : staging) {
     if (s != name) continue;
     RETURN_IF_ERROR(targets.Drop(s));
+    DropLeftoverLoadRole(admin.get(), s);
     dropped.push_back(s);
   }
   return dropped;
@@ -599,7 +615,10 @@ absl::StatusOr<std::vector<std::string>> DropLeftoverStaging(const std::string& 
                    PgConnection::Connect(conninfo, "postgres"));
   TargetDatabases targets(admin.get());
   ASSIGN_OR_RETURN(std::vector<std::string> staging, targets.ListStaging());
-  for (const std::string& name : staging) RETURN_IF_ERROR(targets.Drop(name));
+  for (const std::string& name : staging) {
+    RETURN_IF_ERROR(targets.Drop(name));
+    DropLeftoverLoadRole(admin.get(), name);
+  }
   return staging;
 }
 

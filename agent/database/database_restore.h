@@ -129,12 +129,13 @@ absl::StatusOr<mastodon::restore::v1::RollbackResult> RollbackDatabase(const std
                                                                        const std::string& previous,
                                                                        absl::Time now);
 
-// Drops `name` if it is a staging database (marked by its comment); returns
-// it when dropped.
+// Drops `name` if it is a staging database (marked by its comment), and
+// its load role when left; returns it when dropped.
 absl::StatusOr<std::vector<std::string>> DropDatabaseIfStaging(const std::string& conninfo,
                                                                const std::string& name);
 
-// Drops staging databases left by a crash (marked by their comment).
+// Drops staging databases left by a crash (marked by their comment), and
+// the load role of each (load_role.h) when it is left too.
 absl::StatusOr<std::vector<std::string>> DropLeftoverStaging(const std::string& conninfo);
 
 }  // namespace mastodon_restore

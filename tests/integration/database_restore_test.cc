@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/common/status_macros.h"
+#include "agent/database/load_role.h"
 #include "agent/database/load_scheduler.h"
 #include "agent/database/local_cluster.h"
 #include "agent/database/pg_connection.h"
@@ -658,14 +659,21 @@ TEST_F(DatabaseRestoreTest, LeftoverStagingFromACrashIsDropped) {
   ASSERT_OK(admin);
   TargetDatabases targets(admin->get());
   std::vector<std::string> warnings;
-  ASSERT_OK(targets.CreateStaging("mastodon_production__restore_crashed", "UTF8", "C.UTF-8", "",
-                                  &warnings));
+  // A crash during the load leaves the staging database owned by its load
+  // role: both go.
+  const std::string load_role = LoadRoleName("mastodon_production__restore_crashed");
+  ASSERT_OK(pg_->Exec(absl::StrCat("CREATE ROLE ", load_role, " LOGIN")));
+  ASSERT_OK(targets.CreateStaging("mastodon_production__restore_crashed", "UTF8", "C.UTF-8",
+                                  load_role, &warnings));
   ASSERT_OK(pg_->Exec("CREATE DATABASE unrelated"));
   auto dropped = DropLeftoverStaging(pg_->ConnInfo());
   ASSERT_OK(dropped);
   EXPECT_THAT(*dropped, ::testing::ElementsAre("mastodon_production__restore_crashed"));
   EXPECT_THAT(StagingLeft(), IsEmpty());
   EXPECT_THAT(Databases(), ::testing::Contains("unrelated"));
+  EXPECT_EQ(*pg_->QueryValue(
+                absl::StrCat("SELECT count(*) FROM pg_roles WHERE rolname = '", load_role, "'")),
+            "0");
 }
 
 TEST_F(DatabaseRestoreTest, MissingLocaleFallsBackToCUtf8) {
