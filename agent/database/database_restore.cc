@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <set>
 #include <thread>
@@ -14,6 +15,7 @@
 #include "agent/common/errors.h"
 #include "agent/common/failpoint.h"
 #include "agent/common/status_macros.h"
+#include "agent/database/load_role.h"
 #include "agent/database/local_cluster.h"
 #include "agent/database/pg_connection.h"
 #include "agent/database/target_ops.h"
@@ -168,8 +170,9 @@ absl::Status AnalyzeRest(PgConnection* conn, const std::vector<std::string>& ana
 }
 
 // How many connections load in parallel: `requested` (0: one per core),
-// no more than the server has free beside the reader's own connection and two
-// spare (a warning says so when that is fewer).
+// no more than the server has free beside the reader's own connection, the
+// superuser one to the staging database and two spare (a warning says so
+// when that is fewer).
 absl::StatusOr<int> LoadConnections(PgConnection* admin, int requested, int cpus,
                                     std::vector<std::string>* warnings) {
   const int wanted = requested > 0 ? requested : std::max(1, cpus);
@@ -181,7 +184,7 @@ absl::StatusOr<int> LoadConnections(PgConnection* admin, int requested, int cpus
           "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"));
   int free = 0;
   if (!absl::SimpleAtoi(free_slots.Scalar(), &free)) return wanted;
-  const int allowed = std::max(1, free - 3);
+  const int allowed = std::max(1, free - 4);
   if (wanted <= allowed) return wanted;
   warnings->push_back(absl::StrCat("loading with ", allowed, " connection", allowed == 1 ? "" : "s",
                                    " instead of ", wanted, ": the server has ", std::max(0, free),
@@ -280,6 +283,25 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
                                              "restoring role"));
     }
   }
+  // The dump is code: it loads as a temporary role without superuser
+  // rights (load_role.h) that owns the staging database until the load
+  // ends; the superuser connection only creates the database, the roles of
+  // a cluster dump's globals and extensions the role may not create.
+  std::unique_ptr<LoadRole> load_role;
+  if (superuser) {
+    auto role =
+        LoadRole::Create(admin.get(), request.conninfo, LoadRoleName(result.staging_database));
+    if (role.ok()) {
+      load_role = std::move(*role);
+    } else if (request.allow_superuser_load &&
+               role.status().code() == absl::StatusCode::kFailedPrecondition) {
+      result.warnings.push_back(absl::StrCat(
+          "the dump was loaded as superuser (--allow-superuser-load): ", role.status().message()));
+    } else {
+      return role.status();
+    }
+  }
+  const std::string final_owner = !owner.empty() ? owner : admin->current_user();
   std::string encoding = dump.encoding(), locale = dump.locale();
   // The record names the staging database before it exists, and its OID as
   // soon as it is known (before it exists on PostgreSQL 15+).
@@ -295,8 +317,9 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
       return request.journal([oid](v1::DatabaseJournal* j) { j->set_staging_oid(oid); });
     };
   }
-  auto created = targets.CreateStaging(result.staging_database, encoding, locale, owner,
-                                       &result.warnings, journal_oid);
+  auto created = targets.CreateStaging(
+      result.staging_database, encoding, locale,
+      load_role != nullptr ? load_role->name() : owner, &result.warnings, journal_oid);
   if (!created.ok()) {
     // A failure after CREATE DATABASE (the journal, a failpoint) leaves it.
     ASSIGN_OR_RETURN(uint32_t oid, targets.OidOf(result.staging_database));
@@ -305,12 +328,19 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
   }
   result.staging_oid = *created;
   // Roles the load creates: dropped again with the staging database when
-  // the restore fails before the swap.
+  // the restore fails before the swap (then the load role, which owns it).
   std::vector<std::string> roles_created;
   auto drop_staging = [&]() {
     DropStaged(request.conninfo, result.staging_database, result.staging_oid);
     DropCreatedRoles(request.conninfo, roles_created);
+    if (load_role != nullptr) load_role->Drop();
   };
+  if (load_role != nullptr) {
+    result.warnings.push_back(
+        absl::StrCat("as superuser: created the staging database '", result.staging_database,
+                     "'; the dump loads as the temporary role '", load_role->name(),
+                     "' (no superuser rights, logged in over ", load_role->login_host(), ")"));
+  }
 
   absl::Status loaded = [&]() -> absl::Status {
     // 4. Load.
@@ -320,8 +350,12 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     ASSIGN_OR_RETURN(int jobs,
                      LoadConnections(admin.get(), request.jobs, env->Cpus(), &result.warnings));
     auto connect_staging = [&]() -> absl::StatusOr<std::unique_ptr<PgConnection>> {
-      ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn,
-                       PgConnection::Connect(request.conninfo, result.staging_database));
+      std::unique_ptr<PgConnection> conn;
+      if (load_role != nullptr) {
+        ASSIGN_OR_RETURN(conn, load_role->Connect(result.staging_database));
+      } else {
+        ASSIGN_OR_RETURN(conn, PgConnection::Connect(request.conninfo, result.staging_database));
+      }
       // One index build per connection when several connections build at
       // once (parallel workers only add coordination on top); the serial
       // load lets each build use every core.
@@ -331,6 +365,14 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
           jobs > 1 ? 0 : std::max(1, env->Cpus()))));
       return conn;
     };
+    // The superuser connection to the staging database, opened before the
+    // dump runs (it takes no setting the dump could write).
+    std::unique_ptr<PgConnection> privileged;
+    std::vector<std::string> deferred_owners;
+    if (load_role != nullptr) {
+      ASSIGN_OR_RETURN(privileged,
+                       PgConnection::Connect(request.conninfo, result.staging_database));
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> staging, connect_staging());
     CancelWatcher watcher(request.cancel, staging.get());
     LoadOptions options;
@@ -344,7 +386,28 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     options.target_major = target_major;
     options.keep_owners = request.keep_owners;
     options.bounds = request.bounds;
-    options.superuser = superuser;
+    options.superuser = superuser && load_role == nullptr;
+    if (load_role != nullptr) {
+      options.privileged = privileged.get();
+      // Objects are given to ordinary roles only, by the superuser after
+      // the load (the load role owns them until then, so what the dump does
+      // on them next works without any membership).
+      options.owner_statement =
+          [&](const std::string& sql,
+              const std::string& role) -> absl::StatusOr<LoadOptions::OwnerAction> {
+        ASSIGN_OR_RETURN(LoadRole::Owner kind, load_role->CheckOwner(privileged.get(), role));
+        switch (kind) {
+          case LoadRole::Owner::kMissing:
+            return LoadOptions::OwnerAction::kRun;
+          case LoadRole::Owner::kOrdinary:
+            deferred_owners.push_back(sql);
+            return LoadOptions::OwnerAction::kDefer;
+          case LoadRole::Owner::kPrivileged:
+            break;
+        }
+        return LoadOptions::OwnerAction::kSkip;
+      };
+    }
     options.cancel = request.cancel;
     options.dump_name = dump.path();
     options.progress = [&](const LoadProgress& p) { progress("load", p); };
@@ -415,12 +478,32 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
           "REINDEX, then ALTER DATABASE ... REFRESH COLLATION VERSION");
     }
 
+    // 6. What the load role owns goes to the owner; the role is dropped
+    // once its connections are closed (below).
+    if (load_role != nullptr) {
+      for (const std::string& role : roles_created) {
+        result.warnings.push_back(
+            absl::StrCat("as superuser: created role '", role, "' of the cluster dump's globals"));
+      }
+      // Classified statements naming objects by qualified names: nothing of
+      // the dump runs in them.
+      RETURN_IF_ERROR(privileged->Exec("SET search_path = pg_catalog, pg_temp"));
+      for (const std::string& sql : deferred_owners) {
+        absl::Status s = privileged->Exec(sql);
+        if (!s.ok()) {
+          return absl::Status(s.code(), absl::StrCat("unable to give an object of '", dump.path(),
+                                                     "' to its owner: ", s.message()));
+        }
+      }
+      RETURN_IF_ERROR(load_role->Finish(privileged.get(), result.staging_database, final_owner));
+    }
     return absl::OkStatus();
   }();
   if (!loaded.ok()) {
     drop_staging();
     return loaded;
   }
+  if (load_role != nullptr) load_role->Drop();
   return result;
 }
 
@@ -553,6 +636,21 @@ absl::StatusOr<v1::RollbackResult> RollbackDatabase(const std::string& conninfo,
   return result;
 }
 
+namespace {
+
+// The load role of a staging database a crash left (LoadRoleName), once the
+// database is gone: dropped when it exists and has no superuser rights.
+void DropLeftoverLoadRole(PgConnection* admin, const std::string& staging_database) {
+  const std::string role = LoadRoleName(staging_database);
+  auto found = admin->Query(
+      "SELECT count(*) FROM pg_roles WHERE rolname = $1 AND NOT rolsuper AND NOT rolcreaterole",
+      {role});
+  if (!found.ok() || found->Scalar() == "0") return;
+  admin->Exec(absl::StrCat("DROP ROLE IF EXISTS ", admin->QuoteIdentifier(role))).IgnoreError();
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(const std::string& conninfo,
                                                                 const v1::DatabaseJournal& j) {
   std::vector<std::string> done;
@@ -597,6 +695,7 @@ absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(const std::strin
   if (j.staging_oid() != 0) {
     if (!staging_now.empty() && staging_now == j.staging_database()) {
       RETURN_IF_ERROR(targets.Drop(staging_now));
+      DropLeftoverLoadRole(admin.get(), staging_now);
       done.push_back(absl::StrCat("dropped a staging database '", staging_now, "' (OID ",
                                   j.staging_oid(), ")"));
     }
@@ -605,6 +704,7 @@ absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(const std::strin
     // name holds this operation's id.
     ASSIGN_OR_RETURN(bool dropped, targets.DropIfOid(j.staging_database(), 0));
     if (dropped) {
+      DropLeftoverLoadRole(admin.get(), j.staging_database());
       done.push_back(absl::StrCat("dropped a staging database '", j.staging_database(),
                                   "' (created before its OID was recorded)"));
     }

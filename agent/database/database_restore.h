@@ -55,6 +55,9 @@ struct DatabaseRestoreRequest {
   // SUPERUSER/REPLICATION/BYPASSRLS, extensions beside the default ones.
   bool allow_privileged_roles = false;
   std::set<std::string> extra_extensions;
+  // Load as the connecting superuser when the server accepts no password
+  // login for the temporary load role (load_role.h); reported as a warning.
+  bool allow_superuser_load = false;
   bool drop_previous = false;
   // Connections loading in parallel (0: one per core; 1: the serial load),
   // and the size of the COPY chunks they load (0: the loader's default).

@@ -84,6 +84,19 @@ struct LoadOptions {
   bool keep_owners = false;
   // The connected role is a superuser.
   bool superuser = true;
+  // Loading as a role without superuser rights (load_role.h): a superuser
+  // connection to the target database for what needs one (creating the
+  // roles of a cluster dump's globals; CREATE EXTENSION of an allow-listed
+  // extension the role may not create, reported as a warning), and what
+  // becomes of "ALTER ... OWNER TO <role>" statements (the loading role is
+  // never a member of another role): run as they are (a missing role: the
+  // usual missing-role handling), deferred (the caller runs them as
+  // superuser after the load), or skipped with a warning (the object stays
+  // the loading role's). Null: everything runs on the load's connection.
+  PgConnection* privileged = nullptr;
+  enum class OwnerAction { kRun, kDefer, kSkip };
+  std::function<absl::StatusOr<OwnerAction>(const std::string& sql, const std::string& role)>
+      owner_statement;
   // Called every `progress_every_bytes` and at the end.
   std::function<void(const LoadProgress&)> progress;
   int64_t progress_every_bytes = 8 << 20;

@@ -27,6 +27,24 @@ std::string Field(const PGresult* r, int code) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ConnInfoParams(
+    const std::string& conninfo) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (options == nullptr) {
+    std::string message = error != nullptr ? error : "out of memory";
+    if (error != nullptr) PQfreemem(error);
+    return absl::InvalidArgumentError(absl::StrCat("invalid PostgreSQL connection string: ",
+                                                   absl::StripAsciiWhitespace(message)));
+  }
+  std::vector<std::pair<std::string, std::string>> params;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val != nullptr && o->val[0] != '\0') params.emplace_back(o->keyword, o->val);
+  }
+  PQconninfoFree(options);
+  return params;
+}
+
 bool ConnInfoHasPassword(const std::string& conninfo) {
   char* error = nullptr;
   PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
@@ -116,6 +134,30 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::s
   PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string error = ScrubCredentialFiles(absl::StripAsciiWhitespace(PQerrorMessage(conn)));
+    PQfinish(conn);
+    return absl::UnavailableError(
+        absl::StrCat("unable to connect to PostgreSQL",
+                     dbname.empty() ? "" : absl::StrCat(" database '", dbname, "'"), ": ", error));
+  }
+  std::unique_ptr<PgConnection> c(new PgConnection(conn));
+  PQsetNoticeReceiver(conn, NoticeReceiver, &c->notices_);
+  return c;
+}
+
+absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::ConnectParams(
+    const std::vector<std::pair<std::string, std::string>>& params) {
+  std::vector<const char*> keys, values;
+  std::string dbname;
+  for (const auto& [key, value] : params) {
+    keys.push_back(key.c_str());
+    values.push_back(value.c_str());
+    if (key == "dbname") dbname = value;
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PGconn* conn = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/0);
+  if (PQstatus(conn) != CONNECTION_OK) {
+    std::string error = std::string(absl::StripAsciiWhitespace(PQerrorMessage(conn)));
     PQfinish(conn);
     return absl::UnavailableError(
         absl::StrCat("unable to connect to PostgreSQL",

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -47,6 +48,12 @@ inline constexpr char kNoPassFile[] = "/dev/null/no-passfile";
 // the file's mode, and those paths are not for callers.
 std::string ScrubCredentialFiles(absl::string_view message);
 
+// The keyword/value pairs `conninfo` (string or URI) sets, in libpq's order.
+// INVALID_ARGUMENT with libpq's message (never the conninfo) when it does not
+// parse.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ConnInfoParams(
+    const std::string& conninfo);
+
 class PgConnection : public PgSession {
  public:
   // Connects with `conninfo` (conninfo string or URI). When `dbname` is not
@@ -54,6 +61,10 @@ class PgConnection : public PgSession {
   // message on failure; the message never contains the conninfo.
   static absl::StatusOr<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo,
                                                                const std::string& dbname = "");
+  // Connects with explicit keyword/value pairs (no conninfo expansion): for
+  // credentials that must not pass through a conninfo string. Same errors.
+  static absl::StatusOr<std::unique_ptr<PgConnection>> ConnectParams(
+      const std::vector<std::pair<std::string, std::string>>& params);
   ~PgConnection() override;
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;

@@ -304,13 +304,16 @@ class Loader {
 
   absl::Status GlobalsStatement(const SqlItem& item, const StatementClass& c) {
     const GlobalStatement g = ClassifyGlobalStatement(item.text);
+    // Roles are created by the superuser connection when the load's role
+    // may not (LoadOptions::privileged).
+    PgConnection* roles = options_.privileged != nullptr ? options_.privileged : conn_;
     switch (g.kind) {
       case GlobalStatement::Kind::kCreateRole: {
         ASSIGN_OR_RETURN(
             PgRows found,
-            conn_->Query("SELECT count(*) FROM pg_roles WHERE rolname = $1", {g.role}));
+            roles->Query("SELECT count(*) FROM pg_roles WHERE rolname = $1", {g.role}));
         if (found.Scalar() != "0") return absl::OkStatus();  // tolerate "already exists"
-        absl::Status s = conn_->Exec(absl::StrCat("CREATE ROLE ", conn_->QuoteIdentifier(g.role)));
+        absl::Status s = roles->Exec(absl::StrCat("CREATE ROLE ", roles->QuoteIdentifier(g.role)));
         if (!s.ok()) {
           return executor_.Fail(item.line,
                                 absl::StrCat("unable to create role '", g.role, "': ", s.message()),
@@ -328,7 +331,7 @@ class Loader {
           executor_.NoteRewrite(
               "created roles without their passwords (use --with-role-passwords)");
         }
-        absl::Status s = conn_->Exec(sql);
+        absl::Status s = roles->Exec(sql);
         if (!s.ok()) executor_.Warn(absl::StrCat("role '", g.role, "': ", s.message()));
         return absl::OkStatus();
       }

@@ -154,4 +154,26 @@ bool ValidRestrictKey(absl::string_view key) {
   return true;
 }
 
+std::string OwnerToRole(absl::string_view sql) {
+  if (!absl::StartsWithIgnoreCase(absl::StripLeadingAsciiWhitespace(sql), "ALTER ")) return "";
+  const std::string upper = StatementHead(sql, sql.size());
+  size_t at = upper.rfind(" OWNER TO ");
+  if (at == std::string::npos) return "";
+  absl::string_view rest = absl::StripAsciiWhitespace(sql.substr(at + 10));
+  if (absl::EndsWith(rest, ";")) rest.remove_suffix(1);
+  rest = absl::StripAsciiWhitespace(rest);
+  if (rest.size() >= 2 && rest.front() == '"' && rest.back() == '"') {
+    std::string role;
+    for (size_t i = 1; i + 1 < rest.size(); ++i) {
+      role.push_back(rest[i]);
+      if (rest[i] == '"') ++i;  // "" inside quotes
+    }
+    return role;
+  }
+  for (char c : rest) {
+    if (c == ' ' || c == '"' || c == '\n' || c == '\t' || c == '(' || c == ',') return "";
+  }
+  return absl::AsciiStrToLower(rest);
+}
+
 }  // namespace mastodon_restore

@@ -77,6 +77,10 @@ bool StripRolePassword(std::string* sql);
 // them, for any other comment.
 bool ParseTocComment(absl::string_view comment, std::string* entry, std::string* type);
 
+// The role of "ALTER ... OWNER TO <role>;" (unquoted; "" for any other
+// statement).
+std::string OwnerToRole(absl::string_view sql);
+
 // The table of "COPY <table> (...) FROM stdin;" as the dump writes it.
 std::string CopyTarget(absl::string_view sql);
 

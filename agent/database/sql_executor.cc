@@ -54,6 +54,21 @@ void SqlExecutor::Warn(const std::string& what) {
 absl::Status SqlExecutor::Run(const SqlItem& item) {
   const std::string upper = StatementHead(item.text);
   ++stats_->statements;
+  if (options_.owner_statement) {
+    const std::string role = OwnerToRole(item.text);
+    if (!role.empty()) {
+      ASSIGN_OR_RETURN(LoadOptions::OwnerAction action, options_.owner_statement(item.text, role));
+      if (action == LoadOptions::OwnerAction::kDefer) return absl::OkStatus();
+      if (action == LoadOptions::OwnerAction::kSkip) {
+        if (refused_owners_.insert(role).second) {
+          Warn(absl::StrCat("objects are not given to role \"", role,
+                            "\" (a superuser or a role with privileges the load may not use): "
+                            "they belong to the restored database's owner"));
+        }
+        return absl::OkStatus();
+      }
+    }
+  }
   if (scheduler_ != nullptr) {
     ASSIGN_OR_RETURN(bool taken, Route(item, upper));
     if (taken) return absl::OkStatus();
@@ -68,6 +83,18 @@ absl::Status SqlExecutor::Run(const SqlItem& item) {
     return LoadCancelled(options_.dump_name);
   }
   const PgError& e = conn_->last_error();
+  if (options_.privileged != nullptr && e.sqlstate == "42501" &&
+      absl::StartsWith(upper, "CREATE EXTENSION ")) {
+    // An allow-listed extension the loading role may not create (not
+    // trusted): created by the superuser connection, and reported.
+    absl::Status privileged = options_.privileged->Exec(item.text);
+    if (!privileged.ok()) {
+      return Fail(item.line, std::string(privileged.message()), absl::StatusCode::kInvalidArgument);
+    }
+    Warn(absl::StrCat("created as superuser (the loading role may not): ",
+                      item.text.substr(0, 200)));
+    return absl::OkStatus();
+  }
   const bool ownership = upper.find(" OWNER TO ") != std::string::npos ||
                          absl::StartsWith(upper, "GRANT ") || absl::StartsWith(upper, "REVOKE ") ||
                          absl::StartsWith(upper, "ALTER DEFAULT PRIVILEGES ");

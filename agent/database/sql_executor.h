@@ -92,6 +92,8 @@ class SqlExecutor {
   std::string toc_entry_;
   std::string toc_type_;
   std::set<std::string> missing_;
+  // Roles the load may not give objects to (LoadOptions::owner_statement), warned.
+  std::set<std::string> refused_owners_;
   // The COPY running (its data streamed on conn_, or cut into chunks for
   // the workers with copy_remote_).
   bool in_copy_ = false;

@@ -482,6 +482,7 @@ absl::StatusOr<std::string> RestoreJob::LoadIntoStaging() {
   r.keep_owners = input_.options.keep_owners();
   r.with_role_passwords = input_.options.with_role_passwords();
   r.allow_privileged_roles = input_.options.allow_privileged_roles();
+  r.allow_superuser_load = input_.options.allow_superuser_load();
   r.extra_extensions = {input_.options.allow_extensions().begin(),
                         input_.options.allow_extensions().end()};
   r.drop_previous = input_.options.drop_previous();

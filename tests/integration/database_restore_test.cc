@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/common/failpoint.h"
 #include "agent/common/status_macros.h"
+#include "agent/database/load_role.h"
 #include "agent/database/load_scheduler.h"
 #include "agent/database/local_cluster.h"
 #include "agent/database/pg_connection.h"
@@ -653,6 +654,9 @@ TEST_F(RestoreFailureTest, CancellationMidCopy) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_TRUE(cancelled_mid_copy);
   ExpectLiveUntouched();
+  // The temporary load role is gone with the staging database.
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'mr\\_load\\_%'"),
+            "0");
 }
 
 // Hostile plain dumps that expand hugely (issue 15, finding 7: a 459 KiB
@@ -799,6 +803,29 @@ TEST_F(DatabaseRestoreTest, RecoveryDropsOnlyTheStagingDatabaseItsRecordNamesByO
 // journal the swap wrote: the live database is the old one (and the staging
 // database is dropped) or the new one (and the old one kept), every one of
 // them accepting connections.
+// A crash during the load leaves the staging database owned by its load
+// role (load_role.h): recovery drops both.
+TEST_F(DatabaseRestoreTest, RecoveryDropsTheLoadRoleOfTheStagingDatabase) {
+  auto admin = PgConnection::Connect(pg_->ConnInfo());
+  ASSERT_OK(admin);
+  TargetDatabases targets(admin->get());
+  std::vector<std::string> warnings;
+  v1::DatabaseJournal journal;
+  journal.set_staging_database("mastodon_production__restore_crashed");
+  const std::string load_role = LoadRoleName(journal.staging_database());
+  ASSERT_OK(pg_->Exec(absl::StrCat("CREATE ROLE ", load_role, " LOGIN")));
+  auto oid = targets.CreateStaging(journal.staging_database(), "UTF8", "C.UTF-8", load_role,
+                                   &warnings);
+  ASSERT_OK(oid);
+  journal.set_staging_oid(*oid);
+  auto done = RecoverDatabaseJournal(pg_->ConnInfo(), journal);
+  ASSERT_OK(done);
+  EXPECT_THAT(StagingLeft(), IsEmpty());
+  EXPECT_EQ(*pg_->QueryValue(
+                absl::StrCat("SELECT count(*) FROM pg_roles WHERE rolname = '", load_role, "'")),
+            "0");
+}
+
 TEST_F(DatabaseRestoreTest, ASwapStoppedAtEachPhaseIsRepairedFromTheRecord) {
   for (const char* fp : {"swap.before_begin", "swap.after_terminate", "swap.after_rename_live",
                          "swap.before_commit", "swap.after_commit"}) {

@@ -173,5 +173,14 @@ TEST(ValidRestrictKeyTest, AlphanumericOrNull) {
   EXPECT_FALSE(ValidRestrictKey("ab c"));
 }
 
+TEST(OwnerToRoleTest, TheRoleOfAnOwnerChange) {
+  EXPECT_EQ(OwnerToRole("ALTER TABLE public.accounts OWNER TO mastodon;"), "mastodon");
+  EXPECT_EQ(OwnerToRole("ALTER SCHEMA x OWNER TO Postgres;"), "postgres");
+  EXPECT_EQ(OwnerToRole("ALTER FUNCTION public.f() OWNER TO \"We\"\"ird\";"), "We\"ird");
+  EXPECT_EQ(OwnerToRole("alter table t\nowner to   app ;"), "app");
+  EXPECT_EQ(OwnerToRole("CREATE TABLE t (a int);"), "");
+  EXPECT_EQ(OwnerToRole("COMMENT ON TABLE t IS 'x OWNER TO y';"), "");
+}
+
 }  // namespace
 }  // namespace mastodon_restore
