@@ -370,15 +370,10 @@ absl::Status Dir::SetMode(absl::string_view name, mode_t mode) const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<std::string>> Dir::List() const {
-  int fd = ::openat(fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError(errno, "list directory", path_);
-  DIR* d = ::fdopendir(fd);
-  if (d == nullptr) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoError(err, "list directory", path_);
-  }
+absl::StatusOr<std::vector<std::string>> ReadDirectoryNames(UniqueFd fd, const std::string& path) {
+  DIR* d = ::fdopendir(fd.get());
+  if (d == nullptr) return ErrnoError(errno, "list directory", path);
+  static_cast<void>(fd.Release());  // closedir closes it
   std::vector<std::string> names;
   while (struct dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
@@ -387,6 +382,12 @@ absl::StatusOr<std::vector<std::string>> Dir::List() const {
   ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+absl::StatusOr<std::vector<std::string>> Dir::List() const {
+  int fd = ::openat(fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(errno, "list directory", path_);
+  return ReadDirectoryNames(UniqueFd(fd), path_);
 }
 
 absl::StatusOr<FsSpace> Dir::Space() const {

@@ -38,10 +38,16 @@ class UniqueFd {
   bool valid() const { return fd_ >= 0; }
   // Closes now; the close error (errno) or 0.
   int Close();
+  // Gives up the descriptor without closing it.
+  int Release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_ = -1;
 };
+
+// The sorted entry names (without "." and "..") of the directory open as
+// `fd`, which it takes (closed in any case); `path` names it in errors.
+absl::StatusOr<std::vector<std::string>> ReadDirectoryNames(UniqueFd fd, const std::string& path);
 
 // Bytes free (to unprivileged writers) and in total on a filesystem.
 struct FsSpace {

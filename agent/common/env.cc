@@ -1,6 +1,5 @@
 #include "agent/common/env.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <sched.h>
@@ -19,6 +18,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "agent/common/byte_stream.h"
+#include "agent/common/dir.h"
 #include "agent/common/errors.h"
 #include "agent/common/failpoint.h"
 
@@ -283,27 +283,10 @@ class PosixEnvImpl : public Env {
 
 }  // namespace
 
-namespace {
-
-// The sorted entry names of an open directory (without "." and ".."); closes
-// it.
-std::vector<std::string> ReadNamesAndClose(DIR* d) {
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-}  // namespace
-
 absl::StatusOr<std::vector<std::string>> ListDirectory(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return ErrnoError(errno, "list directory", dir);
-  return ReadNamesAndClose(d);
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError(errno, "list directory", dir);
+  return ReadDirectoryNames(UniqueFd(fd), dir);
 }
 
 absl::StatusOr<std::vector<std::string>> ListResolvedDirectory(const std::string& dir) {
@@ -315,13 +298,7 @@ absl::StatusOr<std::vector<std::string>> ListResolvedDirectory(const std::string
     }
     return ErrnoError(errno, "list directory", dir);
   }
-  DIR* d = ::fdopendir(fd);
-  if (d == nullptr) {
-    int err = errno;
-    ::close(fd);
-    return ErrnoError(err, "list directory", dir);
-  }
-  return ReadNamesAndClose(d);
+  return ReadDirectoryNames(UniqueFd(fd), dir);
 }
 
 std::unique_ptr<Env> NewPosixEnv() { return std::make_unique<PosixEnvImpl>(); }

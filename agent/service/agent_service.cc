@@ -96,16 +96,12 @@ absl::Status AgentService::PrepareScan(const v1::BackupSource& source_request, b
 grpc::ServerUnaryReactor* AgentService::DetectDump(grpc::CallbackServerContext* context,
                                                    const v1::DetectDumpRequest* request,
                                                    v1::DetectDumpResponse* response) {
-  if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
-    return Denied(context, "DetectDump", denied);
-  }
+  if (auto* refused = RefuseWithout(context, "DetectDump", "read")) return refused;
   logger_->Info("detect dump", {{"source", request->source().path()},
                                 {"member", request->member()},
                                 {"deep", request->deep() ? "true" : "false"},
                                 {"peer", context->peer()}});
-  if (grpc::Status denied = RequireConnInfoScope(context, request->target()); !denied.ok()) {
-    return Denied(context, "DetectDump", denied);
-  }
+  if (auto* refused = RefuseWithout(context, "DetectDump", request->target())) return refused;
   return RunBlocking([this, request, response](const CancelToken& cancel) {
     v1::DatabaseTarget target = request->target();
     RETURN_IF_ERROR(AdmitCallerConnInfo(&target));
@@ -121,15 +117,11 @@ grpc::ServerUnaryReactor* AgentService::DetectDump(grpc::CallbackServerContext* 
 grpc::ServerUnaryReactor* AgentService::InspectBackup(grpc::CallbackServerContext* context,
                                                       const v1::InspectBackupRequest* request,
                                                       v1::InspectBackupResponse* response) {
-  if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
-    return Denied(context, "InspectBackup", denied);
-  }
+  if (auto* refused = RefuseWithout(context, "InspectBackup", "read")) return refused;
   logger_->Info("inspect backup", {{"source", request->source().path()},
                                    {"deep", request->deep() ? "true" : "false"},
                                    {"peer", context->peer()}});
-  if (grpc::Status denied = RequireConnInfoScope(context, request->target()); !denied.ok()) {
-    return Denied(context, "InspectBackup", denied);
-  }
+  if (auto* refused = RefuseWithout(context, "InspectBackup", request->target())) return refused;
   return RunBlocking([this, request, response](const CancelToken& cancel) {
     v1::DatabaseTarget target = request->target();
     RETURN_IF_ERROR(AdmitCallerConnInfo(&target));
@@ -145,23 +137,38 @@ grpc::ServerUnaryReactor* AgentService::InspectBackup(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* AgentService::GetAgentInfo(grpc::CallbackServerContext* context,
                                                      const v1::GetAgentInfoRequest*,
                                                      v1::GetAgentInfoResponse* response) {
-  if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
-    return Denied(context, "GetAgentInfo", denied);
-  }
+  if (auto* refused = RefuseWithout(context, "GetAgentInfo", "read")) return refused;
   return RunBlocking([this, response](const CancelToken&) {
     *response = DescribeAgent(*config_, jobs_, start_time_);
     return absl::OkStatus();
   });
 }
 
-grpc::ServerUnaryReactor* AgentService::Denied(grpc::CallbackServerContext* context,
-                                               const char* rpc, const grpc::Status& status) {
+void AgentService::AuditRefusal(grpc::CallbackServerContext* context, const char* rpc,
+                                const grpc::Status& status) {
   logger_->Warning("audit", {{"who", CallerIdentity(context, local_peers_)},
                              {"rpc", rpc},
                              {"outcome", status.error_message()}});
+}
+
+grpc::ServerUnaryReactor* AgentService::Refuse(grpc::CallbackServerContext* context,
+                                               const char* rpc, const grpc::Status& denied) {
+  if (denied.ok()) return nullptr;
+  AuditRefusal(context, rpc, denied);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(status);
+  reactor->Finish(denied);
   return reactor;
+}
+
+grpc::ServerUnaryReactor* AgentService::RefuseWithout(grpc::CallbackServerContext* context,
+                                                      const char* rpc, const char* scope) {
+  return Refuse(context, rpc, RequireScope(context, scope));
+}
+
+grpc::ServerUnaryReactor* AgentService::RefuseWithout(grpc::CallbackServerContext* context,
+                                                      const char* rpc,
+                                                      const v1::DatabaseTarget& target) {
+  return Refuse(context, rpc, RequireConnInfoScope(context, target));
 }
 
 grpc::ServerUnaryReactor* AgentService::StartDbMigrate(grpc::CallbackServerContext* context,
@@ -217,9 +224,7 @@ grpc::ServerUnaryReactor* AgentService::StartOperationCall(grpc::CallbackServerC
                                                            const std::vector<LogField>& fields,
                                                            const v1::Operation* operation,
                                                            BlockingUnaryReactor::Work work) {
-  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
-    return Denied(context, rpc, denied);
-  }
+  if (auto* refused = RefuseWithout(context, rpc, "operate")) return refused;
   std::vector<LogField> logged = fields;
   logged.push_back({"peer", context->peer()});
   logger_->Info(what, logged);
@@ -321,9 +326,7 @@ grpc::ServerUnaryReactor* AgentService::StartVerify(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* AgentService::GetOperation(grpc::CallbackServerContext* context,
                                                      const v1::GetOperationRequest* request,
                                                      v1::GetOperationResponse* response) {
-  if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
-    return Denied(context, "GetOperation", denied);
-  }
+  if (auto* refused = RefuseWithout(context, "GetOperation", "read")) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto op = operations_->Get(request->id());
   if (op.ok()) *response->mutable_operation() = (*op)->Snapshot();
@@ -334,9 +337,7 @@ grpc::ServerUnaryReactor* AgentService::GetOperation(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* AgentService::ListOperations(grpc::CallbackServerContext* context,
                                                        const v1::ListOperationsRequest* request,
                                                        v1::ListOperationsResponse* response) {
-  if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
-    return Denied(context, "ListOperations", denied);
-  }
+  if (auto* refused = RefuseWithout(context, "ListOperations", "read")) return refused;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   int offset = 0;
   if (!request->page_token().empty() && !absl::SimpleAtoi(request->page_token(), &offset)) {
@@ -364,9 +365,7 @@ grpc::ServerUnaryReactor* AgentService::ListOperations(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* AgentService::CancelOperation(grpc::CallbackServerContext* context,
                                                         const v1::CancelOperationRequest* request,
                                                         v1::CancelOperationResponse* response) {
-  if (grpc::Status denied = RequireScope(context, "operate"); !denied.ok()) {
-    return Denied(context, "CancelOperation", denied);
-  }
+  if (auto* refused = RefuseWithout(context, "CancelOperation", "operate")) return refused;
   logger_->Info("cancel operation", {{"operation", request->id()}, {"peer", context->peer()}});
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto op = operations_->Cancel(request->id());
@@ -382,9 +381,7 @@ grpc::ServerUnaryReactor* AgentService::CancelOperation(grpc::CallbackServerCont
 grpc::ServerWriteReactor<grpc::ByteBuffer>* AgentService::WatchOperation(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request) {
   if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
-    logger_->Warning("audit", {{"who", CallerIdentity(context, local_peers_)},
-                               {"rpc", "WatchOperation"},
-                               {"outcome", denied.error_message()}});
+    AuditRefusal(context, "WatchOperation", denied);
     return new FinishedWriteReactor(denied);
   }
   v1::WatchOperationRequest request;

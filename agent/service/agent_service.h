@@ -106,9 +106,19 @@ class AgentService final
       mastodon::restore::v1::CancelOperationResponse* response) override;
 
  private:
-  // Finishes a call refused by RequireScope and writes its audit line.
-  grpc::ServerUnaryReactor* Denied(grpc::CallbackServerContext* context, const char* rpc,
-                                   const grpc::Status& status);
+  // The audit line of a refused call.
+  void AuditRefusal(grpc::CallbackServerContext* context, const char* rpc,
+                    const grpc::Status& status);
+  // A call's reactor, finished with `denied` and audited; nullptr when
+  // `denied` is OK (the call goes on).
+  grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, const char* rpc,
+                                   const grpc::Status& denied);
+  // Refuse() of a caller without `scope` (RequireScope), or of a request
+  // naming a server without 'operate' (RequireConnInfoScope).
+  grpc::ServerUnaryReactor* RefuseWithout(grpc::CallbackServerContext* context, const char* rpc,
+                                          const char* scope);
+  grpc::ServerUnaryReactor* RefuseWithout(grpc::CallbackServerContext* context, const char* rpc,
+                                          const mastodon::restore::v1::DatabaseTarget& target);
 
   // Runs `work` on a worker thread (BlockingUnaryReactor, capped by
   // --max-unary-calls), after the call hook.
