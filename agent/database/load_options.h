@@ -88,8 +88,9 @@ struct LoadOptions {
   // connection to the target database for what needs one (creating the
   // roles of a cluster dump's globals; CREATE EXTENSION of an allow-listed
   // extension the role may not create, reported as a warning), and what
-  // becomes of "ALTER ... OWNER TO <role>" statements (the loading role is
-  // never a member of another role): run as they are (a missing role: the
+  // becomes of "ALTER ... OWNER TO <role>" and "ALTER DEFAULT PRIVILEGES FOR
+  // ROLE <role>" statements (the loading role is never a member of another
+  // role): run as they are (a missing role: the
   // usual missing-role handling), deferred (the caller runs them as
   // superuser after the load), or skipped with a warning (the object stays
   // the loading role's). Null: everything runs on the load's connection.

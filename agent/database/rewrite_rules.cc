@@ -1,5 +1,8 @@
 #include "agent/database/rewrite_rules.h"
 
+#include <utility>
+#include <vector>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -154,26 +157,68 @@ bool ValidRestrictKey(absl::string_view key) {
   return true;
 }
 
-std::string OwnerToRole(absl::string_view sql) {
-  if (!absl::StartsWithIgnoreCase(absl::StripLeadingAsciiWhitespace(sql), "ALTER ")) return "";
-  const std::string upper = StatementHead(sql, sql.size());
-  size_t at = upper.rfind(" OWNER TO ");
-  if (at == std::string::npos) return "";
-  absl::string_view rest = absl::StripAsciiWhitespace(sql.substr(at + 10));
-  if (absl::EndsWith(rest, ";")) rest.remove_suffix(1);
-  rest = absl::StripAsciiWhitespace(rest);
-  if (rest.size() >= 2 && rest.front() == '"' && rest.back() == '"') {
-    std::string role;
-    for (size_t i = 1; i + 1 < rest.size(); ++i) {
-      role.push_back(rest[i]);
-      if (rest[i] == '"') ++i;  // "" inside quotes
+namespace {
+
+bool IsWord(const SqlToken& t, absl::string_view word) {
+  return t.type == SqlToken::Type::kWord && t.text == word;
+}
+
+bool IsName(const SqlToken& t) {
+  return t.type == SqlToken::Type::kWord || t.type == SqlToken::Type::kQuotedIdent;
+}
+
+// The tokens of a complete statement without its final ';', or nothing when
+// it is incomplete or holds a literal (no statement these functions accept
+// has one: a literal would be an expression the superuser evaluates).
+std::vector<SqlToken> StatementTokens(absl::string_view sql) {
+  TokenizeResult r = TokenizeSql(sql);
+  if (!r.complete) return {};
+  if (!r.tokens.empty() && r.tokens.back().type == SqlToken::Type::kPunct &&
+      r.tokens.back().text == ";") {
+    r.tokens.pop_back();
+  }
+  for (const SqlToken& t : r.tokens) {
+    if (t.type == SqlToken::Type::kString || t.type == SqlToken::Type::kDollarString ||
+        t.type == SqlToken::Type::kParam || (t.type == SqlToken::Type::kPunct && t.text == ";")) {
+      return {};
     }
-    return role;
   }
-  for (char c : rest) {
-    if (c == ' ' || c == '"' || c == '\n' || c == '\t' || c == '(' || c == ',') return "";
+  return std::move(r.tokens);
+}
+
+}  // namespace
+
+std::string OwnerToRole(absl::string_view sql) {
+  // ALTER <kind> <name> OWNER TO <role>: one action (ALTER TABLE takes
+  // several, separated by commas at the top level, and the others could
+  // be expressions), the role last.
+  const std::vector<SqlToken> t = StatementTokens(sql);
+  const size_t n = t.size();
+  if (n < 5 || !IsWord(t[0], "alter") || !IsWord(t[n - 3], "owner") || !IsWord(t[n - 2], "to") ||
+      !IsName(t[n - 1])) {
+    return "";
   }
-  return absl::AsciiStrToLower(rest);
+  int depth = 0;
+  for (size_t i = 1; i + 3 < n; ++i) {
+    if (t[i].type != SqlToken::Type::kPunct) continue;
+    if (t[i].text == "(") ++depth;
+    if (t[i].text == ")") --depth;
+    if (t[i].text == "," && depth == 0) return "";
+  }
+  return t[n - 1].text;
+}
+
+std::string DefaultPrivilegesRole(absl::string_view sql) {
+  // ALTER DEFAULT PRIVILEGES FOR ROLE|USER <role> [IN SCHEMA ...] GRANT|REVOKE
+  // ...: privileges and names only.
+  const std::vector<SqlToken> t = StatementTokens(sql);
+  if (t.size() < 8 || !IsWord(t[0], "alter") || !IsWord(t[1], "default") ||
+      !IsWord(t[2], "privileges") || !IsWord(t[3], "for") ||
+      !(IsWord(t[4], "role") || IsWord(t[4], "user")) || !IsName(t[5]) ||
+      !(IsWord(t[6], "in") || IsWord(t[6], "grant") || IsWord(t[6], "revoke"))) {
+    return "";
+  }
+  return t[5].text;
 }
 
 }  // namespace mastodon_restore

@@ -81,6 +81,10 @@ bool ParseTocComment(absl::string_view comment, std::string* entry, std::string*
 // statement).
 std::string OwnerToRole(absl::string_view sql);
 
+// The role of "ALTER DEFAULT PRIVILEGES FOR ROLE|USER <role> ..." (unquoted;
+// "" for any other statement, and for one naming several roles).
+std::string DefaultPrivilegesRole(absl::string_view sql);
+
 // The table of "COPY <table> (...) FROM stdin;" as the dump writes it.
 std::string CopyTarget(absl::string_view sql);
 

@@ -55,7 +55,8 @@ absl::Status SqlExecutor::Run(const SqlItem& item) {
   const std::string upper = StatementHead(item.text);
   ++stats_->statements;
   if (options_.owner_statement) {
-    const std::string role = OwnerToRole(item.text);
+    std::string role = OwnerToRole(item.text);
+    if (role.empty()) role = DefaultPrivilegesRole(item.text);
     if (!role.empty()) {
       ASSIGN_OR_RETURN(LoadOptions::OwnerAction action, options_.owner_statement(item.text, role));
       if (action == LoadOptions::OwnerAction::kDefer) return absl::OkStatus();

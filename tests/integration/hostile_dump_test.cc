@@ -546,6 +546,29 @@ TEST_F(LoadRoleTest, ServerProgramsFilesAndSettingsAreDenied) {
   ExpectEscapeFails("EXECUTE 'CREATE ROLE ' || 'sneaky SUPER' || 'USER'", true);
 }
 
+TEST_F(LoadRoleTest, AnOwnerChangeCarryingAnotherActionIsNotRunAsSuperuser) {
+  // Owner changes to ordinary roles run as superuser after the load; one
+  // that also adds a column whose default calls the dump's function would
+  // have the superuser run that function. It runs as the load role instead
+  // (and fails there: the role cannot give its objects away).
+  int line = 0;
+  std::string path = WithStatement(
+      "owner-action.sql",
+      absl::StrCat("CREATE FUNCTION public.trap() RETURNS text LANGUAGE plpgsql AS $f$ BEGIN "
+                   "EXECUTE format('COPY (SELECT 1) TO ' || 'PROGRAM %L', 'touch ",
+                   Pwned(),
+                   "'); RETURN ''; END $f$;\nCREATE TABLE public.trapped (a int);\n"
+                   "COPY public.trapped (a) FROM stdin;\n1\n\\.\n"
+                   "ALTER TABLE public.trapped ADD COLUMN b text DEFAULT public.trap(), "
+                   "OWNER TO mastodon;"),
+      &line);
+  auto r = Restore(Request(path, "mastodon_production"));
+  EXPECT_THAT(
+      r, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(absl::StrCat("at line ", line))));
+  ExpectNothingChanged();
+  EXPECT_EQ(LoadRoles(), "0");
+}
+
 TEST_F(LoadRoleTest, ObjectsBelongToTheOwnerAndTheRoleIsGone) {
   // A new database owned by the app's role; the dump gives one table to
   // the superuser: it goes to the owner instead.
@@ -571,6 +594,33 @@ TEST_F(LoadRoleTest, ObjectsBelongToTheOwnerAndTheRoleIsGone) {
                              "n.nspname = 'public'",
                              "fresh"),
             "mastodon");
+  EXPECT_EQ(LoadRoles(), "0");
+}
+
+TEST_F(LoadRoleTest, DefaultPrivilegesOfAnOrdinaryRoleAreAppliedAfterTheLoad) {
+  // pg_dump writes "ALTER DEFAULT PRIVILEGES FOR ROLE <owner>" for the
+  // owner's future objects; the load role is no member of it, so the
+  // superuser applies it after the load. For a superuser it is refused
+  // (what the superuser creates next is not the dump's business).
+  ASSERT_OK(pg_->Exec("CREATE ROLE app_reader"));
+  std::string text = plain_;
+  size_t at = text.find("\n--\n-- PostgreSQL database dump complete");
+  ASSERT_NE(at, std::string::npos);
+  text.insert(at + 1,
+              "ALTER DEFAULT PRIVILEGES FOR ROLE mastodon IN SCHEMA public GRANT SELECT ON "
+              "TABLES TO app_reader;\n"
+              "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT ON "
+              "TABLES TO app_reader;\n");
+  DatabaseRestoreRequest r = Request(Write("defaults.sql", text), "fresh");
+  r.owner = "mastodon";
+  auto restored = Restore(r);
+  ASSERT_OK(restored);
+  EXPECT_THAT(restored->warnings,
+              ::testing::Contains(HasSubstr("objects are not given to role \"postgres\"")));
+  EXPECT_EQ(*pg_->QueryValue("SELECT string_agg(pg_get_userbyid(defaclrole) || ':' || "
+                             "array_to_string(defaclacl, ','), ' ') FROM pg_default_acl",
+                             "fresh"),
+            "mastodon:app_reader=r/mastodon");
   EXPECT_EQ(LoadRoles(), "0");
 }
 

@@ -182,5 +182,38 @@ TEST(OwnerToRoleTest, TheRoleOfAnOwnerChange) {
   EXPECT_EQ(OwnerToRole("COMMENT ON TABLE t IS 'x OWNER TO y';"), "");
 }
 
+TEST(DefaultPrivilegesRoleTest, TheRoleWhoseFutureObjectsItChanges) {
+  EXPECT_EQ(DefaultPrivilegesRole("ALTER DEFAULT PRIVILEGES FOR ROLE mastodon IN SCHEMA public "
+                                  "GRANT SELECT ON TABLES TO reader;"),
+            "mastodon");
+  EXPECT_EQ(DefaultPrivilegesRole("alter default privileges for user \"Odd \"\"One\"\n"
+                                  "REVOKE ALL ON FUNCTIONS FROM PUBLIC;"),
+            "Odd \"One");
+  EXPECT_EQ(DefaultPrivilegesRole("  ALTER DEFAULT PRIVILEGES FOR ROLE App GRANT USAGE ON TYPES "
+                                  "TO x;"),
+            "app");
+  // Several roles, or none named: not one role to decide on.
+  EXPECT_EQ(DefaultPrivilegesRole("ALTER DEFAULT PRIVILEGES FOR ROLE a, b GRANT SELECT ON TABLES "
+                                  "TO x;"),
+            "");
+  EXPECT_EQ(DefaultPrivilegesRole("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO x;"), "");
+  EXPECT_EQ(DefaultPrivilegesRole("ALTER DEFAULT PRIVILEGES FOR ROLE a GRANT SELECT ON TABLES TO "
+                                  "x; SELECT 'y';"),
+            "");
+  EXPECT_EQ(DefaultPrivilegesRole("ALTER TABLE t OWNER TO a;"), "");
+}
+
+TEST(OwnerToRoleTest, OnlyAnOwnerChangeAlone) {
+  // Owner changes run as superuser after the load: another action beside
+  // it (a default the superuser would evaluate) makes it none.
+  EXPECT_EQ(OwnerToRole("ALTER TABLE t ADD COLUMN c text DEFAULT public.trap(), OWNER TO a;"), "");
+  EXPECT_EQ(OwnerToRole("ALTER TABLE t ALTER c SET DEFAULT 'x', OWNER TO a;"), "");
+  EXPECT_EQ(OwnerToRole("ALTER FUNCTION public.f(integer, text) OWNER TO a;"), "a");
+  EXPECT_EQ(OwnerToRole("ALTER OPERATOR public.+ (integer, integer) OWNER TO a;"), "a");
+  EXPECT_EQ(OwnerToRole("ALTER TABLE t OWNER TO a, b;"), "");
+  EXPECT_EQ(OwnerToRole("ALTER TABLE t OWNER TO a b;"), "");
+  EXPECT_EQ(OwnerToRole("ALTER TABLE t OWNER TO \"unterminated;"), "");
+}
+
 }  // namespace
 }  // namespace mastodon_restore
