@@ -3,7 +3,8 @@
 // role memberships use the 16+ options (WITH ADMIN/INHERIT/SET ... GRANTED
 // BY), and pg_dump 18 (PGlite's) of a database using 18-only syntax
 // (virtual generated columns, NOT ENFORCED constraints) and 17+ builtin
-// collations. What an older target can hold faithfully is rewritten and
+// collations; and the other way, a dump as pg_dump 11 writes it (tables
+// with OIDs) into 18. What a target can hold faithfully is rewritten and
 // equals its source; what it cannot is refused naming the object, and the
 // refused restore leaves nothing (no staging database, no created role).
 #include <gmock/gmock.h>
@@ -275,6 +276,77 @@ TEST_F(CrossVersionTest, PgDump18SyntaxIntoOlderTargets) {
                                      "restored"),
               "f");
   }
+}
+
+// A plain dump in the shape pg_dump 11 writes (no pg_dump <= 11 runs here):
+// SET default_with_oids before each table, and for a table created WITH
+// OIDS its COPY carries them.
+std::string Pg11Dump(bool with_oids_table) {
+  std::string dump =
+      "--\n-- PostgreSQL database dump\n--\n\n"
+      "-- Dumped from database version 11.22\n-- Dumped by pg_dump version 11.22\n\n"
+      "SET statement_timeout = 0;\nSET lock_timeout = 0;\n"
+      "SET idle_in_transaction_session_timeout = 0;\nSET client_encoding = 'UTF8';\n"
+      "SET standard_conforming_strings = on;\n"
+      "SELECT pg_catalog.set_config('search_path', '', false);\n"
+      "SET check_function_bodies = false;\nSET client_min_messages = warning;\n"
+      "SET row_security = off;\n\nSET default_tablespace = '';\n\n"
+      "SET default_with_oids = false;\n\n"
+      "--\n-- Name: schema_migrations; Type: TABLE; Schema: public; Owner: mastodon\n--\n\n"
+      "CREATE TABLE public.schema_migrations (\n    version character varying NOT NULL\n);\n\n\n"
+      "ALTER TABLE public.schema_migrations OWNER TO mastodon;\n\n";
+  if (with_oids_table) {
+    dump +=
+        "SET default_with_oids = true;\n\n"
+        "--\n-- Name: legacy; Type: TABLE; Schema: public; Owner: mastodon\n--\n\n"
+        "CREATE TABLE public.legacy (\n    id integer\n);\n\n\n"
+        "ALTER TABLE public.legacy OWNER TO mastodon;\n\n";
+  }
+  dump +=
+      "--\n-- Data for Name: schema_migrations; Type: TABLE DATA; Schema: public; Owner: "
+      "mastodon\n--\n\n"
+      "COPY public.schema_migrations (version) FROM stdin;\n20180101000000\n\\.\n\n\n";
+  if (with_oids_table) {
+    dump +=
+        "--\n-- Data for Name: legacy; Type: TABLE DATA; Schema: public; Owner: mastodon\n--\n\n"
+        "COPY public.legacy (id) WITH OIDS FROM stdin;\n16500\t1\n\\.\n\n\n";
+  }
+  dump +=
+      "--\n-- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; "
+      "Owner: mastodon\n--\n\n"
+      "ALTER TABLE ONLY public.schema_migrations\n"
+      "    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);\n\n\n"
+      "--\n-- PostgreSQL database dump complete\n--\n\n";
+  return dump;
+}
+
+TEST_F(CrossVersionTest, Pg11TablesWithOidsIntoNewerTargets) {
+  auto target = TestPostgres::Start(18);
+  ASSERT_OK(target);
+  ASSERT_OK((*target)->Exec("CREATE ROLE mastodon"));
+  const std::string plain = dir_ + "/pg11.sql";
+  std::ofstream(plain) << Pg11Dump(false);
+  auto result = Restore(target->get(), plain, "", "restored");
+  ASSERT_OK(result);
+  EXPECT_THAT(result->load.rewrites,
+              Contains("removed SET default_with_oids = false (target PostgreSQL 18: tables have "
+                       "no OIDs since PostgreSQL 12)"));
+  EXPECT_EQ(*(*target)->QueryValue("SELECT max(version) FROM schema_migrations", "restored"),
+            "20180101000000");
+
+  const std::string oids = dir_ + "/pg11-oids.sql";
+  std::ofstream(oids) << Pg11Dump(true);
+  auto refused = Restore(target->get(), oids, "", "restored_oids");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("the dump creates tables WITH OIDS (PostgreSQL <= 11; SET "
+                        "default_with_oids = true before the next table): PostgreSQL 18 has no "
+                        "table OIDs"));
+  ExpectNothingLeft(target->get(), {});
+  EXPECT_EQ(
+      *(*target)->QueryValue("SELECT count(*) FROM pg_database WHERE datname = 'restored_oids'"),
+      "0");
 }
 
 }  // namespace
