@@ -1,6 +1,7 @@
 // Archives made by real pg_dump 15 and 17 of PostgreSQL 14, 15, 16 and 17
 // servers (custom, directory and tar formats; no compression, gzip, lz4,
-// zstd; a custom archive streamed out of a .tar.gz), and plain dumps made by
+// zstd; a custom archive streamed out of a .tar.gz), cluster dumps by real
+// pg_dumpall 15 and 17 (their Mastodon database), and plain dumps made by
 // a real pg_dump 18 (PGlite's, of the same database in PGlite; and its custom
 // and tar archives), restored by the
 // agent's own archive reader into real PostgreSQL 14, 15, 16, 17 and 18
@@ -114,6 +115,7 @@ TEST_P(ArchiveMatrixTest, EveryDumpRestoresEqualToItsSource) {
     EXPECT_EQ(absl::AsciiStrToLower(mastodon::restore::v1::DumpFormat_Name(dump->dump.format())),
               "dump_format_" + d.format);
     r.dump = dump->dump;
+    r.cluster_database = dump->cluster_database;
     auto result = RestoreDatabase(r, &runner, env.get());
     ASSERT_OK(result);
     EXPECT_TRUE(result->verification.passed());
