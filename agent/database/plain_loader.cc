@@ -297,8 +297,42 @@ class Loader {
                          c.role, "' (allowed only with the privileged-roles option)");
         return Refused(item, c);
       }
+      if (ClassifyGlobalStatement(item.text).kind == GlobalStatement::Kind::kGrantRole) {
+        RETURN_IF_ERROR(GrantRole(item));
+        continue;
+      }
       globals_status_.Update(GlobalsStatement(item, c));
     }
+    return absl::OkStatus();
+  }
+
+  // A role membership of the globals: applied (rewritten for the target's
+  // version) when the load created every role it names, as the roles'
+  // attributes are; memberships of existing roles are never changed. A
+  // membership the target cannot hold faithfully fails the load.
+  absl::Status GrantRole(const SqlItem& item) {
+    std::vector<std::string> granted, members;
+    if (!ParseRoleGrant(item.text, &granted, &members)) return absl::OkStatus();
+    for (const std::vector<std::string>* roles : {&granted, &members}) {
+      for (const std::string& role : *roles) {
+        if (created_.count(role) > 0) continue;
+        executor_.Warn(absl::StrCat(
+            "role membership not applied (role '", role,
+            "' existed before the restore and is never changed): ", item.text.substr(0, 200)));
+        return absl::OkStatus();
+      }
+    }
+    std::string sql = item.text;
+    RewriteResult r = RewriteStatement(rewrite_, &sql);
+    if (r.action == RewriteResult::Action::kRefuse) {
+      return executor_.Fail(item.line, absl::StrCat("statement refused: ", r.note),
+                            absl::StatusCode::kFailedPrecondition);
+    }
+    if (!r.note.empty()) executor_.NoteRewrite(r.note);
+    if (r.action == RewriteResult::Action::kSkip) return absl::OkStatus();
+    PgConnection* roles = options_.privileged != nullptr ? options_.privileged : conn_;
+    absl::Status s = roles->Exec(sql);
+    if (!s.ok()) executor_.Warn(absl::StrCat("role membership: ", s.message()));
     return absl::OkStatus();
   }
 
@@ -340,6 +374,7 @@ class Loader {
       case GlobalStatement::Kind::kTablespace:
         executor_.Warn("tablespaces of the cluster dump are not created");
         return absl::OkStatus();
+      case GlobalStatement::Kind::kGrantRole:  // GrantRole()
       case GlobalStatement::Kind::kIgnore:
         return absl::OkStatus();
     }
@@ -453,6 +488,10 @@ class Loader {
       }
     }
     RewriteResult r = RewriteStatement(rewrite_, &item.text);
+    if (r.action == RewriteResult::Action::kRefuse) {
+      return executor_.Fail(item.line, absl::StrCat("statement refused: ", r.note),
+                            absl::StatusCode::kFailedPrecondition);
+    }
     if (!r.source_db.empty()) rewrite_.source_db = r.source_db;
     if (!r.note.empty()) executor_.NoteRewrite(r.note);
     if (r.action == RewriteResult::Action::kSkip) return absl::OkStatus();

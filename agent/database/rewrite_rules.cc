@@ -54,6 +54,278 @@ std::string RoleAfter(absl::string_view sql, size_t prefix) {
   return UnquoteIdentifier(rest.substr(0, rest.find_first_of(" ;")));
 }
 
+RewriteResult Refuse(std::string reason) {
+  RewriteResult r;
+  r.action = RewriteResult::Action::kRefuse;
+  r.note = std::move(reason);
+  return r;
+}
+
+RewriteResult Rewritten(std::string note) {
+  RewriteResult r;
+  r.note = std::move(note);
+  return r;
+}
+
+// The tokens of a statement, with helpers to match keywords.
+class Tokens {
+ public:
+  explicit Tokens(absl::string_view sql) : t_(TokenizeSql(sql).tokens) {}
+  size_t size() const { return t_.size(); }
+  const SqlToken& operator[](size_t i) const { return t_[i]; }
+  bool W(size_t i, absl::string_view word) const {
+    return i < t_.size() && t_[i].type == SqlToken::Type::kWord && t_[i].text == word;
+  }
+  bool P(size_t i, absl::string_view punct) const {
+    return i < t_.size() && t_[i].type == SqlToken::Type::kPunct && t_[i].text == punct;
+  }
+  // The index of the ')' closing the '(' at `open` (size() when unbalanced).
+  size_t Close(size_t open) const {
+    int depth = 0;
+    for (size_t i = open; i < t_.size(); ++i) {
+      if (P(i, "(")) ++depth;
+      if (P(i, ")") && --depth == 0) return i;
+    }
+    return t_.size();
+  }
+  // Past a possibly qualified name starting at `i`.
+  size_t SkipName(size_t i) const {
+    while (i < t_.size() &&
+           (t_[i].type == SqlToken::Type::kWord || t_[i].type == SqlToken::Type::kQuotedIdent)) {
+      if (!P(i + 1, ".")) return i + 1;
+      i += 2;
+    }
+    return i;
+  }
+  // The source text of tokens [from, to).
+  std::string Text(absl::string_view sql, size_t from, size_t to) const {
+    if (from >= to || to > t_.size()) return "";
+    return std::string(sql.substr(t_[from].begin, t_[to - 1].end - t_[from].begin));
+  }
+
+ private:
+  std::vector<SqlToken> t_;
+};
+
+std::string Target(int t) { return absl::StrCat("PostgreSQL ", t); }
+
+// CREATE COLLATION name (provider = builtin, locale = 'X') on <= 16 (or
+// PG_UNICODE_FAST on 17).
+RewriteResult BuiltinCollation(int t, std::string* sql) {
+  Tokens k(*sql);
+  size_t name_end = k.SkipName(2);
+  const std::string name = k.Text(*sql, 2, name_end);
+  size_t provider = k.size(), locale = k.size();
+  for (size_t i = name_end; i + 2 < k.size(); ++i) {
+    if (k.W(i, "provider") && k[i + 1].text == "=") provider = i + 2;
+    if ((k.W(i, "locale") || k.W(i, "lc_collate")) && k[i + 1].text == "=") locale = i + 2;
+  }
+  if (provider >= k.size() || !k.W(provider, "builtin")) return RewriteResult();
+  const std::string value = locale < k.size() ? k[locale].text : "";
+  if (absl::AsciiStrToUpper(value) == "PG_UNICODE_FAST" && t <= 17) {
+    return Refuse(absl::StrCat("collation ", name,
+                               " uses the builtin provider's PG_UNICODE_FAST locale (PostgreSQL "
+                               "18); the target runs ",
+                               t));
+  }
+  if (t >= 17) return RewriteResult();
+  if (value != "C") {
+    return Refuse(absl::StrCat("collation ", name, " uses the builtin provider (PostgreSQL 17+) ",
+                               "with locale '", value, "', which ", Target(t),
+                               " has no faithful equivalent of"));
+  }
+  sql->replace(k[provider].begin, k[provider].end - k[provider].begin, "libc");
+  return Rewritten(absl::StrCat(
+      "builtin collation locale 'C' created with the libc provider (target ", Target(t), ")"));
+}
+
+// PostgreSQL 18 syntax in CREATE TABLE / ALTER TABLE on <= 17.
+RewriteResult TableSyntax18(int t, bool create, std::string* sql) {
+  Tokens k(*sql);
+  size_t name_begin = 2;
+  while (create && name_begin < k.size() && !k.W(name_begin - 1, "table")) ++name_begin;
+  if (k.W(name_begin, "only")) ++name_begin;
+  if (k.W(name_begin, "if") && k.W(name_begin + 1, "not") && k.W(name_begin + 2, "exists")) {
+    name_begin += 3;
+  }
+  const size_t name_end = k.SkipName(name_begin);
+  const std::string table = k.Text(*sql, name_begin, name_end);
+  int depth = 0;
+  std::vector<size_t> stored_after;  // ')' of virtual generated columns
+  for (size_t i = 0; i < k.size(); ++i) {
+    if (k.P(i, "(")) ++depth;
+    if (k.P(i, ")")) --depth;
+    if (depth > (create ? 1 : 0)) continue;
+    // Column form "NOT NULL NO INHERIT", table form "NOT NULL col NO INHERIT".
+    if (k.W(i, "not") && k.W(i + 1, "null") &&
+        ((k.W(i + 2, "no") && k.W(i + 3, "inherit")) ||
+         (k.W(i + 3, "no") && k.W(i + 4, "inherit")))) {
+      return Refuse(absl::StrCat("NOT NULL NO INHERIT constraint on ", table,
+                                 " needs PostgreSQL 18; the target runs ", t));
+    }
+    if (k.W(i, "not") && k.W(i + 1, "enforced")) {
+      return Refuse(absl::StrCat("NOT ENFORCED constraint on ", table,
+                                 " needs PostgreSQL 18; the target runs ", t));
+    }
+    if (create && k.W(i, "generated") && k.W(i + 1, "always") && k.W(i + 2, "as") &&
+        k.P(i + 3, "(")) {
+      const size_t close = k.Close(i + 3);
+      if (close < k.size() && !k.W(close + 1, "stored")) stored_after.push_back(close);
+    }
+  }
+  if (!create) {
+    // ALTER TABLE [ONLY] t ADD CONSTRAINT c NOT NULL col [NOT VALID]
+    const size_t a = name_end;
+    if (k.W(a, "add") && k.W(a + 1, "constraint") && k.W(a + 3, "not") && k.W(a + 4, "null") &&
+        a + 5 < k.size()) {
+      const std::string constraint = k.Text(*sql, a + 2, a + 3);
+      if (k.W(a + 6, "not") && k.W(a + 7, "valid")) {
+        return Refuse(absl::StrCat("NOT NULL constraint ", constraint, " NOT VALID on ", table,
+                                   " needs PostgreSQL 18; the target runs ", t));
+      }
+      const std::string column = k.Text(*sql, a + 5, a + 6);
+      *sql = absl::StrCat(k.Text(*sql, 0, a), " ALTER COLUMN ", column, " SET NOT NULL;");
+      return Rewritten(absl::StrCat("NOT NULL constraints added as unnamed SET NOT NULL (target ",
+                                    Target(t), ")"));
+    }
+    return RewriteResult();
+  }
+  if (stored_after.empty()) return RewriteResult();
+  for (auto it = stored_after.rbegin(); it != stored_after.rend(); ++it) {
+    sql->insert(k[*it].end, " STORED");
+  }
+  return Rewritten(absl::StrCat("virtual generated columns created STORED (target ", Target(t),
+                                " has no virtual ones; same values)"));
+}
+
+// ALTER TABLE [ONLY] t SET ACCESS METHOD am on <= 16.
+RewriteResult SetAccessMethod(int t, const std::string& sql) {
+  Tokens k(sql);
+  size_t name_begin = k.W(2, "only") ? 3 : 2;
+  const size_t name_end = k.SkipName(name_begin);
+  if (!(k.W(name_end, "set") && k.W(name_end + 1, "access") && k.W(name_end + 2, "method"))) {
+    return RewriteResult();
+  }
+  const std::string method = name_end + 3 < k.size() ? k[name_end + 3].text : "";
+  if (method == "heap") {
+    return Skip(absl::StrCat("removed ALTER TABLE ... SET ACCESS METHOD heap (target ", Target(t),
+                             ": heap is the only one)"));
+  }
+  return Refuse(absl::StrCat("table ", k.Text(sql, name_begin, name_end), " uses access method ",
+                             method, ", which ", Target(t), " cannot set on it"));
+}
+
+// GRANT r TO m WITH <options> [GRANTED BY g] of pg_dumpall 16+ on <= 15.
+RewriteResult RoleGrantOptions(int t, std::string* sql) {
+  Tokens k(*sql);
+  size_t with = k.size(), granted_by = k.size(), end = k.size();
+  if (k.P(end - 1, ";")) --end;
+  for (size_t i = 1; i < end; ++i) {
+    if (k.W(i, "with") && with == k.size()) with = i;
+    if (k.W(i, "granted") && k.W(i + 1, "by")) granted_by = i;
+  }
+  if (with == k.size()) return RewriteResult();
+  const size_t options_end = std::min(granted_by, end);
+  bool admin = false;
+  for (size_t i = with + 1; i < options_end; ++i) {
+    if (k.P(i, ",")) continue;
+    const std::string option = k[i].text;
+    const std::string value = i + 1 < options_end ? k[i + 1].text : "";
+    ++i;
+    const bool on = value == "true" || value == "option" || value == "on";
+    if (option == "admin") {
+      admin = on;
+    } else if ((option == "inherit" || option == "set") && !on) {
+      return Refuse(absl::StrCat("role membership ", k.Text(*sql, 1, with), " WITH ",
+                                 absl::AsciiStrToUpper(option), " FALSE needs PostgreSQL 16; the ",
+                                 "target runs ", t));
+    } else if (option != "inherit" && option != "set") {
+      return Refuse(absl::StrCat("role membership option ", option, " unknown to ", Target(t)));
+    }
+  }
+  std::string out = k.Text(*sql, 0, with);
+  if (admin) absl::StrAppend(&out, " WITH ADMIN OPTION");
+  if (granted_by < end) absl::StrAppend(&out, " ", k.Text(*sql, granted_by, end));
+  *sql = absl::StrCat(out, ";");
+  return Rewritten(
+      absl::StrCat("role memberships without their INHERIT/SET options (target ", Target(t), ")"));
+}
+
+// Dumps of tables with OIDs (pg_dump 9.6-11) on >= 12.
+RewriteResult Oids(int t, const std::string& upper, const std::string& sql) {
+  if (absl::StartsWith(upper, "SET DEFAULT_WITH_OIDS ")) {
+    if (upper.find("FALSE") != std::string::npos || upper.find("OFF") != std::string::npos) {
+      return Skip(absl::StrCat("removed SET default_with_oids = false (target ", Target(t),
+                               ": tables have no OIDs since PostgreSQL 12)"));
+    }
+    return Refuse(
+        absl::StrCat("the dump creates tables WITH OIDS (PostgreSQL <= 11; SET "
+                     "default_with_oids = true before the next table): ",
+                     Target(t), " has no table OIDs"));
+  }
+  Tokens k(sql);
+  const bool copy = k.W(0, "copy");
+  const bool create = k.W(0, "create") && k.W(1, "table");
+  if (!copy && !create) return RewriteResult();
+  size_t name_begin = copy ? 1 : 2;
+  if (k.W(name_begin, "if") && k.W(name_begin + 1, "not") && k.W(name_begin + 2, "exists")) {
+    name_begin += 3;
+  }
+  const size_t name_end = k.SkipName(name_begin);
+  size_t i = name_end;
+  if (k.P(i, "(")) i = k.Close(i) + 1;
+  for (; i + 1 < k.size(); ++i) {
+    if (k.W(i, "with") && k.W(i + 1, "oids")) break;
+    if (k.W(i, "with") && k.P(i + 1, "(") && k.W(i + 2, "oids") && i + 4 < k.size() &&
+        k[i + 3].text == "=" && (k.W(i + 4, "true") || k.W(i + 4, "on"))) {
+      break;
+    }
+    if (copy) return RewriteResult();  // WITH OIDS comes right after the columns
+  }
+  if (i + 1 >= k.size()) return RewriteResult();
+  return Refuse(absl::StrCat("table ", k.Text(sql, name_begin, name_end),
+                             " was dumped WITH OIDS (PostgreSQL <= 11): ", Target(t),
+                             " has no table OIDs"));
+}
+
+}  // namespace
+
+namespace {
+
+// The version rules of RewriteStatement (rewrite_rules.h); `upper` is the
+// statement's head.
+RewriteResult RewriteForVersion(int t, const std::string& upper, std::string* sql) {
+  if (t <= 17 && absl::StartsWith(upper, "SELECT * FROM PG_CATALOG.PG_RESTORE_") &&
+      (absl::StartsWith(upper.substr(36), "RELATION_STATS(") ||
+       absl::StartsWith(upper.substr(36), "ATTRIBUTE_STATS("))) {
+    return Skip(absl::StrCat("skipped the dump's planner statistics (target ", Target(t),
+                             "; the restore runs ANALYZE)"));
+  }
+  if (t <= 17 && absl::StartsWith(upper, "CREATE COLLATION ") &&
+      absl::StrContains(StatementHead(*sql, sql->size()), "BUILTIN")) {
+    return BuiltinCollation(t, sql);
+  }
+  if (t <= 17 && (absl::StartsWith(upper, "CREATE TABLE ") ||
+                  absl::StartsWith(upper, "CREATE UNLOGGED TABLE "))) {
+    RewriteResult r = TableSyntax18(t, /*create=*/true, sql);
+    if (r.action != RewriteResult::Action::kRun || !r.note.empty()) return r;
+  }
+  if (t <= 17 && absl::StartsWith(upper, "ALTER TABLE ")) {
+    RewriteResult r = TableSyntax18(t, /*create=*/false, sql);
+    if (r.action != RewriteResult::Action::kRun || !r.note.empty()) return r;
+    if (t <= 16) return SetAccessMethod(t, *sql);
+  }
+  if (t <= 15 && absl::StartsWith(upper, "GRANT ")) {
+    std::vector<std::string> granted, members;
+    if (ParseRoleGrant(*sql, &granted, &members)) return RoleGrantOptions(t, sql);
+  }
+  if (t >= 12 && (absl::StartsWith(upper, "SET DEFAULT_WITH_OIDS ") ||
+                  absl::StartsWith(upper, "COPY ") || absl::StartsWith(upper, "CREATE TABLE "))) {
+    return Oids(t, StatementHead(*sql, sql->size()), *sql);
+  }
+  return RewriteResult();
+}
+
 }  // namespace
 
 std::string StatementHead(absl::string_view sql, size_t n) {
@@ -67,6 +339,10 @@ std::string StatementHead(absl::string_view sql, size_t n) {
 RewriteResult RewriteStatement(const RewriteContext& context, std::string* sql) {
   const std::string upper = StatementHead(*sql);
   const int t = context.target_major;
+  if (t > 0) {
+    RewriteResult r = RewriteForVersion(t, upper, sql);
+    if (r.action != RewriteResult::Action::kRun || !r.note.empty()) return r;
+  }
   if (absl::StartsWith(upper, "SET TRANSACTION_TIMEOUT ") && t > 0 && t <= 16) {
     return Skip(absl::StrCat("removed SET transaction_timeout (target PostgreSQL ", t, ")"));
   }
@@ -114,8 +390,35 @@ GlobalStatement ClassifyGlobalStatement(absl::string_view sql) {
     g.kind = GlobalStatement::Kind::kSet;
   } else if (absl::StartsWith(upper, "CREATE TABLESPACE ")) {
     g.kind = GlobalStatement::Kind::kTablespace;
+  } else if (absl::StartsWith(upper, "GRANT ")) {
+    std::vector<std::string> granted, members;
+    if (ParseRoleGrant(sql, &granted, &members)) g.kind = GlobalStatement::Kind::kGrantRole;
   }
   return g;
+}
+
+bool ParseRoleGrant(absl::string_view sql, std::vector<std::string>* granted,
+                    std::vector<std::string>* members) {
+  Tokens k(sql);
+  if (!k.W(0, "grant")) return false;
+  auto names = [&](size_t i, std::vector<std::string>* out) {
+    while (i < k.size() &&
+           (k[i].type == SqlToken::Type::kWord || k[i].type == SqlToken::Type::kQuotedIdent)) {
+      out->push_back(k[i].text);
+      if (!k.P(i + 1, ",")) return i + 1;
+      i += 2;
+    }
+    return size_t{0};
+  };
+  std::vector<std::string> g, m;
+  size_t to = names(1, &g);
+  if (to == 0 || !k.W(to, "to") || g.empty()) return false;
+  size_t end = names(to + 1, &m);
+  if (end == 0 || m.empty()) return false;
+  if (end < k.size() && !k.W(end, "with") && !k.W(end, "granted") && !k.P(end, ";")) return false;
+  *granted = std::move(g);
+  *members = std::move(m);
+  return true;
 }
 
 bool StripRolePassword(std::string* sql) {

@@ -6,6 +6,7 @@
 #define MR_AGENT_DATABASE_REWRITE_RULES_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
@@ -28,11 +29,15 @@ struct RewriteContext {
 };
 
 struct RewriteResult {
-  // kRun: run the (possibly rewritten) statement; kSkip: drop it.
-  enum class Action { kRun, kSkip };
+  // kRun: run the (possibly rewritten) statement; kSkip: drop it; kRefuse:
+  // the statement cannot be restored faithfully on the target, the load
+  // must fail (nothing of it is kept).
+  enum class Action { kRun, kSkip, kRefuse };
   Action action = Action::kRun;
   // The rewrite to report ("" when none), e.g. "removed SET
-  // transaction_timeout (target PostgreSQL 15)".
+  // transaction_timeout (target PostgreSQL 15)"; for kRefuse, the reason,
+  // naming the object ("NOT NULL NO INHERIT constraint on public.t needs
+  // PostgreSQL 18; the target runs 16").
   std::string note;
   // Set when the context had no source_db and the statement names the
   // database (CREATE/ALTER/COMMENT ON/GRANT ... ON DATABASE): the name, as
@@ -40,9 +45,34 @@ struct RewriteResult {
   std::string source_db;
 };
 
-// Applies the rules to the statement `*sql` (as split from the dump):
+// Applies the rules to the statement `*sql` (as split from the dump). The
+// version rules (only when target_major is known), newer dumps into older
+// targets:
 // - SET transaction_timeout (target <= 16), default_table_access_method
 //   (<= 11) and idle_in_transaction_session_timeout (< 10) are dropped;
+// - planner statistics of pg_dump 18 (SELECT * FROM
+//   pg_catalog.pg_restore_{relation,attribute}_stats(...)) are dropped on
+//   <= 17 (the restore runs ANALYZE);
+// - CREATE COLLATION with the builtin provider (17+): locale 'C' becomes
+//   the libc provider's 'C' on <= 16 (the same byte-order collation);
+//   'C.UTF-8' (<= 16) and 'PG_UNICODE_FAST' (<= 17) are refused;
+// - ALTER TABLE ... SET ACCESS METHOD (pg_dump 17+ for partitioned
+//   tables): dropped on <= 16 for heap (the only access method there),
+//   refused for another;
+// - PostgreSQL 18 table syntax on <= 17: a virtual generated column
+//   (GENERATED ALWAYS AS (e) without STORED) becomes STORED (same values);
+//   ALTER TABLE ... ADD CONSTRAINT c NOT NULL col becomes ALTER COLUMN col
+//   SET NOT NULL (unnamed before 18); refused: NOT NULL ... NO INHERIT,
+//   a NOT NULL constraint NOT VALID, NOT ENFORCED constraints;
+// - role memberships of pg_dumpall 16+ (GRANT r TO m WITH ADMIN/INHERIT/SET
+//   TRUE|FALSE, ... GRANTED BY g) on <= 15: ADMIN TRUE|OPTION becomes WITH
+//   ADMIN OPTION, INHERIT TRUE, SET TRUE and ADMIN FALSE are dropped (the
+//   behaviour of 15 when the member role has INHERIT), INHERIT FALSE and SET
+//   FALSE are refused;
+// older dumps (9.6-11) into newer targets (>= 12, where tables have no OIDs):
+// - SET default_with_oids = false is dropped; SET default_with_oids = true,
+//   CREATE TABLE ... WITH OIDS and COPY ... WITH OIDS are refused;
+// and whatever the versions:
 // - CREATE DATABASE is dropped (the target database exists);
 // - ALTER DATABASE, COMMENT ON DATABASE and GRANT/REVOKE ... ON DATABASE of
 //   the source database, and ALTER ROLE ... IN DATABASE of it, are rewritten
@@ -52,6 +82,12 @@ struct RewriteResult {
 // Anything else runs unchanged.
 RewriteResult RewriteStatement(const RewriteContext& context, std::string* sql);
 
+// The role membership of a pg_dumpall dump's globals ("GRANT r[, ...] TO
+// m[, ...] [WITH ...] [GRANTED BY g]"), unquoted; false for any other
+// statement (a GRANT of privileges ON an object included).
+bool ParseRoleGrant(absl::string_view sql, std::vector<std::string>* granted,
+                    std::vector<std::string>* members);
+
 // A statement of the globals of a pg_dumpall dump, as the loader treats it.
 struct GlobalStatement {
   enum class Kind {
@@ -59,6 +95,7 @@ struct GlobalStatement {
     kAlterRole,   // applied to roles the load created only
     kSet,         // session setting: run
     kTablespace,  // CREATE TABLESPACE: not created (warned)
+    kGrantRole,   // GRANT r TO m: applied when the load created r and m
     kIgnore,      // anything else (database creation, settings of databases)
   };
   Kind kind = Kind::kIgnore;

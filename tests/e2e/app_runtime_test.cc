@@ -1,7 +1,7 @@
 // End-to-end: the agent on a host where the mastodon-server snap runs
-// (recording fakes for snap and its wrappers, the real PostgreSQL as the
-// snap's): info, restore, db-migrate, cleanup and media-refresh through the
-// snap; a runtime that is not installed.
+// (recording fakes for snap and its wrappers, a real PostgreSQL 18 as the
+// snap's, the version the snap ships): info, restore, db-migrate, cleanup and
+// media-refresh through the snap; a runtime that is not installed.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -23,13 +23,14 @@ namespace {
 using ::testing::HasSubstr;
 
 // The agent on a host where the mastodon-server snap runs (recording fakes
-// for snap and its wrappers, the real PostgreSQL as the snap's).
+// for snap and its wrappers, a real PostgreSQL 18 as the snap's: the snap
+// ships 18).
 class SnapRuntimeCliTest : public E2eTest {
  protected:
   void SetUp() override {
     E2eTest::SetUp();
     RequireDumpFixtures();
-    StartPostgres();
+    StartPostgres(18);
     CreateSnapHost();
   }
   void StartSnapAgent() {

@@ -157,8 +157,8 @@ void E2eTest::RequireDumpFixtures() {
   ASSERT_TRUE(ready.good()) << "fixtures missing: DumpFixtures.Generate must run first";
 }
 
-void E2eTest::StartPostgres() {
-  auto pg = testing::TestPostgres::Start();
+void E2eTest::StartPostgres(int major) {
+  auto pg = testing::TestPostgres::Start(major);
   ASSERT_OK(pg);
   pg_ = std::move(*pg);
   ASSERT_OK(pg_->Exec("CREATE ROLE mastodon LOGIN"));

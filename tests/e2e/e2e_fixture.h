@@ -75,8 +75,9 @@ class E2eTest : public ::testing::Test {
   // Parts of a fixture's SetUp, each after E2eTest::SetUp().
   // Fails the test unless DumpFixtures.Generate has made the fixtures.
   void RequireDumpFixtures();
-  // Starts pg_, a real PostgreSQL 15 with a login role "mastodon".
-  void StartPostgres();
+  // Starts pg_, a real PostgreSQL of `major` (TestPostgres::Start) with a
+  // login role "mastodon".
+  void StartPostgres(int major = 15);
   // Creates host_ with the mastodon-server snap installed, whose database is
   // pg_'s "mastodon" and media dir host_->dir() + "/media". Needs
   // StartPostgres().

@@ -1,5 +1,6 @@
 // End-to-end: the whole restore, through each runtime (snap, systemd,
-// compose), against the recording fakes and the real PostgreSQL: order of the
+// compose; the compose one against a real PostgreSQL 14, as Mastodon's
+// compose file runs), against the recording fakes and the real PostgreSQL: order of the
 // app's commands, failures and cancellation after the swap, a crash during
 // the media, resuming a watch.
 #include <gmock/gmock.h>
@@ -223,6 +224,12 @@ TEST_F(PipelineCliTest, CancelledDuringTheLoadLeavesTheLiveDatabaseAndRestartsTh
 TEST_F(PipelineCliTest, SourceInstallThroughSystemdAndCompose) {
   for (const std::string runtime : {"systemd", "compose"}) {
     SCOPED_TRACE(runtime);
+    if (runtime == "compose") {
+      // Mastodon's docker-compose file runs postgres:14-alpine.
+      pg_.reset();
+      StartPostgres(14);
+      ASSERT_EQ(pg_->major(), 14);
+    }
     auto host = testing::FakeHost::Create();
     ASSERT_OK(host);
     host_ = std::move(*host);

@@ -91,6 +91,217 @@ TEST(RewriteStatementTest, Table) {
   }
 }
 
+// The version rules: what newer pg_dump writes that older targets reject
+// (seen in real pg_dump 16-18 output), and what 9.6-11 dumps hold that 12+
+// reject. `run` is what runs (kRun), `note` the rewrite's note or the
+// refusal's reason.
+struct VersionCase {
+  const char* name;
+  int target_major;
+  const char* sql;
+  RewriteResult::Action action;
+  const char* run;
+  const char* note;
+};
+
+constexpr auto kRun = RewriteResult::Action::kRun;
+constexpr auto kSkip = RewriteResult::Action::kSkip;
+constexpr auto kRefuse = RewriteResult::Action::kRefuse;
+
+const VersionCase kVersionCases[] = {
+    // pg_dump 18 planner statistics (--statistics).
+    {"relation stats on 17", 17,
+     "SELECT * FROM pg_catalog.pg_restore_relation_stats(\n\t'version', '180003'::integer,\n\t"
+     "'schemaname', 'public',\n\t'relname', 't',\n\t'relpages', '1'::integer);",
+     kSkip, "",
+     "skipped the dump's planner statistics (target PostgreSQL 17; the restore runs ANALYZE)"},
+    {"attribute stats on 14", 14,
+     "SELECT * FROM pg_catalog.pg_restore_attribute_stats(\n\t'version', '180003'::integer);",
+     kSkip, "",
+     "skipped the dump's planner statistics (target PostgreSQL 14; the restore runs ANALYZE)"},
+    {"relation stats on 18", 18,
+     "SELECT * FROM pg_catalog.pg_restore_relation_stats('version', '180003'::integer);", kRun,
+     "SELECT * FROM pg_catalog.pg_restore_relation_stats('version', '180003'::integer);", ""},
+    // Builtin collations (17+).
+    {"builtin C on 16", 16, "CREATE COLLATION public.bic2 (provider = builtin, locale = 'C');",
+     kRun, "CREATE COLLATION public.bic2 (provider = libc, locale = 'C');",
+     "builtin collation locale 'C' created with the libc provider (target PostgreSQL 16)"},
+    {"builtin C.UTF-8 on 15", 15,
+     "CREATE COLLATION public.bic (provider = builtin, locale = 'C.UTF-8');", kRefuse, "",
+     "collation public.bic uses the builtin provider (PostgreSQL 17+) with locale 'C.UTF-8', which "
+     "PostgreSQL 15 has no faithful equivalent of"},
+    {"builtin C.UTF-8 on 17", 17,
+     "CREATE COLLATION public.bic (provider = builtin, locale = 'C.UTF-8');", kRun,
+     "CREATE COLLATION public.bic (provider = builtin, locale = 'C.UTF-8');", ""},
+    {"PG_UNICODE_FAST on 17", 17,
+     "CREATE COLLATION public.bif (provider = builtin, locale = 'PG_UNICODE_FAST');", kRefuse, "",
+     "collation public.bif uses the builtin provider's PG_UNICODE_FAST locale (PostgreSQL 18); the "
+     "target runs 17"},
+    {"PG_UNICODE_FAST on 18", 18,
+     "CREATE COLLATION public.bif (provider = builtin, locale = 'PG_UNICODE_FAST');", kRun,
+     "CREATE COLLATION public.bif (provider = builtin, locale = 'PG_UNICODE_FAST');", ""},
+    {"libc collation on 14", 14,
+     "CREATE COLLATION public.fr (provider = libc, locale = 'fr_FR.utf8');", kRun,
+     "CREATE COLLATION public.fr (provider = libc, locale = 'fr_FR.utf8');", ""},
+    // Table access methods of partitioned tables (pg_dump 17+).
+    {"set access method heap on 16", 16, "ALTER TABLE public.pa SET ACCESS METHOD heap;", kSkip, "",
+     "removed ALTER TABLE ... SET ACCESS METHOD heap (target PostgreSQL 16: heap is the only one)"},
+    {"set access method other on 14", 14, "ALTER TABLE public.pa SET ACCESS METHOD columnar;",
+     kRefuse, "",
+     "table public.pa uses access method columnar, which PostgreSQL 14 cannot set on it"},
+    {"set access method on 17", 17, "ALTER TABLE public.pa SET ACCESS METHOD heap;", kRun,
+     "ALTER TABLE public.pa SET ACCESS METHOD heap;", ""},
+    // PostgreSQL 18 table syntax.
+    {"named not null on 17", 17,
+     "CREATE TABLE public.events_2025 (\n    id bigint CONSTRAINT events_id_not_null NOT NULL\n);",
+     kRun,
+     "CREATE TABLE public.events_2025 (\n    id bigint CONSTRAINT events_id_not_null NOT NULL\n);",
+     ""},
+    {"not null no inherit on 17", 17,
+     "CREATE TABLE public.nn (\n    a integer,\n    c integer CONSTRAINT c_ni NOT NULL NO "
+     "INHERIT\n);",
+     kRefuse, "",
+     "NOT NULL NO INHERIT constraint on public.nn needs PostgreSQL 18; the target runs 17"},
+    {"not null no inherit on 18", 18, "CREATE TABLE public.nn (c integer NOT NULL NO INHERIT);",
+     kRun, "CREATE TABLE public.nn (c integer NOT NULL NO INHERIT);", ""},
+    {"check no inherit on 14", 14,
+     "CREATE TABLE public.c (\n    a integer,\n    CONSTRAINT ck CHECK ((a > 0)) NO INHERIT\n);",
+     kRun,
+     "CREATE TABLE public.c (\n    a integer,\n    CONSTRAINT ck CHECK ((a > 0)) NO INHERIT\n);",
+     ""},
+    {"virtual generated column on 17", 17,
+     "CREATE TABLE public.t (\n    id integer NOT NULL,\n    v integer GENERATED ALWAYS AS ((id * "
+     "2)),\n"
+     "    s integer GENERATED ALWAYS AS ((id * 3)) STORED,\n    w text GENERATED ALWAYS AS "
+     "(upper(x))\n);",
+     kRun,
+     "CREATE TABLE public.t (\n    id integer NOT NULL,\n    v integer GENERATED ALWAYS AS ((id * "
+     "2)) STORED,\n"
+     "    s integer GENERATED ALWAYS AS ((id * 3)) STORED,\n    w text GENERATED ALWAYS AS "
+     "(upper(x)) STORED\n);",
+     "virtual generated columns created STORED (target PostgreSQL 17 has no virtual ones; same "
+     "values)"},
+    {"identity column on 14", 14,
+     "CREATE UNLOGGED TABLE public.u (id bigint GENERATED ALWAYS AS IDENTITY);", kRun,
+     "CREATE UNLOGGED TABLE public.u (id bigint GENERATED ALWAYS AS IDENTITY);", ""},
+    {"virtual generated column on 18", 18,
+     "CREATE TABLE public.t (v integer GENERATED ALWAYS AS (1));", kRun,
+     "CREATE TABLE public.t (v integer GENERATED ALWAYS AS (1));", ""},
+    {"not null constraint on 16", 16,
+     "ALTER TABLE ONLY public.nn\n    ADD CONSTRAINT nn_b_nn NOT NULL b;", kRun,
+     "ALTER TABLE ONLY public.nn ALTER COLUMN b SET NOT NULL;",
+     "NOT NULL constraints added as unnamed SET NOT NULL (target PostgreSQL 16)"},
+    {"not null not valid on 17", 17,
+     "ALTER TABLE public.nn\n    ADD CONSTRAINT nn_b_nn NOT NULL b NOT VALID;", kRefuse, "",
+     "NOT NULL constraint nn_b_nn NOT VALID on public.nn needs PostgreSQL 18; the target runs 17"},
+    {"not null not valid on 18", 18,
+     "ALTER TABLE public.nn\n    ADD CONSTRAINT nn_b_nn NOT NULL b NOT VALID;", kRun,
+     "ALTER TABLE public.nn\n    ADD CONSTRAINT nn_b_nn NOT NULL b NOT VALID;", ""},
+    {"check not enforced on 15", 15,
+     "ALTER TABLE public.nn\n    ADD CONSTRAINT ck CHECK ((a > 0)) NOT ENFORCED;", kRefuse, "",
+     "NOT ENFORCED constraint on public.nn needs PostgreSQL 18; the target runs 15"},
+    {"foreign key not enforced on 17", 17,
+     "ALTER TABLE ONLY public.fkc\n    ADD CONSTRAINT fkc_id_fkey FOREIGN KEY (id) REFERENCES "
+     "public.fkp(id) NOT ENFORCED;",
+     kRefuse, "", "NOT ENFORCED constraint on public.fkc needs PostgreSQL 18; the target runs 17"},
+    {"not enforced in an expression", 17,
+     "ALTER TABLE public.f\n    ADD CONSTRAINT ck CHECK ((NOT enforced));", kRun,
+     "ALTER TABLE public.f\n    ADD CONSTRAINT ck CHECK ((NOT enforced));", ""},
+    {"foreign key on 14", 14,
+     "ALTER TABLE ONLY public.s\n    ADD CONSTRAINT s_fkey FOREIGN KEY (a) REFERENCES "
+     "public.a(id);",
+     kRun,
+     "ALTER TABLE ONLY public.s\n    ADD CONSTRAINT s_fkey FOREIGN KEY (a) REFERENCES "
+     "public.a(id);",
+     ""},
+    // Role memberships of pg_dumpall 16+ (real pg_dumpall 17 output).
+    {"grant inherit true on 14", 14,
+     "GRANT grp TO reader WITH ADMIN OPTION, INHERIT TRUE GRANTED BY postgres;", kRun,
+     "GRANT grp TO reader WITH ADMIN OPTION GRANTED BY postgres;",
+     "role memberships without their INHERIT/SET options (target PostgreSQL 14)"},
+    {"grant set true, admin true on 15", 15, "GRANT \"Grp\" TO a, b WITH ADMIN TRUE, SET TRUE;",
+     kRun, "GRANT \"Grp\" TO a, b WITH ADMIN OPTION;",
+     "role memberships without their INHERIT/SET options (target PostgreSQL 15)"},
+    {"grant inherit false on 15", 15,
+     "GRANT grp TO mastodon WITH INHERIT FALSE GRANTED BY postgres;", kRefuse, "",
+     "role membership grp TO mastodon WITH INHERIT FALSE needs PostgreSQL 16; the target runs 15"},
+    {"grant set false on 14", 14,
+     "GRANT reader TO other WITH INHERIT TRUE, SET FALSE GRANTED BY app_admin;", kRefuse, "",
+     "role membership reader TO other WITH SET FALSE needs PostgreSQL 16; the target runs 14"},
+    {"grant inherit false on 16", 16,
+     "GRANT grp TO mastodon WITH INHERIT FALSE GRANTED BY postgres;", kRun,
+     "GRANT grp TO mastodon WITH INHERIT FALSE GRANTED BY postgres;", ""},
+    {"grant of pg_dumpall 15 on 14", 14, "GRANT grp TO reader GRANTED BY postgres;", kRun,
+     "GRANT grp TO reader GRANTED BY postgres;", ""},
+    {"grant of a privilege on 14", 14,
+     "GRANT SELECT ON TABLE public.t TO reader WITH GRANT OPTION;", kRun,
+     "GRANT SELECT ON TABLE public.t TO reader WITH GRANT OPTION;", ""},
+    // Tables with OIDs (pg_dump 9.6-11) on 12+.
+    {"default_with_oids false on 12", 12, "SET default_with_oids = false;", kSkip, "",
+     "removed SET default_with_oids = false (target PostgreSQL 12: tables have no OIDs since "
+     "PostgreSQL 12)"},
+    {"default_with_oids false on 11", 11, "SET default_with_oids = false;", kRun,
+     "SET default_with_oids = false;", ""},
+    {"default_with_oids true on 18", 18, "SET default_with_oids = true;", kRefuse, "",
+     "the dump creates tables WITH OIDS (PostgreSQL <= 11; SET default_with_oids = true before the "
+     "next table): PostgreSQL 18 has no table OIDs"},
+    {"copy with oids on 14", 14, "COPY public.legacy (id, name) WITH OIDS FROM stdin;", kRefuse, "",
+     "table public.legacy was dumped WITH OIDS (PostgreSQL <= 11): PostgreSQL 14 has no table "
+     "OIDs"},
+    {"copy on 14", 14, "COPY public.t (id, \"with\") FROM stdin;", kRun,
+     "COPY public.t (id, \"with\") FROM stdin;", ""},
+    {"create table with oids on 15", 15, "CREATE TABLE public.legacy (id integer) WITH OIDS;",
+     kRefuse, "",
+     "table public.legacy was dumped WITH OIDS (PostgreSQL <= 11): PostgreSQL 15 has no table "
+     "OIDs"},
+    {"create table with (oids=true) on 15", 15,
+     "CREATE TABLE public.legacy (id integer) WITH (oids = true);", kRefuse, "",
+     "table public.legacy was dumped WITH OIDS (PostgreSQL <= 11): PostgreSQL 15 has no table "
+     "OIDs"},
+    {"create table with (fillfactor) on 15", 15,
+     "CREATE TABLE public.t (id integer) WITH (fillfactor = 70);", kRun,
+     "CREATE TABLE public.t (id integer) WITH (fillfactor = 70);", ""},
+    {"create table with oids, version unknown", 0,
+     "CREATE TABLE public.legacy (id integer) WITH OIDS;", kRun,
+     "CREATE TABLE public.legacy (id integer) WITH OIDS;", ""},
+};
+
+TEST(RewriteStatementTest, VersionRules) {
+  for (const VersionCase& c : kVersionCases) {
+    SCOPED_TRACE(c.name);
+    RewriteContext context;
+    context.target_major = c.target_major;
+    context.source_db = "m";
+    context.quoted_target_db = "\"stage\"";
+    std::string sql = c.sql;
+    RewriteResult r = RewriteStatement(context, &sql);
+    EXPECT_EQ(static_cast<int>(r.action), static_cast<int>(c.action));
+    if (c.action == kRun) {
+      EXPECT_EQ(sql, c.run);
+    }
+    EXPECT_EQ(r.note, c.note);
+  }
+}
+
+TEST(ParseRoleGrantTest, MembershipsOnly) {
+  std::vector<std::string> granted, members;
+  EXPECT_TRUE(ParseRoleGrant("GRANT a, \"B c\" TO m WITH ADMIN OPTION GRANTED BY postgres;",
+                             &granted, &members));
+  EXPECT_EQ(granted, (std::vector<std::string>{"a", "B c"}));
+  EXPECT_EQ(members, (std::vector<std::string>{"m"}));
+  granted.clear();
+  members.clear();
+  EXPECT_TRUE(ParseRoleGrant("GRANT grp TO x, y;", &granted, &members));
+  EXPECT_EQ(members, (std::vector<std::string>{"x", "y"}));
+  EXPECT_FALSE(ParseRoleGrant("GRANT SELECT ON TABLE t TO x;", &granted, &members));
+  EXPECT_FALSE(ParseRoleGrant("GRANT SELECT(id) ON TABLE t TO x;", &granted, &members));
+  EXPECT_FALSE(ParseRoleGrant("GRANT CONNECT, TEMPORARY ON DATABASE d TO x;", &granted, &members));
+  EXPECT_FALSE(ParseRoleGrant("REVOKE a FROM b;", &granted, &members));
+  EXPECT_EQ(
+      ClassifyGlobalStatement("GRANT grp TO reader WITH INHERIT TRUE GRANTED BY postgres;").kind,
+      GlobalStatement::Kind::kGrantRole);
+}
+
 TEST(StatementHeadTest, UpperCasedWithBlanks) {
   EXPECT_EQ(StatementHead("alter table\n\tonly x"), "ALTER TABLE  ONLY X");
   EXPECT_EQ(StatementHead("select 1", 3), "SEL");
