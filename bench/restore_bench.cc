@@ -427,7 +427,7 @@ class RestoreBench {
           agent(dir + "/dump.custom", ""), agent(dir + "/dump.custom", "", false)}},
         {{"directory", dir + "/dump.dir"},
          {pg_restore(2, dir + "/dump.dir", true), pg_restore(1, dir + "/dump.dir", false),
-          agent(dir + "/dump.dir", "")}},
+          agent(dir + "/dump.dir", ""), agent(dir + "/dump.dir", "", false)}},
         {{"tar", dir + "/dump.tar"},
          {pg_restore(0, dir + "/dump.tar", true), agent(dir + "/dump.tar", "")}},
         {{"dumpall", dir + "/dumpall.sql"},

@@ -501,6 +501,7 @@ absl::Status LoadScheduler::StreamCopyData(PgConnection* conn, const Entry& e, b
     }
     if (send_to > 0) {
       counts.bytes += static_cast<int64_t>(send_to);
+      streamed_bytes_ += static_cast<int64_t>(send_to);
       // Where the rows go changes at a row boundary only: the bytes up to
       // the last newline finish the current destination.
       const char* last_nl = static_cast<const char*>(memrchr(p, '\n', send_to));

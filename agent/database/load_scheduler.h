@@ -164,6 +164,9 @@ class LoadScheduler {
   int max_concurrency();
   // When the last data job finished (InfinitePast when none did).
   absl::Time last_data_done();
+  // Bytes of rows the data jobs that read their own rows have read so far
+  // (any thread).
+  int64_t streamed_bytes() const { return streamed_bytes_.load(); }
 
   // The jobs run so far (the first kMaxTrace): what, on which worker
   // (0-based), when, for a timeline of the load.
@@ -230,6 +233,7 @@ class LoadScheduler {
   std::vector<JobTrace> trace_;
   // Set with failure_ or stopping_: a worker streaming rows stops.
   std::atomic<bool> abort_{false};
+  std::atomic<int64_t> streamed_bytes_{0};
 };
 
 }  // namespace mastodon_restore

@@ -130,7 +130,7 @@ class Loader {
  private:
   LoadProgress Progress() const {
     LoadProgress p;
-    p.bytes = stats_.bytes;
+    p.bytes = stats_.bytes + executor_.streamed_bytes();
     p.raw_bytes = in_->raw_bytes_read();
     p.statements = stats_.statements;
     p.rows = stats_.rows;

@@ -374,11 +374,13 @@ absl::Status SqlExecutor::Finish(absl::Time start, const LoadProgress& base, int
     RETURN_IF_ERROR(SubmitAnalyze());
     RETURN_IF_ERROR(SubmitValidations());
     // The dump is read; the builds go on. Say how many are left.
+    const int64_t streamed_before = scheduler_->streamed_bytes();
     while (true) {
       ASSIGN_OR_RETURN(bool idle, scheduler_->WaitIdleFor(absl::Milliseconds(500)));
       if (idle) break;
       if (options_.progress) {
         LoadProgress p = base;
+        p.bytes += scheduler_->streamed_bytes() - streamed_before;
         p.toc_entry = absl::StrCat("dump read; ", scheduler_->pending(), " of ",
                                    scheduler_->jobs_done() + scheduler_->pending(),
                                    " jobs left (data, indexes, constraints, ANALYZE)");
@@ -394,6 +396,8 @@ absl::Status SqlExecutor::Finish(absl::Time start, const LoadProgress& base, int
       }
     }
     streamed_.clear();
+    stats_->bytes += scheduler_->streamed_bytes();
+    streamed_counted_ = true;
     stats_->parallel_jobs = scheduler_->jobs_done();
     stats_->max_concurrency = scheduler_->max_concurrency();
     for (const LoadScheduler::JobTrace& t : scheduler_->trace()) {

@@ -40,6 +40,11 @@ class SqlExecutor {
   // Starts the workers of a parallel load (nothing for a serial one).
   absl::Status Start();
   bool parallel() const { return scheduler_ != nullptr; }
+  // Bytes of rows the workers read themselves so far (CopySource).
+  // (Once Finish is done they are in LoadStats::bytes instead.)
+  int64_t streamed_bytes() const {
+    return scheduler_ != nullptr && !streamed_counted_ ? scheduler_->streamed_bytes() : 0;
+  }
   // The first failure of a worker (OK for a serial load).
   absl::Status status();
 
@@ -137,6 +142,7 @@ class SqlExecutor {
   // COPY jobs that read their own rows (added up by Finish).
   std::optional<CopySource> offered_;
   bool took_ = false;
+  bool streamed_counted_ = false;
   std::vector<std::pair<std::string, std::shared_ptr<CopyStreamResult>>> streamed_;
   bool analyze_submitted_ = false;
   std::set<std::string> autovacuum_checked_;
