@@ -427,7 +427,7 @@ class RestoreBench {
           agent(dir + "/dump.custom", ""), agent(dir + "/dump.custom", "", false)}},
         {{"directory", dir + "/dump.dir"},
          {pg_restore(2, dir + "/dump.dir", true), pg_restore(1, dir + "/dump.dir", false),
-          agent(dir + "/dump.dir", "")}},
+          agent(dir + "/dump.dir", ""), agent(dir + "/dump.dir", "", false)}},
         {{"tar", dir + "/dump.tar"},
          {pg_restore(0, dir + "/dump.tar", true), agent(dir + "/dump.tar", "")}},
         {{"dumpall", dir + "/dumpall.sql"},
@@ -505,8 +505,11 @@ class RestoreBench {
           }
           int children0 = 0, children1 = 0;
           double cpu0 = ServerCpuSeconds(postmaster_, &children0);
-          RunFigures f = RunPipeline(who.stages(conninfo), who.stdin_file,
-                                     {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"});
+          std::vector<std::string> env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
+          if (const char* t = std::getenv("MR_BENCH_TIMELINE"); t != nullptr) {
+            env.push_back(absl::StrCat("MR_BENCH_TIMELINE=", t));
+          }
+          RunFigures f = RunPipeline(who.stages(conninfo), who.stdin_file, env);
           // The restore's backends exit just after their client: wait until
           // they are reaped, so their CPU is counted (untimed).
           double cpu1 = ServerCpuSeconds(postmaster_, &children1);
@@ -652,6 +655,14 @@ int AgentLoad(const ParsedArgs& args) {
     return 1;
   }
   absl::Time end = absl::Now();
+  // MR_BENCH_TIMELINE=FILE: the parallel load's jobs, one a line.
+  if (const char* timeline = std::getenv("MR_BENCH_TIMELINE"); timeline != nullptr) {
+    std::ofstream out(absl::StrCat(timeline, request.analyze ? "" : ".no-analyze"));
+    for (const LoadStats::JobSpan& j : staged->load.timeline) {
+      out << absl::StrFormat("%7.3f %7.3f %7.3f w%d %s\n", j.start, j.end, j.end - j.start,
+                             j.worker, j.what);
+    }
+  }
   std::printf("load %.2f s (data in at %.2f s, %d connections), analyze %.2f s, %lld rows\n",
               absl::ToDoubleSeconds(analyze_start - load_start), staged->load.data_seconds,
               staged->load.jobs, absl::ToDoubleSeconds(end - analyze_start),

@@ -317,9 +317,9 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
       return request.journal([oid](v1::DatabaseJournal* j) { j->set_staging_oid(oid); });
     };
   }
-  auto created = targets.CreateStaging(
-      result.staging_database, encoding, locale,
-      load_role != nullptr ? load_role->name() : owner, &result.warnings, journal_oid);
+  auto created = targets.CreateStaging(result.staging_database, encoding, locale,
+                                       load_role != nullptr ? load_role->name() : owner,
+                                       &result.warnings, journal_oid);
   if (!created.ok()) {
     // A failure after CREATE DATABASE (the journal, a failpoint) leaves it.
     ASSIGN_OR_RETURN(uint32_t oid, targets.OidOf(result.staging_database));
@@ -425,10 +425,14 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     // or by the caller's pg_restore.
     auto restore_archive = [&](ByteStream* input) -> absl::Status {
       if (pg_restore.empty()) {
+        // A directory, or a custom archive as a file, lets the workers read
+        // the tables' data apart (LoadArchiveScript).
         std::unique_ptr<ByteStream> file;
         absl::StatusOr<std::unique_ptr<ArchiveScript>> script;
         if (dump.format() == v1::DUMP_FORMAT_DIRECTORY) {
           script = ArchiveScript::OpenDirectory(archive_path);
+        } else if (dump.format() == v1::DUMP_FORMAT_CUSTOM && input == nullptr) {
+          script = ArchiveScript::OpenCustomFile(archive_path);
         } else {
           if (input == nullptr) {
             ASSIGN_OR_RETURN(file, FileStream::Open(archive_path));
@@ -438,7 +442,8 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
                                                         : ArchiveScript::OpenCustom(input);
         }
         if (!script.ok()) return script.status();
-        return load(script->get());
+        ASSIGN_OR_RETURN(result.load, LoadArchiveScript(script->get(), staging.get(), options));
+        return absl::OkStatus();
       }
       CommandSpec cmd;
       cmd.argv = {pg_restore, "--file=-"};

@@ -154,12 +154,23 @@ struct LoadStats {
   int jobs = 1;
   int64_t parallel_jobs = 0;
   int max_concurrency = 1;
+  // Tables whose rows the workers read from the archive themselves
+  // (LoadArchiveScript), each on its own, decompressing it there.
+  int64_t tables_read_apart = 0;
   // Seconds from the start until the last table data was in (-1: no data
   // or serial load), and until the end of the load.
   double data_seconds = -1;
   double seconds = 0;
   // Tables analyzed by the load (options.analyze), as the dump names them.
   std::vector<std::string> analyzed;
+  // Parallel load: the jobs the workers ran (the first 100000), seconds
+  // from the start of the load, for a timeline.
+  struct JobSpan {
+    std::string what;
+    int worker = 0;
+    double start = 0, end = 0;
+  };
+  std::vector<JobSpan> timeline;
 };
 
 }  // namespace mastodon_restore

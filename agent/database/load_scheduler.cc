@@ -2,16 +2,20 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/common/status_macros.h"
+#include "agent/dump/plain_scanner.h"
 
 namespace mastodon_restore {
 namespace {
 
 constexpr size_t kCopySlice = 1 << 20;
+// What a worker reads of a stream of rows at once.
+constexpr size_t kStreamBlock = 1 << 20;
 constexpr auto kPoll = std::chrono::milliseconds(100);
 
 using Lock = LoadJob::Lock;
@@ -55,9 +59,10 @@ absl::StatusOr<std::unique_ptr<LoadScheduler>> LoadScheduler::Start(LoadSchedule
     ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> conn, s->options_.connect());
     s->conns_.push_back(std::move(conn));
   }
-  for (auto& conn : s->conns_) {
-    PgConnection* c = conn.get();
-    s->threads_.emplace_back([s = s.get(), c]() { s->Worker(c); });
+  for (size_t i = 0; i < s->conns_.size(); ++i) {
+    PgConnection* c = s->conns_[i].get();
+    const int index = static_cast<int>(i);
+    s->threads_.emplace_back([s = s.get(), c, index]() { s->Worker(c, index); });
   }
   return s;
 }
@@ -66,6 +71,7 @@ LoadScheduler::~LoadScheduler() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    abort_.store(true);
     if (running_ > 0) {
       for (auto& c : conns_) c->Cancel();
     }
@@ -102,6 +108,7 @@ absl::Status LoadScheduler::CheckCancelLocked() {
 void LoadScheduler::FailLocked(absl::Status status) {
   if (!failure_.ok()) return;
   failure_ = std::move(status);
+  abort_.store(true);
   // Whatever still runs is cancelled on the server; the first failure is
   // the one reported.
   for (auto& c : conns_) c->Cancel();
@@ -122,10 +129,11 @@ absl::Status LoadScheduler::Submit(LoadJob job) {
   e->prelude = prelude_.size();
   if (job.lock == LoadJob::Lock::kData) {
     for (const std::string& t : job.tables) {
-      table_bytes_[t] += static_cast<int64_t>(job.copy_data.size());
+      table_bytes_[t] += static_cast<int64_t>(job.copy_data.size()) + job.size_hint;
     }
   }
   e->job = std::move(job);
+  if (e->job.open_copy_data) e->split = std::make_shared<Split>();
   buffered_ += size;
   queue_.push_back(std::move(e));
   work_cv_.notify_all();
@@ -179,9 +187,20 @@ absl::Time LoadScheduler::last_data_done() {
   return last_data_done_;
 }
 
+std::vector<LoadScheduler::JobTrace> LoadScheduler::trace() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return trace_;
+}
+
 bool LoadScheduler::ConflictsWithEarlierLocked(const Entry& e) {
   for (const auto& other : queue_) {
-    if (other->seq >= e.seq) break;
+    if (other->seq >= e.seq) {
+      // A job that yields also waits for the later ones that overtook it.
+      if (!e.job.yields) break;
+      if (other.get() == &e || !other->started) continue;
+    } else if (other->job.yields && !other->started) {
+      continue;  // overtaken
+    }
     bool conflict = false;
     ForEachLock(e.job, [&](const std::string& table, Lock lock) {
       ForEachLock(other->job, [&](const std::string& other_table, Lock other_lock) {
@@ -196,40 +215,62 @@ bool LoadScheduler::ConflictsWithEarlierLocked(const Entry& e) {
 int LoadScheduler::PickLocked() {
   int best = -1;
   int64_t best_priority = -1;
+  int best_data = -1;
+  int64_t best_data_size = -1;
   for (size_t i = 0; i < queue_.size(); ++i) {
     const Entry& e = *queue_[i];
     if (e.started) continue;
     const bool data = e.job.lock == LoadJob::Lock::kData;
+    if (data) {
+      // The first ready data job wins, unless a later one that reads its
+      // own rows is bigger.
+      if (best_data >= 0 && e.job.size_hint <= best_data_size) continue;
+      if (ConflictsWithEarlierLocked(e)) continue;
+      best_data = static_cast<int>(i);
+      best_data_size = e.job.size_hint;
+      continue;
+    }
+    if (best_data >= 0) continue;
     int64_t priority = 0;
-    if (!data) {
-      for (const std::string& t : e.job.tables) {
-        auto it = table_bytes_.find(t);
-        if (it != table_bytes_.end()) priority = std::max(priority, it->second);
-      }
-      if (best >= 0 && priority <= best_priority) continue;
+    for (const std::string& t : e.job.tables) {
+      auto it = table_bytes_.find(t);
+      if (it != table_bytes_.end()) priority = std::max(priority, it->second);
+    }
+    // (On a tie, one that does not yield goes first.)
+    if (best >= 0 && (priority < best_priority ||
+                      (priority == best_priority &&
+                       (e.job.yields || !queue_[static_cast<size_t>(best)]->job.yields)))) {
+      continue;
     }
     if (ConflictsWithEarlierLocked(e)) continue;
-    if (data) return static_cast<int>(i);  // the first ready data job wins
     best = static_cast<int>(i);
     best_priority = priority;
   }
-  return best;
+  return best_data >= 0 ? best_data : best;
 }
 
-void LoadScheduler::Worker(PgConnection* conn) {
+void LoadScheduler::Worker(PgConnection* conn, int index) {
   size_t applied = 0;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     int i = -1;
+    ++idle_;
     work_cv_.wait(lock, [&] { return stopping_ || !failure_.ok() || (i = PickLocked()) >= 0; });
+    --idle_;
     if (stopping_ || !failure_.ok()) return;
     Entry* e = queue_[static_cast<size_t>(i)].get();
     e->started = true;
+    const bool chunk = e->split != nullptr && !e->job.open_copy_data;
+    if (chunk) {
+      --e->split->queued;
+      ++e->split->running;
+    }
     ++running_;
     max_running_ = std::max(max_running_, running_);
     std::vector<std::string> settings(prelude_.begin() + static_cast<std::ptrdiff_t>(applied),
                                       prelude_.begin() + static_cast<std::ptrdiff_t>(e->prelude));
     lock.unlock();
+    const absl::Time started = absl::Now();
     absl::Status s;
     for (const std::string& sql : settings) {
       s = conn->Exec(sql);
@@ -242,10 +283,15 @@ void LoadScheduler::Worker(PgConnection* conn) {
     }
     if (s.ok()) {
       applied = e->prelude;
-      s = RunJob(conn, e->job);
+      s = RunJob(conn, *e);
     }
     lock.lock();
     --running_;
+    if (chunk) --e->split->running;
+    if (trace_.size() < kMaxTrace) {
+      trace_.push_back({chunk ? absl::StrCat(e->job.toc_entry, " (chunk)") : e->job.toc_entry,
+                        index, started, absl::Now()});
+    }
     if (!s.ok()) {
       FailLocked(s);
     } else {
@@ -268,7 +314,8 @@ void LoadScheduler::Worker(PgConnection* conn) {
   }
 }
 
-absl::Status LoadScheduler::RunJob(PgConnection* conn, const LoadJob& job) {
+absl::Status LoadScheduler::RunJob(PgConnection* conn, const Entry& e) {
+  const LoadJob& job = e.job;
   auto fail = [&](const absl::Status& s, const std::string& what) {
     if (s.code() == absl::StatusCode::kCancelled) return LoadCancelled(options_.dump_name);
     return LoadError(
@@ -283,15 +330,205 @@ absl::Status LoadScheduler::RunJob(PgConnection* conn, const LoadJob& job) {
   if (!s.ok()) return fail(s, "");
   if (!conn->in_copy()) return absl::OkStatus();
   const std::string table = job.tables.empty() ? "" : job.tables.front();
-  for (size_t at = 0; at < job.copy_data.size() && s.ok(); at += kCopySlice) {
-    s = conn->PutCopyData(absl::string_view(job.copy_data).substr(at, kCopySlice));
+  bool stream_error = false;  // the rows' own (not the server's)
+  if (job.open_copy_data) {
+    s = StreamCopyData(conn, e, &stream_error);
+  } else {
+    for (size_t at = 0; at < job.copy_data.size() && s.ok(); at += kCopySlice) {
+      s = conn->PutCopyData(absl::string_view(job.copy_data).substr(at, kCopySlice));
+    }
   }
+  if (s.ok() && Aborted()) s = LoadCancelled(options_.dump_name);
   if (s.ok()) {
     s = conn->EndCopy();
   } else {
     conn->EndCopy("aborted").IgnoreError();
   }
-  if (!s.ok()) return fail(s, absl::StrCat("COPY ", table, ": "));
+  if (!s.ok()) {
+    // The stream's own errors (a corrupt archive, a row over the bound)
+    // say what they are; the server's name the COPY.
+    if (stream_error && s.code() != absl::StatusCode::kCancelled) {
+      return LoadError(s.code(), options_.dump_name, job.line, job.toc_entry, s.message());
+    }
+    return fail(s, absl::StrCat("COPY ", table, ": "));
+  }
+  return absl::OkStatus();
+}
+
+bool LoadScheduler::Aborted() const {
+  return abort_.load() || (options_.cancel != nullptr && options_.cancel->cancelled());
+}
+
+// The rows of `job` from its own stream into the COPY running on `conn`:
+// counted, bounded, up to a "\." row (after which only blank lines may
+// come).
+bool LoadScheduler::HelpWanted(const Entry& e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!failure_.ok() || stopping_) return false;
+  if (buffered_ + options_.chunk_bytes > options_.max_buffered_bytes) return false;
+  // A worker with nothing to do, or one loading a chunk of this job that
+  // will want the next one.
+  return idle_ > 0 || (e.split->running > 0 && e.split->queued == 0);
+}
+
+void LoadScheduler::HandOff(const Entry& e, std::string rows) {
+  auto c = std::make_unique<Entry>();
+  c->seq = e.seq;
+  c->prelude = e.prelude;
+  c->split = e.split;
+  c->job.tables = e.job.tables;
+  c->job.lock = LoadJob::Lock::kData;
+  c->job.sql = e.job.sql;
+  c->job.line = e.job.line;
+  c->job.toc_entry = e.job.toc_entry;
+  c->job.copy_data = std::move(rows);
+  std::lock_guard<std::mutex> lock(mu_);
+  buffered_ += static_cast<int64_t>(c->job.sql.size() + c->job.copy_data.size());
+  ++c->split->queued;
+  // Right after the job (the same seq): what waits for the job's table
+  // waits for its chunks too.
+  auto it = queue_.begin();
+  while (it != queue_.end() && it->get() != &e) ++it;
+  if (it != queue_.end()) ++it;
+  queue_.insert(it, std::move(c));
+  work_cv_.notify_all();
+}
+
+absl::Status LoadScheduler::StreamCopyData(PgConnection* conn, const Entry& e, bool* stream_error) {
+  const LoadJob& job = e.job;
+  *stream_error = true;
+  ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> in, job.open_copy_data());
+  // Rows for another worker (whole rows once handed off), and whether the
+  // rows being read go there.
+  std::string handoff;
+  bool handing = false;
+  auto flush_handoff = [&]() {
+    if (!handoff.empty()) HandOff(e, std::move(handoff));
+    handoff = std::string();
+  };
+  // Sends rows to this connection or the chunk being handed off.
+  auto emit = [&](const char* data, size_t n) -> absl::Status {
+    if (n == 0) return absl::OkStatus();
+    if (handing) {
+      handoff.append(data, n);
+      return absl::OkStatus();
+    }
+    absl::Status put = conn->PutCopyData(absl::string_view(data, n));
+    if (!put.ok()) *stream_error = false;
+    return put;
+  };
+  CopyStreamResult counts;
+  std::string buf(kStreamBlock, '\0');
+  int64_t row_bytes = 0;    // of the row being read, so far
+  bool row_start = true;    // the next byte starts a row
+  bool ended = false;       // a "\." row was met
+  std::string first_field;  // of the row being read (track_first_field)
+  bool in_first_field = true;
+  // A "\." or "\.\r" at the end of a read, undecided until the next byte.
+  std::string held;
+  while (true) {
+    if (Aborted()) return LoadCancelled(options_.dump_name);
+    size_t have = held.size();
+    if (have > 0) std::memcpy(buf.data(), held.data(), have);
+    held.clear();
+    ASSIGN_OR_RETURN(size_t got, in->Read(buf.data() + have, buf.size() - have));
+    const bool at_end = got == 0;
+    const size_t n = have + got;
+    if (n == 0) break;
+    const char* p = buf.data();
+    size_t pos = 0;
+    size_t send_to = ended ? 0 : n;  // the bytes of rows to send
+    while (pos < n) {
+      if (ended) {
+        const char c = p[pos];
+        if (c != '\n' && c != '\r' && c != ' ' && c != '\t') {
+          return absl::InvalidArgumentError(
+              absl::StrCat("more data after the end (\\.) of the COPY data of ",
+                           job.tables.empty() ? "" : job.tables.front()));
+        }
+        ++pos;
+        continue;
+      }
+      if (row_start) {
+        if (p[pos] == '\\') {
+          const size_t left = n - pos;
+          const bool term =
+              (left >= 2 && p[pos + 1] == '.' &&
+               (left == 2 ? at_end
+                          : (p[pos + 2] == '\n' ||
+                             (p[pos + 2] == '\r' && (left == 3 ? at_end : p[pos + 3] == '\n')))));
+          if (term) {
+            ended = true;
+            send_to = pos;
+            pos += 2;  // the blanks after it are checked above
+            continue;
+          }
+          if (!at_end && left < 4 && std::memcmp(p + pos, "\\.\r\n", left) == 0) {
+            // Undecided: keep it for the next read.
+            held.assign(p + pos, left);
+            send_to = pos;
+            break;
+          }
+        }
+        row_start = false;
+        row_bytes = 0;
+        in_first_field = job.track_first_field;
+        first_field.clear();
+      }
+      const char* nl = static_cast<const char*>(std::memchr(p + pos, '\n', n - pos));
+      const size_t len = nl != nullptr ? static_cast<size_t>(nl - (p + pos)) + 1 : n - pos;
+      row_bytes += static_cast<int64_t>(len);
+      if (row_bytes > job.max_row_bytes) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("a COPY row of ", job.tables.empty() ? "" : job.tables.front(),
+                         " longer than the limit of ", job.max_row_bytes,
+                         " bytes (a hostile or corrupt dump?)"));
+      }
+      if (in_first_field) {
+        absl::string_view part(p + pos, len);
+        const size_t tab = part.find_first_of("\t\n");
+        first_field.append(part.substr(0, tab).data(), std::min(tab, part.size()));
+        if (tab != absl::string_view::npos) in_first_field = false;
+      }
+      if (nl != nullptr) {
+        ++counts.rows;
+        row_start = true;
+        if (job.track_first_field && SchemaVersionLess(counts.max_first_field, first_field)) {
+          counts.max_first_field = first_field;
+        }
+      }
+      pos += len;
+    }
+    if (send_to > 0) {
+      counts.bytes += static_cast<int64_t>(send_to);
+      streamed_bytes_ += static_cast<int64_t>(send_to);
+      // Where the rows go changes at a row boundary only: the bytes up to
+      // the last newline finish the current destination.
+      const char* last_nl = static_cast<const char*>(memrchr(p, '\n', send_to));
+      const size_t cut = last_nl != nullptr ? static_cast<size_t>(last_nl - p) + 1 : 0;
+      RETURN_IF_ERROR(emit(p, cut));
+      if (cut > 0) {
+        if (handing && static_cast<int64_t>(handoff.size()) >= options_.chunk_bytes) {
+          flush_handoff();
+        }
+        const bool want = e.split != nullptr && !ended && HelpWanted(e);
+        if (handing && !want) flush_handoff();
+        if (!handing && want)
+          handoff.reserve(static_cast<size_t>(options_.chunk_bytes) + buf.size());
+        handing = want;
+      }
+      RETURN_IF_ERROR(emit(p + cut, send_to - cut));
+    }
+    if (at_end) break;
+  }
+  flush_handoff();
+  if (!row_start && !ended) {
+    ++counts.rows;  // a last row without its newline
+    if (job.track_first_field && SchemaVersionLess(counts.max_first_field, first_field)) {
+      counts.max_first_field = first_field;
+    }
+  }
+  if (job.result != nullptr) *job.result = std::move(counts);
   return absl::OkStatus();
 }
 

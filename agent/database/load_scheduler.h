@@ -20,8 +20,16 @@
 // of its rows. Jobs of different tables run side by side, and two jobs whose
 // server locks conflict never run at once (no lock waits, no deadlock).
 //
-// Among the ready jobs data goes first (it frees the read-ahead memory),
-// then builds of the tables with the most data.
+// Among the ready jobs data goes first (it frees the read-ahead memory;
+// among data jobs that read their rows themselves, the biggest first, as
+// pg_restore -j does), then builds of the tables with the most data.
+//
+// A data job either carries its rows (copy_data, cut by the reader) or
+// opens them itself (open_copy_data: e.g. one table's data of a seekable
+// archive, decompressed by the worker that loads it). Such a stream is
+// COPY text: rows end in '\n'; a "\." row ends the data (only blank lines
+// may follow); every row is bounded by max_row_bytes; the worker counts the
+// rows into `result`.
 //
 // Session settings: statements recorded with AddSessionStatement (SET ...,
 // set_config) are replayed on every worker connection before the jobs
@@ -30,6 +38,7 @@
 #ifndef MR_AGENT_DATABASE_LOAD_SCHEDULER_H_
 #define MR_AGENT_DATABASE_LOAD_SCHEDULER_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -44,10 +53,20 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "agent/common/byte_stream.h"
 #include "agent/common/cancel_token.h"
 #include "agent/database/pg_connection.h"
 
 namespace mastodon_restore {
+
+// What a worker found in the rows of a data job that opened them itself.
+struct CopyStreamResult {
+  int64_t rows = 0;
+  int64_t bytes = 0;
+  // With LoadJob::track_first_field: the greatest first field of a row
+  // (schema_migrations' version, compared as SchemaVersionLess does).
+  std::string max_first_field;
+};
 
 struct LoadJob {
   enum class Lock { kData, kShared, kValidate, kReference, kExclusive };
@@ -63,6 +82,21 @@ struct LoadJob {
   std::string fallback_sql;
   // Rows for the COPY (lines, each ending in '\n'); empty for statements.
   std::string copy_data;
+  // Instead of copy_data: opens the rows, called on the worker's thread
+  // (must be thread-safe); the stream is read to its end by that worker.
+  std::function<absl::StatusOr<std::unique_ptr<ByteStream>>()> open_copy_data;
+  // With open_copy_data: about how many bytes it holds (the biggest load
+  // first; builds of the tables with the most data first), the bound of a
+  // row, whether to track the first field, and where the counts go (read
+  // by the submitter once the job is done, e.g. after WaitIdle).
+  int64_t size_hint = 0;
+  int64_t max_row_bytes = int64_t{1} << 30;
+  bool track_first_field = false;
+  std::shared_ptr<CopyStreamResult> result;
+  // Later jobs that conflict with it may start first while it has not
+  // started (its order against them does not matter: ANALYZE against the
+  // catalog-only steps after it); it then waits for them.
+  bool yields = false;
   // Where it comes from, for messages: first line in the dump, TOC entry.
   int64_t line = 0;
   std::string toc_entry;
@@ -82,6 +116,10 @@ struct LoadSchedulerOptions {
   std::function<absl::StatusOr<std::unique_ptr<PgConnection>>()> connect;
   // Submit() blocks while the data of unstarted and running jobs exceeds this.
   int64_t max_buffered_bytes = 64 << 20;
+  // A worker streaming a table's rows (LoadJob::open_copy_data) hands
+  // chunks of about this many bytes (whole rows) to workers that have
+  // nothing else to do, so one big table loads on several connections.
+  int64_t chunk_bytes = 8 << 20;
   // Name of the dump in messages.
   std::string dump_name = "dump";
   const CancelToken* cancel = nullptr;
@@ -126,22 +164,50 @@ class LoadScheduler {
   int max_concurrency();
   // When the last data job finished (InfinitePast when none did).
   absl::Time last_data_done();
+  // Bytes of rows the data jobs that read their own rows have read so far
+  // (any thread).
+  int64_t streamed_bytes() const { return streamed_bytes_.load(); }
+
+  // The jobs run so far (the first kMaxTrace): what, on which worker
+  // (0-based), when, for a timeline of the load.
+  struct JobTrace {
+    std::string what;  // the TOC entry ("chunk" appended for handed-off rows)
+    int worker = 0;
+    absl::Time start, end;
+  };
+  static constexpr size_t kMaxTrace = 100000;
+  std::vector<JobTrace> trace();
 
  private:
+  // The chunks a streaming job handed to other workers: queued, running.
+  struct Split {
+    int queued = 0;
+    int running = 0;
+  };
   struct Entry {
     int64_t seq = 0;
     LoadJob job;
     bool started = false;
     size_t prelude = 0;  // session statements to apply first
+    // A streaming job's chunks (the chunks share it, and the seq of the
+    // job: they are ordered as it is).
+    std::shared_ptr<Split> split;
   };
 
   explicit LoadScheduler(LoadSchedulerOptions options);
-  void Worker(PgConnection* conn);
+  void Worker(PgConnection* conn, int index);
   // Under mu_: the index in queue_ of the job to start next, -1 when none.
   int PickLocked();
   bool ConflictsWithEarlierLocked(const Entry& e);
   void FailLocked(absl::Status status);
-  absl::Status RunJob(PgConnection* conn, const LoadJob& job);
+  absl::Status RunJob(PgConnection* conn, const Entry& e);
+  // `*stream_error`: whether a failure is the stream's (else the server's).
+  absl::Status StreamCopyData(PgConnection* conn, const Entry& e, bool* stream_error);
+  // Whether the streaming job `e` should hand its next rows to another
+  // worker, and the handing.
+  bool HelpWanted(const Entry& e);
+  void HandOff(const Entry& e, std::string rows);
+  bool Aborted() const;
   absl::Status CheckCancelLocked();
 
   LoadSchedulerOptions options_;
@@ -156,6 +222,7 @@ class LoadScheduler {
   int64_t next_seq_ = 0;
   int64_t buffered_ = 0;
   int running_ = 0;
+  int idle_ = 0;  // workers waiting for a job
   int max_running_ = 0;
   int64_t done_ = 0;
   bool stopping_ = false;
@@ -163,6 +230,10 @@ class LoadScheduler {
   std::map<std::string, int64_t> table_bytes_;
   absl::Time last_data_done_ = absl::InfinitePast();
   std::vector<std::string> spare_buffers_;
+  std::vector<JobTrace> trace_;
+  // Set with failure_ or stopping_: a worker streaming rows stops.
+  std::atomic<bool> abort_{false};
+  std::atomic<int64_t> streamed_bytes_{0};
 };
 
 }  // namespace mastodon_restore

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -31,8 +32,13 @@ constexpr size_t kChunk = 1 << 20;
 // the rewrite rules, and hands the rest to the executor.
 class Loader {
  public:
-  Loader(ByteStream* in, PgConnection* conn, const LoadOptions& options)
-      : in_(in), conn_(conn), options_(options), executor_(conn, options, &stats_) {
+  Loader(ByteStream* in, PgConnection* conn, const LoadOptions& options,
+         ArchiveScript* archive = nullptr)
+      : in_(in),
+        conn_(conn),
+        options_(options),
+        archive_(archive),
+        executor_(conn, options, &stats_) {
     rewrite_.target_major = options.target_major;
     rewrite_.superuser = options.superuser;
     rewrite_.source_db = options.source_db;
@@ -48,7 +54,11 @@ class Loader {
   absl::StatusOr<LoadStats> Run() {
     const absl::Time start = absl::Now();
     RETURN_IF_ERROR(executor_.Start());
-    if (executor_.parallel()) {
+    if (executor_.parallel() && archive_ != nullptr && archive_->can_defer_data()) {
+      // The workers read the tables' data; the script left is small.
+      archive_->DeferData();
+      deferring_ = true;
+    } else if (executor_.parallel()) {
       // Decompression (and whatever else produces the stream) on its own
       // thread, ahead of the parsing.
       prefetch_ = std::make_unique<PrefetchStream>(in_);
@@ -68,6 +78,14 @@ class Loader {
         want = static_cast<size_t>(std::min<int64_t>(left, static_cast<int64_t>(want)));
       }
       ASSIGN_OR_RETURN(size_t n, in_->Read(buf.data(), want));
+      if (n == 0 && deferring_) {
+        std::optional<ArchiveScript::DeferredData> d = archive_->TakeDeferred();
+        if (d.has_value()) {
+          RETURN_IF_ERROR(Deferred(std::move(*d)));
+          RETURN_IF_ERROR(executor_.status());
+          continue;
+        }
+      }
       if (n == 0) break;
       consumed += static_cast<int64_t>(n);
       stats_.bytes += static_cast<int64_t>(n);
@@ -112,12 +130,44 @@ class Loader {
  private:
   LoadProgress Progress() const {
     LoadProgress p;
-    p.bytes = stats_.bytes;
+    p.bytes = stats_.bytes + executor_.streamed_bytes();
     p.raw_bytes = in_->raw_bytes_read();
     p.statements = stats_.statements;
     p.rows = stats_.rows;
     p.toc_entry = executor_.toc_entry();
     return p;
+  }
+
+  // A table's data the archive left to the load: its COPY statement goes
+  // the usual way, offered the rows' stream; when the executor does not
+  // take it (the COPY runs on this connection), the rows follow as the
+  // script would have had them.
+  absl::Status Deferred(ArchiveScript::DeferredData d) {
+    RETURN_IF_ERROR(Process(/*at_end=*/false));
+    SqlExecutor::CopySource source;
+    source.open = d.open;
+    source.size_hint = d.size_hint;
+    executor_.OfferCopySource(std::move(source));
+    stats_.bytes += static_cast<int64_t>(d.copy_stmt.size());
+    pending_.append(d.copy_stmt);
+    absl::Status s = Process(/*at_end=*/false);
+    const bool taken = executor_.TookCopySource();
+    RETURN_IF_ERROR(s);
+    if (taken) return absl::OkStatus();
+    ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> rows, d.open());
+    std::vector<char> buf(kChunk);
+    while (true) {
+      if (options_.cancel != nullptr && options_.cancel->cancelled()) {
+        return LoadCancelled(options_.dump_name);
+      }
+      ASSIGN_OR_RETURN(size_t n, rows->Read(buf.data(), buf.size()));
+      if (n == 0) break;
+      stats_.bytes += static_cast<int64_t>(n);
+      pending_.append(buf.data(), n);
+      RETURN_IF_ERROR(Process(/*at_end=*/false));
+      RETURN_IF_ERROR(executor_.status());
+    }
+    return absl::OkStatus();
   }
 
   absl::Status SkipTo(int64_t offset) {
@@ -501,6 +551,10 @@ class Loader {
   ByteStream* in_;
   PgConnection* conn_;
   const LoadOptions& options_;
+  // The archive `in_` renders, when it is one (null for plain SQL), and
+  // whether its tables' data goes to the workers apart.
+  ArchiveScript* archive_;
+  bool deferring_ = false;
   LoadStats stats_;
   RewriteContext rewrite_;
   ClassifyOptions classify_;
@@ -532,6 +586,14 @@ class Loader {
 absl::StatusOr<LoadStats> LoadPlainSql(ByteStream* in, PgConnection* conn,
                                        const LoadOptions& options) {
   Loader loader(in, conn, options);
+  auto stats = loader.Run();
+  if (!stats.ok() && conn->in_copy()) conn->EndCopy("load aborted").IgnoreError();
+  return stats;
+}
+
+absl::StatusOr<LoadStats> LoadArchiveScript(ArchiveScript* script, PgConnection* conn,
+                                            const LoadOptions& options) {
+  Loader loader(script, conn, options, script);
   auto stats = loader.Run();
   if (!stats.ok() && conn->in_copy()) conn->EndCopy("load aborted").IgnoreError();
   return stats;

@@ -12,6 +12,7 @@
 #include "agent/common/byte_stream.h"
 #include "agent/database/load_options.h"
 #include "agent/database/pg_connection.h"
+#include "agent/dump/archive_script.h"
 
 namespace mastodon_restore {
 
@@ -23,6 +24,18 @@ namespace mastodon_restore {
 // fails (e.g. a truncated file).
 absl::StatusOr<LoadStats> LoadPlainSql(ByteStream* in, PgConnection* conn,
                                        const LoadOptions& options);
+
+// Loads an archive as the agent's reader renders it: LoadPlainSql of the
+// script, except that in a parallel load the data of every table the
+// archive can hand out apart (ArchiveScript::DeferData: a directory, a
+// custom file with data offsets) is loaded by the workers, each reading and
+// decompressing its own table, the biggest first; the COPY statements still
+// pass the same checks and rewrites, and the rows the same bounds. A
+// serial load, or an archive read from a stream, loads the script as is.
+// Errors as LoadPlainSql's (line numbers count the script without the
+// rows handed out).
+absl::StatusOr<LoadStats> LoadArchiveScript(ArchiveScript* script, PgConnection* conn,
+                                            const LoadOptions& options);
 
 }  // namespace mastodon_restore
 

@@ -25,6 +25,7 @@ absl::Status SqlExecutor::Start() {
   so.jobs = options_.jobs;
   so.connect = options_.connect;
   so.max_buffered_bytes = (options_.jobs + 2) * std::max<int64_t>(options_.chunk_bytes, 1);
+  so.chunk_bytes = std::max<int64_t>(options_.chunk_bytes, 1);
   so.dump_name = options_.dump_name;
   so.cancel = options_.cancel;
   ASSIGN_OR_RETURN(scheduler_, LoadScheduler::Start(so));
@@ -147,6 +148,10 @@ absl::StatusOr<bool> SqlExecutor::Route(const SqlItem& item, const std::string& 
     parallel_phase_ = true;
     if (absl::StartsWith(upper, "COPY ") &&
         absl::EndsWith(StatementHead(item.text, item.text.size()), " FROM STDIN;")) {
+      if (offered_.has_value()) {
+        RETURN_IF_ERROR(SubmitStreamedCopy(item));
+        return true;
+      }
       HoldAutovacuum(item);
       StartCopy(item);
       EnsureChunkRoom();
@@ -201,6 +206,7 @@ absl::Status SqlExecutor::SubmitAnalyze() {
     job.tables = {table};
     job.lock = LoadJob::Lock::kValidate;
     job.sql = absl::StrCat("ANALYZE ", table);
+    job.yields = true;  // the foreign keys' catalog steps may go first
     job.toc_entry = absl::StrCat("ANALYZE ", table);
     RETURN_IF_ERROR(scheduler_->Submit(std::move(job)));
     stats_->analyzed.push_back(table);
@@ -252,6 +258,30 @@ absl::Status SqlExecutor::SubmitCopyChunk(int64_t line) {
   copy_batch_ = std::string();
   EnsureChunkRoom();
   copy_chunk_line_ = line + 1;
+  return scheduler_->Submit(std::move(job));
+}
+
+// The COPY `item` as one job whose worker reads the offered rows itself.
+absl::Status SqlExecutor::SubmitStreamedCopy(const SqlItem& item) {
+  HoldAutovacuum(item);
+  const std::string table = CopyTarget(item.text);
+  LoadJob job;
+  job.tables = {table};
+  job.lock = LoadJob::Lock::kData;
+  job.sql = item.text;
+  job.open_copy_data = std::move(offered_->open);
+  job.size_hint = offered_->size_hint;
+  job.max_row_bytes = options_.bounds.max_copy_row_bytes;
+  job.track_first_field =
+      absl::EndsWith(table, ".schema_migrations") || table == "schema_migrations";
+  job.result = std::make_shared<CopyStreamResult>();
+  job.line = item.line;
+  job.toc_entry = toc_entry_;
+  offered_.reset();
+  took_ = true;
+  streamed_.emplace_back(table, job.result);
+  ++stats_->tables_read_apart;
+  stats_->table_rows[table] += 0;  // (its rows once the job is done)
   return scheduler_->Submit(std::move(job));
 }
 
@@ -345,19 +375,36 @@ absl::Status SqlExecutor::Finish(absl::Time start, const LoadProgress& base, int
     RETURN_IF_ERROR(SubmitAnalyze());
     RETURN_IF_ERROR(SubmitValidations());
     // The dump is read; the builds go on. Say how many are left.
+    const int64_t streamed_before = scheduler_->streamed_bytes();
     while (true) {
       ASSIGN_OR_RETURN(bool idle, scheduler_->WaitIdleFor(absl::Milliseconds(500)));
       if (idle) break;
       if (options_.progress) {
         LoadProgress p = base;
+        p.bytes += scheduler_->streamed_bytes() - streamed_before;
         p.toc_entry = absl::StrCat("dump read; ", scheduler_->pending(), " of ",
                                    scheduler_->jobs_done() + scheduler_->pending(),
                                    " jobs left (data, indexes, constraints, ANALYZE)");
         options_.progress(p);
       }
     }
+    for (const auto& [table, result] : streamed_) {
+      stats_->rows += result->rows;
+      stats_->table_rows[table] += result->rows;
+      if (!result->max_first_field.empty() &&
+          SchemaVersionLess(stats_->schema_version, result->max_first_field)) {
+        stats_->schema_version = result->max_first_field;
+      }
+    }
+    streamed_.clear();
+    stats_->bytes += scheduler_->streamed_bytes();
+    streamed_counted_ = true;
     stats_->parallel_jobs = scheduler_->jobs_done();
     stats_->max_concurrency = scheduler_->max_concurrency();
+    for (const LoadScheduler::JobTrace& t : scheduler_->trace()) {
+      stats_->timeline.push_back({t.what, t.worker, absl::ToDoubleSeconds(t.start - start),
+                                  absl::ToDoubleSeconds(t.end - start)});
+    }
     if (scheduler_->last_data_done() > start) {
       stats_->data_seconds = absl::ToDoubleSeconds(scheduler_->last_data_done() - start);
     }

@@ -11,8 +11,10 @@
 #define MR_AGENT_DATABASE_SQL_EXECUTOR_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "agent/common/byte_stream.h"
 #include "agent/database/load_options.h"
 #include "agent/database/load_scheduler.h"
 #include "agent/database/pg_connection.h"
@@ -37,6 +40,11 @@ class SqlExecutor {
   // Starts the workers of a parallel load (nothing for a serial one).
   absl::Status Start();
   bool parallel() const { return scheduler_ != nullptr; }
+  // Bytes of rows the workers read themselves so far (CopySource).
+  // (Once Finish is done they are in LoadStats::bytes instead.)
+  int64_t streamed_bytes() const {
+    return scheduler_ != nullptr && !streamed_counted_ ? scheduler_->streamed_bytes() : 0;
+  }
   // The first failure of a worker (OK for a serial load).
   absl::Status status();
 
@@ -51,6 +59,24 @@ class SqlExecutor {
   // Runs a statement that starts at dump line `item.line`. A "COPY ... FROM
   // stdin" starts COPY data (in_copy()). Errors: see LoadPlainSql.
   absl::Status Run(const SqlItem& item);
+
+  // The rows of the next statement, when it is a table's "COPY ... FROM
+  // stdin", come from a stream the workers open themselves (a seekable
+  // archive's table data): a parallel load hands that COPY to the
+  // scheduler as one job (LoadJob::open_copy_data) instead of starting
+  // COPY data. TookCopySource() says whether it did, and drops the offer
+  // (when it did not, the caller feeds the rows with CopyData as usual).
+  struct CopySource {
+    std::function<absl::StatusOr<std::unique_ptr<ByteStream>>()> open;
+    int64_t size_hint = 0;
+  };
+  void OfferCopySource(CopySource source) { offered_ = std::move(source); }
+  bool TookCopySource() {
+    offered_.reset();
+    const bool took = took_;
+    took_ = false;
+    return took;
+  }
 
   // COPY data: while in_copy(), the data's next bytes, `row_end` when they
   // end a row (with its '\n'); `line`: the dump line they end on.
@@ -79,6 +105,7 @@ class SqlExecutor {
   absl::Status SubmitAnalyze();
   absl::Status SubmitValidations();
   absl::Status SubmitCopyChunk(int64_t line);
+  absl::Status SubmitStreamedCopy(const SqlItem& item);
   void EnsureChunkRoom();
   void HoldAutovacuum(const SqlItem& item);
   absl::Status ReleaseAutovacuum(int64_t line);
@@ -111,6 +138,12 @@ class SqlExecutor {
   int64_t copy_chunk_line_ = 0;
   std::map<std::string, std::string> session_;
   std::vector<LoadJob> validations_;
+  // The offered row source, whether it was taken, and the counts of the
+  // COPY jobs that read their own rows (added up by Finish).
+  std::optional<CopySource> offered_;
+  bool took_ = false;
+  bool streamed_counted_ = false;
+  std::vector<std::pair<std::string, std::shared_ptr<CopyStreamResult>>> streamed_;
   bool analyze_submitted_ = false;
   std::set<std::string> autovacuum_checked_;
   std::vector<std::string> autovacuum_held_;

@@ -1,5 +1,9 @@
 #include "agent/dump/archive_script.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -30,6 +34,14 @@ class ArchiveScript::Source {
   // The next large object of the BLOBS `item` (its OID and data, valid
   // until the next call); false after the last.
   virtual absl::StatusOr<bool> NextBlob(const TocItem& item, uint32_t* oid, ByteStream** data) = 0;
+  // Whether the data of `item` can be read apart from the order above, by
+  // OpenApart (thread-safe, independent of OpenData's position); its size
+  // in the archive (compressed), roughly.
+  virtual bool CanOpenApart(const TocItem&) const { return false; }
+  virtual absl::StatusOr<std::unique_ptr<ByteStream>> OpenApart(const TocItem& item) const {
+    return absl::UnimplementedError(absl::StrCat("entry ", item.dump_id, " cannot be read apart"));
+  }
+  virtual int64_t SizeInArchive(const TocItem&) const { return 0; }
 };
 
 namespace {
@@ -273,10 +285,90 @@ absl::Status ReadHeaderAndToc(ByteStream* in, ArchiveHeader* header, std::vector
   return absl::OkStatus();
 }
 
+// Reads another stream in blocks of kBufferSize (the archive structures
+// are read a few bytes at a time).
+class BufferedStream : public ByteStream {
+ public:
+  static constexpr size_t kBufferSize = 256 << 10;
+  explicit BufferedStream(std::unique_ptr<ByteStream> in) : in_(std::move(in)), buf_(kBufferSize) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    if (n == 0) return 0;
+    if (pos_ == len_) {
+      if (n >= buf_.size()) return in_->Read(buf, n);
+      ASSIGN_OR_RETURN(len_, in_->Read(buf_.data(), buf_.size()));
+      pos_ = 0;
+      if (len_ == 0) return 0;
+    }
+    const size_t k = std::min(n, len_ - pos_);
+    std::memcpy(buf, buf_.data() + pos_, k);
+    pos_ += k;
+    return k;
+  }
+  const std::string& name() const override { return in_->name(); }
+  int64_t raw_bytes_read() const override {
+    const int64_t raw = in_->raw_bytes_read();
+    return raw < 0 ? raw : raw - static_cast<int64_t>(len_ - pos_);
+  }
+
+ private:
+  std::unique_ptr<ByteStream> in_;
+  std::vector<char> buf_;
+  size_t pos_ = 0, len_ = 0;
+};
+
+// The data of one entry of a custom archive file, read from its own
+// descriptor at the entry's offset.
+class CustomEntryStream : public ByteStream {
+ public:
+  static absl::StatusOr<std::unique_ptr<ByteStream>> Open(const std::string& path,
+                                                          const ArchiveHeader& header,
+                                                          const TocItem& item) {
+    ASSIGN_OR_RETURN(std::unique_ptr<FileStream> file, FileStream::Open(path));
+    if (item.data_offset <= 0 || ::lseek(file->fd(), item.data_offset, SEEK_SET) < 0) {
+      return Malformed(path, absl::StrCat("data offset ", item.data_offset, " of entry ",
+                                          item.dump_id, " is outside the file"));
+    }
+    std::unique_ptr<CustomEntryStream> s(new CustomEntryStream(std::move(file)));
+    int type = 0, id = 0;
+    ASSIGN_OR_RETURN(bool found, s->reader_.ReadBlockHeader(header, &type, &id));
+    if (!found || id != item.dump_id || type != 1) {
+      return Malformed(path, absl::StrCat("no data block of entry ", item.dump_id, " at offset ",
+                                          item.data_offset));
+    }
+    s->data_ = NewBlockDataStream(&s->reader_, header,
+                                  absl::StrCat(path, " (data of entry ", item.dump_id, ")"));
+    return std::unique_ptr<ByteStream>(std::move(s));
+  }
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override { return data_->Read(buf, n); }
+  const std::string& name() const override { return data_->name(); }
+
+ private:
+  explicit CustomEntryStream(std::unique_ptr<FileStream> file)
+      : in_(std::move(file)), reader_(&in_) {}
+  BufferedStream in_;
+  ArchiveStructureReader reader_;
+  std::unique_ptr<BlockData> data_;
+};
+
 // Custom format, read front to back.
 class CustomSource : public ArchiveScript::Source {
  public:
   explicit CustomSource(ByteStream* in) : in_(in), reader_(in) {}
+  // A regular file, opened and buffered here: its entries' data can also
+  // be read apart (OpenApart) when the TOC has every data offset.
+  explicit CustomSource(std::unique_ptr<ByteStream> file, std::string path)
+      : owned_(std::move(file)), in_(owned_.get()), reader_(in_), path_(std::move(path)) {}
+
+  bool CanOpenApart(const TocItem& item) const override {
+    return seekable_ && item.data_state == kOffsetSet && item.data_offset > 0;
+  }
+  absl::StatusOr<std::unique_ptr<ByteStream>> OpenApart(const TocItem& item) const override {
+    return CustomEntryStream::Open(path_, header_, item);
+  }
+  int64_t SizeInArchive(const TocItem& item) const override {
+    auto it = sizes_.find(item.dump_id);
+    return it == sizes_.end() ? 0 : it->second;
+  }
 
   absl::Status ReadToc(ArchiveHeader* header, std::vector<TocItem>* toc) override {
     ASSIGN_OR_RETURN(header_, reader_.ReadHeader());
@@ -286,6 +378,7 @@ class CustomSource : public ArchiveScript::Source {
     }
     ASSIGN_OR_RETURN(*toc, reader_.ReadToc(header_));
     *header = header_;
+    if (!path_.empty()) FindOffsets(*toc);
     return absl::OkStatus();
   }
 
@@ -351,8 +444,37 @@ class CustomSource : public ArchiveScript::Source {
     }
   }
 
+  // K_OFFSET_POS_SET: the entry's data offset is known.
+  static constexpr int kOffsetSet = 2;
+
+  // Seekable when every entry with data has its offset (pg_dump to a file);
+  // each one's size is up to the next offset (or the end of the file).
+  void FindOffsets(const std::vector<TocItem>& toc) {
+    std::vector<std::pair<int64_t, int>> offsets;
+    for (const TocItem& t : toc) {
+      if (t.data_state == kOffsetSet && t.data_offset > 0) {
+        offsets.emplace_back(t.data_offset, t.dump_id);
+      } else if (t.had_dumper && t.data_state != 3) {
+        return;  // data somewhere, offset unknown: read front to back only
+      }
+    }
+    int64_t end = -1;
+    struct stat st;
+    if (::stat(path_.c_str(), &st) == 0) end = st.st_size;
+    std::sort(offsets.begin(), offsets.end());
+    for (size_t i = 0; i < offsets.size(); ++i) {
+      const int64_t next = i + 1 < offsets.size() ? offsets[i + 1].first : end;
+      sizes_[offsets[i].second] = std::max<int64_t>(0, next - offsets[i].first);
+    }
+    seekable_ = true;
+  }
+
+  std::unique_ptr<ByteStream> owned_;
   ByteStream* in_;
   ArchiveStructureReader reader_;
+  std::string path_;  // a file's (else read front to back only)
+  bool seekable_ = false;
+  std::map<int, int64_t> sizes_;
   ArchiveHeader header_;
   std::unique_ptr<BlockData> current_;
   int blobs_of_ = 0;
@@ -435,6 +557,21 @@ class DirectorySource : public ArchiveScript::Source {
     current_.reset();
     ASSIGN_OR_RETURN(current_, OpenDataFile(dir_, item.filename));
     return current_.get();
+  }
+
+  bool CanOpenApart(const TocItem& item) const override { return !item.filename.empty(); }
+  absl::StatusOr<std::unique_ptr<ByteStream>> OpenApart(const TocItem& item) const override {
+    return OpenDataFile(dir_, item.filename);
+  }
+  int64_t SizeInArchive(const TocItem& item) const override {
+    if (!IsPlainFileName(item.filename)) return 0;
+    struct stat st;
+    for (const char* suffix : {"", ".gz", ".lz4", ".zst"}) {
+      if (::stat(absl::StrCat(dir_, "/", item.filename, suffix).c_str(), &st) == 0) {
+        return st.st_size;
+      }
+    }
+    return 0;
   }
 
   absl::StatusOr<bool> NextBlob(const TocItem& item, uint32_t* oid, ByteStream** data) override {
@@ -644,6 +781,20 @@ class ArchiveScript::Renderer {
           out_ = step.text;
           break;
         case Step::kData: {
+          if (defer_ && !step.text.empty() && step.item->desc == "TABLE DATA" &&
+              source_->CanOpenApart(*step.item)) {
+            // Left to the caller: the script pauses here.
+            ArchiveScript::DeferredData d;
+            d.item = step.item;
+            d.copy_stmt = step.text;
+            d.size_hint = source_->SizeInArchive(*step.item);
+            const Source* source = source_;
+            const TocItem* item = step.item;
+            d.open = [source, item]() { return source->OpenApart(*item); };
+            deferred_ = std::move(d);
+            return 0;
+          }
+          out_ = step.text;
           ASSIGN_OR_RETURN(data_, source_->OpenData(*step.item));
           break;
         }
@@ -656,6 +807,19 @@ class ArchiveScript::Renderer {
 
   const ArchiveHeader& header() const { return header_; }
   const std::vector<TocItem>& toc() const { return toc_; }
+
+  bool can_defer() const {
+    for (const TocItem& t : toc_) {
+      if (t.desc == "TABLE DATA" && source_->CanOpenApart(t)) return true;
+    }
+    return false;
+  }
+  void Defer() { defer_ = true; }
+  std::optional<ArchiveScript::DeferredData> TakeDeferred() {
+    std::optional<ArchiveScript::DeferredData> d = std::move(deferred_);
+    deferred_.reset();
+    return d;
+  }
 
  private:
   struct Step {
@@ -759,9 +923,9 @@ class ArchiveScript::Renderer {
         return;
       }
       SelectSchema(t.namespace_name);
-      if (!t.copy_stmt.empty()) Text(t.copy_stmt);
       Step s;
       s.kind = Step::kData;
+      s.text = t.copy_stmt;
       s.item = &t;
       steps_.push_back(std::move(s));
     } else if (!defn_dumped) {
@@ -951,6 +1115,8 @@ class ArchiveScript::Renderer {
   ByteStream* data_ = nullptr;
   const TocItem* blobs_item_ = nullptr;
   ByteStream* blob_ = nullptr;
+  bool defer_ = false;
+  std::optional<ArchiveScript::DeferredData> deferred_;
 };
 
 ArchiveScript::ArchiveScript(std::string name, std::unique_ptr<Source> source)
@@ -973,6 +1139,22 @@ absl::StatusOr<std::unique_ptr<ArchiveScript>> ArchiveScript::OpenCustom(ByteStr
       new ArchiveScript(in->name(), std::make_unique<CustomSource>(in)));
   RETURN_IF_ERROR(script->Init());
   return script;
+}
+
+absl::StatusOr<std::unique_ptr<ArchiveScript>> ArchiveScript::OpenCustomFile(
+    const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<FileStream> file, FileStream::Open(path));
+  std::unique_ptr<ArchiveScript> script(new ArchiveScript(
+      path,
+      std::make_unique<CustomSource>(std::make_unique<BufferedStream>(std::move(file)), path)));
+  RETURN_IF_ERROR(script->Init());
+  return script;
+}
+
+bool ArchiveScript::can_defer_data() const { return renderer_->can_defer(); }
+void ArchiveScript::DeferData() { renderer_->Defer(); }
+std::optional<ArchiveScript::DeferredData> ArchiveScript::TakeDeferred() {
+  return renderer_->TakeDeferred();
 }
 
 absl::StatusOr<std::unique_ptr<ArchiveScript>> ArchiveScript::OpenTar(ByteStream* in) {

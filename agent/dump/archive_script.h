@@ -22,13 +22,17 @@
 //
 // Data is read in archive order, so a custom or tar archive may come from a
 // pipe (a custom archive written to a pipe has no data offsets and needs
-// none here). The archive is untrusted: lengths are bounded, file names of
-// a directory archive must be plain names inside it, and anything malformed
-// is INVALID_ARGUMENT naming the archive.
+// none here). A seekable archive (a directory, or a custom file whose TOC
+// has every data offset) can also hand each table's data to the caller
+// apart from the script (DeferData), to be read by other threads at once. The archive is untrusted:
+// lengths are bounded, file names of a directory archive must be plain names inside it, and
+// anything malformed is INVALID_ARGUMENT naming the archive.
 #ifndef MR_AGENT_DUMP_ARCHIVE_SCRIPT_H_
 #define MR_AGENT_DUMP_ARCHIVE_SCRIPT_H_
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -45,8 +49,33 @@ class ArchiveScript : public ByteStream {
   static absl::StatusOr<std::unique_ptr<ArchiveScript>> OpenCustom(ByteStream* in);
   // Tar format (pg_dump -Ft) read from `in` (the tar stream).
   static absl::StatusOr<std::unique_ptr<ArchiveScript>> OpenTar(ByteStream* in);
+  // Custom format from the regular file `path` (read through a buffer; the
+  // data of its tables can be read apart when the TOC has their offsets).
+  static absl::StatusOr<std::unique_ptr<ArchiveScript>> OpenCustomFile(const std::string& path);
   // Directory format: `dir` holds toc.dat and the data files.
   static absl::StatusOr<std::unique_ptr<ArchiveScript>> OpenDirectory(const std::string& dir);
+
+  // One table's data left to the caller: its COPY statement (as the script
+  // would have it, "COPY ... FROM stdin;\n"), about how many bytes the
+  // archive holds of it, and how to read its rows (COPY text, as the script
+  // would have it after the statement, "\." row included): `open` may be
+  // called from any thread, once or more, while the script exists; each
+  // stream it returns is independent.
+  struct DeferredData {
+    const TocItem* item = nullptr;
+    std::string copy_stmt;
+    int64_t size_hint = 0;
+    std::function<absl::StatusOr<std::unique_ptr<ByteStream>>()> open;
+  };
+  // Whether any table's data can be read apart (directory format, or a
+  // custom file whose TOC has the data offsets).
+  bool can_defer_data() const;
+  // Before the first Read(): the data of each table that can be read apart
+  // is not rendered; instead Read() returns 0 (the script seems to end)
+  // where its COPY statement would come, TakeDeferred() then gives it, and
+  // Read() goes on after it. A 0 with nothing to take is the end.
+  void DeferData();
+  std::optional<DeferredData> TakeDeferred();
 
   ~ArchiveScript() override;
 

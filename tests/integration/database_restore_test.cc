@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -204,6 +205,59 @@ TEST_F(DatabaseRestoreTest, EquivalentToPsqlAndPgRestoreInEveryFormat) {
         EXPECT_GT(result->load.parallel_jobs, 10);
         EXPECT_GE(result->load.max_concurrency, 2);
       }
+    }
+  }
+  EXPECT_THAT(StagingLeft(), IsEmpty());
+}
+
+// A seekable archive (a custom file with data offsets, a directory) has
+// each table's data read and decompressed by the worker that loads it, big
+// tables shared with idle workers in chunks; a custom archive without
+// offsets (pg_dump to a pipe) or read as a stream from another container
+// loads front to back. Each gives what psql makes of the plain dump.
+TEST_F(DatabaseRestoreTest, SeekableArchivesHaveTheirTablesReadByTheWorkers) {
+  ASSERT_OK(pg_->Exec("CREATE DATABASE reference"));
+  Tool({"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", pg_->ConnInfo("reference"), "-f",
+        kDir + "/hard/plain.sql"});
+  const std::string expected = DumpRowsSorted("reference");
+  // pg_dump to a pipe: no data offsets in the TOC.
+  const std::string piped = work_ + "/piped.dump";
+  {
+    std::ofstream out(piped, std::ios::binary);
+    out << Tool({"pg_dump", "-Fc", "-d", pg_->ConnInfo("reference")});
+  }
+  struct Case {
+    std::string source, member;
+    bool apart;
+  };
+  const Case cases[] = {
+      {kDir + "/hard/custom.dump", "", true},
+      {kDir + "/hard/dirdump", "", true},
+      {piped, "", false},
+      {kDir + "/nested_archives.tar.gz", "custom.dump", false},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    for (int64_t chunk : {int64_t{4096}, int64_t{8} << 20}) {
+      SCOPED_TRACE(absl::StrCat(c.source, " chunks of ", chunk));
+      DatabaseRestoreRequest r = Request(c.source, absl::StrCat("apart_", n++));
+      r.jobs = 3;
+      r.chunk_bytes = chunk;
+      auto result = Restore(r, c.member);
+      ASSERT_OK(result);
+      EXPECT_TRUE(result->verification.passed());
+      EXPECT_EQ(result->load.table_rows.at("public.toots"), 2000);
+      EXPECT_EQ(result->load.schema_version, "20260611150940");
+      if (c.apart) {
+        // Every table with data (the fixture's three).
+        EXPECT_EQ(result->load.tables_read_apart,
+                  static_cast<int64_t>(result->load.table_rows.size()));
+        EXPECT_EQ(result->load.tables_read_apart, 3);
+      } else {
+        EXPECT_EQ(result->load.tables_read_apart, 0);
+      }
+      EXPECT_GE(result->load.max_concurrency, 2);
+      EXPECT_EQ(DumpRowsSorted(r.database), expected);
     }
   }
   EXPECT_THAT(StagingLeft(), IsEmpty());
@@ -814,8 +868,8 @@ TEST_F(DatabaseRestoreTest, RecoveryDropsTheLoadRoleOfTheStagingDatabase) {
   journal.set_staging_database("mastodon_production__restore_crashed");
   const std::string load_role = LoadRoleName(journal.staging_database());
   ASSERT_OK(pg_->Exec(absl::StrCat("CREATE ROLE ", load_role, " LOGIN")));
-  auto oid = targets.CreateStaging(journal.staging_database(), "UTF8", "C.UTF-8", load_role,
-                                   &warnings);
+  auto oid =
+      targets.CreateStaging(journal.staging_database(), "UTF8", "C.UTF-8", load_role, &warnings);
   ASSERT_OK(oid);
   journal.set_staging_oid(*oid);
   auto done = RecoverDatabaseJournal(pg_->ConnInfo(), journal);
@@ -1111,6 +1165,113 @@ TEST_F(LoadSchedulerTest, CancellationStopsTheRunningJobs) {
   canceller.join();
   s.reset();
   EXPECT_EQ(Log(nullptr).count("long-end"), 0u);
+}
+
+// Gives its bytes a few at a time, so rows and the "\." end marker arrive
+// cut at every place.
+class TrickleStream : public ByteStream {
+ public:
+  TrickleStream(std::string data, size_t step) : data_(std::move(data)), step_(step) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    const size_t k = std::min({n, step_, data_.size() - pos_});
+    std::memcpy(buf, data_.data() + pos_, k);
+    pos_ += k;
+    return k;
+  }
+  const std::string& name() const override { return name_; }
+
+ private:
+  std::string data_;
+  size_t step_;
+  size_t pos_ = 0;
+  std::string name_ = "rows.dat";
+};
+
+// A data job that reads its own rows (a seekable archive's table): rows
+// counted up to the "\." row, the greatest first field kept, and chunks of
+// whole rows handed to the workers that have nothing else to do, all
+// before the table's index build.
+TEST_F(LoadSchedulerTest, AJobReadingItsOwnRowsCountsThemAndSharesThemWithIdleWorkers) {
+  ASSERT_OK(pg_->Exec("CREATE TABLE t (id int, body text)", "sched"));
+  std::string rows;
+  for (int i = 1; i <= 20000; ++i) absl::StrAppend(&rows, i, "\tline\\n ", i, "\n");
+  for (size_t step : {size_t{4096}, size_t{7}}) {
+    SCOPED_TRACE(step);
+    ASSERT_OK(pg_->Exec("TRUNCATE t; DROP INDEX IF EXISTS t_id", "sched"));
+    LoadSchedulerOptions o;
+    o.jobs = 3;
+    o.connect = [this]() { return PgConnection::Connect(pg_->ConnInfo("sched")); };
+    o.dump_name = "test.dump";
+    o.chunk_bytes = 16 << 10;
+    auto s = LoadScheduler::Start(o);
+    ASSERT_OK(s);
+    LoadJob j;
+    j.tables = {"t"};
+    j.lock = LoadJob::Lock::kData;
+    j.sql = "COPY t (id, body) FROM stdin;";
+    const std::string data = rows + "\\.\n\n\n";
+    j.open_copy_data = [data, step]() -> absl::StatusOr<std::unique_ptr<ByteStream>> {
+      return std::make_unique<TrickleStream>(data, step);
+    };
+    j.size_hint = static_cast<int64_t>(data.size());
+    j.track_first_field = true;
+    j.result = std::make_shared<CopyStreamResult>();
+    auto result = j.result;
+    ASSERT_OK((*s)->Submit(std::move(j)));
+    LoadJob index;
+    index.tables = {"t"};
+    index.lock = LoadJob::Lock::kShared;
+    index.sql = "CREATE UNIQUE INDEX t_id ON t (id)";
+    ASSERT_OK((*s)->Submit(std::move(index)));
+    ASSERT_OK((*s)->WaitIdle());
+    EXPECT_EQ(result->rows, 20000);
+    EXPECT_EQ(result->bytes, static_cast<int64_t>(rows.size()));
+    EXPECT_EQ(result->max_first_field, "20000");
+    EXPECT_EQ(*pg_->QueryValue("SELECT count(*) || ' ' || sum(id) || ' ' || "
+                               "count(*) FILTER (WHERE body = E'line\\n ' || id) FROM t",
+                               "sched"),
+              "20000 200010000 20000");
+    // Chunks went to other connections; the index came after all of them.
+    EXPECT_GT((*s)->jobs_done(), 3);
+    EXPECT_GE((*s)->max_concurrency(), 2);
+  }
+}
+
+TEST_F(LoadSchedulerTest, RowsReadByAJobKeepTheEndMarkerAndTheRowBound) {
+  ASSERT_OK(pg_->Exec("CREATE TABLE t (id int, body text)", "sched"));
+  struct Case {
+    std::string data;
+    int64_t max_row;
+    std::string error;
+  };
+  const Case cases[] = {
+      {"1\ta\n\\.\nDROP TABLE t;\n", 1 << 20, "more data after the end"},
+      {"1\ta\n2\t" + std::string(300, 'x') + "\n", 100, "longer than the limit of 100 bytes"},
+      {"1\ta\nnot a number\tb\n", 1 << 20, "invalid input syntax for type integer"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.error);
+    auto s = Start(1);  // (one connection: nothing of a failed COPY stays)
+    ASSERT_NE(s, nullptr);
+    LoadJob j;
+    j.tables = {"t"};
+    j.lock = LoadJob::Lock::kData;
+    j.sql = "COPY t (id, body) FROM stdin;";
+    j.line = 12;
+    j.toc_entry = "TABLE DATA public.t";
+    const std::string data = c.data;
+    j.open_copy_data = [data]() -> absl::StatusOr<std::unique_ptr<ByteStream>> {
+      return std::make_unique<TrickleStream>(data, 3);
+    };
+    j.max_row_bytes = c.max_row;
+    ASSERT_OK(s->Submit(std::move(j)));
+    EXPECT_THAT(s->WaitIdle(),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("unable to load 'test.sql' at line 12 (TABLE DATA "
+                                         "public.t)"),
+                               HasSubstr(c.error))));
+  }
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM t", "sched"), "0");
 }
 
 TEST(TargetNamesTest, FitThePostgresIdentifierLimit) {
