@@ -89,7 +89,10 @@ void WatchReactor::TakePageLocked(const Operation::EventPage& page) {
     *r.mutable_event() = e;
     if (page.complete && i + 1 == page.events.size()) *r.mutable_operation() = page.operation;
     PushLocked(e.sequence(), ToByteBuffer(r));
-    if (IsEnd(e)) ended_ = true;
+    // A terminal state ends the watch only as the record's last event:
+    // recovery at the next start logs after an INTERRUPTED state, and a
+    // page may stop between the two.
+    if (IsEnd(e) && page.complete && i + 1 == page.events.size()) ended_ = true;
   }
   if (!page.complete) return;
   if (listener_ == 0) {

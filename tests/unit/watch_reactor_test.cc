@@ -249,5 +249,30 @@ TEST_F(WatchReactorTest, ReplaysFromASequenceInPagesThenEnds) {
   }
 }
 
+TEST_F(WatchReactorTest, EventsAfterTheTerminalStateAreReplayedAcrossAPageEnd) {
+  // Recovery at the next start logs on an INTERRUPTED operation: those
+  // events come after its terminal state, here across the end of the first
+  // page of the record.
+  while (operation_->Snapshot().last_sequence() <
+         static_cast<int64_t>(WatchReactor::kMaxQueued) - 2) {
+    operation_->Log(v1::SEVERITY_INFO, "line");
+  }
+  operation_->Finish(absl::InternalError("the agent stopped while the operation ran"));
+  for (int i = 0; i < 3; ++i) operation_->Log(v1::SEVERITY_WARNING, absl::StrCat("recovered: ", i));
+  const int64_t last = operation_->Snapshot().last_sequence();
+  ASSERT_GT(last, static_cast<int64_t>(WatchReactor::kMaxQueued));
+  grpc::ClientContext context;
+  v1::WatchOperationRequest request;
+  request.set_id("op-watched");
+  request.set_from_sequence(1);
+  auto stream = stub_->WatchOperation(&context, request);
+  std::vector<int64_t> sequences;
+  std::vector<bool> with_operation;
+  ASSERT_TRUE(ReadAll(stream.get(), &sequences, &with_operation).ok());
+  ASSERT_EQ(static_cast<int64_t>(sequences.size()), last);
+  EXPECT_EQ(sequences.back(), last);
+  EXPECT_TRUE(with_operation.back());
+}
+
 }  // namespace
 }  // namespace mastodon_restore
