@@ -36,10 +36,12 @@ class ArchiveScript::Source {
   virtual absl::StatusOr<bool> NextBlob(const TocItem& item, uint32_t* oid, ByteStream** data) = 0;
   // Whether the data of `item` can be read apart from the order above, by
   // OpenApart (thread-safe, independent of OpenData's position); its size
-  // in the archive (compressed), roughly.
+  // in the archive (compressed), roughly. Sources read front to back only
+  // (a pipe, a tar stream) keep these: OpenApart is then a caller's error.
   virtual bool CanOpenApart(const TocItem&) const { return false; }
   virtual absl::StatusOr<std::unique_ptr<ByteStream>> OpenApart(const TocItem& item) const {
-    return absl::UnimplementedError(absl::StrCat("entry ", item.dump_id, " cannot be read apart"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("entry ", item.dump_id, " is read in archive order only (no data offset)"));
   }
   virtual int64_t SizeInArchive(const TocItem&) const { return 0; }
 };
