@@ -412,6 +412,11 @@ int RunRestore(CommandContext& ctx) {
   if (ctx.args.Has("target-conninfo")) {
     o->mutable_target()->set_conninfo(ctx.args.Get("target-conninfo"));
   }
+  // After the swap.
+  o->set_no_app_checks(ctx.args.GetBool("no-app-checks"));
+  int32_t check_timeout = 0;
+  if (!CountFlag(ctx, "app-check-timeout", &check_timeout)) return kExitUsage;
+  o->set_app_check_timeout_seconds(check_timeout);
   v1::StartRestoreResponse response;
   grpc::ClientContext context;
   PrepareCall(ctx.agent, &context);
@@ -824,6 +829,8 @@ const std::vector<Command>& Commands() {
             {"jobs", "N", "connections loading the database (default: cores; 1: serial)"},
             {"restore-config", "", "install the backup's env file (host DB/Redis kept)"},
             {"keep-services-stopped-on-failure", "", "leave the app stopped if it fails"},
+            {"no-app-checks", "", "do not check that the app answers once started again"},
+            {"app-check-timeout", "SECONDS", "how long the app may take to answer (default 180)"},
             {"plan", "", "print what would run, start nothing"},
             {"request-id", "ID", "idempotency key: a repeated id returns the operation"},
             {"detach", "", "print the operation id and return"}}),

@@ -199,6 +199,8 @@ std::string RenderOperation(const v1::Operation& op) {
       absl::StrAppendFormat(&s, "%-14s mastodon-restore rollback --database %s   (to undo)\n",
                             "undo", T(r.database()));
     }
+    // The report ends with the verdicts of the checks after the swap.
+    absl::StrAppend(&s, RenderAfterSwapChecks(r));
   }
   if (op.has_rollback_result()) {
     absl::StrAppendFormat(&s, "%-14s %s\n%-14s %s\n", "restored",

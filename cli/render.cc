@@ -200,4 +200,14 @@ std::string RenderManifest(const v1::BackupManifest& m) {
   return s;
 }
 
+std::string RenderAfterSwapChecks(const v1::RestoreReport& report) {
+  std::string s;
+  for (const v1::AfterSwapCheck& c : report.after_swap_checks()) {
+    absl::StrAppend(&s,
+                    absl::StrFormat("%-14s %-6s %s: %s\n", "check", c.passed() ? "ok" : "FAILED",
+                                    TerminalSafe(c.name()), TerminalSafe(c.detail())));
+  }
+  return s;
+}
+
 }  // namespace mastodon_restore

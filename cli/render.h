@@ -7,6 +7,7 @@
 
 #include "mastodon/restore/v1/backup.pb.h"
 #include "mastodon/restore/v1/dump.pb.h"
+#include "mastodon/restore/v1/operation.pb.h"
 
 namespace mastodon_restore {
 
@@ -22,6 +23,11 @@ std::string RenderDumpInfo(const mastodon::restore::v1::DumpInfo& dump, const st
 
 // A multi-line description of a backup's inventory.
 std::string RenderManifest(const mastodon::restore::v1::BackupManifest& manifest);
+
+// The checks after the swap, one verdict line each ("check   ok    web:
+// GET http://127.0.0.1:3000/health ...: 200 OK"), for the end of a restore
+// report; "" when none ran.
+std::string RenderAfterSwapChecks(const mastodon::restore::v1::RestoreReport& report);
 
 }  // namespace mastodon_restore
 

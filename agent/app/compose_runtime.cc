@@ -1,11 +1,14 @@
 #include "agent/app/compose_runtime.h"
 
+#include <tuple>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "agent/common/errors.h"
+#include "agent/common/net.h"
 #include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
@@ -123,6 +126,45 @@ std::string ComposeRuntime::MastodonVersion() const {
     return std::string(absl::StripTrailingAsciiWhitespace(tag));
   }
   return "";
+}
+
+absl::StatusOr<std::vector<HealthEndpoint>> ComposeRuntime::HealthEndpoints() const {
+  std::vector<HealthEndpoint> out;
+  for (const auto& [name, path, port, override_address] :
+       {std::tuple<std::string, std::string, std::string, std::string>{"web", "/health", "3000",
+                                                                       layout_.app_web_address},
+        {"streaming", "/api/v1/streaming/health", "4000", layout_.app_streaming_address}}) {
+    if (!override_address.empty()) {
+      ASSIGN_OR_RETURN(HealthEndpoint e, EndpointAt(name, path, override_address, "", 0, ""));
+      out.push_back(e);
+      continue;
+    }
+    const std::string source = absl::StrCat("docker compose port ", name, " ", port);
+    ASSIGN_OR_RETURN(std::string published,
+                     RunHostQuery(runner_, layout_, Compose({"port", name, port}), dir_));
+    published = published.substr(0, published.find('\n'));
+    std::string host;
+    int number = 0;
+    if (published.empty() || !SplitHostPort(published, &host, &number).ok()) {
+      return UnableTo(absl::StatusCode::kFailedPrecondition, "find the address of service", name,
+                      absl::StrCat(source, " printed '", published, "'"));
+    }
+    if (host == "0.0.0.0") host = "127.0.0.1";
+    if (host == "::") host = "::1";
+    ASSIGN_OR_RETURN(HealthEndpoint e, EndpointAt(name, path, "", host, number, source));
+    out.push_back(e);
+  }
+  return out;
+}
+
+absl::Status ComposeRuntime::SidekiqRunning() const {
+  ASSIGN_OR_RETURN(
+      std::string running,
+      RunHostQuery(runner_, layout_, Compose({"ps", "--status", "running", "--services"}), dir_));
+  for (absl::string_view s : absl::StrSplit(running, '\n', absl::SkipWhitespace())) {
+    if (absl::StripAsciiWhitespace(s) == "sidekiq") return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError("the sidekiq service is not running");
 }
 
 std::vector<std::string> ComposeRuntime::Compose(const std::vector<std::string>& args) const {

@@ -51,6 +51,12 @@ class ComposeRuntime : public Runtime {
   // The tag of the Mastodon image in the compose file
   // ("ghcr.io/mastodon/mastodon:v4.6.5" -> "4.6.5"), or "".
   std::string MastodonVersion() const override;
+  // Where `docker compose port web 3000` and `port streaming 4000` say the
+  // services are published (Mastodon's compose file: 127.0.0.1:3000 and
+  // 127.0.0.1:4000; 0.0.0.0 is asked on 127.0.0.1).
+  absl::StatusOr<std::vector<HealthEndpoint>> HealthEndpoints() const override;
+  // `docker compose ps --status running --services` lists sidekiq.
+  absl::Status SidekiqRunning() const override;
 
  private:
   // `docker compose -f FILE ARGS`.

@@ -13,6 +13,7 @@
 #include "agent/app/snap_runtime.h"
 #include "agent/app/systemd_runtime.h"
 #include "agent/common/errors.h"
+#include "agent/common/net.h"
 #include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
@@ -94,6 +95,38 @@ std::string ParseMastodonVersionRb(absl::string_view text) {
   std::string patch = number_after("def patch");
   if (major.empty() || minor.empty() || patch.empty()) return "";
   return absl::StrCat(major, ".", minor, ".", patch);
+}
+
+absl::StatusOr<CommandResult> RunHostCheck(CommandRunner* runner, const HostLayout& layout,
+                                           std::vector<std::string> argv, const std::string& cwd) {
+  CommandSpec spec;
+  spec.argv = std::move(argv);
+  spec.env = HostCommandEnv(layout);
+  spec.cwd = cwd;
+  spec.timeout = absl::Seconds(60);
+  return runner->Run(spec, nullptr);
+}
+
+absl::Status Runtime::SidekiqRunning() const {
+  return absl::FailedPreconditionError(absl::StrCat("the ", name(), " runtime runs no sidekiq"));
+}
+
+absl::StatusOr<HealthEndpoint> EndpointAt(const std::string& name, const std::string& path,
+                                          const std::string& override_address,
+                                          const std::string& host, int port,
+                                          const std::string& source) {
+  HealthEndpoint e;
+  e.name = name;
+  e.path = path;
+  if (!override_address.empty()) {
+    RETURN_IF_ERROR(SplitHostPort(override_address, &e.host, &e.port));
+    e.source = "the agent's configuration";
+    return e;
+  }
+  e.host = host;
+  e.port = port;
+  e.source = source;
+  return e;
 }
 
 std::vector<std::string> HostCommandEnv(const HostLayout& layout) {

@@ -58,6 +58,21 @@ struct HostLayout {
   std::string systemd_unit_dir = "/etc/systemd/system";
   // PATH of the commands the agent runs (snap, docker, systemctl, runuser).
   std::string host_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  // Where the app's web and streaming servers answer ("HOST:PORT"), when
+  // not where the runtime says (a proxy in front, ports moved); "": the
+  // runtime's.
+  std::string app_web_address;
+  std::string app_streaming_address;
+};
+
+// Where a server of the app answers, and the path that says it is healthy.
+struct HealthEndpoint {
+  std::string name;  // "web", "streaming"
+  std::string host;  // an IP address or "localhost"
+  int port = 0;
+  std::string path;  // "/health", "/api/v1/streaming/health"
+  // Where the address came from ("PORT in mastodon-web.service").
+  std::string source;
 };
 
 // Mastodon's database as the runtime serves it.
@@ -127,6 +142,18 @@ class Runtime {
   // image).
   virtual std::string CodeDir() const = 0;
 
+  // The web server's /health and the streaming server's
+  // /api/v1/streaming/health, where this runtime runs them
+  // (HostLayout::app_*_address override it); empty when the runtime runs
+  // no app. May run a command (compose: docker compose port).
+  virtual absl::StatusOr<std::vector<HealthEndpoint>> HealthEndpoints() const {
+    return std::vector<HealthEndpoint>();
+  }
+  // Whether the app's sidekiq processes run, as the host's service manager
+  // sees them: OK, or FAILED_PRECONDITION naming what does not run. Runs a
+  // command (systemctl is-active, snap services, docker compose ps).
+  virtual absl::Status SidekiqRunning() const;
+
  protected:
   std::vector<std::string> evidence_;
 };
@@ -165,6 +192,13 @@ absl::StatusOr<std::string> RunHostQuery(CommandRunner* runner, const HostLayout
                                          std::vector<std::string> argv,
                                          const std::string& cwd = "");
 
+// RunHostQuery for a command whose exit code is an answer (systemctl
+// is-active): its result whatever the exit code; only a program that
+// cannot be started is an error.
+absl::StatusOr<CommandResult> RunHostCheck(CommandRunner* runner, const HostLayout& layout,
+                                           std::vector<std::string> argv,
+                                           const std::string& cwd = "");
+
 // Mastodon's database settings in its env file, with config/database.yml's
 // defaults for keys missing or empty.
 struct DbSettings {
@@ -180,6 +214,14 @@ DbSettings DbSettingsOf(const ParsedEnvFile& env);
 // The libpq conninfo of `db` with `host` instead of db.host; every value
 // quoted, the password and sslmode only when set.
 std::string ConnInfoFor(const DbSettings& db, const std::string& host);
+
+// The endpoint `name` at `override_address` ("HOST:PORT", from HostLayout)
+// when set, else at `host`:`port` learnt from `source`. INVALID_ARGUMENT for
+// a malformed override.
+absl::StatusOr<HealthEndpoint> EndpointAt(const std::string& name, const std::string& path,
+                                          const std::string& override_address,
+                                          const std::string& host, int port,
+                                          const std::string& source);
 
 // Reads and parses the env file at `path` (the Env's error when it cannot
 // be read).

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
 namespace {
@@ -83,6 +87,47 @@ std::string SnapRuntime::CodeDir() const {
 
 std::string SnapRuntime::MastodonVersion() const {
   return VersionOfCode(env_, layout_.snap_app_dir);
+}
+
+absl::StatusOr<std::vector<HealthEndpoint>> SnapRuntime::HealthEndpoints() const {
+  std::vector<HealthEndpoint> out;
+  ASSIGN_OR_RETURN(HealthEndpoint web,
+                   EndpointAt("web", "/health", layout_.app_web_address, "127.0.0.1", 3000,
+                              "the snap's backend (rails s -p 3000)"));
+  ASSIGN_OR_RETURN(
+      HealthEndpoint streaming,
+      EndpointAt("streaming", "/api/v1/streaming/health", layout_.app_streaming_address,
+                 "127.0.0.1", 4000, "the snap's streaming server (its default port)"));
+  out.push_back(web);
+  out.push_back(streaming);
+  return out;
+}
+
+absl::Status SnapRuntime::SidekiqRunning() const {
+  std::vector<std::string> argv = {"snap", "services"};
+  std::vector<std::string> wanted;
+  for (const std::string& s : Services()) {
+    if (!absl::StartsWith(s, "sidekiq")) continue;
+    wanted.push_back(absl::StrCat(kSnapName, ".", s));
+    argv.push_back(wanted.back());
+  }
+  ASSIGN_OR_RETURN(CommandResult r, RunHostCheck(runner_, layout_, argv));
+  if (r.exit_code != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("snap services failed: ", absl::StripAsciiWhitespace(r.stderr_text)));
+  }
+  // "Service  Startup  Current  Notes", then one line per service.
+  std::vector<std::string> down;
+  for (const std::string& service : wanted) {
+    std::string current = "not listed";
+    for (absl::string_view line : absl::StrSplit(r.stdout_text, '\n')) {
+      std::vector<std::string> cols = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (cols.size() >= 3 && cols[0] == service) current = cols[2];
+    }
+    if (current != "active") down.push_back(absl::StrCat(service, " is ", current));
+  }
+  if (!down.empty()) return absl::FailedPreconditionError(absl::StrJoin(down, ", "));
+  return absl::OkStatus();
 }
 
 std::string SnapRuntime::EnvFilePath() const { return layout_.snap_common_dir + "/mastodon.conf"; }

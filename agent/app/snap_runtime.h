@@ -54,6 +54,13 @@ class SnapRuntime : public Runtime {
   std::string MastodonVersion() const override;
   // $SNAP_COMMON/mastodon.conf.
   std::string EnvFilePath() const override;
+  // The backend's puma on 127.0.0.1:3000 (bin/backend: rails s -p 3000)
+  // and the streaming server on 127.0.0.1:4000 (bin/streaming sets no
+  // PORT: its default), which the snap's nginx proxies to.
+  absl::StatusOr<std::vector<HealthEndpoint>> HealthEndpoints() const override;
+  // `snap services mastodon-server.sidekiq-push mastodon-server.sidekiq-pull`:
+  // each "active".
+  absl::Status SidekiqRunning() const override;
 
  private:
   std::string Wrapper(const std::string& app) const { return Wrapper(layout_, app); }

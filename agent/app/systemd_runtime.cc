@@ -1,10 +1,15 @@
 #include "agent/app/systemd_runtime.h"
 
 #include <algorithm>
+#include <tuple>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
@@ -62,6 +67,88 @@ absl::StatusOr<CommandSpec> SystemdRuntime::DbMigrate(bool skip_post_deployment)
   CommandSpec spec = AsAppUser({"bundle", "exec", "rails", "db:migrate"});
   if (skip_post_deployment) spec.env.push_back("SKIP_POST_DEPLOYMENT_MIGRATIONS=true");
   return spec;
+}
+
+std::string SystemdRuntime::UnitWith(const std::string& part) const {
+  for (const std::string& u : units_) {
+    if (absl::StrContains(u, part)) return u;
+  }
+  return "";
+}
+
+std::string SystemdRuntime::UnitEnvironment(const std::string& unit, const std::string& key) const {
+  if (unit.empty()) return "";
+  auto text = env_->ReadFile(absl::StrCat(layout_.systemd_unit_dir, "/", unit, ".service"));
+  if (!text.ok()) return "";
+  std::string value;
+  // Environment="PORT=3000" or Environment=PORT=3000 NODE_ENV=production;
+  // a later assignment wins, as in systemd.
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    line = absl::StripAsciiWhitespace(line);
+    if (!absl::ConsumePrefix(&line, "Environment=")) continue;
+    for (absl::string_view word : absl::StrSplit(line, ' ', absl::SkipEmpty())) {
+      absl::ConsumePrefix(&word, "\"");
+      absl::ConsumeSuffix(&word, "\"");
+      if (absl::ConsumePrefix(&word, key + "=")) value = std::string(word);
+    }
+  }
+  return value;
+}
+
+absl::StatusOr<std::vector<HealthEndpoint>> SystemdRuntime::HealthEndpoints() const {
+  auto env = ReadEnvFile(env_, EnvFile());
+  auto from_env = [&](const std::string& key) -> std::string {
+    if (!env.ok()) return "";
+    const std::string* v = env->Find(key);
+    return v == nullptr ? "" : *v;
+  };
+  std::vector<HealthEndpoint> out;
+  for (const auto& [name, path, env_key, fallback, override_address] :
+       {std::tuple<std::string, std::string, std::string, int, std::string>{
+            "web", "/health", "PORT", 3000, layout_.app_web_address},
+        {"streaming", "/api/v1/streaming/health", "STREAMING_PORT", 4000,
+         layout_.app_streaming_address}}) {
+    const std::string unit = UnitWith(name);
+    std::string port = UnitEnvironment(unit, "PORT");
+    std::string source = absl::StrCat("PORT in ", unit, ".service");
+    if (port.empty()) {
+      port = from_env(env_key);
+      source = absl::StrCat(env_key, " in ", EnvFile());
+    }
+    int number = fallback;
+    if (port.empty()) {
+      source = absl::StrCat("Mastodon's default ", name, " port");
+    } else if (!absl::SimpleAtoi(port, &number) || number <= 0 || number > 65535) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("unable to find the ", name, " port: ", source, " is '", port, "'"));
+    }
+    std::string bind = UnitEnvironment(unit, "BIND");
+    if (bind.empty()) bind = from_env("BIND");
+    if (bind.empty() || bind == "0.0.0.0") bind = "127.0.0.1";
+    if (bind == "::") bind = "::1";
+    ASSIGN_OR_RETURN(HealthEndpoint e,
+                     EndpointAt(name, path, override_address, bind, number, source));
+    out.push_back(e);
+  }
+  return out;
+}
+
+absl::Status SystemdRuntime::SidekiqRunning() const {
+  std::vector<std::string> down;
+  int found = 0;
+  for (const std::string& unit : units_) {
+    if (!absl::StrContains(unit, "sidekiq")) continue;
+    ++found;
+    ASSIGN_OR_RETURN(CommandResult r,
+                     RunHostCheck(runner_, layout_, {"systemctl", "is-active", unit}));
+    std::string state(absl::StripAsciiWhitespace(r.stdout_text));
+    if (r.exit_code != 0 || state != "active") {
+      down.push_back(absl::StrCat(unit, " is ", state.empty() ? "not active" : state));
+    }
+  }
+  if (found == 0) return absl::FailedPreconditionError("no mastodon-sidekiq unit");
+  if (!down.empty()) return absl::FailedPreconditionError(absl::StrJoin(down, ", "));
+  return absl::OkStatus();
 }
 
 std::string SystemdRuntime::MastodonVersion() const { return VersionOfCode(env_, layout_.app_dir); }

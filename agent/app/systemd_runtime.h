@@ -49,9 +49,20 @@ class SystemdRuntime : public Runtime {
   std::string MastodonVersion() const override;
   // live/.env.production.
   std::string EnvFilePath() const override { return EnvFile(); }
+  // The web unit's PORT (Environment= in its unit file; else PORT of
+  // .env.production; else 3000) and the streaming unit's PORT (else
+  // STREAMING_PORT of .env.production; else 4000), on 127.0.0.1 (BIND of
+  // the unit or the env file when set).
+  absl::StatusOr<std::vector<HealthEndpoint>> HealthEndpoints() const override;
+  // `systemctl is-active UNIT` of every sidekiq unit: "active".
+  absl::Status SidekiqRunning() const override;
 
  private:
   std::string EnvFile() const { return layout_.app_dir + "/.env.production"; }
+  // The unit whose name contains `part` ("web", "streaming"; "" when none).
+  std::string UnitWith(const std::string& part) const;
+  // KEY of the unit's Environment= lines ("" when unset or unreadable).
+  std::string UnitEnvironment(const std::string& unit, const std::string& key) const;
   // The install's user: the name of live/'s parent home ("mastodon").
   std::string User() const;
   // `runuser -u USER -- COMMAND` in live/ with RAILS_ENV=production.

@@ -47,6 +47,7 @@ constexpr const char* kFailpoints[] = {
     "restore.step.cleanup",
     "restore.step.refresh",
     "restore.step.start_services",
+    "restore.step.app_checks",
     "restore.before_report",
     // The staging database (the journal names it before CREATE DATABASE).
     "staging.before_create",

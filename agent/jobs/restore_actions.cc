@@ -1,8 +1,10 @@
 // The restore's actions on the real host: inventory/, database/, media/ and
 // app/ with the agent's command runner, Env and PostgreSQL connector.
 #include "absl/strings/str_cat.h"
+#include "agent/app/app_checks.h"
 #include "agent/app/app_tasks.h"
 #include "agent/app/env_install.h"
+#include "agent/common/http_probe.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/database_restore.h"
 #include "agent/database/server_queries.h"
@@ -75,6 +77,11 @@ class HostRestoreActions : public RestoreActions {
                                             const std::vector<std::string>& args,
                                             const TaskContext& ctx) override {
     return RunTootctl(runtime, args, WithRunner(ctx));
+  }
+  std::vector<v1::AfterSwapCheck> CheckApp(const Runtime& runtime, const AppCheckOptions& options,
+                                           const TaskContext& ctx) override {
+    std::unique_ptr<HttpProber> prober = NewTcpHttpProber();
+    return CheckAppAnswers(runtime, prober.get(), env_.env, ctx.cancel, options);
   }
 
  private:

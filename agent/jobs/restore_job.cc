@@ -205,6 +205,16 @@ const std::vector<RestoreJob::StepDef>& RestoreJob::Steps() {
       {"start_services", [](F) -> std::string { return "start the app again"; },
        [](F f) -> std::string { return f.app_services ? "" : "no services were stopped"; },
        &RestoreJob::StartServices, /*finally=*/true, &RestoreJob::ServicesStillDown},
+      {"app_checks",
+       [](F) -> std::string {
+         return "check that the app answers: web /health, streaming health, sidekiq";
+       },
+       [](F f) -> std::string {
+         return !f.app_services                ? "no services were stopped"
+                : f.in.options.no_app_checks() ? "not asked (--no-app-checks)"
+                                               : "";
+       },
+       &RestoreJob::CheckAppAnswers, /*finally=*/true, &RestoreJob::AppNotToCheck},
       {"report", [](F) -> std::string { return "write the report"; },
        [](F) { return std::string(); }, nullptr, /*finally=*/true},
   };
@@ -663,6 +673,34 @@ absl::StatusOr<std::string> RestoreJob::StartServices() {
   return std::string();
 }
 
+std::string RestoreJob::AppNotToCheck() const {
+  if (!outcome_.ok()) return "the restore did not succeed: the app is not checked";
+  if (services_stopped_) return "the app was not started again";
+  return "";
+}
+
+absl::StatusOr<std::string> RestoreJob::CheckAppAnswers() {
+  AppCheckOptions options;
+  if (input_.options.app_check_timeout_seconds() > 0) {
+    options.timeout = absl::Seconds(input_.options.app_check_timeout_seconds());
+  }
+  options.log = [this](const std::string& line) {
+    op_->Log(v1::SEVERITY_INFO, line, "app_checks");
+  };
+  after_swap_checks_ = actions_->CheckApp(*input_.runtime, options, Task("app_checks", true));
+  std::vector<std::string> verdicts;
+  std::vector<std::string> failed;
+  for (const v1::AfterSwapCheck& c : after_swap_checks_) {
+    verdicts.push_back(absl::StrCat(c.name(), c.passed() ? " ok" : " FAILED"));
+    if (!c.passed()) failed.push_back(absl::StrCat(c.name(), ": ", c.detail()));
+  }
+  if (!failed.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("the restored app does not answer (", absl::StrJoin(failed, "; "), ")"));
+  }
+  return absl::StrJoin(verdicts, ", ");
+}
+
 void RestoreJob::Report(const absl::Status& outcome) {
   if (Planned("report")) op_->StepStarted("report");
   const v1::Operation snapshot = op_->Snapshot();
@@ -680,6 +718,14 @@ void RestoreJob::Report(const absl::Status& outcome) {
         next.push_back("mastodon-restore db-migrate");
       } else if (step.name() == "cleanup") {
         next.push_back("mastodon-restore cleanup --days 1");
+      } else if (step.name() == "app_checks" && step.state() == v1::STEP_STATE_FAILED) {
+        next.push_back(
+            db_.previous_database.empty()
+                ? std::string("the app does not answer and there is no previous database to roll "
+                              "back to: see the checks and the app's logs")
+                : absl::StrCat("mastodon-restore rollback --database ", db_.database,
+                               "   (the app does not answer: put the previous database back, "
+                               "then see the app's logs)"));
       } else if (step.name() == "refresh") {
         next.push_back(
             absl::StrCat("mastodon-restore media-refresh --days ",
@@ -724,6 +770,7 @@ void RestoreJob::Report(const absl::Status& outcome) {
     }
     for (const std::string& k : secrets_differing_) r->add_secrets_differing(k);
     for (const std::string& n : next) r->add_next_steps(n);
+    for (const v1::AfterSwapCheck& c : after_swap_checks_) *r->add_after_swap_checks() = c;
   });
   if (Planned("report")) op_->StepFinished("report", v1::STEP_STATE_SUCCEEDED, "");
 }

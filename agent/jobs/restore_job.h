@@ -18,6 +18,9 @@
 //   11 cleanup        tootctl preview_cards remove, media remove
 //   12 refresh        tootctl media refresh, accounts refresh, feeds build
 //   13 start_services the app's services again (also after a failure)
+//      app_checks     the app answers: web /health, streaming health,
+//                     sidekiq runs (a failure fails the restore; the report
+//                     names the rollback)
 //   14 report         what was restored, versions, warnings, durations
 //
 // Steps not asked for, or that do not apply (no runtime, a restore beside
@@ -36,6 +39,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/app/app_checks.h"
 #include "agent/app/app_tasks.h"
 #include "agent/app/env_install.h"
 #include "agent/app/runtime.h"
@@ -156,6 +160,9 @@ class RestoreActions {
       const Runtime& runtime, const AppDatabase& db, const TaskContext& ctx) = 0;
   virtual absl::StatusOr<mastodon::restore::v1::TootctlResult> Tootctl(
       const Runtime& runtime, const std::vector<std::string>& args, const TaskContext& ctx) = 0;
+  // app/: after start_services, whether the app answers (app_checks.h).
+  virtual std::vector<mastodon::restore::v1::AfterSwapCheck> CheckApp(
+      const Runtime& runtime, const AppCheckOptions& options, const TaskContext& ctx) = 0;
 };
 
 // The real actions, with `env`'s runner and Env (which must outlive them).
@@ -193,6 +200,9 @@ class RestoreJob {
   absl::StatusOr<std::string> Cleanup();
   absl::StatusOr<std::string> Refresh();
   absl::StatusOr<std::string> StartServices();
+  absl::StatusOr<std::string> CheckAppAnswers();
+  // Why the app is not checked after all ("" when app_checks runs).
+  std::string AppNotToCheck() const;
   // Why the app stays down after all ("" when start_services runs).
   std::string ServicesStillDown() const;
   void Report(const absl::Status& outcome);
@@ -231,8 +241,9 @@ class RestoreJob {
   MediaRestoreResult media_;                                   // media
   mastodon::restore::v1::DbMigrateResult migrate_;             // migrate
   std::vector<mastodon::restore::v1::TootctlResult> tootctl_;  // cleanup, refresh
-  std::vector<std::string> warnings_;                          // any
-  absl::Status outcome_;                                       // of the steps so far
+  std::vector<mastodon::restore::v1::AfterSwapCheck> after_swap_checks_;  // app_checks
+  std::vector<std::string> warnings_;                                     // any
+  absl::Status outcome_;                                                  // of the steps so far
 };
 
 // A restore ready to start: the operation to launch, and the plan as a

@@ -46,6 +46,10 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
        "the snap's $SNAP_COMMON with mastodon.conf (default /var/snap/mastodon-server/common)"},
       {"snap-app-dir", "DIR",
        "the snap's Mastodon code (default /var/snap/mastodon-server/current/mastodon)"},
+      {"app-web-address", "HOST:PORT",
+       "where the app's web server answers /health after a restore (default: the runtime's)"},
+      {"app-streaming-address", "HOST:PORT",
+       "where the streaming server answers its health (default: the runtime's)"},
       {"systemd-unit-dir", "DIR",
        "where mastodon-*.service units are (default /etc/systemd/system)"},
       {"host-path", "PATH",
@@ -102,6 +106,20 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   c.host.snap_common_dir = args.Get("snap-common-dir", c.host.snap_common_dir);
   c.host.systemd_unit_dir = args.Get("systemd-unit-dir", c.host.systemd_unit_dir);
   c.host.host_path = args.Get("host-path", c.host.host_path);
+  c.host.app_web_address = args.Get("app-web-address");
+  c.host.app_streaming_address = args.Get("app-streaming-address");
+  for (const auto& [flag, address] :
+       {std::pair<const char*, const std::string*>{"app-web-address", &c.host.app_web_address},
+        {"app-streaming-address", &c.host.app_streaming_address}}) {
+    std::string host;
+    int port = 0;
+    if (!address->empty()) {
+      absl::Status ok = SplitHostPort(*address, &host, &port);
+      if (!ok.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("invalid --", flag, ": ", ok.message()));
+      }
+    }
+  }
   c.target_conninfo = args.Get("target-conninfo");
   c.embedded_postgres = args.Get("embedded-postgres", c.state_dir + ".postgres");
   if (args.Has("log-level") && !ParseLogLevel(args.Get("log-level"), &c.log_level)) {

@@ -298,7 +298,8 @@ TEST_F(CrashTest, EveryFailpointKilledOrFailingLeavesTheInstanceWhole) {
         for (const char* later :
              {"restore.step.media", "restore.step.config", "restore.step.migrate",
               "restore.step.cleanup", "restore.step.refresh", "restore.step.start_services",
-              "restore.before_report", "media.", "env.", "record.", "journal."}) {
+              "restore.step.app_checks", "restore.before_report", "media.", "env.", "record.",
+              "journal."}) {
           if (absl::StartsWith(fp, later)) before_swap = false;
         }
         if (before_swap) {

@@ -89,6 +89,12 @@ void E2eTest::StartAgent(std::vector<std::string> extra) {
   CommandSpec spec;
   spec.argv = BaseAgentArgs();
   spec.argv.insert(spec.argv.end(), extra.begin(), extra.end());
+  // On a fake snap host the app's checks go where the fake app answers.
+  for (size_t i = 0; host_ != nullptr && i + 1 < extra.size(); ++i) {
+    if (extra[i] == "--runtime" && extra[i + 1] == "snap") {
+      for (const std::string& a : host_->AppAddressArgs()) spec.argv.push_back(a);
+    }
+  }
   spec.env = {"PATH=/usr/bin:/bin"};
   spec.env.insert(spec.env.end(), agent_env_.begin(), agent_env_.end());
   spec.output_file = log_file();

@@ -49,7 +49,9 @@ class E2eTest : public ::testing::Test {
 
   // Starts the agent with BaseAgentArgs() and `extra`, and waits until its
   // log says it listens; fails the test if it exits or takes over 20 s. A
-  // restarted agent appends to the same log.
+  // restarted agent appends to the same log. With host_ set and "--runtime
+  // snap" in `extra`, the agent also gets host_->AppAddressArgs() (the
+  // snap's app answers on fixed ports; the fake app on the host's).
   void StartAgent(std::vector<std::string> extra = {});
 
   // StartAgent with the fixtures and dir_ as allowed roots and pg_ as the

@@ -140,13 +140,14 @@ TEST_F(PipelineCliTest, SnapExportRestoredWholeInOrder) {
   EXPECT_THAT(conf, HasSubstr("DB_PASS=local-pass\n"));
   EXPECT_THAT(conf, ::testing::Not(HasSubstr("DB_NAME=mastodon_production")));
   // The app's commands, in order, between stopping and starting the app.
-  EXPECT_THAT(CallSummary(),
-              ::testing::ElementsAre(
-                  "snap get mastodon-server", "snap stop mastodon-server.backend",
-                  "mastodon-server.db-migrate", "mastodon-server.tootctl preview_cards remove",
-                  "mastodon-server.tootctl media remove", "mastodon-server.tootctl media refresh",
-                  "mastodon-server.tootctl accounts refresh", "mastodon-server.tootctl feeds build",
-                  "snap start mastodon-server.sidekiq-pull"));
+  EXPECT_THAT(
+      CallSummary(),
+      ::testing::ElementsAre(
+          "snap get mastodon-server", "snap stop mastodon-server.backend",
+          "mastodon-server.db-migrate", "mastodon-server.tootctl preview_cards remove",
+          "mastodon-server.tootctl media remove", "mastodon-server.tootctl media refresh",
+          "mastodon-server.tootctl accounts refresh", "mastodon-server.tootctl feeds build",
+          "snap start mastodon-server.sidekiq-pull", "snap services mastodon-server.sidekiq-push"));
   std::vector<testing::FakeCall> tootctl = host_->Calls("mastodon-server.tootctl");
   ASSERT_EQ(tootctl.size(), 5u);
   EXPECT_THAT(tootctl[2].argv, ::testing::ElementsAre("media", "refresh", "--days", "1", "--force",
@@ -269,11 +270,12 @@ TEST_F(PipelineCliTest, SourceInstallThroughSystemdAndCompose) {
               0);
     std::vector<std::string> calls = CallSummary();
     if (runtime == "systemd") {
-      EXPECT_THAT(calls, ::testing::ElementsAre("systemctl stop mastodon-web",
-                                                "runuser -u mastodon", "runuser -u mastodon",
-                                                "runuser -u mastodon", "runuser -u mastodon",
-                                                "runuser -u mastodon", "runuser -u mastodon",
-                                                "systemctl start mastodon-streaming"));
+      EXPECT_THAT(
+          calls, ::testing::ElementsAre("systemctl stop mastodon-web", "runuser -u mastodon",
+                                        "runuser -u mastodon", "runuser -u mastodon",
+                                        "runuser -u mastodon", "runuser -u mastodon",
+                                        "runuser -u mastodon", "systemctl start mastodon-streaming",
+                                        "systemctl is-active mastodon-sidekiq"));
       EXPECT_THAT(
           host_->Calls("runuser")[1].argv,
           ::testing::ElementsAre("-u", "mastodon", "--", "bin/tootctl", "preview_cards", "remove",
@@ -287,8 +289,9 @@ TEST_F(PipelineCliTest, SourceInstallThroughSystemdAndCompose) {
           app.push_back(c.argv[3] + " " + c.argv.back());
       }
       const std::string run = "run " + AgentConcurrency();
+      // Then where web and streaming answer (the checks after the swap).
       EXPECT_THAT(app, ::testing::ElementsAre("stop sidekiq", "run db:migrate", run, run, run, run,
-                                              run, "start sidekiq"));
+                                              run, "start sidekiq", "port 3000", "port 4000"));
       EXPECT_EQ(st.st_uid, 991u);
     }
     agent_->Signal(SIGTERM);

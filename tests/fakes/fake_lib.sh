@@ -105,3 +105,71 @@ fake_migrate() {
     echo
   done
 }
+
+# The app's processes, as the fakes of snap, systemctl and docker start and
+# stop them. $FAKE_HOME/run holds SERVICE.running for each running service;
+# a web or streaming service also runs ../harness/fake_app_server.py (its pid in
+# SERVICE.pid) on FAKE_WEB_PORT / FAKE_STREAMING_PORT when set, answering
+# its health endpoint. Knobs: FAKE_HEALTH_FAIL (kinds, e.g. "web", whose
+# health answers 503), FAKE_DEAD_SERVICES (kinds or names that die at
+# start: "sidekiq").
+
+# fake_app_kind SERVICE: web, streaming, sidekiq or other
+# (mastodon-server.backend, mastodon-web and web are all "web").
+fake_app_kind() {
+  local n=${1#mastodon-server.}
+  n=${n#mastodon-}
+  case "$n" in
+    web | backend) echo web ;;
+    streaming) echo streaming ;;
+    sidekiq*) echo sidekiq ;;
+    *) echo other ;;
+  esac
+}
+
+# fake_services start|stop SERVICE...
+fake_services() {
+  local verb=$1 s kind port pid fail
+  shift
+  mkdir -p "$FAKE_HOME/run"
+  for s in "$@"; do
+    kind=$(fake_app_kind "$s")
+    if [ "$verb" = stop ]; then
+      rm -f "$FAKE_HOME/run/$s.running" "$FAKE_HOME/run/$s.ready"
+      if [ -f "$FAKE_HOME/run/$s.pid" ]; then
+        kill "$(cat "$FAKE_HOME/run/$s.pid")" 2>/dev/null
+        rm -f "$FAKE_HOME/run/$s.pid"
+      fi
+      continue
+    fi
+    case " ${FAKE_DEAD_SERVICES:-} " in *" $s "* | *" $kind "*) continue ;; esac
+    touch "$FAKE_HOME/run/$s.running"
+    port=""
+    [ "$kind" = web ] && port=${FAKE_WEB_PORT:-}
+    [ "$kind" = streaming ] && port=${FAKE_STREAMING_PORT:-}
+    [ -n "$port" ] || continue
+    if [ -f "$FAKE_HOME/run/$s.pid" ] && kill -0 "$(cat "$FAKE_HOME/run/$s.pid")" 2>/dev/null; then
+      continue
+    fi
+    fail=0
+    case " ${FAKE_HEALTH_FAIL:-} " in *" $kind "*) fail=1 ;; esac
+    rm -f "$FAKE_HOME/run/$s.ready"
+    # Its own session, its output nowhere: the caller's pipes close when
+    # the fake exits, as with a real service manager.
+    setsid /usr/bin/python3 "$FAKES_DIR/../harness/fake_app_server.py" "$kind" "$port" \
+      "$FAKE_HOME/run/$s.ready" "$fail" </dev/null >/dev/null 2>&1 &
+    pid=$!
+    echo "$pid" >"$FAKE_HOME/run/$s.pid"
+    # Until it listens (or died: the port taken by another fake's server).
+    for _ in $(seq 1 200); do
+      [ -s "$FAKE_HOME/run/$s.ready" ] && break
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    # The server's own pid (setsid may have forked).
+    [ -s "$FAKE_HOME/run/$s.ready" ] && cp "$FAKE_HOME/run/$s.ready" "$FAKE_HOME/run/$s.pid"
+  done
+}
+
+# fake_service_running SERVICE: exit 0 when started and not stopped.
+fake_service_running() { [ -f "$FAKE_HOME/run/$1.running" ]; }

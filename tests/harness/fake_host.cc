@@ -1,5 +1,9 @@
 #include "tests/harness/fake_host.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -20,6 +24,23 @@ void WriteText(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::trunc) << text;
 }
 
+// A loopback port nothing listens on now (the kernel's pick).
+absl::StatusOr<int> FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError("socket failed");
+  struct sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    return absl::InternalError("unable to find a free port");
+  }
+  ::close(fd);
+  return static_cast<int>(ntohs(a.sin_port));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FakeHost>> FakeHost::Create() {
@@ -30,10 +51,34 @@ absl::StatusOr<std::unique_ptr<FakeHost>> FakeHost::Create() {
   for (const char* tool : {"snap", "docker", "systemctl", "runuser"}) {
     host->Link(tool, absl::StrCat(host->dir_, "/bin/", tool));
   }
+  auto web = FreePort();
+  if (!web.ok()) return web.status();
+  auto streaming = FreePort();
+  if (!streaming.ok()) return streaming.status();
+  if (*streaming == *web) streaming = FreePort();
+  host->web_port_ = *web;
+  host->streaming_port_ = *streaming;
+  host->Set("FAKE_WEB_PORT", absl::StrCat(*web));
+  host->Set("FAKE_STREAMING_PORT", absl::StrCat(*streaming));
   return host;
 }
 
-FakeHost::~FakeHost() { RemoveTree(dir_); }
+FakeHost::~FakeHost() {
+  // The fake app servers the fakes started (their pids in run/*.pid).
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ + "/run", ec)) {
+    if (e.path().extension() != ".pid") continue;
+    std::ifstream in(e.path());
+    pid_t pid = 0;
+    if (in >> pid && pid > 1) ::kill(pid, SIGTERM);
+  }
+  RemoveTree(dir_);
+}
+
+std::vector<std::string> FakeHost::AppAddressArgs() const {
+  return {"--app-web-address", absl::StrCat("127.0.0.1:", web_port_), "--app-streaming-address",
+          absl::StrCat("127.0.0.1:", streaming_port_)};
+}
 
 HostLayout FakeHost::Layout() const {
   HostLayout layout;
@@ -74,8 +119,17 @@ void FakeHost::InstallSystemd(const std::string& env_file) {
   std::filesystem::create_directories(app_dir() + "/db/migrate");
   for (const char* unit : {"mastodon-streaming.service", "mastodon-sidekiq.service",
                            "mastodon-web.service", "mastodon-streaming@.service"}) {
-    WriteText(absl::StrCat(dir_, "/etc/systemd/system/", unit),
-              "[Service]\nUser=mastodon\nWorkingDirectory=/home/mastodon/live\n");
+    const std::string name = unit;
+    std::string text = "[Service]\nUser=mastodon\nWorkingDirectory=/home/mastodon/live\n";
+    if (name == "mastodon-web.service") {
+      absl::StrAppend(&text, "Environment=\"RAILS_ENV=production\"\nEnvironment=\"PORT=", web_port_,
+                      "\"\n");
+    } else if (name == "mastodon-streaming.service") {
+      absl::StrAppend(&text,
+                      "Environment=\"NODE_ENV=production\"\nEnvironment=\"PORT=", streaming_port_,
+                      "\"\n");
+    }
+    WriteText(absl::StrCat(dir_, "/etc/systemd/system/", unit), text);
   }
 }
 

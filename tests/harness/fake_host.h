@@ -33,9 +33,19 @@ struct FakeCall {
 class FakeHost {
  public:
   // Creates the host directory with bin/ (snap, docker, systemctl, runuser)
-  // and an empty fake.conf.
+  // and a fake.conf naming two free loopback ports where the app's web and
+  // streaming services, once started by the fakes, answer their health
+  // endpoints (tests/harness/fake_app_server.py).
   static absl::StatusOr<std::unique_ptr<FakeHost>> Create();
+  // Also stops the fake app servers still running.
   ~FakeHost();
+
+  // Where the fake app's web and streaming servers listen once started.
+  int web_port() const { return web_port_; }
+  int streaming_port() const { return streaming_port_; }
+  // The agent's flags that send its checks there (the snap's fixed ports
+  // 3000 and 4000 are not a test's to take).
+  std::vector<std::string> AppAddressArgs() const;
 
   const std::string& dir() const { return dir_; }
   // Where the runtimes look on this host.
@@ -50,7 +60,8 @@ class FakeHost {
   void InstallSnap(const std::string& conninfo);
   // A source install: home/mastodon/live with .env.production
   // (`env_file`), bin/tootctl, rbenv's shims/bundle, and the units
-  // mastodon-{web,sidekiq,streaming}.service (plus a template unit).
+  // mastodon-{web,sidekiq,streaming}.service (plus a template unit); the
+  // web and streaming units set PORT to web_port() and streaming_port().
   void InstallSystemd(const std::string& env_file);
   // A compose project in home/mastodon/live: docker-compose.yml with the
   // Mastodon image and .env.production (`env_file`); the "image" code in
@@ -74,6 +85,8 @@ class FakeHost {
   void Link(const std::string& fake, const std::string& at) const;
   std::string dir_;
   std::map<std::string, std::string> knobs_;
+  int web_port_ = 0;
+  int streaming_port_ = 0;
 };
 
 }  // namespace testing

@@ -156,12 +156,32 @@ class FakeActions : public RestoreActions {
     return v1::TootctlResult();
   }
 
+  std::vector<v1::AfterSwapCheck> CheckApp(const Runtime&, const AppCheckOptions& o,
+                                           const TaskContext& ctx) override {
+    calls.push_back("check_app");
+    check_options = o;
+    check_cancel = ctx.cancel;
+    return checks;
+  }
+
   static std::string StagingName(const DatabaseRestoreRequest& r) {
     return absl::StrCat(r.database, "__restore_", r.operation_id);
   }
 
   DatabaseRestoreRequest staged_request;
   MediaRestoreOptions media_options;
+  // What CheckApp answers (every check passed), and what it was given.
+  std::vector<v1::AfterSwapCheck> checks = {Check("web", true), Check("sidekiq", true)};
+  AppCheckOptions check_options;
+  const CancelToken* check_cancel = nullptr;
+
+  static v1::AfterSwapCheck Check(const std::string& name, bool passed) {
+    v1::AfterSwapCheck c;
+    c.set_name(name);
+    c.set_passed(passed);
+    c.set_detail(passed ? "200 OK" : "answered 503 Service Unavailable");
+    return c;
+  }
 
  private:
   absl::Status Call(const std::string& name) {
@@ -241,7 +261,7 @@ TEST(PlanRestoreTest, OneTableGivesEveryStepInOrderWithItsSkipReason) {
   }
   EXPECT_THAT(names, ElementsAre("open", "inventory", "detect", "preflight", "stop_services",
                                  "load", "verify", "swap", "media", "config", "migrate", "cleanup",
-                                 "refresh", "start_services", "report"));
+                                 "refresh", "start_services", "app_checks", "report"));
   EXPECT_THAT(skips, ElementsAre("open:", "inventory:", "detect:", "preflight:",
                                  "stop_services:no Mastodon runtime on this host", "load:",
                                  "verify:", "swap:", "media:no media directory on this host",
@@ -249,7 +269,8 @@ TEST(PlanRestoreTest, OneTableGivesEveryStepInOrderWithItsSkipReason) {
                                  "migrate:no Mastodon runtime on this host",
                                  "cleanup:no Mastodon runtime on this host",
                                  "refresh:no Mastodon runtime on this host",
-                                 "start_services:no services were stopped", "report:"));
+                                 "start_services:no services were stopped",
+                                 "app_checks:no services were stopped", "report:"));
 }
 
 TEST(PlanRestoreTest, MediaOnlyKeepsTheAppRunningAndSkipsTheDatabase) {
@@ -292,7 +313,7 @@ TEST_F(RestoreJobTest, DatabaseAndMediaRunInOrderAndTheSourceIsOpenedOnce) {
                           "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
                           "verify=SUCCEEDED", "swap=SUCCEEDED", "media=SUCCEEDED", "config=SKIPPED",
                           "migrate=SKIPPED", "cleanup=SKIPPED", "refresh=SKIPPED",
-                          "start_services=SKIPPED", "report=SUCCEEDED"));
+                          "start_services=SKIPPED", "app_checks=SKIPPED", "report=SUCCEEDED"));
   // The load is handed the dump the inventory detected, not a path to detect.
   EXPECT_EQ(actions_.staged_request.dump.path(), "database.sql");
   EXPECT_EQ(actions_.staged_request.database, kLive);
@@ -318,11 +339,17 @@ TEST_F(RestoreJobTest, AClusterDumpNamesTheDatabaseToLoad) {
 TEST_F(RestoreJobTest, WithTheAppItIsStoppedMigratedRefreshedAndStartedAgain) {
   WithRuntime();
   ASSERT_OK(Run());
-  EXPECT_THAT(actions_.calls,
-              ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "swap",
-                          "media", "migrate", "cleanup:preview_cards", "cleanup:media",
-                          "refresh:media", "refresh:accounts", "refresh:feeds", "start"));
+  EXPECT_THAT(
+      actions_.calls,
+      ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "swap", "media",
+                  "migrate", "cleanup:preview_cards", "cleanup:media", "refresh:media",
+                  "refresh:accounts", "refresh:feeds", "start", "check_app"));
   EXPECT_EQ(StepMessage("stop_services"), "web");
+  EXPECT_EQ(StepMessage("app_checks"), "web ok, sidekiq ok");
+  EXPECT_EQ(op_.Snapshot().restore_report().after_swap_checks_size(), 2);
+  // The default wait, and the operation's cancellation.
+  EXPECT_EQ(actions_.check_options.timeout, absl::Minutes(3));
+  EXPECT_EQ(actions_.check_cancel, &op_.cancel_token());
   EXPECT_EQ(op_.Snapshot().restore_report().schema_version(), "20250101000000");
 }
 
@@ -411,6 +438,41 @@ TEST_F(RestoreJobTest, AFailureAfterTheSwapNamesWhatToRunAgain) {
               ElementsAre("mastodon-restore restore --media-only /backups/b.tar",
                           "mastodon-restore db-migrate", "mastodon-restore cleanup --days 1",
                           "mastodon-restore media-refresh --days 1 --force --accounts --feeds"));
+}
+
+TEST_F(RestoreJobTest, AnAppThatDoesNotAnswerAfterTheSwapFailsTheRestoreWithTheRollback) {
+  WithRuntime();
+  in_.options.set_app_check_timeout_seconds(30);
+  actions_.checks = {FakeActions::Check("web", false), FakeActions::Check("sidekiq", true)};
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kUnavailable,
+                              HasSubstr("the restored app does not answer (web: answered 503")));
+  EXPECT_EQ(actions_.calls.back(), "check_app");
+  EXPECT_EQ(actions_.check_options.timeout, absl::Seconds(30));
+  EXPECT_THAT(StepStates(), ::testing::Contains("app_checks=FAILED"));
+  const v1::RestoreReport report = op_.Snapshot().restore_report();
+  // The restored database stays live; the report says how to put the
+  // previous one back, and keeps every verdict.
+  EXPECT_EQ(report.database(), kLive);
+  EXPECT_THAT(report.next_steps(),
+              ElementsAre(HasSubstr("mastodon-restore rollback --database mastodon_production")));
+  ASSERT_EQ(report.after_swap_checks_size(), 2);
+  EXPECT_FALSE(report.after_swap_checks(0).passed());
+  EXPECT_TRUE(report.after_swap_checks(1).passed());
+}
+
+TEST_F(RestoreJobTest, TheAppIsNotCheckedWhenTheRestoreFailedOrWhenNotAsked) {
+  WithRuntime();
+  actions_.fail["migrate"] = absl::InternalError("migration failed");
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kInternal));
+  EXPECT_EQ(actions_.calls.back(), "start");
+  EXPECT_EQ(StepMessage("app_checks"), "the restore did not succeed: the app is not checked");
+  EXPECT_EQ(op_.Snapshot().restore_report().after_swap_checks_size(), 0);
+
+  RestoreJobInput in = in_;
+  in.options.set_no_app_checks(true);
+  std::map<std::string, std::string> skip;
+  for (const PlannedStep& s : PlanRestore(in)) skip[s.name] = s.skip_reason;
+  EXPECT_EQ(skip["app_checks"], "not asked (--no-app-checks)");
 }
 
 TEST_F(RestoreJobTest, KeepServicesStoppedOnFailureLeavesTheAppDownAndSaysSo) {

@@ -1,0 +1,146 @@
+// End-to-end: the checks after the swap, with the real agent and CLI, a
+// real PostgreSQL, and the recording fakes of the host's service managers,
+// which start fake app processes answering real HTTP
+// (tests/harness/fake_app_server.py):
+//   - a snap restore ends with one verdict line per check, all ok;
+//   - an app whose health endpoint fails makes the operation fail after the
+//     swap, naming the rollback, which then works;
+//   - through systemd (the units' PORT), a sidekiq that does not stay up.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "agent/app/runtime.h"
+#include "tests/e2e/e2e_fixture.h"
+#include "tests/harness/fake_host.h"
+#include "tests/harness/status_matchers.h"
+
+namespace mastodon_restore {
+namespace e2e {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+class AfterSwapCliTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    RequireDumpFixtures();
+    StartPostgres();
+    CreateSnapHost();
+  }
+
+  void StartSnapAgent() {
+    HostLayout layout = host_->Layout();
+    std::filesystem::create_directories(host_->dir() + "/common");
+    std::ofstream(host_->dir() + "/common/mastodon.conf")
+        << "LOCAL_DOMAIN=snap.example\nSECRET_KEY_BASE=host-secret\n";
+    // (StartAgent adds --app-web-address and --app-streaming-address: the
+    // fake app's ports.)
+    StartAgent({"--runtime", "snap", "--snap-bin-dir", layout.snap_bin_dir, "--snap-app-dir",
+                layout.snap_app_dir, "--snap-common-dir", host_->dir() + "/common",
+                "--snap-postgres", pg_->ConnInfo(""), "--host-path", layout.host_path,
+                "--allowed-root", MR_FIXTURE_DIR});
+  }
+
+  // The lines of `text` that start with "check".
+  static std::vector<std::string> CheckLines(const std::string& text) {
+    std::vector<std::string> out;
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+      if (absl::StartsWith(line, "check ")) out.push_back(std::string(line));
+    }
+    return out;
+  }
+  // The last non-empty line of `text`.
+  static std::string LastLine(const std::string& text) {
+    std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+    return lines.empty() ? "" : lines.back();
+  }
+};
+
+TEST_F(AfterSwapCliTest, ASnapRestoreEndsWithAVerdictPerCheckOfTheStartedApp) {
+  StartSnapAgent();
+  CommandResult r = CliOnSocket({"--timeout", "120s", "restore", "--no-refresh", Fixture("snap")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  const std::string web = absl::StrCat("127.0.0.1:", host_->web_port());
+  const std::string streaming = absl::StrCat("127.0.0.1:", host_->streaming_port());
+  EXPECT_THAT(
+      CheckLines(r.stdout_text),
+      ::testing::ElementsAre("check          ok     web: GET http://" + web +
+                                 "/health (the agent's configuration): 200 OK",
+                             "check          ok     streaming: GET http://" + streaming +
+                                 "/api/v1/streaming/health (the agent's configuration): 200 OK",
+                             "check          ok     sidekiq: sidekiq processes: running"));
+  EXPECT_THAT(LastLine(r.stdout_text), StartsWith("check          ok     sidekiq"));
+  // The service manager was asked about sidekiq after the start.
+  std::vector<testing::FakeCall> snap = host_->Calls("snap");
+  ASSERT_FALSE(snap.empty());
+  EXPECT_THAT(snap.back().argv, ::testing::ElementsAre("services", "mastodon-server.sidekiq-push",
+                                                       "mastodon-server.sidekiq-pull"));
+}
+
+TEST_F(AfterSwapCliTest, AnAppWhoseHealthFailsFailsTheRestoreAfterTheSwapNamingTheRollback) {
+  ASSERT_OK(pg_->Exec("CREATE DATABASE mastodon OWNER mastodon"));
+  ASSERT_OK(pg_->Exec("CREATE TABLE live_marker (x int)", "mastodon"));
+  host_->Set("FAKE_HEALTH_FAIL", "web");
+  StartSnapAgent();
+  CommandResult r = CliOnSocket({"--timeout", "120s", "restore", "--no-refresh",
+                                 "--app-check-timeout", "3", Fixture("snap")});
+  EXPECT_NE(r.exit_code, 0) << r.stdout_text;
+  EXPECT_THAT(r.stdout_text + r.stderr_text, HasSubstr("the restored app does not answer"));
+  std::vector<std::string> checks = CheckLines(r.stdout_text);
+  ASSERT_EQ(checks.size(), 3u) << r.stdout_text;
+  EXPECT_THAT(checks[0], StartsWith("check          FAILED web: GET http://127.0.0.1:"));
+  EXPECT_THAT(checks[0], HasSubstr("answered 503 Service Unavailable"));
+  EXPECT_THAT(checks[1], StartsWith("check          ok     streaming"));
+  EXPECT_THAT(checks[2], StartsWith("check          ok     sidekiq"));
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("next           mastodon-restore rollback --database mastodon   (the app "
+                        "does not answer"));
+  // The swap happened: the restored database is live, the previous kept.
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_tables WHERE tablename = 'live_marker'",
+                             "mastodon"),
+            "0");
+  // The rollback the report names brings the previous database back.
+  r = CliOnSocket({"--timeout", "60s", "rollback", "--database", "mastodon"});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_tables WHERE tablename = 'live_marker'",
+                             "mastodon"),
+            "1");
+}
+
+TEST_F(AfterSwapCliTest, ThroughSystemdTheUnitsPortsAreAskedAndADeadSidekiqFailsTheRestore) {
+  const int port = pg_->cluster()->port();
+  host_->InstallSystemd(absl::StrCat("DB_HOST=", pg_->cluster()->socket_dir(), "\nDB_PORT=", port,
+                                     "\nDB_USER=postgres\nDB_NAME=mastodon_systemd\n"
+                                     "SECRET_KEY_BASE=x\n"));
+  host_->Set("FAKE_DEAD_SERVICES", "sidekiq");
+  HostLayout layout = host_->Layout();
+  StartAgent({"--runtime", "systemd", "--app-dir", layout.app_dir, "--systemd-unit-dir",
+              layout.systemd_unit_dir, "--host-path", layout.host_path, "--allowed-root",
+              MR_FIXTURE_DIR});
+  CommandResult r = CliOnSocket({"--timeout", "120s", "restore", "--no-refresh", "--no-cleanup",
+                                 "--app-check-timeout", "2", Fixture("source_install.tar.gz")});
+  EXPECT_NE(r.exit_code, 0) << r.stdout_text;
+  std::vector<std::string> checks = CheckLines(r.stdout_text);
+  ASSERT_EQ(checks.size(), 3u) << r.stdout_text;
+  EXPECT_EQ(checks[0],
+            absl::StrCat("check          ok     web: GET http://127.0.0.1:", host_->web_port(),
+                         "/health (PORT in mastodon-web.service): 200 OK"));
+  EXPECT_THAT(checks[1], HasSubstr("(PORT in mastodon-streaming.service): 200 OK"));
+  EXPECT_THAT(checks[2],
+              StartsWith("check          FAILED sidekiq: sidekiq processes: mastodon-sidekiq is "
+                         "failed"));
+  // A new database (none was live): no rollback to name, the report says so.
+  EXPECT_THAT(r.stdout_text, HasSubstr("no previous database to roll back to"));
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace mastodon_restore
