@@ -302,7 +302,16 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     }
   }
   const std::string final_owner = !owner.empty() ? owner : admin->current_user();
-  std::string encoding = dump.encoding(), locale = dump.locale();
+  // The staging database sorts as the dump's did (for a cluster dump, as
+  // the restored section's CREATE DATABASE says).
+  DatabaseLocale locale{dump.encoding(), dump.locale(), dump.locale_provider(),
+                        dump.provider_locale()};
+  for (const v1::ClusterDatabase& db : dump.databases()) {
+    if (!section.empty() && db.name() == section) {
+      locale =
+          DatabaseLocale{db.encoding(), db.locale(), db.locale_provider(), db.provider_locale()};
+    }
+  }
   // The record names the staging database before it exists, and its OID as
   // soon as it is known (before it exists on PostgreSQL 15+).
   if (request.journal) {
@@ -317,7 +326,7 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
       return request.journal([oid](v1::DatabaseJournal* j) { j->set_staging_oid(oid); });
     };
   }
-  auto created = targets.CreateStaging(result.staging_database, encoding, locale,
+  auto created = targets.CreateStaging(result.staging_database, locale,
                                        load_role != nullptr ? load_role->name() : owner,
                                        &result.warnings, journal_oid);
   if (!created.ok()) {

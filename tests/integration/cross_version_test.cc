@@ -198,6 +198,57 @@ TEST_F(CrossVersionTest, PgDumpall17RoleMembershipsIntoOlderTargets) {
   }
 }
 
+// A database of the builtin locale provider (17+) keeps its provider on a
+// 17+ target; an older one stages it with its libc locale and says so.
+TEST_F(CrossVersionTest, BuiltinLocaleProviderDatabase) {
+  auto source = TestPostgres::Start(17);
+  ASSERT_OK(source);
+  TestPostgres& src = **source;
+  ASSERT_OK(src.Exec("CREATE ROLE mastodon LOGIN"));
+  ASSERT_OK(
+      src.Exec("CREATE DATABASE mastodon_production OWNER mastodon TEMPLATE template0 ENCODING "
+               "'UTF8' LOCALE 'C.UTF-8' LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"));
+  ASSERT_OK(
+      src.Exec("SET ROLE mastodon;"
+               "CREATE TABLE schema_migrations (version varchar PRIMARY KEY);"
+               "INSERT INTO schema_migrations VALUES ('20250101000000');"
+               "CREATE TABLE statuses (id bigint PRIMARY KEY, text text);"
+               "INSERT INTO statuses VALUES (1, 'é'), (2, 'Z'), (3, 'a');",
+               "mastodon_production"));
+  const std::string dump = dir_ + "/builtin17.sql";
+  Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", dump});
+  ASSERT_THAT(ReadFile(dump), HasSubstr("LOCALE_PROVIDER = builtin"));
+  auto expected = DatabaseSnapshot(src.ConnInfo("mastodon_production"));
+  ASSERT_OK(expected);
+
+  for (int major : {18, 15}) {
+    SCOPED_TRACE(absl::StrCat("into PostgreSQL ", major));
+    auto target = TestPostgres::Start(major);
+    ASSERT_OK(target);
+    auto result = Restore(target->get(), dump, "mastodon_production", "mastodon_production");
+    ASSERT_OK(result);
+    auto provider = (*target)->QueryValue(
+        "SELECT datlocprovider::text || ' ' || datcollate FROM pg_database WHERE datname = "
+        "'mastodon_production'");
+    ASSERT_OK(provider);
+    if (major >= 17) {
+      EXPECT_EQ(*provider, "b C.UTF-8");
+      EXPECT_EQ(*(*target)->QueryValue(
+                    "SELECT datlocale FROM pg_database WHERE datname = 'mastodon_production'"),
+                "C.UTF-8");
+    } else {
+      EXPECT_EQ(*provider, "c C.UTF-8");
+      EXPECT_THAT(result->warnings,
+                  Contains(HasSubstr("the dump's database uses the builtin locale provider "
+                                     "('C.UTF-8'), which PostgreSQL 15 lacks: staged with the "
+                                     "libc locale 'C.UTF-8'")));
+    }
+    auto restored = DatabaseSnapshot((*target)->ConnInfo("mastodon_production"));
+    ASSERT_OK(restored);
+    EXPECT_EQ(*restored, *expected);
+  }
+}
+
 TEST_F(CrossVersionTest, PgDump18SyntaxIntoOlderTargets) {
   ASSERT_EQ(::access((kPgliteDir + "/pg_dump_factory.mjs").c_str(), R_OK), 0)
       << "no PGlite pg_dump in " << kPgliteDir << ": run scripts/install-pglite (make deps)";

@@ -8,6 +8,9 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "agent/archive/sniff.h"
@@ -182,6 +185,31 @@ TEST(PlainDumpTest, Pg10ClusterLayoutWithoutDatabaseMarkers) {
   EXPECT_EQ(d.restrict_key_count(), 0);
   EXPECT_EQ(text.substr(d.databases(0).begin_offset(), 9), "\\connect ");
   EXPECT_TRUE(d.complete());
+}
+
+TEST(PlainDumpTest, LocaleProviderOfCreateDatabase) {
+  // pg_dump --create of an ICU database (15+) and of a builtin one (17+).
+  for (const auto& [options, provider, provider_locale] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"LOCALE_PROVIDER = icu LOCALE = 'en_US.UTF-8' ICU_LOCALE = 'und-x-icu'", "icu",
+            "und-x-icu"},
+           {"LOCALE_PROVIDER = builtin LOCALE = 'C.UTF-8' BUILTIN_LOCALE = 'C.UTF-8'", "builtin",
+            "C.UTF-8"},
+           {"LOCALE = 'en_US.UTF-8'", "", ""}}) {
+    SCOPED_TRACE(options);
+    const std::string text = absl::StrCat(
+        "--\n-- PostgreSQL database dump\n--\n\n"
+        "-- Dumped from database version 17.2\n-- Dumped by pg_dump version 17.2\n\n"
+        "CREATE DATABASE mastodon_production WITH TEMPLATE = template0 ENCODING = 'UTF8' ",
+        options,
+        ";\n\\connect mastodon_production\n\n"
+        "CREATE TABLE public.statuses (id bigint NOT NULL);\n\n"
+        "--\n-- PostgreSQL database dump complete\n--\n\n");
+    v1::DumpInfo d = DetectText(text, true);
+    EXPECT_EQ(d.locale(), "C.UTF-8" == provider_locale ? "C.UTF-8" : "en_US.UTF-8");
+    EXPECT_EQ(d.locale_provider(), provider);
+    EXPECT_EQ(d.provider_locale(), provider_locale);
+  }
 }
 
 TEST(PlainDumpTest, TarRestoreScriptWithNullRestrictKeys) {
