@@ -35,6 +35,11 @@ ENDED_STATES = frozenset([
     'OPERATION_STATE_INTERRUPTED',
 ])
 
+# Steps whose success changed the host: the database swapped in (restore,
+# rollback), media, env file, migrations, tootctl tasks. A failed operation
+# reports a change only if one of them succeeded before it failed.
+CHANGING_STEPS = frozenset(['swap', 'media', 'config', 'migrate', 'cleanup', 'refresh'])
+
 # The options every module takes to reach the agent (doc fragment "agent").
 AGENT_ARGUMENT_SPEC = dict(
     agent=dict(type='str'),
@@ -177,7 +182,7 @@ class AgentCli(object):
         changed = existing is None
         if operation.get('state') in ENDED_STATES and \
                 operation.get('state') != 'OPERATION_STATE_SUCCEEDED':
-            self.fail_operation(operation, changed=changed)
+            self.fail_operation(operation, changed=changed and changed_anything(operation))
         return changed, operation
 
     def fail_operation(self, operation, **result):
@@ -211,6 +216,12 @@ def grpc_exit_code(code):
     """The CLI exit code of a failed operation whose error has gRPC `code`."""
     rc = _GRPC_EXIT_CODES.get(int(code), 1)
     return 1 if rc == 0 else rc
+
+
+def changed_anything(operation):
+    """Whether a step of `operation` that changes the host succeeded."""
+    return any(step.get('name') in CHANGING_STEPS and step.get('state') == 'STEP_STATE_SUCCEEDED'
+               for step in operation.get('steps', []))
 
 
 def error_message(stderr):
