@@ -155,10 +155,14 @@ class AgentCli(object):
     def wait(self, operation_id):
         """Follows `operation_id` until it ends; returns (rc, operation)."""
         rc, operation, err = self.follow(['ops', 'watch', '--', operation_id])
-        if rc in (2, 3, 7):  # the CLI could not follow: nothing to report on
-            self.fail(rc, err, operation_id=operation_id)
-        final = self.get_operation(operation_id)
-        return rc, final or operation or {}
+        # The exit code is the operation's when it ended (a failed one's
+        # error may map to any code), the call's when the CLI lost it: the
+        # operation's state tells which (and an agent that cannot answer
+        # fails the module here).
+        final = self.get_operation(operation_id) or operation or {}
+        if final.get('state') not in ENDED_STATES:
+            self.fail(rc or 1, err, operation=final)
+        return rc, final
 
     def start(self, command, args, request_id, wait):
         """Starts an operation with `command` (a Start* command of the CLI:

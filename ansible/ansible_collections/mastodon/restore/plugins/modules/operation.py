@@ -155,7 +155,13 @@ def main():
             module.exit_json(changed=False, operation=operation, ended=True)
         if module.check_mode:
             module.exit_json(changed=True, operation=operation, ended=False)
-        cli.call(['ops', 'cancel', '--', operation_id])
+        rc, out, err = cli.run(['ops', 'cancel', '--', operation_id])
+        if rc != 0:
+            # It may have ended since: the agent refuses to cancel an ended one.
+            operation = cli.get_operation(operation_id)
+            if operation.get('state') in ENDED_STATES:
+                module.exit_json(changed=False, operation=operation, ended=True)
+            cli.fail(rc, err, operation=operation)
         rc, operation = cli.wait(operation_id)
         module.exit_json(changed=True, operation=operation,
                          ended=operation.get('state') in ENDED_STATES)
