@@ -35,7 +35,8 @@ using ::testing::HasSubstr;
 // Value and a failed expectation when something on the way is missing.
 Value At(const Value& root, const std::string& path) {
   Value current = root;
-  for (const std::string& part : absl::StrSplit(path, '.')) {
+  const std::vector<std::string> parts = absl::StrSplit(path, '.');
+  for (const std::string& part : parts) {
     if (current.has_struct_value()) {
       const auto& fields = current.struct_value().fields();
       auto it = fields.find(part);
