@@ -27,7 +27,6 @@ namespace mastodon_restore {
 namespace e2e {
 namespace {
 
-using ::google::protobuf::Struct;
 using ::google::protobuf::Value;
 using ::testing::HasSubstr;
 
