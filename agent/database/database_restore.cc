@@ -502,6 +502,19 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
       for (auto& d : duplicates.dependent_statements) checks.add_dependent_statements(d);
       for (auto& r : duplicates.repaired_rows) *checks.add_repaired_rows() = std::move(r);
       checks.set_repaired_row_count(duplicates.repaired_row_count);
+      // The verification expects the rows that are left.
+      std::vector<std::string> removed;
+      for (const auto& [table, n] : duplicates.deleted_rows) {
+        auto it = result.load.table_rows.find(table);
+        if (it != result.load.table_rows.end()) it->second -= n;
+        result.load.rows -= n;
+        removed.push_back(absl::StrCat(table, " ", n));
+      }
+      if (!removed.empty()) {
+        result.warnings.push_back(
+            absl::StrCat("--repair-duplicates removed rows (the database's cascades included): ",
+                         absl::StrJoin(removed, ", ")));
+      }
     }
 
     // 6. What the load role owns goes to the owner; the role is dropped

@@ -781,7 +781,15 @@ absl::StatusOr<bool> RepairAndBuild(PgSession* conn, const Rule& rule, const Uni
     }
     return false;
   }
+  // The rows this transaction deleted, cascades included.
+  ASSIGN_OR_RETURN(PgRows deleted,
+                   conn->Query("SELECT format('%I.%I', schemaname, relname), n_tup_del::text FROM "
+                               "pg_catalog.pg_stat_xact_user_tables WHERE n_tup_del > 0"));
   RETURN_IF_ERROR(conn->Exec("COMMIT"));
+  for (const auto& row : deleted.rows) {
+    int64_t n = 0;
+    if (absl::SimpleAtoi(row[1].value_or("0"), &n)) out->deleted_rows[row[0].value_or("")] += n;
+  }
   for (auto& r : changes.repaired_rows) {
     if (out->repaired_rows.size() < kMaxRepairedRows) out->repaired_rows.push_back(std::move(r));
   }

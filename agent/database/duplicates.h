@@ -13,6 +13,7 @@
 #ifndef MR_AGENT_DATABASE_DUPLICATES_H_
 #define MR_AGENT_DATABASE_DUPLICATES_H_
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,10 @@ struct DuplicatesOutcome {
   // how many.
   std::vector<mastodon::restore::v1::RepairedRow> repaired_rows;
   int64_t repaired_row_count = 0;
+  // Rows the repairs deleted per table (format('%I.%I'), as the dump names
+  // tables), the database's cascades included: what the verification's row
+  // counts no longer hold.
+  std::map<std::string, int64_t> deleted_rows;
 };
 inline constexpr size_t kMaxRepairedRows = 1000;
 

@@ -22,6 +22,7 @@
 #include "agent/database/index_check.h"
 #include "agent/database/pg_connection.h"
 #include "agent/inventory/inspector.h"
+#include "tests/harness/scripted_pg.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_postgres.h"
 
@@ -327,7 +328,8 @@ TEST_F(DuplicatesTest, TablesFixDuplicatesDoesNotCoverStayRefused) {
 }
 
 // amcheck where the server has it (Debian's 15 ships it in contrib): every
-// btree index checked, the extension gone again; a server without it says so.
+// btree index checked, the extension gone again;
+// a server without it says so.
 TEST_F(DuplicatesTest, AmcheckChecksEveryBtreeIndexWhereTheServerHasIt) {
   auto conn = PgConnection::Connect(pg_->ConnInfo("source"));
   ASSERT_OK(conn);
@@ -338,13 +340,24 @@ TEST_F(DuplicatesTest, AmcheckChecksEveryBtreeIndexWhereTheServerHasIt) {
   EXPECT_THAT(checked->failures(), IsEmpty());
   EXPECT_EQ(Query("SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'", "source"), "0");
   EXPECT_EQ(Query("SELECT count(*) FROM pg_namespace WHERE nspname = 'mr_amcheck'", "source"), "0");
-  auto pg16 = TestPostgres::Start(16);
-  ASSERT_OK(pg16);
-  auto conn16 = PgConnection::Connect((*pg16)->ConnInfo());
-  ASSERT_OK(conn16);
-  auto none = CheckBtreeIndexes(conn16->get());
+  // A role that may not create it (not a superuser) is told so, not failed.
+  ASSERT_OK(pg_->Exec("CREATE ROLE plain LOGIN; CREATE DATABASE plaindb OWNER plain"));
+  auto plain = PgConnection::Connect(pg_->ConnInfo("plaindb") + " user=plain");
+  ASSERT_OK(plain);
+  auto refused = CheckBtreeIndexes(plain->get());
+  ASSERT_OK(refused);
+  EXPECT_FALSE(refused->available());
+  EXPECT_THAT(refused->message(), HasSubstr("could not be created by the connecting role"));
+  // A server without amcheck (the snap's) says so and checks nothing.
+  testing::PgScript script;
+  script.Exec("SET search_path = pg_catalog, pg_temp")
+      .Query("SELECT count(*) FROM pg_catalog.pg_available_extensions WHERE name = 'amcheck'",
+             testing::ScalarRow("0"));
+  testing::ScriptedPgSession session(&script);
+  auto none = CheckBtreeIndexes(&session);
   ASSERT_OK(none);
   EXPECT_FALSE(none->available());
+  EXPECT_EQ(none->indexes_checked(), 0);
   EXPECT_THAT(none->message(), HasSubstr("amcheck is not available"));
 }
 

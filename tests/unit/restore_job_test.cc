@@ -294,9 +294,9 @@ TEST_F(RestoreJobTest, DatabaseAndMediaRunInOrderAndTheSourceIsOpenedOnce) {
   EXPECT_THAT(StepStates(),
               ElementsAre("open=SUCCEEDED", "inventory=SUCCEEDED", "detect=SUCCEEDED",
                           "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
-                          "verify=SUCCEEDED", "swap=SUCCEEDED", "media=SUCCEEDED", "config=SKIPPED",
-                          "migrate=SKIPPED", "cleanup=SKIPPED", "refresh=SKIPPED",
-                          "start_services=SKIPPED", "report=SUCCEEDED"));
+                          "verify=SUCCEEDED", "checks=SUCCEEDED", "swap=SUCCEEDED",
+                          "media=SUCCEEDED", "config=SKIPPED", "migrate=SKIPPED", "cleanup=SKIPPED",
+                          "refresh=SKIPPED", "start_services=SKIPPED", "report=SUCCEEDED"));
   // The load is handed the dump the inventory detected, not a path to detect.
   EXPECT_EQ(actions_.staged_request.dump.path(), "database.sql");
   EXPECT_EQ(actions_.staged_request.database, kLive);
@@ -390,6 +390,20 @@ TEST_F(RestoreJobTest, AMemberPicksItsDumpFromTheInventory) {
   in_.options.set_member("other.sql.gz");
   ASSERT_OK(Run());
   EXPECT_EQ(actions_.staged_request.dump.path(), "other.sql.gz");
+}
+
+// Duplicates under the dump's unique indexes (or an index amcheck finds
+// broken) refuse the swap: nothing swapped in, the app started again, the
+// option handed to the load.
+TEST_F(RestoreJobTest, ThePreSwapChecksRefuseTheSwap) {
+  WithRuntime();
+  in_.options.set_repair_duplicates(true);
+  actions_.fail["checks"] = absl::FailedPreconditionError("refusing the swap: duplicates");
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("refusing")));
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stop", "stage",
+                                          "verify", "checks", "start"));
+  EXPECT_TRUE(actions_.staged_request.repair_duplicates);
+  EXPECT_EQ(op_.Snapshot().restore_report().database(), "");
 }
 
 TEST_F(RestoreJobTest, AFailureBeforeTheSwapLeavesTheLiveDatabaseAndStartsTheAppAgain) {
