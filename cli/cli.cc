@@ -392,6 +392,7 @@ int RunRestore(CommandContext& ctx) {
   o->set_with_role_passwords(ctx.args.GetBool("with-role-passwords"));
   o->set_allow_privileged_roles(ctx.args.GetBool("allow-privileged-roles"));
   o->set_allow_superuser_load(ctx.args.GetBool("allow-superuser-load"));
+  o->set_repair_duplicates(ctx.args.GetBool("repair-duplicates"));
   for (absl::string_view e :
        absl::StrSplit(ctx.args.Get("allow-extensions"), ',', absl::SkipEmpty())) {
     o->add_allow_extensions(std::string(e));
@@ -816,6 +817,7 @@ const std::vector<Command>& Commands() {
             {"allow-privileged-roles", "", "new roles may be SUPERUSER, BYPASSRLS..."},
             {"allow-extensions", "A,B", "extensions allowed beside the default list"},
             {"allow-superuser-load", "", "load as superuser if pg_hba refuses the load role"},
+            {"repair-duplicates", "", "fix unique-index duplicates as tootctl fix-duplicates"},
             {"drop-previous", "", "drop the replaced database after a successful swap"},
             {"no-migrate", "", "skip the app's db:migrate"},
             {"no-cleanup", "", "skip tootctl preview_cards remove / media remove"},

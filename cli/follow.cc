@@ -150,6 +150,7 @@ std::string RenderOperation(const v1::Operation& op) {
   }
   if (op.has_restore_report() && op.restore_report().database().empty()) {
     const v1::RestoreReport& r = op.restore_report();
+    if (r.has_pre_swap_checks()) s += RenderPreSwapChecks(r.pre_swap_checks());
     absl::StrAppendFormat(&s, "%-14s %d files written (%s), %d unchanged\n", "media",
                           r.media_files(), HumanBytes(r.media_bytes()), r.media_files_skipped());
     for (const std::string& w : r.warnings())
@@ -174,6 +175,7 @@ std::string RenderOperation(const v1::Operation& op) {
     absl::StrAppendFormat(&s, "%-14s %s (%d of %d checks)\n", "verification",
                           r.verification().passed() ? "passed" : "FAILED", passed,
                           r.verification().checks_size());
+    if (r.has_pre_swap_checks()) s += RenderPreSwapChecks(r.pre_swap_checks());
     for (const std::string& w : r.rewrites())
       absl::StrAppendFormat(&s, "%-14s %s\n", "rewrite", T(w));
     if (r.media_files() + r.media_files_skipped() > 0) {

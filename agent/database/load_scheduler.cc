@@ -44,6 +44,36 @@ absl::Status LoadError(absl::StatusCode code, const std::string& dump, int64_t l
                                    toc_entry.empty() ? "" : " (" + toc_entry + ")", ": ", what));
 }
 
+bool IsCollectableBuildFailure(const PgError& error, bool unique_build, absl::string_view sql,
+                               const std::vector<std::string>& tables,
+                               const std::vector<FailedBuild>& failed) {
+  if (unique_build && error.sqlstate == "23505") return true;
+  // invalid_foreign_key (no unique constraint matching the referenced
+  // columns), undefined_object, undefined_table.
+  if (error.sqlstate != "42830" && error.sqlstate != "42704" && error.sqlstate != "42P01") {
+    return false;
+  }
+  for (const FailedBuild& f : failed) {
+    if (!f.unique_violation) continue;
+    for (const std::string& t : f.tables) {
+      if (std::find(tables.begin(), tables.end(), t) != tables.end()) return true;
+    }
+    // A statement naming the failed index or constraint (COMMENT ON INDEX,
+    // ALTER INDEX ... ATTACH PARTITION, CLUSTER ON, REPLICA IDENTITY USING
+    // INDEX): the name as the error message quotes it.
+    if (!f.name.empty() && absl::StrContains(sql, f.name) &&
+        absl::StrContains(error.message, f.name)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string BuildErrorText(const PgError& error) {
+  return error.detail.empty() ? error.message
+                              : absl::StrCat(error.message, " (", error.detail, ")");
+}
+
 absl::Status LoadCancelled(const std::string& dump) {
   return absl::CancelledError(absl::StrCat("load of '", dump, "' cancelled"));
 }
@@ -187,6 +217,11 @@ absl::Time LoadScheduler::last_data_done() {
   return last_data_done_;
 }
 
+std::vector<FailedBuild> LoadScheduler::failed_builds() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failed_builds_;
+}
+
 std::vector<LoadScheduler::JobTrace> LoadScheduler::trace() {
   std::lock_guard<std::mutex> lock(mu_);
   return trace_;
@@ -326,6 +361,28 @@ absl::Status LoadScheduler::RunJob(PgConnection* conn, const Entry& e) {
   if (!s.ok() && !job.fallback_sql.empty() &&
       (conn->last_error().sqlstate == "0A000" || conn->last_error().sqlstate == "42809")) {
     s = conn->Exec(job.fallback_sql);
+  }
+  if (!s.ok() && options_.collect_failed_builds && job.collectable &&
+      s.code() == absl::StatusCode::kInvalidArgument && !Aborted()) {
+    std::vector<std::string> touched = job.tables;
+    touched.insert(touched.end(), job.referenced.begin(), job.referenced.end());
+    std::lock_guard<std::mutex> lock(mu_);
+    const PgError& error = conn->last_error();
+    if (IsCollectableBuildFailure(error, job.unique_build, job.sql, touched, failed_builds_)) {
+      // (A step whose statement's rerun covers it is only tolerated.)
+      if (!job.rerun_sql.empty()) {
+        FailedBuild f;
+        f.sql = job.rerun_sql;
+        f.line = job.line;
+        f.toc_entry = job.toc_entry;
+        f.tables = touched;
+        f.error = BuildErrorText(error);
+        f.unique_violation = job.unique_build && error.sqlstate == "23505";
+        f.name = job.build_name;
+        failed_builds_.push_back(std::move(f));
+      }
+      return absl::OkStatus();
+    }
   }
   if (!s.ok()) return fail(s, "");
   if (!conn->in_copy()) return absl::OkStatus();

@@ -102,6 +102,9 @@ class SqlExecutor {
 
  private:
   absl::StatusOr<bool> Route(const SqlItem& item, const std::string& upper);
+  bool CollectFailedBuild(const SqlItem& item, const PgError& e);
+  // The failures collected so far, the workers' included.
+  std::vector<FailedBuild> FailedBuilds();
   absl::Status SubmitAnalyze();
   absl::Status SubmitValidations();
   absl::Status SubmitCopyChunk(int64_t line);

@@ -48,6 +48,10 @@ class HostRestoreActions : public RestoreActions {
                       DatabaseRestoreResult* result) override {
     return VerifyStaged(request, result);
   }
+  absl::Status CheckBeforeSwap(const DatabaseRestoreRequest& request,
+                               DatabaseRestoreResult* result) override {
+    return CheckStagedBeforeSwap(request, result);
+  }
   absl::Status Swap(const DatabaseRestoreRequest& request, DatabaseRestoreResult* result) override {
     return SwapInStaged(request, env_.env, result);
   }

@@ -162,6 +162,12 @@ const std::vector<RestoreJob::StepDef>& RestoreJob::Steps() {
        [](F f) { return f.DbSkip(); }, &RestoreJob::LoadIntoStaging},
       {"verify", [](F) -> std::string { return "verify the staging database against the dump"; },
        [](F f) { return f.DbSkip(); }, &RestoreJob::VerifyStaging},
+      {"checks",
+       [](F) -> std::string {
+         return "check the staging database before the swap (duplicates under the dump's "
+                "unique indexes, amcheck)";
+       },
+       [](F f) { return f.DbSkip(); }, &RestoreJob::CheckBeforeSwap},
       {"swap",
        [](F f) {
          return absl::StrCat("swap the staging database in as '", f.in.database,
@@ -486,6 +492,7 @@ absl::StatusOr<std::string> RestoreJob::LoadIntoStaging() {
   r.extra_extensions = {input_.options.allow_extensions().begin(),
                         input_.options.allow_extensions().end()};
   r.drop_previous = input_.options.drop_previous();
+  r.repair_duplicates = input_.options.repair_duplicates();
   r.jobs = input_.options.jobs();
   r.cancel = &op_->cancel_token();
   r.postgres_root = input_.postgres_root;
@@ -536,6 +543,17 @@ absl::StatusOr<std::string> RestoreJob::VerifyStaging() {
   for (const auto& c : db_.verification.checks()) passed += c.passed() ? 1 : 0;
   RETURN_IF_ERROR(verified);
   return absl::StrCat(passed, " of ", db_.verification.checks_size(), " checks passed");
+}
+
+absl::StatusOr<std::string> RestoreJob::CheckBeforeSwap() {
+  RETURN_IF_ERROR(actions_->CheckBeforeSwap(db_request_, &db_));
+  const v1::PreSwapChecks& c = db_.pre_swap;
+  std::string message =
+      c.repaired_row_count() > 0
+          ? absl::StrCat("duplicates repaired (", c.repaired_row_count(), " rows changed); ")
+          : std::string("no duplicates; ");
+  absl::StrAppend(&message, c.index_check().message());
+  return message;
 }
 
 absl::StatusOr<std::string> RestoreJob::SwapIn() {
@@ -714,6 +732,7 @@ void RestoreJob::Report(const absl::Status& outcome) {
     for (const std::string& w : db_.warnings) r->add_warnings(w);
     for (const std::string& w : warnings_) r->add_warnings(w);
     *r->mutable_verification() = db_.verification;
+    *r->mutable_pre_swap_checks() = db_.pre_swap;
     for (const v1::TootctlResult& t : tootctl_) *r->add_tootctl() = t;
     for (const v1::Step& step : snapshot.steps()) {
       if (!step.has_start_time() || !step.has_end_time()) continue;

@@ -11,6 +11,8 @@
 //    5 stop_services  the app's services (nobody writes what will be replaced)
 //    6 load           into a staging database (+ ANALYZE)
 //    7 verify         the staging database against the dump
+//      checks         before the swap: duplicates under the dump's unique
+//                     indexes (repaired with --repair-duplicates), amcheck
 //    8 swap           staging in, live kept as <db>__previous_<time>
 //    9 media          staged, then moved into place; unchanged files skipped
 //      config         the backup's env file (with --restore-config)
@@ -140,6 +142,11 @@ class RestoreActions {
   virtual absl::StatusOr<DatabaseRestoreResult> Stage(const DatabaseRestoreRequest& request) = 0;
   virtual absl::Status Verify(const DatabaseRestoreRequest& request,
                               DatabaseRestoreResult* result) = 0;
+  // The checks before the swap (CheckStagedBeforeSwap): refuses it, the
+  // staging database dropped, when the dump's data violates its unique
+  // indexes or an index fails amcheck.
+  virtual absl::Status CheckBeforeSwap(const DatabaseRestoreRequest& request,
+                                       DatabaseRestoreResult* result) = 0;
   virtual absl::Status Swap(const DatabaseRestoreRequest& request,
                             DatabaseRestoreResult* result) = 0;
   virtual void DropStaging(const std::string& conninfo, const std::string& staging_database,
@@ -186,6 +193,7 @@ class RestoreJob {
   absl::StatusOr<std::string> StopServices();
   absl::StatusOr<std::string> LoadIntoStaging();
   absl::StatusOr<std::string> VerifyStaging();
+  absl::StatusOr<std::string> CheckBeforeSwap();
   absl::StatusOr<std::string> SwapIn();
   absl::StatusOr<std::string> RestoreMediaFiles();
   absl::StatusOr<std::string> InstallConfig();

@@ -117,6 +117,9 @@ class FakeActions : public RestoreActions {
     result->verification.set_passed(true);
     return Call("verify");
   }
+  absl::Status CheckBeforeSwap(const DatabaseRestoreRequest&, DatabaseRestoreResult*) override {
+    return Call("checks");
+  }
   absl::Status Swap(const DatabaseRestoreRequest& r, DatabaseRestoreResult* result) override {
     RETURN_IF_ERROR(Call("swap"));
     result->database = r.database;
@@ -240,16 +243,17 @@ TEST(PlanRestoreTest, OneTableGivesEveryStepInOrderWithItsSkipReason) {
     skips.push_back(absl::StrCat(s.name, ":", s.skip_reason));
   }
   EXPECT_THAT(names, ElementsAre("open", "inventory", "detect", "preflight", "stop_services",
-                                 "load", "verify", "swap", "media", "config", "migrate", "cleanup",
-                                 "refresh", "start_services", "report"));
-  EXPECT_THAT(skips, ElementsAre("open:", "inventory:", "detect:", "preflight:",
-                                 "stop_services:no Mastodon runtime on this host", "load:",
-                                 "verify:", "swap:", "media:no media directory on this host",
-                                 "config:not asked (--restore-config)",
-                                 "migrate:no Mastodon runtime on this host",
-                                 "cleanup:no Mastodon runtime on this host",
-                                 "refresh:no Mastodon runtime on this host",
-                                 "start_services:no services were stopped", "report:"));
+                                 "load", "verify", "checks", "swap", "media", "config", "migrate",
+                                 "cleanup", "refresh", "start_services", "report"));
+  EXPECT_THAT(
+      skips,
+      ElementsAre("open:", "inventory:", "detect:", "preflight:",
+                  "stop_services:no Mastodon runtime on this host",
+                  "load:", "verify:", "checks:", "swap:", "media:no media directory on this host",
+                  "config:not asked (--restore-config)", "migrate:no Mastodon runtime on this host",
+                  "cleanup:no Mastodon runtime on this host",
+                  "refresh:no Mastodon runtime on this host",
+                  "start_services:no services were stopped", "report:"));
 }
 
 TEST(PlanRestoreTest, MediaOnlyKeepsTheAppRunningAndSkipsTheDatabase) {
@@ -285,14 +289,14 @@ TEST(PlanRestoreTest, BesideTheLiveDatabaseTheAppIsLeftAlone) {
 
 TEST_F(RestoreJobTest, DatabaseAndMediaRunInOrderAndTheSourceIsOpenedOnce) {
   ASSERT_OK(Run());
-  EXPECT_THAT(actions_.calls,
-              ElementsAre("probe", "open", "cluster_database", "stage", "verify", "swap", "media"));
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stage", "verify",
+                                          "checks", "swap", "media"));
   EXPECT_THAT(StepStates(),
               ElementsAre("open=SUCCEEDED", "inventory=SUCCEEDED", "detect=SUCCEEDED",
                           "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
-                          "verify=SUCCEEDED", "swap=SUCCEEDED", "media=SUCCEEDED", "config=SKIPPED",
-                          "migrate=SKIPPED", "cleanup=SKIPPED", "refresh=SKIPPED",
-                          "start_services=SKIPPED", "report=SUCCEEDED"));
+                          "verify=SUCCEEDED", "checks=SUCCEEDED", "swap=SUCCEEDED",
+                          "media=SUCCEEDED", "config=SKIPPED", "migrate=SKIPPED", "cleanup=SKIPPED",
+                          "refresh=SKIPPED", "start_services=SKIPPED", "report=SUCCEEDED"));
   // The load is handed the dump the inventory detected, not a path to detect.
   EXPECT_EQ(actions_.staged_request.dump.path(), "database.sql");
   EXPECT_EQ(actions_.staged_request.database, kLive);
@@ -319,8 +323,8 @@ TEST_F(RestoreJobTest, WithTheAppItIsStoppedMigratedRefreshedAndStartedAgain) {
   WithRuntime();
   ASSERT_OK(Run());
   EXPECT_THAT(actions_.calls,
-              ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "swap",
-                          "media", "migrate", "cleanup:preview_cards", "cleanup:media",
+              ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "checks",
+                          "swap", "media", "migrate", "cleanup:preview_cards", "cleanup:media",
                           "refresh:media", "refresh:accounts", "refresh:feeds", "start"));
   EXPECT_EQ(StepMessage("stop_services"), "web");
   EXPECT_EQ(op_.Snapshot().restore_report().schema_version(), "20250101000000");
@@ -388,6 +392,20 @@ TEST_F(RestoreJobTest, AMemberPicksItsDumpFromTheInventory) {
   EXPECT_EQ(actions_.staged_request.dump.path(), "other.sql.gz");
 }
 
+// Duplicates under the dump's unique indexes (or an index amcheck finds
+// broken) refuse the swap: nothing swapped in, the app started again, the
+// option handed to the load.
+TEST_F(RestoreJobTest, ThePreSwapChecksRefuseTheSwap) {
+  WithRuntime();
+  in_.options.set_repair_duplicates(true);
+  actions_.fail["checks"] = absl::FailedPreconditionError("refusing the swap: duplicates");
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("refusing")));
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stop", "stage",
+                                          "verify", "checks", "start"));
+  EXPECT_TRUE(actions_.staged_request.repair_duplicates);
+  EXPECT_EQ(op_.Snapshot().restore_report().database(), "");
+}
+
 TEST_F(RestoreJobTest, AFailureBeforeTheSwapLeavesTheLiveDatabaseAndStartsTheAppAgain) {
   WithRuntime();
   actions_.fail["verify"] = absl::DataLossError("verification of the staging database failed");
@@ -404,7 +422,7 @@ TEST_F(RestoreJobTest, AFailureAfterTheSwapNamesWhatToRunAgain) {
   actions_.fail["media"] = absl::ResourceExhaustedError("disk full");
   EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kResourceExhausted));
   EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stop", "stage",
-                                          "verify", "swap", "media", "start"));
+                                          "verify", "checks", "swap", "media", "start"));
   const v1::RestoreReport report = op_.Snapshot().restore_report();
   EXPECT_EQ(report.database(), kLive);
   EXPECT_THAT(report.next_steps(),
@@ -429,9 +447,9 @@ TEST_F(RestoreJobTest, KeepServicesStoppedOnFailureLeavesTheAppDownAndSaysSo) {
 // Cancelled while each action runs: the job stops with CANCELLED before the
 // next step, nothing after it runs, and the app is started again.
 TEST(RestoreJobCancelTest, CancelDuringEveryStepStopsBeforeTheNext) {
-  const std::vector<std::string> order = {
-      "probe", "open",  "cluster_database", "stop",   "stage", "verify",
-      "swap",  "media", "migrate",          "cleanup"};
+  const std::vector<std::string> order = {"probe", "open",    "cluster_database", "stop",
+                                          "stage", "verify",  "checks",           "swap",
+                                          "media", "migrate", "cleanup"};
   for (size_t k = 0; k < order.size(); ++k) {
     SCOPED_TRACE(order[k]);
     testing::FakeEnv env;
