@@ -153,17 +153,19 @@ int64_t MaintenanceWorkMemMb(Env* env, int jobs) {
 }
 
 // ANALYZE of the tables and materialized views the load did not analyze
-// (`analyzed`, named as in the dump: quoted like format('%I.%I')); all of
-// them when it analyzed none.
-absl::Status AnalyzeRest(PgConnection* conn, const std::vector<std::string>& analyzed) {
-  if (analyzed.empty()) return conn->Exec("ANALYZE");
+// and whose statistics it did not import (`load.analyzed`,
+// `load.statistics_imported`, named as in the dump: quoted like
+// format('%I.%I')); all of them when there are none.
+absl::Status AnalyzeRest(PgConnection* conn, const LoadStats& load) {
+  if (load.analyzed.empty() && load.statistics_imported.empty()) return conn->Exec("ANALYZE");
   ASSIGN_OR_RETURN(PgRows relations,
                    conn->Query("SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
                                "JOIN pg_namespace n ON n.oid = c.relnamespace "
                                "WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN "
                                "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
                                "'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'"));
-  const std::set<std::string> done(analyzed.begin(), analyzed.end());
+  std::set<std::string> done(load.analyzed.begin(), load.analyzed.end());
+  done.insert(load.statistics_imported.begin(), load.statistics_imported.end());
   for (const auto& row : relations.rows) {
     if (!row[0].has_value() || done.count(*row[0]) > 0) continue;
     RETURN_IF_ERROR(conn->Exec(absl::StrCat("ANALYZE ", *row[0])));
@@ -478,7 +480,7 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
 
     // 5. Statistics, collation check.
     progress("analyze", LoadProgress());
-    if (request.analyze) RETURN_IF_ERROR(AnalyzeRest(staging.get(), result.load.analyzed));
+    if (request.analyze) RETURN_IF_ERROR(AnalyzeRest(staging.get(), result.load));
     auto collation = staging->Query(
         "SELECT datcollversion IS DISTINCT FROM pg_database_collation_actual_version(oid) "
         "FROM pg_database WHERE datname = current_database() AND datcollversion IS NOT NULL");

@@ -145,7 +145,8 @@ struct LoadOptions {
   std::function<absl::StatusOr<std::unique_ptr<PgConnection>>()> connect;
   int64_t chunk_bytes = 8 << 20;
   // Parallel load: ANALYZE each table that received rows as soon as its
-  // builds are done (LoadStats::analyzed).
+  // builds are done (LoadStats::analyzed), but for those whose column
+  // statistics the dump carried (LoadStats::statistics_imported).
   bool analyze = false;
   // The target database is the loader's own until the load ends (a staging
   // database): autovacuum is kept off each plain table from its first rows
@@ -194,6 +195,11 @@ struct LoadStats {
   double seconds = 0;
   // Tables analyzed by the load (options.analyze), as the dump names them.
   std::vector<std::string> analyzed;
+  // Relations whose column statistics the dump carried and the target
+  // imported (pg_dump 18 --statistics into PostgreSQL 18+: tables,
+  // materialized views, expression indexes), as the dump names them: the
+  // load does not analyze them, and neither does the restore after it.
+  std::vector<std::string> statistics_imported;
   // Parallel load: the jobs the workers ran (the first 100000), seconds
   // from the start of the load, for a timeline.
   struct JobSpan {

@@ -16,6 +16,9 @@ namespace {
 constexpr size_t kCopySlice = 1 << 20;
 // What a worker reads of a stream of rows at once.
 constexpr size_t kStreamBlock = 1 << 20;
+// What a streaming job's rows are read ahead in (1 MB per running job).
+constexpr size_t kPrefetchBlock = 256 << 10;
+constexpr size_t kPrefetchDepth = 4;
 constexpr auto kPoll = std::chrono::milliseconds(100);
 
 using Lock = LoadJob::Lock;
@@ -454,7 +457,11 @@ void LoadScheduler::HandOff(const Entry& e, std::string rows) {
 absl::Status LoadScheduler::StreamCopyData(PgConnection* conn, const Entry& e, bool* stream_error) {
   const LoadJob& job = e.job;
   *stream_error = true;
-  ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> in, job.open_copy_data());
+  ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> source, job.open_copy_data());
+  // Decompression on a thread of its own, a few blocks ahead: the server
+  // is not left waiting while the next block is inflated.
+  PrefetchStream prefetched(source.get(), kPrefetchBlock, kPrefetchDepth);
+  ByteStream* in = &prefetched;
   // Rows for another worker (whole rows once handed off), and whether the
   // rows being read go there.
   std::string handoff;

@@ -85,14 +85,23 @@ absl::Status SqlExecutor::Run(const SqlItem& item) {
       }
     }
   }
+  // pg_dump 18's planner statistics (the target imports them: the rewrite
+  // rules skip them for older ones).
+  std::string stats_table;
+  bool stats_attribute = false;
+  const bool statistics = ParseStatisticsImport(item.text, &stats_table, &stats_attribute);
   if (scheduler_ != nullptr) {
     ASSIGN_OR_RETURN(bool taken, Route(item, upper));
-    if (taken) return absl::OkStatus();
+    if (taken) {
+      if (statistics && stats_attribute) NoteStatisticsImported(stats_table);
+      return absl::OkStatus();
+    }
   }
   if (absl::StartsWith(upper, "COPY ")) HoldAutovacuum(item);
   absl::Status s = conn_->Exec(item.text);
   if (s.ok()) {
     if (conn_->in_copy()) StartCopy(item);
+    if (statistics && stats_attribute) NoteStatisticsImported(stats_table);
     return absl::OkStatus();
   }
   if (s.code() == absl::StatusCode::kCancelled) {
@@ -212,6 +221,24 @@ absl::StatusOr<bool> SqlExecutor::Route(const SqlItem& item, const std::string& 
     return false;  // e.g. INSERTs of --inserts dumps: here, in order
   }
   if (toc_type_ == "SEQUENCE SET") return false;  // the sequence exists since pre-data
+  std::string stats_table;
+  bool stats_attribute = false;
+  if (toc_type_ == "STATISTICS DATA" &&
+      ParseStatisticsImport(item.text, &stats_table, &stats_attribute) &&
+      stats_->table_rows.count(stats_table) > 0) {
+    // A loaded table's statistics: after its rows and the builds submitted
+    // before (SHARE UPDATE EXCLUSIVE, as ANALYZE), beside other tables'
+    // work. (An index's or a materialized view's run alone, below: the
+    // object may not exist before the jobs before it are done.)
+    LoadJob job;
+    job.tables = {stats_table};
+    job.lock = LoadJob::Lock::kValidate;
+    job.sql = item.text;
+    job.line = item.line;
+    job.toc_entry = toc_entry_;
+    RETURN_IF_ERROR(scheduler_->Submit(std::move(job)));
+    return true;
+  }
   if (toc_type_ == "INDEX" || toc_type_ == "CONSTRAINT" || toc_type_ == "FK CONSTRAINT") {
     PostDataTarget target;
     if (ParsePostDataStatement(item.text, &target)) {
@@ -256,6 +283,7 @@ absl::Status SqlExecutor::SubmitAnalyze() {
   if (!options_.analyze || analyze_submitted_) return absl::OkStatus();
   analyze_submitted_ = true;
   for (const auto& [table, rows] : stats_->table_rows) {
+    if (statistics_imported_.count(table) > 0) continue;  // the dump's own
     LoadJob job;
     job.tables = {table};
     job.lock = LoadJob::Lock::kValidate;
@@ -266,6 +294,11 @@ absl::Status SqlExecutor::SubmitAnalyze() {
     stats_->analyzed.push_back(table);
   }
   return absl::OkStatus();
+}
+
+// Records that the dump's column statistics of `table` were imported (once).
+void SqlExecutor::NoteStatisticsImported(const std::string& table) {
+  if (statistics_imported_.insert(table).second) stats_->statistics_imported.push_back(table);
 }
 
 // Submits the validations of the foreign keys added NOT VALID so far.
