@@ -81,7 +81,10 @@ absl::StatusOr<std::vector<MediaReference>> LocalMediaReferences(PgSession* sess
 absl::StatusOr<UsersOtpColumns> ReadUsersOtpColumns(PgSession* session) {
   ASSIGN_OR_RETURN(
       PgRows rows,
-      session->Query("SELECT to_regclass('public.users') IS NOT NULL, "
+      session->Query("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN "
+                     "pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
+                     "'public' AND c.relname = 'users' AND c.relkind IN ('r', 'p') AND NOT "
+                     "c.relrowsecurity), "
                      "(SELECT string_agg(column_name::text, ',') FROM information_schema.columns "
                      "WHERE table_schema = 'public' AND table_name = 'users' AND column_name IN "
                      "('otp_secret', 'encrypted_otp_secret', 'encrypted_otp_secret_iv', "

@@ -70,7 +70,10 @@ struct UsersOtpColumns {
   bool otp_required = false;  // otp_required_for_login
 };
 
-// Which of those columns exist. A query error is returned as is.
+// Which of those columns exist. `users_table` only for an ordinary table
+// without row-level security: the database is a loaded dump, and reading
+// a view or a policy would run the dump's functions as the agent's role.
+// A query error is returned as is.
 absl::StatusOr<UsersOtpColumns> ReadUsersOtpColumns(PgSession* session);
 
 // A users row holding a two-factor secret, as stored (never logged).

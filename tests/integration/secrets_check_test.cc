@@ -177,6 +177,14 @@ TEST_F(SecretsCheckTest, NoSecretsOrNoUsersTableIsNothingToCheck) {
   c = Check(&env);
   EXPECT_FALSE(c.mismatch());
   EXPECT_EQ(c.summary(), "no users table: nothing encrypted to check");
+  // A view (or a table with row-level security) of a hostile dump is not
+  // read: it would run the dump's functions as the agent's role.
+  ASSERT_OK(
+      pg_->Exec("CREATE FUNCTION boom() RETURNS varchar LANGUAGE sql AS $$SELECT (1/0)::varchar$$; "
+                "CREATE VIEW users AS SELECT 1::bigint AS id, boom() AS otp_secret",
+                "app"));
+  c = Check(&env);
+  EXPECT_EQ(c.summary(), "no users table: nothing encrypted to check");
 }
 
 TEST_F(SecretsCheckTest, AMalformedValueAndTheSampleLimit) {
