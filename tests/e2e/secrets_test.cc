@@ -73,7 +73,9 @@ class SecretsCliTest : public E2eTest {
     spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
     auto r = runner_->Run(spec, nullptr);
     EXPECT_OK(r);
-    if (r.ok()) EXPECT_EQ(r->exit_code, 0) << r->stderr_text;
+    if (r.ok()) {
+      EXPECT_EQ(r->exit_code, 0) << r->stderr_text;
+    }
     return dir;
   }
 
