@@ -148,6 +148,15 @@ std::string RenderOperation(const v1::Operation& op) {
         &s, "%-14s %s%s\n", "error", T(op.error().message()),
         T(op.error().step()).empty() ? "" : " (step " + T(op.error().step()) + ")");
   }
+  if (op.has_restore_report() && op.restore_report().has_secrets_check()) {
+    const v1::SecretsCheck& c = op.restore_report().secrets_check();
+    absl::StrAppendFormat(&s, "%-14s %s%s\n", "secrets check",
+                          !c.checked()   ? "not checked: "
+                          : c.accepted() ? "MISMATCH (accepted): "
+                          : c.mismatch() ? "MISMATCH: "
+                                         : "ok: ",
+                          T(c.summary()));
+  }
   if (op.has_restore_report() && op.restore_report().database().empty()) {
     const v1::RestoreReport& r = op.restore_report();
     if (r.has_pre_swap_checks()) s += RenderPreSwapChecks(r.pre_swap_checks());

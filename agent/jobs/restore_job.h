@@ -13,6 +13,9 @@
 //    7 verify         the staging database against the dump
 //      checks         before the swap: duplicates under the dump's unique
 //                     indexes (repaired with --repair-duplicates), amcheck
+//      secrets        the env the restored app will run with decrypts the
+//                     staging database's encrypted columns (else refused
+//                     unless --accept-secret-mismatch)
 //    8 swap           staging in, live kept as <db>__previous_<time>
 //    9 media          staged, then moved into place; unchanged files skipped
 //      config         the backup's env file (with --restore-config)
@@ -151,6 +154,11 @@ class RestoreActions {
                             DatabaseRestoreResult* result) = 0;
   virtual void DropStaging(const std::string& conninfo, const std::string& staging_database,
                            uint32_t staging_oid) = 0;
+  // app/secrets_check.h on `database` of `conninfo`'s server, with the env
+  // file `env_text` (null: none).
+  virtual absl::StatusOr<mastodon::restore::v1::SecretsCheck> CheckSecrets(
+      const std::string& conninfo, const std::string& database, const std::string* env_text,
+      const std::string& env_source) = 0;
   // media/.
   virtual absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& options) = 0;
   // app/.
@@ -194,6 +202,7 @@ class RestoreJob {
   absl::StatusOr<std::string> LoadIntoStaging();
   absl::StatusOr<std::string> VerifyStaging();
   absl::StatusOr<std::string> CheckBeforeSwap();
+  absl::StatusOr<std::string> CheckStagingSecrets();
   absl::StatusOr<std::string> SwapIn();
   absl::StatusOr<std::string> RestoreMediaFiles();
   absl::StatusOr<std::string> InstallConfig();
@@ -235,6 +244,7 @@ class RestoreJob {
   bool services_stopped_ = false;                              // stop_services, start_services
   DatabaseRestoreRequest db_request_;                          // load (verify and swap use it)
   DatabaseRestoreResult db_;                                   // load, verify, swap
+  mastodon::restore::v1::SecretsCheck secrets_;                // secrets
   bool swapped_ = false;                                       // swap
   MediaRestoreResult media_;                                   // media
   mastodon::restore::v1::DbMigrateResult migrate_;             // migrate
