@@ -169,7 +169,9 @@ const std::vector<RestoreJob::StepDef>& RestoreJob::Steps() {
        },
        [](F f) { return f.DbSkip(); }, &RestoreJob::CheckBeforeSwap},
       {"secrets",
+       [](F) -> std::string {
          return "decrypt the staging database's encrypted columns with the app's env";
+       },
        [](F f) { return f.DbSkip(); }, &RestoreJob::CheckStagingSecrets},
       {"swap",
        [](F f) {
