@@ -417,7 +417,13 @@ void WriteEntry(ArchiveWriter* w, int vmin, const TocSpec& e, bool custom) {
 
 // A custom archive (no compression) of one table with data, as pg_dump
 // writes it to a pipe: no data offsets.
-std::string PipedCustomArchive(int vmin, bool with_search_path, bool truncate_data) {
+// `with_statistics`: pg_dump 18 --statistics's entry of the table.
+constexpr char kRelationStats[] =
+    "SELECT * FROM pg_catalog.pg_restore_relation_stats(\n\t'version', '180000'::integer,\n\t"
+    "'schemaname', 'public',\n\t'relname', 't',\n\t'relpages', '1'::integer,\n\t"
+    "'reltuples', '2'::real,\n\t'relallvisible', '0'::integer\n);\n";
+std::string PipedCustomArchive(int vmin, bool with_search_path, bool truncate_data,
+                               bool with_statistics = false) {
   ArchiveWriter w(vmin);
   w.Header(kArchCustom, 0, "db", "15.1");
   std::vector<TocSpec> toc = {
@@ -429,6 +435,10 @@ std::string PipedCustomArchive(int vmin, bool with_search_path, bool truncate_da
       {4, false, "SEQUENCE SET", "s", "SELECT pg_catalog.setval('public.s', 42, true);", "", "",
        "public", "mastodon", 3, ""},
   };
+  if (with_statistics) {
+    toc.insert(toc.begin() + 3,
+               {6, false, "STATISTICS DATA", "t", kRelationStats, "", "", "public", "", 3, ""});
+  }
   if (with_search_path) {
     toc.insert(toc.begin() + 1, {5, false, "SEARCHPATH", "SEARCHPATH",
                                  "SELECT pg_catalog.set_config('search_path', '', false);\n", "",
@@ -474,6 +484,30 @@ TEST(ArchiveScriptTest, CustomArchiveFromAPipeRendersInPgRestoreOrder) {
   EXPECT_THAT(*text, HasSubstr("SELECT pg_catalog.setval('public.s', 42, true);"));
   EXPECT_LT(text->find("COPY public.t"), text->find("setval"));
   EXPECT_EQ(text->find("SET search_path = "), std::string::npos);
+}
+
+TEST(ArchiveScriptTest, StatisticsDataOnlyWhenKept) {
+  StringStream skipped_in(PipedCustomArchive(16, true, false, true), "stats.dump");
+  auto skipped = ArchiveScript::OpenCustom(&skipped_in);
+  ASSERT_OK(skipped);
+  auto without = Render(skipped->get());
+  ASSERT_OK(without);
+  EXPECT_THAT(*without, ::testing::Not(HasSubstr("pg_restore_relation_stats")));
+  EXPECT_THAT(*without, ::testing::Not(HasSubstr("STATISTICS DATA")));
+
+  StringStream kept_in(PipedCustomArchive(16, true, false, true), "stats.dump");
+  auto kept = ArchiveScript::OpenCustom(&kept_in);
+  ASSERT_OK(kept);
+  (*kept)->KeepStatistics();
+  auto with = Render(kept->get());
+  ASSERT_OK(with);
+  // Where pg_restore 18 puts it: after the table's data, before the
+  // sequence values, with the entry's comment and no owner.
+  EXPECT_THAT(*with, HasSubstr(absl::StrCat(
+                         "--\n-- Name: t; Type: STATISTICS DATA; Schema: public; Owner: -\n--\n\n",
+                         kRelationStats)));
+  EXPECT_LT(with->find("COPY public.t"), with->find("pg_restore_relation_stats"));
+  EXPECT_LT(with->find("pg_restore_relation_stats"), with->find("setval"));
 }
 
 TEST(ArchiveScriptTest, OldArchivesWithoutSearchPathEntryGetOneSearchPathPerSchema) {
