@@ -559,6 +559,8 @@ absl::StatusOr<std::string> RestoreJob::CheckBeforeSwap() {
           : std::string("no duplicates; ");
   absl::StrAppend(&message, c.index_check().message());
   return message;
+}
+
 absl::StatusOr<std::string> RestoreJob::CheckStagingSecrets() {
   // The env the restored app will run with: the backup's when
   // --restore-config installs it, else the runtime's env file, else (no app
@@ -578,6 +580,7 @@ absl::StatusOr<std::string> RestoreJob::CheckStagingSecrets() {
         absl::StrCat("the host's env file ", host_path,
                      host.ok() ? "" : absl::StrCat(" (unreadable: ", host.status().message(), ")"));
   } else if (!backup_.env_text.empty()) {
+    text = backup_.env_text;
     source = "the backup's env file";
   }
   ASSIGN_OR_RETURN(secrets_, actions_->CheckSecrets(input_.conninfo, db_.staging_database,
@@ -589,6 +592,7 @@ absl::StatusOr<std::string> RestoreJob::CheckStagingSecrets() {
     warnings_.push_back(
         absl::StrCat("secrets mismatch accepted (--accept-secret-mismatch): ", secrets_.summary()));
     return absl::StrCat(secrets_.summary(), "; accepted");
+  }
   return absl::FailedPreconditionError(absl::StrCat(
       "the env the restored app would run with does not decrypt the database: ", secrets_.summary(),
       ". Swap refused, the live database is untouched: restore with the backup's env "

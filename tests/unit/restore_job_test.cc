@@ -259,14 +259,12 @@ TEST(PlanRestoreTest, OneTableGivesEveryStepInOrderWithItsSkipReason) {
   }
   EXPECT_THAT(names, ElementsAre("open", "inventory", "detect", "preflight", "stop_services",
                                  "load", "verify", "checks", "secrets", "swap", "media", "config",
-                                 "migrate",
-                                 "cleanup", "refresh", "start_services", "report"));
+                                 "migrate", "cleanup", "refresh", "start_services", "report"));
   EXPECT_THAT(
       skips,
       ElementsAre("open:", "inventory:", "detect:", "preflight:",
-                  "stop_services:no Mastodon runtime on this host",
-                  "load:", "verify:", "checks:", "secrets:", "swap:",
-                  "media:no media directory on this host",
+                  "stop_services:no Mastodon runtime on this host", "load:", "verify:", "checks:",
+                  "secrets:", "swap:", "media:no media directory on this host",
                   "config:not asked (--restore-config)", "migrate:no Mastodon runtime on this host",
                   "cleanup:no Mastodon runtime on this host",
                   "refresh:no Mastodon runtime on this host",
@@ -308,13 +306,13 @@ TEST_F(RestoreJobTest, DatabaseAndMediaRunInOrderAndTheSourceIsOpenedOnce) {
   ASSERT_OK(Run());
   EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stage", "verify",
                                           "checks", "swap", "media"));
-  EXPECT_THAT(StepStates(),
-              ElementsAre("open=SUCCEEDED", "inventory=SUCCEEDED", "detect=SUCCEEDED",
-                          "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
-                          "verify=SUCCEEDED", "checks=SUCCEEDED", "secrets=SUCCEEDED",
-                          "swap=SUCCEEDED",
-                          "media=SUCCEEDED", "config=SKIPPED", "migrate=SKIPPED", "cleanup=SKIPPED",
-                          "refresh=SKIPPED", "start_services=SKIPPED", "report=SUCCEEDED"));
+  EXPECT_THAT(
+      StepStates(),
+      ElementsAre("open=SUCCEEDED", "inventory=SUCCEEDED", "detect=SUCCEEDED",
+                  "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
+                  "verify=SUCCEEDED", "checks=SUCCEEDED", "secrets=SUCCEEDED", "swap=SUCCEEDED",
+                  "media=SUCCEEDED", "config=SKIPPED", "migrate=SKIPPED", "cleanup=SKIPPED",
+                  "refresh=SKIPPED", "start_services=SKIPPED", "report=SUCCEEDED"));
   // The load is handed the dump the inventory detected, not a path to detect.
   EXPECT_EQ(actions_.staged_request.dump.path(), "database.sql");
   EXPECT_EQ(actions_.staged_request.database, kLive);
@@ -567,7 +565,8 @@ TEST_F(RestoreJobTest, ASecretsMismatchRefusesTheSwapAndDropsNothingLive) {
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(status.message(), HasSubstr("users.otp_secret: 0 of 3 decrypt"));
   EXPECT_THAT(status.message(), HasSubstr("--accept-secret-mismatch"));
-  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stage", "verify"));
+  EXPECT_THAT(actions_.calls,
+              ElementsAre("probe", "open", "cluster_database", "stage", "verify", "checks"));
   const v1::RestoreReport report = op_.Snapshot().restore_report();
   EXPECT_EQ(report.database(), "");
   EXPECT_TRUE(report.secrets_check().mismatch());
@@ -579,8 +578,8 @@ TEST_F(RestoreJobTest, AnAcceptedSecretsMismatchSwapsWithAWarning) {
   actions_.secrets = Mismatch();
   in_.options.set_accept_secret_mismatch(true);
   ASSERT_OK(Run());
-  EXPECT_THAT(actions_.calls,
-              ElementsAre("probe", "open", "cluster_database", "stage", "verify", "swap", "media"));
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stage", "verify",
+                                          "checks", "swap", "media"));
   const v1::RestoreReport report = op_.Snapshot().restore_report();
   EXPECT_TRUE(report.secrets_check().accepted());
   EXPECT_THAT(
