@@ -5,7 +5,8 @@
 #               clang-format on the C++ sources, shellcheck on the scripts
 #               and the test fakes, the packaging (snapcraft.yaml schema,
 #               yamllint, docker-compose config, systemd-analyze verify),
-#               and the agent's layering (scripts/check-layers)
+#               the agent's layering (scripts/check-layers), and the Ansible
+#               collection (ansible-test sanity, the playbooks: scripts/lint-ansible)
 #   make package  the Debian package, checked with lintian
 SHELL := /bin/bash
 BUILD_DIR ?= build
@@ -68,6 +69,7 @@ lint: deps
 	shellcheck -x -S warning -s bash scripts/* .ci/run tests/fakes/* tests/package/*.sh
 	scripts/lint-packaging
 	scripts/check-layers
+	scripts/lint-ansible
 
 # The Debian package (build/mastodon-restore_<version>_amd64.deb), checked
 # with lintian.

@@ -3,8 +3,9 @@
 //
 // It starts a throwaway PostgreSQL (default settings), generates the database
 // at --scale (SCALE=1 is about 700 MB of plain dump), dumps it in every
-// format (plain, plain.gz/.xz/.zst, custom, directory, tar, and a pg_dumpall
-// with two extra databases; kept in --work-dir for the next run), then
+// format (plain, plain.gz/.xz/.zst, custom, directory, tar, the custom
+// archive inside a .tar.zst read as a stream, and a pg_dumpall with two extra
+// databases; kept in --work-dir for the next run), then
 // restores each into a fresh database, the contenders interleaved (the order
 // rotates every run), --runs times each, and prints per case the median wall
 // time, dump MB/s, peak RSS of the restoring process, server CPU seconds and
@@ -289,6 +290,12 @@ class RestoreBench {
         {"custom", "dump.custom", pg_dump({"-Fc"}, "dump.custom")},
         {"directory", "dump.dir", pg_dump({"-Fd", "-j", "2"}, "dump.dir")},
         {"tar", "dump.tar", pg_dump({"-Ft"}, "dump.tar")},
+        // The custom archive inside a backup, as a stream (no offsets can
+        // be used, no temporary copy made).
+        {"streamed",
+         "dump.custom.tar.zst",
+         {"/usr/bin/tar", "--zstd", "-cf", dir + "/dump.custom.tar.zst" + part, "-C", dir,
+          "dump.custom"}},
         {"dumpall",
          "dumpall.sql",
          {bin + "/pg_dumpall", "-f", dir + "/dumpall.sql" + part, "-d",
@@ -296,8 +303,12 @@ class RestoreBench {
     };
     std::vector<const Output*> missing;
     for (const Output& o : outputs) {
-      const bool needed = o.name == "plain" || wanted.empty() ||
-                          std::find(wanted.begin(), wanted.end(), o.name) != wanted.end();
+      auto is_wanted = [&](const std::string& name) {
+        return std::find(wanted.begin(), wanted.end(), name) != wanted.end();
+      };
+      // (The streamed case is made from the custom archive.)
+      const bool needed = o.name == "plain" || wanted.empty() || is_wanted(o.name) ||
+                          (o.name == "custom" && is_wanted("streamed"));
       if (needed && !Exists(dir + "/" + o.file)) missing.push_back(&o);
     }
     if (missing.empty()) {
@@ -412,6 +423,19 @@ class RestoreBench {
       };
       return c;
     };
+    // pg_restore reads a stream only serially, from its stdin.
+    auto streamed_pg_restore = [&](const std::string& file) {
+      Contender c;
+      c.name = "zstd -dc, tar -xO into pg_restore";  // (no "|": a table cell)
+      c.baseline = true;
+      c.stages = [=](const std::string& conninfo) {
+        return std::vector<std::vector<std::string>>{
+            {"/usr/bin/zstd", "-dc", file},
+            {"/usr/bin/tar", "-xOf", "-", "dump.custom"},
+            {bin + "/pg_restore", "--exit-on-error", "-d", conninfo}};
+      };
+      return c;
+    };
     std::vector<Case> all = {
         {{"plain", dir + "/dump.sql"},
          {psql("psql -f", dir + "/dump.sql", true), agent(dir + "/dump.sql", ""),
@@ -430,6 +454,9 @@ class RestoreBench {
           agent(dir + "/dump.dir", ""), agent(dir + "/dump.dir", "", false)}},
         {{"tar", dir + "/dump.tar"},
          {pg_restore(0, dir + "/dump.tar", true), agent(dir + "/dump.tar", "")}},
+        {{"streamed", dir + "/dump.custom.tar.zst"},
+         {streamed_pg_restore(dir + "/dump.custom.tar.zst"),
+          agent(dir + "/dump.custom.tar.zst", "")}},
         {{"dumpall", dir + "/dumpall.sql"},
          {psql("psql -f (whole cluster)", dir + "/dumpall.sql", false),
           agent(dir + "/dumpall.sql", kSourceDb)}},
@@ -678,7 +705,7 @@ int Main(int argc, char** argv) {
       {"jobs", "N", "the agent's --jobs (default: cores)"},
       {"cases", "LIST",
        "comma-separated: plain,plain.gz,plain.xz,plain.zst,custom,directory,"
-       "tar,dumpall (default all)"},
+       "tar,streamed (the custom archive in a .tar.zst),dumpall (default all)"},
       {"contenders", "LIST",
        "comma-separated name prefixes: agent,psql,pg_restore,xz,... "
        "(default all)"},

@@ -421,6 +421,8 @@ int RunRestore(CommandContext& ctx) {
   o->set_with_role_passwords(ctx.args.GetBool("with-role-passwords"));
   o->set_allow_privileged_roles(ctx.args.GetBool("allow-privileged-roles"));
   o->set_allow_superuser_load(ctx.args.GetBool("allow-superuser-load"));
+  o->set_repair_duplicates(ctx.args.GetBool("repair-duplicates"));
+  o->set_accept_secret_mismatch(ctx.args.GetBool("accept-secret-mismatch"));
   for (absl::string_view e :
        absl::StrSplit(ctx.args.Get("allow-extensions"), ',', absl::SkipEmpty())) {
     o->add_allow_extensions(std::string(e));
@@ -493,6 +495,7 @@ int RunVerify(CommandContext& ctx) {
     return UsageError(ctx.streams, "--max-age takes a number of days");
   }
   request.mutable_options()->set_max_age_days(days);
+  request.mutable_options()->set_check_secrets(ctx.args.GetBool("check-secrets"));
   return StartAndFollow(ctx, stub.get(), &v1::RestoreAgentService::Stub::StartVerify, request,
                         "unable to start the verification");
 }
@@ -698,6 +701,9 @@ int RunVerifyBackup(CommandContext& ctx) {
   *o->mutable_source() = source;
   o->set_db_only(true);
   o->set_target_db(scratch);
+  // The secrets are judged by the verification's "secrets" check (its own
+  // test case in --junit), not by refusing the scratch restore.
+  o->set_accept_secret_mismatch(true);
   o->set_member(ctx.args.Get("member"));
   if (ctx.args.Has("target-conninfo")) {
     o->mutable_target()->set_conninfo(ctx.args.Get("target-conninfo"));
@@ -734,6 +740,7 @@ int RunVerifyBackup(CommandContext& ctx) {
   *v->mutable_expected() = source;
   v->set_max_age_days(max_age);
   v->set_check_media(true);
+  v->set_check_secrets(true);
   v->set_drop_scratch(true);
   v1::StartVerifyResponse verify_started;
   {
@@ -846,6 +853,8 @@ const std::vector<Command>& Commands() {
             {"allow-privileged-roles", "", "new roles may be SUPERUSER, BYPASSRLS..."},
             {"allow-extensions", "A,B", "extensions allowed beside the default list"},
             {"allow-superuser-load", "", "load as superuser if pg_hba refuses the load role"},
+            {"repair-duplicates", "", "fix unique-index duplicates as tootctl fix-duplicates"},
+            {"accept-secret-mismatch", "", "swap in even if the env cannot decrypt 2FA secrets"},
             {"drop-previous", "", "drop the replaced database after a successful swap"},
             {"no-migrate", "", "skip the app's db:migrate"},
             {"no-cleanup", "", "skip tootctl preview_cards remove / media remove"},
@@ -870,6 +879,7 @@ const std::vector<Command>& Commands() {
            {"database", "NAME", "the database to check"},
            {"expected", "SOURCE", "a backup whose dump gives the expected tables and rows"},
            {"max-age", "DAYS", "fail when the newest status is older"},
+           {"check-secrets", "", "decrypt 2FA secrets with the --expected or host's env"},
            {"target-conninfo", "CONNINFO", "PostgreSQL server (default: the agent's)"},
        }),
        RunVerify},

@@ -283,8 +283,18 @@ std::string RenderOperation(const v1::Operation& op, bool color) {
         &s, "%-14s %s%s\n", "error", T(op.error().message()),
         T(op.error().step()).empty() ? "" : " (step " + T(op.error().step()) + ")");
   }
+  if (op.has_restore_report() && op.restore_report().has_secrets_check()) {
+    const v1::SecretsCheck& c = op.restore_report().secrets_check();
+    absl::StrAppendFormat(&s, "%-14s %s%s\n", "secrets check",
+                          !c.checked()   ? "not checked: "
+                          : c.accepted() ? "MISMATCH (accepted): "
+                          : c.mismatch() ? "MISMATCH: "
+                                         : "ok: ",
+                          T(c.summary()));
+  }
   if (op.has_restore_report() && op.restore_report().database().empty()) {
     const v1::RestoreReport& r = op.restore_report();
+    if (r.has_pre_swap_checks()) s += RenderPreSwapChecks(r.pre_swap_checks());
     absl::StrAppendFormat(&s, "%-14s %d files written (%s), %d unchanged\n", "media",
                           r.media_files(), HumanBytes(r.media_bytes()), r.media_files_skipped());
     for (const std::string& w : r.warnings())
@@ -310,6 +320,7 @@ std::string RenderOperation(const v1::Operation& op, bool color) {
                           r.verification().passed() ? Paint("passed", Color::kGreen, color)
                                                     : Paint("FAILED", Color::kRed, color),
                           passed, r.verification().checks_size());
+    if (r.has_pre_swap_checks()) s += RenderPreSwapChecks(r.pre_swap_checks());
     for (const std::string& w : r.rewrites())
       absl::StrAppendFormat(&s, "%-14s %s\n", "rewrite", T(w));
     if (r.media_files() + r.media_files_skipped() > 0) {

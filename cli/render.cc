@@ -139,6 +139,48 @@ std::string RenderDumpInfo(const v1::DumpInfo& d, const std::string& in) {
   return s;
 }
 
+std::string RenderPreSwapChecks(const v1::PreSwapChecks& c) {
+  std::string s;
+  for (const v1::DuplicateFinding& f : c.duplicates()) {
+    s += Field("", "duplicates",
+               absl::StrCat(f.index(), " on ", f.table(), " (", absl::StrJoin(f.key(), ", "),
+                            f.predicate().empty() ? "" : " WHERE " + f.predicate(),
+                            "): ", f.duplicate_keys(), " duplicated key",
+                            f.duplicate_keys() == 1 ? "" : "s", ", ", f.duplicate_rows(), " rows",
+                            f.line() > 0 ? absl::StrCat(" (dump line ", f.line(), ")") : ""));
+    for (const v1::DuplicateKey& k : f.keys()) {
+      s += Field(
+          "", "",
+          absl::StrCat("  (", absl::StrJoin(k.values(), ", "), "): ", k.rows(), " rows, ids ",
+                       absl::StrJoin(k.row_ids(), " "), k.rows() > k.row_ids_size() ? " ..." : ""));
+    }
+    if (f.keys_size() < f.duplicate_keys()) {
+      s += Field("", "",
+                 absl::StrCat("  ... and ", f.duplicate_keys() - f.keys_size(), " more keys"));
+    }
+    s += Field("", "",
+               f.repair_rule().empty()
+                   ? std::string("  not covered by tootctl maintenance fix-duplicates: "
+                                 "fix the source database")
+                   : absl::StrCat("  --repair-duplicates: ", f.repair_rule()));
+  }
+  for (const std::string& d : c.dependent_statements()) s += Field("", "not run", d);
+  for (int i = 0; i < c.repaired_rows_size() && i < 20; ++i) {
+    const v1::RepairedRow& r = c.repaired_rows(i);
+    s += Field("", "repaired", absl::StrCat(r.table(), " ", r.id(), ": ", r.action()));
+  }
+  if (c.repaired_row_count() > std::min<int64_t>(20, c.repaired_rows_size())) {
+    s += Field("", "repaired",
+               absl::StrCat("... ", c.repaired_row_count() - std::min(20, c.repaired_rows_size()),
+                            " more rows (--json lists the first 1000)"));
+  }
+  if (c.has_index_check()) {
+    s += Field("", "amcheck", c.index_check().message());
+    for (const std::string& f : c.index_check().failures()) s += Field("", "", "  " + f);
+  }
+  return s;
+}
+
 std::string RenderManifest(const v1::BackupManifest& m) {
   std::string s;
   s += Field("", "source", m.source());

@@ -40,6 +40,7 @@ constexpr const char* kFailpoints[] = {
     "restore.step.stop_services",
     "restore.step.load",
     "restore.step.verify",
+    "restore.step.secrets",
     "restore.step.swap",
     "restore.step.media",
     "restore.step.config",

@@ -7,6 +7,7 @@
 #define MR_AGENT_DATABASE_APP_QUERIES_H_
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -58,6 +59,47 @@ struct MediaReference {
 // such table) is returned as is.
 absl::StatusOr<std::vector<MediaReference>> LocalMediaReferences(PgSession* session,
                                                                  bool has_remote_url);
+
+// The two-factor columns public.users has: Mastodon before 4.3 keeps the
+// secret in encrypted_otp_secret (with _iv and _salt), 4.3 adds otp_secret
+// (Active Record encryption) and later versions drop the old trio.
+struct UsersOtpColumns {
+  bool users_table = false;
+  bool otp_secret = false;
+  bool legacy = false;        // encrypted_otp_secret, _iv and _salt, all three
+  bool otp_required = false;  // otp_required_for_login
+};
+
+// Which of those columns exist. `users_table` only for an ordinary table
+// without row-level security: the database is a loaded dump, and reading
+// a view or a policy would run the dump's functions as the agent's role.
+// A query error is returned as is.
+absl::StatusOr<UsersOtpColumns> ReadUsersOtpColumns(PgSession* session);
+
+// A users row holding a two-factor secret, as stored (never logged).
+struct UserOtpSecret {
+  int64_t id = 0;
+  bool two_factor = false;  // otp_required_for_login
+  std::optional<std::string> otp_secret;
+  std::optional<std::string> encrypted_otp_secret;
+  std::optional<std::string> encrypted_otp_secret_iv;
+  std::optional<std::string> encrypted_otp_secret_salt;
+};
+
+struct UserOtpSample {
+  int64_t otp_secret_rows = 0;  // rows with otp_secret set
+  int64_t legacy_rows = 0;      // rows with encrypted_otp_secret set
+  int64_t two_factor_users = 0;
+  // At most `limit` rows with a secret: users with two-factor login first,
+  // then by id.
+  std::vector<UserOtpSecret> rows;
+};
+
+// The counts and the sample, reading only the columns `columns` says
+// exist (the others are NULL). Empty without a users table. A query error
+// is returned as is.
+absl::StatusOr<UserOtpSample> SampleUserOtpSecrets(PgSession* session,
+                                                   const UsersOtpColumns& columns, int limit);
 
 }  // namespace mastodon_restore
 

@@ -15,6 +15,8 @@
 #include "agent/common/errors.h"
 #include "agent/common/failpoint.h"
 #include "agent/common/status_macros.h"
+#include "agent/database/duplicates.h"
+#include "agent/database/index_check.h"
 #include "agent/database/load_role.h"
 #include "agent/database/local_cluster.h"
 #include "agent/database/pg_connection.h"
@@ -151,17 +153,19 @@ int64_t MaintenanceWorkMemMb(Env* env, int jobs) {
 }
 
 // ANALYZE of the tables and materialized views the load did not analyze
-// (`analyzed`, named as in the dump: quoted like format('%I.%I')); all of
-// them when it analyzed none.
-absl::Status AnalyzeRest(PgConnection* conn, const std::vector<std::string>& analyzed) {
-  if (analyzed.empty()) return conn->Exec("ANALYZE");
+// and whose statistics it did not import (`load.analyzed`,
+// `load.statistics_imported`, named as in the dump: quoted like
+// format('%I.%I')); all of them when there are none.
+absl::Status AnalyzeRest(PgConnection* conn, const LoadStats& load) {
+  if (load.analyzed.empty() && load.statistics_imported.empty()) return conn->Exec("ANALYZE");
   ASSIGN_OR_RETURN(PgRows relations,
                    conn->Query("SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
                                "JOIN pg_namespace n ON n.oid = c.relnamespace "
                                "WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN "
                                "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
                                "'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'"));
-  const std::set<std::string> done(analyzed.begin(), analyzed.end());
+  std::set<std::string> done(load.analyzed.begin(), load.analyzed.end());
+  done.insert(load.statistics_imported.begin(), load.statistics_imported.end());
   for (const auto& row : relations.rows) {
     if (!row[0].has_value() || done.count(*row[0]) > 0) continue;
     RETURN_IF_ERROR(conn->Exec(absl::StrCat("ANALYZE ", *row[0])));
@@ -302,7 +306,16 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     }
   }
   const std::string final_owner = !owner.empty() ? owner : admin->current_user();
-  std::string encoding = dump.encoding(), locale = dump.locale();
+  // The staging database sorts as the dump's did (for a cluster dump, as
+  // the restored section's CREATE DATABASE says).
+  DatabaseLocale locale{dump.encoding(), dump.locale(), dump.locale_provider(),
+                        dump.provider_locale()};
+  for (const v1::ClusterDatabase& db : dump.databases()) {
+    if (!section.empty() && db.name() == section) {
+      locale =
+          DatabaseLocale{db.encoding(), db.locale(), db.locale_provider(), db.provider_locale()};
+    }
+  }
   // The record names the staging database before it exists, and its OID as
   // soon as it is known (before it exists on PostgreSQL 15+).
   if (request.journal) {
@@ -317,7 +330,7 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
       return request.journal([oid](v1::DatabaseJournal* j) { j->set_staging_oid(oid); });
     };
   }
-  auto created = targets.CreateStaging(result.staging_database, encoding, locale,
+  auto created = targets.CreateStaging(result.staging_database, locale,
                                        load_role != nullptr ? load_role->name() : owner,
                                        &result.warnings, journal_oid);
   if (!created.ok()) {
@@ -415,6 +428,9 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     options.connect = connect_staging;
     options.analyze = request.analyze;
     options.hold_autovacuum = true;  // the staging database is ours until the swap
+    // Unique builds the data violates (and what depends on them) wait for
+    // the duplicates check below; the rest of the dump loads.
+    options.collect_failed_builds = true;
     if (request.chunk_bytes > 0) options.chunk_bytes = request.chunk_bytes;
     auto load = [&](ByteStream* data) -> absl::Status {
       ASSIGN_OR_RETURN(result.load, LoadPlainSql(data, staging.get(), options));
@@ -473,7 +489,7 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
 
     // 5. Statistics, collation check.
     progress("analyze", LoadProgress());
-    if (request.analyze) RETURN_IF_ERROR(AnalyzeRest(staging.get(), result.load.analyzed));
+    if (request.analyze) RETURN_IF_ERROR(AnalyzeRest(staging.get(), result.load));
     auto collation = staging->Query(
         "SELECT datcollversion IS DISTINCT FROM pg_database_collation_actual_version(oid) "
         "FROM pg_database WHERE datname = current_database() AND datcollversion IS NOT NULL");
@@ -481,6 +497,35 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
       result.warnings.push_back(
           "collation version of the restored database differs from the operating system's: "
           "REINDEX, then ALTER DATABASE ... REFRESH COLLATION VERSION");
+    }
+
+    // 5b. Unique indexes the dump's data violates: the duplicates found
+    // (and repaired with fix-duplicates' rules when asked) on the load's
+    // own connection, since key expressions may call the dump's functions.
+    // CheckStagedBeforeSwap refuses the swap for those left.
+    if (!result.load.failed_builds.empty()) {
+      progress("duplicates", LoadProgress());
+      ASSIGN_OR_RETURN(
+          DuplicatesOutcome duplicates,
+          ResolveDuplicates(staging.get(), result.load.failed_builds, request.repair_duplicates));
+      v1::PreSwapChecks& checks = result.pre_swap;
+      for (auto& f : duplicates.findings) *checks.add_duplicates() = std::move(f);
+      for (auto& d : duplicates.dependent_statements) checks.add_dependent_statements(d);
+      for (auto& r : duplicates.repaired_rows) *checks.add_repaired_rows() = std::move(r);
+      checks.set_repaired_row_count(duplicates.repaired_row_count);
+      // The verification expects the rows that are left.
+      std::vector<std::string> removed;
+      for (const auto& [table, n] : duplicates.deleted_rows) {
+        auto it = result.load.table_rows.find(table);
+        if (it != result.load.table_rows.end()) it->second -= n;
+        result.load.rows -= n;
+        removed.push_back(absl::StrCat(table, " ", n));
+      }
+      if (!removed.empty()) {
+        result.warnings.push_back(
+            absl::StrCat("--repair-duplicates removed rows (the database's cascades included): ",
+                         absl::StrJoin(removed, ", ")));
+      }
     }
 
     // 6. What the load role owns goes to the owner; the role is dropped
@@ -559,9 +604,60 @@ absl::Status VerifyStaged(const DatabaseRestoreRequest& request, DatabaseRestore
   return verified;
 }
 
+absl::Status PreSwapRefusal(const v1::PreSwapChecks& checks) {
+  std::vector<std::string> why;
+  if (checks.duplicates_size() > 0) {
+    std::vector<std::string> indexes;
+    bool repairable = false;
+    for (const v1::DuplicateFinding& f : checks.duplicates()) {
+      indexes.push_back(absl::StrCat(f.index(), " on ", f.table(), ": ", f.duplicate_keys(),
+                                     " duplicated key", f.duplicate_keys() == 1 ? "" : "s", ", ",
+                                     f.duplicate_rows(), " rows"));
+      repairable = repairable || (!f.repair_rule().empty() && !f.repaired());
+    }
+    why.push_back(absl::StrCat(
+        "the dump's data violates ", checks.duplicates_size(), " unique index",
+        checks.duplicates_size() == 1 ? "" : "es", " of its own schema (",
+        absl::StrJoin(indexes, "; "), ")",
+        checks.dependent_statements_size() > 0
+            ? absl::StrCat(", and ", checks.dependent_statements_size(),
+                           " statement(s) depending on them were not run")
+            : "",
+        repairable ? "; --repair-duplicates applies tootctl maintenance fix-duplicates' rules "
+                     "to the tables they cover"
+                   : ""));
+  }
+  if (checks.index_check().failures_size() > 0) {
+    why.push_back(absl::StrCat(checks.index_check().failures_size(), " index(es) failed amcheck: ",
+                               absl::StrJoin(checks.index_check().failures(), "; ")));
+  }
+  if (why.empty()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat("refusing the swap: ", absl::StrJoin(why, "; "),
+                                                    " (the live database is untouched)"));
+}
+
+absl::Status CheckStagedBeforeSwap(const DatabaseRestoreRequest& request,
+                                   DatabaseRestoreResult* result) {
+  if (request.progress) request.progress("checks", LoadProgress());
+  absl::Status checked = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> staging,
+                     PgConnection::Connect(request.conninfo, result->staging_database));
+    ASSIGN_OR_RETURN(*result->pre_swap.mutable_index_check(), CheckBtreeIndexes(staging.get()));
+    return PreSwapRefusal(result->pre_swap);
+  }();
+  result->pre_swap.set_passed(checked.ok());
+  if (!checked.ok()) {
+    DropStaged(request.conninfo, result->staging_database, result->staging_oid);
+    DropCreatedRoles(request.conninfo, result->load.created_roles);
+  }
+  return checked;
+}
+
 absl::Status SwapInStaged(const DatabaseRestoreRequest& request, Env* env,
                           DatabaseRestoreResult* result) {
   if (request.progress) request.progress("swap", LoadProgress());
+  // Never a database whose checks refuse it (whatever the caller did).
+  RETURN_IF_ERROR(PreSwapRefusal(result->pre_swap));
   absl::Status swapped = [&]() -> absl::Status {
     if (request.cancel != nullptr && request.cancel->cancelled()) {
       return absl::CancelledError("restore cancelled before the swap");
@@ -610,6 +706,7 @@ absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreReque
                                                       CommandRunner* runner, Env* env) {
   ASSIGN_OR_RETURN(DatabaseRestoreResult result, StageDatabase(request, runner, env));
   RETURN_IF_ERROR(VerifyStaged(request, &result));
+  RETURN_IF_ERROR(CheckStagedBeforeSwap(request, &result));
   RETURN_IF_ERROR(SwapInStaged(request, env, &result));
   return result;
 }

@@ -23,6 +23,7 @@
 #include "agent/database/plain_loader.h"
 #include "mastodon/restore/v1/dump.pb.h"
 #include "mastodon/restore/v1/operation.pb.h"
+#include "mastodon/restore/v1/prechecks.pb.h"
 
 namespace mastodon_restore {
 
@@ -59,6 +60,11 @@ struct DatabaseRestoreRequest {
   // login for the temporary load role (load_role.h); reported as a warning.
   bool allow_superuser_load = false;
   bool drop_previous = false;
+  // When the dump's data violates its own unique indexes: apply
+  // fix-duplicates' rules in the staging database (duplicates.h) and create
+  // them again; otherwise (and for tables no rule covers) the swap is
+  // refused (CheckStagedBeforeSwap).
+  bool repair_duplicates = false;
   // Connections loading in parallel (0: one per core; 1: the serial load),
   // and the size of the COPY chunks they load (0: the loader's default).
   int jobs = 0;
@@ -92,6 +98,9 @@ struct DatabaseRestoreResult {
   mastodon::restore::v1::DumpInfo dump;
   LoadStats load;
   mastodon::restore::v1::VerifyResult verification;
+  // Duplicates under the dump's unique indexes (StageDatabase), amcheck
+  // (CheckStagedBeforeSwap).
+  mastodon::restore::v1::PreSwapChecks pre_swap;
   std::string target_server_version;
   std::vector<std::string> warnings;
 };
@@ -106,7 +115,7 @@ absl::StatusOr<std::string> PickPgRestoreOf(const std::string& postgres_root,
                                             const std::vector<int>& installed,
                                             const mastodon::restore::v1::DumpInfo& dump);
 
-// StageDatabase, VerifyStaged, then SwapInStaged.
+// StageDatabase, VerifyStaged, CheckStagedBeforeSwap, then SwapInStaged.
 absl::StatusOr<DatabaseRestoreResult> RestoreDatabase(const DatabaseRestoreRequest& request,
                                                       CommandRunner* runner, Env* env);
 
@@ -121,6 +130,18 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
 // ("verify" progress; result->verification). DATA_LOSS naming the failed
 // checks, and the staging database dropped, when one fails.
 absl::Status VerifyStaged(const DatabaseRestoreRequest& request, DatabaseRestoreResult* result);
+
+// Then the checks before the swap ("checks" progress): amcheck's
+// bt_index_check of the btree indexes where the server has it
+// (index_check.h), and the duplicates StageDatabase found under the dump's
+// unique indexes (result->pre_swap). FAILED_PRECONDITION naming each
+// violated index (or failed check), and the staging database dropped,
+// when one refuses the swap; result->pre_swap.passed() otherwise.
+absl::Status CheckStagedBeforeSwap(const DatabaseRestoreRequest& request,
+                                   DatabaseRestoreResult* result);
+
+// Why `checks` refuse the swap (FAILED_PRECONDITION), or OK.
+absl::Status PreSwapRefusal(const mastodon::restore::v1::PreSwapChecks& checks);
 
 // The third: swaps the staged database in ("swap" progress), keeping
 // the live one as <db>__previous_<time>, or <db>__previous_<time>_<n> when

@@ -55,6 +55,30 @@ struct LoadBounds {
   int64_t max_copy_row_bytes = kDefaultMaxCopyRowBytes;
 };
 
+// A post-data statement of the dump that did not run: a unique index,
+// primary key or unique constraint the dump's data violates (SQLSTATE
+// 23505), or a statement that depends on one (a foreign key referencing its
+// columns, a statement naming it). With LoadOptions::collect_failed_builds
+// the load goes on without them.
+struct FailedBuild {
+  // The dump's statement (run again after a repair; "" for a step of the
+  // agent's own that the statement's rerun covers, e.g. a VALIDATE of a
+  // foreign key added NOT VALID).
+  std::string sql;
+  int64_t line = 0;
+  std::string toc_entry;
+  // The tables it touches as the dump names them ("public.accounts").
+  std::vector<std::string> tables;
+  // The server's message and detail ("could not create unique index ...
+  // Key (lower((username)::text))=(alice) is duplicated.").
+  std::string error;
+  // True for the unique build itself; false for a dependent statement.
+  bool unique_violation = false;
+  // The index or constraint it builds, unqualified as the dump writes it
+  // ("index_accounts_on_username"; "" when it builds none).
+  std::string name;
+};
+
 struct LoadOptions {
   // Load only bytes [begin_offset, end_offset) of the stream (a pg_dumpall
   // section); end_offset -1: to the end.
@@ -129,7 +153,8 @@ struct LoadOptions {
   std::function<absl::StatusOr<std::unique_ptr<PgConnection>>()> connect;
   int64_t chunk_bytes = 8 << 20;
   // Parallel load: ANALYZE each table that received rows as soon as its
-  // builds are done (LoadStats::analyzed).
+  // builds are done (LoadStats::analyzed), but for those whose column
+  // statistics the dump carried (LoadStats::statistics_imported).
   bool analyze = false;
   // The target database is the loader's own until the load ends (a staging
   // database): autovacuum is kept off each plain table from its first rows
@@ -138,6 +163,13 @@ struct LoadOptions {
   // neither competes for the cores nor holds locks the index builds wait for.
   bool hold_autovacuum = false;
   LoadBounds bounds;
+  // A unique index, primary key or unique constraint that fails with
+  // unique_violation, and the post-data statements that then fail on its
+  // tables (foreign keys, statements naming it: invalid_foreign_key,
+  // undefined object or relation), are collected in
+  // LoadStats::failed_builds instead of failing the load, which finishes
+  // everything else. Any other failure still stops the load.
+  bool collect_failed_builds = false;
 };
 
 struct LoadStats {
@@ -171,6 +203,11 @@ struct LoadStats {
   double seconds = 0;
   // Tables analyzed by the load (options.analyze), as the dump names them.
   std::vector<std::string> analyzed;
+  // Relations whose column statistics the dump carried and the target
+  // imported (pg_dump 18 --statistics into PostgreSQL 18+: tables,
+  // materialized views, expression indexes), as the dump names them: the
+  // load does not analyze them, and neither does the restore after it.
+  std::vector<std::string> statistics_imported;
   // Parallel load: the jobs the workers ran (the first 100000), seconds
   // from the start of the load, for a timeline.
   struct JobSpan {
@@ -179,6 +216,9 @@ struct LoadStats {
     double start = 0, end = 0;
   };
   std::vector<JobSpan> timeline;
+  // With options.collect_failed_builds: the statements that did not run,
+  // in the order they failed.
+  std::vector<FailedBuild> failed_builds;
 };
 
 }  // namespace mastodon_restore

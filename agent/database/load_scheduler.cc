@@ -16,6 +16,9 @@ namespace {
 constexpr size_t kCopySlice = 1 << 20;
 // What a worker reads of a stream of rows at once.
 constexpr size_t kStreamBlock = 1 << 20;
+// What a streaming job's rows are read ahead in (1 MB per running job).
+constexpr size_t kPrefetchBlock = 256 << 10;
+constexpr size_t kPrefetchDepth = 4;
 constexpr auto kPoll = std::chrono::milliseconds(100);
 
 using Lock = LoadJob::Lock;
@@ -42,6 +45,36 @@ absl::Status LoadError(absl::StatusCode code, const std::string& dump, int64_t l
   return absl::Status(code,
                       absl::StrCat("unable to load '", dump, "' at line ", line,
                                    toc_entry.empty() ? "" : " (" + toc_entry + ")", ": ", what));
+}
+
+bool IsCollectableBuildFailure(const PgError& error, bool unique_build, absl::string_view sql,
+                               const std::vector<std::string>& tables,
+                               const std::vector<FailedBuild>& failed) {
+  if (unique_build && error.sqlstate == "23505") return true;
+  // invalid_foreign_key (no unique constraint matching the referenced
+  // columns), undefined_object, undefined_table.
+  if (error.sqlstate != "42830" && error.sqlstate != "42704" && error.sqlstate != "42P01") {
+    return false;
+  }
+  for (const FailedBuild& f : failed) {
+    if (!f.unique_violation) continue;
+    for (const std::string& t : f.tables) {
+      if (std::find(tables.begin(), tables.end(), t) != tables.end()) return true;
+    }
+    // A statement naming the failed index or constraint (COMMENT ON INDEX,
+    // ALTER INDEX ... ATTACH PARTITION, CLUSTER ON, REPLICA IDENTITY USING
+    // INDEX): the name as the error message quotes it.
+    if (!f.name.empty() && absl::StrContains(sql, f.name) &&
+        absl::StrContains(error.message, f.name)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string BuildErrorText(const PgError& error) {
+  return error.detail.empty() ? error.message
+                              : absl::StrCat(error.message, " (", error.detail, ")");
 }
 
 absl::Status LoadCancelled(const std::string& dump) {
@@ -200,6 +233,11 @@ LoadScheduler::BuildCounts LoadScheduler::builds() {
   return builds_;
 }
 
+std::vector<FailedBuild> LoadScheduler::failed_builds() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failed_builds_;
+}
+
 std::vector<LoadScheduler::JobTrace> LoadScheduler::trace() {
   std::lock_guard<std::mutex> lock(mu_);
   return trace_;
@@ -344,6 +382,28 @@ absl::Status LoadScheduler::RunJob(PgConnection* conn, const Entry& e) {
       (conn->last_error().sqlstate == "0A000" || conn->last_error().sqlstate == "42809")) {
     s = conn->Exec(job.fallback_sql);
   }
+  if (!s.ok() && options_.collect_failed_builds && job.collectable &&
+      s.code() == absl::StatusCode::kInvalidArgument && !Aborted()) {
+    std::vector<std::string> touched = job.tables;
+    touched.insert(touched.end(), job.referenced.begin(), job.referenced.end());
+    std::lock_guard<std::mutex> lock(mu_);
+    const PgError& error = conn->last_error();
+    if (IsCollectableBuildFailure(error, job.unique_build, job.sql, touched, failed_builds_)) {
+      // (A step whose statement's rerun covers it is only tolerated.)
+      if (!job.rerun_sql.empty()) {
+        FailedBuild f;
+        f.sql = job.rerun_sql;
+        f.line = job.line;
+        f.toc_entry = job.toc_entry;
+        f.tables = touched;
+        f.error = BuildErrorText(error);
+        f.unique_violation = job.unique_build && error.sqlstate == "23505";
+        f.name = job.build_name;
+        failed_builds_.push_back(std::move(f));
+      }
+      return absl::OkStatus();
+    }
+  }
   if (!s.ok()) return fail(s, "");
   if (!conn->in_copy()) return absl::OkStatus();
   const std::string table = job.tables.empty() ? "" : job.tables.front();
@@ -414,7 +474,11 @@ void LoadScheduler::HandOff(const Entry& e, std::string rows) {
 absl::Status LoadScheduler::StreamCopyData(PgConnection* conn, const Entry& e, bool* stream_error) {
   const LoadJob& job = e.job;
   *stream_error = true;
-  ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> in, job.open_copy_data());
+  ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> source, job.open_copy_data());
+  // Decompression on a thread of its own, a few blocks ahead: the server
+  // is not left waiting while the next block is inflated.
+  PrefetchStream prefetched(source.get(), kPrefetchBlock, kPrefetchDepth);
+  ByteStream* in = &prefetched;
   // Rows for another worker (whole rows once handed off), and whether the
   // rows being read go there.
   std::string handoff;

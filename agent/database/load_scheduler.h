@@ -26,7 +26,8 @@
 //
 // A data job either carries its rows (copy_data, cut by the reader) or
 // opens them itself (open_copy_data: e.g. one table's data of a seekable
-// archive, decompressed by the worker that loads it). Such a stream is
+// archive, decompressed for the worker that loads it on a thread of its
+// own, about 1 MB ahead of the COPY). Such a stream is
 // COPY text: rows end in '\n'; a "\." row ends the data (only blank lines
 // may follow); every row is bounded by max_row_bytes; the worker counts the
 // rows into `result`.
@@ -55,6 +56,7 @@
 #include "absl/time/time.h"
 #include "agent/common/byte_stream.h"
 #include "agent/common/cancel_token.h"
+#include "agent/database/load_options.h"
 #include "agent/database/pg_connection.h"
 
 namespace mastodon_restore {
@@ -100,7 +102,28 @@ struct LoadJob {
   // Where it comes from, for messages: first line in the dump, TOC entry.
   int64_t line = 0;
   std::string toc_entry;
+  // With LoadSchedulerOptions::collect_failed_builds: a post-data job
+  // whose failure may be collected (see IsCollectableBuildFailure), whether
+  // it builds a unique index or constraint, and the dump's statement to run
+  // again after a repair ("" when the rerun of another covers it).
+  bool collectable = false;
+  bool unique_build = false;
+  std::string rerun_sql;
+  // The index or constraint it builds (FailedBuild::name).
+  std::string build_name;
 };
+
+// Whether a post-data statement that failed with `error` is collected
+// (LoadOptions::collect_failed_builds) instead of failing the load: a
+// unique build (`unique_build`) that failed with unique_violation, or a
+// statement touching one of `tables` or naming one of `names` whose unique
+// build failed, that fails for want of it (invalid_foreign_key, undefined
+// object or table). `sql`: the statement.
+bool IsCollectableBuildFailure(const PgError& error, bool unique_build, absl::string_view sql,
+                               const std::vector<std::string>& tables,
+                               const std::vector<FailedBuild>& failed);
+// The server's message of `error` with its detail, for FailedBuild::error.
+std::string BuildErrorText(const PgError& error);
 
 // The errors of a load, the same from the reader and from the workers:
 // "unable to load '<dump>' at line N (<TOC entry>): <what>" and
@@ -123,6 +146,9 @@ struct LoadSchedulerOptions {
   // Name of the dump in messages.
   std::string dump_name = "dump";
   const CancelToken* cancel = nullptr;
+  // Collect the failures of jobs marked `collectable` (see
+  // IsCollectableBuildFailure) in failed_builds() instead of failing.
+  bool collect_failed_builds = false;
 };
 
 class LoadScheduler {
@@ -158,6 +184,9 @@ class LoadScheduler {
 
   // OK, or the first failure so far (does not wait).
   absl::Status status();
+
+  // The collected failures so far (collect_failed_builds).
+  std::vector<FailedBuild> failed_builds();
 
   // Jobs run so far, and the most that ran at once.
   int64_t jobs_done();
@@ -248,6 +277,7 @@ class LoadScheduler {
   absl::Time last_data_done_ = absl::InfinitePast();
   std::vector<std::string> spare_buffers_;
   std::vector<JobTrace> trace_;
+  std::vector<FailedBuild> failed_builds_;
   // Set with failure_ or stopping_: a worker streaming rows stops.
   std::atomic<bool> abort_{false};
   std::atomic<int64_t> streamed_bytes_{0};

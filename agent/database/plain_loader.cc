@@ -593,6 +593,9 @@ absl::StatusOr<LoadStats> LoadPlainSql(ByteStream* in, PgConnection* conn,
 
 absl::StatusOr<LoadStats> LoadArchiveScript(ArchiveScript* script, PgConnection* conn,
                                             const LoadOptions& options) {
+  // PostgreSQL 18 imports pg_dump 18's planner statistics; older targets
+  // would only skip them (rewrite_rules.h).
+  if (options.target_major >= 18) script->KeepStatistics();
   Loader loader(script, conn, options, script);
   auto stats = loader.Run();
   if (!stats.ok() && conn->in_copy()) conn->EndCopy("load aborted").IgnoreError();

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "agent/database/sql_splitter.h"
+#include "agent/dump/archive_script.h"
 #include "agent/dump/plain_scanner.h"
 #include "agent/dump/statement_classifier.h"
 
@@ -449,6 +450,55 @@ std::string CopyTarget(absl::string_view sql) {
   size_t at = 0;
   std::string table = ScanQualifiedName(sql, &at);
   return table.empty() ? std::string(sql.substr(0, sql.find(' '))) : table;
+}
+
+namespace {
+
+// The value of the argument pair "'<key>', '<value>'" of a statistics call
+// (a standard-conforming literal, '' for a quote); false when it is not
+// there.
+bool StatisticsArgument(absl::string_view sql, absl::string_view key, std::string* value) {
+  const std::string quoted_key = absl::StrCat("'", key, "',");
+  size_t at = sql.find(quoted_key);
+  if (at == absl::string_view::npos) return false;
+  at += quoted_key.size();
+  while (at < sql.size() && absl::ascii_isspace(static_cast<unsigned char>(sql[at]))) ++at;
+  if (at >= sql.size() || sql[at] != '\'') return false;
+  value->clear();
+  for (++at; at < sql.size(); ++at) {
+    if (sql[at] != '\'') {
+      value->push_back(sql[at]);
+    } else if (at + 1 < sql.size() && sql[at + 1] == '\'') {
+      value->push_back('\'');
+      ++at;
+    } else {
+      return !value->empty();
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+bool ParseStatisticsImport(absl::string_view sql, std::string* table, bool* attribute) {
+  const std::string upper = StatementHead(sql);
+  constexpr absl::string_view kPrefix = "SELECT * FROM PG_CATALOG.PG_RESTORE_";
+  if (!absl::StartsWith(upper, kPrefix)) return false;
+  const absl::string_view rest = absl::string_view(upper).substr(kPrefix.size());
+  if (absl::StartsWith(rest, "RELATION_STATS(")) {
+    *attribute = false;
+  } else if (absl::StartsWith(rest, "ATTRIBUTE_STATS(")) {
+    *attribute = true;
+  } else {
+    return false;
+  }
+  std::string schema, relation;
+  if (!StatisticsArgument(sql, "schemaname", &schema) ||
+      !StatisticsArgument(sql, "relname", &relation)) {
+    return false;
+  }
+  *table = absl::StrCat(QuoteArchiveIdent(schema), ".", QuoteArchiveIdent(relation));
+  return true;
 }
 
 bool ValidRestrictKey(absl::string_view key) {

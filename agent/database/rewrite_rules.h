@@ -125,6 +125,14 @@ std::string DefaultPrivilegesRole(absl::string_view sql);
 // The table of "COPY <table> (...) FROM stdin;" as the dump writes it.
 std::string CopyTarget(absl::string_view sql);
 
+// pg_dump 18's planner statistics of a relation: "SELECT * FROM
+// pg_catalog.pg_restore_relation_stats(..., 'schemaname', 's', 'relname',
+// 'r', ...)" or "..._attribute_stats(...)". The relation as the dump names
+// tables ("public.statuses", quoted like pg_dump's fmtId) in `*table`, and
+// whether it is the attribute (column) form in `*attribute`. False for any
+// other statement, and for one without both names.
+bool ParseStatisticsImport(absl::string_view sql, std::string* table, bool* attribute);
+
 // A key of \restrict or \unrestrict: alphanumeric, or "(null)".
 bool ValidRestrictKey(absl::string_view key);
 

@@ -17,6 +17,19 @@ namespace {
 constexpr size_t kChunk = 1 << 20;
 constexpr size_t kCopyBatch = 256 * 1024;
 
+// The unquoted name of the index or constraint `target` builds.
+std::string BuildName(const PostDataTarget& target) {
+  std::string name = target.index ? target.index_name : target.constraint;
+  const size_t dot = name.rfind('.');
+  if (dot != std::string::npos && name.find('"', dot) == std::string::npos) {
+    name = name.substr(dot + 1);
+  }
+  if (name.size() >= 2 && name.front() == '"' && name.back() == '"') {
+    name = name.substr(1, name.size() - 2);
+  }
+  return name;
+}
+
 }  // namespace
 
 absl::Status SqlExecutor::Start() {
@@ -28,6 +41,7 @@ absl::Status SqlExecutor::Start() {
   so.chunk_bytes = std::max<int64_t>(options_.chunk_bytes, 1);
   so.dump_name = options_.dump_name;
   so.cancel = options_.cancel;
+  so.collect_failed_builds = options_.collect_failed_builds;
   ASSIGN_OR_RETURN(scheduler_, LoadScheduler::Start(so));
   stats_->jobs = options_.jobs;
   return absl::OkStatus();
@@ -71,14 +85,23 @@ absl::Status SqlExecutor::Run(const SqlItem& item) {
       }
     }
   }
+  // pg_dump 18's planner statistics (the target imports them: the rewrite
+  // rules skip them for older ones).
+  std::string stats_table;
+  bool stats_attribute = false;
+  const bool statistics = ParseStatisticsImport(item.text, &stats_table, &stats_attribute);
   if (scheduler_ != nullptr) {
     ASSIGN_OR_RETURN(bool taken, Route(item, upper));
-    if (taken) return absl::OkStatus();
+    if (taken) {
+      if (statistics && stats_attribute) NoteStatisticsImported(stats_table);
+      return absl::OkStatus();
+    }
   }
   if (absl::StartsWith(upper, "COPY ")) HoldAutovacuum(item);
   absl::Status s = conn_->Exec(item.text);
   if (s.ok()) {
     if (conn_->in_copy()) StartCopy(item);
+    if (statistics && stats_attribute) NoteStatisticsImported(stats_table);
     return absl::OkStatus();
   }
   if (s.code() == absl::StatusCode::kCancelled) {
@@ -117,7 +140,42 @@ absl::Status SqlExecutor::Run(const SqlItem& item) {
     }
     return absl::OkStatus();
   }
+  if (options_.collect_failed_builds && s.code() == absl::StatusCode::kInvalidArgument &&
+      CollectFailedBuild(item, e)) {
+    return absl::OkStatus();
+  }
   return Fail(item.line, std::string(s.message()), absl::StatusCode::kInvalidArgument);
+}
+
+// With options.collect_failed_builds: records the failure `e` of `item`
+// when it is a unique build's unique_violation or a statement that depends
+// on one (IsCollectableBuildFailure); false otherwise.
+bool SqlExecutor::CollectFailedBuild(const SqlItem& item, const PgError& e) {
+  PostDataTarget target;
+  const bool parsed = ParsePostDataStatement(item.text, &target);
+  const std::vector<FailedBuild> failed = FailedBuilds();
+  if (!IsCollectableBuildFailure(e, parsed && target.unique, item.text,
+                                 parsed ? target.tables : std::vector<std::string>(), failed)) {
+    return false;
+  }
+  FailedBuild f;
+  f.sql = item.text;
+  f.line = item.line;
+  f.toc_entry = toc_entry_;
+  if (parsed) f.tables = target.tables;
+  f.error = BuildErrorText(e);
+  f.unique_violation = parsed && target.unique && e.sqlstate == "23505";
+  f.name = BuildName(target);
+  stats_->failed_builds.push_back(std::move(f));
+  return true;
+}
+
+std::vector<FailedBuild> SqlExecutor::FailedBuilds() {
+  std::vector<FailedBuild> all = stats_->failed_builds;
+  if (scheduler_ != nullptr) {
+    for (FailedBuild& f : scheduler_->failed_builds()) all.push_back(std::move(f));
+  }
+  return all;
 }
 
 // The parallel load: whether `item` was handed to the scheduler (else it
@@ -163,6 +221,24 @@ absl::StatusOr<bool> SqlExecutor::Route(const SqlItem& item, const std::string& 
     return false;  // e.g. INSERTs of --inserts dumps: here, in order
   }
   if (toc_type_ == "SEQUENCE SET") return false;  // the sequence exists since pre-data
+  std::string stats_table;
+  bool stats_attribute = false;
+  if (toc_type_ == "STATISTICS DATA" &&
+      ParseStatisticsImport(item.text, &stats_table, &stats_attribute) &&
+      stats_->table_rows.count(stats_table) > 0) {
+    // A loaded table's statistics: after its rows and the builds submitted
+    // before (SHARE UPDATE EXCLUSIVE, as ANALYZE), beside other tables'
+    // work. (An index's or a materialized view's run alone, below: the
+    // object may not exist before the jobs before it are done.)
+    LoadJob job;
+    job.tables = {stats_table};
+    job.lock = LoadJob::Lock::kValidate;
+    job.sql = item.text;
+    job.line = item.line;
+    job.toc_entry = toc_entry_;
+    RETURN_IF_ERROR(scheduler_->Submit(std::move(job)));
+    return true;
+  }
   if (toc_type_ == "INDEX" || toc_type_ == "CONSTRAINT" || toc_type_ == "FK CONSTRAINT") {
     PostDataTarget target;
     if (ParsePostDataStatement(item.text, &target)) {
@@ -173,6 +249,10 @@ absl::StatusOr<bool> SqlExecutor::Route(const SqlItem& item, const std::string& 
       job.sql = item.text;
       job.line = item.line;
       job.toc_entry = toc_entry_;
+      job.collectable = options_.collect_failed_builds;
+      job.unique_build = target.unique;
+      job.rerun_sql = item.text;
+      job.build_name = BuildName(target);
       if (!target.referenced.empty() && target.only && !target.not_valid) {
         // Added NOT VALID now (catalog only), validated with the others.
         LoadJob validate;
@@ -183,6 +263,7 @@ absl::StatusOr<bool> SqlExecutor::Route(const SqlItem& item, const std::string& 
                                     target.constraint, ";");
         validate.line = item.line;
         validate.toc_entry = toc_entry_;
+        validate.collectable = options_.collect_failed_builds;  // (the key's rerun covers it)
         job.fallback_sql = item.text;
         job.sql = absl::StrCat(absl::StripSuffix(item.text, ";"), " NOT VALID;");
         validations_.push_back(std::move(validate));
@@ -202,6 +283,7 @@ absl::Status SqlExecutor::SubmitAnalyze() {
   if (!options_.analyze || analyze_submitted_) return absl::OkStatus();
   analyze_submitted_ = true;
   for (const auto& [table, rows] : stats_->table_rows) {
+    if (statistics_imported_.count(table) > 0) continue;  // the dump's own
     LoadJob job;
     job.tables = {table};
     job.lock = LoadJob::Lock::kValidate;
@@ -212,6 +294,11 @@ absl::Status SqlExecutor::SubmitAnalyze() {
     stats_->analyzed.push_back(table);
   }
   return absl::OkStatus();
+}
+
+// Records that the dump's column statistics of `table` were imported (once).
+void SqlExecutor::NoteStatisticsImported(const std::string& table) {
+  if (statistics_imported_.insert(table).second) stats_->statistics_imported.push_back(table);
 }
 
 // Submits the validations of the foreign keys added NOT VALID so far.
@@ -403,6 +490,8 @@ absl::Status SqlExecutor::Finish(absl::Time start, const LoadProgress& base, int
       }
     }
     streamed_.clear();
+    for (FailedBuild& f : scheduler_->failed_builds())
+      stats_->failed_builds.push_back(std::move(f));
     stats_->bytes += scheduler_->streamed_bytes();
     streamed_counted_ = true;
     stats_->parallel_jobs = scheduler_->jobs_done();

@@ -102,7 +102,11 @@ class SqlExecutor {
 
  private:
   absl::StatusOr<bool> Route(const SqlItem& item, const std::string& upper);
+  bool CollectFailedBuild(const SqlItem& item, const PgError& e);
+  // The failures collected so far, the workers' included.
+  std::vector<FailedBuild> FailedBuilds();
   absl::Status SubmitAnalyze();
+  void NoteStatisticsImported(const std::string& table);
   absl::Status SubmitValidations();
   absl::Status SubmitCopyChunk(int64_t line);
   absl::Status SubmitStreamedCopy(const SqlItem& item);
@@ -145,6 +149,8 @@ class SqlExecutor {
   bool streamed_counted_ = false;
   std::vector<std::pair<std::string, std::shared_ptr<CopyStreamResult>>> streamed_;
   bool analyze_submitted_ = false;
+  // Tables whose column statistics came from the dump (not analyzed).
+  std::set<std::string> statistics_imported_;
   std::set<std::string> autovacuum_checked_;
   std::vector<std::string> autovacuum_held_;
 };

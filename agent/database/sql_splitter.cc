@@ -218,9 +218,10 @@ bool ParsePostDataStatement(absl::string_view sql, PostDataTarget* target) {
   size_t pos = 0;
   SkipSpace(sql, &pos);
   if (ConsumeWord(sql, &pos, "CREATE")) {
-    ConsumeWord(sql, &pos, "UNIQUE");
+    target->unique = ConsumeWord(sql, &pos, "UNIQUE");
     if (!ConsumeWord(sql, &pos, "INDEX")) return false;
-    if (ScanQualifiedName(sql, &pos).empty()) return false;
+    target->index_name = ScanQualifiedName(sql, &pos);
+    if (target->index_name.empty()) return false;
     SkipSpace(sql, &pos);
     if (!ConsumeWord(sql, &pos, "ON")) return false;
     ConsumeWord(sql, &pos, "ONLY");
@@ -246,6 +247,11 @@ bool ParsePostDataStatement(absl::string_view sql, PostDataTarget* target) {
   tail = absl::StripTrailingAsciiWhitespace(tail);
   target->not_valid =
       tail.size() >= 10 && absl::EqualsIgnoreCase(tail.substr(tail.size() - 10), " NOT VALID");
+  {
+    size_t at = pos;
+    target->unique = ConsumeWord(sql, &at, "UNIQUE") ||
+                     (ConsumeWord(sql, &at, "PRIMARY") && ConsumeWord(sql, &at, "KEY"));
+  }
   if (!ConsumeWord(sql, &pos, "FOREIGN")) return true;
   if (!ConsumeWord(sql, &pos, "KEY") || pos >= sql.size() || sql[pos] != '(') return false;
   // The referencing columns, quoted names included.

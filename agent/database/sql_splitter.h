@@ -67,6 +67,11 @@ struct PostDataTarget {
   std::string referenced;
   bool only = false;       // ALTER TABLE ONLY (not a partitioned table)
   bool not_valid = false;  // ends in NOT VALID
+  // A CREATE UNIQUE INDEX, or an ADD CONSTRAINT ... PRIMARY KEY / UNIQUE:
+  // its creation checks the rows' uniqueness.
+  bool unique = false;
+  // CREATE INDEX: the index's name as written.
+  std::string index_name;
 };
 bool ParsePostDataStatement(absl::string_view sql, PostDataTarget* target);
 

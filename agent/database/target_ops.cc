@@ -125,16 +125,16 @@ absl::StatusOr<bool> TargetDatabases::AllowsConnections(const std::string& name)
 }
 
 absl::StatusOr<uint32_t> TargetDatabases::CreateStaging(const std::string& name,
-                                                        const std::string& encoding,
-                                                        const std::string& locale,
+                                                        const DatabaseLocale& locale,
                                                         const std::string& owner,
                                                         std::vector<std::string>* warnings,
                                                         const StagingOidJournal& journal) {
   // PostgreSQL 15+ takes the OID: it is chosen and recorded first, so that a
   // crash during CREATE DATABASE leaves a database the record identifies.
-  const bool choose_oid = admin_->server_version() >= 150000;
+  const int version = admin_->server_version();
+  const bool choose_oid = version >= 150000;
   uint32_t oid = 0;
-  auto create = [&](const std::string& loc) -> absl::Status {
+  auto create = [&](const DatabaseLocale& l) -> absl::Status {
     if (choose_oid) {
       static thread_local std::mt19937 rng(std::random_device{}());
       while (true) {
@@ -148,21 +148,46 @@ absl::StatusOr<uint32_t> TargetDatabases::CreateStaging(const std::string& name,
     RETURN_IF_ERROR(MR_FAILPOINT("staging.before_create"));
     std::string sql =
         absl::StrCat("CREATE DATABASE ", admin_->QuoteIdentifier(name), " TEMPLATE template0");
-    if (!encoding.empty()) absl::StrAppend(&sql, " ENCODING ", admin_->QuoteLiteral(encoding));
-    if (!loc.empty()) absl::StrAppend(&sql, " LOCALE ", admin_->QuoteLiteral(loc));
+    if (!l.encoding.empty()) absl::StrAppend(&sql, " ENCODING ", admin_->QuoteLiteral(l.encoding));
+    if (!l.locale.empty()) absl::StrAppend(&sql, " LOCALE ", admin_->QuoteLiteral(l.locale));
+    if (l.provider == "builtin" || l.provider == "icu") {
+      absl::StrAppend(&sql, " LOCALE_PROVIDER ", l.provider);
+      if (!l.provider_locale.empty()) {
+        absl::StrAppend(&sql, l.provider == "icu" ? " ICU_LOCALE " : " BUILTIN_LOCALE ",
+                        admin_->QuoteLiteral(l.provider_locale));
+      }
+    }
     if (!owner.empty()) absl::StrAppend(&sql, " OWNER ", admin_->QuoteIdentifier(owner));
     if (choose_oid) absl::StrAppend(&sql, " OID ", oid);
     return admin_->Exec(sql);
   };
-  absl::Status s = create(locale);
-  if (!s.ok() && !locale.empty() &&
+  const bool other_provider = locale.provider == "builtin" || locale.provider == "icu";
+  auto asked = [&] {
+    return absl::StrCat("the dump's database uses the ", locale.provider, " locale provider",
+                        locale.provider_locale.empty()
+                            ? std::string()
+                            : absl::StrCat(" ('", locale.provider_locale, "')"));
+  };
+  DatabaseLocale first = locale;
+  if (other_provider && version < (locale.provider == "builtin" ? 170000 : 150000)) {
+    first.provider.clear();
+    warnings->push_back(absl::StrCat(
+        asked(), ", which PostgreSQL ", version / 10000, " lacks: staged with the libc locale '",
+        first.locale.empty() ? "(server default)" : first.locale, "'"));
+  }
+  absl::Status s = create(first);
+  const std::string sqlstate = admin_->last_error().sqlstate;
+  if (!s.ok() && (!first.locale.empty() || !first.provider.empty()) &&
       (absl::StrContains(s.message(), "invalid locale name") ||
        absl::StrContains(s.message(), "does not match locale") ||
-       admin_->last_error().sqlstate == "22023")) {
-    warnings->push_back(absl::StrCat("locale '", locale,
-                                     "' of the dump does not exist on the target: using C.UTF-8 (",
-                                     s.message(), ")"));
-    s = create("C.UTF-8");
+       absl::StrContains(s.message(), "ICU") || sqlstate == "22023" || sqlstate == "0A000")) {
+    warnings->push_back(absl::StrCat(
+        !first.provider.empty() ? asked() : absl::StrCat("locale '", first.locale, "' of the dump"),
+        " does not exist on the target: using the libc locale C.UTF-8 (", s.message(), ")"));
+    DatabaseLocale fallback;
+    fallback.encoding = locale.encoding;
+    fallback.locale = "C.UTF-8";
+    s = create(fallback);
   }
   RETURN_IF_ERROR(Annotated(s, "create staging database", name));
   RETURN_IF_ERROR(MR_FAILPOINT("staging.after_create"));

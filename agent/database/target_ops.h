@@ -55,6 +55,18 @@ using StagingOidJournal = std::function<absl::Status(uint32_t oid, bool planned)
 // `live_oid` 0 when there is no live database.
 using SwapJournal = std::function<absl::Status(uint32_t live_oid, uint32_t staging_oid)>;
 
+// How a database sorts and classifies text, as the dump's CREATE DATABASE
+// says it; empty fields are the server's defaults.
+struct DatabaseLocale {
+  std::string encoding;
+  // LOCALE: libc's LC_COLLATE and LC_CTYPE.
+  std::string locale;
+  // "libc", "icu" or "builtin"; empty is libc.
+  std::string provider;
+  // ICU_LOCALE or BUILTIN_LOCALE.
+  std::string provider_locale;
+};
+
 class TargetDatabases {
  public:
   // `admin` is connected to a maintenance database as a role that may create,
@@ -75,13 +87,15 @@ class TargetDatabases {
   // ALTER DATABASE ... WITH ALLOW_CONNECTIONS.
   absl::Status SetAllowConnections(const std::string& name, bool allow);
 
-  // Creates `name` from template0 with `encoding` and `locale` (empty: the
+  // Creates `name` from template0 with `locale` (its empty fields: the
   // server's defaults), owned by `owner` (empty: the connected role), tells
   // `journal` its OID (see StagingOidJournal; may be null), and comments it
-  // as staging (a hint). When the locale does not exist on the server, falls
-  // back to C.UTF-8 and appends a warning. Returns the OID.
-  absl::StatusOr<uint32_t> CreateStaging(const std::string& name, const std::string& encoding,
-                                         const std::string& locale, const std::string& owner,
+  // as staging (a hint). A provider the server lacks (builtin before 17,
+  // icu before 15 or in a build without ICU) or a locale it does not know
+  // falls back to the libc locale (C.UTF-8 when the dump's does not exist)
+  // and appends a warning naming what was asked. Returns the OID.
+  absl::StatusOr<uint32_t> CreateStaging(const std::string& name, const DatabaseLocale& locale,
+                                         const std::string& owner,
                                          std::vector<std::string>* warnings,
                                          const StagingOidJournal& journal = nullptr);
 

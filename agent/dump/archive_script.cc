@@ -634,12 +634,13 @@ int RestorePass(const TocItem& t) {
 constexpr int kReqSchema = 1;
 constexpr int kReqData = 2;
 
-// pg_restore's _tocEntryRequired with its default options.
-int Required(const TocItem& t, int section) {
+// pg_restore's _tocEntryRequired with its default options (`statistics`:
+// pg_restore 18's default, else --no-statistics).
+int Required(const TocItem& t, int section, bool statistics) {
   const std::string& d = t.desc;
   if (d == "ENCODING" || d == "STDSTRINGS" || d == "SEARCHPATH") return 0;  // handled apart
   if (d == "DATABASE" || d == "DATABASE PROPERTIES") return 0;              // no --create
-  if (d == "STATISTICS DATA") return 0;  // the restore runs ANALYZE
+  if (d == "STATISTICS DATA" && !statistics) return 0;  // the restore runs ANALYZE
   if ((d == "ACL" || d == "COMMENT" || d == "SECURITY LABEL") &&
       absl::StartsWith(t.tag, "DATABASE ")) {
     return 0;
@@ -747,11 +748,14 @@ class ArchiveScript::Renderer {
                       absl::StrCat("archive version ", header_.VersionString(),
                                    " (pg_dump before 9.0) is not supported"));
     }
-    Plan();
     return absl::OkStatus();
   }
 
   absl::StatusOr<size_t> Read(char* buf, size_t n) {
+    if (!planned_) {
+      planned_ = true;
+      Plan();
+    }
     while (true) {
       if (pos_ < out_.size()) {
         size_t k = std::min(n, out_.size() - pos_);
@@ -817,6 +821,7 @@ class ArchiveScript::Renderer {
     return false;
   }
   void Defer() { defer_ = true; }
+  void KeepStatistics() { statistics_ = true; }
   std::optional<ArchiveScript::DeferredData> TakeDeferred() {
     std::optional<ArchiveScript::DeferredData> d = std::move(deferred_);
     deferred_.reset();
@@ -889,7 +894,7 @@ class ArchiveScript::Renderer {
     int section = kSectionPreData;
     for (size_t i = 0; i < toc_.size(); ++i) {
       if (toc_[i].section != 1 && toc_[i].section != 0) section = toc_[i].section;
-      reqs[i] = Required(toc_[i], section);
+      reqs[i] = Required(toc_[i], section, statistics_);
       by_id_[toc_[i].dump_id] = &toc_[i];
     }
     for (int pass = 0; pass < 3; ++pass) {
@@ -1118,6 +1123,8 @@ class ArchiveScript::Renderer {
   const TocItem* blobs_item_ = nullptr;
   ByteStream* blob_ = nullptr;
   bool defer_ = false;
+  bool statistics_ = false;
+  bool planned_ = false;  // (at the first Read, after DeferData/KeepStatistics)
   std::optional<ArchiveScript::DeferredData> deferred_;
 };
 
@@ -1155,6 +1162,7 @@ absl::StatusOr<std::unique_ptr<ArchiveScript>> ArchiveScript::OpenCustomFile(
 
 bool ArchiveScript::can_defer_data() const { return renderer_->can_defer(); }
 void ArchiveScript::DeferData() { renderer_->Defer(); }
+void ArchiveScript::KeepStatistics() { renderer_->KeepStatistics(); }
 std::optional<ArchiveScript::DeferredData> ArchiveScript::TakeDeferred() {
   return renderer_->TakeDeferred();
 }

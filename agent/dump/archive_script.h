@@ -17,8 +17,9 @@
 // Differences from pg_restore, on purpose:
 // - DATABASE / DATABASE PROPERTIES entries and the ACLs/comments of the
 //   database are skipped (pg_restore without --create does the same);
-// - STATISTICS DATA entries (pg_dump 18 --with-statistics) are skipped: the
-//   restore runs ANALYZE.
+// - STATISTICS DATA entries (pg_dump 18 --statistics) are skipped unless
+//   the caller keeps them (KeepStatistics, for targets that can import
+//   them: PostgreSQL 18+); the restore runs ANALYZE for the rest.
 //
 // Data is read in archive order, so a custom or tar archive may come from a
 // pipe (a custom archive written to a pipe has no data offsets and needs
@@ -76,6 +77,11 @@ class ArchiveScript : public ByteStream {
   // Read() goes on after it. A 0 with nothing to take is the end.
   void DeferData();
   std::optional<DeferredData> TakeDeferred();
+  // Before the first Read(): renders the STATISTICS DATA entries (the
+  // planner statistics pg_dump 18 --statistics writes: "SELECT * FROM
+  // pg_catalog.pg_restore_relation_stats(...)" and "..._attribute_stats"),
+  // where pg_restore 18 puts them, instead of skipping them.
+  void KeepStatistics();
 
   ~ArchiveScript() override;
 

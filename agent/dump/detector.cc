@@ -51,6 +51,8 @@ void ParseCreateDatabase(const std::string& defn, v1::DumpInfo* info) {
   if (f.sections.empty()) return;
   info->set_encoding(f.sections[0].encoding);
   info->set_locale(f.sections[0].locale);
+  info->set_locale_provider(f.sections[0].locale_provider);
+  info->set_provider_locale(f.sections[0].provider_locale);
   for (const std::string& r : f.risky_settings) info->add_risky_settings(r);
 }
 
@@ -314,6 +316,7 @@ absl::StatusOr<v1::DumpInfo> DetectPlainDump(ByteStream* stream, const DetectOpt
       db->set_encoding(s.encoding);
       db->set_locale(s.locale);
       db->set_locale_provider(s.locale_provider);
+      db->set_provider_locale(s.provider_locale);
       db->set_is_mastodon(&s == mastodon);
       for (const CopyTable& t : s.tables) AddTable(t, s.name, &info);
     }
@@ -323,6 +326,8 @@ absl::StatusOr<v1::DumpInfo> DetectPlainDump(ByteStream* stream, const DetectOpt
       info.set_mastodon_database(mastodon->name);
       info.set_encoding(mastodon->encoding);
       info.set_locale(mastodon->locale);
+      info.set_locale_provider(mastodon->locale_provider);
+      info.set_provider_locale(mastodon->provider_locale);
       info.set_schema_version(mastodon->schema_version);
     } else if (reached_end && !f.sections.empty()) {
       info.add_warnings(
@@ -345,6 +350,8 @@ absl::StatusOr<v1::DumpInfo> DetectPlainDump(ByteStream* stream, const DetectOpt
     info.set_database_name(s.name);
     info.set_encoding(s.encoding);
     info.set_locale(s.locale);
+    info.set_locale_provider(s.locale_provider);
+    info.set_provider_locale(s.provider_locale);
     if (s.has_schema_migrations && s.has_statuses) {
       info.set_is_mastodon(true);
       info.set_mastodon_database(s.name);

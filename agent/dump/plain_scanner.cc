@@ -343,6 +343,8 @@ void PlainScanner::HandleSqlLine(absl::string_view line, int64_t offset) {
         facts.locale = OptionValue(line, "LOCALE");
         if (facts.locale.empty()) facts.locale = OptionValue(line, "LC_COLLATE");
         facts.locale_provider = OptionValue(line, "LOCALE_PROVIDER");
+        facts.provider_locale = OptionValue(line, "BUILTIN_LOCALE");
+        if (facts.provider_locale.empty()) facts.provider_locale = OptionValue(line, "ICU_LOCALE");
         if (!facts.locale_provider.empty()) AddRisky("CREATE DATABASE LOCALE_PROVIDER");
         if (!OptionValue(line, "BUILTIN_LOCALE").empty())
           AddRisky("CREATE DATABASE BUILTIN_LOCALE");
@@ -357,6 +359,7 @@ void PlainScanner::HandleSqlLine(absl::string_view line, int64_t offset) {
             s.encoding = facts.encoding;
             s.locale = facts.locale;
             s.locale_provider = facts.locale_provider;
+            s.provider_locale = facts.provider_locale;
           }
         }
       } else if (absl::ConsumePrefix(&rest, "CREATE ROLE ")) {

@@ -52,6 +52,8 @@ struct DumpSection {
   std::string encoding;
   std::string locale;
   std::string locale_provider;
+  // BUILTIN_LOCALE or ICU_LOCALE of CREATE DATABASE.
+  std::string provider_locale;
   bool has_schema_migrations = false;
   bool has_statuses = false;
   // Highest schema_migrations version seen in its COPY data.

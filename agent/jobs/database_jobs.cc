@@ -7,6 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/app/env_file.h"
+#include "agent/app/secrets_check.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/app_queries.h"
 #include "agent/database/database_restore.h"
@@ -110,6 +112,45 @@ v1::VerifyCheck CheckMediaFiles(PgSession* conn, const std::string& source_path,
   return c;
 }
 
+// The secrets check of verify (VerifyOptions.check_secrets): the expected
+// backup's env file when there is one, else the runtime's; fills `out`.
+v1::VerifyCheck CheckSecretsWithEnv(PgSession* conn, const std::optional<ScanSetup>& expected,
+                                    const JobEnv& env, CancelToken* cancel, v1::SecretsCheck* out) {
+  v1::VerifyCheck c;
+  c.set_name("secrets");
+  std::string text;
+  std::string source;
+  if (expected.has_value()) {
+    SourceOptions options = expected->source;
+    options.cancel = cancel;
+    auto opened = OpenBackup(expected->path, options, InspectOptions(), env.runner);
+    if (!opened.ok()) {
+      c.set_message(
+          absl::StrCat("unable to read the backup's env file: ", opened.status().message()));
+      return c;
+    }
+    text = opened->env_text;
+    if (!text.empty()) source = "the backup's env file";
+  } else if (env.app_runtime() != nullptr && !env.app_runtime()->EnvFilePath().empty()) {
+    const std::string path = env.app_runtime()->EnvFilePath();
+    absl::StatusOr<std::string> host = env.env->ReadFile(path);
+    text = host.ok() ? *host : std::string();
+    source =
+        absl::StrCat("the host's env file ", path,
+                     host.ok() ? "" : absl::StrCat(" (unreadable: ", host.status().message(), ")"));
+  }
+  const ParsedEnvFile parsed = ParseEnvFile(text);
+  auto checked = CheckAppSecrets(conn, source.empty() ? nullptr : &parsed, source);
+  if (!checked.ok()) {
+    c.set_message(absl::StrCat("unable to check the secrets: ", checked.status().message()));
+    return c;
+  }
+  *out = *checked;
+  c.set_passed(!out->mismatch());
+  c.set_message(out->summary());
+  return c;
+}
+
 }  // namespace
 
 absl::StatusOr<OperationSpec> MakeVerifyJob(const std::string& request_id,
@@ -136,7 +177,7 @@ absl::StatusOr<OperationSpec> MakeVerifyJob(const std::string& request_id,
   spec.steps = {{"detect", "read the expected tables and rows from the dump"},
                 {"verify", "run the checks"}};
   spec.work = [env, conninfo, database, expected, max_age = opts.max_age_days(),
-               check_media = opts.check_media(),
+               check_media = opts.check_media(), check_secrets = opts.check_secrets(),
                drop_scratch = opts.drop_scratch()](Operation* op) -> absl::Status {
     absl::Status status = [&]() -> absl::Status {
       VerifyExpectations expectations;
@@ -181,6 +222,12 @@ absl::StatusOr<OperationSpec> MakeVerifyJob(const std::string& request_id,
         ScanSetup setup = *expected;
         setup.source.cancel = &op->cancel_token();
         v1::VerifyCheck c = CheckMediaFiles(conn.get(), setup.path, setup.source, env.runner);
+        if (!c.passed()) result.set_passed(false);
+        *result.add_checks() = c;
+      }
+      if (check_secrets) {
+        v1::VerifyCheck c = CheckSecretsWithEnv(conn.get(), expected, env, &op->cancel_token(),
+                                                result.mutable_secrets_check());
         if (!c.passed()) result.set_passed(false);
         *result.add_checks() = c;
       }

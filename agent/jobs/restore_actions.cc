@@ -3,8 +3,10 @@
 #include "absl/strings/str_cat.h"
 #include "agent/app/app_tasks.h"
 #include "agent/app/env_install.h"
+#include "agent/app/secrets_check.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/database_restore.h"
+#include "agent/database/pg_session.h"
 #include "agent/database/server_queries.h"
 #include "agent/inventory/inspector.h"
 #include "agent/jobs/restore_job.h"
@@ -48,12 +50,25 @@ class HostRestoreActions : public RestoreActions {
                       DatabaseRestoreResult* result) override {
     return VerifyStaged(request, result);
   }
+  absl::Status CheckBeforeSwap(const DatabaseRestoreRequest& request,
+                               DatabaseRestoreResult* result) override {
+    return CheckStagedBeforeSwap(request, result);
+  }
   absl::Status Swap(const DatabaseRestoreRequest& request, DatabaseRestoreResult* result) override {
     return SwapInStaged(request, env_.env, result);
   }
   void DropStaging(const std::string& conninfo, const std::string& staging_database,
                    uint32_t staging_oid) override {
     DropStaged(conninfo, staging_database, staging_oid);
+  }
+  absl::StatusOr<v1::SecretsCheck> CheckSecrets(const std::string& conninfo,
+                                                const std::string& database,
+                                                const std::string* env_text,
+                                                const std::string& env_source) override {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> db, env_.pg->Connect(conninfo, database));
+    if (env_text == nullptr) return CheckAppSecrets(db.get(), nullptr, env_source);
+    const ParsedEnvFile env = ParseEnvFile(*env_text);
+    return CheckAppSecrets(db.get(), &env, env_source);
   }
   absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& options) override {
     return ::mastodon_restore::RestoreMedia(options, env_.runner, env_.env);

@@ -163,6 +163,17 @@ const std::vector<RestoreJob::StepDef>& RestoreJob::Steps() {
        [](F f) { return f.DbSkip(); }, &RestoreJob::LoadIntoStaging},
       {"verify", [](F) -> std::string { return "verify the staging database against the dump"; },
        [](F f) { return f.DbSkip(); }, &RestoreJob::VerifyStaging},
+      {"checks",
+       [](F) -> std::string {
+         return "check the staging database before the swap (duplicates under the dump's "
+                "unique indexes, amcheck)";
+       },
+       [](F f) { return f.DbSkip(); }, &RestoreJob::CheckBeforeSwap},
+      {"secrets",
+       [](F) -> std::string {
+         return "decrypt the staging database's encrypted columns with the app's env";
+       },
+       [](F f) { return f.DbSkip(); }, &RestoreJob::CheckStagingSecrets},
       {"swap",
        [](F f) {
          return absl::StrCat("swap the staging database in as '", f.in.database,
@@ -487,6 +498,7 @@ absl::StatusOr<std::string> RestoreJob::LoadIntoStaging() {
   r.extra_extensions = {input_.options.allow_extensions().begin(),
                         input_.options.allow_extensions().end()};
   r.drop_previous = input_.options.drop_previous();
+  r.repair_duplicates = input_.options.repair_duplicates();
   r.jobs = input_.options.jobs();
   r.cancel = &op_->cancel_token();
   r.postgres_root = input_.postgres_root;
@@ -547,6 +559,55 @@ absl::StatusOr<std::string> RestoreJob::VerifyStaging() {
   for (const auto& c : db_.verification.checks()) passed += c.passed() ? 1 : 0;
   RETURN_IF_ERROR(verified);
   return absl::StrCat(passed, " of ", db_.verification.checks_size(), " checks passed");
+}
+
+absl::StatusOr<std::string> RestoreJob::CheckBeforeSwap() {
+  RETURN_IF_ERROR(actions_->CheckBeforeSwap(db_request_, &db_));
+  const v1::PreSwapChecks& c = db_.pre_swap;
+  std::string message =
+      c.repaired_row_count() > 0
+          ? absl::StrCat("duplicates repaired (", c.repaired_row_count(), " rows changed); ")
+          : std::string("no duplicates; ");
+  absl::StrAppend(&message, c.index_check().message());
+  return message;
+}
+
+absl::StatusOr<std::string> RestoreJob::CheckStagingSecrets() {
+  // The env the restored app will run with: the backup's when
+  // --restore-config installs it, else the runtime's env file, else (no app
+  // here: embedded, verify-backup) the backup's own.
+  std::string text;
+  std::string source;
+  const std::string host_path =
+      input_.runtime != nullptr ? input_.runtime->EnvFilePath() : std::string();
+  if (input_.options.restore_config() && !backup_.env_text.empty()) {
+    text = backup_.env_text;
+    source = "the backup's env file, installed by --restore-config";
+  } else if (!host_path.empty()) {
+    // An env file the agent cannot read gives the app no keys either.
+    absl::StatusOr<std::string> host = env_->ReadFile(host_path);
+    text = host.ok() ? *host : std::string();
+    source =
+        absl::StrCat("the host's env file ", host_path,
+                     host.ok() ? "" : absl::StrCat(" (unreadable: ", host.status().message(), ")"));
+  } else if (!backup_.env_text.empty()) {
+    text = backup_.env_text;
+    source = "the backup's env file";
+  }
+  ASSIGN_OR_RETURN(secrets_, actions_->CheckSecrets(input_.conninfo, db_.staging_database,
+                                                    source.empty() ? nullptr : &text, source));
+  if (!secrets_.checked() && secrets_.columns_size() > 0) warnings_.push_back(secrets_.summary());
+  if (!secrets_.mismatch()) return secrets_.summary();
+  if (input_.options.accept_secret_mismatch()) {
+    secrets_.set_accepted(true);
+    warnings_.push_back(
+        absl::StrCat("secrets mismatch accepted (--accept-secret-mismatch): ", secrets_.summary()));
+    return absl::StrCat(secrets_.summary(), "; accepted");
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the env the restored app would run with does not decrypt the database: ", secrets_.summary(),
+      ". Swap refused, the live database is untouched: restore with the backup's env "
+      "(--restore-config), fix the env file, or accept with --accept-secret-mismatch"));
 }
 
 absl::StatusOr<std::string> RestoreJob::SwapIn() {
@@ -725,6 +786,7 @@ void RestoreJob::Report(const absl::Status& outcome) {
     for (const std::string& w : db_.warnings) r->add_warnings(w);
     for (const std::string& w : warnings_) r->add_warnings(w);
     *r->mutable_verification() = db_.verification;
+    *r->mutable_pre_swap_checks() = db_.pre_swap;
     for (const v1::TootctlResult& t : tootctl_) *r->add_tootctl() = t;
     for (const v1::Step& step : snapshot.steps()) {
       if (!step.has_start_time() || !step.has_end_time()) continue;
@@ -734,6 +796,7 @@ void RestoreJob::Report(const absl::Status& outcome) {
                      (step.end_time().nanos() - step.start_time().nanos()) / 1e9);
     }
     for (const std::string& k : secrets_differing_) r->add_secrets_differing(k);
+    if (!secrets_.summary().empty()) *r->mutable_secrets_check() = secrets_;
     for (const std::string& n : next) r->add_next_steps(n);
   });
   if (Planned("report")) op_->StepFinished("report", v1::STEP_STATE_SUCCEEDED, "");

@@ -11,6 +11,11 @@
 //    5 stop_services  the app's services (nobody writes what will be replaced)
 //    6 load           into a staging database (+ ANALYZE)
 //    7 verify         the staging database against the dump
+//      checks         before the swap: duplicates under the dump's unique
+//                     indexes (repaired with --repair-duplicates), amcheck
+//      secrets        the env the restored app will run with decrypts the
+//                     staging database's encrypted columns (else refused
+//                     unless --accept-secret-mismatch)
 //    8 swap           staging in, live kept as <db>__previous_<time>
 //    9 media          staged, then moved into place; unchanged files skipped
 //      config         the backup's env file (with --restore-config)
@@ -140,10 +145,20 @@ class RestoreActions {
   virtual absl::StatusOr<DatabaseRestoreResult> Stage(const DatabaseRestoreRequest& request) = 0;
   virtual absl::Status Verify(const DatabaseRestoreRequest& request,
                               DatabaseRestoreResult* result) = 0;
+  // The checks before the swap (CheckStagedBeforeSwap): refuses it, the
+  // staging database dropped, when the dump's data violates its unique
+  // indexes or an index fails amcheck.
+  virtual absl::Status CheckBeforeSwap(const DatabaseRestoreRequest& request,
+                                       DatabaseRestoreResult* result) = 0;
   virtual absl::Status Swap(const DatabaseRestoreRequest& request,
                             DatabaseRestoreResult* result) = 0;
   virtual void DropStaging(const std::string& conninfo, const std::string& staging_database,
                            uint32_t staging_oid) = 0;
+  // app/secrets_check.h on `database` of `conninfo`'s server, with the env
+  // file `env_text` (null: none).
+  virtual absl::StatusOr<mastodon::restore::v1::SecretsCheck> CheckSecrets(
+      const std::string& conninfo, const std::string& database, const std::string* env_text,
+      const std::string& env_source) = 0;
   // media/.
   virtual absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& options) = 0;
   // app/.
@@ -186,6 +201,8 @@ class RestoreJob {
   absl::StatusOr<std::string> StopServices();
   absl::StatusOr<std::string> LoadIntoStaging();
   absl::StatusOr<std::string> VerifyStaging();
+  absl::StatusOr<std::string> CheckBeforeSwap();
+  absl::StatusOr<std::string> CheckStagingSecrets();
   absl::StatusOr<std::string> SwapIn();
   absl::StatusOr<std::string> RestoreMediaFiles();
   absl::StatusOr<std::string> InstallConfig();
@@ -227,6 +244,7 @@ class RestoreJob {
   bool services_stopped_ = false;                              // stop_services, start_services
   DatabaseRestoreRequest db_request_;                          // load (verify and swap use it)
   DatabaseRestoreResult db_;                                   // load, verify, swap
+  mastodon::restore::v1::SecretsCheck secrets_;                // secrets
   bool swapped_ = false;                                       // swap
   MediaRestoreResult media_;                                   // media
   mastodon::restore::v1::DbMigrateResult migrate_;             // migrate

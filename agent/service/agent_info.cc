@@ -4,6 +4,9 @@
 #include <grpcpp/grpcpp.h>
 #include <libpq-fe.h>
 
+#include <string>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "agent/app/app_tasks.h"
 #include "agent/common/build_info.h"
@@ -31,6 +34,27 @@ std::string FormatPostgresVersion(int version_num) {
   return absl::StrCat(version_num / 10000, ".", (version_num / 100) % 100, ".", version_num % 100);
 }
 
+namespace {
+
+// libarchive's version and those of the compression libraries it was built
+// with, as archive_version_details() says them; that function leaks its
+// buffer on every call and races when called concurrently, so the string is
+// composed here from the per-library functions (NULL: not built with it).
+std::string LibarchiveVersion() {
+  std::string out = archive_version_string();
+  const std::pair<const char*, const char*> parts[] = {{"zlib", archive_zlib_version()},
+                                                       {"liblzma", archive_liblzma_version()},
+                                                       {"bz2lib", archive_bzlib_version()},
+                                                       {"liblz4", archive_liblz4_version()},
+                                                       {"libzstd", archive_libzstd_version()}};
+  for (const auto& [name, version] : parts) {
+    if (version != nullptr) absl::StrAppend(&out, " ", name, "/", version);
+  }
+  return out;
+}
+
+}  // namespace
+
 v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env, absl::Time start_time,
                                         const v1::RuntimeInfo* in_use) {
   v1::GetAgentInfoResponse info;
@@ -42,7 +66,7 @@ v1::GetAgentInfoResponse BuildAgentInfo(const AgentConfig& config, Env* env, abs
   build->set_compiler(MR_COMPILER);
   build->set_grpc_version(grpc::Version());
   build->set_protobuf_version(google::protobuf::internal::VersionString(GOOGLE_PROTOBUF_VERSION));
-  build->set_libarchive_version(archive_version_details());
+  build->set_libarchive_version(LibarchiveVersion());
 
   v1::HostInfo* host = info.mutable_host();
   host->set_hostname(env->Hostname());

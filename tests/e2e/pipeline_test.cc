@@ -25,6 +25,7 @@
 #include "mastodon/restore/v1/agent_service.pb.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/fake_host.h"
+#include "tests/harness/restore_fixture.h"
 #include "tests/harness/status_matchers.h"
 
 namespace mastodon_restore {
@@ -32,6 +33,7 @@ namespace e2e {
 namespace {
 
 namespace v1 = mastodon::restore::v1;
+using ::mastodon_restore::testing::WithoutRestrictKeys;
 using ::testing::HasSubstr;
 
 // The whole restore, through each runtime, against the recording fakes and
@@ -69,7 +71,7 @@ class PipelineCliTest : public E2eTest {
     EXPECT_OK(r);
     if (!r.ok()) return "";
     EXPECT_EQ(r->exit_code, 0) << r->stderr_text;
-    return std::regex_replace(r->stdout_text, std::regex("\\\\(un)?restrict [A-Za-z0-9]+\\n"), "");
+    return WithoutRestrictKeys(r->stdout_text);
   }
 
   // What psql makes of the plain dump of the same database.

@@ -96,18 +96,21 @@ TEST_F(VerifyBackupCliTest, GoodAndBrokenBackupsAsCiSeesThem) {
       {"--local", "--max-age", "1", "--junit", dir_ + "/good.xml", dir_ + "/good.tar.gz"});
   EXPECT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   EXPECT_THAT(r.stdout_text, HasSubstr("backup OK: " + dir_ +
-                                       "/good.tar.gz restores, all 9 "
+                                       "/good.tar.gz restores, all 10 "
                                        "checks passed"));
   std::string xml = ReadFileOrEmpty(dir_ + "/good.xml");
-  EXPECT_THAT(xml, HasSubstr("tests=\"10\" failures=\"0\""));
+  EXPECT_THAT(xml, HasSubstr("tests=\"11\" failures=\"0\""));
   EXPECT_THAT(xml, HasSubstr("name=\"media_files\""));
   EXPECT_THAT(xml, HasSubstr("2 local media files referenced, all present and readable"));
   EXPECT_THAT(xml, HasSubstr("name=\"max_age\""));
+  // The backup's env file is checked against its database (no users table
+  // here: nothing encrypted).
+  EXPECT_THAT(xml, HasSubstr("name=\"secrets\""));
 
   // A media file the database references is not in the backup.
   r = VerifyBackup({"--local", "--junit", dir_ + "/missing.xml", dir_ + "/missing_media.tar.gz"});
   EXPECT_EQ(r.exit_code, 1) << r.stdout_text << r.stderr_text;
-  EXPECT_THAT(r.stdout_text, HasSubstr("1 of 8 checks failed"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("1 of 9 checks failed"));
   xml = ReadFileOrEmpty(dir_ + "/missing.xml");
   EXPECT_THAT(xml, HasSubstr("failures=\"1\""));
   EXPECT_THAT(xml, HasSubstr("media_attachments/files/109/123/456/789/012/345/original/b.jpg "

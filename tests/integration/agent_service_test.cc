@@ -13,6 +13,7 @@
 #include "agent/daemon.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
+#include "tests/harness/daemon_fixture.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_postgres.h"
 
@@ -20,46 +21,11 @@ namespace mastodon_restore {
 namespace {
 
 namespace v1 = mastodon::restore::v1;
-using ::mastodon_restore::testing::MakeTempDir;
-using ::mastodon_restore::testing::RemoveTree;
+using ::mastodon_restore::testing::DaemonFixture;
 using ::mastodon_restore::testing::StatusIs;
 using ::testing::HasSubstr;
 
-class AgentServiceTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto dir = MakeTempDir("mr-svc-");
-    ASSERT_OK(dir);
-    dir_ = *dir;
-    config_.socket_path = dir_ + "/run/agent.sock";
-    config_.state_dir = dir_ + "/state";
-    config_.allowed_roots = {dir_ + "/backups"};
-    config_.shutdown_grace = absl::Seconds(1);
-  }
-  void TearDown() override {
-    daemon_.reset();
-    RemoveTree(dir_);
-  }
-
-  void StartDaemon() {
-    daemon_ = std::make_unique<Daemon>(config_, env_.get(), runner_.get(), &logger_);
-    ASSERT_OK(daemon_->Start());
-  }
-
-  std::shared_ptr<grpc::Channel> Channel() {
-    return grpc::CreateChannel("unix:" + config_.socket_path,
-                               grpc::experimental::LocalCredentials(UDS));
-  }
-
-  std::string dir_;
-  AgentConfig config_;
-  std::unique_ptr<Env> env_ = NewPosixEnv();
-  std::unique_ptr<CommandRunner> runner_ = NewPosixCommandRunner();
-  std::vector<std::string> log_lines_;
-  Logger logger_{LogLevel::kDebug, false,
-                 [this](const std::string& l) { log_lines_.push_back(l); }};
-  std::unique_ptr<Daemon> daemon_;
-};
+class AgentServiceTest : public DaemonFixture {};
 
 TEST_F(AgentServiceTest, GetAgentInfoDescribesThisAgent) {
   StartDaemon();
@@ -327,10 +293,7 @@ TEST_F(AgentServiceTest, ShutdownRemovesTheSocket) {
   daemon_->Wait();
   struct stat st;
   EXPECT_NE(::stat(config_.socket_path.c_str(), &st), 0);
-  bool logged = false;
-  for (const std::string& l : log_lines_)
-    logged |= l.find("agent shutting down") != std::string::npos;
-  EXPECT_TRUE(logged);
+  EXPECT_THAT(AllLogs(), HasSubstr("agent shutting down"));
 }
 
 TEST_F(AgentServiceTest, LoopbackTcpInTestModeServesOnAPickedPort) {

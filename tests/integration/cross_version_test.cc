@@ -64,14 +64,24 @@ class CrossVersionTest : public ::testing::Test {
 
   // A plain dump by PGlite's pg_dump 18 of `sql` run in PGlite (roles
   // mastodon and reader exist, the database is mastodon's).
-  std::string PgliteDump(const std::string& name, const std::string& sql) {
+  // `args`: pg_dump's options; `ext`: the dump's file name extension.
+  std::string PgliteDump(const std::string& name, const std::string& sql,
+                         const std::vector<std::string>& args = {},
+                         const std::string& ext = ".sql") {
     const std::string setup = dir_ + "/" + name + "-setup.sql";
     std::ofstream(setup) << "CREATE ROLE mastodon; CREATE ROLE reader;"
                             " ALTER DATABASE postgres OWNER TO mastodon; SET ROLE mastodon;\n"
                          << sql;
-    const std::string out = dir_ + "/" + name + ".sql";
-    Run({"/usr/bin/env", "PATH=/usr/local/bin:/usr/bin:/bin", "node", kPgliteDump, kPgliteDir,
-         setup, out});
+    const std::string out = dir_ + "/" + name + ext;
+    std::vector<std::string> argv = {"/usr/bin/env",
+                                     "PATH=/usr/local/bin:/usr/bin:/bin",
+                                     "node",
+                                     kPgliteDump,
+                                     kPgliteDir,
+                                     setup,
+                                     out};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Run(argv);
     return out;
   }
 
@@ -198,6 +208,57 @@ TEST_F(CrossVersionTest, PgDumpall17RoleMembershipsIntoOlderTargets) {
   }
 }
 
+// A database of the builtin locale provider (17+) keeps its provider on a
+// 17+ target; an older one stages it with its libc locale and says so.
+TEST_F(CrossVersionTest, BuiltinLocaleProviderDatabase) {
+  auto source = TestPostgres::Start(17);
+  ASSERT_OK(source);
+  TestPostgres& src = **source;
+  ASSERT_OK(src.Exec("CREATE ROLE mastodon LOGIN"));
+  ASSERT_OK(
+      src.Exec("CREATE DATABASE mastodon_production OWNER mastodon TEMPLATE template0 ENCODING "
+               "'UTF8' LOCALE 'C.UTF-8' LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"));
+  ASSERT_OK(
+      src.Exec("SET ROLE mastodon;"
+               "CREATE TABLE schema_migrations (version varchar PRIMARY KEY);"
+               "INSERT INTO schema_migrations VALUES ('20250101000000');"
+               "CREATE TABLE statuses (id bigint PRIMARY KEY, text text);"
+               "INSERT INTO statuses VALUES (1, 'é'), (2, 'Z'), (3, 'a');",
+               "mastodon_production"));
+  const std::string dump = dir_ + "/builtin17.sql";
+  Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", dump});
+  ASSERT_THAT(ReadFile(dump), HasSubstr("LOCALE_PROVIDER = builtin"));
+  auto expected = DatabaseSnapshot(src.ConnInfo("mastodon_production"));
+  ASSERT_OK(expected);
+
+  for (int major : {18, 15}) {
+    SCOPED_TRACE(absl::StrCat("into PostgreSQL ", major));
+    auto target = TestPostgres::Start(major);
+    ASSERT_OK(target);
+    auto result = Restore(target->get(), dump, "mastodon_production", "mastodon_production");
+    ASSERT_OK(result);
+    auto provider = (*target)->QueryValue(
+        "SELECT datlocprovider::text || ' ' || datcollate FROM pg_database WHERE datname = "
+        "'mastodon_production'");
+    ASSERT_OK(provider);
+    if (major >= 17) {
+      EXPECT_EQ(*provider, "b C.UTF-8");
+      EXPECT_EQ(*(*target)->QueryValue(
+                    "SELECT datlocale FROM pg_database WHERE datname = 'mastodon_production'"),
+                "C.UTF-8");
+    } else {
+      EXPECT_EQ(*provider, "c C.UTF-8");
+      EXPECT_THAT(result->warnings,
+                  Contains(HasSubstr("the dump's database uses the builtin locale provider "
+                                     "('C.UTF-8'), which PostgreSQL 15 lacks: staged with the "
+                                     "libc locale 'C.UTF-8'")));
+    }
+    auto restored = DatabaseSnapshot((*target)->ConnInfo("mastodon_production"));
+    ASSERT_OK(restored);
+    EXPECT_EQ(*restored, *expected);
+  }
+}
+
 TEST_F(CrossVersionTest, PgDump18SyntaxIntoOlderTargets) {
   ASSERT_EQ(::access((kPgliteDir + "/pg_dump_factory.mjs").c_str(), R_OK), 0)
       << "no PGlite pg_dump in " << kPgliteDir << ": run scripts/install-pglite (make deps)";
@@ -318,6 +379,74 @@ std::string Pg11Dump(bool with_oids_table) {
       "    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);\n\n\n"
       "--\n-- PostgreSQL database dump complete\n--\n\n";
   return dump;
+}
+
+// pg_dump 18 --statistics: a PostgreSQL 18 target imports the planner
+// statistics, as a plain dump and as a custom archive (whose tables' rows
+// the workers read apart), and does not analyze the tables whose column
+// statistics it imported; an older target skips them and analyzes.
+TEST_F(CrossVersionTest, PgDump18StatisticsImportedInto18) {
+  ASSERT_EQ(::access((kPgliteDir + "/pg_dump_factory.mjs").c_str(), R_OK), 0)
+      << "no PGlite pg_dump in " << kPgliteDir << ": run scripts/install-pglite (make deps)";
+  // t is analyzed at the source (its kind: 'common' 900 times, 'rare'
+  // 100), u is not (PGlite has no autovacuum).
+  const std::string setup = R"sql(
+    CREATE TABLE schema_migrations (version varchar PRIMARY KEY);
+    INSERT INTO schema_migrations VALUES ('20260611150940');
+    CREATE TABLE t (id int PRIMARY KEY, kind text);
+    INSERT INTO t SELECT g, CASE WHEN g % 10 = 0 THEN 'rare' ELSE 'common' END
+      FROM generate_series(1, 1000) g;
+    CREATE INDEX t_kind ON t (kind);
+    CREATE TABLE u (id int PRIMARY KEY);
+    INSERT INTO u SELECT generate_series(1, 50);
+    ANALYZE t;
+  )sql";
+  const std::string plain = PgliteDump("stats", setup, {"--statistics"});
+  ASSERT_THAT(ReadFile(plain), HasSubstr("pg_catalog.pg_restore_attribute_stats("));
+  const std::string custom = PgliteDump("stats-custom", setup, {"--statistics", "-Fc"}, ".dump");
+  constexpr char kStatsQuery[] =
+      "SELECT coalesce(string_agg(attname || ' ' || null_frac || ' ' || "
+      "coalesce(most_common_vals::text, '-') || ' ' || coalesce(most_common_freqs::text, '-'), "
+      "'; ' ORDER BY attname), 'none') FROM pg_stats WHERE schemaname = 'public' AND "
+      "tablename = 't'";
+  for (const std::string& dump : {plain, custom}) {
+    for (int major : {15, 18}) {
+      SCOPED_TRACE(absl::StrCat(dump, " into PostgreSQL ", major));
+      auto target = TestPostgres::Start(major);
+      ASSERT_OK(target);
+      ASSERT_OK((*target)->Exec("CREATE ROLE mastodon; CREATE ROLE reader"));
+      auto result = Restore(target->get(), dump, "", "restored");
+      ASSERT_OK(result);
+      EXPECT_TRUE(result->verification.passed());
+      auto t_analyzed = (*target)->QueryValue(
+          "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 't'", "restored");
+      ASSERT_OK(t_analyzed);
+      // u never had column statistics: analyzed wherever it lands.
+      EXPECT_THAT(result->load.analyzed, Contains("public.u"));
+      if (major >= 18) {
+        EXPECT_THAT(result->load.statistics_imported, ::testing::ElementsAre("public.t"));
+        EXPECT_THAT(result->load.analyzed, ::testing::Not(Contains("public.t")));
+        EXPECT_EQ(*t_analyzed, "0");
+        // The source's statistics, exactly (an ANALYZE of the restored
+        // rows would give the same here; it did not run).
+        EXPECT_EQ(*(*target)->QueryValue(kStatsQuery, "restored"),
+                  "id 0 - -; kind 0 {common,rare} {0.9,0.1}");
+        EXPECT_EQ(*(*target)->QueryValue("SELECT reltuples FROM pg_class WHERE relname = 't'",
+                                         "restored"),
+                  "1000");
+      } else {
+        EXPECT_THAT(result->load.statistics_imported, ::testing::IsEmpty());
+        EXPECT_THAT(result->load.analyzed, Contains("public.t"));
+        if (dump == plain) {  // (an archive's are not even read out for 15)
+          EXPECT_THAT(result->load.rewrites,
+                      Contains("skipped the dump's planner statistics (target PostgreSQL 15; the "
+                               "restore runs ANALYZE)"));
+        }
+        EXPECT_EQ(*(*target)->QueryValue(kStatsQuery, "restored"),
+                  "id 0 - -; kind 0 {common,rare} {0.9,0.1}");
+      }
+    }
+  }
 }
 
 TEST_F(CrossVersionTest, Pg11TablesWithOidsIntoNewerTargets) {

@@ -27,14 +27,14 @@
 #include "agent/database/pg_connection.h"
 #include "agent/database/target_ops.h"
 #include "agent/inventory/inspector.h"
+#include "tests/harness/restore_fixture.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {
 namespace {
 
-using ::mastodon_restore::testing::MakeTempDir;
-using ::mastodon_restore::testing::RemoveTree;
+using ::mastodon_restore::testing::RestoreFixture;
 using ::mastodon_restore::testing::StatusIs;
 using ::mastodon_restore::testing::TestPostgres;
 using ::testing::AllOf;
@@ -49,66 +49,9 @@ std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-class DatabaseRestoreTest : public ::testing::Test {
+class DatabaseRestoreTest : public RestoreFixture {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(std::ifstream(kDir + "/READY").good()) << "fixtures missing";
-    auto pg = TestPostgres::Start();
-    ASSERT_OK(pg);
-    pg_ = std::move(*pg);
-    ASSERT_OK(pg_->Exec("CREATE ROLE mastodon LOGIN"));
-    auto dir = MakeTempDir("mr-restore-test-");
-    ASSERT_OK(dir);
-    work_ = *dir;
-  }
-  void TearDown() override { RemoveTree(work_); }
-
-  DatabaseRestoreRequest Request(const std::string& source, const std::string& database) {
-    DatabaseRestoreRequest r;
-    r.source_path = source;
-    r.source.allowed_roots = {kDir, work_};
-    r.conninfo = pg_->ConnInfo();
-    r.database = database;
-    r.operation_id = "op1";
-    return r;
-  }
-
-  // Detects the dump (`member` of the source; for a pg_dumpall dump the
-  // database `source_db` or Mastodon's), then restores it.
-  absl::StatusOr<DatabaseRestoreResult> Restore(const DatabaseRestoreRequest& r,
-                                                const std::string& member = "",
-                                                const std::string& source_db = "") {
-    DatabaseRestoreRequest request = r;
-    InspectOptions inspect;
-    inspect.pg_restore_majors =
-        InstalledPostgresVersions(env_.get(), request.postgres_root, "pg_restore");
-    ASSIGN_OR_RETURN(DumpToRestore dump, DetectDumpToRestore(r.source_path, member, source_db,
-                                                             r.source, inspect, runner_.get()));
-    request.dump = dump.dump;
-    request.cluster_database = dump.cluster_database;
-    return RestoreDatabase(request, runner_.get(), env_.get());
-  }
-
-  // Runs a tool of the server's version; fails the test when it fails.
-  std::string Tool(std::vector<std::string> argv, const std::string& stdin_data = "") {
-    argv[0] = pg_->bin_dir() + "/" + argv[0];
-    CommandSpec spec;
-    spec.argv = argv;
-    spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
-    spec.stdin_data = stdin_data;
-    spec.timeout = absl::Minutes(5);
-    auto r = runner_->Run(spec, nullptr);
-    EXPECT_OK(r);
-    if (!r.ok()) return "";
-    EXPECT_EQ(r->exit_code, 0) << argv[0] << ": " << r->stderr_text;
-    return r->stdout_text;
-  }
-
-  // pg_dump of a database, with the per-run \restrict keys removed.
-  std::string Dump(const std::string& db) {
-    std::string out = Tool({"pg_dump", "-d", pg_->ConnInfo(db)});
-    return std::regex_replace(out, std::regex("\\\\(un)?restrict [A-Za-z0-9]+\\n"), "");
-  }
+  DatabaseRestoreTest() : RestoreFixture(kDir) {}
 
   // The same with the rows of each COPY block sorted: a table's rows, not
   // their physical order (which a parallel load of chunks may change).
@@ -147,11 +90,6 @@ class DatabaseRestoreTest : public ::testing::Test {
     }
     return out;
   }
-
-  std::unique_ptr<TestPostgres> pg_;
-  std::string work_;
-  std::unique_ptr<Env> env_ = NewPosixEnv();
-  std::unique_ptr<CommandRunner> runner_ = NewPosixCommandRunner();
 };
 
 TEST_F(DatabaseRestoreTest, EquivalentToPsqlAndPgRestoreInEveryFormat) {
@@ -828,8 +766,8 @@ TEST_F(DatabaseRestoreTest, RecoveryDropsOnlyTheStagingDatabaseItsRecordNamesByO
   std::vector<std::string> warnings;
   v1::DatabaseJournal journal;
   journal.set_staging_database("mastodon_production__restore_crashed");
-  auto oid = targets.CreateStaging(journal.staging_database(), "UTF8", "C.UTF-8", "", &warnings,
-                                   [&](uint32_t o, bool planned) {
+  auto oid = targets.CreateStaging(journal.staging_database(), {"UTF8", "C.UTF-8", "", ""}, "",
+                                   &warnings, [&](uint32_t o, bool planned) {
                                      EXPECT_TRUE(planned);  // PostgreSQL 15: chosen first
                                      journal.set_staging_oid(o);
                                      return absl::OkStatus();
@@ -852,11 +790,6 @@ TEST_F(DatabaseRestoreTest, RecoveryDropsOnlyTheStagingDatabaseItsRecordNamesByO
   EXPECT_THAT(Databases(), ::testing::Contains("mastodon_production__restore_crashed"));
 }
 
-// The swap stopped at each of its failpoints (an error there rolls the
-// transaction back as a killed connection does), then repaired from the
-// journal the swap wrote: the live database is the old one (and the staging
-// database is dropped) or the new one (and the old one kept), every one of
-// them accepting connections.
 // A crash during the load leaves the staging database owned by its load
 // role (load_role.h): recovery drops both.
 TEST_F(DatabaseRestoreTest, RecoveryDropsTheLoadRoleOfTheStagingDatabase) {
@@ -868,8 +801,8 @@ TEST_F(DatabaseRestoreTest, RecoveryDropsTheLoadRoleOfTheStagingDatabase) {
   journal.set_staging_database("mastodon_production__restore_crashed");
   const std::string load_role = LoadRoleName(journal.staging_database());
   ASSERT_OK(pg_->Exec(absl::StrCat("CREATE ROLE ", load_role, " LOGIN")));
-  auto oid =
-      targets.CreateStaging(journal.staging_database(), "UTF8", "C.UTF-8", load_role, &warnings);
+  auto oid = targets.CreateStaging(journal.staging_database(), {"UTF8", "C.UTF-8", "", ""},
+                                   load_role, &warnings);
   ASSERT_OK(oid);
   journal.set_staging_oid(*oid);
   auto done = RecoverDatabaseJournal(pg_->ConnInfo(), journal);
@@ -880,6 +813,11 @@ TEST_F(DatabaseRestoreTest, RecoveryDropsTheLoadRoleOfTheStagingDatabase) {
             "0");
 }
 
+// The swap stopped at each of its failpoints (an error there rolls the
+// transaction back as a killed connection does), then repaired from the
+// journal the swap wrote: the live database is the old one (and the staging
+// database is dropped) or the new one (and the old one kept), every one of
+// them accepting connections.
 TEST_F(DatabaseRestoreTest, ASwapStoppedAtEachPhaseIsRepairedFromTheRecord) {
   for (const char* fp : {"swap.before_begin", "swap.after_terminate", "swap.after_rename_live",
                          "swap.before_commit", "swap.after_commit"}) {
@@ -895,7 +833,7 @@ TEST_F(DatabaseRestoreTest, ASwapStoppedAtEachPhaseIsRepairedFromTheRecord) {
     std::vector<std::string> warnings;
     v1::DatabaseJournal journal;
     journal.set_staging_database("live__restore_x");
-    auto oid = targets.CreateStaging("live__restore_x", "UTF8", "C.UTF-8", "", &warnings);
+    auto oid = targets.CreateStaging("live__restore_x", {"UTF8", "C.UTF-8", "", ""}, "", &warnings);
     ASSERT_OK(oid);
     journal.set_staging_oid(*oid);
     ASSERT_OK(pg_->Exec("CREATE TABLE new_one (x int)", "live__restore_x"));
@@ -981,7 +919,7 @@ TEST_F(DatabaseRestoreTest, MissingLocaleFallsBackToCUtf8) {
   ASSERT_OK(admin);
   TargetDatabases targets(admin->get());
   std::vector<std::string> warnings;
-  ASSERT_OK(targets.CreateStaging("x__restore_1", "UTF8", "xx_XX.UTF-8", "", &warnings));
+  ASSERT_OK(targets.CreateStaging("x__restore_1", {"UTF8", "xx_XX.UTF-8", "", ""}, "", &warnings));
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_THAT(warnings[0], HasSubstr("xx_XX.UTF-8"));
   EXPECT_EQ(*pg_->QueryValue("SELECT datcollate FROM pg_database WHERE datname = 'x__restore_1'"),

@@ -21,16 +21,15 @@
 #include "agent/database/sql_splitter.h"
 #include "agent/dump/statement_classifier.h"
 #include "agent/inventory/inspector.h"
+#include "tests/harness/restore_fixture.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {
 namespace {
 
-using ::mastodon_restore::testing::MakeTempDir;
-using ::mastodon_restore::testing::RemoveTree;
+using ::mastodon_restore::testing::RestoreFixture;
 using ::mastodon_restore::testing::StatusIs;
-using ::mastodon_restore::testing::TestPostgres;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
@@ -91,20 +90,14 @@ TEST(FixtureDumpsTest, EveryStatementPassesTheClassifier) {
   }
 }
 
-class HostileDumpTest : public ::testing::Test {
+class HostileDumpTest : public RestoreFixture {
  protected:
+  HostileDumpTest() : RestoreFixture(kDir) {}
+
   void SetUp() override {
-    ASSERT_TRUE(std::ifstream(kDir + "/READY").good()) << "fixtures missing";
-    auto pg = TestPostgres::Start();
-    ASSERT_OK(pg);
-    pg_ = std::move(*pg);
-    ASSERT_OK(pg_->Exec("CREATE ROLE mastodon LOGIN"));
-    auto dir = MakeTempDir("mr-hostile-test-");
-    ASSERT_OK(dir);
-    work_ = *dir;
+    RestoreFixture::SetUp();
+    if (HasFatalFailure()) return;
     ::chmod(work_.c_str(), 0777);  // the server may write here if a statement escapes
-    runner_ = NewPosixCommandRunner();
-    env_ = NewPosixEnv();
     ASSERT_OK(Restore(Request(kDir + "/plain.sql", "mastodon_production")));
     ASSERT_OK(
         pg_->Exec("INSERT INTO accounts VALUES (99, 'live-marker', NULL)", "mastodon_production"));
@@ -116,50 +109,15 @@ class HostileDumpTest : public ::testing::Test {
     plain_ = ReadFile(kDir + "/plain.sql");
     ASSERT_FALSE(plain_.empty());
   }
-  void TearDown() override { RemoveTree(work_); }
-
   std::string AutoConf() { return pg_->cluster()->data_dir() + "/postgresql.auto.conf"; }
 
+  // Each restore a new operation, one connection (the order statements run in
+  // is the dump's).
   DatabaseRestoreRequest Request(const std::string& source, const std::string& database) {
-    DatabaseRestoreRequest r;
-    r.source_path = source;
-    r.source.allowed_roots = {kDir, work_};
-    r.conninfo = pg_->ConnInfo();
-    r.database = database;
+    DatabaseRestoreRequest r = RestoreFixture::Request(source, database);
     r.operation_id = absl::StrCat("op", ++operations_);
     r.jobs = 1;
     return r;
-  }
-
-  absl::StatusOr<DatabaseRestoreResult> Restore(const DatabaseRestoreRequest& r,
-                                                const std::string& source_db = "") {
-    DatabaseRestoreRequest request = r;
-    InspectOptions inspect;
-    inspect.pg_restore_majors =
-        InstalledPostgresVersions(env_.get(), request.postgres_root, "pg_restore");
-    ASSIGN_OR_RETURN(DumpToRestore dump, DetectDumpToRestore(r.source_path, "", source_db, r.source,
-                                                             inspect, runner_.get()));
-    request.dump = dump.dump;
-    request.cluster_database = dump.cluster_database;
-    return RestoreDatabase(request, runner_.get(), env_.get());
-  }
-
-  std::string Tool(std::vector<std::string> argv) {
-    argv[0] = pg_->bin_dir() + "/" + argv[0];
-    CommandSpec spec;
-    spec.argv = argv;
-    spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
-    spec.timeout = absl::Minutes(5);
-    auto r = runner_->Run(spec, nullptr);
-    EXPECT_OK(r);
-    if (!r.ok()) return "";
-    EXPECT_EQ(r->exit_code, 0) << argv[0] << ": " << r->stderr_text;
-    return r->stdout_text;
-  }
-
-  std::string Dump(const std::string& db) {
-    std::string out = Tool({"pg_dump", "-d", pg_->ConnInfo(db)});
-    return std::regex_replace(out, std::regex("\\\\(un)?restrict [A-Za-z0-9]+\\n"), "");
   }
 
   std::vector<std::string> Column(const std::string& sql) {
@@ -221,7 +179,7 @@ class HostileDumpTest : public ::testing::Test {
   // refused at `line`, naming `what`, with nothing changed.
   void ExpectRefused(const std::string& path, int line, const std::string& what,
                      const std::string& source_db = "") {
-    auto r = Restore(Request(path, "mastodon_production"), source_db);
+    auto r = Restore(Request(path, "mastodon_production"), "", source_db);
     EXPECT_THAT(r, StatusIs(absl::StatusCode::kInvalidArgument,
                             AllOf(HasSubstr(absl::StrCat("at line ", line)),
                                   HasSubstr("statement refused"), HasSubstr(what))));
@@ -235,10 +193,6 @@ class HostileDumpTest : public ::testing::Test {
     ExpectRefused(path, line, what);
   }
 
-  std::unique_ptr<TestPostgres> pg_;
-  std::unique_ptr<CommandRunner> runner_;
-  std::unique_ptr<Env> env_;
-  std::string work_;
   std::string plain_;
   std::string live_before_;
   std::vector<std::string> roles_before_;
@@ -442,7 +396,7 @@ TEST_F(HostileClusterDumpTest, PasswordsInAnyQuotingAreStripped) {
       "CREATE ROLE quiet;\nALTER ROLE quiet WITH LOGIN PASSWORD  $q$secret$q$;\n"
       "CREATE ROLE quieter;\nALTER ROLE quieter WITH LOGIN ENCRYPTED PASSWORD E'se\\'cret';",
       &line);
-  ASSERT_OK(Restore(Request(path, "mastodon_production"), "mastodon_production"));
+  ASSERT_OK(Restore(Request(path, "mastodon_production"), "", "mastodon_production"));
   EXPECT_THAT(Column("SELECT rolname || ' ' || rolcanlogin || coalesce(rolpassword, '-') FROM "
                      "pg_authid WHERE rolname IN ('quiet', 'quieter') ORDER BY 1"),
               ::testing::ElementsAre("quiet true-", "quieter true-"));
@@ -515,6 +469,18 @@ class LoadRoleTest : public HostileDumpTest {
     auto v = pg_->QueryValue("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'mr\\_load\\_%'");
     return v.ok() ? *v : v.status().ToString();
   }
+  // plain.sql with `statements` at its end, restored into a new database
+  // `fresh` owned by the app's role.
+  absl::StatusOr<DatabaseRestoreResult> RestoreFreshWith(const std::string& name,
+                                                         const std::string& statements) {
+    std::string text = plain_;
+    size_t at = text.find("\n--\n-- PostgreSQL database dump complete");
+    if (at == std::string::npos) return absl::InternalError("plain.sql has no end marker");
+    text.insert(at + 1, statements);
+    DatabaseRestoreRequest r = Request(Write(name, text), "fresh");
+    r.owner = "mastodon";
+    return Restore(r);
+  }
 };
 
 TEST_F(LoadRoleTest, SessionAuthorizationBuiltAtRunTimeIsDenied) {
@@ -572,15 +538,10 @@ TEST_F(LoadRoleTest, AnOwnerChangeCarryingAnotherActionIsNotRunAsSuperuser) {
 TEST_F(LoadRoleTest, ObjectsBelongToTheOwnerAndTheRoleIsGone) {
   // A new database owned by the app's role; the dump gives one table to
   // the superuser: it goes to the owner instead.
-  std::string text = plain_;
-  size_t at = text.find("\n--\n-- PostgreSQL database dump complete");
-  ASSERT_NE(at, std::string::npos);
-  text.insert(at + 1,
-              "CREATE TABLE public.extra (a int);\nALTER TABLE public.extra OWNER TO postgres;\n"
-              "CREATE TABLE public.mine (a int);\n");
-  DatabaseRestoreRequest r = Request(Write("owners.sql", text), "fresh");
-  r.owner = "mastodon";
-  auto restored = Restore(r);
+  auto restored = RestoreFreshWith(
+      "owners.sql",
+      "CREATE TABLE public.extra (a int);\nALTER TABLE public.extra OWNER TO postgres;\n"
+      "CREATE TABLE public.mine (a int);\n");
   ASSERT_OK(restored);
   EXPECT_THAT(restored->warnings,
               ::testing::Contains(HasSubstr("objects are not given to role \"postgres\"")));
@@ -603,17 +564,12 @@ TEST_F(LoadRoleTest, DefaultPrivilegesOfAnOrdinaryRoleAreAppliedAfterTheLoad) {
   // superuser applies it after the load. For a superuser it is refused
   // (what the superuser creates next is not the dump's business).
   ASSERT_OK(pg_->Exec("CREATE ROLE app_reader"));
-  std::string text = plain_;
-  size_t at = text.find("\n--\n-- PostgreSQL database dump complete");
-  ASSERT_NE(at, std::string::npos);
-  text.insert(at + 1,
-              "ALTER DEFAULT PRIVILEGES FOR ROLE mastodon IN SCHEMA public GRANT SELECT ON "
-              "TABLES TO app_reader;\n"
-              "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT ON "
-              "TABLES TO app_reader;\n");
-  DatabaseRestoreRequest r = Request(Write("defaults.sql", text), "fresh");
-  r.owner = "mastodon";
-  auto restored = Restore(r);
+  auto restored = RestoreFreshWith(
+      "defaults.sql",
+      "ALTER DEFAULT PRIVILEGES FOR ROLE mastodon IN SCHEMA public GRANT SELECT ON TABLES TO "
+      "app_reader;\n"
+      "ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT SELECT ON TABLES TO "
+      "app_reader;\n");
   ASSERT_OK(restored);
   EXPECT_THAT(restored->warnings,
               ::testing::Contains(HasSubstr("objects are not given to role \"postgres\"")));

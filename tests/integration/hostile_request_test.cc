@@ -39,6 +39,7 @@
 #include "agent/service/auth.h"
 #include "cli/cli.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
+#include "tests/harness/daemon_fixture.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_postgres.h"
 
@@ -46,8 +47,7 @@ namespace mastodon_restore {
 namespace {
 
 namespace v1 = mastodon::restore::v1;
-using ::mastodon_restore::testing::MakeTempDir;
-using ::mastodon_restore::testing::RemoveTree;
+using ::mastodon_restore::testing::DaemonFixture;
 using ::mastodon_restore::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -228,35 +228,19 @@ std::string HostilePlainDump() {
       "--\n-- PostgreSQL database dump complete\n--\n\n");
 }
 
-class HostileRequestTest : public ::testing::Test {
+class HostileRequestTest : public DaemonFixture {
  protected:
   void SetUp() override {
-    auto dir = MakeTempDir("mr-hostile-");
-    ASSERT_OK(dir);
-    dir_ = *dir;
+    DaemonFixture::SetUp();
+    if (HasFatalFailure()) return;
     ASSERT_EQ(::mkdir((dir_ + "/backups").c_str(), 0755), 0);
-    config_.socket_path = dir_ + "/run/agent.sock";
-    config_.state_dir = dir_ + "/state";
-    config_.allowed_roots = {dir_ + "/backups"};
-    config_.shutdown_grace = absl::Seconds(1);
     config_.runtime = "none";
     dump_ = dir_ + "/backups/dump\x1b[31m.sql";
     std::ofstream(dump_) << HostilePlainDump();
   }
   void TearDown() override {
     ReleaseHeld();
-    daemon_.reset();
-    RemoveTree(dir_);
-  }
-
-  void StartDaemon() {
-    daemon_ = std::make_unique<Daemon>(config_, env_.get(), runner_.get(), &logger_);
-    ASSERT_OK(daemon_->Start());
-  }
-
-  std::shared_ptr<grpc::Channel> Channel() {
-    return grpc::CreateChannel("unix:" + config_.socket_path,
-                               grpc::experimental::LocalCredentials(UDS));
+    DaemonFixture::TearDown();
   }
   std::unique_ptr<v1::RestoreAgentService::Stub> Stub() {
     return v1::RestoreAgentService::NewStub(Channel());
@@ -323,25 +307,7 @@ class HostileRequestTest : public ::testing::Test {
     return request;
   }
 
-  std::string AllLogs() {
-    std::lock_guard<std::mutex> lock(log_mu_);
-    std::string all;
-    for (const std::string& l : log_lines_) absl::StrAppend(&all, l, "\n");
-    return all;
-  }
-
-  std::string dir_;
   std::string dump_;
-  AgentConfig config_;
-  std::unique_ptr<Env> env_ = NewPosixEnv();
-  std::unique_ptr<CommandRunner> runner_ = NewPosixCommandRunner();
-  std::mutex log_mu_;
-  std::vector<std::string> log_lines_;
-  Logger logger_{LogLevel::kDebug, false, [this](const std::string& l) {
-                   std::lock_guard<std::mutex> lock(log_mu_);
-                   log_lines_.push_back(l);
-                 }};
-  std::unique_ptr<Daemon> daemon_;
   absl::Mutex hold_mu_;
   int held_ ABSL_GUARDED_BY(hold_mu_) = 0;
   bool released_ ABSL_GUARDED_BY(hold_mu_) = false;
@@ -513,6 +479,7 @@ TEST_F(HostileRequestTest, UnaryCallsOverTheCapAreResourceExhausted) {
   auto stub = Stub();
   struct Pending {
     grpc::ClientContext ctx;
+    v1::GetAgentInfoRequest request;
     v1::GetAgentInfoResponse response;
     absl::Notification done;
     grpc::Status status;
@@ -521,11 +488,10 @@ TEST_F(HostileRequestTest, UnaryCallsOverTheCapAreResourceExhausted) {
   for (int i = 0; i < 2; ++i) {
     pending.push_back(std::make_unique<Pending>());
     Pending* p = pending.back().get();
-    stub->async()->GetAgentInfo(&p->ctx, new v1::GetAgentInfoRequest(), &p->response,
-                                [p](grpc::Status s) {
-                                  p->status = s;
-                                  p->done.Notify();
-                                });
+    stub->async()->GetAgentInfo(&p->ctx, &p->request, &p->response, [p](grpc::Status s) {
+      p->status = s;
+      p->done.Notify();
+    });
   }
   AwaitHeld(2);
   for (int i = 0; i < 3; ++i) {  // every further call, detect included

@@ -18,7 +18,10 @@ for f in usr/bin/mastodon-restore usr/bin/mastodon-restore-agent \
          usr/lib/systemd/system/mastodon-restore-agent.service \
          etc/mastodon-restore/agent.conf usr/share/doc/mastodon-restore/copyright \
          usr/share/doc/mastodon-restore/changelog.gz usr/share/doc/mastodon-restore/ci.md \
-         usr/share/doc/mastodon-restore/mastodon-restore.txt; do
+         usr/share/doc/mastodon-restore/mastodon-restore.txt usr/share/doc/mastodon-restore/fleet.md \
+         usr/share/ansible/collections/ansible_collections/mastodon/restore/galaxy.yml \
+         usr/share/ansible/collections/ansible_collections/mastodon/restore/plugins/modules/restore.py \
+         usr/share/doc/mastodon-restore/examples/ansible/restore.yml; do
   [ -e "$root/$f" ] || fail "missing /$f"
 done
 grep -qx /etc/mastodon-restore/agent.conf "$out/control/conffiles" || fail "agent.conf is not a conffile"
@@ -50,6 +53,12 @@ for _ in $(seq 1 100); do [ -S "$out/agent.sock" ] && break; sleep 0.1; done
 "$root/usr/bin/mastodon-restore" --agent "$out/agent.sock" health >/dev/null || fail "health"
 kill -TERM "$agent"
 wait "$agent" || fail "the agent did not stop cleanly"
+
+# The packaged collection is one ansible-core loads (Debian 12's 2.14).
+if command -v ansible-doc >/dev/null; then
+  ANSIBLE_COLLECTIONS_PATH="$root/usr/share/ansible/collections" ansible-doc -t module \
+    mastodon.restore.restore 2>&1 | grep -q "request_id" || fail "ansible-doc mastodon.restore.restore"
+fi
 
 errors="$(lintian "$deb" 2>/dev/null | grep '^E:' || true)"
 [ -z "$errors" ] || fail "lintian: $errors"

@@ -11,6 +11,7 @@ namespace {
 
 namespace v1 = mastodon::restore::v1;
 using ::mastodon_restore::testing::FakeEnv;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -38,6 +39,9 @@ TEST(AgentInfoTest, ReportsBuildHostRuntimeAndPostgres) {
   EXPECT_THAT(info.build().grpc_version(), HasSubstr("1.51"));
   EXPECT_THAT(info.build().protobuf_version(), HasSubstr("3.21"));
   EXPECT_THAT(info.build().libarchive_version(), HasSubstr("libarchive 3.6"));
+  // The compression libraries it reads dumps with (Debian builds all of them).
+  EXPECT_THAT(info.build().libarchive_version(),
+              AllOf(HasSubstr(" zlib/"), HasSubstr(" liblz4/"), HasSubstr(" libzstd/")));
   EXPECT_EQ(info.host().hostname(), "fakehost");
   EXPECT_EQ(info.host().state_dir(), "/var/lib/mr");
   EXPECT_EQ(info.host().state_dir_free_bytes(), 123456789);

@@ -390,8 +390,22 @@ TEST(RenderTest, NamesFromBackupsAreShownEscaped) {
   op.mutable_restore_report()->set_database(kHostile);
   op.mutable_restore_report()->mutable_dump()->set_path(kHostile);
   op.mutable_restore_report()->add_warnings(kHostile);
+  op.mutable_restore_report()->mutable_secrets_check()->set_summary(kHostile);
   ExpectNoRawControls(RenderOperation(op));
   ExpectNoRawControls(RenderOperationLine(op));
+}
+
+TEST(RenderOperationTest, TheSecretsCheckSaysWhatItFound) {
+  v1::Operation op;
+  v1::SecretsCheck* c = op.mutable_restore_report()->mutable_secrets_check();
+  c->set_summary("users.otp_secret: 0 of 3 decrypt");
+  EXPECT_THAT(RenderOperation(op), HasSubstr("secrets check  not checked: users.otp_secret"));
+  c->set_checked(true);
+  EXPECT_THAT(RenderOperation(op), HasSubstr("secrets check  ok: users.otp_secret"));
+  c->set_mismatch(true);
+  EXPECT_THAT(RenderOperation(op), HasSubstr("secrets check  MISMATCH: users.otp_secret"));
+  c->set_accepted(true);
+  EXPECT_THAT(RenderOperation(op), HasSubstr("secrets check  MISMATCH (accepted): users.otp"));
 }
 
 TEST(ExitCodesTest, MapsEveryCodeFamily) {

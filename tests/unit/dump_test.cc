@@ -8,6 +8,9 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <string>
+#include <tuple>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "agent/archive/sniff.h"
@@ -182,6 +185,31 @@ TEST(PlainDumpTest, Pg10ClusterLayoutWithoutDatabaseMarkers) {
   EXPECT_EQ(d.restrict_key_count(), 0);
   EXPECT_EQ(text.substr(d.databases(0).begin_offset(), 9), "\\connect ");
   EXPECT_TRUE(d.complete());
+}
+
+TEST(PlainDumpTest, LocaleProviderOfCreateDatabase) {
+  // pg_dump --create of an ICU database (15+) and of a builtin one (17+).
+  for (const auto& [options, provider, provider_locale] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"LOCALE_PROVIDER = icu LOCALE = 'en_US.UTF-8' ICU_LOCALE = 'und-x-icu'", "icu",
+            "und-x-icu"},
+           {"LOCALE_PROVIDER = builtin LOCALE = 'C.UTF-8' BUILTIN_LOCALE = 'C.UTF-8'", "builtin",
+            "C.UTF-8"},
+           {"LOCALE = 'en_US.UTF-8'", "", ""}}) {
+    SCOPED_TRACE(options);
+    const std::string text = absl::StrCat(
+        "--\n-- PostgreSQL database dump\n--\n\n"
+        "-- Dumped from database version 17.2\n-- Dumped by pg_dump version 17.2\n\n"
+        "CREATE DATABASE mastodon_production WITH TEMPLATE = template0 ENCODING = 'UTF8' ",
+        options,
+        ";\n\\connect mastodon_production\n\n"
+        "CREATE TABLE public.statuses (id bigint NOT NULL);\n\n"
+        "--\n-- PostgreSQL database dump complete\n--\n\n");
+    v1::DumpInfo d = DetectText(text, true);
+    EXPECT_EQ(d.locale(), "C.UTF-8" == provider_locale ? "C.UTF-8" : "en_US.UTF-8");
+    EXPECT_EQ(d.locale_provider(), provider);
+    EXPECT_EQ(d.provider_locale(), provider_locale);
+  }
 }
 
 TEST(PlainDumpTest, TarRestoreScriptWithNullRestrictKeys) {
@@ -389,7 +417,13 @@ void WriteEntry(ArchiveWriter* w, int vmin, const TocSpec& e, bool custom) {
 
 // A custom archive (no compression) of one table with data, as pg_dump
 // writes it to a pipe: no data offsets.
-std::string PipedCustomArchive(int vmin, bool with_search_path, bool truncate_data) {
+// `with_statistics`: pg_dump 18 --statistics's entry of the table.
+constexpr char kRelationStats[] =
+    "SELECT * FROM pg_catalog.pg_restore_relation_stats(\n\t'version', '180000'::integer,\n\t"
+    "'schemaname', 'public',\n\t'relname', 't',\n\t'relpages', '1'::integer,\n\t"
+    "'reltuples', '2'::real,\n\t'relallvisible', '0'::integer\n);\n";
+std::string PipedCustomArchive(int vmin, bool with_search_path, bool truncate_data,
+                               bool with_statistics = false) {
   ArchiveWriter w(vmin);
   w.Header(kArchCustom, 0, "db", "15.1");
   std::vector<TocSpec> toc = {
@@ -401,6 +435,10 @@ std::string PipedCustomArchive(int vmin, bool with_search_path, bool truncate_da
       {4, false, "SEQUENCE SET", "s", "SELECT pg_catalog.setval('public.s', 42, true);", "", "",
        "public", "mastodon", 3, ""},
   };
+  if (with_statistics) {
+    toc.insert(toc.begin() + 3,
+               {6, false, "STATISTICS DATA", "t", kRelationStats, "", "", "public", "", 3, ""});
+  }
   if (with_search_path) {
     toc.insert(toc.begin() + 1, {5, false, "SEARCHPATH", "SEARCHPATH",
                                  "SELECT pg_catalog.set_config('search_path', '', false);\n", "",
@@ -446,6 +484,30 @@ TEST(ArchiveScriptTest, CustomArchiveFromAPipeRendersInPgRestoreOrder) {
   EXPECT_THAT(*text, HasSubstr("SELECT pg_catalog.setval('public.s', 42, true);"));
   EXPECT_LT(text->find("COPY public.t"), text->find("setval"));
   EXPECT_EQ(text->find("SET search_path = "), std::string::npos);
+}
+
+TEST(ArchiveScriptTest, StatisticsDataOnlyWhenKept) {
+  StringStream skipped_in(PipedCustomArchive(16, true, false, true), "stats.dump");
+  auto skipped = ArchiveScript::OpenCustom(&skipped_in);
+  ASSERT_OK(skipped);
+  auto without = Render(skipped->get());
+  ASSERT_OK(without);
+  EXPECT_THAT(*without, ::testing::Not(HasSubstr("pg_restore_relation_stats")));
+  EXPECT_THAT(*without, ::testing::Not(HasSubstr("STATISTICS DATA")));
+
+  StringStream kept_in(PipedCustomArchive(16, true, false, true), "stats.dump");
+  auto kept = ArchiveScript::OpenCustom(&kept_in);
+  ASSERT_OK(kept);
+  (*kept)->KeepStatistics();
+  auto with = Render(kept->get());
+  ASSERT_OK(with);
+  // Where pg_restore 18 puts it: after the table's data, before the
+  // sequence values, with the entry's comment and no owner.
+  EXPECT_THAT(*with, HasSubstr(absl::StrCat(
+                         "--\n-- Name: t; Type: STATISTICS DATA; Schema: public; Owner: -\n--\n\n",
+                         kRelationStats)));
+  EXPECT_LT(with->find("COPY public.t"), with->find("pg_restore_relation_stats"));
+  EXPECT_LT(with->find("pg_restore_relation_stats"), with->find("setval"));
 }
 
 TEST(ArchiveScriptTest, OldArchivesWithoutSearchPathEntryGetOneSearchPathPerSchema) {

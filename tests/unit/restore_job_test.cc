@@ -35,7 +35,7 @@ using ::testing::IsEmpty;
 
 constexpr char kLive[] = "mastodon_production";
 
-// A runtime that runs an app with one service and no env file.
+// A runtime that runs an app with one service (and env_path, if set).
 class FakeRuntime : public Runtime {
  public:
   v1::RuntimeKind kind() const override { return v1::RUNTIME_KIND_SNAP; }
@@ -52,8 +52,9 @@ class FakeRuntime : public Runtime {
     return CommandSpec();
   }
   absl::StatusOr<CommandSpec> DbMigrate(bool) const override { return CommandSpec(); }
-  std::string EnvFilePath() const override { return ""; }
+  std::string EnvFilePath() const override { return env_path; }
   std::string MastodonVersion() const override { return "4.3.0"; }
+  std::string env_path;  // "": none
   std::string CodeDir() const override { return ""; }
 };
 
@@ -117,6 +118,9 @@ class FakeActions : public RestoreActions {
     result->verification.set_passed(true);
     return Call("verify");
   }
+  absl::Status CheckBeforeSwap(const DatabaseRestoreRequest&, DatabaseRestoreResult*) override {
+    return Call("checks");
+  }
   absl::Status Swap(const DatabaseRestoreRequest& r, DatabaseRestoreResult* result) override {
     RETURN_IF_ERROR(Call("swap"));
     result->database = r.database;
@@ -126,6 +130,20 @@ class FakeActions : public RestoreActions {
   void DropStaging(const std::string&, const std::string& name, uint32_t) override {
     calls.push_back("drop:" + name);
   }
+  // The secrets check: `secrets` is its result; the env it was given is
+  // kept (not in `calls`, which lists the other actions).
+  absl::StatusOr<v1::SecretsCheck> CheckSecrets(const std::string&, const std::string& database,
+                                                const std::string* env_text,
+                                                const std::string& env_source) override {
+    secrets_database = database;
+    secrets_env = env_text == nullptr ? "(none)" : *env_text;
+    secrets_env_source = env_source;
+    return secrets;
+  }
+  v1::SecretsCheck secrets;
+  std::string secrets_database;
+  std::string secrets_env;
+  std::string secrets_env_source;
   absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o) override {
     RETURN_IF_ERROR(Call("media"));
     media_options = o;
@@ -240,16 +258,17 @@ TEST(PlanRestoreTest, OneTableGivesEveryStepInOrderWithItsSkipReason) {
     skips.push_back(absl::StrCat(s.name, ":", s.skip_reason));
   }
   EXPECT_THAT(names, ElementsAre("open", "inventory", "detect", "preflight", "stop_services",
-                                 "load", "verify", "swap", "media", "config", "migrate", "cleanup",
-                                 "refresh", "start_services", "report"));
-  EXPECT_THAT(skips, ElementsAre("open:", "inventory:", "detect:", "preflight:",
-                                 "stop_services:no Mastodon runtime on this host", "load:",
-                                 "verify:", "swap:", "media:no media directory on this host",
-                                 "config:not asked (--restore-config)",
-                                 "migrate:no Mastodon runtime on this host",
-                                 "cleanup:no Mastodon runtime on this host",
-                                 "refresh:no Mastodon runtime on this host",
-                                 "start_services:no services were stopped", "report:"));
+                                 "load", "verify", "checks", "secrets", "swap", "media", "config",
+                                 "migrate", "cleanup", "refresh", "start_services", "report"));
+  EXPECT_THAT(
+      skips,
+      ElementsAre("open:", "inventory:", "detect:", "preflight:",
+                  "stop_services:no Mastodon runtime on this host", "load:", "verify:", "checks:",
+                  "secrets:", "swap:", "media:no media directory on this host",
+                  "config:not asked (--restore-config)", "migrate:no Mastodon runtime on this host",
+                  "cleanup:no Mastodon runtime on this host",
+                  "refresh:no Mastodon runtime on this host",
+                  "start_services:no services were stopped", "report:"));
 }
 
 TEST(PlanRestoreTest, MediaOnlyKeepsTheAppRunningAndSkipsTheDatabase) {
@@ -285,14 +304,15 @@ TEST(PlanRestoreTest, BesideTheLiveDatabaseTheAppIsLeftAlone) {
 
 TEST_F(RestoreJobTest, DatabaseAndMediaRunInOrderAndTheSourceIsOpenedOnce) {
   ASSERT_OK(Run());
-  EXPECT_THAT(actions_.calls,
-              ElementsAre("probe", "open", "cluster_database", "stage", "verify", "swap", "media"));
-  EXPECT_THAT(StepStates(),
-              ElementsAre("open=SUCCEEDED", "inventory=SUCCEEDED", "detect=SUCCEEDED",
-                          "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
-                          "verify=SUCCEEDED", "swap=SUCCEEDED", "media=SUCCEEDED", "config=SKIPPED",
-                          "migrate=SKIPPED", "cleanup=SKIPPED", "refresh=SKIPPED",
-                          "start_services=SKIPPED", "report=SUCCEEDED"));
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stage", "verify",
+                                          "checks", "swap", "media"));
+  EXPECT_THAT(
+      StepStates(),
+      ElementsAre("open=SUCCEEDED", "inventory=SUCCEEDED", "detect=SUCCEEDED",
+                  "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
+                  "verify=SUCCEEDED", "checks=SUCCEEDED", "secrets=SUCCEEDED", "swap=SUCCEEDED",
+                  "media=SUCCEEDED", "config=SKIPPED", "migrate=SKIPPED", "cleanup=SKIPPED",
+                  "refresh=SKIPPED", "start_services=SKIPPED", "report=SUCCEEDED"));
   // The load is handed the dump the inventory detected, not a path to detect.
   EXPECT_EQ(actions_.staged_request.dump.path(), "database.sql");
   EXPECT_EQ(actions_.staged_request.database, kLive);
@@ -319,8 +339,8 @@ TEST_F(RestoreJobTest, WithTheAppItIsStoppedMigratedRefreshedAndStartedAgain) {
   WithRuntime();
   ASSERT_OK(Run());
   EXPECT_THAT(actions_.calls,
-              ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "swap",
-                          "media", "migrate", "cleanup:preview_cards", "cleanup:media",
+              ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "checks",
+                          "swap", "media", "migrate", "cleanup:preview_cards", "cleanup:media",
                           "refresh:media", "refresh:accounts", "refresh:feeds", "start"));
   EXPECT_EQ(StepMessage("stop_services"), "web");
   EXPECT_EQ(op_.Snapshot().restore_report().schema_version(), "20250101000000");
@@ -388,6 +408,20 @@ TEST_F(RestoreJobTest, AMemberPicksItsDumpFromTheInventory) {
   EXPECT_EQ(actions_.staged_request.dump.path(), "other.sql.gz");
 }
 
+// Duplicates under the dump's unique indexes (or an index amcheck finds
+// broken) refuse the swap: nothing swapped in, the app started again, the
+// option handed to the load.
+TEST_F(RestoreJobTest, ThePreSwapChecksRefuseTheSwap) {
+  WithRuntime();
+  in_.options.set_repair_duplicates(true);
+  actions_.fail["checks"] = absl::FailedPreconditionError("refusing the swap: duplicates");
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("refusing")));
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stop", "stage",
+                                          "verify", "checks", "start"));
+  EXPECT_TRUE(actions_.staged_request.repair_duplicates);
+  EXPECT_EQ(op_.Snapshot().restore_report().database(), "");
+}
+
 TEST_F(RestoreJobTest, AFailureBeforeTheSwapLeavesTheLiveDatabaseAndStartsTheAppAgain) {
   WithRuntime();
   actions_.fail["verify"] = absl::DataLossError("verification of the staging database failed");
@@ -404,7 +438,7 @@ TEST_F(RestoreJobTest, AFailureAfterTheSwapNamesWhatToRunAgain) {
   actions_.fail["media"] = absl::ResourceExhaustedError("disk full");
   EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kResourceExhausted));
   EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stop", "stage",
-                                          "verify", "swap", "media", "start"));
+                                          "verify", "checks", "swap", "media", "start"));
   const v1::RestoreReport report = op_.Snapshot().restore_report();
   EXPECT_EQ(report.database(), kLive);
   EXPECT_THAT(report.next_steps(),
@@ -429,9 +463,9 @@ TEST_F(RestoreJobTest, KeepServicesStoppedOnFailureLeavesTheAppDownAndSaysSo) {
 // Cancelled while each action runs: the job stops with CANCELLED before the
 // next step, nothing after it runs, and the app is started again.
 TEST(RestoreJobCancelTest, CancelDuringEveryStepStopsBeforeTheNext) {
-  const std::vector<std::string> order = {
-      "probe", "open",  "cluster_database", "stop",   "stage", "verify",
-      "swap",  "media", "migrate",          "cleanup"};
+  const std::vector<std::string> order = {"probe", "open",    "cluster_database", "stop",
+                                          "stage", "verify",  "checks",           "swap",
+                                          "media", "migrate", "cleanup"};
   for (size_t k = 0; k < order.size(); ++k) {
     SCOPED_TRACE(order[k]);
     testing::FakeEnv env;
@@ -469,6 +503,88 @@ TEST(RestoreJobCancelTest, CancelDuringEveryStepStopsBeforeTheNext) {
     // The app's services are never left stopped by a cancellation.
     EXPECT_EQ(absl::c_count(ran, "stop"), absl::c_count(ran, "start"));
   }
+}
+
+// The secrets step: the env it checks with, and what a mismatch does.
+v1::SecretsCheck Mismatch() {
+  v1::SecretsCheck c;
+  c.set_checked(true);
+  c.set_mismatch(true);
+  c.set_two_factor_users(3);
+  c.set_two_factor_users_broken(3);
+  c.set_summary("users.otp_secret: 0 of 3 decrypt");
+  return c;
+}
+
+TEST_F(RestoreJobTest, SecretsAreCheckedOnTheStagingDatabaseWithTheHostsEnv) {
+  WithRuntime();
+  runtime_.env_path = "/live/.env.production";
+  env_.files["/live/.env.production"] = "OTP_SECRET=host\n";
+  actions_.backup.env_text = "OTP_SECRET=backup\n";
+  actions_.secrets.set_checked(true);
+  actions_.secrets.set_summary("users.otp_secret: 3 of 3 decrypt");
+  ASSERT_OK(Run());
+  EXPECT_EQ(actions_.secrets_database, FakeActions::StagingName(actions_.staged_request));
+  EXPECT_EQ(actions_.secrets_env, "OTP_SECRET=host\n");
+  EXPECT_EQ(actions_.secrets_env_source, "the host's env file /live/.env.production");
+  EXPECT_EQ(StepMessage("secrets"), "users.otp_secret: 3 of 3 decrypt");
+  EXPECT_EQ(op_.Snapshot().restore_report().secrets_check().summary(),
+            "users.otp_secret: 3 of 3 decrypt");
+}
+
+TEST_F(RestoreJobTest, RestoreConfigChecksWithTheBackupsEnv) {
+  WithRuntime();
+  runtime_.env_path = "/live/.env.production";
+  env_.files["/live/.env.production"] = "OTP_SECRET=host\n";
+  actions_.backup.env_text = "OTP_SECRET=backup\n";
+  in_.options.set_restore_config(true);
+  ASSERT_OK(Run());
+  EXPECT_EQ(actions_.secrets_env, "OTP_SECRET=backup\n");
+  EXPECT_EQ(actions_.secrets_env_source, "the backup's env file, installed by --restore-config");
+}
+
+TEST_F(RestoreJobTest, WithoutAnAppTheBackupsEnvIsChecked) {
+  actions_.backup.env_text = "OTP_SECRET=backup\n";
+  ASSERT_OK(Run());
+  EXPECT_EQ(actions_.secrets_env, "OTP_SECRET=backup\n");
+  EXPECT_EQ(actions_.secrets_env_source, "the backup's env file");
+}
+
+TEST_F(RestoreJobTest, WithoutAnyEnvFileSecretsThatCannotBeCheckedAreAWarning) {
+  actions_.secrets.set_summary("3 encrypted two-factor secrets, and no env file: not checked");
+  actions_.secrets.add_columns()->set_rows(3);
+  ASSERT_OK(Run());
+  EXPECT_EQ(actions_.secrets_env, "(none)");
+  EXPECT_THAT(op_.Snapshot().restore_report().warnings(),
+              ::testing::Contains("3 encrypted two-factor secrets, and no env file: not checked"));
+}
+
+TEST_F(RestoreJobTest, ASecretsMismatchRefusesTheSwapAndDropsNothingLive) {
+  actions_.secrets = Mismatch();
+  absl::Status status = Run();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(status.message(), HasSubstr("users.otp_secret: 0 of 3 decrypt"));
+  EXPECT_THAT(status.message(), HasSubstr("--accept-secret-mismatch"));
+  EXPECT_THAT(actions_.calls,
+              ElementsAre("probe", "open", "cluster_database", "stage", "verify", "checks"));
+  const v1::RestoreReport report = op_.Snapshot().restore_report();
+  EXPECT_EQ(report.database(), "");
+  EXPECT_TRUE(report.secrets_check().mismatch());
+  EXPECT_FALSE(report.secrets_check().accepted());
+  EXPECT_EQ(report.secrets_check().two_factor_users_broken(), 3);
+}
+
+TEST_F(RestoreJobTest, AnAcceptedSecretsMismatchSwapsWithAWarning) {
+  actions_.secrets = Mismatch();
+  in_.options.set_accept_secret_mismatch(true);
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stage", "verify",
+                                          "checks", "swap", "media"));
+  const v1::RestoreReport report = op_.Snapshot().restore_report();
+  EXPECT_TRUE(report.secrets_check().accepted());
+  EXPECT_THAT(
+      report.warnings(),
+      ::testing::Contains(HasSubstr("secrets mismatch accepted (--accept-secret-mismatch)")));
 }
 
 }  // namespace

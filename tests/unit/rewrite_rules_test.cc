@@ -426,5 +426,33 @@ TEST(OwnerToRoleTest, OnlyAnOwnerChangeAlone) {
   EXPECT_EQ(OwnerToRole("ALTER TABLE t OWNER TO \"unterminated;"), "");
 }
 
+TEST(ParseStatisticsImportTest, NamesTheRelationAsTheDumpDoes) {
+  std::string table;
+  bool attribute = true;
+  ASSERT_TRUE(ParseStatisticsImport(
+      "SELECT * FROM pg_catalog.pg_restore_relation_stats(\n\t'version', '180000'::integer,\n\t"
+      "'schemaname', 'public',\n\t'relname', 'statuses',\n\t'relpages', '1'::integer\n);",
+      &table, &attribute));
+  EXPECT_EQ(table, "public.statuses");
+  EXPECT_FALSE(attribute);
+  ASSERT_TRUE(ParseStatisticsImport(
+      "SELECT * FROM pg_catalog.pg_restore_attribute_stats(\n\t'version', '180000'::integer,\n\t"
+      "'schemaname', 'My Schema',\n\t'relname', 'it''s',\n\t'attname', 'id'\n);",
+      &table, &attribute));
+  EXPECT_EQ(table, "\"My Schema\".\"it's\"");
+  EXPECT_TRUE(attribute);
+  // Not a statistics call, or one without the names (pg_dump 18 betas
+  // named the relation by 'relation').
+  EXPECT_FALSE(
+      ParseStatisticsImport("SELECT pg_catalog.setval('public.s', 1, true);", &table, &attribute));
+  EXPECT_FALSE(ParseStatisticsImport(
+      "SELECT * FROM pg_catalog.pg_restore_relation_stats('relation', 'public.t'::regclass);",
+      &table, &attribute));
+  EXPECT_FALSE(ParseStatisticsImport(
+      "SELECT * FROM pg_catalog.pg_restore_relation_stats('schemaname', 'public', "
+      "'relname', ''",
+      &table, &attribute));
+}
+
 }  // namespace
 }  // namespace mastodon_restore
