@@ -789,7 +789,11 @@ int RunOpsShow(CommandContext& ctx) {
   if (!status.ok()) return CallFailed(ctx, "unable to get the operation", status);
   if (ctx.json) return PrintJson(ctx, response);
   // RenderOperation escapes every value itself; its colours must pass.
-  std::fputs(RenderOperation(response.operation(), ctx.color).c_str(), ctx.streams.out);
+  // On a terminal, folded to its width (TerminalColumns: 0 elsewhere).
+  const int columns = TerminalColumns(::fileno(ctx.streams.out));
+  std::fputs(
+      WrapToWidth(RenderOperation(response.operation(), ctx.color), UsableColumns(columns)).c_str(),
+      ctx.streams.out);
   return kExitOk;
 }
 

@@ -148,6 +148,11 @@ struct LiveState {
 
 void PrintEvent(const v1::WatchOperationResponse& r, const FollowOptions& o, LiveState* live) {
   const v1::OperationEvent& e = r.event();
+  // Lines that stay on the screen: folded to the terminal, never cut.
+  auto print_lines = [&](const std::string& text) {
+    const int columns = o.tty && live->width != nullptr ? live->width->Columns() : 0;
+    std::fputs(WrapToWidth(text, UsableColumns(columns)).c_str(), o.out);
+  };
   auto end_progress_line = [&]() {
     if (live->progress_line) {
       // The live line gives way to the lines that tell what happened.
@@ -158,16 +163,14 @@ void PrintEvent(const v1::WatchOperationResponse& r, const FollowOptions& o, Liv
   switch (e.type()) {
     case v1::EVENT_TYPE_STEP_STARTED:
       end_progress_line();
-      std::fprintf(o.out, "==> %s: %s\n", Paint(T(e.step()), Color::kBold, o.color).c_str(),
-                   T(e.message()).c_str());
+      print_lines(absl::StrCat("==> ", Paint(T(e.step()), Color::kBold, o.color), ": ",
+                               T(e.message()), "\n"));
       break;
     case v1::EVENT_TYPE_STEP_PROGRESS:
       if (o.tty) {
-        // Cut one column short: a line that fills the last column leaves
-        // some terminals about to wrap.
         const int columns = live->width != nullptr ? live->width->Columns() : 0;
         std::fprintf(o.out, "\r%s\033[K",
-                     FitToWidth(RenderProgressLine(e), columns > 1 ? columns - 1 : 0).c_str());
+                     FitToWidth(RenderProgressLine(e), UsableColumns(columns)).c_str());
         live->progress_line = true;
       } else {
         std::fprintf(o.out, "%s\n", RenderProgressText(e).c_str());
@@ -175,14 +178,13 @@ void PrintEvent(const v1::WatchOperationResponse& r, const FollowOptions& o, Liv
       break;
     case v1::EVENT_TYPE_STEP_FINISHED:
       end_progress_line();
-      std::fprintf(o.out, "    %s %s%s\n", T(e.step()).c_str(),
-                   StateWord(e.step_state(), o.color).c_str(),
-                   T(e.message()).empty() ? "" : (": " + T(e.message())).c_str());
+      print_lines(absl::StrCat("    ", T(e.step()), " ", StateWord(e.step_state(), o.color),
+                               T(e.message()).empty() ? "" : ": " + T(e.message()), "\n"));
       break;
     case v1::EVENT_TYPE_LOG:
       end_progress_line();
-      std::fprintf(o.out, "    %s: %s\n", SeverityWord(e.severity(), o.color).c_str(),
-                   T(e.message()).c_str());
+      print_lines(
+          absl::StrCat("    ", SeverityWord(e.severity(), o.color), ": ", T(e.message()), "\n"));
       break;
     case v1::EVENT_TYPE_STATE:
       end_progress_line();
@@ -466,7 +468,13 @@ int FollowOperation(v1::RestoreAgentService::StubInterface* stub, const std::str
   v1::GetOperationResponse final_state;
   grpc::Status status = stub->GetOperation(&ctx, request, &final_state);
   if (!status.ok()) return ExitCodeFor(status.error_code());
-  if (!o.json) std::fputs(RenderOperation(final_state.operation(), o.color).c_str(), o.out);
+  if (!o.json) {
+    const int columns = o.tty ? TerminalColumns(::fileno(o.out)) : 0;
+    std::fputs(
+        WrapToWidth(RenderOperation(final_state.operation(), o.color), UsableColumns(columns))
+            .c_str(),
+        o.out);
+  }
   return ExitCodeForOperation(final_state.operation());
 }
 

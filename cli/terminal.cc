@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -90,6 +91,8 @@ int DisplayColumns(absl::string_view text) {
   return columns;
 }
 
+int UsableColumns(int columns) { return columns > 1 ? columns - 1 : 0; }
+
 std::string FitToWidth(absl::string_view text, int columns) {
   if (columns <= 0 || DisplayColumns(text) <= columns) return std::string(text);
   std::string out;
@@ -111,6 +114,101 @@ std::string FitToWidth(absl::string_view text, int columns) {
     i += n;
   }
   if (coloured) out += "\033[0m";
+  return out;
+}
+
+namespace {
+
+// Where the continuation lines of `line` start: after the first run of two
+// or more spaces that follows the line's text (a label's padding), else four
+// columns deeper than its own indentation; never more than half the width.
+int HangingIndent(absl::string_view line, int columns) {
+  size_t lead = 0;
+  while (lead < line.size() && line[lead] == ' ') ++lead;
+  int indent = static_cast<int>(lead) + 4;
+  const size_t gap = line.find("  ", lead);
+  if (gap != absl::string_view::npos) {
+    // Past the padding, and the colour sequences around it (a label is
+    // painted with or without its padding).
+    size_t value = gap;
+    while (value < line.size()) {
+      const size_t esc = EscapeAt(line, value);
+      if (esc == 0 && line[value] != ' ') break;
+      value += esc > 0 ? esc : 1;
+    }
+    if (value < line.size()) indent = DisplayColumns(line.substr(0, value));
+  }
+  return std::min(indent, columns / 2);
+}
+
+// One line (no '\n') folded as WrapToWidth says, onto `out`.
+void WrapLine(absl::string_view line, int columns, std::string* out) {
+  const std::string pad(static_cast<size_t>(HangingIndent(line, columns)), ' ');
+  bool first = true;
+  while (true) {
+    const int room = columns - (first ? 0 : static_cast<int>(pad.size()));
+    // The byte after the last code point that fits, and after the last
+    // space that does.
+    size_t fit = 0;
+    size_t space = absl::string_view::npos;
+    int used = 0;
+    for (size_t i = 0; i < line.size();) {
+      if (size_t esc = EscapeAt(line, i); esc > 0) {
+        i += esc;
+        fit = i;
+        continue;
+      }
+      uint32_t c = 0;
+      const size_t n = DecodeAt(line, i, &c);
+      const int w = IsWide(c) ? 2 : 1;
+      if (used + w > room) break;
+      if (c == ' ') space = i;
+      used += w;
+      i += n;
+      fit = i;
+    }
+    if (fit < line.size() && line[fit] == ' ') space = fit;  // a word ends at the room's end
+    if (!first) out->append(pad);
+    if (fit >= line.size()) {
+      out->append(line.data(), line.size());
+      out->push_back('\n');
+      return;
+    }
+    // Break at the last space when it leaves something on this line.
+    size_t cut = fit;
+    size_t next = fit;
+    if (space != absl::string_view::npos && space > 0 && line.find_first_not_of(' ') < space) {
+      cut = space;
+      next = space + 1;
+    }
+    if (cut == 0) cut = next = std::max<size_t>(fit, 1);  // no room at all
+    out->append(line.data(), cut);
+    out->push_back('\n');
+    line.remove_prefix(next);
+    while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+    if (line.empty()) return;
+    first = false;
+  }
+}
+
+}  // namespace
+
+std::string WrapToWidth(absl::string_view text, int columns) {
+  if (columns <= 0) return std::string(text);
+  std::string out;
+  for (absl::string_view rest = text; !rest.empty();) {
+    const size_t nl = rest.find('\n');
+    const absl::string_view line = rest.substr(0, nl);
+    if (DisplayColumns(line) <= columns) {
+      out.append(line.data(), line.size());
+      if (nl != absl::string_view::npos) out.push_back('\n');
+    } else {
+      WrapLine(line, columns, &out);
+      if (nl == absl::string_view::npos) out.pop_back();  // it had no newline
+    }
+    if (nl == absl::string_view::npos) break;
+    rest.remove_prefix(nl + 1);
+  }
   return out;
 }
 

@@ -29,11 +29,25 @@ class TerminalWidth {
   int seen_generation_ = -1;
 };
 
+// The columns a line may take on a terminal of `columns` (one short: a
+// line filling the last column leaves some terminals about to wrap); 0
+// when the width is unknown (0).
+int UsableColumns(int columns);
+
 // `text` cut to at most `columns` display columns (0: not cut). Escape
 // sequences (ESC [ ... letter) take no column and are kept whole; a cut
 // line ends with the sequence that resets colours when it held one. Wide
 // characters (CJK, emoji) take two columns; other code points one.
 std::string FitToWidth(absl::string_view text, int columns);
+
+// `text` (lines ending in '\n') with every line longer than `columns`
+// display columns (0: none) folded at spaces into lines of at most that
+// many, nothing cut: the continuation lines are indented to where the
+// line's value starts (after a label and its run of two or more spaces, as
+// in "warning        ..."), else four columns deeper than the line. A word
+// wider than the room left is broken where the room ends. Escape sequences
+// take no column and are never split.
+std::string WrapToWidth(absl::string_view text, int columns);
 
 // Display columns of `text` as FitToWidth counts them.
 int DisplayColumns(absl::string_view text);

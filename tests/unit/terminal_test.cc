@@ -9,6 +9,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "agent/jobs/load_progress.h"
 #include "cli/follow.h"
 
@@ -30,6 +32,36 @@ TEST(TerminalTest, FitToWidthCutsToDisplayColumns) {
   EXPECT_EQ(FitToWidth("h\xc3\xa9llo", 2), "h\xc3\xa9");
   EXPECT_EQ(DisplayColumns("\xe6\x97\xa5\xe6\x9c\xac"), 4);  // two CJK ideographs
   EXPECT_EQ(FitToWidth("\xe6\x97\xa5\xe6\x9c\xac", 3), "\xe6\x97\xa5");
+}
+
+TEST(TerminalTest, WrapToWidthFoldsLinesAtSpacesAndKeepsEveryCharacter) {
+  // A report line: continuation under its value, after the label's padding.
+  EXPECT_EQ(WrapToWidth("warning  the backup has no env file\nok\n", 20),
+            "warning  the backup\n         has no env\n         file\nok\n");
+  // A painted label with its padding inside the colour.
+  EXPECT_EQ(WrapToWidth("\033[33mwarning  \033[0m the backup has", 20),
+            "\033[33mwarning  \033[0m the backup\n          has");
+  // A step line: four columns deeper than its own indentation.
+  EXPECT_EQ(WrapToWidth("    load succeeded: 900000 rows", 20),
+            "    load succeeded:\n        900000 rows");
+  // A word wider than the room is broken where the room ends.
+  EXPECT_EQ(WrapToWidth("id op-20261204-042714-12d1\n", 12),
+            "id\n    op-20261\n    204-0427\n    14-12d1\n");
+  // Lines that fit, an unknown width, and colours (no column, never split).
+  EXPECT_EQ(WrapToWidth("short\n", 20), "short\n");
+  EXPECT_EQ(WrapToWidth("a b c d e f", 0), "a b c d e f");
+  EXPECT_EQ(WrapToWidth("    load \033[32msucceeded\033[0m: 900000 rows", 20),
+            "    load \033[32msucceeded\033[0m:\n        900000 rows");
+  // Nothing is lost, and no line is wider than asked.
+  const std::string text =
+      "warning        as superuser: created the staging database "
+      "'shaped_copy__restore_op-20261204-042714-12d1'; the dump loads as the temporary role\n";
+  const std::string wrapped = WrapToWidth(text, 40);
+  for (absl::string_view line : absl::StrSplit(wrapped, '\n')) {
+    EXPECT_LE(DisplayColumns(line), 40) << line;
+  }
+  EXPECT_EQ(absl::StrReplaceAll(wrapped, {{" ", ""}, {"\n", ""}}),
+            absl::StrReplaceAll(text, {{" ", ""}, {"\n", ""}}));
 }
 
 TEST(TerminalTest, WidthIsTheTerminalsAndFollowsSigwinch) {
