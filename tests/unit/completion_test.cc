@@ -27,7 +27,7 @@ const std::string kGenerated = MR_GENERATED_DIR;
 const std::vector<std::string> kEnv = {"PATH=/usr/bin:/bin", "LC_ALL=C", "HOME=/nonexistent",
                                        "MANWIDTH=200", "TERM=dumb"};
 
-CommandResult Run(std::vector<std::string> argv) {
+CommandResult RunTool(std::vector<std::string> argv) {
   CommandSpec spec;
   spec.argv = std::move(argv);
   spec.env = kEnv;
@@ -91,7 +91,7 @@ std::set<std::string> BashOffers(const std::vector<std::string>& words) {
       "driver",
       kGenerated + "/mastodon-restore.bash"};
   argv.insert(argv.end(), words.begin(), words.end());
-  CommandResult r = Run(argv);
+  CommandResult r = RunTool(argv);
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_EQ(r.stderr_text, "");
   std::set<std::string> out;
@@ -135,8 +135,8 @@ TEST(CompletionTest, BashOffersEveryCommandAndFlagOfTheTable) {
 TEST(CompletionTest, FishOffersEveryCommandAndFlagOfTheTable) {
   auto offers = [](const std::string& line) {
     CommandResult r =
-        Run({"fish", "--no-config", "-c", "source $argv[1]; complete --do-complete=$argv[2]",
-             kGenerated + "/mastodon-restore.fish", line});
+        RunTool({"fish", "--no-config", "-c", "source $argv[1]; complete --do-complete=$argv[2]",
+                 kGenerated + "/mastodon-restore.fish", line});
     EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
     std::set<std::string> out;
     for (absl::string_view l : absl::StrSplit(r.stdout_text, '\n', absl::SkipEmpty())) {
@@ -157,9 +157,9 @@ TEST(CompletionTest, FishOffersEveryCommandAndFlagOfTheTable) {
 }
 
 TEST(CompletionTest, ZshCompletionParsesAndHoldsEveryCommandAndFlag) {
-  CommandResult r = Run({"zsh", "-n", kGenerated + "/_mastodon-restore"});
+  CommandResult r = RunTool({"zsh", "-n", kGenerated + "/_mastodon-restore"});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
-  CommandResult cat = Run({"cat", kGenerated + "/_mastodon-restore"});
+  CommandResult cat = RunTool({"cat", kGenerated + "/_mastodon-restore"});
   const std::string text = cat.stdout_text;
   EXPECT_THAT(text, ::testing::StartsWith("#compdef mastodon-restore\n"));
   for (const Entry& e : Entries()) {
@@ -178,7 +178,7 @@ TEST(CompletionTest, ZshCompletionParsesAndHoldsEveryCommandAndFlag) {
 }
 
 TEST(ManPageTest, TheCliPageRendersWithEveryCommandAndFlag) {
-  CommandResult r = Run({"man", "-l", "-P", "cat", kGenerated + "/mastodon-restore.1"});
+  CommandResult r = RunTool({"man", "-l", "-P", "cat", kGenerated + "/mastodon-restore.1"});
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_EQ(r.stderr_text, "");
   const std::string page = r.stdout_text;
@@ -199,7 +199,7 @@ TEST(ManPageTest, TheCliPageRendersWithEveryCommandAndFlag) {
 }
 
 TEST(ManPageTest, TheAgentPageRendersWithEveryFlag) {
-  CommandResult r = Run({"man", "-l", "-P", "cat", kGenerated + "/mastodon-restore-agent.8"});
+  CommandResult r = RunTool({"man", "-l", "-P", "cat", kGenerated + "/mastodon-restore-agent.8"});
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_EQ(r.stderr_text, "");
   for (const FlagSpec& f : AgentFlagSpecs()) EXPECT_THAT(r.stdout_text, HasSubstr("--" + f.name));
