@@ -31,6 +31,7 @@
 #include "cli/junit.h"
 #include "cli/local_agent.h"
 #include "cli/render.h"
+#include "cli/terminal.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
 
@@ -42,6 +43,8 @@ struct CommandContext {
   // Whether --agent or $MASTODON_RESTORE_AGENT named the agent.
   bool agent_given = false;
   bool json = false;
+  // Colour the states on `streams.out` (--color, NO_COLOR, a terminal).
+  bool color = false;
   ParsedArgs args;  // the command's own flags and positional arguments
   Env* env = nullptr;
   CliStreams streams;
@@ -61,6 +64,9 @@ const std::vector<FlagSpec>& GlobalFlags() {
        "$MASTODON_RESTORE_AGENT or /run/mastodon-restore/agent.sock)"},
       {"timeout", "DURATION", "deadline of each call, e.g. 30s, 2m (default 30s)"},
       {"json", "", "print responses in protobuf's JSON mapping (proto field names)"},
+      {"color", "WHEN",
+       "colour states: auto (on a terminal, unless NO_COLOR is set), always, never (default "
+       "auto)"},
       {"tls-ca", "FILE", "PEM CA bundle that signed the agent's certificate (TCP)"},
       {"tls-cert", "FILE", "client certificate for mutual TLS (TCP)"},
       {"tls-key", "FILE", "client key for mutual TLS (TCP)"},
@@ -103,12 +109,34 @@ int PrintJson(const CommandContext& ctx, const google::protobuf::Message& messag
   return kExitOk;
 }
 
+// What to do when the agent does not answer: on this host (a unix socket),
+// how to start it as it is installed here (the Debian package's systemd
+// unit, the snap's service; both when neither is found); in any case, that
+// a backup can be checked without it.
+std::string UnreachableHint(const CommandContext& ctx) {
+  std::string s = absl::StrCat(" (is the agent running at '", ctx.agent.address, "'?)");
+  const bool local = ctx.agent.address.find(':') == std::string::npos ||
+                     absl::StartsWith(ctx.agent.address, "unix:");
+  if (local && ctx.env != nullptr) {
+    const bool unit = ctx.env->Exists("/lib/systemd/system/mastodon-restore-agent.service") ||
+                      ctx.env->Exists("/usr/lib/systemd/system/mastodon-restore-agent.service");
+    const bool snap = ctx.env->Exists("/snap/mastodon-restore/current");
+    std::vector<std::string> ways;
+    if (unit || !snap) {
+      ways.push_back("sudo systemctl start mastodon-restore-agent (the Debian package's unit)");
+    }
+    if (snap || !unit) ways.push_back("sudo snap start mastodon-restore.agent (the snap)");
+    absl::StrAppend(&s, "\nstart it on this host: ", absl::StrJoin(ways, ", or "));
+  }
+  absl::StrAppend(&s, "\nor check a backup without an agent: ", kProgram,
+                  " verify-backup --local SOURCE");
+  return s;
+}
+
 // Reports a failed call and returns its exit code.
 int CallFailed(const CommandContext& ctx, const char* what, const grpc::Status& status) {
   std::string hint;
-  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-    hint = absl::StrCat(" (is the agent running at '", ctx.agent.address, "'?)");
-  }
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) hint = UnreachableHint(ctx);
   Print(ctx.streams.err,
         absl::StrCat(kProgram, ": error: ", what, ": ", status.error_message(), hint, "\n"));
   return ExitCodeFor(status.error_code());
@@ -322,6 +350,7 @@ FollowOptions FollowFor(const CommandContext& ctx) {
   o.err = ctx.streams.err;
   o.json = ctx.json;
   o.tty = ::isatty(::fileno(ctx.streams.out)) != 0;
+  o.color = ctx.color;
   return o;
 }
 
@@ -764,7 +793,12 @@ int RunOpsShow(CommandContext& ctx) {
   grpc::Status status = stub->GetOperation(&context, request, &response);
   if (!status.ok()) return CallFailed(ctx, "unable to get the operation", status);
   if (ctx.json) return PrintJson(ctx, response);
-  Print(ctx.streams.out, RenderOperation(response.operation()));
+  // RenderOperation escapes every value itself; its colours must pass.
+  // On a terminal, folded to its width (TerminalColumns: 0 elsewhere).
+  const int columns = TerminalColumns(::fileno(ctx.streams.out));
+  std::fputs(
+      WrapToWidth(RenderOperation(response.operation(), ctx.color), UsableColumns(columns)).c_str(),
+      ctx.streams.out);
   return kExitOk;
 }
 
@@ -1010,6 +1044,9 @@ std::string CliUsage() {
                       kProgram, " COMMAND --help' for a command's flags.\n", ExitCodeHelp());
 }
 
+const std::vector<FlagSpec>& CliGlobalFlags() { return GlobalFlags(); }
+const std::vector<Command>& CliCommands() { return Commands(); }
+
 int RunCli(const std::vector<std::string>& args, Env* env, const CliStreams& streams) {
   auto line = ParseCommandLine(args, GlobalFlags(), Commands());
   if (!line.ok()) return UsageError(streams, std::string(line.status().message()));
@@ -1040,6 +1077,10 @@ int RunCli(const std::vector<std::string>& args, Env* env, const CliStreams& str
   ctx.env = env;
   ctx.streams = streams;
   ctx.json = global.GetBool("json");
+  auto color = ParseColorMode(global.Get("color", "auto"));
+  if (!color.ok()) return UsageError(streams, std::string(color.status().message()));
+  ctx.color =
+      !ctx.json && UseColor(*color, ::isatty(::fileno(streams.out)) != 0, std::getenv("NO_COLOR"));
   const char* env_agent = std::getenv("MASTODON_RESTORE_AGENT");
   ctx.agent.address =
       global.Get("agent", env_agent != nullptr && *env_agent ? env_agent : kDefaultSocket);

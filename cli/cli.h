@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "agent/common/args.h"
 #include "agent/common/env.h"
+#include "cli/command_line.h"
 
 namespace mastodon_restore {
 
@@ -23,6 +25,11 @@ int RunCli(const std::vector<std::string>& args, Env* env, const CliStreams& str
 
 // The top-level usage text (global flags and the subcommand table).
 std::string CliUsage();
+
+// The tables --help comes from, for the shell completions and the manual
+// page (cli/completion.h).
+const std::vector<FlagSpec>& CliGlobalFlags();
+const std::vector<Command>& CliCommands();
 
 }  // namespace mastodon_restore
 

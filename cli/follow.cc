@@ -3,8 +3,11 @@
 #include <google/protobuf/util/json_util.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
+#include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -14,6 +17,7 @@
 #include "agent/common/terminal_text.h"
 #include "cli/exit_codes.h"
 #include "cli/render.h"
+#include "cli/terminal.h"
 
 namespace mastodon_restore {
 namespace {
@@ -28,72 +32,196 @@ std::string Word(const std::string& enum_name, const char* prefix) {
   return absl::AsciiStrToLower(enum_name.substr(std::string(prefix).size()));
 }
 
-std::string ProgressText(const v1::Progress& p) {
-  std::string s;
-  if (p.unit() == "bytes") {
-    s = p.total() > 0 ? absl::StrCat(HumanBytes(p.done()), " of ", HumanBytes(p.total()))
-                      : HumanBytes(p.done());
-    if (p.rate() > 0) absl::StrAppend(&s, ", ", HumanBytes(static_cast<int64_t>(p.rate())), "/s");
-  } else {
-    s = p.total() > 0 ? absl::StrCat(p.done(), "/", p.total(), " ", p.unit())
-                      : absl::StrCat(p.done(), " ", p.unit());
+// "1:05", "1:02:03".
+std::string Clock(int64_t seconds) {
+  if (seconds >= 3600) {
+    return absl::StrFormat("%d:%02d:%02d", seconds / 3600, seconds / 60 % 60, seconds % 60);
   }
-  if (p.eta_seconds() > 0) absl::StrAppend(&s, ", ETA ", p.eta_seconds(), "s");
+  return absl::StrFormat("%d:%02d", seconds / 60, seconds % 60);
+}
+
+// What is counted: the phase's count when the step has phases ("data 312.0
+// MiB of 700.0 MiB", "building 45/189"), else the step's.
+std::string CountText(const v1::Progress& p) {
+  auto count = [](int64_t done, int64_t total, const std::string& unit) {
+    if (unit == "bytes") {
+      return total > 0 ? absl::StrCat(HumanBytes(done), " of ", HumanBytes(total))
+                       : HumanBytes(done);
+    }
+    return total > 0 ? absl::StrCat(done, "/", total, " ", unit) : absl::StrCat(done, " ", unit);
+  };
+  if (!p.phase().empty()) {
+    const std::string phase = p.phase() == "build" ? "building" : p.phase();
+    if (p.phase_unit() == "builds") {
+      return p.phase_total() > 0 ? absl::StrCat(phase, " ", p.phase_done(), "/", p.phase_total())
+                                 : phase;
+    }
+    return absl::StrCat(phase, " ", count(p.phase_done(), p.phase_total(), p.phase_unit()));
+  }
+  if (p.unit() == "work") return "";  // the bar's percentage says it
+  std::string s = count(p.done(), p.total(), p.unit());
+  if (p.unit() == "bytes" && p.rate() > 0) {
+    absl::StrAppend(&s, ", ", HumanBytes(static_cast<int64_t>(p.rate())), "/s");
+  }
   return s;
+}
+
+int Percent(const v1::Progress& p) {
+  if (p.total() <= 0) return -1;
+  int percent = static_cast<int>(p.done() * 100 / p.total());
+  // Work left: never "100%".
+  if (p.done() < p.total()) percent = std::min(percent, 99);
+  return percent;
 }
 
 std::string Bar(const v1::Progress& p, int width) {
   if (p.total() <= 0) return "";
   int filled = static_cast<int>(std::min<int64_t>(width, p.done() * width / p.total()));
+  if (p.done() < p.total()) filled = std::min(filled, width - 1);
   return absl::StrCat("[", std::string(filled, '#'), std::string(width - filled, '.'), "] ",
-                      absl::StrFormat("%3d%%", static_cast<int>(p.done() * 100 / p.total())), " ");
+                      absl::StrFormat("%3d%%", Percent(p)), " ");
 }
 
-void PrintEvent(const v1::WatchOperationResponse& r, const FollowOptions& o, bool* progress_line) {
+std::string StepPlace(const v1::OperationEvent& e) {
+  const v1::Progress& p = e.progress();
+  std::string s = T(e.step());
+  if (p.step_number() > 0 && p.step_count() > 0) {
+    absl::StrAppend(&s, " ", p.step_number(), "/", p.step_count());
+  }
+  return s;
+}
+
+// "elapsed 1:05, ETA 1:30" (what is known of it).
+std::string TimeText(const v1::Progress& p) {
+  std::vector<std::string> parts;
+  if (p.elapsed_seconds() > 0)
+    parts.push_back(absl::StrCat("elapsed ", Clock(p.elapsed_seconds())));
+  if (p.eta_seconds() > 0) parts.push_back(absl::StrCat("ETA ", Clock(p.eta_seconds())));
+  return absl::StrJoin(parts, ", ");
+}
+
+std::string StateWord(v1::StepState state, bool color) {
+  const std::string word = Word(v1::StepState_Name(state), "STEP_STATE_");
+  switch (state) {
+    case v1::STEP_STATE_SUCCEEDED:
+      return Paint(word, Color::kGreen, color);
+    case v1::STEP_STATE_FAILED:
+      return Paint(word, Color::kRed, color);
+    case v1::STEP_STATE_SKIPPED:
+      return Paint(word, Color::kYellow, color);
+    default:
+      return word;
+  }
+}
+
+std::string OperationStateWord(v1::OperationState state, bool color) {
+  const std::string word = Word(v1::OperationState_Name(state), "OPERATION_STATE_");
+  switch (state) {
+    case v1::OPERATION_STATE_SUCCEEDED:
+      return Paint(word, Color::kGreen, color);
+    case v1::OPERATION_STATE_FAILED:
+    case v1::OPERATION_STATE_INTERRUPTED:
+      return Paint(word, Color::kRed, color);
+    case v1::OPERATION_STATE_CANCELLED:
+      return Paint(word, Color::kYellow, color);
+    default:
+      return word;
+  }
+}
+
+std::string SeverityWord(v1::Severity severity, bool color) {
+  const std::string word = Word(v1::Severity_Name(severity), "SEVERITY_");
+  switch (severity) {
+    case v1::SEVERITY_WARNING:
+      return Paint(word, Color::kYellow, color);
+    case v1::SEVERITY_ERROR:
+      return Paint(word, Color::kRed, color);
+    default:
+      return word;
+  }
+}
+
+struct LiveState {
+  bool progress_line = false;
+  std::unique_ptr<TerminalWidth> width;
+};
+
+void PrintEvent(const v1::WatchOperationResponse& r, const FollowOptions& o, LiveState* live) {
   const v1::OperationEvent& e = r.event();
+  // Lines that stay on the screen: folded to the terminal, never cut.
+  auto print_lines = [&](const std::string& text) {
+    const int columns = o.tty && live->width != nullptr ? live->width->Columns() : 0;
+    std::fputs(WrapToWidth(text, UsableColumns(columns)).c_str(), o.out);
+  };
   auto end_progress_line = [&]() {
-    if (*progress_line) {
-      std::fputs("\n", o.out);
-      *progress_line = false;
+    if (live->progress_line) {
+      // The live line gives way to the lines that tell what happened.
+      std::fputs("\r\033[K", o.out);
+      live->progress_line = false;
     }
   };
   switch (e.type()) {
     case v1::EVENT_TYPE_STEP_STARTED:
       end_progress_line();
-      std::fprintf(o.out, "==> %s: %s\n", T(e.step()).c_str(), T(e.message()).c_str());
+      print_lines(absl::StrCat("==> ", Paint(T(e.step()), Color::kBold, o.color), ": ",
+                               T(e.message()), "\n"));
       break;
     case v1::EVENT_TYPE_STEP_PROGRESS:
       if (o.tty) {
-        std::fprintf(o.out, "\r    %s%s  %s\033[K", Bar(e.progress(), 30).c_str(),
-                     ProgressText(e.progress()).c_str(), T(e.message()).c_str());
-        *progress_line = true;
+        const int columns = live->width != nullptr ? live->width->Columns() : 0;
+        std::fprintf(o.out, "\r%s\033[K",
+                     FitToWidth(RenderProgressLine(e), UsableColumns(columns)).c_str());
+        live->progress_line = true;
       } else {
-        std::fprintf(o.out, "    %s: %s  %s\n", T(e.step()).c_str(),
-                     ProgressText(e.progress()).c_str(), T(e.message()).c_str());
+        std::fprintf(o.out, "%s\n", RenderProgressText(e).c_str());
       }
       break;
     case v1::EVENT_TYPE_STEP_FINISHED:
       end_progress_line();
-      std::fprintf(o.out, "    %s %s%s\n", T(e.step()).c_str(),
-                   Word(v1::StepState_Name(e.step_state()), "STEP_STATE_").c_str(),
-                   T(e.message()).empty() ? "" : (": " + T(e.message())).c_str());
+      print_lines(absl::StrCat("    ", T(e.step()), " ", StateWord(e.step_state(), o.color),
+                               T(e.message()).empty() ? "" : ": " + T(e.message()), "\n"));
       break;
     case v1::EVENT_TYPE_LOG:
       end_progress_line();
-      std::fprintf(o.out, "    %s: %s\n",
-                   Word(v1::Severity_Name(e.severity()), "SEVERITY_").c_str(),
-                   T(e.message()).c_str());
+      print_lines(
+          absl::StrCat("    ", SeverityWord(e.severity(), o.color), ": ", T(e.message()), "\n"));
       break;
     case v1::EVENT_TYPE_STATE:
       end_progress_line();
-      std::fprintf(o.out, "operation %s\n",
-                   Word(v1::OperationState_Name(e.state()), "OPERATION_STATE_").c_str());
+      std::fprintf(o.out, "operation %s\n", OperationStateWord(e.state(), o.color).c_str());
       break;
     default:
       break;
   }
   std::fflush(o.out);
 }
+
+}  // namespace
+
+std::string RenderProgressLine(const v1::OperationEvent& e) {
+  const v1::Progress& p = e.progress();
+  std::vector<std::string> parts = {absl::StrCat("    ", StepPlace(e))};
+  std::string bar = Bar(p, 20);
+  if (!bar.empty()) parts.push_back(bar.substr(0, bar.size() - 1));
+  for (const std::string& part : {CountText(p), TimeText(p), T(e.message())}) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return absl::StrJoin(parts, "  ");
+}
+
+std::string RenderProgressText(const v1::OperationEvent& e) {
+  const v1::Progress& p = e.progress();
+  std::vector<std::string> parts;
+  for (const std::string& part :
+       {CountText(p),
+        Percent(p) >= 0 && p.unit() == "work" ? absl::StrCat(Percent(p), "%") : std::string(),
+        TimeText(p)}) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return absl::StrCat("    ", StepPlace(e), ": ", absl::StrJoin(parts, ", "), "  ", T(e.message()));
+}
+
+namespace {
 
 // Ctrl-C handling: the first SIGINT asks for a cancel, a second detaches.
 std::atomic<int> g_interrupts{0};
@@ -126,20 +254,29 @@ std::string RenderOperationLine(const v1::Operation& op) {
       T(op.target()));
 }
 
-std::string RenderOperation(const v1::Operation& op) {
-  std::string s =
-      absl::StrFormat("%-14s %s\n%-14s %s\n%-14s %s\n", "operation", T(op.id()), "kind",
-                      Word(v1::OperationKind_Name(op.kind()), "OPERATION_KIND_"), "state",
-                      Word(v1::OperationState_Name(op.state()), "OPERATION_STATE_"));
+std::string RenderOperation(const v1::Operation& op, bool color) {
+  std::string s = absl::StrFormat("%-14s %s\n%-14s %s\n%-14s %s\n", "operation", T(op.id()), "kind",
+                                  Word(v1::OperationKind_Name(op.kind()), "OPERATION_KIND_"),
+                                  "state", OperationStateWord(op.state(), color));
   if (!T(op.target()).empty()) absl::StrAppendFormat(&s, "%-14s %s\n", "target", T(op.target()));
+  if (op.progress().total() > 0) {
+    absl::StrAppendFormat(
+        &s, "%-14s %d of %d steps%s\n", "progress", op.progress().done(), op.progress().total(),
+        op.progress().elapsed_seconds() > 0
+            ? ", " + (op.has_end_time() ? std::string("took ") : std::string("elapsed ")) +
+                  Clock(op.progress().elapsed_seconds())
+            : "");
+  }
   for (const v1::Step& step : op.steps()) {
     double secs =
         step.has_end_time()
             ? static_cast<double>(step.end_time().seconds() - step.start_time().seconds()) +
                   (step.end_time().nanos() - step.start_time().nanos()) / 1e9
             : 0;
-    absl::StrAppendFormat(&s, "%-14s %-10s %s%s\n", "  " + T(step.name()),
-                          Word(v1::StepState_Name(step.state()), "STEP_STATE_"),
+    const std::string state = Word(v1::StepState_Name(step.state()), "STEP_STATE_");
+    absl::StrAppendFormat(&s, "%-14s %s%s %s%s\n", "  " + T(step.name()),
+                          StateWord(step.state(), color),
+                          std::string(state.size() < 10 ? 10 - state.size() : 0, ' '),
                           secs > 0 && step.has_start_time() ? absl::StrFormat("%.1fs ", secs) : "",
                           T(step.message()));
   }
@@ -163,7 +300,7 @@ std::string RenderOperation(const v1::Operation& op) {
     absl::StrAppendFormat(&s, "%-14s %d files written (%s), %d unchanged\n", "media",
                           r.media_files(), HumanBytes(r.media_bytes()), r.media_files_skipped());
     for (const std::string& w : r.warnings())
-      absl::StrAppendFormat(&s, "%-14s %s\n", "warning", T(w));
+      absl::StrAppendFormat(&s, "%s %s\n", Paint("warning       ", Color::kYellow, color), T(w));
   } else if (op.has_restore_report()) {
     const v1::RestoreReport& r = op.restore_report();
     absl::StrAppendFormat(&s, "%-14s %s\n", "restored", T(r.database()));
@@ -182,8 +319,9 @@ std::string RenderOperation(const v1::Operation& op) {
     int passed = 0;
     for (const auto& c : r.verification().checks()) passed += c.passed() ? 1 : 0;
     absl::StrAppendFormat(&s, "%-14s %s (%d of %d checks)\n", "verification",
-                          r.verification().passed() ? "passed" : "FAILED", passed,
-                          r.verification().checks_size());
+                          r.verification().passed() ? Paint("passed", Color::kGreen, color)
+                                                    : Paint("FAILED", Color::kRed, color),
+                          passed, r.verification().checks_size());
     if (r.has_pre_swap_checks()) s += RenderPreSwapChecks(r.pre_swap_checks());
     for (const std::string& w : r.rewrites())
       absl::StrAppendFormat(&s, "%-14s %s\n", "rewrite", T(w));
@@ -198,7 +336,7 @@ std::string RenderOperation(const v1::Operation& op) {
           t.item_errors() > 0 ? absl::StrFormat(" (%d item errors)", t.item_errors()) : "");
     }
     for (const std::string& w : r.warnings())
-      absl::StrAppendFormat(&s, "%-14s %s\n", "warning", T(w));
+      absl::StrAppendFormat(&s, "%s %s\n", Paint("warning       ", Color::kYellow, color), T(w));
     if (!r.secrets_differing().empty()) {
       absl::StrAppendFormat(
           &s, "%-14s %s\n", "secrets",
@@ -251,7 +389,11 @@ int FollowOperation(v1::RestoreAgentService::StubInterface* stub, const std::str
     ::signal(SIGINT, OnInterrupt);
   }
   int64_t next = o.from_sequence > 0 ? o.from_sequence : 1;
-  bool progress_line = false;
+  LiveState live;
+  if (o.tty) {
+    live.width =
+        std::make_unique<TerminalWidth>(o.terminal_fd >= 0 ? o.terminal_fd : ::fileno(o.out));
+  }
   bool cancel_sent = false;
   bool ended = false;
   int failures = 0;
@@ -296,7 +438,7 @@ int FollowOperation(v1::RestoreAgentService::StubInterface* stub, const std::str
         std::fprintf(o.out, "%s\n", TerminalSafeJson(line).c_str());
         std::fflush(o.out);
       } else {
-        PrintEvent(response, o, &progress_line);
+        PrintEvent(response, o, &live);
       }
       if (response.event().type() == v1::EVENT_TYPE_STATE &&
           response.event().state() != v1::OPERATION_STATE_RUNNING &&
@@ -328,7 +470,13 @@ int FollowOperation(v1::RestoreAgentService::StubInterface* stub, const std::str
   v1::GetOperationResponse final_state;
   grpc::Status status = stub->GetOperation(&ctx, request, &final_state);
   if (!status.ok()) return ExitCodeFor(status.error_code());
-  if (!o.json) std::fputs(RenderOperation(final_state.operation()).c_str(), o.out);
+  if (!o.json) {
+    const int columns = o.tty ? TerminalColumns(::fileno(o.out)) : 0;
+    std::fputs(
+        WrapToWidth(RenderOperation(final_state.operation(), o.color), UsableColumns(columns))
+            .c_str(),
+        o.out);
+  }
   return ExitCodeForOperation(final_state.operation());
 }
 

@@ -17,8 +17,12 @@ struct FollowOptions {
   std::FILE* err = stderr;
   // One JSON object (WatchOperationResponse) per line instead of text.
   bool json = false;
-  // Redraw a progress line in place (a terminal).
+  // Redraw a progress line in place (a terminal), cut to the width of the
+  // terminal on `terminal_fd` (followed through SIGWINCH; -1: `out`'s).
   bool tty = false;
+  int terminal_fd = -1;
+  // Colour the states (succeeded, failed, skipped, warnings).
+  bool color = false;
   // Watch from this event on (0: all).
   int64_t from_sequence = 0;
   // Ctrl-C asks the agent to cancel; a second one detaches.
@@ -34,8 +38,17 @@ struct FollowOptions {
 int FollowOperation(mastodon::restore::v1::RestoreAgentService::StubInterface* stub,
                     const std::string& id, const FollowOptions& options);
 
-// Human summary of an operation (state, steps, result).
-std::string RenderOperation(const mastodon::restore::v1::Operation& op);
+// Human summary of an operation (state, steps, result); states coloured
+// with `color`.
+std::string RenderOperation(const mastodon::restore::v1::Operation& op, bool color = false);
+
+// The live line of a progress event: the step and its place ("load 3/9"), a
+// bar, the phase ("data 312.0 MiB of 700.0 MiB", "building 45/189"), the
+// operation's elapsed time, the ETA and the message. Not cut to a width.
+std::string RenderProgressLine(const mastodon::restore::v1::OperationEvent& e);
+
+// The same facts on one plain line (not a terminal): "    load 3/9: ...".
+std::string RenderProgressText(const mastodon::restore::v1::OperationEvent& e);
 
 // One line per operation for listings.
 std::string RenderOperationLine(const mastodon::restore::v1::Operation& op);

@@ -756,12 +756,31 @@ absl::StatusOr<std::vector<std::vector<std::string>>> DuplicateGroups(PgSession*
 
 // Applies `rule` to every group under `key` and runs `sql` (the build) in
 // one transaction: false (and nothing changed) when the build still fails.
+// The rows deleted so far per table, as the server counts them for this
+// session: pg_stat_xact_user_tables, which from PostgreSQL 15 on also holds
+// the counts of earlier transactions not yet reported to the statistics
+// system. Only a difference taken inside one transaction is that
+// transaction's.
+absl::StatusOr<std::map<std::string, int64_t>> RowsDeletedSoFar(PgSession* conn) {
+  ASSIGN_OR_RETURN(PgRows rows,
+                   conn->Query("SELECT format('%I.%I', schemaname, relname), n_tup_del::text FROM "
+                               "pg_catalog.pg_stat_xact_user_tables WHERE n_tup_del > 0"));
+  std::map<std::string, int64_t> deleted;
+  for (const auto& row : rows.rows) {
+    int64_t n = 0;
+    if (absl::SimpleAtoi(row[1].value_or("0"), &n)) deleted[row[0].value_or("")] = n;
+  }
+  return deleted;
+}
+
 absl::StatusOr<bool> RepairAndBuild(PgSession* conn, const Rule& rule, const UniqueKey& key,
                                     const std::string& sql, DuplicatesOutcome* out,
                                     std::string* error) {
   DuplicatesOutcome changes;
   RETURN_IF_ERROR(conn->Exec("BEGIN"));
+  std::map<std::string, int64_t> deleted_before;
   absl::Status s = [&]() -> absl::Status {
+    ASSIGN_OR_RETURN(deleted_before, RowsDeletedSoFar(conn));
     ASSIGN_OR_RETURN(auto groups, DuplicateGroups(conn, key));
     for (const auto& ids : groups) {
       if (ids.size() > 1) RETURN_IF_ERROR(rule.apply(conn, key.table, ids, &changes));
@@ -782,13 +801,11 @@ absl::StatusOr<bool> RepairAndBuild(PgSession* conn, const Rule& rule, const Uni
     return false;
   }
   // The rows this transaction deleted, cascades included.
-  ASSIGN_OR_RETURN(PgRows deleted,
-                   conn->Query("SELECT format('%I.%I', schemaname, relname), n_tup_del::text FROM "
-                               "pg_catalog.pg_stat_xact_user_tables WHERE n_tup_del > 0"));
+  ASSIGN_OR_RETURN(auto deleted_after, RowsDeletedSoFar(conn));
   RETURN_IF_ERROR(conn->Exec("COMMIT"));
-  for (const auto& row : deleted.rows) {
-    int64_t n = 0;
-    if (absl::SimpleAtoi(row[1].value_or("0"), &n)) out->deleted_rows[row[0].value_or("")] += n;
+  for (const auto& [table, n] : deleted_after) {
+    const int64_t mine = n - deleted_before[table];
+    if (mine > 0) out->deleted_rows[table] += mine;
   }
   for (auto& r : changes.repaired_rows) {
     if (out->repaired_rows.size() < kMaxRepairedRows) out->repaired_rows.push_back(std::move(r));

@@ -18,7 +18,10 @@ std::string IndexesQuery(bool dump_code) {
       "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
       "JOIN pg_catalog.pg_am a ON a.oid = c.relam "
       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-      "WHERE a.amname = 'btree' AND i.indisvalid AND i.indisready AND c.relpersistence <> 't' "
+      // relkind 'i': a partitioned table's index ('I') has no storage of
+      // its own; bt_index_check reads its partitions' indexes.
+      "WHERE a.amname = 'btree' AND c.relkind = 'i' AND i.indisvalid AND i.indisready "
+      "AND c.relpersistence <> 't' "
       "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
       "AND n.nspname NOT LIKE 'pg\\_toast%' AND ",
       dump_code ? "" : "NOT ",

@@ -25,6 +25,14 @@ struct LoadProgress {
   int64_t statements = 0;
   int64_t rows = 0;
   std::string toc_entry;  // e.g. "TABLE DATA public.statuses"
+  // A parallel load once the dump is read: the builds (indexes,
+  // constraints, validations, ANALYZE) done and submitted, counted and by
+  // their work estimate (LoadScheduler::BuildCounts).
+  bool building = false;
+  int64_t builds_done = 0;
+  int64_t builds_total = 0;
+  int64_t build_work_done = 0;
+  int64_t build_work_total = 0;
 };
 
 // Bounds on what the loader holds of a plain dump; a dump over one fails

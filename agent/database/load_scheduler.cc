@@ -164,6 +164,14 @@ absl::Status LoadScheduler::Submit(LoadJob job) {
     for (const std::string& t : job.tables) {
       table_bytes_[t] += static_cast<int64_t>(job.copy_data.size()) + job.size_hint;
     }
+  } else {
+    e->build_work = kMinBuildWork;
+    for (const std::string& t : job.tables) {
+      auto it = table_bytes_.find(t);
+      if (it != table_bytes_.end()) e->build_work = std::max(e->build_work, it->second);
+    }
+    ++builds_.total;
+    builds_.work_total += e->build_work;
   }
   e->job = std::move(job);
   if (e->job.open_copy_data) e->split = std::make_shared<Split>();
@@ -218,6 +226,11 @@ int LoadScheduler::max_concurrency() {
 absl::Time LoadScheduler::last_data_done() {
   std::lock_guard<std::mutex> lock(mu_);
   return last_data_done_;
+}
+
+LoadScheduler::BuildCounts LoadScheduler::builds() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return builds_;
 }
 
 std::vector<FailedBuild> LoadScheduler::failed_builds() {
@@ -335,6 +348,10 @@ void LoadScheduler::Worker(PgConnection* conn, int index) {
     } else {
       ++done_;
       if (e->job.lock == LoadJob::Lock::kData) last_data_done_ = absl::Now();
+      if (e->build_work > 0) {
+        ++builds_.done;
+        builds_.work_done += e->build_work;
+      }
     }
     buffered_ -= static_cast<int64_t>(e->job.sql.size() + e->job.copy_data.size());
     if (e->job.copy_data.capacity() > 0 && spare_buffers_.size() < kSpareBuffers) {

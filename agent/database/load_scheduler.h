@@ -193,6 +193,20 @@ class LoadScheduler {
   int max_concurrency();
   // When the last data job finished (InfinitePast when none did).
   absl::Time last_data_done();
+
+  // The builds (every job that is not data: indexes, constraints,
+  // validations, ANALYZE) submitted and finished, counted and weighted by
+  // an estimate of their work: the bytes of data submitted so far for the
+  // largest table each takes (at least kMinBuildWork: a build on an empty
+  // table still costs a statement).
+  struct BuildCounts {
+    int64_t done = 0;
+    int64_t total = 0;
+    int64_t work_done = 0;
+    int64_t work_total = 0;
+  };
+  BuildCounts builds();
+  static constexpr int64_t kMinBuildWork = 64 << 10;
   // Bytes of rows the data jobs that read their own rows have read so far
   // (any thread).
   int64_t streamed_bytes() const { return streamed_bytes_.load(); }
@@ -217,6 +231,8 @@ class LoadScheduler {
     int64_t seq = 0;
     LoadJob job;
     bool started = false;
+    // Its share of BuildCounts::work_total (0 for data).
+    int64_t build_work = 0;
     size_t prelude = 0;  // session statements to apply first
     // A streaming job's chunks (the chunks share it, and the seq of the
     // job: they are ordered as it is).
@@ -257,6 +273,7 @@ class LoadScheduler {
   bool stopping_ = false;
   absl::Status failure_;
   std::map<std::string, int64_t> table_bytes_;
+  BuildCounts builds_;
   absl::Time last_data_done_ = absl::InfinitePast();
   std::vector<std::string> spare_buffers_;
   std::vector<JobTrace> trace_;

@@ -469,6 +469,12 @@ absl::Status SqlExecutor::Finish(absl::Time start, const LoadProgress& base, int
       if (options_.progress) {
         LoadProgress p = base;
         p.bytes += scheduler_->streamed_bytes() - streamed_before;
+        const LoadScheduler::BuildCounts builds = scheduler_->builds();
+        p.building = true;
+        p.builds_done = builds.done;
+        p.builds_total = builds.total;
+        p.build_work_done = builds.work_done;
+        p.build_work_total = builds.work_total;
         p.toc_entry = absl::StrCat("dump read; ", scheduler_->pending(), " of ",
                                    scheduler_->jobs_done() + scheduler_->pending(),
                                    " jobs left (data, indexes, constraints, ANALYZE)");

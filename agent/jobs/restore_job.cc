@@ -15,6 +15,7 @@
 #include "agent/common/status_macros.h"
 #include "agent/database/pg_connection.h"
 #include "agent/database/target_ops.h"
+#include "agent/jobs/load_progress.h"
 #include "agent/jobs/recovery.h"
 #include "agent/jobs/targets.h"
 #include "agent/operations/redact.h"
@@ -524,8 +525,11 @@ absl::StatusOr<std::string> RestoreJob::LoadIntoStaging() {
   const v1::DumpInfo dump = *dump_;
   std::shared_ptr<LoadSpaceWatch> space =
       LoadSpaceWatch::For(server_.data_directory, input_.space_floor);
-  r.progress = [this, dump, space, last = absl::InfinitePast()](const std::string& step,
-                                                                const LoadProgress& p) mutable {
+  const bool raw_sizes = dump_->stored_size_bytes() > 0;
+  auto model = std::make_shared<LoadProgressModel>(raw_sizes ? dump_->stored_size_bytes()
+                                                             : dump_->size_bytes());
+  r.progress = [this, dump, space, model, last = absl::InfinitePast()](
+                   const std::string& step, const LoadProgress& p) mutable {
     if (space != nullptr && step == "load") space->Loaded(p.bytes, &op_->cancel_token());
     if (step == "analyze") {
       op_->Log(v1::SEVERITY_INFO, "ANALYZE (planner statistics)", "load");
@@ -537,11 +541,18 @@ absl::StatusOr<std::string> RestoreJob::LoadIntoStaging() {
     absl::Time now = absl::Now();
     if (now - last < absl::Milliseconds(500)) return;
     last = now;
-    const bool raw = p.raw_bytes >= 0 && dump.stored_size_bytes() > 0;
-    op_->StepProgress("load", raw ? p.raw_bytes : p.bytes,
-                      raw ? dump.stored_size_bytes() : dump.size_bytes(), "bytes",
-                      absl::StrCat(p.toc_entry.empty() ? "" : p.toc_entry + ", ", p.rows, " rows, ",
-                                   p.statements, " statements"));
+    const bool raw = dump.stored_size_bytes() > 0;
+    // The stored file's bytes when known; else the dump's, scaled to them.
+    int64_t data_done = p.bytes;
+    if (raw && p.raw_bytes >= 0) {
+      data_done = p.raw_bytes;
+    } else if (raw && dump.size_bytes() > 0) {
+      data_done = static_cast<int64_t>(static_cast<double>(p.bytes) * dump.stored_size_bytes() /
+                                       dump.size_bytes());
+    }
+    const LoadProgressModel::Report report = model->Update(p, data_done);
+    op_->StepPhaseProgress("load", report.done, LoadProgressModel::kWorkTotal, "work",
+                           report.message, report.phase);
   };
   absl::StatusOr<DatabaseRestoreResult> staged = actions_->Stage(r);
   // A load stopped for the server's disk says so, not "cancelled".

@@ -52,6 +52,12 @@ void Operation::Touch() {
   op->mutable_progress()->set_done(done);
   op->mutable_progress()->set_total(op->steps_size());
   op->mutable_progress()->set_unit("steps");
+  if (op->has_start_time()) {
+    const absl::Time end =
+        op->has_end_time() ? absl::FromUnixSeconds(op->end_time().seconds()) : env_->Now();
+    op->mutable_progress()->set_elapsed_seconds(static_cast<int64_t>(
+        absl::ToDoubleSeconds(end - absl::FromUnixSeconds(op->start_time().seconds()))));
+  }
 }
 
 void Operation::Emit(Event event, bool persist_now) {
@@ -158,6 +164,12 @@ void Operation::StepStarted(const std::string& step) {
 
 void Operation::StepProgress(const std::string& step, int64_t done, int64_t total,
                              const std::string& unit, const std::string& message) {
+  StepPhaseProgress(step, done, total, unit, message, Phase());
+}
+
+void Operation::StepPhaseProgress(const std::string& step, int64_t done, int64_t total,
+                                  const std::string& unit, const std::string& message,
+                                  const Phase& phase) {
   WriteLock lock(this);
   v1::Step* s = FindStep(step);
   absl::Time now = env_->Now();
@@ -174,7 +186,20 @@ void Operation::StepProgress(const std::string& step, int64_t done, int64_t tota
   p->set_done(done);
   p->set_total(total);
   p->set_unit(unit);
+  p->set_phase(phase.name);
+  p->set_phase_done(phase.name.empty() ? 0 : phase.done);
+  p->set_phase_total(phase.name.empty() ? 0 : phase.total);
+  p->set_phase_unit(phase.name.empty() ? "" : phase.unit);
   if (!message.empty()) s->set_message(message);
+  const v1::Operation& op = record_.operation();
+  for (int i = 0; i < op.steps_size(); ++i) {
+    if (&op.steps(i) == s) p->set_step_number(i + 1);
+  }
+  p->set_step_count(op.steps_size());
+  if (op.has_start_time()) {
+    p->set_elapsed_seconds(static_cast<int64_t>(
+        absl::ToDoubleSeconds(now - absl::FromUnixSeconds(op.start_time().seconds()))));
+  }
   Event e;
   e.set_type(v1::EVENT_TYPE_STEP_PROGRESS);
   e.set_step(step);

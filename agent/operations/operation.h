@@ -28,6 +28,21 @@ class ProgressReporter {
   // `total` 0: unknown.
   virtual void StepProgress(const std::string& step, int64_t done, int64_t total,
                             const std::string& unit, const std::string& message) = 0;
+  // A step of several phases (the load: reading the data, then building):
+  // `done`/`total` cover the whole step, `phase` the one running. By
+  // default the phase is dropped.
+  struct Phase {
+    std::string name;  // "data", "build"
+    int64_t done = 0;
+    int64_t total = 0;  // 0: unknown
+    std::string unit;   // "bytes", "builds"
+  };
+  virtual void StepPhaseProgress(const std::string& step, int64_t done, int64_t total,
+                                 const std::string& unit, const std::string& message,
+                                 const Phase& phase) {
+    (void)phase;
+    StepProgress(step, done, total, unit, message);
+  }
   virtual void StepFinished(const std::string& step, mastodon::restore::v1::StepState state,
                             const std::string& message) = 0;
   virtual void Log(mastodon::restore::v1::Severity severity, const std::string& message,
@@ -79,8 +94,14 @@ class Operation : public ProgressReporter {
 
   // ProgressReporter.
   void StepStarted(const std::string& step) override;
+  // Progress events carry the step's place (step_number of step_count) and
+  // the seconds since the operation started; the operation's overall
+  // progress carries those seconds too.
   void StepProgress(const std::string& step, int64_t done, int64_t total, const std::string& unit,
                     const std::string& message) override;
+  void StepPhaseProgress(const std::string& step, int64_t done, int64_t total,
+                         const std::string& unit, const std::string& message,
+                         const Phase& phase) override;
   void StepFinished(const std::string& step, mastodon::restore::v1::StepState state,
                     const std::string& message) override;
   void Log(mastodon::restore::v1::Severity severity, const std::string& message,

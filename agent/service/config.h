@@ -118,6 +118,10 @@ absl::Status ValidateConfig(const AgentConfig& config);
 // to add otherwise.
 absl::Status ValidateListeners(const AgentConfig& config);
 
+// The agent's flags (the command line and the --config file): --help and
+// the manual page mastodon-restore-agent(8) come from them.
+const std::vector<FlagSpec>& AgentFlagSpecs();
+
 // Usage text for --help.
 std::string AgentUsage();
 

@@ -43,14 +43,17 @@ Value At(const Value& root, const std::string& path) {
         ADD_FAILURE() << "no '" << part << "' in " << path;
         return Value();
       }
-      current = it->second;
+      // A copy first: assigning a part of `current` to it clears the part.
+      Value next = it->second;
+      current = std::move(next);
     } else if (current.has_list_value()) {
       int index = std::stoi(part);
       if (index >= current.list_value().values_size()) {
         ADD_FAILURE() << "no element " << index << " in " << path;
         return Value();
       }
-      current = current.list_value().values(index);
+      Value next = current.list_value().values(index);
+      current = std::move(next);
     } else {
       ADD_FAILURE() << "'" << part << "' of a scalar in " << path;
       return Value();
@@ -108,8 +111,11 @@ class AnsibleTest : public E2eTest {
   // The JSON file at `path`, parsed.
   Value ReadJson(const std::string& path) {
     Value value;
-    auto status = google::protobuf::util::JsonStringToMessage(ReadFileOrEmpty(path), &value);
+    const std::string text = ReadFileOrEmpty(path);
+    auto status = google::protobuf::util::JsonStringToMessage(text, &value);
     EXPECT_TRUE(status.ok()) << path << ": " << status.ToString();
+    EXPECT_TRUE(value.has_struct_value())
+        << path << " holds no JSON object: " << text.substr(0, 4000);
     return value;
   }
 
@@ -147,7 +153,8 @@ TEST_F(AnsibleTest, EveryModuleAgainstARealAgent) {
   EXPECT_EQ(Str(v, "plan.operation.state"), "OPERATION_STATE_PENDING");
   EXPECT_EQ(Str(v, "plan.operation.target"), "database:mastodon_production");
   EXPECT_EQ(Str(v, "plan.plan.0.name"), "open");
-  EXPECT_EQ(Str(v, "plan.plan.7.name"), "swap");
+  EXPECT_EQ(Str(v, "plan.plan.7.name"), "checks");
+  EXPECT_EQ(Str(v, "plan.plan.9.name"), "swap");
   EXPECT_EQ(At(v, "ops_after_plan.operations").list_value().values_size(), 0);
 
   // The restore, and its rerun with the same request_id: the same operation,
@@ -191,7 +198,8 @@ TEST_F(AnsibleTest, EveryModuleAgainstARealAgent) {
   EXPECT_TRUE(Bool(v, "until.reached"));
   EXPECT_EQ(Str(v, "until.operation.id"), id);
   bool load_finished = false;
-  for (const Value& step : At(v, "until.operation.steps").list_value().values()) {
+  const Value steps = At(v, "until.operation.steps");
+  for (const Value& step : steps.list_value().values()) {
     if (Str(step, "name") == "load") load_finished = Str(step, "state") == "STEP_STATE_SUCCEEDED";
   }
   EXPECT_TRUE(load_finished);
@@ -324,7 +332,8 @@ TEST_F(AnsibleTest, RestorePlaybookRollsBackOnlyAfterASwap) {
     EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
     Value list;
     EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.stdout_text, &list).ok());
-    for (const Value& op : At(list, "operations").list_value().values()) {
+    const Value ops = At(list, "operations");  // the loop below reads into it
+    for (const Value& op : ops.list_value().values()) {
       if (Str(op, "kind") == "OPERATION_KIND_" + absl::AsciiStrToUpper(kind)) {
         states.insert(states.begin(), Str(op, "state"));
       }

@@ -173,7 +173,7 @@ TEST_F(RestoreCliTest, JsonEventsAndABrokenDump) {
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text;
   EXPECT_THAT(r.stdout_text, HasSubstr("plan of the restore into database:planned (nothing was "
                                        "started):\n   1 open            open the source"));
-  EXPECT_THAT(r.stdout_text, HasSubstr("   7 swap            swap the staging database in as "
+  EXPECT_THAT(r.stdout_text, HasSubstr("   9 swap            swap the staging database in as "
                                        "'planned'; keep the previous one\n"));
   EXPECT_THAT(r.stdout_text,
               HasSubstr("   - media           skipped: no media directory on this host\n"));

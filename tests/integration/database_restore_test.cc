@@ -1132,7 +1132,9 @@ class TrickleStream : public ByteStream {
 TEST_F(LoadSchedulerTest, AJobReadingItsOwnRowsCountsThemAndSharesThemWithIdleWorkers) {
   ASSERT_OK(pg_->Exec("CREATE TABLE t (id int, body text)", "sched"));
   std::string rows;
-  for (int i = 1; i <= 20000; ++i) absl::StrAppend(&rows, i, "\tline\\n ", i, "\n");
+  // Several of the stream's read-ahead blocks (256 KiB), so that the job
+  // decides at more than one read whether to hand rows off.
+  for (int i = 1; i <= 200000; ++i) absl::StrAppend(&rows, i, "\tline\\n ", i, "\n");
   for (size_t step : {size_t{4096}, size_t{7}}) {
     SCOPED_TRACE(step);
     ASSERT_OK(pg_->Exec("TRUNCATE t; DROP INDEX IF EXISTS t_id", "sched"));
@@ -1162,13 +1164,13 @@ TEST_F(LoadSchedulerTest, AJobReadingItsOwnRowsCountsThemAndSharesThemWithIdleWo
     index.sql = "CREATE UNIQUE INDEX t_id ON t (id)";
     ASSERT_OK((*s)->Submit(std::move(index)));
     ASSERT_OK((*s)->WaitIdle());
-    EXPECT_EQ(result->rows, 20000);
+    EXPECT_EQ(result->rows, 200000);
     EXPECT_EQ(result->bytes, static_cast<int64_t>(rows.size()));
-    EXPECT_EQ(result->max_first_field, "20000");
+    EXPECT_EQ(result->max_first_field, "200000");
     EXPECT_EQ(*pg_->QueryValue("SELECT count(*) || ' ' || sum(id) || ' ' || "
                                "count(*) FILTER (WHERE body = E'line\\n ' || id) FROM t",
                                "sched"),
-              "20000 200010000 20000");
+              "200000 20000100000 200000");
     // Chunks went to other connections; the index came after all of them.
     EXPECT_GT((*s)->jobs_done(), 3);
     EXPECT_GE((*s)->max_concurrency(), 2);

@@ -294,8 +294,9 @@ TEST_F(DuplicatesTest, RefusedThenRepairedAsFixDuplicatesWould) {
                     " 'index_statuses_on_uri')"),
               "2");
     // Back to the start for the next round.
-    ASSERT_OK(pg_->Exec(absl::StrCat("DROP DATABASE live; DROP DATABASE \"",
-                                     repaired->previous_database, "\"; CREATE DATABASE live")));
+    ASSERT_OK(pg_->Exec("DROP DATABASE live"));
+    ASSERT_OK(pg_->Exec(absl::StrCat("DROP DATABASE \"", repaired->previous_database, "\"")));
+    ASSERT_OK(pg_->Exec("CREATE DATABASE live"));
     ASSERT_OK(
         pg_->Exec("CREATE TABLE marker (v text); INSERT INTO marker VALUES ('live')", "live"));
   }
@@ -341,7 +342,8 @@ TEST_F(DuplicatesTest, AmcheckChecksEveryBtreeIndexWhereTheServerHasIt) {
   EXPECT_EQ(Query("SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'", "source"), "0");
   EXPECT_EQ(Query("SELECT count(*) FROM pg_namespace WHERE nspname = 'mr_amcheck'", "source"), "0");
   // A role that may not create it (not a superuser) is told so, not failed.
-  ASSERT_OK(pg_->Exec("CREATE ROLE plain LOGIN; CREATE DATABASE plaindb OWNER plain"));
+  ASSERT_OK(pg_->Exec("CREATE ROLE plain LOGIN"));
+  ASSERT_OK(pg_->Exec("CREATE DATABASE plaindb OWNER plain"));
   auto plain = PgConnection::Connect(pg_->ConnInfo("plaindb") + " user=plain");
   ASSERT_OK(plain);
   auto refused = CheckBtreeIndexes(plain->get());

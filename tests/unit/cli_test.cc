@@ -92,6 +92,44 @@ TEST(CliTest, UnreachableAgentExitsThree) {
   EXPECT_THAT(run.err, HasSubstr("is the agent running at '/nonexistent/mr-agent.sock'?"));
 }
 
+// An unreachable local agent: how to start it as it is installed here, and
+// how to do without it.
+TEST(CliTest, UnreachableAgentSaysHowToStartIt) {
+  auto run_with = [](FakeEnv* env) {
+    CliStreams streams{std::tmpfile(), std::tmpfile()};
+    CliRun run;
+    run.code =
+        RunCli({"--agent", "/nonexistent/mr-agent.sock", "--timeout", "2s", "info"}, env, streams);
+    run.out = ReadAll(streams.out);
+    run.err = ReadAll(streams.err);
+    return run;
+  };
+  FakeEnv package;
+  package.files["/lib/systemd/system/mastodon-restore-agent.service"] = "[Unit]\n";
+  CliRun run = run_with(&package);
+  EXPECT_EQ(run.code, kExitUnreachable);
+  EXPECT_THAT(run.err, HasSubstr("start it on this host: sudo systemctl start "
+                                 "mastodon-restore-agent (the Debian package's unit)\n"));
+  EXPECT_THAT(run.err, HasSubstr("or check a backup without an agent: mastodon-restore "
+                                 "verify-backup --local SOURCE"));
+  FakeEnv snap;
+  snap.dirs.insert("/snap/mastodon-restore/current");
+  run = run_with(&snap);
+  EXPECT_THAT(run.err, HasSubstr("start it on this host: sudo snap start mastodon-restore.agent"));
+  EXPECT_THAT(run.err, Not(HasSubstr("systemctl")));
+  FakeEnv neither;
+  run = run_with(&neither);
+  EXPECT_THAT(run.err, HasSubstr("systemctl start mastodon-restore-agent"));
+  EXPECT_THAT(run.err, HasSubstr("snap start mastodon-restore.agent"));
+  // A remote agent: nothing to start here.
+  CliStreams streams{std::tmpfile(), std::tmpfile()};
+  RunCli({"--agent", "127.0.0.1:1", "--plaintext", "--timeout", "2s", "info"}, &neither, streams);
+  const std::string err = ReadAll(streams.err);
+  ReadAll(streams.out);
+  EXPECT_THAT(err, Not(HasSubstr("start it on this host")));
+  EXPECT_THAT(err, HasSubstr("verify-backup --local"));
+}
+
 TEST(CliTest, PlaintextOnlyToLoopback) {
   CliRun run = RunCliCaptured({"--agent", "192.0.2.1:7443", "--plaintext", "info"});
   EXPECT_EQ(run.code, kExitUsage);

@@ -52,11 +52,38 @@ AGENT_ARGUMENT_SPEC = dict(
 )
 
 
+# The options of a module that opens a backup: its secrets (doc fragment
+# "source") and the server it is judged against or restored into (each
+# module documents target_conninfo), with their CLI flags.
+SOURCE_ARGUMENT_SPEC = dict(
+    password_file=dict(type='path', no_log=False),
+    age_identity=dict(type='path'),
+    gpg_key=dict(type='path', no_log=False),
+    target_conninfo=dict(type='str', no_log=True),
+)
+_SOURCE_FLAGS = (('password_file', '--password-file'), ('age_identity', '--age-identity'),
+                 ('gpg_key', '--gpg-key'), ('target_conninfo', '--target-conninfo'))
+
+
 def agent_argument_spec(**extra):
     """The agent options plus a module's own `extra` options."""
     spec = dict(AGENT_ARGUMENT_SPEC)
     spec.update(extra)
     return spec
+
+
+def source_argument_spec(**extra):
+    """The agent and source options plus a module's own `extra` options."""
+    return agent_argument_spec(**dict(SOURCE_ARGUMENT_SPEC, **extra))
+
+
+def source_flags(params):
+    """The CLI flags of the source options set in `params`."""
+    args = []
+    for option, flag in _SOURCE_FLAGS:
+        if params.get(option):
+            args += [flag, params[option]]
+    return args
 
 
 def exit_code_meaning(rc):

@@ -17,6 +17,7 @@ version_added: "0.1.0"
 author: mastodon-restore contributors (@mastodon-restore)
 extends_documentation_fragment:
   - mastodon.restore.agent
+  - mastodon.restore.source
 attributes:
   check_mode:
     support: full
@@ -32,18 +33,6 @@ options:
       - Stream the whole dump (row counts, schema version, all databases).
     type: bool
     default: false
-  password_file:
-    description:
-      - File holding the archive password or OpenPGP passphrase (read by the agent).
-    type: path
-  age_identity:
-    description:
-      - age identity file for C(.age) sources.
-    type: path
-  gpg_key:
-    description:
-      - OpenPGP secret key file for C(.gpg) sources.
-    type: path
   target_conninfo:
     description:
       - Judge compatibility against this PostgreSQL server (libpq conninfo) instead of the agent's.
@@ -70,31 +59,17 @@ manifest:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mastodon.restore.plugins.module_utils.agent_cli import (
-    AgentCli, agent_argument_spec)
-
-
-def source_args(params):
-    """The CLI flags of the secret-bearing source options in `params`."""
-    args = []
-    for option, flag in (('password_file', '--password-file'), ('age_identity', '--age-identity'),
-                         ('gpg_key', '--gpg-key'), ('target_conninfo', '--target-conninfo')):
-        if params.get(option):
-            args += [flag, params[option]]
-    return args
+    AgentCli, source_argument_spec, source_flags)
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=agent_argument_spec(
+        argument_spec=source_argument_spec(
             source=dict(type='path', required=True),
             deep=dict(type='bool', default=False),
-            password_file=dict(type='path', no_log=False),
-            age_identity=dict(type='path'),
-            gpg_key=dict(type='path', no_log=False),
-            target_conninfo=dict(type='str', no_log=True),
         ),
         supports_check_mode=True)
-    args = ['inspect'] + source_args(module.params)
+    args = ['inspect'] + source_flags(module.params)
     if module.params['deep']:
         args.append('--deep')
     response = AgentCli(module).call(args + ['--', module.params['source']])

@@ -24,6 +24,7 @@ version_added: "0.1.0"
 author: mastodon-restore contributors (@mastodon-restore)
 extends_documentation_fragment:
   - mastodon.restore.agent
+  - mastodon.restore.source
 attributes:
   check_mode:
     support: full
@@ -128,18 +129,6 @@ options:
       - Leave the app stopped when the restore fails.
     type: bool
     default: false
-  password_file:
-    description:
-      - File holding the archive password or OpenPGP passphrase (read by the agent).
-    type: path
-  age_identity:
-    description:
-      - age identity file for C(.age) sources.
-    type: path
-  gpg_key:
-    description:
-      - OpenPGP secret key file for C(.gpg) sources.
-    type: path
   target_conninfo:
     description:
       - PostgreSQL server to restore into (libpq conninfo); default is the agent's.
@@ -192,7 +181,7 @@ exit_code_meaning:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mastodon.restore.plugins.module_utils.agent_cli import (
-    AgentCli, agent_argument_spec)
+    AgentCli, source_argument_spec, source_flags)
 
 
 def restore_args(params):
@@ -203,11 +192,10 @@ def restore_args(params):
     elif params['mode'] == 'media_only':
         args.append('--media-only')
     for option, flag in (('target_db', '--target-db'), ('source_db', '--source-db'),
-                         ('member', '--member'), ('media_dir', '--media-dir'),
-                         ('password_file', '--password-file'), ('age_identity', '--age-identity'),
-                         ('gpg_key', '--gpg-key'), ('target_conninfo', '--target-conninfo')):
+                         ('member', '--member'), ('media_dir', '--media-dir')):
         if params.get(option):
             args += [flag, params[option]]
+    args += source_flags(params)
     for option, flag in (('exclude_cache', '--exclude-cache'), ('verify_media', '--verify-media'),
                          ('keep_owners', '--keep-owners'), ('drop_previous', '--drop-previous'),
                          ('restore_config', '--restore-config'),
@@ -228,7 +216,7 @@ def restore_args(params):
 
 def main():
     module = AnsibleModule(
-        argument_spec=agent_argument_spec(
+        argument_spec=source_argument_spec(
             source=dict(type='path', required=True),
             mode=dict(type='str', default='whole', choices=['whole', 'db_only', 'media_only']),
             request_id=dict(type='str'),
@@ -249,10 +237,6 @@ def main():
             jobs=dict(type='int', default=0),
             restore_config=dict(type='bool', default=False),
             keep_services_stopped_on_failure=dict(type='bool', default=False),
-            password_file=dict(type='path', no_log=False),
-            age_identity=dict(type='path'),
-            gpg_key=dict(type='path', no_log=False),
-            target_conninfo=dict(type='str', no_log=True),
         ),
         supports_check_mode=True)
     params = module.params

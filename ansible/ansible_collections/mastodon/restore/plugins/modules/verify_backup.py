@@ -22,6 +22,7 @@ version_added: "0.1.0"
 author: mastodon-restore contributors (@mastodon-restore)
 extends_documentation_fragment:
   - mastodon.restore.agent
+  - mastodon.restore.source
 attributes:
   check_mode:
     support: full
@@ -55,18 +56,6 @@ options:
       - Use a private agent (embedded PostgreSQL) even if the host's agent runs.
     type: bool
     default: false
-  password_file:
-    description:
-      - File holding the archive password or OpenPGP passphrase.
-    type: path
-  age_identity:
-    description:
-      - age identity file for C(.age) sources.
-    type: path
-  gpg_key:
-    description:
-      - OpenPGP secret key file for C(.gpg) sources.
-    type: path
   target_conninfo:
     description:
       - PostgreSQL server for the scratch database (libpq conninfo); default is the agent's.
@@ -110,22 +99,18 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.mastodon.restore.plugins.module_utils.agent_cli import (
-    AgentCli, agent_argument_spec, exit_code_meaning)
+    AgentCli, exit_code_meaning, source_argument_spec, source_flags)
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=agent_argument_spec(
+        argument_spec=source_argument_spec(
             source=dict(type='path', required=True),
             junit=dict(type='path'),
             target_db=dict(type='str'),
             member=dict(type='str'),
             max_age=dict(type='int', default=0),
             local=dict(type='bool', default=False),
-            password_file=dict(type='path', no_log=False),
-            age_identity=dict(type='path'),
-            gpg_key=dict(type='path', no_log=False),
-            target_conninfo=dict(type='str', no_log=True),
         ),
         supports_check_mode=True)
     params = module.params
@@ -134,11 +119,10 @@ def main():
         handle, junit = tempfile.mkstemp(prefix='mastodon-restore-junit-', suffix='.xml')
         os.close(handle)
     args = ['verify-backup', '--junit', junit]
-    for option, flag in (('target_db', '--target-db'), ('member', '--member'),
-                         ('password_file', '--password-file'), ('age_identity', '--age-identity'),
-                         ('gpg_key', '--gpg-key'), ('target_conninfo', '--target-conninfo')):
+    for option, flag in (('target_db', '--target-db'), ('member', '--member')):
         if params.get(option):
             args += [flag, params[option]]
+    args += source_flags(params)
     if params['max_age']:
         args += ['--max-age', str(params['max_age'])]
     if params['local']:
