@@ -15,6 +15,7 @@
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/fake_host.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
 namespace e2e {

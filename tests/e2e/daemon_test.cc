@@ -20,6 +20,7 @@
 #include "mastodon/restore/v1/agent_service.pb.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
 namespace e2e {

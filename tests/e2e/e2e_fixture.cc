@@ -14,6 +14,7 @@
 #include "agent/app/app_tasks.h"
 #include "agent/common/env.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
 namespace e2e {

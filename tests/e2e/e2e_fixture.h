@@ -17,6 +17,7 @@
 
 #include "agent/common/subprocess.h"
 #include "tests/harness/fake_host.h"
+#include "tests/harness/test_paths.h"
 #include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {

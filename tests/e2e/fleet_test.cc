@@ -22,6 +22,7 @@
 #include "agent/common/subprocess.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
 namespace e2e {
@@ -94,7 +95,7 @@ class AnsibleTest : public E2eTest {
     spec.env = {"PATH=/usr/bin:/bin",
                 "HOME=" + dir_ + "/home",
                 "LC_ALL=C.UTF-8",
-                "ANSIBLE_COLLECTIONS_PATH=" MR_ANSIBLE_DIR,
+                std::string("ANSIBLE_COLLECTIONS_PATH=") + MR_ANSIBLE_DIR,
                 "ANSIBLE_LOCAL_TEMP=" + dir_ + "/home/tmp",
                 "ANSIBLE_REMOTE_TEMP=" + dir_ + "/home/tmp",
                 "ANSIBLE_ASYNC_DIR=" + dir_ + "/home/async",
@@ -128,9 +129,10 @@ class AnsibleTest : public E2eTest {
 TEST_F(AnsibleTest, EveryModuleAgainstARealAgent) {
   StartAgent({"--runtime", "embedded", "--allowed-root", MR_FIXTURE_DIR, "--allowed-root", dir_});
   const std::string results = dir_ + "/work/results.json";
-  CommandResult r = Playbook(MR_SOURCE_DIR "/tests/e2e/ansible/agent_flow.yml",
-                             {"cli=" MR_CLI_BIN, AgentVar(), "fixtures=" MR_FIXTURE_DIR,
-                              "work=" + dir_ + "/work", "results=" + results});
+  CommandResult r = Playbook(
+      std::string(MR_SOURCE_DIR) + "/tests/e2e/ansible/agent_flow.yml",
+      {std::string("cli=") + MR_CLI_BIN, AgentVar(), std::string("fixtures=") + MR_FIXTURE_DIR,
+       "work=" + dir_ + "/work", "results=" + results});
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   EXPECT_THAT(r.stdout_text, HasSubstr("failed=0"));
   const Value v = ReadJson(results);
@@ -238,10 +240,10 @@ TEST_F(AnsibleTest, CancelOfARunningRestore) {
   agent_env_ = {"MR_FAILPOINTS=restore.step.load=pause", "MR_FAILPOINT_DIR=" + failpoints};
   StartAgent({"--runtime", "embedded", "--allowed-root", MR_FIXTURE_DIR});
   const std::string results = dir_ + "/work/results.json";
-  CommandResult r =
-      Playbook(MR_SOURCE_DIR "/tests/e2e/ansible/cancel.yml",
-               {"cli=" MR_CLI_BIN, AgentVar(), "fixtures=" MR_FIXTURE_DIR,
-                "failpoints=" + failpoints, "agent_log=" + log_file(), "results=" + results});
+  CommandResult r = Playbook(
+      std::string(MR_SOURCE_DIR) + "/tests/e2e/ansible/cancel.yml",
+      {std::string("cli=") + MR_CLI_BIN, AgentVar(), std::string("fixtures=") + MR_FIXTURE_DIR,
+       "failpoints=" + failpoints, "agent_log=" + log_file(), "results=" + results});
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   const Value v = ReadJson(results);
   EXPECT_TRUE(Bool(v, "running.reached"));
@@ -269,7 +271,8 @@ TEST_F(AnsibleTest, AnUnreachableAgentFailsWithItsMeaning) {
                                          "    - ansible.builtin.copy:\n"
                                          "        dest: \"{{ results }}\"\n"
                                          "        content: \"{{ r | to_json }}\"\n");
-  CommandResult r = Playbook(playbook, {"cli=" MR_CLI_BIN, AgentVar(), "results=" + results});
+  CommandResult r =
+      Playbook(playbook, {std::string("cli=") + MR_CLI_BIN, AgentVar(), "results=" + results});
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   const Value v = ReadJson(results);
   EXPECT_TRUE(Bool(v, "failed"));
@@ -290,11 +293,11 @@ TEST_F(AnsibleTest, NightlyVerifyPlaybookFetchesTheNewestBackupsReport) {
   std::filesystem::last_write_time(
       backups + "/old.sql",
       std::filesystem::last_write_time(backups + "/new.sql.zst") - std::chrono::hours(24));
-  CommandResult r =
-      Playbook(MR_ANSIBLE_DIR "/playbooks/nightly_verify_backup.yml",
-               {"target_hosts=localhost", "backup_dir=" + backups,
-                "report_dir=" + dir_ + "/reports", "junit_dir=" + dir_ + "/work",
-                "mastodon_restore_agent=" + socket_, "mastodon_restore_cli=" MR_CLI_BIN});
+  CommandResult r = Playbook(
+      std::string(MR_ANSIBLE_DIR) + "/playbooks/nightly_verify_backup.yml",
+      {"target_hosts=localhost", "backup_dir=" + backups, "report_dir=" + dir_ + "/reports",
+       "junit_dir=" + dir_ + "/work", "mastodon_restore_agent=" + socket_,
+       std::string("mastodon_restore_cli=") + MR_CLI_BIN});
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   const std::string report = ReadFileOrEmpty(dir_ + "/reports/localhost.xml");
   EXPECT_THAT(report, HasSubstr("failures=\"0\""));
@@ -304,10 +307,11 @@ TEST_F(AnsibleTest, NightlyVerifyPlaybookFetchesTheNewestBackupsReport) {
   std::filesystem::last_write_time(
       backups + "/old.sql",
       std::filesystem::last_write_time(backups + "/new.sql.zst") + std::chrono::hours(1));
-  r = Playbook(MR_ANSIBLE_DIR "/playbooks/nightly_verify_backup.yml",
-               {"target_hosts=localhost", "backup_dir=" + backups,
-                "report_dir=" + dir_ + "/reports", "junit_dir=" + dir_ + "/work",
-                "mastodon_restore_agent=" + socket_, "mastodon_restore_cli=" MR_CLI_BIN});
+  r = Playbook(
+      std::string(MR_ANSIBLE_DIR) + "/playbooks/nightly_verify_backup.yml",
+      {"target_hosts=localhost", "backup_dir=" + backups, "report_dir=" + dir_ + "/reports",
+       "junit_dir=" + dir_ + "/work", "mastodon_restore_agent=" + socket_,
+       std::string("mastodon_restore_cli=") + MR_CLI_BIN});
   EXPECT_EQ(r.exit_code, 2) << r.stdout_text << r.stderr_text;
   EXPECT_THAT(r.stdout_text, HasSubstr("truncated?"));
   EXPECT_THAT(ReadFileOrEmpty(dir_ + "/reports/localhost.xml"), HasSubstr("<failure message="));
@@ -320,10 +324,11 @@ TEST_F(AnsibleTest, RestorePlaybookRollsBackOnlyAfterASwap) {
   agent_env_ = {"MR_FAILPOINTS=restore.before_report=error@2"};
   StartAgent({"--runtime", "embedded", "--allowed-root", MR_FIXTURE_DIR});
   auto run = [&](const std::string& backup, const std::string& request_id) {
-    return Playbook(MR_ANSIBLE_DIR "/playbooks/restore.yml",
-                    {"target_hosts=localhost", "backup=" + backup, "restore_mode=db_only",
-                     "database=mastodon_production", "restore_request_id=" + request_id,
-                     "mastodon_restore_agent=" + socket_, "mastodon_restore_cli=" MR_CLI_BIN});
+    return Playbook(
+        std::string(MR_ANSIBLE_DIR) + "/playbooks/restore.yml",
+        {"target_hosts=localhost", "backup=" + backup, "restore_mode=db_only",
+         "database=mastodon_production", "restore_request_id=" + request_id,
+         "mastodon_restore_agent=" + socket_, std::string("mastodon_restore_cli=") + MR_CLI_BIN});
   };
   // Operations of `kind` ("restore", "rollback") and their states, oldest first.
   auto operations = [&](const std::string& kind) {
@@ -373,14 +378,14 @@ TEST_F(AnsibleTest, PythonGrpcClientOfDocsRestores) {
   CommandSpec protoc;
   protoc.argv = {MR_PROTOC,
                  "-I",
-                 MR_SOURCE_DIR "/proto",
+                 std::string(MR_SOURCE_DIR) + "/proto",
                  "-I",
                  "/usr/include",
                  "--python_out=" + gen,
                  "--grpc_python_out=" + gen,
-                 "--plugin=protoc-gen-grpc_python=" MR_GRPC_PYTHON_PLUGIN};
-  for (const auto& entry :
-       std::filesystem::directory_iterator(MR_SOURCE_DIR "/proto/mastodon/restore/v1")) {
+                 std::string("--plugin=protoc-gen-grpc_python=") + MR_GRPC_PYTHON_PLUGIN};
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(MR_SOURCE_DIR) +
+                                                               "/proto/mastodon/restore/v1")) {
     protoc.argv.push_back(entry.path().string());
   }
   protoc.env = {"PATH=/usr/bin:/bin"};
@@ -391,7 +396,7 @@ TEST_F(AnsibleTest, PythonGrpcClientOfDocsRestores) {
   auto client = [&](const std::string& request_id) {
     CommandSpec spec;
     spec.argv = {"/usr/bin/python3",
-                 MR_SOURCE_DIR "/docs/examples/grpc_client.py",
+                 std::string(MR_SOURCE_DIR) + "/docs/examples/grpc_client.py",
                  socket_,
                  Fixture("plain.sql"),
                  "mastodon_production",

@@ -27,6 +27,7 @@
 #include "tests/harness/fake_host.h"
 #include "tests/harness/restore_fixture.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
 namespace e2e {

@@ -19,6 +19,7 @@
 #include "agent/service/auth.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
 namespace e2e {

@@ -29,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
 namespace e2e {

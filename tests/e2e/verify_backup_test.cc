@@ -14,6 +14,7 @@
 #include "agent/common/subprocess.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
 namespace e2e {

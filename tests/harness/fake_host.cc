@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "tests/harness/test_paths.h"
 #include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {

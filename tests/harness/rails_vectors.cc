@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/common/subprocess.h"
+#include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
 namespace testing {
@@ -25,7 +26,7 @@ absl::StatusOr<std::map<std::string, std::string>> Run(
   }
   std::unique_ptr<CommandRunner> runner = NewPosixCommandRunner();
   CommandSpec spec;
-  spec.argv = {"/usr/bin/ruby", MR_SOURCE_DIR "/tests/fixtures/rails_secrets.rb"};
+  spec.argv = {"/usr/bin/ruby", std::string(MR_SOURCE_DIR) + "/tests/fixtures/rails_secrets.rb"};
   spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
   spec.stdin_data = json;
   spec.timeout = absl::Seconds(60);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
+#include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
 namespace testing {

@@ -21,6 +21,7 @@
 #include "agent/inventory/inspector.h"
 #include "tests/harness/db_snapshot.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 #include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {

@@ -13,6 +13,7 @@
 #include "agent/common/subprocess.h"
 #include "agent/inventory/inspector.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 #include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {

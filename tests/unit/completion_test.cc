@@ -17,6 +17,7 @@
 #include "agent/service/config.h"
 #include "cli/cli.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
 namespace {

@@ -17,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 #include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {
