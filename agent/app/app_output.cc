@@ -80,7 +80,10 @@ std::optional<ProgressCount> ParseProgressLine(absl::string_view raw) {
 
 bool IsItemErrorLine(absl::string_view raw) {
   std::string line = StripAnsi(raw);
-  return absl::StartsWith(absl::StripLeadingAsciiWhitespace(line), "Error processing ");
+  absl::string_view s = absl::StripLeadingAsciiWhitespace(line);
+  // "search deploy" logs an index's failed batches the same way:
+  // "Error while importing StatusesIndex: ...".
+  return absl::StartsWith(s, "Error processing ") || absl::StartsWith(s, "Error while importing ");
 }
 
 std::optional<SummaryLine> ParseSummaryLine(absl::string_view raw) {

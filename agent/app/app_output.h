@@ -24,8 +24,9 @@ struct ProgressCount {
 };
 std::optional<ProgressCount> ParseProgressLine(absl::string_view line);
 
-// True for tootctl's per-item failure lines ("Error processing 123: ..."),
-// which do not change its exit code.
+// True for tootctl's per-item failure lines ("Error processing 123: ...",
+// search deploy's "Error while importing AccountsIndex: ..."), which do not
+// change its exit code.
 bool IsItemErrorLine(absl::string_view line);
 
 // A tootctl summary line and the count it reports:

@@ -175,6 +175,10 @@ absl::StatusOr<std::vector<std::vector<std::string>>> MediaRefreshCommands(
   return commands;
 }
 
+std::vector<std::string> SearchDeployCommand(int default_concurrency) {
+  return {"search", "deploy", "--concurrency", Concurrency(0, default_concurrency)};
+}
+
 absl::StatusOr<v1::TootctlResult> RunTootctl(const Runtime& runtime,
                                              const std::vector<std::string>& args,
                                              const TaskContext& ctx) {

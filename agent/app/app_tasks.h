@@ -59,6 +59,12 @@ absl::StatusOr<std::vector<std::vector<std::string>>> CleanupCommands(
 absl::StatusOr<std::vector<std::vector<std::string>>> MediaRefreshCommands(
     const mastodon::restore::v1::MediaRefreshOptions& options, int default_concurrency);
 
+// The tootctl argument list that (re)builds the search indices from the
+// database: "search deploy --concurrency N". Its "Error while importing"
+// lines are item errors (exit 0); a search server that does not answer
+// exits 1 ("There was an issue connecting to the search server").
+std::vector<std::string> SearchDeployCommand(int default_concurrency);
+
 // Runs `tootctl ARGS` through `runtime`. A non-zero exit is UNKNOWN with the
 // command and its last output lines; a cancellation is CANCELLED. Item
 // errors are counted in the result and logged as warnings, not failures.

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "agent/app/env_file.h"
 #include "agent/common/dir.h"
 #include "agent/common/failpoint.h"
 #include "agent/common/space_guard.h"
@@ -214,6 +215,13 @@ const std::vector<RestoreJob::StepDef>& RestoreJob::Steps() {
        },
        [](F f) { return f.AppSkip(f.in.options.no_refresh(), "--no-refresh"); },
        &RestoreJob::Refresh},
+      {"search",
+       [](F) -> std::string {
+         return "tootctl search deploy, when the app's env enables Elasticsearch "
+                "(ES_ENABLED=true)";
+       },
+       [](F f) { return f.AppSkip(f.in.options.no_search_deploy(), "--no-search-deploy"); },
+       &RestoreJob::DeploySearch, /*finally=*/false, &RestoreJob::SearchNotEnabled},
       {"start_services", [](F) -> std::string { return "start the app again"; },
        [](F f) -> std::string { return f.app_services ? "" : "no services were stopped"; },
        &RestoreJob::StartServices, /*finally=*/true, &RestoreJob::ServicesStillDown},
@@ -582,28 +590,34 @@ absl::StatusOr<std::string> RestoreJob::CheckBeforeSwap() {
   return message;
 }
 
-absl::StatusOr<std::string> RestoreJob::CheckStagingSecrets() {
-  // The env the restored app will run with: the backup's when
-  // --restore-config installs it, else the runtime's env file, else (no app
-  // here: embedded, verify-backup) the backup's own.
-  std::string text;
-  std::string source;
+std::string RestoreJob::AppEnvText(std::string* source) const {
+  // The backup's when --restore-config installs it, else the runtime's env
+  // file, else (no app here: embedded, verify-backup) the backup's own.
   const std::string host_path =
       input_.runtime != nullptr ? input_.runtime->EnvFilePath() : std::string();
   if (input_.options.restore_config() && !backup_.env_text.empty()) {
-    text = backup_.env_text;
-    source = "the backup's env file, installed by --restore-config";
-  } else if (!host_path.empty()) {
+    *source = "the backup's env file, installed by --restore-config";
+    return backup_.env_text;
+  }
+  if (!host_path.empty()) {
     // An env file the agent cannot read gives the app no keys either.
     absl::StatusOr<std::string> host = env_->ReadFile(host_path);
-    text = host.ok() ? *host : std::string();
-    source =
+    *source =
         absl::StrCat("the host's env file ", host_path,
                      host.ok() ? "" : absl::StrCat(" (unreadable: ", host.status().message(), ")"));
-  } else if (!backup_.env_text.empty()) {
-    text = backup_.env_text;
-    source = "the backup's env file";
+    return host.ok() ? *host : std::string();
   }
+  if (!backup_.env_text.empty()) {
+    *source = "the backup's env file";
+    return backup_.env_text;
+  }
+  source->clear();
+  return std::string();
+}
+
+absl::StatusOr<std::string> RestoreJob::CheckStagingSecrets() {
+  std::string source;
+  const std::string text = AppEnvText(&source);
   ASSIGN_OR_RETURN(secrets_, actions_->CheckSecrets(input_.conninfo, db_.staging_database,
                                                     source.empty() ? nullptr : &text, source));
   if (!secrets_.checked() && secrets_.columns_size() > 0) warnings_.push_back(secrets_.summary());
@@ -730,6 +744,19 @@ absl::StatusOr<std::string> RestoreJob::RunTootctlCommands(
   return absl::StrJoin(summaries, "; ");
 }
 
+std::string RestoreJob::SearchNotEnabled() const {
+  std::string source;
+  const ParsedEnvFile env = ParseEnvFile(AppEnvText(&source));
+  const std::string* enabled = env.Find("ES_ENABLED");
+  if (enabled != nullptr && absl::AsciiStrToLower(*enabled) == "true") return "";
+  return absl::StrCat("the app does not use a search server (ES_ENABLED is not true in ",
+                      source.empty() ? "its env" : source, ")");
+}
+
+absl::StatusOr<std::string> RestoreJob::DeploySearch() {
+  return RunTootctlCommands({SearchDeployCommand(input_.default_concurrency)}, "search");
+}
+
 std::string RestoreJob::ServicesStillDown() const {
   if (!services_stopped_) return "the app was not stopped";
   if (!outcome_.ok() && input_.options.keep_services_stopped_on_failure()) {
@@ -803,6 +830,10 @@ void RestoreJob::Report(const absl::Status& outcome) {
             absl::StrCat("mastodon-restore media-refresh --days ",
                          input_.options.refresh_days() > 0 ? input_.options.refresh_days() : 1,
                          " --force --accounts --feeds"));
+      } else if (step.name() == "search" && SearchNotEnabled().empty()) {
+        next.push_back(
+            "tootctl search deploy, through the runtime, once the search server answers "
+            "(ES_HOST and ES_PORT of the app's env)");
       }
     }
     if (services_stopped_) next.push_back("start the app's services (they were kept stopped)");

@@ -216,6 +216,13 @@ class RestoreJob {
   absl::StatusOr<std::string> Migrate();
   absl::StatusOr<std::string> Cleanup();
   absl::StatusOr<std::string> Refresh();
+  absl::StatusOr<std::string> DeploySearch();
+  // Why search deploy does not run after all ("" when the app's env sets
+  // ES_ENABLED=true).
+  std::string SearchNotEnabled() const;
+  // The text of the env the restored app will run with, and in `source`
+  // which file that is ("" and "" when there is none).
+  std::string AppEnvText(std::string* source) const;
   absl::StatusOr<std::string> StartServices();
   absl::StatusOr<std::string> CheckAppAnswers();
   // Why the app is not checked after all ("" when app_checks runs).

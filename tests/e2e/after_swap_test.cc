@@ -5,7 +5,9 @@
 //   - a snap restore ends with one verdict line per check, all ok;
 //   - an app whose health endpoint fails makes the operation fail after the
 //     swap, naming the rollback, which then works;
-//   - through systemd (the units' PORT), a sidekiq that does not stay up.
+//   - through systemd (the units' PORT), a sidekiq that does not stay up;
+//   - search deploy, run when the app's env enables Elasticsearch, its
+//     failure naming what to run again.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -19,6 +21,7 @@
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/fake_host.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
 namespace e2e {
@@ -36,11 +39,13 @@ class AfterSwapCliTest : public E2eTest {
     CreateSnapHost();
   }
 
-  void StartSnapAgent() {
+  // `env` is added to the host's mastodon.conf.
+  void StartSnapAgent(const std::string& env = "") {
     HostLayout layout = host_->Layout();
     std::filesystem::create_directories(host_->dir() + "/common");
     std::ofstream(host_->dir() + "/common/mastodon.conf")
-        << "LOCAL_DOMAIN=snap.example\nSECRET_KEY_BASE=host-secret\n";
+        << "LOCAL_DOMAIN=snap.example\nSECRET_KEY_BASE=host-secret\n"
+        << env;
     // (StartAgent adds --app-web-address and --app-streaming-address: the
     // fake app's ports.)
     StartAgent({"--runtime", "snap", "--snap-bin-dir", layout.snap_bin_dir, "--snap-app-dir",
@@ -78,6 +83,10 @@ TEST_F(AfterSwapCliTest, ASnapRestoreEndsWithAVerdictPerCheckOfTheStartedApp) {
                                  "/api/v1/streaming/health (the agent's configuration): 200 OK",
                              "check          ok     sidekiq: sidekiq processes: running"));
   EXPECT_THAT(LastLine(r.stdout_text), StartsWith("check          ok     sidekiq"));
+  // The app's env does not enable Elasticsearch: no search deploy.
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("the app does not use a search server (ES_ENABLED is not true in the "
+                        "host's env file"));
   // The service manager was asked about sidekiq after the start.
   std::vector<testing::FakeCall> snap = host_->Calls("snap");
   ASSERT_FALSE(snap.empty());
@@ -139,6 +148,48 @@ TEST_F(AfterSwapCliTest, ThroughSystemdTheUnitsPortsAreAskedAndADeadSidekiqFails
                          "failed"));
   // A new database (none was live): no rollback to name, the report says so.
   EXPECT_THAT(r.stdout_text, HasSubstr("no previous database to roll back to"));
+}
+
+TEST_F(AfterSwapCliTest, SearchDeployRunsWhenTheEnvEnablesElasticsearch) {
+  host_->Set("TOOTCTL_ITEM_ERRORS", "1");
+  StartSnapAgent("ES_ENABLED=true\nES_HOST=localhost\nES_PORT=9200\n");
+  CommandResult r = CliOnSocket({"--timeout", "120s", "restore", "--no-refresh", Fixture("snap")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  // After the other tootctl commands, with the agent's concurrency; the
+  // fake indexes 5 items in each of the 5 indices.
+  std::vector<testing::FakeCall> tootctl = host_->Calls("mastodon-server.tootctl");
+  ASSERT_FALSE(tootctl.empty());
+  EXPECT_THAT(tootctl.back().argv,
+              ::testing::ElementsAre("search", "deploy", "--concurrency", AgentConcurrency()));
+  EXPECT_TRUE(tootctl.back().tty);
+  EXPECT_THAT(r.stdout_text, HasSubstr("Indexed 25 records, de-indexed 0"));
+  // An index's failed batch is a warning (tootctl exits 0).
+  EXPECT_THAT(r.stdout_text, HasSubstr("Error while importing StatusesIndex"));
+  // --no-search-deploy skips it.
+  host_->ClearCalls();
+  r = CliOnSocket(
+      {"--timeout", "120s", "restore", "--no-refresh", "--no-search-deploy", Fixture("snap")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  for (const testing::FakeCall& c : host_->Calls("mastodon-server.tootctl")) {
+    EXPECT_NE(c.argv[0], "search");
+  }
+  EXPECT_THAT(r.stdout_text, HasSubstr("not asked (--no-search-deploy)"));
+}
+
+TEST_F(AfterSwapCliTest, ASearchServerThatDoesNotAnswerFailsTheRestoreAfterTheSwap) {
+  host_->Set("SEARCH_DOWN", "1");
+  StartSnapAgent("ES_ENABLED=true\n");
+  CommandResult r = CliOnSocket({"--timeout", "120s", "restore", "--no-refresh", Fixture("snap")});
+  EXPECT_EQ(r.exit_code, 1) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text + r.stderr_text,
+              HasSubstr("There was an issue connecting to the search server"));
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("next           tootctl search deploy, through the runtime, once the "
+                        "search server answers"));
+  // The app was started again.
+  bool started = false;
+  for (const testing::FakeCall& c : host_->Calls("snap")) started |= c.argv[0] == "start";
+  EXPECT_TRUE(started);
 }
 
 }  // namespace

@@ -22,6 +22,14 @@ TEST(AppOutputTest, ProgressCountsOfRubyProgressbar) {
   p = ParseProgressLine("Importing 3/10 |=== | ETA: ??:??:?? (12.5 docs/s)");
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->done, 3);
+  // search deploy's titles name the phase and the index.
+  p = ParseProgressLine("Importing PublicStatusesIndex 8/10 |    | ETA: ??:??:?? (40 docs/s)");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->done, 8);
+  EXPECT_EQ(p->total, 10);
+  p = ParseProgressLine("Estimating workload 0/?? |<=>   | ETA: ??:??:?? (0 docs/s)");
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->total, -1);
   p = ParseProgressLine("7/?? |<=>   | ETA: ??:??:??");
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->total, -1);
@@ -34,6 +42,7 @@ TEST(AppOutputTest, ItemErrorsAndSummaries) {
   EXPECT_TRUE(IsItemErrorLine("Error processing 109123: Net::ReadTimeout"));
   EXPECT_TRUE(IsItemErrorLine("\x1b[31mError processing 1: x\x1b[0m"));
   EXPECT_FALSE(IsItemErrorLine("No errors processing"));
+  EXPECT_TRUE(IsItemErrorLine("\x1b[31mError while importing StatusesIndex: read timeout\x1b[0m"));
 
   auto s = ParseSummaryLine("\x1b[32mDownloaded 1,234 media attachments (approx. 3.4 GB)\x1b[0m");
   ASSERT_TRUE(s.has_value());

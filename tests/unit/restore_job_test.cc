@@ -28,10 +28,12 @@ namespace v1 = ::mastodon::restore::v1;
 using ::mastodon_restore::testing::IsOkAndHolds;
 using ::mastodon_restore::testing::StatusIs;
 using ::testing::AllOf;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 constexpr char kLive[] = "mastodon_production";
 
@@ -277,10 +279,10 @@ TEST(PlanRestoreTest, OneTableGivesEveryStepInOrderWithItsSkipReason) {
     names.push_back(s.name);
     skips.push_back(absl::StrCat(s.name, ":", s.skip_reason));
   }
-  EXPECT_THAT(names, ElementsAre("open", "inventory", "detect", "preflight", "stop_services",
-                                 "load", "verify", "checks", "secrets", "swap", "media", "config",
-                                 "migrate", "cleanup", "refresh", "start_services", "app_checks",
-                                 "report"));
+  EXPECT_THAT(names,
+              ElementsAre("open", "inventory", "detect", "preflight", "stop_services", "load",
+                          "verify", "checks", "secrets", "swap", "media", "config", "migrate",
+                          "cleanup", "refresh", "start_services", "app_checks", "report"));
   EXPECT_THAT(
       skips,
       ElementsAre("open:", "inventory:", "detect:", "preflight:",
@@ -328,14 +330,13 @@ TEST_F(RestoreJobTest, DatabaseAndMediaRunInOrderAndTheSourceIsOpenedOnce) {
   ASSERT_OK(Run());
   EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stage", "verify",
                                           "checks", "swap", "media"));
-  EXPECT_THAT(
-      StepStates(),
-      ElementsAre("open=SUCCEEDED", "inventory=SUCCEEDED", "detect=SUCCEEDED",
-                  "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
-                  "verify=SUCCEEDED", "checks=SUCCEEDED", "secrets=SUCCEEDED", "swap=SUCCEEDED",
-                  "media=SUCCEEDED", "config=SKIPPED", "migrate=SKIPPED", "cleanup=SKIPPED",
-                  "refresh=SKIPPED", "start_services=SKIPPED", "app_checks=SKIPPED",
-                  "report=SUCCEEDED"));
+  EXPECT_THAT(StepStates(),
+              ElementsAre("open=SUCCEEDED", "inventory=SUCCEEDED", "detect=SUCCEEDED",
+                          "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
+                          "verify=SUCCEEDED", "checks=SUCCEEDED", "secrets=SUCCEEDED",
+                          "swap=SUCCEEDED", "media=SUCCEEDED", "config=SKIPPED", "migrate=SKIPPED",
+                          "cleanup=SKIPPED", "refresh=SKIPPED", "search=SKIPPED",
+                          "start_services=SKIPPED", "app_checks=SKIPPED", "report=SUCCEEDED"));
   // The load is handed the dump the inventory detected, not a path to detect.
   EXPECT_EQ(actions_.staged_request.dump.path(), "database.sql");
   EXPECT_EQ(actions_.staged_request.database, kLive);
@@ -361,11 +362,11 @@ TEST_F(RestoreJobTest, AClusterDumpNamesTheDatabaseToLoad) {
 TEST_F(RestoreJobTest, WithTheAppItIsStoppedMigratedRefreshedAndStartedAgain) {
   WithRuntime();
   ASSERT_OK(Run());
-  EXPECT_THAT(actions_.calls,
-              ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "checks",
-                          "swap", "media", "migrate", "cleanup:preview_cards", "cleanup:media",
-                          "refresh:media", "refresh:accounts", "refresh:feeds", "start",
-                          "check_app"));
+  EXPECT_THAT(
+      actions_.calls,
+      ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "checks", "swap",
+                  "media", "migrate", "cleanup:preview_cards", "cleanup:media", "refresh:media",
+                  "refresh:accounts", "refresh:feeds", "start", "check_app"));
   EXPECT_EQ(StepMessage("stop_services"), "web");
   EXPECT_EQ(StepMessage("app_checks"), "web ok, sidekiq ok");
   EXPECT_EQ(op_.Snapshot().restore_report().after_swap_checks_size(), 2);
@@ -373,6 +374,50 @@ TEST_F(RestoreJobTest, WithTheAppItIsStoppedMigratedRefreshedAndStartedAgain) {
   EXPECT_EQ(actions_.check_options.timeout, absl::Minutes(3));
   EXPECT_EQ(actions_.check_cancel, &op_.cancel_token());
   EXPECT_EQ(op_.Snapshot().restore_report().schema_version(), "20250101000000");
+}
+
+// search deploy runs when the env the restored app runs with enables
+// Elasticsearch, after the other tootctl commands.
+class SearchDeployTest : public RestoreJobTest {
+ protected:
+  void SetUp() override {
+    WithRuntime();
+    runtime_.env_path = "/srv/mastodon/.env.production";
+    env_.files[runtime_.env_path] = "LOCAL_DOMAIN=x\nES_ENABLED=true\n";
+  }
+};
+
+TEST_F(SearchDeployTest, RunsWhenTheAppsEnvEnablesElasticsearch) {
+  ASSERT_OK(Run());
+  EXPECT_THAT(
+      actions_.calls,
+      ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "checks", "swap",
+                  "media", "migrate", "cleanup:preview_cards", "cleanup:media", "refresh:media",
+                  "refresh:accounts", "refresh:feeds", "search:search", "start", "check_app"));
+}
+
+TEST_F(SearchDeployTest, IsSkippedWhenTheEnvDoesNotEnableItOrWhenNotAsked) {
+  env_.files[runtime_.env_path] = "LOCAL_DOMAIN=x\nES_ENABLED=false\n";
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Not(Contains("search:search")));
+  EXPECT_EQ(StepMessage("search"),
+            "the app does not use a search server (ES_ENABLED is not true in the host's env file "
+            "/srv/mastodon/.env.production)");
+}
+
+TEST_F(SearchDeployTest, IsNotRunWithNoSearchDeploy) {
+  in_.options.set_no_search_deploy(true);
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Not(Contains("search:search")));
+  EXPECT_EQ(StepMessage("search"), "not asked (--no-search-deploy)");
+}
+
+TEST_F(SearchDeployTest, AFailureAfterTheSwapSaysWhatToRunAgainAndTheAppIsStarted) {
+  actions_.fail["search:search"] = absl::UnknownError("tootctl search deploy exited 1");
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kUnknown));
+  EXPECT_THAT(actions_.calls, Contains("start"));
+  EXPECT_THAT(op_.Snapshot().restore_report().next_steps(),
+              Contains(HasSubstr("tootctl search deploy, through the runtime")));
 }
 
 TEST_F(RestoreJobTest, PreflightRefusesARoleThatMayNotCreateDatabasesBeforeStoppingTheApp) {

@@ -109,6 +109,18 @@ options:
       - Run C(tootctl media refresh), C(accounts refresh) and C(feeds build).
     type: bool
     default: true
+  search_deploy:
+    description:
+      - Run C(tootctl search deploy) after the restore when the app's env enables
+        Elasticsearch or OpenSearch (C(ES_ENABLED=true)).
+    type: bool
+    default: true
+  app_checks:
+    description:
+      - Check that the app answers once started again (web C(/health), streaming health,
+        sidekiq running); a failed check fails the restore after the swap.
+    type: bool
+    default: true
   refresh_days:
     description:
       - C(media refresh --days N) (0 is the agent's default, 1).
@@ -203,7 +215,8 @@ def restore_args(params):
         if params[option]:
             args.append(flag)
     for option, flag in (('migrate', '--no-migrate'), ('cleanup', '--no-cleanup'),
-                         ('refresh', '--no-refresh')):
+                         ('refresh', '--no-refresh'), ('search_deploy', '--no-search-deploy'),
+                         ('app_checks', '--no-app-checks')):
         if not params[option]:
             args.append(flag)
     if params['allow_extensions']:
@@ -233,6 +246,8 @@ def main():
             migrate=dict(type='bool', default=True),
             cleanup=dict(type='bool', default=True),
             refresh=dict(type='bool', default=True),
+            search_deploy=dict(type='bool', default=True),
+            app_checks=dict(type='bool', default=True),
             refresh_days=dict(type='int', default=0),
             jobs=dict(type='int', default=0),
             restore_config=dict(type='bool', default=False),
