@@ -432,6 +432,7 @@ int RunRestore(CommandContext& ctx) {
   o->set_no_cleanup(ctx.args.GetBool("no-cleanup"));
   o->set_no_refresh(ctx.args.GetBool("no-refresh"));
   o->set_no_search_deploy(ctx.args.GetBool("no-search-deploy"));
+  o->set_no_redis(ctx.args.GetBool("no-redis"));
   int32_t days = 0;
   if (!CountFlag(ctx, "refresh-days", &days)) return kExitUsage;
   o->set_refresh_days(days);
@@ -870,6 +871,8 @@ const std::vector<Command>& Commands() {
             {"no-cleanup", "", "skip tootctl preview_cards remove / media remove"},
             {"no-refresh", "", "skip tootctl media refresh / accounts refresh / feeds"},
             {"no-search-deploy", "", "skip tootctl search deploy (run when ES_ENABLED=true)"},
+            {"no-redis", "",
+             "keep the host's Redis data (the backup's redis.rdb/dump.rdb is not restored)"},
             {"refresh-days", "N", "media refresh --days N (default 1)"},
             {"jobs", "N", "connections loading the database (default: cores; 1: serial)"},
             {"restore-config", "", "install the backup's env file (host DB/Redis kept)"},

@@ -229,6 +229,18 @@ std::string RenderManifest(const v1::BackupManifest& m) {
                               md.largest_files(i).path()));
     }
   }
+  if (m.has_redis()) {
+    const v1::RedisDumpInfo& r = m.redis();
+    s += "\n";
+    s += Field("", "redis",
+               r.error().empty()
+                   ? absl::StrCat(r.path(), ": ", r.keys(), " keys (RDB version ", r.rdb_version(),
+                                  ", ", HumanBytes(r.size_bytes()), ")",
+                                  r.expired_keys() > 0
+                                      ? absl::StrCat(", ", r.expired_keys(), " already expired")
+                                      : "")
+                   : absl::StrCat(r.path(), ": not restorable: ", r.error()));
+  }
   if (!m.unknown_entries().empty()) {
     s += "\n";
     for (const v1::UnknownEntry& u : m.unknown_entries()) {

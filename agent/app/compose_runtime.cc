@@ -108,6 +108,30 @@ absl::StatusOr<CommandSpec> ComposeRuntime::DbMigrate(bool skip_post_deployment)
   return spec;
 }
 
+absl::StatusOr<RedisStore> ComposeRuntime::Redis() const {
+  RedisStore store;
+  store.data_dir = dir_ + "/redis";
+  store.file_name = "dump.rdb";
+  if (!env_->Exists(store.data_dir)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no Redis volume at ", store.data_dir, " (the compose file's ./redis:/data)"));
+  }
+  auto spec = [this](std::vector<std::string> args) {
+    CommandSpec c;
+    c.argv = Compose(std::move(args));
+    c.env = HostCommandEnv(layout_);
+    c.cwd = dir_;
+    c.timeout = absl::Minutes(5);
+    return c;
+  };
+  store.stop.push_back(spec({"stop", "redis"}));
+  store.start.push_back(spec({"start", "redis"}));
+  store.info_command = spec({"exec", "-T", "redis", "redis-cli", "INFO"});
+  store.info_command->timeout = absl::Seconds(30);
+  store.source = absl::StrCat("the compose file's redis service (", dir_, "/redis:/data)");
+  return store;
+}
+
 std::string ComposeRuntime::EnvFilePath() const { return dir_ + "/.env.production"; }
 
 std::string ComposeRuntime::MastodonVersion() const {

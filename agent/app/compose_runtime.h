@@ -57,6 +57,10 @@ class ComposeRuntime : public Runtime {
   absl::StatusOr<std::vector<HealthEndpoint>> HealthEndpoints() const override;
   // `docker compose ps --status running --services` lists sidekiq.
   absl::Status SidekiqRunning() const override;
+  // Mastodon's compose file's redis service, its volume ./redis:/data
+  // holding dump.rdb; asked through redis-cli in its container (it
+  // publishes no port).
+  absl::StatusOr<RedisStore> Redis() const override;
 
  private:
   // `docker compose -f FILE ARGS`.

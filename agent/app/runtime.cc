@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -214,6 +215,64 @@ DbSettings DbSettingsOf(const ParsedEnvFile& env) {
   set("DB_PASS", &db.password);
   set("DB_SSLMODE", &db.sslmode);
   return db;
+}
+
+namespace {
+
+// "%40" -> "@" (a URL's user information); other text as it is.
+std::string PercentDecode(absl::string_view in) {
+  std::string out;
+  for (size_t i = 0; i < in.size(); ++i) {
+    int hex = 0;
+    if (in[i] == '%' && i + 2 < in.size() && absl::SimpleHexAtoi(in.substr(i + 1, 2), &hex)) {
+      out.push_back(static_cast<char>(hex));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+RedisAddress RedisAddressOf(const ParsedEnvFile& env, const RedisAddress& fallback) {
+  RedisAddress out = fallback;
+  auto set = [&env](const char* key, std::string* to) {
+    const std::string* v = env.Find(key);
+    if (v != nullptr && !v->empty()) *to = *v;
+  };
+  const std::string* url = env.Find("REDIS_URL");
+  absl::string_view rest;
+  if (url != nullptr &&
+      (absl::StartsWith(*url, "redis://") || absl::StartsWith(*url, "rediss://"))) {
+    rest = absl::string_view(*url).substr(url->find("://") + 3);
+    rest = rest.substr(0, rest.find_first_of("/?"));
+    if (size_t at = rest.rfind('@'); at != absl::string_view::npos) {
+      absl::string_view user_info = rest.substr(0, at);
+      rest = rest.substr(at + 1);
+      size_t colon = user_info.find(':');
+      out.username = PercentDecode(user_info.substr(0, colon));
+      out.password =
+          colon == absl::string_view::npos ? "" : PercentDecode(user_info.substr(colon + 1));
+    }
+    size_t colon = rest.rfind(':');
+    int port = 0;
+    if (colon != absl::string_view::npos && absl::SimpleAtoi(rest.substr(colon + 1), &port)) {
+      out.port = port;
+      rest = rest.substr(0, colon);
+    }
+    if (!rest.empty()) out.host = std::string(rest);
+    return out;
+  }
+  set("REDIS_HOST", &out.host);
+  std::string port;
+  set("REDIS_PORT", &port);
+  int p = 0;
+  if (absl::SimpleAtoi(port, &p)) out.port = p;
+  set("REDIS_USER", &out.username);
+  set("REDIS_PASSWORD", &out.password);
+  return out;
 }
 
 std::string ConnInfoFor(const DbSettings& db, const std::string& host) {

@@ -27,9 +27,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "agent/app/env_file.h"
 #include "agent/common/env.h"
+#include "agent/common/redis_probe.h"
 #include "agent/common/subprocess.h"
 #include "mastodon/restore/v1/agent_service.pb.h"
 
@@ -56,6 +58,10 @@ struct HostLayout {
   std::vector<std::string> compose_dirs = {"/opt/mastodon", "/srv/mastodon"};
   // Where systemd units of a source install are.
   std::string systemd_unit_dir = "/etc/systemd/system";
+  // systemd runtime: Redis's configuration (its dir, dbfilename and
+  // appendonly) and unit.
+  std::string redis_conf = "/etc/redis/redis.conf";
+  std::string redis_service = "redis-server";
   // PATH of the commands the agent runs (snap, docker, systemctl, runuser).
   std::string host_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   // Where the app's web and streaming servers answer ("HOST:PORT"), when
@@ -72,6 +78,24 @@ struct HealthEndpoint {
   int port = 0;
   std::string path;  // "/health", "/api/v1/streaming/health"
   // Where the address came from ("PORT in mastodon-web.service").
+  std::string source;
+};
+
+// The Redis the app uses, where the runtime manages it: the file it loads
+// at start, how to stop and start it, and how to ask what it holds.
+struct RedisStore {
+  std::string data_dir;   // "/var/lib/redis"
+  std::string file_name;  // "dump.rdb"; the snap's "redis.rdb"
+  // Stop saves the dataset into the file (a shutdown with save points), so
+  // the file is replaced only between stop and start.
+  std::vector<CommandSpec> stop;
+  std::vector<CommandSpec> start;
+  // Where it answers INFO: over TCP at `address`, or, when it publishes no
+  // port (compose), through `info_command` (redis-cli INFO in its
+  // container).
+  RedisAddress address;
+  std::optional<CommandSpec> info_command;
+  // Where this was learnt ("redis.conf's dir and dbfilename").
   std::string source;
 };
 
@@ -153,6 +177,13 @@ class Runtime {
   // sees them: OK, or FAILED_PRECONDITION naming what does not run. Runs a
   // command (systemctl is-active, snap services, docker compose ps).
   virtual absl::Status SidekiqRunning() const;
+  // The Redis the app uses, when this runtime manages it (its service and
+  // data directory); FAILED_PRECONDITION saying why not (embedded: none;
+  // an append-only Redis, which would load its AOF and not the dump).
+  virtual absl::StatusOr<RedisStore> Redis() const {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the ", name(), " runtime manages no Redis on this host"));
+  }
 
  protected:
   std::vector<std::string> evidence_;
@@ -222,6 +253,11 @@ absl::StatusOr<HealthEndpoint> EndpointAt(const std::string& name, const std::st
                                           const std::string& override_address,
                                           const std::string& host, int port,
                                           const std::string& source);
+
+// Where Mastodon connects to Redis by its env: REDIS_URL
+// ("redis://[user:password@]host:port[/db]"), else REDIS_HOST, REDIS_PORT,
+// REDIS_USER and REDIS_PASSWORD, with `fallback`'s values for what is unset.
+RedisAddress RedisAddressOf(const ParsedEnvFile& env, const RedisAddress& fallback);
 
 // Reads and parses the env file at `path` (the Env's error when it cannot
 // be read).

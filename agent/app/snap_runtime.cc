@@ -130,6 +130,40 @@ absl::Status SnapRuntime::SidekiqRunning() const {
   return absl::OkStatus();
 }
 
+absl::StatusOr<RedisStore> SnapRuntime::Redis() const {
+  // $SNAP_DATA is the parent of the app's code ($SNAP_DATA/mastodon).
+  const std::string& app = layout_.snap_app_dir;
+  const std::string snap_data = app.substr(0, app.find_last_of('/'));
+  RedisStore store;
+  store.data_dir = snap_data + "/redis/data";
+  store.file_name = "redis.rdb";
+  if (!env_->Exists(store.data_dir)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no Redis data directory at ", store.data_dir,
+                     " (the snap's redis service never ran here)"));
+  }
+  for (bool start : {false, true}) {
+    CommandSpec spec;
+    spec.argv = {"snap", start ? "start" : "stop", absl::StrCat(kSnapName, ".redis")};
+    spec.env = HostCommandEnv(layout_);
+    spec.timeout = absl::Minutes(5);
+    (start ? store.start : store.stop).push_back(spec);
+  }
+  RedisAddress fallback;
+  fallback.host = "127.0.0.1";
+  fallback.port = 6380;
+  // server.conf is root's (the snap writes it); mastodon.conf may override.
+  ParsedEnvFile env;
+  for (const std::string& path : {snap_data + "/server.conf", EnvFilePath()}) {
+    absl::StatusOr<ParsedEnvFile> read = ReadEnvFile(env_, path);
+    if (!read.ok()) continue;
+    env.entries.insert(env.entries.end(), read->entries.begin(), read->entries.end());
+  }
+  store.address = RedisAddressOf(env, fallback);
+  store.source = "the snap's redis service";
+  return store;
+}
+
 std::string SnapRuntime::EnvFilePath() const { return layout_.snap_common_dir + "/mastodon.conf"; }
 
 }  // namespace mastodon_restore

@@ -61,6 +61,9 @@ class SnapRuntime : public Runtime {
   // `snap services mastodon-server.sidekiq-push mastodon-server.sidekiq-pull`:
   // each "active".
   absl::Status SidekiqRunning() const override;
+  // The snap's redis service ($SNAP_DATA/redis/data/redis.rdb), at the
+  // REDIS_URL of $SNAP_DATA/server.conf (redis://localhost:6380).
+  absl::StatusOr<RedisStore> Redis() const override;
 
  private:
   std::string Wrapper(const std::string& app) const { return Wrapper(layout_, app); }

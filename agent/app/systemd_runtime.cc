@@ -151,6 +151,58 @@ absl::Status SystemdRuntime::SidekiqRunning() const {
   return absl::OkStatus();
 }
 
+absl::StatusOr<RedisStore> SystemdRuntime::Redis() const {
+  RedisStore store;
+  store.data_dir = "/var/lib/redis";
+  store.file_name = "dump.rdb";
+  bool append_only = false;
+  // "dir /var/lib/redis", "dbfilename dump.rdb", "appendonly no"; values
+  // may be quoted.
+  absl::StatusOr<std::string> conf = env_->ReadFile(layout_.redis_conf);
+  if (conf.ok()) {
+    for (absl::string_view line : absl::StrSplit(*conf, '\n')) {
+      std::vector<std::string> words = absl::StrSplit(absl::StripAsciiWhitespace(line),
+                                                      absl::ByAnyChar(" \t"), absl::SkipEmpty());
+      if (words.size() != 2 || absl::StartsWith(words[0], "#")) continue;
+      std::string value(absl::StripPrefix(absl::StripSuffix(words[1], "\""), "\""));
+      const std::string key = absl::AsciiStrToLower(words[0]);
+      if (key == "dir") store.data_dir = value;
+      if (key == "dbfilename") store.file_name = value;
+      if (key == "appendonly") append_only = absl::AsciiStrToLower(value) == "yes";
+    }
+  }
+  if (append_only) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("Redis runs with 'appendonly yes' (", layout_.redis_conf,
+                     "): it loads its append-only file at start, not ", store.file_name));
+  }
+  if (store.file_name.find('/') != std::string::npos || store.data_dir.empty() ||
+      store.data_dir[0] != '/') {
+    return absl::FailedPreconditionError(absl::StrCat("unusable dir or dbfilename in ",
+                                                      layout_.redis_conf, ": ", store.data_dir,
+                                                      ", ", store.file_name));
+  }
+  if (!env_->Exists(store.data_dir)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no Redis data directory at ", store.data_dir, " (is Redis installed here?)"));
+  }
+  for (bool start : {false, true}) {
+    CommandSpec spec;
+    spec.argv = {"systemctl", start ? "start" : "stop", layout_.redis_service};
+    spec.env = HostCommandEnv(layout_);
+    spec.timeout = absl::Minutes(5);
+    (start ? store.start : store.stop).push_back(spec);
+  }
+  RedisAddress fallback;
+  fallback.host = "127.0.0.1";
+  auto env = ReadEnvFile(env_, EnvFile());
+  store.address = RedisAddressOf(env.ok() ? *env : ParsedEnvFile(), fallback);
+  store.source = conf.ok() ? absl::StrCat("dir and dbfilename of ", layout_.redis_conf)
+                           : absl::StrCat("Debian's defaults (", layout_.redis_conf,
+                                          " unreadable: ", conf.status().message(), ")");
+  return store;
+}
+
 std::string SystemdRuntime::MastodonVersion() const { return VersionOfCode(env_, layout_.app_dir); }
 
 std::string SystemdRuntime::User() const {

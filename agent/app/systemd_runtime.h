@@ -56,6 +56,10 @@ class SystemdRuntime : public Runtime {
   absl::StatusOr<std::vector<HealthEndpoint>> HealthEndpoints() const override;
   // `systemctl is-active UNIT` of every sidekiq unit: "active".
   absl::Status SidekiqRunning() const override;
+  // The host's Redis unit (--redis-service) and the dir and dbfilename of
+  // its configuration (--redis-conf; Debian's defaults /var/lib/redis,
+  // dump.rdb), at the REDIS_* address of .env.production.
+  absl::StatusOr<RedisStore> Redis() const override;
 
  private:
   std::string EnvFile() const { return layout_.app_dir + "/.env.production"; }

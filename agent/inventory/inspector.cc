@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "agent/app/env_file.h"
+#include "agent/app/redis_dump.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
 #include "agent/dump/detector.h"
@@ -162,10 +163,23 @@ class Inspector : public SourceVisitor {
       return Action::kSkip;
     }
     known_markers_.insert(file.path);
+    // A Redis dump: read to the end, its keys counted (the restore's redis
+    // step checks them against what Redis loads).
+    if (base == "redis.rdb" || base == "dump.rdb") {
+      if (detect_mode_) return Action::kSkip;
+      if (redis_.has_value()) {
+        Warn(absl::StrCat("several Redis dumps: using '", redis_->path(), "', ignoring '",
+                          file.path, "'"));
+        return Action::kSkip;
+      }
+      redis_.emplace();
+      redis_->set_path(file.path);
+      return Action::kRead;
+    }
     // Files a backup carries that the restore does not need to read.
-    if (base == "redis.rdb" || base == "dump.rdb" || absl::StartsWith(file.path, "certs/") ||
-        absl::StrContains(file.path, "/certs/") || base == "docker-compose.yml" ||
-        base == "docker-compose.yaml" || base == "compose.yml" || base == "compose.yaml") {
+    if (absl::StartsWith(file.path, "certs/") || absl::StrContains(file.path, "/certs/") ||
+        base == "docker-compose.yml" || base == "docker-compose.yaml" || base == "compose.yml" ||
+        base == "compose.yaml") {
       return Action::kSkip;
     }
     AddUnknown(file);
@@ -174,6 +188,7 @@ class Inspector : public SourceVisitor {
 
   absl::Status OnData(const SourceFile& file, ContentKind kind, ByteStream* data) override {
     const std::string base = Basename(file.path);
+    if (redis_.has_value() && file.path == redis_->path()) return ReadRedisDump(data);
     if (kind == ContentKind::kPgTocDat || base == "toc.dat") {
       SplitDump& split = Split(Dirname(file.path));
       return split.assembler.AddTocDat(data);
@@ -290,6 +305,7 @@ class Inspector : public SourceVisitor {
       m.add_warnings(
           "no env file (.env.production or mastodon.conf): secrets must come from the host");
     }
+    if (redis_.has_value()) *m.mutable_redis() = *redis_;
     if (media_.size() > 1) {
       std::vector<std::string> roots;
       for (const auto& [root, stats] : media_) roots.push_back(root.empty() ? "." : root);
@@ -454,6 +470,32 @@ class Inspector : public SourceVisitor {
     unknown_sizes_[file.path] = file.stored_size;
   }
 
+  // Counts the keys of the Redis dump; a file that is not one (or that the
+  // reader cannot size) is reported in the manifest, not fatal.
+  absl::Status ReadRedisDump(ByteStream* data) {
+    CountingStream counted(data);
+    absl::StatusOr<RdbSummary> rdb = SummarizeRdb(&counted, options_.now);
+    // The checksum after the end marker, and whatever follows: the size is
+    // the file's, which the restore compares with what it copies.
+    char rest[4096];
+    for (absl::StatusOr<size_t> n = counted.Read(rest, sizeof(rest)); n.ok() && *n > 0;
+         n = counted.Read(rest, sizeof(rest))) {
+    }
+    redis_->set_size_bytes(counted.count());
+    if (!rdb.ok()) {
+      if (absl::IsCancelled(rdb.status())) return rdb.status();
+      redis_->set_error(std::string(rdb.status().message()));
+      Warn(absl::StrCat("'", redis_->path(),
+                        "' is not a Redis dump that can be restored: ", rdb.status().message()));
+      return absl::OkStatus();
+    }
+    redis_->set_rdb_version(rdb->version);
+    redis_->set_keys(rdb->keys);
+    redis_->set_expired_keys(rdb->expired);
+    redis_->set_keys_with_expiry(rdb->with_expiry);
+    return absl::OkStatus();
+  }
+
   void Warn(const std::string& w) {
     if (warnings_.size() < kMaxWarnings) warnings_.push_back(w);
   }
@@ -487,6 +529,7 @@ class Inspector : public SourceVisitor {
   std::string env_path_;
   std::map<std::string, std::string> versions_;
   std::set<std::string> known_markers_;
+  std::optional<v1::RedisDumpInfo> redis_;
   std::map<std::string, MediaStats> media_;
   std::vector<std::string> unknown_;
   std::map<std::string, int64_t> unknown_sizes_;

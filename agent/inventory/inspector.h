@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "agent/archive/source_walker.h"
 #include "agent/common/subprocess.h"
 #include "mastodon/restore/v1/backup.pb.h"
@@ -25,6 +26,9 @@ struct InspectOptions {
   std::vector<int> pg_restore_majors;
   // Called during deep scans with bytes read.
   std::function<void(int64_t)> progress;
+  // Judges the expiry times of a Redis dump's keys (Env::Now() of the
+  // caller); the epoch counts none as expired.
+  absl::Time now = absl::UnixEpoch();
 };
 
 // Inventory of the source at `path` (already resolved inside the allowed

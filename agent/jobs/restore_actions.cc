@@ -98,6 +98,11 @@ class HostRestoreActions : public RestoreActions {
     std::unique_ptr<HttpProber> prober = NewTcpHttpProber();
     return CheckAppAnswers(runtime, prober.get(), env_.env, ctx.cancel, options);
   }
+  absl::StatusOr<v1::RedisRestore> RestoreRedis(const Runtime& runtime,
+                                                const RedisRestoreOptions& options,
+                                                const TaskContext& ctx) override {
+    return RestoreRedisDump(runtime, options, WithRunner(ctx));
+  }
 
  private:
   TaskContext WithRunner(TaskContext ctx) const {

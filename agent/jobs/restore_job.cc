@@ -201,6 +201,13 @@ const std::vector<RestoreJob::StepDef>& RestoreJob::Steps() {
                     : "";
        },
        &RestoreJob::InstallConfig},
+      {"redis",
+       [](F) -> std::string {
+         return "put the backup's Redis dump in place of the runtime's (Redis stopped, the "
+                "keys checked once it has loaded)";
+       },
+       [](F f) { return f.AppSkip(f.in.options.no_redis(), "--no-redis"); },
+       &RestoreJob::RestoreRedisDump, /*finally=*/false, &RestoreJob::RedisNotToRestore},
       {"migrate", [](F) -> std::string { return "run the app's database migrations"; },
        [](F f) { return f.AppSkip(f.in.options.no_migrate(), "--no-migrate"); },
        &RestoreJob::Migrate},
@@ -211,7 +218,8 @@ const std::vector<RestoreJob::StepDef>& RestoreJob::Steps() {
       {"refresh",
        [](F f) {
          return absl::StrCat("tootctl media refresh --days ", f.RefreshDays(),
-                             " --force, accounts refresh --all, feeds build --all");
+                             " --force, accounts refresh --all, feeds build --all (not when the "
+                             "backup's Redis dump is restored)");
        },
        [](F f) { return f.AppSkip(f.in.options.no_refresh(), "--no-refresh"); },
        &RestoreJob::Refresh},
@@ -354,6 +362,7 @@ TaskContext RestoreJob::Task(const std::string& step, bool cancellable) const {
 absl::StatusOr<std::string> RestoreJob::OpenSource() {
   InspectOptions inspect;
   inspect.pg_restore_majors = input_.pg_restore_majors;
+  inspect.now = env_->Now();
   // The target server's version gives the dumps' compatibility notes; what
   // else preflight needs of the server comes with the same connection.
   if (Planned("load")) {
@@ -727,7 +736,8 @@ absl::StatusOr<std::string> RestoreJob::Refresh() {
   options.set_days(input_.options.refresh_days() > 0 ? input_.options.refresh_days() : 1);
   options.set_force(true);
   options.set_refresh_accounts(true);
-  options.set_build_feeds(true);
+  // Home feeds live in Redis: a restored dump brought them.
+  options.set_build_feeds(!redis_.has_value());
   ASSIGN_OR_RETURN(auto commands, MediaRefreshCommands(options, input_.default_concurrency));
   return RunTootctlCommands(commands, "refresh");
 }
@@ -742,6 +752,30 @@ absl::StatusOr<std::string> RestoreJob::RunTootctlCommands(
     if (!result.summary().empty()) summaries.push_back(result.summary());
   }
   return absl::StrJoin(summaries, "; ");
+}
+
+std::string RestoreJob::RedisNotToRestore() const {
+  const v1::BackupManifest& m = backup_.manifest;
+  if (!m.has_redis()) return "the backup has no Redis dump (home feeds are rebuilt by refresh)";
+  if (!m.redis().error().empty()) {
+    return absl::StrCat("'", m.redis().path(), "' cannot be restored: ", m.redis().error());
+  }
+  absl::StatusOr<RedisStore> store = input_.runtime->Redis();
+  if (!store.ok()) return std::string(store.status().message());
+  return "";
+}
+
+absl::StatusOr<std::string> RestoreJob::RestoreRedisDump() {
+  RedisRestoreOptions options;
+  options.source_path = input_.source_path;
+  options.source = source_;
+  options.dump = backup_.manifest.redis();
+  options.operation_id = op_->id();
+  ASSIGN_OR_RETURN(v1::RedisRestore result,
+                   actions_->RestoreRedis(*input_.runtime, options, Task("redis", true)));
+  redis_ = result;
+  return absl::StrCat(result.keys_loaded(), " keys loaded from ", result.source_path(),
+                      result.kept_as().empty() ? "" : ", the old file kept as " + result.kept_as());
 }
 
 std::string RestoreJob::SearchNotEnabled() const {
@@ -830,6 +864,10 @@ void RestoreJob::Report(const absl::Status& outcome) {
             absl::StrCat("mastodon-restore media-refresh --days ",
                          input_.options.refresh_days() > 0 ? input_.options.refresh_days() : 1,
                          " --force --accounts --feeds"));
+      } else if (step.name() == "redis" && RedisNotToRestore().empty()) {
+        next.push_back(
+            "tootctl feeds build --all, through the runtime (the backup's Redis dump was not "
+            "restored: home feeds are empty until then)");
       } else if (step.name() == "search" && SearchNotEnabled().empty()) {
         next.push_back(
             "tootctl search deploy, through the runtime, once the search server answers "
@@ -876,6 +914,7 @@ void RestoreJob::Report(const absl::Status& outcome) {
     if (!secrets_.summary().empty()) *r->mutable_secrets_check() = secrets_;
     for (const std::string& n : next) r->add_next_steps(n);
     for (const v1::AfterSwapCheck& c : after_swap_checks_) *r->add_after_swap_checks() = c;
+    if (redis_.has_value()) *r->mutable_redis() = *redis_;
   });
   if (Planned("report")) op_->StepFinished("report", v1::STEP_STATE_SUCCEEDED, "");
 }

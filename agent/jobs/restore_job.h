@@ -47,6 +47,7 @@
 #include "agent/app/app_checks.h"
 #include "agent/app/app_tasks.h"
 #include "agent/app/env_install.h"
+#include "agent/app/redis_restore.h"
 #include "agent/app/runtime.h"
 #include "agent/archive/source_walker.h"
 #include "agent/database/database_restore.h"
@@ -178,6 +179,9 @@ class RestoreActions {
   // app/: after start_services, whether the app answers (app_checks.h).
   virtual std::vector<mastodon::restore::v1::AfterSwapCheck> CheckApp(
       const Runtime& runtime, const AppCheckOptions& options, const TaskContext& ctx) = 0;
+  // app/: the backup's Redis dump in place of the runtime's (redis_restore.h).
+  virtual absl::StatusOr<mastodon::restore::v1::RedisRestore> RestoreRedis(
+      const Runtime& runtime, const RedisRestoreOptions& options, const TaskContext& ctx) = 0;
 };
 
 // The real actions, with `env`'s runner and Env (which must outlive them).
@@ -217,6 +221,9 @@ class RestoreJob {
   absl::StatusOr<std::string> Cleanup();
   absl::StatusOr<std::string> Refresh();
   absl::StatusOr<std::string> DeploySearch();
+  absl::StatusOr<std::string> RestoreRedisDump();
+  // Why the backup's Redis dump is not restored after all ("" when it is).
+  std::string RedisNotToRestore() const;
   // Why search deploy does not run after all ("" when the app's env sets
   // ES_ENABLED=true).
   std::string SearchNotEnabled() const;
@@ -267,6 +274,7 @@ class RestoreJob {
   mastodon::restore::v1::DbMigrateResult migrate_;             // migrate
   std::vector<mastodon::restore::v1::TootctlResult> tootctl_;  // cleanup, refresh
   std::vector<mastodon::restore::v1::AfterSwapCheck> after_swap_checks_;  // app_checks
+  std::optional<mastodon::restore::v1::RedisRestore> redis_;              // redis
   std::vector<std::string> warnings_;                                     // any
   absl::Status outcome_;                                                  // of the steps so far
 };

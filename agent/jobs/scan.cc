@@ -12,6 +12,7 @@ absl::Status PrepareScan(bool deep, const mastodon::restore::v1::DatabaseTarget&
   setup->source.cancel = cancel;
   setup->options.deep = deep;
   setup->options.progress = std::move(progress);
+  if (env.env != nullptr) setup->options.now = env.env->Now();
   setup->options.pg_restore_majors =
       InstalledPostgresVersions(env.env, env.postgres_root, "pg_restore");
   if (!target.conninfo().empty()) {

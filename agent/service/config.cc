@@ -52,6 +52,11 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
        "where the streaming server answers its health (default: the runtime's)"},
       {"systemd-unit-dir", "DIR",
        "where mastodon-*.service units are (default /etc/systemd/system)"},
+      {"redis-conf", "FILE",
+       "systemd runtime: the Redis configuration (default /etc/redis/redis.conf)"},
+      {"redis-service", "UNIT",
+       "systemd runtime: the Redis unit a restore of its dump stops and starts "
+       "(default redis-server)"},
       {"host-path", "PATH",
        "PATH for snap, docker, systemctl and runuser (default: the standard one)"},
       {"embedded-postgres", "DIR",
@@ -105,6 +110,8 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   c.host.snap_app_dir = args.Get("snap-app-dir", c.host.snap_app_dir);
   c.host.snap_common_dir = args.Get("snap-common-dir", c.host.snap_common_dir);
   c.host.systemd_unit_dir = args.Get("systemd-unit-dir", c.host.systemd_unit_dir);
+  c.host.redis_conf = args.Get("redis-conf", c.host.redis_conf);
+  c.host.redis_service = args.Get("redis-service", c.host.redis_service);
   c.host.host_path = args.Get("host-path", c.host.host_path);
   c.host.app_web_address = args.Get("app-web-address");
   c.host.app_streaming_address = args.Get("app-streaming-address");
@@ -232,6 +239,7 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   RETURN_IF_ERROR(require_absolute("snap-app-dir", c.host.snap_app_dir));
   RETURN_IF_ERROR(require_absolute("snap-common-dir", c.host.snap_common_dir));
   RETURN_IF_ERROR(require_absolute("systemd-unit-dir", c.host.systemd_unit_dir));
+  RETURN_IF_ERROR(require_absolute("redis-conf", c.host.redis_conf));
   if (c.tls_cert.empty() != c.tls_key.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
   }

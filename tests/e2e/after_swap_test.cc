@@ -7,17 +7,21 @@
 //     swap, naming the rollback, which then works;
 //   - through systemd (the units' PORT), a sidekiq that does not stay up;
 //   - search deploy, run when the app's env enables Elasticsearch, its
-//     failure naming what to run again.
+//     failure naming what to run again;
+//   - a snap export's redis.rdb restored into the snap's Redis (a real
+//     redis-server the fake snap stops and starts).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/app/runtime.h"
+#include "agent/database/local_cluster.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/fake_host.h"
 #include "tests/harness/status_matchers.h"
@@ -190,6 +194,69 @@ TEST_F(AfterSwapCliTest, ASearchServerThatDoesNotAnswerFailsTheRestoreAfterTheSw
   bool started = false;
   for (const testing::FakeCall& c : host_->Calls("snap")) started |= c.argv[0] == "start";
   EXPECT_TRUE(started);
+}
+
+TEST_F(AfterSwapCliTest, ASnapExportsRedisDumpIsRestoredIntoTheSnapsRedis) {
+  // The snap's Redis: $SNAP_DATA/redis/data/redis.rdb, a real redis-server
+  // with a password, holding keys of the host's own.
+  auto port = PickFreePort();
+  ASSERT_OK(port);
+  const std::string data = host_->dir() + "/redis/data";
+  std::filesystem::create_directories(data);
+  host_->Set("FAKE_REDIS_PORT", absl::StrCat(*port));
+  host_->Set("FAKE_REDIS_DIR", data);
+  host_->Set("FAKE_REDIS_FILE", "redis.rdb");
+  host_->Set("FAKE_REDIS_PASSWORD", "snap-redis-pw");
+  auto cli = [&](std::vector<std::string> args) {
+    CommandSpec spec;
+    spec.argv = {"redis-cli", "-h", "127.0.0.1", "-p", absl::StrCat(*port)};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.env = {"PATH=/usr/bin:/bin", "REDISCLI_AUTH=snap-redis-pw"};
+    auto r = runner_->Run(spec, nullptr);
+    return r.ok() ? r->stdout_text : std::string();
+  };
+  auto snap = [&](const std::string& verb) {
+    CommandSpec spec;
+    spec.argv = {host_->dir() + "/bin/snap", verb, "mastodon-server.redis"};
+    spec.env = {"PATH=" + host_->Layout().host_path};
+    auto r = runner_->Run(spec, nullptr);
+    ASSERT_OK(r);
+    ASSERT_EQ(r->exit_code, 0) << r->stderr_text;
+  };
+  snap("start");
+  // The daemonized redis-server is stopped whatever the test's end.
+  absl::Cleanup stop_redis = [&] { snap("stop"); };
+  ASSERT_EQ(cli({"SET", "host:only", "1"}), "OK\n");
+  StartSnapAgent(absl::StrCat("REDIS_URL=redis://:snap-redis-pw@localhost:", *port, "\n"));
+
+  // inspect names the dump and its keys.
+  CommandResult r = CliOnSocket({"inspect", Fixture("snap")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("redis.rdb: 9 keys (RDB version "));
+
+  host_->ClearCalls();
+  r = CliOnSocket({"--timeout", "120s", "restore", Fixture("snap")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("9 keys loaded from redis.rdb, the old file kept as " +
+                                       data + "/redis.rdb.before-restore-"));
+  // Home feeds came with the dump: no feeds build.
+  for (const testing::FakeCall& c : host_->Calls("mastodon-server.tootctl")) {
+    EXPECT_NE(c.argv[0], "feeds");
+  }
+  // Redis was stopped and started between the app's stop and start.
+  std::vector<std::string> snap_calls;
+  for (const testing::FakeCall& c : host_->Calls("snap")) {
+    if (c.argv[0] == "stop" || c.argv[0] == "start") {
+      snap_calls.push_back(c.argv[0] + " " + c.argv[1]);
+    }
+  }
+  EXPECT_THAT(snap_calls, ::testing::ElementsAre(
+                              "stop mastodon-server.backend", "stop mastodon-server.redis",
+                              "start mastodon-server.redis", "start mastodon-server.sidekiq-pull"));
+  // What the snap's Redis loaded: the dump's keys, not the host's.
+  EXPECT_EQ(cli({"DBSIZE"}), "7\n");
+  EXPECT_EQ(cli({"-n", "1", "GET", "stat:processed"}), "42\n");
+  EXPECT_EQ(cli({"EXISTS", "host:only"}), "0\n");
 }
 
 }  // namespace

@@ -113,18 +113,54 @@ fake_migrate() {
 # its health endpoint. Knobs: FAKE_HEALTH_FAIL (kinds, e.g. "web", whose
 # health answers 503), FAKE_DEAD_SERVICES (kinds or names that die at
 # start: "sidekiq").
+#
+# Redis (mastodon-server.redis, redis-server, compose's redis) is a real
+# redis-server when FAKE_REDIS_PORT is set: started on 127.0.0.1 with
+# FAKE_REDIS_DIR/FAKE_REDIS_FILE as its dir and dbfilename (and
+# FAKE_REDIS_PASSWORD as requirepass, when set), with save points, so that
+# a stop (SIGTERM) saves the dataset into the file first, as the real
+# services do; stop waits until it has exited.
 
-# fake_app_kind SERVICE: web, streaming, sidekiq or other
+# fake_app_kind SERVICE: web, streaming, sidekiq, redis or other
 # (mastodon-server.backend, mastodon-web and web are all "web").
 fake_app_kind() {
   local n=${1#mastodon-server.}
   n=${n#mastodon-}
+  n=${n%.service}
   case "$n" in
+    redis | redis-server) echo redis ;;
     web | backend) echo web ;;
     streaming) echo streaming ;;
     sidekiq*) echo sidekiq ;;
     *) echo other ;;
   esac
+}
+
+# fake_redis start|stop: the real redis-server of the fake host.
+fake_redis() {
+  local pidfile="$FAKE_HOME/run/redis-server.pid" pid
+  [ -n "${FAKE_REDIS_PORT:-}" ] || return 0
+  if [ "$1" = stop ]; then
+    [ -s "$pidfile" ] || return 0
+    pid=$(cat "$pidfile")
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 400); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.025
+    done
+    rm -f "$pidfile"
+    return 0
+  fi
+  if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then return 0; fi
+  local args=(--port "$FAKE_REDIS_PORT" --bind 127.0.0.1 --dir "$FAKE_REDIS_DIR"
+    --dbfilename "${FAKE_REDIS_FILE:-dump.rdb}" --save "900 1" --appendonly no
+    --daemonize yes --pidfile "$pidfile" --logfile "$FAKE_HOME/run/redis-server.log")
+  if [ -n "${FAKE_REDIS_PASSWORD:-}" ]; then args+=(--requirepass "$FAKE_REDIS_PASSWORD"); fi
+  /usr/bin/redis-server "${args[@]}" </dev/null >/dev/null 2>&1
+  for _ in $(seq 1 400); do
+    [ -s "$pidfile" ] && break
+    sleep 0.025
+  done
 }
 
 # fake_services start|stop SERVICE...
@@ -134,6 +170,11 @@ fake_services() {
   mkdir -p "$FAKE_HOME/run"
   for s in "$@"; do
     kind=$(fake_app_kind "$s")
+    if [ "$kind" = redis ]; then
+      fake_redis "$verb"
+      if [ "$verb" = stop ]; then rm -f "$FAKE_HOME/run/$s.running"; else touch "$FAKE_HOME/run/$s.running"; fi
+      continue
+    fi
     if [ "$verb" = stop ]; then
       rm -f "$FAKE_HOME/run/$s.running" "$FAKE_HOME/run/$s.ready"
       if [ -f "$FAKE_HOME/run/$s.pid" ]; then

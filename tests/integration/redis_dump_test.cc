@@ -6,7 +6,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
 
 #include <fstream>
 #include <iterator>
@@ -17,6 +16,7 @@
 #include "agent/common/subprocess.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_postgres.h"
+#include "tests/harness/test_redis.h"
 
 namespace mastodon_restore {
 namespace {
@@ -30,48 +30,15 @@ class RedisDumpTest : public ::testing::Test {
     auto dir = testing::MakeTempDir("mr-redis-");
     ASSERT_OK(dir);
     dir_ = *dir;
-    CommandSpec spec;
-    spec.argv = {"redis-server",
-                 "--port",
-                 "0",
-                 "--unixsocket",
-                 dir_ + "/redis.sock",
-                 "--dir",
-                 dir_,
-                 "--dbfilename",
-                 "dump.rdb",
-                 "--save",
-                 "",
-                 "--appendonly",
-                 "no"};
-    spec.env = {"PATH=/usr/bin:/bin"};
-    spec.output_file = dir_ + "/redis.log";
-    spec.parent_death_signal = SIGKILL;
-    auto p = runner_->Start(spec);
-    ASSERT_OK(p);
-    server_ = std::move(*p);
-    for (int i = 0; i < 200; ++i) {
-      if (Cli({"PING"}) == "PONG\n") return;
-      absl::SleepFor(absl::Milliseconds(25));
-    }
-    FAIL() << "redis-server did not start";
+    auto redis = testing::TestRedis::Start(dir_);
+    ASSERT_OK(redis);
+    redis_ = std::move(*redis);
   }
   void TearDown() override {
-    if (server_ != nullptr) {
-      server_->Signal(SIGTERM);
-      server_->Wait(absl::Seconds(10));
-    }
+    redis_.reset();
     testing::RemoveTree(dir_);
   }
-  std::string Cli(std::vector<std::string> args) {
-    CommandSpec spec;
-    spec.argv = {"redis-cli", "-s", dir_ + "/redis.sock"};
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    spec.env = {"PATH=/usr/bin:/bin"};
-    spec.timeout = absl::Seconds(10);
-    auto r = runner_->Run(spec, nullptr);
-    return r.ok() ? r->stdout_text : "";
-  }
+  std::string Cli(std::vector<std::string> args) { return redis_->Cli(args); }
   absl::StatusOr<RdbSummary> Summarize(absl::Time now) {
     auto stream = FileStream::Open(dir_ + "/dump.rdb");
     if (!stream.ok()) return stream.status();
@@ -79,8 +46,7 @@ class RedisDumpTest : public ::testing::Test {
   }
 
   std::string dir_;
-  std::unique_ptr<CommandRunner> runner_ = NewPosixCommandRunner();
-  std::unique_ptr<Process> server_;
+  std::unique_ptr<testing::TestRedis> redis_;
 };
 
 TEST_F(RedisDumpTest, CountsEveryKeyOfEveryTypeAndDatabase) {

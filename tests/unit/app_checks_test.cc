@@ -316,3 +316,111 @@ TEST_F(RuntimeEndpointsTest, ComposeAsksWherePortsArePublishedAndWhichServicesRu
 
 }  // namespace
 }  // namespace mastodon_restore
+
+namespace mastodon_restore {
+namespace {
+
+// ------------------------------------------------------------ Redis
+
+TEST(RedisInfoTest, LoadingAndKeysByDatabaseFromInfosText) {
+  auto info = ParseRedisInfo(
+      "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n\r\n"
+      "# Persistence\r\nloading:1\r\nrdb_changes_since_last_save:0\r\n\r\n"
+      "# Keyspace\r\ndb0:keys=12,expires=1,avg_ttl=0\r\ndb3:keys=2,expires=0,avg_ttl=0\r\n");
+  ASSERT_OK(info);
+  EXPECT_EQ(info->version, "7.0.15");
+  EXPECT_TRUE(info->loading);
+  EXPECT_EQ(info->keys, 14);
+  EXPECT_EQ(info->keys_by_db.at(3), 2);
+  // redis-cli's output has no \r; an empty Redis lists no database.
+  info = ParseRedisInfo("redis_version:8.0.3\nloading:0\n# Keyspace\n");
+  ASSERT_OK(info);
+  EXPECT_FALSE(info->loading);
+  EXPECT_EQ(info->keys, 0);
+  EXPECT_THAT(ParseRedisInfo("-ERR unknown command"), StatusIs(absl::StatusCode::kDataLoss));
+}
+
+TEST(RedisAddressTest, RedisUrlThenTheSeparateKeysThenTheFallback) {
+  RedisAddress fallback{"127.0.0.1", 6380, "", ""};
+  RedisAddress a =
+      RedisAddressOf(ParseEnvFile("REDIS_URL=redis://:p%40w@localhost:6390/1\n"), fallback);
+  EXPECT_EQ(a.host, "localhost");
+  EXPECT_EQ(a.port, 6390);
+  EXPECT_EQ(a.username, "");
+  EXPECT_EQ(a.password, "p@w");  // percent-decoded, as redis-rb does
+  a = RedisAddressOf(ParseEnvFile("REDIS_URL=redis://mastodon:s@10.0.0.5\n"), fallback);
+  EXPECT_EQ(a.host, "10.0.0.5");
+  EXPECT_EQ(a.port, 6380);
+  EXPECT_EQ(a.username, "mastodon");
+  a = RedisAddressOf(ParseEnvFile("REDIS_HOST=127.0.0.2\nREDIS_PORT=7000\nREDIS_PASSWORD=x\n"),
+                     fallback);
+  EXPECT_EQ(a.host, "127.0.0.2");
+  EXPECT_EQ(a.port, 7000);
+  EXPECT_EQ(a.password, "x");
+  a = RedisAddressOf(ParseEnvFile("LOCAL_DOMAIN=x\n"), fallback);
+  EXPECT_EQ(a.host, "127.0.0.1");
+  EXPECT_EQ(a.port, 6380);
+}
+
+class RuntimeRedisTest : public RuntimeEndpointsTest {};
+
+TEST_F(RuntimeRedisTest, TheSnapsRedisServiceAndDataDirectory) {
+  env_.executables.insert("/snap/bin/mastodon-server.tootctl");
+  std::unique_ptr<Runtime> r = Detect("snap");
+  ASSERT_NE(r, nullptr);
+  EXPECT_THAT(r->Redis(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                   HasSubstr("no Redis data directory at "
+                                             "/var/snap/mastodon-server/current/redis/data")));
+  env_.dirs.insert("/var/snap/mastodon-server/current/redis/data");
+  env_.files["/var/snap/mastodon-server/current/server.conf"] =
+      "DB_HOST=/tmp/sockets/pgbouncer\nREDIS_URL=redis://localhost:6380\n";
+  auto store = r->Redis();
+  ASSERT_OK(store);
+  EXPECT_EQ(store->file_name, "redis.rdb");
+  ASSERT_EQ(store->stop.size(), 1u);
+  EXPECT_THAT(store->stop[0].argv, ElementsAre("snap", "stop", "mastodon-server.redis"));
+  EXPECT_THAT(store->start[0].argv, ElementsAre("snap", "start", "mastodon-server.redis"));
+  EXPECT_EQ(store->address.host, "localhost");
+  EXPECT_EQ(store->address.port, 6380);
+  EXPECT_FALSE(store->info_command.has_value());
+}
+
+TEST_F(RuntimeRedisTest, SystemdReadsRedisConfAndRefusesAnAppendOnlyRedis) {
+  InstallSystemd("[Service]\n", "REDIS_HOST=127.0.0.1\nREDIS_PORT=6379\nREDIS_PASSWORD=pw\n");
+  env_.dirs.insert("/srv/redis");
+  env_.files["/etc/redis/redis.conf"] =
+      "# dir ./\ndir /srv/redis\ndbfilename \"mastodon.rdb\"\nappendonly no\n";
+  std::unique_ptr<Runtime> r = Detect("systemd");
+  ASSERT_NE(r, nullptr);
+  auto store = r->Redis();
+  ASSERT_OK(store);
+  EXPECT_EQ(store->data_dir, "/srv/redis");
+  EXPECT_EQ(store->file_name, "mastodon.rdb");
+  EXPECT_THAT(store->stop[0].argv, ElementsAre("systemctl", "stop", "redis-server"));
+  EXPECT_EQ(store->address.password, "pw");
+  env_.files["/etc/redis/redis.conf"] += "appendonly yes\n";
+  EXPECT_THAT(r->Redis(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("appendonly yes")));
+}
+
+TEST_F(RuntimeRedisTest, ComposeAsksRedisCliInItsContainer) {
+  layout_.app_dir = "/opt/live";
+  env_.files["/opt/live/docker-compose.yml"] = "image: ghcr.io/mastodon/mastodon:v4.6.5\n";
+  std::unique_ptr<Runtime> r = Detect("compose");
+  ASSERT_NE(r, nullptr);
+  EXPECT_THAT(r->Redis(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                   HasSubstr("no Redis volume at /opt/live/redis")));
+  env_.dirs.insert("/opt/live/redis");
+  auto store = r->Redis();
+  ASSERT_OK(store);
+  EXPECT_EQ(store->file_name, "dump.rdb");
+  ASSERT_TRUE(store->info_command.has_value());
+  EXPECT_THAT(store->info_command->argv,
+              ElementsAre("docker", "compose", "-f", "/opt/live/docker-compose.yml", "exec", "-T",
+                          "redis", "redis-cli", "INFO"));
+  EXPECT_THAT(store->stop[0].argv, ElementsAre("docker", "compose", "-f",
+                                               "/opt/live/docker-compose.yml", "stop", "redis"));
+}
+
+}  // namespace
+}  // namespace mastodon_restore

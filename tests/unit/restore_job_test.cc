@@ -58,6 +58,11 @@ class FakeRuntime : public Runtime {
   std::string MastodonVersion() const override { return "4.3.0"; }
   std::string env_path;  // "": none
   std::string CodeDir() const override { return ""; }
+  absl::StatusOr<RedisStore> Redis() const override {
+    if (!manages_redis) return absl::FailedPreconditionError("this runtime manages no Redis");
+    return RedisStore();
+  }
+  bool manages_redis = false;
 };
 
 // Records every action in order; `fail` makes the named action fail and
@@ -184,11 +189,25 @@ class FakeActions : public RestoreActions {
     return checks;
   }
 
+  absl::StatusOr<v1::RedisRestore> RestoreRedis(const Runtime&, const RedisRestoreOptions& o,
+                                                const TaskContext& ctx) override {
+    RETURN_IF_ERROR(Call("redis"));
+    redis_options = o;
+    redis_step = ctx.step;
+    v1::RedisRestore r;
+    r.set_source_path(o.dump.path());
+    r.set_keys_expected(o.dump.keys());
+    r.set_keys_loaded(o.dump.keys());
+    return r;
+  }
+
   static std::string StagingName(const DatabaseRestoreRequest& r) {
     return absl::StrCat(r.database, "__restore_", r.operation_id);
   }
 
   DatabaseRestoreRequest staged_request;
+  RedisRestoreOptions redis_options;
+  std::string redis_step;
   MediaRestoreOptions media_options;
   // What CheckApp answers (every check passed), and what it was given.
   std::vector<v1::AfterSwapCheck> checks = {Check("web", true), Check("sidekiq", true)};
@@ -279,20 +298,21 @@ TEST(PlanRestoreTest, OneTableGivesEveryStepInOrderWithItsSkipReason) {
     names.push_back(s.name);
     skips.push_back(absl::StrCat(s.name, ":", s.skip_reason));
   }
-  EXPECT_THAT(names,
-              ElementsAre("open", "inventory", "detect", "preflight", "stop_services", "load",
-                          "verify", "checks", "secrets", "swap", "media", "config", "migrate",
-                          "cleanup", "refresh", "start_services", "app_checks", "report"));
+  EXPECT_THAT(names, ElementsAre("open", "inventory", "detect", "preflight", "stop_services",
+                                 "load", "verify", "checks", "secrets", "swap", "media", "config",
+                                 "redis", "migrate", "cleanup", "refresh", "search",
+                                 "start_services", "app_checks", "report"));
   EXPECT_THAT(
       skips,
-      ElementsAre("open:", "inventory:", "detect:", "preflight:",
-                  "stop_services:no Mastodon runtime on this host", "load:", "verify:", "checks:",
-                  "secrets:", "swap:", "media:no media directory on this host",
-                  "config:not asked (--restore-config)", "migrate:no Mastodon runtime on this host",
-                  "cleanup:no Mastodon runtime on this host",
-                  "refresh:no Mastodon runtime on this host",
-                  "start_services:no services were stopped", "app_checks:no services were stopped",
-                  "report:"));
+      ElementsAre(
+          "open:", "inventory:", "detect:", "preflight:",
+          "stop_services:no Mastodon runtime on this host", "load:", "verify:", "checks:",
+          "secrets:", "swap:", "media:no media directory on this host",
+          "config:not asked (--restore-config)", "redis:no Mastodon runtime on this host",
+          "migrate:no Mastodon runtime on this host", "cleanup:no Mastodon runtime on this host",
+          "refresh:no Mastodon runtime on this host", "search:no Mastodon runtime on this host",
+          "start_services:no services were stopped", "app_checks:no services were stopped",
+          "report:"));
 }
 
 TEST(PlanRestoreTest, MediaOnlyKeepsTheAppRunningAndSkipsTheDatabase) {
@@ -334,8 +354,8 @@ TEST_F(RestoreJobTest, DatabaseAndMediaRunInOrderAndTheSourceIsOpenedOnce) {
               ElementsAre("open=SUCCEEDED", "inventory=SUCCEEDED", "detect=SUCCEEDED",
                           "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
                           "verify=SUCCEEDED", "checks=SUCCEEDED", "secrets=SUCCEEDED",
-                          "swap=SUCCEEDED", "media=SUCCEEDED", "config=SKIPPED", "migrate=SKIPPED",
-                          "cleanup=SKIPPED", "refresh=SKIPPED", "search=SKIPPED",
+                          "swap=SUCCEEDED", "media=SUCCEEDED", "config=SKIPPED", "redis=SKIPPED",
+                          "migrate=SKIPPED", "cleanup=SKIPPED", "refresh=SKIPPED", "search=SKIPPED",
                           "start_services=SKIPPED", "app_checks=SKIPPED", "report=SUCCEEDED"));
   // The load is handed the dump the inventory detected, not a path to detect.
   EXPECT_EQ(actions_.staged_request.dump.path(), "database.sql");
@@ -418,6 +438,73 @@ TEST_F(SearchDeployTest, AFailureAfterTheSwapSaysWhatToRunAgainAndTheAppIsStarte
   EXPECT_THAT(actions_.calls, Contains("start"));
   EXPECT_THAT(op_.Snapshot().restore_report().next_steps(),
               Contains(HasSubstr("tootctl search deploy, through the runtime")));
+}
+
+// The backup's Redis dump replaces the runtime's after the swap, while the
+// app is stopped; its home feeds then need no rebuild.
+class RedisStepTest : public RestoreJobTest {
+ protected:
+  void SetUp() override {
+    WithRuntime();
+    runtime_.manages_redis = true;
+    v1::RedisDumpInfo* redis = actions_.backup.manifest.mutable_redis();
+    redis->set_path("export/redis.rdb");
+    redis->set_keys(9);
+  }
+};
+
+TEST_F(RedisStepTest, TheDumpReplacesRedisDataAndFeedsAreNotRebuilt) {
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stop", "stage",
+                                          "verify", "checks", "swap", "media", "redis", "migrate",
+                                          "cleanup:preview_cards", "cleanup:media", "refresh:media",
+                                          "refresh:accounts", "start", "check_app"));
+  EXPECT_EQ(actions_.redis_options.dump.path(), "export/redis.rdb");
+  EXPECT_EQ(actions_.redis_options.source_path, in_.source_path);
+  EXPECT_EQ(actions_.redis_options.operation_id, op_.id());
+  EXPECT_EQ(actions_.redis_step, "redis");
+  EXPECT_EQ(StepMessage("redis"), "9 keys loaded from export/redis.rdb");
+  EXPECT_EQ(op_.Snapshot().restore_report().redis().keys_loaded(), 9);
+}
+
+TEST_F(RedisStepTest, WithoutADumpOrARedisOrWhenNotAskedFeedsAreRebuilt) {
+  actions_.backup.manifest.clear_redis();
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Not(Contains("redis")));
+  EXPECT_THAT(actions_.calls, Contains("refresh:feeds"));
+  EXPECT_EQ(StepMessage("redis"),
+            "the backup has no Redis dump (home feeds are rebuilt by refresh)");
+}
+
+TEST_F(RedisStepTest, ARuntimeThatManagesNoRedisSaysSo) {
+  runtime_.manages_redis = false;
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Not(Contains("redis")));
+  EXPECT_THAT(actions_.calls, Contains("refresh:feeds"));
+  EXPECT_EQ(StepMessage("redis"), "this runtime manages no Redis");
+}
+
+TEST_F(RedisStepTest, NoRedisKeepsTheHostsRedis) {
+  in_.options.set_no_redis(true);
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Not(Contains("redis")));
+  EXPECT_THAT(actions_.calls, Contains("refresh:feeds"));
+  EXPECT_EQ(StepMessage("redis"), "not asked (--no-redis)");
+}
+
+TEST_F(RedisStepTest, ADumpTheInventoryCouldNotReadIsNotRestored) {
+  actions_.backup.manifest.mutable_redis()->set_error("not an RDB file");
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Not(Contains("redis")));
+  EXPECT_EQ(StepMessage("redis"), "'export/redis.rdb' cannot be restored: not an RDB file");
+}
+
+TEST_F(RedisStepTest, AFailureAfterTheSwapNamesTheFeedsRebuildAndStartsTheApp) {
+  actions_.fail["redis"] = absl::DataLossError("Redis loaded 3 keys; the dump holds 9");
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kDataLoss));
+  EXPECT_THAT(actions_.calls, Contains("start"));
+  EXPECT_THAT(op_.Snapshot().restore_report().next_steps(),
+              Contains(HasSubstr("tootctl feeds build --all")));
 }
 
 TEST_F(RestoreJobTest, PreflightRefusesARoleThatMayNotCreateDatabasesBeforeStoppingTheApp) {

@@ -115,6 +115,12 @@ options:
         Elasticsearch or OpenSearch (C(ES_ENABLED=true)).
     type: bool
     default: true
+  redis:
+    description:
+      - Put the backup's Redis dump (C(redis.rdb), C(dump.rdb)) in place of the host's Redis
+        data; without one, home feeds are rebuilt with C(tootctl feeds build).
+    type: bool
+    default: true
   app_checks:
     description:
       - Check that the app answers once started again (web C(/health), streaming health,
@@ -216,7 +222,7 @@ def restore_args(params):
             args.append(flag)
     for option, flag in (('migrate', '--no-migrate'), ('cleanup', '--no-cleanup'),
                          ('refresh', '--no-refresh'), ('search_deploy', '--no-search-deploy'),
-                         ('app_checks', '--no-app-checks')):
+                         ('app_checks', '--no-app-checks'), ('redis', '--no-redis')):
         if not params[option]:
             args.append(flag)
     if params['allow_extensions']:
@@ -248,6 +254,7 @@ def main():
             refresh=dict(type='bool', default=True),
             search_deploy=dict(type='bool', default=True),
             app_checks=dict(type='bool', default=True),
+            redis=dict(type='bool', default=True),
             refresh_days=dict(type='int', default=0),
             jobs=dict(type='int', default=0),
             restore_config=dict(type='bool', default=False),

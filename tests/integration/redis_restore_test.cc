@@ -1,0 +1,225 @@
+// A backup's Redis dump restored into a real redis-server (Debian's) that
+// the fake host's systemctl stops and starts as the real unit does (a stop
+// saves the dataset into the file first), through the systemd runtime and
+// its redis.conf; and the RESP prober against a real server.
+#include "agent/app/redis_restore.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "agent/common/redis_probe.h"
+#include "agent/database/local_cluster.h"
+#include "agent/inventory/inspector.h"
+#include "tests/harness/fake_host.h"
+#include "tests/harness/recording_reporter.h"
+#include "tests/harness/status_matchers.h"
+#include "tests/harness/test_postgres.h"
+#include "tests/harness/test_redis.h"
+
+namespace mastodon_restore {
+namespace {
+
+namespace v1 = ::mastodon::restore::v1;
+using ::mastodon_restore::testing::StatusIs;
+using ::testing::HasSubstr;
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST(RedisProbeTest, InfoOfARealServerWithItsPassword) {
+  auto dir = testing::MakeTempDir("mr-redis-");
+  ASSERT_OK(dir);
+  {
+    auto redis = testing::TestRedis::Start(*dir, "dump.rdb", "s3cret");
+    ASSERT_OK(redis);
+    (*redis)->Cli({"SET", "a", "1"});
+    (*redis)->Cli({"-n", "2", "SET", "b", "2"});
+    std::unique_ptr<RedisProber> prober = NewTcpRedisProber();
+    RedisAddress address{"127.0.0.1", (*redis)->port(), "", "s3cret"};
+    auto info = prober->Info(address, absl::Seconds(5));
+    ASSERT_OK(info);
+    EXPECT_FALSE(info->version.empty());
+    EXPECT_FALSE(info->loading);
+    EXPECT_EQ(info->keys, 2);
+    EXPECT_EQ(info->keys_by_db.at(2), 1);
+    address.password = "wrong";
+    EXPECT_THAT(prober->Info(address, absl::Seconds(5)),
+                StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("refused the password")));
+    address.password = "";
+    EXPECT_THAT(prober->Info(address, absl::Seconds(5)),
+                StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("wants a password")));
+  }
+  auto port = PickFreePort();
+  ASSERT_OK(port);
+  EXPECT_THAT(NewTcpRedisProber()->Info({"127.0.0.1", *port, "", ""}, absl::Seconds(5)),
+              StatusIs(absl::StatusCode::kUnavailable));
+  testing::RemoveTree(*dir);
+}
+
+class RedisRestoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto host = testing::FakeHost::Create();
+    ASSERT_OK(host);
+    host_ = std::move(*host);
+    auto port = PickFreePort();
+    ASSERT_OK(port);
+    port_ = *port;
+    data_dir_ = host_->dir() + "/var/lib/redis";
+    std::filesystem::create_directories(data_dir_);
+    ::chmod(data_dir_.c_str(), 0750);
+    // Debian's configuration, as far as the runtime reads it.
+    std::ofstream(host_->dir() + "/redis.conf")
+        << "# comment\nbind 127.0.0.1\nport " << port_ << "\ndir " << data_dir_
+        << "\ndbfilename \"dump.rdb\"\nappendonly no\n";
+    host_->InstallSystemd(absl::StrCat("REDIS_HOST=127.0.0.1\nREDIS_PORT=", port_,
+                                       "\nREDIS_PASSWORD=host-redis-pw\n"));
+    host_->Set("FAKE_REDIS_PORT", absl::StrCat(port_));
+    host_->Set("FAKE_REDIS_DIR", data_dir_);
+    host_->Set("FAKE_REDIS_PASSWORD", "host-redis-pw");
+    HostLayout layout = host_->Layout();
+    layout.redis_conf = host_->dir() + "/redis.conf";
+    std::vector<std::string> checked;
+    auto runtime = DetectRuntime("systemd", layout, runner_.get(), env_.get(), &checked);
+    ASSERT_OK(runtime);
+    runtime_ = std::move(*runtime);
+    // The host's Redis runs, with keys of its own.
+    Systemctl("start");
+    ASSERT_EQ(HostCli({"SET", "host:only", "x"}), "OK\n");
+  }
+  void TearDown() override { Systemctl("stop"); }
+
+  void Systemctl(const std::string& verb) {
+    CommandSpec spec;
+    spec.argv = {host_->dir() + "/bin/systemctl", verb, "redis-server"};
+    spec.env = {"PATH=" + host_->Layout().host_path};
+    auto r = runner_->Run(spec, nullptr);
+    ASSERT_OK(r);
+    ASSERT_EQ(r->exit_code, 0) << r->stderr_text;
+  }
+  std::string HostCli(const std::vector<std::string>& args) {
+    CommandSpec spec;
+    spec.argv = {"redis-cli", "-h", "127.0.0.1", "-p", absl::StrCat(port_)};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.env = {"PATH=/usr/bin:/bin", "REDISCLI_AUTH=host-redis-pw"};
+    auto r = runner_->Run(spec, nullptr);
+    return r.ok() ? r->stdout_text : "";
+  }
+
+  // A backup directory holding dump.rdb written by another real Redis
+  // (7 keys in db 0, 2 in db 1, one expiring in an hour), and its
+  // inventory's account of it.
+  v1::RedisDumpInfo MakeBackup() {
+    backup_ = host_->dir() + "/backup";
+    std::filesystem::create_directories(backup_);
+    auto source = testing::TestRedis::Start(backup_);
+    EXPECT_OK(source);
+    if (!source.ok()) return {};
+    for (int i = 0; i < 7; ++i) (*source)->Cli({"SET", absl::StrCat("feed:", i), "v"});
+    (*source)->Cli({"EXPIRE", "feed:0", "3600"});
+    (*source)->Cli({"-n", "1", "LPUSH", "queue:default", "job1", "job2"});
+    (*source)->Cli({"-n", "1", "SET", "sidekiq:stat", "9"});
+    EXPECT_EQ((*source)->Cli({"SAVE"}), "OK\n");
+    source->reset();
+    std::filesystem::remove(backup_ + "/redis-server.log");
+    InspectOptions options;
+    options.now = absl::Now();
+    auto manifest = InspectBackup(backup_, SourceOptions(), options, runner_.get());
+    EXPECT_OK(manifest);
+    return manifest.ok() ? manifest->redis() : v1::RedisDumpInfo();
+  }
+
+  RedisRestoreOptions Options(const v1::RedisDumpInfo& dump) {
+    RedisRestoreOptions o;
+    o.source_path = backup_;
+    o.dump = dump;
+    o.operation_id = "op1";
+    o.interval = absl::Milliseconds(50);
+    o.load_timeout = absl::Seconds(20);
+    return o;
+  }
+  TaskContext Context() {
+    return TaskContext{runner_.get(), env_.get(), nullptr, &reporter_, "redis"};
+  }
+
+  std::unique_ptr<testing::FakeHost> host_;
+  std::unique_ptr<CommandRunner> runner_ = NewPosixCommandRunner();
+  std::unique_ptr<Env> env_ = NewPosixEnv();
+  std::unique_ptr<Runtime> runtime_;
+  testing::RecordingReporter reporter_;
+  int port_ = 0;
+  std::string data_dir_;
+  std::string backup_;
+};
+
+TEST_F(RedisRestoreTest, TheDumpReplacesTheHostsDataAndRedisLoadsEveryKey) {
+  const v1::RedisDumpInfo dump = MakeBackup();
+  EXPECT_EQ(dump.path(), "dump.rdb");
+  EXPECT_EQ(dump.keys(), 9);
+  EXPECT_EQ(dump.keys_with_expiry(), 1);
+  EXPECT_EQ(dump.expired_keys(), 0);
+  EXPECT_GT(dump.rdb_version(), 0);
+  // The host's dataset is in its file only once Redis has saved it: the
+  // stop's save must land in the kept file, not over the restored one.
+  auto result = RestoreRedisDump(*runtime_, Options(dump), Context());
+  ASSERT_OK(result);
+  EXPECT_EQ(result->keys_expected(), 9);
+  EXPECT_EQ(result->keys_loaded(), 9);
+  EXPECT_EQ(result->data_file(), data_dir_ + "/dump.rdb");
+  EXPECT_EQ(result->kept_as(), data_dir_ + "/dump.rdb.before-restore-op1");
+  EXPECT_EQ(HostCli({"DBSIZE"}), "7\n");
+  EXPECT_EQ(HostCli({"-n", "1", "LLEN", "queue:default"}), "2\n");
+  EXPECT_EQ(HostCli({"EXISTS", "host:only"}), "0\n");
+  // The kept file holds the host's dataset as the stop saved it.
+  EXPECT_NE(ReadAll(result->kept_as()).find("host:only"), std::string::npos);
+  // Owner and mode of the replaced file; no temporary file left.
+  struct stat st;
+  ASSERT_EQ(::stat(result->data_file().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  for (const auto& e : std::filesystem::directory_iterator(data_dir_)) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  }
+}
+
+TEST_F(RedisRestoreTest, ARedisThatLoadsOtherKeysIsDataLoss) {
+  v1::RedisDumpInfo dump = MakeBackup();
+  dump.set_keys(12);  // as if the file had lost keys on the way
+  EXPECT_THAT(
+      RestoreRedisDump(*runtime_, Options(dump), Context()),
+      StatusIs(absl::StatusCode::kDataLoss, HasSubstr("Redis loaded 9 keys from " + data_dir_ +
+                                                      "/dump.rdb; the dump "
+                                                      "holds 12")));
+  // Redis runs again all the same.
+  EXPECT_EQ(HostCli({"PING"}), "PONG\n");
+}
+
+TEST_F(RedisRestoreTest, AnAppendOnlyRedisIsRefusedBeforeAnythingIsTouched) {
+  std::ofstream(host_->dir() + "/redis.conf", std::ios::app) << "appendonly yes\n";
+  const v1::RedisDumpInfo dump = MakeBackup();
+  EXPECT_THAT(RestoreRedisDump(*runtime_, Options(dump), Context()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("appendonly yes")));
+  EXPECT_EQ(HostCli({"EXISTS", "host:only"}), "1\n");
+}
+
+TEST_F(RedisRestoreTest, AStopThatFailsLeavesRedisAndItsFileAlone) {
+  const v1::RedisDumpInfo dump = MakeBackup();
+  host_->Set("SYSTEMCTL_FAIL", "stop");
+  EXPECT_THAT(RestoreRedisDump(*runtime_, Options(dump), Context()),
+              StatusIs(absl::StatusCode::kUnknown, HasSubstr("unable to stop Redis")));
+  host_->Set("SYSTEMCTL_FAIL", "");
+  EXPECT_EQ(HostCli({"EXISTS", "host:only"}), "1\n");
+  // The staged copy is removed.
+  for (const auto& e : std::filesystem::directory_iterator(data_dir_)) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  }
+}
+
+}  // namespace
+}  // namespace mastodon_restore
