@@ -188,15 +188,11 @@ absl::StatusOr<std::unique_ptr<Runtime>> DetectRuntime(const std::string& reques
 
 absl::StatusOr<std::string> RunHostQuery(CommandRunner* runner, const HostLayout& layout,
                                          std::vector<std::string> argv, const std::string& cwd) {
-  CommandSpec spec;
-  spec.argv = std::move(argv);
-  spec.env = HostCommandEnv(layout);
-  spec.cwd = cwd;
-  spec.timeout = absl::Seconds(60);
-  ASSIGN_OR_RETURN(CommandResult result, runner->Run(spec, nullptr));
+  const std::string command = absl::StrJoin(argv, " ");
+  ASSIGN_OR_RETURN(CommandResult result, RunHostCheck(runner, layout, std::move(argv), cwd));
   if (!result.success()) {
     std::string err(absl::StripAsciiWhitespace(result.stderr_text));
-    return UnableTo(absl::StatusCode::kFailedPrecondition, "run", absl::StrJoin(spec.argv, " "),
+    return UnableTo(absl::StatusCode::kFailedPrecondition, "run", command,
                     absl::StrCat(result.Describe(), err.empty() ? "" : ": ", err));
   }
   return std::string(absl::StripAsciiWhitespace(result.stdout_text));

@@ -26,6 +26,7 @@
 #include "tests/harness/fake_host.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_paths.h"
+#include "tests/harness/test_redis.h"
 
 namespace mastodon_restore {
 namespace e2e {
@@ -207,13 +208,8 @@ TEST_F(AfterSwapCliTest, ASnapExportsRedisDumpIsRestoredIntoTheSnapsRedis) {
   host_->Set("FAKE_REDIS_DIR", data);
   host_->Set("FAKE_REDIS_FILE", "redis.rdb");
   host_->Set("FAKE_REDIS_PASSWORD", "snap-redis-pw");
-  auto cli = [&](std::vector<std::string> args) {
-    CommandSpec spec;
-    spec.argv = {"redis-cli", "-h", "127.0.0.1", "-p", absl::StrCat(*port)};
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    spec.env = {"PATH=/usr/bin:/bin", "REDISCLI_AUTH=snap-redis-pw"};
-    auto r = runner_->Run(spec, nullptr);
-    return r.ok() ? r->stdout_text : std::string();
+  auto cli = [&](const std::vector<std::string>& args) {
+    return testing::RedisCli(*port, "snap-redis-pw", args);
   };
   auto snap = [&](const std::string& verb) {
     CommandSpec spec;

@@ -57,14 +57,14 @@ TestRedis::~TestRedis() {
   }
 }
 
-std::string TestRedis::Cli(const std::vector<std::string>& args) const {
+std::string RedisCli(int port, const std::string& password, const std::vector<std::string>& args) {
   CommandSpec spec;
-  spec.argv = {"redis-cli", "-h", "127.0.0.1", "-p", absl::StrCat(port_)};
+  spec.argv = {"redis-cli", "-h", "127.0.0.1", "-p", absl::StrCat(port)};
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   spec.env = {"PATH=/usr/bin:/bin"};
-  if (!password_.empty()) spec.env.push_back("REDISCLI_AUTH=" + password_);
+  if (!password.empty()) spec.env.push_back("REDISCLI_AUTH=" + password);
   spec.timeout = absl::Seconds(10);
-  absl::StatusOr<CommandResult> r = runner_->Run(spec, nullptr);
+  absl::StatusOr<CommandResult> r = NewPosixCommandRunner()->Run(spec, nullptr);
   return r.ok() ? r->stdout_text : "";
 }
 

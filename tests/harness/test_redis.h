@@ -14,6 +14,10 @@
 namespace mastodon_restore {
 namespace testing {
 
+// redis-cli ARGS against 127.0.0.1:`port` (`password`, when set, through
+// REDISCLI_AUTH); its standard output ("" when it could not run).
+std::string RedisCli(int port, const std::string& password, const std::vector<std::string>& args);
+
 class TestRedis {
  public:
   // Starts redis-server in `dir` (which must exist) with `dbfilename`, no
@@ -27,7 +31,9 @@ class TestRedis {
   int port() const { return port_; }
   // redis-cli ARGS against it (the password through REDISCLI_AUTH); its
   // standard output.
-  std::string Cli(const std::vector<std::string>& args) const;
+  std::string Cli(const std::vector<std::string>& args) const {
+    return RedisCli(port_, password_, args);
+  }
 
  private:
   TestRedis() = default;

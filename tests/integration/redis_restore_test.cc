@@ -105,12 +105,7 @@ class RedisRestoreTest : public ::testing::Test {
     ASSERT_EQ(r->exit_code, 0) << r->stderr_text;
   }
   std::string HostCli(const std::vector<std::string>& args) {
-    CommandSpec spec;
-    spec.argv = {"redis-cli", "-h", "127.0.0.1", "-p", absl::StrCat(port_)};
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    spec.env = {"PATH=/usr/bin:/bin", "REDISCLI_AUTH=host-redis-pw"};
-    auto r = runner_->Run(spec, nullptr);
-    return r.ok() ? r->stdout_text : "";
+    return testing::RedisCli(port_, "host-redis-pw", args);
   }
 
   // A backup directory holding dump.rdb written by another real Redis
