@@ -171,6 +171,18 @@ absl::StatusOr<RedisStore> SystemdRuntime::Redis() const {
       if (key == "appendonly") append_only = absl::AsciiStrToLower(value) == "yes";
     }
   }
+  // Debian's redis.conf belongs to the redis user (CONFIG REWRITE): a dir
+  // read from a file anyone but root can write could send root's write of
+  // the dump anywhere, so only Debian's own is taken from such a file.
+  if (conf.ok() && store.data_dir != "/var/lib/redis") {
+    absl::StatusOr<FileOwner> owner = env_->OwnerOf(layout_.redis_conf);
+    if (!owner.ok() || owner->uid != 0 || (owner->mode & 022) != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "'dir ", store.data_dir, "' of ", layout_.redis_conf,
+          " is not used: root does not own that file alone (another user could point it "
+          "anywhere); make it root's and not group- or world-writable, or keep /var/lib/redis"));
+    }
+  }
   if (append_only) {
     return absl::FailedPreconditionError(
         absl::StrCat("Redis runs with 'appendonly yes' (", layout_.redis_conf,

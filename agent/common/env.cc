@@ -228,7 +228,7 @@ class PosixEnvImpl : public Env {
   absl::StatusOr<FileOwner> OwnerOf(const std::string& path) override {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat", path);
-    return FileOwner{st.st_uid, st.st_gid};
+    return FileOwner{st.st_uid, st.st_gid, static_cast<mode_t>(st.st_mode & 07777)};
   }
   absl::Status RemoveFile(const std::string& path) override {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError(errno, "remove", path);

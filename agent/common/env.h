@@ -18,6 +18,7 @@ namespace mastodon_restore {
 struct FileOwner {
   uid_t uid = 0;
   gid_t gid = 0;
+  mode_t mode = 0;  // permission bits
 };
 
 struct MemoryInfo {

@@ -390,6 +390,7 @@ TEST_F(RuntimeRedisTest, SystemdReadsRedisConfAndRefusesAnAppendOnlyRedis) {
   env_.dirs.insert("/srv/redis");
   env_.files["/etc/redis/redis.conf"] =
       "# dir ./\ndir /srv/redis\ndbfilename \"mastodon.rdb\"\nappendonly no\n";
+  env_.owners["/etc/redis/redis.conf"] = FileOwner{0, 0, 0644};
   std::unique_ptr<Runtime> r = Detect("systemd");
   ASSERT_NE(r, nullptr);
   auto store = r->Redis();
@@ -398,6 +399,15 @@ TEST_F(RuntimeRedisTest, SystemdReadsRedisConfAndRefusesAnAppendOnlyRedis) {
   EXPECT_EQ(store->file_name, "mastodon.rdb");
   EXPECT_THAT(store->stop[0].argv, ElementsAre("systemctl", "stop", "redis-server"));
   EXPECT_EQ(store->address.password, "pw");
+  // A dir from a redis.conf the redis user can write (Debian's owner) is
+  // not where root writes.
+  env_.owners["/etc/redis/redis.conf"] = FileOwner{110, 115, 0640};
+  EXPECT_THAT(r->Redis(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("'dir /srv/redis' of /etc/redis/redis.conf is not used")));
+  env_.owners["/etc/redis/redis.conf"] = FileOwner{0, 0, 0664};
+  EXPECT_THAT(r->Redis(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  env_.owners["/etc/redis/redis.conf"] = FileOwner{0, 0, 0644};
   env_.files["/etc/redis/redis.conf"] += "appendonly yes\n";
   EXPECT_THAT(r->Redis(),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("appendonly yes")));
