@@ -195,6 +195,14 @@ absl::StatusOr<v1::RedisRestore> RestoreRedisDump(const Runtime& runtime,
   for (;;) {
     info = AskRedis(store, prober, ctx);
     if (info.ok() && !info->loading) break;
+    // A refused password or an address that is not one does not mend
+    // itself by waiting.
+    if (absl::IsPermissionDenied(info.status()) || absl::IsInvalidArgument(info.status())) {
+      return absl::Status(info.status().code(),
+                          absl::StrCat("Redis was restarted with the dump but cannot be asked "
+                                       "what it loaded: ",
+                                       info.status().message()));
+    }
     if (ctx.env->Now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
           "Redis did not finish loading ", out.data_file(), " within ",

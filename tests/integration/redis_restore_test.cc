@@ -195,6 +195,26 @@ TEST_F(RedisRestoreTest, ARedisThatLoadsOtherKeysIsDataLoss) {
   EXPECT_EQ(HostCli({"PING"}), "PONG\n");
 }
 
+TEST_F(RedisRestoreTest, AWrongPasswordInTheAppsEnvIsSaidAtOnce) {
+  const v1::RedisDumpInfo dump = MakeBackup();
+  std::ofstream(host_->app_dir() + "/.env.production", std::ios::trunc)
+      << "REDIS_HOST=127.0.0.1\nREDIS_PORT=" << port_ << "\nREDIS_PASSWORD=stale\n";
+  RedisRestoreOptions options = Options(dump);
+  options.load_timeout = absl::Minutes(5);  // not waited for
+  int tries = 0;
+  options.sleep = [&tries](absl::Duration d) {
+    ++tries;
+    absl::SleepFor(d);
+  };
+  EXPECT_THAT(
+      RestoreRedisDump(*runtime_, options, Context()),
+      StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("cannot be asked what it loaded")));
+  EXPECT_LT(tries, 100);  // Redis's start, not the 5 minutes (6000 tries)
+  // The dump is in place all the same (Redis loaded it; the app's env is
+  // what is wrong).
+  EXPECT_EQ(HostCli({"DBSIZE"}), "7\n");
+}
+
 TEST_F(RedisRestoreTest, AnAppendOnlyRedisIsRefusedBeforeAnythingIsTouched) {
   std::ofstream(host_->dir() + "/redis.conf", std::ios::app) << "appendonly yes\n";
   const v1::RedisDumpInfo dump = MakeBackup();
