@@ -433,6 +433,8 @@ int RunRestore(CommandContext& ctx) {
   o->set_no_refresh(ctx.args.GetBool("no-refresh"));
   o->set_no_search_deploy(ctx.args.GetBool("no-search-deploy"));
   o->set_no_redis(ctx.args.GetBool("no-redis"));
+  o->set_no_media_check(ctx.args.GetBool("no-media-check"));
+  o->set_refetch_missing_remote_media(ctx.args.GetBool("refetch-missing-remote-media"));
   int32_t days = 0;
   if (!CountFlag(ctx, "refresh-days", &days)) return kExitUsage;
   o->set_refresh_days(days);
@@ -873,6 +875,10 @@ const std::vector<Command>& Commands() {
             {"no-search-deploy", "", "skip tootctl search deploy (run when ES_ENABLED=true)"},
             {"no-redis", "",
              "keep the host's Redis data (the backup's redis.rdb/dump.rdb is not restored)"},
+            {"no-media-check", "",
+             "do not count the media files the database references but the media dir lacks"},
+            {"refetch-missing-remote-media", "",
+             "fetch again the remote media the media dir lacks (tootctl, scoped to them)"},
             {"refresh-days", "N", "media refresh --days N (default 1)"},
             {"jobs", "N", "connections loading the database (default: cores; 1: serial)"},
             {"restore-config", "", "install the backup's env file (host DB/Redis kept)"},

@@ -329,6 +329,27 @@ std::string RenderOperation(const v1::Operation& op, bool color) {
       absl::StrAppendFormat(&s, "%-14s %d files written (%s), %d unchanged\n", "media",
                             r.media_files(), HumanBytes(r.media_bytes()), r.media_files_skipped());
     }
+    if (r.has_missing_media()) {
+      const v1::MissingMedia& m = r.missing_media();
+      absl::StrAppendFormat(&s, "%-14s %s\n", "media check", T(m.summary()));
+      // The lost files first, then the remote copies (the report lists up
+      // to 100 of each).
+      int shown = 0;
+      for (const auto* files : {&m.local_files(), &m.remote_files()}) {
+        for (const v1::MissingMediaFile& f : *files) {
+          if (shown == 10) break;
+          ++shown;
+          absl::StrAppendFormat(&s, "%-14s %s %s %d: %s\n", "missing",
+                                files == &m.local_files() ? "local" : "remote", T(f.kind()), f.id(),
+                                T(f.path()));
+        }
+      }
+      const int64_t listed = m.local_files_size() + m.remote_files_size();
+      if (listed > 10) {
+        absl::StrAppendFormat(&s, "%-14s ... %d more in the report (--json)\n", "missing",
+                              m.local_missing() + m.remote_missing() - 10);
+      }
+    }
     for (const v1::TootctlResult& t : r.tootctl()) {
       absl::StrAppendFormat(
           &s, "%-14s %s: %s%s\n", "tootctl", T(t.command()),

@@ -179,6 +179,29 @@ std::vector<std::string> SearchDeployCommand(int default_concurrency) {
   return {"search", "deploy", "--concurrency", Concurrency(0, default_concurrency)};
 }
 
+std::vector<std::vector<std::string>> RefetchCommands(const RefetchPlan& plan,
+                                                      int accounts_per_command,
+                                                      int default_concurrency) {
+  const std::string c = Concurrency(0, default_concurrency);
+  std::vector<std::vector<std::string>> commands;
+  for (int64_t status : plan.statuses) {
+    commands.push_back(
+        {"media", "refresh", "--status", absl::StrCat(status), "--force", "--concurrency", c});
+  }
+  for (const std::string& handle : plan.media_accounts) {
+    commands.push_back({"media", "refresh", "--account", handle, "--force", "--concurrency", c});
+  }
+  const size_t per = static_cast<size_t>(std::max(accounts_per_command, 1));
+  for (size_t i = 0; i < plan.profile_accounts.size(); i += per) {
+    std::vector<std::string> refresh = {"accounts", "refresh"};
+    for (size_t j = i; j < std::min(i + per, plan.profile_accounts.size()); ++j) {
+      refresh.push_back(plan.profile_accounts[j]);
+    }
+    commands.push_back(std::move(refresh));
+  }
+  return commands;
+}
+
 absl::StatusOr<v1::TootctlResult> RunTootctl(const Runtime& runtime,
                                              const std::vector<std::string>& args,
                                              const TaskContext& ctx) {

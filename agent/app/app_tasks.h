@@ -20,6 +20,7 @@
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
 #include "agent/database/pg_session.h"
+#include "agent/media/missing_media.h"
 #include "agent/operations/operation.h"
 #include "mastodon/restore/v1/operation.pb.h"
 #include "mastodon/restore/v1/restore.pb.h"
@@ -64,6 +65,17 @@ absl::StatusOr<std::vector<std::vector<std::string>>> MediaRefreshCommands(
 // lines are item errors (exit 0); a search server that does not answer
 // exits 1 ("There was an issue connecting to the search server").
 std::vector<std::string> SearchDeployCommand(int default_concurrency);
+
+// The tootctl argument lists that fetch again what `plan` scopes
+// (media/missing_media.h): "media refresh --status ID --force" per status
+// and "media refresh --account HANDLE --force" per account (--force: tootctl
+// skips an attachment whose file name is set, which is the case of a file
+// missing on disk), then "accounts refresh HANDLE..." with at most
+// `accounts_per_command` handles each (one unknown handle fails the whole
+// command, as tootctl stops at "No such account").
+std::vector<std::vector<std::string>> RefetchCommands(const RefetchPlan& plan,
+                                                      int accounts_per_command,
+                                                      int default_concurrency);
 
 // Runs `tootctl ARGS` through `runtime`. A non-zero exit is UNKNOWN with the
 // command and its last output lines; a cancellation is CANCELLED. Item

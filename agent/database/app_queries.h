@@ -7,6 +7,7 @@
 #define MR_AGENT_DATABASE_APP_QUERIES_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -59,6 +60,61 @@ struct MediaReference {
 // such table) is returned as is.
 absl::StatusOr<std::vector<MediaReference>> LocalMediaReferences(PgSession* session,
                                                                  bool has_remote_url);
+
+// The attachments whose original files a Mastodon instance keeps in its
+// media directory.
+enum class MediaFileKind {
+  kMediaAttachment,  // media_attachments.file
+  kAvatar,           // accounts.avatar
+  kHeader,           // accounts.header
+  kCustomEmoji,      // custom_emojis.image
+};
+
+// Which of the tables holding them can be read, and their optional
+// columns. A table counts only as an ordinary table without row-level
+// security (as for ReadUsersOtpColumns: the database is a loaded dump).
+struct MediaFileTables {
+  bool media_attachments = false;
+  bool accounts = false;
+  bool custom_emojis = false;
+  // <attachment>_storage_schema_version (Mastodon 3.2 and later): from 1,
+  // remote records' files live under cache/.
+  bool media_schema_version = false;
+  bool avatar_schema_version = false;
+  bool header_schema_version = false;
+  bool emoji_schema_version = false;
+  bool media_remote_url = false;
+  bool media_status_id = false;
+};
+
+// A query error is returned as is.
+absl::StatusOr<MediaFileTables> ReadMediaFileTables(PgSession* session);
+
+// One record naming a file of `kind`.
+struct MediaFileRow {
+  int64_t id = 0;
+  std::string file_name;
+  // Not the instance's own: an attachment with a remote_url, a remote
+  // account's avatar or header, a remote custom emoji.
+  bool remote = false;
+  int32_t storage_schema_version = 0;
+  int64_t account_id = 0;  // attachments: their account; accounts: the id
+  int64_t status_id = 0;   // attachments attached to a status, else 0
+};
+
+// Up to `limit` records of `kind` with a non-empty file name and an id
+// above `after_id`, by id (keyset pages over any table size). Empty when
+// `tables` says the table cannot be read. Rows whose id is not an integer
+// are left out. A query error is returned as is.
+absl::StatusOr<std::vector<MediaFileRow>> MediaFileRows(PgSession* session,
+                                                        const MediaFileTables& tables,
+                                                        MediaFileKind kind, int64_t after_id,
+                                                        int limit);
+
+// "username@domain" of the remote accounts among `ids` (local or unknown
+// ids are absent). A query error is returned as is.
+absl::StatusOr<std::map<int64_t, std::string>> RemoteAccountHandles(
+    PgSession* session, const std::vector<int64_t>& ids);
 
 // The two-factor columns public.users has: Mastodon before 4.3 keeps the
 // secret in encrypted_otp_secret (with _iv and _salt), 4.3 adds otp_secret

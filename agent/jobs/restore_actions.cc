@@ -13,6 +13,7 @@
 #include "agent/inventory/inspector.h"
 #include "agent/jobs/restore_job.h"
 #include "agent/media/media_restore.h"
+#include "agent/media/missing_media.h"
 
 namespace mastodon_restore {
 
@@ -74,6 +75,19 @@ class HostRestoreActions : public RestoreActions {
   }
   absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& options) override {
     return ::mastodon_restore::RestoreMedia(options, env_.runner, env_.env);
+  }
+  absl::StatusOr<MissingMediaScan> ScanMedia(const std::string& conninfo,
+                                             const std::string& database,
+                                             const MissingMediaOptions& options) override {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> db, env_.pg->Connect(conninfo, database));
+    return ScanMissingMedia(db.get(), options);
+  }
+  absl::StatusOr<RefetchPlan> PlanMediaRefetch(const std::string& conninfo,
+                                               const std::string& database,
+                                               const std::vector<MissingRemoteFile>& missing,
+                                               const RefetchLimits& limits) override {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> db, env_.pg->Connect(conninfo, database));
+    return PlanRefetch(db.get(), missing, limits);
   }
   absl::Status ControlServices(const Runtime& runtime, bool start,
                                const TaskContext& ctx) override {

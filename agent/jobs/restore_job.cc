@@ -230,6 +230,21 @@ const std::vector<RestoreJob::StepDef>& RestoreJob::Steps() {
        },
        [](F f) { return f.AppSkip(f.in.options.no_search_deploy(), "--no-search-deploy"); },
        &RestoreJob::DeploySearch, /*finally=*/false, &RestoreJob::SearchNotEnabled},
+      {"media_check",
+       [](F f) -> std::string {
+         return absl::StrCat(
+             "count the files the restored database references that the media directory lacks "
+             "(local: lost; remote: ",
+             f.in.options.refetch_missing_remote_media() ? "fetched again" : "re-fetchable", ")");
+       },
+       [](F f) -> std::string {
+         return f.in.options.no_media_check() ? "not asked (--no-media-check)"
+                : !f.db                  ? f.DbSkip().empty() ? "no database restored" : f.DbSkip()
+                                 : !f.media ? "database only"
+                : f.in.media_dir.empty() ? "no media directory on this host"
+                                         : "";
+       },
+       &RestoreJob::CheckMissingMedia, /*finally=*/false, &RestoreJob::MediaNotToCheck},
       {"start_services", [](F) -> std::string { return "start the app again"; },
        [](F f) -> std::string { return f.app_services ? "" : "no services were stopped"; },
        &RestoreJob::StartServices, /*finally=*/true, &RestoreJob::ServicesStillDown},
@@ -791,6 +806,116 @@ absl::StatusOr<std::string> RestoreJob::DeploySearch() {
   return RunTootctlCommands({SearchDeployCommand(input_.default_concurrency)}, "search");
 }
 
+std::string RestoreJob::MediaNotToCheck() const {
+  std::string source;
+  const ParsedEnvFile env = ParseEnvFile(AppEnvText(&source));
+  const std::string* s3 = env.Find("S3_ENABLED");
+  if (s3 != nullptr && absl::AsciiStrToLower(*s3) == "true") {
+    return absl::StrCat("the app keeps its media in object storage (S3_ENABLED=true in ",
+                        source.empty() ? "its env" : source, ")");
+  }
+  return "";
+}
+
+absl::StatusOr<std::string> RestoreJob::CheckMissingMedia() {
+  MissingMediaOptions options;
+  options.media_dir = input_.media_dir;
+  options.cancel = &op_->cancel_token();
+  absl::StatusOr<MissingMediaScan> scan =
+      actions_->ScanMedia(input_.conninfo, input_.database, options);
+  if (absl::IsCancelled(scan.status())) return scan.status();
+  if (!scan.ok()) {
+    // The restore itself is done: an odd schema or media directory makes
+    // the count a warning, not a failure.
+    warnings_.push_back(absl::StrCat("media check: the missing media files were not counted: ",
+                                     scan.status().message()));
+    return absl::StrCat("not counted: ", scan.status().message());
+  }
+  v1::MissingMedia report = scan->report;
+  std::string refetch;  // what the refetch did, for the summary
+  if (input_.options.refetch_missing_remote_media() && report.remote_missing() > 0) {
+    const std::string no_app = AppUnavailable(input_);
+    if (!no_app.empty()) {
+      warnings_.push_back(
+          absl::StrCat("--refetch-missing-remote-media: no tootctl to run (", no_app, ")"));
+    } else {
+      const RefetchLimits limits;
+      ASSIGN_OR_RETURN(
+          RefetchPlan plan,
+          actions_->PlanMediaRefetch(input_.conninfo, input_.database, scan->remote, limits));
+      const auto commands =
+          RefetchCommands(plan, limits.accounts_per_command, input_.default_concurrency);
+      // One command failing (an origin server gone, an account renamed)
+      // does not stop the others.
+      const TaskContext ctx = Task("media_check", true);
+      std::vector<std::string> failed;
+      for (const auto& args : commands) {
+        absl::StatusOr<v1::TootctlResult> result = actions_->Tootctl(*input_.runtime, args, ctx);
+        if (absl::IsCancelled(result.status())) return result.status();
+        RETURN_IF_ERROR(CheckCancelled());
+        if (result.ok()) {
+          tootctl_.push_back(*result);
+        } else {
+          failed.push_back(std::string(result.status().message()));
+        }
+      }
+      if (!failed.empty()) {
+        warnings_.push_back(absl::StrCat(failed.size(), " of ", commands.size(),
+                                         " commands fetching remote media again failed; the "
+                                         "first: ",
+                                         failed.front()));
+      }
+      ASSIGN_OR_RETURN(MissingMediaScan after,
+                       actions_->ScanMedia(input_.conninfo, input_.database, options));
+      report.set_refetched(true);
+      report.set_remote_missing_after_refetch(after.report.remote_missing());
+      report.set_remote_not_refetchable(plan.not_refetchable);
+      report.set_remote_left_by_cap(plan.left_by_cap);
+      refetch =
+          absl::StrCat("; ", commands.size(), " tootctl command", commands.size() == 1 ? "" : "s",
+                       " fetched ", report.remote_missing() - report.remote_missing_after_refetch(),
+                       " again, ", report.remote_missing_after_refetch(), " still missing");
+    }
+  }
+  std::string summary =
+      absl::StrCat(report.referenced(), " files referenced, ", report.present(), " present; ",
+                   report.local_missing(), " local missing (lost), ", report.remote_missing(),
+                   " remote missing (re-fetchable)", refetch);
+  if (report.invalid_names() > 0) {
+    absl::StrAppend(&summary, "; ", report.invalid_names(), " invalid file names (not looked up)");
+  }
+  report.set_summary(summary);
+  if (report.local_missing() > 0) {
+    std::vector<std::string> first;
+    for (const v1::MissingMediaFile& f : report.local_files()) {
+      if (first.size() == 3) break;
+      first.push_back(f.path());
+    }
+    warnings_.push_back(absl::StrCat(
+        report.local_missing(),
+        " local media files the database references are missing "
+        "from ",
+        input_.media_dir, " and were not in the backup (lost): ", absl::StrJoin(first, ", "),
+        report.local_missing() > 3 ? ", ..." : ""));
+  }
+  if (report.remote_missing() > 0 && !report.refetched()) {
+    warnings_.push_back(absl::StrCat(report.remote_missing(),
+                                     " copies of remote media are missing: fetch them again with "
+                                     "--refetch-missing-remote-media (or tootctl media refresh)"));
+  } else if (report.refetched() && report.remote_missing_after_refetch() > 0) {
+    warnings_.push_back(absl::StrCat(report.remote_missing_after_refetch(),
+                                     " copies of remote media are still missing after the "
+                                     "refetch (origin servers gone, remote custom emoji)"));
+  }
+  if (report.invalid_names() > 0) {
+    warnings_.push_back(absl::StrCat(report.invalid_names(),
+                                     " media file names in the database are not a single path "
+                                     "component (a hostile or damaged dump): not looked up"));
+  }
+  missing_media_ = report;
+  return summary;
+}
+
 std::string RestoreJob::ServicesStillDown() const {
   if (!services_stopped_) return "the app was not stopped";
   if (!outcome_.ok() && input_.options.keep_services_stopped_on_failure()) {
@@ -915,6 +1040,7 @@ void RestoreJob::Report(const absl::Status& outcome) {
     for (const std::string& n : next) r->add_next_steps(n);
     for (const v1::AfterSwapCheck& c : after_swap_checks_) *r->add_after_swap_checks() = c;
     if (redis_.has_value()) *r->mutable_redis() = *redis_;
+    if (missing_media_.has_value()) *r->mutable_missing_media() = *missing_media_;
   });
   if (Planned("report")) op_->StepFinished("report", v1::STEP_STATE_SUCCEEDED, "");
 }

@@ -19,9 +19,14 @@
 //    8 swap           staging in, live kept as <db>__previous_<time>
 //    9 media          staged, then moved into place; unchanged files skipped
 //      config         the backup's env file (with --restore-config)
+//      redis          the backup's Redis dump in place of the runtime's
 //   10 migrate        the app's db:migrate, checked in schema_migrations
 //   11 cleanup        tootctl preview_cards remove, media remove
 //   12 refresh        tootctl media refresh, accounts refresh, feeds build
+//      search         tootctl search deploy when the app's env enables it
+//      media_check    the files the database references that the media
+//                     directory lacks: local ones lost (listed), remote ones
+//                     fetched again with --refetch-missing-remote-media
 //   13 start_services the app's services again (also after a failure)
 //      app_checks     the app answers: web /health, streaming health,
 //                     sidekiq runs (a failure fails the restore; the report
@@ -56,6 +61,7 @@
 #include "agent/jobs/job_env.h"
 #include "agent/jobs/scan.h"
 #include "agent/media/media_restore.h"
+#include "agent/media/missing_media.h"
 #include "agent/operations/operation.h"
 #include "agent/operations/operation_manager.h"
 #include "mastodon/restore/v1/operation.pb.h"
@@ -166,6 +172,15 @@ class RestoreActions {
       const std::string& env_source) = 0;
   // media/.
   virtual absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& options) = 0;
+  // media/missing_media.h on `database` of `conninfo`'s server: the files
+  // its records reference that the media directory lacks, and the scopes of
+  // tootctl commands that fetch the remote ones again.
+  virtual absl::StatusOr<MissingMediaScan> ScanMedia(const std::string& conninfo,
+                                                     const std::string& database,
+                                                     const MissingMediaOptions& options) = 0;
+  virtual absl::StatusOr<RefetchPlan> PlanMediaRefetch(
+      const std::string& conninfo, const std::string& database,
+      const std::vector<MissingRemoteFile>& missing, const RefetchLimits& limits) = 0;
   // app/.
   virtual absl::Status ControlServices(const Runtime& runtime, bool start,
                                        const TaskContext& ctx) = 0;
@@ -222,6 +237,9 @@ class RestoreJob {
   absl::StatusOr<std::string> Refresh();
   absl::StatusOr<std::string> DeploySearch();
   absl::StatusOr<std::string> RestoreRedisDump();
+  absl::StatusOr<std::string> CheckMissingMedia();
+  // Why the media directory is not checked after all ("" when it is).
+  std::string MediaNotToCheck() const;
   // Why the backup's Redis dump is not restored after all ("" when it is).
   std::string RedisNotToRestore() const;
   // Why search deploy does not run after all ("" when the app's env sets
@@ -275,6 +293,7 @@ class RestoreJob {
   std::vector<mastodon::restore::v1::TootctlResult> tootctl_;  // cleanup, refresh
   std::vector<mastodon::restore::v1::AfterSwapCheck> after_swap_checks_;  // app_checks
   std::optional<mastodon::restore::v1::RedisRestore> redis_;              // redis
+  std::optional<mastodon::restore::v1::MissingMedia> missing_media_;      // media_check
   std::vector<std::string> warnings_;                                     // any
   absl::Status outcome_;                                                  // of the steps so far
 };

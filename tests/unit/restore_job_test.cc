@@ -158,6 +158,25 @@ class FakeActions : public RestoreActions {
     result.files_written = o.inventory.files();
     return result;
   }
+  absl::StatusOr<MissingMediaScan> ScanMedia(const std::string&, const std::string& database,
+                                             const MissingMediaOptions& o) override {
+    RETURN_IF_ERROR(Call("media_check"));
+    scan_database = database;
+    scan_options = o;
+    MissingMediaScan scan;
+    if (!scans.empty()) {
+      scan = scans.front();
+      if (scans.size() > 1) scans.erase(scans.begin());
+    }
+    return scan;
+  }
+  absl::StatusOr<RefetchPlan> PlanMediaRefetch(const std::string&, const std::string&,
+                                               const std::vector<MissingRemoteFile>& missing,
+                                               const RefetchLimits&) override {
+    RETURN_IF_ERROR(Call("plan_refetch"));
+    refetch_missing = missing.size();
+    return refetch_plan;
+  }
   absl::Status ControlServices(const Runtime&, bool start, const TaskContext&) override {
     return Call(start ? "start" : "stop");
   }
@@ -178,6 +197,7 @@ class FakeActions : public RestoreActions {
   absl::StatusOr<v1::TootctlResult> Tootctl(const Runtime&, const std::vector<std::string>& args,
                                             const TaskContext& ctx) override {
     RETURN_IF_ERROR(Call(absl::StrCat(ctx.step, ":", args.empty() ? "" : args[0])));
+    tootctl_args.push_back(absl::StrJoin(args, " "));
     return v1::TootctlResult();
   }
 
@@ -205,6 +225,14 @@ class FakeActions : public RestoreActions {
     return absl::StrCat(r.database, "__restore_", r.operation_id);
   }
 
+  // What ScanMedia answers, in turn (the last one again and again), and
+  // what it and PlanMediaRefetch were given.
+  std::vector<MissingMediaScan> scans;
+  std::string scan_database;
+  MissingMediaOptions scan_options;
+  RefetchPlan refetch_plan;
+  size_t refetch_missing = 0;
+  std::vector<std::string> tootctl_args;
   DatabaseRestoreRequest staged_request;
   RedisRestoreOptions redis_options;
   std::string redis_step;
@@ -300,7 +328,7 @@ TEST(PlanRestoreTest, OneTableGivesEveryStepInOrderWithItsSkipReason) {
   }
   EXPECT_THAT(names, ElementsAre("open", "inventory", "detect", "preflight", "stop_services",
                                  "load", "verify", "checks", "secrets", "swap", "media", "config",
-                                 "redis", "migrate", "cleanup", "refresh", "search",
+                                 "redis", "migrate", "cleanup", "refresh", "search", "media_check",
                                  "start_services", "app_checks", "report"));
   EXPECT_THAT(
       skips,
@@ -311,8 +339,8 @@ TEST(PlanRestoreTest, OneTableGivesEveryStepInOrderWithItsSkipReason) {
           "config:not asked (--restore-config)", "redis:no Mastodon runtime on this host",
           "migrate:no Mastodon runtime on this host", "cleanup:no Mastodon runtime on this host",
           "refresh:no Mastodon runtime on this host", "search:no Mastodon runtime on this host",
-          "start_services:no services were stopped", "app_checks:no services were stopped",
-          "report:"));
+          "media_check:no media directory on this host", "start_services:no services were stopped",
+          "app_checks:no services were stopped", "report:"));
 }
 
 TEST(PlanRestoreTest, MediaOnlyKeepsTheAppRunningAndSkipsTheDatabase) {
@@ -349,14 +377,15 @@ TEST(PlanRestoreTest, BesideTheLiveDatabaseTheAppIsLeftAlone) {
 TEST_F(RestoreJobTest, DatabaseAndMediaRunInOrderAndTheSourceIsOpenedOnce) {
   ASSERT_OK(Run());
   EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stage", "verify",
-                                          "checks", "swap", "media"));
-  EXPECT_THAT(StepStates(),
-              ElementsAre("open=SUCCEEDED", "inventory=SUCCEEDED", "detect=SUCCEEDED",
-                          "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
-                          "verify=SUCCEEDED", "checks=SUCCEEDED", "secrets=SUCCEEDED",
-                          "swap=SUCCEEDED", "media=SUCCEEDED", "config=SKIPPED", "redis=SKIPPED",
-                          "migrate=SKIPPED", "cleanup=SKIPPED", "refresh=SKIPPED", "search=SKIPPED",
-                          "start_services=SKIPPED", "app_checks=SKIPPED", "report=SUCCEEDED"));
+                                          "checks", "swap", "media", "media_check"));
+  EXPECT_THAT(
+      StepStates(),
+      ElementsAre("open=SUCCEEDED", "inventory=SUCCEEDED", "detect=SUCCEEDED",
+                  "preflight=SUCCEEDED", "stop_services=SKIPPED", "load=SUCCEEDED",
+                  "verify=SUCCEEDED", "checks=SUCCEEDED", "secrets=SUCCEEDED", "swap=SUCCEEDED",
+                  "media=SUCCEEDED", "config=SKIPPED", "redis=SKIPPED", "migrate=SKIPPED",
+                  "cleanup=SKIPPED", "refresh=SKIPPED", "search=SKIPPED", "media_check=SUCCEEDED",
+                  "start_services=SKIPPED", "app_checks=SKIPPED", "report=SUCCEEDED"));
   // The load is handed the dump the inventory detected, not a path to detect.
   EXPECT_EQ(actions_.staged_request.dump.path(), "database.sql");
   EXPECT_EQ(actions_.staged_request.database, kLive);
@@ -386,7 +415,7 @@ TEST_F(RestoreJobTest, WithTheAppItIsStoppedMigratedRefreshedAndStartedAgain) {
       actions_.calls,
       ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "checks", "swap",
                   "media", "migrate", "cleanup:preview_cards", "cleanup:media", "refresh:media",
-                  "refresh:accounts", "refresh:feeds", "start", "check_app"));
+                  "refresh:accounts", "refresh:feeds", "media_check", "start", "check_app"));
   EXPECT_EQ(StepMessage("stop_services"), "web");
   EXPECT_EQ(StepMessage("app_checks"), "web ok, sidekiq ok");
   EXPECT_EQ(op_.Snapshot().restore_report().after_swap_checks_size(), 2);
@@ -409,11 +438,11 @@ class SearchDeployTest : public RestoreJobTest {
 
 TEST_F(SearchDeployTest, RunsWhenTheAppsEnvEnablesElasticsearch) {
   ASSERT_OK(Run());
-  EXPECT_THAT(
-      actions_.calls,
-      ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "checks", "swap",
-                  "media", "migrate", "cleanup:preview_cards", "cleanup:media", "refresh:media",
-                  "refresh:accounts", "refresh:feeds", "search:search", "start", "check_app"));
+  EXPECT_THAT(actions_.calls,
+              ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "checks",
+                          "swap", "media", "migrate", "cleanup:preview_cards", "cleanup:media",
+                          "refresh:media", "refresh:accounts", "refresh:feeds", "search:search",
+                          "media_check", "start", "check_app"));
 }
 
 TEST_F(SearchDeployTest, IsSkippedWhenTheEnvDoesNotEnableItOrWhenNotAsked) {
@@ -458,7 +487,7 @@ TEST_F(RedisStepTest, TheDumpReplacesRedisDataAndFeedsAreNotRebuilt) {
   EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stop", "stage",
                                           "verify", "checks", "swap", "media", "redis", "migrate",
                                           "cleanup:preview_cards", "cleanup:media", "refresh:media",
-                                          "refresh:accounts", "start", "check_app"));
+                                          "refresh:accounts", "media_check", "start", "check_app"));
   EXPECT_EQ(actions_.redis_options.dump.path(), "export/redis.rdb");
   EXPECT_EQ(actions_.redis_options.source_path, in_.source_path);
   EXPECT_EQ(actions_.redis_options.operation_id, op_.id());
@@ -505,6 +534,148 @@ TEST_F(RedisStepTest, AFailureAfterTheSwapNamesTheFeedsRebuildAndStartsTheApp) {
   EXPECT_THAT(actions_.calls, Contains("start"));
   EXPECT_THAT(op_.Snapshot().restore_report().next_steps(),
               Contains(HasSubstr("tootctl feeds build --all")));
+}
+
+// After the app's steps, the files the restored database references are
+// looked up in the media directory; with --refetch-missing-remote-media the
+// remote ones are fetched again by scoped tootctl commands and counted again.
+class MediaCheckStepTest : public RestoreJobTest {
+ protected:
+  void SetUp() override {
+    WithRuntime();
+    actions_.scans = {Scan(/*local=*/2, /*remote=*/3)};
+  }
+  static MissingMediaScan Scan(int local, int remote) {
+    MissingMediaScan scan;
+    v1::MissingMedia& r = scan.report;
+    r.set_media_dir("/media/system");
+    r.set_referenced(10);
+    r.set_present(10 - local - remote);
+    r.set_local_missing(local);
+    r.set_remote_missing(remote);
+    for (int i = 0; i < local; ++i) {
+      v1::MissingMediaFile* f = r.add_local_files();
+      f->set_kind("media_attachment");
+      f->set_id(i + 1);
+      f->set_path(absl::StrCat("media_attachments/files/000/000/00", i + 1, "/original/x.png"));
+    }
+    for (int i = 0; i < remote; ++i) scan.remote.push_back({MediaFileKind::kMediaAttachment, 7});
+    return scan;
+  }
+  std::vector<std::string> Warnings() const {
+    const v1::Operation snapshot = op_.Snapshot();
+    const auto& w = snapshot.restore_report().warnings();
+    return std::vector<std::string>(w.begin(), w.end());
+  }
+};
+
+TEST_F(MediaCheckStepTest, CountsLostAndRefetchableFilesAfterTheAppsStepsAndWarns) {
+  ASSERT_OK(Run());
+  EXPECT_THAT(
+      actions_.calls,
+      ElementsAre("probe", "open", "cluster_database", "stop", "stage", "verify", "checks", "swap",
+                  "media", "migrate", "cleanup:preview_cards", "cleanup:media", "refresh:media",
+                  "refresh:accounts", "refresh:feeds", "media_check", "start", "check_app"));
+  EXPECT_EQ(actions_.scan_database, kLive);
+  EXPECT_EQ(actions_.scan_options.media_dir, "/media/system");
+  EXPECT_EQ(actions_.scan_options.cancel, &op_.cancel_token());
+  EXPECT_EQ(StepMessage("media_check"),
+            "10 files referenced, 5 present; 2 local missing (lost), 3 remote missing "
+            "(re-fetchable)");
+  const v1::MissingMedia m = op_.Snapshot().restore_report().missing_media();
+  EXPECT_EQ(m.local_missing(), 2);
+  EXPECT_FALSE(m.refetched());
+  EXPECT_EQ(m.summary(), StepMessage("media_check"));
+  EXPECT_THAT(Warnings(), Contains("2 local media files the database references are missing from "
+                                   "/media/system and were not in the backup (lost): "
+                                   "media_attachments/files/000/000/001/original/x.png, "
+                                   "media_attachments/files/000/000/002/original/x.png"));
+  EXPECT_THAT(Warnings(), Contains(HasSubstr("3 copies of remote media are missing: fetch them "
+                                             "again with --refetch-missing-remote-media")));
+}
+
+TEST_F(MediaCheckStepTest, TheRefetchRunsTheScopedCommandsAndCountsAgain) {
+  in_.options.set_refetch_missing_remote_media(true);
+  actions_.scans = {Scan(0, 3), Scan(0, 1)};
+  actions_.refetch_plan.statuses = {101, 102};
+  actions_.refetch_plan.profile_accounts = {"bob@remote.example"};
+  actions_.refetch_plan.not_refetchable = 1;
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls,
+              ::testing::IsSupersetOf(
+                  {"media_check", "plan_refetch", "media_check:media", "media_check:accounts"}));
+  EXPECT_EQ(actions_.refetch_missing, 3u);
+  EXPECT_THAT(actions_.tootctl_args,
+              ::testing::IsSupersetOf({"media refresh --status 101 --force --concurrency 5",
+                                       "media refresh --status 102 --force --concurrency 5",
+                                       "accounts refresh bob@remote.example"}));
+  // Scanned again after the commands, before the app starts.
+  std::vector<std::string> order;
+  for (const std::string& c : actions_.calls) {
+    if (c == "media_check" || c == "start") order.push_back(c);
+  }
+  EXPECT_THAT(order, ElementsAre("media_check", "media_check", "start"));
+  const v1::MissingMedia m = op_.Snapshot().restore_report().missing_media();
+  EXPECT_TRUE(m.refetched());
+  EXPECT_EQ(m.remote_missing(), 3);
+  EXPECT_EQ(m.remote_missing_after_refetch(), 1);
+  EXPECT_EQ(m.remote_not_refetchable(), 1);
+  EXPECT_THAT(StepMessage("media_check"),
+              HasSubstr("; 3 tootctl commands fetched 2 again, 1 still missing"));
+  EXPECT_THAT(Warnings(), Contains(HasSubstr("1 copies of remote media are still missing")));
+}
+
+TEST_F(MediaCheckStepTest, AFailingRefetchCommandIsAWarningAndTheOthersStillRun) {
+  in_.options.set_refetch_missing_remote_media(true);
+  actions_.scans = {Scan(0, 3), Scan(0, 2)};
+  actions_.refetch_plan.statuses = {101};
+  actions_.refetch_plan.profile_accounts = {"bob@remote.example"};
+  actions_.fail["media_check:media"] = absl::UnknownError("tootctl media refresh exited 1");
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Contains("media_check:accounts"));
+  EXPECT_THAT(Warnings(), Contains("1 of 2 commands fetching remote media again failed; the "
+                                   "first: tootctl media refresh exited 1"));
+}
+
+TEST_F(MediaCheckStepTest, NothingToRefetchRunsNoCommand) {
+  in_.options.set_refetch_missing_remote_media(true);
+  actions_.scans = {Scan(1, 0)};
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Not(Contains("plan_refetch")));
+  EXPECT_FALSE(op_.Snapshot().restore_report().missing_media().refetched());
+}
+
+TEST_F(MediaCheckStepTest, AnUncountableDatabaseIsAWarningNotAFailure) {
+  actions_.fail["media_check"] = absl::InvalidArgumentError("column \"id\" is of type text");
+  ASSERT_OK(Run());
+  EXPECT_EQ(StepMessage("media_check"), "not counted: column \"id\" is of type text");
+  EXPECT_THAT(Warnings(), Contains(HasSubstr("the missing media files were not counted")));
+  EXPECT_FALSE(op_.Snapshot().restore_report().has_missing_media());
+}
+
+TEST_F(MediaCheckStepTest, SkippedWhenNotAsked) {
+  in_.options.set_no_media_check(true);
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Not(Contains("media_check")));
+  EXPECT_EQ(StepMessage("media_check"), "not asked (--no-media-check)");
+}
+
+TEST_F(MediaCheckStepTest, SkippedWhenTheAppKeepsItsMediaInObjectStorage) {
+  runtime_.env_path = "/srv/mastodon/.env.production";
+  env_.files[runtime_.env_path] = "LOCAL_DOMAIN=x\nS3_ENABLED=true\n";
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Not(Contains("media_check")));
+  EXPECT_EQ(StepMessage("media_check"),
+            "the app keeps its media in object storage (S3_ENABLED=true in the host's env file "
+            "/srv/mastodon/.env.production)");
+}
+
+TEST_F(MediaCheckStepTest, ADatabaseOnlyRestoreDoesNotCheck) {
+  in_.options.set_db_only(true);
+  in_.media_dir.clear();
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Not(Contains("media_check")));
+  EXPECT_EQ(StepMessage("media_check"), "database only");
 }
 
 TEST_F(RestoreJobTest, PreflightRefusesARoleThatMayNotCreateDatabasesBeforeStoppingTheApp) {
@@ -775,7 +946,7 @@ TEST_F(RestoreJobTest, AnAcceptedSecretsMismatchSwapsWithAWarning) {
   in_.options.set_accept_secret_mismatch(true);
   ASSERT_OK(Run());
   EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "cluster_database", "stage", "verify",
-                                          "checks", "swap", "media"));
+                                          "checks", "swap", "media", "media_check"));
   const v1::RestoreReport report = op_.Snapshot().restore_report();
   EXPECT_TRUE(report.secrets_check().accepted());
   EXPECT_THAT(

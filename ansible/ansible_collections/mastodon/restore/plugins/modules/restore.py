@@ -127,6 +127,18 @@ options:
         sidekiq running); a failed check fails the restore after the swap.
     type: bool
     default: true
+  media_check:
+    description:
+      - Count the media files the restored database references that the media directory lacks
+        (local ones are lost and listed as a warning; remote ones are re-fetchable).
+    type: bool
+    default: true
+  refetch_missing_remote_media:
+    description:
+      - Fetch again, with C(tootctl) commands scoped to exactly them, the remote media whose
+        cached files the media directory lacks.
+    type: bool
+    default: false
   refresh_days:
     description:
       - C(media refresh --days N) (0 is the agent's default, 1).
@@ -217,12 +229,14 @@ def restore_args(params):
     for option, flag in (('exclude_cache', '--exclude-cache'), ('verify_media', '--verify-media'),
                          ('keep_owners', '--keep-owners'), ('drop_previous', '--drop-previous'),
                          ('restore_config', '--restore-config'),
+                         ('refetch_missing_remote_media', '--refetch-missing-remote-media'),
                          ('keep_services_stopped_on_failure', '--keep-services-stopped-on-failure')):
         if params[option]:
             args.append(flag)
     for option, flag in (('migrate', '--no-migrate'), ('cleanup', '--no-cleanup'),
                          ('refresh', '--no-refresh'), ('search_deploy', '--no-search-deploy'),
-                         ('app_checks', '--no-app-checks'), ('redis', '--no-redis')):
+                         ('app_checks', '--no-app-checks'), ('redis', '--no-redis'),
+                         ('media_check', '--no-media-check')):
         if not params[option]:
             args.append(flag)
     if params['allow_extensions']:
@@ -255,6 +269,8 @@ def main():
             search_deploy=dict(type='bool', default=True),
             app_checks=dict(type='bool', default=True),
             redis=dict(type='bool', default=True),
+            media_check=dict(type='bool', default=True),
+            refetch_missing_remote_media=dict(type='bool', default=False),
             refresh_days=dict(type='int', default=0),
             jobs=dict(type='int', default=0),
             restore_config=dict(type='bool', default=False),
