@@ -1,7 +1,9 @@
 // A backup's Redis dump restored into a real redis-server (Debian's) that
 // the fake host's systemctl stops and starts as the real unit does (a stop
 // saves the dataset into the file first), through the systemd runtime and
-// its redis.conf; and the RESP prober against a real server.
+// its redis.conf, and through the compose runtime (the fake docker runs the
+// real server for the redis service and the real redis-cli for exec); and
+// the RESP prober against a real server.
 #include "agent/app/redis_restore.h"
 
 #include <gmock/gmock.h>
@@ -11,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "agent/common/redis_probe.h"
 #include "agent/database/local_cluster.h"
@@ -63,6 +66,28 @@ TEST(RedisProbeTest, InfoOfARealServerWithItsPassword) {
   testing::RemoveTree(*dir);
 }
 
+// A backup directory holding dump.rdb written by another real Redis (7 keys
+// in db 0, 2 in db 1, one expiring in an hour), and its inventory's
+// account of it.
+v1::RedisDumpInfo WriteRedisBackup(const std::string& backup, CommandRunner* runner) {
+  std::filesystem::create_directories(backup);
+  auto source = testing::TestRedis::Start(backup);
+  EXPECT_OK(source);
+  if (!source.ok()) return {};
+  for (int i = 0; i < 7; ++i) (*source)->Cli({"SET", absl::StrCat("feed:", i), "v"});
+  (*source)->Cli({"EXPIRE", "feed:0", "3600"});
+  (*source)->Cli({"-n", "1", "LPUSH", "queue:default", "job1", "job2"});
+  (*source)->Cli({"-n", "1", "SET", "sidekiq:stat", "9"});
+  EXPECT_EQ((*source)->Cli({"SAVE"}), "OK\n");
+  source->reset();
+  std::filesystem::remove(backup + "/redis-server.log");
+  InspectOptions options;
+  options.now = absl::Now();
+  auto manifest = InspectBackup(backup, SourceOptions(), options, runner);
+  EXPECT_OK(manifest);
+  return manifest.ok() ? manifest->redis() : v1::RedisDumpInfo();
+}
+
 class RedisRestoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -108,27 +133,9 @@ class RedisRestoreTest : public ::testing::Test {
     return testing::RedisCli(port_, "host-redis-pw", args);
   }
 
-  // A backup directory holding dump.rdb written by another real Redis
-  // (7 keys in db 0, 2 in db 1, one expiring in an hour), and its
-  // inventory's account of it.
   v1::RedisDumpInfo MakeBackup() {
     backup_ = host_->dir() + "/backup";
-    std::filesystem::create_directories(backup_);
-    auto source = testing::TestRedis::Start(backup_);
-    EXPECT_OK(source);
-    if (!source.ok()) return {};
-    for (int i = 0; i < 7; ++i) (*source)->Cli({"SET", absl::StrCat("feed:", i), "v"});
-    (*source)->Cli({"EXPIRE", "feed:0", "3600"});
-    (*source)->Cli({"-n", "1", "LPUSH", "queue:default", "job1", "job2"});
-    (*source)->Cli({"-n", "1", "SET", "sidekiq:stat", "9"});
-    EXPECT_EQ((*source)->Cli({"SAVE"}), "OK\n");
-    source->reset();
-    std::filesystem::remove(backup_ + "/redis-server.log");
-    InspectOptions options;
-    options.now = absl::Now();
-    auto manifest = InspectBackup(backup_, SourceOptions(), options, runner_.get());
-    EXPECT_OK(manifest);
-    return manifest.ok() ? manifest->redis() : v1::RedisDumpInfo();
+    return WriteRedisBackup(backup_, runner_.get());
   }
 
   RedisRestoreOptions Options(const v1::RedisDumpInfo& dump) {
@@ -234,6 +241,69 @@ TEST_F(RedisRestoreTest, AStopThatFailsLeavesRedisAndItsFileAlone) {
   for (const auto& e : std::filesystem::directory_iterator(data_dir_)) {
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
   }
+}
+
+// Mastodon's docker-compose.yml: Redis's volume is ./redis beside the
+// compose file, the service is stopped and started by Compose, and asked
+// through `docker compose exec -T redis redis-cli INFO` (it publishes no
+// port), here the real redis-cli against the real server the fake docker
+// runs for the redis service.
+TEST(ComposeRedisRestoreTest, TheDumpReplacesTheVolumesFileAndIsCountedThroughExec) {
+  auto host = testing::FakeHost::Create();
+  ASSERT_OK(host);
+  std::unique_ptr<CommandRunner> runner = NewPosixCommandRunner();
+  std::unique_ptr<Env> env = NewPosixEnv();
+  (*host)->InstallCompose("LOCAL_DOMAIN=compose.example\nREDIS_HOST=redis\n");
+  const std::string volume = (*host)->app_dir() + "/redis";
+  std::filesystem::create_directories(volume);
+  auto port = PickFreePort();
+  ASSERT_OK(port);
+  (*host)->Set("FAKE_REDIS_PORT", absl::StrCat(*port));
+  (*host)->Set("FAKE_REDIS_DIR", volume);
+  std::vector<std::string> checked;
+  auto runtime = DetectRuntime("compose", (*host)->Layout(), runner.get(), env.get(), &checked);
+  ASSERT_OK(runtime);
+  auto compose = [&](const std::vector<std::string>& args) {
+    CommandSpec spec;
+    spec.argv = {(*host)->dir() + "/bin/docker", "compose", "-f",
+                 (*host)->app_dir() + "/docker-compose.yml"};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.env = {"PATH=" + (*host)->Layout().host_path};
+    auto r = runner->Run(spec, nullptr);
+    EXPECT_OK(r);
+    return r.ok() ? r->stdout_text + r->stderr_text : std::string();
+  };
+  compose({"start", "redis"});
+  absl::Cleanup stop = [&] { compose({"stop", "redis"}); };
+  ASSERT_EQ(testing::RedisCli(*port, "", {"SET", "host:only", "x"}), "OK\n");
+
+  const v1::RedisDumpInfo dump = WriteRedisBackup((*host)->dir() + "/backup", runner.get());
+  RedisRestoreOptions o;
+  o.source_path = (*host)->dir() + "/backup";
+  o.dump = dump;
+  o.operation_id = "op1";
+  o.interval = absl::Milliseconds(50);
+  o.load_timeout = absl::Seconds(20);
+  testing::RecordingReporter reporter;
+  auto result = RestoreRedisDump(**runtime, o,
+                                 TaskContext{runner.get(), env.get(), nullptr, &reporter, "redis"});
+  ASSERT_OK(result);
+  EXPECT_EQ(result->data_file(), volume + "/dump.rdb");
+  EXPECT_EQ(result->keys_expected(), 9);
+  EXPECT_EQ(result->keys_loaded(), 9);
+  EXPECT_EQ(result->kept_as(), volume + "/dump.rdb.before-restore-op1");
+  EXPECT_EQ(testing::RedisCli(*port, "", {"DBSIZE"}), "7\n");
+  EXPECT_EQ(testing::RedisCli(*port, "", {"EXISTS", "host:only"}), "0\n");
+  // Compose was asked, not a port: stop, start, then exec until loaded.
+  std::vector<std::string> verbs;
+  for (const testing::FakeCall& c : (*host)->Calls("docker")) {
+    if (c.argv.size() > 3) verbs.push_back(c.argv[3]);
+  }
+  EXPECT_THAT(verbs, ::testing::IsSupersetOf({"stop", "start", "exec"}));
+  // A Redis that is not running cannot be asked: Compose says so.
+  compose({"stop", "redis"});
+  EXPECT_THAT(compose({"exec", "-T", "redis", "redis-cli", "INFO"}),
+              HasSubstr("service \"redis\" is not running"));
 }
 
 }  // namespace
