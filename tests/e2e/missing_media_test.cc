@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/fake_host.h"
+#include "tests/harness/mastodon_media_schema.h"
 #include "tests/harness/status_matchers.h"
 
 namespace mastodon_restore {
@@ -37,13 +38,8 @@ class MissingMediaCliTest : public E2eTest {
   // tree, which lacks one local file (dog.jpg) and the remote copies.
   std::string MakeBackup() {
     EXPECT_OK(pg_->Exec("CREATE DATABASE source"));
+    EXPECT_OK(pg_->Exec(testing::kMastodonMediaTablesSql, "source"));
     EXPECT_OK(pg_->Exec(R"sql(
-      CREATE TABLE accounts (id bigint PRIMARY KEY, username varchar NOT NULL, domain varchar,
-        avatar_file_name varchar, header_file_name varchar,
-        avatar_storage_schema_version integer, header_storage_schema_version integer);
-      CREATE TABLE media_attachments (id bigint PRIMARY KEY, status_id bigint,
-        account_id bigint, file_file_name varchar, remote_url varchar NOT NULL DEFAULT '',
-        file_storage_schema_version integer);
       INSERT INTO accounts VALUES (1, 'alice', NULL, 'alice.png', NULL, 1, 1),
         (9, 'bob', 'remote.example', 'remote.png', NULL, 1, 1);
       INSERT INTO media_attachments VALUES (1, 1, 1, 'cat.jpg', '', 1),

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/app/app_tasks.h"
 #include "agent/database/pg_connection.h"
+#include "tests/harness/mastodon_media_schema.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_postgres.h"
 
@@ -34,15 +35,8 @@ class MissingMediaTest : public ::testing::Test {
     ASSERT_OK(pg);
     pg_ = std::move(*pg);
     ASSERT_OK(pg_->Exec("CREATE DATABASE app"));
+    ASSERT_OK(pg_->Exec(testing::kMastodonMediaTablesSql, "app"));
     ASSERT_OK(pg_->Exec(R"sql(
-      CREATE TABLE accounts (id bigint PRIMARY KEY, username varchar NOT NULL, domain varchar,
-        avatar_file_name varchar, header_file_name varchar,
-        avatar_storage_schema_version integer, header_storage_schema_version integer);
-      CREATE TABLE media_attachments (id bigint PRIMARY KEY, status_id bigint,
-        account_id bigint, file_file_name varchar, remote_url varchar NOT NULL DEFAULT '',
-        file_storage_schema_version integer);
-      CREATE TABLE custom_emojis (id bigint PRIMARY KEY, shortcode varchar NOT NULL,
-        domain varchar, image_file_name varchar, image_storage_schema_version integer);
       INSERT INTO accounts VALUES
         (1, 'alice', NULL, 'alice.png', 'h.png', 1, 1),
         (9, 'bob', 'remote.example', 'remote.png', NULL, 1, NULL),
