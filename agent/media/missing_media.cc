@@ -202,6 +202,10 @@ absl::StatusOr<RefetchPlan> PlanRefetch(PgSession* db,
     }
   }
   account_ids.erase(0);
+  // Handles only from an ordinary accounts table (a dump's view or policy
+  // would run its functions as the agent's role): else by status only.
+  ASSIGN_OR_RETURN(MediaFileTables tables, ReadMediaFileTables(db));
+  if (!tables.accounts) account_ids.clear();
   const std::vector<int64_t> ids(account_ids.begin(), account_ids.end());
   absl::StatusOr<std::map<int64_t, std::string>> found = RemoteAccountHandles(db, ids);
   if (!found.ok()) return found.status();

@@ -97,7 +97,9 @@ struct RefetchLimits {
 };
 
 // Groups `missing` into the scopes above, reading the accounts' handles
-// from `db`. A query error is returned as is.
+// from `db` (only when accounts is an ordinary table without row-level
+// security; else every scope is a status). A query error is returned as
+// is.
 absl::StatusOr<RefetchPlan> PlanRefetch(PgSession* db,
                                         const std::vector<MissingRemoteFile>& missing,
                                         const RefetchLimits& limits);

@@ -185,6 +185,15 @@ TEST_F(MissingMediaTest, TablesWithRowLevelSecurityOrViewsAreNotRead) {
   EXPECT_EQ(scan->report.referenced(), 17);
   EXPECT_EQ(scan->report.present(), 2);
   EXPECT_EQ(scan->report.invalid_names(), 1);
+  // No handle is read from the view: every scope is a status, and bob's
+  // attachment outside any status cannot be scoped.
+  std::unique_ptr<PgSession> db = Connect();
+  auto plan = PlanRefetch(db.get(), scan->remote, RefetchLimits());
+  ASSERT_OK(plan);
+  EXPECT_THAT(plan->media_accounts, ::testing::IsEmpty());
+  EXPECT_THAT(plan->profile_accounts, ::testing::IsEmpty());
+  EXPECT_THAT(plan->statuses, ElementsAre(100, 200, 201, 202, 203, 204, 205, 206, 300, 301));
+  EXPECT_EQ(plan->not_refetchable, 1);
 }
 
 TEST_F(MissingMediaTest, OldSchemasWithoutStorageVersionsUseNoCachePrefix) {
