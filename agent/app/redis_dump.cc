@@ -96,6 +96,66 @@ class RdbReader {
     for (uint64_t i = 0; i < n; ++i) RETURN_IF_ERROR(SkipString());
     return absl::OkStatus();
   }
+  absl::Status SkipLengths(int n) {
+    for (int i = 0; i < n; ++i) RETURN_IF_ERROR(Length().status());
+    return absl::OkStatus();
+  }
+  // Skips a module's serialized data (RDB_TYPE_MODULE_2, module aux):
+  // opcode-tagged fields up to the EOF opcode, as rdb.c's
+  // rdbLoadCheckModuleValue reads them without the module.
+  absl::Status SkipModuleFields() {
+    for (;;) {
+      ASSIGN_OR_RETURN(uint64_t opcode, Length());
+      switch (opcode) {
+        case 0:  // EOF
+          return absl::OkStatus();
+        case 1:  // SINT
+        case 2:  // UINT
+          RETURN_IF_ERROR(Length().status());
+          break;
+        case 3:  // FLOAT
+          RETURN_IF_ERROR(Skip(4));
+          break;
+        case 4:  // DOUBLE
+          RETURN_IF_ERROR(Skip(8));
+          break;
+        case 5:  // STRING
+          RETURN_IF_ERROR(SkipString());
+          break;
+        default:
+          return absl::InvalidArgumentError(
+              absl::StrCat("not an RDB file: module data opcode ", opcode));
+      }
+    }
+  }
+  // Skips a stream (RDB_TYPE_STREAM_LISTPACKS, _2 from Redis 7.0, _3 from
+  // 7.2), as rdb.c's rdbLoadObject reads it.
+  absl::Status SkipStream(uint8_t type) {
+    const bool v2 = type >= 19;
+    const bool v3 = type >= 21;
+    ASSIGN_OR_RETURN(uint64_t listpacks, Length());
+    RETURN_IF_ERROR(SkipStrings(2 * listpacks));  // node key, listpack
+    // Length, last id; from v2 first id, max deleted id, entries added.
+    RETURN_IF_ERROR(SkipLengths(v2 ? 8 : 3));
+    ASSIGN_OR_RETURN(uint64_t groups, Length());
+    for (uint64_t g = 0; g < groups; ++g) {
+      RETURN_IF_ERROR(SkipString());             // name
+      RETURN_IF_ERROR(SkipLengths(v2 ? 3 : 2));  // last id, entries read
+      ASSIGN_OR_RETURN(uint64_t pending, Length());
+      for (uint64_t i = 0; i < pending; ++i) {
+        RETURN_IF_ERROR(Skip(16 + 8));       // raw id, delivery time
+        RETURN_IF_ERROR(Length().status());  // delivery count
+      }
+      ASSIGN_OR_RETURN(uint64_t consumers, Length());
+      for (uint64_t c = 0; c < consumers; ++c) {
+        RETURN_IF_ERROR(SkipString());       // name
+        RETURN_IF_ERROR(Skip(v3 ? 16 : 8));  // seen (and active) time
+        ASSIGN_OR_RETURN(uint64_t owned, Length());
+        RETURN_IF_ERROR(Skip(16 * owned));  // raw ids
+      }
+    }
+    return absl::OkStatus();
+  }
   // Skips the value of `type`.
   absl::Status SkipValue(uint8_t type) {
     switch (type) {
@@ -144,13 +204,17 @@ class RdbReader {
         }
         return absl::OkStatus();
       }
-      case 6:
-      case 7:
-        return absl::UnimplementedError("the dump holds a module value, whose size is not read");
+      case 6:  // Redis refuses it too ("pre-release module format")
+        return absl::InvalidArgumentError(
+            "the dump holds a module value of Redis 4.0's release candidates, which Redis no "
+            "longer loads");
+      case 7:  // module id, then the module's fields
+        RETURN_IF_ERROR(Length().status());
+        return SkipModuleFields();
       case 15:
       case 19:
       case 21:
-        return absl::UnimplementedError("the dump holds a stream, whose size is not read");
+        return SkipStream(type);
       default:
         return absl::InvalidArgumentError(
             absl::StrCat("not an RDB file (or a newer one): value type ", type));
@@ -210,10 +274,13 @@ absl::StatusOr<RdbSummary> SummarizeRdb(ByteStream* in, absl::Time now) {
       case kOpFunction2:
         st = r.SkipString();
         break;
-      case kOpFunctionPreGa:
-      case kOpModuleAux:
-        return wrap(
-            absl::UnimplementedError("it holds module or function data, which is not read"));
+      case kOpFunctionPreGa:  // Redis refuses it too
+        return wrap(absl::InvalidArgumentError(
+            "it holds functions in Redis 7.0's pre-release format, which Redis no longer loads"));
+      case kOpModuleAux:  // module id, when opcode, when, then the fields
+        st = r.SkipLengths(3);
+        if (st.ok()) st = r.SkipModuleFields();
+        break;
       case kOpIdle:
         st = r.Length().status();
         break;

@@ -26,10 +26,11 @@ struct RdbSummary {
 
 // Reads the whole RDB stream (header "REDIS0001".."REDIS0012", the
 // opcodes, every key and value) and counts its keys; values are skipped,
-// not decoded. `now` judges expiry times. INVALID_ARGUMENT for what is not
-// an RDB file or is truncated; UNIMPLEMENTED for content whose size the
-// reader cannot tell without decoding it (module values, streams), naming
-// it; memory stays bounded (values are read in chunks).
+// not decoded (streams and module data too: their fields are walked as
+// rdb.c reads them). `now` judges expiry times. INVALID_ARGUMENT for what is
+// not an RDB file, is truncated, or holds what Redis itself no longer loads
+// (pre-release module and function formats); memory stays bounded (values
+// are read in chunks).
 absl::StatusOr<RdbSummary> SummarizeRdb(ByteStream* in, absl::Time now);
 
 }  // namespace mastodon_restore

@@ -1,7 +1,8 @@
 // Redis dumps made by a real redis-server (Debian's), read by SummarizeRdb:
 // keys of every type Mastodon and sidekiq write (strings, lists, sets,
-// sorted sets, hashes, small and large encodings), several databases, keys
-// with an expiry; what is not an RDB file.
+// sorted sets, hashes, small and large encodings), streams with consumer
+// groups, several databases, keys with an expiry; module data written as
+// rdb.c writes it; what is not an RDB file.
 #include "agent/app/redis_dump.h"
 
 #include <gmock/gmock.h>
@@ -110,6 +111,63 @@ TEST_F(RedisDumpTest, AnEmptyDumpHasNoKeysAndOtherFilesAreRefused) {
   std::ofstream(dir_ + "/dump.rdb", std::ios::trunc | std::ios::binary)
       << whole.substr(0, whole.size() - 12);
   EXPECT_THAT(Summarize(absl::Now()), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(RedisDumpTest, StreamsWithConsumerGroupsAndPendingEntriesAreWalked) {
+  // Three listpack nodes (100 entries each by default), a deleted entry, a
+  // group with pending entries and two consumers, then keys after it.
+  for (int i = 0; i < 250; ++i) {
+    Cli({"XADD", "events", "*", "n", absl::StrCat(i), "body", std::string(i % 7 * 10, 'e')});
+  }
+  Cli({"XGROUP", "CREATE", "events", "workers", "0"});
+  Cli({"XREADGROUP", "GROUP", "workers", "alice", "COUNT", "5", "STREAMS", "events", ">"});
+  Cli({"XREADGROUP", "GROUP", "workers", "bob", "COUNT", "3", "STREAMS", "events", ">"});
+  Cli({"XGROUP", "CREATE", "events", "idle", "$"});
+  Cli({"XADD", "empty", "*", "a", "1"});
+  Cli({"XTRIM", "empty", "MAXLEN", "0"});
+  Cli({"SET", "after", "1"});
+  Cli({"-n", "2", "SET", "other", "db"});
+  ASSERT_EQ(Cli({"SAVE"}), "OK\n");
+  absl::StatusOr<RdbSummary> s = Summarize(absl::Now());
+  ASSERT_OK(s);
+  EXPECT_EQ(s->keys, 4);
+  EXPECT_EQ(s->keys_by_db[0], 3);
+  EXPECT_EQ(s->keys_by_db[2], 1);
+}
+
+// No module is packaged for Debian's Redis: module data as rdb.c writes it
+// (RDB_TYPE_MODULE_2 and module aux: opcode-tagged fields up to EOF), byte
+// by byte.
+TEST_F(RedisDumpTest, ModuleDataIsWalkedByItsOpcodes) {
+  auto len = [](uint64_t n) {
+    if (n < 64) return std::string(1, static_cast<char>(n));
+    std::string out(1, '\x81');
+    for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xFF));
+    return out;
+  };
+  auto str = [&](const std::string& v) { return len(v.size()) + v; };
+  const uint64_t module_id = 0x1234567890ABCDEFull;
+  const std::string fields = len(1) + len(7) +                  // SINT 7
+                             len(3) + std::string(4, '\0') +    // FLOAT
+                             len(4) + std::string(8, '\0') +    // DOUBLE
+                             len(5) + str("payload") + len(0);  // STRING, EOF
+  std::string rdb = "REDIS0010";
+  rdb += '\xF7' + len(module_id) + len(2) + len(2) + fields;  // module aux
+  rdb += '\xFE' + len(0);                                     // SELECTDB 0
+  rdb += '\x07' + str("m") + len(module_id) + fields;         // a module value
+  rdb += '\x00' + str("after") + str("1");                    // a string
+  rdb += '\xFF' + std::string(8, '\0');
+  std::ofstream(dir_ + "/dump.rdb", std::ios::trunc | std::ios::binary) << rdb;
+  absl::StatusOr<RdbSummary> s = Summarize(absl::Now());
+  ASSERT_OK(s);
+  EXPECT_EQ(s->keys, 2);
+
+  // Redis 4.0's pre-release module format, which Redis itself refuses.
+  rdb = "REDIS0010" + std::string("\xFE") + len(0) + '\x06' + str("m") + len(module_id) + '\xFF' +
+        std::string(8, '\0');
+  std::ofstream(dir_ + "/dump.rdb", std::ios::trunc | std::ios::binary) << rdb;
+  EXPECT_THAT(Summarize(absl::Now()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no longer loads")));
 }
 
 }  // namespace
