@@ -179,17 +179,21 @@ std::vector<std::string> SearchDeployCommand(int default_concurrency) {
   return {"search", "deploy", "--concurrency", Concurrency(0, default_concurrency)};
 }
 
-std::vector<std::vector<std::string>> RefetchCommands(const RefetchPlan& plan,
-                                                      int accounts_per_command,
-                                                      int default_concurrency) {
-  const std::string c = Concurrency(0, default_concurrency);
-  std::vector<std::vector<std::string>> commands;
+absl::StatusOr<std::vector<std::vector<std::string>>> RefetchCommands(const RefetchPlan& plan,
+                                                                      int accounts_per_command,
+                                                                      int default_concurrency) {
+  std::vector<v1::MediaRefreshOptions> scopes;
   for (int64_t status : plan.statuses) {
-    commands.push_back(
-        {"media", "refresh", "--status", absl::StrCat(status), "--force", "--concurrency", c});
+    scopes.emplace_back().set_status_id(absl::StrCat(status));
   }
   for (const std::string& handle : plan.media_accounts) {
-    commands.push_back({"media", "refresh", "--account", handle, "--force", "--concurrency", c});
+    scopes.emplace_back().set_account(handle);
+  }
+  std::vector<std::vector<std::string>> commands;
+  for (v1::MediaRefreshOptions& scope : scopes) {
+    scope.set_force(true);
+    ASSIGN_OR_RETURN(auto refresh, MediaRefreshCommands(scope, default_concurrency));
+    commands.insert(commands.end(), refresh.begin(), refresh.end());
   }
   const size_t per = static_cast<size_t>(std::max(accounts_per_command, 1));
   for (size_t i = 0; i < plan.profile_accounts.size(); i += per) {

@@ -72,10 +72,11 @@ std::vector<std::string> SearchDeployCommand(int default_concurrency);
 // skips an attachment whose file name is set, which is the case of a file
 // missing on disk), then "accounts refresh HANDLE..." with at most
 // `accounts_per_command` handles each (one unknown handle fails the whole
-// command, as tootctl stops at "No such account").
-std::vector<std::vector<std::string>> RefetchCommands(const RefetchPlan& plan,
-                                                      int accounts_per_command,
-                                                      int default_concurrency);
+// command, as tootctl stops at "No such account"). The media refresh lists
+// are MediaRefreshCommands'; its INVALID_ARGUMENT is returned as is.
+absl::StatusOr<std::vector<std::vector<std::string>>> RefetchCommands(const RefetchPlan& plan,
+                                                                      int accounts_per_command,
+                                                                      int default_concurrency);
 
 // Runs `tootctl ARGS` through `runtime`. A non-zero exit is UNKNOWN with the
 // command and its last output lines; a cancellation is CANCELLED. Item

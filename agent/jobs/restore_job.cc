@@ -793,11 +793,15 @@ absl::StatusOr<std::string> RestoreJob::RestoreRedisDump() {
                       result.kept_as().empty() ? "" : ", the old file kept as " + result.kept_as());
 }
 
+bool RestoreJob::AppEnvEnables(const char* key, std::string* source) const {
+  const ParsedEnvFile env = ParseEnvFile(AppEnvText(source));
+  const std::string* value = env.Find(key);
+  return value != nullptr && absl::AsciiStrToLower(*value) == "true";
+}
+
 std::string RestoreJob::SearchNotEnabled() const {
   std::string source;
-  const ParsedEnvFile env = ParseEnvFile(AppEnvText(&source));
-  const std::string* enabled = env.Find("ES_ENABLED");
-  if (enabled != nullptr && absl::AsciiStrToLower(*enabled) == "true") return "";
+  if (AppEnvEnables("ES_ENABLED", &source)) return "";
   return absl::StrCat("the app does not use a search server (ES_ENABLED is not true in ",
                       source.empty() ? "its env" : source, ")");
 }
@@ -808,9 +812,7 @@ absl::StatusOr<std::string> RestoreJob::DeploySearch() {
 
 std::string RestoreJob::MediaNotToCheck() const {
   std::string source;
-  const ParsedEnvFile env = ParseEnvFile(AppEnvText(&source));
-  const std::string* s3 = env.Find("S3_ENABLED");
-  if (s3 != nullptr && absl::AsciiStrToLower(*s3) == "true") {
+  if (AppEnvEnables("S3_ENABLED", &source)) {
     return absl::StrCat("the app keeps its media in object storage (S3_ENABLED=true in ",
                         source.empty() ? "its env" : source, ")");
   }
@@ -843,8 +845,8 @@ absl::StatusOr<std::string> RestoreJob::CheckMissingMedia() {
       ASSIGN_OR_RETURN(
           RefetchPlan plan,
           actions_->PlanMediaRefetch(input_.conninfo, input_.database, scan->remote, limits));
-      const auto commands =
-          RefetchCommands(plan, limits.accounts_per_command, input_.default_concurrency);
+      ASSIGN_OR_RETURN(const auto commands, RefetchCommands(plan, limits.accounts_per_command,
+                                                            input_.default_concurrency));
       // One command failing (an origin server gone, an account renamed)
       // does not stop the others.
       const TaskContext ctx = Task("media_check", true);

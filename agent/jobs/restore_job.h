@@ -248,6 +248,8 @@ class RestoreJob {
   // The text of the env the restored app will run with, and in `source`
   // which file that is ("" and "" when there is none).
   std::string AppEnvText(std::string* source) const;
+  // Whether that env sets `key` to true (any case); `source` as above.
+  bool AppEnvEnables(const char* key, std::string* source) const;
   absl::StatusOr<std::string> StartServices();
   absl::StatusOr<std::string> CheckAppAnswers();
   // Why the app is not checked after all ("" when app_checks runs).

@@ -226,8 +226,10 @@ TEST_F(MissingMediaTest, TheRefetchIsScopedByStatusOrByAccount) {
   EXPECT_EQ(plan->not_refetchable, 2);
   EXPECT_EQ(plan->left_by_cap, 0);
 
+  auto commands = RefetchCommands(*plan, 50, 3);
+  ASSERT_OK(commands);
   EXPECT_THAT(
-      RefetchCommands(*plan, 50, 3),
+      *commands,
       ElementsAre(
           ElementsAre("media", "refresh", "--status", "300", "--force", "--concurrency", "3"),
           ElementsAre("media", "refresh", "--status", "301", "--force", "--concurrency", "3"),
