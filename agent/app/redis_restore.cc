@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -15,6 +16,8 @@
 #include "absl/strings/strip.h"
 #include "agent/archive/sniff.h"
 #include "agent/common/dir.h"
+#include "agent/common/env.h"
+#include "agent/common/failpoint.h"
 #include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
@@ -71,7 +74,7 @@ absl::Status RunAll(const std::vector<CommandSpec>& specs, const std::string& wh
                     const TaskContext& ctx) {
   for (const CommandSpec& spec : specs) {
     const std::string line = absl::StrJoin(spec.argv, " ");
-    ctx.reporter->Log(v1::SEVERITY_INFO, line, ctx.step);
+    if (ctx.reporter != nullptr) ctx.reporter->Log(v1::SEVERITY_INFO, line, ctx.step);
     // Not cancellable: a Redis left half-stopped is worse than a late cancel.
     ASSIGN_OR_RETURN(CommandResult r, ctx.runner->Run(spec, nullptr));
     if (!r.success()) {
@@ -94,6 +97,49 @@ absl::StatusOr<RedisInfo> AskRedis(const RedisStore& store, RedisProber* prober,
                                                absl::StripAsciiWhitespace(r.stderr_text)));
   }
   return ParseRedisInfo(r.stdout_text);
+}
+
+// Puts the staged file in as the data file, keeping the data file there
+// first (as `kept_name`). Each rename is made once: a swap interrupted
+// anywhere is completed by calling this again. FAILED_PRECONDITION, nothing
+// renamed, when the data file and a kept file both exist (a Redis started
+// by someone else since saved a file the swap would replace).
+absl::Status SwapInStaged(const Dir& data, const v1::RedisJournal& j) {
+  absl::StatusOr<struct stat> file = data.Stat(j.file_name());
+  if (file.ok()) {
+    absl::StatusOr<struct stat> kept = data.Stat(j.kept_name());
+    if (kept.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(data.PathOf(j.file_name()), " and ", data.PathOf(j.kept_name()),
+                       " both exist: not replacing either (", data.PathOf(j.staged_name()),
+                       " holds the backup's dump)"));
+    }
+    if (!absl::IsNotFound(kept.status())) return kept.status();
+    RETURN_IF_ERROR(data.Rename(j.file_name(), data, j.kept_name(), /*no_replace=*/true));
+    RETURN_IF_ERROR(MR_FAILPOINT("redis.after_keep"));
+  } else if (!absl::IsNotFound(file.status())) {
+    return file.status();
+  }
+  RETURN_IF_ERROR(data.Rename(j.staged_name(), data, j.file_name(), /*no_replace=*/true));
+  return data.Sync();
+}
+
+// After a failed swap: the kept file back in place when the data file is
+// missing. True when it was put back.
+absl::StatusOr<bool> PutKeptBack(const Dir& data, const v1::RedisJournal& j) {
+  absl::StatusOr<struct stat> file = data.Stat(j.file_name());
+  if (file.ok()) return false;
+  if (!absl::IsNotFound(file.status())) return file.status();
+  absl::StatusOr<struct stat> kept = data.Stat(j.kept_name());
+  if (absl::IsNotFound(kept.status())) return false;
+  RETURN_IF_ERROR(kept.status());
+  RETURN_IF_ERROR(data.Rename(j.kept_name(), data, j.file_name(), /*no_replace=*/true));
+  RETURN_IF_ERROR(data.Sync());
+  return true;
+}
+
+bool Exists(const Dir& data, const std::string& name) {
+  return !name.empty() && data.Stat(name).ok();
 }
 
 }  // namespace
@@ -138,9 +184,27 @@ absl::StatusOr<v1::RedisRestore> RestoreRedisDump(const Runtime& runtime,
   } else {
     return old.status();
   }
-  ASSIGN_OR_RETURN(TempFile temp, data.CreateTemp(absl::StrCat(store.file_name, ".restore"), 0600));
-  auto drop_temp = [&] { (void)data.Unlink(temp.name); };
-  CopyMember copy(o.dump.path(), temp.fd.get(), ctx.cancel);
+  // The journal names every file before it is made.
+  v1::RedisJournal j;
+  j.set_phase(v1::REDIS_PHASE_STAGING);
+  j.set_data_dir(store.data_dir);
+  j.set_file_name(store.file_name);
+  ASSIGN_OR_RETURN(std::string staged,
+                   UnpredictableTempName(absl::StrCat(store.file_name, ".restore")));
+  j.set_staged_name(staged);
+  j.set_kept_name(absl::StrCat(store.file_name, ".before-restore-", o.operation_id));
+  auto journal = [&](v1::RedisPhase phase) {
+    j.set_phase(phase);
+    return o.journal ? o.journal(j) : absl::OkStatus();
+  };
+  auto drop_staged = [&] { (void)data.Unlink(staged); };
+  RETURN_IF_ERROR(journal(v1::REDIS_PHASE_STAGING));
+  absl::StatusOr<UniqueFd> temp = data.CreateFile(staged, 0600);
+  if (!temp.ok()) {
+    (void)journal(v1::REDIS_PHASE_UNSPECIFIED);
+    return temp.status();
+  }
+  CopyMember copy(o.dump.path(), temp->get(), ctx.cancel);
   absl::Status walked = WalkSource(o.source_path, o.source, ctx.runner, &copy);
   if (walked.ok() && !copy.done()) {
     walked = absl::NotFoundError(absl::StrCat("'", o.dump.path(), "' is no longer in the source"));
@@ -150,47 +214,52 @@ absl::StatusOr<v1::RedisRestore> RestoreRedisDump(const Runtime& runtime,
         absl::DataLossError(absl::StrCat("'", o.dump.path(), "' changed since the inventory (",
                                          copy.bytes(), " bytes, was ", o.dump.size_bytes(), ")"));
   }
-  if (walked.ok() && ::fsync(temp.fd.get()) != 0) {
+  if (walked.ok() && ::fsync(temp->get()) != 0) {
     walked = absl::ResourceExhaustedError(
         absl::StrCat("unable to sync the Redis dump: ", std::strerror(errno)));
   }
-  if (walked.ok()) walked = data.SetOwner(temp.name, uid, gid);
-  if (walked.ok()) walked = data.SetMode(temp.name, mode);
+  if (walked.ok()) walked = data.SetOwner(staged, uid, gid);
+  if (walked.ok()) walked = data.SetMode(staged, mode);
+  if (walked.ok()) walked = data.Sync();
+  if (walked.ok()) walked = MR_FAILPOINT("redis.after_stage");
+  // From here on, recovery completes the swap.
+  if (walked.ok()) walked = journal(v1::REDIS_PHASE_SWAPPING);
   if (!walked.ok()) {
-    drop_temp();
+    drop_staged();
+    (void)journal(v1::REDIS_PHASE_UNSPECIFIED);
     return walked;
   }
-  temp.fd.Close();
+  temp->Close();
   ctx.reporter->Log(v1::SEVERITY_INFO,
                     absl::StrCat("staged ", o.dump.path(), " (", copy.bytes(), " bytes, ",
                                  o.dump.keys(), " keys) beside ", out.data_file()),
                     ctx.step);
 
   // 2. Redis stopped (its shutdown save lands in the old file).
-  if (absl::Status stopped = RunAll(store.stop, "stop", ctx); !stopped.ok()) {
-    drop_temp();
-    return stopped;
+  absl::Status swapped = RunAll(store.stop, "stop", ctx);
+  if (swapped.ok()) swapped = MR_FAILPOINT("redis.after_stop");
+  // 3. The old file kept, the new one in place (a Redis that never saved
+  // writes its file only now, at its shutdown).
+  const bool had_file = Exists(data, store.file_name);
+  if (swapped.ok()) swapped = SwapInStaged(data, j);
+  if (swapped.ok()) swapped = MR_FAILPOINT("redis.after_rename");
+  // A failure before the new file was in puts the old one back (once the
+  // new one is in, Redis starts on it).
+  if (!swapped.ok() && Exists(data, staged)) {
+    (void)PutKeptBack(data, j);
+    drop_staged();
   }
-  // 3. The old file kept, the new one in place.
-  // A Redis that never saved writes its file only now, at its shutdown.
-  absl::StatusOr<struct stat> saved = data.Stat(store.file_name);
-  absl::Status swapped =
-      saved.ok() || absl::IsNotFound(saved.status()) ? absl::OkStatus() : saved.status();
-  if (swapped.ok() && saved.ok()) {
-    const std::string kept = absl::StrCat(store.file_name, ".before-restore-", o.operation_id);
-    swapped = data.Rename(store.file_name, data, kept, /*no_replace=*/true);
-    if (swapped.ok()) out.set_kept_as(data.PathOf(kept));
-  }
-  if (swapped.ok()) swapped = data.Rename(temp.name, data, store.file_name, /*no_replace=*/false);
-  if (swapped.ok()) swapped = data.Sync();
+  if (had_file && Exists(data, j.kept_name())) out.set_kept_as(data.PathOf(j.kept_name()));
   // 4. Redis started again whatever happened, then asked until loaded.
   absl::Status started = RunAll(store.start, "start", ctx);
-  if (!swapped.ok()) {
-    drop_temp();
-    return swapped;
-  }
+  // Redis runs on the old or the new file: nothing left to recover (when it
+  // did not start, recovery starts it).
+  if (started.ok()) RETURN_IF_ERROR(journal(v1::REDIS_PHASE_UNSPECIFIED));
+  RETURN_IF_ERROR(swapped);
   RETURN_IF_ERROR(started);
   const absl::Time deadline = ctx.env->Now() + o.load_timeout;
+  // A small dump loads at once: asked again after 100 ms, then less often.
+  absl::Duration wait = std::min(o.interval, absl::Milliseconds(100));
   absl::StatusOr<RedisInfo> info = absl::UnavailableError("not asked");
   for (;;) {
     info = AskRedis(store, prober, ctx);
@@ -212,7 +281,8 @@ absl::StatusOr<v1::RedisRestore> RestoreRedisDump(const Runtime& runtime,
     if (ctx.cancel != nullptr && ctx.cancel->cancelled()) {
       return absl::CancelledError("cancelled while Redis was loading its dump");
     }
-    o.sleep(o.interval);
+    o.sleep(wait);
+    wait = std::min(wait * 2, o.interval);
   }
   out.set_keys_loaded(info->keys);
   // Keys with an expiry may lapse between the inventory and the load.
@@ -223,6 +293,48 @@ absl::StatusOr<v1::RedisRestore> RestoreRedisDump(const Runtime& runtime,
                                             out.keys_expected()));
   }
   return out;
+}
+
+absl::StatusOr<std::vector<std::string>> RecoverRedisJournal(const v1::RedisJournal& j,
+                                                             const Runtime* runtime,
+                                                             const TaskContext& ctx) {
+  for (const std::string* name : {&j.file_name(), &j.staged_name(), &j.kept_name()}) {
+    RETURN_IF_ERROR(CheckComponent(*name));
+  }
+  ASSIGN_OR_RETURN(Dir data, Dir::OpenPath(j.data_dir()));
+  std::vector<std::string> done;
+  if (j.phase() == v1::REDIS_PHASE_STAGING) {
+    if (Exists(data, j.staged_name())) {
+      RETURN_IF_ERROR(data.Unlink(j.staged_name()));
+      done.push_back(absl::StrCat("removed the staged Redis dump ", data.PathOf(j.staged_name())));
+    }
+    return done;
+  }
+  if (j.phase() != v1::REDIS_PHASE_SWAPPING) {
+    return absl::FailedPreconditionError("the record does not say where the Redis restore stood");
+  }
+  if (runtime == nullptr) {
+    return absl::FailedPreconditionError("the agent has no runtime to stop and start Redis with");
+  }
+  ASSIGN_OR_RETURN(RedisStore store, runtime->Redis());
+  // A Redis still running would save over the file at its next shutdown.
+  RETURN_IF_ERROR(RunAll(store.stop, "stop", ctx));
+  if (Exists(data, j.staged_name())) {
+    const bool had_file = Exists(data, j.file_name());
+    RETURN_IF_ERROR(SwapInStaged(data, j));
+    done.push_back(absl::StrCat(
+        "put the backup's Redis dump in place as ", data.PathOf(j.file_name()),
+        had_file ? absl::StrCat(" (the old file kept as ", data.PathOf(j.kept_name()), ")")
+                 : std::string()));
+  } else {
+    ASSIGN_OR_RETURN(bool put_back, PutKeptBack(data, j));
+    if (put_back) {
+      done.push_back(absl::StrCat("put the old Redis file back as ", data.PathOf(j.file_name())));
+    }
+  }
+  RETURN_IF_ERROR(RunAll(store.start, "start", ctx));
+  done.push_back(absl::StrCat("started Redis again (", store.source, ")"));
+  return done;
 }
 
 }  // namespace mastodon_restore

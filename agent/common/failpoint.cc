@@ -40,13 +40,16 @@ constexpr const char* kFailpoints[] = {
     "restore.step.stop_services",
     "restore.step.load",
     "restore.step.verify",
+    "restore.step.checks",
     "restore.step.secrets",
     "restore.step.swap",
     "restore.step.media",
     "restore.step.config",
+    "restore.step.redis",
     "restore.step.migrate",
     "restore.step.cleanup",
     "restore.step.refresh",
+    "restore.step.media_check",
     "restore.step.start_services",
     "restore.step.app_checks",
     "restore.before_report",
@@ -73,6 +76,12 @@ constexpr const char* kFailpoints[] = {
     "env.before_write",
     "env.before_rename",
     "env.after_rename",
+    // The Redis dump: staged under a recorded name, Redis stopped, its file
+    // kept, the staged one renamed in, Redis started.
+    "redis.after_stage",
+    "redis.after_stop",
+    "redis.after_keep",
+    "redis.after_rename",
 };
 
 struct Armed {

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/app/app_tasks.h"
+#include "agent/app/redis_restore.h"
 #include "agent/database/database_restore.h"
 #include "agent/media/media_restore.h"
 
@@ -103,6 +104,18 @@ RecoveryOutcome RecoverFromJournal(const v1::OperationRecord& record, const Reco
     }
     out.env_resolved = true;
   }
+  if (record.has_redis_journal()) {
+    const v1::RedisJournal& r = record.redis_journal();
+    TaskContext task{ctx.runner, ctx.env, nullptr, ctx.reporter, "redis"};
+    absl::StatusOr<std::vector<std::string>> done = RecoverRedisJournal(r, ctx.runtime, task);
+    if (done.ok()) {
+      out.redis_resolved = true;
+      for (const std::string& d : *done) out.done.push_back(d);
+    } else {
+      out.failed.push_back(absl::StrCat("Redis (", r.data_dir(), "/", r.file_name(),
+                                        "): ", done.status().message()));
+    }
+  }
   if (record.services_stopped() && ctx.services) {
     if (ctx.runtime == nullptr || ctx.runtime->Services().empty()) {
       out.failed.push_back(
@@ -126,9 +139,10 @@ void ApplyRecovery(const RecoveryOutcome& outcome, v1::OperationRecord* record) 
   if (outcome.database_resolved) record->clear_database_journal();
   if (outcome.media_resolved) record->clear_media_journal();
   if (outcome.env_resolved) record->clear_env_journal();
+  if (outcome.redis_resolved) record->clear_redis_journal();
   if (outcome.services_resolved) record->set_services_stopped(false);
   if (!record->has_database_journal() && !record->has_media_journal() &&
-      !record->has_env_journal() && !record->services_stopped()) {
+      !record->has_env_journal() && !record->has_redis_journal() && !record->services_stopped()) {
     record->set_recovered(true);
   }
 }

@@ -1,7 +1,7 @@
 // Recovery driven by the operation record: what the next agent start (and
 // the end of a restore that failed) does with the journal of an operation
 // that stopped mid-way (OperationRecord.database_journal, media_journal,
-// env_journal, services_stopped). Each half-done phase is completed or
+// env_journal, redis_journal, services_stopped). Each half-done phase is completed or
 // undone, idempotently, from the record alone:
 //
 //   database: see RecoverDatabaseJournal (staging dropped by OID; an
@@ -11,6 +11,8 @@
 //             of the staged files are moved in, then it is removed;
 //   env file: the recorded temp files are removed and the env file (old or
 //             new, a rename decided) gets its recorded owner;
+//   redis:    see RecoverRedisJournal (a staged file removed, or the swap
+//             completed with Redis stopped, then Redis started);
 //   services: the app's services are started again.
 #ifndef MR_AGENT_JOBS_RECOVERY_H_
 #define MR_AGENT_JOBS_RECOVERY_H_
@@ -48,6 +50,7 @@ struct RecoveryOutcome {
   bool database_resolved = false;
   bool media_resolved = false;
   bool env_resolved = false;
+  bool redis_resolved = false;
   bool services_resolved = false;
 };
 

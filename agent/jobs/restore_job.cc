@@ -786,6 +786,15 @@ absl::StatusOr<std::string> RestoreJob::RestoreRedisDump() {
   options.source = source_;
   options.dump = backup_.manifest.redis();
   options.operation_id = op_->id();
+  options.journal = [this](const v1::RedisJournal& j) {
+    return op_->Journal([&](v1::OperationRecord* record) {
+      if (j.phase() == v1::REDIS_PHASE_UNSPECIFIED) {
+        record->clear_redis_journal();
+      } else {
+        *record->mutable_redis_journal() = j;
+      }
+    });
+  };
   ASSIGN_OR_RETURN(v1::RedisRestore result,
                    actions_->RestoreRedis(*input_.runtime, options, Task("redis", true)));
   redis_ = result;

@@ -6,8 +6,9 @@
 // connections and is exactly the old or exactly the new one (when new, the
 // previous is kept and exactly old); no staging database, media staging
 // directory or temp file is left; every media file and the env file is old
-// or new; the app is not left stopped; an interrupted operation says what
-// its recovery did. DISABLED_ChaosRandomKills (make chaos) does the same
+// or new; the snap's Redis (a real redis-server) answers with the old or the
+// new keys, never none; the app is not left stopped; an interrupted
+// operation says what its recovery did. DISABLED_ChaosRandomKills (make chaos) does the same
 // with SIGKILLs at random times.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -30,9 +31,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "agent/app/runtime.h"
+#include "agent/database/local_cluster.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_paths.h"
+#include "tests/harness/test_redis.h"
 
 namespace mastodon_restore {
 namespace e2e {
@@ -61,6 +64,44 @@ class CrashTest : public E2eTest {
     CreateSnapHost();
     media_ = host_->dir() + "/media";
     common_ = host_->dir() + "/common";
+    // The snap's Redis: a real redis-server on $SNAP_DATA/redis/data.
+    redis_data_ = host_->dir() + "/redis/data";
+    auto port = PickFreePort();
+    ASSERT_OK(port);
+    redis_port_ = *port;
+    host_->Set("FAKE_REDIS_PORT", absl::StrCat(redis_port_));
+    host_->Set("FAKE_REDIS_DIR", redis_data_);
+    host_->Set("FAKE_REDIS_FILE", "redis.rdb");
+    host_->Set("FAKE_REDIS_PASSWORD", "crash-redis-pw");
+  }
+
+  void TearDown() override {
+    KillAgent();
+    SnapRedis("stop");
+    E2eTest::TearDown();
+  }
+
+  // `snap start|stop mastodon-server.redis` through the fake snap.
+  void SnapRedis(const std::string& verb) {
+    CommandSpec spec;
+    spec.argv = {host_->dir() + "/bin/snap", verb, "mastodon-server.redis"};
+    spec.env = {"PATH=" + host_->Layout().host_path};
+    auto r = runner_->Run(spec, nullptr);
+    ASSERT_OK(r);
+    ASSERT_EQ(r->exit_code, 0) << r->stderr_text;
+  }
+
+  std::string RedisCli(const std::vector<std::string>& args) {
+    return testing::RedisCli(redis_port_, "crash-redis-pw", args);
+  }
+
+  // "old" (the host's own keys), "new" (the backup's), or what it holds.
+  std::string RedisState() {
+    const std::string size = RedisCli({"DBSIZE"});
+    const std::string host_key = RedisCli({"GET", "host:only"});
+    if (host_key == "old-redis\n" && size == "2\n") return "old";
+    if (host_key == "\n" && size == "7\n") return "new";
+    return absl::StrCat("DBSIZE ", size, " host:only ", host_key);
   }
 
   // The failpoints, from the agent itself.
@@ -119,7 +160,17 @@ class CrashTest : public E2eTest {
     std::ofstream(media_ + "/accounts/kept.png") << "kept";
     std::ofstream(common_ + "/mastodon.conf")
         << "LOCAL_DOMAIN=snap.example\nSECRET_KEY_BASE=host-secret\nOTP_SECRET=snap-otp\n"
-           "DB_HOST=/tmp/sockets/pgbouncer\nDB_PASS=local-pass\n";
+           "DB_HOST=/tmp/sockets/pgbouncer\nDB_PASS=local-pass\n"
+        << "REDIS_URL=redis://:crash-redis-pw@localhost:" << redis_port_ << "\n";
+    // Redis: two keys of the host's own, saved in its file.
+    SnapRedis("stop");
+    fs::remove_all(redis_data_);
+    fs::create_directories(redis_data_);
+    SnapRedis("start");
+    ASSERT_EQ(RedisCli({"SET", "host:only", "old-redis"}), "OK\n");
+    ASSERT_EQ(RedisCli({"SET", "host:other", "x"}), "OK\n");
+    ASSERT_EQ(RedisCli({"SAVE"}), "OK\n");
+    ASSERT_EQ(RedisState(), "old");
     old_media_ = Tree(media_);
     old_env_ = ReadFileOrEmpty(common_ + "/mastodon.conf");
     calls_before_ = host_->Calls("snap").size();
@@ -158,6 +209,7 @@ class CrashTest : public E2eTest {
     new_db_ = Fingerprint("mastodon");
     new_media_ = Tree(media_);
     new_env_ = ReadFileOrEmpty(common_ + "/mastodon.conf");
+    ASSERT_EQ(RedisState(), "new") << r.stdout_text;
     ASSERT_NE(new_db_, old_db_);
     ASSERT_NE(new_media_, old_media_);
     ASSERT_NE(new_env_, old_env_);
@@ -226,11 +278,27 @@ class CrashTest : public E2eTest {
       EXPECT_FALSE(absl::EndsWith(e.path().filename().string(), ".tmp"))
           << "temp file left: " << e.path();
     }
+    // Redis runs, on the old file or the new (only after the swap), and no
+    // staged file is left beside it.
+    const std::string redis = RedisState();
+    EXPECT_TRUE(redis == "old" || redis == "new") << redis;
+    if (redis == "new") {
+      EXPECT_TRUE(is_new) << "Redis is the backup's, the database is not";
+    }
+    EXPECT_TRUE(fs::exists(redis_data_ + "/redis.rdb"));
+    for (const auto& e : fs::directory_iterator(redis_data_)) {
+      const std::string name = e.path().filename().string();
+      EXPECT_FALSE(absl::EndsWith(name, ".tmp")) << "staged Redis dump left: " << e.path();
+      if (absl::StartsWith(name, "redis.rdb.before-restore-")) {
+        EXPECT_EQ(redis, "new") << "the old Redis file is kept aside yet Redis runs on it";
+      }
+    }
     // The app is not left stopped.
     std::vector<testing::FakeCall> calls = host_->Calls("snap");
     std::string last;
     for (size_t i = 0; i < calls.size(); ++i) {
-      if (i < calls_before_ || calls[i].argv.empty()) continue;
+      if (i < calls_before_ || calls[i].argv.size() < 2) continue;
+      if (calls[i].argv[1] == "mastodon-server.redis") continue;
       if (calls[i].argv[0] == "stop" || calls[i].argv[0] == "start") last = calls[i].argv[0];
     }
     if (!app_may_stay_stopped) {
@@ -238,7 +306,8 @@ class CrashTest : public E2eTest {
     }
   }
 
-  std::string media_, common_;
+  std::string media_, common_, redis_data_;
+  int redis_port_ = 0;
   std::map<std::string, std::string> old_media_, new_media_;
   std::string old_env_, new_env_, old_db_, new_db_;
   size_t calls_before_ = 0;
@@ -298,9 +367,9 @@ TEST_F(CrashTest, EveryFailpointKilledOrFailingLeavesTheInstanceWhole) {
         bool before_swap = true;
         for (const char* later :
              {"restore.step.media", "restore.step.config", "restore.step.migrate",
-              "restore.step.cleanup", "restore.step.refresh", "restore.step.start_services",
-              "restore.step.app_checks", "restore.before_report", "media.", "env.", "record.",
-              "journal."}) {
+              "restore.step.redis", "restore.step.cleanup", "restore.step.refresh",
+              "restore.step.media_check", "restore.step.start_services", "restore.step.app_checks",
+              "restore.before_report", "media.", "env.", "redis.", "record.", "journal."}) {
           if (absl::StartsWith(fp, later)) before_swap = false;
         }
         if (before_swap) {

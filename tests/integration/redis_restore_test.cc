@@ -10,11 +10,13 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "agent/common/failpoint.h"
 #include "agent/common/redis_probe.h"
 #include "agent/database/local_cluster.h"
 #include "agent/inventory/inspector.h"
@@ -69,6 +71,16 @@ TEST(RedisProbeTest, InfoOfARealServerWithItsPassword) {
 // A backup directory holding dump.rdb written by another real Redis (7 keys
 // in db 0, 2 in db 1, one expiring in an hour), and its inventory's
 // account of it.
+// The entry names of `dir`, sorted.
+std::vector<std::string> Names(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    out.push_back(e.path().filename().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 v1::RedisDumpInfo WriteRedisBackup(const std::string& backup, CommandRunner* runner) {
   std::filesystem::create_directories(backup);
   auto source = testing::TestRedis::Start(backup);
@@ -241,6 +253,171 @@ TEST_F(RedisRestoreTest, AStopThatFailsLeavesRedisAndItsFileAlone) {
   for (const auto& e : std::filesystem::directory_iterator(data_dir_)) {
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
   }
+}
+
+TEST_F(RedisRestoreTest, EveryFileIsJournaledBeforeItIsMadeAndTheJournalClearedOnceRedisRuns) {
+  const v1::RedisDumpInfo dump = MakeBackup();
+  RedisRestoreOptions options = Options(dump);
+  std::vector<v1::RedisJournal> journals;
+  std::vector<bool> staged_existed, host_keys_there;
+  options.journal = [&](const v1::RedisJournal& j) {
+    journals.push_back(j);
+    staged_existed.push_back(std::filesystem::exists(data_dir_ + "/" + j.staged_name()));
+    host_keys_there.push_back(HostCli({"EXISTS", "host:only"}) == "1\n");
+    return absl::OkStatus();
+  };
+  ASSERT_OK(RestoreRedisDump(*runtime_, options, Context()));
+  ASSERT_EQ(journals.size(), 3u);
+  EXPECT_EQ(journals[0].phase(), v1::REDIS_PHASE_STAGING);
+  EXPECT_EQ(journals[1].phase(), v1::REDIS_PHASE_SWAPPING);
+  EXPECT_EQ(journals[2].phase(), v1::REDIS_PHASE_UNSPECIFIED);
+  EXPECT_EQ(journals[0].data_dir(), data_dir_);
+  EXPECT_EQ(journals[0].file_name(), "dump.rdb");
+  EXPECT_EQ(journals[0].kept_name(), "dump.rdb.before-restore-op1");
+  EXPECT_THAT(journals[0].staged_name(), ::testing::StartsWith(".dump.rdb.restore."));
+  EXPECT_THAT(journals[0].staged_name(), ::testing::EndsWith(".tmp"));
+  EXPECT_EQ(journals[1].staged_name(), journals[0].staged_name());
+  // Named before it was made; whole before Redis was stopped.
+  EXPECT_THAT(staged_existed, ::testing::ElementsAre(false, true, false));
+  EXPECT_THAT(host_keys_there, ::testing::ElementsAre(true, true, false));
+}
+
+TEST_F(RedisRestoreTest, AJournalThatCannotBeSavedStopsTheRestoreBeforeRedisIsStopped) {
+  const v1::RedisDumpInfo dump = MakeBackup();
+  RedisRestoreOptions options = Options(dump);
+  options.journal = [](const v1::RedisJournal& j) {
+    return j.phase() == v1::REDIS_PHASE_SWAPPING ? absl::ResourceExhaustedError("disk full")
+                                                 : absl::OkStatus();
+  };
+  host_->ClearCalls();
+  EXPECT_THAT(RestoreRedisDump(*runtime_, options, Context()),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("disk full")));
+  EXPECT_TRUE(host_->Calls("systemctl").empty());
+  EXPECT_EQ(HostCli({"EXISTS", "host:only"}), "1\n");
+  for (const auto& e : std::filesystem::directory_iterator(data_dir_)) {
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  }
+}
+
+TEST_F(RedisRestoreTest, ASwapThatFailsBetweenItsRenamesPutsTheOldFileBack) {
+  const v1::RedisDumpInfo dump = MakeBackup();
+  RedisRestoreOptions options = Options(dump);
+  v1::RedisJournal last;
+  options.journal = [&](const v1::RedisJournal& j) {
+    last = j;
+    return absl::OkStatus();
+  };
+  ASSERT_OK(ConfigureFailpoints("redis.after_keep=error", ""));
+  absl::Cleanup clear = [] { ClearFailpoints(); };
+  EXPECT_THAT(RestoreRedisDump(*runtime_, options, Context()),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("failpoint redis.after_keep")));
+  // Redis runs on its own file again; nothing is left beside it; the
+  // journal is cleared.
+  EXPECT_EQ(HostCli({"GET", "host:only"}), "x\n");
+  EXPECT_THAT(Names(data_dir_), ::testing::ElementsAre("dump.rdb"));
+  EXPECT_EQ(last.phase(), v1::REDIS_PHASE_UNSPECIFIED);
+}
+
+// Recovery, from each state a crash inside the step can leave: the journal
+// alone says what to do.
+class RedisRecoveryTest : public RedisRestoreTest {
+ protected:
+  // The journal of operation op1, staged as `staged` (copied from the
+  // backup when `with_staged`).
+  v1::RedisJournal Journal(v1::RedisPhase phase, bool with_staged) {
+    v1::RedisJournal j;
+    j.set_phase(phase);
+    j.set_data_dir(data_dir_);
+    j.set_file_name("dump.rdb");
+    j.set_staged_name(".dump.rdb.restore.0123456789abcdef.tmp");
+    j.set_kept_name("dump.rdb.before-restore-op1");
+    if (with_staged) {
+      std::filesystem::copy_file(backup_ + "/dump.rdb", data_dir_ + "/" + j.staged_name());
+    }
+    return j;
+  }
+  absl::StatusOr<std::vector<std::string>> Recover(const v1::RedisJournal& j) {
+    return RecoverRedisJournal(j, runtime_.get(), Context());
+  }
+  std::string Keys() { return HostCli({"DBSIZE"}); }
+};
+
+TEST_F(RedisRecoveryTest, StagingRemovesTheStagedFileAndLeavesRedisAlone) {
+  MakeBackup();
+  const v1::RedisJournal j = Journal(v1::REDIS_PHASE_STAGING, true);
+  host_->ClearCalls();
+  auto done = Recover(j);
+  ASSERT_OK(done);
+  EXPECT_THAT(*done, ::testing::ElementsAre(HasSubstr("removed the staged Redis dump")));
+  EXPECT_TRUE(host_->Calls("systemctl").empty());
+  EXPECT_EQ(HostCli({"EXISTS", "host:only"}), "1\n");
+  // Nothing to do the second time; no runtime needed for it.
+  auto again = RecoverRedisJournal(j, nullptr, Context());
+  ASSERT_OK(again);
+  EXPECT_TRUE(again->empty());
+}
+
+TEST_F(RedisRecoveryTest, SwappingWithRedisStillRunningStopsItThenCompletesTheSwap) {
+  MakeBackup();
+  const v1::RedisJournal j = Journal(v1::REDIS_PHASE_SWAPPING, true);
+  auto done = Recover(j);
+  ASSERT_OK(done);
+  EXPECT_THAT(*done,
+              ::testing::ElementsAre(HasSubstr("put the backup's Redis dump in place as " +
+                                               data_dir_ + "/dump.rdb (the old file kept as " +
+                                               data_dir_ + "/dump.rdb.before-restore-op1)"),
+                                     HasSubstr("started Redis again")));
+  EXPECT_EQ(Keys(), "7\n");
+  // The stop saved the host's dataset into the kept file.
+  EXPECT_NE(ReadAll(data_dir_ + "/dump.rdb.before-restore-op1").find("host:only"),
+            std::string::npos);
+  // Idempotent: once more, only a stop and a start.
+  ASSERT_OK(Recover(j));
+  EXPECT_EQ(Keys(), "7\n");
+  EXPECT_THAT(Names(data_dir_), ::testing::ElementsAre("dump.rdb", "dump.rdb.before-restore-op1"));
+}
+
+TEST_F(RedisRecoveryTest, SwappingBetweenTheRenamesPutsTheStagedFileIn) {
+  MakeBackup();
+  Systemctl("stop");
+  const v1::RedisJournal j = Journal(v1::REDIS_PHASE_SWAPPING, true);
+  std::filesystem::rename(data_dir_ + "/dump.rdb", data_dir_ + "/" + j.kept_name());
+  ASSERT_OK(Recover(j));
+  EXPECT_EQ(Keys(), "7\n");
+  EXPECT_EQ(HostCli({"-n", "1", "LLEN", "queue:default"}), "2\n");
+}
+
+TEST_F(RedisRecoveryTest, SwappingWithTheKeptFileAloneBringsItBack) {
+  MakeBackup();
+  Systemctl("stop");
+  const v1::RedisJournal j = Journal(v1::REDIS_PHASE_SWAPPING, false);
+  std::filesystem::rename(data_dir_ + "/dump.rdb", data_dir_ + "/" + j.kept_name());
+  auto done = Recover(j);
+  ASSERT_OK(done);
+  EXPECT_THAT(*done, ::testing::Contains(HasSubstr("put the old Redis file back")));
+  EXPECT_EQ(HostCli({"GET", "host:only"}), "x\n");
+}
+
+TEST_F(RedisRecoveryTest, ADataFileBesideAKeptOneIsNeitherReplacedNorRemoved) {
+  MakeBackup();
+  Systemctl("stop");
+  const v1::RedisJournal j = Journal(v1::REDIS_PHASE_SWAPPING, true);
+  std::ofstream(data_dir_ + "/" + j.kept_name()) << "kept";
+  EXPECT_THAT(Recover(j), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                   HasSubstr("both exist: not replacing either")));
+  EXPECT_EQ(ReadAll(data_dir_ + "/" + j.kept_name()), "kept");
+  EXPECT_TRUE(std::filesystem::exists(data_dir_ + "/" + j.staged_name()));
+  // Without a runtime, Redis cannot be stopped: nothing is touched.
+  EXPECT_THAT(RecoverRedisJournal(j, nullptr, Context()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("no runtime")));
+  Systemctl("start");
+}
+
+TEST_F(RedisRecoveryTest, ANameThatIsNotOneComponentIsRefused) {
+  MakeBackup();
+  v1::RedisJournal j = Journal(v1::REDIS_PHASE_STAGING, false);
+  j.set_staged_name("../../etc/passwd");
+  EXPECT_THAT(Recover(j), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 // Mastodon's docker-compose.yml: Redis's volume is ./redis beside the
