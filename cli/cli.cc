@@ -414,6 +414,7 @@ int RunRestore(CommandContext& ctx) {
   o->set_media_only(ctx.args.GetBool("media-only"));
   if (ctx.args.Has("media-dir")) o->set_media_dir(AbsolutePath(ctx.args.Get("media-dir")));
   o->set_exclude_cache(ctx.args.GetBool("exclude-cache"));
+  o->set_media_tree(ctx.args.Get("media-tree"));
   o->set_verify_media(ctx.args.GetBool("verify-media"));
   o->set_target_db(ctx.args.Get("target-db"));
   o->set_source_db(ctx.args.Get("source-db"));
@@ -857,6 +858,7 @@ const std::vector<Command>& Commands() {
             {"media-only", "", "restore only the media"},
             {"media-dir", "DIR", "media directory (within the agent's --media-dir)"},
             {"exclude-cache", "", "skip cache/ (remote media media refresh can fetch)"},
+            {"media-tree", "ROOT", "the media tree to restore when inspect lists several"},
             {"verify-media", "", "compare present media by SHA-256, not size and mtime"},
             {"member", "PATH", "the dump inside the source when it holds several"},
             {"target-db", "NAME", "database name to restore under (default: the dump's)"},

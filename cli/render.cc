@@ -213,12 +213,22 @@ std::string RenderManifest(const v1::BackupManifest& m) {
     s += "\n";
     s += RenderDumpInfo(d, "");
   }
-  if (m.has_media()) {
+  if (m.has_media() && !m.media().conflict().empty()) {
+    const v1::MediaInventory& md = m.media();
+    s += "\n";
+    s += Field("", "media", absl::StrCat("NOT TAKEN: ", md.conflict()));
+    for (const v1::MediaTree& t : md.trees()) {
+      s += Field("", "  tree",
+                 absl::StrCat(t.root().empty() ? "." : t.root(), ": ", t.files(), " files, ",
+                              HumanBytes(t.bytes()), " (", absl::StrJoin(t.folders(), ", "), ")"));
+    }
+  } else if (m.has_media()) {
     const v1::MediaInventory& md = m.media();
     s += "\n";
     s += Field("", "media",
                absl::StrCat(md.root().empty() ? "." : md.root(), ": ", md.files(), " files, ",
                             HumanBytes(md.bytes())));
+    if (!md.root_reason().empty()) s += Field("", "  taken", md.root_reason());
     s += Field("", "  cache/",
                md.includes_cache() ? absl::StrCat("included: ", md.cache_files(), " files, ",
                                                   HumanBytes(md.cache_bytes()))

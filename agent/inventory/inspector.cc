@@ -1,10 +1,12 @@
 #include "agent/inventory/inspector.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -13,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/app/env_file.h"
 #include "agent/app/redis_dump.h"
+#include "agent/archive/media_tree.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
 #include "agent/dump/detector.h"
@@ -26,9 +29,6 @@ constexpr size_t kMaxUnknown = 200;
 constexpr size_t kMaxWarnings = 50;
 constexpr size_t kLargestFiles = 10;
 constexpr size_t kMaxEnvBytes = 1 << 20;
-
-const char* const kMediaDirs[] = {"accounts",      "media_attachments", "cache",  "custom_emojis",
-                                  "preview_cards", "site_uploads",      "imports"};
 
 std::string Basename(const std::string& path) {
   size_t slash = path.find_last_of('/');
@@ -62,28 +62,18 @@ v1::Compression CompressionFor(const std::string& layer) {
   return v1::COMPRESSION_UNSPECIFIED;
 }
 
-// The media root of `path` ("public/system" for "public/system/accounts/..."),
-// or nullopt when the path is not in a Mastodon media tree.
-std::optional<std::pair<std::string, bool>> MediaRootOf(const std::string& path) {
-  std::vector<std::string> parts = absl::StrSplit(path, '/');
-  for (size_t i = 0; i + 1 < parts.size(); ++i) {
-    bool media_dir = false;
-    for (const char* d : kMediaDirs) media_dir = media_dir || parts[i] == d;
-    if (!media_dir) continue;
-    bool plausible = i == 0 || parts[i - 1] == "system" || parts[i - 1] == "media";
-    for (size_t j = 0; j < i && !plausible; ++j) {
-      plausible = absl::StartsWith(parts[j], "media") &&
-                  (absl::EndsWith(parts[j], ".tar") || absl::EndsWith(parts[j], ".tgz"));
-    }
-    if (!plausible) return std::nullopt;
-    std::vector<std::string> root(parts.begin(), parts.begin() + i);
-    return std::make_pair(absl::StrJoin(root, "/"), parts[i] == "cache");
+// "media.tar.gz/media" -> "media.tar.gz!/media": a root as shown.
+std::string ShownMediaRoot(std::string root) {
+  for (const char* ext : {".tar.gz/", ".tgz/", ".tar/", ".tar.zst/", ".tar.xz/"}) {
+    size_t at = root.find(ext);
+    if (at != std::string::npos) root.replace(at + strlen(ext) - 1, 1, "!/");
   }
-  return std::nullopt;
+  return root;
 }
 
 struct MediaStats {
   int64_t files = 0, bytes = 0, cache_files = 0, cache_bytes = 0;
+  std::set<std::string> folders;
   std::vector<std::pair<int64_t, std::string>> largest;  // kept sorted, largest first
 };
 
@@ -158,8 +148,8 @@ class Inspector : public SourceVisitor {
       return Action::kRead;
     }
     if (base == "version" || base == "settings") return Action::kRead;
-    if (auto media = MediaRootOf(file.path); media.has_value()) {
-      AddMedia(media->first, media->second, file);
+    if (auto media = MediaPlaceOf(file.path); media.has_value()) {
+      AddMedia(*media, file);
       return Action::kSkip;
     }
     known_markers_.insert(file.path);
@@ -235,7 +225,7 @@ class Inspector : public SourceVisitor {
   // with any compression): nothing to detect in them, and an empty large
   // object is an empty compressed stream, which libarchive cannot open.
   bool RawFile(const SourceFile& file) const override {
-    if (MediaRootOf(file.path).has_value()) return true;
+    if (MediaPlaceOf(file.path).has_value()) return true;
     const std::string base = StripAllLayers(Basename(file.path));
     return absl::StartsWith(base, "blob_") && absl::EndsWith(base, ".dat") &&
            base.find_first_not_of("0123456789", 5) == base.size() - 4;
@@ -277,12 +267,10 @@ class Inspector : public SourceVisitor {
         has_compose = true;
       }
     }
-    std::string best_root;
     for (const auto& [root, stats] : media_) {
       if (absl::StartsWith(rel(root), "media.tar")) has_media_archive = true;
-      if (best_root.empty() || stats.files > media_.at(best_root).files) best_root = root;
     }
-    if (!best_root.empty()) FillMedia(best_root, &m);
+    FillMedia(&m);
     const bool has_env = env_.has_value();
     const bool snap_conf = has_env && Basename(env_path_) == "mastodon.conf";
     bool root_dump_named_database_sql = false;
@@ -306,12 +294,6 @@ class Inspector : public SourceVisitor {
           "no env file (.env.production or mastodon.conf): secrets must come from the host");
     }
     if (redis_.has_value()) *m.mutable_redis() = *redis_;
-    if (media_.size() > 1) {
-      std::vector<std::string> roots;
-      for (const auto& [root, stats] : media_) roots.push_back(root.empty() ? "." : root);
-      m.add_warnings(absl::StrCat("several media trees: ", absl::StrJoin(roots, ", "),
-                                  "; reporting the largest"));
-    }
     for (const std::string& u : unknown_) {
       v1::UnknownEntry* e = m.add_unknown_entries();
       e->set_path(u);
@@ -422,12 +404,13 @@ class Inspector : public SourceVisitor {
       db.set_is_mastodon(db.name() == db_name);
   }
 
-  void AddMedia(const std::string& root, bool cache, const SourceFile& file) {
-    MediaStats& s = media_[root];
+  void AddMedia(const MediaPlace& place, const SourceFile& file) {
+    MediaStats& s = media_[place.root];
     int64_t size = std::max<int64_t>(0, file.stored_size);
     ++s.files;
     s.bytes += size;
-    if (cache) {
+    s.folders.insert(place.folder);
+    if (place.folder == "cache") {
       ++s.cache_files;
       s.cache_bytes += size;
     }
@@ -439,16 +422,44 @@ class Inspector : public SourceVisitor {
     }
   }
 
-  void FillMedia(const std::string& root, v1::BackupManifest* m) {
-    const MediaStats& s = media_.at(root);
+  // The media trees, the one taken (or why none is) in `m`.
+  void FillMedia(v1::BackupManifest* m) const {
+    if (media_.empty()) return;
+    std::vector<const std::pair<const std::string, MediaStats>*> trees;
+    for (const auto& entry : media_) trees.push_back(&entry);
+    std::stable_sort(trees.begin(), trees.end(), [](const auto* a, const auto* b) {
+      return a->second.files > b->second.files;
+    });
     v1::MediaInventory* inv = m->mutable_media();
-    std::string shown = root;
-    // "media.tar.gz/media" -> "media.tar.gz!/media" for a nested archive.
-    for (const char* ext : {".tar.gz/", ".tgz/", ".tar/", ".tar.zst/", ".tar.xz/"}) {
-      size_t at = shown.find(ext);
-      if (at != std::string::npos) shown.replace(at + strlen(ext) - 1, 1, "!/");
+    std::vector<std::string> listed;
+    const std::pair<const std::string, MediaStats>* taken = nullptr;
+    for (const auto* t : trees) {
+      v1::MediaTree* tree = inv->add_trees();
+      tree->set_root(ShownMediaRoot(t->first));
+      tree->set_files(t->second.files);
+      tree->set_bytes(t->second.bytes);
+      for (const std::string& f : t->second.folders) tree->add_folders(f);
+      const std::string shown = tree->root().empty() ? "." : tree->root();
+      listed.push_back(absl::StrCat(shown, " (", t->second.files, " files)"));
+      if (!options_.media_tree.empty() &&
+          (options_.media_tree == shown || options_.media_tree == t->first)) {
+        taken = t;
+      }
     }
-    inv->set_root(shown);
+    if (!options_.media_tree.empty() && taken == nullptr) {
+      inv->set_conflict(absl::StrCat("no media tree at '", options_.media_tree,
+                                     "' in the backup; its trees: ", absl::StrJoin(listed, ", ")));
+      return;
+    }
+    if (taken == nullptr && trees.size() > 1) {
+      inv->set_conflict(absl::StrCat("the backup holds several media trees: ",
+                                     absl::StrJoin(listed, ", "), ": name one with --media-tree"));
+      return;
+    }
+    if (taken == nullptr) taken = trees.front();
+    const std::string& root = taken->first;
+    const MediaStats& s = taken->second;
+    inv->set_root(ShownMediaRoot(root));
     inv->set_files(s.files);
     inv->set_bytes(s.bytes);
     inv->set_includes_cache(s.cache_files > 0);
@@ -459,6 +470,18 @@ class Inspector : public SourceVisitor {
       f->set_path(path);
       f->set_size_bytes(size);
     }
+    std::vector<std::string> folders;
+    for (const std::string& f : s.folders) folders.push_back(f + "/");
+    const bool fixed = IsFixedMediaRoot(root);
+    inv->set_root_reason(absl::StrCat(
+        trees.size() == 1 ? "the only tree of Mastodon's media folders ("
+                          : "named by --media-tree; it holds Mastodon's media folders (",
+        absl::StrJoin(folders, ", "), ") ",
+        root.empty() ? std::string("at the top of the source")
+        : fixed      ? absl::StrCat("under ", root, "/")
+                     : absl::StrCat("under ", root,
+                                    "/, recognised by the shape of its paths (Paperclip's "
+                                         "<folder>/<attachment>/<id>/.../<file>)")));
   }
 
   void AddUnknown(const SourceFile& file) {
@@ -646,7 +669,7 @@ class MediaLister : public SourceVisitor {
       return absl::StartsWith(root, file.path + "/") || root == file.path ? Action::kDescend
                                                                           : Action::kSkip;
     }
-    return absl::StartsWith(file.path, root + "/") ? Action::kRead : Action::kSkip;
+    return PathInMediaTree(file.path, root).has_value() ? Action::kRead : Action::kSkip;
   }
   absl::Status OnData(const SourceFile& file, ContentKind, ByteStream* data) override {
     char buf[1 << 16];
@@ -658,12 +681,12 @@ class MediaLister : public SourceVisitor {
       }
       if (*n == 0) break;
     }
-    out_->files.insert(file.path.substr(out_->root.size() + 1));
+    out_->files.insert(*PathInMediaTree(file.path, out_->root));
     return absl::OkStatus();
   }
   void OnOther(const SourceFile&, const std::string&) override {}
   bool RawFile(const SourceFile& file) const override {
-    return absl::StartsWith(file.path, out_->root + "/");
+    return PathInMediaTree(file.path, out_->root).has_value();
   }
 
  private:
@@ -675,7 +698,7 @@ class MediaLister : public SourceVisitor {
 absl::StatusOr<MediaListing> ListMediaFiles(const std::string& path,
                                             const v1::MediaInventory& media,
                                             const SourceOptions& source, CommandRunner* runner) {
-  if (media.root().empty()) {
+  if (media.files() == 0) {
     return absl::NotFoundError(absl::StrCat("'", path, "' holds no media tree"));
   }
   MediaListing listing;

@@ -29,6 +29,9 @@ struct InspectOptions {
   // Judges the expiry times of a Redis dump's keys (Env::Now() of the
   // caller); the epoch counts none as expired.
   absl::Time now = absl::UnixEpoch();
+  // The media tree to take when the source holds several (a root as the
+  // manifest shows it; "." for the top). "": the only one.
+  std::string media_tree;
 };
 
 // Inventory of the source at `path` (already resolved inside the allowed

@@ -378,6 +378,7 @@ absl::StatusOr<std::string> RestoreJob::OpenSource() {
   InspectOptions inspect;
   inspect.pg_restore_majors = input_.pg_restore_majors;
   inspect.now = env_->Now();
+  inspect.media_tree = input_.options.media_tree();
   // The target server's version gives the dumps' compatibility notes; what
   // else preflight needs of the server comes with the same connection.
   if (Planned("load")) {
@@ -430,7 +431,17 @@ absl::StatusOr<std::string> RestoreJob::TakeInventory() {
   }
   absl::StrAppend(&message, m.dumps_size(), " dump(s)");
   if (Planned("media")) {
-    if (!m.has_media() || m.media().files() == 0) {
+    if (!m.media().conflict().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unable to restore the media of '", input_.source_path, "': ", m.media().conflict()));
+    }
+    if (m.media().files() == 0 && input_.options.media_only()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unable to restore the media of '", input_.source_path,
+          "': it holds no tree of Mastodon's media folders (accounts/, media_attachments/, "
+          "cache/, ... with their attachment folders below)"));
+    }
+    if (m.media().files() == 0) {
       warnings_.push_back("the backup has no media tree: media not restored");
     } else {
       absl::StrAppend(&message, "; media ", m.media().root(), " (", m.media().files(), " files, ",

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/archive/media_tree.h"
 #include "agent/common/dir.h"
 #include "agent/common/errors.h"
 #include "agent/common/failpoint.h"
@@ -84,11 +85,11 @@ class MediaVisitor : public SourceVisitor {
         total_bytes_(total_bytes),
         result_(result) {}
 
-  // The path below the media root, or nullopt for files outside it.
+  // The path below the media root, or nullopt for files outside the tree
+  // (anything but Mastodon's media folders: a backup's env file or dump
+  // beside them never reaches the web-served media directory).
   std::optional<std::string> Relative(const std::string& path) const {
-    if (root_.empty()) return path;
-    if (!absl::StartsWith(path, root_ + "/")) return std::nullopt;
-    return path.substr(root_.size() + 1);
+    return PathInMediaTree(path, root_);
   }
 
   Action OnFile(const SourceFile& file, ContentKind kind) override {
@@ -331,7 +332,7 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
   const v1::MediaInventory& media = o.inventory;
   std::string root = o.media_root;
   if (root.empty()) {
-    if (media.root().empty()) {
+    if (media.files() == 0) {
       return absl::FailedPreconditionError(
           absl::StrCat("unable to restore media: '", o.source_path, "' holds no media tree"));
     }

@@ -37,8 +37,8 @@ struct MediaRestoreOptions {
   // The source (resolved inside the allowed roots) and its secrets.
   std::string source_path;
   SourceOptions source;
-  // The media tree inside the source ("public/system", "media.tar.gz/media");
-  // "": the inventory's.
+  // The media tree inside the source ("public/system", "media.tar.gz/media";
+  // see MediaPlaceOf); "": the inventory's.
   std::string media_root;
   // The source's media inventory (inventory/'s InspectBackup, its
   // manifest.media()): the tree's root and its totals.

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -109,6 +111,80 @@ TEST_F(RestoreCliTest, MediaOnlyIntoTheAgentsMediaDir) {
   r = CliOnSocket({"restore", "--media-only", "--media-dir", media + "/../../../x",
                    Fixture("source_install.tar.gz")});
   EXPECT_EQ(r.exit_code, 7);
+}
+
+// The hosting seed's own archive: `tar -cvf my-instance.tar .env.production
+// database.sql.xz system/public/`: the media tree sits under a prefix no
+// fixed rule knows, and is found by the shape of its Paperclip paths.
+TEST_F(RestoreCliTest, MediaTreesAreFoundByTheirShapeWhereverTheArchivePutsThem) {
+  const std::string seed = dir_ + "/seed";
+  auto write = [&](const std::string& rel, const std::string& content) {
+    std::filesystem::create_directories(std::filesystem::path(seed + "/" + rel).parent_path());
+    std::ofstream(seed + "/" + rel) << content;
+  };
+  write(".env.production", "LOCAL_DOMAIN=seed.example\n");
+  write("system/public/media_attachments/files/000/000/001/original/a.png", "a-png");
+  write("system/public/accounts/avatars/000/000/001/original/me.png", "me-png");
+  write("system/public/cache/media_attachments/files/000/000/002/original/r.png", "r-png");
+  // Not media: a folder named like one, without Paperclip's shape.
+  write("notes/accounts/list.txt", "alice");
+  auto tar = [&](const std::string& name, const std::vector<std::string>& members) {
+    CommandSpec spec;
+    spec.argv = {"tar", "-cf", dir_ + "/" + name, "-C", seed};
+    spec.argv.insert(spec.argv.end(), members.begin(), members.end());
+    auto r = runner_->Run(spec, nullptr);
+    ASSERT_OK(r);
+    ASSERT_EQ(r->exit_code, 0) << r->stderr_text;
+  };
+  tar("my-instance.tar", {".env.production", "notes", "system/public/"});
+  const std::string media = dir_ + "/live/public/system";
+  StartAgent({"--allowed-root", dir_, "--media-dir", media});
+
+  CommandResult r = CliOnSocket({"inspect", dir_ + "/my-instance.tar"});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("media          system/public: 3 files"));
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("the only tree of Mastodon's media folders (accounts/, cache/, "
+                        "media_attachments/) under system/public/, recognised by the shape"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("notes/accounts/list.txt"));  // unknown
+  r = CliOnSocket({"restore", "--media-only", dir_ + "/my-instance.tar"});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("media          3 files written"));
+  EXPECT_EQ(ReadFileOrEmpty(media + "/media_attachments/files/000/000/001/original/a.png"),
+            "a-png");
+  EXPECT_EQ(ReadFileOrEmpty(media + "/cache/media_attachments/files/000/000/002/original/r.png"),
+            "r-png");
+
+  // Two trees: neither is guessed.
+  write("old/public/system/accounts/avatars/000/000/001/original/old.png", "old-png");
+  tar("two-trees.tar", {".env.production", "system/public/", "old/"});
+  r = CliOnSocket({"inspect", dir_ + "/two-trees.tar"});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("NOT TAKEN: the backup holds several media trees: system/public (3 "
+                        "files), old/public/system (1 files): name one with --media-tree"));
+  EXPECT_THAT(r.stdout_text,
+              HasSubstr("  tree         old/public/system: 1 files, 7 B (accounts)"));
+  r = CliOnSocket({"restore", "--media-only", dir_ + "/two-trees.tar"});
+  EXPECT_EQ(r.exit_code, 4) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text + r.stderr_text, HasSubstr("name one with --media-tree"));
+  EXPECT_FALSE(std::filesystem::exists(media + "/accounts/avatars/000/000/001/original/old.png"));
+  r = CliOnSocket(
+      {"restore", "--media-only", "--media-tree", "old/public/system", dir_ + "/two-trees.tar"});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("media          1 files written"));
+  EXPECT_EQ(ReadFileOrEmpty(media + "/accounts/avatars/000/000/001/original/old.png"), "old-png");
+  r = CliOnSocket(
+      {"restore", "--media-only", "--media-tree", "elsewhere", dir_ + "/two-trees.tar"});
+  EXPECT_EQ(r.exit_code, 4) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text + r.stderr_text, HasSubstr("no media tree at 'elsewhere'"));
+
+  // No media at all: a media restore fails instead of writing nothing.
+  tar("no-media.tar", {".env.production", "notes"});
+  r = CliOnSocket({"restore", "--media-only", dir_ + "/no-media.tar"});
+  EXPECT_EQ(r.exit_code, 4) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text + r.stderr_text,
+              HasSubstr("holds no tree of Mastodon's media folders"));
 }
 
 TEST_F(DetectCliTest, EmbeddedRuntimeRestoresWithoutAnyServerSetUp) {

@@ -239,6 +239,52 @@ TEST_F(MediaRestoreTest, MediaAreCopiedByteForByteWhateverTheyLookLike) {
   EXPECT_EQ(read("c.txt"), dump);
 }
 
+TEST_F(MediaRestoreTest, OnlyMediaFoldersReachTheMediaDirectoryWhenTheTreeIsTheArchivesTop) {
+  // Media folders at the archive's top, beside the env file and the dump:
+  // the media directory is served by the web server, so only the media
+  // folders' files may land there.
+  const std::string tar = work_ + "/top.tar";
+  WriteTar(tar, {{Entry::kFile, ".env.production", "SECRET_KEY_BASE=s3cret\n"},
+                 {Entry::kFile, "database.sql", "--\n-- PostgreSQL database dump\n--\n"},
+                 {Entry::kFile, "notes/readme.txt", "hello"},
+                 {Entry::kFile, "accounts/avatars/000/000/001/original/a.png", "a"},
+                 {Entry::kFile, "media_attachments/files/000/000/002/original/b.png", "bb"}});
+  auto r = Restore(Options(tar));
+  ASSERT_OK(r);
+  EXPECT_EQ(r->media_root, "");
+  EXPECT_EQ(r->files_written, 2);
+  EXPECT_THAT(Files(media_),
+              ::testing::ElementsAre("accounts/avatars/000/000/001/original/a.png",
+                                     "media_attachments/files/000/000/002/original/b.png"));
+}
+
+TEST_F(MediaRestoreTest, ATreeUnderAnyPrefixIsTakenByTheShapeOfItsPaths) {
+  const std::string tar = work_ + "/deep.tar";
+  WriteTar(tar,
+           {{Entry::kFile,
+             "home/mastodon/live/public/system/accounts/avatars/000/000/001/"
+             "original/a.png",
+             "a"},
+            {Entry::kFile, "srv/x/preview_card_providers/icons/000/000/003/original/i.png", "i"},
+            {Entry::kFile, "app/models/accounts/thing.rb", "code"}});
+  InspectOptions options;
+  options.media_tree = "srv/x";
+  auto manifest = InspectBackup(tar, Options(tar).source, options, runner_.get());
+  ASSERT_OK(manifest);
+  ASSERT_EQ(manifest->media().trees_size(), 2);
+  EXPECT_EQ(manifest->media().root(), "srv/x");
+  EXPECT_THAT(manifest->media().root_reason(), HasSubstr("recognised by the shape"));
+  // Not media: an accounts/ folder without Paperclip's shape.
+  ASSERT_EQ(manifest->unknown_entries_size(), 1);
+  EXPECT_EQ(manifest->unknown_entries(0).path(), "app/models/accounts/thing.rb");
+  MediaRestoreOptions o = Options(tar);
+  o.inventory = manifest->media();
+  auto r = RestoreMedia(o, runner_.get(), env_.get());
+  ASSERT_OK(r);
+  EXPECT_THAT(Files(media_),
+              ::testing::ElementsAre("preview_card_providers/icons/000/000/003/original/i.png"));
+}
+
 TEST_F(MediaRestoreTest, ModesFromTheArchiveAreNeverWorldWritableNorSetuid) {
   // A tree with hostile modes, archived by the real tar tool.
   const std::string src = work_ + "/modes-src";

@@ -68,6 +68,10 @@ options:
     description:
       - Media directory (within the agent's C(--media-dir)).
     type: path
+  media_tree:
+    description:
+      - The media tree to restore when the backup holds several (a root C(inspect) lists; C(.) for the top).
+    type: str
   exclude_cache:
     description:
       - Skip C(cache/) (remote media a media refresh can fetch again).
@@ -222,7 +226,8 @@ def restore_args(params):
     elif params['mode'] == 'media_only':
         args.append('--media-only')
     for option, flag in (('target_db', '--target-db'), ('source_db', '--source-db'),
-                         ('member', '--member'), ('media_dir', '--media-dir')):
+                         ('member', '--member'), ('media_dir', '--media-dir'),
+                         ('media_tree', '--media-tree')):
         if params.get(option):
             args += [flag, params[option]]
     args += source_flags(params)
@@ -258,6 +263,7 @@ def main():
             source_db=dict(type='str'),
             member=dict(type='str'),
             media_dir=dict(type='path'),
+            media_tree=dict(type='str'),
             exclude_cache=dict(type='bool', default=False),
             verify_media=dict(type='bool', default=False),
             keep_owners=dict(type='bool', default=False),
