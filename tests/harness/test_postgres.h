@@ -22,8 +22,8 @@ namespace testing {
 class TestPostgres {
  public:
   // Starts a new cluster of PostgreSQL `major`: 15 is the distribution's
-  // (/usr/lib/postgresql/15), 14, 16, 17 and 18 are the ones
-  // scripts/install-postgres puts under .tools/postgres/<major> (server
+  // (/usr/lib/postgresql/15), 13 (a dump source only), 14, 16, 17 and 18
+  // are the ones scripts/install-postgres puts under .tools/postgres/<major> (server
   // binaries only: no pg_dump, psql or pg_restore there). A major that is not
   // installed is FAILED_PRECONDITION naming the install command. The server
   // stops when the object is destroyed (or when the starting thread exits,

@@ -98,10 +98,10 @@ INSTANTIATE_TEST_SUITE_P(Majors, EveryMajorTest, ::testing::ValuesIn(TestPostgre
                          });
 
 TEST(TestPostgresTest, AMajorThatIsNotInstalledFailsWithTheInstallCommand) {
-  auto pg = TestPostgres::Start(13);
+  auto pg = TestPostgres::Start(12);
   ASSERT_FALSE(pg.ok());
   EXPECT_EQ(pg.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(pg.status().message(), HasSubstr("scripts/install-postgres 13"));
+  EXPECT_THAT(pg.status().message(), HasSubstr("scripts/install-postgres 12"));
 }
 
 TEST(TestPostgresTest, FailsWithTheReasonWhenTheServerCannotStart) {
