@@ -212,12 +212,7 @@ TEST_F(AfterSwapCliTest, ASnapExportsRedisDumpIsRestoredIntoTheSnapsRedis) {
     return testing::RedisCli(*port, "snap-redis-pw", args);
   };
   auto snap = [&](const std::string& verb) {
-    CommandSpec spec;
-    spec.argv = {host_->dir() + "/bin/snap", verb, "mastodon-server.redis"};
-    spec.env = {"PATH=" + host_->Layout().host_path};
-    auto r = runner_->Run(spec, nullptr);
-    ASSERT_OK(r);
-    ASSERT_EQ(r->exit_code, 0) << r->stderr_text;
+    ASSERT_OK(host_->RunTool({"snap", verb, "mastodon-server.redis"}));
   };
   snap("start");
   // The daemonized redis-server is stopped whatever the test's end.

@@ -83,12 +83,7 @@ class CrashTest : public E2eTest {
 
   // `snap start|stop mastodon-server.redis` through the fake snap.
   void SnapRedis(const std::string& verb) {
-    CommandSpec spec;
-    spec.argv = {host_->dir() + "/bin/snap", verb, "mastodon-server.redis"};
-    spec.env = {"PATH=" + host_->Layout().host_path};
-    auto r = runner_->Run(spec, nullptr);
-    ASSERT_OK(r);
-    ASSERT_EQ(r->exit_code, 0) << r->stderr_text;
+    ASSERT_OK(host_->RunTool({"snap", verb, "mastodon-server.redis"}));
   }
 
   std::string RedisCli(const std::vector<std::string>& args) {

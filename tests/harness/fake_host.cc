@@ -12,7 +12,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/common/subprocess.h"
 #include "tests/harness/test_paths.h"
 #include "tests/harness/test_postgres.h"
 
@@ -154,6 +156,21 @@ void FakeHost::AddMigrations(const std::string& code_dir, const std::vector<std:
                 "class AddThing < ActiveRecord::Migration[8.1]\nend\n");
     }
   }
+}
+
+absl::Status FakeHost::RunTool(const std::vector<std::string>& argv) const {
+  if (argv.empty()) return absl::InvalidArgumentError("no tool to run");
+  CommandSpec spec;
+  spec.argv = argv;
+  spec.argv[0] = dir_ + "/bin/" + argv[0];
+  spec.env = {"PATH=" + Layout().host_path};
+  absl::StatusOr<CommandResult> r = NewPosixCommandRunner()->Run(spec, nullptr);
+  if (!r.ok()) return r.status();
+  if (!r->success()) {
+    return absl::InternalError(
+        absl::StrCat(absl::StrJoin(argv, " "), ": ", r->Describe(), ": ", r->stderr_text));
+  }
+  return absl::OkStatus();
 }
 
 std::vector<FakeCall> FakeHost::Calls(const std::string& tool) const {

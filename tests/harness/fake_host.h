@@ -76,6 +76,11 @@ class FakeHost {
   std::string app_dir() const { return dir_ + "/home/mastodon/live"; }
   std::string compose_app_dir() const { return dir_ + "/compose-app"; }
 
+  // Runs the host's tool argv[0] (snap, systemctl, docker) with the rest
+  // of `argv`, as the agent runs it here (PATH: Layout().host_path); an
+  // error naming its stderr unless it exits 0. Recorded like the agent's.
+  absl::Status RunTool(const std::vector<std::string>& argv) const;
+
   // The calls so far, in order; Calls("tootctl") only that tool's.
   std::vector<FakeCall> Calls(const std::string& tool = "") const;
   void ClearCalls();

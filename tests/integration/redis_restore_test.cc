@@ -134,12 +134,7 @@ class RedisRestoreTest : public ::testing::Test {
   void TearDown() override { Systemctl("stop"); }
 
   void Systemctl(const std::string& verb) {
-    CommandSpec spec;
-    spec.argv = {host_->dir() + "/bin/systemctl", verb, "redis-server"};
-    spec.env = {"PATH=" + host_->Layout().host_path};
-    auto r = runner_->Run(spec, nullptr);
-    ASSERT_OK(r);
-    ASSERT_EQ(r->exit_code, 0) << r->stderr_text;
+    ASSERT_OK(host_->RunTool({"systemctl", verb, "redis-server"}));
   }
   std::string HostCli(const std::vector<std::string>& args) {
     return testing::RedisCli(port_, "host-redis-pw", args);
