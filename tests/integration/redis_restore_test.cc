@@ -229,6 +229,52 @@ TEST_F(RedisRestoreTest, AWrongPasswordInTheAppsEnvIsSaidAtOnce) {
   EXPECT_EQ(HostCli({"DBSIZE"}), "7\n");
 }
 
+// A Redis that says it is loading until the timeout (a multi-GB dump): the
+// step fails, naming the file, and the journal is cleared (Redis runs).
+class AlwaysLoading : public RedisProber {
+ public:
+  absl::StatusOr<RedisInfo> Info(const RedisAddress&, absl::Duration) override {
+    ++asked;
+    RedisInfo info;
+    info.version = "7.0.15";
+    info.loading = true;
+    return info;
+  }
+  int asked = 0;
+};
+
+TEST_F(RedisRestoreTest, ARedisStillLoadingAtTheTimeoutFailsTheStepNamingTheFile) {
+  const v1::RedisDumpInfo dump = MakeBackup();
+  RedisRestoreOptions options = Options(dump);
+  AlwaysLoading prober;
+  options.prober = &prober;
+  options.load_timeout = absl::Seconds(1);
+  options.interval = absl::Milliseconds(400);
+  std::vector<absl::Duration> waits;
+  options.sleep = [&waits](absl::Duration d) {
+    waits.push_back(d);
+    absl::SleepFor(d);
+  };
+  v1::RedisJournal last;
+  options.journal = [&](const v1::RedisJournal& j) {
+    last = j;
+    return absl::OkStatus();
+  };
+  EXPECT_THAT(RestoreRedisDump(*runtime_, options, Context()),
+              StatusIs(absl::StatusCode::kDeadlineExceeded,
+                       HasSubstr("Redis did not finish loading " + data_dir_ +
+                                 "/dump.rdb within 1s: still loading")));
+  // Asked at once, then after 100, 200, 400, 400 ms...
+  ASSERT_GE(waits.size(), 3u);
+  EXPECT_EQ(waits[0], absl::Milliseconds(100));
+  EXPECT_EQ(waits[1], absl::Milliseconds(200));
+  EXPECT_EQ(waits[2], absl::Milliseconds(400));
+  EXPECT_EQ(prober.asked, static_cast<int>(waits.size()) + 1);
+  EXPECT_EQ(last.phase(), v1::REDIS_PHASE_UNSPECIFIED);
+  // The dump is in place and the real Redis serves it.
+  EXPECT_EQ(HostCli({"DBSIZE"}), "7\n");
+}
+
 TEST_F(RedisRestoreTest, AnAppendOnlyRedisIsRefusedBeforeAnythingIsTouched) {
   std::ofstream(host_->dir() + "/redis.conf", std::ios::app) << "appendonly yes\n";
   const v1::RedisDumpInfo dump = MakeBackup();
