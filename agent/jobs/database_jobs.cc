@@ -64,6 +64,12 @@ v1::VerifyCheck CheckMediaFiles(PgSession* conn, const std::string& source_path,
   v1::VerifyCheck c;
   c.set_name("media_files");
   auto manifest = InspectBackup(source_path, source, InspectOptions(), runner);
+  if (manifest.ok() && !manifest->media().conflict().empty()) {
+    c.set_passed(false);
+    c.set_message(
+        absl::StrCat("a restore of the media would fail: ", manifest->media().conflict()));
+    return c;
+  }
   auto listing = manifest.ok() ? ListMediaFiles(source_path, manifest->media(), source, runner)
                                : absl::StatusOr<MediaListing>(manifest.status());
   if (!listing.ok()) {

@@ -117,6 +117,19 @@ TEST_F(VerifyBackupCliTest, GoodAndBrokenBackupsAsCiSeesThem) {
   EXPECT_THAT(xml, HasSubstr("media_attachments/files/109/123/456/789/012/345/original/b.jpg "
                              "missing"));
 
+  // Two media trees: which one a restore would take is not guessed.
+  const std::string old_tree =
+      dir_ + "/good/old/public/system/accounts/avatars/000/000/001/original";
+  std::filesystem::create_directories(old_tree);
+  std::ofstream(old_tree + "/x.png") << "x";
+  Run({"tar", "-czf", dir_ + "/two_trees.tar.gz", "-C", dir_ + "/good", "."});
+  r = VerifyBackup({"--local", "--junit", dir_ + "/two.xml", dir_ + "/two_trees.tar.gz"});
+  EXPECT_EQ(r.exit_code, 1) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("1 of 9 checks failed"));
+  EXPECT_THAT(ReadFileOrEmpty(dir_ + "/two.xml"),
+              HasSubstr("a restore of the media would fail: the backup holds several media "
+                        "trees: public/system (2 files), old/public/system (1 files)"));
+
   // A truncated dump does not restore.
   r = VerifyBackup({"--local", "--junit", dir_ + "/truncated.xml", dir_ + "/truncated.tar.gz"});
   EXPECT_EQ(r.exit_code, 4) << r.stdout_text << r.stderr_text;
