@@ -100,11 +100,12 @@ absl::StatusOr<RedisInfo> AskRedis(const RedisStore& store, RedisProber* prober,
 }
 
 // Puts the staged file in as the data file, keeping the data file there
-// first (as `kept_name`). Each rename is made once: a swap interrupted
-// anywhere is completed by calling this again. FAILED_PRECONDITION, nothing
-// renamed, when the data file and a kept file both exist (a Redis started
-// by someone else since saved a file the swap would replace).
-absl::Status SwapInStaged(const Dir& data, const v1::RedisJournal& j) {
+// first (as `kept_name`); true when there was one to keep. Each rename is
+// made once: a swap interrupted anywhere is completed by calling this
+// again. FAILED_PRECONDITION, nothing renamed, when the data file and a
+// kept file both exist (a Redis started by someone else since saved a file
+// the swap would replace).
+absl::StatusOr<bool> SwapInStaged(const Dir& data, const v1::RedisJournal& j) {
   absl::StatusOr<struct stat> file = data.Stat(j.file_name());
   if (file.ok()) {
     absl::StatusOr<struct stat> kept = data.Stat(j.kept_name());
@@ -121,7 +122,8 @@ absl::Status SwapInStaged(const Dir& data, const v1::RedisJournal& j) {
     return file.status();
   }
   RETURN_IF_ERROR(data.Rename(j.staged_name(), data, j.file_name(), /*no_replace=*/true));
-  return data.Sync();
+  RETURN_IF_ERROR(data.Sync());
+  return file.ok();
 }
 
 // After a failed swap: the kept file back in place when the data file is
@@ -240,8 +242,11 @@ absl::StatusOr<v1::RedisRestore> RestoreRedisDump(const Runtime& runtime,
   if (swapped.ok()) swapped = MR_FAILPOINT("redis.after_stop");
   // 3. The old file kept, the new one in place (a Redis that never saved
   // writes its file only now, at its shutdown).
-  const bool had_file = Exists(data, store.file_name);
-  if (swapped.ok()) swapped = SwapInStaged(data, j);
+  if (swapped.ok()) {
+    absl::StatusOr<bool> kept = SwapInStaged(data, j);
+    swapped = kept.status();
+    if (kept.ok() && *kept) out.set_kept_as(data.PathOf(j.kept_name()));
+  }
   if (swapped.ok()) swapped = MR_FAILPOINT("redis.after_rename");
   // A failure before the new file was in puts the old one back (once the
   // new one is in, Redis starts on it).
@@ -249,7 +254,6 @@ absl::StatusOr<v1::RedisRestore> RestoreRedisDump(const Runtime& runtime,
     (void)PutKeptBack(data, j);
     drop_staged();
   }
-  if (had_file && Exists(data, j.kept_name())) out.set_kept_as(data.PathOf(j.kept_name()));
   // 4. Redis started again whatever happened, then asked until loaded.
   absl::Status started = RunAll(store.start, "start", ctx);
   // Redis runs on the old or the new file: nothing left to recover (when it
@@ -320,12 +324,11 @@ absl::StatusOr<std::vector<std::string>> RecoverRedisJournal(const v1::RedisJour
   // A Redis still running would save over the file at its next shutdown.
   RETURN_IF_ERROR(RunAll(store.stop, "stop", ctx));
   if (Exists(data, j.staged_name())) {
-    const bool had_file = Exists(data, j.file_name());
-    RETURN_IF_ERROR(SwapInStaged(data, j));
-    done.push_back(absl::StrCat(
-        "put the backup's Redis dump in place as ", data.PathOf(j.file_name()),
-        had_file ? absl::StrCat(" (the old file kept as ", data.PathOf(j.kept_name()), ")")
-                 : std::string()));
+    ASSIGN_OR_RETURN(bool kept, SwapInStaged(data, j));
+    done.push_back(
+        absl::StrCat("put the backup's Redis dump in place as ", data.PathOf(j.file_name()),
+                     kept ? absl::StrCat(" (the old file kept as ", data.PathOf(j.kept_name()), ")")
+                          : std::string()));
   } else {
     ASSIGN_OR_RETURN(bool put_back, PutKeptBack(data, j));
     if (put_back) {
