@@ -244,7 +244,30 @@ std::string AbsolutePath(const std::string& path) {
 // Fills a BackupSource from the positional path and the secret flags. The
 // password is read from stdin with --password-stdin (it then travels in the
 // request, marked sensitive) or named by --password-file (read by the agent).
+// A source "s3://BUCKET[/PREFIX]" is a bucket, named with the --s3-* flags;
+// its secret comes from --s3-secret-file (read by the agent) or the CLI's
+// $AWS_SECRET_ACCESS_KEY (sent in the request, marked sensitive), never
+// from the command line.
 bool FillSource(CommandContext& ctx, v1::BackupSource* source) {
+  absl::string_view given = ctx.args.positional().front();
+  if (absl::ConsumePrefix(&given, "s3://")) {
+    v1::Bucket* bucket = source->mutable_bucket();
+    const size_t slash = given.find('/');
+    bucket->set_name(std::string(given.substr(0, slash)));
+    if (slash != absl::string_view::npos) bucket->set_prefix(std::string(given.substr(slash + 1)));
+    bucket->set_endpoint(ctx.args.Get("s3-endpoint"));
+    bucket->set_region(ctx.args.Get("s3-region"));
+    bucket->set_path_style(ctx.args.GetBool("s3-path-style"));
+    const char* key_id = std::getenv("AWS_ACCESS_KEY_ID");
+    bucket->set_access_key_id(ctx.args.Get("s3-access-key-id", key_id != nullptr ? key_id : ""));
+    if (ctx.args.Has("s3-secret-file")) {
+      bucket->mutable_secret_access_key()->set_file(AbsolutePath(ctx.args.Get("s3-secret-file")));
+    } else if (const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY"); secret != nullptr) {
+      bucket->mutable_secret_access_key()->set_value(secret);
+    }
+    if (ctx.args.Has("s3-ca-file")) bucket->set_ca_file(AbsolutePath(ctx.args.Get("s3-ca-file")));
+    return true;
+  }
   source->set_path(AbsolutePath(ctx.args.positional().front()));
   if (ctx.args.Has("password-file")) {
     source->mutable_passphrase()->set_file(AbsolutePath(ctx.args.Get("password-file")));
@@ -278,6 +301,13 @@ std::vector<FlagSpec> SourceFlags(std::vector<FlagSpec> extra) {
       {"age-identity", "FILE", "age identity file for .age sources"},
       {"gpg-key", "FILE", "OpenPGP secret key file for .gpg sources"},
       {"target-conninfo", "CONNINFO", "judge compatibility against this server (libpq conninfo)"},
+      {"s3-endpoint", "URL", "for an s3://BUCKET/PREFIX source: the service's https:// URL"},
+      {"s3-region", "REGION", "the bucket's signing region (default us-east-1)"},
+      {"s3-path-style", "", "address the bucket as ENDPOINT/BUCKET (MinIO and most self-hosted)"},
+      {"s3-access-key-id", "ID", "the access key id (default $AWS_ACCESS_KEY_ID)"},
+      {"s3-secret-file", "FILE",
+       "file holding the secret access key, read by the agent (default $AWS_SECRET_ACCESS_KEY)"},
+      {"s3-ca-file", "FILE", "PEM CA certificates of a private endpoint"},
   };
   flags.insert(flags.end(), extra.begin(), extra.end());
   return flags;

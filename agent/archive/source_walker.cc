@@ -97,6 +97,42 @@ class Walker {
     return WalkStream(file.get(), f, 0, /*root_level=*/true, file.get(), path);
   }
 
+  // The objects of a bucket below a prefix, as the files of a directory:
+  // keys that end in "/" (folder markers) are passed over, unsafe keys
+  // ("../x", "a//b") reported as such, and each object is opened lazily, so
+  // one the visitor skips is never fetched.
+  absl::Status WalkBucket(const ObjectStore& bucket, const std::string& prefix) {
+    root_containers_.push_back("bucket");
+    std::string page;
+    do {
+      RETURN_IF_ERROR(CheckCancel());
+      ASSIGN_OR_RETURN(ObjectPage listed, bucket.List(prefix, page));
+      for (const StoredObject& object : listed.objects) {
+        if (visitor_->Done()) return absl::OkStatus();
+        if (!absl::StartsWith(object.key, prefix) || absl::EndsWith(object.key, "/")) continue;
+        SourceFile f;
+        f.display = bucket.Describe(object.key);
+        f.stored_size = object.size;
+        f.mtime = object.mtime;
+        const std::string rel = object.key.substr(prefix.size());
+        absl::StatusOr<std::string> normalized = NormalizeEntryPath(rel);
+        if (!normalized.ok() || *normalized != rel) {
+          f.path = rel;
+          visitor_->OnOther(f, absl::StrCat("unsafe entry name (",
+                                            normalized.ok() ? "not in its normal form"
+                                                            : normalized.status().message(),
+                                            ")"));
+          continue;
+        }
+        f.path = rel;
+        ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> stream, bucket.Open(object));
+        RETURN_IF_ERROR(WalkStream(stream.get(), f, 0, false, nullptr, ""));
+      }
+      page = listed.next;
+    } while (!page.empty() && !visitor_->Done());
+    return absl::OkStatus();
+  }
+
   std::vector<std::string> root_containers_;
 
  private:
@@ -540,7 +576,9 @@ absl::Status WalkSource(const std::string& path, const SourceOptions& options,
                         CommandRunner* runner, SourceVisitor* visitor,
                         std::vector<std::string>* root_containers) {
   Walker walker(options, runner, visitor);
-  absl::Status status = walker.WalkPath(path);
+  absl::Status status = options.bucket != nullptr
+                            ? walker.WalkBucket(*options.bucket, options.bucket_prefix)
+                            : walker.WalkPath(path);
   if (root_containers != nullptr) *root_containers = walker.root_containers_;
   return status;
 }

@@ -7,6 +7,7 @@
 #define MR_AGENT_ARCHIVE_SOURCE_WALKER_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "agent/archive/sniff.h"
 #include "agent/common/byte_stream.h"
 #include "agent/common/cancel_token.h"
+#include "agent/common/object_store.h"
 #include "agent/common/subprocess.h"
 
 namespace mastodon_restore {
@@ -29,6 +31,12 @@ struct SourceOptions {
   std::vector<std::string> allowed_roots;
   // Maximum nesting of containers.
   int max_depth = 8;
+  // A bucket instead of a path: WalkSource then lists the objects whose keys
+  // start with `bucket_prefix` and walks each as the file of a directory at
+  // the key without the prefix (`path` only names the source in messages).
+  // An object is fetched only when the visitor reads it.
+  std::shared_ptr<const ObjectStore> bucket;
+  std::string bucket_prefix;
   const CancelToken* cancel = nullptr;
 };
 
@@ -84,7 +92,7 @@ class SourceVisitor {
 // missing password or key; PERMISSION_DENIED for a symlink leaving the
 // allowed roots.
 // `root_containers` (optional) receives the layers around the backup itself,
-// outermost first (e.g. {"age", "zip"}, {"xz"}, {"directory"}).
+// outermost first (e.g. {"age", "zip"}, {"xz"}, {"directory"}, {"bucket"}).
 absl::Status WalkSource(const std::string& path, const SourceOptions& options,
                         CommandRunner* runner, SourceVisitor* visitor,
                         std::vector<std::string>* root_containers = nullptr);

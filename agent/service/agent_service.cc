@@ -87,17 +87,19 @@ std::function<void(int64_t)> AgentService::ProgressLogger(const std::string& sou
 absl::Status AgentService::PrepareScan(const v1::BackupSource& source_request, bool deep,
                                        const v1::DatabaseTarget& target, const CancelToken& cancel,
                                        ScanSetup* setup) const {
-  ASSIGN_OR_RETURN(setup->source,
-                   ResolveBackupSource(source_request, config_->allowed_roots, env_, &setup->path));
+  ASSIGN_OR_RETURN(
+      setup->source,
+      ResolveBackupSource(source_request, {config_->allowed_roots, config_->allowed_s3_endpoints},
+                          env_, &setup->path));
   return ::mastodon_restore::PrepareScan(deep, target, &cancel,
-                                         ProgressLogger(source_request.path()), jobs_, setup);
+                                         ProgressLogger(SourceName(source_request)), jobs_, setup);
 }
 
 grpc::ServerUnaryReactor* AgentService::DetectDump(grpc::CallbackServerContext* context,
                                                    const v1::DetectDumpRequest* request,
                                                    v1::DetectDumpResponse* response) {
   if (auto* refused = RefuseWithout(context, "DetectDump", "read")) return refused;
-  logger_->Info("detect dump", {{"source", request->source().path()},
+  logger_->Info("detect dump", {{"source", SourceName(request->source())},
                                 {"member", request->member()},
                                 {"deep", request->deep() ? "true" : "false"},
                                 {"peer", context->peer()}});
@@ -118,7 +120,7 @@ grpc::ServerUnaryReactor* AgentService::InspectBackup(grpc::CallbackServerContex
                                                       const v1::InspectBackupRequest* request,
                                                       v1::InspectBackupResponse* response) {
   if (auto* refused = RefuseWithout(context, "InspectBackup", "read")) return refused;
-  logger_->Info("inspect backup", {{"source", request->source().path()},
+  logger_->Info("inspect backup", {{"source", SourceName(request->source())},
                                    {"deep", request->deep() ? "true" : "false"},
                                    {"peer", context->peer()}});
   if (auto* refused = RefuseWithout(context, "InspectBackup", request->target())) return refused;
@@ -251,7 +253,7 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
                                                      v1::StartRestoreResponse* response) {
   return StartOperationCall(
       context, "StartRestore", request->options().plan_only() ? "plan restore" : "start restore",
-      {{"source", request->options().source().path()}, {"request_id", request->request_id()}},
+      {{"source", SourceName(request->options().source())}, {"request_id", request->request_id()}},
       response->mutable_operation(),
       [this, request, response](const CancelToken& cancel) -> absl::Status {
         v1::RestoreOptions opts = request->options();

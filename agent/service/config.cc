@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/common/net.h"
+#include "agent/common/s3_client.h"
 #include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
@@ -36,6 +37,8 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
       {"state-dir", "DIR", "agent state directory, mode 0700 (default /var/lib/mastodon-restore)"},
       {"allowed-root", "DIR", "directory backups may be read from (default /var/backups/mastodon)",
        true},
+      {"allowed-s3-endpoint", "URL",
+       "S3-compatible service whose buckets may be read (https://...; default none)", true},
       {"runtime", "KIND", "auto, snap, compose, systemd, embedded or none (default auto)"},
       {"app-dir", "DIR",
        "source install or compose project directory (default /home/mastodon/live)"},
@@ -103,6 +106,14 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   }
   c.state_dir = args.Get("state-dir", c.state_dir);
   if (args.Has("allowed-root")) c.allowed_roots = args.GetAll("allowed-root");
+  for (const std::string& endpoint : args.GetAll("allowed-s3-endpoint")) {
+    absl::StatusOr<std::string> canonical = CanonicalS3Endpoint(endpoint);
+    if (!canonical.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid --allowed-s3-endpoint: ", canonical.status().message()));
+    }
+    c.allowed_s3_endpoints.push_back(*canonical);
+  }
   c.runtime = args.Get("runtime", c.runtime);
   c.host.app_dir = args.Get("app-dir", c.host.app_dir);
   c.host.snap_bin_dir = args.Get("snap-bin-dir", c.host.snap_bin_dir);

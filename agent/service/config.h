@@ -66,6 +66,10 @@ struct AgentConfig {
   std::string state_dir = "/var/lib/mastodon-restore";
   // Directories backups may be read from. Default: /var/backups/mastodon.
   std::vector<std::string> allowed_roots = {"/var/backups/mastodon"};
+  // Endpoints of the S3-compatible services whose buckets callers may name
+  // as a source (CanonicalS3Endpoint form: "https://s3.example.com"). The
+  // agent sends requests nowhere else. Default: none.
+  std::vector<std::string> allowed_s3_endpoints;
   // Which Mastodon runtime to use: auto, snap, compose, systemd, embedded,
   // none. "auto" looks for the snap, a systemd source install, then a
   // compose project, and uses none when it finds nothing. Default: auto.

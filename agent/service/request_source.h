@@ -1,6 +1,7 @@
 // A request's backup source, checked against the agent's allowed roots: the
 // path, and the secrets it names (a passphrase by value or in a file, an age
-// identity, a gpg key), each file inside the roots too.
+// identity, a gpg key), each file inside the roots too; or a bucket, whose
+// endpoint must be one the agent allows.
 #ifndef MR_AGENT_SERVICE_REQUEST_SOURCE_H_
 #define MR_AGENT_SERVICE_REQUEST_SOURCE_H_
 
@@ -14,12 +15,25 @@
 
 namespace mastodon_restore {
 
-// Fills `path` with the resolved source path and returns its options
-// (allowed roots, secrets). INVALID_ARGUMENT without a path or for a password
-// file over 4 KiB; PERMISSION_DENIED for a path outside `allowed_roots`.
+// What a request's source may name: the agent's --allowed-root and
+// --allowed-s3-endpoint (canonical form).
+struct SourceLimits {
+  std::vector<std::string> allowed_roots;
+  std::vector<std::string> allowed_s3_endpoints;
+};
+
+// Fills `path` with the resolved source path ("s3://bucket/prefix/" for a
+// bucket) and returns its options (allowed roots, secrets, the bucket's
+// client). INVALID_ARGUMENT without a path or a bucket, for both, for a
+// secret file over 4 KiB or a bucket that cannot be used; PERMISSION_DENIED
+// for a path or a file outside the allowed roots, or an endpoint not
+// allowed. No request is sent to the bucket here.
 absl::StatusOr<SourceOptions> ResolveBackupSource(const mastodon::restore::v1::BackupSource& source,
-                                                  const std::vector<std::string>& allowed_roots,
-                                                  Env* env, std::string* path);
+                                                  const SourceLimits& limits, Env* env,
+                                                  std::string* path);
+
+// How logs name a request's source: its path, or "s3://bucket/prefix".
+std::string SourceName(const mastodon::restore::v1::BackupSource& source);
 
 }  // namespace mastodon_restore
 

@@ -21,13 +21,16 @@
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_paths.h"
+#include "tests/harness/test_s3.h"
 
 namespace mastodon_restore {
 namespace e2e {
 namespace {
 
 namespace v1 = mastodon::restore::v1;
+using ::mastodon_restore::testing::TestS3;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // restore --db-only, rollback, verify and ops through the real agent and CLI,
 // against a real PostgreSQL 15.
@@ -185,6 +188,65 @@ TEST_F(RestoreCliTest, MediaTreesAreFoundByTheirShapeWhereverTheArchivePutsThem)
   EXPECT_EQ(r.exit_code, 4) << r.stdout_text << r.stderr_text;
   EXPECT_THAT(r.stdout_text + r.stderr_text,
               HasSubstr("holds no tree of Mastodon's media folders"));
+}
+
+// A bucket as the media source, through the agent and the CLI: only an
+// endpoint the agent allows is reached, the secret comes from a file the
+// agent reads, a wrong one fails with exit 4 and is never shown.
+TEST_F(RestoreCliTest, MediaFromABucket) {
+  auto s3 = TestS3::Start(dir_ + "/s3");
+  ASSERT_OK(s3);
+  ASSERT_OK((*s3)->CreateBucket("media"));
+  ASSERT_OK(
+      (*s3)->Put("media", "instance/media_attachments/files/000/000/001/original/a.png", "a-png"));
+  ASSERT_OK((*s3)->Put("media", "instance/accounts/avatars/000/000/001/original/me.png", "me-png"));
+  std::ofstream(dir_ + "/s3-secret") << TestS3::kSecret << "\n";
+  std::ofstream(dir_ + "/wrong-secret") << "not-the-secret-value\n";
+  const std::string media = dir_ + "/live/public/system";
+  StartAgent(
+      {"--allowed-root", dir_, "--media-dir", media, "--allowed-s3-endpoint", (*s3)->endpoint()});
+  auto with = [&](std::vector<std::string> args, const std::string& secret_file,
+                  const std::string& endpoint) {
+    for (const std::string& flag :
+         {std::string("--s3-endpoint"), endpoint, std::string("--s3-path-style"),
+          std::string("--s3-access-key-id"), std::string(TestS3::kAccessKeyId),
+          std::string("--s3-secret-file"), secret_file}) {
+      args.push_back(flag);
+    }
+    return CliOnSocket(args);
+  };
+  const std::string secret = dir_ + "/s3-secret";
+  CommandResult r = with({"inspect", "s3://media/instance"}, secret, (*s3)->endpoint());
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("2 files"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("accounts/, media_attachments/"));
+
+  r = with({"restore", "--media-only", "s3://media/instance"}, secret, (*s3)->endpoint());
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("media          2 files written"));
+  EXPECT_EQ(ReadFileOrEmpty(media + "/media_attachments/files/000/000/001/original/a.png"),
+            "a-png");
+  EXPECT_EQ(ReadFileOrEmpty(media + "/accounts/avatars/000/000/001/original/me.png"), "me-png");
+  r = with({"restore", "--media-only", "s3://media/instance"}, secret, (*s3)->endpoint());
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("media          0 files written"));
+
+  r = with({"restore", "--media-only", "s3://media/instance"}, dir_ + "/wrong-secret",
+           (*s3)->endpoint());
+  EXPECT_EQ(r.exit_code, 4) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text + r.stderr_text, HasSubstr("SignatureDoesNotMatch"));
+  EXPECT_THAT(r.stdout_text + r.stderr_text, Not(HasSubstr("not-the-secret-value")));
+  // An endpoint the agent was not configured with is never reached.
+  r = with({"inspect", "s3://media/instance"}, secret, "http://127.0.0.1:9");
+  EXPECT_EQ(r.exit_code, 7) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text + r.stderr_text,
+              HasSubstr("is not one of the agent's allowed S3 endpoints"));
+  // The secret is in no record the agent keeps.
+  CommandSpec grep;
+  grep.argv = {"grep", "-r", "-l", "-a", TestS3::kSecret, dir_ + "/state"};
+  auto found = runner_->Run(grep, nullptr);
+  ASSERT_OK(found);
+  EXPECT_EQ(found->stdout_text, "");
 }
 
 TEST_F(DetectCliTest, EmbeddedRuntimeRestoresWithoutAnyServerSetUp) {

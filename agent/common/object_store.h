@@ -1,0 +1,55 @@
+// An object store seen as what the agent needs of it: list the objects under
+// a prefix, page by page, read one as a stream, look one up. One
+// implementation speaks the S3 REST API (s3_client.h); tests use an
+// in-memory one. Implementations are safe to use from several threads.
+#ifndef MR_AGENT_COMMON_OBJECT_STORE_H_
+#define MR_AGENT_COMMON_OBJECT_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "agent/common/byte_stream.h"
+
+namespace mastodon_restore {
+
+// An object as a listing or a lookup describes it.
+struct StoredObject {
+  std::string key;
+  int64_t size = 0;
+  // Last modification, seconds since the epoch (0 when not known).
+  int64_t mtime = 0;
+  // The store's entity tag, without quotes ("" when not known).
+  std::string etag;
+};
+
+// One page of a listing; `next` is "" on the last page.
+struct ObjectPage {
+  std::vector<StoredObject> objects;
+  std::string next;
+};
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+  // How to name `key` in messages ("s3://bucket/key").
+  virtual std::string Describe(const std::string& key) const = 0;
+  // The objects whose keys start with `prefix`, in key order, from the page
+  // `page` names ("" for the first). Errors name the bucket and the store's
+  // own error code: INVALID_ARGUMENT for refused credentials or a missing
+  // bucket, UNAVAILABLE when the store cannot be reached.
+  virtual absl::StatusOr<ObjectPage> List(const std::string& prefix,
+                                          const std::string& page) const = 0;
+  // The object `key`, read from its first byte when the stream is first
+  // read (so opening costs nothing until then). A broken transfer is taken
+  // up again where it stopped, as long as the object is still the same one.
+  virtual absl::StatusOr<std::unique_ptr<ByteStream>> Open(const StoredObject& object) const = 0;
+  // The object `key`: NOT_FOUND when there is none.
+  virtual absl::StatusOr<StoredObject> Head(const std::string& key) const = 0;
+};
+
+}  // namespace mastodon_restore
+
+#endif  // MR_AGENT_COMMON_OBJECT_STORE_H_
