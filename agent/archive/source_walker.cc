@@ -7,9 +7,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <condition_variable>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -68,6 +71,109 @@ class GpgHome {
   std::string dir_;
 };
 
+// Fetches a bucket's objects ahead of the one reading them: up to
+// `parallel` requests at once, each object of at most kSmallObject bytes
+// whole into memory (at most kAheadBytes and 4 x `parallel` objects held
+// ahead of the reader), larger ones left to be streamed when their turn
+// comes. With `parallel` <= 1 nothing is fetched ahead.
+class ObjectPrefetcher {
+ public:
+  static constexpr int64_t kSmallObject = 8 << 20;
+  static constexpr int64_t kAheadBytes = 64 << 20;
+
+  ObjectPrefetcher(const ObjectStore& store, std::vector<StoredObject> objects, int parallel)
+      : store_(store), objects_(std::move(objects)), slots_(objects_.size()) {
+    window_ = static_cast<size_t>(std::max(1, parallel)) * 4;
+    const int threads = std::min<int>(parallel, static_cast<int>(objects_.size()));
+    for (int i = 0; parallel > 1 && i < threads; ++i) workers_.emplace_back([this] { Work(); });
+  }
+  ~ObjectPrefetcher() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (std::thread& t : workers_) t.join();
+  }
+  ObjectPrefetcher(const ObjectPrefetcher&) = delete;
+  ObjectPrefetcher& operator=(const ObjectPrefetcher&) = delete;
+
+  // The content of the `i`-th object; each is taken once, in order.
+  absl::StatusOr<std::unique_ptr<ByteStream>> Take(size_t i) {
+    if (workers_.empty()) return store_.Open(objects_[i]);
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock,
+             [&] { return slots_[i].state == Slot::kReady || slots_[i].state == Slot::kLater; });
+    taken_ = i + 1;
+    Slot slot = std::move(slots_[i]);
+    slots_[i] = Slot();
+    if (slot.state == Slot::kReady) held_ -= objects_[i].size;
+    lock.unlock();
+    cv_.notify_all();
+    if (slot.state == Slot::kLater) return store_.Open(objects_[i]);
+    RETURN_IF_ERROR(slot.status);
+    return std::unique_ptr<ByteStream>(
+        new StringStream(std::move(slot.data), store_.Describe(objects_[i].key)));
+  }
+
+ private:
+  struct Slot {
+    enum State { kWaiting, kFetching, kReady, kLater } state = kWaiting;
+    std::string data;
+    absl::Status status;
+  };
+
+  void Work() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_ && next_ < objects_.size()) {
+      const size_t i = next_;
+      const int64_t size = objects_[i].size;
+      if (size > kSmallObject) {
+        slots_[i].state = Slot::kLater;
+        ++next_;
+        cv_.notify_all();
+        continue;
+      }
+      // Not too far ahead of the reader, in objects and in bytes (the next
+      // object the reader wants is always fetched).
+      if (i > taken_ && (i >= taken_ + window_ || held_ + size > kAheadBytes)) {
+        cv_.wait(lock);
+        continue;
+      }
+      ++next_;
+      held_ += size;
+      slots_[i].state = Slot::kFetching;
+      lock.unlock();
+      std::string data;
+      absl::Status status = Fetch(objects_[i], &data);
+      lock.lock();
+      slots_[i].data = std::move(data);
+      slots_[i].status = std::move(status);
+      slots_[i].state = Slot::kReady;
+      cv_.notify_all();
+    }
+  }
+
+  absl::Status Fetch(const StoredObject& object, std::string* data) {
+    ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> stream, store_.Open(object));
+    // The listed size (and one byte more, which the stream refuses anyway:
+    // it checks the size it was listed with), never more memory.
+    return ReadUpTo(stream.get(), static_cast<size_t>(std::max<int64_t>(0, object.size)) + 1, data);
+  }
+
+  const ObjectStore& store_;
+  const std::vector<StoredObject> objects_;
+  std::vector<std::thread> workers_;
+  size_t window_ = 4;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Slot> slots_;
+  size_t next_ = 0;   // the next object a worker claims
+  size_t taken_ = 0;  // the reader's next object
+  int64_t held_ = 0;  // bytes claimed or held ahead of the reader
+  bool stop_ = false;
+};
+
 class Walker {
  public:
   Walker(const SourceOptions& options, CommandRunner* runner, SourceVisitor* visitor)
@@ -99,34 +205,62 @@ class Walker {
 
   // The objects of a bucket below a prefix, as the files of a directory:
   // keys that end in "/" (folder markers) are passed over, unsafe keys
-  // ("../x", "a//b") reported as such, and each object is opened lazily, so
-  // one the visitor skips is never fetched.
+  // ("../x", "a//b") reported as such. Page by page: the visitor first says
+  // which of the page's opaque files (RawFile) it reads, those are fetched
+  // ahead, several at once (options_.bucket_parallel), and handed over in
+  // key order; any other object is walked as a file is, opened lazily, so
+  // an object the visitor skips is never fetched.
   absl::Status WalkBucket(const ObjectStore& bucket, const std::string& prefix) {
     root_containers_.push_back("bucket");
+    struct Item {
+      SourceFile file;
+      StoredObject object;
+      bool raw = false;  // read as opaque data, fetched ahead
+    };
     std::string page;
     do {
       RETURN_IF_ERROR(CheckCancel());
       ASSIGN_OR_RETURN(ObjectPage listed, bucket.List(prefix, page));
-      for (const StoredObject& object : listed.objects) {
+      std::vector<Item> items;
+      std::vector<StoredObject> ahead;
+      for (StoredObject& object : listed.objects) {
         if (visitor_->Done()) return absl::OkStatus();
         if (!absl::StartsWith(object.key, prefix) || absl::EndsWith(object.key, "/")) continue;
-        SourceFile f;
-        f.display = bucket.Describe(object.key);
-        f.stored_size = object.size;
-        f.mtime = object.mtime;
-        const std::string rel = object.key.substr(prefix.size());
-        absl::StatusOr<std::string> normalized = NormalizeEntryPath(rel);
-        if (!normalized.ok() || *normalized != rel) {
-          f.path = rel;
-          visitor_->OnOther(f, absl::StrCat("unsafe entry name (",
-                                            normalized.ok() ? "not in its normal form"
-                                                            : normalized.status().message(),
-                                            ")"));
+        Item item;
+        item.file.path = object.key.substr(prefix.size());
+        item.file.display = bucket.Describe(object.key);
+        item.file.stored_size = object.size;
+        item.file.mtime = object.mtime;
+        absl::StatusOr<std::string> normalized = NormalizeEntryPath(item.file.path);
+        if (!normalized.ok() || *normalized != item.file.path) {
+          visitor_->OnOther(item.file, absl::StrCat("unsafe entry name (",
+                                                    normalized.ok() ? "not in its normal form"
+                                                                    : normalized.status().message(),
+                                                    ")"));
           continue;
         }
-        f.path = rel;
-        ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> stream, bucket.Open(object));
-        RETURN_IF_ERROR(WalkStream(stream.get(), f, 0, false, nullptr, ""));
+        if (visitor_->RawFile(item.file)) {
+          if (visitor_->OnFile(item.file, ContentKind::kBinary) != SourceVisitor::Action::kRead) {
+            continue;
+          }
+          item.raw = true;
+          ahead.push_back(object);
+        }
+        item.object = std::move(object);
+        items.push_back(std::move(item));
+      }
+      ObjectPrefetcher prefetcher(bucket, std::move(ahead), options_.bucket_parallel);
+      size_t taken = 0;
+      for (const Item& item : items) {
+        if (visitor_->Done()) return absl::OkStatus();
+        RETURN_IF_ERROR(CheckCancel());
+        if (item.raw) {
+          ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> data, prefetcher.Take(taken++));
+          RETURN_IF_ERROR(visitor_->OnData(item.file, ContentKind::kBinary, data.get()));
+          continue;
+        }
+        ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> stream, bucket.Open(item.object));
+        RETURN_IF_ERROR(WalkStream(stream.get(), item.file, 0, false, nullptr, ""));
       }
       page = listed.next;
     } while (!page.empty() && !visitor_->Done());

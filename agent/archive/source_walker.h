@@ -37,6 +37,9 @@ struct SourceOptions {
   // An object is fetched only when the visitor reads it.
   std::shared_ptr<const ObjectStore> bucket;
   std::string bucket_prefix;
+  // Objects fetched at once from the bucket (ahead of the visitor, for the
+  // opaque files it reads); 1: one after the other, nothing ahead.
+  int bucket_parallel = 8;
   const CancelToken* cancel = nullptr;
 };
 

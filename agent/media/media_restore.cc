@@ -104,6 +104,14 @@ class MediaVisitor : public SourceVisitor {
       ++result_->cache_files_excluded;
       return Action::kSkip;
     }
+    // Present and unchanged: not even read (a bucket's object is then never
+    // fetched).
+    if (const std::optional<int64_t> size = Unchanged(file, *rel); size.has_value()) {
+      ++result_->files_skipped;
+      result_->bytes_skipped += *size;
+      Report();
+      return Action::kSkip;
+    }
     return Action::kRead;
   }
 
@@ -128,13 +136,6 @@ class MediaVisitor : public SourceVisitor {
       }
     } else if (target_dir.status().code() != absl::StatusCode::kNotFound) {
       return target_dir.status();
-    }
-    if (present && !o_.verify_hash && file.stored_size >= 0 && st.st_size == file.stored_size &&
-        file.mtime != 0 && st.st_mtime == file.mtime) {
-      ++result_->files_skipped;
-      result_->bytes_skipped += st.st_size;
-      Report();
-      return absl::OkStatus();
     }
     // Write below the staging directory's descriptor, hashing on the way.
     ASSIGN_OR_RETURN(Dir staged_dir, staging_->MakeDirs(dir_rel, 0755, o_.uid, o_.gid));
@@ -197,6 +198,23 @@ class MediaVisitor : public SourceVisitor {
     Report();
     if (o_.step_hook) o_.step_hook("staged", rel);
     return absl::OkStatus();
+  }
+
+  // The size of the regular file at `rel` in the media directory when it has
+  // `file`'s size and mtime (never with verify_hash: then only the content
+  // tells); nullopt when it differs, is missing or cannot be looked at (the
+  // file is then read, and OnData says why it cannot be written).
+  std::optional<int64_t> Unchanged(const SourceFile& file, const std::string& rel) const {
+    if (o_.verify_hash || file.stored_size < 0 || file.mtime == 0) return std::nullopt;
+    const auto [dir_rel, name] = SplitRel(rel);
+    absl::StatusOr<Dir> dir = media_->OpenDir(dir_rel);
+    if (!dir.ok()) return std::nullopt;
+    absl::StatusOr<struct stat> st = dir->Stat(name);
+    if (!st.ok() || !S_ISREG(st->st_mode) || st->st_size != file.stored_size ||
+        st->st_mtime != file.mtime) {
+      return std::nullopt;
+    }
+    return static_cast<int64_t>(st->st_size);
   }
 
   void OnOther(const SourceFile& file, const std::string& what) override {

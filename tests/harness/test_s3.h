@@ -28,6 +28,7 @@ class TestS3 {
   ~TestS3();
 
   int port() const { return port_; }
+  pid_t pid() const { return server_->pid(); }
   std::string endpoint() const;
   // Client options for `bucket` on this server, path style, with the key.
   S3Options Options(const std::string& bucket) const;

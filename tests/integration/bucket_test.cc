@@ -352,6 +352,15 @@ TEST_F(BucketMediaTest, AWrongSecretFailsBeforeAnythingIsWritten) {
 }
 
 TEST_F(BucketMediaTest, ABucketGoneMidCopyLeavesTheMediaAsTheyWereAndAReRunFinishes) {
+  // More objects than are fetched ahead (8 at once, up to 32 ahead), each
+  // with its own content.
+  std::vector<std::pair<std::string, std::string>> objects = kObjects;
+  for (int i = 0; i < 120; ++i) {
+    objects.emplace_back(
+        absl::StrFormat("media_attachments/files/000/001/%03d/original/%d.png", i, i),
+        std::string(static_cast<size_t>(i * 37 % 5000), static_cast<char>('a' + i % 26)));
+  }
+  for (const auto& [key, data] : objects) ASSERT_OK(s3_->Put("media", "instance/" + key, data));
   SourceOptions source = Source(s3_->Options("media"));
   std::filesystem::create_directories(media_ + "/accounts");
   std::ofstream(media_ + "/accounts/kept.png") << "kept";
@@ -372,11 +381,19 @@ TEST_F(BucketMediaTest, ABucketGoneMidCopyLeavesTheMediaAsTheyWereAndAReRunFinis
   }
   // The bucket is back: the restore completes.
   ASSERT_OK(s3_->CreateBucket("media"));
-  for (const auto& [key, data] : kObjects) ASSERT_OK(s3_->Put("media", "instance/" + key, data));
+  for (const auto& [key, data] : objects) ASSERT_OK(s3_->Put("media", "instance/" + key, data));
   absl::StatusOr<MediaRestoreResult> again = Restore(source);
   ASSERT_OK(again);
-  EXPECT_EQ(again->files_written, 3);
+  EXPECT_EQ(again->files_written, 123);
+  for (const auto& [key, data] : objects) EXPECT_EQ(ReadFileOrEmpty(media_ + "/" + key), data);
   EXPECT_EQ(ReadFileOrEmpty(media_ + "/accounts/kept.png"), "kept");
+  // One object after the other gives the same.
+  source.bucket_parallel = 1;
+  std::filesystem::remove_all(media_);
+  again = Restore(source);
+  ASSERT_OK(again);
+  EXPECT_EQ(again->files_written, 123);
+  for (const auto& [key, data] : objects) EXPECT_EQ(ReadFileOrEmpty(media_ + "/" + key), data);
 }
 
 }  // namespace

@@ -1,0 +1,213 @@
+// Bucket media benchmark: fills a bucket of a real S3-compatible server
+// (the tests' s3rver, Signature V4 checked) with --files objects totalling
+// about --mb megabytes (a Mastodon-shaped media tree, incompressible), then
+// times, interleaved over --runs runs, copies of the whole tree into an
+// empty local directory by:
+//   - curl, one process fetching every object one after the other over one
+//     reused connection (the simple sequential client: rclone --transfers 1);
+//   - curl --parallel (8 transfers at once);
+//   - the agent's media restore, one object at a time, and with its default
+//     8 fetched at once (inventory included, staged then moved in);
+// and the agent's second, unchanged run. Reports medians, objects/s, MB/s,
+// the server's CPU seconds per copy and the benchmark's peak RSS.
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "agent/common/args.h"
+#include "agent/common/env.h"
+#include "agent/common/s3_client.h"
+#include "agent/common/subprocess.h"
+#include "agent/inventory/inspector.h"
+#include "agent/media/media_restore.h"
+#include "bench/bench_common.h"
+#include "tests/harness/test_s3.h"
+
+namespace mastodon_restore {
+namespace {
+
+using bench::Median;
+using testing::TestS3;
+
+struct Case {
+  std::string name;
+  std::vector<double> seconds;
+  std::vector<double> server_cpu;
+  int64_t files = 0;
+  int64_t bytes = 0;
+};
+
+int Run(const std::vector<std::string>& args) {
+  const std::vector<FlagSpec> specs = {
+      {"files", "N", "objects in the bucket (default 20000)"},
+      {"mb", "N", "approximate megabytes (default 2000)"},
+      {"runs", "N", "interleaved runs (default 3)"},
+      {"work-dir", "DIR", "where the server's data and the copies go (default /var/tmp)"},
+      {"output", "FILE", "also write the markdown report here"},
+  };
+  auto parsed = ParseArgs(args, specs);
+  int files = 20000, mb = 2000, runs = 3;
+  if (!parsed.ok() || !absl::SimpleAtoi(parsed->Get("files", "20000"), &files) ||
+      !absl::SimpleAtoi(parsed->Get("mb", "2000"), &mb) ||
+      !absl::SimpleAtoi(parsed->Get("runs", "3"), &runs) || files <= 0 || mb <= 0 || runs <= 0) {
+    std::fprintf(stderr, "usage: bucket_bench [flags]\n%s", FormatFlagHelp(specs).c_str());
+    return 2;
+  }
+  auto env = NewPosixEnv();
+  auto runner = NewPosixCommandRunner();
+  const std::string work = absl::StrCat(parsed->Get("work-dir", "/var/tmp"), "/mr-bucket-bench");
+  auto sh = [&](std::vector<std::string> argv) {
+    CommandSpec spec;
+    spec.argv = std::move(argv);
+    spec.env = {"PATH=/usr/bin:/bin"};
+    auto r = runner->Run(spec, nullptr);
+    if (r.ok() && !r->success()) std::fprintf(stderr, "%s", r->stderr_text.c_str());
+    return r.ok() && r->success();
+  };
+  sh({"rm", "-rf", work});
+  sh({"mkdir", "-p", work});
+  auto s3 = TestS3::Start(work + "/s3");
+  if (!s3.ok()) {
+    std::fprintf(stderr, "bucket_bench: %s\n", std::string(s3.status().message()).c_str());
+    return 1;
+  }
+  if (!(*s3)->CreateBucket("media").ok()) return 1;
+
+  // The media tree, uploaded once.
+  absl::Time t0 = absl::Now();
+  std::mt19937_64 rng(42);
+  const int64_t per_file = (static_cast<int64_t>(mb) << 20) / files;
+  std::vector<std::string> keys;
+  int64_t total = 0;
+  for (int i = 0; i < files; ++i) {
+    const int64_t size =
+        per_file / 2 +
+        static_cast<int64_t>(rng() % static_cast<uint64_t>(std::max<int64_t>(1, per_file)));
+    std::string data(static_cast<size_t>(size), '\0');
+    for (size_t k = 0; k + 8 <= data.size(); k += 8) {
+      const uint64_t v = rng();
+      std::memcpy(&data[k], &v, 8);
+    }
+    keys.push_back(absl::StrFormat("%s/files/%03d/%03d/%03d/original/%d.%s",
+                                   i % 10 == 0 ? "accounts/avatars" : "media_attachments",
+                                   i / 1000000, (i / 1000) % 1000, i % 1000, i,
+                                   i % 10 == 0 ? "png" : "jpg"));
+    absl::Status put = (*s3)->Put("media", keys.back(), data);
+    if (!put.ok()) {
+      std::fprintf(stderr, "bucket_bench: %s\n", std::string(put.message()).c_str());
+      return 1;
+    }
+    total += size;
+  }
+  std::fprintf(stderr, "bucket_bench: %d objects (%.0f MB) uploaded in %s\n", files, total / 1e6,
+               absl::FormatDuration(absl::Now() - t0).c_str());
+
+  // curl's configuration: every object to its file, the credentials in the
+  // file, not on the command line.
+  const std::string config = work + "/curl.config";
+  {
+    std::ofstream out(config);
+    out << "aws-sigv4 = \"aws:amz:us-east-1:s3\"\n"
+        << "user = \"" << TestS3::kAccessKeyId << ":" << TestS3::kSecret << "\"\n"
+        << "header = \"x-amz-content-sha256: UNSIGNED-PAYLOAD\"\n"
+        << "create-dirs\nfail\nsilent\nshow-error\n";
+    for (const std::string& key : keys) {
+      out << "url = \"" << (*s3)->endpoint() << "/media/" << S3UriEncode(key, true) << "\"\n"
+          << "output = \"" << work << "/curl-out/" << key << "\"\n";
+    }
+  }
+  const S3Options options = (*s3)->Options("media");
+  std::vector<Case> cases;
+  for (const char* name : {"curl, one object after the other (one connection)",
+                           "curl --parallel (8 at once)", "agent, one object after the other",
+                           "agent, 8 fetched at once (default)", "agent, second unchanged run"}) {
+    cases.emplace_back();
+    cases.back().name = name;
+  }
+  const pid_t server = (*s3)->pid();
+  for (int run = 0; run < runs; ++run) {
+    for (size_t c = 0; c < cases.size(); ++c) {
+      if (c != 4) sh({"rm", "-rf", work + "/curl-out", work + "/agent-out"});
+      ::sync();
+      const bench::ProcStat before = bench::ReadProcStat(server);
+      const absl::Time start = absl::Now();
+      bool ok = true;
+      if (c <= 1) {
+        std::vector<std::string> argv = {"curl", "--config", config};
+        if (c == 1) argv.insert(argv.end(), {"--parallel", "--parallel-max", "8"});
+        ok = sh(argv);
+        cases[c].files = files;
+        cases[c].bytes = total;
+      } else {
+        MediaRestoreOptions o;
+        o.source_path = "s3://media/";
+        o.source.bucket = std::shared_ptr<const ObjectStore>(NewS3Client(options)->release());
+        o.source.bucket_parallel = c == 2 ? 1 : 8;
+        o.target_dir = work + "/agent-out/system";
+        o.operation_id = absl::StrCat("bench", run);
+        auto manifest = InspectBackup(o.source_path, o.source, InspectOptions(), runner.get());
+        ok = manifest.ok();
+        if (ok) {
+          o.inventory = manifest->media();
+          auto restored = RestoreMedia(o, runner.get(), env.get());
+          ok = restored.ok();
+          if (!ok) std::fprintf(stderr, "%s\n", std::string(restored.status().message()).c_str());
+          if (ok) {
+            cases[c].files = restored->files_written + restored->files_skipped;
+            cases[c].bytes = restored->bytes_written + restored->bytes_skipped;
+          }
+        }
+      }
+      if (!ok) {
+        std::fprintf(stderr, "bucket_bench: %s failed\n", cases[c].name.c_str());
+        return 1;
+      }
+      cases[c].seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start));
+      const bench::ProcStat after = bench::ReadProcStat(server);
+      // utime and stime (fields 14 and 15 of /proc/PID/stat, after the name).
+      cases[c].server_cpu.push_back(
+          bench::TicksToSeconds(after.Get(11) + after.Get(12) - before.Get(11) - before.Get(12)));
+    }
+  }
+  struct rusage usage;
+  ::getrusage(RUSAGE_SELF, &usage);
+  const double base = Median(cases[0].seconds);
+  std::string report = absl::StrFormat(
+      "# Bucket media benchmark, %s\n\nCommand: `bucket_bench --files %d --mb %d --runs %d`: "
+      "%d objects, %.0f MB, from a bucket of the tests' S3-compatible server (s3rver 4.0.4 on "
+      "Node.js, Signature V4 checked, loopback) into an empty local directory; medians of "
+      "interleaved runs.\n\n"
+      "| case | median | objects/s | MB/s | vs curl sequential | server CPU |\n"
+      "|---|---:|---:|---:|---:|---:|\n",
+      absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone()), files, mb, runs, files,
+      total / 1e6);
+  for (const Case& c : cases) {
+    const double m = Median(c.seconds);
+    absl::StrAppendFormat(&report, "| %s | %.2f s | %.0f | %.1f | %.2fx | %.1f s |\n", c.name, m,
+                          c.files / m, c.bytes / 1e6 / m, base / m, Median(c.server_cpu));
+  }
+  absl::StrAppendFormat(&report,
+                        "\nPeak RSS of the benchmark process (the agent's side): %.1f MB\n",
+                        usage.ru_maxrss / 1024.0);
+  std::fputs(report.c_str(), stdout);
+  if (parsed->Has("output")) std::ofstream(parsed->Get("output")) << report;
+  s3->reset();
+  sh({"rm", "-rf", work});
+  return 0;
+}
+
+}  // namespace
+}  // namespace mastodon_restore
+
+int main(int argc, char** argv) {
+  return mastodon_restore::Run(std::vector<std::string>(argv + 1, argv + argc));
+}
