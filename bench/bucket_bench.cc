@@ -66,12 +66,8 @@ int Run(const std::vector<std::string>& args) {
   auto runner = NewPosixCommandRunner();
   const std::string work = absl::StrCat(parsed->Get("work-dir", "/var/tmp"), "/mr-bucket-bench");
   auto sh = [&](std::vector<std::string> argv) {
-    CommandSpec spec;
-    spec.argv = std::move(argv);
-    spec.env = {"PATH=/usr/bin:/bin"};
-    auto r = runner->Run(spec, nullptr);
-    if (r.ok() && !r->success()) std::fprintf(stderr, "%s", r->stderr_text.c_str());
-    return r.ok() && r->success();
+    const std::string what = argv.front();
+    return bench::RunTool(runner.get(), "/", std::move(argv), what, "bucket_bench");
   };
   sh({"rm", "-rf", work});
   sh({"mkdir", "-p", work});

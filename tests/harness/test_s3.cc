@@ -14,7 +14,8 @@
 namespace mastodon_restore {
 namespace testing {
 
-absl::StatusOr<std::unique_ptr<TestS3>> TestS3::Start(const std::string& dir, bool unchecked) {
+absl::StatusOr<std::unique_ptr<TestS3>> TestS3::Start(const std::string& dir, bool unchecked,
+                                                      bool tls) {
   const std::string modules = absl::StrCat(MR_SOURCE_DIR, "/.tools/s3-server/node_modules");
   if (!std::filesystem::exists(modules + "/@20minutes/s3rver")) {
     return absl::FailedPreconditionError(
@@ -42,6 +43,25 @@ absl::StatusOr<std::unique_ptr<TestS3>> TestS3::Start(const std::string& dir, bo
                dir + "/credentials"};
   spec.env = {"PATH=/usr/local/bin:/usr/bin:/bin", "NODE_PATH=" + modules};
   if (unchecked) spec.env.push_back("S3_SERVER_UNCHECKED=1");
+  if (tls) {
+    CommandSpec gen;
+    gen.argv = {"openssl",  "req",
+                "-x509",    "-newkey",
+                "rsa:2048", "-nodes",
+                "-keyout",  dir + "/key.pem",
+                "-out",     dir + "/cert.pem",
+                "-days",    "1",
+                "-subj",    "/CN=localhost",
+                "-addext",  "subjectAltName=DNS:localhost,IP:127.0.0.1"};
+    gen.env = {"PATH=/usr/bin:/bin"};
+    gen.timeout = absl::Seconds(60);
+    absl::StatusOr<CommandResult> made = s3->runner_->Run(gen, nullptr);
+    if (!made.ok()) return made.status();
+    if (!made->success()) return absl::InternalError("openssl req: " + made->stderr_text);
+    s3->ca_file_ = dir + "/cert.pem";
+    spec.argv.push_back(dir + "/cert.pem");
+    spec.argv.push_back(dir + "/key.pem");
+  }
   spec.output_file = dir + "/s3-server.log";
   spec.parent_death_signal = SIGKILL;
   absl::StatusOr<std::unique_ptr<Process>> p = s3->runner_->Start(spec);
@@ -64,7 +84,9 @@ TestS3::~TestS3() {
   }
 }
 
-std::string TestS3::endpoint() const { return absl::StrCat("http://127.0.0.1:", port_); }
+std::string TestS3::endpoint() const {
+  return absl::StrCat(ca_file_.empty() ? "http" : "https", "://127.0.0.1:", port_);
+}
 
 S3Options TestS3::Options(const std::string& bucket) const {
   S3Options o;
@@ -74,6 +96,7 @@ S3Options TestS3::Options(const std::string& bucket) const {
   o.access_key_id = kAccessKeyId;
   o.secret_access_key = kSecret;
   o.sleep = [](absl::Duration) {};
+  o.ca_file = ca_file_;
   return o;
 }
 
@@ -89,6 +112,7 @@ absl::Status TestS3::Call(const std::string& method, const std::string& path,
   curl_easy_setopt(h, CURLOPT_USERNAME, kAccessKeyId);
   curl_easy_setopt(h, CURLOPT_PASSWORD, kSecret);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  if (!ca_file_.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ca_file_.c_str());
   if (method == "PUT") {
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));

@@ -22,14 +22,18 @@ class TestS3 {
 
   // Starts the server with its data in `dir` (created) and waits until it
   // answers. `unchecked`: signatures of the known key are not checked (the
-  // virtual-host-style test; see tests/fixtures/s3/server.js).
+  // virtual-host-style test; see tests/fixtures/s3/server.js). `tls`: it
+  // serves https with a self-signed certificate for 127.0.0.1 and localhost
+  // (made with the real openssl; ca_file() names it).
   static absl::StatusOr<std::unique_ptr<TestS3>> Start(const std::string& dir,
-                                                       bool unchecked = false);
+                                                       bool unchecked = false, bool tls = false);
   ~TestS3();
 
   int port() const { return port_; }
   pid_t pid() const { return server_->pid(); }
   std::string endpoint() const;
+  // The certificate an https server presents ("" for http).
+  const std::string& ca_file() const { return ca_file_; }
   // Client options for `bucket` on this server, path style, with the key.
   S3Options Options(const std::string& bucket) const;
   // Creates a bucket; deletes one with everything in it.
@@ -45,6 +49,7 @@ class TestS3 {
   absl::Status Call(const std::string& method, const std::string& path,
                     const std::string& body) const;
   int port_ = 0;
+  std::string ca_file_;
   std::unique_ptr<CommandRunner> runner_;
   std::unique_ptr<Process> server_;
 };

@@ -265,6 +265,34 @@ TEST(BucketVirtualHostTest, TheBucketIsAddressedInTheHostName) {
   RemoveTree(dir);
 }
 
+TEST(BucketTlsTest, HttpsIsVerifiedAgainstTheSystemOrTheGivenCertificates) {
+  absl::StatusOr<std::string> made = MakeTempDir("mr-bucket-tls-");
+  ASSERT_OK(made);
+  const std::string dir = *made;
+  {
+    auto s3 = TestS3::Start(dir + "/s3", /*unchecked=*/false, /*tls=*/true);
+    ASSERT_OK(s3);
+    ASSERT_OK((*s3)->CreateBucket("media"));
+    ASSERT_OK((*s3)->Put("media", "accounts/avatars/000/000/001/original/t.png", "over tls"));
+    S3Options o = (*s3)->Options("media");
+    ASSERT_THAT(o.endpoint, ::testing::StartsWith("https://127.0.0.1:"));
+    auto store = NewS3Client(o);
+    ASSERT_OK(store);
+    absl::StatusOr<ObjectPage> listed = (*store)->List("", "");
+    ASSERT_OK(listed);
+    ASSERT_EQ(listed->objects.size(), 1u);
+    auto stream = (*store)->Open(listed->objects[0]);
+    ASSERT_OK(stream);
+    EXPECT_EQ(ReadAll(stream->get()), "over tls");
+    // A certificate nobody vouches for is refused, with what to do.
+    o.ca_file.clear();
+    EXPECT_THAT((*NewS3Client(o))->List("", ""),
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         AllOf(HasSubstr("TLS"), HasSubstr("ca_file"))));
+  }
+  RemoveTree(dir);
+}
+
 // A bucket's media tree as a backup source: inspected, restored into a media
 // directory, restored again with nothing to copy, and a bucket that
 // disappears mid-copy leaves the media directory as it was.
