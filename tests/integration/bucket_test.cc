@@ -6,11 +6,17 @@
 // into a media directory, incrementally, and a bucket removed mid-copy.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -263,6 +269,105 @@ TEST(BucketVirtualHostTest, TheBucketIsAddressedInTheHostName) {
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no bucket 'other'")));
   }
   RemoveTree(dir);
+}
+
+// A TCP relay to the S3 server that cuts its first connection after
+// `cut_after` bytes from the server, as a broken network would.
+class CuttingRelay {
+ public:
+  CuttingRelay(int target_port, int64_t cut_after) : target_(target_port), cut_after_(cut_after) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    ::listen(listener_, 16);
+    socklen_t len = sizeof(addr);
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~CuttingRelay() {
+    stop_ = true;
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+  int connections() const { return connections_; }
+  // Bytes the server sent on the last connection.
+  int64_t last_bytes() const { return last_bytes_; }
+
+ private:
+  void Serve() {
+    while (!stop_) {
+      int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) return;
+      const bool cut = connections_++ == 0;
+      int server = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<uint16_t>(target_));
+      if (::connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+        Pump(client, server, cut);
+      }
+      ::close(server);
+      ::close(client);
+    }
+  }
+  // One connection at a time (the client under test uses one).
+  void Pump(int client, int server, bool cut) {
+    int64_t from_server = 0;
+    char buf[16384];
+    for (;;) {
+      pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+      if (::poll(fds, 2, 200) < 0 || stop_) return;
+      for (int i = 0; i < 2; ++i) {
+        if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+        ssize_t n = ::read(fds[i].fd, buf, sizeof(buf));
+        if (n <= 0) return;
+        if (i == 1 && cut && from_server + n > cut_after_) {
+          ::write(client, buf, static_cast<size_t>(cut_after_ - from_server));
+          return;  // the connection breaks mid-response
+        }
+        if (i == 1) last_bytes_ = from_server += n;
+        if (::write(fds[1 - i].fd, buf, static_cast<size_t>(n)) != n) return;
+      }
+    }
+  }
+
+  const int target_;
+  const int64_t cut_after_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::atomic<int> connections_{0};
+  std::atomic<int64_t> last_bytes_{0};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST_F(BucketTest, ATransferBrokenMidObjectIsTakenUpAtTheNextByte) {
+  std::string big(3 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>((i * 131) >> 7);
+  ASSERT_OK(s3_->Put("media", "media_attachments/files/cut.mp4", big));
+  std::unique_ptr<ObjectStore> direct = Client(s3_->Options("media"));
+  absl::StatusOr<StoredObject> head = direct->Head("media_attachments/files/cut.mp4");
+  ASSERT_OK(head);
+
+  CuttingRelay relay(s3_->port(), 700 << 10);
+  S3Options o = s3_->Options("media");
+  o.endpoint = absl::StrCat("http://127.0.0.1:", relay.port());
+  std::unique_ptr<ObjectStore> store = Client(o);
+  absl::StatusOr<std::unique_ptr<ByteStream>> stream = store->Open(*head);
+  ASSERT_OK(stream);
+  std::string read = ReadAll(stream->get(), 100000);
+  EXPECT_EQ(read.size(), big.size());
+  EXPECT_TRUE(read == big);
+  EXPECT_EQ(relay.connections(), 2);  // cut once, taken up on a new connection
+  // ... with a Range request: the second response holds only the rest.
+  EXPECT_LT(relay.last_bytes(), static_cast<int64_t>(big.size() - (600 << 10)));
+  EXPECT_GT(relay.last_bytes(), static_cast<int64_t>(big.size() - (700 << 10)));
 }
 
 TEST(BucketTlsTest, HttpsIsVerifiedAgainstTheSystemOrTheGivenCertificates) {
