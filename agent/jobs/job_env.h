@@ -44,6 +44,9 @@ struct JobEnv {
   // file the app user can write is used only inside one of them (or inside
   // media_dir).
   std::vector<std::string> media_roots;
+  // The agent's --allowed-s3-endpoint (canonical): the only endpoints a
+  // bucket named by a request or by the app's env is reached at.
+  std::vector<std::string> allowed_s3_endpoints;
   // Free space media restores leave on the media filesystem (--free-space-floor).
   SpaceFloor space_floor;
   // Where PostgreSQL's client binaries are installed, one directory per

@@ -1,5 +1,6 @@
 #include "agent/jobs/restore_job.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <memory>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "agent/app/app_bucket.h"
 #include "agent/app/env_file.h"
 #include "agent/common/dir.h"
 #include "agent/common/failpoint.h"
@@ -831,17 +833,44 @@ absl::StatusOr<std::string> RestoreJob::DeploySearch() {
 }
 
 std::string RestoreJob::MediaNotToCheck() const {
+  std::string why;
+  AppMediaBucket(&why);
+  return why;
+}
+
+std::shared_ptr<const ObjectStore> RestoreJob::AppMediaBucket(std::string* why) const {
+  why->clear();
   std::string source;
-  if (AppEnvEnables("S3_ENABLED", &source)) {
-    return absl::StrCat("the app keeps its media in object storage (S3_ENABLED=true in ",
-                        source.empty() ? "its env" : source, ")");
+  const ParsedEnvFile env = ParseEnvFile(AppEnvText(&source));
+  const std::string in = absl::StrCat(" (S3_ENABLED=true in ", source.empty() ? "its env" : source);
+  absl::StatusOr<std::optional<S3Options>> bucket = AppBucket(env);
+  if (bucket.ok() && !bucket->has_value()) return nullptr;  // local media
+  if (!bucket.ok()) {
+    *why = absl::StrCat("the app keeps its media in object storage", in, "), but ",
+                        bucket.status().message());
+    return nullptr;
   }
-  return "";
+  const S3Options& o = **bucket;
+  const auto& allowed = input_.allowed_s3_endpoints;
+  if (std::find(allowed.begin(), allowed.end(), o.endpoint) == allowed.end()) {
+    *why = absl::StrCat("the app keeps its media in object storage", in, ") at ", o.endpoint,
+                        ", which is not one of the agent's --allowed-s3-endpoint");
+    return nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<ObjectStore>> client = NewS3Client(o);
+  if (!client.ok()) {
+    *why = absl::StrCat("the app keeps its media in object storage", in, "), but ",
+                        client.status().message());
+    return nullptr;
+  }
+  return std::shared_ptr<const ObjectStore>(std::move(*client));
 }
 
 absl::StatusOr<std::string> RestoreJob::CheckMissingMedia() {
   MissingMediaOptions options;
   options.media_dir = input_.media_dir;
+  std::string why;
+  options.bucket = AppMediaBucket(&why);  // (MediaNotToCheck said why not)
   options.cancel = &op_->cancel_token();
   absl::StatusOr<MissingMediaScan> scan =
       actions_->ScanMedia(input_.conninfo, input_.database, options);
@@ -1135,6 +1164,7 @@ absl::StatusOr<PreparedRestore> PrepareRestore(const std::string& request_id,
   // What recovery will need to reach the server (the journal records it
   // with the staging database; never a password).
   in.agent_target_conninfo = env.target_conninfo;
+  in.allowed_s3_endpoints = env.allowed_s3_endpoints;
   if (in.restore_database) {
     if (!opts.target().conninfo().empty()) {
       in.journal_connection = v1::JOURNAL_CONNECTION_REQUEST;

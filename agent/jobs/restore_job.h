@@ -55,6 +55,7 @@
 #include "agent/app/redis_restore.h"
 #include "agent/app/runtime.h"
 #include "agent/archive/source_walker.h"
+#include "agent/common/object_store.h"
 #include "agent/database/database_restore.h"
 #include "agent/database/local_cluster.h"
 #include "agent/inventory/inspector.h"
@@ -111,6 +112,9 @@ struct RestoreJobInput {
   bool journal_password_omitted = false;
   // The agent's --target-conninfo (recovery at the end of the job).
   std::string agent_target_conninfo;
+  // The agent's --allowed-s3-endpoint: the media check looks in the app's
+  // bucket (S3_ENABLED) only at one of these.
+  std::vector<std::string> allowed_s3_endpoints;
 };
 
 // One step of the plan.
@@ -240,6 +244,11 @@ class RestoreJob {
   absl::StatusOr<std::string> CheckMissingMedia();
   // Why the media directory is not checked after all ("" when it is).
   std::string MediaNotToCheck() const;
+  // The bucket the restored app keeps its media in (S3_ENABLED in its env)
+  // when its endpoint is one the agent allows; null otherwise, with `why`
+  // saying why it cannot be checked ("" when the app keeps its media in
+  // its media directory).
+  std::shared_ptr<const ObjectStore> AppMediaBucket(std::string* why) const;
   // Why the backup's Redis dump is not restored after all ("" when it is).
   std::string RedisNotToRestore() const;
   // Why search deploy does not run after all ("" when the app's env sets

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <unordered_set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -75,6 +76,34 @@ class FileLookup {
   std::optional<Dir> open_;
 };
 
+// Looks files up among a bucket's keys under Mastodon's media folders,
+// listed once.
+class KeyLookup {
+ public:
+  absl::Status Load(const ObjectStore& bucket, const CancelToken* cancel) {
+    for (const char* folder : {"accounts/", "media_attachments/", "custom_emojis/", "cache/"}) {
+      std::string page;
+      do {
+        if (cancel != nullptr && cancel->cancelled()) {
+          return absl::CancelledError("media check cancelled");
+        }
+        ASSIGN_OR_RETURN(ObjectPage listed, bucket.List(folder, page));
+        for (StoredObject& object : listed.objects) {
+          if (!object.key.empty() && object.key.back() != '/') keys_.insert(std::move(object.key));
+        }
+        page = listed.next;
+      } while (!page.empty());
+    }
+    return absl::OkStatus();
+  }
+  bool Has(const std::string& dir, const std::string& name) const {
+    return keys_.count(absl::StrCat(dir, "/", name)) != 0;
+  }
+
+ private:
+  std::unordered_set<std::string> keys_;
+};
+
 v1::MissingMediaFile Listed(MediaFileKind kind, const MediaFileRow& row, const std::string& path) {
   v1::MissingMediaFile f;
   f.set_kind(MediaFileKindName(kind));
@@ -106,16 +135,27 @@ std::string MediaFilePath(MediaFileKind kind, const MediaFileRow& row) {
 }
 
 absl::StatusOr<MissingMediaScan> ScanMissingMedia(PgSession* db, const MissingMediaOptions& o) {
-  absl::StatusOr<Dir> media = Dir::OpenPath(o.media_dir);
-  if (!media.ok()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the media directory cannot be opened: ", media.status().message()));
+  // Where the files are looked up: the media directory, or the bucket.
+  std::optional<FileLookup> files;
+  KeyLookup keys;
+  if (o.bucket != nullptr) {
+    RETURN_IF_ERROR(keys.Load(*o.bucket, o.cancel));
+  } else {
+    absl::StatusOr<Dir> media = Dir::OpenPath(o.media_dir);
+    if (!media.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the media directory cannot be opened: ", media.status().message()));
+    }
+    files.emplace(std::move(*media));
   }
-  FileLookup lookup(std::move(*media));
+  auto present_at = [&](const std::string& dir, const std::string& name) -> absl::StatusOr<bool> {
+    if (files.has_value()) return files->IsRegularFile(dir, name);
+    return keys.Has(dir, name);
+  };
   ASSIGN_OR_RETURN(MediaFileTables tables, ReadMediaFileTables(db));
   MissingMediaScan scan;
   v1::MissingMedia& r = scan.report;
-  r.set_media_dir(o.media_dir);
+  r.set_media_dir(o.bucket != nullptr ? o.bucket->Describe("") : o.media_dir);
   for (MediaFileKind kind : kKinds) {
     int64_t after = 0;
     for (;;) {
@@ -131,7 +171,7 @@ absl::StatusOr<MissingMediaScan> ScanMissingMedia(PgSession* db, const MissingMe
           r.set_invalid_names(r.invalid_names() + 1);
           continue;
         }
-        ASSIGN_OR_RETURN(bool present, lookup.IsRegularFile(RecordDir(kind, row), row.file_name));
+        ASSIGN_OR_RETURN(bool present, present_at(RecordDir(kind, row), row.file_name));
         if (present) {
           r.set_present(r.present() + 1);
         } else if (row.remote) {

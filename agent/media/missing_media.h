@@ -21,11 +21,13 @@
 #define MR_AGENT_MEDIA_MISSING_MEDIA_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/common/cancel_token.h"
+#include "agent/common/object_store.h"
 #include "agent/database/app_queries.h"
 #include "agent/database/pg_session.h"
 #include "mastodon/restore/v1/operation.pb.h"
@@ -43,6 +45,11 @@ struct MissingMediaOptions {
   // The media directory (absolute; "public/system" of a source install,
   // the snap's and compose's equivalents).
   std::string media_dir;
+  // The bucket the app keeps its media in (S3_ENABLED=true): the files are
+  // looked up among its keys, at the same paths, instead of below
+  // `media_dir`. The keys under Mastodon's four folders are listed once (a
+  // request per 1,000 keys, not one per file; held in memory meanwhile).
+  std::shared_ptr<const ObjectStore> bucket;
   // Files listed in the report, of the local and of the remote ones each.
   int max_listed = 100;
   // Rows read per query.
@@ -64,9 +71,10 @@ struct MissingMediaScan {
 };
 
 // Reads every record naming a file (in pages of `page` rows) from `db` and
-// looks each file up below `media_dir`. FAILED_PRECONDITION when the media
-// directory cannot be opened (missing, or a symlink in its path); CANCELLED
-// when cancelled; a query error as is.
+// looks each file up below `media_dir` (or in `bucket`). FAILED_PRECONDITION
+// when the media directory cannot be opened (missing, or a symlink in its
+// path); the bucket's listing error as is; CANCELLED when cancelled; a
+// query error as is.
 absl::StatusOr<MissingMediaScan> ScanMissingMedia(PgSession* db,
                                                   const MissingMediaOptions& options);
 

@@ -38,6 +38,7 @@ AgentService::AgentService(const AgentConfig* config, Env* env, CommandRunner* r
   jobs_.target_conninfo = config->target_conninfo;
   jobs_.media_dir = config->media_dir;
   jobs_.media_roots = config->media_roots;
+  jobs_.allowed_s3_endpoints = config->allowed_s3_endpoints;
   jobs_.space_floor.min_free_bytes = config->free_space_floor_bytes;
   jobs_.space_floor.min_free_percent = config->free_space_floor_percent;
 }

@@ -18,6 +18,7 @@
 #include "tests/harness/mastodon_media_schema.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_postgres.h"
+#include "tests/harness/test_s3.h"
 
 namespace mastodon_restore {
 namespace {
@@ -149,6 +150,51 @@ TEST_F(MissingMediaTest, CountsPresentLostAndRefetchableFilesAtPaperclipsPaths) 
                                  "remote_cat.png"}));
     EXPECT_EQ(scan->remote.size(), 14u);
   }
+}
+
+// An app that keeps its media in a bucket: the same files looked up among
+// the bucket's keys (listed once), in a real S3-compatible server.
+TEST_F(MissingMediaTest, FilesInTheAppsBucketAreLookedUpAmongItsKeys) {
+  auto s3 = testing::TestS3::Start(dir_ + "/s3");
+  ASSERT_OK(s3);
+  ASSERT_OK((*s3)->CreateBucket("app-media"));
+  for (const char* key : {"accounts/avatars/000/000/001/original/alice.png",
+                          "media_attachments/files/109/000/001/234/567/890/original/cat.jpg",
+                          "media_attachments/files/000/000/004/original/b.png",
+                          "custom_emojis/images/000/000/001/original/blobcat.png",
+                          // Not the file: a folder marker at its path, and a
+                          // key outside Mastodon's folders.
+                          "media_attachments/files/000/000/002/original/dog.jpg/",
+                          "elsewhere/media_attachments/files/000/000/041/original/sym.png"}) {
+    ASSERT_OK((*s3)->Put("app-media", key, "data"));
+  }
+  auto bucket = NewS3Client((*s3)->Options("app-media"));
+  ASSERT_OK(bucket);
+  std::unique_ptr<PgSession> db = Connect();
+  MissingMediaOptions o;
+  o.bucket = std::move(*bucket);
+  o.page = 2;
+  auto scan = ScanMissingMedia(db.get(), o);
+  ASSERT_OK(scan);
+  const v1::MissingMedia& r = scan->report;
+  EXPECT_EQ(r.media_dir(), "s3://app-media/");
+  EXPECT_EQ(r.referenced(), 23);
+  EXPECT_EQ(r.present(), 4);
+  EXPECT_EQ(r.invalid_names(), 1);
+  EXPECT_EQ(r.local_missing(), 4);
+  EXPECT_EQ(r.remote_missing(), 14);
+  EXPECT_THAT(
+      Paths(r.local_files()),
+      ElementsAre("media_attachment 2 media_attachments/files/000/000/002/original/dog.jpg",
+                  "media_attachment 41 media_attachments/files/000/000/041/original/sym.png",
+                  "media_attachment 43 media_attachments/files/000/000/043/original/passwd",
+                  "header 1 accounts/headers/000/000/001/original/h.png"));
+  // A bucket the credentials do not open: the listing's error, as is.
+  S3Options wrong = (*s3)->Options("app-media");
+  wrong.secret_access_key = "wrong";
+  o.bucket = std::move(*NewS3Client(wrong));
+  EXPECT_THAT(ScanMissingMedia(db.get(), o),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("SignatureDoesNotMatch")));
 }
 
 TEST_F(MissingMediaTest, ListsAreBoundedAndAMissingMediaDirectoryIsAnError) {

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "agent/app/app_bucket.h"
 #include "agent/app/env_install.h"
 #include "agent/archive/path_rules.h"
 #include "agent/database/pg_connection.h"
@@ -169,6 +170,46 @@ TEST(EnvInstallTest, DifferingSecretsNamesKeysNotValues) {
                                "SECRET_KEY_BASE=b\nOTP_SECRET=o\n"),
               ::testing::ElementsAre("SECRET_KEY_BASE", "VAPID_PRIVATE_KEY"));
   EXPECT_THAT(DifferingSecrets("SECRET_KEY_BASE=a\n", "SECRET_KEY_BASE=a\n"), ::testing::IsEmpty());
+}
+
+// The app's bucket as Paperclip reads it (config/initializers/paperclip.rb).
+TEST(AppBucketTest, PaperclipsSettings) {
+  for (const char* local : {"LOCAL_DOMAIN=x\n", "S3_ENABLED=false\nS3_BUCKET=b\n"}) {
+    auto none = AppBucket(ParseEnvFile(local));
+    ASSERT_OK(none);
+    EXPECT_FALSE(none->has_value()) << local;
+  }
+  // AWS: the region's endpoint, virtual-host style.
+  auto aws =
+      AppBucket(ParseEnvFile("S3_ENABLED=true\nS3_BUCKET=media-bucket\nS3_REGION=eu-west-3\n"
+                             "AWS_ACCESS_KEY_ID=AKIA1\nAWS_SECRET_ACCESS_KEY=secret\n"));
+  ASSERT_OK(aws);
+  ASSERT_TRUE(aws->has_value());
+  EXPECT_EQ((*aws)->endpoint, "https://s3.eu-west-3.amazonaws.com");
+  EXPECT_EQ((*aws)->region, "eu-west-3");
+  EXPECT_EQ((*aws)->bucket, "media-bucket");
+  EXPECT_FALSE((*aws)->path_style);
+  EXPECT_EQ((*aws)->access_key_id, "AKIA1");
+  EXPECT_EQ((*aws)->secret_access_key, "secret");
+  // An S3_ENDPOINT: path style, unless S3_OVERRIDE_PATH_STYLE=true (the
+  // variable's name says the opposite of what Paperclip does with it).
+  auto minio = AppBucket(
+      ParseEnvFile("S3_ENABLED=TRUE\nS3_BUCKET=files\nS3_ENDPOINT=https://MinIO.lan:9000/\n"
+                   "AWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\n"));
+  ASSERT_OK(minio);
+  EXPECT_EQ((*minio)->endpoint, "https://minio.lan:9000");
+  EXPECT_EQ((*minio)->region, "us-east-1");
+  EXPECT_TRUE((*minio)->path_style);
+  auto hetzner = AppBucket(ParseEnvFile(
+      "S3_ENABLED=true\nS3_BUCKET=files\nS3_ENDPOINT=https://fsn1.your-objectstorage.com\n"
+      "S3_OVERRIDE_PATH_STYLE=true\nAWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\n"));
+  ASSERT_OK(hetzner);
+  EXPECT_FALSE((*hetzner)->path_style);
+  EXPECT_THAT(AppBucket(ParseEnvFile("S3_ENABLED=true\nS3_BUCKET=b\nAWS_ACCESS_KEY_ID=k\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("AWS_SECRET_ACCESS_KEY")));
+  EXPECT_THAT(AppBucket(ParseEnvFile("S3_ENABLED=true\nS3_BUCKET=b\nAWS_ACCESS_KEY_ID=k\n"
+                                     "AWS_SECRET_ACCESS_KEY=s\nS3_ENDPOINT=ftp://x\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("https://")));
 }
 
 }  // namespace

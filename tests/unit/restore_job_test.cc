@@ -660,14 +660,43 @@ TEST_F(MediaCheckStepTest, SkippedWhenNotAsked) {
   EXPECT_EQ(StepMessage("media_check"), "not asked (--no-media-check)");
 }
 
-TEST_F(MediaCheckStepTest, SkippedWhenTheAppKeepsItsMediaInObjectStorage) {
+TEST_F(MediaCheckStepTest, AnAppBucketWithoutItsSettingsIsNotChecked) {
   runtime_.env_path = "/srv/mastodon/.env.production";
   env_.files[runtime_.env_path] = "LOCAL_DOMAIN=x\nS3_ENABLED=true\n";
   ASSERT_OK(Run());
   EXPECT_THAT(actions_.calls, Not(Contains("media_check")));
   EXPECT_EQ(StepMessage("media_check"),
             "the app keeps its media in object storage (S3_ENABLED=true in the host's env file "
-            "/srv/mastodon/.env.production)");
+            "/srv/mastodon/.env.production), but the app's env enables S3 (S3_ENABLED=true) "
+            "without S3_BUCKET");
+}
+
+// The app's env names the bucket (the app user's file: its endpoint is
+// reached only when the agent allows it).
+constexpr char kS3Env[] =
+    "LOCAL_DOMAIN=x\nS3_ENABLED=true\nS3_BUCKET=files-example\nS3_REGION=eu-central-1\n"
+    "S3_ENDPOINT=https://objects.example.com/\nAWS_ACCESS_KEY_ID=AKIAEXAMPLE\n"
+    "AWS_SECRET_ACCESS_KEY=s3cr3t\n";
+
+TEST_F(MediaCheckStepTest, AnAppBucketAtAnEndpointTheAgentDoesNotAllowIsNotReached) {
+  runtime_.env_path = "/srv/mastodon/.env.production";
+  env_.files[runtime_.env_path] = kS3Env;
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Not(Contains("media_check")));
+  EXPECT_EQ(StepMessage("media_check"),
+            "the app keeps its media in object storage (S3_ENABLED=true in the host's env file "
+            "/srv/mastodon/.env.production) at https://objects.example.com, which is not one of "
+            "the agent's --allowed-s3-endpoint");
+}
+
+TEST_F(MediaCheckStepTest, AnAppBucketAtAnAllowedEndpointIsChecked) {
+  runtime_.env_path = "/srv/mastodon/.env.production";
+  env_.files[runtime_.env_path] = kS3Env;
+  in_.allowed_s3_endpoints = {"https://objects.example.com"};
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.calls, Contains("media_check"));
+  ASSERT_NE(actions_.scan_options.bucket, nullptr);
+  EXPECT_EQ(actions_.scan_options.bucket->Describe("x"), "s3://files-example/x");
 }
 
 TEST_F(MediaCheckStepTest, ADatabaseOnlyRestoreDoesNotCheck) {

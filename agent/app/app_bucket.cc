@@ -1,0 +1,39 @@
+#include "agent/app/app_bucket.h"
+
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "agent/common/status_macros.h"
+
+namespace mastodon_restore {
+
+absl::StatusOr<std::optional<S3Options>> AppBucket(const ParsedEnvFile& env) {
+  auto value = [&](const char* key) {
+    const std::string* v = env.Find(key);
+    return v != nullptr ? *v : std::string();
+  };
+  if (absl::AsciiStrToLower(value("S3_ENABLED")) != "true") return std::nullopt;
+  S3Options o;
+  o.bucket = value("S3_BUCKET");
+  o.region = value("S3_REGION").empty() ? "us-east-1" : value("S3_REGION");
+  o.access_key_id = value("AWS_ACCESS_KEY_ID");
+  o.secret_access_key = value("AWS_SECRET_ACCESS_KEY");
+  for (const char* key : {"S3_BUCKET", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}) {
+    if (value(key).empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the app's env enables S3 (S3_ENABLED=true) without ", key));
+    }
+  }
+  if (env.Find("S3_ENDPOINT") != nullptr) {
+    ASSIGN_OR_RETURN(o.endpoint, CanonicalS3Endpoint(value("S3_ENDPOINT")));
+    o.path_style = value("S3_OVERRIDE_PATH_STYLE") != "true";
+  } else {
+    ASSIGN_OR_RETURN(o.endpoint,
+                     CanonicalS3Endpoint(absl::StrCat("https://s3.", o.region, ".amazonaws.com")));
+    o.path_style = false;
+  }
+  return o;
+}
+
+}  // namespace mastodon_restore
