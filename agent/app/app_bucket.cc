@@ -36,4 +36,22 @@ absl::StatusOr<std::optional<S3Options>> AppBucket(const ParsedEnvFile& env) {
   return o;
 }
 
+std::vector<std::string> AppBucketUploadHeaders(const ParsedEnvFile& env) {
+  std::vector<std::string> headers;
+  const std::string* acl = env.Find("S3_PERMISSION");
+  if (acl == nullptr) {
+    headers.push_back("x-amz-acl: public-read");
+  } else if (!acl->empty()) {
+    headers.push_back("x-amz-acl: " + *acl);
+  }
+  if (const std::string* cls = env.Find("S3_STORAGE_CLASS"); cls != nullptr && !cls->empty()) {
+    headers.push_back("x-amz-storage-class: " + *cls);
+  }
+  // A value holding a line break would smuggle a header in: never sent.
+  for (const std::string& h : headers) {
+    if (h.find_first_of("\r\n") != std::string::npos) return {};
+  }
+  return headers;
+}
+
 }  // namespace mastodon_restore

@@ -9,6 +9,8 @@
 #define MR_AGENT_APP_APP_BUCKET_H_
 
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/app/env_file.h"
@@ -21,6 +23,11 @@ namespace mastodon_restore {
 // CanonicalS3Endpoint form (the env is the app user's file: the caller
 // checks it against the agent's allowed endpoints before any request).
 absl::StatusOr<std::optional<S3Options>> AppBucket(const ParsedEnvFile& env);
+
+// The headers Paperclip writes media objects with: "x-amz-acl: " and
+// S3_PERMISSION (public-read when unset; none when set empty), and
+// "x-amz-storage-class: " and S3_STORAGE_CLASS when set.
+std::vector<std::string> AppBucketUploadHeaders(const ParsedEnvFile& env);
 
 }  // namespace mastodon_restore
 

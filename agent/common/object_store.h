@@ -48,6 +48,11 @@ class ObjectStore {
   virtual absl::StatusOr<std::unique_ptr<ByteStream>> Open(const StoredObject& object) const = 0;
   // The object `key`: NOT_FOUND when there is none.
   virtual absl::StatusOr<StoredObject> Head(const std::string& key) const = 0;
+  // Writes `data` as the object `key` (replacing one there), with the
+  // request headers `headers` ("Content-Type: image/png", "x-amz-acl:
+  // public-read"); returns the store's ETag, unquoted. Errors as List's.
+  virtual absl::StatusOr<std::string> Put(const std::string& key, const std::string& data,
+                                          const std::vector<std::string>& headers) const = 0;
 };
 
 }  // namespace mastodon_restore

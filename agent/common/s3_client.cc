@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <utility>
@@ -308,6 +309,13 @@ class S3Client : public ObjectStore {
     return object;
   }
 
+  absl::StatusOr<std::string> Put(const std::string& key, const std::string& data,
+                                  const std::vector<std::string>& headers) const override {
+    ASSIGN_OR_RETURN(Response r, Request("PUT", key, {}, headers, kMaxErrorBody, &data));
+    RETURN_IF_ERROR(Check(r, Describe(key), "write"));
+    return Unquote(r.headers["etag"]);
+  }
+
   // A handle set up for one request on `key` ("" for the bucket) with
   // `query` (encoded and sorted here: SigV4 signs the query as sent).
   CURL* NewHandle(const std::string& method, const std::string& key,
@@ -417,10 +425,11 @@ class S3Client : public ObjectStore {
 
   // A request whose whole response is read (at most `limit` bytes of
   // body), retried while it fails in a transient way.
+  // `upload` (for a PUT) is sent as the body, from its start at each attempt.
   absl::StatusOr<Response> Request(const std::string& method, const std::string& key,
                                    const std::map<std::string, std::string>& query,
-                                   const std::vector<std::string>& extra_headers,
-                                   size_t limit) const {
+                                   const std::vector<std::string>& extra_headers, size_t limit,
+                                   const std::string* upload = nullptr) const {
     Response r;
     for (int attempt = 1; attempt <= o_.attempts; ++attempt) {
       if (attempt > 1 && !Backoff(attempt - 1)) break;
@@ -443,6 +452,23 @@ class S3Client : public ObjectStore {
       curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
       curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &CollectHeader);
       curl_easy_setopt(h, CURLOPT_HEADERDATA, &r);
+      struct Source {
+        const std::string* data;
+        size_t pos;
+      } source{upload, 0};
+      if (upload != nullptr) {
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(upload->size()));
+        curl_easy_setopt(
+            h, CURLOPT_READFUNCTION, +[](char* out, size_t size, size_t n, void* user) -> size_t {
+              auto* src = static_cast<Source*>(user);
+              const size_t take = std::min(size * n, src->data->size() - src->pos);
+              std::memcpy(out, src->data->data() + src->pos, take);
+              src->pos += take;
+              return take;
+            });
+        curl_easy_setopt(h, CURLOPT_READDATA, &source);
+      }
       char error[CURL_ERROR_SIZE] = {0};
       curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
       r.curl = curl_easy_perform(h);

@@ -692,24 +692,10 @@ absl::StatusOr<std::string> RestoreJob::RestoreMediaFiles() {
   o.source_path = input_.source_path;
   o.source = source_;
   o.inventory = m.media();
-  o.target_dir = input_.media_dir;
-  o.space_floor = input_.space_floor;
-  o.uid = input_.media_uid;
-  o.gid = input_.media_gid;
   o.exclude_cache = input_.options.exclude_cache();
   o.verify_hash = input_.options.verify_media();
   o.operation_id = op_->id();
   o.cancel = &op_->cancel_token();
-  o.journal = [this](bool moving) {
-    return op_->Journal([&](v1::OperationRecord* record) {
-      v1::MediaJournal* m = record->mutable_media_journal();
-      m->set_phase(moving ? v1::MEDIA_PHASE_MOVING : v1::MEDIA_PHASE_EXTRACTING);
-      m->set_staging_dir(MediaStagingDir(input_.media_dir, op_->id()));
-      m->set_target_dir(input_.media_dir);
-      m->set_uid(input_.media_uid.has_value() ? static_cast<int64_t>(*input_.media_uid) : -1);
-      m->set_gid(input_.media_gid.has_value() ? static_cast<int64_t>(*input_.media_gid) : -1);
-    });
-  };
   int64_t last = 0;
   o.progress = [&](int64_t files, int64_t bytes, int64_t total_files, int64_t total_bytes) {
     if (files - last < 100 && files != total_files) return;
@@ -717,9 +703,37 @@ absl::StatusOr<std::string> RestoreJob::RestoreMediaFiles() {
     op_->StepProgress("media", bytes, total_bytes, "bytes",
                       absl::StrCat(files, " of ", total_files, " files"));
   };
+  // An app that keeps its media in a bucket gets them there.
+  std::string why;
+  o.target_bucket = AppMediaBucket(&why);
+  if (o.target_bucket != nullptr) {
+    std::string source;
+    o.upload_headers = AppBucketUploadHeaders(ParseEnvFile(AppEnvText(&source)));
+  } else {
+    if (!why.empty()) {
+      warnings_.push_back(absl::StrCat(why, ": the media are restored into ", input_.media_dir,
+                                       ", which the app does not serve them from"));
+    }
+    o.target_dir = input_.media_dir;
+    o.space_floor = input_.space_floor;
+    o.uid = input_.media_uid;
+    o.gid = input_.media_gid;
+    o.journal = [this](bool moving) {
+      return op_->Journal([&](v1::OperationRecord* record) {
+        v1::MediaJournal* m = record->mutable_media_journal();
+        m->set_phase(moving ? v1::MEDIA_PHASE_MOVING : v1::MEDIA_PHASE_EXTRACTING);
+        m->set_staging_dir(MediaStagingDir(input_.media_dir, op_->id()));
+        m->set_target_dir(input_.media_dir);
+        m->set_uid(input_.media_uid.has_value() ? static_cast<int64_t>(*input_.media_uid) : -1);
+        m->set_gid(input_.media_gid.has_value() ? static_cast<int64_t>(*input_.media_gid) : -1);
+      });
+    };
+  }
   ASSIGN_OR_RETURN(media_, actions_->RestoreMedia(o));
   for (const std::string& w : media_.warnings) warnings_.push_back(w);
-  return absl::StrCat(media_.files_written, " files written, ", media_.files_skipped, " unchanged");
+  return absl::StrCat(media_.files_written, " files written",
+                      o.target_bucket != nullptr ? " to " + o.target_bucket->Describe("") : "",
+                      ", ", media_.files_skipped, " unchanged");
 }
 
 absl::StatusOr<std::string> RestoreJob::InstallConfig() {

@@ -1,12 +1,14 @@
 #include "agent/media/media_restore.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -251,6 +253,112 @@ class MediaVisitor : public SourceVisitor {
   absl::Status hostile_;
 };
 
+// Writes the media tree's files into a bucket (MediaRestoreOptions's
+// target_bucket), each read whole (at most kMaxUpload bytes), compared with
+// the object already there by size and MD5, written when it differs.
+class BucketUploadVisitor : public SourceVisitor {
+ public:
+  static constexpr int64_t kMaxUpload = int64_t{1} << 30;
+
+  BucketUploadVisitor(const MediaRestoreOptions& options, std::string root,
+                      std::map<std::string, StoredObject> present, int64_t total_files,
+                      int64_t total_bytes, MediaRestoreResult* result)
+      : o_(options),
+        root_(std::move(root)),
+        present_(std::move(present)),
+        total_files_(total_files),
+        total_bytes_(total_bytes),
+        result_(result) {}
+
+  Action OnFile(const SourceFile& file, ContentKind kind) override {
+    if (IsArchive(kind)) {
+      return absl::StartsWith(root_, file.path + "/") || root_ == file.path ? Action::kDescend
+                                                                            : Action::kSkip;
+    }
+    std::optional<std::string> rel = PathInMediaTree(file.path, root_);
+    if (!rel.has_value()) return Action::kSkip;
+    if (o_.exclude_cache && (absl::StartsWith(*rel, "cache/") || *rel == "cache")) {
+      ++result_->cache_files_excluded;
+      return Action::kSkip;
+    }
+    return Action::kRead;
+  }
+
+  absl::Status OnData(const SourceFile& file, ContentKind, ByteStream* data) override {
+    if (o_.cancel != nullptr && o_.cancel->cancelled()) {
+      return absl::CancelledError("media restore cancelled");
+    }
+    const std::string key = *PathInMediaTree(file.path, root_);
+    std::string content;
+    RETURN_IF_ERROR(ReadUpTo(data, static_cast<size_t>(kMaxUpload) + 1, &content));
+    if (static_cast<int64_t>(content.size()) > kMaxUpload) {
+      return absl::InvalidArgumentError(absl::StrCat("unable to restore '", file.display,
+                                                     "' into the bucket: larger than 1 GiB"));
+    }
+    const int64_t size = static_cast<int64_t>(content.size());
+    auto it = present_.find(key);
+    if (it != present_.end() && it->second.size == size && it->second.etag == Md5Hex(content)) {
+      ++result_->files_skipped;
+      result_->bytes_skipped += size;
+      Report();
+      return absl::OkStatus();
+    }
+    std::vector<std::string> headers = o_.upload_headers;
+    headers.push_back("Content-Type: " + MediaContentType(key));
+    RETURN_IF_ERROR(o_.target_bucket->Put(key, content, headers).status());
+    ++result_->files_written;
+    result_->bytes_written += size;
+    Report();
+    if (o_.step_hook) o_.step_hook("uploaded", key);
+    return absl::OkStatus();
+  }
+
+  void OnOther(const SourceFile& file, const std::string& what) override {
+    if (!PathInMediaTree(file.path, root_).has_value() &&
+        !absl::StrContains(what, "unsafe entry name")) {
+      return;
+    }
+    if (hostile_.ok()) {
+      hostile_ = absl::InvalidArgumentError(absl::StrCat("unable to restore media from '",
+                                                         o_.source_path, "': refusing entry '",
+                                                         file.display, "': ", what));
+    }
+  }
+  bool Done() const override { return !hostile_.ok(); }
+  bool RawFile(const SourceFile& file) const override {
+    return PathInMediaTree(file.path, root_).has_value();
+  }
+  const absl::Status& hostile() const { return hostile_; }
+
+ private:
+  static std::string Md5Hex(const std::string& data) {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_Digest(data.data(), data.size(), digest, &len, EVP_md5(), nullptr);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string out;
+    for (unsigned int i = 0; i < len; ++i) {
+      out.push_back(kHex[digest[i] >> 4]);
+      out.push_back(kHex[digest[i] & 15]);
+    }
+    return out;
+  }
+  void Report() {
+    if (o_.progress) {
+      o_.progress(result_->files_written + result_->files_skipped,
+                  result_->bytes_written + result_->bytes_skipped, total_files_, total_bytes_);
+    }
+  }
+
+  const MediaRestoreOptions& o_;
+  const std::string root_;
+  const std::map<std::string, StoredObject> present_;
+  const int64_t total_files_;
+  const int64_t total_bytes_;
+  MediaRestoreResult* result_;
+  absl::Status hostile_;
+};
+
 // Moves every staged file below `from` into the same place below `to`
 // (same filesystem: renameat between the two descriptors; nothing is
 // resolved by path). Directories are created below `to` as needed; a
@@ -340,10 +448,47 @@ std::string IdPartition(int64_t id) {
   return absl::StrJoin(groups, "/");
 }
 
+absl::StatusOr<std::map<std::string, StoredObject>> ListMediaObjects(const ObjectStore& bucket,
+                                                                     const CancelToken* cancel) {
+  std::map<std::string, StoredObject> objects;
+  for (const char* folder : {"accounts/", "cache/", "custom_emojis/", "media_attachments/"}) {
+    std::string page;
+    do {
+      if (cancel != nullptr && cancel->cancelled()) {
+        return absl::CancelledError("listing the bucket cancelled");
+      }
+      ASSIGN_OR_RETURN(ObjectPage listed, bucket.List(folder, page));
+      for (StoredObject& object : listed.objects) {
+        if (object.key.empty() || object.key.back() == '/') continue;
+        std::string key = object.key;
+        objects.emplace(std::move(key), std::move(object));
+      }
+      page = listed.next;
+    } while (!page.empty());
+  }
+  return objects;
+}
+
+std::string MediaContentType(const std::string& path) {
+  static const std::pair<const char*, const char*> kTypes[] = {
+      {".png", "image/png"},   {".jpg", "image/jpeg"},      {".jpeg", "image/jpeg"},
+      {".gif", "image/gif"},   {".webp", "image/webp"},     {".avif", "image/avif"},
+      {".heic", "image/heic"}, {".mp4", "video/mp4"},       {".m4v", "video/mp4"},
+      {".webm", "video/webm"}, {".mov", "video/quicktime"}, {".mp3", "audio/mpeg"},
+      {".ogg", "audio/ogg"},   {".oga", "audio/ogg"},       {".m4a", "audio/mp4"},
+      {".wav", "audio/wav"},   {".flac", "audio/flac"},     {".opus", "audio/ogg"},
+  };
+  const std::string lower = absl::AsciiStrToLower(path);
+  for (const auto& [ext, type] : kTypes) {
+    if (absl::EndsWith(lower, ext)) return type;
+  }
+  return "application/octet-stream";
+}
+
 absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, CommandRunner* runner,
                                                 Env* env) {
   MediaRestoreResult result;
-  if (o.target_dir.empty() || o.target_dir[0] != '/') {
+  if (o.target_bucket == nullptr && (o.target_dir.empty() || o.target_dir[0] != '/')) {
     return absl::InvalidArgumentError("the media directory must be an absolute path");
   }
   // 1. The media tree and its size, from the caller's inventory.
@@ -361,6 +506,18 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
   if (o.exclude_cache) {
     total_files -= media.cache_files();
     total_bytes -= media.cache_bytes();
+  }
+
+  // Into a bucket: what it holds, then each file written unless it is there.
+  if (o.target_bucket != nullptr) {
+    ASSIGN_OR_RETURN(auto present, ListMediaObjects(*o.target_bucket, o.cancel));
+    BucketUploadVisitor visitor(o, root, std::move(present), total_files, total_bytes, &result);
+    RETURN_IF_ERROR(WalkSource(o.source_path, o.source, runner, &visitor));
+    RETURN_IF_ERROR(visitor.hostile());
+    if (o.cancel != nullptr && o.cancel->cancelled()) {
+      return absl::CancelledError("media restore cancelled");
+    }
+    return result;
   }
 
   // 2. The media directory and its parent, opened once (no symlink in any

@@ -18,6 +18,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -27,6 +29,7 @@
 #include "agent/archive/source_walker.h"
 #include "agent/common/cancel_token.h"
 #include "agent/common/env.h"
+#include "agent/common/object_store.h"
 #include "agent/common/space_guard.h"
 #include "agent/common/subprocess.h"
 #include "mastodon/restore/v1/backup.pb.h"
@@ -45,6 +48,14 @@ struct MediaRestoreOptions {
   mastodon::restore::v1::MediaInventory inventory;
   // The media directory to restore into (created if missing).
   std::string target_dir;
+  // Or the bucket the app keeps its media in (S3_ENABLED): each file of the
+  // tree is written as the object at its path below the root, with
+  // `upload_headers` ("x-amz-acl: public-read", Paperclip's S3_PERMISSION)
+  // and a Content-Type from its extension; an object already there with the
+  // same size and MD5 (its ETag) is skipped. Nothing is ever deleted from
+  // the bucket. `target_dir`, the owner and the journal are then unused.
+  std::shared_ptr<const ObjectStore> target_bucket;
+  std::vector<std::string> upload_headers;
   // Owner of everything written (e.g. 991:991, snap_daemon:root, mastodon).
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
@@ -85,6 +96,16 @@ struct MediaRestoreResult {
   int64_t cache_files_excluded = 0;
   std::vector<std::string> warnings;
 };
+
+// The objects of `bucket` under Mastodon's media folders (accounts/,
+// media_attachments/, custom_emojis/, cache/), by key, listed once (folder
+// markers left out).
+absl::StatusOr<std::map<std::string, StoredObject>> ListMediaObjects(const ObjectStore& bucket,
+                                                                     const CancelToken* cancel);
+
+// The Content-Type a media file is served with, from its extension
+// ("application/octet-stream" for an unknown one).
+std::string MediaContentType(const std::string& path);
 
 // Paperclip's :id_partition of a record id ("109/000/001/234/567/890",
 // "000/000/042").

@@ -5,7 +5,6 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <unordered_set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -76,34 +75,6 @@ class FileLookup {
   std::optional<Dir> open_;
 };
 
-// Looks files up among a bucket's keys under Mastodon's media folders,
-// listed once.
-class KeyLookup {
- public:
-  absl::Status Load(const ObjectStore& bucket, const CancelToken* cancel) {
-    for (const char* folder : {"accounts/", "media_attachments/", "custom_emojis/", "cache/"}) {
-      std::string page;
-      do {
-        if (cancel != nullptr && cancel->cancelled()) {
-          return absl::CancelledError("media check cancelled");
-        }
-        ASSIGN_OR_RETURN(ObjectPage listed, bucket.List(folder, page));
-        for (StoredObject& object : listed.objects) {
-          if (!object.key.empty() && object.key.back() != '/') keys_.insert(std::move(object.key));
-        }
-        page = listed.next;
-      } while (!page.empty());
-    }
-    return absl::OkStatus();
-  }
-  bool Has(const std::string& dir, const std::string& name) const {
-    return keys_.count(absl::StrCat(dir, "/", name)) != 0;
-  }
-
- private:
-  std::unordered_set<std::string> keys_;
-};
-
 v1::MissingMediaFile Listed(MediaFileKind kind, const MediaFileRow& row, const std::string& path) {
   v1::MissingMediaFile f;
   f.set_kind(MediaFileKindName(kind));
@@ -137,9 +108,9 @@ std::string MediaFilePath(MediaFileKind kind, const MediaFileRow& row) {
 absl::StatusOr<MissingMediaScan> ScanMissingMedia(PgSession* db, const MissingMediaOptions& o) {
   // Where the files are looked up: the media directory, or the bucket.
   std::optional<FileLookup> files;
-  KeyLookup keys;
+  std::map<std::string, StoredObject> keys;
   if (o.bucket != nullptr) {
-    RETURN_IF_ERROR(keys.Load(*o.bucket, o.cancel));
+    ASSIGN_OR_RETURN(keys, ListMediaObjects(*o.bucket, o.cancel));
   } else {
     absl::StatusOr<Dir> media = Dir::OpenPath(o.media_dir);
     if (!media.ok()) {
@@ -150,7 +121,7 @@ absl::StatusOr<MissingMediaScan> ScanMissingMedia(PgSession* db, const MissingMe
   }
   auto present_at = [&](const std::string& dir, const std::string& name) -> absl::StatusOr<bool> {
     if (files.has_value()) return files->IsRegularFile(dir, name);
-    return keys.Has(dir, name);
+    return keys.count(absl::StrCat(dir, "/", name)) != 0;
   };
   ASSIGN_OR_RETURN(MediaFileTables tables, ReadMediaFileTables(db));
   MissingMediaScan scan;

@@ -476,6 +476,62 @@ TEST_F(BucketMediaTest, InspectedRestoredThenNothingToCopy) {
   EXPECT_EQ(ReadFileOrEmpty(media_ + "/" + kObjects[1].first), "a new avatar");
 }
 
+// An instance that keeps its media in a bucket: a backup's media tree is
+// written into it, object by object, and a second run writes nothing.
+TEST_F(BucketMediaTest, ABackupsMediaTreeIsWrittenIntoTheAppsBucket) {
+  ASSERT_OK(s3_->CreateBucket("app-media"));
+  const std::string backup = dir_ + "/backup";
+  auto write = [&](const std::string& rel, const std::string& data) {
+    std::filesystem::create_directories(std::filesystem::path(backup + "/" + rel).parent_path());
+    std::ofstream(backup + "/" + rel, std::ios::binary) << data;
+  };
+  write(".env.production", "LOCAL_DOMAIN=x\n");
+  write("system/media_attachments/files/000/000/001/original/a.png", "png bytes");
+  write("system/accounts/avatars/000/000/001/original/me.jpg", "jpeg bytes");
+  write("system/cache/preview_cards/images/000/000/002/original/c.webp", "webp bytes");
+  std::unique_ptr<ObjectStore> direct = Client(s3_->Options("app-media"));
+  auto restore = [&]() -> absl::StatusOr<MediaRestoreResult> {
+    MediaRestoreOptions o;
+    o.source_path = backup;
+    o.source.allowed_roots = {dir_};
+    o.target_bucket = Client(s3_->Options("app-media"));
+    o.upload_headers = {"x-amz-acl: public-read"};
+    ASSIGN_OR_RETURN(auto manifest,
+                     InspectBackup(o.source_path, o.source, InspectOptions(), runner_.get()));
+    o.inventory = manifest.media();
+    return RestoreMedia(o, runner_.get(), env_.get());
+  };
+  absl::StatusOr<MediaRestoreResult> first = restore();
+  ASSERT_OK(first);
+  EXPECT_EQ(first->files_written, 3);
+  int pages = 0;
+  std::vector<StoredObject> objects = ListAll(*direct, "", &pages);
+  std::vector<std::string> keys;
+  for (const StoredObject& o : objects) keys.push_back(o.key);
+  EXPECT_THAT(keys, ::testing::ElementsAre("accounts/avatars/000/000/001/original/me.jpg",
+                                           "cache/preview_cards/images/000/000/002/original/c.webp",
+                                           "media_attachments/files/000/000/001/original/a.png"));
+  auto stream = direct->Open(objects[2]);
+  ASSERT_OK(stream);
+  EXPECT_EQ(ReadAll(stream->get()), "png bytes");
+
+  absl::StatusOr<MediaRestoreResult> second = restore();
+  ASSERT_OK(second);
+  EXPECT_EQ(second->files_written, 0);
+  EXPECT_EQ(second->files_skipped, 3);
+  // A file whose content differs (same size) is written again.
+  write("system/accounts/avatars/000/000/001/original/me.jpg", "JPEG BYTES");
+  absl::StatusOr<MediaRestoreResult> third = restore();
+  ASSERT_OK(third);
+  EXPECT_EQ(third->files_written, 1);
+  stream = direct->Open(objects[0]);
+  ASSERT_OK(stream);
+  EXPECT_EQ(ReadAll(stream->get()), "JPEG BYTES");
+  EXPECT_EQ(MediaContentType("a/b/c.JPG"), "image/jpeg");
+  EXPECT_EQ(MediaContentType("a/b/c.mp4"), "video/mp4");
+  EXPECT_EQ(MediaContentType("a/b/c"), "application/octet-stream");
+}
+
 TEST_F(BucketMediaTest, AWrongSecretFailsBeforeAnythingIsWritten) {
   S3Options o = s3_->Options("media");
   o.secret_access_key = "not-the-secret";

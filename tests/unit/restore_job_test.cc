@@ -697,6 +697,21 @@ TEST_F(MediaCheckStepTest, AnAppBucketAtAnAllowedEndpointIsChecked) {
   EXPECT_THAT(actions_.calls, Contains("media_check"));
   ASSERT_NE(actions_.scan_options.bucket, nullptr);
   EXPECT_EQ(actions_.scan_options.bucket->Describe("x"), "s3://files-example/x");
+  // The media went into the bucket too, as Paperclip writes them.
+  EXPECT_THAT(actions_.calls, Contains("media"));
+  ASSERT_NE(actions_.media_options.target_bucket, nullptr);
+  EXPECT_EQ(actions_.media_options.target_bucket->Describe(""), "s3://files-example/");
+  EXPECT_THAT(actions_.media_options.upload_headers, ElementsAre("x-amz-acl: public-read"));
+  EXPECT_EQ(StepMessage("media"), "3 files written to s3://files-example/, 0 unchanged");
+}
+
+TEST_F(MediaCheckStepTest, AnAppBucketTheAgentMayNotReachLeavesTheMediaLocalWithAWarning) {
+  runtime_.env_path = "/srv/mastodon/.env.production";
+  env_.files[runtime_.env_path] = kS3Env;
+  ASSERT_OK(Run());
+  EXPECT_EQ(actions_.media_options.target_bucket, nullptr);
+  EXPECT_EQ(actions_.media_options.target_dir, in_.media_dir);
+  EXPECT_THAT(Warnings(), Contains(HasSubstr("which the app does not serve them from")));
 }
 
 TEST_F(MediaCheckStepTest, ADatabaseOnlyRestoreDoesNotCheck) {
