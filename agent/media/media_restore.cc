@@ -73,16 +73,17 @@ std::string HashFile(const Dir& dir, const std::string& rel) {
   return hash.Final();
 }
 
-class MediaVisitor : public SourceVisitor {
+// What both media restores share: which files belong to the media tree
+// (rooted at `root`, MediaPlaceOf's), the cache left out when asked,
+// hostile entries refusing the restore, progress. Subclasses say whether a
+// file of the tree is skipped before it is read (Unchanged) and where its
+// bytes go (OnData).
+class MediaTreeVisitor : public SourceVisitor {
  public:
-  MediaVisitor(const MediaRestoreOptions& options, std::string root, const Dir* media,
-               const Dir* staging, SpaceGuard* space, int64_t total_files, int64_t total_bytes,
-               MediaRestoreResult* result)
+  MediaTreeVisitor(const MediaRestoreOptions& options, std::string root, int64_t total_files,
+                   int64_t total_bytes, MediaRestoreResult* result)
       : o_(options),
         root_(std::move(root)),
-        media_(media),
-        staging_(staging),
-        space_(space),
         total_files_(total_files),
         total_bytes_(total_bytes),
         result_(result) {}
@@ -94,7 +95,7 @@ class MediaVisitor : public SourceVisitor {
     return PathInMediaTree(path, root_);
   }
 
-  Action OnFile(const SourceFile& file, ContentKind kind) override {
+  Action OnFile(const SourceFile& file, ContentKind kind) final {
     if (IsArchive(kind)) {
       // Enter archives that may hold the media tree (media.tar.gz).
       return absl::StartsWith(root_, file.path + "/") || root_ == file.path ? Action::kDescend
@@ -109,18 +110,83 @@ class MediaVisitor : public SourceVisitor {
     // Present and unchanged: not even read (a bucket's object is then never
     // fetched).
     if (const std::optional<int64_t> size = Unchanged(file, *rel); size.has_value()) {
-      ++result_->files_skipped;
-      result_->bytes_skipped += *size;
-      Report();
+      Skipped(*size);
       return Action::kSkip;
     }
     return Action::kRead;
   }
 
-  absl::Status OnData(const SourceFile& file, ContentKind, ByteStream* data) override {
+  void OnOther(const SourceFile& file, const std::string& what) final {
+    if (!Relative(file.path).has_value() && !absl::StrContains(what, "unsafe entry name")) return;
+    // Inside the media tree (or an unsafe name anywhere): refuse the restore.
+    if (hostile_.ok()) {
+      hostile_ = absl::InvalidArgumentError(absl::StrCat("unable to restore media from '",
+                                                         o_.source_path, "': refusing entry '",
+                                                         file.display, "': ", what));
+    }
+  }
+
+  bool Done() const final { return !hostile_.ok(); }
+  // Media are copied byte for byte, whatever they look like.
+  bool RawFile(const SourceFile& file) const final { return Relative(file.path).has_value(); }
+  const absl::Status& hostile() const { return hostile_; }
+
+ protected:
+  // The size of what the target holds at `rel` when it is `file` already;
+  // nullopt when the file is to be read.
+  virtual std::optional<int64_t> Unchanged(const SourceFile& file, const std::string& rel) const {
+    (void)file;
+    (void)rel;
+    return std::nullopt;
+  }
+  absl::Status CheckCancelled() const {
     if (o_.cancel != nullptr && o_.cancel->cancelled()) {
       return absl::CancelledError("media restore cancelled");
     }
+    return absl::OkStatus();
+  }
+  void Skipped(int64_t bytes) {
+    ++result_->files_skipped;
+    result_->bytes_skipped += bytes;
+    Report();
+  }
+  void Written(int64_t bytes) {
+    ++result_->files_written;
+    result_->bytes_written += bytes;
+    Report();
+  }
+
+  const MediaRestoreOptions& o_;
+
+ private:
+  void Report() {
+    if (o_.progress) {
+      o_.progress(result_->files_written + result_->files_skipped,
+                  result_->bytes_written + result_->bytes_skipped, total_files_, total_bytes_);
+    }
+  }
+
+  const std::string root_;
+  const int64_t total_files_;
+  const int64_t total_bytes_;
+  MediaRestoreResult* result_;
+  absl::Status hostile_;
+};
+
+// Extracts the media tree into the staging directory, below its
+// descriptor, skipping what the media directory holds unchanged.
+class MediaVisitor : public MediaTreeVisitor {
+ public:
+  MediaVisitor(const MediaRestoreOptions& options, std::string root, const Dir* media,
+               const Dir* staging, SpaceGuard* space, int64_t total_files, int64_t total_bytes,
+               MediaRestoreResult* result)
+      : MediaTreeVisitor(options, std::move(root), total_files, total_bytes, result),
+        media_(media),
+        staging_(staging),
+        space_(space) {}
+
+  absl::Status OnData(const SourceFile& file, ContentKind, ByteStream* data) override {
+    RETURN_IF_ERROR(CheckCancelled());
     const std::string rel = *Relative(file.path);
     const auto [dir_rel, name] = SplitRel(rel);
     // What is present, looked at below the media directory's descriptor: a
@@ -189,24 +255,21 @@ class MediaVisitor : public SourceVisitor {
     if (present && o_.verify_hash && target_dir.ok()) {
       if (HashFile(*target_dir, name) == hash.Final()) {
         RETURN_IF_ERROR(staged_dir.Unlink(name));
-        ++result_->files_skipped;
-        result_->bytes_skipped += written;
-        Report();
+        Skipped(written);
         return absl::OkStatus();
       }
     }
-    ++result_->files_written;
-    result_->bytes_written += written;
-    Report();
+    Written(written);
     if (o_.step_hook) o_.step_hook("staged", rel);
     return absl::OkStatus();
   }
 
+ protected:
   // The size of the regular file at `rel` in the media directory when it has
   // `file`'s size and mtime (never with verify_hash: then only the content
   // tells); nullopt when it differs, is missing or cannot be looked at (the
   // file is then read, and OnData says why it cannot be written).
-  std::optional<int64_t> Unchanged(const SourceFile& file, const std::string& rel) const {
+  std::optional<int64_t> Unchanged(const SourceFile& file, const std::string& rel) const override {
     if (o_.verify_hash || file.stored_size < 0 || file.mtime == 0) return std::nullopt;
     const auto [dir_rel, name] = SplitRel(rel);
     absl::StatusOr<Dir> dir = media_->OpenDir(dir_rel);
@@ -219,76 +282,28 @@ class MediaVisitor : public SourceVisitor {
     return static_cast<int64_t>(st->st_size);
   }
 
-  void OnOther(const SourceFile& file, const std::string& what) override {
-    if (!Relative(file.path).has_value() && !absl::StrContains(what, "unsafe entry name")) return;
-    // Inside the media tree (or an unsafe name anywhere): refuse the restore.
-    if (hostile_.ok()) {
-      hostile_ = absl::InvalidArgumentError(absl::StrCat("unable to restore media from '",
-                                                         o_.source_path, "': refusing entry '",
-                                                         file.display, "': ", what));
-    }
-  }
-
-  bool Done() const override { return !hostile_.ok(); }
-  // Media are copied byte for byte, whatever they look like.
-  bool RawFile(const SourceFile& file) const override { return Relative(file.path).has_value(); }
-  const absl::Status& hostile() const { return hostile_; }
-
  private:
-  void Report() {
-    if (o_.progress) {
-      o_.progress(result_->files_written + result_->files_skipped,
-                  result_->bytes_written + result_->bytes_skipped, total_files_, total_bytes_);
-    }
-  }
-
-  const MediaRestoreOptions& o_;
-  const std::string root_;
   const Dir* media_;
   const Dir* staging_;
   SpaceGuard* space_;
-  const int64_t total_files_;
-  const int64_t total_bytes_;
-  MediaRestoreResult* result_;
-  absl::Status hostile_;
 };
 
 // Writes the media tree's files into a bucket (MediaRestoreOptions's
 // target_bucket), each read whole (at most kMaxUpload bytes), compared with
 // the object already there by size and MD5, written when it differs.
-class BucketUploadVisitor : public SourceVisitor {
+class BucketUploadVisitor : public MediaTreeVisitor {
  public:
   static constexpr int64_t kMaxUpload = int64_t{1} << 30;
 
   BucketUploadVisitor(const MediaRestoreOptions& options, std::string root,
                       std::map<std::string, StoredObject> present, int64_t total_files,
                       int64_t total_bytes, MediaRestoreResult* result)
-      : o_(options),
-        root_(std::move(root)),
-        present_(std::move(present)),
-        total_files_(total_files),
-        total_bytes_(total_bytes),
-        result_(result) {}
-
-  Action OnFile(const SourceFile& file, ContentKind kind) override {
-    if (IsArchive(kind)) {
-      return absl::StartsWith(root_, file.path + "/") || root_ == file.path ? Action::kDescend
-                                                                            : Action::kSkip;
-    }
-    std::optional<std::string> rel = PathInMediaTree(file.path, root_);
-    if (!rel.has_value()) return Action::kSkip;
-    if (o_.exclude_cache && (absl::StartsWith(*rel, "cache/") || *rel == "cache")) {
-      ++result_->cache_files_excluded;
-      return Action::kSkip;
-    }
-    return Action::kRead;
-  }
+      : MediaTreeVisitor(options, std::move(root), total_files, total_bytes, result),
+        present_(std::move(present)) {}
 
   absl::Status OnData(const SourceFile& file, ContentKind, ByteStream* data) override {
-    if (o_.cancel != nullptr && o_.cancel->cancelled()) {
-      return absl::CancelledError("media restore cancelled");
-    }
-    const std::string key = *PathInMediaTree(file.path, root_);
+    RETURN_IF_ERROR(CheckCancelled());
+    const std::string key = *Relative(file.path);
     std::string content;
     RETURN_IF_ERROR(ReadUpTo(data, static_cast<size_t>(kMaxUpload) + 1, &content));
     if (static_cast<int64_t>(content.size()) > kMaxUpload) {
@@ -298,37 +313,16 @@ class BucketUploadVisitor : public SourceVisitor {
     const int64_t size = static_cast<int64_t>(content.size());
     auto it = present_.find(key);
     if (it != present_.end() && it->second.size == size && it->second.etag == Md5Hex(content)) {
-      ++result_->files_skipped;
-      result_->bytes_skipped += size;
-      Report();
+      Skipped(size);
       return absl::OkStatus();
     }
     std::vector<std::string> headers = o_.upload_headers;
     headers.push_back("Content-Type: " + MediaContentType(key));
     RETURN_IF_ERROR(o_.target_bucket->Put(key, content, headers).status());
-    ++result_->files_written;
-    result_->bytes_written += size;
-    Report();
+    Written(size);
     if (o_.step_hook) o_.step_hook("uploaded", key);
     return absl::OkStatus();
   }
-
-  void OnOther(const SourceFile& file, const std::string& what) override {
-    if (!PathInMediaTree(file.path, root_).has_value() &&
-        !absl::StrContains(what, "unsafe entry name")) {
-      return;
-    }
-    if (hostile_.ok()) {
-      hostile_ = absl::InvalidArgumentError(absl::StrCat("unable to restore media from '",
-                                                         o_.source_path, "': refusing entry '",
-                                                         file.display, "': ", what));
-    }
-  }
-  bool Done() const override { return !hostile_.ok(); }
-  bool RawFile(const SourceFile& file) const override {
-    return PathInMediaTree(file.path, root_).has_value();
-  }
-  const absl::Status& hostile() const { return hostile_; }
 
  private:
   static std::string Md5Hex(const std::string& data) {
@@ -343,20 +337,7 @@ class BucketUploadVisitor : public SourceVisitor {
     }
     return out;
   }
-  void Report() {
-    if (o_.progress) {
-      o_.progress(result_->files_written + result_->files_skipped,
-                  result_->bytes_written + result_->bytes_skipped, total_files_, total_bytes_);
-    }
-  }
-
-  const MediaRestoreOptions& o_;
-  const std::string root_;
   const std::map<std::string, StoredObject> present_;
-  const int64_t total_files_;
-  const int64_t total_bytes_;
-  MediaRestoreResult* result_;
-  absl::Status hostile_;
 };
 
 // Moves every staged file below `from` into the same place below `to`
