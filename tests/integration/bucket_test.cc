@@ -15,6 +15,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -368,6 +369,67 @@ TEST_F(BucketTest, ATransferBrokenMidObjectIsTakenUpAtTheNextByte) {
   // ... with a Range request: the second response holds only the rest.
   EXPECT_LT(relay.last_bytes(), static_cast<int64_t>(big.size() - (600 << 10)));
   EXPECT_GT(relay.last_bytes(), static_cast<int64_t>(big.size() - (700 << 10)));
+}
+
+// A store whose listing a hostile server wrote: keys that climb out of the
+// prefix or are not in their normal form (a real server normalises what it
+// is sent, so only a fake can list them).
+class ListedStore : public ObjectStore {
+ public:
+  explicit ListedStore(std::map<std::string, std::string> objects) : objects_(std::move(objects)) {}
+  std::string Describe(const std::string& key) const override { return "s3://fake/" + key; }
+  absl::StatusOr<ObjectPage> List(const std::string& prefix, const std::string&) const override {
+    ObjectPage page;
+    for (const auto& [key, data] : objects_) {
+      if (key.compare(0, prefix.size(), prefix) != 0) continue;
+      page.objects.push_back({key, static_cast<int64_t>(data.size()), 1700000000, ""});
+    }
+    return page;
+  }
+  absl::StatusOr<std::unique_ptr<ByteStream>> Open(const StoredObject& object) const override {
+    ++opened_;
+    return std::unique_ptr<ByteStream>(
+        new StringStream(objects_.at(object.key), Describe(object.key)));
+  }
+  absl::StatusOr<StoredObject> Head(const std::string& key) const override {
+    return absl::NotFoundError(key);
+  }
+  absl::StatusOr<std::string> Put(const std::string&, const std::string&,
+                                  const std::vector<std::string>&) const override {
+    return absl::UnimplementedError("read-only");
+  }
+  mutable std::atomic<int> opened_{0};
+
+ private:
+  std::map<std::string, std::string> objects_;
+};
+
+TEST(BucketHostileListingTest, KeysThatClimbOutOrAreNotNormalAreRefusedAndNothingIsWritten) {
+  absl::StatusOr<std::string> made = MakeTempDir("mr-bucket-hostile-");
+  ASSERT_OK(made);
+  const std::string media = *made + "/system";
+  auto runner = NewPosixCommandRunner();
+  auto env = NewPosixEnv();
+  for (const char* hostile : {"media/accounts/avatars/000/000/001/original/../../../../../../x",
+                              "media/accounts//avatars/000/000/001/original/b.png",
+                              "media/../accounts/avatars/000/000/001/original/c.png"}) {
+    SCOPED_TRACE(hostile);
+    auto store = std::make_shared<ListedStore>(std::map<std::string, std::string>{
+        {"media/accounts/avatars/000/000/001/original/a.png", "fine"}, {hostile, "evil"}});
+    MediaRestoreOptions o;
+    o.source_path = "s3://fake/media/";
+    o.source.bucket = store;
+    o.source.bucket_prefix = "media/";
+    o.target_dir = media;
+    auto manifest = InspectBackup(o.source_path, o.source, InspectOptions(), runner.get());
+    ASSERT_OK(manifest);
+    o.inventory = manifest->media();
+    EXPECT_THAT(RestoreMedia(o, runner.get(), env.get()),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unsafe entry name")));
+    EXPECT_FALSE(std::filesystem::exists(media + "/accounts/avatars/000/000/001/original/a.png"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(*made + "/x"));
+  RemoveTree(*made);
 }
 
 TEST(BucketTlsTest, HttpsIsVerifiedAgainstTheSystemOrTheGivenCertificates) {
