@@ -231,6 +231,7 @@ class Walker {
         item.file.display = bucket.Describe(object.key);
         item.file.stored_size = object.size;
         item.file.mtime = object.mtime;
+        item.file.etag = object.etag;
         absl::StatusOr<std::string> normalized = NormalizeEntryPath(item.file.path);
         if (!normalized.ok() || *normalized != item.file.path) {
           visitor_->OnOther(item.file, absl::StrCat("unsafe entry name (",

@@ -57,6 +57,8 @@ struct SourceFile {
   // recorded by the archive or the filesystem; 0 when unknown.
   int64_t mtime = 0;
   uint32_t mode = 0;
+  // The object's ETag (unquoted) when the source is a bucket; "" otherwise.
+  std::string etag;
   // Layers removed to reach this content, outermost first ("zip", "xz").
   std::vector<std::string> containers;
   // Set when the content is a plain, seekable file on disk.

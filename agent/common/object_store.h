@@ -1,11 +1,13 @@
 // An object store seen as what the agent needs of it: list the objects under
-// a prefix, page by page, read one as a stream, look one up. One
-// implementation speaks the S3 REST API (s3_client.h); tests use an
-// in-memory one. Implementations are safe to use from several threads.
+// a prefix, page by page, read one as a stream, look one up, write one
+// (whole or in parts). One implementation speaks the S3 REST API
+// (s3_client.h); tests use an in-memory one. Implementations are safe to
+// use from several threads.
 #ifndef MR_AGENT_COMMON_OBJECT_STORE_H_
 #define MR_AGENT_COMMON_OBJECT_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,8 +23,33 @@ struct StoredObject {
   int64_t size = 0;
   // Last modification, seconds since the epoch (0 when not known).
   int64_t mtime = 0;
-  // The store's entity tag, without quotes ("" when not known).
+  // The store's entity tag, without quotes ("" when not known): the MD5 of
+  // the content for an object written whole, "<MD5 of the parts'
+  // MD5s>-<parts>" on AWS for one written in parts.
   std::string etag;
+  // The user metadata (x-amz-meta-NAME: VALUE, by lower-case NAME), as a
+  // lookup (Head) gives it; listings do not carry it.
+  std::map<std::string, std::string> metadata;
+};
+
+// An object being written in parts (ObjectStore::StartUpload): for objects
+// too big to hold in memory or to send in one request. Every part but the
+// last holds at least kMinPart bytes. Destroying an upload that was not
+// completed abandons it (the store drops the parts sent).
+class ObjectUpload {
+ public:
+  static constexpr int64_t kMinPart = 5 << 20;
+  static constexpr int kMaxParts = 10000;
+
+  virtual ~ObjectUpload() = default;
+  // Sends part `number` (1 to kMaxParts); parts may be sent from several
+  // threads at once and in any order.
+  virtual absl::Status PutPart(int number, const std::string& data) = 0;
+  // Makes the object of parts 1 to the highest sent (each sent once);
+  // returns its ETag, unquoted.
+  virtual absl::StatusOr<std::string> Complete() = 0;
+  // Abandons the upload (best effort).
+  virtual void Abort() = 0;
 };
 
 // One page of a listing; `next` is "" on the last page.
@@ -53,6 +80,10 @@ class ObjectStore {
   // public-read"); returns the store's ETag, unquoted. Errors as List's.
   virtual absl::StatusOr<std::string> Put(const std::string& key, const std::string& data,
                                           const std::vector<std::string>& headers) const = 0;
+  // Starts writing the object `key` in parts, with the request headers
+  // `headers` (as Put's). Errors as List's.
+  virtual absl::StatusOr<std::unique_ptr<ObjectUpload>> StartUpload(
+      const std::string& key, const std::vector<std::string>& headers) const = 0;
 };
 
 }  // namespace mastodon_restore

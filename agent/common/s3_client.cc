@@ -306,6 +306,9 @@ class S3Client : public ObjectStore {
     absl::SimpleAtoi(r.headers["content-length"], &object.size);
     object.mtime = ParseHttpTime(r.headers["last-modified"]);
     object.etag = Unquote(r.headers["etag"]);
+    for (const auto& [name, value] : r.headers) {
+      if (absl::StartsWith(name, "x-amz-meta-")) object.metadata[name.substr(11)] = value;
+    }
     return object;
   }
 
@@ -315,6 +318,9 @@ class S3Client : public ObjectStore {
     RETURN_IF_ERROR(Check(r, Describe(key), "write"));
     return Unquote(r.headers["etag"]);
   }
+
+  absl::StatusOr<std::unique_ptr<ObjectUpload>> StartUpload(
+      const std::string& key, const std::vector<std::string>& headers) const override;
 
   // A handle set up for one request on `key` ("" for the bucket) with
   // `query` (encoded and sorted here: SigV4 signs the query as sent).
@@ -425,7 +431,9 @@ class S3Client : public ObjectStore {
 
   // A request whose whole response is read (at most `limit` bytes of
   // body), retried while it fails in a transient way.
-  // `upload` (for a PUT) is sent as the body, from its start at each attempt.
+  // `upload` (for a PUT or a POST) is sent as the body, from its start at
+  // each attempt; a PUT's counts against the bandwidth cap.
+ public:
   absl::StatusOr<Response> Request(const std::string& method, const std::string& key,
                                    const std::map<std::string, std::string>& query,
                                    const std::vector<std::string>& extra_headers, size_t limit,
@@ -455,14 +463,23 @@ class S3Client : public ObjectStore {
       struct Source {
         const std::string* data;
         size_t pos;
-      } source{upload, 0};
-      if (upload != nullptr) {
+        RateLimiter* limit;
+      } source{upload, 0, o_.rate_limit.get()};
+      if (method == "POST") {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                         static_cast<curl_off_t>(upload == nullptr ? 0 : upload->size()));
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, upload == nullptr ? "" : upload->c_str());
+      } else if (method == "DELETE") {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+      } else if (upload != nullptr) {
         curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(upload->size()));
         curl_easy_setopt(
             h, CURLOPT_READFUNCTION, +[](char* out, size_t size, size_t n, void* user) -> size_t {
               auto* src = static_cast<Source*>(user);
               const size_t take = std::min(size * n, src->data->size() - src->pos);
+              if (src->limit != nullptr) src->limit->Acquire(static_cast<int64_t>(take));
               std::memcpy(out, src->data->data() + src->pos, take);
               src->pos += take;
               return take;
@@ -484,6 +501,7 @@ class S3Client : public ObjectStore {
     return r;
   }
 
+ private:
   S3Options o_;
   Endpoint endpoint_;
   std::string sigv4_;
@@ -516,6 +534,9 @@ class ObjectStream : public ByteStream {
     std::memcpy(buf, buffer_.data() + pos_, take);
     pos_ += take;
     delivered_ += static_cast<int64_t>(take);
+    if (RateLimiter* limit = client_->options().rate_limit.get()) {
+      limit->Acquire(static_cast<int64_t>(take));
+    }
     return take;
   }
 
@@ -662,6 +683,106 @@ class ObjectStream : public ByteStream {
 
 absl::StatusOr<std::unique_ptr<ByteStream>> S3Client::Open(const StoredObject& object) const {
   return std::unique_ptr<ByteStream>(new ObjectStream(this, object));
+}
+
+// A multipart upload: CreateMultipartUpload, UploadPart for each part (from
+// any thread), then CompleteMultipartUpload with the parts' ETags, or
+// AbortMultipartUpload.
+class S3Upload : public ObjectUpload {
+ public:
+  S3Upload(const S3Client* client, std::string key, std::string upload_id)
+      : client_(client), key_(std::move(key)), upload_id_(std::move(upload_id)) {}
+  ~S3Upload() override {
+    if (!done_) Abort();
+  }
+
+  absl::Status PutPart(int number, const std::string& data) override {
+    if (number < 1 || number > kMaxParts) {
+      return absl::InvalidArgumentError(absl::StrCat("part number ", number, " out of range"));
+    }
+    ASSIGN_OR_RETURN(Response r, client_->Request("PUT", key_,
+                                                  {{"partNumber", absl::StrCat(number)},
+                                                   {"uploadId", upload_id_}},
+                                                  {}, kMaxErrorBody, &data));
+    RETURN_IF_ERROR(client_->Check(r, Describe(number), "write"));
+    const std::string etag = Unquote(r.headers["etag"]);
+    if (etag.empty()) {
+      return absl::UnavailableError(
+          absl::StrCat("unable to write ", Describe(number), ": the store gave no ETag"));
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    etags_[number] = etag;
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::string> Complete() override {
+    std::string body = "<CompleteMultipartUpload>";
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      int expected = 1;
+      for (const auto& [number, etag] : etags_) {
+        if (number != expected++) {
+          return absl::InternalError(absl::StrCat("unable to complete ", client_->Describe(key_),
+                                                  ": part ", expected - 1, " was not sent"));
+        }
+        absl::StrAppend(&body, "<Part><PartNumber>", number, "</PartNumber><ETag>\"", etag,
+                        "\"</ETag></Part>");
+      }
+    }
+    absl::StrAppend(&body, "</CompleteMultipartUpload>");
+    ASSIGN_OR_RETURN(Response r,
+                     client_->Request("POST", key_, {{"uploadId", upload_id_}},
+                                      {"Content-Type: application/xml"}, kMaxErrorBody, &body));
+    RETURN_IF_ERROR(client_->Check(r, client_->Describe(key_), "complete the upload of"));
+    // A 200 can still carry an error (S3 reports one found late that way).
+    ServiceError e = ParseServiceError(r.body);
+    if (!e.code.empty()) {
+      return absl::UnavailableError(absl::StrCat("unable to complete the upload of ",
+                                                 client_->Describe(key_), ": ", e.code, ": ",
+                                                 e.message));
+    }
+    std::string etag;
+    XmlReader reader([&](const std::string& path, const std::string& text) {
+      if (path == "CompleteMultipartUploadResult/ETag") etag = Unquote(text);
+    });
+    reader.Parse(r.body).IgnoreError();
+    done_ = true;
+    return etag;
+  }
+
+  void Abort() override {
+    done_ = true;
+    client_->Request("DELETE", key_, {{"uploadId", upload_id_}}, {}, kMaxErrorBody)
+        .status()
+        .IgnoreError();
+  }
+
+ private:
+  std::string Describe(int number) const {
+    return absl::StrCat(client_->Describe(key_), " (part ", number, ")");
+  }
+
+  const S3Client* client_;
+  const std::string key_;
+  const std::string upload_id_;
+  std::mutex mu_;
+  std::map<int, std::string> etags_;
+  bool done_ = false;
+};
+
+absl::StatusOr<std::unique_ptr<ObjectUpload>> S3Client::StartUpload(
+    const std::string& key, const std::vector<std::string>& headers) const {
+  ASSIGN_OR_RETURN(Response r, Request("POST", key, {{"uploads", ""}}, headers, kMaxErrorBody));
+  RETURN_IF_ERROR(Check(r, Describe(key), "start the upload of"));
+  std::string upload_id;
+  XmlReader reader([&](const std::string& path, const std::string& text) {
+    if (path == "InitiateMultipartUploadResult/UploadId") upload_id = text;
+  });
+  if (!reader.Parse(r.body).ok() || upload_id.empty()) {
+    return absl::UnavailableError(absl::StrCat("unable to start the upload of ", Describe(key),
+                                               ": the store's answer names no upload id"));
+  }
+  return std::unique_ptr<ObjectUpload>(new S3Upload(this, key, std::move(upload_id)));
 }
 
 }  // namespace

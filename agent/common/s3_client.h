@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "agent/common/cancel_token.h"
 #include "agent/common/object_store.h"
+#include "agent/common/rate_limiter.h"
 
 namespace mastodon_restore {
 
@@ -44,6 +45,9 @@ struct S3Options {
   // Pauses between attempts (tests pass one that does not sleep).
   std::function<void(absl::Duration)> sleep;
   const CancelToken* cancel = nullptr;
+  // The bandwidth cap the object bytes read and written take from (shared
+  // by clients and threads; null: none).
+  std::shared_ptr<RateLimiter> rate_limit;
   // Keys per ListObjectsV2 page (the service's maximum is 1000).
   int page_size = 1000;
 };

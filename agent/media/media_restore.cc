@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -20,6 +22,7 @@
 #include "agent/common/failpoint.h"
 #include "agent/common/sha256.h"
 #include "agent/common/status_macros.h"
+#include "agent/common/work_queue.h"
 
 namespace mastodon_restore {
 namespace v1 = ::mastodon::restore::v1;
@@ -145,12 +148,15 @@ class MediaTreeVisitor : public SourceVisitor {
     }
     return absl::OkStatus();
   }
+  // (From any thread.)
   void Skipped(int64_t bytes) {
+    std::lock_guard<std::mutex> lock(counts_mu_);
     ++result_->files_skipped;
     result_->bytes_skipped += bytes;
     Report();
   }
   void Written(int64_t bytes) {
+    std::lock_guard<std::mutex> lock(counts_mu_);
     ++result_->files_written;
     result_->bytes_written += bytes;
     Report();
@@ -169,6 +175,7 @@ class MediaTreeVisitor : public SourceVisitor {
   const std::string root_;
   const int64_t total_files_;
   const int64_t total_bytes_;
+  std::mutex counts_mu_;
   MediaRestoreResult* result_;
   absl::Status hostile_;
 };
@@ -289,55 +296,181 @@ class MediaVisitor : public MediaTreeVisitor {
 };
 
 // Writes the media tree's files into a bucket (MediaRestoreOptions's
-// target_bucket), each read whole (at most kMaxUpload bytes), compared with
-// the object already there by size and MD5, written when it differs.
+// target_bucket), several at once (BoundedWorkQueue: while one is sent the
+// next is read). A file is skipped, never read, when the bucket holds an
+// object of its size with the source object's ETag (a bucket source) or,
+// for a big one, with its mtime in the x-amz-meta-mtime metadata this
+// restore (and rclone) writes. Otherwise a file up to kPartSize is read
+// whole and skipped when its MD5 is the object's ETag; a bigger one is
+// written in parts of kPartSize (more for a file of over 10,000 parts), and
+// the upload abandoned at the end when the content proves to be the
+// object's already.
 class BucketUploadVisitor : public MediaTreeVisitor {
  public:
-  static constexpr int64_t kMaxUpload = int64_t{1} << 30;
+  static constexpr int64_t kPartSize = 16 << 20;
+  static constexpr int64_t kHeldBytes = 64 << 20;
 
   BucketUploadVisitor(const MediaRestoreOptions& options, std::string root,
                       std::map<std::string, StoredObject> present, int64_t total_files,
                       int64_t total_bytes, MediaRestoreResult* result)
       : MediaTreeVisitor(options, std::move(root), total_files, total_bytes, result),
-        present_(std::move(present)) {}
+        present_(std::move(present)),
+        queue_(std::max(1, options.upload_parallel), kHeldBytes) {}
 
   absl::Status OnData(const SourceFile& file, ContentKind, ByteStream* data) override {
     RETURN_IF_ERROR(CheckCancelled());
     const std::string key = *Relative(file.path);
     std::string content;
-    RETURN_IF_ERROR(ReadUpTo(data, static_cast<size_t>(kMaxUpload) + 1, &content));
-    if (static_cast<int64_t>(content.size()) > kMaxUpload) {
-      return absl::InvalidArgumentError(absl::StrCat("unable to restore '", file.display,
-                                                     "' into the bucket: larger than 1 GiB"));
+    RETURN_IF_ERROR(ReadUpTo(data, static_cast<size_t>(kPartSize) + 1, &content));
+    if (static_cast<int64_t>(content.size()) > kPartSize) {
+      return UploadInParts(file, key, std::move(content), data);
     }
     const int64_t size = static_cast<int64_t>(content.size());
-    auto it = present_.find(key);
-    if (it != present_.end() && it->second.size == size && it->second.etag == Md5Hex(content)) {
+    if (SameObject(key, size, Md5Hex(content), "")) {
       Skipped(size);
       return absl::OkStatus();
     }
+    auto shared = std::make_shared<const std::string>(std::move(content));
+    return queue_.Submit(size, [this, key, shared, headers = Headers(file, key)] {
+      RETURN_IF_ERROR(o_.target_bucket->Put(key, *shared, headers).status());
+      return Uploaded(key, static_cast<int64_t>(shared->size()));
+    });
+  }
+
+  // Waits for the writes still under way; the first error.
+  absl::Status Finish() { return queue_.Wait(); }
+
+ protected:
+  std::optional<int64_t> Unchanged(const SourceFile& file, const std::string& rel) const override {
+    auto it = present_.find(rel);
+    if (it == present_.end() || file.stored_size < 0 || it->second.size != file.stored_size) {
+      return std::nullopt;
+    }
+    if (!file.etag.empty() && file.etag == it->second.etag) return file.stored_size;
+    if (o_.verify_hash || file.stored_size <= kPartSize || file.mtime == 0) return std::nullopt;
+    absl::StatusOr<StoredObject> head = o_.target_bucket->Head(rel);
+    if (!head.ok()) return std::nullopt;
+    auto mtime = head->metadata.find("mtime");
+    if (mtime == head->metadata.end() || mtime->second != absl::StrCat(file.mtime)) {
+      return std::nullopt;
+    }
+    return file.stored_size;
+  }
+
+ private:
+  // Sends `first` and the rest of `data` as the parts of `key`'s object.
+  absl::Status UploadInParts(const SourceFile& file, const std::string& key, std::string first,
+                             ByteStream* data) {
+    int64_t part_size = kPartSize;
+    if (file.stored_size > part_size * ObjectUpload::kMaxParts) {
+      const int64_t mib = 1 << 20;
+      part_size = (file.stored_size / ObjectUpload::kMaxParts / mib + 1) * mib;
+    }
+    std::shared_ptr<ObjectUpload> upload;
+    {
+      ASSIGN_OR_RETURN(std::unique_ptr<ObjectUpload> started,
+                       o_.target_bucket->StartUpload(key, Headers(file, key)));
+      upload = std::move(started);
+    }
+    // Both ETags the object may have if it holds these bytes: the MD5 of
+    // the whole (a store that does not tell parts apart), and AWS's MD5 of
+    // the parts' MD5s with their count.
+    Md5 whole;
+    Md5 of_parts;
+    int64_t size = 0;
+    int number = 0;
+    std::string pending = std::move(first);
+    for (bool end = false; !end;) {
+      RETURN_IF_ERROR(CheckCancelled());
+      const size_t want = static_cast<size_t>(part_size) + 1;
+      if (pending.size() < want) {
+        RETURN_IF_ERROR(ReadUpTo(data, want, &pending));
+        end = pending.size() < want;
+      }
+      if (++number > ObjectUpload::kMaxParts) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "unable to restore '", file.display, "' into the bucket: more than ",
+            ObjectUpload::kMaxParts, " parts of ", part_size, " bytes (larger than it said)"));
+      }
+      const size_t take = end ? pending.size() : static_cast<size_t>(part_size);
+      auto part = std::make_shared<const std::string>(pending.substr(0, take));
+      pending.erase(0, take);
+      whole.Update(*part);
+      of_parts.Update(Md5::Digest(*part));
+      size += static_cast<int64_t>(part->size());
+      RETURN_IF_ERROR(queue_.Submit(static_cast<int64_t>(part->size()), [upload, part, number] {
+        return upload->PutPart(number, *part);
+      }));
+    }
+    RETURN_IF_ERROR(queue_.Wait());
+    if (SameObject(key, size, Md5::Hex(whole.Final()),
+                   absl::StrCat(Md5::Hex(of_parts.Final()), "-", number))) {
+      upload->Abort();
+      Skipped(size);
+      return absl::OkStatus();
+    }
+    RETURN_IF_ERROR(upload->Complete().status());
+    return Uploaded(key, size);
+  }
+
+  // Whether the bucket holds `key` with `size` and one of the ETags.
+  bool SameObject(const std::string& key, int64_t size, const std::string& etag,
+                  const std::string& parts_etag) const {
+    auto it = present_.find(key);
+    return it != present_.end() && it->second.size == size &&
+           (it->second.etag == etag || (!parts_etag.empty() && it->second.etag == parts_etag));
+  }
+
+  std::vector<std::string> Headers(const SourceFile& file, const std::string& key) const {
     std::vector<std::string> headers = o_.upload_headers;
     headers.push_back("Content-Type: " + MediaContentType(key));
-    RETURN_IF_ERROR(o_.target_bucket->Put(key, content, headers).status());
+    if (file.mtime != 0) headers.push_back(absl::StrCat("x-amz-meta-mtime: ", file.mtime));
+    return headers;
+  }
+
+  absl::Status Uploaded(const std::string& key, int64_t size) {
     Written(size);
     if (o_.step_hook) o_.step_hook("uploaded", key);
     return absl::OkStatus();
   }
 
- private:
-  static std::string Md5Hex(const std::string& data) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_Digest(data.data(), data.size(), digest, &len, EVP_md5(), nullptr);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out.push_back(kHex[digest[i] >> 4]);
-      out.push_back(kHex[digest[i] & 15]);
+  // MD5, for comparing with ETags.
+  class Md5 {
+   public:
+    Md5() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_md5(), nullptr); }
+    ~Md5() { EVP_MD_CTX_free(ctx_); }
+    Md5(const Md5&) = delete;
+    Md5& operator=(const Md5&) = delete;
+    void Update(const std::string& data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
+    // The raw digest.
+    std::string Final() {
+      unsigned char digest[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      EVP_DigestFinal_ex(ctx_, digest, &len);
+      return std::string(reinterpret_cast<const char*>(digest), len);
     }
-    return out;
-  }
+    static std::string Digest(const std::string& data) {
+      Md5 md5;
+      md5.Update(data);
+      return md5.Final();
+    }
+    static std::string Hex(const std::string& raw) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      std::string out;
+      for (unsigned char c : raw) {
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
+      }
+      return out;
+    }
+
+   private:
+    EVP_MD_CTX* ctx_;
+  };
+  static std::string Md5Hex(const std::string& data) { return Md5::Hex(Md5::Digest(data)); }
+
   const std::map<std::string, StoredObject> present_;
+  BoundedWorkQueue queue_;
 };
 
 // Moves every staged file below `from` into the same place below `to`
@@ -493,7 +626,10 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
   if (o.target_bucket != nullptr) {
     ASSIGN_OR_RETURN(auto present, ListMediaObjects(*o.target_bucket, o.cancel));
     BucketUploadVisitor visitor(o, root, std::move(present), total_files, total_bytes, &result);
-    RETURN_IF_ERROR(WalkSource(o.source_path, o.source, runner, &visitor));
+    absl::Status walked = WalkSource(o.source_path, o.source, runner, &visitor);
+    absl::Status finished = visitor.Finish();
+    RETURN_IF_ERROR(walked);
+    RETURN_IF_ERROR(finished);
     RETURN_IF_ERROR(visitor.hostile());
     if (o.cancel != nullptr && o.cancel->cancelled()) {
       return absl::CancelledError("media restore cancelled");

@@ -50,12 +50,17 @@ struct MediaRestoreOptions {
   std::string target_dir;
   // Or the bucket the app keeps its media in (S3_ENABLED): each file of the
   // tree is written as the object at its path below the root, with
-  // `upload_headers` ("x-amz-acl: public-read", Paperclip's S3_PERMISSION)
-  // and a Content-Type from its extension; an object already there with the
-  // same size and MD5 (its ETag) is skipped. Nothing is ever deleted from
-  // the bucket. `target_dir`, the owner and the journal are then unused.
+  // `upload_headers` ("x-amz-acl: public-read", Paperclip's S3_PERMISSION),
+  // a Content-Type from its extension and its mtime as x-amz-meta-mtime
+  // (as rclone writes it); files over 16 MiB in parts. An object already
+  // there is kept when it has the file's size and MD5 (its ETag, or the
+  // source object's ETag from a bucket), or for a big file its mtime.
+  // Nothing is ever deleted from the bucket. `target_dir`, the owner and
+  // the journal are then unused.
   std::shared_ptr<const ObjectStore> target_bucket;
   std::vector<std::string> upload_headers;
+  // Objects written to the bucket at once.
+  int upload_parallel = 8;
   // Owner of everything written (e.g. 991:991, snap_daemon:root, mastodon).
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;

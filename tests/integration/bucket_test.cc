@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "agent/common/rate_limiter.h"
 #include "agent/common/s3_client.h"
 #include "agent/common/status_macros.h"
 #include "agent/inventory/inspector.h"
@@ -382,7 +385,7 @@ class ListedStore : public ObjectStore {
     ObjectPage page;
     for (const auto& [key, data] : objects_) {
       if (key.compare(0, prefix.size(), prefix) != 0) continue;
-      page.objects.push_back({key, static_cast<int64_t>(data.size()), 1700000000, ""});
+      page.objects.push_back({key, static_cast<int64_t>(data.size()), 1700000000, "", {}});
     }
     return page;
   }
@@ -396,6 +399,10 @@ class ListedStore : public ObjectStore {
   }
   absl::StatusOr<std::string> Put(const std::string&, const std::string&,
                                   const std::vector<std::string>&) const override {
+    return absl::UnimplementedError("read-only");
+  }
+  absl::StatusOr<std::unique_ptr<ObjectUpload>> StartUpload(
+      const std::string&, const std::vector<std::string>&) const override {
     return absl::UnimplementedError("read-only");
   }
   mutable std::atomic<int> opened_{0};
@@ -493,6 +500,27 @@ class BucketMediaTest : public BucketTest {
     return RestoreMedia(o, runner_.get(), env_.get());
   }
 
+  // Writes `data` at `rel` below the backup directory `backup`.
+  void WriteBackupFile(const std::string& backup, const std::string& rel, const std::string& data) {
+    std::filesystem::create_directories(std::filesystem::path(backup + "/" + rel).parent_path());
+    std::ofstream(backup + "/" + rel, std::ios::binary) << data;
+  }
+  // The media tree of the directory `backup` restored into `target`.
+  absl::StatusOr<MediaRestoreResult> Upload(const std::string& backup,
+                                            std::shared_ptr<const ObjectStore> target,
+                                            bool verify_hash = false) {
+    MediaRestoreOptions o;
+    o.source_path = backup;
+    o.source.allowed_roots = {dir_};
+    o.target_bucket = std::move(target);
+    o.upload_headers = {"x-amz-acl: public-read"};
+    o.verify_hash = verify_hash;
+    ASSIGN_OR_RETURN(auto manifest,
+                     InspectBackup(o.source_path, o.source, InspectOptions(), runner_.get()));
+    o.inventory = manifest.media();
+    return RestoreMedia(o, runner_.get(), env_.get());
+  }
+
   const std::vector<std::pair<std::string, std::string>> kObjects = {
       {"media_attachments/files/000/000/001/original/a b.png", "attachment"},
       {"accounts/avatars/000/000/001/original/ü.png", "avatar"},
@@ -544,25 +572,14 @@ TEST_F(BucketMediaTest, ABackupsMediaTreeIsWrittenIntoTheAppsBucket) {
   ASSERT_OK(s3_->CreateBucket("app-media"));
   const std::string backup = dir_ + "/backup";
   auto write = [&](const std::string& rel, const std::string& data) {
-    std::filesystem::create_directories(std::filesystem::path(backup + "/" + rel).parent_path());
-    std::ofstream(backup + "/" + rel, std::ios::binary) << data;
+    WriteBackupFile(backup, rel, data);
   };
   write(".env.production", "LOCAL_DOMAIN=x\n");
   write("system/media_attachments/files/000/000/001/original/a.png", "png bytes");
   write("system/accounts/avatars/000/000/001/original/me.jpg", "jpeg bytes");
   write("system/cache/preview_cards/images/000/000/002/original/c.webp", "webp bytes");
   std::unique_ptr<ObjectStore> direct = Client(s3_->Options("app-media"));
-  auto restore = [&]() -> absl::StatusOr<MediaRestoreResult> {
-    MediaRestoreOptions o;
-    o.source_path = backup;
-    o.source.allowed_roots = {dir_};
-    o.target_bucket = Client(s3_->Options("app-media"));
-    o.upload_headers = {"x-amz-acl: public-read"};
-    ASSIGN_OR_RETURN(auto manifest,
-                     InspectBackup(o.source_path, o.source, InspectOptions(), runner_.get()));
-    o.inventory = manifest.media();
-    return RestoreMedia(o, runner_.get(), env_.get());
-  };
+  auto restore = [&] { return Upload(backup, Client(s3_->Options("app-media"))); };
   absl::StatusOr<MediaRestoreResult> first = restore();
   ASSERT_OK(first);
   EXPECT_EQ(first->files_written, 3);
@@ -592,6 +609,190 @@ TEST_F(BucketMediaTest, ABackupsMediaTreeIsWrittenIntoTheAppsBucket) {
   EXPECT_EQ(MediaContentType("a/b/c.JPG"), "image/jpeg");
   EXPECT_EQ(MediaContentType("a/b/c.mp4"), "video/mp4");
   EXPECT_EQ(MediaContentType("a/b/c"), "application/octet-stream");
+}
+
+// A real store, with the writes sent to it counted.
+class CountingStore : public ObjectStore {
+ public:
+  explicit CountingStore(std::unique_ptr<ObjectStore> store) : store_(std::move(store)) {}
+  std::string Describe(const std::string& key) const override { return store_->Describe(key); }
+  absl::StatusOr<ObjectPage> List(const std::string& prefix,
+                                  const std::string& page) const override {
+    return store_->List(prefix, page);
+  }
+  absl::StatusOr<std::unique_ptr<ByteStream>> Open(const StoredObject& object) const override {
+    return store_->Open(object);
+  }
+  absl::StatusOr<StoredObject> Head(const std::string& key) const override {
+    return store_->Head(key);
+  }
+  absl::StatusOr<std::string> Put(const std::string& key, const std::string& data,
+                                  const std::vector<std::string>& headers) const override {
+    if (++puts > fail_after) return absl::UnavailableError("the store went away");
+    return store_->Put(key, data, headers);
+  }
+  absl::StatusOr<std::unique_ptr<ObjectUpload>> StartUpload(
+      const std::string& key, const std::vector<std::string>& headers) const override {
+    ++uploads;
+    ASSIGN_OR_RETURN(std::unique_ptr<ObjectUpload> upload, store_->StartUpload(key, headers));
+    return std::unique_ptr<ObjectUpload>(new CountingUpload(std::move(upload), this));
+  }
+  void Reset() { puts = uploads = parts = completed = aborted = 0; }
+
+  // Puts after this many fail.
+  int fail_after = 1 << 30;
+
+  mutable std::atomic<int> puts{0}, uploads{0}, parts{0}, completed{0}, aborted{0};
+
+ private:
+  class CountingUpload : public ObjectUpload {
+   public:
+    CountingUpload(std::unique_ptr<ObjectUpload> upload, const CountingStore* store)
+        : upload_(std::move(upload)), store_(store) {}
+    absl::Status PutPart(int number, const std::string& data) override {
+      ++store_->parts;
+      return upload_->PutPart(number, data);
+    }
+    absl::StatusOr<std::string> Complete() override {
+      ++store_->completed;
+      return upload_->Complete();
+    }
+    void Abort() override {
+      ++store_->aborted;
+      upload_->Abort();
+    }
+
+   private:
+    std::unique_ptr<ObjectUpload> upload_;
+    const CountingStore* store_;
+  };
+  std::unique_ptr<ObjectStore> store_;
+};
+
+// Content no two parts of which are alike.
+std::string Noise(size_t size, uint32_t seed) {
+  std::string out(size, '\0');
+  uint32_t x = seed * 2654435761u + 1;
+  for (char& c : out) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    c = static_cast<char>(x);
+  }
+  return out;
+}
+
+// A video bigger than a part (16 MiB) is written in parts, the object is
+// the file, byte for byte, with its mtime; a second run sends nothing; with
+// verify_hash the content decides and the same content is not replaced.
+TEST_F(BucketMediaTest, BigFilesAreWrittenInPartsAndNotSentAgain) {
+  ASSERT_OK(s3_->CreateBucket("app-media"));
+  const std::string backup = dir_ + "/backup";
+  const std::string video_key = "media_attachments/files/000/000/003/original/v.mp4";
+  const std::string video = Noise((40 << 20) + 123, 7);
+  WriteBackupFile(backup, "system/" + video_key, video);
+  WriteBackupFile(backup, "system/accounts/avatars/000/000/001/original/me.jpg", "jpeg bytes");
+  auto target = std::make_shared<CountingStore>(Client(s3_->Options("app-media")));
+
+  absl::StatusOr<MediaRestoreResult> first = Upload(backup, target);
+  ASSERT_OK(first);
+  EXPECT_EQ(first->files_written, 2);
+  EXPECT_EQ(first->bytes_written, static_cast<int64_t>(video.size()) + 10);
+  EXPECT_EQ(target->puts, 1);
+  EXPECT_EQ(target->uploads, 1);
+  EXPECT_EQ(target->parts, 3);  // 16 + 16 + 8 MiB
+  EXPECT_EQ(target->completed, 1);
+  absl::StatusOr<StoredObject> head = target->Head(video_key);
+  ASSERT_OK(head);
+  EXPECT_EQ(head->size, static_cast<int64_t>(video.size()));
+  struct stat st;
+  ASSERT_EQ(::stat((backup + "/system/" + video_key).c_str(), &st), 0);
+  EXPECT_EQ(head->metadata["mtime"], absl::StrCat(st.st_mtime));
+  auto stream = target->Open(*head);
+  ASSERT_OK(stream);
+  EXPECT_TRUE(ReadAll(stream->get(), 1 << 20) == video);
+
+  target->Reset();
+  absl::StatusOr<MediaRestoreResult> second = Upload(backup, target);
+  ASSERT_OK(second);
+  EXPECT_EQ(second->files_written, 0);
+  EXPECT_EQ(second->files_skipped, 2);
+  EXPECT_EQ(target->puts + target->uploads + target->parts, 0);
+
+  // By content: the parts are sent (to know), the same object is kept.
+  target->Reset();
+  absl::StatusOr<MediaRestoreResult> verified = Upload(backup, target, /*verify_hash=*/true);
+  ASSERT_OK(verified);
+  EXPECT_EQ(verified->files_written, 0);
+  EXPECT_EQ(verified->files_skipped, 2);
+  EXPECT_EQ(target->aborted, 1);
+  EXPECT_EQ(target->completed, 0);
+
+  // A changed video is written again.
+  std::string changed = video;
+  changed[30 << 20] ^= 1;
+  WriteBackupFile(backup, "system/" + video_key, changed);
+  target->Reset();
+  absl::StatusOr<MediaRestoreResult> third = Upload(backup, target);
+  ASSERT_OK(third);
+  EXPECT_EQ(third->files_written, 1);
+  EXPECT_EQ(target->completed, 1);
+  head = target->Head(video_key);
+  ASSERT_OK(head);
+  stream = target->Open(*head);
+  ASSERT_OK(stream);
+  EXPECT_TRUE(ReadAll(stream->get(), 1 << 20) == changed);
+}
+
+// An upload stopped midway (the store gone, or the agent stopped) is taken
+// up by the next run where it stopped: what reached the bucket is not sent
+// again.
+TEST_F(BucketMediaTest, AnUploadStoppedMidwayIsTakenUpWhereItStopped) {
+  ASSERT_OK(s3_->CreateBucket("app-media"));
+  const std::string backup = dir_ + "/backup";
+  for (int i = 0; i < 60; ++i) {
+    WriteBackupFile(
+        backup,
+        absl::StrFormat("system/media_attachments/files/000/002/%03d/original/%d.png", i, i),
+        Noise(static_cast<size_t>(1000 + i * 97), static_cast<uint32_t>(i)));
+  }
+  auto target = std::make_shared<CountingStore>(Client(s3_->Options("app-media")));
+  target->fail_after = 20;
+  absl::StatusOr<MediaRestoreResult> broken = Upload(backup, target);
+  EXPECT_THAT(broken, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("went away")));
+  target->fail_after = 1 << 30;
+  int pages = 0;
+  const size_t landed = ListAll(*target, "", &pages).size();
+  EXPECT_EQ(landed, 20u);
+
+  target->Reset();
+  absl::StatusOr<MediaRestoreResult> again = Upload(backup, target);
+  ASSERT_OK(again);
+  EXPECT_EQ(again->files_written, static_cast<int64_t>(60 - landed));
+  EXPECT_EQ(again->files_skipped, static_cast<int64_t>(landed));
+  EXPECT_EQ(target->puts, static_cast<int>(60 - landed));
+  EXPECT_EQ(ListAll(*target, "", &pages).size(), 60u);
+}
+
+// A bandwidth cap holds across the objects read at once.
+TEST_F(BucketMediaTest, ABandwidthCapHoldsAcrossParallelReads) {
+  std::vector<std::pair<std::string, std::string>> objects;
+  for (int i = 0; i < 16; ++i) {
+    objects.emplace_back(
+        absl::StrFormat("media_attachments/files/000/003/%03d/original/%d.png", i, i),
+        Noise(256 << 10, static_cast<uint32_t>(i)));
+  }
+  for (const auto& [key, data] : objects) ASSERT_OK(s3_->Put("media", "instance/" + key, data));
+  S3Options o = s3_->Options("media");
+  o.rate_limit = std::make_shared<RateLimiter>(2 << 20);  // 2 MiB/s; 4 MiB + 27 bytes to read
+  const absl::Time start = absl::Now();
+  absl::StatusOr<MediaRestoreResult> restored = Restore(Source(o));
+  const absl::Duration took = absl::Now() - start;
+  ASSERT_OK(restored);
+  EXPECT_EQ(restored->files_written, 19);
+  // At least the time the cap allows (2 s, less the quarter-second burst).
+  EXPECT_GE(took, absl::Milliseconds(1700));
+  for (const auto& [key, data] : objects) EXPECT_TRUE(ReadFileOrEmpty(media_ + "/" + key) == data);
 }
 
 TEST_F(BucketMediaTest, AWrongSecretFailsBeforeAnythingIsWritten) {
