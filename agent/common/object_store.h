@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "agent/common/byte_stream.h"
 
 namespace mastodon_restore {
@@ -80,6 +81,26 @@ class ObjectStore {
   // public-read"); returns the store's ETag, unquoted. Errors as List's.
   virtual absl::StatusOr<std::string> Put(const std::string& key, const std::string& data,
                                           const std::vector<std::string>& headers) const = 0;
+  // Whether Copy can make objects of this store from `source`'s without
+  // their bytes passing through the agent: the same service (endpoint and
+  // region) reached with the same credentials.
+  virtual bool CanCopyFrom(const ObjectStore& source) const {
+    (void)source;
+    return false;
+  }
+  // Writes the object `key` as a copy of `source`'s `object` (as it is
+  // listed: the copy fails with ABORTED if it changed since), made by the
+  // service itself, with `headers` as Put's. UNIMPLEMENTED unless
+  // CanCopyFrom(source).
+  virtual absl::StatusOr<std::string> Copy(const ObjectStore& source, const StoredObject& object,
+                                           const std::string& key,
+                                           const std::vector<std::string>& headers) const {
+    (void)object;
+    (void)key;
+    (void)headers;
+    return absl::UnimplementedError(absl::StrCat("unable to copy ", source.Describe(object.key),
+                                                 " to ", Describe(key), " in the store"));
+  }
   // Starts writing the object `key` in parts, with the request headers
   // `headers` (as Put's). Errors as List's.
   virtual absl::StatusOr<std::unique_ptr<ObjectUpload>> StartUpload(

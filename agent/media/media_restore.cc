@@ -116,7 +116,7 @@ class MediaTreeVisitor : public SourceVisitor {
       Skipped(*size);
       return Action::kSkip;
     }
-    return Action::kRead;
+    return Copied(file, *rel) ? Action::kSkip : Action::kRead;
   }
 
   void OnOther(const SourceFile& file, const std::string& what) final {
@@ -129,7 +129,7 @@ class MediaTreeVisitor : public SourceVisitor {
     }
   }
 
-  bool Done() const final { return !hostile_.ok(); }
+  bool Done() const override { return !hostile_.ok(); }
   // Media are copied byte for byte, whatever they look like.
   bool RawFile(const SourceFile& file) const final { return Relative(file.path).has_value(); }
   const absl::Status& hostile() const { return hostile_; }
@@ -141,6 +141,13 @@ class MediaTreeVisitor : public SourceVisitor {
     (void)file;
     (void)rel;
     return std::nullopt;
+  }
+  // Whether the file went to the target without being read (the target
+  // counts it).
+  virtual bool Copied(const SourceFile& file, const std::string& rel) {
+    (void)file;
+    (void)rel;
+    return false;
   }
   absl::Status CheckCancelled() const {
     if (o_.cancel != nullptr && o_.cancel->cancelled()) {
@@ -302,9 +309,9 @@ class MediaVisitor : public MediaTreeVisitor {
 // for a big one, with its mtime in the x-amz-meta-mtime metadata this
 // restore (and rclone) writes. Otherwise a file up to kPartSize is read
 // whole and skipped when its MD5 is the object's ETag; a bigger one is
-// written in parts of kPartSize (more for a file of over 10,000 parts), and
-// the upload abandoned at the end when the content proves to be the
-// object's already.
+// written in parts of kPartSize (more for a file of over 10,000 parts),
+// with verify_hash the upload abandoned at the end when the content proves
+// to be the object's already.
 class BucketUploadVisitor : public MediaTreeVisitor {
  public:
   static constexpr int64_t kPartSize = 16 << 20;
@@ -315,6 +322,8 @@ class BucketUploadVisitor : public MediaTreeVisitor {
                       int64_t total_bytes, MediaRestoreResult* result)
       : MediaTreeVisitor(options, std::move(root), total_files, total_bytes, result),
         present_(std::move(present)),
+        copy_(options.source.bucket != nullptr &&
+              options.target_bucket->CanCopyFrom(*options.source.bucket)),
         queue_(std::max(1, options.upload_parallel), kHeldBytes) {}
 
   absl::Status OnData(const SourceFile& file, ContentKind, ByteStream* data) override {
@@ -340,6 +349,8 @@ class BucketUploadVisitor : public MediaTreeVisitor {
   // Waits for the writes still under way; the first error.
   absl::Status Finish() { return queue_.Wait(); }
 
+  bool Done() const override { return MediaTreeVisitor::Done() || !copy_error_.ok(); }
+
  protected:
   std::optional<int64_t> Unchanged(const SourceFile& file, const std::string& rel) const override {
     auto it = present_.find(rel);
@@ -355,6 +366,21 @@ class BucketUploadVisitor : public MediaTreeVisitor {
       return std::nullopt;
     }
     return file.stored_size;
+  }
+
+  // From a bucket of the same service: the service copies the object itself
+  // (several copies under way at once, each counted as nothing held).
+  bool Copied(const SourceFile& file, const std::string& rel) override {
+    if (!copy_ || file.stored_size < 0 || file.stored_size > (int64_t{5} << 30)) return false;
+    StoredObject object;
+    object.key = o_.source.bucket_prefix + file.path;
+    object.size = file.stored_size;
+    object.etag = file.etag;
+    copy_error_ = queue_.Submit(0, [this, object, rel, headers = Headers(file, rel)] {
+      RETURN_IF_ERROR(o_.target_bucket->Copy(*o_.source.bucket, object, rel, headers).status());
+      return Uploaded(rel, object.size);
+    });
+    return true;
   }
 
  private:
@@ -403,8 +429,11 @@ class BucketUploadVisitor : public MediaTreeVisitor {
       }));
     }
     RETURN_IF_ERROR(queue_.Wait());
-    if (SameObject(key, size, Md5::Hex(whole.Final()),
-                   absl::StrCat(Md5::Hex(of_parts.Final()), "-", number))) {
+    // Compared by content (verify_hash): the same object is kept as it is.
+    // Otherwise it is replaced all the same, so that its x-amz-meta-mtime
+    // lets the next run skip it without sending it.
+    if (o_.verify_hash && SameObject(key, size, Md5::Hex(whole.Final()),
+                                     absl::StrCat(Md5::Hex(of_parts.Final()), "-", number))) {
       upload->Abort();
       Skipped(size);
       return absl::OkStatus();
@@ -470,6 +499,10 @@ class BucketUploadVisitor : public MediaTreeVisitor {
   static std::string Md5Hex(const std::string& data) { return Md5::Hex(Md5::Digest(data)); }
 
   const std::map<std::string, StoredObject> present_;
+  // Whether objects are copied by the service (a bucket source on the
+  // target's service), and the first failure to queue a copy.
+  const bool copy_;
+  absl::Status copy_error_;
   BoundedWorkQueue queue_;
 };
 

@@ -4,6 +4,7 @@
 // unicode and reserved characters, large objects, a wrong secret, a missing
 // bucket, a server gone; then a bucket's media tree inspected and restored
 // into a media directory, incrementally, and a bucket removed mid-copy.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -631,18 +632,25 @@ class CountingStore : public ObjectStore {
     if (++puts > fail_after) return absl::UnavailableError("the store went away");
     return store_->Put(key, data, headers);
   }
+  bool CanCopyFrom(const ObjectStore& source) const override { return store_->CanCopyFrom(source); }
+  absl::StatusOr<std::string> Copy(const ObjectStore& source, const StoredObject& object,
+                                   const std::string& key,
+                                   const std::vector<std::string>& headers) const override {
+    ++copies;
+    return store_->Copy(source, object, key, headers);
+  }
   absl::StatusOr<std::unique_ptr<ObjectUpload>> StartUpload(
       const std::string& key, const std::vector<std::string>& headers) const override {
     ++uploads;
     ASSIGN_OR_RETURN(std::unique_ptr<ObjectUpload> upload, store_->StartUpload(key, headers));
     return std::unique_ptr<ObjectUpload>(new CountingUpload(std::move(upload), this));
   }
-  void Reset() { puts = uploads = parts = completed = aborted = 0; }
+  void Reset() { puts = copies = uploads = parts = completed = aborted = 0; }
 
   // Puts after this many fail.
   int fail_after = 1 << 30;
 
-  mutable std::atomic<int> puts{0}, uploads{0}, parts{0}, completed{0}, aborted{0};
+  mutable std::atomic<int> puts{0}, copies{0}, uploads{0}, parts{0}, completed{0}, aborted{0};
 
  private:
   class CountingUpload : public ObjectUpload {
@@ -728,6 +736,22 @@ TEST_F(BucketMediaTest, BigFilesAreWrittenInPartsAndNotSentAgain) {
   EXPECT_EQ(target->aborted, 1);
   EXPECT_EQ(target->completed, 0);
 
+  // Touched (the same content, a new mtime): sent once more, so that its
+  // new mtime is on the object, then not again.
+  const std::string video_path = backup + "/system/" + video_key;
+  struct timespec times[2] = {{st.st_mtime + 60, 0}, {st.st_mtime + 60, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, video_path.c_str(), times, 0), 0);
+  target->Reset();
+  absl::StatusOr<MediaRestoreResult> touched = Upload(backup, target);
+  ASSERT_OK(touched);
+  EXPECT_EQ(touched->files_written, 1);
+  EXPECT_EQ(target->completed, 1);
+  target->Reset();
+  touched = Upload(backup, target);
+  ASSERT_OK(touched);
+  EXPECT_EQ(touched->files_written, 0);
+  EXPECT_EQ(target->parts, 0);
+
   // A changed video is written again.
   std::string changed = video;
   changed[30 << 20] ^= 1;
@@ -742,6 +766,60 @@ TEST_F(BucketMediaTest, BigFilesAreWrittenInPartsAndNotSentAgain) {
   stream = target->Open(*head);
   ASSERT_OK(stream);
   EXPECT_TRUE(ReadAll(stream->get(), 1 << 20) == changed);
+}
+
+// From a bucket into a bucket of the same service: the service copies the
+// objects (their bytes never pass through the agent), and a second run
+// copies nothing (the ETags match); with other credentials the bytes are
+// read and written.
+TEST_F(BucketMediaTest, BucketToBucketOnOneServiceIsCopiedByTheService) {
+  ASSERT_OK(s3_->CreateBucket("app-media"));
+  auto target = std::make_shared<CountingStore>(Client(s3_->Options("app-media")));
+  auto copy = [&](const S3Options& from) -> absl::StatusOr<MediaRestoreResult> {
+    MediaRestoreOptions o;
+    o.source_path = "s3://media/instance/";
+    o.source = Source(from);
+    o.target_bucket = target;
+    o.upload_headers = {"x-amz-acl: public-read"};
+    ASSIGN_OR_RETURN(auto manifest,
+                     InspectBackup(o.source_path, o.source, InspectOptions(), runner_.get()));
+    o.inventory = manifest.media();
+    return RestoreMedia(o, runner_.get(), env_.get());
+  };
+  absl::StatusOr<MediaRestoreResult> first = copy(s3_->Options("media"));
+  ASSERT_OK(first);
+  EXPECT_EQ(first->files_written, 3);
+  EXPECT_EQ(target->copies, 3);
+  EXPECT_EQ(target->puts, 0);
+  for (const auto& [key, data] : kObjects) {
+    absl::StatusOr<StoredObject> head = target->Head(key);
+    ASSERT_OK(head);
+    auto stream = target->Open(*head);
+    ASSERT_OK(stream);
+    EXPECT_EQ(ReadAll(stream->get()), data);
+    EXPECT_EQ(head->metadata.count("mtime"), 1u);
+  }
+  target->Reset();
+  absl::StatusOr<MediaRestoreResult> second = copy(s3_->Options("media"));
+  ASSERT_OK(second);
+  EXPECT_EQ(second->files_written, 0);
+  EXPECT_EQ(second->files_skipped, 3);
+  EXPECT_EQ(target->copies + target->puts, 0);
+
+  // Only the same service reached with the same credentials copies; else
+  // the bytes go through the agent.
+  std::unique_ptr<ObjectStore> app = Client(s3_->Options("app-media"));
+  EXPECT_TRUE(app->CanCopyFrom(*Client(s3_->Options("media"))));
+  S3Options other = s3_->Options("media");
+  other.access_key_id = "ANOTHERKEY";
+  EXPECT_FALSE(app->CanCopyFrom(*Client(other)));
+  other = s3_->Options("media");
+  other.region = "eu-west-3";
+  EXPECT_FALSE(app->CanCopyFrom(*Client(other)));
+  other = s3_->Options("media");
+  other.endpoint = "http://127.0.0.2:9";
+  EXPECT_FALSE(app->CanCopyFrom(*Client(other)));
+  EXPECT_FALSE(app->CanCopyFrom(*target));  // not an S3 client
 }
 
 // An upload stopped midway (the store gone, or the agent stopped) is taken
