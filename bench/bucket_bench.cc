@@ -8,8 +8,13 @@
 //   - curl --parallel (8 transfers at once);
 //   - the agent's media restore, one object at a time, and with its default
 //     8 fetched at once (inventory included, staged then moved in);
-// and the agent's second, unchanged run. Reports medians, objects/s, MB/s,
-// the server's CPU seconds per copy and the benchmark's peak RSS.
+// and the agent's second, unchanged run. Then the other way, the same tree
+// from a local directory into an empty bucket: curl uploading one object
+// after the other and 8 at once, the agent's media restore into a bucket
+// writing one at a time and 8 at once, its unchanged second run, and the
+// agent's copy from bucket to bucket on the same service (the service
+// copies). Reports medians, objects/s, MB/s, the server's CPU seconds per
+// copy and the benchmark's peak RSS.
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -174,23 +179,115 @@ int Run(const std::vector<std::string>& args) {
           bench::TicksToSeconds(after.Get(11) + after.Get(12) - before.Get(11) - before.Get(12)));
     }
   }
+  // The other way: the tree as the agent wrote it, into an empty bucket
+  // ("upload", emptied between runs by removing its directory from the
+  // server's store: a DELETE per object would cost more than the copies).
+  const std::string local = work + "/local";
+  {
+    MediaRestoreOptions o;
+    o.source_path = "s3://media/";
+    o.source.bucket = std::shared_ptr<const ObjectStore>(NewS3Client(options)->release());
+    o.target_dir = local + "/system";
+    o.operation_id = "bench-local";
+    auto manifest = InspectBackup(o.source_path, o.source, InspectOptions(), runner.get());
+    if (!manifest.ok()) return 1;
+    o.inventory = manifest->media();
+    if (!RestoreMedia(o, runner.get(), env.get()).ok()) return 1;
+  }
+  const std::string upload_config = work + "/curl-upload.config";
+  {
+    std::ofstream out(upload_config);
+    out << "aws-sigv4 = \"aws:amz:us-east-1:s3\"\n"
+        << "user = \"" << TestS3::kAccessKeyId << ":" << TestS3::kSecret << "\"\n"
+        << "header = \"x-amz-content-sha256: UNSIGNED-PAYLOAD\"\n"
+        << "fail\nsilent\nshow-error\noutput = /dev/null\n";
+    for (const std::string& key : keys) {
+      out << "upload-file = \"" << local << "/system/" << key << "\"\n"
+          << "url = \"" << (*s3)->endpoint() << "/upload/" << S3UriEncode(key, true) << "\"\n";
+    }
+  }
+  std::vector<Case> up;
+  for (const char* name :
+       {"curl, one object after the other (one connection)", "curl --parallel (8 at once)",
+        "agent, one object after the other", "agent, 8 written at once (default)",
+        "agent, second unchanged run", "agent, bucket to bucket (the service copies)"}) {
+    up.emplace_back();
+    up.back().name = name;
+  }
+  for (int run = 0; run < runs; ++run) {
+    for (size_t c = 0; c < up.size(); ++c) {
+      if (c != 4) {
+        sh({"rm", "-rf", work + "/s3/data/upload"});
+        if (!(*s3)->CreateBucket("upload").ok()) return 1;
+      }
+      ::sync();
+      const bench::ProcStat before = bench::ReadProcStat(server);
+      const absl::Time start = absl::Now();
+      bool ok = true;
+      if (c <= 1) {
+        std::vector<std::string> argv = {"curl", "--config", upload_config};
+        if (c == 1) argv.insert(argv.end(), {"--parallel", "--parallel-max", "8"});
+        ok = sh(argv);
+        up[c].files = files;
+        up[c].bytes = total;
+      } else {
+        MediaRestoreOptions o;
+        if (c == 5) {
+          o.source_path = "s3://media/";
+          o.source.bucket = std::shared_ptr<const ObjectStore>(NewS3Client(options)->release());
+        } else {
+          o.source_path = local;
+          o.source.allowed_roots = {local};
+        }
+        o.target_bucket =
+            std::shared_ptr<const ObjectStore>(NewS3Client((*s3)->Options("upload"))->release());
+        o.upload_parallel = c == 2 ? 1 : 8;
+        auto manifest = InspectBackup(o.source_path, o.source, InspectOptions(), runner.get());
+        ok = manifest.ok();
+        if (ok) {
+          o.inventory = manifest->media();
+          auto restored = RestoreMedia(o, runner.get(), env.get());
+          ok = restored.ok();
+          if (!ok) std::fprintf(stderr, "%s\n", std::string(restored.status().message()).c_str());
+          if (ok) {
+            up[c].files = restored->files_written + restored->files_skipped;
+            up[c].bytes = restored->bytes_written + restored->bytes_skipped;
+          }
+        }
+      }
+      if (!ok) {
+        std::fprintf(stderr, "bucket_bench: %s (upload) failed\n", up[c].name.c_str());
+        return 1;
+      }
+      up[c].seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start));
+      const bench::ProcStat after = bench::ReadProcStat(server);
+      up[c].server_cpu.push_back(
+          bench::TicksToSeconds(after.Get(11) + after.Get(12) - before.Get(11) - before.Get(12)));
+    }
+  }
+
   struct rusage usage;
   ::getrusage(RUSAGE_SELF, &usage);
-  const double base = Median(cases[0].seconds);
   std::string report = absl::StrFormat(
       "# Bucket media benchmark, %s\n\nCommand: `bucket_bench --files %d --mb %d --runs %d`: "
-      "%d objects, %.0f MB, from a bucket of the tests' S3-compatible server (s3rver 4.0.4 on "
-      "Node.js, Signature V4 checked, loopback) into an empty local directory; medians of "
-      "interleaved runs.\n\n"
-      "| case | median | objects/s | MB/s | vs curl sequential | server CPU |\n"
-      "|---|---:|---:|---:|---:|---:|\n",
+      "%d objects, %.0f MB, between a bucket of the tests' S3-compatible server (s3rver 4.0.4 on "
+      "Node.js, Signature V4 checked, loopback) and a local directory; medians of "
+      "interleaved runs.\n",
       absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone()), files, mb, runs, files,
       total / 1e6);
-  for (const Case& c : cases) {
-    const double m = Median(c.seconds);
-    absl::StrAppendFormat(&report, "| %s | %.2f s | %.0f | %.1f | %.2fx | %.1f s |\n", c.name, m,
-                          c.files / m, c.bytes / 1e6 / m, base / m, Median(c.server_cpu));
-  }
+  auto table = [&](const std::string& title, const std::vector<Case>& rows) {
+    const double base = Median(rows[0].seconds);
+    absl::StrAppend(&report, "\n## ", title,
+                    "\n\n| case | median | objects/s | MB/s | vs curl sequential | server CPU |\n"
+                    "|---|---:|---:|---:|---:|---:|\n");
+    for (const Case& c : rows) {
+      const double m = Median(c.seconds);
+      absl::StrAppendFormat(&report, "| %s | %.2f s | %.0f | %.1f | %.2fx | %.1f s |\n", c.name, m,
+                            c.files / m, c.bytes / 1e6 / m, base / m, Median(c.server_cpu));
+    }
+  };
+  table("From the bucket into an empty directory", cases);
+  table("From the directory into an empty bucket", up);
   absl::StrAppendFormat(&report,
                         "\nPeak RSS of the benchmark process (the agent's side): %.1f MB\n",
                         usage.ru_maxrss / 1024.0);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <utility>
@@ -248,8 +249,9 @@ std::string AbsolutePath(const std::string& path) {
 // its secret comes from --s3-secret-file (read by the agent) or the CLI's
 // $AWS_SECRET_ACCESS_KEY (sent in the request, marked sensitive), never
 // from the command line.
-bool FillSource(CommandContext& ctx, v1::BackupSource* source) {
-  absl::string_view given = ctx.args.positional().front();
+// Fills `source` with the bucket "s3://BUCKET[/PREFIX]" names and the
+// --s3-* flags; false when `given` is not an s3:// URL.
+bool FillBucket(CommandContext& ctx, absl::string_view given, v1::BackupSource* source) {
   if (absl::ConsumePrefix(&given, "s3://")) {
     v1::Bucket* bucket = source->mutable_bucket();
     const size_t slash = given.find('/');
@@ -268,6 +270,11 @@ bool FillSource(CommandContext& ctx, v1::BackupSource* source) {
     if (ctx.args.Has("s3-ca-file")) bucket->set_ca_file(AbsolutePath(ctx.args.Get("s3-ca-file")));
     return true;
   }
+  return false;
+}
+
+bool FillSource(CommandContext& ctx, v1::BackupSource* source) {
+  if (FillBucket(ctx, ctx.args.positional().front(), source)) return true;
   source->set_path(AbsolutePath(ctx.args.positional().front()));
   if (ctx.args.Has("password-file")) {
     source->mutable_passphrase()->set_file(AbsolutePath(ctx.args.Get("password-file")));
@@ -420,6 +427,26 @@ void FillTarget(const CommandContext& ctx, v1::DatabaseTarget* target) {
   if (ctx.args.Has("database")) target->set_database(ctx.args.Get("database"));
 }
 
+// A rate flag ("50M": 50 MiB/s, "800K", "1G", or bytes per second) into
+// `out` (left alone when absent).
+bool RateFlag(CommandContext& ctx, const char* flag, int64_t* out) {
+  if (!ctx.args.Has(flag)) return true;
+  std::string text = absl::AsciiStrToUpper(ctx.args.Get(flag));
+  int shift = 0;
+  if (!text.empty() && (text.back() == 'K' || text.back() == 'M' || text.back() == 'G')) {
+    shift = text.back() == 'K' ? 10 : text.back() == 'M' ? 20 : 30;
+    text.pop_back();
+  }
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(text, &value) || value <= 0 || value > (INT64_MAX >> shift)) {
+    UsageError(ctx.streams,
+               absl::StrCat("--", flag, " takes bytes per second, with K, M or G (\"50M\")"));
+    return false;
+  }
+  *out = value << shift;
+  return true;
+}
+
 // Reads a non-negative integer flag into `out` (left alone when absent).
 bool CountFlag(CommandContext& ctx, const char* flag, int32_t* out) {
   if (!ctx.args.Has(flag)) return true;
@@ -446,6 +473,15 @@ int RunRestore(CommandContext& ctx) {
   o->set_exclude_cache(ctx.args.GetBool("exclude-cache"));
   o->set_media_tree(ctx.args.Get("media-tree"));
   o->set_verify_media(ctx.args.GetBool("verify-media"));
+  if (ctx.args.Has("media-from")) {
+    const std::string from = ctx.args.Get("media-from");
+    if (!FillBucket(ctx, from, o->mutable_media_source())) {
+      o->mutable_media_source()->set_path(AbsolutePath(from));
+    }
+  }
+  int64_t rate = 0;
+  if (!RateFlag(ctx, "bandwidth-limit", &rate)) return kExitUsage;
+  o->set_bandwidth_limit(rate);
   o->set_target_db(ctx.args.Get("target-db"));
   o->set_source_db(ctx.args.Get("source-db"));
   o->set_keep_owners(ctx.args.GetBool("keep-owners"));
@@ -890,6 +926,9 @@ const std::vector<Command>& Commands() {
             {"exclude-cache", "", "skip cache/ (remote media media refresh can fetch)"},
             {"media-tree", "ROOT", "the media tree to restore when inspect lists several"},
             {"verify-media", "", "compare present media by SHA-256, not size and mtime"},
+            {"media-from", "SOURCE",
+             "take the media from here (s3://BUCKET/PREFIX, a directory, an archive)"},
+            {"bandwidth-limit", "RATE", "cap object-storage transfers (\"50M\": 50 MiB/s)"},
             {"member", "PATH", "the dump inside the source when it holds several"},
             {"target-db", "NAME", "database name to restore under (default: the dump's)"},
             {"source-db", "NAME", "for a pg_dumpall dump: the database to restore"},

@@ -1,6 +1,8 @@
 #include "agent/app/app_bucket.h"
 
+#include <algorithm>
 #include <string>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -34,6 +36,36 @@ absl::StatusOr<std::optional<S3Options>> AppBucket(const ParsedEnvFile& env) {
     o.path_style = false;
   }
   return o;
+}
+
+std::shared_ptr<const ObjectStore> AppBucketClient(
+    const ParsedEnvFile& env, const std::string& env_name,
+    const std::vector<std::string>& allowed_endpoints, std::shared_ptr<RateLimiter> rate_limit,
+    std::string* why) {
+  why->clear();
+  const std::string in =
+      absl::StrCat("the app keeps its media in object storage (S3_ENABLED=true in ",
+                   env_name.empty() ? "its env" : env_name);
+  absl::StatusOr<std::optional<S3Options>> bucket = AppBucket(env);
+  if (bucket.ok() && !bucket->has_value()) return nullptr;  // local media
+  if (!bucket.ok()) {
+    *why = absl::StrCat(in, "), but ", bucket.status().message());
+    return nullptr;
+  }
+  S3Options o = **bucket;
+  if (std::find(allowed_endpoints.begin(), allowed_endpoints.end(), o.endpoint) ==
+      allowed_endpoints.end()) {
+    *why = absl::StrCat(in, ") at ", o.endpoint,
+                        ", which is not one of the agent's --allowed-s3-endpoint");
+    return nullptr;
+  }
+  o.rate_limit = std::move(rate_limit);
+  absl::StatusOr<std::unique_ptr<ObjectStore>> client = NewS3Client(o);
+  if (!client.ok()) {
+    *why = absl::StrCat(in, "), but ", client.status().message());
+    return nullptr;
+  }
+  return std::shared_ptr<const ObjectStore>(std::move(*client));
 }
 
 std::vector<std::string> AppBucketUploadHeaders(const ParsedEnvFile& env) {

@@ -8,6 +8,7 @@
 #ifndef MR_AGENT_APP_APP_BUCKET_H_
 #define MR_AGENT_APP_APP_BUCKET_H_
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +24,17 @@ namespace mastodon_restore {
 // CanonicalS3Endpoint form (the env is the app user's file: the caller
 // checks it against the agent's allowed endpoints before any request).
 absl::StatusOr<std::optional<S3Options>> AppBucket(const ParsedEnvFile& env);
+
+// A client of the bucket the env configures, when its endpoint is one of
+// `allowed_endpoints` (its bytes taken from `rate_limit`, null: no cap).
+// Null when the env keeps the media local, or, with `why` saying why ("the
+// app keeps its media in object storage (S3_ENABLED=true in <env_name>) at
+// <endpoint>, which is not one of the agent's --allowed-s3-endpoint"),
+// when the bucket cannot be used.
+std::shared_ptr<const ObjectStore> AppBucketClient(
+    const ParsedEnvFile& env, const std::string& env_name,
+    const std::vector<std::string>& allowed_endpoints, std::shared_ptr<RateLimiter> rate_limit,
+    std::string* why);
 
 // The headers Paperclip writes media objects with: "x-amz-acl: " and
 // S3_PERMISSION (public-read when unset; none when set empty), and

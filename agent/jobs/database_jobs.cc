@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/app/app_bucket.h"
 #include "agent/app/env_file.h"
 #include "agent/app/secrets_check.h"
 #include "agent/common/status_macros.h"
@@ -58,24 +59,47 @@ absl::Status DropScratchDatabase(PgConnector* pg, const std::string& conninfo,
 }
 
 // The local files media_attachments rows reference, against the backup's
-// media tree: present and readable.
+// media tree: present and readable; or, for a backup without one whose env
+// keeps the media in object storage (S3_ENABLED) at an endpoint the agent
+// may reach, against the bucket's keys (listed once).
 v1::VerifyCheck CheckMediaFiles(PgSession* conn, const std::string& source_path,
-                                const SourceOptions& source, CommandRunner* runner) {
+                                const SourceOptions& source, const JobEnv& env) {
   v1::VerifyCheck c;
   c.set_name("media_files");
-  auto manifest = InspectBackup(source_path, source, InspectOptions(), runner);
-  if (manifest.ok() && !manifest->media().conflict().empty()) {
+  auto opened = OpenBackup(source_path, source, InspectOptions(), env.runner);
+  if (opened.ok() && !opened->manifest.media().conflict().empty()) {
     c.set_passed(false);
     c.set_message(
-        absl::StrCat("a restore of the media would fail: ", manifest->media().conflict()));
+        absl::StrCat("a restore of the media would fail: ", opened->manifest.media().conflict()));
     return c;
   }
-  auto listing = manifest.ok() ? ListMediaFiles(source_path, manifest->media(), source, runner)
-                               : absl::StatusOr<MediaListing>(manifest.status());
+  std::string why_not;
+  std::shared_ptr<const ObjectStore> bucket;
+  if (opened.ok() && opened->manifest.media().files() == 0 && !opened->env_text.empty()) {
+    bucket = AppBucketClient(ParseEnvFile(opened->env_text), "the backup's env file",
+                             env.allowed_s3_endpoints, nullptr, &why_not);
+  }
+  absl::StatusOr<MediaListing> listing = absl::NotFoundError("no media");
+  if (!opened.ok()) {
+    listing = opened.status();
+  } else if (bucket != nullptr) {
+    auto objects = ListMediaObjects(*bucket, source.cancel);
+    if (objects.ok()) {
+      MediaListing keys;
+      keys.root = bucket->Describe("");
+      for (const auto& [key, object] : *objects) keys.files.insert(key);
+      listing = std::move(keys);
+    } else {
+      listing = objects.status();
+    }
+  } else {
+    listing = ListMediaFiles(source_path, opened->manifest.media(), source, env.runner);
+  }
   if (!listing.ok()) {
     c.set_passed(absl::IsNotFound(listing.status()));
     c.set_message(absl::IsNotFound(listing.status())
-                      ? "the backup holds no media tree: nothing to check"
+                      ? absl::StrCat("the backup holds no media tree: nothing to check",
+                                     why_not.empty() ? "" : " (" + why_not + ")")
                       : absl::StrCat("unable to read the media: ", listing.status().message()));
     return c;
   }
@@ -227,7 +251,7 @@ absl::StatusOr<OperationSpec> MakeVerifyJob(const std::string& request_id,
       if (check_media && expected.has_value()) {
         ScanSetup setup = *expected;
         setup.source.cancel = &op->cancel_token();
-        v1::VerifyCheck c = CheckMediaFiles(conn.get(), setup.path, setup.source, env.runner);
+        v1::VerifyCheck c = CheckMediaFiles(conn.get(), setup.path, setup.source, env);
         if (!c.passed()) result.set_passed(false);
         *result.add_checks() = c;
       }

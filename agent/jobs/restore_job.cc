@@ -281,6 +281,10 @@ RestoreJob::RestoreJob(RestoreJobInput input, Operation* op, RestoreActions* act
   // request's own token ended with the call that started it).
   source_ = input_.source;
   source_.cancel = &op_->cancel_token();
+  if (input_.media_source.has_value()) {
+    media_source_ = *input_.media_source;
+    media_source_->cancel = &op_->cancel_token();
+  }
 }
 
 RestoreJob::~RestoreJob() = default;
@@ -394,8 +398,22 @@ absl::StatusOr<std::string> RestoreJob::OpenSource() {
   }
   ASSIGN_OR_RETURN(backup_, actions_->Open(input_.source_path, source_, inspect));
   const v1::BackupManifest& m = backup_.manifest;
-  return m.containers().empty() ? std::string("a plain file")
-                                : absl::StrJoin(m.containers(), " > ");
+  std::string message =
+      m.containers().empty() ? std::string("a plain file") : absl::StrJoin(m.containers(), " > ");
+  if (media_source_.has_value() && Planned("media")) {
+    ASSIGN_OR_RETURN(media_backup_,
+                     actions_->Open(input_.media_source_path, *media_source_, inspect));
+    absl::StrAppend(&message, "; media from ", input_.media_source_path);
+  }
+  return message;
+}
+
+const OpenedBackup& RestoreJob::MediaBackup() const {
+  return media_source_.has_value() ? media_backup_ : backup_;
+}
+
+const std::string& RestoreJob::MediaSourcePath() const {
+  return media_source_.has_value() ? input_.media_source_path : input_.source_path;
 }
 
 absl::StatusOr<std::string> RestoreJob::TakeInventory() {
@@ -433,21 +451,25 @@ absl::StatusOr<std::string> RestoreJob::TakeInventory() {
   }
   absl::StrAppend(&message, m.dumps_size(), " dump(s)");
   if (Planned("media")) {
-    if (!m.media().conflict().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unable to restore the media of '", input_.source_path, "': ", m.media().conflict()));
+    const v1::MediaInventory& media = MediaBackup().manifest.media();
+    if (!media.conflict().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("unable to restore the media of '",
+                                                     MediaSourcePath(), "': ", media.conflict()));
     }
-    if (m.media().files() == 0 && input_.options.media_only()) {
+    if (media.files() == 0 && (input_.options.media_only() || media_source_.has_value())) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "unable to restore the media of '", input_.source_path,
+          "unable to restore the media of '", MediaSourcePath(),
           "': it holds no tree of Mastodon's media folders (accounts/, media_attachments/, "
           "cache/, ... with their attachment folders below)"));
     }
-    if (m.media().files() == 0) {
+    if (media.files() == 0) {
       warnings_.push_back("the backup has no media tree: media not restored");
     } else {
-      absl::StrAppend(&message, "; media ", m.media().root(), " (", m.media().files(), " files, ",
-                      m.media().bytes() >> 10, " KiB)");
+      std::vector<std::string> where;
+      if (media_source_.has_value()) where.push_back(MediaSourcePath());
+      if (!media.root().empty()) where.push_back(media.root());
+      absl::StrAppend(&message, "; media ", absl::StrJoin(where, " "), where.empty() ? "" : " ",
+                      "(", media.files(), " files, ", media.bytes() >> 10, " KiB)");
     }
   }
   return message;
@@ -686,11 +708,11 @@ absl::StatusOr<std::string> RestoreJob::SwapIn() {
 }
 
 absl::StatusOr<std::string> RestoreJob::RestoreMediaFiles() {
-  const v1::BackupManifest& m = backup_.manifest;
+  const v1::BackupManifest& m = MediaBackup().manifest;
   if (!m.has_media() || m.media().files() == 0) return std::string();  // warned at inventory
   MediaRestoreOptions o;
-  o.source_path = input_.source_path;
-  o.source = source_;
+  o.source_path = MediaSourcePath();
+  o.source = media_source_.has_value() ? *media_source_ : source_;
   o.inventory = m.media();
   o.exclude_cache = input_.options.exclude_cache();
   o.verify_hash = input_.options.verify_media();
@@ -853,31 +875,16 @@ std::string RestoreJob::MediaNotToCheck() const {
 }
 
 std::shared_ptr<const ObjectStore> RestoreJob::AppMediaBucket(std::string* why) const {
-  why->clear();
-  std::string source;
-  const ParsedEnvFile env = ParseEnvFile(AppEnvText(&source));
-  const std::string in = absl::StrCat(" (S3_ENABLED=true in ", source.empty() ? "its env" : source);
-  absl::StatusOr<std::optional<S3Options>> bucket = AppBucket(env);
-  if (bucket.ok() && !bucket->has_value()) return nullptr;  // local media
-  if (!bucket.ok()) {
-    *why = absl::StrCat("the app keeps its media in object storage", in, "), but ",
-                        bucket.status().message());
-    return nullptr;
+  if (!app_bucket_.has_value()) {
+    std::string source;
+    const ParsedEnvFile env = ParseEnvFile(AppEnvText(&source));
+    std::string reason;
+    auto client =
+        AppBucketClient(env, source, input_.allowed_s3_endpoints, input_.rate_limit, &reason);
+    app_bucket_.emplace(std::move(client), std::move(reason));
   }
-  const S3Options& o = **bucket;
-  const auto& allowed = input_.allowed_s3_endpoints;
-  if (std::find(allowed.begin(), allowed.end(), o.endpoint) == allowed.end()) {
-    *why = absl::StrCat("the app keeps its media in object storage", in, ") at ", o.endpoint,
-                        ", which is not one of the agent's --allowed-s3-endpoint");
-    return nullptr;
-  }
-  absl::StatusOr<std::unique_ptr<ObjectStore>> client = NewS3Client(o);
-  if (!client.ok()) {
-    *why = absl::StrCat("the app keeps its media in object storage", in, "), but ",
-                        client.status().message());
-    return nullptr;
-  }
-  return std::shared_ptr<const ObjectStore>(std::move(*client));
+  *why = app_bucket_->second;
+  return app_bucket_->first;
 }
 
 absl::StatusOr<std::string> RestoreJob::CheckMissingMedia() {
@@ -1036,7 +1043,7 @@ void RestoreJob::Report(const absl::Status& outcome) {
       const bool was_planned = Planned(step.name());
       if (!not_done || !was_planned) continue;
       if (step.name() == "media") {
-        next.push_back(absl::StrCat("mastodon-restore restore --media-only ", input_.source_path));
+        next.push_back(absl::StrCat("mastodon-restore restore --media-only ", MediaSourcePath()));
       } else if (step.name() == "migrate") {
         next.push_back("mastodon-restore db-migrate");
       } else if (step.name() == "cleanup") {
@@ -1112,7 +1119,8 @@ void RestoreJob::Report(const absl::Status& outcome) {
 
 absl::StatusOr<PreparedRestore> PrepareRestore(const std::string& request_id,
                                                const v1::RestoreOptions& opts,
-                                               const ScanSetup& scan, const JobEnv& env) {
+                                               const RestoreSources& sources, const JobEnv& env) {
+  const ScanSetup& scan = sources.backup;
   RestoreJobInput in;
   in.options = opts;
   in.source_path = scan.path;
@@ -1179,6 +1187,11 @@ absl::StatusOr<PreparedRestore> PrepareRestore(const std::string& request_id,
   // with the staging database; never a password).
   in.agent_target_conninfo = env.target_conninfo;
   in.allowed_s3_endpoints = env.allowed_s3_endpoints;
+  if (sources.media.has_value()) {
+    in.media_source_path = sources.media->path;
+    in.media_source = sources.media->source;
+  }
+  in.rate_limit = sources.rate_limit;
   if (in.restore_database) {
     if (!opts.target().conninfo().empty()) {
       in.journal_connection = v1::JOURNAL_CONNECTION_REQUEST;

@@ -45,6 +45,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -56,6 +57,7 @@
 #include "agent/app/runtime.h"
 #include "agent/archive/source_walker.h"
 #include "agent/common/object_store.h"
+#include "agent/common/rate_limiter.h"
 #include "agent/database/database_restore.h"
 #include "agent/database/local_cluster.h"
 #include "agent/inventory/inspector.h"
@@ -115,6 +117,14 @@ struct RestoreJobInput {
   // The agent's --allowed-s3-endpoint: the media check looks in the app's
   // bucket (S3_ENABLED) only at one of these.
   std::vector<std::string> allowed_s3_endpoints;
+  // Where the media come from when not from the source (options'
+  // media_source, resolved): its path ("s3://bucket/prefix/" for a
+  // bucket) and options.
+  std::string media_source_path;
+  std::optional<SourceOptions> media_source;
+  // The request's bandwidth_limit, shared by every object-storage client
+  // of the job (null: none).
+  std::shared_ptr<RateLimiter> rate_limit;
 };
 
 // One step of the plan.
@@ -248,7 +258,12 @@ class RestoreJob {
   // when its endpoint is one the agent allows; null otherwise, with `why`
   // saying why it cannot be checked ("" when the app keeps its media in
   // its media directory).
+  // Worked out once per job.
   std::shared_ptr<const ObjectStore> AppMediaBucket(std::string* why) const;
+  // The backup the media come from (the media source's, or the source's),
+  // and how to name it.
+  const OpenedBackup& MediaBackup() const;
+  const std::string& MediaSourcePath() const;
   // Why the backup's Redis dump is not restored after all ("" when it is).
   std::string RedisNotToRestore() const;
   // Why search deploy does not run after all ("" when the app's env sets
@@ -283,11 +298,15 @@ class RestoreJob {
   Operation* const op_;
   RestoreActions* const actions_;
   Env* const env_;
-  SourceOptions source_;  // input_.source, cancelled with the operation
+  SourceOptions source_;                       // input_.source, cancelled with the operation
+  std::optional<SourceOptions> media_source_;  // input_.media_source, likewise
   std::vector<PlannedStep> plan_;
 
   // What the steps learned, by the step that learned it.
-  OpenedBackup backup_;                                        // open
+  OpenedBackup backup_;        // open
+  OpenedBackup media_backup_;  // open (media_source)
+  // AppMediaBucket's answer, once worked out.
+  mutable std::optional<std::pair<std::shared_ptr<const ObjectStore>, std::string>> app_bucket_;
   std::optional<mastodon::restore::v1::DumpInfo> dump_;        // inventory, detect
   std::string cluster_database_;                               // detect
   ServerFacts server_;                                         // open (probed), preflight, load
@@ -316,12 +335,21 @@ struct PreparedRestore {
   mastodon::restore::v1::Operation plan;
 };
 
+// What a restore reads, resolved: the backup, where the media come from
+// when not from it (options' media_source), and the bandwidth cap the
+// object-storage clients share (null: none).
+struct RestoreSources {
+  ScanSetup backup;
+  std::optional<ScanSetup> media;
+  std::shared_ptr<RateLimiter> rate_limit;
+};
+
 // Resolves the restore's targets (jobs/targets.h; reads the dump's head only
 // when nothing else names the database), plans it, and returns the
 // operation whose work runs a RestoreJob with the real actions.
 absl::StatusOr<PreparedRestore> PrepareRestore(const std::string& request_id,
                                                const mastodon::restore::v1::RestoreOptions& options,
-                                               const ScanSetup& scan, const JobEnv& env);
+                                               const RestoreSources& sources, const JobEnv& env);
 
 }  // namespace mastodon_restore
 

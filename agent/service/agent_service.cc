@@ -87,11 +87,13 @@ std::function<void(int64_t)> AgentService::ProgressLogger(const std::string& sou
 
 absl::Status AgentService::PrepareScan(const v1::BackupSource& source_request, bool deep,
                                        const v1::DatabaseTarget& target, const CancelToken& cancel,
-                                       ScanSetup* setup) const {
-  ASSIGN_OR_RETURN(
-      setup->source,
-      ResolveBackupSource(source_request, {config_->allowed_roots, config_->allowed_s3_endpoints},
-                          env_, &setup->path));
+                                       ScanSetup* setup,
+                                       std::shared_ptr<RateLimiter> rate_limit) const {
+  ASSIGN_OR_RETURN(setup->source,
+                   ResolveBackupSource(source_request,
+                                       {config_->allowed_roots, config_->allowed_s3_endpoints,
+                                        std::move(rate_limit)},
+                                       env_, &setup->path));
   return ::mastodon_restore::PrepareScan(deep, target, &cancel,
                                          ProgressLogger(SourceName(source_request)), jobs_, setup);
 }
@@ -270,10 +272,24 @@ grpc::ServerUnaryReactor* AgentService::StartRestore(grpc::CallbackServerContext
         if (opts.refresh_days() < 0) {
           return absl::InvalidArgumentError("refresh_days must not be negative");
         }
-        ScanSetup scan;
-        RETURN_IF_ERROR(PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel, &scan));
+        if (opts.bandwidth_limit() < 0) {
+          return absl::InvalidArgumentError("bandwidth_limit must not be negative");
+        }
+        RestoreSources sources;
+        if (opts.bandwidth_limit() > 0) {
+          sources.rate_limit = std::make_shared<RateLimiter>(opts.bandwidth_limit());
+        }
+        RETURN_IF_ERROR(PrepareScan(opts.source(), false, v1::DatabaseTarget(), cancel,
+                                    &sources.backup, sources.rate_limit));
+        if (opts.has_media_source()) {
+          if (opts.db_only()) {
+            return absl::InvalidArgumentError("media_source and db_only exclude each other");
+          }
+          RETURN_IF_ERROR(PrepareScan(opts.media_source(), false, v1::DatabaseTarget(), cancel,
+                                      &sources.media.emplace(), sources.rate_limit));
+        }
         ASSIGN_OR_RETURN(PreparedRestore restore,
-                         PrepareRestore(request->request_id(), opts, scan, jobs_));
+                         PrepareRestore(request->request_id(), opts, sources, jobs_));
         if (opts.plan_only()) {
           *response->mutable_operation() = std::move(restore.plan);
           return absl::OkStatus();

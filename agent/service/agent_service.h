@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "agent/common/env.h"
 #include "agent/common/logging.h"
+#include "agent/common/rate_limiter.h"
 #include "agent/common/subprocess.h"
 #include "agent/database/pg_connection.h"
 #include "agent/jobs/job_env.h"
@@ -124,10 +125,12 @@ class AgentService final
   // --max-unary-calls), after the call hook.
   grpc::ServerUnaryReactor* RunBlocking(BlockingUnaryReactor::Work work);
 
-  // A request's source, resolved, with the scan options (jobs/scan.h).
+  // A request's source, resolved, with the scan options (jobs/scan.h); a
+  // bucket's client takes its bytes from `rate_limit` (null: no cap).
   absl::Status PrepareScan(const mastodon::restore::v1::BackupSource& source, bool deep,
                            const mastodon::restore::v1::DatabaseTarget& target,
-                           const CancelToken& cancel, ScanSetup* setup) const;
+                           const CancelToken& cancel, ScanSetup* setup,
+                           std::shared_ptr<RateLimiter> rate_limit = nullptr) const;
 
   // A progress callback for deep scans that logs every few seconds.
   std::function<void(int64_t)> ProgressLogger(const std::string& source) const;

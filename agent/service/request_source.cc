@@ -48,6 +48,7 @@ absl::StatusOr<SourceOptions> ResolveBucketSource(const v1::Bucket& bucket,
   s3.bucket = bucket.name();
   s3.path_style = bucket.path_style();
   s3.access_key_id = bucket.access_key_id();
+  s3.rate_limit = limits.rate_limit;
   ASSIGN_OR_RETURN(
       s3.secret_access_key,
       ReadSecret(bucket.secret_access_key(), limits.allowed_roots, env, "secret access key"));

@@ -5,21 +5,25 @@
 #ifndef MR_AGENT_SERVICE_REQUEST_SOURCE_H_
 #define MR_AGENT_SERVICE_REQUEST_SOURCE_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "agent/archive/source_walker.h"
 #include "agent/common/env.h"
+#include "agent/common/rate_limiter.h"
 #include "mastodon/restore/v1/restore.pb.h"
 
 namespace mastodon_restore {
 
 // What a request's source may name: the agent's --allowed-root and
-// --allowed-s3-endpoint (canonical form).
+// --allowed-s3-endpoint (canonical form); and the bandwidth cap a bucket's
+// client takes its bytes from (null: none).
 struct SourceLimits {
   std::vector<std::string> allowed_roots;
   std::vector<std::string> allowed_s3_endpoints;
+  std::shared_ptr<RateLimiter> rate_limit;
 };
 
 // Fills `path` with the resolved source path ("s3://bucket/prefix/" for a

@@ -249,6 +249,48 @@ TEST_F(RestoreCliTest, MediaFromABucket) {
   EXPECT_EQ(found->stdout_text, "");
 }
 
+// The hosting seed's case: a backup without its attachments, and "access to
+// a s3 bucket to transfer from": one restore takes the database from the
+// backup and the media from the bucket, under a bandwidth cap.
+TEST_F(RestoreCliTest, TheDatabaseFromTheBackupTheMediaFromABucket) {
+  auto s3 = TestS3::Start(dir_ + "/s3");
+  ASSERT_OK(s3);
+  ASSERT_OK((*s3)->CreateBucket("media"));
+  ASSERT_OK((*s3)->Put("media", "old/media_attachments/files/000/000/001/original/a.png", "a-png"));
+  ASSERT_OK((*s3)->Put("media", "old/accounts/avatars/000/000/001/original/me.png", "me-png"));
+  std::ofstream(dir_ + "/s3-secret") << TestS3::kSecret << "\n";
+  const std::string media = dir_ + "/live/public/system";
+  StartAgent({"--allowed-root", MR_FIXTURE_DIR, "--allowed-root", dir_, "--target-conninfo",
+              pg_->ConnInfo(), "--media-dir", media, "--allowed-s3-endpoint", (*s3)->endpoint()});
+  CommandResult r =
+      CliOnSocket({"--timeout", "120s", "restore", "--target-db", "mastodon_production",
+                   "--media-from", "s3://media/old", "--bandwidth-limit", "10M", "--s3-endpoint",
+                   (*s3)->endpoint(), "--s3-path-style", "--s3-access-key-id", TestS3::kAccessKeyId,
+                   "--s3-secret-file", dir_ + "/s3-secret", Fixture("plain.sql.xz")});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("media          2 files written"));
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM statuses", "mastodon_production"), "1000");
+  EXPECT_EQ(ReadFileOrEmpty(media + "/media_attachments/files/000/000/001/original/a.png"),
+            "a-png");
+  EXPECT_EQ(ReadFileOrEmpty(media + "/accounts/avatars/000/000/001/original/me.png"), "me-png");
+  // The operation records where the media came from, not the secret.
+  r = CliOnSocket({"--json", "ops", "show", OperationId(CliOnSocket({"ops", "list"}).stdout_text)});
+  EXPECT_THAT(r.stdout_text, HasSubstr("\"media_source\""));
+  EXPECT_THAT(r.stdout_text, HasSubstr("\"bandwidth_limit\": \"10485760\""));
+  EXPECT_THAT(r.stdout_text, Not(HasSubstr(TestS3::kSecret)));
+
+  // A bucket without media, or a rate that is not one: refused up front.
+  r = CliOnSocket({"restore", "--target-db", "mastodon_production", "--media-from",
+                   "s3://media/none", "--s3-endpoint", (*s3)->endpoint(), "--s3-path-style",
+                   "--s3-access-key-id", TestS3::kAccessKeyId, "--s3-secret-file",
+                   dir_ + "/s3-secret", Fixture("plain.sql.xz")});
+  EXPECT_EQ(r.exit_code, 4) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text + r.stderr_text, HasSubstr("holds no tree of Mastodon's media"));
+  r = CliOnSocket({"restore", "--bandwidth-limit", "fast", Fixture("plain.sql.xz")});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.stderr_text, HasSubstr("--bandwidth-limit takes bytes per second"));
+}
+
 TEST_F(DetectCliTest, EmbeddedRuntimeRestoresWithoutAnyServerSetUp) {
   StartAgent({"--runtime", "embedded", "--allowed-root", MR_FIXTURE_DIR});
   CommandResult r = CliOnSocket({"--timeout", "120s", "restore", "--db-only", "--target-db",

@@ -77,6 +77,9 @@ class FakeActions : public RestoreActions {
   Operation* op = nullptr;
   ServerFacts server{"15.18", 15, "postgres", true, ""};
   OpenedBackup backup;
+  // What other paths open as (a media source).
+  std::map<std::string, OpenedBackup> other_backups;
+  std::vector<std::string> opened;
 
   FakeActions() {
     v1::DumpInfo* dump = backup.manifest.add_dumps();
@@ -89,10 +92,12 @@ class FakeActions : public RestoreActions {
     backup.manifest.mutable_media()->set_bytes(300);
   }
 
-  absl::StatusOr<OpenedBackup> Open(const std::string&, const SourceOptions&,
+  absl::StatusOr<OpenedBackup> Open(const std::string& path, const SourceOptions&,
                                     const InspectOptions&) override {
     RETURN_IF_ERROR(Call("open"));
-    return backup;
+    opened.push_back(path);
+    auto it = other_backups.find(path);
+    return it != other_backups.end() ? it->second : backup;
   }
   absl::StatusOr<std::string> ClusterDatabase(const v1::DumpInfo& dump, const std::string&,
                                               const std::string&, const SourceOptions&,
@@ -400,6 +405,38 @@ TEST_F(RestoreJobTest, DatabaseAndMediaRunInOrderAndTheSourceIsOpenedOnce) {
   EXPECT_EQ(report.rows(), 42);
   EXPECT_EQ(report.media_files(), 3);
   EXPECT_THAT(report.next_steps(), IsEmpty());
+}
+
+// The media from elsewhere (a bucket): the database from the backup, the
+// media tree from the media source, whatever the backup holds.
+TEST_F(RestoreJobTest, AMediaSourceGivesTheMediaTheBackupGivesTheRest) {
+  OpenedBackup bucket;
+  bucket.manifest.mutable_media()->set_root("");
+  bucket.manifest.mutable_media()->set_files(7);
+  bucket.manifest.mutable_media()->set_bytes(700);
+  actions_.other_backups["s3://media/instance/"] = bucket;
+  actions_.backup.manifest.mutable_media()->set_files(0);  // a backup without media
+  in_.media_source_path = "s3://media/instance/";
+  in_.media_source = SourceOptions();
+  ASSERT_OK(Run());
+  EXPECT_THAT(actions_.opened, ElementsAre("/backups/b.tar", "s3://media/instance/"));
+  EXPECT_EQ(actions_.staged_request.dump.path(), "database.sql");
+  EXPECT_EQ(actions_.media_options.source_path, "s3://media/instance/");
+  EXPECT_EQ(actions_.media_options.inventory.files(), 7);
+  EXPECT_THAT(StepMessage("open"), HasSubstr("media from s3://media/instance/"));
+  EXPECT_THAT(StepMessage("inventory"), HasSubstr("media s3://media/instance/ (7 files"));
+  EXPECT_EQ(op_.Snapshot().restore_report().media_files(), 7);
+}
+
+TEST_F(RestoreJobTest, AMediaSourceWithoutMediaFailsBeforeAnythingIsTouched) {
+  OpenedBackup empty;
+  actions_.other_backups["/backups/elsewhere"] = empty;
+  in_.media_source_path = "/backups/elsewhere";
+  in_.media_source = SourceOptions();
+  EXPECT_THAT(Run(), StatusIs(absl::StatusCode::kInvalidArgument,
+                              AllOf(HasSubstr("/backups/elsewhere"),
+                                    HasSubstr("holds no tree of Mastodon's media folders"))));
+  EXPECT_THAT(actions_.calls, ElementsAre("probe", "open", "open"));
 }
 
 TEST_F(RestoreJobTest, AClusterDumpNamesTheDatabaseToLoad) {
