@@ -84,11 +84,13 @@ RecoveryOutcome RecoverFromJournal(const v1::OperationRecord& record, const Reco
         out.failed.push_back(absl::StrCat("the media move: ", moved.status().message()));
       }
     } else {
-      const bool present = ctx.env->Exists(m.staging_dir());
-      RemoveMediaStaging(m.staging_dir());
+      // Nothing reached the media directory. What was staged is kept: the
+      // next media restore into it takes it over (media/media_restore.h).
       out.media_resolved = true;
-      if (present) {
-        out.done.push_back(absl::StrCat("removed the media staging directory ", m.staging_dir()));
+      if (ctx.env->Exists(m.staging_dir())) {
+        out.done.push_back(absl::StrCat("kept the media staging directory ", m.staging_dir(),
+                                        " for the next media restore into ", m.target_dir(),
+                                        " to take over (remove it to start afresh)"));
       }
     }
   }

@@ -753,9 +753,13 @@ absl::StatusOr<std::string> RestoreJob::RestoreMediaFiles() {
   }
   ASSIGN_OR_RETURN(media_, actions_->RestoreMedia(o));
   for (const std::string& w : media_.warnings) warnings_.push_back(w);
-  return absl::StrCat(media_.files_written, " files written",
-                      o.target_bucket != nullptr ? " to " + o.target_bucket->Describe("") : "",
-                      ", ", media_.files_skipped, " unchanged");
+  return absl::StrCat(
+      media_.files_written, " files written",
+      media_.files_resumed > 0
+          ? absl::StrCat(" (", media_.files_resumed, " staged by an earlier restore that stopped)")
+          : "",
+      o.target_bucket != nullptr ? " to " + o.target_bucket->Describe("") : "", ", ",
+      media_.files_skipped, " unchanged");
 }
 
 absl::StatusOr<std::string> RestoreJob::InstallConfig() {

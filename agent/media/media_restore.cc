@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -219,10 +220,13 @@ class MediaVisitor : public MediaTreeVisitor {
     } else if (target_dir.status().code() != absl::StatusCode::kNotFound) {
       return target_dir.status();
     }
-    // Write below the staging directory's descriptor, hashing on the way.
+    // Write below the staging directory's descriptor, hashing on the way
+    // (over what an earlier restore left half-written there).
     ASSIGN_OR_RETURN(Dir staged_dir, staging_->MakeDirs(dir_rel, 0755, o_.uid, o_.gid));
     const std::string staged = staged_dir.PathOf(name);
+    if (resuming_) RETURN_IF_ERROR(staged_dir.Unlink(name));
     ASSIGN_OR_RETURN(UniqueFd fd, staged_dir.CreateFile(name, 0600));
+    staged_.insert(rel);
     Sha256 hash;
     std::vector<char> buf(1 << 20);
     int64_t written = 0;
@@ -296,11 +300,97 @@ class MediaVisitor : public MediaTreeVisitor {
     return static_cast<int64_t>(st->st_size);
   }
 
+  // Staged by the earlier restore this one took over, complete (its mtime
+  // is set last) and still the source's file: moved in as it is.
+  bool Copied(const SourceFile& file, const std::string& rel) override {
+    if (!resuming_ || o_.verify_hash || file.stored_size < 0 || file.mtime == 0) return false;
+    const auto [dir_rel, name] = SplitRel(rel);
+    absl::StatusOr<Dir> dir = staging_->OpenDir(dir_rel);
+    if (!dir.ok()) return false;
+    absl::StatusOr<struct stat> st = dir->Stat(name);
+    if (!st.ok() || !S_ISREG(st->st_mode) || st->st_size != file.stored_size ||
+        st->st_mtime != file.mtime) {
+      return false;
+    }
+    staged_.insert(rel);
+    ++resumed_;
+    Written(file.stored_size);
+    return true;
+  }
+
+ public:
+  // Whether the staging directory holds an earlier restore's files.
+  void set_resuming(bool resuming) { resuming_ = resuming; }
+  int64_t resumed() const { return resumed_; }
+  // The files below the staging directory staged or taken over by this run.
+  const std::set<std::string>& staged() const { return staged_; }
+
  private:
   const Dir* media_;
   const Dir* staging_;
   SpaceGuard* space_;
+  bool resuming_ = false;
+  int64_t resumed_ = 0;
+  std::set<std::string> staged_;
 };
+
+// Removes below `dir` (the staging directory's `rel`) every file that is
+// not in `keep` (what an earlier restore staged that this one's source no
+// longer has, or holds unchanged in the media directory already), and the
+// directories that leaves empty.
+absl::Status PruneStaging(const Dir& dir, const std::string& rel,
+                          const std::set<std::string>& keep) {
+  ASSIGN_OR_RETURN(std::vector<std::string> names, dir.List());
+  for (const std::string& name : names) {
+    const std::string child = rel.empty() ? name : absl::StrCat(rel, "/", name);
+    ASSIGN_OR_RETURN(struct stat st, dir.Stat(name));
+    if (S_ISDIR(st.st_mode)) {
+      ASSIGN_OR_RETURN(Dir sub, dir.OpenDir(name));
+      RETURN_IF_ERROR(PruneStaging(sub, child, keep));
+      // (A directory left empty would be made in the media directory.)
+      ASSIGN_OR_RETURN(std::vector<std::string> left, sub.List());
+      if (left.empty()) RETURN_IF_ERROR(dir.RemoveTree(name));
+    } else if (keep.count(child) == 0) {
+      RETURN_IF_ERROR(dir.Unlink(name));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Takes over the staging directory an earlier restore into the media
+// directory `media_name` left in `parent` (the newest, when several):
+// renamed to `staging_name` and opened, when it is still root's own
+// (mode 0700, owned by this process's user: nobody else could have put
+// anything in it); the others, and one that is not, are removed. nullopt
+// when there is none.
+std::optional<Dir> TakeOverStaging(const Dir& parent, const std::string& media_name,
+                                   const std::string& staging_name) {
+  const std::string prefix = absl::StrCat(".", media_name, ".mastodon-restore-op-");
+  absl::StatusOr<std::vector<std::string>> names = parent.List();
+  if (!names.ok()) return std::nullopt;
+  std::vector<std::string> left;
+  for (const std::string& name : *names) {
+    if (absl::StartsWith(name, prefix) && name != staging_name) left.push_back(name);
+  }
+  if (left.empty()) return std::nullopt;
+  // Operation ids sort by their start time.
+  std::sort(left.begin(), left.end());
+  for (size_t i = 0; i + 1 < left.size(); ++i) parent.RemoveTree(left[i]).IgnoreError();
+  if (!parent.Rename(left.back(), parent, staging_name, /*no_replace=*/true).ok()) {
+    parent.RemoveTree(left.back()).IgnoreError();
+    return std::nullopt;
+  }
+  // Looked at through its descriptor, after the rename (whatever was at
+  // the name before).
+  absl::StatusOr<Dir> staging = parent.OpenDir(staging_name);
+  absl::StatusOr<struct stat> st =
+      staging.ok() ? staging->StatSelf() : absl::StatusOr<struct stat>(staging.status());
+  if (!st.ok() || st->st_uid != ::geteuid() || (st->st_mode & 077) != 0) {
+    parent.RemoveTree(staging_name).IgnoreError();
+    return std::nullopt;
+  }
+  return std::move(*staging);
+}
 
 // Writes the media tree's files into a bucket (MediaRestoreOptions's
 // target_bucket), several at once (BoundedWorkQueue: while one is sent the
@@ -693,20 +783,44 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
   //    mode 0700, so nobody else can enter it, and reached only through its
   //    descriptor (renaming it away or swapping a symlink in at its name
   //    changes nothing for the restore).
+  //    What an earlier restore into this directory staged before it
+  //    stopped is taken over.
   const std::string staging_name = Basename(MediaStagingDir(o.target_dir, o.operation_id));
   if (o.journal) RETURN_IF_ERROR(o.journal(false));
   RETURN_IF_ERROR(parent.RemoveTree(staging_name));
-  ASSIGN_OR_RETURN(Dir staging, parent.MakeDir(staging_name, 0700, std::nullopt, std::nullopt,
-                                               /*allow_existing=*/false));
+  std::optional<Dir> taken_over = TakeOverStaging(parent, media_name, staging_name);
+  const bool resuming = taken_over.has_value();
+  if (!resuming) {
+    ASSIGN_OR_RETURN(Dir made, parent.MakeDir(staging_name, 0700, std::nullopt, std::nullopt,
+                                              /*allow_existing=*/false));
+    taken_over = std::move(made);
+  }
+  const Dir& staging = *taken_over;
   SpaceGuard space = SpaceGuard::ForDir(&staging, o.space_floor);
   MediaVisitor visitor(o, root, &media_dir, &staging, &space, total_files, total_bytes, &result);
+  visitor.set_resuming(resuming);
   absl::Status walked = WalkSource(o.source_path, o.source, runner, &visitor);
+  const bool hostile = !visitor.hostile().ok();
   if (walked.ok()) walked = visitor.hostile();
   if (walked.ok() && o.cancel != nullptr && o.cancel->cancelled()) {
     walked = absl::CancelledError("media restore cancelled");
   }
+  result.files_resumed = visitor.resumed();
+  // What the earlier restore staged that this source does not have (or the
+  // media directory holds unchanged) stays out.
+  if (walked.ok() && resuming) walked = PruneStaging(staging, "", visitor.staged());
   // 5. Only a complete extraction is moved into place.
   if (walked.ok()) walked = MR_FAILPOINT("media.after_extract");
+  // Stopped by something the next run may not meet (the source unreachable
+  // or changing, a cancel): what was staged is kept for the next restore
+  // into this directory to take over. Hostile input, a full disk, any other
+  // refusal: removed.
+  const absl::StatusCode code = walked.code();
+  if (!hostile &&
+      (code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kCancelled ||
+       code == absl::StatusCode::kAborted || code == absl::StatusCode::kDeadlineExceeded)) {
+    return walked;
+  }
   if (walked.ok() && o.journal) walked = o.journal(true);
   if (walked.ok()) walked = MR_FAILPOINT("media.before_move");
   if (walked.ok()) walked = MoveIntoPlace(staging, media_dir, "", o);

@@ -96,6 +96,9 @@ struct MediaRestoreResult {
   std::string media_root;  // as found in the source
   int64_t files_written = 0;
   int64_t bytes_written = 0;
+  // Of those, staged by an earlier restore into the same directory that
+  // stopped before its move (taken over, not read again).
+  int64_t files_resumed = 0;
   int64_t files_skipped = 0;  // present and unchanged
   int64_t bytes_skipped = 0;
   int64_t cache_files_excluded = 0;
@@ -138,7 +141,11 @@ absl::StatusOr<int64_t> CompleteMediaMove(const std::string& staging_dir,
 // FAILED_PRECONDITION when the source holds no media tree or a symlink is
 // met in the media directory's path or inside it (never followed: give the
 // resolved path). Errors before the move-in leave the media directory as it
-// was.
+// was. The staging directory of a restore that stopped before its move
+// (the source unreachable or changing: UNAVAILABLE, ABORTED; a cancel; the
+// agent killed) is kept, and the next restore into the same directory
+// takes it over: a staged file whose size and mtime are the source file's
+// is not read again. On any other error it is removed.
 absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& options,
                                                 CommandRunner* runner, Env* env);
 

@@ -13,6 +13,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -265,9 +266,14 @@ class CrashTest : public E2eTest {
     EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE "
                                "'%\\_\\_restore\\_%'"),
               "0");
+    // A media staging directory may be kept (stopped before its move: the
+    // next media restore takes it over), root's own and closed to others.
     for (const auto& e : fs::directory_iterator(host_->dir())) {
-      EXPECT_FALSE(absl::StartsWith(e.path().filename().string(), ".media."))
-          << "media staging left: " << e.path();
+      if (!absl::StartsWith(e.path().filename().string(), ".media.")) continue;
+      struct stat st;
+      ASSERT_EQ(::lstat(e.path().c_str(), &st), 0);
+      EXPECT_TRUE(S_ISDIR(st.st_mode) && st.st_uid == 0 && (st.st_mode & 077) == 0)
+          << "media staging left open: " << e.path();
     }
     const auto media = Tree(media_);
     for (const auto& [file, content] : media) {
@@ -314,6 +320,26 @@ class CrashTest : public E2eTest {
     }
   }
 
+  // When a media staging directory was kept, the next restore takes it
+  // over: it completes, saying so, and leaves none.
+  void ExpectKeptStagingTakenOver() {
+    bool kept = false;
+    for (const auto& e : fs::directory_iterator(host_->dir())) {
+      kept = kept || absl::StartsWith(e.path().filename().string(), ".media.");
+    }
+    if (!kept) return;
+    KillAgent();
+    StartSnapAgent("");
+    CommandResult r =
+        CliOnSocket({"--timeout", "120s", "restore", "--restore-config", Fixture("snap")});
+    EXPECT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+    EXPECT_THAT(r.stdout_text, HasSubstr("staged by an earlier restore that stopped"));
+    for (const auto& e : fs::directory_iterator(host_->dir())) {
+      EXPECT_FALSE(absl::StartsWith(e.path().filename().string(), ".media."))
+          << "media staging left after the next restore: " << e.path();
+    }
+  }
+
   std::string media_, common_, redis_data_;
   int redis_port_ = 0;
   std::map<std::string, std::string> old_media_, new_media_;
@@ -348,6 +374,7 @@ TEST_F(CrashTest, EveryFailpointKilledOrFailingLeavesTheInstanceWhole) {
         EXPECT_THAT(Events(id), HasSubstr("recovered: "));
       }
       ExpectWhole("after a kill at " + fp);
+      ExpectKeptStagingTakenOver();
     }
     // Failing there.
     {
@@ -364,6 +391,7 @@ TEST_F(CrashTest, EveryFailpointKilledOrFailingLeavesTheInstanceWhole) {
         EXPECT_THAT(r.stdout_text + r.stderr_text, HasSubstr("failpoint " + fp));
       }
       ExpectWhole("after an error at " + fp, fp == "restore.step.start_services");
+      ExpectKeptStagingTakenOver();
       const std::string id = OnlyOperation();
       CommandResult shown = CliOnSocket({"--json", "ops", "show", id});
       if (!logged_only) {

@@ -303,7 +303,7 @@ TEST_F(PipelineCliTest, SourceInstallThroughSystemdAndCompose) {
   }
 }
 
-TEST_F(PipelineCliTest, AgentKilledDuringMediaLeavesTheMediaDirAsItWas) {
+TEST_F(PipelineCliTest, AgentKilledDuringMediaLeavesTheMediaDirAsItWasAndTheNextRunGoesOn) {
   // A media tree big enough to kill the agent while it is extracted.
   const std::string src = dir_ + "/bigmedia";
   for (int i = 0; i < 6000; ++i) {
@@ -341,11 +341,20 @@ TEST_F(PipelineCliTest, AgentKilledDuringMediaLeavesTheMediaDirAsItWas) {
   start();
   r = CliOnSocket({"ops", "show", id});
   EXPECT_THAT(r.stdout_text, HasSubstr("state          interrupted"));
-  EXPECT_FALSE(std::filesystem::exists(staging));
-  EXPECT_THAT(ReadFileOrEmpty(log_file()), HasSubstr("removed the media staging directory"));
   // The media directory is as it was: nothing half-restored reached it.
   EXPECT_EQ(ReadFileOrEmpty(media + "/accounts/kept.png"), "old");
   EXPECT_FALSE(std::filesystem::exists(media + "/media_attachments"));
+  // What was staged is kept for the next restore, which takes it over.
+  EXPECT_TRUE(std::filesystem::exists(staging));
+  EXPECT_THAT(ReadFileOrEmpty(log_file()), HasSubstr("kept the media staging directory"));
+  r = CliOnSocket({"--timeout", "120s", "restore", "--media-only", src});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_THAT(r.stdout_text, HasSubstr("media succeeded: 6000 files written ("));
+  EXPECT_THAT(r.stdout_text, HasSubstr("staged by an earlier restore that stopped)"));
+  EXPECT_FALSE(std::filesystem::exists(staging));
+  EXPECT_EQ(ReadFileOrEmpty(media + "/media_attachments/files/11/5999.png"),
+            std::string(2048, 'a' + 5999 % 26));
+  EXPECT_EQ(ReadFileOrEmpty(media + "/accounts/kept.png"), "old");
 }
 
 TEST_F(PipelineCliTest, CancelledDuringTheRefreshAfterTheSwapAndAWatcherResumingMidway) {

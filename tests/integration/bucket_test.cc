@@ -495,6 +495,9 @@ class BucketMediaTest : public BucketTest {
     o.source = source;
     o.target_dir = media_;
     o.step_hook = std::move(hook);
+    // As the agent names them (a later restore takes over an earlier one's
+    // staging directory).
+    o.operation_id = absl::StrCat("op-test-", ++restores_);
     ASSIGN_OR_RETURN(auto manifest,
                      InspectBackup(o.source_path, o.source, InspectOptions(), runner_.get()));
     o.inventory = manifest.media();
@@ -528,6 +531,7 @@ class BucketMediaTest : public BucketTest {
       {"cache/preview_cards/images/000/000/002/original/c.jpg", "cached card"},
   };
   std::string media_;
+  int restores_ = 0;
   std::unique_ptr<Env> env_ = NewPosixEnv();
   std::unique_ptr<CommandRunner> runner_ = NewPosixCommandRunner();
 };
@@ -622,6 +626,7 @@ class CountingStore : public ObjectStore {
     return store_->List(prefix, page);
   }
   absl::StatusOr<std::unique_ptr<ByteStream>> Open(const StoredObject& object) const override {
+    if (++opens > fail_opens_after) return absl::UnavailableError("connection reset");
     return store_->Open(object);
   }
   absl::StatusOr<StoredObject> Head(const std::string& key) const override {
@@ -645,12 +650,14 @@ class CountingStore : public ObjectStore {
     ASSIGN_OR_RETURN(std::unique_ptr<ObjectUpload> upload, store_->StartUpload(key, headers));
     return std::unique_ptr<ObjectUpload>(new CountingUpload(std::move(upload), this));
   }
-  void Reset() { puts = copies = uploads = parts = completed = aborted = 0; }
+  void Reset() { opens = puts = copies = uploads = parts = completed = aborted = 0; }
 
-  // Puts after this many fail.
+  // Puts, and objects opened, after this many fail.
   int fail_after = 1 << 30;
+  int fail_opens_after = 1 << 30;
 
-  mutable std::atomic<int> puts{0}, copies{0}, uploads{0}, parts{0}, completed{0}, aborted{0};
+  mutable std::atomic<int> opens{0}, puts{0}, copies{0}, uploads{0}, parts{0}, completed{0},
+      aborted{0};
 
  private:
   class CountingUpload : public ObjectUpload {
@@ -850,6 +857,49 @@ TEST_F(BucketMediaTest, AnUploadStoppedMidwayIsTakenUpWhereItStopped) {
   EXPECT_EQ(again->files_skipped, static_cast<int64_t>(landed));
   EXPECT_EQ(target->puts, static_cast<int>(60 - landed));
   EXPECT_EQ(ListAll(*target, "", &pages).size(), 60u);
+}
+
+// A copy from a bucket broken midway (the store unreachable) is taken up by
+// the next run: what was staged is not fetched again.
+TEST_F(BucketMediaTest, ACopyBrokenMidwayFetchesOnlyTheRestNextTime) {
+  for (int i = 0; i < 120; ++i) {
+    ASSERT_OK(s3_->Put(
+        "media",
+        absl::StrFormat("instance/media_attachments/files/000/004/%03d/original/%d.png", i, i),
+        Noise(static_cast<size_t>(2000 + i), static_cast<uint32_t>(i))));
+  }
+  SourceOptions source = Source(s3_->Options("media"));
+  auto counted = std::make_shared<CountingStore>(Client(s3_->Options("media")));
+  source.bucket = counted;
+  counted->fail_opens_after = 60;
+  EXPECT_THAT(Restore(source), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("reset")));
+  EXPECT_FALSE(std::filesystem::exists(media_ + "/media_attachments"));
+
+  counted->fail_opens_after = 1 << 30;
+  MediaRestoreOptions o;
+  o.source_path = "s3://media/instance/";
+  o.source = source;
+  o.target_dir = media_;
+  o.operation_id = "op-test-again";
+  auto manifest = InspectBackup(o.source_path, o.source, InspectOptions(), runner_.get());
+  ASSERT_OK(manifest);
+  o.inventory = manifest->media();
+  counted->Reset();  // (the inventory read the env file)
+  absl::StatusOr<MediaRestoreResult> again = RestoreMedia(o, runner_.get(), env_.get());
+  ASSERT_OK(again);
+  EXPECT_EQ(again->files_written, 123);
+  EXPECT_GT(again->files_resumed, 0);
+  // Every media object not staged before, and the env file beside them
+  // (opened by the walk, whose first read would fetch it: never read).
+  EXPECT_EQ(counted->opens, 123 - again->files_resumed + 1);
+  for (int i = 0; i < 120; i += 17) {
+    EXPECT_TRUE(ReadFileOrEmpty(absl::StrFormat(
+                    "%s/media_attachments/files/000/004/%03d/original/%d.png", media_, i, i)) ==
+                Noise(static_cast<size_t>(2000 + i), static_cast<uint32_t>(i)));
+  }
+  for (const auto& e : std::filesystem::directory_iterator(dir_ + "/live/public")) {
+    EXPECT_EQ(e.path().filename(), "system");
+  }
 }
 
 // A bandwidth cap holds across the objects read at once.

@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "agent/common/cancel_token.h"
 #include "agent/common/status_macros.h"
 #include "agent/inventory/inspector.h"
 #include "tests/harness/fake_env.h"
@@ -73,6 +74,11 @@ void WriteTar(const std::string& path, const std::vector<Entry>& entries) {
   }
   archive_write_close(a);
   archive_write_free(a);
+}
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 std::vector<std::string> Files(const std::string& dir) {
@@ -147,6 +153,77 @@ TEST_F(MediaRestoreTest, SourceInstallBackupThenAnIncrementalSecondRun) {
   EXPECT_EQ(second->files_skipped, 3);
   // No staging directory is left beside the media directory.
   EXPECT_THAT(Files(work_ + "/live/public"), ::testing::SizeIs(3));
+}
+
+// A restore stopped before its move (cancelled here; an agent killed or a
+// source gone alike) leaves the media directory as it was and keeps what
+// it staged; the next restore into the directory takes that over and reads
+// only the rest. What the staging holds that the source no longer has, or
+// that changed since, does not reach the media directory.
+TEST_F(MediaRestoreTest, AStoppedRestoreIsTakenOverByTheNext) {
+  const std::string src = work_ + "/src";
+  auto write = [&](int i, const std::string& data) {
+    const std::string dir =
+        absl::StrCat(src, "/public/system/media_attachments/files/000/000/", 100 + i, "/original");
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/f.png") << data;
+  };
+  for (int i = 0; i < 40; ++i) write(i, std::string(100 + i, 'a' + i % 26));
+  std::filesystem::create_directories(media_ + "/accounts");
+  std::ofstream(media_ + "/accounts/kept.png") << "kept";
+
+  CancelToken cancel;
+  MediaRestoreOptions o = Options(src);
+  o.cancel = &cancel;
+  o.operation_id = "op-20261204-100000-aaaa";
+  int staged = 0;
+  o.step_hook = [&](const std::string& step, const std::string&) {
+    if (step == "staged" && ++staged == 15) cancel.Cancel();
+  };
+  EXPECT_THAT(Restore(o), StatusIs(absl::StatusCode::kCancelled));
+  // Nothing reached the media directory; the staging directory is kept,
+  // root's own.
+  EXPECT_THAT(Files(media_), ::testing::ElementsAre("accounts/kept.png"));
+  const std::string kept = MediaStagingDir(media_, o.operation_id);
+  struct stat st;
+  ASSERT_EQ(::stat(kept.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  EXPECT_EQ(st.st_uid, ::geteuid());
+
+  // Meanwhile one staged file changed at the source, one is gone.
+  write(0, "changed since");
+  std::filesystem::remove_all(src + "/public/system/media_attachments/files/000/000/101");
+  CancelToken fresh;
+  o.cancel = &fresh;
+  o.operation_id = "op-20261204-110000-bbbb";
+  staged = 0;
+  auto again = Restore(o);
+  ASSERT_OK(again);
+  EXPECT_EQ(again->files_written, 39);
+  EXPECT_EQ(again->files_resumed, 13);  // 15 staged, less the changed and the gone
+  EXPECT_EQ(staged, 39 - 13);           // only the rest was read
+  EXPECT_EQ(ReadFileOrEmpty(media_ + "/media_attachments/files/000/000/100/original/f.png"),
+            "changed since");
+  EXPECT_FALSE(std::filesystem::exists(media_ + "/media_attachments/files/000/000/101"));
+  EXPECT_EQ(ReadFileOrEmpty(media_ + "/media_attachments/files/000/000/139/original/f.png"),
+            std::string(139, 'a' + 39 % 26));
+  EXPECT_EQ(ReadFileOrEmpty(media_ + "/accounts/kept.png"), "kept");
+  // No staging directory is left, the old one included.
+  EXPECT_THAT(Files(work_ + "/live/public"), ::testing::SizeIs(40));
+
+  // A directory at a staging name that is not root's own 0700 is never
+  // taken over (the app user may create one in the media directory's
+  // parent): it is removed, and nothing of it reaches the media.
+  const std::string planted = MediaStagingDir(media_, "op-20261204-120000-cccc");
+  std::filesystem::create_directories(planted + "/accounts");
+  std::ofstream(planted + "/accounts/planted.png") << "planted";
+  ASSERT_EQ(::chmod(planted.c_str(), 0755), 0);
+  o.operation_id = "op-20261204-130000-dddd";
+  auto third = Restore(o);
+  ASSERT_OK(third);
+  EXPECT_EQ(third->files_resumed, 0);
+  EXPECT_FALSE(std::filesystem::exists(media_ + "/accounts/planted.png"));
+  EXPECT_FALSE(std::filesystem::exists(planted));
 }
 
 TEST_F(MediaRestoreTest, ExcludeCacheAndVerifyHash) {
