@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -112,129 +113,129 @@ int Run(const std::vector<std::string>& args) {
   std::fprintf(stderr, "bucket_bench: %d objects (%.0f MB) uploaded in %s\n", files, total / 1e6,
                absl::FormatDuration(absl::Now() - t0).c_str());
 
-  // curl's configuration: every object to its file, the credentials in the
-  // file, not on the command line.
-  const std::string config = work + "/curl.config";
-  {
-    std::ofstream out(config);
+  // curl's configurations: the credentials in the file, not on the command
+  // line; `options` ("create-dirs"), then each object's lines.
+  auto curl_config = [&](const std::string& path, const std::string& options,
+                         const std::function<std::string(const std::string&)>& per_object) {
+    std::ofstream out(path);
     out << "aws-sigv4 = \"aws:amz:us-east-1:s3\"\n"
         << "user = \"" << TestS3::kAccessKeyId << ":" << TestS3::kSecret << "\"\n"
         << "header = \"x-amz-content-sha256: UNSIGNED-PAYLOAD\"\n"
-        << "create-dirs\nfail\nsilent\nshow-error\n";
-    for (const std::string& key : keys) {
-      out << "url = \"" << (*s3)->endpoint() << "/media/" << S3UriEncode(key, true) << "\"\n"
-          << "output = \"" << work << "/curl-out/" << key << "\"\n";
-    }
-  }
+        << "fail\nsilent\nshow-error\n"
+        << options;
+    for (const std::string& key : keys) out << per_object(key);
+  };
+  // Every object to its file.
+  const std::string config = work + "/curl.config";
+  curl_config(config, "create-dirs\n", [&](const std::string& key) {
+    return absl::StrCat("url = \"", (*s3)->endpoint(), "/media/", S3UriEncode(key, true),
+                        "\"\noutput = \"", work, "/curl-out/", key, "\"\n");
+  });
   const S3Options options = (*s3)->Options("media");
-  std::vector<Case> cases;
-  for (const char* name : {"curl, one object after the other (one connection)",
-                           "curl --parallel (8 at once)", "agent, one object after the other",
-                           "agent, 8 fetched at once (default)", "agent, second unchanged run"}) {
-    cases.emplace_back();
-    cases.back().name = name;
-  }
   const pid_t server = (*s3)->pid();
+  // One timed copy: `copy` fills the case's counts; the server's CPU
+  // (utime and stime, fields 14 and 15 of /proc/PID/stat) is measured
+  // around it.
+  auto measure = [&](Case* c, const std::function<bool()>& copy) {
+    ::sync();
+    const bench::ProcStat before = bench::ReadProcStat(server);
+    const absl::Time start = absl::Now();
+    if (!copy()) {
+      std::fprintf(stderr, "bucket_bench: %s failed\n", c->name.c_str());
+      return false;
+    }
+    c->seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start));
+    const bench::ProcStat after = bench::ReadProcStat(server);
+    c->server_cpu.push_back(
+        bench::TicksToSeconds(after.Get(11) + after.Get(12) - before.Get(11) - before.Get(12)));
+    return true;
+  };
+  // curl with `config`, 8 transfers at once when `parallel`.
+  auto curl = [&](Case* c, const std::string& config, bool parallel) {
+    std::vector<std::string> argv = {"curl", "--config", config};
+    if (parallel) argv.insert(argv.end(), {"--parallel", "--parallel-max", "8"});
+    c->files = files;
+    c->bytes = total;
+    return sh(argv);
+  };
+  // The agent's media restore, its inventory included.
+  auto agent = [&](Case* c, MediaRestoreOptions o) {
+    auto manifest = InspectBackup(o.source_path, o.source, InspectOptions(), runner.get());
+    if (!manifest.ok()) return false;
+    o.inventory = manifest->media();
+    auto restored = RestoreMedia(o, runner.get(), env.get());
+    if (!restored.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(restored.status().message()).c_str());
+      return false;
+    }
+    if (c != nullptr) {
+      c->files = restored->files_written + restored->files_skipped;
+      c->bytes = restored->bytes_written + restored->bytes_skipped;
+    }
+    return true;
+  };
+  auto from_bucket = [&](int parallel) {
+    MediaRestoreOptions o;
+    o.source_path = "s3://media/";
+    o.source.bucket = std::shared_ptr<const ObjectStore>(NewS3Client(options)->release());
+    o.source.bucket_parallel = parallel;
+    return o;
+  };
+  auto named = [](std::vector<const char*> names) {
+    std::vector<Case> out(names.size());
+    for (size_t i = 0; i < names.size(); ++i) out[i].name = names[i];
+    return out;
+  };
+
+  std::vector<Case> cases =
+      named({"curl, one object after the other (one connection)", "curl --parallel (8 at once)",
+             "agent, one object after the other", "agent, 8 fetched at once (default)",
+             "agent, second unchanged run"});
   for (int run = 0; run < runs; ++run) {
     for (size_t c = 0; c < cases.size(); ++c) {
       if (c != 4) sh({"rm", "-rf", work + "/curl-out", work + "/agent-out"});
-      ::sync();
-      const bench::ProcStat before = bench::ReadProcStat(server);
-      const absl::Time start = absl::Now();
-      bool ok = true;
-      if (c <= 1) {
-        std::vector<std::string> argv = {"curl", "--config", config};
-        if (c == 1) argv.insert(argv.end(), {"--parallel", "--parallel-max", "8"});
-        ok = sh(argv);
-        cases[c].files = files;
-        cases[c].bytes = total;
-      } else {
-        MediaRestoreOptions o;
-        o.source_path = "s3://media/";
-        o.source.bucket = std::shared_ptr<const ObjectStore>(NewS3Client(options)->release());
-        o.source.bucket_parallel = c == 2 ? 1 : 8;
+      const bool ok = measure(&cases[c], [&] {
+        if (c <= 1) return curl(&cases[c], config, c == 1);
+        MediaRestoreOptions o = from_bucket(c == 2 ? 1 : 8);
         o.target_dir = work + "/agent-out/system";
-        o.operation_id = absl::StrCat("bench", run);
-        auto manifest = InspectBackup(o.source_path, o.source, InspectOptions(), runner.get());
-        ok = manifest.ok();
-        if (ok) {
-          o.inventory = manifest->media();
-          auto restored = RestoreMedia(o, runner.get(), env.get());
-          ok = restored.ok();
-          if (!ok) std::fprintf(stderr, "%s\n", std::string(restored.status().message()).c_str());
-          if (ok) {
-            cases[c].files = restored->files_written + restored->files_skipped;
-            cases[c].bytes = restored->bytes_written + restored->bytes_skipped;
-          }
-        }
-      }
-      if (!ok) {
-        std::fprintf(stderr, "bucket_bench: %s failed\n", cases[c].name.c_str());
-        return 1;
-      }
-      cases[c].seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start));
-      const bench::ProcStat after = bench::ReadProcStat(server);
-      // utime and stime (fields 14 and 15 of /proc/PID/stat, after the name).
-      cases[c].server_cpu.push_back(
-          bench::TicksToSeconds(after.Get(11) + after.Get(12) - before.Get(11) - before.Get(12)));
+        o.operation_id = absl::StrCat("op-bench-", run);
+        return agent(&cases[c], o);
+      });
+      if (!ok) return 1;
     }
   }
+
   // The other way: the tree as the agent wrote it, into an empty bucket
   // ("upload", emptied between runs by removing its directory from the
   // server's store: a DELETE per object would cost more than the copies).
   const std::string local = work + "/local";
   {
-    MediaRestoreOptions o;
-    o.source_path = "s3://media/";
-    o.source.bucket = std::shared_ptr<const ObjectStore>(NewS3Client(options)->release());
+    MediaRestoreOptions o = from_bucket(8);
     o.target_dir = local + "/system";
-    o.operation_id = "bench-local";
-    auto manifest = InspectBackup(o.source_path, o.source, InspectOptions(), runner.get());
-    if (!manifest.ok()) return 1;
-    o.inventory = manifest->media();
-    if (!RestoreMedia(o, runner.get(), env.get()).ok()) return 1;
+    o.operation_id = "op-bench-local";
+    if (!agent(nullptr, o)) return 1;
   }
+  // Every file to its object.
   const std::string upload_config = work + "/curl-upload.config";
-  {
-    std::ofstream out(upload_config);
-    out << "aws-sigv4 = \"aws:amz:us-east-1:s3\"\n"
-        << "user = \"" << TestS3::kAccessKeyId << ":" << TestS3::kSecret << "\"\n"
-        << "header = \"x-amz-content-sha256: UNSIGNED-PAYLOAD\"\n"
-        << "fail\nsilent\nshow-error\noutput = /dev/null\n";
-    for (const std::string& key : keys) {
-      out << "upload-file = \"" << local << "/system/" << key << "\"\n"
-          << "url = \"" << (*s3)->endpoint() << "/upload/" << S3UriEncode(key, true) << "\"\n";
-    }
-  }
-  std::vector<Case> up;
-  for (const char* name :
-       {"curl, one object after the other (one connection)", "curl --parallel (8 at once)",
-        "agent, one object after the other", "agent, 8 written at once (default)",
-        "agent, second unchanged run", "agent, bucket to bucket (the service copies)"}) {
-    up.emplace_back();
-    up.back().name = name;
-  }
+  curl_config(upload_config, "output = /dev/null\n", [&](const std::string& key) {
+    return absl::StrCat("upload-file = \"", local, "/system/", key, "\"\nurl = \"",
+                        (*s3)->endpoint(), "/upload/", S3UriEncode(key, true), "\"\n");
+  });
+  std::vector<Case> up =
+      named({"curl, one object after the other (one connection)", "curl --parallel (8 at once)",
+             "agent, one object after the other", "agent, 8 written at once (default)",
+             "agent, second unchanged run", "agent, bucket to bucket (the service copies)"});
   for (int run = 0; run < runs; ++run) {
     for (size_t c = 0; c < up.size(); ++c) {
       if (c != 4) {
         sh({"rm", "-rf", work + "/s3/data/upload"});
         if (!(*s3)->CreateBucket("upload").ok()) return 1;
       }
-      ::sync();
-      const bench::ProcStat before = bench::ReadProcStat(server);
-      const absl::Time start = absl::Now();
-      bool ok = true;
-      if (c <= 1) {
-        std::vector<std::string> argv = {"curl", "--config", upload_config};
-        if (c == 1) argv.insert(argv.end(), {"--parallel", "--parallel-max", "8"});
-        ok = sh(argv);
-        up[c].files = files;
-        up[c].bytes = total;
-      } else {
+      const bool ok = measure(&up[c], [&] {
+        if (c <= 1) return curl(&up[c], upload_config, c == 1);
         MediaRestoreOptions o;
         if (c == 5) {
-          o.source_path = "s3://media/";
-          o.source.bucket = std::shared_ptr<const ObjectStore>(NewS3Client(options)->release());
+          o = from_bucket(8);
         } else {
           o.source_path = local;
           o.source.allowed_roots = {local};
@@ -242,27 +243,9 @@ int Run(const std::vector<std::string>& args) {
         o.target_bucket =
             std::shared_ptr<const ObjectStore>(NewS3Client((*s3)->Options("upload"))->release());
         o.upload_parallel = c == 2 ? 1 : 8;
-        auto manifest = InspectBackup(o.source_path, o.source, InspectOptions(), runner.get());
-        ok = manifest.ok();
-        if (ok) {
-          o.inventory = manifest->media();
-          auto restored = RestoreMedia(o, runner.get(), env.get());
-          ok = restored.ok();
-          if (!ok) std::fprintf(stderr, "%s\n", std::string(restored.status().message()).c_str());
-          if (ok) {
-            up[c].files = restored->files_written + restored->files_skipped;
-            up[c].bytes = restored->bytes_written + restored->bytes_skipped;
-          }
-        }
-      }
-      if (!ok) {
-        std::fprintf(stderr, "bucket_bench: %s (upload) failed\n", up[c].name.c_str());
-        return 1;
-      }
-      up[c].seconds.push_back(absl::ToDoubleSeconds(absl::Now() - start));
-      const bench::ProcStat after = bench::ReadProcStat(server);
-      up[c].server_cpu.push_back(
-          bench::TicksToSeconds(after.Get(11) + after.Get(12) - before.Get(11) - before.Get(12)));
+        return agent(&up[c], o);
+      });
+      if (!ok) return 1;
     }
   }
 

@@ -10,7 +10,7 @@
 #include "absl/time/clock.h"
 #include "agent/common/errors.h"
 #include "agent/common/failpoint.h"
-#include "agent/common/sha256.h"
+#include "agent/common/digest.h"
 #include "agent/common/status_macros.h"
 
 namespace mastodon_restore {

@@ -1,7 +1,6 @@
 #include "agent/media/media_restore.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,10 +17,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "agent/archive/media_tree.h"
+#include "agent/common/digest.h"
 #include "agent/common/dir.h"
 #include "agent/common/errors.h"
 #include "agent/common/failpoint.h"
-#include "agent/common/sha256.h"
 #include "agent/common/status_macros.h"
 #include "agent/common/work_queue.h"
 
@@ -425,7 +424,7 @@ class BucketUploadVisitor : public MediaTreeVisitor {
       return UploadInParts(file, key, std::move(content), data);
     }
     const int64_t size = static_cast<int64_t>(content.size());
-    if (SameObject(key, size, Md5Hex(content), "")) {
+    if (SameObject(key, size, HexOf(Md5Of(content)), "")) {
       Skipped(size);
       return absl::OkStatus();
     }
@@ -512,7 +511,7 @@ class BucketUploadVisitor : public MediaTreeVisitor {
       auto part = std::make_shared<const std::string>(pending.substr(0, take));
       pending.erase(0, take);
       whole.Update(*part);
-      of_parts.Update(Md5::Digest(*part));
+      of_parts.Update(Md5Of(*part));
       size += static_cast<int64_t>(part->size());
       RETURN_IF_ERROR(queue_.Submit(static_cast<int64_t>(part->size()), [upload, part, number] {
         return upload->PutPart(number, *part);
@@ -522,8 +521,8 @@ class BucketUploadVisitor : public MediaTreeVisitor {
     // Compared by content (verify_hash): the same object is kept as it is.
     // Otherwise it is replaced all the same, so that its x-amz-meta-mtime
     // lets the next run skip it without sending it.
-    if (o_.verify_hash && SameObject(key, size, Md5::Hex(whole.Final()),
-                                     absl::StrCat(Md5::Hex(of_parts.Final()), "-", number))) {
+    if (o_.verify_hash && SameObject(key, size, HexOf(whole.Final()),
+                                     absl::StrCat(HexOf(of_parts.Final()), "-", number))) {
       upload->Abort();
       Skipped(size);
       return absl::OkStatus();
@@ -553,40 +552,11 @@ class BucketUploadVisitor : public MediaTreeVisitor {
     return absl::OkStatus();
   }
 
-  // MD5, for comparing with ETags.
-  class Md5 {
-   public:
-    Md5() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_md5(), nullptr); }
-    ~Md5() { EVP_MD_CTX_free(ctx_); }
-    Md5(const Md5&) = delete;
-    Md5& operator=(const Md5&) = delete;
-    void Update(const std::string& data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
-    // The raw digest.
-    std::string Final() {
-      unsigned char digest[EVP_MAX_MD_SIZE];
-      unsigned int len = 0;
-      EVP_DigestFinal_ex(ctx_, digest, &len);
-      return std::string(reinterpret_cast<const char*>(digest), len);
-    }
-    static std::string Digest(const std::string& data) {
-      Md5 md5;
-      md5.Update(data);
-      return md5.Final();
-    }
-    static std::string Hex(const std::string& raw) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      std::string out;
-      for (unsigned char c : raw) {
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 15]);
-      }
-      return out;
-    }
-
-   private:
-    EVP_MD_CTX* ctx_;
-  };
-  static std::string Md5Hex(const std::string& data) { return Md5::Hex(Md5::Digest(data)); }
+  static std::string Md5Of(const std::string& data) {
+    Md5 md5;
+    md5.Update(data);
+    return md5.Final();
+  }
 
   const std::map<std::string, StoredObject> present_;
   // Whether objects are copied by the service (a bucket source on the

@@ -391,7 +391,6 @@ TEST_F(CrashTest, EveryFailpointKilledOrFailingLeavesTheInstanceWhole) {
         EXPECT_THAT(r.stdout_text + r.stderr_text, HasSubstr("failpoint " + fp));
       }
       ExpectWhole("after an error at " + fp, fp == "restore.step.start_services");
-      ExpectKeptStagingTakenOver();
       const std::string id = OnlyOperation();
       CommandResult shown = CliOnSocket({"--json", "ops", "show", id});
       if (!logged_only) {
@@ -412,6 +411,7 @@ TEST_F(CrashTest, EveryFailpointKilledOrFailingLeavesTheInstanceWhole) {
           EXPECT_EQ(Fingerprint("mastodon"), old_db_);
         }
       }
+      ExpectKeptStagingTakenOver();
     }
   }
   KillAgent();

@@ -1,0 +1,61 @@
+// Incremental digests (OpenSSL EVP) for streams: SHA-256 (what the media
+// restore compares files by), MD5 (what S3 ETags are made of); and the
+// lower-case hex of bytes.
+#ifndef MR_AGENT_COMMON_DIGEST_H_
+#define MR_AGENT_COMMON_DIGEST_H_
+
+#include <openssl/evp.h>
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace mastodon_restore {
+
+class EvpDigest {
+ public:
+  explicit EvpDigest(const EVP_MD* md) : ctx_(EVP_MD_CTX_new()) {
+    EVP_DigestInit_ex(ctx_, md, nullptr);
+  }
+  ~EvpDigest() { EVP_MD_CTX_free(ctx_); }
+  EvpDigest(const EvpDigest&) = delete;
+  EvpDigest& operator=(const EvpDigest&) = delete;
+  void Update(const void* data, size_t n) { EVP_DigestUpdate(ctx_, data, n); }
+  void Update(absl::string_view data) { Update(data.data(), data.size()); }
+  // The raw digest; call once.
+  std::string Final() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx_, digest, &len);
+    return std::string(reinterpret_cast<char*>(digest), len);
+  }
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+class Sha256 : public EvpDigest {
+ public:
+  Sha256() : EvpDigest(EVP_sha256()) {}
+};
+
+class Md5 : public EvpDigest {
+ public:
+  Md5() : EvpDigest(EVP_md5()) {}
+};
+
+// "0a1b..." for the bytes of `raw`.
+inline std::string HexOf(absl::string_view raw) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(raw.size() * 2);
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+}  // namespace mastodon_restore
+
+#endif  // MR_AGENT_COMMON_DIGEST_H_
