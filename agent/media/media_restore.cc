@@ -405,6 +405,7 @@ class BucketUploadVisitor : public MediaTreeVisitor {
  public:
   static constexpr int64_t kPartSize = 16 << 20;
   static constexpr int64_t kHeldBytes = 64 << 20;
+  static constexpr int64_t kCopyHeld = 64 << 10;
 
   BucketUploadVisitor(const MediaRestoreOptions& options, std::string root,
                       std::map<std::string, StoredObject> present, int64_t total_files,
@@ -458,14 +459,15 @@ class BucketUploadVisitor : public MediaTreeVisitor {
   }
 
   // From a bucket of the same service: the service copies the object itself
-  // (several copies under way at once, each counted as nothing held).
+  // (several copies under way at once; each counts as kCopyHeld bytes, so
+  // that at most a thousand or so wait while the listing goes on).
   bool Copied(const SourceFile& file, const std::string& rel) override {
     if (!copy_ || file.stored_size < 0 || file.stored_size > (int64_t{5} << 30)) return false;
     StoredObject object;
     object.key = o_.source.bucket_prefix + file.path;
     object.size = file.stored_size;
     object.etag = file.etag;
-    copy_error_ = queue_.Submit(0, [this, object, rel, headers = Headers(file, rel)] {
+    copy_error_ = queue_.Submit(kCopyHeld, [this, object, rel, headers = Headers(file, rel)] {
       RETURN_IF_ERROR(o_.target_bucket->Copy(*o_.source.bucket, object, rel, headers).status());
       return Uploaded(rel, object.size);
     });
