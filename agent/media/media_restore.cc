@@ -419,11 +419,22 @@ class BucketUploadVisitor : public MediaTreeVisitor {
   absl::Status OnData(const SourceFile& file, ContentKind, ByteStream* data) override {
     RETURN_IF_ERROR(CheckCancelled());
     const std::string key = *Relative(file.path);
+    // As much as the source declares (and one byte to see whether there is
+    // more), so that a small file holds no part-sized buffer while queued.
+    const size_t part = static_cast<size_t>(kPartSize) + 1;
+    size_t want = part;
+    if (file.stored_size >= 0 && file.stored_size < kPartSize) {
+      want = static_cast<size_t>(file.stored_size) + 1;
+    }
     std::string content;
-    RETURN_IF_ERROR(ReadUpTo(data, static_cast<size_t>(kPartSize) + 1, &content));
+    RETURN_IF_ERROR(ReadUpTo(data, want, &content));
+    if (content.size() == want && want < part) {
+      RETURN_IF_ERROR(ReadUpTo(data, part - want, &content));  // more than it said
+    }
     if (static_cast<int64_t>(content.size()) > kPartSize) {
       return UploadInParts(file, key, std::move(content), data);
     }
+    content.shrink_to_fit();
     const int64_t size = static_cast<int64_t>(content.size());
     if (SameObject(key, size, HexOf(Md5Of(content)), "")) {
       Skipped(size);
