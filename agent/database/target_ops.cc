@@ -8,9 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "agent/common/digest.h"
 #include "agent/common/errors.h"
 #include "agent/common/failpoint.h"
-#include "agent/common/digest.h"
 #include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
