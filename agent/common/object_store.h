@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "agent/common/byte_stream.h"
 
 namespace mastodon_restore {
@@ -84,23 +83,14 @@ class ObjectStore {
   // Whether Copy can make objects of this store from `source`'s without
   // their bytes passing through the agent: the same service (endpoint and
   // region) reached with the same credentials.
-  virtual bool CanCopyFrom(const ObjectStore& source) const {
-    (void)source;
-    return false;
-  }
+  virtual bool CanCopyFrom(const ObjectStore& source) const = 0;
   // Writes the object `key` as a copy of `source`'s `object` (as it is
   // listed: the copy fails with ABORTED if it changed since), made by the
-  // service itself, with `headers` as Put's. UNIMPLEMENTED unless
-  // CanCopyFrom(source).
+  // service itself, with `headers` as Put's. FAILED_PRECONDITION unless
+  // CanCopyFrom(source) (the caller then reads and writes the bytes).
   virtual absl::StatusOr<std::string> Copy(const ObjectStore& source, const StoredObject& object,
                                            const std::string& key,
-                                           const std::vector<std::string>& headers) const {
-    (void)object;
-    (void)key;
-    (void)headers;
-    return absl::UnimplementedError(absl::StrCat("unable to copy ", source.Describe(object.key),
-                                                 " to ", Describe(key), " in the store"));
-  }
+                                           const std::vector<std::string>& headers) const = 0;
   // Starts writing the object `key` in parts, with the request headers
   // `headers` (as Put's). Errors as List's.
   virtual absl::StatusOr<std::unique_ptr<ObjectUpload>> StartUpload(

@@ -334,7 +334,9 @@ class S3Client : public ObjectStore {
                                    const std::vector<std::string>& headers) const override {
     // CopyObject takes up to 5 GiB; bigger objects are read and written.
     if (!CanCopyFrom(source) || object.size > (int64_t{5} << 30)) {
-      return ObjectStore::Copy(source, object, key, headers);
+      return absl::FailedPreconditionError(
+          absl::StrCat("unable to copy ", source.Describe(object.key), " to ", Describe(key),
+                       " in the store: not the same service and credentials, or over 5 GiB"));
     }
     const auto& from = static_cast<const S3Client&>(source);
     std::vector<std::string> all = headers;

@@ -406,6 +406,11 @@ class ListedStore : public ObjectStore {
       const std::string&, const std::vector<std::string>&) const override {
     return absl::UnimplementedError("read-only");
   }
+  bool CanCopyFrom(const ObjectStore&) const override { return false; }
+  absl::StatusOr<std::string> Copy(const ObjectStore&, const StoredObject&, const std::string&,
+                                   const std::vector<std::string>&) const override {
+    return absl::FailedPreconditionError("read-only");
+  }
   mutable std::atomic<int> opened_{0};
 
  private:
