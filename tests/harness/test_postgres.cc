@@ -60,12 +60,14 @@ std::string TestPostgres::ServerBinDir(int major) {
   return absl::StrCat(MR_SOURCE_DIR, "/.tools/postgres/", major, "/bin");
 }
 
-absl::StatusOr<std::unique_ptr<TestPostgres>> TestPostgres::Start(int major) {
+absl::StatusOr<std::unique_ptr<TestPostgres>> TestPostgres::Start(
+    int major, const std::vector<std::string>& settings) {
   std::unique_ptr<TestPostgres> pg(new TestPostgres());
   pg->env_ = NewPosixEnv();
   pg->runner_ = NewPosixCommandRunner();
   LocalClusterOptions options;
   options.bin_dir = ServerBinDir(major);
+  options.settings = settings;
   const std::string postgres = absl::StrCat(options.bin_dir, "/postgres");
   if (::access(postgres.c_str(), X_OK) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(

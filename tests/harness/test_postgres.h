@@ -27,8 +27,10 @@ class TestPostgres {
   // binaries only: no pg_dump, psql or pg_restore there). A major that is not
   // installed is FAILED_PRECONDITION naming the install command. The server
   // stops when the object is destroyed (or when the starting thread exits,
-  // should the test crash).
-  static absl::StatusOr<std::unique_ptr<TestPostgres>> Start(int major = 15);
+  // should the test crash). `settings` ("name=value") are given to the
+  // server on its command line (e.g. wal_level=logical).
+  static absl::StatusOr<std::unique_ptr<TestPostgres>> Start(
+      int major = 15, const std::vector<std::string>& settings = {});
 
   // The majors the suite restores into (14 to 18).
   static std::vector<int> AllMajors() { return {14, 15, 16, 17, 18}; }
