@@ -65,7 +65,10 @@ absl::StatusOr<v1::VerifyResult> VerifyDatabase(PgSession* conn, const std::stri
   check("indexes_valid", bad.empty(),
         bad.empty() ? "every index is valid" : absl::StrCat("invalid: ", absl::StrJoin(bad, ", ")));
 
-  // Sequences owned by a column must not be behind the column's maximum.
+  // Sequences a column draws its values from (identity, or a default of
+  // nextval) must not be behind the column's maximum. A sequence owned by a
+  // column whose default is something else is not: Mastodon's
+  // timestamp_id() ids are far above the statuses_id_seq it mixes in.
   ASSIGN_OR_RETURN(PgRows owned,
                    conn->Query("SELECT s.oid::regclass::text, t.oid::regclass::text, "
                                "quote_ident(a.attname) FROM pg_class s "
@@ -76,7 +79,10 @@ absl::StatusOr<v1::VerifyResult> VerifyDatabase(PgSession* conn, const std::stri
                                "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = "
                                "d.refobjsubid WHERE s.relkind = 'S' "
                                "AND format_type(a.atttypid, NULL) IN ('bigint', 'integer', "
-                               "'smallint') ORDER BY 1"));
+                               "'smallint') AND (d.deptype = 'i' OR EXISTS (SELECT 1 FROM "
+                               "pg_attrdef ad WHERE ad.adrelid = t.oid AND ad.adnum = a.attnum "
+                               "AND pg_get_expr(ad.adbin, ad.adrelid) LIKE 'nextval(%')) "
+                               "ORDER BY 1"));
   std::vector<std::string> behind;
   for (const auto& row : owned.rows) {
     const std::string seq = row[0].value_or(""), table = row[1].value_or(""),
