@@ -427,9 +427,9 @@ void FillTarget(const CommandContext& ctx, v1::DatabaseTarget* target) {
   if (ctx.args.Has("database")) target->set_database(ctx.args.Get("database"));
 }
 
-// A rate flag ("50M": 50 MiB/s, "800K", "1G", or bytes per second) into
-// `out` (left alone when absent).
-bool RateFlag(CommandContext& ctx, const char* flag, int64_t* out) {
+// A size flag ("50M": 50 MiB, "800K", "1G", or bytes) into `out` (left
+// alone when absent); `unit` names what it counts in the usage error.
+bool SizeFlag(CommandContext& ctx, const char* flag, const char* unit, int64_t* out) {
   if (!ctx.args.Has(flag)) return true;
   std::string text = absl::AsciiStrToUpper(ctx.args.Get(flag));
   int shift = 0;
@@ -440,11 +440,16 @@ bool RateFlag(CommandContext& ctx, const char* flag, int64_t* out) {
   int64_t value = 0;
   if (!absl::SimpleAtoi(text, &value) || value <= 0 || value > (INT64_MAX >> shift)) {
     UsageError(ctx.streams,
-               absl::StrCat("--", flag, " takes bytes per second, with K, M or G (\"50M\")"));
+               absl::StrCat("--", flag, " takes ", unit, ", with K, M or G (\"50M\")"));
     return false;
   }
   *out = value << shift;
   return true;
+}
+
+// A rate flag: bytes per second (SizeFlag).
+bool RateFlag(CommandContext& ctx, const char* flag, int64_t* out) {
+  return SizeFlag(ctx, flag, "bytes per second", out);
 }
 
 // Reads a non-negative integer flag into `out` (left alone when absent).
@@ -554,6 +559,73 @@ int RunRollback(CommandContext& ctx) {
   request.mutable_options()->set_previous_database(ctx.args.Get("previous"));
   return StartAndFollow(ctx, stub.get(), &v1::RestoreAgentService::Stub::StartRollback, request,
                         "unable to start the rollback");
+}
+
+// `value` as a libpq conninfo value: single-quoted, \\ and \' escaped.
+std::string ConnInfoValue(absl::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\\' || c == '\'') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+// True when `conninfo` sets a password: the keyword, or a URI's
+// user:password@.
+bool ConnInfoSetsPassword(const std::string& conninfo) {
+  if (absl::StrContains(absl::AsciiStrToLower(conninfo), "password")) return true;
+  const size_t scheme = conninfo.find("://");
+  if (scheme == std::string::npos) return false;
+  const size_t at = conninfo.find('@', scheme + 3);
+  const size_t slash = conninfo.find('/', scheme + 3);
+  if (at == std::string::npos || (slash != std::string::npos && slash < at)) return false;
+  return conninfo.substr(scheme + 3, at - scheme - 3).find(':') != std::string::npos;
+}
+
+int RunMigrate(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  if (!ctx.args.Has("from")) {
+    return UsageError(ctx.streams, "migrate needs --from CONNINFO (the old host's server)");
+  }
+  if (!ctx.args.Has("from-db")) {
+    return UsageError(ctx.streams, "migrate needs --from-db NAME (the old host's database)");
+  }
+  std::string conninfo = ctx.args.Get("from");
+  if (ConnInfoSetsPassword(conninfo)) {
+    return UsageError(ctx.streams,
+                      "a password does not belong on the command line: put it in a file and "
+                      "give --from-password-file FILE");
+  }
+  if (ctx.args.Has("from-password-file")) {
+    auto password = ctx.env->ReadFile(ctx.args.Get("from-password-file"));
+    if (!password.ok()) return UsageError(ctx.streams, std::string(password.status().message()));
+    std::string p(absl::StripTrailingAsciiWhitespace(*password));
+    if (p.empty()) return UsageError(ctx.streams, "the password file is empty");
+    if (absl::StrContains(conninfo, "://")) {
+      return UsageError(ctx.streams,
+                        "--from-password-file needs --from in keyword form (host=... user=...)");
+    }
+    absl::StrAppend(&conninfo, " password=", ConnInfoValue(p));
+  }
+  v1::StartMigrateRequest request;
+  request.set_request_id(ctx.args.Get("request-id"));
+  v1::MigrateOptions* o = request.mutable_options();
+  o->mutable_source()->set_conninfo(conninfo);
+  o->mutable_source()->set_database(ctx.args.Get("from-db"));
+  FillTarget(ctx, o->mutable_target());
+  int64_t lag = 0;
+  if (!SizeFlag(ctx, "cutover-when-lag-below", "bytes", &lag)) return kExitUsage;
+  o->set_cutover_when_lag_below(lag);
+  o->set_ignore_source_sessions(ctx.args.GetBool("ignore-source-sessions"));
+  o->set_skip_migrate(ctx.args.GetBool("no-migrate"));
+  o->set_skip_feeds_build(ctx.args.GetBool("no-feeds-build"));
+  o->set_leave_stopped(ctx.args.GetBool("leave-stopped"));
+  o->set_drop_previous(ctx.args.GetBool("drop-previous"));
+  return StartAndFollow(ctx, stub.get(), &v1::RestoreAgentService::Stub::StartMigrate, request,
+                        "unable to start the migration");
 }
 
 int RunVerify(CommandContext& ctx) {
@@ -901,6 +973,23 @@ int RunOpsCancel(CommandContext& ctx) {
   return kExitOk;
 }
 
+int RunOpsCutOver(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  const std::string& id = ctx.args.positional().front();
+  v1::CutOverRequest request;
+  request.set_id(id);
+  v1::CutOverResponse response;
+  grpc::ClientContext context;
+  PrepareCall(ctx.agent, &context);
+  grpc::Status status = stub->CutOver(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to ask for the cut-over", status);
+  if (ctx.json) return PrintJson(ctx, response);
+  Print(ctx.streams.out,
+        absl::StrCat("cut-over of ", id, " requested: mastodon-restore ops watch ", id, "\n"));
+  return kExitOk;
+}
+
 int RunHelp(CommandContext& ctx);
 
 const std::vector<Command>& Commands() {
@@ -967,6 +1056,23 @@ const std::vector<Command>& Commands() {
            {"target-conninfo", "CONNINFO", "PostgreSQL server (default: the agent's)"},
        }),
        RunRollback},
+      {"migrate",
+       "move a running instance's database here: follow the old host's server, then cut over", "",
+       StartFlags({
+           {"from", "CONNINFO", "the old host's server (a superuser; wal_level = logical)"},
+           {"from-db", "NAME", "the old host's database"},
+           {"from-password-file", "FILE", "the password of --from (never on the command line)"},
+           {"database", "NAME", "the database here it replaces (default: the runtime's)"},
+           {"target-conninfo", "CONNINFO", "PostgreSQL server here (default: the agent's)"},
+           {"cutover-when-lag-below", "SIZE",
+            "cut over without waiting for ops cutover once this close (\"1M\")"},
+           {"ignore-source-sessions", "", "cut over even if the old app is still connected"},
+           {"no-migrate", "", "skip the app's db:migrate after the cut-over"},
+           {"no-feeds-build", "", "skip tootctl feeds build --all before the app starts"},
+           {"leave-stopped", "", "leave the app stopped at the end"},
+           {"drop-previous", "", "drop the database the migrated one replaces"},
+       }),
+       RunMigrate},
       {"verify", "check a database: tables, row counts, schema, indexes, sequences", "",
        StartFlags({
            {"database", "NAME", "the database to check"},
@@ -1032,6 +1138,7 @@ const std::vector<Command>& Commands() {
             {{"from", "N", "first event sequence to show"}},
             RunOpsWatch},
            {"cancel", "ask the agent to cancel an operation", "ID", {}, RunOpsCancel},
+           {"cutover", "ask a following migration to cut over now", "ID", {}, RunOpsCutOver},
        },
        "list"},
       {"help",

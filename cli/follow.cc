@@ -377,6 +377,26 @@ std::string RenderOperation(const v1::Operation& op, bool color) {
                           T(op.rollback_result().restored_database()), "replaced",
                           T(op.rollback_result().replaced_database_renamed_to()));
   }
+  if (op.has_migrate_result()) {
+    const v1::MigrateResult& r = op.migrate_result();
+    if (!T(r.database()).empty())
+      absl::StrAppendFormat(&s, "%-14s %s\n", "migrated", T(r.database()));
+    if (!T(r.previous_database()).empty()) {
+      absl::StrAppendFormat(&s, "%-14s %s\n", "previous", T(r.previous_database()));
+    }
+    absl::StrAppendFormat(&s, "%-14s PostgreSQL %s -> %s, %d tables, %d sequences\n", "servers",
+                          T(r.source_server_version()), T(r.target_server_version()), r.tables(),
+                          r.sequences());
+    if (r.downtime_seconds() > 0) {
+      absl::StrAppendFormat(&s,
+                            "%-14s %.1f s (%.1f s of it for the last changes; %s behind at "
+                            "the cut-over)\n",
+                            "downtime", r.downtime_seconds(), r.catch_up_seconds(),
+                            HumanBytes(r.lag_bytes_at_cutover()));
+    }
+    for (const std::string& w : r.warnings())
+      absl::StrAppendFormat(&s, "%s %s\n", Paint("warning       ", Color::kYellow, color), T(w));
+  }
   if (op.has_db_migrate_result()) {
     const v1::DbMigrateResult& r = op.db_migrate_result();
     absl::StrAppendFormat(
@@ -463,7 +483,8 @@ int FollowOperation(v1::RestoreAgentService::StubInterface* stub, const std::str
       }
       if (response.event().type() == v1::EVENT_TYPE_STATE &&
           response.event().state() != v1::OPERATION_STATE_RUNNING &&
-          response.event().state() != v1::OPERATION_STATE_PENDING) {
+          response.event().state() != v1::OPERATION_STATE_PENDING &&
+          response.event().state() != v1::OPERATION_STATE_FOLLOWING) {
         ended = true;
       }
     }

@@ -19,6 +19,7 @@
 #include "agent/database/index_check.h"
 #include "agent/database/load_role.h"
 #include "agent/database/local_cluster.h"
+#include "agent/database/logical_follow.h"
 #include "agent/database/pg_connection.h"
 #include "agent/database/target_ops.h"
 #include "agent/database/verify.h"
@@ -794,8 +795,36 @@ absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(const std::strin
         absl::StrCat("the swap had not committed: '", j.live_database(), "' is unchanged"));
   }
   if (j.live_oid() != 0) RETURN_IF_ERROR(allow(j.live_oid(), j.live_database()));
+  // A migration's subscription lives in the staging database, which cannot
+  // be dropped while it does; dropping it drops its slot on the old server
+  // when that server answers. The old server's publication and replica
+  // identities are out of reach: said.
+  auto drop_follow = [&](const std::string& staging) -> absl::Status {
+    if (j.follow_name().empty()) return absl::OkStatus();
+    auto session = PgConnection::Connect(conninfo, staging);
+    if (session.ok()) {
+      bool slot_left = false;
+      RETURN_IF_ERROR(DropFollowSubscription(session->get(), j.follow_name(), &slot_left));
+      done.push_back(absl::StrCat(
+          "dropped the subscription ", j.follow_name(),
+          slot_left ? absl::StrCat(" (the old server was not reached: its replication slot ",
+                                   j.follow_name(), " is left there)")
+                    : std::string()));
+    }
+    done.push_back(absl::StrCat(
+        "the old server may keep the publication ", j.follow_name(),
+        j.replica_identity_full().empty()
+            ? std::string()
+            : absl::StrCat(" and REPLICA IDENTITY FULL on ",
+                           absl::StrJoin(j.replica_identity_full(), ", ")),
+        ": DROP PUBLICATION ", j.follow_name(),
+        j.replica_identity_full().empty() ? "" : " and ALTER TABLE ... REPLICA IDENTITY DEFAULT",
+        " there"));
+    return absl::OkStatus();
+  };
   if (j.staging_oid() != 0) {
     if (!staging_now.empty() && staging_now == j.staging_database()) {
+      RETURN_IF_ERROR(drop_follow(staging_now));
       RETURN_IF_ERROR(targets.Drop(staging_now));
       DropLeftoverLoadRole(admin.get(), staging_now);
       done.push_back(absl::StrCat("dropped a staging database '", staging_now, "' (OID ",
@@ -804,6 +833,8 @@ absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(const std::strin
   } else if (!j.staging_database().empty()) {
     // Created, or not, before its OID was recorded (PostgreSQL < 15): the
     // name holds this operation's id.
+    ASSIGN_OR_RETURN(bool exists, targets.Exists(j.staging_database()));
+    if (exists) RETURN_IF_ERROR(drop_follow(j.staging_database()));
     ASSIGN_OR_RETURN(bool dropped, targets.DropIfOid(j.staging_database(), 0));
     if (dropped) {
       DropLeftoverLoadRole(admin.get(), j.staging_database());

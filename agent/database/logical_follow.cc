@@ -1,14 +1,25 @@
 #include "agent/database/logical_follow.h"
 
 #include <cctype>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/common/status_macros.h"
+#include "agent/database/pg_connection.h"
 
 namespace mastodon_restore {
 namespace {
+
+// The quoted, schema-qualified names of the ordinary tables (partitions
+// included: a publication of all tables carries each leaf) outside the
+// system schemas; more conditions may follow.
+constexpr char kUserTables[] =
+    "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)"
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    " AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
 
 // The server's message of the last failed statement on `session`, for an
 // error that names what failed.
@@ -22,6 +33,17 @@ int64_t ToInt64(const std::optional<std::string>& value) {
   int64_t n = 0;
   if (value.has_value() && absl::SimpleAtoi(*value, &n)) return n;
   return 0;
+}
+
+// `value` as a conninfo value: single-quoted, \\ and \' escaped.
+std::string ConnInfoValue(const std::string& value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\\' || c == '\'') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
 }
 
 std::vector<std::string> FirstColumn(const PgRows& rows) {
@@ -79,24 +101,16 @@ absl::StatusOr<LogicalSourceFacts> ReadLogicalSourceFacts(PgSession* source) {
                                                    " WHERE datname = current_database()"));
     facts.collation_version = version.Scalar();
   }
-  // Ordinary tables (partitions included: a publication of all tables
-  // carries each leaf) outside the system schemas.
-  const std::string user_tables =
-      "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-      " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-      " AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
-  const std::string qualified = "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) ";
   ASSIGN_OR_RETURN(
       PgRows no_identity,
-      source->Query(absl::StrCat(qualified, user_tables,
+      source->Query(absl::StrCat(kUserTables,
                                  " AND c.relpersistence = 'p' AND (c.relreplident = 'n' OR"
                                  " (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i"
                                  " WHERE i.indrelid = c.oid AND i.indisprimary)))"
                                  " ORDER BY 1")));
   facts.tables_without_identity = FirstColumn(no_identity);
-  ASSIGN_OR_RETURN(PgRows unlogged,
-                   source->Query(absl::StrCat(qualified, user_tables,
-                                              " AND c.relpersistence = 'u' ORDER BY 1")));
+  ASSIGN_OR_RETURN(PgRows unlogged, source->Query(absl::StrCat(
+                                        kUserTables, " AND c.relpersistence = 'u' ORDER BY 1")));
   facts.unlogged_tables = FirstColumn(unlogged);
   return facts;
 }
@@ -189,10 +203,19 @@ absl::Status DropFollowPublication(PgSession* source, const std::string& name) {
 }
 
 absl::Status CreateFollowSubscription(PgSession* target, const std::string& name,
-                                      const std::string& source_conninfo) {
+                                      const std::string& source_conninfo,
+                                      const std::string& source_database) {
+  // The conninfo in keyword form, naming the database to follow.
+  ASSIGN_OR_RETURN(auto params, ConnInfoParams(source_conninfo));
+  std::string conninfo;
+  for (const auto& [keyword, value] : params) {
+    if (keyword == "dbname") continue;
+    absl::StrAppend(&conninfo, keyword, "=", ConnInfoValue(value), " ");
+  }
+  absl::StrAppend(&conninfo, "dbname=", ConnInfoValue(source_database));
   const std::string ident = target->QuoteIdentifier(name);
   absl::Status s = target->Exec(absl::StrCat(
-      "CREATE SUBSCRIPTION ", ident, " CONNECTION ", target->QuoteLiteral(source_conninfo),
+      "CREATE SUBSCRIPTION ", ident, " CONNECTION ", target->QuoteLiteral(conninfo),
       " PUBLICATION ", ident, " WITH (copy_data = true, create_slot = true, slot_name = ",
       target->QuoteLiteral(name), ")"));
   // The server's message names the subscription and the publisher's
@@ -319,6 +342,76 @@ absl::Status DropFollowSlot(PgSession* source, const std::string& name) {
     return s;
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<CommandSpec> SchemaDumpCommand(const std::string& pg_dump,
+                                              const std::string& conninfo,
+                                              const std::string& database, const std::string& out) {
+  // libpq's environment variable of each connection setting that has one.
+  static const std::map<std::string, std::string> kVariables = {
+      {"host", "PGHOST"},
+      {"hostaddr", "PGHOSTADDR"},
+      {"port", "PGPORT"},
+      {"user", "PGUSER"},
+      {"password", "PGPASSWORD"},
+      {"passfile", "PGPASSFILE"},
+      {"channel_binding", "PGCHANNELBINDING"},
+      {"connect_timeout", "PGCONNECT_TIMEOUT"},
+      {"client_encoding", "PGCLIENTENCODING"},
+      {"options", "PGOPTIONS"},
+      {"application_name", "PGAPPNAME"},
+      {"sslmode", "PGSSLMODE"},
+      {"requiressl", "PGREQUIRESSL"},
+      {"sslcompression", "PGSSLCOMPRESSION"},
+      {"sslrootcert", "PGSSLROOTCERT"},
+      {"sslsni", "PGSSLSNI"},
+      {"requirepeer", "PGREQUIREPEER"},
+      {"ssl_min_protocol_version", "PGSSLMINPROTOCOLVERSION"},
+      {"ssl_max_protocol_version", "PGSSLMAXPROTOCOLVERSION"},
+      {"gssencmode", "PGGSSENCMODE"},
+      {"krbsrvname", "PGKRBSRVNAME"},
+      {"gsslib", "PGGSSLIB"},
+      {"target_session_attrs", "PGTARGETSESSIONATTRS"},
+  };
+  ASSIGN_OR_RETURN(auto params, ConnInfoParams(conninfo));
+  CommandSpec spec;
+  spec.argv = {pg_dump, "--schema-only", "--no-publications", "--no-subscriptions",
+               absl::StrCat("--file=", out)};
+  spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", absl::StrCat("PGDATABASE=", database)};
+  for (const auto& [keyword, value] : params) {
+    if (keyword == "dbname") continue;  // `database` replaces it
+    auto it = kVariables.find(keyword);
+    if (it == kVariables.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the source conninfo sets '", keyword,
+                       "', which pg_dump cannot be given without putting it on its command line"));
+    }
+    spec.env.push_back(absl::StrCat(it->second, "=", value));
+  }
+  spec.timeout = absl::Hours(1);
+  return spec;
+}
+
+absl::StatusOr<std::vector<std::string>> OtherSessions(PgSession* session) {
+  ASSIGN_OR_RETURN(
+      PgRows rows,
+      session->Query("SELECT coalesce(usename, '?') || CASE WHEN application_name <> ''"
+                     " THEN ' (' || application_name || ')' ELSE '' END || ': ' || count(*)"
+                     " FROM pg_stat_activity WHERE datname = current_database()"
+                     " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                     " GROUP BY usename, application_name ORDER BY 1"));
+  return FirstColumn(rows);
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> TableRowCounts(PgSession* session) {
+  ASSIGN_OR_RETURN(PgRows tables, session->Query(absl::StrCat(kUserTables, " ORDER BY 1")));
+  std::map<std::string, int64_t> counts;
+  for (const std::string& table : FirstColumn(tables)) {
+    // The name is the server's own quoting of a catalog entry.
+    ASSIGN_OR_RETURN(PgRows n, session->Query(absl::StrCat("SELECT count(*) FROM ", table)));
+    counts[table] = ToInt64(n.rows.empty() ? std::nullopt : n.rows[0][0]);
+  }
+  return counts;
 }
 
 }  // namespace mastodon_restore

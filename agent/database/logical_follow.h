@@ -14,10 +14,12 @@
 #define MR_AGENT_DATABASE_LOGICAL_FOLLOW_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "agent/common/subprocess.h"
 #include "agent/database/pg_session.h"
 
 namespace mastodon_restore {
@@ -73,14 +75,16 @@ absl::Status CreateFollowPublication(PgSession* source, const std::string& name)
 // Drops the publication `name` when it exists.
 absl::Status DropFollowPublication(PgSession* source, const std::string& name);
 
-// CREATE SUBSCRIPTION `name` on the target session's database: the source
-// at `source_conninfo` (as the target server must reach it; it may carry a
-// password, which the target keeps in pg_subscription, readable by
-// superusers only, until DropFollowSubscription), the publication and a
-// replication slot of the same name, the tables' rows copied first.
-// Errors never carry the conninfo.
+// CREATE SUBSCRIPTION `name` on the target session's database: the
+// database `source_database` of the server at `source_conninfo` (as the
+// target server must reach it; it may carry a password, which the target
+// keeps in pg_subscription, readable by superusers only, until
+// DropFollowSubscription), the publication and a replication slot of the
+// same name, the tables' rows copied first. Errors never carry the
+// conninfo.
 absl::Status CreateFollowSubscription(PgSession* target, const std::string& name,
-                                      const std::string& source_conninfo);
+                                      const std::string& source_conninfo,
+                                      const std::string& source_database);
 
 // How far the follow is: read on the source and on the target.
 struct FollowProgress {
@@ -124,6 +128,25 @@ absl::Status DropFollowSubscription(PgSession* target, const std::string& name, 
 // Drops the replication slot `name` on the source when it exists.
 // FAILED_PRECONDITION while a walsender still uses it.
 absl::Status DropFollowSlot(PgSession* source, const std::string& name);
+
+// The pg_dump run that writes the schema of `database` on the server at
+// `conninfo` (no publications, subscriptions, or data) to `out`: the
+// connection settings go in the child's environment (PGHOST, PGUSER,
+// PGPASSWORD, ...), never on its argv. INVALID_ARGUMENT naming a setting
+// that has no environment variable (or when the conninfo does not parse).
+absl::StatusOr<CommandSpec> SchemaDumpCommand(const std::string& pg_dump,
+                                              const std::string& conninfo,
+                                              const std::string& database, const std::string& out);
+
+// Client sessions on the session's database other than its own, by role
+// and application: "mastodon (puma: cluster worker 0): 5". Walsenders,
+// autovacuum and other background processes are not counted. At cut-over
+// they are the old app still connected.
+absl::StatusOr<std::vector<std::string>> OtherSessions(PgSession* session);
+
+// The exact row count of every ordinary table of the session's database
+// outside the system schemas, by quoted schema-qualified name.
+absl::StatusOr<std::map<std::string, int64_t>> TableRowCounts(PgSession* session);
 
 }  // namespace mastodon_restore
 

@@ -49,6 +49,9 @@ struct JobEnv {
   std::vector<std::string> allowed_s3_endpoints;
   // Free space media restores leave on the media filesystem (--free-space-floor).
   SpaceFloor space_floor;
+  // A directory only the agent writes in (its state directory): a
+  // migration's schema dump passes through it.
+  std::string scratch_dir;
   // Where PostgreSQL's client binaries are installed, one directory per
   // major (<root>/<major>/bin/pg_restore).
   std::string postgres_root = kDefaultPostgresRoot;

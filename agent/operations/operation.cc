@@ -149,6 +149,43 @@ void Operation::MarkRunning() {
   Emit(e, true);
 }
 
+void Operation::MarkFollowing(const std::string& message) {
+  WriteLock lock(this);
+  record_.mutable_operation()->set_state(v1::OPERATION_STATE_FOLLOWING);
+  Event e;
+  e.set_type(v1::EVENT_TYPE_STATE);
+  e.set_state(v1::OPERATION_STATE_FOLLOWING);
+  e.set_message(message);
+  Emit(e, true);
+}
+
+void Operation::MarkCutOverBegun(const std::string& message) {
+  WriteLock lock(this);
+  record_.mutable_operation()->set_state(v1::OPERATION_STATE_RUNNING);
+  Event e;
+  e.set_type(v1::EVENT_TYPE_STATE);
+  e.set_state(v1::OPERATION_STATE_RUNNING);
+  e.set_message(message);
+  Emit(e, true);
+}
+
+absl::Status Operation::RequestCutOver() {
+  {
+    absl::MutexLock lock(&mu_);
+    const v1::Operation& op = record_.operation();
+    if (op.kind() != v1::OPERATION_KIND_MIGRATE) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("operation '", id_, "' is not a migration: only a migration cuts over"));
+    }
+    if (IsTerminal(op.state())) {
+      return absl::FailedPreconditionError(absl::StrCat("operation '", id_, "' has already ended"));
+    }
+  }
+  cutover_requests_.fetch_add(1);
+  Log(v1::SEVERITY_INFO, "cut-over requested");
+  return absl::OkStatus();
+}
+
 void Operation::StepStarted(const std::string& step) {
   WriteLock lock(this);
   v1::Step* s = FindStep(step);

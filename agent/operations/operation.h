@@ -4,6 +4,7 @@
 #ifndef MR_AGENT_OPERATIONS_OPERATION_H_
 #define MR_AGENT_OPERATIONS_OPERATION_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -83,6 +84,16 @@ class Operation : public ProgressReporter {
   // Declares the plan: every step PENDING.
   void DeclareSteps(const std::vector<std::pair<std::string, std::string>>& steps);
   void MarkRunning();
+  // A migration: FOLLOWING while it waits for its cut-over, RUNNING again
+  // when the cut-over begins (a state event each, with `message`).
+  void MarkFollowing(const std::string& message);
+  void MarkCutOverBegun(const std::string& message);
+  // CutOver: counts one more request for the cut-over (the job compares
+  // cutover_requests() with the count it has handled, so that a cut-over
+  // it refused can be asked again). FAILED_PRECONDITION when the operation
+  // is not a migration or has ended.
+  absl::Status RequestCutOver();
+  int cutover_requests() const { return cutover_requests_.load(); }
   // Ends the operation: SUCCEEDED for OK, CANCELLED for CANCELLED, FAILED
   // otherwise (the error records the code, the message and the failed step).
   // Steps still RUNNING end in the same way; PENDING ones become SKIPPED.
@@ -157,6 +168,7 @@ class Operation : public ProgressReporter {
   Persist persist_;
   DurablePersist durable_;
   CancelToken cancel_;
+  std::atomic<int> cutover_requests_{0};
   mutable absl::Mutex mu_;
   mastodon::restore::v1::OperationRecord record_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, Listener> listeners_ ABSL_GUARDED_BY(mu_);

@@ -23,7 +23,7 @@ const std::vector<std::string>& AgentCapabilities() {
   static const std::vector<std::string>* caps = new std::vector<std::string>{
       "agent_info",       "health",        "reflection", "detect", "inspect",
       "restore_database", "restore_media", "rollback",   "verify", "operations",
-      "db_migrate",       "media_refresh", "cleanup"};
+      "db_migrate",       "media_refresh", "cleanup",    "migrate"};
   return *caps;
 }
 

@@ -9,6 +9,7 @@
 #include "agent/inventory/inspector.h"
 #include "agent/jobs/app_jobs.h"
 #include "agent/jobs/database_jobs.h"
+#include "agent/jobs/migrate_job.h"
 #include "agent/jobs/restore_job.h"
 #include "agent/service/agent_info.h"
 #include "agent/service/auth.h"
@@ -37,6 +38,7 @@ AgentService::AgentService(const AgentConfig* config, Env* env, CommandRunner* r
   jobs_.runtime = runtime;
   jobs_.target_conninfo = config->target_conninfo;
   jobs_.media_dir = config->media_dir;
+  jobs_.scratch_dir = config->state_dir;
   jobs_.media_roots = config->media_roots;
   jobs_.allowed_s3_endpoints = config->allowed_s3_endpoints;
   jobs_.space_floor.min_free_bytes = config->free_space_floor_bytes;
@@ -316,6 +318,45 @@ grpc::ServerUnaryReactor* AgentService::StartRollback(grpc::CallbackServerContex
         ASSIGN_OR_RETURN(OperationSpec spec, MakeRollbackJob(request->request_id(), opts, jobs_));
         return Launch(std::move(spec), response->mutable_operation());
       });
+}
+
+grpc::ServerUnaryReactor* AgentService::StartMigrate(grpc::CallbackServerContext* context,
+                                                     const v1::StartMigrateRequest* request,
+                                                     v1::StartMigrateResponse* response) {
+  return StartOperationCall(
+      context, "StartMigrate", "start migration",
+      {{"source_database", request->options().source().database()},
+       {"database", request->options().target().database()}},
+      response->mutable_operation(), [this, request, response](const CancelToken&) -> absl::Status {
+        v1::MigrateOptions opts = request->options();
+        RETURN_IF_ERROR(AdmitCallerConnInfo(opts.mutable_source()));
+        RETURN_IF_ERROR(AdmitCallerConnInfo(opts.mutable_target()));
+        if (!opts.source().database().empty()) {
+          RETURN_IF_ERROR(ValidateDatabaseName(opts.source().database(), "source.database"));
+        }
+        if (!opts.target().database().empty()) {
+          RETURN_IF_ERROR(ValidateDatabaseName(opts.target().database(), "target.database"));
+        }
+        ASSIGN_OR_RETURN(OperationSpec spec, MakeMigrateJob(request->request_id(), opts, jobs_));
+        return Launch(std::move(spec), response->mutable_operation());
+      });
+}
+
+grpc::ServerUnaryReactor* AgentService::CutOver(grpc::CallbackServerContext* context,
+                                                const v1::CutOverRequest* request,
+                                                v1::CutOverResponse* response) {
+  if (auto* refused = RefuseWithout(context, "CutOver", "operate")) return refused;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto op = operations_->Get(request->id());
+  absl::Status status = op.status();
+  if (op.ok()) status = (*op)->RequestCutOver();
+  if (status.ok()) *response->mutable_operation() = (*op)->Snapshot();
+  logger_->Info("audit", {{"who", CallerIdentity(context, local_peers_)},
+                          {"rpc", "CutOver"},
+                          {"operation", request->id()},
+                          {"outcome", status.ok() ? "OK" : std::string(status.message())}});
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* AgentService::StartVerify(grpc::CallbackServerContext* context,

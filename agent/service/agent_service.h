@@ -90,6 +90,13 @@ class AgentService final
       grpc::CallbackServerContext* context,
       const mastodon::restore::v1::StartRollbackRequest* request,
       mastodon::restore::v1::StartRollbackResponse* response) override;
+  grpc::ServerUnaryReactor* StartMigrate(
+      grpc::CallbackServerContext* context,
+      const mastodon::restore::v1::StartMigrateRequest* request,
+      mastodon::restore::v1::StartMigrateResponse* response) override;
+  grpc::ServerUnaryReactor* CutOver(grpc::CallbackServerContext* context,
+                                    const mastodon::restore::v1::CutOverRequest* request,
+                                    mastodon::restore::v1::CutOverResponse* response) override;
   grpc::ServerUnaryReactor* GetOperation(
       grpc::CallbackServerContext* context,
       const mastodon::restore::v1::GetOperationRequest* request,

@@ -124,6 +124,13 @@ TEST_F(SecurityCliTest, TokensAndScopesOverMutualTls) {
   EXPECT_EQ(r.exit_code, 7);
   EXPECT_THAT(r.stderr_text, HasSubstr("token 'reader' lacks the 'operate' scope"));
   EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM pg_database WHERE datname LIKE 'scoped%'"), "0");
+  // Nor a migration, nor its cut-over.
+  r = Tcp("client", "reader", {"migrate", "--from", "host=127.0.0.1 port=1", "--from-db", "old"});
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_THAT(r.stderr_text, HasSubstr("token 'reader' lacks the 'operate' scope"));
+  r = Tcp("client", "reader", {"ops", "cutover", "op-20260101-000000-0000"});
+  EXPECT_EQ(r.exit_code, 7);
+  EXPECT_THAT(r.stderr_text, HasSubstr("token 'reader' lacks the 'operate' scope"));
   // An operator token may, and the call is audited with who did it.
   r = Tcp("client", "ops", {"restore", "--db-only", "--target-db", "scoped", Fixture("plain.sql")});
   EXPECT_EQ(r.exit_code, 0) << r.stderr_text << r.stdout_text;

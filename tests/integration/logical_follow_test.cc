@@ -176,7 +176,7 @@ TEST_F(LogicalFollowTest, AWriterOnTheOldServerLosesNothingAcrossTheCutOver) {
   ASSERT_OK(SetReplicaIdentityFull(source.get(), facts->tables_without_identity));
   ASSERT_OK(CreateFollowPublication(source.get(), name));
   ASSERT_OK(CreateFollowPublication(source.get(), name));
-  ASSERT_OK(CreateFollowSubscription(target.get(), name, old_->TcpConnInfo(kDb)));
+  ASSERT_OK(CreateFollowSubscription(target.get(), name, old_->TcpConnInfo(), kDb));
 
   // The old app writes all along: new statuses, edited notes, tags moved
   // (UPDATE and DELETE on the table without a primary key).
@@ -275,7 +275,7 @@ TEST_F(LogicalFollowTest, TheOldServerUnreachableLeavesItsSlotNamedForLater) {
   auto target = Connect(new_.get(), staged->staging_database);
   const std::string name = FollowName("op2");
   ASSERT_OK(CreateFollowPublication(source.get(), name));
-  ASSERT_OK(CreateFollowSubscription(target.get(), name, old_->TcpConnInfo(kDb)));
+  ASSERT_OK(CreateFollowSubscription(target.get(), name, old_->TcpConnInfo(), kDb));
   WaitFor(
       source.get(), target.get(), name,
       [](const FollowProgress& p) { return p.initial_copy_done(); }, absl::Seconds(90));

@@ -55,7 +55,7 @@ TEST(AgentInfoTest, ReportsBuildHostRuntimeAndPostgres) {
   EXPECT_THAT(info.capabilities(),
               ElementsAre("agent_info", "health", "reflection", "detect", "inspect",
                           "restore_database", "restore_media", "rollback", "verify", "operations",
-                          "db_migrate", "media_refresh", "cleanup"));
+                          "db_migrate", "media_refresh", "cleanup", "migrate"));
   EXPECT_EQ(info.start_time().seconds(), 1795000000);
 }
 

@@ -86,6 +86,37 @@ TEST(CliTest, UsageErrorsExitTwo) {
   EXPECT_THAT(run.err, HasSubstr("unknown flag '--bogus'"));
 }
 
+TEST(CliTest, MigrateKeepsThePasswordOffTheCommandLine) {
+  const std::vector<std::string> agent = {"--agent", "/nonexistent/mr-agent.sock"};
+  auto migrate = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = agent;
+    argv.push_back("migrate");
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCliCaptured(argv);
+  };
+  for (const char* from : {"host=old user=postgres password=hunter2",
+                           "postgresql://postgres:hunter2@old/db", "host=old PASSWORD=x"}) {
+    CliRun run = migrate({"--from", from, "--from-db", "mastodon_production"});
+    EXPECT_EQ(run.code, kExitUsage) << from;
+    EXPECT_THAT(run.err, HasSubstr("a password does not belong on the command line")) << from;
+  }
+  // Without a password, or with a user but none, the command goes on (and
+  // finds no agent here).
+  for (const char* from : {"host=old user=postgres", "postgresql://postgres@old:5432/db"}) {
+    CliRun run = migrate({"--from", from, "--from-db", "mastodon_production"});
+    EXPECT_NE(run.code, kExitUsage) << from << ": " << run.err;
+  }
+  CliRun run = migrate({"--from", "host=old"});
+  EXPECT_EQ(run.code, kExitUsage);
+  EXPECT_THAT(run.err, HasSubstr("migrate needs --from-db NAME"));
+  run = migrate({"--from", "host=old", "--from-db", "d", "--cutover-when-lag-below", "lots"});
+  EXPECT_EQ(run.code, kExitUsage);
+  EXPECT_THAT(run.err, HasSubstr("--cutover-when-lag-below takes bytes, with K, M or G"));
+  run = migrate({"--from", "postgresql://old/db", "--from-db", "d", "--from-password-file",
+                 "/nonexistent/password"});
+  EXPECT_EQ(run.code, kExitUsage);
+}
+
 TEST(CliTest, UnreachableAgentExitsThree) {
   CliRun run = RunCliCaptured({"--agent", "/nonexistent/mr-agent.sock", "--timeout", "2s", "info"});
   EXPECT_EQ(run.code, kExitUnreachable);
@@ -186,7 +217,8 @@ TEST(CliTest, DoubleDashEndsTheFlags) {
 TEST(CliTest, OpsGoesThroughTheCommandTable) {
   CliRun run = RunCliCaptured({"ops", "frob"});
   EXPECT_EQ(run.code, kExitUsage);
-  EXPECT_THAT(run.err, HasSubstr("unknown ops command 'frob' (list, show, watch, cancel)"));
+  EXPECT_THAT(run.err,
+              HasSubstr("unknown ops command 'frob' (list, show, watch, cancel, cutover)"));
   run = RunCliCaptured({"ops", "show"});
   EXPECT_EQ(run.code, kExitUsage);
   EXPECT_THAT(run.err, HasSubstr("ops show takes ID"));

@@ -215,6 +215,38 @@ std::string RunToEnd(OperationManager* manager) {
   return (*op)->id();
 }
 
+TEST(OperationTest, AMigrationFollowsCountsCutOverRequestsAndRefusesThemOnceEnded) {
+  testing::FakeEnv env;
+  Operation restore(NewRecord(), &env, nullptr);
+  EXPECT_THAT(restore.RequestCutOver().message(), ::testing::HasSubstr("is not a migration"));
+  EXPECT_EQ(restore.cutover_requests(), 0);
+
+  v1::OperationRecord record = NewRecord();
+  record.mutable_operation()->set_kind(v1::OPERATION_KIND_MIGRATE);
+  Operation op(record, &env, nullptr);
+  op.MarkRunning();
+  op.MarkFollowing("following");
+  EXPECT_EQ(op.Snapshot().state(), v1::OPERATION_STATE_FOLLOWING);
+  EXPECT_FALSE(op.done());
+  EXPECT_TRUE(op.RequestCutOver().ok());
+  EXPECT_TRUE(op.RequestCutOver().ok());  // asked again after a refusal
+  EXPECT_EQ(op.cutover_requests(), 2);
+  op.MarkCutOverBegun("cut-over");
+  EXPECT_EQ(op.Snapshot().state(), v1::OPERATION_STATE_RUNNING);
+  op.Finish(absl::OkStatus());
+  EXPECT_EQ(op.RequestCutOver().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(op.cutover_requests(), 2);
+  // Each state change is an event, in order.
+  std::vector<v1::OperationState> states;
+  const v1::OperationRecord ended = op.Record();
+  for (const Event& e : ended.events()) {
+    if (e.type() == v1::EVENT_TYPE_STATE) states.push_back(e.state());
+  }
+  EXPECT_THAT(states,
+              ::testing::ElementsAre(v1::OPERATION_STATE_RUNNING, v1::OPERATION_STATE_FOLLOWING,
+                                     v1::OPERATION_STATE_RUNNING, v1::OPERATION_STATE_SUCCEEDED));
+}
+
 TEST(OperationManagerTest, KeepsFinishedRecordsByCountAndAge) {
   testing::FakeEnv env;
   Logger logger(LogLevel::kError, false, [](const std::string&) {});

@@ -1,0 +1,665 @@
+#include "agent/jobs/migrate_job.h"
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "agent/app/app_checks.h"
+#include "agent/app/app_tasks.h"
+#include "agent/common/http_probe.h"
+#include "agent/common/status_macros.h"
+#include "agent/database/app_queries.h"
+#include "agent/database/database_restore.h"
+#include "agent/database/local_cluster.h"
+#include "agent/database/logical_follow.h"
+#include "agent/database/pg_connection.h"
+#include "agent/database/target_ops.h"
+#include "agent/database/verify.h"
+#include "agent/inventory/inspector.h"
+#include "agent/jobs/targets.h"
+#include "agent/operations/redact.h"
+
+namespace mastodon_restore {
+
+namespace v1 = ::mastodon::restore::v1;
+
+namespace {
+
+// How long the cut-over waits for the last changes to arrive.
+constexpr absl::Duration kCatchUpTimeout = absl::Minutes(15);
+// Between two looks at the follow's progress, and between two progress
+// events while following.
+constexpr absl::Duration kPoll = absl::Milliseconds(200);
+// During the cut-over every millisecond is downtime.
+constexpr absl::Duration kCutOverPoll = absl::Milliseconds(10);
+constexpr absl::Duration kReportEvery = absl::Seconds(2);
+
+std::string Bytes(int64_t n) {
+  if (n < 0) return "?";
+  if (n < 1024) return absl::StrCat(n, " B");
+  if (n < 1024 * 1024) return absl::StrCat(n / 1024, " kB");
+  return absl::StrCat(n / (1024 * 1024), " MB");
+}
+
+struct MigrateInput {
+  v1::MigrateOptions options;
+  // The old server as the agent and this host's server reach it
+  // (CallerConnInfo's form), and its database.
+  std::string source_conninfo;
+  std::string source_database;
+  // This host's server, the database the migrated one replaces, its owner.
+  std::string conninfo;
+  std::string database;
+  std::string owner;
+  // Null when the app's steps are all skipped.
+  const Runtime* runtime = nullptr;
+  // How recovery reaches this host's server (never a password).
+  v1::JournalConnection journal_connection = v1::JOURNAL_CONNECTION_UNSPECIFIED;
+  std::string journal_conninfo;
+  bool journal_password_omitted = false;
+};
+
+class MigrateJob {
+ public:
+  MigrateJob(MigrateInput in, Operation* op, const JobEnv& env)
+      : in_(std::move(in)), op_(op), env_(env), name_(FollowName(op->id())) {}
+
+  // The narrative; one commented call per step.
+  absl::Status Run() {
+    // The old server can be followed, this one reached; pg_dump for the schema.
+    RETURN_IF_ERROR(Step("preflight", &MigrateJob::Preflight));
+    // The old database's schema through the agent's loader, into a staging
+    // database: this host's live database is not touched.
+    RETURN_IF_ERROR(Step("schema", &MigrateJob::CopySchema));
+    // A publication of every table there, a subscription here.
+    RETURN_IF_ERROR(Step("subscribe", &MigrateJob::Subscribe));
+    // The rows, table by table, while the old app keeps writing.
+    RETURN_IF_ERROR(Step("copy", &MigrateJob::InitialCopy));
+    // FOLLOWING until the cut-over is asked.
+    RETURN_IF_ERROR(Step("follow", &MigrateJob::Follow));
+    // -- The downtime: the old app is stopped. --
+    // Every change the old server wrote is here.
+    RETURN_IF_ERROR(Step("catch_up", &MigrateJob::CatchUp));
+    // The sequences, which logical replication does not carry.
+    RETURN_IF_ERROR(Step("sequences", &MigrateJob::Sequences));
+    // The follow taken down: subscription, slot, publication, identities.
+    RETURN_IF_ERROR(Step("unsubscribe", &MigrateJob::Unsubscribe));
+    // Row for row as the old database.
+    RETURN_IF_ERROR(Step("verify", &MigrateJob::Verify));
+    // This host's app stopped before its database changes.
+    RETURN_IF_ERROR(Step("stop_services", &MigrateJob::StopServices));
+    // The migrated database takes the live one's place (kept as previous).
+    RETURN_IF_ERROR(Step("swap", &MigrateJob::Swap));
+    // The app's own migrations when its code is newer than the old host's.
+    RETURN_IF_ERROR(Step("migrate", &MigrateJob::Migrate));
+    // Home feeds live in Redis, which the database does not bring.
+    RETURN_IF_ERROR(Step("feeds", &MigrateJob::BuildFeeds));
+    // The app again, and that it answers: the end of the downtime.
+    RETURN_IF_ERROR(Step("start_services", &MigrateJob::StartServices));
+    RETURN_IF_ERROR(Step("app_checks", &MigrateJob::CheckApp));
+    Report();
+    return absl::OkStatus();
+  }
+
+  // After a failure or a cancel: before the swap, the follow is taken down
+  // and this host is as it was; after it, the old host is the way back.
+  void Undo(const absl::Status& failure) {
+    if (swapped_) {
+      Warn(absl::StrCat("the migrated database is live here (", in_.database,
+                        "), but the migration did not "
+                        "finish: ",
+                        failure.message(),
+                        ". The old host is as it was at the cut-over: to go "
+                        "back, start its app again"));
+      Report();
+      return;
+    }
+    TakeFollowDown(/*reversal=*/true).IgnoreError();
+    if (!staging_.empty()) {
+      DropStaged(in_.conninfo, staging_, staging_oid_);
+      staging_.clear();
+    }
+    if (services_stopped_ && in_.runtime != nullptr) {
+      ControlServices(*in_.runtime, true, Task("start_services", false)).IgnoreError();
+    }
+    if (cutover_begun_) {
+      Warn("the old database is as it was: start the old host's app again");
+    }
+    Report();
+  }
+
+ private:
+  using StepFn = absl::StatusOr<std::string> (MigrateJob::*)();
+
+  // Runs one step between its start and finish events; a skipped step
+  // returns "skipped: why".
+  absl::Status Step(const std::string& step, StepFn fn) {
+    if (op_->cancel_token().cancelled()) return absl::CancelledError("cancelled");
+    op_->StepStarted(step);
+    absl::StatusOr<std::string> done = (this->*fn)();
+    if (!done.ok()) {
+      op_->StepFinished(
+          step, absl::IsCancelled(done.status()) ? v1::STEP_STATE_CANCELLED : v1::STEP_STATE_FAILED,
+          std::string(done.status().message()));
+      return done.status();
+    }
+    const bool skipped = done->rfind("skipped: ", 0) == 0;
+    op_->StepFinished(step, skipped ? v1::STEP_STATE_SKIPPED : v1::STEP_STATE_SUCCEEDED,
+                      skipped ? done->substr(9) : *done);
+    return absl::OkStatus();
+  }
+
+  TaskContext Task(const std::string& step, bool cancellable) {
+    TaskContext ctx;
+    ctx.runner = env_.runner;
+    ctx.env = env_.env;
+    ctx.pg = env_.pg;
+    ctx.cancel = cancellable ? &op_->cancel_token() : nullptr;
+    ctx.reporter = op_;
+    ctx.step = step;
+    return ctx;
+  }
+
+  void Warn(const std::string& message) {
+    result_.add_warnings(message);
+    op_->Log(v1::SEVERITY_WARNING, message);
+  }
+
+  // Records the follow in the journal before it is created (recovery drops
+  // the subscription before the staging database).
+  absl::Status JournalDatabase(const std::function<void(v1::DatabaseJournal*)>& update) {
+    return op_->Journal([&](v1::OperationRecord* record) {
+      v1::DatabaseJournal* j = record->mutable_database_journal();
+      j->set_connection(in_.journal_connection);
+      j->set_conninfo(in_.journal_conninfo);
+      j->set_conninfo_password_omitted(in_.journal_password_omitted);
+      update(j);
+    });
+  }
+
+  absl::StatusOr<std::unique_ptr<PgSession>> Source() {
+    return env_.pg->Connect(in_.source_conninfo, in_.source_database);
+  }
+  absl::StatusOr<std::unique_ptr<PgSession>> Staging() {
+    return env_.pg->Connect(in_.conninfo, staging_);
+  }
+
+  absl::StatusOr<std::string> Preflight() {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
+    ASSIGN_OR_RETURN(facts_, ReadLogicalSourceFacts(source.get()));
+    RETURN_IF_ERROR(CheckLogicalSource(facts_));
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> target, env_.pg->Connect(in_.conninfo, "postgres"));
+    const int source_major = facts_.server_version / 10000;
+    target_version_ = target->server_version();
+    result_.set_source_server_version(
+        absl::StrCat(source_major, ".", facts_.server_version % 10000));
+    result_.set_target_server_version(
+        absl::StrCat(target_version_ / 10000, ".", target_version_ % 10000));
+    if (target_version_ / 10000 < source_major) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("this host's server is PostgreSQL ", target_version_ / 10000,
+                       ", older than the old host's ", source_major,
+                       ": migrate to the same major or a newer one"));
+    }
+    // The schema comes from the oldest installed pg_dump that reads the old
+    // server (its output is closest to what that server would write).
+    for (int major : InstalledPostgresVersions(env_.env, env_.postgres_root, "pg_dump")) {
+      if (major >= source_major) {
+        pg_dump_ = absl::StrCat(env_.postgres_root, "/", major, "/bin/pg_dump");
+        break;
+      }
+    }
+    if (pg_dump_.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "no pg_dump of PostgreSQL ", source_major, " or newer under ", env_.postgres_root,
+          " to read the old server's schema: install postgresql-client-", source_major));
+    }
+    if (!facts_.tables_without_identity.empty()) {
+      op_->Log(v1::SEVERITY_INFO,
+               absl::StrCat("tables without a primary key get REPLICA IDENTITY FULL on the old "
+                            "server while followed: ",
+                            absl::StrJoin(facts_.tables_without_identity, ", ")),
+               "preflight");
+    }
+    return absl::StrCat("PostgreSQL ", result_.source_server_version(), " (",
+                        Bytes(facts_.database_bytes), ", collation ", facts_.collation,
+                        facts_.collation_version.empty() ? "" : " " + facts_.collation_version,
+                        ") to ", result_.target_server_version(), " by logical replication");
+  }
+
+  absl::StatusOr<std::string> CopySchema() {
+    const std::string schema = absl::StrCat(env_.scratch_dir, "/", op_->id(), ".schema.sql");
+    ASSIGN_OR_RETURN(CommandSpec dump,
+                     SchemaDumpCommand(pg_dump_, in_.source_conninfo, in_.source_database, schema));
+    auto dumped = env_.runner->Run(dump, &op_->cancel_token());
+    struct Remove {
+      Env* env;
+      std::string path;
+      ~Remove() { env->RemoveFile(path).IgnoreError(); }
+    } remove{env_.env, schema};
+    RETURN_IF_ERROR(dumped.status());
+    if (dumped->exit_code != 0) {
+      return absl::UnavailableError(absl::StrCat("unable to dump the old database's schema: ",
+                                                 ScrubCredentialFiles(dumped->stderr_text)));
+    }
+    DatabaseRestoreRequest r = Request();
+    r.source_path = schema;
+    r.source.allowed_roots = {env_.scratch_dir};
+    r.source.cancel = &op_->cancel_token();
+    ASSIGN_OR_RETURN(DumpToRestore detected,
+                     DetectDumpToRestore(schema, "", "", r.source, InspectOptions(), env_.runner));
+    r.dump = detected.dump;
+    ASSIGN_OR_RETURN(staged_, StageDatabase(r, env_.runner, env_.env));
+    staging_ = staged_.staging_database;
+    staging_oid_ = staged_.staging_oid;
+    return absl::StrCat(staged_.load.statements, " statements into ", staging_);
+  }
+
+  absl::StatusOr<std::string> Subscribe() {
+    RETURN_IF_ERROR(JournalDatabase([&](v1::DatabaseJournal* j) {
+      j->set_follow_name(name_);
+      for (const std::string& t : facts_.tables_without_identity) j->add_replica_identity_full(t);
+    }));
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
+    follow_created_ = true;
+    identities_ = facts_.tables_without_identity;
+    RETURN_IF_ERROR(SetReplicaIdentityFull(source.get(), identities_));
+    for (const std::string& t : identities_) result_.add_replica_identity_full(t);
+    RETURN_IF_ERROR(CreateFollowPublication(source.get(), name_));
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> staging, Staging());
+    RETURN_IF_ERROR(
+        CreateFollowSubscription(staging.get(), name_, in_.source_conninfo, in_.source_database));
+    return absl::StrCat("publication and subscription ", name_);
+  }
+
+  // Reads the follow's progress; a new error count is a warning.
+  absl::StatusOr<FollowProgress> Progress(PgSession* source, PgSession* staging) {
+    ASSIGN_OR_RETURN(FollowProgress p, ReadFollowProgress(source, staging, name_));
+    if (p.errors > errors_) {
+      errors_ = p.errors;
+      Warn(absl::StrCat("the subscription reports ", p.errors,
+                        " error(s) so far; this host's PostgreSQL log says why"));
+    }
+    return p;
+  }
+
+  std::string Lag(const FollowProgress& p) const {
+    return absl::StrCat(Bytes(p.lag_bytes), " behind",
+                        p.lag_seconds >= 0 ? absl::StrFormat(" (%.1f s)", p.lag_seconds) : "");
+  }
+
+  absl::StatusOr<std::string> InitialCopy() {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> staging, Staging());
+    absl::Time last = absl::InfinitePast();
+    while (true) {
+      ASSIGN_OR_RETURN(FollowProgress p, Progress(source.get(), staging.get()));
+      if (p.initial_copy_done()) {
+        result_.set_tables(p.tables);
+        return absl::StrCat(p.tables, " tables copied; ", Lag(p));
+      }
+      if (env_.env->Now() - last >= kReportEvery) {
+        last = env_.env->Now();
+        op_->StepProgress("copy", p.tables_ready, p.tables, "tables", Lag(p));
+      }
+      if (op_->cancel_token().WaitFor(kPoll)) return absl::CancelledError("cancelled");
+    }
+  }
+
+  // True when the cut-over should begin: asked (again, after a refusal),
+  // or the lag below the threshold.
+  bool CutOverDue(const FollowProgress& p) const {
+    if (op_->cutover_requests() > cutovers_handled_) return true;
+    const int64_t below = in_.options.cutover_when_lag_below();
+    return below > 0 && p.lag_bytes >= 0 && p.lag_bytes < below;
+  }
+
+  absl::StatusOr<std::string> Follow() {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> staging, Staging());
+    op_->MarkFollowing(absl::StrCat(
+        "following the old database; cut over with: mastodon-restore ops cutover ", op_->id()));
+    absl::Time last = absl::InfinitePast();
+    while (true) {
+      ASSIGN_OR_RETURN(FollowProgress p, Progress(source.get(), staging.get()));
+      if (CutOverDue(p)) {
+        cutovers_handled_ = op_->cutover_requests();
+        // The old app must be stopped: what it writes from now on would be
+        // lost.
+        ASSIGN_OR_RETURN(std::vector<std::string> sessions, OtherSessions(source.get()));
+        if (sessions.empty() || in_.options.ignore_source_sessions()) {
+          if (!sessions.empty()) {
+            Warn(absl::StrCat("cut over with sessions still on the old database: ",
+                              absl::StrJoin(sessions, ", ")));
+          }
+          cutover_begun_ = true;
+          cutover_start_ = env_.env->Now();
+          result_.set_lag_bytes_at_cutover(p.lag_bytes);
+          op_->MarkCutOverBegun("cut-over");
+          return absl::StrCat("followed; ", Lag(p), " at the cut-over");
+        }
+        refusal_ =
+            absl::StrCat("cut-over refused: the old app still has sessions on the old database (",
+                         absl::StrJoin(sessions, ", "),
+                         "); stop it, then ask again (or set ignore_source_sessions)");
+        Warn(refusal_);
+        last = absl::InfinitePast();
+        if (in_.options.cutover_when_lag_below() > 0) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("the old app still has sessions on the old database: ",
+                           absl::StrJoin(sessions, ", ")));
+        }
+      }
+      if (env_.env->Now() - last >= kReportEvery) {
+        last = env_.env->Now();
+        op_->StepProgress("follow", 0, 0, "",
+                          refusal_.empty() ? Lag(p) : absl::StrCat(Lag(p), "; ", refusal_));
+      }
+      if (op_->cancel_token().WaitFor(kPoll)) return absl::CancelledError("cancelled");
+    }
+  }
+
+  absl::StatusOr<std::string> CatchUp() {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> staging, Staging());
+    ASSIGN_OR_RETURN(int64_t end, SourceWalPosition(source.get()));
+    const absl::Time deadline = env_.env->Now() + kCatchUpTimeout;
+    while (true) {
+      ASSIGN_OR_RETURN(FollowProgress p, Progress(source.get(), staging.get()));
+      if (p.confirmed_lsn >= end) break;
+      if (env_.env->Now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "the new server did not receive the old one's last changes in ",
+            absl::FormatDuration(kCatchUpTimeout), " (still ", Bytes(end - p.confirmed_lsn),
+            " behind", errors_ > 0 ? absl::StrCat("; ", errors_, " subscription error(s)") : "",
+            ")"));
+      }
+      if (op_->cancel_token().WaitFor(kCutOverPoll)) return absl::CancelledError("cancelled");
+    }
+    const absl::Duration took = env_.env->Now() - cutover_start_;
+    result_.set_catch_up_seconds(absl::ToDoubleSeconds(took));
+    return absl::StrCat("everything the old server wrote is here (",
+                        absl::FormatDuration(absl::Trunc(took, absl::Milliseconds(1))), ")");
+  }
+
+  absl::StatusOr<std::string> Sequences() {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> staging, Staging());
+    ASSIGN_OR_RETURN(int set, CopySequences(source.get(), staging.get()));
+    result_.set_sequences(set);
+    return absl::StrCat(set, " sequences set from the old server");
+  }
+
+  // Drops the subscription (and with it the slot), the publication and the
+  // replica identities; each part is tried, what is left is said.
+  absl::Status TakeFollowDown(bool reversal) {
+    if (!follow_created_) return absl::OkStatus();
+    absl::Status first;
+    bool slot_left = false;
+    auto staging = Staging();
+    if (staging.ok()) {
+      first.Update(DropFollowSubscription(staging->get(), name_, &slot_left));
+    } else {
+      first.Update(staging.status());
+    }
+    auto source = Source();
+    if (source.ok()) {
+      if (slot_left) slot_left = !DropFollowSlot(source->get(), name_).ok();
+      first.Update(DropFollowPublication(source->get(), name_));
+      first.Update(RestoreReplicaIdentity(source->get(), identities_));
+    } else {
+      first.Update(source.status());
+    }
+    if (slot_left) {
+      Warn(absl::StrCat("the old server keeps the replication slot ", name_,
+                        ", which holds its WAL: SELECT pg_drop_replication_slot('", name_,
+                        "') there"));
+    }
+    if (!source.ok()) {
+      Warn(absl::StrCat("the old server was not reached: drop the publication ", name_,
+                        identities_.empty()
+                            ? std::string()
+                            : absl::StrCat(" and put back REPLICA IDENTITY DEFAULT on ",
+                                           absl::StrJoin(identities_, ", ")),
+                        " there"));
+    }
+    if (first.ok()) follow_created_ = false;
+    if (!first.ok() && reversal) Warn(absl::StrCat("taking the follow down: ", first.message()));
+    return first;
+  }
+
+  absl::StatusOr<std::string> Unsubscribe() {
+    RETURN_IF_ERROR(TakeFollowDown(/*reversal=*/false));
+    return absl::StrCat("subscription, slot and publication ", name_, " dropped",
+                        identities_.empty() ? "" : "; replica identities put back");
+  }
+
+  absl::StatusOr<std::string> Verify() {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
+    VerifyExpectations expected;
+    using RowCounts = std::map<std::string, int64_t>;
+    ASSIGN_OR_RETURN(RowCounts counts, TableRowCounts(source.get()));
+    for (const auto& [table, rows] : counts) expected.table_rows[table] = rows;
+    auto version = ReadSchemaVersion(source.get());
+    if (version.ok()) expected.schema_version = *version;
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> staging, Staging());
+    ASSIGN_OR_RETURN(v1::VerifyResult verified, VerifyDatabase(staging.get(), staging_, expected));
+    std::vector<std::string> failed;
+    for (const v1::VerifyCheck& c : verified.checks()) {
+      if (!c.passed()) failed.push_back(absl::StrCat(c.name(), ": ", c.message()));
+    }
+    if (!failed.empty()) {
+      return absl::DataLossError(
+          absl::StrCat("the copy differs from the old database: ", absl::StrJoin(failed, "; ")));
+    }
+    int64_t rows = 0;
+    for (const auto& [table, n] : counts) rows += n;
+    return absl::StrCat(counts.size(), " tables, ", rows, " rows as on the old server");
+  }
+
+  absl::StatusOr<std::string> StopServices() {
+    if (in_.runtime == nullptr) return std::string("skipped: no runtime on this host");
+    RETURN_IF_ERROR(ControlServices(*in_.runtime, false, Task("stop_services", false)));
+    services_stopped_ = true;
+    return absl::StrJoin(in_.runtime->Services(), ", ");
+  }
+
+  absl::StatusOr<std::string> Swap() {
+    DatabaseRestoreRequest r = Request();
+    RETURN_IF_ERROR(SwapInStaged(r, env_.env, &staged_));
+    swapped_ = true;
+    staging_.clear();
+    result_.set_database(staged_.database);
+    result_.set_previous_database(staged_.previous_database);
+    if (!staged_.previous_database.empty()) {
+      return absl::StrCat(in_.database,
+                          " is the migrated database; the one it replaced is kept as ",
+                          staged_.previous_database);
+    }
+    return absl::StrCat(in_.database, " is the migrated database");
+  }
+
+  absl::StatusOr<std::string> Migrate() {
+    if (in_.options.skip_migrate()) return std::string("skipped: not asked");
+    ASSIGN_OR_RETURN(AppDatabase db, in_.runtime->Database());
+    ASSIGN_OR_RETURN(v1::DbMigrateResult m, RunDbMigrate(*in_.runtime, v1::MIGRATION_PHASE_ALL, db,
+                                                         Task("migrate", true)));
+    return absl::StrCat(m.migrations_size(), " migration(s); schema ", m.schema_version_after());
+  }
+
+  absl::StatusOr<std::string> BuildFeeds() {
+    if (in_.options.skip_feeds_build()) return std::string("skipped: not asked");
+    const std::string concurrency = absl::StrCat(DefaultConcurrency(env_.env->Cpus()));
+    RETURN_IF_ERROR(RunTootctl(*in_.runtime,
+                               {"feeds", "build", "--all", "--concurrency", concurrency},
+                               Task("feeds", true))
+                        .status());
+    return std::string("home feeds built");
+  }
+
+  absl::StatusOr<std::string> StartServices() {
+    if (in_.runtime == nullptr) return std::string("skipped: no runtime on this host");
+    if (in_.options.leave_stopped()) {
+      Downtime();
+      return std::string("skipped: the app is left stopped, as asked");
+    }
+    RETURN_IF_ERROR(ControlServices(*in_.runtime, true, Task("start_services", false)));
+    services_stopped_ = false;
+    return absl::StrJoin(in_.runtime->Services(), ", ");
+  }
+
+  absl::StatusOr<std::string> CheckApp() {
+    if (in_.runtime == nullptr || in_.options.leave_stopped()) {
+      if (result_.downtime_seconds() == 0) Downtime();
+      return std::string("skipped: the app was not started");
+    }
+    AppCheckOptions options;
+    options.log = [this](const std::string& line) {
+      op_->Log(v1::SEVERITY_INFO, line, "app_checks");
+    };
+    std::unique_ptr<HttpProber> prober = NewTcpHttpProber();
+    std::vector<v1::AfterSwapCheck> checks =
+        CheckAppAnswers(*in_.runtime, prober.get(), env_.env, &op_->cancel_token(), options);
+    Downtime();
+    std::vector<std::string> verdicts;
+    std::vector<std::string> failed;
+    for (const v1::AfterSwapCheck& c : checks) {
+      verdicts.push_back(absl::StrCat(c.name(), c.passed() ? " ok" : " FAILED"));
+      if (!c.passed()) failed.push_back(absl::StrCat(c.name(), ": ", c.detail()));
+    }
+    if (!failed.empty()) {
+      return absl::UnavailableError(
+          absl::StrCat("the app does not answer (", absl::StrJoin(failed, "; "), ")"));
+    }
+    return absl::StrJoin(verdicts, ", ");
+  }
+
+  void Downtime() {
+    if (!cutover_begun_) return;
+    result_.set_downtime_seconds(absl::ToDoubleSeconds(env_.env->Now() - cutover_start_));
+  }
+
+  void Report() {
+    op_->SetResult([&](v1::Operation* o) { *o->mutable_migrate_result() = result_; });
+    if (result_.downtime_seconds() > 0) {
+      op_->Log(v1::SEVERITY_INFO,
+               absl::StrCat(absl::StrFormat("downtime %.1f s", result_.downtime_seconds()),
+                            " (from the cut-over to the app answering; the old app was "
+                            "stopped before)"));
+    }
+  }
+
+  DatabaseRestoreRequest Request() const {
+    DatabaseRestoreRequest r;
+    r.conninfo = in_.conninfo;
+    r.database = in_.database;
+    r.owner = in_.owner;
+    r.operation_id = op_->id();
+    r.drop_previous = in_.options.drop_previous();
+    r.cancel = &op_->cancel_token();
+    r.postgres_root = env_.postgres_root;
+    r.journal = [this](const std::function<void(v1::DatabaseJournal*)>& update) {
+      return const_cast<MigrateJob*>(this)->JournalDatabase(update);
+    };
+    return r;
+  }
+
+  const MigrateInput in_;
+  Operation* const op_;
+  const JobEnv env_;
+  const std::string name_;
+  LogicalSourceFacts facts_;
+  int target_version_ = 0;
+  std::string pg_dump_;
+  DatabaseRestoreResult staged_;
+  std::string staging_;
+  uint32_t staging_oid_ = 0;
+  bool follow_created_ = false;
+  std::vector<std::string> identities_;
+  int64_t errors_ = 0;
+  int cutovers_handled_ = 0;
+  // Why the last cut-over asked was refused ("" when none was).
+  std::string refusal_;
+  bool cutover_begun_ = false;
+  absl::Time cutover_start_;
+  bool services_stopped_ = false;
+  bool swapped_ = false;
+  v1::MigrateResult result_;
+};
+
+}  // namespace
+
+absl::StatusOr<OperationSpec> MakeMigrateJob(const std::string& request_id,
+                                             const v1::MigrateOptions& opts, const JobEnv& env) {
+  MigrateInput in;
+  in.options = opts;
+  if (opts.source().conninfo().empty()) {
+    return absl::InvalidArgumentError("migrate needs the old server (source.conninfo)");
+  }
+  if (opts.source().database().empty()) {
+    return absl::InvalidArgumentError("migrate needs the old database's name (source.database)");
+  }
+  if (opts.cutover_when_lag_below() < 0) {
+    return absl::InvalidArgumentError("cutover_when_lag_below must not be negative");
+  }
+  in.source_conninfo = opts.source().conninfo();
+  in.source_database = opts.source().database();
+  ASSIGN_OR_RETURN(in.conninfo, TargetConnInfo(opts.target(), env));
+  std::optional<AppDatabase> app_db = RuntimeDatabaseFor(opts.target(), env);
+  in.database = !opts.target().database().empty()                 ? opts.target().database()
+                : app_db.has_value() && !app_db->database.empty() ? app_db->database
+                                                                  : opts.source().database();
+  if (app_db.has_value()) in.owner = app_db->owner;
+  const bool app_steps = !(opts.skip_migrate() && opts.skip_feeds_build() && opts.leave_stopped());
+  in.runtime = env.app_runtime();
+  if (app_steps && in.runtime == nullptr) {
+    ASSIGN_OR_RETURN(in.runtime, AppRuntime("migrate (its migrations, feeds and start)", env));
+  }
+  if (!opts.target().conninfo().empty()) {
+    in.journal_connection = v1::JOURNAL_CONNECTION_REQUEST;
+    in.journal_conninfo = ConnInfoForRecord(opts.target().conninfo(), &in.journal_password_omitted);
+  } else if (!env.target_conninfo.empty()) {
+    in.journal_connection = v1::JOURNAL_CONNECTION_AGENT_TARGET;
+  } else {
+    in.journal_connection = v1::JOURNAL_CONNECTION_RUNTIME;
+  }
+
+  OperationSpec spec;
+  spec.kind = v1::OPERATION_KIND_MIGRATE;
+  spec.request_id = request_id;
+  spec.target = absl::StrCat("database:", in.database);
+  spec.fill_request = [opts](v1::Operation* op) {
+    *op->mutable_migrate_options() = opts;
+    RedactSensitive(op->mutable_migrate_options());
+  };
+  spec.steps = {
+      {"preflight", "check the old server (wal_level, slots, keys) and this one"},
+      {"schema", "copy the old database's schema into a staging database"},
+      {"subscribe", "publish every table on the old server, subscribe here"},
+      {"copy", "copy the rows while the old app runs"},
+      {"follow", "follow the old database until the cut-over"},
+      {"catch_up", "wait for the old server's last changes"},
+      {"sequences", "set the sequences from the old server"},
+      {"unsubscribe", "drop the subscription, slot and publication"},
+      {"verify", "compare the copy with the old database"},
+      {"stop_services", "stop this host's app"},
+      {"swap", absl::StrCat("swap the migrated database in as ", in.database)},
+      {"migrate", "run the app's database migrations"},
+      {"feeds", "rebuild the home feeds (tootctl feeds build --all)"},
+      {"start_services", "start the app"},
+      {"app_checks", "check that the app answers"},
+  };
+  spec.work = [env, in](Operation* op) -> absl::Status {
+    MigrateJob job(in, op, env);
+    absl::Status status = job.Run();
+    if (!status.ok()) job.Undo(status);
+    return status;
+  };
+  return spec;
+}
+
+}  // namespace mastodon_restore

@@ -1,0 +1,321 @@
+// End-to-end: a live migration through the real agent and CLI, from a real
+// PostgreSQL 15 (the old host's, wal_level = logical) into a real 18 where
+// the mastodon-server snap runs (recording fakes for snap and its wrappers),
+// while a writer plays the old app: the migration follows until the
+// cut-over, refuses it while the old app is still connected, then loses
+// none of the writer's rows. A cancel while following, and the agent killed
+// while following, leave both hosts as they were.
+#include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "agent/database/pg_connection.h"
+#include "mastodon/restore/v1/agent_service.pb.h"
+#include "tests/e2e/e2e_fixture.h"
+#include "tests/harness/fake_host.h"
+#include "tests/harness/status_matchers.h"
+#include "tests/harness/test_postgres.h"
+
+namespace mastodon_restore {
+namespace e2e {
+namespace {
+
+namespace v1 = ::mastodon::restore::v1;
+using ::mastodon_restore::testing::TestPostgres;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kOldDb[] = "mastodon_production";
+constexpr char kPassword[] = "s3cret-migration-password";
+
+// The old host's database: Mastodon-shaped (ids from sequences, a join
+// table without a primary key, schema_migrations at the old app's version).
+constexpr char kOldSchema[] = R"sql(
+CREATE TABLE schema_migrations (version varchar PRIMARY KEY);
+INSERT INTO schema_migrations VALUES ('20240101000000');
+CREATE TABLE accounts (id bigserial PRIMARY KEY, username text NOT NULL UNIQUE, note text);
+CREATE TABLE statuses (id bigserial PRIMARY KEY, account_id bigint NOT NULL REFERENCES accounts,
+                       text text NOT NULL);
+CREATE TABLE accounts_tags (account_id bigint NOT NULL, tag_id bigint NOT NULL);
+INSERT INTO accounts (username) SELECT 'user' || i FROM generate_series(1, 200) i;
+INSERT INTO statuses (account_id, text) SELECT 1 + i % 200, 'toot ' || i FROM generate_series(1, 3000) i;
+INSERT INTO accounts_tags SELECT a, 1 FROM generate_series(1, 200) a;
+)sql";
+
+class MigrateCliTest : public E2eTest {
+ protected:
+  void SetUp() override {
+    E2eTest::SetUp();
+    StartPostgres(18);
+    CreateSnapHost();
+    auto old_pg = TestPostgres::Start(15, {"wal_level=logical"});
+    ASSERT_OK(old_pg);
+    old_ = std::move(*old_pg);
+    ASSERT_OK(old_->Exec(absl::StrCat("ALTER ROLE postgres PASSWORD '", kPassword,
+                                      "'; CREATE ROLE mastodon LOGIN")));
+    ASSERT_OK(old_->Exec(absl::StrCat("CREATE DATABASE ", kOldDb, " OWNER mastodon")));
+    ASSERT_OK(old_->Exec(absl::StrCat("SET ROLE mastodon;", kOldSchema), kOldDb));
+    // This host's snap has a fresh install's database, and newer code: one
+    // migration the old app never ran.
+    ASSERT_OK(pg_->Exec("CREATE DATABASE mastodon OWNER mastodon"));
+    ASSERT_OK(pg_->Exec("CREATE TABLE fresh_install (id int)", "mastodon"));
+    testing::FakeHost::AddMigrations(
+        host_->snap_app_dir(), {"20240101000000_create_everything", "20250301000000_add_newer"},
+        {});
+    password_file_ = dir_ + "/old-password";
+    std::ofstream(password_file_) << kPassword << "\n";
+  }
+
+  void StartSnapAgent() {
+    HostLayout layout = host_->Layout();
+    StartAgent({"--runtime", "snap", "--snap-bin-dir", layout.snap_bin_dir, "--snap-app-dir",
+                layout.snap_app_dir, "--snap-postgres", pg_->ConnInfo(""), "--host-path",
+                layout.host_path});
+  }
+
+  // Starts the migration, detached; its operation id.
+  std::string StartMigration(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {
+        "migrate",
+        "--detach",
+        "--from",
+        absl::StrCat("host=127.0.0.1 port=", old_->cluster()->port(), " user=postgres"),
+        "--from-password-file",
+        password_file_,
+        "--from-db",
+        kOldDb};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CommandResult r = CliOnSocket(args);
+    EXPECT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+    return OperationId(r.stdout_text);
+  }
+
+  v1::Operation Show(const std::string& id) {
+    CommandResult r = CliOnSocket({"--json", "ops", "show", id});
+    v1::GetOperationResponse response;
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = true;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.stdout_text, &response, options).ok())
+        << r.stdout_text << r.stderr_text;
+    return response.operation();
+  }
+
+  // Polls until the operation is in `state` (fails the test after 120 s).
+  v1::Operation WaitForState(const std::string& id, v1::OperationState state) {
+    v1::Operation op;
+    for (absl::Time end = absl::Now() + absl::Seconds(120); absl::Now() < end;) {
+      op = Show(id);
+      if (op.state() == state) return op;
+      if (op.state() == v1::OPERATION_STATE_FAILED) break;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    ADD_FAILURE() << "operation " << id << " is " << v1::OperationState_Name(op.state()) << ", not "
+                  << v1::OperationState_Name(state) << ": " << op.error().message();
+    return op;
+  }
+
+  std::string Old(const std::string& sql, const std::string& db = kOldDb) {
+    auto v = old_->QueryValue(sql, db);
+    EXPECT_OK(v);
+    return v.ok() ? *v : "";
+  }
+  std::string New(const std::string& sql, const std::string& db = "mastodon") {
+    auto v = pg_->QueryValue(sql, db);
+    EXPECT_OK(v);
+    return v.ok() ? *v : "";
+  }
+
+  // The old server holds nothing of a migration.
+  void ExpectOldServerClean() {
+    EXPECT_EQ(Old("SELECT count(*) FROM pg_replication_slots"), "0");
+    EXPECT_EQ(Old("SELECT count(*) FROM pg_publication"), "0");
+    EXPECT_EQ(Old("SELECT relreplident FROM pg_class WHERE relname = 'accounts_tags'"), "d");
+  }
+
+  // Everything the agent keeps on disk and says in its log.
+  std::string AgentFiles() {
+    std::string all = ReadFileOrEmpty(log_file());
+    CommandSpec spec;
+    spec.argv = {"/usr/bin/grep", "-r", "-l", kPassword, dir_ + "/state"};
+    auto r = runner_->Run(spec, nullptr);
+    if (r.ok()) all += r->stdout_text;
+    return all;
+  }
+
+  std::unique_ptr<TestPostgres> old_;
+  std::string password_file_;
+};
+
+TEST_F(MigrateCliTest, FollowsUntilTheCutOverAndLosesNoRowTheOldAppWrote) {
+  StartSnapAgent();
+  // The old app writes all along, as the role mastodon.
+  std::atomic<bool> stop{false};
+  std::vector<std::string> committed;
+  std::thread writer([&] {
+    auto w = PgConnection::ConnectParams({{"host", old_->cluster()->socket_dir()},
+                                          {"port", absl::StrCat(old_->cluster()->port())},
+                                          {"user", "mastodon"},
+                                          {"dbname", kOldDb},
+                                          {"application_name", "puma"}});
+    ASSERT_OK(w);
+    for (int i = 0; !stop.load(); ++i) {
+      auto id = (*w)->Query("INSERT INTO statuses (account_id, text) VALUES ($1, $2) RETURNING id",
+                            {absl::StrCat(1 + i % 200), absl::StrCat("live ", i)});
+      ASSERT_OK(id);
+      committed.push_back(id->Scalar());
+      ASSERT_OK(
+          (*w)->Exec(absl::StrCat("UPDATE accounts_tags SET tag_id = tag_id + 1"
+                                  " WHERE account_id = ",
+                                  1 + i % 200)));
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+  });
+
+  const std::string id = StartMigration();
+  ASSERT_FALSE(id.empty());
+  v1::Operation following = WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  EXPECT_EQ(following.kind(), v1::OPERATION_KIND_MIGRATE);
+  // This host's live database is untouched while following; the old
+  // server has the publication and the identity of the keyless table.
+  EXPECT_EQ(New("SELECT count(*) FROM fresh_install"), "0");
+  EXPECT_EQ(Old("SELECT count(*) FROM pg_publication"), "1");
+  EXPECT_EQ(Old("SELECT relreplident FROM pg_class WHERE relname = 'accounts_tags'"), "f");
+
+  // The old app is still connected: the cut-over is refused, the
+  // migration goes on following.
+  CommandResult r = CliOnSocket({"ops", "cutover", id});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  for (int i = 0; i < 100; ++i) {
+    r = CliOnSocket({"--json", "ops", "show", id});
+    if (absl::StrContains(r.stdout_text, "cut-over refused")) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_THAT(r.stdout_text, HasSubstr("cut-over refused: the old app still has sessions"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("mastodon (puma): 1"));
+  EXPECT_EQ(Show(id).state(), v1::OPERATION_STATE_FOLLOWING);
+
+  // The old app stops; now the cut-over goes through.
+  absl::SleepFor(absl::Milliseconds(500));
+  stop = true;
+  writer.join();
+  ASSERT_GT(committed.size(), 20u);
+  r = CliOnSocket({"ops", "cutover", id});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  v1::Operation done = Show(id);
+  ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
+  const v1::MigrateResult& m = done.migrate_result();
+  EXPECT_EQ(m.database(), "mastodon");
+  EXPECT_THAT(m.previous_database(), ::testing::StartsWith("mastodon__previous_"));
+  EXPECT_EQ(m.tables(), 4);
+  EXPECT_EQ(m.sequences(), 2);
+  EXPECT_THAT(m.replica_identity_full(), ::testing::ElementsAre("public.accounts_tags"));
+  EXPECT_GT(m.downtime_seconds(), 0);
+  EXPECT_GE(m.downtime_seconds(), m.catch_up_seconds());
+  EXPECT_EQ(m.source_server_version().substr(0, 3), "15.");
+  EXPECT_EQ(m.target_server_version().substr(0, 3), "18.");
+
+  // Every row the old app committed is here once; the sequences are ahead;
+  // the newer app's migration ran; the fresh install is kept aside.
+  std::set<std::string> ids;
+  auto rows = PgConnection::Connect(pg_->ConnInfo("mastodon"));
+  ASSERT_OK(rows);
+  auto live = (*rows)->Query("SELECT id FROM statuses WHERE text LIKE 'live %'");
+  ASSERT_OK(live);
+  for (const auto& row : live->rows) ids.insert(row[0].value_or(""));
+  EXPECT_EQ(ids, std::set<std::string>(committed.begin(), committed.end()));
+  EXPECT_EQ(New("SELECT count(*) FROM statuses"), Old("SELECT count(*) FROM statuses"));
+  EXPECT_EQ(New("SELECT string_agg(account_id || ':' || tag_id, ',' ORDER BY account_id)"
+                " FROM accounts_tags"),
+            Old("SELECT string_agg(account_id || ':' || tag_id, ',' ORDER BY account_id)"
+                " FROM accounts_tags"));
+  EXPECT_EQ(New("SELECT nextval('statuses_id_seq') > max(id) FROM statuses"), "t");
+  EXPECT_EQ(New("SELECT max(version) FROM schema_migrations"), "20250301000000");
+  EXPECT_EQ(
+      New("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'mastodon'", "postgres"),
+      "mastodon");
+  EXPECT_EQ(New(absl::StrCat("SELECT count(*) FROM fresh_install"), m.previous_database()), "0");
+  EXPECT_EQ(New("SELECT count(*) FROM pg_subscription", "postgres"), "0");
+  ExpectOldServerClean();
+
+  // Through the snap: stopped, migrated, feeds built, started, answering.
+  std::vector<std::string> calls;
+  for (const auto& c : host_->Calls()) calls.push_back(absl::StrJoin(c.argv, " "));
+  const std::string joined = absl::StrJoin(calls, "\n");
+  EXPECT_THAT(joined, HasSubstr("feeds build --all --concurrency"));
+  EXPECT_LT(joined.find("stop mastodon-server"), joined.find("feeds build"));
+  EXPECT_LT(joined.find("feeds build"), joined.rfind("start mastodon-server"));
+  EXPECT_THAT(done.steps(),
+              ::testing::Contains(::testing::Property(&v1::Step::name, "app_checks")));
+  for (const v1::Step& s : done.steps()) {
+    EXPECT_EQ(s.state(), v1::STEP_STATE_SUCCEEDED) << s.name() << ": " << s.message();
+  }
+  // The old server's password is in no record and no log.
+  EXPECT_THAT(AgentFiles(), Not(HasSubstr(kPassword)));
+}
+
+TEST_F(MigrateCliTest, ACancelWhileFollowingLeavesBothHostsAsTheyWere) {
+  StartSnapAgent();
+  const std::string id = StartMigration();
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  CommandResult r = CliOnSocket({"ops", "cancel", id});
+  ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
+  v1::Operation op = WaitForState(id, v1::OPERATION_STATE_CANCELLED);
+  EXPECT_EQ(New("SELECT count(*) FROM fresh_install"), "0");
+  EXPECT_EQ(New("SELECT count(*) FROM pg_database WHERE datname LIKE '%restore%'", "postgres"),
+            "0");
+  EXPECT_EQ(New("SELECT count(*) FROM pg_subscription", "postgres"), "0");
+  ExpectOldServerClean();
+  // The snap's app was never stopped.
+  for (const auto& c : host_->Calls("snap")) {
+    EXPECT_THAT(absl::StrJoin(c.argv, " "), Not(HasSubstr("stop")));
+  }
+  // A cut-over of an operation that has ended, or of one that is not a
+  // migration, is refused.
+  r = CliOnSocket({"ops", "cutover", id});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.stderr_text, HasSubstr("has already ended"));
+}
+
+TEST_F(MigrateCliTest, TheAgentKilledWhileFollowingIsCleanedUpAtItsNextStart) {
+  StartSnapAgent();
+  const std::string id = StartMigration();
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  ASSERT_EQ(Old("SELECT count(*) FROM pg_replication_slots WHERE active"), "1");
+  agent_->Signal(SIGKILL);
+  agent_->Wait(absl::Seconds(30));
+  agent_.reset();
+  StartSnapAgent();
+  v1::Operation op = Show(id);
+  EXPECT_EQ(op.state(), v1::OPERATION_STATE_INTERRUPTED);
+  // The subscription and the staging database are gone, and the slot with
+  // them; the publication and the replica identity are named for the admin.
+  EXPECT_EQ(New("SELECT count(*) FROM pg_subscription", "postgres"), "0");
+  EXPECT_EQ(New("SELECT count(*) FROM pg_database WHERE datname LIKE '%restore%'", "postgres"),
+            "0");
+  EXPECT_EQ(New("SELECT count(*) FROM fresh_install"), "0");
+  for (int i = 0; i < 50 && Old("SELECT count(*) FROM pg_replication_slots") != "0"; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(Old("SELECT count(*) FROM pg_replication_slots"), "0");
+  // (What recovery did is in the operation's events.)
+  CommandResult r = CliOnSocket({"--json", "ops", "watch", id});
+  EXPECT_THAT(r.stdout_text, HasSubstr("dropped the subscription mastodon_restore_"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("the old server may keep the publication"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("REPLICA IDENTITY FULL on public.accounts_tags"));
+}
+
+}  // namespace
+}  // namespace e2e
+}  // namespace mastodon_restore
