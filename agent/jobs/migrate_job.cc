@@ -17,6 +17,7 @@
 #include "agent/database/local_cluster.h"
 #include "agent/database/logical_follow.h"
 #include "agent/database/pg_connection.h"
+#include "agent/database/server_queries.h"
 #include "agent/database/target_ops.h"
 #include "agent/database/verify.h"
 #include "agent/inventory/inspector.h"
@@ -109,12 +110,11 @@ class MigrateJob {
   // and this host is as it was; after it, the old host is the way back.
   void Undo(const absl::Status& failure) {
     if (swapped_) {
-      Warn(absl::StrCat("the migrated database is live here (", in_.database,
-                        "), but the migration did not "
-                        "finish: ",
-                        failure.message(),
-                        ". The old host is as it was at the cut-over: to go "
-                        "back, start its app again"));
+      Warn(absl::StrCat(
+          "the migrated database is live here (", in_.database,
+          ") but the migration did not finish: ", failure.message(),
+          services_stopped_ ? ". This host's app is left stopped" : "",
+          ". The old host is as it was at the cut-over: to go back, start its app again"));
       Report();
       return;
     }
@@ -205,6 +205,18 @@ class MigrateJob {
                        ", older than the old host's ", source_major,
                        ": migrate to the same major or a newer one"));
     }
+    // Room for the copy: the old database's size, and the floor every
+    // restore leaves, on this server's data directory when it is local.
+    auto data_dir = ServerDataDirectory(target.get());
+    auto free = data_dir.ok() && !data_dir->empty() ? env_.env->FreeBytes(*data_dir)
+                                                    : absl::StatusOr<int64_t>(0);
+    if (data_dir.ok() && !data_dir->empty() && free.ok() &&
+        *free < facts_.database_bytes + env_.space_floor.min_free_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "this host's PostgreSQL data directory ", *data_dir, " has ", Bytes(*free),
+          " free; the old database is ", Bytes(facts_.database_bytes), " and ",
+          Bytes(env_.space_floor.min_free_bytes), " must stay free (--free-space-floor)"));
+    }
     // The schema comes from the oldest installed pg_dump that reads the old
     // server (its output is closest to what that server would write).
     for (int major : InstalledPostgresVersions(env_.env, env_.postgres_root, "pg_dump")) {
@@ -292,19 +304,62 @@ class MigrateJob {
                         p.lag_seconds >= 0 ? absl::StrFormat(" (%.1f s)", p.lag_seconds) : "");
   }
 
+  // The follow's progress on sessions kept across polls: a session that
+  // failed is opened again at the next poll, so that the follow outlives a
+  // restart of either server or a broken link. The first error of an
+  // outage is a warning; while it lasts, `unreachable_` says why.
+  absl::StatusOr<FollowProgress> Poll(std::unique_ptr<PgSession>* source,
+                                      std::unique_ptr<PgSession>* staging) {
+    absl::StatusOr<FollowProgress> p = absl::UnknownError("not read");
+    if (*source == nullptr) {
+      auto s = Source();
+      if (s.ok()) {
+        *source = std::move(*s);
+      } else {
+        p = s.status();
+      }
+    }
+    if (*source != nullptr && *staging == nullptr) {
+      auto s = Staging();
+      if (s.ok()) {
+        *staging = std::move(*s);
+      } else {
+        p = s.status();
+      }
+    }
+    if (*source != nullptr && *staging != nullptr) {
+      p = Progress(source->get(), staging->get());
+      if (!p.ok()) {
+        source->reset();
+        staging->reset();
+      }
+    }
+    if (p.ok()) {
+      if (!unreachable_.empty()) op_->Log(v1::SEVERITY_INFO, "both servers answer again");
+      unreachable_.clear();
+    } else if (unreachable_.empty()) {
+      unreachable_ = std::string(p.status().message());
+      Warn(absl::StrCat("following goes on when the servers answer again: ", unreachable_));
+    }
+    return p;
+  }
+
   absl::StatusOr<std::string> InitialCopy() {
-    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
-    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> staging, Staging());
+    std::unique_ptr<PgSession> source, staging;
     absl::Time last = absl::InfinitePast();
     while (true) {
-      ASSIGN_OR_RETURN(FollowProgress p, Progress(source.get(), staging.get()));
-      if (p.initial_copy_done()) {
-        result_.set_tables(p.tables);
-        return absl::StrCat(p.tables, " tables copied; ", Lag(p));
+      absl::StatusOr<FollowProgress> p = Poll(&source, &staging);
+      if (p.ok() && p->initial_copy_done()) {
+        result_.set_tables(p->tables);
+        return absl::StrCat(p->tables, " tables copied; ", Lag(*p));
       }
       if (env_.env->Now() - last >= kReportEvery) {
         last = env_.env->Now();
-        op_->StepProgress("copy", p.tables_ready, p.tables, "tables", Lag(p));
+        if (p.ok()) {
+          op_->StepProgress("copy", p->tables_ready, p->tables, "tables", Lag(*p));
+        } else {
+          op_->StepProgress("copy", 0, 0, "", absl::StrCat("unreachable: ", unreachable_));
+        }
       }
       if (op_->cancel_token().WaitFor(kPoll)) return absl::CancelledError("cancelled");
     }
@@ -319,13 +374,26 @@ class MigrateJob {
   }
 
   absl::StatusOr<std::string> Follow() {
-    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
-    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> staging, Staging());
+    std::unique_ptr<PgSession> source, staging;
     op_->MarkFollowing(absl::StrCat(
         "following the old database; cut over with: mastodon-restore ops cutover ", op_->id()));
     absl::Time last = absl::InfinitePast();
     while (true) {
-      ASSIGN_OR_RETURN(FollowProgress p, Progress(source.get(), staging.get()));
+      absl::StatusOr<FollowProgress> polled = Poll(&source, &staging);
+      if (!polled.ok()) {
+        // A cut-over needs both servers: asked now, it cannot begin.
+        if (op_->cutover_requests() > cutovers_handled_) {
+          return absl::UnavailableError(
+              absl::StrCat("unable to cut over: ", polled.status().message()));
+        }
+        if (env_.env->Now() - last >= kReportEvery) {
+          last = env_.env->Now();
+          op_->StepProgress("follow", 0, 0, "", absl::StrCat("unreachable: ", unreachable_));
+        }
+        if (op_->cancel_token().WaitFor(kPoll)) return absl::CancelledError("cancelled");
+        continue;
+      }
+      const FollowProgress& p = *polled;
       if (CutOverDue(p)) {
         cutovers_handled_ = op_->cutover_requests();
         // The old app must be stopped: what it writes from now on would be
@@ -584,6 +652,8 @@ class MigrateJob {
   int cutovers_handled_ = 0;
   // Why the last cut-over asked was refused ("" when none was).
   std::string refusal_;
+  // Why a server does not answer, while it does not ("" otherwise).
+  std::string unreachable_;
   bool cutover_begun_ = false;
   absl::Time cutover_start_;
   bool services_stopped_ = false;

@@ -76,11 +76,15 @@ class MigrateCliTest : public E2eTest {
     std::ofstream(password_file_) << kPassword << "\n";
   }
 
-  void StartSnapAgent() {
+  void StartSnapAgent(std::vector<std::string> extra = {}) {
     HostLayout layout = host_->Layout();
-    StartAgent({"--runtime", "snap", "--snap-bin-dir", layout.snap_bin_dir, "--snap-app-dir",
-                layout.snap_app_dir, "--snap-postgres", pg_->ConnInfo(""), "--host-path",
-                layout.host_path});
+    std::vector<std::string> args = {"--runtime",       "snap",
+                                     "--snap-bin-dir",  layout.snap_bin_dir,
+                                     "--snap-app-dir",  layout.snap_app_dir,
+                                     "--snap-postgres", pg_->ConnInfo(""),
+                                     "--host-path",     layout.host_path};
+    args.insert(args.end(), extra.begin(), extra.end());
+    StartAgent(args);
   }
 
   // Starts the migration, detached; its operation id.
@@ -314,6 +318,89 @@ TEST_F(MigrateCliTest, TheAgentKilledWhileFollowingIsCleanedUpAtItsNextStart) {
   EXPECT_THAT(r.stdout_text, HasSubstr("dropped the subscription mastodon_restore_"));
   EXPECT_THAT(r.stdout_text, HasSubstr("the old server may keep the publication"));
   EXPECT_THAT(r.stdout_text, HasSubstr("REPLICA IDENTITY FULL on public.accounts_tags"));
+}
+
+TEST_F(MigrateCliTest, NoRoomForTheCopyIsRefusedBeforeAnythingIsCreated) {
+  StartSnapAgent({"--free-space-floor", "1125899906842624"});  // 1 PiB must stay free
+  const std::string id = StartMigration();
+  v1::Operation op = WaitForState(id, v1::OPERATION_STATE_FAILED);
+  EXPECT_EQ(op.error().step(), "preflight");
+  EXPECT_THAT(op.error().message(), HasSubstr("PostgreSQL data directory"));
+  EXPECT_THAT(op.error().message(), HasSubstr("must stay free (--free-space-floor)"));
+  EXPECT_EQ(New("SELECT count(*) FROM pg_database WHERE datname LIKE '%restore%'", "postgres"),
+            "0");
+  ExpectOldServerClean();
+}
+
+TEST_F(MigrateCliTest, AFailureAtTheSwapLeavesThisHostsDatabaseAndTheOldOneAsTheyWere) {
+  agent_env_ = {"MR_FAILPOINTS=swap.before_begin=error"};
+  StartSnapAgent();
+  const std::string id = StartMigration();
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  v1::Operation op = WaitForState(id, v1::OPERATION_STATE_FAILED);
+  EXPECT_THAT(op.error().message(), HasSubstr("swap.before_begin"));
+  EXPECT_EQ(op.error().step(), "swap");
+  // The follow was taken down before the swap; the staging database is
+  // gone; this host's app runs again; the old app may start again.
+  EXPECT_EQ(New("SELECT count(*) FROM fresh_install"), "0");
+  EXPECT_EQ(New("SELECT count(*) FROM pg_database WHERE datname LIKE '%restore%'", "postgres"),
+            "0");
+  ExpectOldServerClean();
+  const std::vector<testing::FakeCall> snap = host_->Calls("snap");
+  ASSERT_FALSE(snap.empty());
+  EXPECT_THAT(absl::StrJoin(snap.back().argv, " "), HasSubstr("start"));
+  EXPECT_THAT(op.migrate_result().warnings(),
+              ::testing::Contains(HasSubstr("start the old host's app again")));
+}
+
+TEST_F(MigrateCliTest, TheAgentKilledDuringTheCutOverLeavesThisHostsDatabaseAsItWas) {
+  agent_env_ = {"MR_FAILPOINTS=swap.before_begin=kill"};
+  StartSnapAgent();
+  const std::string id = StartMigration();
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  ASSERT_TRUE(agent_->Wait(absl::Seconds(60)).has_value()) << "the agent did not die";
+  agent_.reset();
+  agent_env_.clear();
+  StartSnapAgent();
+  EXPECT_EQ(Show(id).state(), v1::OPERATION_STATE_INTERRUPTED);
+  EXPECT_EQ(New("SELECT count(*) FROM fresh_install"), "0");
+  EXPECT_EQ(New("SELECT count(*) FROM pg_database WHERE datname LIKE '%restore%'", "postgres"),
+            "0");
+  ExpectOldServerClean();
+}
+
+TEST_F(MigrateCliTest, TheOldServerGoneAtTheCutOverIsReportedWithWhatItKeeps) {
+  StartSnapAgent();
+  const std::string id = StartMigration();
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  ASSERT_OK(old_->cluster()->Stop());
+  // An outage does not end the follow: it waits, saying why.
+  std::string follow;
+  for (int i = 0; i < 100 && !absl::StrContains(follow, "unreachable: "); ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    const v1::Operation now = Show(id);
+    for (const v1::Step& s : now.steps()) {
+      if (s.name() == "follow") follow = s.message();
+    }
+  }
+  EXPECT_THAT(follow, HasSubstr("unreachable: "));
+  EXPECT_EQ(Show(id).state(), v1::OPERATION_STATE_FOLLOWING);
+  // A cut-over needs the old server: it fails, and everything is undone.
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  v1::Operation op = WaitForState(id, v1::OPERATION_STATE_FAILED);
+  EXPECT_THAT(op.error().message(), HasSubstr("unable to cut over: unable to connect"));
+  // This host is as it was, nothing of the follow is left here; what the
+  // old server keeps is named with how to remove it.
+  EXPECT_EQ(New("SELECT count(*) FROM fresh_install"), "0");
+  EXPECT_EQ(New("SELECT count(*) FROM pg_subscription", "postgres"), "0");
+  EXPECT_EQ(New("SELECT count(*) FROM pg_database WHERE datname LIKE '%restore%'", "postgres"),
+            "0");
+  const std::string warnings = absl::StrJoin(op.migrate_result().warnings(), "\n");
+  EXPECT_THAT(warnings, HasSubstr("keeps the replication slot mastodon_restore_"));
+  EXPECT_THAT(warnings, HasSubstr("pg_drop_replication_slot"));
+  EXPECT_THAT(warnings, HasSubstr("REPLICA IDENTITY DEFAULT on public.accounts_tags"));
 }
 
 }  // namespace
