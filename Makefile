@@ -16,7 +16,7 @@ WERROR ?= ON
 BUF := .tools/buf/node_modules/.bin/buf
 CXX_SOURCES = $(shell git ls-files -co --exclude-standard -- '*.cc' '*.h' '*.h.in' | grep -v '^$(BUILD_DIR)/')
 
-.PHONY: all deps configure build test test-sanitize demo lint format fuzz chaos bench bench-restore bench-detect bench-media bench-bucket bench-load bench-fleet package clean
+.PHONY: all deps configure build test test-sanitize demo lint format fuzz chaos bench bench-restore bench-detect bench-media bench-bucket bench-load bench-fleet bench-migrate package clean
 
 all: build
 
@@ -94,7 +94,7 @@ chaos: configure
 # Benchmarks; results go to bench/results/<date>-*.md.
 BENCH_MB ?= 700
 SCALE ?= 1
-bench: bench-restore bench-detect bench-media bench-bucket bench-load bench-fleet
+bench: bench-restore bench-detect bench-media bench-bucket bench-load bench-fleet bench-migrate
 
 # The agent's database restore against psql and pg_restore on the same dumps
 # of a Mastodon-shaped database (SCALE=1: about 700 MB of plain dump; the
@@ -117,6 +117,10 @@ bench-load: build
 
 # Media from a bucket (a real S3-compatible server) against curl, sequential
 # and parallel, on the same objects.
+bench-migrate: build
+	$(BUILD_DIR)/bench/migrate_bench --scale $(SCALE) --runs 3 \
+	  --output bench/results/$$(date +%Y-%m-%d)-migrate.md
+
 bench-bucket: build
 	$(BUILD_DIR)/bench/bucket_bench --files 20000 --mb 2000 --runs 3 \
 	  --output bench/results/$$(date +%Y-%m-%d)-bucket.md

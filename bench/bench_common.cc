@@ -121,8 +121,12 @@ bool MakeCertificates(CommandRunner* runner, const std::string& dir, const std::
 }
 
 std::unique_ptr<LocalCluster> StartCluster(const std::string& dir, CommandRunner* runner, Env* env,
-                                           const std::string& tag, bool fast_unsafe) {
+                                           const std::string& tag, bool fast_unsafe,
+                                           const std::vector<std::string>& settings,
+                                           const std::string& bin_dir) {
   LocalClusterOptions o;
+  o.settings = settings;
+  o.bin_dir = bin_dir;
   if (!RunAsUnprivilegedUserIfRoot(&o).ok()) return nullptr;
   auto base = CreateClusterBaseDir(dir, "pg", o);
   if (!base.ok()) return nullptr;
@@ -134,6 +138,25 @@ std::unique_ptr<LocalCluster> StartCluster(const std::string& dir, CommandRunner
     return nullptr;
   }
   return std::move(*cluster);
+}
+
+double ServerCpuSeconds(pid_t postmaster, int* children) {
+  if (children != nullptr) *children = 0;
+  ProcStat pm = ReadProcStat(postmaster);
+  int64_t ticks = pm.Get(11) + pm.Get(12) + pm.Get(13) + pm.Get(14);
+  auto procs = ListDirectory("/proc");
+  if (procs.ok()) {
+    for (const std::string& p : *procs) {
+      int pid = 0;
+      if (!absl::SimpleAtoi(p, &pid)) continue;
+      ProcStat st = ReadProcStat(pid);
+      if (st.Get(1) == postmaster) {
+        ticks += st.Get(11) + st.Get(12);
+        if (children != nullptr) ++*children;
+      }
+    }
+  }
+  return TicksToSeconds(ticks);
 }
 
 }  // namespace bench

@@ -50,9 +50,17 @@ bool MakeCertificates(CommandRunner* runner, const std::string& dir, const std::
 
 // A PostgreSQL cluster under `dir` (as the postgres user when root; with
 // `fast_unsafe`, fsync=off and the other settings of LocalClusterOptions,
-// else PostgreSQL's defaults); null after printing why.
+// else PostgreSQL's defaults; `settings` "name=value" on top; the binaries
+// of `bin_dir`, "" for the newest installed); null after printing why.
 std::unique_ptr<LocalCluster> StartCluster(const std::string& dir, CommandRunner* runner, Env* env,
-                                           const std::string& tag, bool fast_unsafe = true);
+                                           const std::string& tag, bool fast_unsafe = true,
+                                           const std::vector<std::string>& settings = {},
+                                           const std::string& bin_dir = "");
+
+// CPU seconds of the server so far: the postmaster and its live children, and
+// the children it has reaped (backends that exited). `children` (optional):
+// how many live children it has.
+double ServerCpuSeconds(pid_t postmaster, int* children = nullptr);
 
 }  // namespace bench
 }  // namespace mastodon_restore

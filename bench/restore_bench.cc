@@ -78,28 +78,6 @@ int64_t PathBytes(const std::string& path) {
   return total;
 }
 
-// CPU seconds of the server so far: the postmaster and its live children, and
-// the children it has reaped (backends that exited). `children` (optional):
-// how many live children it has.
-double ServerCpuSeconds(pid_t postmaster, int* children = nullptr) {
-  if (children != nullptr) *children = 0;
-  bench::ProcStat pm = bench::ReadProcStat(postmaster);
-  int64_t ticks = pm.Get(11) + pm.Get(12) + pm.Get(13) + pm.Get(14);
-  auto procs = ListDirectory("/proc");
-  if (procs.ok()) {
-    for (const std::string& p : *procs) {
-      int pid = 0;
-      if (!absl::SimpleAtoi(p, &pid)) continue;
-      bench::ProcStat st = bench::ReadProcStat(pid);
-      if (st.Get(1) == postmaster) {
-        ticks += st.Get(11) + st.Get(12);
-        if (children != nullptr) ++*children;
-      }
-    }
-  }
-  return bench::TicksToSeconds(ticks);
-}
-
 struct RunFigures {
   bool ok = false;
   double seconds = 0;
@@ -531,7 +509,7 @@ class RestoreBench {
             conninfo = cluster_->ConnInfo("postgres");
           }
           int children0 = 0, children1 = 0;
-          double cpu0 = ServerCpuSeconds(postmaster_, &children0);
+          double cpu0 = bench::ServerCpuSeconds(postmaster_, &children0);
           std::vector<std::string> env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
           if (const char* t = std::getenv("MR_BENCH_TIMELINE"); t != nullptr) {
             env.push_back(absl::StrCat("MR_BENCH_TIMELINE=", t));
@@ -539,10 +517,10 @@ class RestoreBench {
           RunFigures f = RunPipeline(who.stages(conninfo), who.stdin_file, env);
           // The restore's backends exit just after their client: wait until
           // they are reaped, so their CPU is counted (untimed).
-          double cpu1 = ServerCpuSeconds(postmaster_, &children1);
+          double cpu1 = bench::ServerCpuSeconds(postmaster_, &children1);
           for (int i = 0; i < 100 && children1 > children0; ++i) {
             absl::SleepFor(absl::Milliseconds(20));
-            cpu1 = ServerCpuSeconds(postmaster_, &children1);
+            cpu1 = bench::ServerCpuSeconds(postmaster_, &children1);
           }
           if (!f.ok) {
             std::fprintf(stderr, "%s: %s on %s failed: %s\n", kTag, who.name.c_str(),
