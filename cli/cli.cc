@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "agent/common/args.h"
 #include "agent/common/build_info.h"
+#include "agent/common/conninfo_quote.h"
 #include "agent/common/terminal_text.h"
 #include "cli/agent_client.h"
 #include "cli/backup_report.h"
@@ -561,17 +562,6 @@ int RunRollback(CommandContext& ctx) {
                         "unable to start the rollback");
 }
 
-// `value` as a libpq conninfo value: single-quoted, \\ and \' escaped.
-std::string ConnInfoValue(absl::string_view value) {
-  std::string out = "'";
-  for (char c : value) {
-    if (c == '\\' || c == '\'') out.push_back('\\');
-    out.push_back(c);
-  }
-  out.push_back('\'');
-  return out;
-}
-
 // True when `conninfo` sets a password: the keyword, or a URI's
 // user:password@.
 bool ConnInfoSetsPassword(const std::string& conninfo) {
@@ -608,7 +598,7 @@ int RunMigrate(CommandContext& ctx) {
       return UsageError(ctx.streams,
                         "--from-password-file needs --from in keyword form (host=... user=...)");
     }
-    absl::StrAppend(&conninfo, " password=", ConnInfoValue(p));
+    absl::StrAppend(&conninfo, " password=", QuoteConnInfoValue(p));
   }
   v1::StartMigrateRequest request;
   request.set_request_id(ctx.args.Get("request-id"));

@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/common/conninfo_quote.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/pg_connection.h"
 
@@ -33,17 +34,6 @@ int64_t ToInt64(const std::optional<std::string>& value) {
   int64_t n = 0;
   if (value.has_value() && absl::SimpleAtoi(*value, &n)) return n;
   return 0;
-}
-
-// `value` as a conninfo value: single-quoted, \\ and \' escaped.
-std::string ConnInfoValue(const std::string& value) {
-  std::string out = "'";
-  for (char c : value) {
-    if (c == '\\' || c == '\'') out.push_back('\\');
-    out.push_back(c);
-  }
-  out.push_back('\'');
-  return out;
 }
 
 std::vector<std::string> FirstColumn(const PgRows& rows) {
@@ -210,9 +200,9 @@ absl::Status CreateFollowSubscription(PgSession* target, const std::string& name
   std::string conninfo;
   for (const auto& [keyword, value] : params) {
     if (keyword == "dbname") continue;
-    absl::StrAppend(&conninfo, keyword, "=", ConnInfoValue(value), " ");
+    absl::StrAppend(&conninfo, keyword, "=", QuoteConnInfoValue(value), " ");
   }
-  absl::StrAppend(&conninfo, "dbname=", ConnInfoValue(source_database));
+  absl::StrAppend(&conninfo, "dbname=", QuoteConnInfoValue(source_database));
   const std::string ident = target->QuoteIdentifier(name);
   absl::Status s = target->Exec(absl::StrCat(
       "CREATE SUBSCRIPTION ", ident, " CONNECTION ", target->QuoteLiteral(conninfo),

@@ -59,9 +59,7 @@ struct MigrateInput {
   // Null when the app's steps are all skipped.
   const Runtime* runtime = nullptr;
   // How recovery reaches this host's server (never a password).
-  v1::JournalConnection journal_connection = v1::JOURNAL_CONNECTION_UNSPECIFIED;
-  std::string journal_conninfo;
-  bool journal_password_omitted = false;
+  JournalTarget journal;
 };
 
 class MigrateJob {
@@ -174,9 +172,7 @@ class MigrateJob {
   absl::Status JournalDatabase(const std::function<void(v1::DatabaseJournal*)>& update) {
     return op_->Journal([&](v1::OperationRecord* record) {
       v1::DatabaseJournal* j = record->mutable_database_journal();
-      j->set_connection(in_.journal_connection);
-      j->set_conninfo(in_.journal_conninfo);
-      j->set_conninfo_password_omitted(in_.journal_password_omitted);
+      in_.journal.Fill(j);
       update(j);
     });
   }
@@ -689,14 +685,7 @@ absl::StatusOr<OperationSpec> MakeMigrateJob(const std::string& request_id,
   if (app_steps && in.runtime == nullptr) {
     ASSIGN_OR_RETURN(in.runtime, AppRuntime("migrate (its migrations, feeds and start)", env));
   }
-  if (!opts.target().conninfo().empty()) {
-    in.journal_connection = v1::JOURNAL_CONNECTION_REQUEST;
-    in.journal_conninfo = ConnInfoForRecord(opts.target().conninfo(), &in.journal_password_omitted);
-  } else if (!env.target_conninfo.empty()) {
-    in.journal_connection = v1::JOURNAL_CONNECTION_AGENT_TARGET;
-  } else {
-    in.journal_connection = v1::JOURNAL_CONNECTION_RUNTIME;
-  }
+  in.journal = JournalTargetFor(opts.target(), env);
 
   OperationSpec spec;
   spec.kind = v1::OPERATION_KIND_MIGRATE;

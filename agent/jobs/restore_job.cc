@@ -583,9 +583,7 @@ absl::StatusOr<std::string> RestoreJob::LoadIntoStaging() {
   r.journal = [this](const std::function<void(v1::DatabaseJournal*)>& update) {
     return op_->Journal([&](v1::OperationRecord* record) {
       v1::DatabaseJournal* j = record->mutable_database_journal();
-      j->set_connection(input_.journal_connection);
-      j->set_conninfo(input_.journal_conninfo);
-      j->set_conninfo_password_omitted(input_.journal_password_omitted);
+      input_.journal.Fill(j);
       update(j);
     });
   };
@@ -1197,15 +1195,7 @@ absl::StatusOr<PreparedRestore> PrepareRestore(const std::string& request_id,
   }
   in.rate_limit = sources.rate_limit;
   if (in.restore_database) {
-    if (!opts.target().conninfo().empty()) {
-      in.journal_connection = v1::JOURNAL_CONNECTION_REQUEST;
-      in.journal_conninfo =
-          ConnInfoForRecord(opts.target().conninfo(), &in.journal_password_omitted);
-    } else if (!env.target_conninfo.empty()) {
-      in.journal_connection = v1::JOURNAL_CONNECTION_AGENT_TARGET;
-    } else {
-      in.journal_connection = v1::JOURNAL_CONNECTION_RUNTIME;
-    }
+    in.journal = JournalTargetFor(opts.target(), env);
   }
   spec.work = [env, in](Operation* op) {
     std::unique_ptr<RestoreActions> actions = NewRestoreActions(env);

@@ -63,6 +63,7 @@
 #include "agent/inventory/inspector.h"
 #include "agent/jobs/job_env.h"
 #include "agent/jobs/scan.h"
+#include "agent/jobs/targets.h"
 #include "agent/media/media_restore.h"
 #include "agent/media/missing_media.h"
 #include "agent/operations/operation.h"
@@ -105,13 +106,8 @@ struct RestoreJobInput {
   int default_concurrency = 5;
   // pg_restore binaries (normally /usr/lib/postgresql).
   std::string postgres_root = kDefaultPostgresRoot;
-  // How recovery reaches `conninfo` (OperationRecord.database_journal):
-  // the request's conninfo without its password, the agent's target, or
-  // the runtime's database.
-  mastodon::restore::v1::JournalConnection journal_connection =
-      mastodon::restore::v1::JOURNAL_CONNECTION_UNSPECIFIED;
-  std::string journal_conninfo;
-  bool journal_password_omitted = false;
+  // How recovery reaches `conninfo` (OperationRecord.database_journal).
+  JournalTarget journal;
   // The agent's --target-conninfo (recovery at the end of the job).
   std::string agent_target_conninfo;
   // The agent's --allowed-s3-endpoint: the media check looks in the app's

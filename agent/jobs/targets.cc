@@ -4,6 +4,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/archive/path_rules.h"
 #include "agent/common/status_macros.h"
+#include "agent/database/database_restore.h"
 
 namespace mastodon_restore {
 
@@ -28,6 +29,25 @@ std::optional<AppDatabase> RuntimeDatabaseFor(const v1::DatabaseTarget& target, 
   auto db = runtime->Database();
   if (!db.ok()) return std::nullopt;
   return *db;
+}
+
+void JournalTarget::Fill(v1::DatabaseJournal* journal) const {
+  journal->set_connection(connection);
+  journal->set_conninfo(conninfo);
+  journal->set_conninfo_password_omitted(password_omitted);
+}
+
+JournalTarget JournalTargetFor(const v1::DatabaseTarget& target, const JobEnv& env) {
+  JournalTarget out;
+  if (!target.conninfo().empty()) {
+    out.connection = v1::JOURNAL_CONNECTION_REQUEST;
+    out.conninfo = ConnInfoForRecord(target.conninfo(), &out.password_omitted);
+  } else if (!env.target_conninfo.empty()) {
+    out.connection = v1::JOURNAL_CONNECTION_AGENT_TARGET;
+  } else {
+    out.connection = v1::JOURNAL_CONNECTION_RUNTIME;
+  }
+  return out;
 }
 
 absl::StatusOr<NamedTarget> ResolveNamedTarget(const v1::DatabaseTarget& target,

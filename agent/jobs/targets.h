@@ -18,6 +18,7 @@
 #include "agent/inventory/inspector.h"
 #include "agent/jobs/job_env.h"
 #include "mastodon/restore/v1/common.pb.h"
+#include "mastodon/restore/v1/operation.pb.h"
 #include "mastodon/restore/v1/restore.pb.h"
 
 namespace mastodon_restore {
@@ -85,6 +86,20 @@ struct RestoreMediaTarget {
 // FAILED_PRECONDITION for a media-only restore on a host without one.
 absl::StatusOr<RestoreMediaTarget> ResolveRestoreMedia(
     const mastodon::restore::v1::RestoreOptions& options, const JobEnv& env);
+
+// How recovery reaches a job's server (OperationRecord.database_journal):
+// the request's conninfo without its password, the agent's
+// --target-conninfo, or the runtime's server, as TargetConnInfo chose.
+struct JournalTarget {
+  mastodon::restore::v1::JournalConnection connection =
+      mastodon::restore::v1::JOURNAL_CONNECTION_UNSPECIFIED;
+  std::string conninfo;
+  bool password_omitted = false;
+  // Writes them into `journal`.
+  void Fill(mastodon::restore::v1::DatabaseJournal* journal) const;
+};
+JournalTarget JournalTargetFor(const mastodon::restore::v1::DatabaseTarget& target,
+                               const JobEnv& env);
 
 // The runtime for an app task; FAILED_PRECONDITION naming `task` and what
 // detection checked when there is none.

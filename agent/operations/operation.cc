@@ -139,34 +139,27 @@ void Operation::DeclareSteps(const std::vector<std::pair<std::string, std::strin
 
 void Operation::MarkRunning() {
   WriteLock lock(this);
-  v1::Operation* op = record_.mutable_operation();
-  op->set_state(v1::OPERATION_STATE_RUNNING);
-  SetTime(op->mutable_start_time(), env_->Now());
+  SetTime(record_.mutable_operation()->mutable_start_time(), env_->Now());
+  SetState(v1::OPERATION_STATE_RUNNING, "started");
+}
+
+void Operation::SetState(v1::OperationState state, const std::string& message) {
+  record_.mutable_operation()->set_state(state);
   Event e;
   e.set_type(v1::EVENT_TYPE_STATE);
-  e.set_state(v1::OPERATION_STATE_RUNNING);
-  e.set_message("started");
+  e.set_state(state);
+  e.set_message(message);
   Emit(e, true);
 }
 
 void Operation::MarkFollowing(const std::string& message) {
   WriteLock lock(this);
-  record_.mutable_operation()->set_state(v1::OPERATION_STATE_FOLLOWING);
-  Event e;
-  e.set_type(v1::EVENT_TYPE_STATE);
-  e.set_state(v1::OPERATION_STATE_FOLLOWING);
-  e.set_message(message);
-  Emit(e, true);
+  SetState(v1::OPERATION_STATE_FOLLOWING, message);
 }
 
 void Operation::MarkCutOverBegun(const std::string& message) {
   WriteLock lock(this);
-  record_.mutable_operation()->set_state(v1::OPERATION_STATE_RUNNING);
-  Event e;
-  e.set_type(v1::EVENT_TYPE_STATE);
-  e.set_state(v1::OPERATION_STATE_RUNNING);
-  e.set_message(message);
-  Emit(e, true);
+  SetState(v1::OPERATION_STATE_RUNNING, message);
 }
 
 absl::Status Operation::RequestCutOver() {

@@ -159,6 +159,9 @@ class Operation : public ProgressReporter {
   // so saves and deliveries keep event order.
   void UnlockAndPublish() ABSL_UNLOCK_FUNCTION(mu_);
   void Emit(Event event, bool persist_now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets the operation's state and emits its state event.
+  void SetState(mastodon::restore::v1::OperationState state, const std::string& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Touch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   EventPage ReadEventsLocked(int64_t from_sequence, size_t max_events) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
