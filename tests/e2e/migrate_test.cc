@@ -320,6 +320,37 @@ TEST_F(MigrateCliTest, TheAgentKilledWhileFollowingIsCleanedUpAtItsNextStart) {
   EXPECT_THAT(r.stdout_text, HasSubstr("REPLICA IDENTITY FULL on public.accounts_tags"));
 }
 
+TEST_F(MigrateCliTest, ALagThresholdCutsOverByItselfButNeverUnderTheOldAppsFeet) {
+  StartSnapAgent();
+  // The old app still connected: an unattended cut-over must not lose its
+  // writes, so the migration fails and undoes itself.
+  auto app = PgConnection::ConnectParams({{"host", old_->cluster()->socket_dir()},
+                                          {"port", absl::StrCat(old_->cluster()->port())},
+                                          {"user", "mastodon"},
+                                          {"dbname", kOldDb},
+                                          {"application_name", "sidekiq"}});
+  ASSERT_OK(app);
+  std::string id = StartMigration({"--cutover-when-lag-below", "100M"});
+  v1::Operation op = WaitForState(id, v1::OPERATION_STATE_FAILED);
+  EXPECT_THAT(op.error().message(),
+              HasSubstr("the old app still has sessions on the old database: mastodon (sidekiq)"));
+  ExpectOldServerClean();
+  EXPECT_EQ(New("SELECT count(*) FROM fresh_install"), "0");
+  // Stopped, it goes through without anyone asking.
+  app->reset();
+  id = StartMigration({"--cutover-when-lag-below", "100M"});
+  CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(Show(id).state(), v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(New("SELECT count(*) FROM statuses"), "3000");
+  // The report says what moved and how long the app was down.
+  r = CliOnSocket({"ops", "show", id});
+  EXPECT_THAT(r.stdout_text, HasSubstr("migrated       mastodon\n"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("PostgreSQL 15."));
+  EXPECT_THAT(r.stdout_text, HasSubstr(", 4 tables, 2 sequences\n"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("downtime       "));
+}
+
 TEST_F(MigrateCliTest, NoRoomForTheCopyIsRefusedBeforeAnythingIsCreated) {
   StartSnapAgent({"--free-space-floor", "1125899906842624"});  // 1 PiB must stay free
   const std::string id = StartMigration();
