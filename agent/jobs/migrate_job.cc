@@ -201,6 +201,27 @@ class MigrateJob {
                        ", older than the old host's ", source_major,
                        ": migrate to the same major or a newer one"));
     }
+    // This host's app must know every migration the old database ran: an
+    // older Mastodon would run against a schema it does not understand.
+    if (in_.runtime != nullptr && !in_.runtime->CodeDir().empty()) {
+      auto version = ReadSchemaVersion(source.get());
+      auto known = ListMigrations(in_.runtime->CodeDir(), env_.env);
+      if (version.ok() && !version->empty() && known.ok()) {
+        std::string newest;
+        for (const auto* list : {&known->pre, &known->post}) {
+          if (!list->empty()) newest = std::max(newest, list->back());
+        }
+        // Versions are timestamps of one length: they compare as text.
+        if (!newest.empty() && version->size() == newest.size() && *version > newest) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("the old database has run migration ", *version,
+                           ", newer than any this host's "
+                           "Mastodon knows (",
+                           newest, " in ", in_.runtime->CodeDir(),
+                           "): this host runs an older Mastodon; upgrade it first"));
+        }
+      }
+    }
     // Room for the copy: the old database's size, and the floor every
     // restore leaves, on this server's data directory when it is local.
     auto data_dir = ServerDataDirectory(target.get());

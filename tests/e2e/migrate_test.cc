@@ -363,6 +363,21 @@ TEST_F(MigrateCliTest, NoRoomForTheCopyIsRefusedBeforeAnythingIsCreated) {
   ExpectOldServerClean();
 }
 
+TEST_F(MigrateCliTest, AnOlderMastodonHereIsRefusedBeforeAnythingIsCreated) {
+  // The old app ran a migration this host's code does not ship.
+  ASSERT_OK(old_->Exec("INSERT INTO schema_migrations VALUES ('20990101000000')", kOldDb));
+  StartSnapAgent();
+  const std::string id = StartMigration();
+  v1::Operation op = WaitForState(id, v1::OPERATION_STATE_FAILED);
+  EXPECT_EQ(op.error().step(), "preflight");
+  EXPECT_THAT(op.error().message(),
+              HasSubstr("the old database has run migration 20990101000000, newer than any this "
+                        "host's Mastodon knows (20250301000000"));
+  EXPECT_EQ(New("SELECT count(*) FROM pg_database WHERE datname LIKE '%restore%'", "postgres"),
+            "0");
+  ExpectOldServerClean();
+}
+
 TEST_F(MigrateCliTest, AFailureAtTheSwapLeavesThisHostsDatabaseAndTheOldOneAsTheyWere) {
   agent_env_ = {"MR_FAILPOINTS=swap.before_begin=error"};
   StartSnapAgent();
