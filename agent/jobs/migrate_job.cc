@@ -169,7 +169,7 @@ class MigrateJob {
 
   // Records the follow in the journal before it is created (recovery drops
   // the subscription before the staging database).
-  absl::Status JournalDatabase(const std::function<void(v1::DatabaseJournal*)>& update) {
+  absl::Status JournalDatabase(const std::function<void(v1::DatabaseJournal*)>& update) const {
     return op_->Journal([&](v1::OperationRecord* record) {
       v1::DatabaseJournal* j = record->mutable_database_journal();
       in_.journal.Fill(j);
@@ -648,7 +648,7 @@ class MigrateJob {
     r.cancel = &op_->cancel_token();
     r.postgres_root = env_.postgres_root;
     r.journal = [this](const std::function<void(v1::DatabaseJournal*)>& update) {
-      return const_cast<MigrateJob*>(this)->JournalDatabase(update);
+      return JournalDatabase(update);
     };
     return r;
   }
