@@ -1,6 +1,7 @@
 #include "agent/app/app_checks.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace mastodon_restore {
 namespace v1 = ::mastodon::restore::v1;
@@ -88,6 +89,21 @@ bool AllPassed(const std::vector<v1::AfterSwapCheck>& checks) {
     if (!c.passed()) return false;
   }
   return true;
+}
+
+absl::StatusOr<std::string> AppCheckVerdict(const std::vector<v1::AfterSwapCheck>& checks,
+                                            absl::string_view subject) {
+  std::vector<std::string> verdicts;
+  std::vector<std::string> failed;
+  for (const v1::AfterSwapCheck& c : checks) {
+    verdicts.push_back(absl::StrCat(c.name(), c.passed() ? " ok" : " FAILED"));
+    if (!c.passed()) failed.push_back(absl::StrCat(c.name(), ": ", c.detail()));
+  }
+  if (!failed.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat(subject, " does not answer (", absl::StrJoin(failed, "; "), ")"));
+  }
+  return absl::StrJoin(verdicts, ", ");
 }
 
 }  // namespace mastodon_restore

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/app/runtime.h"
 #include "agent/common/cancel_token.h"
@@ -47,6 +49,12 @@ std::vector<mastodon::restore::v1::AfterSwapCheck> CheckAppAnswers(const Runtime
 
 // True when every check passed.
 bool AllPassed(const std::vector<mastodon::restore::v1::AfterSwapCheck>& checks);
+
+// The checks as a step's verdict: "web ok, streaming ok, sidekiq ok" when
+// every one passed, else UNAVAILABLE "<subject> does not answer (web: why;
+// ...)" naming each that failed.
+absl::StatusOr<std::string> AppCheckVerdict(
+    const std::vector<mastodon::restore::v1::AfterSwapCheck>& checks, absl::string_view subject);
 
 }  // namespace mastodon_restore
 

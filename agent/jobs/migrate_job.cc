@@ -589,7 +589,6 @@ class MigrateJob {
   absl::StatusOr<std::string> StartServices() {
     if (in_.runtime == nullptr) return std::string("skipped: no runtime on this host");
     if (in_.options.leave_stopped()) {
-      Downtime();
       return std::string("skipped: the app is left stopped, as asked");
     }
     RETURN_IF_ERROR(ControlServices(*in_.runtime, true, Task("start_services", false)));
@@ -599,7 +598,7 @@ class MigrateJob {
 
   absl::StatusOr<std::string> CheckApp() {
     if (in_.runtime == nullptr || in_.options.leave_stopped()) {
-      if (result_.downtime_seconds() == 0) Downtime();
+      Downtime();  // the migrated database is live; no app to wait for
       return std::string("skipped: the app was not started");
     }
     AppCheckOptions options;
@@ -610,17 +609,7 @@ class MigrateJob {
     std::vector<v1::AfterSwapCheck> checks =
         CheckAppAnswers(*in_.runtime, prober.get(), env_.env, &op_->cancel_token(), options);
     Downtime();
-    std::vector<std::string> verdicts;
-    std::vector<std::string> failed;
-    for (const v1::AfterSwapCheck& c : checks) {
-      verdicts.push_back(absl::StrCat(c.name(), c.passed() ? " ok" : " FAILED"));
-      if (!c.passed()) failed.push_back(absl::StrCat(c.name(), ": ", c.detail()));
-    }
-    if (!failed.empty()) {
-      return absl::UnavailableError(
-          absl::StrCat("the app does not answer (", absl::StrJoin(failed, "; "), ")"));
-    }
-    return absl::StrJoin(verdicts, ", ");
+    return AppCheckVerdict(checks, "the app");
   }
 
   void Downtime() {

@@ -1020,17 +1020,7 @@ absl::StatusOr<std::string> RestoreJob::CheckAppAnswers() {
     op_->Log(v1::SEVERITY_INFO, line, "app_checks");
   };
   after_swap_checks_ = actions_->CheckApp(*input_.runtime, options, Task("app_checks", true));
-  std::vector<std::string> verdicts;
-  std::vector<std::string> failed;
-  for (const v1::AfterSwapCheck& c : after_swap_checks_) {
-    verdicts.push_back(absl::StrCat(c.name(), c.passed() ? " ok" : " FAILED"));
-    if (!c.passed()) failed.push_back(absl::StrCat(c.name(), ": ", c.detail()));
-  }
-  if (!failed.empty()) {
-    return absl::UnavailableError(
-        absl::StrCat("the restored app does not answer (", absl::StrJoin(failed, "; "), ")"));
-  }
-  return absl::StrJoin(verdicts, ", ");
+  return AppCheckVerdict(after_swap_checks_, "the restored app");
 }
 
 void RestoreJob::Report(const absl::Status& outcome) {
