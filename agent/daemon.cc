@@ -28,12 +28,14 @@
 #include "agent/app/embedded_runtime.h"
 #include "agent/common/build_info.h"
 #include "agent/common/errors.h"
+#include "agent/common/peer_agent.h"
 #include "agent/common/service_notify.h"
 #include "agent/common/status_macros.h"
 #include "agent/jobs/recovery.h"
 #include "agent/media/media_restore.h"
 #include "agent/operations/operation_manager.h"
 #include "agent/service/agent_service.h"
+#include "agent/service/app_holds.h"
 #include "agent/service/auth.h"
 #include "grpc/health/v1/health.pb.h"
 
@@ -244,10 +246,29 @@ absl::Status Daemon::Start() {
                     {{"checked", absl::StrJoin(runtime_->checked, "; ")}});
     }
   }
+  // Other hosts' agents this one drives, and the holds others have here.
+  if (!config_.peers_file.empty()) {
+    ASSIGN_OR_RETURN(auto peers, LoadPeersFile(config_.peers_file, env_));
+    PeerTls tls;
+    tls.insecure_loopback = config_.insecure_loopback_tcp;
+    if (!config_.peer_ca.empty()) {
+      ASSIGN_OR_RETURN(tls.ca_pem, env_->ReadFile(config_.peer_ca));
+    }
+    if (!config_.peer_cert.empty()) {
+      ASSIGN_OR_RETURN(tls.cert_pem, env_->ReadFile(config_.peer_cert));
+      ASSIGN_OR_RETURN(tls.key_pem, env_->ReadFile(config_.peer_key));
+    }
+    logger_->Info("peers", {{"file", config_.peers_file}, {"count", absl::StrCat(peers.size())}});
+    peers_ = NewGrpcPeerConnector(std::move(peers), std::move(tls), absl::Minutes(10));
+  }
+  app_holds_ = std::make_unique<AppHolds>(absl::StrCat(config_.state_dir, "/app-holds.pb"), env_,
+                                          runner_, runtime_.get(), logger_);
+  RETURN_IF_ERROR(app_holds_->Load());
   RecoverInterrupted();
   service_ = std::make_unique<AgentService>(&config_, env_, runner_, logger_, operations_.get(),
                                             runtime_.get(), absl::Now());
   service_->set_local_peers(&local_peers_);
+  service_->set_peers(peers_.get(), app_holds_.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   // Link health.pb.cc so that reflection can describe grpc.health.v1.Health.
@@ -314,6 +335,7 @@ void Daemon::RecoverInterrupted() {
   ctx.runner = runner_;
   ctx.target_conninfo = config_.target_conninfo;
   ctx.runtime = runtime_->runtime;
+  ctx.peers = peers_.get();
   for (const auto& record : interrupted_) {
     const std::string& id = record.operation().id();
     logger_->Warning("operation interrupted by an agent stop", {{"operation", id}});

@@ -25,6 +25,8 @@ class Server;
 namespace mastodon_restore {
 
 class AgentService;
+class AppHolds;
+class PeerConnector;
 class EmbeddedRuntime;
 class Runtime;
 class OperationManager;
@@ -84,6 +86,10 @@ class Daemon {
   std::unique_ptr<Runtime> detected_;
   std::unique_ptr<RuntimeContext> runtime_;
   std::unique_ptr<OperationManager> operations_;
+  // Other hosts' agents (--peers-file; null without), and the holds other
+  // hosts have on this host's app.
+  std::unique_ptr<PeerConnector> peers_;
+  std::unique_ptr<AppHolds> app_holds_;
   std::unique_ptr<AgentService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<int> tcp_ports_;

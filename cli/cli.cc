@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -170,6 +171,18 @@ int RunHealth(CommandContext& ctx) {
                                                                              : kExitUnreachable;
 }
 
+// One hold on the app, in a line: "op-... HELD by migration ... since ...".
+std::string DescribeHold(const v1::AppHold& hold) {
+  std::string state = v1::AppHoldState_Name(hold.state());
+  state = absl::AsciiStrToLower(state.substr(std::string("APP_HOLD_STATE_").size()));
+  absl::StrReplaceAll({{"_", " "}}, &state);
+  return absl::StrCat(
+      hold.id(), ": ", state, " for ", hold.holder(), " (", hold.caller(), ") since ",
+      absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixSeconds(hold.held_at().seconds()),
+                       absl::UTCTimeZone()),
+      hold.services().empty() ? "" : absl::StrCat("; ", absl::StrJoin(hold.services(), ", ")));
+}
+
 void PrintInfo(const CommandContext& ctx, const v1::GetAgentInfoResponse& info) {
   std::string s;
   const v1::BuildInfo& b = info.build();
@@ -210,6 +223,9 @@ void PrintInfo(const CommandContext& ctx, const v1::GetAgentInfoResponse& info) 
   absl::StrAppend(&s, "target server  ",
                   pg.server_version().empty() ? pg.server_error() : pg.server_version(), "\n");
   absl::StrAppend(&s, "capabilities   ", absl::StrJoin(info.capabilities(), ", "), "\n");
+  for (const v1::AppHold& hold : info.app_holds()) {
+    absl::StrAppend(&s, "app hold       ", DescribeHold(hold), "\n");
+  }
   absl::StrAppend(
       &s, "started        ",
       absl::FormatTime("%Y-%m-%d %H:%M:%S UTC", absl::FromUnixSeconds(info.start_time().seconds()),
@@ -614,6 +630,7 @@ int RunMigrate(CommandContext& ctx) {
   o->set_skip_feeds_build(ctx.args.GetBool("no-feeds-build"));
   o->set_leave_stopped(ctx.args.GetBool("leave-stopped"));
   o->set_drop_previous(ctx.args.GetBool("drop-previous"));
+  o->set_source_agent(ctx.args.Get("from-agent"));
   return StartAndFollow(ctx, stub.get(), &v1::RestoreAgentService::Stub::StartMigrate, request,
                         "unable to start the migration");
 }
@@ -980,6 +997,45 @@ int RunOpsCutOver(CommandContext& ctx) {
   return kExitOk;
 }
 
+// app-hold release ID [--keep-stopped]: ends a hold another host's
+// migration has on this host's app.
+int RunAppHoldRelease(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  v1::ReleaseAppRequest request;
+  request.set_id(ctx.args.positional().front());
+  request.set_keep_stopped(ctx.args.GetBool("keep-stopped"));
+  v1::ReleaseAppResponse response;
+  grpc::ClientContext context;
+  PrepareCall(ctx.agent, &context);
+  grpc::Status status = stub->ReleaseApp(&context, request, &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to release the hold", status);
+  if (ctx.json) return PrintJson(ctx, response);
+  Print(ctx.streams.out, absl::StrCat(DescribeHold(response.hold()), "\n"));
+  return kExitOk;
+}
+
+// app-hold list: the holds on this host's app.
+int RunAppHoldList(CommandContext& ctx) {
+  auto stub = StubFor(ctx);
+  if (stub == nullptr) return kExitUsage;
+  v1::GetAgentInfoResponse response;
+  grpc::ClientContext context;
+  PrepareCall(ctx.agent, &context);
+  grpc::Status status = stub->GetAgentInfo(&context, v1::GetAgentInfoRequest(), &response);
+  if (!status.ok()) return CallFailed(ctx, "unable to list the holds", status);
+  if (ctx.json) {
+    v1::AppHoldList holds;
+    *holds.mutable_holds() = response.app_holds();
+    return PrintJson(ctx, holds);
+  }
+  std::string out;
+  for (const v1::AppHold& hold : response.app_holds())
+    absl::StrAppend(&out, DescribeHold(hold), "\n");
+  Print(ctx.streams.out, out.empty() ? "no hold on this host's app\n" : out);
+  return kExitOk;
+}
+
 int RunHelp(CommandContext& ctx);
 
 const std::vector<Command>& Commands() {
@@ -1052,6 +1108,9 @@ const std::vector<Command>& Commands() {
            {"from", "CONNINFO", "the old host's server (a superuser; wal_level = logical)"},
            {"from-db", "NAME", "the old host's database"},
            {"from-password-file", "FILE", "the password of --from (never on the command line)"},
+           {"from-agent", "NAME",
+            "the old host's agent (in this agent's --peers-file): it stops the old app at the "
+            "cut-over and starts it again if the migration is undone"},
            {"database", "NAME", "the database here it replaces (default: the runtime's)"},
            {"target-conninfo", "CONNINFO", "PostgreSQL server here (default: the agent's)"},
            {"cutover-when-lag-below", "SIZE",
@@ -1129,6 +1188,22 @@ const std::vector<Command>& Commands() {
             RunOpsWatch},
            {"cancel", "ask the agent to cancel an operation", "ID", {}, RunOpsCancel},
            {"cutover", "ask a following migration to cut over now", "ID", {}, RunOpsCutOver},
+       },
+       "list"},
+      {"app-hold",
+       "holds another host's migration has on this host's app",
+       "",
+       {},
+       nullptr,
+       0,
+       0,
+       {
+           {"list", "the holds on this host's app", "", {}, RunAppHoldList},
+           {"release",
+            "end a hold: start the app again (or keep it stopped for good)",
+            "ID",
+            {{"keep-stopped", "", "keep the app stopped: the instance moved away"}},
+            RunAppHoldRelease},
        },
        "list"},
       {"help",

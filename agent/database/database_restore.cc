@@ -755,8 +755,12 @@ void DropLeftoverLoadRole(PgConnection* admin, const std::string& staging_databa
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(const std::string& conninfo,
-                                                                const v1::DatabaseJournal& j) {
+                                                                const v1::DatabaseJournal& j,
+                                                                bool* swapped_out) {
   std::vector<std::string> done;
+  bool ignored = false;
+  bool* const committed = swapped_out != nullptr ? swapped_out : &ignored;
+  *committed = false;
   if (j.staging_database().empty() && j.live_oid() == 0) return done;
   ASSIGN_OR_RETURN(std::unique_ptr<PgConnection> admin,
                    PgConnection::Connect(conninfo, "postgres"));
@@ -778,6 +782,7 @@ absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(const std::strin
   ASSIGN_OR_RETURN(std::string staging_now, targets.NameOf(j.staging_oid()));
   const bool swapped = j.swap_phase() != v1::SWAP_PHASE_UNSPECIFIED && j.staging_oid() != 0 &&
                        !j.live_database().empty() && staging_now == j.live_database();
+  *committed = swapped;
   if (swapped) {
     if (j.swap_phase() == v1::SWAP_PHASE_STARTED) {
       done.push_back(absl::StrCat(

@@ -177,8 +177,10 @@ absl::StatusOr<mastodon::restore::v1::RollbackResult> RollbackDatabase(const std
 //     the staging database is dropped when its OID still bears the staging
 //     name (before the OID was recorded, PostgreSQL < 15: by its name).
 // Idempotent. Returns what it did, one phrase per action ("" none).
+// `*swapped` (when given) is set to whether the swap had committed.
 absl::StatusOr<std::vector<std::string>> RecoverDatabaseJournal(
-    const std::string& conninfo, const mastodon::restore::v1::DatabaseJournal& journal);
+    const std::string& conninfo, const mastodon::restore::v1::DatabaseJournal& journal,
+    bool* swapped = nullptr);
 
 // `conninfo` without its password (for a record); sets `*had_password`.
 std::string ConnInfoForRecord(const std::string& conninfo, bool* had_password);

@@ -11,6 +11,7 @@
 
 #include "agent/app/runtime.h"
 #include "agent/common/env.h"
+#include "agent/common/peer_agent.h"
 #include "agent/common/space_guard.h"
 #include "agent/common/subprocess.h"
 #include "agent/database/local_cluster.h"
@@ -35,6 +36,8 @@ struct JobEnv {
   Env* env = nullptr;
   // Opens every session the jobs' named queries run on.
   PgConnector* pg = nullptr;
+  // Other hosts' agents (--peers-file); null when none is configured.
+  PeerConnector* peers = nullptr;
   // Null when the agent has no runtime context (tests).
   const RuntimeContext* runtime = nullptr;
   // The agent's --target-conninfo and --media-dir ("" when not set).

@@ -5,9 +5,12 @@
 #include <memory>
 #include <vector>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "agent/app/app_checks.h"
 #include "agent/app/app_tasks.h"
 #include "agent/common/http_probe.h"
@@ -38,6 +41,21 @@ constexpr absl::Duration kPoll = absl::Milliseconds(200);
 // During the cut-over every millisecond is downtime.
 constexpr absl::Duration kCutOverPoll = absl::Milliseconds(10);
 constexpr absl::Duration kReportEvery = absl::Seconds(2);
+// How long the old app's sessions get to end once its agent stopped it.
+constexpr absl::Duration kSessionsDrain = absl::Seconds(30);
+
+// "4.3.1" > "4.2.10"? Dotted numbers compared part by part; false when
+// either does not parse.
+bool NewerVersion(const std::string& a, const std::string& b) {
+  std::vector<std::string> pa = absl::StrSplit(a, '.'), pb = absl::StrSplit(b, '.');
+  for (size_t i = 0; i < std::max(pa.size(), pb.size()); ++i) {
+    int x = 0, y = 0;
+    if (i < pa.size() && !absl::SimpleAtoi(pa[i], &x)) return false;
+    if (i < pb.size() && !absl::SimpleAtoi(pb[i], &y)) return false;
+    if (x != y) return x > y;
+  }
+  return false;
+}
 
 std::string Bytes(int64_t n) {
   if (n < 0) return "?";
@@ -112,7 +130,11 @@ class MigrateJob {
           "the migrated database is live here (", in_.database,
           ") but the migration did not finish: ", failure.message(),
           services_stopped_ ? ". This host's app is left stopped" : "",
-          ". The old host is as it was at the cut-over: to go back, start its app again"));
+          ". The old host is as it was at the cut-over: to go back, start its app again",
+          in_.options.source_agent().empty()
+              ? std::string()
+              : absl::StrCat(" (on that host: mastodon-restore app-hold release ", op_->id(),
+                             ")")));
       Report();
       return;
     }
@@ -122,9 +144,13 @@ class MigrateJob {
       staging_.clear();
     }
     if (services_stopped_ && in_.runtime != nullptr) {
-      ControlServices(*in_.runtime, true, Task("start_services", false)).IgnoreError();
+      if (ControlServices(*in_.runtime, true, Task("start_services", false)).ok()) {
+        SetServicesStopped(false).IgnoreError();
+      }
     }
-    if (cutover_begun_) {
+    if (old_app_held_) {
+      ReleaseOldApp(/*keep_stopped=*/false).IgnoreError();
+    } else if (cutover_begun_ && in_.options.source_agent().empty()) {
       Warn("the old database is as it was: start the old host's app again");
     }
     Report();
@@ -185,6 +211,7 @@ class MigrateJob {
   }
 
   absl::StatusOr<std::string> Preflight() {
+    RETURN_IF_ERROR(CheckOldAgent());
     ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
     ASSIGN_OR_RETURN(facts_, ReadLogicalSourceFacts(source.get()));
     RETURN_IF_ERROR(CheckLogicalSource(facts_));
@@ -258,6 +285,132 @@ class MigrateJob {
                         Bytes(facts_.database_bytes), ", collation ", facts_.collation,
                         facts_.collation_version.empty() ? "" : " " + facts_.collation_version,
                         ") to ", result_.target_server_version(), " by logical replication");
+  }
+
+  // The old host's agent, when one is named: it answers, can hold its
+  // app, runs one, and a Mastodon no newer than this host's.
+  absl::Status CheckOldAgent() {
+    if (in_.options.source_agent().empty()) return absl::OkStatus();
+    if (env_.peers == nullptr) {
+      return absl::FailedPreconditionError(
+          "a source agent is named but this agent has no --peers-file");
+    }
+    ASSIGN_OR_RETURN(peer_, env_.peers->Open(in_.options.source_agent()));
+    ASSIGN_OR_RETURN(v1::GetAgentInfoResponse info, peer_->Info());
+    const auto& caps = info.capabilities();
+    if (std::find(caps.begin(), caps.end(), "app_hold") == caps.end()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the agent '", in_.options.source_agent(), "' (", info.build().version(),
+                       ") cannot stop its app for a migration: upgrade it"));
+    }
+    if (info.runtime().kind() == v1::RUNTIME_KIND_UNSPECIFIED ||
+        info.runtime().kind() == v1::RUNTIME_KIND_NONE ||
+        info.runtime().kind() == v1::RUNTIME_KIND_EMBEDDED) {
+      return absl::FailedPreconditionError(absl::StrCat("the agent '", in_.options.source_agent(),
+                                                        "' runs no Mastodon app to stop"));
+    }
+    result_.set_source_runtime(
+        absl::AsciiStrToLower(v1::RuntimeKind_Name(info.runtime().kind()).substr(13)));
+    result_.set_source_mastodon_version(info.runtime().mastodon_version());
+    const std::string here = in_.runtime != nullptr ? in_.runtime->MastodonVersion() : "";
+    if (!here.empty() && NewerVersion(info.runtime().mastodon_version(), here)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the old host runs Mastodon ", info.runtime().mastodon_version(),
+                       ", newer than this host's ", here, ": upgrade this host first"));
+    }
+    for (const v1::AppHold& h : info.app_holds()) {
+      if (h.state() == v1::APP_HOLD_STATE_HELD && h.id() != op_->id()) {
+        return absl::FailedPreconditionError(absl::StrCat("the old host's app is already held by ",
+                                                          h.holder(), " (hold ", h.id(), ")"));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  // Stops the old app through its agent (journaled first: recovery starts
+  // it again, or keeps it stopped once the swap committed).
+  absl::Status HoldOldApp() {
+    RETURN_IF_ERROR(op_->Journal([&](v1::OperationRecord* r) {
+      r->mutable_peer_hold()->set_peer(in_.options.source_agent());
+      r->mutable_peer_hold()->set_hold_id(op_->id());
+    }));
+    v1::HoldAppRequest hold;
+    hold.set_id(op_->id());
+    hold.set_holder(absl::StrCat("migration ", op_->id(), " on ", env_.env->Hostname()));
+    old_app_held_ = true;
+    ASSIGN_OR_RETURN(v1::AppHold held, peer_->HoldApp(hold));
+    op_->Log(
+        v1::SEVERITY_INFO,
+        absl::StrCat("the old host's app is stopped (", absl::StrJoin(held.services(), ", "), ")"),
+        "follow");
+    return absl::OkStatus();
+  }
+
+  // Ends the hold on the old app: started again, or kept stopped for good.
+  absl::Status ReleaseOldApp(bool keep_stopped) {
+    v1::ReleaseAppRequest release;
+    release.set_id(op_->id());
+    release.set_keep_stopped(keep_stopped);
+    absl::Status released = peer_->ReleaseApp(release).status();
+    const bool never_held = absl::IsNotFound(released);
+    if (never_held) released = absl::OkStatus();
+    if (!released.ok()) {
+      Warn(absl::StrCat("the old host's app ",
+                        keep_stopped ? "must stay stopped" : "is still stopped", " (",
+                        released.message(), "): on that host, mastodon-restore app-hold release ",
+                        op_->id(), keep_stopped ? " --keep-stopped" : ""));
+      return released;
+    }
+    old_app_held_ = false;
+    if (!never_held) {
+      result_.set_source_app(keep_stopped ? "kept stopped" : "started again");
+      if (!keep_stopped)
+        Warn("the old database is as it was; the old host's app was started again");
+    }
+    return op_->Journal([](v1::OperationRecord* r) { r->clear_peer_hold(); });
+  }
+
+  absl::Status SetServicesStopped(bool stopped) {
+    services_stopped_ = stopped;
+    return op_->Journal([stopped](v1::OperationRecord* r) { r->set_services_stopped(stopped); });
+  }
+
+  // The old app stopped: by its agent, when one is named; otherwise by the
+  // admin, which the sessions on the old database tell. "" when the
+  // cut-over may begin, else why not (the hold then released again).
+  absl::StatusOr<std::string> OldAppStopped(PgSession* source) {
+    if (!in_.options.source_agent().empty()) {
+      absl::Status held = HoldOldApp();
+      if (!held.ok()) {
+        // A call that timed out may have placed the hold: undone (one never
+        // placed is NOT_FOUND there, and nothing to say).
+        if (absl::IsDeadlineExceeded(held)) {
+          ReleaseOldApp(/*keep_stopped=*/false).IgnoreError();
+        }
+        old_app_held_ = false;
+        return absl::StrCat("unable to stop the old host's app: ", held.message());
+      }
+    }
+    // Its sessions end as its processes exit.
+    const absl::Time drain_until =
+        env_.env->Now() + (old_app_held_ ? kSessionsDrain : absl::ZeroDuration());
+    std::vector<std::string> sessions;
+    while (true) {
+      ASSIGN_OR_RETURN(sessions, OtherSessions(source));
+      if (sessions.empty() || env_.env->Now() >= drain_until) break;
+      if (op_->cancel_token().WaitFor(kCutOverPoll)) return absl::CancelledError("cancelled");
+    }
+    if (sessions.empty()) return std::string();
+    if (in_.options.ignore_source_sessions()) {
+      Warn(absl::StrCat("cut over with sessions still on the old database: ",
+                        absl::StrJoin(sessions, ", ")));
+      return std::string();
+    }
+    if (old_app_held_) ReleaseOldApp(/*keep_stopped=*/false).IgnoreError();
+    return absl::StrCat(in_.options.source_agent().empty()
+                            ? "the old app still has sessions on the old database: "
+                            : "sessions are left on the old database with its app stopped: ",
+                        absl::StrJoin(sessions, ", "));
   }
 
   absl::StatusOr<std::string> CopySchema() {
@@ -375,7 +528,7 @@ class MigrateJob {
         if (p.ok()) {
           op_->StepProgress("copy", p->tables_ready, p->tables, "tables", Lag(*p));
         } else {
-          op_->StepProgress("copy", 0, 0, "", absl::StrCat("unreachable: ", unreachable_));
+          op_->StepProgress("copy", 0, 0, "", absl::StrCat("unreachable: ", p.status().message()));
         }
       }
       if (op_->cancel_token().WaitFor(kPoll)) return absl::CancelledError("cancelled");
@@ -405,7 +558,8 @@ class MigrateJob {
         }
         if (env_.env->Now() - last >= kReportEvery) {
           last = env_.env->Now();
-          op_->StepProgress("follow", 0, 0, "", absl::StrCat("unreachable: ", unreachable_));
+          op_->StepProgress("follow", 0, 0, "",
+                            absl::StrCat("unreachable: ", polled.status().message()));
         }
         if (op_->cancel_token().WaitFor(kPoll)) return absl::CancelledError("cancelled");
         continue;
@@ -414,29 +568,24 @@ class MigrateJob {
       if (CutOverDue(p)) {
         cutovers_handled_ = op_->cutover_requests();
         // The old app must be stopped: what it writes from now on would be
-        // lost.
-        ASSIGN_OR_RETURN(std::vector<std::string> sessions, OtherSessions(source.get()));
-        if (sessions.empty() || in_.options.ignore_source_sessions()) {
-          if (!sessions.empty()) {
-            Warn(absl::StrCat("cut over with sessions still on the old database: ",
-                              absl::StrJoin(sessions, ", ")));
-          }
+        // lost. The downtime starts here.
+        const absl::Time start = env_.env->Now();
+        ASSIGN_OR_RETURN(std::string not_stopped, OldAppStopped(source.get()));
+        if (not_stopped.empty()) {
           cutover_begun_ = true;
-          cutover_start_ = env_.env->Now();
+          cutover_start_ = start;
           result_.set_lag_bytes_at_cutover(p.lag_bytes);
           op_->MarkCutOverBegun("cut-over");
           return absl::StrCat("followed; ", Lag(p), " at the cut-over");
         }
-        refusal_ =
-            absl::StrCat("cut-over refused: the old app still has sessions on the old database (",
-                         absl::StrJoin(sessions, ", "),
-                         "); stop it, then ask again (or set ignore_source_sessions)");
+        refusal_ = absl::StrCat("cut-over refused: ", not_stopped,
+                                in_.options.source_agent().empty()
+                                    ? "; stop it, then ask again (or set ignore_source_sessions)"
+                                    : "; ask again (or set ignore_source_sessions)");
         Warn(refusal_);
         last = absl::InfinitePast();
         if (in_.options.cutover_when_lag_below() > 0) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("the old app still has sessions on the old database: ",
-                           absl::StrJoin(sessions, ", ")));
+          return absl::FailedPreconditionError(not_stopped);
         }
       }
       if (env_.env->Now() - last >= kReportEvery) {
@@ -548,8 +697,8 @@ class MigrateJob {
 
   absl::StatusOr<std::string> StopServices() {
     if (in_.runtime == nullptr) return std::string("skipped: no runtime on this host");
+    RETURN_IF_ERROR(SetServicesStopped(true));
     RETURN_IF_ERROR(ControlServices(*in_.runtime, false, Task("stop_services", false)));
-    services_stopped_ = true;
     return absl::StrJoin(in_.runtime->Services(), ", ");
   }
 
@@ -558,6 +707,9 @@ class MigrateJob {
     RETURN_IF_ERROR(SwapInStaged(r, env_.env, &staged_));
     swapped_ = true;
     staging_.clear();
+    // The instance lives here now: the old app stays stopped for good (a
+    // failure is said; recovery keeps it stopped too).
+    if (old_app_held_) ReleaseOldApp(/*keep_stopped=*/true).IgnoreError();
     result_.set_database(staged_.database);
     result_.set_previous_database(staged_.previous_database);
     if (!staged_.previous_database.empty()) {
@@ -592,7 +744,7 @@ class MigrateJob {
       return std::string("skipped: the app is left stopped, as asked");
     }
     RETURN_IF_ERROR(ControlServices(*in_.runtime, true, Task("start_services", false)));
-    services_stopped_ = false;
+    RETURN_IF_ERROR(SetServicesStopped(false));
     return absl::StrJoin(in_.runtime->Services(), ", ");
   }
 
@@ -622,8 +774,10 @@ class MigrateJob {
     if (result_.downtime_seconds() > 0) {
       op_->Log(v1::SEVERITY_INFO,
                absl::StrCat(absl::StrFormat("downtime %.1f s", result_.downtime_seconds()),
-                            " (from the cut-over to the app answering; the old app was "
-                            "stopped before)"));
+                            in_.options.source_agent().empty()
+                                ? " (from the cut-over to the app answering; the old app was "
+                                  "stopped before)"
+                                : " (from the old app's stop to this app answering)"));
     }
   }
 
@@ -664,6 +818,10 @@ class MigrateJob {
   absl::Time cutover_start_;
   bool services_stopped_ = false;
   bool swapped_ = false;
+  // The old host's agent (source_agent), and whether it holds its app
+  // stopped for this migration.
+  std::unique_ptr<PeerAgent> peer_;
+  bool old_app_held_ = false;
   v1::MigrateResult result_;
 };
 

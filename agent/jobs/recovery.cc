@@ -46,15 +46,56 @@ bool RemoveIfPresent(const std::string& path) {
   return !path.empty() && ::unlink(path.c_str()) == 0;
 }
 
+// The hold a migration has on its old host's app: released (that app
+// started again) unless this host's swap had committed, then kept stopped
+// for good. Undecided while the database part is.
+void RecoverPeerHold(const v1::PeerHoldJournal& hold, std::optional<bool> swapped,
+                     const RecoveryContext& ctx, RecoveryOutcome* out) {
+  const std::string where =
+      absl::StrCat("the old host's app (agent '", hold.peer(), "', hold ", hold.hold_id(), ")");
+  if (!swapped.has_value()) {
+    out->failed.push_back(
+        absl::StrCat(where,
+                     ": held until the databases are recovered and tell whether the "
+                     "migration had cut over"));
+    return;
+  }
+  out->peer_hold_keep_stopped = *swapped;
+  absl::StatusOr<std::unique_ptr<PeerAgent>> peer =
+      ctx.peers != nullptr ? ctx.peers->Open(hold.peer())
+                           : absl::FailedPreconditionError("the agent runs without --peers-file");
+  v1::ReleaseAppRequest release;
+  release.set_id(hold.hold_id());
+  release.set_keep_stopped(*swapped);
+  absl::Status released = peer.ok() ? (*peer)->ReleaseApp(release).status() : peer.status();
+  if (released.ok() || absl::IsNotFound(released)) {
+    out->peer_hold_resolved = true;
+    out->done.push_back(absl::StrCat(
+        where, *swapped ? " is kept stopped: the migration had cut over" : " was started again"));
+    return;
+  }
+  out->failed.push_back(
+      absl::StrCat(where, " ", *swapped ? "must stay stopped" : "must be started again", ": ",
+                   released.message(), "; on that host: mastodon-restore app-hold release ",
+                   hold.hold_id(), *swapped ? " --keep-stopped" : ""));
+}
+
 }  // namespace
 
 RecoveryOutcome RecoverFromJournal(const v1::OperationRecord& record, const RecoveryContext& ctx) {
   RecoveryOutcome out;
+  // Whether this host's database was swapped (a migration cut over): its
+  // old host's app then stays stopped. Unknown while the database part
+  // cannot be recovered.
+  std::optional<bool> swapped;
+  if (!record.has_database_journal()) swapped = record.peer_hold().keep_stopped();
   if (record.has_database_journal()) {
     const v1::DatabaseJournal& j = record.database_journal();
     auto conninfo = JournalConnInfo(j, ctx);
+    bool committed = false;
     absl::StatusOr<std::vector<std::string>> done =
-        conninfo.ok() ? RecoverDatabaseJournal(*conninfo, j) : conninfo.status();
+        conninfo.ok() ? RecoverDatabaseJournal(*conninfo, j, &committed) : conninfo.status();
+    if (done.ok()) swapped = committed || record.peer_hold().keep_stopped();
     if (done.ok()) {
       out.database_resolved = true;
       for (const std::string& d : *done) out.done.push_back(d);
@@ -134,6 +175,7 @@ RecoveryOutcome RecoverFromJournal(const v1::OperationRecord& record, const Reco
       }
     }
   }
+  if (record.has_peer_hold()) RecoverPeerHold(record.peer_hold(), swapped, ctx, &out);
   return out;
 }
 
@@ -143,8 +185,14 @@ void ApplyRecovery(const RecoveryOutcome& outcome, v1::OperationRecord* record) 
   if (outcome.env_resolved) record->clear_env_journal();
   if (outcome.redis_resolved) record->clear_redis_journal();
   if (outcome.services_resolved) record->set_services_stopped(false);
+  if (outcome.peer_hold_resolved) {
+    record->clear_peer_hold();
+  } else if (record->has_peer_hold() && outcome.peer_hold_keep_stopped) {
+    record->mutable_peer_hold()->set_keep_stopped(true);
+  }
   if (!record->has_database_journal() && !record->has_media_journal() &&
-      !record->has_env_journal() && !record->has_redis_journal() && !record->services_stopped()) {
+      !record->has_env_journal() && !record->has_redis_journal() && !record->services_stopped() &&
+      !record->has_peer_hold()) {
     record->set_recovered(true);
   }
 }

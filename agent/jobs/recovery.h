@@ -13,7 +13,10 @@
 //             new, a rename decided) gets its recorded owner;
 //   redis:    see RecoverRedisJournal (a staged file removed, or the swap
 //             completed with Redis stopped, then Redis started);
-//   services: the app's services are started again.
+//   services: the app's services are started again;
+//   peer hold: the old host's app (held by a migration) is started again
+//             through its agent, or kept stopped when the swap had
+//             committed (decided once, from the database part).
 #ifndef MR_AGENT_JOBS_RECOVERY_H_
 #define MR_AGENT_JOBS_RECOVERY_H_
 
@@ -22,6 +25,7 @@
 
 #include "agent/app/runtime.h"
 #include "agent/common/env.h"
+#include "agent/common/peer_agent.h"
 #include "agent/common/subprocess.h"
 #include "agent/operations/operation.h"
 #include "mastodon/restore/v1/operation.pb.h"
@@ -35,6 +39,9 @@ struct RecoveryContext {
   // the servers of operations whose request named none.
   std::string target_conninfo;
   const Runtime* runtime = nullptr;
+  // Other hosts' agents: a migration's hold on its old host's app is
+  // released through them (null: none configured).
+  PeerConnector* peers = nullptr;
   // Receives the events of commands run to start services (may be null).
   ProgressReporter* reporter = nullptr;
   // Start services a stopped operation left down (off at the end of a job,
@@ -52,6 +59,10 @@ struct RecoveryOutcome {
   bool env_resolved = false;
   bool redis_resolved = false;
   bool services_resolved = false;
+  bool peer_hold_resolved = false;
+  // The peer hold's fate when it could not be released now: kept for the
+  // next start.
+  bool peer_hold_keep_stopped = false;
 };
 
 // Recovers every pending part of `record`'s journal.

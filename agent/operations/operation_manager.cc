@@ -15,7 +15,7 @@ namespace v1 = mastodon::restore::v1;
 bool JournalPending(const v1::OperationRecord& record) {
   if (record.recovered()) return false;
   return record.has_database_journal() || record.has_media_journal() || record.has_env_journal() ||
-         record.has_redis_journal() || record.services_stopped();
+         record.has_redis_journal() || record.services_stopped() || record.has_peer_hold();
 }
 
 OperationManager::OperationManager(std::string state_dir, Env* env, Logger* logger, int retain,

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/common/status_macros.h"
@@ -147,6 +148,9 @@ grpc::ServerUnaryReactor* AgentService::GetAgentInfo(grpc::CallbackServerContext
   if (auto* refused = RefuseWithout(context, "GetAgentInfo", "read")) return refused;
   return RunBlocking([this, response](const CancelToken&) {
     *response = DescribeAgent(*config_, jobs_, start_time_);
+    if (app_holds_ != nullptr) {
+      for (const v1::AppHold& h : app_holds_->Current()) *response->add_app_holds() = h;
+    }
     return absl::OkStatus();
   });
 }
@@ -248,6 +252,10 @@ grpc::ServerUnaryReactor* AgentService::StartOperationCall(grpc::CallbackServerC
 }
 
 absl::Status AgentService::Launch(OperationSpec spec, v1::Operation* out) {
+  if (app_holds_ != nullptr && spec.kind != v1::OPERATION_KIND_VERIFY) {
+    RETURN_IF_ERROR(app_holds_->CheckNotHeld(
+        absl::StrCat("a ", absl::AsciiStrToLower(v1::OperationKind_Name(spec.kind).substr(15)))));
+  }
   ASSIGN_OR_RETURN(std::shared_ptr<Operation> op, operations_->Start(std::move(spec)));
   *out = op->Snapshot();
   return absl::OkStatus();
@@ -357,6 +365,45 @@ grpc::ServerUnaryReactor* AgentService::CutOver(grpc::CallbackServerContext* con
                           {"outcome", status.ok() ? "OK" : std::string(status.message())}});
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
+}
+
+grpc::ServerUnaryReactor* AgentService::HoldCall(
+    grpc::CallbackServerContext* context, const char* rpc, const std::string& hold_id,
+    std::function<absl::Status(const std::string& who)> work) {
+  if (auto* refused = RefuseWithout(context, rpc, "operate")) return refused;
+  if (app_holds_ == nullptr) {
+    return Refuse(context, rpc,
+                  grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this agent keeps no holds"));
+  }
+  return RunBlocking([this, who = CallerIdentity(context, local_peers_), rpc, hold_id,
+                      work = std::move(work)](const CancelToken&) {
+    absl::Status status = work(who);
+    logger_->Info("audit", {{"who", who},
+                            {"rpc", rpc},
+                            {"hold", hold_id},
+                            {"outcome", status.ok() ? "OK" : std::string(status.message())}});
+    return status;
+  });
+}
+
+grpc::ServerUnaryReactor* AgentService::HoldApp(grpc::CallbackServerContext* context,
+                                                const v1::HoldAppRequest* request,
+                                                v1::HoldAppResponse* response) {
+  return HoldCall(context, "HoldApp", request->id(),
+                  [this, request, response](const std::string& who) -> absl::Status {
+                    ASSIGN_OR_RETURN(*response->mutable_hold(), app_holds_->Hold(*request, who));
+                    return absl::OkStatus();
+                  });
+}
+
+grpc::ServerUnaryReactor* AgentService::ReleaseApp(grpc::CallbackServerContext* context,
+                                                   const v1::ReleaseAppRequest* request,
+                                                   v1::ReleaseAppResponse* response) {
+  return HoldCall(context, "ReleaseApp", request->id(),
+                  [this, request, response](const std::string& who) -> absl::Status {
+                    ASSIGN_OR_RETURN(*response->mutable_hold(), app_holds_->Release(*request, who));
+                    return absl::OkStatus();
+                  });
 }
 
 grpc::ServerUnaryReactor* AgentService::StartVerify(grpc::CallbackServerContext* context,

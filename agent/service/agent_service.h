@@ -14,6 +14,7 @@
 #include "agent/jobs/job_env.h"
 #include "agent/jobs/scan.h"
 #include "agent/operations/operation_manager.h"
+#include "agent/service/app_holds.h"
 #include "agent/service/blocking_call.h"
 #include "agent/service/config.h"
 #include "agent/service/local_peers.h"
@@ -45,6 +46,13 @@ class AgentService final
   // Who is behind each local connection, for the audit log; must outlive
   // the service.
   void set_local_peers(const LocalPeers* peers) { local_peers_ = peers; }
+  // Other hosts' agents the jobs may drive (null: none), and the holds on
+  // this host's app (null: HoldApp is FAILED_PRECONDITION). Set before any
+  // call; both must outlive the service.
+  void set_peers(PeerConnector* peers, AppHolds* holds) {
+    jobs_.peers = peers;
+    app_holds_ = holds;
+  }
   // Test hook: runs on the worker thread of every blocking unary call
   // before its work (a test holds calls there to fill the cap). Set before
   // any call.
@@ -97,6 +105,12 @@ class AgentService final
   grpc::ServerUnaryReactor* CutOver(grpc::CallbackServerContext* context,
                                     const mastodon::restore::v1::CutOverRequest* request,
                                     mastodon::restore::v1::CutOverResponse* response) override;
+  grpc::ServerUnaryReactor* HoldApp(grpc::CallbackServerContext* context,
+                                    const mastodon::restore::v1::HoldAppRequest* request,
+                                    mastodon::restore::v1::HoldAppResponse* response) override;
+  grpc::ServerUnaryReactor* ReleaseApp(
+      grpc::CallbackServerContext* context, const mastodon::restore::v1::ReleaseAppRequest* request,
+      mastodon::restore::v1::ReleaseAppResponse* response) override;
   grpc::ServerUnaryReactor* GetOperation(
       grpc::CallbackServerContext* context,
       const mastodon::restore::v1::GetOperationRequest* request,
@@ -152,8 +166,14 @@ class AgentService final
                                                const mastodon::restore::v1::Operation* operation,
                                                BlockingUnaryReactor::Work work);
 
-  // Starts `spec` and returns the operation as it is at once.
+  // Starts `spec` and returns the operation as it is at once; while this
+  // host's app is held for another host's migration, only verifies start.
   absl::Status Launch(OperationSpec spec, mastodon::restore::v1::Operation* out);
+
+  // A hold call: 'operate' scope, audited, on a worker thread.
+  grpc::ServerUnaryReactor* HoldCall(grpc::CallbackServerContext* context, const char* rpc,
+                                     const std::string& hold_id,
+                                     std::function<absl::Status(const std::string& who)> work);
 
   const AgentConfig* const config_;
   Env* const env_;
@@ -162,6 +182,7 @@ class AgentService final
   const RuntimeContext* const runtime_;
   // Credentials of the local socket's connections (null: not known).
   const LocalPeers* local_peers_ = nullptr;
+  AppHolds* app_holds_ = nullptr;
   // Unary calls on their own threads (--max-unary-calls).
   WorkerTracker workers_;
   // Open WatchOperation streams (--max-watchers).

@@ -29,6 +29,13 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
       {"free-space-floor-percent", "N", "the floor as a percentage of the filesystem (default 5)"},
       {"tokens", "FILE",
        "bearer tokens for TCP callers: 'NAME SCOPES SHA256' lines (read,operate)"},
+      {"peers-file", "FILE",
+       "other hosts' agents this one may drive (a migration's old host): 'NAME HOST:PORT TOKEN' "
+       "lines, mode 0600"},
+      {"peer-ca", "FILE",
+       "PEM CA bundle that signs the peers' certificates (default: the system's)"},
+      {"peer-cert", "FILE", "PEM client certificate this agent presents to peers (mutual TLS)"},
+      {"peer-key", "FILE", "PEM key of --peer-cert"},
       {"insecure-loopback-tcp", "",
        "allow TCP on loopback addresses without TLS, tokens or client CA (tests only)"},
       {"max-unary-calls", "N", "unary calls running at once, more are refused (default 64)"},
@@ -88,6 +95,10 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   c.tls_client_ca = args.Get("tls-client-ca");
   c.insecure_loopback_tcp = args.GetBool("insecure-loopback-tcp");
   c.tokens_file = args.Get("tokens");
+  c.peers_file = args.Get("peers-file");
+  c.peer_ca = args.Get("peer-ca");
+  c.peer_cert = args.Get("peer-cert");
+  c.peer_key = args.Get("peer-key");
   c.media_dir = args.Get("media-dir");
   c.media_roots = args.GetAll("media-root");
   if (args.Has("free-space-floor") &&
@@ -258,6 +269,12 @@ absl::Status ValidateConfig(const AgentConfig& c) {
     return absl::InvalidArgumentError(
         "--tokens applies to TLS listeners: give --listen with "
         "--tls-cert and --tls-key");
+  }
+  if (c.peer_cert.empty() != c.peer_key.empty()) {
+    return absl::InvalidArgumentError("--peer-cert and --peer-key go together");
+  }
+  if ((!c.peer_ca.empty() || !c.peer_cert.empty()) && c.peers_file.empty()) {
+    return absl::InvalidArgumentError("--peer-ca, --peer-cert and --peer-key need --peers-file");
   }
   if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
     return absl::InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");

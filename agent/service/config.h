@@ -48,6 +48,16 @@ struct AgentConfig {
   // Token file for TCP callers ("NAME SCOPES SHA256" lines); when set, every
   // TCP call needs a bearer token with the right scope. Default: none.
   std::string tokens_file;
+  // Other hosts' agents this one may drive (a migration's old host):
+  // "NAME HOST:PORT TOKEN" lines (common/peer_agent.h), mode 0600; the
+  // peers' certificates are checked against peer_ca (default: the system's
+  // roots) and this agent presents peer_cert/peer_key (mutual TLS) when
+  // set. Plaintext only to loopback peers with insecure_loopback_tcp.
+  // Default: none.
+  std::string peers_file;
+  std::string peer_ca;
+  std::string peer_cert;
+  std::string peer_key;
   // Allows TCP on loopback addresses without TLS, tokens or a client CA
   // (tests only). Default: false.
   bool insecure_loopback_tcp = false;

@@ -9,6 +9,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "agent/database/pg_connection.h"
+#include "agent/service/auth.h"
 #include "mastodon/restore/v1/agent_service.pb.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/fake_host.h"
@@ -447,6 +449,275 @@ TEST_F(MigrateCliTest, TheOldServerGoneAtTheCutOverIsReportedWithWhatItKeeps) {
   EXPECT_THAT(warnings, HasSubstr("keeps the replication slot mastodon_restore_"));
   EXPECT_THAT(warnings, HasSubstr("pg_drop_replication_slot"));
   EXPECT_THAT(warnings, HasSubstr("REPLICA IDENTITY DEFAULT on public.accounts_tags"));
+}
+
+// The old host has its own agent (a source install: systemd units, fake
+// systemctl), reached over TCP with TLS, a client certificate and a
+// token: the new host's agent stops the old app at the cut-over, starts it
+// again when the migration is undone, keeps it stopped once it cut over.
+class MigrateWithOldAgentTest : public MigrateCliTest {
+ protected:
+  void SetUp() override {
+    MigrateCliTest::SetUp();
+    auto host = testing::FakeHost::Create();
+    ASSERT_OK(host);
+    old_host_ = std::move(*host);
+    old_host_->InstallSystemd(absl::StrCat(
+        "DB_HOST=", old_->cluster()->socket_dir(), "\nDB_PORT=", old_->cluster()->port(),
+        "\nDB_USER=mastodon\nDB_NAME=", kOldDb, "\nSECRET_KEY_BASE=x\n"));
+    ASSERT_OK(old_host_->RunTool(
+        {"systemctl", "start", "mastodon-streaming", "mastodon-sidekiq", "mastodon-web"}));
+    ASSERT_TRUE(OldAppRunning());
+    // A server certificate for 127.0.0.1 and a client certificate for the
+    // new host's agent, each self-signed (its own CA), by the real openssl.
+    MakeCertificate("old", "/CN=localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1");
+    MakeCertificate("new", "/CN=new-host", "extendedKeyUsage=clientAuth");
+    std::ofstream(dir_ + "/old-tokens")
+        << "new-host read,operate " << TokenHash(kPeerToken) << "\n";
+    old_dir_ = dir_ + "/old-agent";
+    ASSERT_EQ(::mkdir(old_dir_.c_str(), 0700), 0);
+  }
+
+  void TearDown() override {
+    if (old_agent_ != nullptr) {
+      old_agent_->Signal(SIGTERM);
+      old_agent_->Wait(absl::Seconds(30));
+    }
+    MigrateCliTest::TearDown();
+  }
+
+  void MakeCertificate(const std::string& name, const std::string& subject,
+                       const std::string& extension) {
+    CommandSpec gen;
+    gen.argv = {"openssl",  "req",
+                "-x509",    "-newkey",
+                "rsa:2048", "-nodes",
+                "-keyout",  dir_ + "/" + name + "-key.pem",
+                "-out",     dir_ + "/" + name + ".pem",
+                "-days",    "1",
+                "-subj",    subject,
+                "-addext",  extension};
+    gen.env = {"PATH=/usr/bin:/bin"};
+    gen.timeout = absl::Seconds(60);
+    auto made = runner_->Run(gen, nullptr);
+    ASSERT_OK(made);
+    ASSERT_EQ(made->exit_code, 0) << made->stderr_text;
+  }
+
+  std::string OldLog() const { return old_dir_ + "/agent.log"; }
+
+  // Starts (or restarts, on the same port) the old host's agent.
+  void StartOldAgent() {
+    HostLayout layout = old_host_->Layout();
+    CommandSpec spec;
+    spec.argv = {MR_AGENT_BIN,
+                 "--socket",
+                 old_dir_ + "/agent.sock",
+                 "--state-dir",
+                 old_dir_ + "/state",
+                 "--shutdown-grace",
+                 "2s",
+                 "--runtime",
+                 "systemd",
+                 "--app-dir",
+                 layout.app_dir,
+                 "--systemd-unit-dir",
+                 layout.systemd_unit_dir,
+                 "--host-path",
+                 layout.host_path,
+                 "--listen",
+                 absl::StrCat("127.0.0.1:", old_port_),
+                 "--tls-cert",
+                 dir_ + "/old.pem",
+                 "--tls-key",
+                 dir_ + "/old-key.pem",
+                 "--tls-client-ca",
+                 dir_ + "/new.pem",
+                 "--tokens",
+                 dir_ + "/old-tokens"};
+    spec.env = {"PATH=/usr/bin:/bin"};
+    spec.output_file = OldLog();
+    const size_t skip = ReadFileOrEmpty(OldLog()).size();
+    auto process = runner_->Start(spec);
+    ASSERT_OK(process);
+    old_agent_ = std::move(*process);
+    for (absl::Time end = absl::Now() + absl::Seconds(20); absl::Now() < end;) {
+      const std::string log = ReadFileOrEmpty(OldLog());
+      const size_t at = log.find("agent listening on TCP", skip);
+      if (at != std::string::npos) {
+        const size_t port = log.find("port=", at);
+        ASSERT_NE(port, std::string::npos) << log;
+        old_port_ = std::atoi(log.c_str() + port + 5);
+        return;
+      }
+      if (old_agent_->Wait(absl::Milliseconds(20)).has_value()) {
+        FAIL() << "the old agent exited:\n" << log;
+      }
+    }
+    FAIL() << "the old agent did not start:\n" << ReadFileOrEmpty(OldLog());
+  }
+
+  void KillOldAgent() {
+    old_agent_->Signal(SIGKILL);
+    old_agent_->Wait(absl::Seconds(30));
+    old_agent_.reset();
+  }
+
+  // The new host's agent, with the old one as its peer "old-host".
+  void StartNewAgent() {
+    const std::string peers = dir_ + "/peers";
+    std::ofstream(peers) << "old-host 127.0.0.1:" << old_port_ << " " << kPeerToken << "\n";
+    ASSERT_EQ(::chmod(peers.c_str(), 0600), 0);
+    StartSnapAgent({"--peers-file", peers, "--peer-ca", dir_ + "/old.pem", "--peer-cert",
+                    dir_ + "/new.pem", "--peer-key", dir_ + "/new-key.pem"});
+  }
+
+  // The old app as the old host's service manager sees it.
+  bool OldAppRunning() const {
+    return old_host_->RunTool({"systemctl", "is-active", "mastodon-web"}).ok();
+  }
+
+  // The old host's systemctl stop/start calls, in order.
+  std::vector<std::string> OldAppControl() const {
+    std::vector<std::string> out;
+    for (const auto& c : old_host_->Calls("systemctl")) {
+      if (!c.argv.empty() && (c.argv[0] == "stop" || c.argv[0] == "start")) {
+        out.push_back(c.argv[0]);
+      }
+    }
+    return out;
+  }
+
+  // The old agent's holds, as its CLI lists them.
+  std::string OldHolds() {
+    return Cli({"--agent", old_dir_ + "/agent.sock", "app-hold", "list"}).stdout_text;
+  }
+
+  static constexpr char kPeerToken[] = "peer-token-0123456789abcdef";
+  std::unique_ptr<testing::FakeHost> old_host_;
+  std::string old_dir_;
+  std::unique_ptr<Process> old_agent_;
+  int old_port_ = 0;
+};
+
+TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStopped) {
+  StartOldAgent();
+  StartNewAgent();
+  old_host_->ClearCalls();
+  // The old app writes until its service manager stops it.
+  std::atomic<int> written{0};
+  std::vector<std::string> committed;
+  std::thread writer([&] {
+    auto w = PgConnection::ConnectParams({{"host", old_->cluster()->socket_dir()},
+                                          {"port", absl::StrCat(old_->cluster()->port())},
+                                          {"user", "mastodon"},
+                                          {"dbname", kOldDb},
+                                          {"application_name", "sidekiq"}});
+    ASSERT_OK(w);
+    for (int i = 0; OldAppRunning(); ++i) {
+      auto id = (*w)->Query("INSERT INTO statuses (account_id, text) VALUES ($1, $2) RETURNING id",
+                            {absl::StrCat(1 + i % 200), absl::StrCat("live ", i)});
+      ASSERT_OK(id);
+      committed.push_back(id->Scalar());
+      ++written;
+    }
+  });
+  const std::string id = StartMigration({"--from-agent", "old-host"});
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  for (int i = 0; i < 600 && written.load() < 50; ++i) absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_GE(written.load(), 50) << "the writer does not write";
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
+  writer.join();
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text << ReadFileOrEmpty(OldLog());
+  const v1::Operation done = Show(id);
+  ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
+  const v1::MigrateResult& m = done.migrate_result();
+  EXPECT_EQ(m.source_runtime(), "systemd");
+  EXPECT_EQ(m.source_app(), "kept stopped");
+  EXPECT_GT(m.downtime_seconds(), m.catch_up_seconds());
+
+  // Every row the old app committed before its agent stopped it is here.
+  std::set<std::string> ids;
+  auto rows = PgConnection::Connect(pg_->ConnInfo("mastodon"));
+  ASSERT_OK(rows);
+  auto live = (*rows)->Query("SELECT id FROM statuses WHERE text LIKE 'live %'");
+  ASSERT_OK(live);
+  for (const auto& row : live->rows) ids.insert(row[0].value_or(""));
+  EXPECT_EQ(ids, std::set<std::string>(committed.begin(), committed.end()));
+  EXPECT_GT(ids.size(), 50u);
+  EXPECT_EQ(New("SELECT nextval('statuses_id_seq') > max(id) FROM statuses"), "t");
+  ExpectOldServerClean();
+
+  // The old app was stopped once and never started again; its agent says
+  // why and lets the admin's operations run again.
+  EXPECT_THAT(OldAppControl(), ::testing::ElementsAre("stop"));
+  EXPECT_FALSE(OldAppRunning());
+  EXPECT_THAT(OldHolds(), HasSubstr(absl::StrCat(id, ": kept stopped for migration ", id)));
+  EXPECT_THAT(OldHolds(), HasSubstr("(token:new-host)"));
+  // The token and the old server's password are in no record or log.
+  EXPECT_THAT(AgentFiles(), Not(HasSubstr(kPeerToken)));
+  EXPECT_THAT(AgentFiles(), Not(HasSubstr(kPassword)));
+  EXPECT_THAT(ReadFileOrEmpty(OldLog()), Not(HasSubstr(kPeerToken)));
+}
+
+TEST_F(MigrateWithOldAgentTest, TheOldAgentGoneAtTheCutOverKeepsTheFollowAndTheOldAppRunning) {
+  StartOldAgent();
+  StartNewAgent();
+  const std::string id = StartMigration({"--from-agent", "old-host"});
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  // The old agent dies while following: the cut-over cannot stop the old
+  // app, so it is refused and the follow goes on.
+  KillOldAgent();
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  std::string shown;
+  for (int i = 0; i < 300 && !absl::StrContains(shown, "unable to stop the old host's app"); ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    shown = CliOnSocket({"--json", "ops", "show", id}).stdout_text;
+  }
+  EXPECT_THAT(shown, HasSubstr("cut-over refused: unable to stop the old host's app"));
+  EXPECT_EQ(Show(id).state(), v1::OPERATION_STATE_FOLLOWING);
+  EXPECT_TRUE(OldAppRunning());
+  // Back (same port): the next cut-over goes through.
+  StartOldAgent();
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(Show(id).migrate_result().source_app(), "kept stopped");
+  EXPECT_FALSE(OldAppRunning());
+}
+
+TEST_F(MigrateWithOldAgentTest, TheNewAgentKilledDuringTheCutOverStartsTheOldAppAgainAtItsStart) {
+  StartOldAgent();
+  agent_env_ = {"MR_FAILPOINTS=swap.before_begin=kill"};
+  StartNewAgent();
+  const std::string id = StartMigration({"--from-agent", "old-host"});
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  old_host_->ClearCalls();
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  ASSERT_TRUE(agent_->Wait(absl::Seconds(60)).has_value()) << "the agent did not die";
+  agent_.reset();
+  // Killed before the swap, with the old app held stopped: the old agent
+  // keeps it stopped (the holder may have cut over) and refuses to change
+  // the instance meanwhile.
+  EXPECT_FALSE(OldAppRunning());
+  EXPECT_THAT(OldHolds(), HasSubstr(absl::StrCat(id, ": held for migration ")));
+  CommandResult refused = Cli({"--agent", old_dir_ + "/agent.sock", "db-migrate"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_THAT(refused.stderr_text, HasSubstr("held stopped by migration " + id));
+  // The new agent's next start: the swap had not committed, so the old app
+  // runs again and this host is as it was.
+  agent_env_.clear();
+  StartNewAgent();
+  EXPECT_EQ(Show(id).state(), v1::OPERATION_STATE_INTERRUPTED);
+  EXPECT_THAT(OldAppControl(), ::testing::ElementsAre("stop", "start"));
+  EXPECT_TRUE(OldAppRunning());
+  EXPECT_THAT(OldHolds(), HasSubstr("no hold on this host's app"));
+  EXPECT_EQ(New("SELECT count(*) FROM fresh_install"), "0");
+  ExpectOldServerClean();
+  CommandResult events = CliOnSocket({"--json", "ops", "watch", id});
+  EXPECT_THAT(events.stdout_text,
+              HasSubstr("agent 'old-host', hold " + id + ") was started again"));
 }
 
 }  // namespace

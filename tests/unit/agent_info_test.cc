@@ -55,7 +55,7 @@ TEST(AgentInfoTest, ReportsBuildHostRuntimeAndPostgres) {
   EXPECT_THAT(info.capabilities(),
               ElementsAre("agent_info", "health", "reflection", "detect", "inspect",
                           "restore_database", "restore_media", "rollback", "verify", "operations",
-                          "db_migrate", "media_refresh", "cleanup", "migrate"));
+                          "db_migrate", "media_refresh", "cleanup", "migrate", "app_hold"));
   EXPECT_EQ(info.start_time().seconds(), 1795000000);
 }
 
