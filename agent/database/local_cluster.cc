@@ -300,6 +300,12 @@ absl::Status LocalCluster::Stop() {
   return absl::OkStatus();
 }
 
+absl::Status LocalCluster::Restart() {
+  RETURN_IF_ERROR(Stop());
+  options_.port = port_;  // the same port, not a new free one
+  return StartServer();
+}
+
 std::string LocalCluster::ConnInfo(const std::string& dbname) const {
   return absl::StrCat("host=", ConnInfoQuote(socket_dir_), " port=", port_,
                       " user=", ConnInfoQuote(options_.superuser),

@@ -66,6 +66,9 @@ class LocalCluster {
   // Fast shutdown; waits for the server to exit (immediate shutdown after
   // 30 s). Idempotent.
   absl::Status Stop();
+  // Starts the server again after Stop() (same data, port and settings);
+  // a server still running is stopped first.
+  absl::Status Restart();
 
   const std::string& data_dir() const { return data_dir_; }
   const std::string& socket_dir() const { return socket_dir_; }

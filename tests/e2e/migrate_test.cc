@@ -419,6 +419,44 @@ TEST_F(MigrateCliTest, TheAgentKilledDuringTheCutOverLeavesThisHostsDatabaseAsIt
   ExpectOldServerClean();
 }
 
+TEST_F(MigrateCliTest, TheOldServerRestartedWhileFollowingIsFollowedAgain) {
+  StartSnapAgent();
+  const std::string id = StartMigration();
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  ASSERT_OK(old_->cluster()->Stop());
+  auto follow_message = [&] {
+    const v1::Operation now = Show(id);
+    for (const v1::Step& s : now.steps()) {
+      if (s.name() == "follow") return s.message();
+    }
+    return std::string();
+  };
+  std::string follow;
+  for (int i = 0; i < 100 && !absl::StrContains(follow, "unreachable: "); ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    follow = follow_message();
+  }
+  EXPECT_THAT(follow, HasSubstr("unreachable: "));
+  // Back, with rows written after the outage: they arrive, and the
+  // cut-over goes through.
+  ASSERT_OK(old_->cluster()->Restart());
+  ASSERT_OK(
+      old_->Exec("INSERT INTO statuses (account_id, text) VALUES (1, 'after the outage')", kOldDb));
+  for (int i = 0; i < 300 && absl::StrContains(follow, "unreachable: "); ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    follow = follow_message();
+  }
+  EXPECT_THAT(follow, HasSubstr(" behind"));
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_EQ(Show(id).state(), v1::OPERATION_STATE_SUCCEEDED);
+  EXPECT_EQ(New("SELECT count(*) FROM statuses WHERE text = 'after the outage'"), "1");
+  EXPECT_EQ(New("SELECT count(*) FROM statuses"), Old("SELECT count(*) FROM statuses"));
+  EXPECT_THAT(r.stdout_text, HasSubstr("both servers answer again"));
+  ExpectOldServerClean();
+}
+
 TEST_F(MigrateCliTest, TheOldServerGoneAtTheCutOverIsReportedWithWhatItKeeps) {
   StartSnapAgent();
   const std::string id = StartMigration();
