@@ -631,6 +631,7 @@ int RunMigrate(CommandContext& ctx) {
   o->set_leave_stopped(ctx.args.GetBool("leave-stopped"));
   o->set_drop_previous(ctx.args.GetBool("drop-previous"));
   o->set_source_agent(ctx.args.Get("from-agent"));
+  o->set_skip_media(ctx.args.GetBool("no-media"));
   return StartAndFollow(ctx, stub.get(), &v1::RestoreAgentService::Stub::StartMigrate, request,
                         "unable to start the migration");
 }
@@ -1111,6 +1112,7 @@ const std::vector<Command>& Commands() {
            {"from-agent", "NAME",
             "the old host's agent (in this agent's --peers-file): it stops the old app at the "
             "cut-over and starts it again if the migration is undone"},
+           {"no-media", "", "with --from-agent: do not copy the old host's media"},
            {"database", "NAME", "the database here it replaces (default: the runtime's)"},
            {"target-conninfo", "CONNINFO", "PostgreSQL server here (default: the agent's)"},
            {"cutover-when-lag-below", "SIZE",

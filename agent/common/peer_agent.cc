@@ -3,7 +3,9 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/credentials.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -11,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "agent/common/net.h"
 #include "agent/common/status_macros.h"
 #include "mastodon/restore/v1/agent_service.grpc.pb.h"
@@ -104,6 +107,22 @@ class GrpcPeerAgent : public PeerAgent {
     return response.hold();
   }
 
+  absl::StatusOr<v1::ListMediaResponse> ListMedia(const v1::ListMediaRequest& request) override {
+    grpc::ClientContext context;
+    RETURN_IF_ERROR(Prepare(&context));
+    v1::ListMediaResponse response;
+    RETURN_IF_ERROR(FromGrpc(stub_->ListMedia(&context, request, &response), entry_.name));
+    return response;
+  }
+
+  absl::StatusOr<v1::ReadMediaResponse> ReadMedia(const v1::ReadMediaRequest& request) override {
+    grpc::ClientContext context;
+    RETURN_IF_ERROR(Prepare(&context));
+    v1::ReadMediaResponse response;
+    RETURN_IF_ERROR(FromGrpc(stub_->ReadMedia(&context, request, &response), entry_.name));
+    return response;
+  }
+
  private:
   // Waits (a bounded time) for the connection first: a call then fails
   // fast only when the peer is really unreachable, and the timeout bounds
@@ -168,7 +187,157 @@ class GrpcPeerConnector : public PeerConnector {
   const absl::Duration timeout_;
 };
 
+// How a broken read is taken up again.
+constexpr int kReadAttempts = 5;
+constexpr absl::Duration kReadRetryPause = absl::Seconds(1);
+constexpr int kChunk = 1 << 20;
+
+bool Transient(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) || absl::IsResourceExhausted(s);
+}
+
+// One media file of the peer, read chunk by chunk from where the last
+// chunk ended.
+class PeerMediaStream : public ByteStream {
+ public:
+  PeerMediaStream(std::shared_ptr<PeerAgent> peer, StoredObject object, std::string name,
+                  std::shared_ptr<RateLimiter> rate)
+      : peer_(std::move(peer)),
+        object_(std::move(object)),
+        name_(std::move(name)),
+        rate_(std::move(rate)) {}
+
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    if (pos_ == buffer_.size()) {
+      if (offset_ >= object_.size) return 0;
+      RETURN_IF_ERROR(Fetch());
+      if (buffer_.empty()) {
+        return absl::AbortedError(
+            absl::StrCat("unable to read '", name_, "': it ended before its listed size"));
+      }
+    }
+    const size_t k = std::min(n, buffer_.size() - pos_);
+    std::memcpy(buf, buffer_.data() + pos_, k);
+    pos_ += k;
+    return k;
+  }
+  const std::string& name() const override { return name_; }
+  int64_t raw_bytes_read() const override { return offset_; }
+
+ private:
+  absl::Status Fetch() {
+    v1::ReadMediaRequest request;
+    request.set_path(object_.key);
+    request.set_offset(offset_);
+    request.set_length(kChunk);
+    request.set_size(object_.size);
+    request.set_mtime(object_.mtime);
+    absl::Status last;
+    for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
+      if (attempt > 0) absl::SleepFor(kReadRetryPause);
+      absl::StatusOr<v1::ReadMediaResponse> got = peer_->ReadMedia(request);
+      if (got.ok()) {
+        if (rate_ != nullptr) rate_->Acquire(static_cast<int64_t>(got->data().size()));
+        buffer_ = std::move(*got->mutable_data());
+        pos_ = 0;
+        offset_ += static_cast<int64_t>(buffer_.size());
+        return absl::OkStatus();
+      }
+      last = got.status();
+      if (!Transient(last)) break;
+    }
+    return absl::Status(last.code(), absl::StrCat("unable to read '", name_, "' at byte ", offset_,
+                                                  ": ", last.message()));
+  }
+
+  const std::shared_ptr<PeerAgent> peer_;
+  const StoredObject object_;
+  const std::string name_;
+  const std::shared_ptr<RateLimiter> rate_;
+  std::string buffer_;
+  size_t pos_ = 0;
+  int64_t offset_ = 0;
+};
+
+class PeerMediaStore : public ObjectStore {
+ public:
+  PeerMediaStore(std::shared_ptr<PeerAgent> peer, std::string name,
+                 std::shared_ptr<RateLimiter> rate)
+      : peer_(std::move(peer)), name_(std::move(name)), rate_(std::move(rate)) {}
+
+  std::string Describe(const std::string& key) const override {
+    return absl::StrCat("agent:", name_, "/", key);
+  }
+
+  absl::StatusOr<ObjectPage> List(const std::string& prefix,
+                                  const std::string& page) const override {
+    v1::ListMediaRequest request;
+    request.set_prefix(prefix);
+    request.set_page_token(page);
+    absl::StatusOr<v1::ListMediaResponse> got;
+    for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
+      if (attempt > 0) absl::SleepFor(kReadRetryPause);
+      got = peer_->ListMedia(request);
+      if (got.ok() || !Transient(got.status())) break;
+    }
+    RETURN_IF_ERROR(got.status());
+    ObjectPage out;
+    for (const v1::HostMediaFile& f : got->files()) {
+      StoredObject o;
+      o.key = f.path();
+      o.size = f.size();
+      o.mtime = f.mtime();
+      out.objects.push_back(std::move(o));
+    }
+    out.next = got->next_page_token();
+    return out;
+  }
+
+  absl::StatusOr<std::unique_ptr<ByteStream>> Open(const StoredObject& object) const override {
+    return std::unique_ptr<ByteStream>(
+        new PeerMediaStream(peer_, object, Describe(object.key), rate_));
+  }
+
+  absl::StatusOr<StoredObject> Head(const std::string& key) const override {
+    ASSIGN_OR_RETURN(ObjectPage page, List(key, ""));
+    for (const StoredObject& o : page.objects) {
+      if (o.key == key) return o;
+    }
+    return absl::NotFoundError(absl::StrCat(Describe(key), " not found"));
+  }
+
+  absl::StatusOr<std::string> Put(const std::string& key, const std::string&,
+                                  const std::vector<std::string>&) const override {
+    return ReadOnly(key);
+  }
+  bool CanCopyFrom(const ObjectStore&) const override { return false; }
+  absl::StatusOr<std::string> Copy(const ObjectStore&, const StoredObject&, const std::string& key,
+                                   const std::vector<std::string>&) const override {
+    return ReadOnly(key);
+  }
+  absl::StatusOr<std::unique_ptr<ObjectUpload>> StartUpload(
+      const std::string& key, const std::vector<std::string>&) const override {
+    return ReadOnly(key);
+  }
+
+ private:
+  absl::Status ReadOnly(const std::string& key) const {
+    return absl::FailedPreconditionError(
+        absl::StrCat(Describe(key), ": another host's media are read only"));
+  }
+
+  const std::shared_ptr<PeerAgent> peer_;
+  const std::string name_;
+  const std::shared_ptr<RateLimiter> rate_;
+};
+
 }  // namespace
+
+std::shared_ptr<const ObjectStore> NewPeerMediaStore(std::shared_ptr<PeerAgent> peer,
+                                                     std::string name,
+                                                     std::shared_ptr<RateLimiter> rate) {
+  return std::make_shared<PeerMediaStore>(std::move(peer), std::move(name), std::move(rate));
+}
 
 std::unique_ptr<PeerConnector> NewGrpcPeerConnector(std::map<std::string, PeerEntry> peers,
                                                     PeerTls tls, absl::Duration call_timeout) {

@@ -14,6 +14,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "agent/common/env.h"
+#include "agent/common/object_store.h"
+#include "agent/common/rate_limiter.h"
 #include "mastodon/restore/v1/agent_service.pb.h"
 
 namespace mastodon_restore {
@@ -44,7 +46,20 @@ class PeerAgent {
       const mastodon::restore::v1::HoldAppRequest& request) = 0;
   virtual absl::StatusOr<mastodon::restore::v1::AppHold> ReleaseApp(
       const mastodon::restore::v1::ReleaseAppRequest& request) = 0;
+  virtual absl::StatusOr<mastodon::restore::v1::ListMediaResponse> ListMedia(
+      const mastodon::restore::v1::ListMediaRequest& request) = 0;
+  virtual absl::StatusOr<mastodon::restore::v1::ReadMediaResponse> ReadMedia(
+      const mastodon::restore::v1::ReadMediaRequest& request) = 0;
 };
+
+// The peer's media directory as an object store (read only): the source of
+// a media restore (media/media_restore.h) into this host. Keys are the
+// files' paths. A read broken by the connection is taken up again at the
+// byte where it stopped (a few times, a second apart), as long as the file
+// is still the one listed; `rate` (null: none) caps the bytes read.
+std::shared_ptr<const ObjectStore> NewPeerMediaStore(std::shared_ptr<PeerAgent> peer,
+                                                     std::string name,
+                                                     std::shared_ptr<RateLimiter> rate);
 
 class PeerConnector {
  public:

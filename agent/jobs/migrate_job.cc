@@ -25,6 +25,7 @@
 #include "agent/database/verify.h"
 #include "agent/inventory/inspector.h"
 #include "agent/jobs/targets.h"
+#include "agent/media/media_restore.h"
 #include "agent/operations/redact.h"
 
 namespace mastodon_restore {
@@ -96,6 +97,8 @@ class MigrateJob {
     RETURN_IF_ERROR(Step("subscribe", &MigrateJob::Subscribe));
     // The rows, table by table, while the old app keeps writing.
     RETURN_IF_ERROR(Step("copy", &MigrateJob::InitialCopy));
+    // The old host's media, staged beside this host's media directory.
+    RETURN_IF_ERROR(Step("media", &MigrateJob::CopyMedia));
     // FOLLOWING until the cut-over is asked.
     RETURN_IF_ERROR(Step("follow", &MigrateJob::Follow));
     // -- The downtime: the old app is stopped. --
@@ -107,10 +110,14 @@ class MigrateJob {
     RETURN_IF_ERROR(Step("unsubscribe", &MigrateJob::Unsubscribe));
     // Row for row as the old database.
     RETURN_IF_ERROR(Step("verify", &MigrateJob::Verify));
+    // The media changed since the first pass (the old app is stopped).
+    RETURN_IF_ERROR(Step("media_delta", &MigrateJob::CopyMediaDelta));
     // This host's app stopped before its database changes.
     RETURN_IF_ERROR(Step("stop_services", &MigrateJob::StopServices));
     // The migrated database takes the live one's place (kept as previous).
     RETURN_IF_ERROR(Step("swap", &MigrateJob::Swap));
+    // The staged media moved into this host's media directory.
+    RETURN_IF_ERROR(Step("media_move", &MigrateJob::MoveMediaIn));
     // The app's own migrations when its code is newer than the old host's.
     RETURN_IF_ERROR(Step("migrate", &MigrateJob::Migrate));
     // Home feeds live in Redis, which the database does not bring.
@@ -142,6 +149,10 @@ class MigrateJob {
     if (!staging_.empty()) {
       DropStaged(in_.conninfo, staging_, staging_oid_);
       staging_.clear();
+    }
+    if (!media_staging_.empty()) {
+      RemoveMediaStaging(media_staging_);
+      op_->Journal([](v1::OperationRecord* r) { r->clear_media_journal(); }).IgnoreError();
     }
     if (services_stopped_ && in_.runtime != nullptr) {
       if (ControlServices(*in_.runtime, true, Task("start_services", false)).ok()) {
@@ -295,7 +306,8 @@ class MigrateJob {
       return absl::FailedPreconditionError(
           "a source agent is named but this agent has no --peers-file");
     }
-    ASSIGN_OR_RETURN(peer_, env_.peers->Open(in_.options.source_agent()));
+    ASSIGN_OR_RETURN(std::unique_ptr<PeerAgent> peer, env_.peers->Open(in_.options.source_agent()));
+    peer_ = std::move(peer);
     ASSIGN_OR_RETURN(v1::GetAgentInfoResponse info, peer_->Info());
     const auto& caps = info.capabilities();
     if (std::find(caps.begin(), caps.end(), "app_hold") == caps.end()) {
@@ -317,6 +329,19 @@ class MigrateJob {
       return absl::FailedPreconditionError(
           absl::StrCat("the old host runs Mastodon ", info.runtime().mastodon_version(),
                        ", newer than this host's ", here, ": upgrade this host first"));
+    }
+    if (CopiesMedia()) {
+      if (std::find(caps.begin(), caps.end(), "media_export") == caps.end()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the agent '", in_.options.source_agent(),
+            "' cannot send its media: upgrade it, or migrate without the media (skip_media)"));
+      }
+      ASSIGN_OR_RETURN(media_, ResolveRestoreMedia(v1::RestoreOptions(), env_));
+      if (media_.dir.empty()) {
+        return absl::FailedPreconditionError(
+            "this host has no media directory to copy the old host's media into "
+            "(--media-dir, or migrate without the media: skip_media)");
+      }
     }
     for (const v1::AppHold& h : info.app_holds()) {
       if (h.state() == v1::APP_HOLD_STATE_HELD && h.id() != op_->id()) {
@@ -411,6 +436,112 @@ class MigrateJob {
                             ? "the old app still has sessions on the old database: "
                             : "sessions are left on the old database with its app stopped: ",
                         absl::StrJoin(sessions, ", "));
+  }
+
+  bool CopiesMedia() const {
+    return !in_.options.source_agent().empty() && !in_.options.skip_media();
+  }
+
+  // One pass over the old host's media: what is not staged yet, or changed,
+  // is read into a new staging directory that takes the last one over (and
+  // drops what the old host no longer has); nothing is moved in.
+  absl::StatusOr<MediaRestoreResult> MediaPass(const std::string& step) {
+    SourceOptions source;
+    source.bucket = NewPeerMediaStore(peer_, in_.options.source_agent(), nullptr);
+    source.cancel = &op_->cancel_token();
+    const std::string name = absl::StrCat("agent:", in_.options.source_agent());
+    ASSIGN_OR_RETURN(v1::BackupManifest manifest,
+                     InspectBackup(name, source, InspectOptions(), env_.runner));
+    MediaRestoreOptions o;
+    o.source_path = name;
+    o.source = source;
+    o.inventory = manifest.media();
+    if (o.inventory.files() == 0) return MediaRestoreResult();
+    o.target_dir = media_.dir;
+    o.uid = media_.uid;
+    o.gid = media_.gid;
+    o.space_floor = env_.space_floor;
+    o.stage_only = true;
+    o.cancel = &op_->cancel_token();
+    o.operation_id = absl::StrFormat("%s-pass%02d", op_->id(), ++media_passes_);
+    const std::string staging = MediaStagingDir(media_.dir, o.operation_id);
+    o.journal = [this, staging](bool) {
+      media_staging_ = staging;
+      return JournalMedia(v1::MEDIA_PHASE_EXTRACTING);
+    };
+    absl::Time last = absl::InfinitePast();
+    o.progress = [&](int64_t files, int64_t bytes, int64_t total_files, int64_t total_bytes) {
+      if (env_.env->Now() - last < kReportEvery) return;
+      last = env_.env->Now();
+      op_->StepProgress(step, bytes, total_bytes, "bytes",
+                        absl::StrCat(files, " of ", total_files, " files"));
+    };
+    return RestoreMedia(o, env_.runner, env_.env);
+  }
+
+  absl::Status JournalMedia(v1::MediaPhase phase) {
+    return op_->Journal([&](v1::OperationRecord* r) {
+      v1::MediaJournal* m = r->mutable_media_journal();
+      m->set_phase(phase);
+      m->set_staging_dir(media_staging_);
+      m->set_target_dir(media_.dir);
+      m->set_uid(media_.uid.has_value() ? static_cast<int64_t>(*media_.uid) : -1);
+      m->set_gid(media_.gid.has_value() ? static_cast<int64_t>(*media_.gid) : -1);
+    });
+  }
+
+  // What a pass read (files it staged in an earlier pass count as
+  // unchanged).
+  static int64_t FilesRead(const MediaRestoreResult& m) {
+    return m.files_written - m.files_resumed;
+  }
+  static int64_t BytesRead(const MediaRestoreResult& m) {
+    return m.bytes_written - m.bytes_resumed;
+  }
+
+  static std::string MediaSummary(const MediaRestoreResult& m, absl::Duration took) {
+    const double seconds = std::max(absl::ToDoubleSeconds(took), 0.001);
+    return absl::StrFormat("%d files, %s read (%s/s), %d unchanged", FilesRead(m),
+                           Bytes(BytesRead(m)), Bytes(static_cast<int64_t>(BytesRead(m) / seconds)),
+                           m.files_resumed + m.files_skipped);
+  }
+
+  absl::StatusOr<std::string> CopyMedia() {
+    if (!CopiesMedia()) {
+      return std::string(in_.options.source_agent().empty() ? "skipped: no source agent"
+                                                            : "skipped: not asked");
+    }
+    const absl::Time start = env_.env->Now();
+    ASSIGN_OR_RETURN(MediaRestoreResult m, MediaPass("media"));
+    const absl::Duration took = env_.env->Now() - start;
+    result_.set_media_files(FilesRead(m));
+    result_.set_media_bytes(BytesRead(m));
+    result_.set_media_seconds(absl::ToDoubleSeconds(took));
+    PublishResult();
+    if (media_staging_.empty()) return std::string("skipped: the old host has no media");
+    return absl::StrCat(MediaSummary(m, took), "; staged beside ", media_.dir);
+  }
+
+  absl::StatusOr<std::string> CopyMediaDelta() {
+    if (!CopiesMedia()) return std::string("skipped: no media copied");
+    const absl::Time start = env_.env->Now();
+    ASSIGN_OR_RETURN(MediaRestoreResult m, MediaPass("media_delta"));
+    const absl::Duration took = env_.env->Now() - start;
+    result_.set_media_delta_files(FilesRead(m));
+    result_.set_media_delta_bytes(BytesRead(m));
+    result_.set_media_delta_seconds(absl::ToDoubleSeconds(took));
+    if (media_staging_.empty()) return std::string("skipped: the old host has no media");
+    return MediaSummary(m, took);
+  }
+
+  absl::StatusOr<std::string> MoveMediaIn() {
+    if (media_staging_.empty()) return std::string("skipped: no media staged");
+    RETURN_IF_ERROR(JournalMedia(v1::MEDIA_PHASE_MOVING));
+    ASSIGN_OR_RETURN(int64_t moved,
+                     CompleteMediaMove(media_staging_, media_.dir, media_.uid, media_.gid));
+    media_staging_.clear();
+    RETURN_IF_ERROR(op_->Journal([](v1::OperationRecord* r) { r->clear_media_journal(); }));
+    return absl::StrCat(moved, " files moved into ", media_.dir);
   }
 
   absl::StatusOr<std::string> CopySchema() {
@@ -769,8 +900,14 @@ class MigrateJob {
     result_.set_downtime_seconds(absl::ToDoubleSeconds(env_.env->Now() - cutover_start_));
   }
 
-  void Report() {
+  // The result so far, on the operation (the media figures show while
+  // following).
+  void PublishResult() {
     op_->SetResult([&](v1::Operation* o) { *o->mutable_migrate_result() = result_; });
+  }
+
+  void Report() {
+    PublishResult();
     if (result_.downtime_seconds() > 0) {
       op_->Log(v1::SEVERITY_INFO,
                absl::StrCat(absl::StrFormat("downtime %.1f s", result_.downtime_seconds()),
@@ -820,8 +957,13 @@ class MigrateJob {
   bool swapped_ = false;
   // The old host's agent (source_agent), and whether it holds its app
   // stopped for this migration.
-  std::unique_ptr<PeerAgent> peer_;
+  std::shared_ptr<PeerAgent> peer_;
   bool old_app_held_ = false;
+  // This host's media directory, the media passes so far, and the staging
+  // directory of the last one ("" when none is left).
+  RestoreMediaTarget media_;
+  int media_passes_ = 0;
+  std::string media_staging_;
   v1::MigrateResult result_;
 };
 
@@ -868,13 +1010,16 @@ absl::StatusOr<OperationSpec> MakeMigrateJob(const std::string& request_id,
       {"schema", "copy the old database's schema into a staging database"},
       {"subscribe", "publish every table on the old server, subscribe here"},
       {"copy", "copy the rows while the old app runs"},
+      {"media", "copy the old host's media (staged) while its app runs"},
       {"follow", "follow the old database until the cut-over"},
       {"catch_up", "wait for the old server's last changes"},
       {"sequences", "set the sequences from the old server"},
       {"unsubscribe", "drop the subscription, slot and publication"},
       {"verify", "compare the copy with the old database"},
+      {"media_delta", "copy the media changed since"},
       {"stop_services", "stop this host's app"},
       {"swap", absl::StrCat("swap the migrated database in as ", in.database)},
+      {"media_move", "move the staged media in"},
       {"migrate", "run the app's database migrations"},
       {"feeds", "rebuild the home feeds (tootctl feeds build --all)"},
       {"start_services", "start the app"},

@@ -313,6 +313,7 @@ class MediaVisitor : public MediaTreeVisitor {
     }
     staged_.insert(rel);
     ++resumed_;
+    resumed_bytes_ += file.stored_size;
     Written(file.stored_size);
     return true;
   }
@@ -321,6 +322,7 @@ class MediaVisitor : public MediaTreeVisitor {
   // Whether the staging directory holds an earlier restore's files.
   void set_resuming(bool resuming) { resuming_ = resuming; }
   int64_t resumed() const { return resumed_; }
+  int64_t resumed_bytes() const { return resumed_bytes_; }
   // The files below the staging directory staged or taken over by this run.
   const std::set<std::string>& staged() const { return staged_; }
 
@@ -330,6 +332,7 @@ class MediaVisitor : public MediaTreeVisitor {
   SpaceGuard* space_;
   bool resuming_ = false;
   int64_t resumed_ = 0;
+  int64_t resumed_bytes_ = 0;
   std::set<std::string> staged_;
 };
 
@@ -789,6 +792,7 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
     walked = absl::CancelledError("media restore cancelled");
   }
   result.files_resumed = visitor.resumed();
+  result.bytes_resumed = visitor.resumed_bytes();
   // What the earlier restore staged that this source does not have (or the
   // media directory holds unchanged) stays out.
   if (walked.ok() && resuming) walked = PruneStaging(staging, "", visitor.staged());
@@ -804,6 +808,7 @@ absl::StatusOr<MediaRestoreResult> RestoreMedia(const MediaRestoreOptions& o, Co
        code == absl::StatusCode::kAborted || code == absl::StatusCode::kDeadlineExceeded)) {
     return walked;
   }
+  if (walked.ok() && o.stage_only) return result;
   if (walked.ok() && o.journal) walked = o.journal(true);
   if (walked.ok()) walked = MR_FAILPOINT("media.before_move");
   if (walked.ok()) walked = MoveIntoPlace(staging, media_dir, "", o);

@@ -70,6 +70,11 @@ struct MediaRestoreOptions {
   bool verify_hash = false;
   // Names the staging directory.
   std::string operation_id = "media";
+  // Stage only: the staging directory is completed (and pruned of what the
+  // source no longer has) but not moved in; the next restore into the same
+  // directory takes it over and reads only what changed since (a
+  // migration's passes), or CompleteMediaMove moves it in.
+  bool stage_only = false;
   // Free space kept on the target filesystem beyond what is written.
   int64_t free_space_margin = 64 << 20;
   // Free space is looked at again as the bytes arrive (whatever the sizes
@@ -99,6 +104,7 @@ struct MediaRestoreResult {
   // Of those, staged by an earlier restore into the same directory that
   // stopped before its move (taken over, not read again).
   int64_t files_resumed = 0;
+  int64_t bytes_resumed = 0;
   int64_t files_skipped = 0;  // present and unchanged
   int64_t bytes_skipped = 0;
   int64_t cache_files_excluded = 0;

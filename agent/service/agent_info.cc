@@ -21,9 +21,9 @@ namespace v1 = mastodon::restore::v1;
 
 const std::vector<std::string>& AgentCapabilities() {
   static const std::vector<std::string>* caps = new std::vector<std::string>{
-      "agent_info",       "health",        "reflection", "detect",  "inspect",
-      "restore_database", "restore_media", "rollback",   "verify",  "operations",
-      "db_migrate",       "media_refresh", "cleanup",    "migrate", "app_hold"};
+      "agent_info",    "health",   "reflection", "detect",      "inspect",    "restore_database",
+      "restore_media", "rollback", "verify",     "operations",  "db_migrate", "media_refresh",
+      "cleanup",       "migrate",  "app_hold",   "media_export"};
   return *caps;
 }
 

@@ -12,6 +12,8 @@
 #include "agent/jobs/database_jobs.h"
 #include "agent/jobs/migrate_job.h"
 #include "agent/jobs/restore_job.h"
+#include "agent/jobs/targets.h"
+#include "agent/media/media_export.h"
 #include "agent/service/agent_info.h"
 #include "agent/service/auth.h"
 #include "agent/service/request_source.h"
@@ -404,6 +406,38 @@ grpc::ServerUnaryReactor* AgentService::ReleaseApp(grpc::CallbackServerContext* 
                     ASSIGN_OR_RETURN(*response->mutable_hold(), app_holds_->Release(*request, who));
                     return absl::OkStatus();
                   });
+}
+
+grpc::ServerUnaryReactor* AgentService::ListMedia(grpc::CallbackServerContext* context,
+                                                  const v1::ListMediaRequest* request,
+                                                  v1::ListMediaResponse* response) {
+  if (auto* refused = RefuseWithout(context, "ListMedia", "operate")) return refused;
+  return RunBlocking([this, request, response](const CancelToken&) -> absl::Status {
+    if (request->page_size() < 0 || request->page_size() > 10000) {
+      return absl::InvalidArgumentError("page_size is 0 to 10000");
+    }
+    ASSIGN_OR_RETURN(RestoreMediaTarget media, ResolveRestoreMedia(v1::RestoreOptions(), jobs_));
+    if (media.dir.empty()) return absl::FailedPreconditionError("this host has no media directory");
+    if (!env_->Exists(media.dir)) return absl::OkStatus();  // none yet: no media
+    ASSIGN_OR_RETURN(*response, ListHostMedia(media.dir, request->prefix(), request->page_token(),
+                                              request->page_size()));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* AgentService::ReadMedia(grpc::CallbackServerContext* context,
+                                                  const v1::ReadMediaRequest* request,
+                                                  v1::ReadMediaResponse* response) {
+  if (auto* refused = RefuseWithout(context, "ReadMedia", "operate")) return refused;
+  return RunBlocking([this, request, response](const CancelToken&) -> absl::Status {
+    ASSIGN_OR_RETURN(RestoreMediaTarget media, ResolveRestoreMedia(v1::RestoreOptions(), jobs_));
+    if (media.dir.empty()) return absl::FailedPreconditionError("this host has no media directory");
+    const int64_t length =
+        request->length() > 0 && request->length() <= (4 << 20) ? request->length() : (1 << 20);
+    ASSIGN_OR_RETURN(*response, ReadHostMedia(media.dir, request->path(), request->offset(), length,
+                                              request->size(), request->mtime()));
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerUnaryReactor* AgentService::StartVerify(grpc::CallbackServerContext* context,

@@ -111,6 +111,14 @@ class AgentService final
   grpc::ServerUnaryReactor* ReleaseApp(
       grpc::CallbackServerContext* context, const mastodon::restore::v1::ReleaseAppRequest* request,
       mastodon::restore::v1::ReleaseAppResponse* response) override;
+  // The runtime's media directory (checked as a restore's: one named by
+  // the app's own files must lie inside --media-root); 'operate' scope.
+  grpc::ServerUnaryReactor* ListMedia(grpc::CallbackServerContext* context,
+                                      const mastodon::restore::v1::ListMediaRequest* request,
+                                      mastodon::restore::v1::ListMediaResponse* response) override;
+  grpc::ServerUnaryReactor* ReadMedia(grpc::CallbackServerContext* context,
+                                      const mastodon::restore::v1::ReadMediaRequest* request,
+                                      mastodon::restore::v1::ReadMediaResponse* response) override;
   grpc::ServerUnaryReactor* GetOperation(
       grpc::CallbackServerContext* context,
       const mastodon::restore::v1::GetOperationRequest* request,

@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -264,7 +266,13 @@ TEST_F(MigrateCliTest, FollowsUntilTheCutOverAndLosesNoRowTheOldAppWrote) {
   EXPECT_LT(joined.find("feeds build"), joined.rfind("start mastodon-server"));
   EXPECT_THAT(done.steps(),
               ::testing::Contains(::testing::Property(&v1::Step::name, "app_checks")));
+  // Every step ran but the media's: without the old host's agent there
+  // are none to copy.
   for (const v1::Step& s : done.steps()) {
+    if (absl::StartsWith(s.name(), "media")) {
+      EXPECT_EQ(s.state(), v1::STEP_STATE_SKIPPED) << s.name();
+      continue;
+    }
     EXPECT_EQ(s.state(), v1::STEP_STATE_SUCCEEDED) << s.name() << ": " << s.message();
   }
   // The old server's password is in no record and no log.
@@ -631,6 +639,24 @@ class MigrateWithOldAgentTest : public MigrateCliTest {
     return Cli({"--agent", old_dir_ + "/agent.sock", "app-hold", "list"}).stdout_text;
   }
 
+  std::string OldMedia() const { return old_host_->app_dir() + "/public/system"; }
+  std::string NewMedia() const { return host_->dir() + "/media"; }
+
+  static void WriteMedia(const std::string& root, const std::string& rel, const std::string& text) {
+    std::filesystem::create_directories(std::filesystem::path(root + "/" + rel).parent_path());
+    std::ofstream(root + "/" + rel) << text;
+  }
+  // Every file below `root`, with its content.
+  static std::map<std::string, std::string> Tree(const std::string& root) {
+    std::map<std::string, std::string> out;
+    if (!std::filesystem::exists(root)) return out;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+      if (!e.is_regular_file()) continue;
+      out[std::filesystem::relative(e.path(), root).string()] = ReadFileOrEmpty(e.path().string());
+    }
+    return out;
+  }
+
   static constexpr char kPeerToken[] = "peer-token-0123456789abcdef";
   std::unique_ptr<testing::FakeHost> old_host_;
   std::string old_dir_;
@@ -639,6 +665,12 @@ class MigrateWithOldAgentTest : public MigrateCliTest {
 };
 
 TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStopped) {
+  // The old host's media; one file goes away, one changes and one comes
+  // after the first pass.
+  WriteMedia(OldMedia(), "media_attachments/files/000/000/001/original/a.png", "a");
+  WriteMedia(OldMedia(), "accounts/avatars/000/000/001/original/b.png", "bb");
+  WriteMedia(OldMedia(), "cache/media_attachments/files/1/c.jpg", "ccc");
+  WriteMedia(OldMedia(), "media_attachments/files/000/000/002/original/gone.png", "gone");
   StartOldAgent();
   StartNewAgent();
   old_host_->ClearCalls();
@@ -661,7 +693,14 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
     }
   });
   const std::string id = StartMigration({"--from-agent", "old-host"});
-  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  v1::Operation following = WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  // The first pass staged the media; nothing is in this host's media
+  // directory before the swap.
+  EXPECT_EQ(following.migrate_result().media_files(), 4);
+  EXPECT_EQ(Tree(NewMedia()).count("media_attachments/files/000/000/001/original/a.png"), 0u);
+  WriteMedia(OldMedia(), "media_attachments/files/000/000/003/original/new.png", "new");
+  WriteMedia(OldMedia(), "accounts/avatars/000/000/001/original/b.png", "bbbb");
+  std::filesystem::remove(OldMedia() + "/media_attachments/files/000/000/002/original/gone.png");
   for (int i = 0; i < 600 && written.load() < 50; ++i) absl::SleepFor(absl::Milliseconds(50));
   ASSERT_GE(written.load(), 50) << "the writer does not write";
   ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
@@ -674,6 +713,16 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
   EXPECT_EQ(m.source_runtime(), "systemd");
   EXPECT_EQ(m.source_app(), "kept stopped");
   EXPECT_GT(m.downtime_seconds(), m.catch_up_seconds());
+  // The media arrived exactly as the old host has them at the cut-over:
+  // the new and the changed file read again, the one gone left out.
+  EXPECT_EQ(m.media_delta_files(), 2);
+  EXPECT_EQ(m.media_delta_bytes(), 7);
+  const auto old_tree = Tree(OldMedia());
+  EXPECT_EQ(old_tree.size(), 4u);
+  EXPECT_EQ(Tree(NewMedia()), old_tree);
+  for (const auto& e : std::filesystem::directory_iterator(host_->dir())) {
+    EXPECT_THAT(e.path().filename().string(), Not(HasSubstr("mastodon-restore")));
+  }
 
   // Every row the old app committed before its agent stopped it is here.
   std::set<std::string> ids;

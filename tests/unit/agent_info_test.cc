@@ -52,10 +52,11 @@ TEST(AgentInfoTest, ReportsBuildHostRuntimeAndPostgres) {
   EXPECT_EQ(info.runtime().requested(), "snap");
   EXPECT_THAT(info.postgres().client_version(), HasSubstr("15."));
   EXPECT_THAT(info.postgres().pg_restore_versions(), ElementsAre(15, 17));
-  EXPECT_THAT(info.capabilities(),
-              ElementsAre("agent_info", "health", "reflection", "detect", "inspect",
-                          "restore_database", "restore_media", "rollback", "verify", "operations",
-                          "db_migrate", "media_refresh", "cleanup", "migrate", "app_hold"));
+  EXPECT_THAT(
+      info.capabilities(),
+      ElementsAre("agent_info", "health", "reflection", "detect", "inspect", "restore_database",
+                  "restore_media", "rollback", "verify", "operations", "db_migrate",
+                  "media_refresh", "cleanup", "migrate", "app_hold", "media_export"));
   EXPECT_EQ(info.start_time().seconds(), 1795000000);
 }
 

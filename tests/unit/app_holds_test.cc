@@ -239,6 +239,12 @@ class RecordingPeer : public PeerAgent, public PeerConnector {
     if (!answer.ok()) return answer;
     return v1::AppHold();
   }
+  absl::StatusOr<v1::ListMediaResponse> ListMedia(const v1::ListMediaRequest&) override {
+    return absl::UnimplementedError("ListMedia");
+  }
+  absl::StatusOr<v1::ReadMediaResponse> ReadMedia(const v1::ReadMediaRequest&) override {
+    return absl::UnimplementedError("ReadMedia");
+  }
   absl::StatusOr<std::unique_ptr<PeerAgent>> Open(const std::string& name) override {
     if (name != "old-host") return absl::NotFoundError(name);
     struct Forward : PeerAgent {
@@ -249,6 +255,12 @@ class RecordingPeer : public PeerAgent, public PeerConnector {
       }
       absl::StatusOr<v1::AppHold> ReleaseApp(const v1::ReleaseAppRequest& r) override {
         return p->ReleaseApp(r);
+      }
+      absl::StatusOr<v1::ListMediaResponse> ListMedia(const v1::ListMediaRequest& r) override {
+        return p->ListMedia(r);
+      }
+      absl::StatusOr<v1::ReadMediaResponse> ReadMedia(const v1::ReadMediaRequest& r) override {
+        return p->ReadMedia(r);
       }
     };
     auto f = std::make_unique<Forward>();
