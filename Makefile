@@ -16,7 +16,7 @@ WERROR ?= ON
 BUF := .tools/buf/node_modules/.bin/buf
 CXX_SOURCES = $(shell git ls-files -co --exclude-standard -- '*.cc' '*.h' '*.h.in' | grep -v '^$(BUILD_DIR)/')
 
-.PHONY: all deps configure build test test-sanitize demo lint format fuzz chaos bench bench-restore bench-detect bench-media bench-bucket bench-load bench-fleet bench-migrate package clean
+.PHONY: all deps configure build test test-sanitize demo lint format fuzz chaos bench bench-restore bench-detect bench-media bench-bucket bench-load bench-fleet bench-migrate bench-media-sync package clean
 
 all: build
 
@@ -94,7 +94,7 @@ chaos: configure
 # Benchmarks; results go to bench/results/<date>-*.md.
 BENCH_MB ?= 700
 SCALE ?= 1
-bench: bench-restore bench-detect bench-media bench-bucket bench-load bench-fleet bench-migrate
+bench: bench-restore bench-detect bench-media bench-bucket bench-load bench-fleet bench-migrate bench-media-sync
 
 # The agent's database restore against psql and pg_restore on the same dumps
 # of a Mastodon-shaped database (SCALE=1: about 700 MB of plain dump; the
@@ -110,6 +110,10 @@ bench-detect: build
 bench-media: build
 	$(BUILD_DIR)/bench/media_bench --files 20000 --mb 2000 --runs 3 \
 	  --output bench/results/$$(date +%Y-%m-%d)-media.md
+
+bench-media-sync: build
+	$(BUILD_DIR)/bench/media_sync_bench --files 20000 --mb 2000 --runs 3 \
+	  --output bench/results/$$(date +%Y-%m-%d)-media-sync.md
 
 bench-load: build
 	$(BUILD_DIR)/bench/load_bench --scale $(SCALE) --watchers 1000 --rate 200 --seconds 60 \

@@ -632,6 +632,18 @@ int RunMigrate(CommandContext& ctx) {
   o->set_drop_previous(ctx.args.GetBool("drop-previous"));
   o->set_source_agent(ctx.args.Get("from-agent"));
   o->set_skip_media(ctx.args.GetBool("no-media"));
+  int64_t media_rate = 0;
+  if (!RateFlag(ctx, "media-bandwidth-limit", &media_rate)) return kExitUsage;
+  o->set_media_bandwidth_limit(media_rate);
+  if (ctx.args.Has("media-pass-every")) {
+    absl::Duration every;
+    if (!absl::ParseDuration(ctx.args.Get("media-pass-every"), &every) ||
+        every < absl::Seconds(1) || every > absl::Hours(24 * 7)) {
+      return UsageError(ctx.streams,
+                        "--media-pass-every takes a duration from 1s to 168h (\"10m\")");
+    }
+    o->set_media_pass_every_seconds(static_cast<int32_t>(absl::ToInt64Seconds(every)));
+  }
   return StartAndFollow(ctx, stub.get(), &v1::RestoreAgentService::Stub::StartMigrate, request,
                         "unable to start the migration");
 }
@@ -1113,6 +1125,9 @@ const std::vector<Command>& Commands() {
             "the old host's agent (in this agent's --peers-file): it stops the old app at the "
             "cut-over and starts it again if the migration is undone"},
            {"no-media", "", "with --from-agent: do not copy the old host's media"},
+           {"media-bandwidth-limit", "RATE", "cap the media passes' reads (\"20M\": 20 MiB/s)"},
+           {"media-pass-every", "DURATION",
+            "another media pass this often while following (\"10m\"; default: none)"},
            {"database", "NAME", "the database here it replaces (default: the runtime's)"},
            {"target-conninfo", "CONNINFO", "PostgreSQL server here (default: the agent's)"},
            {"cutover-when-lag-below", "SIZE",

@@ -447,7 +447,7 @@ class MigrateJob {
   // drops what the old host no longer has); nothing is moved in.
   absl::StatusOr<MediaRestoreResult> MediaPass(const std::string& step) {
     SourceOptions source;
-    source.bucket = NewPeerMediaStore(peer_, in_.options.source_agent(), nullptr);
+    source.bucket = NewPeerMediaStore(peer_, in_.options.source_agent(), media_rate_);
     source.cancel = &op_->cancel_token();
     const std::string name = absl::StrCat("agent:", in_.options.source_agent());
     ASSIGN_OR_RETURN(v1::BackupManifest manifest,
@@ -512,14 +512,48 @@ class MigrateJob {
                                                             : "skipped: not asked");
     }
     const absl::Time start = env_.env->Now();
+    if (in_.options.media_bandwidth_limit() > 0) {
+      media_rate_ = std::make_shared<RateLimiter>(in_.options.media_bandwidth_limit());
+    }
     ASSIGN_OR_RETURN(MediaRestoreResult m, MediaPass("media"));
     const absl::Duration took = env_.env->Now() - start;
+    last_media_pass_ = env_.env->Now();
     result_.set_media_files(FilesRead(m));
     result_.set_media_bytes(BytesRead(m));
     result_.set_media_seconds(absl::ToDoubleSeconds(took));
+    result_.set_media_passes(1);
     PublishResult();
     if (media_staging_.empty()) return std::string("skipped: the old host has no media");
     return absl::StrCat(MediaSummary(m, took), "; staged beside ", media_.dir);
+  }
+
+  // While following: another pass when one is due (media_pass_every). A
+  // pass that fails (the old agent unreachable, a file changed while
+  // read) is a warning: the next one, or the cut-over's, reads it again.
+  void MediaPassWhileFollowing() {
+    const int every = in_.options.media_pass_every_seconds();
+    if (!CopiesMedia() || every <= 0 || env_.env->Now() - last_media_pass_ < absl::Seconds(every)) {
+      return;
+    }
+    const absl::Time pass_start = env_.env->Now();
+    absl::StatusOr<MediaRestoreResult> m = MediaPass("follow");
+    last_media_pass_ = env_.env->Now();
+    if (!m.ok()) {
+      // Said once while the same failure lasts.
+      if (!op_->cancel_token().cancelled() && media_pass_failure_ != m.status().message()) {
+        media_pass_failure_ = std::string(m.status().message());
+        Warn(absl::StrCat("a media pass failed (the next one reads it again): ",
+                          media_pass_failure_));
+      }
+      return;
+    }
+    media_pass_failure_.clear();
+    result_.set_media_passes(result_.media_passes() + 1);
+    PublishResult();
+    op_->Log(v1::SEVERITY_INFO,
+             absl::StrCat("media pass ", result_.media_passes(), ": ",
+                          MediaSummary(*m, env_.env->Now() - pass_start)),
+             "follow");
   }
 
   absl::StatusOr<std::string> CopyMediaDelta() {
@@ -724,6 +758,7 @@ class MigrateJob {
         op_->StepProgress("follow", 0, 0, "",
                           refusal_.empty() ? Lag(p) : absl::StrCat(Lag(p), "; ", refusal_));
       }
+      MediaPassWhileFollowing();
       if (op_->cancel_token().WaitFor(kPoll)) return absl::CancelledError("cancelled");
     }
   }
@@ -963,6 +998,11 @@ class MigrateJob {
   // directory of the last one ("" when none is left).
   RestoreMediaTarget media_;
   int media_passes_ = 0;
+  absl::Time last_media_pass_;
+  // Why the last media pass while following failed ("" when it did not).
+  std::string media_pass_failure_;
+  // The media passes' bandwidth cap (null: none).
+  std::shared_ptr<RateLimiter> media_rate_;
   std::string media_staging_;
   v1::MigrateResult result_;
 };

@@ -692,7 +692,8 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
       ++written;
     }
   });
-  const std::string id = StartMigration({"--from-agent", "old-host"});
+  const std::string id = StartMigration(
+      {"--from-agent", "old-host", "--media-pass-every", "1s", "--media-bandwidth-limit", "10M"});
   v1::Operation following = WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
   // The first pass staged the media; nothing is in this host's media
   // directory before the swap.
@@ -701,6 +702,13 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
   WriteMedia(OldMedia(), "media_attachments/files/000/000/003/original/new.png", "new");
   WriteMedia(OldMedia(), "accounts/avatars/000/000/001/original/b.png", "bbbb");
   std::filesystem::remove(OldMedia() + "/media_attachments/files/000/000/002/original/gone.png");
+  // A pass that began after the changes (two passes on) leaves the
+  // cut-over's pass nothing to read.
+  const int passes = Show(id).migrate_result().media_passes();
+  for (int i = 0; i < 300 && Show(id).migrate_result().media_passes() < passes + 2; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_GE(Show(id).migrate_result().media_passes(), passes + 2);
   for (int i = 0; i < 600 && written.load() < 50; ++i) absl::SleepFor(absl::Milliseconds(50));
   ASSERT_GE(written.load(), 50) << "the writer does not write";
   ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
@@ -715,8 +723,8 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
   EXPECT_GT(m.downtime_seconds(), m.catch_up_seconds());
   // The media arrived exactly as the old host has them at the cut-over:
   // the new and the changed file read again, the one gone left out.
-  EXPECT_EQ(m.media_delta_files(), 2);
-  EXPECT_EQ(m.media_delta_bytes(), 7);
+  EXPECT_EQ(m.media_delta_files(), 0);
+  EXPECT_EQ(m.media_delta_bytes(), 0);
   const auto old_tree = Tree(OldMedia());
   EXPECT_EQ(old_tree.size(), 4u);
   EXPECT_EQ(Tree(NewMedia()), old_tree);
@@ -749,6 +757,9 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
 }
 
 TEST_F(MigrateWithOldAgentTest, TheOldAgentGoneAtTheCutOverKeepsTheFollowAndTheOldAppRunning) {
+  WriteMedia(OldMedia(), "media_attachments/files/000/000/001/original/a.png", "a");
+  WriteMedia(OldMedia(), "accounts/avatars/000/000/001/original/b.png", "bb");
+  WriteMedia(OldMedia(), "media_attachments/files/000/000/002/original/gone.png", "gone");
   StartOldAgent();
   StartNewAgent();
   const std::string id = StartMigration({"--from-agent", "old-host"});
@@ -765,13 +776,24 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentGoneAtTheCutOverKeepsTheFollowAndTheO
   EXPECT_THAT(shown, HasSubstr("cut-over refused: unable to stop the old host's app"));
   EXPECT_EQ(Show(id).state(), v1::OPERATION_STATE_FOLLOWING);
   EXPECT_TRUE(OldAppRunning());
-  // Back (same port): the next cut-over goes through.
+  // Back (same port), the media changed meanwhile: the next cut-over goes
+  // through, its media pass reads only the new and the changed file.
+  WriteMedia(OldMedia(), "media_attachments/files/000/000/003/original/new.png", "new");
+  WriteMedia(OldMedia(), "accounts/avatars/000/000/001/original/b.png", "bbbb");
+  std::filesystem::remove(OldMedia() + "/media_attachments/files/000/000/002/original/gone.png");
   StartOldAgent();
   ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
   CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
   ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
-  EXPECT_EQ(Show(id).migrate_result().source_app(), "kept stopped");
+  const v1::MigrateResult m = Show(id).migrate_result();
+  EXPECT_EQ(m.source_app(), "kept stopped");
   EXPECT_FALSE(OldAppRunning());
+  EXPECT_EQ(m.media_files(), 3);
+  EXPECT_EQ(m.media_passes(), 1);
+  EXPECT_EQ(m.media_delta_files(), 2);
+  EXPECT_EQ(m.media_delta_bytes(), 7);
+  EXPECT_EQ(Tree(NewMedia()), Tree(OldMedia()));
+  EXPECT_EQ(Tree(NewMedia()).size(), 3u);
 }
 
 TEST_F(MigrateWithOldAgentTest, TheNewAgentKilledDuringTheCutOverStartsTheOldAppAgainAtItsStart) {

@@ -184,6 +184,36 @@ TEST(PeerMediaStoreTest, AReadBrokenMidFileGoesOnFromTheByteWhereItStopped) {
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("read only")));
 }
 
+TEST(PeerMediaStoreTest, ReadsTakeTheirBytesFromTheBandwidthCap) {
+  auto peer = std::make_shared<FlakyPeer>();
+  peer->content = std::string(3 << 20, 'x');
+  absl::Time now = absl::FromUnixSeconds(1000);
+  absl::Duration slept;
+  auto rate = std::make_shared<RateLimiter>(
+      1 << 20, [&] { return now; },
+      [&](absl::Duration d) {
+        slept += d;
+        now += d;
+      });
+  auto store = NewPeerMediaStore(peer, "old-host", rate);
+  auto page = store->List("", "");
+  ASSERT_OK(page.status());
+  auto stream = store->Open(page->objects[0]);
+  ASSERT_OK(stream.status());
+  std::string sink(1 << 20, '\0');
+  int64_t total = 0;
+  while (true) {
+    auto n = (*stream)->Read(sink.data(), sink.size());
+    ASSERT_OK(n.status());
+    if (*n == 0) break;
+    total += static_cast<int64_t>(*n);
+  }
+  EXPECT_EQ(total, 3 << 20);
+  // 3 MiB at 1 MiB/s: about two seconds waited beyond the first burst.
+  EXPECT_GE(slept, absl::Milliseconds(1900));
+  EXPECT_LE(slept, absl::Milliseconds(3100));
+}
+
 TEST(PeerMediaStoreTest, AFileChangedWhileReadIsAbortedNotRetried) {
   auto peer = std::make_shared<FlakyPeer>();
   peer->content = "abc";
