@@ -83,47 +83,39 @@ class GrpcPeerAgent : public PeerAgent {
         timeout_(timeout) {}
 
   absl::StatusOr<v1::GetAgentInfoResponse> Info() override {
-    grpc::ClientContext context;
-    RETURN_IF_ERROR(Prepare(&context));
-    v1::GetAgentInfoResponse response;
-    RETURN_IF_ERROR(
-        FromGrpc(stub_->GetAgentInfo(&context, v1::GetAgentInfoRequest(), &response), entry_.name));
-    return response;
+    return Call(&Stub::GetAgentInfo, v1::GetAgentInfoRequest());
   }
-
   absl::StatusOr<v1::AppHold> HoldApp(const v1::HoldAppRequest& request) override {
-    grpc::ClientContext context;
-    RETURN_IF_ERROR(Prepare(&context));
-    v1::HoldAppResponse response;
-    RETURN_IF_ERROR(FromGrpc(stub_->HoldApp(&context, request, &response), entry_.name));
+    ASSIGN_OR_RETURN(v1::HoldAppResponse response, Call(&Stub::HoldApp, request));
     return response.hold();
   }
-
   absl::StatusOr<v1::AppHold> ReleaseApp(const v1::ReleaseAppRequest& request) override {
-    grpc::ClientContext context;
-    RETURN_IF_ERROR(Prepare(&context));
-    v1::ReleaseAppResponse response;
-    RETURN_IF_ERROR(FromGrpc(stub_->ReleaseApp(&context, request, &response), entry_.name));
+    ASSIGN_OR_RETURN(v1::ReleaseAppResponse response, Call(&Stub::ReleaseApp, request));
     return response.hold();
   }
-
   absl::StatusOr<v1::ListMediaResponse> ListMedia(const v1::ListMediaRequest& request) override {
-    grpc::ClientContext context;
-    RETURN_IF_ERROR(Prepare(&context));
-    v1::ListMediaResponse response;
-    RETURN_IF_ERROR(FromGrpc(stub_->ListMedia(&context, request, &response), entry_.name));
-    return response;
+    return Call(&Stub::ListMedia, request);
   }
-
   absl::StatusOr<v1::ReadMediaResponse> ReadMedia(const v1::ReadMediaRequest& request) override {
-    grpc::ClientContext context;
-    RETURN_IF_ERROR(Prepare(&context));
-    v1::ReadMediaResponse response;
-    RETURN_IF_ERROR(FromGrpc(stub_->ReadMedia(&context, request, &response), entry_.name));
-    return response;
+    return Call(&Stub::ReadMedia, request);
   }
 
  private:
+  using Stub = v1::RestoreAgentService::Stub;
+
+  // One unary call of the stub's `method`, prepared (connection, deadline,
+  // token) and its status converted.
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&,
+                                                             Response*),
+                                const Request& request) {
+    grpc::ClientContext context;
+    RETURN_IF_ERROR(Prepare(&context));
+    Response response;
+    RETURN_IF_ERROR(FromGrpc((stub_.get()->*method)(&context, request, &response), entry_.name));
+    return response;
+  }
+
   // Waits (a bounded time) for the connection first: a call then fails
   // fast only when the peer is really unreachable, and the timeout bounds
   // the call itself.
@@ -141,7 +133,7 @@ class GrpcPeerAgent : public PeerAgent {
 
   const PeerEntry entry_;
   const std::shared_ptr<grpc::Channel> channel_;
-  const std::unique_ptr<v1::RestoreAgentService::Stub> stub_;
+  const std::unique_ptr<Stub> stub_;
   const absl::Duration timeout_;
 };
 

@@ -408,6 +408,12 @@ grpc::ServerUnaryReactor* AgentService::ReleaseApp(grpc::CallbackServerContext* 
                   });
 }
 
+absl::StatusOr<std::string> AgentService::ServedMediaDir() const {
+  ASSIGN_OR_RETURN(RestoreMediaTarget media, ResolveRestoreMedia(v1::RestoreOptions(), jobs_));
+  if (media.dir.empty()) return absl::FailedPreconditionError("this host has no media directory");
+  return media.dir;
+}
+
 grpc::ServerUnaryReactor* AgentService::ListMedia(grpc::CallbackServerContext* context,
                                                   const v1::ListMediaRequest* request,
                                                   v1::ListMediaResponse* response) {
@@ -416,10 +422,9 @@ grpc::ServerUnaryReactor* AgentService::ListMedia(grpc::CallbackServerContext* c
     if (request->page_size() < 0 || request->page_size() > 10000) {
       return absl::InvalidArgumentError("page_size is 0 to 10000");
     }
-    ASSIGN_OR_RETURN(RestoreMediaTarget media, ResolveRestoreMedia(v1::RestoreOptions(), jobs_));
-    if (media.dir.empty()) return absl::FailedPreconditionError("this host has no media directory");
-    if (!env_->Exists(media.dir)) return absl::OkStatus();  // none yet: no media
-    ASSIGN_OR_RETURN(*response, ListHostMedia(media.dir, request->prefix(), request->page_token(),
+    ASSIGN_OR_RETURN(std::string dir, ServedMediaDir());
+    if (!env_->Exists(dir)) return absl::OkStatus();  // none yet: no media
+    ASSIGN_OR_RETURN(*response, ListHostMedia(dir, request->prefix(), request->page_token(),
                                               request->page_size()));
     return absl::OkStatus();
   });
@@ -430,11 +435,10 @@ grpc::ServerUnaryReactor* AgentService::ReadMedia(grpc::CallbackServerContext* c
                                                   v1::ReadMediaResponse* response) {
   if (auto* refused = RefuseWithout(context, "ReadMedia", "operate")) return refused;
   return RunBlocking([this, request, response](const CancelToken&) -> absl::Status {
-    ASSIGN_OR_RETURN(RestoreMediaTarget media, ResolveRestoreMedia(v1::RestoreOptions(), jobs_));
-    if (media.dir.empty()) return absl::FailedPreconditionError("this host has no media directory");
+    ASSIGN_OR_RETURN(std::string dir, ServedMediaDir());
     const int64_t length =
         request->length() > 0 && request->length() <= (4 << 20) ? request->length() : (1 << 20);
-    ASSIGN_OR_RETURN(*response, ReadHostMedia(media.dir, request->path(), request->offset(), length,
+    ASSIGN_OR_RETURN(*response, ReadHostMedia(dir, request->path(), request->offset(), length,
                                               request->size(), request->mtime()));
     return absl::OkStatus();
   });

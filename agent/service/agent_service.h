@@ -178,6 +178,10 @@ class AgentService final
   // host's app is held for another host's migration, only verifies start.
   absl::Status Launch(OperationSpec spec, mastodon::restore::v1::Operation* out);
 
+  // The media directory ListMedia and ReadMedia serve: a restore's
+  // (ResolveRestoreMedia), FAILED_PRECONDITION when the host has none.
+  absl::StatusOr<std::string> ServedMediaDir() const;
+
   // A hold call: 'operate' scope, audited, on a worker thread.
   grpc::ServerUnaryReactor* HoldCall(grpc::CallbackServerContext* context, const char* rpc,
                                      const std::string& hold_id,
