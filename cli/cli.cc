@@ -171,7 +171,8 @@ int RunHealth(CommandContext& ctx) {
                                                                              : kExitUnreachable;
 }
 
-// One hold on the app, in a line: "op-... HELD by migration ... since ...".
+// One hold on the app, in a line: "op-...: held for migration op-... on
+// new-host (token:new-host) since 2026-12-05 04:42:06 UTC; mastodon-web, ...".
 std::string DescribeHold(const v1::AppHold& hold) {
   std::string state = v1::AppHoldState_Name(hold.state());
   state = absl::AsciiStrToLower(state.substr(std::string("APP_HOLD_STATE_").size()));

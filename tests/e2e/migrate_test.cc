@@ -750,6 +750,13 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
   EXPECT_FALSE(OldAppRunning());
   EXPECT_THAT(OldHolds(), HasSubstr(absl::StrCat(id, ": kept stopped for migration ", id)));
   EXPECT_THAT(OldHolds(), HasSubstr("(token:new-host)"));
+  // The way back the report names: the old host's admin releases the hold,
+  // and the old app runs again.
+  CommandResult back = Cli({"--agent", old_dir_ + "/agent.sock", "app-hold", "release", id});
+  EXPECT_EQ(back.exit_code, 0) << back.stderr_text;
+  EXPECT_THAT(back.stdout_text, HasSubstr(absl::StrCat(id, ": released")));
+  EXPECT_TRUE(OldAppRunning());
+  EXPECT_THAT(OldHolds(), HasSubstr("no hold on this host's app"));
   // The token and the old server's password are in no record or log.
   EXPECT_THAT(AgentFiles(), Not(HasSubstr(kPeerToken)));
   EXPECT_THAT(AgentFiles(), Not(HasSubstr(kPassword)));
