@@ -394,6 +394,24 @@ std::string RenderOperation(const v1::Operation& op, bool color) {
                             "downtime", r.downtime_seconds(), r.catch_up_seconds(),
                             HumanBytes(r.lag_bytes_at_cutover()));
     }
+    if (!T(r.source_runtime()).empty()) {
+      absl::StrAppendFormat(
+          &s, "%-14s %s, Mastodon %s%s\n", "old host", T(r.source_runtime()),
+          T(r.source_mastodon_version()).empty() ? std::string("(version unknown)")
+                                                 : T(r.source_mastodon_version()),
+          T(r.source_app()).empty() ? std::string()
+                                    : absl::StrCat("; its app ", T(r.source_app())));
+    }
+    if (r.media_passes() > 0) {
+      absl::StrAppendFormat(&s, "%-14s %d files, %s in %.1f s (%d pass%s while following)", "media",
+                            r.media_files(), HumanBytes(r.media_bytes()), r.media_seconds(),
+                            r.media_passes(), r.media_passes() == 1 ? "" : "es");
+      if (r.media_delta_seconds() > 0) {
+        absl::StrAppendFormat(&s, "; at the cut-over %d files, %s in %.1f s", r.media_delta_files(),
+                              HumanBytes(r.media_delta_bytes()), r.media_delta_seconds());
+      }
+      s += "\n";
+    }
     for (const std::string& w : r.warnings())
       absl::StrAppendFormat(&s, "%s %s\n", Paint("warning       ", Color::kYellow, color), T(w));
   }

@@ -750,6 +750,13 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
   EXPECT_FALSE(OldAppRunning());
   EXPECT_THAT(OldHolds(), HasSubstr(absl::StrCat(id, ": kept stopped for migration ", id)));
   EXPECT_THAT(OldHolds(), HasSubstr("(token:new-host)"));
+  // `ops show` says where the old app was left and what the media passes
+  // read.
+  const std::string shown = CliOnSocket({"ops", "show", id}).stdout_text;
+  EXPECT_THAT(shown, HasSubstr("old host       systemd, Mastodon "));
+  EXPECT_THAT(shown, HasSubstr("its app kept stopped"));
+  EXPECT_THAT(shown, HasSubstr("media          4 files, "));
+  EXPECT_THAT(shown, HasSubstr("; at the cut-over 0 files, "));
   // The way back the report names: the old host's admin releases the hold,
   // and the old app runs again.
   CommandResult back = Cli({"--agent", old_dir_ + "/agent.sock", "app-hold", "release", id});
