@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/common/args.h"
 
 namespace mastodon_restore {
 namespace bench {
@@ -157,6 +158,32 @@ double ServerCpuSeconds(pid_t postmaster, int* children) {
     }
   }
   return TicksToSeconds(ticks);
+}
+
+std::optional<TreeBenchFlags> ParseTreeBenchFlags(const std::vector<std::string>& args,
+                                                  const std::string& program,
+                                                  const std::string& files_help,
+                                                  const std::string& work_dir_help,
+                                                  const std::string& default_work_dir) {
+  const std::vector<FlagSpec> specs = {
+      {"files", "N", files_help + " (default 20000)"},
+      {"mb", "N", "approximate megabytes (default 2000)"},
+      {"runs", "N", "interleaved runs (default 3)"},
+      {"work-dir", "DIR", absl::StrCat(work_dir_help, " (default ", default_work_dir, ")")},
+      {"output", "FILE", "also write the markdown report here"},
+  };
+  auto parsed = ParseArgs(args, specs);
+  TreeBenchFlags f;
+  if (!parsed.ok() || !absl::SimpleAtoi(parsed->Get("files", "20000"), &f.files) ||
+      !absl::SimpleAtoi(parsed->Get("mb", "2000"), &f.mb) ||
+      !absl::SimpleAtoi(parsed->Get("runs", "3"), &f.runs) || f.files <= 0 || f.mb <= 0 ||
+      f.runs <= 0) {
+    std::fprintf(stderr, "usage: %s [flags]\n%s", program.c_str(), FormatFlagHelp(specs).c_str());
+    return std::nullopt;
+  }
+  f.work_dir = parsed->Get("work-dir", default_work_dir);
+  f.output = parsed->Get("output", "");
+  return f;
 }
 
 }  // namespace bench

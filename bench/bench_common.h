@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,23 @@ double TicksToSeconds(int64_t ticks);
 // and returns false.
 bool RunTool(CommandRunner* runner, const std::string& cwd, std::vector<std::string> argv,
              const std::string& what, const std::string& tag);
+
+// The flags of the benchmarks over a media-shaped tree: --files (default
+// 20000), --mb (2000), --runs (3), --work-dir (`default_work_dir`) and
+// --output ("": none). nullopt, with the usage printed as `program`'s,
+// when they do not parse or are not positive.
+struct TreeBenchFlags {
+  int files = 20000;
+  int mb = 2000;
+  int runs = 3;
+  std::string work_dir;
+  std::string output;
+};
+std::optional<TreeBenchFlags> ParseTreeBenchFlags(const std::vector<std::string>& args,
+                                                  const std::string& program,
+                                                  const std::string& files_help,
+                                                  const std::string& work_dir_help,
+                                                  const std::string& default_work_dir);
 
 // In `dir` (with the real openssl): ca.pem/ca.key, server.pem/server.key
 // for 127.0.0.1 and client.pem/client.key, all signed by the CA.

@@ -53,24 +53,14 @@ struct Case {
 };
 
 int Run(const std::vector<std::string>& args) {
-  const std::vector<FlagSpec> specs = {
-      {"files", "N", "objects in the bucket (default 20000)"},
-      {"mb", "N", "approximate megabytes (default 2000)"},
-      {"runs", "N", "interleaved runs (default 3)"},
-      {"work-dir", "DIR", "where the server's data and the copies go (default /var/tmp)"},
-      {"output", "FILE", "also write the markdown report here"},
-  };
-  auto parsed = ParseArgs(args, specs);
-  int files = 20000, mb = 2000, runs = 3;
-  if (!parsed.ok() || !absl::SimpleAtoi(parsed->Get("files", "20000"), &files) ||
-      !absl::SimpleAtoi(parsed->Get("mb", "2000"), &mb) ||
-      !absl::SimpleAtoi(parsed->Get("runs", "3"), &runs) || files <= 0 || mb <= 0 || runs <= 0) {
-    std::fprintf(stderr, "usage: bucket_bench [flags]\n%s", FormatFlagHelp(specs).c_str());
-    return 2;
-  }
+  const std::optional<bench::TreeBenchFlags> flags =
+      bench::ParseTreeBenchFlags(args, "bucket_bench", "objects in the bucket",
+                                 "where the server's data and the copies go", "/var/tmp");
+  if (!flags.has_value()) return 2;
+  const int files = flags->files, mb = flags->mb, runs = flags->runs;
   auto env = NewPosixEnv();
   auto runner = NewPosixCommandRunner();
-  const std::string work = absl::StrCat(parsed->Get("work-dir", "/var/tmp"), "/mr-bucket-bench");
+  const std::string work = absl::StrCat(flags->work_dir, "/mr-bucket-bench");
   auto sh = [&](std::vector<std::string> argv) {
     const std::string what = argv.front();
     return bench::RunTool(runner.get(), "/", std::move(argv), what, "bucket_bench");
@@ -275,7 +265,7 @@ int Run(const std::vector<std::string>& args) {
                         "\nPeak RSS of the benchmark process (the agent's side): %.1f MB\n",
                         usage.ru_maxrss / 1024.0);
   std::fputs(report.c_str(), stdout);
-  if (parsed->Has("output")) std::ofstream(parsed->Get("output")) << report;
+  if (!flags->output.empty()) std::ofstream(flags->output) << report;
   s3->reset();
   sh({"rm", "-rf", work});
   return 0;

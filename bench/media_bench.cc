@@ -60,24 +60,13 @@ bool WriteMediaTar(const std::string& path, int files, int64_t bytes) {
 }
 
 int Run(const std::vector<std::string>& args) {
-  const std::vector<FlagSpec> specs = {
-      {"files", "N", "files in the archive (default 20000)"},
-      {"mb", "N", "approximate megabytes (default 2000)"},
-      {"runs", "N", "interleaved runs (default 3)"},
-      {"work-dir", "DIR", "where the archive and extractions go (default /tmp)"},
-      {"output", "FILE", "also write the markdown report here"},
-  };
-  auto parsed = ParseArgs(args, specs);
-  int files = 20000, mb = 2000, runs = 3;
-  if (!parsed.ok() || !absl::SimpleAtoi(parsed->Get("files", "20000"), &files) ||
-      !absl::SimpleAtoi(parsed->Get("mb", "2000"), &mb) ||
-      !absl::SimpleAtoi(parsed->Get("runs", "3"), &runs) || files <= 0 || mb <= 0 || runs <= 0) {
-    std::fprintf(stderr, "usage: media_bench [flags]\n%s", FormatFlagHelp(specs).c_str());
-    return 2;
-  }
+  const std::optional<bench::TreeBenchFlags> flags = bench::ParseTreeBenchFlags(
+      args, "media_bench", "files in the archive", "where the archive and extractions go", "/tmp");
+  if (!flags.has_value()) return 2;
+  const int files = flags->files, mb = flags->mb, runs = flags->runs;
   auto env = NewPosixEnv();
   auto runner = NewPosixCommandRunner();
-  std::string work = absl::StrCat(parsed->Get("work-dir", "/tmp"), "/mr-media-bench");
+  std::string work = absl::StrCat(flags->work_dir, "/mr-media-bench");
   auto sh = [&](std::vector<std::string> argv) {
     CommandSpec spec;
     spec.argv = std::move(argv);
@@ -143,7 +132,7 @@ int Run(const std::vector<std::string>& args) {
       last_first.bytes_written / 1e6, f, t / f, static_cast<int>(last_first.files_written), s2,
       f / s2, static_cast<int>(last_second.files_skipped), usage.ru_maxrss / 1024.0);
   std::fputs(report.c_str(), stdout);
-  if (parsed->Has("output")) std::ofstream(parsed->Get("output")) << report;
+  if (!flags->output.empty()) std::ofstream(flags->output) << report;
   sh({"rm", "-rf", work});
   return 0;
 }

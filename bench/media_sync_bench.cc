@@ -58,24 +58,13 @@ bool WriteTree(const std::string& root, int files, int64_t bytes, Env* env) {
 }
 
 int Run(const std::vector<std::string>& args) {
-  const std::vector<FlagSpec> specs = {
-      {"files", "N", "files in the tree (default 20000)"},
-      {"mb", "N", "approximate megabytes (default 2000)"},
-      {"runs", "N", "interleaved runs (default 3)"},
-      {"work-dir", "DIR", "where the trees go (default /tmp)"},
-      {"output", "FILE", "also write the markdown report here"},
-  };
-  auto parsed = ParseArgs(args, specs);
-  int files = 20000, mb = 2000, runs = 3;
-  if (!parsed.ok() || !absl::SimpleAtoi(parsed->Get("files", "20000"), &files) ||
-      !absl::SimpleAtoi(parsed->Get("mb", "2000"), &mb) ||
-      !absl::SimpleAtoi(parsed->Get("runs", "3"), &runs) || files <= 0 || mb <= 0 || runs <= 0) {
-    std::fprintf(stderr, "usage: media_sync_bench [flags]\n%s", FormatFlagHelp(specs).c_str());
-    return 2;
-  }
+  const std::optional<bench::TreeBenchFlags> flags = bench::ParseTreeBenchFlags(
+      args, "media_sync_bench", "files in the tree", "where the trees go", "/tmp");
+  if (!flags.has_value()) return 2;
+  const int files = flags->files, mb = flags->mb, runs = flags->runs;
   auto env = NewPosixEnv();
   auto runner = NewPosixCommandRunner();
-  const std::string work = absl::StrCat(parsed->Get("work-dir", "/tmp"), "/mr-media-sync-bench");
+  const std::string work = absl::StrCat(flags->work_dir, "/mr-media-sync-bench");
   auto sh = [&](std::vector<std::string> argv) {
     const std::string what = argv[0];
     return bench::RunTool(runner.get(), "/", std::move(argv), what, "media_sync_bench");
@@ -185,7 +174,7 @@ int Run(const std::vector<std::string>& args) {
       mbytes / r1, files, mbytes, a1, mbytes / a1, r1 / a1, r2, a2, r2 / a2,
       static_cast<int>(second.files_skipped), served_rss, usage.ru_maxrss / 1024.0);
   std::fputs(report.c_str(), stdout);
-  if (parsed->Has("output")) std::ofstream(parsed->Get("output")) << report;
+  if (!flags->output.empty()) std::ofstream(flags->output) << report;
   sh({"rm", "-rf", work});
   return 0;
 }
