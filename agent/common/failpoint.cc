@@ -65,6 +65,9 @@ constexpr const char* kFailpoints[] = {
     "swap.before_commit",
     "swap.after_commit",
     "swap.after_journal_done",
+    // A physical migration's swap of this host's data directory and the
+    // copy (see SwapInClusterCopy).
+    "cluster_swap.between_renames",
     // The media: staged, then moved in file by file.
     "media.after_extract",
     "media.before_move",

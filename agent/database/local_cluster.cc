@@ -106,7 +106,8 @@ absl::StatusOr<int> PickFreePort() {
 LocalCluster::LocalCluster(LocalClusterOptions options, CommandRunner* runner, Env* env)
     : options_(std::move(options)), runner_(runner), env_(env) {
   data_dir_ = absl::StrCat(options_.base_dir, "/data");
-  socket_dir_ = absl::StrCat(options_.base_dir, "/sockets");
+  socket_dir_ = options_.socket_dir.empty() ? absl::StrCat(options_.base_dir, "/sockets")
+                                            : options_.socket_dir;
   log_file_ = absl::StrCat(options_.base_dir, "/postgres.log");
 }
 

@@ -26,6 +26,9 @@ struct LocalClusterOptions {
   // Directory that holds data/, sockets/ and postgres.log. Must exist and be
   // writable by the server's user.
   std::string base_dir;
+  // The socket directory; empty: base_dir/sockets. (A socket's path must
+  // be shorter than 108 bytes.)
+  std::string socket_dir;
   // TCP port (and socket name). 0: pick a free port.
   int port = 0;
   // Also listen on 127.0.0.1 (otherwise the socket only).

@@ -22,28 +22,6 @@ constexpr char kUserTables[] =
     " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
     " AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'";
 
-// The server's message of the last failed statement on `session`, for an
-// error that names what failed.
-absl::Status Failed(PgSession* session, const absl::Status& status, const std::string& what) {
-  const std::string message = session->last_error().message.empty() ? std::string(status.message())
-                                                                    : session->last_error().message;
-  return absl::Status(status.code(), absl::StrCat("unable to ", what, ": ", message));
-}
-
-int64_t ToInt64(const std::optional<std::string>& value) {
-  int64_t n = 0;
-  if (value.has_value() && absl::SimpleAtoi(*value, &n)) return n;
-  return 0;
-}
-
-std::vector<std::string> FirstColumn(const PgRows& rows) {
-  std::vector<std::string> out;
-  for (const auto& row : rows.rows) {
-    if (!row.empty() && row[0].has_value()) out.push_back(*row[0]);
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string FollowName(const std::string& operation_id) {
@@ -79,13 +57,13 @@ absl::StatusOr<LogicalSourceFacts> ReadLogicalSourceFacts(PgSession* source) {
   }
   const auto& row = settings.rows[0];
   facts.wal_level = row[0].value_or("");
-  facts.max_replication_slots = static_cast<int>(ToInt64(row[1]));
-  facts.used_replication_slots = static_cast<int>(ToInt64(row[2]));
-  facts.max_wal_senders = static_cast<int>(ToInt64(row[3]));
+  facts.max_replication_slots = static_cast<int>(IntOrZero(row[1]));
+  facts.used_replication_slots = static_cast<int>(IntOrZero(row[2]));
+  facts.max_wal_senders = static_cast<int>(IntOrZero(row[3]));
   facts.superuser = row[4].value_or("") == "t";
-  facts.database_bytes = ToInt64(row[5]);
+  facts.database_bytes = IntOrZero(row[5]);
   facts.collation = row[6].value_or("");
-  facts.large_objects = ToInt64(row[7]);
+  facts.large_objects = IntOrZero(row[7]);
   if (facts.server_version >= 150000) {
     ASSIGN_OR_RETURN(PgRows version, source->Query("SELECT datcollversion FROM pg_database"
                                                    " WHERE datname = current_database()"));
@@ -98,10 +76,10 @@ absl::StatusOr<LogicalSourceFacts> ReadLogicalSourceFacts(PgSession* source) {
                                  " (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i"
                                  " WHERE i.indrelid = c.oid AND i.indisprimary)))"
                                  " ORDER BY 1")));
-  facts.tables_without_identity = FirstColumn(no_identity);
+  facts.tables_without_identity = no_identity.FirstColumn();
   ASSIGN_OR_RETURN(PgRows unlogged, source->Query(absl::StrCat(
                                         kUserTables, " AND c.relpersistence = 'u' ORDER BY 1")));
-  facts.unlogged_tables = FirstColumn(unlogged);
+  facts.unlogged_tables = unlogged.FirstColumn();
   return facts;
 }
 
@@ -152,7 +130,8 @@ absl::Status SetReplicaIdentityFull(PgSession* source, const std::vector<std::st
     ASSIGN_OR_RETURN(PgRows name, source->Query("SELECT $1::regclass::text", {table}));
     absl::Status s =
         source->Exec(absl::StrCat("ALTER TABLE ", name.Scalar(), " REPLICA IDENTITY FULL"));
-    if (!s.ok()) return Failed(source, s, absl::StrCat("set the replica identity of ", table));
+    if (!s.ok())
+      return SessionError(source, s, absl::StrCat("set the replica identity of ", table));
   }
   return absl::OkStatus();
 }
@@ -162,14 +141,15 @@ absl::Status RestoreReplicaIdentity(PgSession* source, const std::vector<std::st
   for (const std::string& table : tables) {
     auto name = source->Query("SELECT to_regclass($1)::text", {table});
     if (!name.ok()) {
-      first.Update(Failed(source, name.status(), absl::StrCat("find ", table)));
+      first.Update(SessionError(source, name.status(), absl::StrCat("find ", table)));
       continue;
     }
     if (name->Scalar().empty()) continue;  // dropped since
     absl::Status s =
         source->Exec(absl::StrCat("ALTER TABLE ", name->Scalar(), " REPLICA IDENTITY DEFAULT"));
     if (!s.ok()) {
-      first.Update(Failed(source, s, absl::StrCat("put back the replica identity of ", table)));
+      first.Update(
+          SessionError(source, s, absl::StrCat("put back the replica identity of ", table)));
     }
   }
   return first;
@@ -181,14 +161,14 @@ absl::Status CreateFollowPublication(PgSession* source, const std::string& name)
   if (exists.Scalar() != "0") return absl::OkStatus();
   absl::Status s = source->Exec(
       absl::StrCat("CREATE PUBLICATION ", source->QuoteIdentifier(name), " FOR ALL TABLES"));
-  if (!s.ok()) return Failed(source, s, absl::StrCat("create the publication ", name));
+  if (!s.ok()) return SessionError(source, s, absl::StrCat("create the publication ", name));
   return absl::OkStatus();
 }
 
 absl::Status DropFollowPublication(PgSession* source, const std::string& name) {
   absl::Status s =
       source->Exec(absl::StrCat("DROP PUBLICATION IF EXISTS ", source->QuoteIdentifier(name)));
-  if (!s.ok()) return Failed(source, s, absl::StrCat("drop the publication ", name));
+  if (!s.ok()) return SessionError(source, s, absl::StrCat("drop the publication ", name));
   return absl::OkStatus();
 }
 
@@ -211,7 +191,7 @@ absl::Status CreateFollowSubscription(PgSession* target, const std::string& name
   // The server's message names the subscription and the publisher's
   // answer, never the conninfo; the statement (which holds it) is not
   // repeated.
-  if (!s.ok()) return Failed(target, s, absl::StrCat("create the subscription ", name));
+  if (!s.ok()) return SessionError(target, s, absl::StrCat("create the subscription ", name));
   return absl::OkStatus();
 }
 
@@ -225,15 +205,15 @@ absl::StatusOr<FollowProgress> ReadFollowProgress(PgSession* source, PgSession* 
                                  " WHERE s.subname = $1",
                                  {name}));
   if (!tables.rows.empty() && tables.rows[0].size() == 2) {
-    progress.tables = static_cast<int>(ToInt64(tables.rows[0][0]));
-    progress.tables_ready = static_cast<int>(ToInt64(tables.rows[0][1]));
+    progress.tables = static_cast<int>(IntOrZero(tables.rows[0][0]));
+    progress.tables_ready = static_cast<int>(IntOrZero(tables.rows[0][1]));
   }
   if (target->server_version() >= 150000) {
     ASSIGN_OR_RETURN(PgRows errors,
                      target->Query("SELECT apply_error_count + sync_error_count"
                                    " FROM pg_stat_subscription_stats WHERE subname = $1",
                                    {name}));
-    progress.errors = ToInt64(errors.rows.empty() ? std::nullopt : errors.rows[0][0]);
+    progress.errors = IntOrZero(errors.rows.empty() ? std::nullopt : errors.rows[0][0]);
   }
   ASSIGN_OR_RETURN(
       PgRows wal,
@@ -247,9 +227,9 @@ absl::StatusOr<FollowProgress> ReadFollowProgress(PgSession* source, PgSession* 
     return absl::InternalError("unable to read the source's WAL position: no row");
   }
   const auto& row = wal.rows[0];
-  progress.source_lsn = ToInt64(row[0]);
+  progress.source_lsn = IntOrZero(row[0]);
   if (row[1].has_value()) {
-    progress.confirmed_lsn = ToInt64(row[1]);
+    progress.confirmed_lsn = IntOrZero(row[1]);
     progress.lag_bytes = std::max<int64_t>(0, progress.source_lsn - progress.confirmed_lsn);
   }
   double seconds = 0;
@@ -258,11 +238,30 @@ absl::StatusOr<FollowProgress> ReadFollowProgress(PgSession* source, PgSession* 
 }
 
 absl::StatusOr<int64_t> SourceWalPosition(PgSession* source) {
-  ASSIGN_OR_RETURN(PgRows lsn,
-                   source->Query("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"));
-  int64_t position = 0;
-  if (!absl::SimpleAtoi(lsn.Scalar(), &position)) {
+  // The insert position: past every record written so far, committed or
+  // not yet flushed (synchronous_commit = off returns before the flush).
+  ASSIGN_OR_RETURN(
+      PgRows lsn,
+      source->Query("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint,"
+                    " current_setting('wal_block_size')::bigint,"
+                    " (SELECT setting::bigint * CASE unit WHEN '8kB' THEN 8192"
+                    " WHEN 'MB' THEN 1048576 ELSE 1 END FROM pg_settings"
+                    " WHERE name = 'wal_segment_size')"));
+  int64_t position = 0, block = 0, segment = 0;
+  if (lsn.rows.size() != 1 || lsn.rows[0].size() != 3 ||
+      !absl::SimpleAtoi(lsn.rows[0][0].value_or(""), &position) ||
+      !absl::SimpleAtoi(lsn.rows[0][1].value_or(""), &block) ||
+      !absl::SimpleAtoi(lsn.rows[0][2].value_or(""), &segment) || block <= 0 || segment <= 0) {
     return absl::InternalError("unable to read the source's WAL position");
+  }
+  // After a record that ends a page, the insert position lies past the
+  // next page's header (24 bytes; 40 at a segment's start), where no
+  // follower's position ever points while nothing more is written: the
+  // end of that record is what must be reached.
+  if (position % segment == 40) {
+    position -= 40;
+  } else if (position % block == 24) {
+    position -= 24;
   }
   return position;
 }
@@ -286,7 +285,7 @@ absl::StatusOr<int> CopySequences(PgSession* source, PgSession* target) {
     if (!row[1].has_value()) continue;  // never used on the source
     const std::string& sequence = row[0].value_or("");
     auto done = target->Query("SELECT setval($1::regclass, $2::bigint, true)", {sequence, *row[1]});
-    if (!done.ok()) return Failed(target, done.status(), absl::StrCat("set ", sequence));
+    if (!done.ok()) return SessionError(target, done.status(), absl::StrCat("set ", sequence));
     ++set;
   }
   return set;
@@ -312,7 +311,7 @@ absl::Status DropFollowSubscription(PgSession* target, const std::string& name, 
         absl::StrCat("ALTER SUBSCRIPTION ", ident, " SET (slot_name = NONE)"),
         absl::StrCat("DROP SUBSCRIPTION ", ident)}) {
     absl::Status s = target->Exec(sql);
-    if (!s.ok()) return Failed(target, s, absl::StrCat("drop the subscription ", name));
+    if (!s.ok()) return SessionError(target, s, absl::StrCat("drop the subscription ", name));
   }
   *slot_left = true;
   return absl::OkStatus();
@@ -325,7 +324,7 @@ absl::Status DropFollowSlot(PgSession* source, const std::string& name) {
       {name});
   if (!dropped.ok()) {
     absl::Status s =
-        Failed(source, dropped.status(), absl::StrCat("drop the replication slot ", name));
+        SessionError(source, dropped.status(), absl::StrCat("drop the replication slot ", name));
     if (source->last_error().sqlstate == "55006") {  // object_in_use: a walsender holds it
       return absl::FailedPreconditionError(s.message());
     }
@@ -334,9 +333,8 @@ absl::Status DropFollowSlot(PgSession* source, const std::string& name) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<CommandSpec> SchemaDumpCommand(const std::string& pg_dump,
-                                              const std::string& conninfo,
-                                              const std::string& database, const std::string& out) {
+absl::StatusOr<std::vector<std::string>> ConnInfoEnvironment(const std::string& conninfo,
+                                                             const std::string& program) {
   // libpq's environment variable of each connection setting that has one.
   static const std::map<std::string, std::string> kVariables = {
       {"host", "PGHOST"},
@@ -364,20 +362,30 @@ absl::StatusOr<CommandSpec> SchemaDumpCommand(const std::string& pg_dump,
       {"target_session_attrs", "PGTARGETSESSIONATTRS"},
   };
   ASSIGN_OR_RETURN(auto params, ConnInfoParams(conninfo));
-  CommandSpec spec;
-  spec.argv = {pg_dump, "--schema-only", "--no-publications", "--no-subscriptions",
-               absl::StrCat("--file=", out)};
-  spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", absl::StrCat("PGDATABASE=", database)};
+  std::vector<std::string> env;
   for (const auto& [keyword, value] : params) {
-    if (keyword == "dbname") continue;  // `database` replaces it
+    if (keyword == "dbname") continue;
     auto it = kVariables.find(keyword);
     if (it == kVariables.end()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("the source conninfo sets '", keyword,
-                       "', which pg_dump cannot be given without putting it on its command line"));
+          absl::StrCat("the source conninfo sets '", keyword, "', which ", program,
+                       " cannot be given without putting it on its command line"));
     }
-    spec.env.push_back(absl::StrCat(it->second, "=", value));
+    env.push_back(absl::StrCat(it->second, "=", value));
   }
+  return env;
+}
+
+absl::StatusOr<CommandSpec> SchemaDumpCommand(const std::string& pg_dump,
+                                              const std::string& conninfo,
+                                              const std::string& database, const std::string& out) {
+  ASSIGN_OR_RETURN(std::vector<std::string> env, ConnInfoEnvironment(conninfo, "pg_dump"));
+  CommandSpec spec;
+  spec.argv = {pg_dump, "--schema-only", "--no-publications", "--no-subscriptions",
+               absl::StrCat("--file=", out)};
+  // `database` replaces the conninfo's dbname.
+  spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8", absl::StrCat("PGDATABASE=", database)};
+  spec.env.insert(spec.env.end(), env.begin(), env.end());
   spec.timeout = absl::Hours(1);
   return spec;
 }
@@ -390,16 +398,16 @@ absl::StatusOr<std::vector<std::string>> OtherSessions(PgSession* session) {
                      " FROM pg_stat_activity WHERE datname = current_database()"
                      " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
                      " GROUP BY usename, application_name ORDER BY 1"));
-  return FirstColumn(rows);
+  return rows.FirstColumn();
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> TableRowCounts(PgSession* session) {
   ASSIGN_OR_RETURN(PgRows tables, session->Query(absl::StrCat(kUserTables, " ORDER BY 1")));
   std::map<std::string, int64_t> counts;
-  for (const std::string& table : FirstColumn(tables)) {
+  for (const std::string& table : tables.FirstColumn()) {
     // The name is the server's own quoting of a catalog entry.
     ASSIGN_OR_RETURN(PgRows n, session->Query(absl::StrCat("SELECT count(*) FROM ", table)));
-    counts[table] = ToInt64(n.rows.empty() ? std::nullopt : n.rows[0][0]);
+    counts[table] = IntOrZero(n.rows.empty() ? std::nullopt : n.rows[0][0]);
   }
   return counts;
 }

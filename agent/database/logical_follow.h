@@ -109,8 +109,10 @@ struct FollowProgress {
 absl::StatusOr<FollowProgress> ReadFollowProgress(PgSession* source, PgSession* target,
                                                   const std::string& name);
 
-// The source's current WAL position in bytes from 0/0: what the target
-// must have confirmed (FollowProgress::confirmed_lsn) before cut-over.
+// The source's current WAL insert position in bytes from 0/0 (the end of
+// the last record written, whether or not flushed yet): what the target
+// must have confirmed (FollowProgress::confirmed_lsn), or a standby
+// replayed, before the cut-over.
 absl::StatusOr<int64_t> SourceWalPosition(PgSession* source);
 
 // Sets every sequence of the target to the source's value (pg_sequences;
@@ -128,6 +130,13 @@ absl::Status DropFollowSubscription(PgSession* target, const std::string& name, 
 // Drops the replication slot `name` on the source when it exists.
 // FAILED_PRECONDITION while a walsender still uses it.
 absl::Status DropFollowSlot(PgSession* source, const std::string& name);
+
+// The environment that gives a libpq client program (`program`, named in
+// errors) the connection settings of `conninfo` but its dbname: PGHOST,
+// PGUSER, PGPASSWORD, ... INVALID_ARGUMENT naming a setting that has no
+// environment variable (or when the conninfo does not parse).
+absl::StatusOr<std::vector<std::string>> ConnInfoEnvironment(const std::string& conninfo,
+                                                             const std::string& program);
 
 // The pg_dump run that writes the schema of `database` on the server at
 // `conninfo` (no publications, subscriptions, or data) to `out`: the

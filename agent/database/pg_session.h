@@ -9,6 +9,7 @@
 #ifndef MR_AGENT_DATABASE_PG_SESSION_H_
 #define MR_AGENT_DATABASE_PG_SESSION_H_
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,7 +26,12 @@ struct PgRows {
   std::vector<std::vector<std::optional<std::string>>> rows;
   // First column of the first row ("" when none or NULL).
   std::string Scalar() const;
+  // The first column's values, NULLs left out.
+  std::vector<std::string> FirstColumn() const;
 };
+
+// A value as a number (0 when NULL or not a number).
+int64_t IntOrZero(const std::optional<std::string>& value);
 
 // An error from the server, with its SQLSTATE.
 struct PgError {
@@ -34,6 +40,13 @@ struct PgError {
   std::string detail;
   std::string hint;
 };
+
+class PgSession;
+
+// `status` of a statement that failed on `session` as "unable to `what`:
+// " and the server's message (the status's own when the server gave
+// none), with the status's code.
+absl::Status SessionError(PgSession* session, const absl::Status& status, const std::string& what);
 
 // One session on one database. Not thread-safe.
 class PgSession {
