@@ -336,6 +336,7 @@ void Daemon::RecoverInterrupted() {
   ctx.target_conninfo = config_.target_conninfo;
   ctx.runtime = runtime_->runtime;
   ctx.peers = peers_.get();
+  ctx.host_path = config_.host.host_path;
   for (const auto& record : interrupted_) {
     const std::string& id = record.operation().id();
     logger_->Warning("operation interrupted by an agent stop", {{"operation", id}});

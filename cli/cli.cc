@@ -633,6 +633,7 @@ int RunMigrate(CommandContext& ctx) {
   o->set_drop_previous(ctx.args.GetBool("drop-previous"));
   o->set_source_agent(ctx.args.Get("from-agent"));
   o->set_skip_media(ctx.args.GetBool("no-media"));
+  if (ctx.args.GetBool("physical")) o->set_method(v1::FOLLOW_METHOD_PHYSICAL);
   int64_t media_rate = 0;
   if (!RateFlag(ctx, "media-bandwidth-limit", &media_rate)) return kExitUsage;
   o->set_media_bandwidth_limit(media_rate);
@@ -1119,12 +1120,18 @@ const std::vector<Command>& Commands() {
       {"migrate",
        "move a running instance's database here: follow the old host's server, then cut over", "",
        StartFlags({
-           {"from", "CONNINFO", "the old host's server (a superuser; wal_level = logical)"},
+           {"from", "CONNINFO",
+            "the old host's server (a superuser; wal_level = logical, or replica with "
+            "--physical)"},
            {"from-db", "NAME", "the old host's database"},
            {"from-password-file", "FILE", "the password of --from (never on the command line)"},
            {"from-agent", "NAME",
             "the old host's agent (in this agent's --peers-file): it stops the old app at the "
             "cut-over and starts it again if the migration is undone"},
+           {"physical", "",
+            "follow by physical replication: a base backup of the whole old cluster, run here "
+            "as a standby and put in place of this host's cluster (same major and collation "
+            "versions; a Debian cluster here)"},
            {"no-media", "", "with --from-agent: do not copy the old host's media"},
            {"media-bandwidth-limit", "RATE", "cap the media passes' reads (\"20M\": 20 MiB/s)"},
            {"media-pass-every", "DURATION",

@@ -384,9 +384,19 @@ std::string RenderOperation(const v1::Operation& op, bool color) {
     if (!T(r.previous_database()).empty()) {
       absl::StrAppendFormat(&s, "%-14s %s\n", "previous", T(r.previous_database()));
     }
-    absl::StrAppendFormat(&s, "%-14s PostgreSQL %s -> %s, %d tables, %d sequences\n", "servers",
-                          T(r.source_server_version()), T(r.target_server_version()), r.tables(),
-                          r.sequences());
+    if (r.method() == v1::FOLLOW_METHOD_PHYSICAL) {
+      absl::StrAppendFormat(&s, "%-14s PostgreSQL %s -> %s, physical: %s copied in %.1f s\n",
+                            "servers", T(r.source_server_version()), T(r.target_server_version()),
+                            HumanBytes(r.base_backup_bytes()), r.base_backup_seconds());
+      if (!T(r.previous_data_directory()).empty()) {
+        absl::StrAppendFormat(&s, "%-14s %s (this host's cluster before; %s is the copy)\n",
+                              "previous", T(r.previous_data_directory()), T(r.data_directory()));
+      }
+    } else {
+      absl::StrAppendFormat(&s, "%-14s PostgreSQL %s -> %s, %d tables, %d sequences\n", "servers",
+                            T(r.source_server_version()), T(r.target_server_version()), r.tables(),
+                            r.sequences());
+    }
     if (r.downtime_seconds() > 0) {
       absl::StrAppendFormat(&s,
                             "%-14s %.1f s (%.1f s of it for the last changes; %s behind at "

@@ -47,6 +47,11 @@ struct JobEnv {
   // file the app user can write is used only inside one of them (or inside
   // media_dir).
   std::vector<std::string> media_roots;
+  // The agent's --cluster-data-root directories: a physical migration
+  // replaces only a cluster whose data directory lies inside one.
+  std::vector<std::string> cluster_data_roots;
+  // PATH of the host's commands (pg_ctlcluster).
+  std::string host_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   // The agent's --allowed-s3-endpoint (canonical): the only endpoints a
   // bucket named by a request or by the app's env is reached at.
   std::vector<std::string> allowed_s3_endpoints;

@@ -1,5 +1,7 @@
 #include "agent/jobs/migrate_job.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <map>
 #include <memory>
@@ -13,13 +15,17 @@
 #include "absl/strings/str_split.h"
 #include "agent/app/app_checks.h"
 #include "agent/app/app_tasks.h"
+#include "agent/archive/path_rules.h"
+#include "agent/common/dir.h"
 #include "agent/common/http_probe.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/app_queries.h"
 #include "agent/database/database_restore.h"
+#include "agent/database/host_cluster.h"
 #include "agent/database/local_cluster.h"
 #include "agent/database/logical_follow.h"
 #include "agent/database/pg_connection.h"
+#include "agent/database/physical_follow.h"
 #include "agent/database/server_queries.h"
 #include "agent/database/target_ops.h"
 #include "agent/database/verify.h"
@@ -58,6 +64,19 @@ bool NewerVersion(const std::string& a, const std::string& b) {
   return false;
 }
 
+// "/a/b/c" -> "/a/b".
+std::string Parent(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
+}
+
+// The last `n` non-empty lines of `text`, joined with "; ".
+std::string LastLines(const std::string& text, size_t n) {
+  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipWhitespace());
+  if (lines.size() > n) lines.erase(lines.begin(), lines.end() - n);
+  return absl::StrJoin(lines, "; ");
+}
+
 std::string Bytes(int64_t n) {
   if (n < 0) return "?";
   if (n < 1024) return absl::StrCat(n, " B");
@@ -75,6 +94,9 @@ struct MigrateInput {
   std::string conninfo;
   std::string database;
   std::string owner;
+  // Followed by physical replication (the whole cluster) rather than
+  // logical.
+  bool physical = false;
   // Null when the app's steps are all skipped.
   const Runtime* runtime = nullptr;
   // How recovery reaches this host's server (never a password).
@@ -86,45 +108,92 @@ class MigrateJob {
   MigrateJob(MigrateInput in, Operation* op, const JobEnv& env)
       : in_(std::move(in)), op_(op), env_(env), name_(FollowName(op->id())) {}
 
-  // The narrative; one commented call per step.
-  absl::Status Run() {
-    // The old server can be followed, this one reached; pg_dump for the schema.
-    RETURN_IF_ERROR(Step("preflight", &MigrateJob::Preflight));
-    // The old database's schema through the agent's loader, into a staging
-    // database: this host's live database is not touched.
-    RETURN_IF_ERROR(Step("schema", &MigrateJob::CopySchema));
-    // A publication of every table there, a subscription here.
-    RETURN_IF_ERROR(Step("subscribe", &MigrateJob::Subscribe));
-    // The rows, table by table, while the old app keeps writing.
-    RETURN_IF_ERROR(Step("copy", &MigrateJob::InitialCopy));
+  using StepFn = absl::StatusOr<std::string> (MigrateJob::*)();
+  struct PlannedStep {
+    const char* name;
+    const char* description;
+    StepFn fn;
+  };
+
+  // The narrative: the steps of a migration, in order, by method.
+  static std::vector<PlannedStep> Plan(bool physical) {
+    std::vector<PlannedStep> plan;
+    if (physical) {
+      // The same major and collation rules on both hosts; this host's
+      // cluster one the agent may replace; pg_basebackup here.
+      plan.push_back({"preflight",
+                      "check the old server (wal_level, slot, senders) and this cluster",
+                      &MigrateJob::PhysicalPreflight});
+      // The whole old cluster copied beside this host's data directory
+      // through a replication slot, while the old app keeps writing.
+      plan.push_back({"base_backup", "copy the old cluster (pg_basebackup, with a slot)",
+                      &MigrateJob::BaseBackup});
+      // The copy runs as a standby streaming the old server's WAL; this
+      // host's cluster is not touched.
+      plan.push_back({"standby", "run the copy as a streaming standby", &MigrateJob::StartStandby});
+    } else {
+      // The old server can be followed, this one reached; pg_dump for the
+      // schema.
+      plan.push_back({"preflight", "check the old server (wal_level, slots, keys) and this one",
+                      &MigrateJob::Preflight});
+      // The old database's schema through the agent's loader, into a
+      // staging database: this host's live database is not touched.
+      plan.push_back({"schema", "copy the old database's schema into a staging database",
+                      &MigrateJob::CopySchema});
+      // A publication of every table there, a subscription here.
+      plan.push_back({"subscribe", "publish every table on the old server, subscribe here",
+                      &MigrateJob::Subscribe});
+      // The rows, table by table, while the old app keeps writing.
+      plan.push_back({"copy", "copy the rows while the old app runs", &MigrateJob::InitialCopy});
+    }
     // The old host's media, staged beside this host's media directory.
-    RETURN_IF_ERROR(Step("media", &MigrateJob::CopyMedia));
-    // FOLLOWING until the cut-over is asked.
-    RETURN_IF_ERROR(Step("follow", &MigrateJob::Follow));
+    plan.push_back(
+        {"media", "copy the old host's media (staged) while its app runs", &MigrateJob::CopyMedia});
+    // FOLLOWING until the cut-over is asked; then the old app is stopped.
+    plan.push_back({"follow", "follow the old database until the cut-over", &MigrateJob::Follow});
     // -- The downtime: the old app is stopped. --
     // Every change the old server wrote is here.
-    RETURN_IF_ERROR(Step("catch_up", &MigrateJob::CatchUp));
-    // The sequences, which logical replication does not carry.
-    RETURN_IF_ERROR(Step("sequences", &MigrateJob::Sequences));
-    // The follow taken down: subscription, slot, publication, identities.
-    RETURN_IF_ERROR(Step("unsubscribe", &MigrateJob::Unsubscribe));
+    plan.push_back({"catch_up", "wait for the old server's last changes", &MigrateJob::CatchUp});
+    if (physical) {
+      // The copy becomes a primary; the slot on the old server goes.
+      plan.push_back({"promote", "promote the copy and drop the slot", &MigrateJob::Promote});
+    } else {
+      // The sequences, which logical replication does not carry.
+      plan.push_back(
+          {"sequences", "set the sequences from the old server", &MigrateJob::Sequences});
+      // The follow taken down: subscription, slot, publication, identities.
+      plan.push_back(
+          {"unsubscribe", "drop the subscription, slot and publication", &MigrateJob::Unsubscribe});
+    }
     // Row for row as the old database.
-    RETURN_IF_ERROR(Step("verify", &MigrateJob::Verify));
+    plan.push_back({"verify", "compare the copy with the old database", &MigrateJob::Verify});
     // The media changed since the first pass (the old app is stopped).
-    RETURN_IF_ERROR(Step("media_delta", &MigrateJob::CopyMediaDelta));
+    plan.push_back({"media_delta", "copy the media changed since", &MigrateJob::CopyMediaDelta});
     // This host's app stopped before its database changes.
-    RETURN_IF_ERROR(Step("stop_services", &MigrateJob::StopServices));
-    // The migrated database takes the live one's place (kept as previous).
-    RETURN_IF_ERROR(Step("swap", &MigrateJob::Swap));
+    plan.push_back({"stop_services", "stop this host's app", &MigrateJob::StopServices});
+    if (physical) {
+      // The copy takes this host's cluster's place (kept beside it).
+      plan.push_back({"swap", "put the copy in place of this host's cluster (kept beside it)",
+                      &MigrateJob::SwapCluster});
+    } else {
+      // The migrated database takes the live one's place (kept as previous).
+      plan.push_back({"swap", "swap the migrated database in", &MigrateJob::Swap});
+    }
     // The staged media moved into this host's media directory.
-    RETURN_IF_ERROR(Step("media_move", &MigrateJob::MoveMediaIn));
+    plan.push_back({"media_move", "move the staged media in", &MigrateJob::MoveMediaIn});
     // The app's own migrations when its code is newer than the old host's.
-    RETURN_IF_ERROR(Step("migrate", &MigrateJob::Migrate));
+    plan.push_back({"migrate", "run the app's database migrations", &MigrateJob::Migrate});
     // Home feeds live in Redis, which the database does not bring.
-    RETURN_IF_ERROR(Step("feeds", &MigrateJob::BuildFeeds));
+    plan.push_back(
+        {"feeds", "rebuild the home feeds (tootctl feeds build --all)", &MigrateJob::BuildFeeds});
     // The app again, and that it answers: the end of the downtime.
-    RETURN_IF_ERROR(Step("start_services", &MigrateJob::StartServices));
-    RETURN_IF_ERROR(Step("app_checks", &MigrateJob::CheckApp));
+    plan.push_back({"start_services", "start the app", &MigrateJob::StartServices});
+    plan.push_back({"app_checks", "check that the app answers", &MigrateJob::CheckApp});
+    return plan;
+  }
+
+  absl::Status Run() {
+    for (const PlannedStep& step : Plan(in_.physical)) RETURN_IF_ERROR(Step(step.name, step.fn));
     Report();
     return absl::OkStatus();
   }
@@ -132,10 +201,20 @@ class MigrateJob {
   // After a failure or a cancel: before the swap, the follow is taken down
   // and this host is as it was; after it, the old host is the way back.
   void Undo(const absl::Status& failure) {
+    if (in_.physical && !swapped_) TakeCopyDown();  // may find the swap done
+    if (in_.physical && swapped_ && host_cluster_stopped_) {
+      if (absl::Status started = StartHostCluster(); !started.ok()) {
+        Warn(absl::StrCat("this host's PostgreSQL is stopped (", started.message(),
+                          "): pg_ctlcluster ", cluster_.version, " ", cluster_.name, " start"));
+      }
+    }
     if (swapped_) {
       Warn(absl::StrCat(
-          "the migrated database is live here (", in_.database,
-          ") but the migration did not finish: ", failure.message(),
+          in_.physical ? absl::StrCat("the old cluster's copy is live here (", data_dir_,
+                                      "; the cluster it replaced is kept as ", Parent(data_dir_),
+                                      "/", previous_name_, ")")
+                       : absl::StrCat("the migrated database is live here (", in_.database, ")"),
+          " but the migration did not finish: ", failure.message(),
           services_stopped_ ? ". This host's app is left stopped" : "",
           ". The old host is as it was at the cut-over: to go back, start its app again",
           in_.options.source_agent().empty()
@@ -145,7 +224,7 @@ class MigrateJob {
       Report();
       return;
     }
-    TakeFollowDown(/*reversal=*/true).IgnoreError();
+    if (!in_.physical) TakeFollowDown(/*reversal=*/true).IgnoreError();
     if (!staging_.empty()) {
       DropStaged(in_.conninfo, staging_, staging_oid_);
       staging_.clear();
@@ -168,8 +247,6 @@ class MigrateJob {
   }
 
  private:
-  using StepFn = absl::StatusOr<std::string> (MigrateJob::*)();
-
   // Runs one step between its start and finish events; a skipped step
   // returns "skipped: why".
   absl::Status Step(const std::string& step, StepFn fn) {
@@ -217,7 +294,12 @@ class MigrateJob {
   absl::StatusOr<std::unique_ptr<PgSession>> Source() {
     return env_.pg->Connect(in_.source_conninfo, in_.source_database);
   }
+  // The copy: the staging database (logical), or the standby's (physical).
   absl::StatusOr<std::unique_ptr<PgSession>> Staging() {
+    if (in_.physical) {
+      if (standby_ == nullptr) return absl::FailedPreconditionError("the copy does not run");
+      return env_.pg->Connect(standby_->ConnInfo(in_.database), in_.database);
+    }
     return env_.pg->Connect(in_.conninfo, staging_);
   }
 
@@ -225,6 +307,7 @@ class MigrateJob {
     RETURN_IF_ERROR(CheckOldAgent());
     ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
     ASSIGN_OR_RETURN(facts_, ReadLogicalSourceFacts(source.get()));
+    result_.set_method(v1::FOLLOW_METHOD_LOGICAL);
     RETURN_IF_ERROR(CheckLogicalSource(facts_));
     ASSIGN_OR_RETURN(std::unique_ptr<PgSession> target, env_.pg->Connect(in_.conninfo, "postgres"));
     const int source_major = facts_.server_version / 10000;
@@ -578,6 +661,286 @@ class MigrateJob {
     return absl::StrCat(moved, " files moved into ", media_.dir);
   }
 
+  // --- The physical follow ---
+
+  absl::Status JournalCluster(v1::ClusterPhase phase) {
+    return op_->Journal([&](v1::OperationRecord* r) {
+      v1::ClusterJournal* c = r->mutable_cluster_journal();
+      c->set_phase(phase);
+      c->set_copy_dir(copy_dir_);
+      c->set_data_dir(data_dir_);
+      c->set_previous_name(previous_name_);
+      c->set_cluster(cluster_.ToString());
+      c->set_slot(name_);
+    });
+  }
+
+  absl::StatusOr<std::string> PhysicalPreflight() {
+    RETURN_IF_ERROR(CheckOldAgent());
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
+    ASSIGN_OR_RETURN(PhysicalFacts there, ReadPhysicalFacts(source.get()));
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> target, env_.pg->Connect(in_.conninfo, "postgres"));
+    ASSIGN_OR_RETURN(PhysicalFacts here, ReadPhysicalFacts(target.get()));
+    result_.set_source_server_version(
+        absl::StrCat(there.server_version / 10000, ".", there.server_version % 10000));
+    result_.set_target_server_version(
+        absl::StrCat(here.server_version / 10000, ".", here.server_version % 10000));
+    auto version =
+        CollationLibraryVersion(target.get(), there.collation_provider, there.collation_locale);
+    RETURN_IF_ERROR(CheckPhysicalFollow(there, here, version.ok() ? *version : "?"));
+    // This host's cluster: one the agent may stop, start and replace.
+    auto cluster = ParseDebianCluster(here.cluster_name);
+    if (!cluster.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("this host's PostgreSQL is not a Debian cluster the agent can stop and "
+                       "start (",
+                       cluster.status().message(), "): migrate by logical replication"));
+    }
+    cluster_ = *cluster;
+    if (here.data_directory.empty()) {
+      return absl::FailedPreconditionError(
+          "this host's data directory cannot be read (the role is no superuser)");
+    }
+    // Renames happen in its parent directory: that must lie inside a root.
+    ASSIGN_OR_RETURN(data_dir_, ResolveAllowedPath(here.data_directory, env_.cluster_data_roots));
+    auto parent = ResolveAllowedPath(Parent(data_dir_), env_.cluster_data_roots);
+    if (!parent.ok()) {
+      return absl::PermissionDeniedError(absl::StrCat("this host's data directory ", data_dir_,
+                                                      " is not inside the agent's "
+                                                      "--cluster-data-root (",
+                                                      absl::StrJoin(env_.cluster_data_roots, ", "),
+                                                      ")"));
+    }
+    // Every database of this cluster is replaced by the old cluster's.
+    std::vector<std::string> others;
+    for (const std::string& db : here.databases) {
+      if (db != "postgres" && db != in_.database) others.push_back(db);
+    }
+    if (!others.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "this host's cluster holds other databases (", absl::StrJoin(others, ", "),
+          ") that a physical copy of the old cluster would replace: migrate by logical "
+          "replication"));
+    }
+    if (in_.database != in_.source_database) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "this host's app uses the database ", in_.database, ", the old one ", in_.source_database,
+          ": a physical copy keeps the old cluster's names; name it in the app's "
+          "configuration, or migrate by logical replication"));
+    }
+    const int major = here.server_version / 10000;
+    const std::string bin = absl::StrCat(env_.postgres_root, "/", major, "/bin");
+    for (const char* tool : {"pg_basebackup", "postgres"}) {
+      if (!env_.env->Exists(absl::StrCat(bin, "/", tool))) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "no ", tool, " of PostgreSQL ", major, " in ", bin, ": install postgresql-", major));
+      }
+    }
+    bin_dir_ = bin;
+    // Room for the copy of the whole old cluster beside this one.
+    auto free = env_.env->FreeBytes(data_dir_);
+    if (free.ok() && *free < there.cluster_bytes + env_.space_floor.min_free_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "this host's PostgreSQL data directory ", data_dir_, " has ", Bytes(*free),
+          " free; the old cluster is ", Bytes(there.cluster_bytes), " and ",
+          Bytes(env_.space_floor.min_free_bytes), " must stay free (--free-space-floor)"));
+    }
+    ASSIGN_OR_RETURN(Dir data, Dir::OpenPath(data_dir_));
+    ASSIGN_OR_RETURN(struct stat owner, data.StatSelf());
+    cluster_uid_ = owner.st_uid;
+    cluster_gid_ = owner.st_gid;
+    copy_dir_ = ClusterCopyDir(data_dir_, op_->id());
+    previous_name_ = PreviousClusterName(data_dir_, op_->id());
+    cluster_bytes_ = there.cluster_bytes;
+    bootstrap_superuser_ = there.bootstrap_superuser;
+    result_.set_method(v1::FOLLOW_METHOD_PHYSICAL);
+    return absl::StrCat("PostgreSQL ", result_.source_server_version(), " (",
+                        Bytes(there.cluster_bytes), ", collation ", there.collation_locale,
+                        there.collation_version.empty() ? "" : " " + there.collation_version,
+                        ") to this host's cluster ", cluster_.ToString(),
+                        " by physical replication");
+  }
+
+  absl::StatusOr<std::string> BaseBackup() {
+    const absl::Time start = env_.env->Now();
+    RETURN_IF_ERROR(JournalCluster(v1::CLUSTER_PHASE_COPYING));
+    copy_created_ = true;
+    RETURN_IF_ERROR(CreateClusterCopyDir(copy_dir_, cluster_uid_, cluster_gid_, StandbyHbaConf()));
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
+    slot_created_ = true;
+    RETURN_IF_ERROR(CreatePhysicalSlot(source.get(), name_));
+    ASSIGN_OR_RETURN(CommandSpec backup,
+                     BaseBackupCommand(absl::StrCat(bin_dir_, "/pg_basebackup"),
+                                       in_.source_conninfo, name_, copy_dir_ + "/data"));
+    backup.uid = cluster_uid_;
+    backup.gid = cluster_gid_;
+    backup.cwd = copy_dir_;
+    int64_t total_kb = 0;
+    absl::Time last = absl::InfinitePast();
+    backup.on_line = [&](absl::string_view line, bool) {
+      int64_t done = 0, total = 0;
+      if (!ParseBaseBackupProgress(std::string(line), &done, &total)) return;
+      total_kb = total;
+      if (env_.env->Now() - last < kReportEvery) return;
+      last = env_.env->Now();
+      op_->StepProgress("base_backup", done * 1024, total * 1024, "bytes", "");
+    };
+    ASSIGN_OR_RETURN(CommandResult copied, env_.runner->Run(backup, &op_->cancel_token()));
+    if (copied.exit_code != 0) {
+      return absl::UnavailableError(
+          absl::StrCat("unable to copy the old cluster (pg_basebackup ", copied.Describe(),
+                       "): ", ScrubCredentialFiles(LastLines(copied.stderr_text, 5))));
+    }
+    RETURN_IF_ERROR(PrepareClusterCopy(copy_dir_));
+    const absl::Duration took = env_.env->Now() - start;
+    result_.set_base_backup_bytes(total_kb > 0 ? total_kb * 1024 : cluster_bytes_);
+    result_.set_base_backup_seconds(absl::ToDoubleSeconds(took));
+    return absl::StrFormat("%s copied in %s into %s", Bytes(result_.base_backup_bytes()),
+                           absl::FormatDuration(absl::Trunc(took, absl::Milliseconds(100))),
+                           copy_dir_);
+  }
+
+  absl::StatusOr<std::string> StartStandby() {
+    LocalClusterOptions o;
+    o.bin_dir = bin_dir_;
+    o.base_dir = copy_dir_;
+    o.listen_tcp = false;
+    o.uid = cluster_uid_;
+    o.gid = cluster_gid_;
+    o.settings = {absl::StrCat("hba_file=", copy_dir_, "/standby-hba.conf"), "hot_standby=on"};
+    // The standby never outlives the agent (recovery removes the copy).
+    o.stop_with_parent = true;
+    o.superuser = bootstrap_superuser_;
+    ASSIGN_OR_RETURN(o.socket_dir, CreateStandbySocketDir(op_->id(), cluster_uid_, cluster_gid_));
+    ASSIGN_OR_RETURN(standby_, LocalCluster::Start(o, env_.runner, env_.env));
+    // Streaming: the WAL receiver connected to the old server.
+    const absl::Time deadline = env_.env->Now() + absl::Minutes(2);
+    absl::StatusOr<StandbyProgress> p = absl::UnknownError("not read");
+    while (true) {
+      ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
+      ASSIGN_OR_RETURN(std::unique_ptr<PgSession> standby, Staging());
+      p = ReadStandbyProgress(source.get(), standby.get(), name_);
+      if (p.ok() && p->streaming) break;
+      if (env_.env->Now() >= deadline) {
+        return absl::UnavailableError(absl::StrCat(
+            "the copy does not stream from the old server (its log: ", standby_->LogTail(1500),
+            ")"));
+      }
+      if (op_->cancel_token().WaitFor(kPoll)) return absl::CancelledError("cancelled");
+    }
+    return absl::StrCat("streaming from the old server, ", Bytes(p->lag_bytes), " behind");
+  }
+
+  absl::StatusOr<std::string> Promote() {
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> standby, Staging());
+    RETURN_IF_ERROR(PromoteStandby(standby.get()));
+    // Its walsender gone, the slot can go: the old server keeps no WAL for
+    // this host any more.
+    ASSIGN_OR_RETURN(std::unique_ptr<PgSession> source, Source());
+    absl::Status dropped;
+    for (int i = 0; i < 1000; ++i) {
+      dropped = DropFollowSlot(source.get(), name_);
+      if (!absl::IsFailedPrecondition(dropped)) break;
+      if (op_->cancel_token().WaitFor(kCutOverPoll)) return absl::CancelledError("cancelled");
+    }
+    RETURN_IF_ERROR(dropped);
+    slot_created_ = false;
+    return absl::StrCat("the copy is a primary; slot ", name_, " dropped on the old server");
+  }
+
+  absl::StatusOr<std::string> SwapCluster() {
+    // The copy's server stops cleanly (its checkpoint), then this host's.
+    RETURN_IF_ERROR(StopStandby());
+    RETURN_IF_ERROR(JournalCluster(v1::CLUSTER_PHASE_SWAPPING));
+    host_cluster_stopped_ = true;
+    RETURN_IF_ERROR(ControlCluster(cluster_, /*start=*/false, env_.host_path, env_.runner));
+    RETURN_IF_ERROR(SwapInClusterCopy(data_dir_, copy_dir_, previous_name_));
+    // The swap is done: from here the old host's app stays stopped. The
+    // cluster part of the journal stays until this host's cluster runs
+    // again (recovery completes the swap and starts it).
+    swapped_ = true;
+    copy_created_ = false;
+    RETURN_IF_ERROR(op_->Journal([](v1::OperationRecord* r) {
+      if (r->has_peer_hold()) r->mutable_peer_hold()->set_keep_stopped(true);
+    }));
+    result_.set_data_directory(data_dir_);
+    result_.set_previous_data_directory(absl::StrCat(Parent(data_dir_), "/", previous_name_));
+    RETURN_IF_ERROR(StartHostCluster());
+    if (old_app_held_) ReleaseOldApp(/*keep_stopped=*/true).IgnoreError();
+    result_.set_database(in_.database);
+    return absl::StrCat("this host's cluster ", cluster_.ToString(),
+                        " runs the old one's copy; the cluster it replaced is kept as ",
+                        result_.previous_data_directory());
+  }
+
+  // The copy's server stopped, and its socket directory removed.
+  absl::Status StopStandby() {
+    if (standby_ != nullptr) {
+      RETURN_IF_ERROR(standby_->Stop());
+      standby_.reset();
+    }
+    return RemoveStandbySocketDirs(op_->id());
+  }
+
+  // This host's cluster started again (after the swap, or when it is
+  // undone) and answering; the cluster part of the journal then goes.
+  absl::Status StartHostCluster() {
+    RETURN_IF_ERROR(ControlCluster(cluster_, /*start=*/true, env_.host_path, env_.runner));
+    const absl::Time deadline = env_.env->Now() + absl::Minutes(2);
+    while (true) {
+      auto session = env_.pg->Connect(in_.conninfo, "postgres");
+      if (session.ok()) break;
+      if (env_.env->Now() >= deadline) {
+        return absl::UnavailableError(
+            absl::StrCat("this host's PostgreSQL does not answer: ", session.status().message()));
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    host_cluster_stopped_ = false;
+    return op_->Journal([](v1::OperationRecord* r) { r->clear_cluster_journal(); });
+  }
+
+  // Undoes the physical follow before the swap: the copy's server stopped,
+  // the copy removed, the slot dropped on the old server; a swap that had
+  // begun is settled from the directories and this host's cluster started.
+  void TakeCopyDown() {
+    StopStandby().IgnoreError();
+    bool settled = true;
+    if (host_cluster_stopped_) {
+      auto live = SettleClusterSwap(data_dir_, copy_dir_, previous_name_);
+      if (!live.ok()) {
+        Warn(absl::StrCat("settling the cluster swap: ", live.status().message()));
+        return;
+      }
+      swapped_ = *live;
+      copy_created_ = false;
+      if (absl::Status started = StartHostCluster(); !started.ok()) {
+        Warn(absl::StrCat("this host's PostgreSQL is stopped (", started.message(),
+                          "): pg_ctlcluster ", cluster_.version, " ", cluster_.name, " start"));
+      }
+      if (swapped_) return;
+    } else if (copy_created_) {
+      absl::Status removed = RemoveClusterCopy(copy_dir_);
+      settled = removed.ok();
+      if (!removed.ok()) Warn(absl::StrCat("removing the copy: ", removed.message()));
+    }
+    if (slot_created_) {
+      auto source = Source();
+      absl::Status dropped = source.ok() ? DropFollowSlot(source->get(), name_) : source.status();
+      if (dropped.ok()) {
+        slot_created_ = false;
+      } else {
+        Warn(absl::StrCat("the old server keeps the replication slot ", name_,
+                          ", which holds its WAL: SELECT pg_drop_replication_slot('", name_,
+                          "') there"));
+      }
+    }
+    if (settled) {
+      copy_created_ = false;
+      op_->Journal([](v1::OperationRecord* r) { r->clear_cluster_journal(); }).IgnoreError();
+    }
+  }
+
   absl::StatusOr<std::string> CopySchema() {
     const std::string schema = absl::StrCat(env_.scratch_dir, "/", op_->id(), ".schema.sql");
     ASSIGN_OR_RETURN(CommandSpec dump,
@@ -625,6 +988,16 @@ class MigrateJob {
 
   // Reads the follow's progress; a new error count is a warning.
   absl::StatusOr<FollowProgress> Progress(PgSession* source, PgSession* staging) {
+    if (in_.physical) {
+      ASSIGN_OR_RETURN(StandbyProgress s, ReadStandbyProgress(source, staging, name_));
+      FollowProgress p;
+      p.tables = p.tables_ready = 1;
+      p.source_lsn = s.source_lsn;
+      p.confirmed_lsn = s.replay_lsn;
+      p.lag_bytes = s.lag_bytes;
+      p.lag_seconds = s.lag_seconds;
+      return p;
+    }
     ASSIGN_OR_RETURN(FollowProgress p, ReadFollowProgress(source, staging, name_));
     if (p.errors > errors_) {
       errors_ = p.errors;
@@ -847,7 +1220,9 @@ class MigrateJob {
     auto version = ReadSchemaVersion(source.get());
     if (version.ok()) expected.schema_version = *version;
     ASSIGN_OR_RETURN(std::unique_ptr<PgSession> staging, Staging());
-    ASSIGN_OR_RETURN(v1::VerifyResult verified, VerifyDatabase(staging.get(), staging_, expected));
+    ASSIGN_OR_RETURN(
+        v1::VerifyResult verified,
+        VerifyDatabase(staging.get(), in_.physical ? in_.database : staging_, expected));
     std::vector<std::string> failed;
     for (const v1::VerifyCheck& c : verified.checks()) {
       if (!c.passed()) failed.push_back(absl::StrCat(c.name(), ": ", c.message()));
@@ -1004,6 +1379,24 @@ class MigrateJob {
   // The media passes' bandwidth cap (null: none).
   std::shared_ptr<RateLimiter> media_rate_;
   std::string media_staging_;
+  // The physical follow: the server binaries of this host's major, its
+  // cluster, data directory and owner, the copy beside it (and its server),
+  // the name the replaced cluster is kept under, and what exists so far.
+  std::string bin_dir_;
+  DebianCluster cluster_;
+  std::string data_dir_;
+  std::string copy_dir_;
+  std::string previous_name_;
+  uid_t cluster_uid_ = 0;
+  gid_t cluster_gid_ = 0;
+  int64_t cluster_bytes_ = 0;
+  // The old cluster's bootstrap superuser: the role the agent uses on the
+  // copy.
+  std::string bootstrap_superuser_;
+  std::unique_ptr<LocalCluster> standby_;
+  bool copy_created_ = false;
+  bool slot_created_ = false;
+  bool host_cluster_stopped_ = false;
   v1::MigrateResult result_;
 };
 
@@ -1024,6 +1417,7 @@ absl::StatusOr<OperationSpec> MakeMigrateJob(const std::string& request_id,
   }
   in.source_conninfo = opts.source().conninfo();
   in.source_database = opts.source().database();
+  in.physical = opts.method() == v1::FOLLOW_METHOD_PHYSICAL;
   ASSIGN_OR_RETURN(in.conninfo, TargetConnInfo(opts.target(), env));
   std::optional<AppDatabase> app_db = RuntimeDatabaseFor(opts.target(), env);
   in.database = !opts.target().database().empty()                 ? opts.target().database()
@@ -1045,26 +1439,13 @@ absl::StatusOr<OperationSpec> MakeMigrateJob(const std::string& request_id,
     *op->mutable_migrate_options() = opts;
     RedactSensitive(op->mutable_migrate_options());
   };
-  spec.steps = {
-      {"preflight", "check the old server (wal_level, slots, keys) and this one"},
-      {"schema", "copy the old database's schema into a staging database"},
-      {"subscribe", "publish every table on the old server, subscribe here"},
-      {"copy", "copy the rows while the old app runs"},
-      {"media", "copy the old host's media (staged) while its app runs"},
-      {"follow", "follow the old database until the cut-over"},
-      {"catch_up", "wait for the old server's last changes"},
-      {"sequences", "set the sequences from the old server"},
-      {"unsubscribe", "drop the subscription, slot and publication"},
-      {"verify", "compare the copy with the old database"},
-      {"media_delta", "copy the media changed since"},
-      {"stop_services", "stop this host's app"},
-      {"swap", absl::StrCat("swap the migrated database in as ", in.database)},
-      {"media_move", "move the staged media in"},
-      {"migrate", "run the app's database migrations"},
-      {"feeds", "rebuild the home feeds (tootctl feeds build --all)"},
-      {"start_services", "start the app"},
-      {"app_checks", "check that the app answers"},
-  };
+  for (const auto& step : MigrateJob::Plan(in.physical)) {
+    std::string description = step.description;
+    if (!in.physical && std::string(step.name) == "swap") {
+      absl::StrAppend(&description, " as ", in.database);
+    }
+    spec.steps.push_back({step.name, description});
+  }
   spec.work = [env, in](Operation* op) -> absl::Status {
     MigrateJob job(in, op, env);
     absl::Status status = job.Run();

@@ -10,6 +10,7 @@
 #include "agent/app/app_tasks.h"
 #include "agent/app/redis_restore.h"
 #include "agent/database/database_restore.h"
+#include "agent/database/host_cluster.h"
 #include "agent/media/media_restore.h"
 
 namespace mastodon_restore {
@@ -80,6 +81,58 @@ void RecoverPeerHold(const v1::PeerHoldJournal& hold, std::optional<bool> swappe
                    hold.hold_id(), *swapped ? " --keep-stopped" : ""));
 }
 
+// A physical migration's copy of the old cluster: removed (its server
+// stopped) while it was only a copy; during the swap, settled from the
+// directories and this host's cluster started again. True in *swapped
+// when the copy had become this host's cluster.
+void RecoverCluster(const v1::ClusterJournal& c, const std::string& record_id,
+                    const RecoveryContext& ctx, std::optional<bool>* swapped,
+                    RecoveryOutcome* out) {
+  const std::string slot_left = absl::StrCat(
+      "the old server may keep the replication slot ", c.slot(),
+      ", which holds its WAL: SELECT pg_drop_replication_slot('", c.slot(), "') there");
+  if (c.phase() != v1::CLUSTER_PHASE_SWAPPING) {
+    absl::Status removed = RemoveClusterCopy(c.copy_dir());
+    // The standby's socket directory (/tmp/mr-standby-<op>-*).
+    if (removed.ok()) removed = RemoveStandbySocketDirs(record_id);
+    if (!removed.ok()) {
+      out->failed.push_back(
+          absl::StrCat("the copy of the old cluster (", c.copy_dir(), "): ", removed.message()));
+      swapped->reset();
+      return;
+    }
+    out->cluster_resolved = true;
+    *swapped = false;
+    out->done.push_back(absl::StrCat("stopped and removed the copy of the old cluster ",
+                                     c.copy_dir(), "; ", slot_left));
+    return;
+  }
+  absl::StatusOr<bool> live = SettleClusterSwap(c.data_dir(), c.copy_dir(), c.previous_name());
+  if (!live.ok()) {
+    out->failed.push_back(
+        absl::StrCat("the swap of ", c.data_dir(), " and its copy: ", live.status().message()));
+    swapped->reset();
+    return;
+  }
+  *swapped = *live;
+  RemoveStandbySocketDirs(record_id).IgnoreError();
+  out->done.push_back(*live
+                          ? absl::StrCat("completed the swap: ", c.data_dir(),
+                                         " holds the old cluster's copy, this host's is kept as ",
+                                         c.previous_name())
+                          : absl::StrCat("put this host's cluster back in ", c.data_dir(),
+                                         " and removed the copy of the old cluster; ", slot_left));
+  auto cluster = ParseDebianCluster(c.cluster());
+  absl::Status started =
+      cluster.ok() ? ControlCluster(*cluster, true, ctx.host_path, ctx.runner) : cluster.status();
+  if (!started.ok()) {
+    out->failed.push_back(absl::StrCat("starting this host's PostgreSQL: ", started.message()));
+    return;
+  }
+  out->cluster_resolved = true;
+  out->done.push_back(absl::StrCat("started this host's PostgreSQL (", c.cluster(), ")"));
+}
+
 }  // namespace
 
 RecoveryOutcome RecoverFromJournal(const v1::OperationRecord& record, const RecoveryContext& ctx) {
@@ -106,6 +159,9 @@ RecoveryOutcome RecoverFromJournal(const v1::OperationRecord& record, const Reco
           "): ", done.status().message(),
           j.conninfo_password_omitted() ? " (the request's password is not kept)" : ""));
     }
+  }
+  if (record.has_cluster_journal()) {
+    RecoverCluster(record.cluster_journal(), record.operation().id(), ctx, &swapped, &out);
   }
   if (record.has_media_journal()) {
     const v1::MediaJournal& m = record.media_journal();
@@ -181,6 +237,7 @@ RecoveryOutcome RecoverFromJournal(const v1::OperationRecord& record, const Reco
 
 void ApplyRecovery(const RecoveryOutcome& outcome, v1::OperationRecord* record) {
   if (outcome.database_resolved) record->clear_database_journal();
+  if (outcome.cluster_resolved) record->clear_cluster_journal();
   if (outcome.media_resolved) record->clear_media_journal();
   if (outcome.env_resolved) record->clear_env_journal();
   if (outcome.redis_resolved) record->clear_redis_journal();
@@ -190,9 +247,9 @@ void ApplyRecovery(const RecoveryOutcome& outcome, v1::OperationRecord* record) 
   } else if (record->has_peer_hold() && outcome.peer_hold_keep_stopped) {
     record->mutable_peer_hold()->set_keep_stopped(true);
   }
-  if (!record->has_database_journal() && !record->has_media_journal() &&
-      !record->has_env_journal() && !record->has_redis_journal() && !record->services_stopped() &&
-      !record->has_peer_hold()) {
+  if (!record->has_database_journal() && !record->has_cluster_journal() &&
+      !record->has_media_journal() && !record->has_env_journal() && !record->has_redis_journal() &&
+      !record->services_stopped() && !record->has_peer_hold()) {
     record->set_recovered(true);
   }
 }

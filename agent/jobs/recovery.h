@@ -42,6 +42,8 @@ struct RecoveryContext {
   // Other hosts' agents: a migration's hold on its old host's app is
   // released through them (null: none configured).
   PeerConnector* peers = nullptr;
+  // PATH of the host's commands (pg_ctlcluster).
+  std::string host_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   // Receives the events of commands run to start services (may be null).
   ProgressReporter* reporter = nullptr;
   // Start services a stopped operation left down (off at the end of a job,
@@ -55,6 +57,7 @@ struct RecoveryOutcome {
   // What could not be done now (the journal part stays for the next start).
   std::vector<std::string> failed;
   bool database_resolved = false;
+  bool cluster_resolved = false;
   bool media_resolved = false;
   bool env_resolved = false;
   bool redis_resolved = false;

@@ -14,8 +14,9 @@ namespace v1 = mastodon::restore::v1;
 
 bool JournalPending(const v1::OperationRecord& record) {
   if (record.recovered()) return false;
-  return record.has_database_journal() || record.has_media_journal() || record.has_env_journal() ||
-         record.has_redis_journal() || record.services_stopped() || record.has_peer_hold();
+  return record.has_database_journal() || record.has_cluster_journal() ||
+         record.has_media_journal() || record.has_env_journal() || record.has_redis_journal() ||
+         record.services_stopped() || record.has_peer_hold();
 }
 
 OperationManager::OperationManager(std::string state_dir, Env* env, Logger* logger, int retain,

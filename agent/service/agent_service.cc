@@ -43,6 +43,8 @@ AgentService::AgentService(const AgentConfig* config, Env* env, CommandRunner* r
   jobs_.media_dir = config->media_dir;
   jobs_.scratch_dir = config->state_dir;
   jobs_.media_roots = config->media_roots;
+  jobs_.cluster_data_roots = config->cluster_data_roots;
+  jobs_.host_path = config->host.host_path;
   jobs_.allowed_s3_endpoints = config->allowed_s3_endpoints;
   jobs_.space_floor.min_free_bytes = config->free_space_floor_bytes;
   jobs_.space_floor.min_free_percent = config->free_space_floor_percent;

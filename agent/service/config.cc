@@ -23,6 +23,10 @@ const std::vector<FlagSpec>& AgentFlagSpecs() {
        "directory a media directory named by the app's own config (PAPERCLIP_ROOT_PATH) must "
        "lie inside (default: none, such a directory is refused)",
        true},
+      {"cluster-data-root", "DIR",
+       "directory a PostgreSQL data directory must lie inside for a physical migration to "
+       "replace its cluster (default /var/lib/postgresql)",
+       true},
       {"free-space-floor", "BYTES",
        "free space media restores leave on the media filesystem, checked as data arrives "
        "(default 1073741824; the smaller of this and --free-space-floor-percent applies)"},
@@ -101,6 +105,7 @@ absl::StatusOr<AgentConfig> ConfigFromArgs(const ParsedArgs& args) {
   c.peer_key = args.Get("peer-key");
   c.media_dir = args.Get("media-dir");
   c.media_roots = args.GetAll("media-root");
+  if (args.Has("cluster-data-root")) c.cluster_data_roots = args.GetAll("cluster-data-root");
   if (args.Has("free-space-floor") &&
       (!absl::SimpleAtoi(args.Get("free-space-floor"), &c.free_space_floor_bytes) ||
        c.free_space_floor_bytes < 0)) {
@@ -247,6 +252,9 @@ absl::Status ValidateConfig(const AgentConfig& c) {
   }
   for (const std::string& root : c.media_roots) {
     RETURN_IF_ERROR(require_absolute("media-root", root));
+  }
+  for (const std::string& root : c.cluster_data_roots) {
+    RETURN_IF_ERROR(require_absolute("cluster-data-root", root));
   }
   static const char* kRuntimes[] = {"auto", "snap", "compose", "systemd", "embedded", "none"};
   bool known = false;

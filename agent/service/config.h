@@ -40,6 +40,9 @@ struct AgentConfig {
   // (PAPERCLIP_ROOT_PATH in .env.production) must lie inside; outside them
   // (and outside media_dir) such a directory is refused. Default: none.
   std::vector<std::string> media_roots;
+  // Directories a PostgreSQL data directory must lie inside for a physical
+  // migration to replace its cluster (renames in its parent directory).
+  std::vector<std::string> cluster_data_roots = {"/var/lib/postgresql"};
   // Free space media restores leave on the media filesystem, checked as
   // the data arrives: the smaller of these bytes and this percentage of
   // its size. Defaults: 1 GiB, 5%.

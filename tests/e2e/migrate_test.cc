@@ -14,6 +14,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -143,6 +144,37 @@ class MigrateCliTest : public E2eTest {
     return v.ok() ? *v : "";
   }
 
+  // Plays the old app on the old database, as the role mastodon under
+  // `application`: inserts a status (then, with `touch_tags`, updates the
+  // keyless accounts_tags) while `running()` holds, a pause after each.
+  // The ids committed go to *committed (read it after the join); *written
+  // counts them as they commit.
+  std::thread OldApp(const std::string& application, std::function<bool()> running,
+                     std::vector<std::string>* committed, std::atomic<int>* written,
+                     bool touch_tags, absl::Duration pause) {
+    return std::thread([=] {
+      auto w = PgConnection::ConnectParams({{"host", old_->cluster()->socket_dir()},
+                                            {"port", absl::StrCat(old_->cluster()->port())},
+                                            {"user", "mastodon"},
+                                            {"dbname", kOldDb},
+                                            {"application_name", application}});
+      ASSERT_OK(w);
+      for (int i = 0; running(); ++i) {
+        auto id =
+            (*w)->Query("INSERT INTO statuses (account_id, text) VALUES ($1, $2) RETURNING id",
+                        {absl::StrCat(1 + i % 200), absl::StrCat("live ", i)});
+        ASSERT_OK(id);
+        committed->push_back(id->Scalar());
+        if (written != nullptr) ++*written;
+        if (touch_tags) {
+          ASSERT_OK((*w)->Exec(absl::StrCat(
+              "UPDATE accounts_tags SET tag_id = tag_id + 1 WHERE account_id = ", 1 + i % 200)));
+        }
+        absl::SleepFor(pause);
+      }
+    });
+  }
+
   // The old server holds nothing of a migration.
   void ExpectOldServerClean() {
     EXPECT_EQ(Old("SELECT count(*) FROM pg_replication_slots"), "0");
@@ -169,25 +201,9 @@ TEST_F(MigrateCliTest, FollowsUntilTheCutOverAndLosesNoRowTheOldAppWrote) {
   // The old app writes all along, as the role mastodon.
   std::atomic<bool> stop{false};
   std::vector<std::string> committed;
-  std::thread writer([&] {
-    auto w = PgConnection::ConnectParams({{"host", old_->cluster()->socket_dir()},
-                                          {"port", absl::StrCat(old_->cluster()->port())},
-                                          {"user", "mastodon"},
-                                          {"dbname", kOldDb},
-                                          {"application_name", "puma"}});
-    ASSERT_OK(w);
-    for (int i = 0; !stop.load(); ++i) {
-      auto id = (*w)->Query("INSERT INTO statuses (account_id, text) VALUES ($1, $2) RETURNING id",
-                            {absl::StrCat(1 + i % 200), absl::StrCat("live ", i)});
-      ASSERT_OK(id);
-      committed.push_back(id->Scalar());
-      ASSERT_OK(
-          (*w)->Exec(absl::StrCat("UPDATE accounts_tags SET tag_id = tag_id + 1"
-                                  " WHERE account_id = ",
-                                  1 + i % 200)));
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-  });
+  std::thread writer = OldApp(
+      "puma", [&] { return !stop.load(); }, &committed, nullptr, /*touch_tags=*/true,
+      absl::Milliseconds(2));
 
   const std::string id = StartMigration();
   ASSERT_FALSE(id.empty());
@@ -677,21 +693,9 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
   // The old app writes until its service manager stops it.
   std::atomic<int> written{0};
   std::vector<std::string> committed;
-  std::thread writer([&] {
-    auto w = PgConnection::ConnectParams({{"host", old_->cluster()->socket_dir()},
-                                          {"port", absl::StrCat(old_->cluster()->port())},
-                                          {"user", "mastodon"},
-                                          {"dbname", kOldDb},
-                                          {"application_name", "sidekiq"}});
-    ASSERT_OK(w);
-    for (int i = 0; OldAppRunning(); ++i) {
-      auto id = (*w)->Query("INSERT INTO statuses (account_id, text) VALUES ($1, $2) RETURNING id",
-                            {absl::StrCat(1 + i % 200), absl::StrCat("live ", i)});
-      ASSERT_OK(id);
-      committed.push_back(id->Scalar());
-      ++written;
-    }
-  });
+  std::thread writer = OldApp(
+      "sidekiq", [&] { return OldAppRunning(); }, &committed, &written, /*touch_tags=*/false,
+      absl::ZeroDuration());
   const std::string id = StartMigration(
       {"--from-agent", "old-host", "--media-pass-every", "1s", "--media-bandwidth-limit", "10M"});
   v1::Operation following = WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
@@ -841,6 +845,220 @@ TEST_F(MigrateWithOldAgentTest, TheNewAgentKilledDuringTheCutOverStartsTheOldApp
   CommandResult events = CliOnSocket({"--json", "ops", "watch", id});
   EXPECT_THAT(events.stdout_text,
               HasSubstr("agent 'old-host', hold " + id + ") was started again"));
+}
+
+// A physical migration into a source install on Debian (systemd units and
+// pg_ctlcluster faked; the clusters real PostgreSQL 15): the whole old
+// cluster copied through a slot beside this host's data directory, run as
+// a standby while a writer plays the old app, promoted at the cut-over and
+// put in place of this host's cluster, which is kept beside it.
+class MigratePhysicalTest : public MigrateCliTest {
+ protected:
+  void SetUp() override {
+    MigrateCliTest::SetUp();
+    auto here = TestPostgres::Start(15, {"cluster_name=15/main"});
+    ASSERT_OK(here);
+    here_ = std::move(*here);
+    ASSERT_OK(here_->Exec("CREATE ROLE mastodon LOGIN"));
+    ASSERT_OK(here_->Exec(absl::StrCat("CREATE DATABASE ", kOldDb, " OWNER mastodon")));
+    ASSERT_OK(here_->Exec("CREATE TABLE fresh_install (id int)", kOldDb));
+    auto host = testing::FakeHost::Create();
+    ASSERT_OK(host);
+    sys_ = std::move(*host);
+    sys_->InstallSystemd(absl::StrCat(
+        "DB_HOST=", here_->cluster()->socket_dir(), "\nDB_PORT=", here_->cluster()->port(),
+        "\nDB_USER=mastodon\nDB_NAME=", kOldDb, "\nSECRET_KEY_BASE=x\n"));
+    testing::FakeHost::AddMigrations(
+        sys_->app_dir(), {"20240101000000_create_everything", "20250301000000_add_newer"}, {});
+    sys_->InstallDebianCluster(
+        "15/main", here_->cluster()->data_dir(), here_->bin_dir(),
+        absl::StrCat("-p ", here_->cluster()->port(), " -k ", here_->cluster()->socket_dir(),
+                     " -c listen_addresses= -c cluster_name=15/main"),
+        here_->base_dir() + "/restarted.log");
+    ASSERT_OK(sys_->RunTool(
+        {"systemctl", "start", "mastodon-streaming", "mastodon-sidekiq", "mastodon-web"}));
+  }
+
+  void TearDown() override {
+    // The server pg_ctlcluster started again, if it did.
+    if (sys_ != nullptr) sys_->RunTool({"pg_ctlcluster", "15", "main", "stop"}).IgnoreError();
+    MigrateCliTest::TearDown();
+  }
+
+  void StartSystemdAgent() {
+    HostLayout layout = sys_->Layout();
+    StartAgent({"--runtime", "systemd", "--app-dir", layout.app_dir, "--systemd-unit-dir",
+                layout.systemd_unit_dir, "--host-path", layout.host_path, "--target-conninfo",
+                here_->ConnInfo(""), "--cluster-data-root", here_->base_dir()});
+  }
+
+  std::string Here(const std::string& sql) {
+    auto v = here_->QueryValue(sql, kOldDb);
+    EXPECT_OK(v);
+    return v.ok() ? *v : "";
+  }
+
+  std::string CopyDir(const std::string& id) const {
+    return absl::StrCat(here_->base_dir(), "/.data.mastodon-restore-", id);
+  }
+  std::string PreviousDir(const std::string& id) const {
+    return absl::StrCat(here_->base_dir(), "/data.previous-", id);
+  }
+
+  // The standby's socket directories left in /tmp.
+  static int StandbySocketDirs(const std::string& id) {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/tmp")) {
+      n += absl::StartsWith(e.path().filename().string(), "mr-standby-" + id + "-");
+    }
+    return n;
+  }
+
+  // pg_ctlcluster and systemctl stop/start calls on this host, in order.
+  std::vector<std::string> HostControl() const {
+    std::vector<std::string> out;
+    for (const auto& c : sys_->Calls()) {
+      if (c.tool == "pg_ctlcluster" && c.argv.size() >= 3) {
+        out.push_back("pg_ctlcluster " + c.argv[2]);
+      } else if (c.tool == "systemctl" && !c.argv.empty() &&
+                 (c.argv[0] == "stop" || c.argv[0] == "start")) {
+        out.push_back("systemctl " + c.argv[0]);
+      }
+    }
+    return out;
+  }
+
+  std::unique_ptr<TestPostgres> here_;
+  std::unique_ptr<testing::FakeHost> sys_;
+};
+
+TEST_F(MigratePhysicalTest, TheCopyOfTheOldClusterReplacesThisOneAndLosesNoRow) {
+  StartSystemdAgent();
+  sys_->ClearCalls();
+  std::atomic<bool> stop{false};
+  std::vector<std::string> committed;
+  std::thread writer = OldApp(
+      "puma", [&] { return !stop.load(); }, &committed, nullptr, /*touch_tags=*/false,
+      absl::Milliseconds(2));
+  const std::string id = StartMigration({"--physical"});
+  ASSERT_FALSE(id.empty());
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  // The copy runs beside this host's cluster, which is untouched; its
+  // socket is in a directory only postgres and root reach.
+  EXPECT_TRUE(std::filesystem::exists(CopyDir(id) + "/data/PG_VERSION"));
+  EXPECT_EQ(StandbySocketDirs(id), 1);
+  for (const auto& e : std::filesystem::directory_iterator("/tmp")) {
+    if (!absl::StartsWith(e.path().filename().string(), "mr-standby-" + id + "-")) continue;
+    struct stat st;
+    ASSERT_EQ(::stat(e.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0700u);
+  }
+  EXPECT_EQ(Here("SELECT count(*) FROM fresh_install"), "0");
+  EXPECT_EQ(
+      Old("SELECT count(*) FROM pg_replication_slots WHERE slot_type = 'physical' AND active"),
+      "1");
+  absl::SleepFor(absl::Milliseconds(500));
+  stop = true;
+  writer.join();
+  ASSERT_GT(committed.size(), 20u);
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  v1::Operation done = Show(id);
+  ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
+  const v1::MigrateResult& m = done.migrate_result();
+  EXPECT_EQ(m.method(), v1::FOLLOW_METHOD_PHYSICAL);
+  EXPECT_GT(m.base_backup_bytes(), 1000000);
+  EXPECT_EQ(m.previous_data_directory(), PreviousDir(id));
+  EXPECT_GT(m.downtime_seconds(), 0);
+
+  // Every row the old app committed is here once; the sequences came with
+  // the copy; this host's own cluster is kept beside it.
+  std::set<std::string> ids;
+  auto rows = PgConnection::Connect(here_->ConnInfo(kOldDb));
+  ASSERT_OK(rows);
+  auto live = (*rows)->Query("SELECT id FROM statuses WHERE text LIKE 'live %'");
+  ASSERT_OK(live);
+  for (const auto& row : live->rows) ids.insert(row[0].value_or(""));
+  EXPECT_EQ(ids, std::set<std::string>(committed.begin(), committed.end()));
+  EXPECT_EQ(live->rows.size(), committed.size());
+  EXPECT_EQ(Here("SELECT count(*) FROM statuses"), Old("SELECT count(*) FROM statuses"));
+  EXPECT_EQ(Here("SELECT nextval('statuses_id_seq') > max(id) FROM statuses"), "t");
+  EXPECT_EQ(Here("SELECT to_regclass('fresh_install') IS NULL"), "t");
+  EXPECT_EQ(Here("SELECT pg_is_in_recovery()"), "f");
+  EXPECT_EQ(Here("SELECT max(version) FROM schema_migrations"), "20250301000000");
+  EXPECT_TRUE(std::filesystem::exists(PreviousDir(id) + "/PG_VERSION"));
+  EXPECT_FALSE(std::filesystem::exists(CopyDir(id)));
+  EXPECT_EQ(StandbySocketDirs(id), 0);
+  EXPECT_EQ(Old("SELECT count(*) FROM pg_replication_slots"), "0");
+  // The app stopped before this host's cluster, which was started again
+  // on the copy before the app.
+  EXPECT_THAT(HostControl(), ::testing::ElementsAre("systemctl stop", "pg_ctlcluster stop",
+                                                    "pg_ctlcluster start", "systemctl start"));
+  // The old server's password is in no record, no log, and no longer in
+  // the copy's configuration.
+  EXPECT_THAT(AgentFiles(), Not(HasSubstr(kPassword)));
+  EXPECT_THAT(ReadFileOrEmpty(here_->cluster()->data_dir() + "/postgresql.auto.conf"),
+              Not(HasSubstr(kPassword)));
+  r = CliOnSocket({"ops", "show", id});
+  EXPECT_THAT(r.stdout_text, HasSubstr("physical: "));
+  EXPECT_THAT(r.stdout_text, HasSubstr(PreviousDir(id) + " (this host's cluster before"));
+}
+
+TEST_F(MigratePhysicalTest, TheAgentKilledBetweenTheRenamesPutsThisHostsClusterBack) {
+  agent_env_ = {"MR_FAILPOINTS=cluster_swap.between_renames=kill"};
+  StartSystemdAgent();
+  const std::string id = StartMigration({"--physical"});
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  ASSERT_TRUE(agent_->Wait(absl::Seconds(90)).has_value()) << "the agent did not die";
+  agent_.reset();
+  // Half swapped: this host's data directory renamed away, its server down.
+  EXPECT_FALSE(std::filesystem::exists(here_->cluster()->data_dir()));
+  agent_env_.clear();
+  StartSystemdAgent();
+  EXPECT_EQ(Show(id).state(), v1::OPERATION_STATE_INTERRUPTED);
+  // This host's cluster is back and runs; the copy is gone; the app runs.
+  EXPECT_EQ(Here("SELECT count(*) FROM fresh_install"), "0");
+  EXPECT_FALSE(std::filesystem::exists(CopyDir(id)));
+  EXPECT_FALSE(std::filesystem::exists(PreviousDir(id)));
+  EXPECT_OK(sys_->RunTool({"systemctl", "is-active", "mastodon-web"}));
+  // The slot the agent could not drop (recovery has no password for the
+  // old server) is named with how to drop it.
+  CommandResult events = CliOnSocket({"--json", "ops", "watch", id});
+  EXPECT_THAT(events.stdout_text, HasSubstr("put this host's cluster back"));
+  EXPECT_THAT(events.stdout_text, HasSubstr("pg_drop_replication_slot"));
+  EXPECT_THAT(events.stdout_text, HasSubstr("started this host's PostgreSQL (15/main)"));
+}
+
+TEST_F(MigratePhysicalTest, TheAgentKilledWhileFollowingLeavesThisHostsClusterUntouched) {
+  StartSystemdAgent();
+  sys_->ClearCalls();
+  const std::string id = StartMigration({"--physical"});
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  agent_->Signal(SIGKILL);
+  agent_->Wait(absl::Seconds(30));
+  agent_.reset();
+  StartSystemdAgent();
+  EXPECT_EQ(Show(id).state(), v1::OPERATION_STATE_INTERRUPTED);
+  EXPECT_FALSE(std::filesystem::exists(CopyDir(id)));
+  EXPECT_EQ(StandbySocketDirs(id), 0);
+  EXPECT_EQ(Here("SELECT count(*) FROM fresh_install"), "0");
+  EXPECT_THAT(HostControl(), ::testing::IsEmpty());
+  CommandResult events = CliOnSocket({"--json", "ops", "watch", id});
+  EXPECT_THAT(events.stdout_text, HasSubstr("stopped and removed the copy of the old cluster"));
+}
+
+TEST_F(MigratePhysicalTest, AClusterWithOtherDatabasesIsRefusedBeforeAnythingIsCreated) {
+  ASSERT_OK(here_->Exec("CREATE DATABASE other_app"));
+  StartSystemdAgent();
+  const std::string id = StartMigration({"--physical"});
+  v1::Operation op = WaitForState(id, v1::OPERATION_STATE_FAILED);
+  EXPECT_EQ(op.error().step(), "preflight");
+  EXPECT_THAT(op.error().message(), HasSubstr("holds other databases (other_app)"));
+  EXPECT_THAT(op.error().message(), HasSubstr("migrate by logical replication"));
+  EXPECT_FALSE(std::filesystem::exists(CopyDir(id)));
+  EXPECT_EQ(Old("SELECT count(*) FROM pg_replication_slots"), "0");
 }
 
 }  // namespace

@@ -136,6 +136,17 @@ void FakeHost::InstallSystemd(const std::string& env_file) {
   }
 }
 
+void FakeHost::InstallDebianCluster(const std::string& cluster, const std::string& data_dir,
+                                    const std::string& bin_dir, const std::string& server_options,
+                                    const std::string& log) {
+  Link("pg_ctlcluster", dir_ + "/bin/pg_ctlcluster");
+  Set("PG_CLUSTER", cluster);
+  Set("PG_CLUSTER_DATA", data_dir);
+  Set("PG_CLUSTER_BIN", bin_dir);
+  Set("PG_CLUSTER_OPTS", server_options);
+  Set("PG_CLUSTER_LOG", log);
+}
+
 void FakeHost::InstallCompose(const std::string& env_file) {
   WriteText(app_dir() + "/docker-compose.yml",
             "services:\n  db:\n    image: postgres:14-alpine\n  web:\n"

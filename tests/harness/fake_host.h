@@ -67,6 +67,12 @@ class FakeHost {
   // Mastodon image and .env.production (`env_file`); the "image" code in
   // <dir>/compose-app; the db service answers on DOCKER_DB_IP.
   void InstallCompose(const std::string& env_file);
+  // Debian's pg_ctlcluster for one cluster (`cluster`, "15/main"): the
+  // server on `data_dir`, run by the real pg_ctl of `bin_dir` as postgres
+  // with `server_options` ("-p 5433 -k /tmp/x"), its log in `log`.
+  void InstallDebianCluster(const std::string& cluster, const std::string& data_dir,
+                            const std::string& bin_dir, const std::string& server_options,
+                            const std::string& log);
   // Writes migration files (<version>_<snake_name>.rb) into
   // `code_dir`/db/migrate and db/post_migrate.
   static void AddMigrations(const std::string& code_dir, const std::vector<std::string>& pre,
