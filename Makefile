@@ -119,12 +119,14 @@ bench-load: build
 	$(BUILD_DIR)/bench/load_bench --scale $(SCALE) --watchers 1000 --rate 200 --seconds 60 \
 	  --output bench/results/$$(date +%Y-%m-%d)-load.md
 
-# Media from a bucket (a real S3-compatible server) against curl, sequential
-# and parallel, on the same objects.
+# The live migration, logical and physical, against a dump-based move of the
+# same database with a writer on the old server: the downtime of each.
 bench-migrate: build
 	$(BUILD_DIR)/bench/migrate_bench --scale $(SCALE) --runs 3 \
 	  --output bench/results/$$(date +%Y-%m-%d)-migrate.md
 
+# Media from a bucket (a real S3-compatible server) against curl, sequential
+# and parallel, on the same objects.
 bench-bucket: build
 	$(BUILD_DIR)/bench/bucket_bench --files 20000 --mb 2000 --runs 3 \
 	  --output bench/results/$$(date +%Y-%m-%d)-bucket.md

@@ -9,6 +9,11 @@
 //                   per second; after --follow-seconds the writer stops (the
 //                   old app stopped) and the cut-over is asked. Downtime:
 //                   the writer stopped -> the migrated database swapped in.
+//   physical        the same with method physical (same majors only): the
+//                   old cluster copied by pg_basebackup, run as a standby,
+//                   promoted and put in place of the new cluster, which
+//                   pg_ctlcluster (here a script running pg_ctl) stops and
+//                   starts as on a Debian host.
 //   dump and restore the writer stops, pg_dump -Fc of the old database, then
 //                   the agent's restore of it (its fastest path: the native
 //                   archive reader, 2 jobs). Downtime: the whole of it.
@@ -20,6 +25,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -100,6 +106,27 @@ class Writer {
   std::atomic<bool> failed_{false};
 };
 
+enum class Contender { kLogical, kPhysical, kDump };
+
+const char* Name(Contender c) {
+  switch (c) {
+    case Contender::kLogical:
+      return "live migration";
+    case Contender::kPhysical:
+      return "physical";
+    default:
+      return "dump and restore";
+  }
+}
+
+// The steps of the downtime each migration reports.
+const std::vector<std::string>& DowntimeSteps(Contender c) {
+  static const std::vector<std::string> logical = {"catch_up", "sequences", "unsubscribe", "verify",
+                                                   "swap"};
+  static const std::vector<std::string> physical = {"catch_up", "promote", "verify", "swap"};
+  return c == Contender::kPhysical ? physical : logical;
+}
+
 struct Sample {
   bool ok = false;
   double downtime = 0;
@@ -139,27 +166,37 @@ class MigrateBench {
     old_ = bench::StartCluster(
         work_, runner_.get(), env_.get(), kTag, true,
         {"wal_level=logical", "max_wal_senders=10", "max_replication_slots=10"});
-    new_ = bench::StartCluster(work_, runner_.get(), env_.get(), kTag, true, {}, target_bin_);
+    if (old_ == nullptr) return 1;
+    // Named as a Debian cluster, for the physical contender (same major).
+    new_ = bench::StartCluster(work_, runner_.get(), env_.get(), kTag, true,
+                               {absl::StrCat("cluster_name=", old_->major_version(), "/main")},
+                               target_bin_);
     if (old_ == nullptr || new_ == nullptr) return 1;
     if (!Generate()) return 1;
-    std::vector<Sample> live, dumped;
+    std::vector<Contender> contenders = {Contender::kLogical, Contender::kDump};
+    if (old_->major_version() == new_->major_version()) {
+      if (!WriteClusterControl()) return 1;
+      contenders.push_back(Contender::kPhysical);
+    }
+    std::map<Contender, std::vector<Sample>> samples;
     for (int run = 0; run < runs_; ++run) {
-      for (int which = 0; which < 2; ++which) {
-        const bool migrate = (run + which) % 2 == 0;  // interleaved, alternating first
-        Sample s = migrate ? LiveMigration(run) : DumpAndRestore(run);
+      for (size_t which = 0; which < contenders.size(); ++which) {
+        // Interleaved, each run starting with the next one.
+        const Contender c = contenders[(run + which) % contenders.size()];
+        Sample s = c == Contender::kDump ? DumpAndRestore(run) : LiveMigration(run, c);
         if (!s.ok) {
-          std::fprintf(stderr, "%s: run %d %s failed: %s\n", kTag, run + 1,
-                       migrate ? "live migration" : "dump and restore", s.error.c_str());
+          std::fprintf(stderr, "%s: run %d %s failed: %s\n", kTag, run + 1, Name(c),
+                       s.error.c_str());
           return 1;
         }
         std::printf("run %d  %-16s downtime %7.2f s  server CPU %6.1f s  rows written %lld\n",
-                    run + 1, migrate ? "live migration" : "dump and restore", s.downtime,
-                    s.server_cpu, static_cast<long long>(s.rows_written));
+                    run + 1, Name(c), s.downtime, s.server_cpu,
+                    static_cast<long long>(s.rows_written));
         std::fflush(stdout);
-        (migrate ? live : dumped).push_back(s);
+        samples[c].push_back(s);
       }
     }
-    const std::string report = Report(live, dumped);
+    const std::string report = Report(samples);
     std::fputs(report.c_str(), stdout);
     if (!output.empty()) std::ofstream(output) << report;
     return 0;
@@ -167,6 +204,13 @@ class MigrateBench {
 
   // Stops both servers and removes their clusters.
   void Clean() {
+    // A server pg_ctlcluster started (after a physical swap) is no child.
+    if (new_ != nullptr && env_->Exists(work_ + "/bin/pg_ctlcluster")) {
+      bench::RunTool(
+          runner_.get(), "/",
+          {work_ + "/bin/pg_ctlcluster", absl::StrCat(new_->major_version()), "main", "stop"},
+          "pg_ctlcluster", kTag);
+    }
     old_.reset();
     new_.reset();
     bench::RunTool(runner_.get(), "/", {"/bin/rm", "-rf", work_}, "rm", kTag);
@@ -215,6 +259,32 @@ class MigrateBench {
     return true;
   }
 
+  // The new cluster's pg_ctlcluster, as Debian's runs it: pg_ctl as
+  // postgres, with the options the benchmark's cluster started with.
+  bool WriteClusterControl() {
+    std::string options =
+        absl::StrCat("-p ", new_->port(), " -k ", new_->socket_dir(),
+                     " -c listen_addresses= -c cluster_name=", new_->major_version(), "/main");
+    for (const char* s : {"fsync=off", "synchronous_commit=off", "full_page_writes=off",
+                          "max_wal_size=4GB", "checkpoint_timeout=30min"}) {
+      absl::StrAppend(&options, " -c ", s);
+    }
+    const std::string pg_ctl = new_->bin_dir() + "/pg_ctl";
+    const std::string script = absl::StrCat(
+        "#!/bin/sh\n# pg_ctlcluster VERSION NAME start|stop for the benchmark's new cluster.\n",
+        "case \"$3\" in\n", "  stop) exec /usr/sbin/runuser -u postgres -- ", pg_ctl,
+        " stop -w -m fast -D ", new_->data_dir(), " >/dev/null ;;\n",
+        "  start) exec /usr/sbin/runuser -u postgres -- ", pg_ctl, " start -w -t 120 -D ",
+        new_->data_dir(), " -l ", new_->data_dir(), "/../restarted.log -o '", options,
+        "' >/dev/null ;;\n", "esac\nexit 1\n");
+    if (!env_->CreateDirs(work_ + "/bin", 0755, false).ok() ||
+        !env_->WriteFileAtomic(work_ + "/bin/pg_ctlcluster", script, 0755).ok()) {
+      std::fprintf(stderr, "%s: unable to write %s/bin/pg_ctlcluster\n", kTag, work_.c_str());
+      return false;
+    }
+    return true;
+  }
+
   static pid_t PostmasterPid(const LocalCluster& cluster) {
     std::ifstream pid_file(cluster.data_dir() + "/postmaster.pid");
     std::string line;
@@ -228,22 +298,27 @@ class MigrateBench {
            bench::ServerCpuSeconds(PostmasterPid(*new_));
   }
 
-  Sample LiveMigration(int run) {
+  Sample LiveMigration(int run, Contender c) {
     Sample s;
     if (!DropTarget()) {
       s.error = "unable to drop the target database";
       return s;
     }
+    const bool physical = c == Contender::kPhysical;
     JobEnv jobs;
     jobs.runner = runner_.get();
     jobs.env = env_.get();
     jobs.pg = &pg_;
     jobs.target_conninfo = new_->ConnInfo();
     jobs.scratch_dir = work_;
+    jobs.host_path = work_ + "/bin:/usr/sbin:/usr/bin:/bin";
+    jobs.cluster_data_roots = {work_};
     v1::MigrateOptions options;
     options.mutable_source()->set_conninfo(old_->ConnInfo());
     options.mutable_source()->set_database(kSourceDb);
-    options.mutable_target()->set_database(kTargetDb);
+    // A physical copy keeps the old cluster's names.
+    options.mutable_target()->set_database(physical ? kSourceDb : kTargetDb);
+    if (physical) options.set_method(v1::FOLLOW_METHOD_PHYSICAL);
     options.set_skip_migrate(true);
     options.set_skip_feeds_build(true);
     options.set_leave_stopped(true);
@@ -253,7 +328,7 @@ class MigrateBench {
       return s;
     }
     v1::OperationRecord record;
-    record.mutable_operation()->set_id(absl::StrCat("op-bench-", run));
+    record.mutable_operation()->set_id(absl::StrCat("op-bench-", std::string(1, Name(c)[0]), run));
     record.mutable_operation()->set_kind(v1::OPERATION_KIND_MIGRATE);
     Operation op(record, env_.get(), nullptr);
     op.DeclareSteps(spec->steps);
@@ -263,6 +338,8 @@ class MigrateBench {
       return s;
     }
     const double cpu0 = ServersCpu();
+    const double old_cpu0 = bench::ServerCpuSeconds(PostmasterPid(*old_));
+    const pid_t new_pid = PostmasterPid(*new_);
     absl::Status outcome;
     std::thread job([&] {
       op.MarkRunning();
@@ -292,16 +369,33 @@ class MigrateBench {
       return s;
     }
     s.server_cpu = ServersCpu() - cpu0;
+    if (PostmasterPid(*new_) != new_pid) {
+      // This host's server was restarted on the copy: its CPU before the
+      // swap is gone with its old postmaster (and the copy's standby is
+      // not counted): the old server and the restarted one.
+      s.server_cpu = bench::ServerCpuSeconds(PostmasterPid(*old_)) - old_cpu0 +
+                     bench::ServerCpuSeconds(PostmasterPid(*new_));
+    }
     s.rows_written = writer.committed();
     for (const v1::Step& step : done.steps()) {
-      if (step.name() == "copy") s.copy_seconds = StepSeconds(step);
+      // The initial copy: the rows (logical), or the base backup and the
+      // standby's start (physical).
+      if (step.name() == "copy" || step.name() == "base_backup" || step.name() == "standby") {
+        s.copy_seconds += StepSeconds(step);
+      }
       if (step.name() == "swap") {
         s.downtime = absl::ToDoubleSeconds(absl::FromUnixSeconds(step.end_time().seconds()) +
                                            absl::Nanoseconds(step.end_time().nanos()) - stopped);
       }
-      for (const char* name : {"catch_up", "sequences", "unsubscribe", "verify", "swap"}) {
+      for (const std::string& name : DowntimeSteps(c)) {
         if (step.name() == name) s.steps[name] = StepSeconds(step);
       }
+    }
+    // The cluster the copy replaced is kept beside it: not here.
+    if (physical && !done.migrate_result().previous_data_directory().empty()) {
+      bench::RunTool(runner_.get(), "/",
+                     {"/bin/rm", "-rf", done.migrate_result().previous_data_directory()}, "rm",
+                     kTag);
     }
     s.ok = true;
     return s;
@@ -363,15 +457,21 @@ class MigrateBench {
     return s;
   }
 
-  std::string Report(const std::vector<Sample>& live, const std::vector<Sample>& dumped) const {
+  std::string Report(const std::map<Contender, std::vector<Sample>>& samples) const {
     auto median = [](const std::vector<Sample>& v, auto field) {
       std::vector<double> x;
       for (const Sample& s : v) x.push_back(field(s));
       return bench::Median(x);
     };
+    auto get = [&](Contender c) {
+      auto it = samples.find(c);
+      return it == samples.end() ? std::vector<Sample>() : it->second;
+    };
+    const std::vector<Sample> live = get(Contender::kLogical);
+    const std::vector<Sample> dumped = get(Contender::kDump);
+    const std::vector<Sample> physical = get(Contender::kPhysical);
     const double live_down = median(live, [](const Sample& s) { return s.downtime; });
     const double dump_down = median(dumped, [](const Sample& s) { return s.downtime; });
-    const double copy = median(live, [](const Sample& s) { return s.copy_seconds; });
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     std::string out = absl::StrFormat(
@@ -393,17 +493,21 @@ class MigrateBench {
       }
       return absl::StrFormat("%.2f–%.2f", lo, hi);
     };
-    std::string steps;
-    for (const char* name : {"catch_up", "sequences", "unsubscribe", "verify", "swap"}) {
-      absl::StrAppendFormat(&steps, "%s%s %.2f", steps.empty() ? "" : ", ", name,
-                            median(live, [&](const Sample& s) {
-                              auto it = s.steps.find(name);
-                              return it == s.steps.end() ? 0.0 : it->second;
-                            }));
-    }
-    absl::StrAppendFormat(&out, "| live migration | %.2f | %s | %.1f | %s |\n", live_down,
-                          minmax(live), median(live, [](const Sample& s) { return s.server_cpu; }),
-                          steps);
+    auto row = [&](Contender c, const std::vector<Sample>& v, const std::string& label) {
+      std::string steps;
+      for (const std::string& name : DowntimeSteps(c)) {
+        absl::StrAppendFormat(&steps, "%s%s %.2f", steps.empty() ? "" : ", ", name,
+                              median(v, [&](const Sample& s) {
+                                auto it = s.steps.find(name);
+                                return it == s.steps.end() ? 0.0 : it->second;
+                              }));
+      }
+      absl::StrAppendFormat(&out, "| %s | %.2f | %s | %.1f | %s |\n", label,
+                            median(v, [](const Sample& s) { return s.downtime; }), minmax(v),
+                            median(v, [](const Sample& s) { return s.server_cpu; }), steps);
+    };
+    row(Contender::kLogical, live, "live migration");
+    if (!physical.empty()) row(Contender::kPhysical, physical, "live migration (physical)");
     absl::StrAppendFormat(
         &out,
         "| pg_dump -Fc, then the agent's restore (2 jobs) | %.2f | %s | %.1f | dump %.2f, "
@@ -411,13 +515,29 @@ class MigrateBench {
         dump_down, minmax(dumped), median(dumped, [](const Sample& s) { return s.server_cpu; }),
         median(dumped, [](const Sample& s) { return s.dump_seconds; }),
         median(dumped, [](const Sample& s) { return s.restore_seconds; }));
+    const double copy = median(live, [](const Sample& s) { return s.copy_seconds; });
     absl::StrAppendFormat(
         &out,
-        "\nDowntime ratio: the dump-based move is down %.1f× longer. The live migration's "
-        "initial copy (the old app still serving) took %.2f s: %.1f MB/s of database. Peak RSS of "
-        "this process (the agent's job and the benchmark): %.0f MB.\n",
+        "\nDowntime ratio: the dump-based move is down %.1f× longer than the logical "
+        "migration. The logical migration's initial copy (the old app still serving) took "
+        "%.2f s: %.1f MB/s of database.",
         live_down > 0 ? dump_down / live_down : 0, copy,
-        copy > 0 ? database_bytes_ / 1048576.0 / copy : 0, ru.ru_maxrss / 1024.0);
+        copy > 0 ? database_bytes_ / 1048576.0 / copy : 0);
+    if (!physical.empty()) {
+      const double down = median(physical, [](const Sample& s) { return s.downtime; });
+      const double base = median(physical, [](const Sample& s) { return s.copy_seconds; });
+      absl::StrAppendFormat(
+          &out,
+          " The physical migration is down %.2f s (%.1f× shorter than the dump-based move); "
+          "its base backup and standby start (the whole cluster, the old app still serving) "
+          "took %.2f s: %.1f MB/s of database (its server CPU: the old server's and the new one's "
+          "after its restart on the copy; the copy's standby is not counted).",
+          down, down > 0 ? dump_down / down : 0, base,
+          base > 0 ? database_bytes_ / 1048576.0 / base : 0);
+    }
+    absl::StrAppendFormat(
+        &out, " Peak RSS of this process (the agent's job and the benchmark): %.0f MB.\n",
+        ru.ru_maxrss / 1024.0);
     return out;
   }
 
