@@ -7,10 +7,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "agent/common/args.h"
 
@@ -95,6 +97,29 @@ bool RunTool(CommandRunner* runner, const std::string& cwd, std::vector<std::str
     std::fprintf(stderr, "%s: %s failed: %s\n", tag.c_str(), what.c_str(),
                  r.ok() ? r->stderr_text.c_str() : std::string(r.status().message()).c_str());
     return false;
+  }
+  return true;
+}
+
+bool ForEachMediaFile(
+    int files, int64_t bytes,
+    const std::function<bool(const std::string& rel, int index, absl::string_view data)>& file) {
+  std::mt19937_64 rng(42);
+  const int64_t per_file = bytes / files;
+  std::vector<uint64_t> buf(static_cast<size_t>(per_file * 2 / 8 + 1));
+  for (int i = 0; i < files; ++i) {
+    const int64_t size =
+        per_file / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(per_file));
+    for (size_t k = 0; k < static_cast<size_t>(size / 8 + 1); ++k) buf[k] = rng();
+    const std::string rel =
+        absl::StrFormat("%s/files/%03d/%03d/%03d/original/%d.%s",
+                        i % 10 == 0 ? "accounts/avatars" : "media_attachments", i / 1000000,
+                        (i / 1000) % 1000, i % 1000, i, i % 10 == 0 ? "png" : "jpg");
+    if (!file(rel, i,
+              absl::string_view(reinterpret_cast<const char*>(buf.data()),
+                                static_cast<size_t>(size)))) {
+      return false;
+    }
   }
   return true;
 }

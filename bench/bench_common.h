@@ -5,11 +5,14 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "agent/common/env.h"
 #include "agent/common/subprocess.h"
 #include "agent/database/local_cluster.h"
@@ -61,6 +64,16 @@ std::optional<TreeBenchFlags> ParseTreeBenchFlags(const std::vector<std::string>
                                                   const std::string& files_help,
                                                   const std::string& work_dir_help,
                                                   const std::string& default_work_dir);
+
+// The media benchmarks' Mastodon-shaped tree, the same on every run (seed
+// 42): `files` files of `bytes` in all on average (each between half and
+// one and a half times the mean), incompressible, one in ten an avatar.
+// `file` gets each one's path below the media directory
+// ("media_attachments/files/000/000/001/original/1.jpg"), its index and
+// its contents; false from it stops the walk, and is returned.
+bool ForEachMediaFile(
+    int files, int64_t bytes,
+    const std::function<bool(const std::string& rel, int index, absl::string_view data)>& file);
 
 // In `dir` (with the real openssl): ca.pem/ca.key, server.pem/server.key
 // for 127.0.0.1 and client.pem/client.key, all signed by the CA.

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -34,26 +33,19 @@ bool WriteMediaTar(const std::string& path, int files, int64_t bytes) {
   struct archive* a = archive_write_new();
   archive_write_set_format_pax_restricted(a);
   if (archive_write_open_filename(a, path.c_str()) != ARCHIVE_OK) return false;
-  std::mt19937_64 rng(42);
-  const int64_t per_file = bytes / files;
-  std::vector<uint64_t> buf(static_cast<size_t>(per_file * 2 / 8 + 1));
-  for (int i = 0; i < files; ++i) {
-    int64_t size = per_file / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(per_file));
-    for (size_t k = 0; k < static_cast<size_t>(size / 8 + 1); ++k) buf[k] = rng();
-    std::string name =
-        absl::StrFormat("system/%s/files/%03d/%03d/%03d/original/%d.%s",
-                        i % 10 == 0 ? "accounts/avatars" : "media_attachments", i / 1000000,
-                        (i / 1000) % 1000, i % 1000, i, i % 10 == 0 ? "png" : "jpg");
+  bench::ForEachMediaFile(files, bytes, [&](const std::string& rel, int i, absl::string_view data) {
+    const std::string name = "system/" + rel;
     struct archive_entry* e = archive_entry_new();
     archive_entry_set_pathname(e, name.c_str());
     archive_entry_set_filetype(e, AE_IFREG);
     archive_entry_set_perm(e, 0644);
     archive_entry_set_mtime(e, 1700000000 + i, 0);
-    archive_entry_set_size(e, size);
+    archive_entry_set_size(e, static_cast<int64_t>(data.size()));
     archive_write_header(a, e);
-    archive_write_data(a, buf.data(), static_cast<size_t>(size));
+    archive_write_data(a, data.data(), data.size());
     archive_entry_free(e);
-  }
+    return true;
+  });
   archive_write_close(a);
   archive_write_free(a);
   return true;

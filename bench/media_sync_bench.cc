@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <random>
 #include <regex>
 #include <string>
 #include <vector>
@@ -36,25 +35,16 @@ namespace {
 
 using bench::Median;
 
-// Writes the tree (as media_bench's archive: avatars and attachments).
+// Writes the media benchmarks' tree below `root`.
 bool WriteTree(const std::string& root, int files, int64_t bytes, Env* env) {
-  std::mt19937_64 rng(42);
-  const int64_t per_file = bytes / files;
-  std::vector<uint64_t> buf(static_cast<size_t>(per_file * 2 / 8 + 1));
-  for (int i = 0; i < files; ++i) {
-    const int64_t size =
-        per_file / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(per_file));
-    for (size_t k = 0; k < static_cast<size_t>(size / 8 + 1); ++k) buf[k] = rng();
-    const std::string dir = absl::StrFormat("%s/%s/files/%03d/%03d/%03d/original", root,
-                                            i % 10 == 0 ? "accounts/avatars" : "media_attachments",
-                                            i / 1000000, (i / 1000) % 1000, i % 1000);
-    if (!env->CreateDirs(dir, 0755, false).ok()) return false;
-    std::ofstream out(absl::StrFormat("%s/%d.%s", dir, i, i % 10 == 0 ? "png" : "jpg"),
-                      std::ios::binary);
-    out.write(reinterpret_cast<const char*>(buf.data()), size);
-    if (!out) return false;
-  }
-  return true;
+  return bench::ForEachMediaFile(
+      files, bytes, [&](const std::string& rel, int, absl::string_view data) {
+        const std::string path = absl::StrCat(root, "/", rel);
+        if (!env->CreateDirs(path.substr(0, path.rfind('/')), 0755, false).ok()) return false;
+        std::ofstream out(path, std::ios::binary);
+        out.write(data.data(), static_cast<std::streamsize>(data.size()));
+        return static_cast<bool>(out);
+      });
 }
 
 int Run(const std::vector<std::string>& args) {

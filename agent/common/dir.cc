@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "agent/common/errors.h"
+#include "agent/common/status_macros.h"
 
 namespace mastodon_restore {
 namespace {
@@ -139,6 +140,17 @@ int UniqueFd::Close() {
   return r == 0 ? 0 : errno;
 }
 
+absl::Status WriteAllToFd(int fd, absl::string_view data, const std::string& shown) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError(errno, "write", shown);
+    done += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckComponent(absl::string_view name) {
   if (name.empty() || name == "." || name == ".." || name.find('/') != absl::string_view::npos ||
       name.find('\0') != absl::string_view::npos) {
@@ -247,6 +259,34 @@ absl::StatusOr<UniqueFd> Dir::CreateFile(absl::string_view name, mode_t mode) co
   // openat applied the umask; set the exact mode.
   if (::fchmod(fd, mode) != 0) return ErrnoError(errno, "set the mode of", PathOf(name));
   return file;
+}
+
+absl::StatusOr<std::string> Dir::ReadFile(absl::string_view rel, size_t max_bytes) const {
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(rel));
+  std::string out;
+  char buf[8192];
+  while (out.size() < max_bytes) {
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoError(errno, "read", PathOf(rel));
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+absl::Status Dir::WriteFile(absl::string_view name, absl::string_view data, mode_t mode, uid_t uid,
+                            gid_t gid) const {
+  ASSIGN_OR_RETURN(TempFile temp, CreateTemp(name, mode));
+  absl::Status written = WriteAllToFd(temp.fd.get(), data, PathOf(name));
+  if (written.ok() && ::fsync(temp.fd.get()) != 0)
+    written = ErrnoError(errno, "sync", PathOf(name));
+  if (written.ok() && ::fchown(temp.fd.get(), uid, gid) != 0) {
+    written = ErrnoError(errno, "change the owner of", PathOf(name));
+  }
+  if (written.ok()) written = Rename(temp.name, *this, name, /*no_replace=*/false);
+  if (!written.ok()) Unlink(temp.name).IgnoreError();
+  return written;
 }
 
 absl::StatusOr<TempFile> Dir::CreateTemp(absl::string_view prefix, mode_t mode) const {

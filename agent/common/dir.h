@@ -98,6 +98,16 @@ class Dir {
   // `mode`; ALREADY_EXISTS when anything has that name (a symlink included).
   absl::StatusOr<UniqueFd> CreateFile(absl::string_view name, mode_t mode) const;
 
+  // The regular file `rel` (OpenFile's rules), read until its end or once
+  // `max_bytes` or more are read.
+  absl::StatusOr<std::string> ReadFile(absl::string_view rel, size_t max_bytes) const;
+
+  // Replaces `name` with `data`: written to a CreateTemp file, synced, given
+  // the owner `uid`:`gid`, renamed over `name` (the temp file removed on
+  // failure).
+  absl::Status WriteFile(absl::string_view name, absl::string_view data, mode_t mode, uid_t uid,
+                         gid_t gid) const;
+
   // Creates a file ".<prefix>.<16 random hex digits>.tmp" exclusively
   // (O_EXCL|O_NOFOLLOW) with exactly `mode`: a name nobody can predict, so
   // nobody can plant anything there first.
@@ -153,6 +163,10 @@ class Dir {
   UniqueFd fd_;
   std::string path_;
 };
+
+// Writes all of `data` to `fd` (an interrupted write is retried); the
+// error names `shown`.
+absl::Status WriteAllToFd(int fd, absl::string_view data, const std::string& shown);
 
 // Checks that `name` is one path component. INVALID_ARGUMENT otherwise.
 absl::Status CheckComponent(absl::string_view name);

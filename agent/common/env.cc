@@ -25,18 +25,6 @@
 namespace mastodon_restore {
 namespace {
 
-// Writes all of `data` to `fd`.
-bool WriteAll(int fd, const std::string& data) {
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return false;
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 // A temp file name nobody can predict: ".<name>.<16 hex digits>.tmp".
 }  // namespace
 
@@ -114,7 +102,10 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& dat
     ::close(dfd);
     return ErrnoError(err, verb, object);
   };
-  if (!WriteAll(fd, data)) return fail(errno, "write", shown_tmp);
+  if (absl::Status written = WriteAllToFd(fd, data, shown_tmp); !written.ok()) {
+    fail(0, "write", shown_tmp).IgnoreError();  // removes the temp file
+    return written;
+  }
   // openat applied the umask; set the exact mode.
   if (::fchmod(fd, mode) != 0) return fail(errno, "set the mode of", shown_tmp);
   if (::fsync(fd) != 0) return fail(errno, "sync", shown_tmp);

@@ -23,6 +23,9 @@
 namespace mastodon_restore {
 namespace {
 
+// What is read of a pid, proc or configuration file at most.
+constexpr size_t kSmallFile = 1 << 20;
+
 // The configuration files a cluster may keep in its data directory.
 constexpr const char* kConfigFiles[] = {"postgresql.conf", "pg_hba.conf", "pg_ident.conf",
                                         "postgresql.auto.conf"};
@@ -42,52 +45,13 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitDataDir(const std::stri
   return std::make_pair(parent, base);
 }
 
-absl::StatusOr<std::string> ReadSmallFile(const Dir& dir, const std::string& rel) {
-  ASSIGN_OR_RETURN(UniqueFd fd, dir.OpenFile(rel));
-  std::string out;
-  char buf[8192];
-  while (out.size() < (1 << 20)) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError(errno, "read", dir.PathOf(rel));
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
-absl::Status WriteAll(int fd, const std::string& data, const std::string& shown) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoError(errno, "write", shown);
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) return ErrnoError(errno, "sync", shown);
-  return absl::OkStatus();
-}
-
-// Writes `data` as `name` in `dir` (replacing it) with `mode` and owner.
-absl::Status WriteFileAs(const Dir& dir, const std::string& name, const std::string& data,
-                         mode_t mode, uid_t uid, gid_t gid) {
-  ASSIGN_OR_RETURN(TempFile temp, dir.CreateTemp(name, mode));
-  absl::Status written = WriteAll(temp.fd.get(), data, dir.PathOf(name));
-  if (written.ok() && ::fchown(temp.fd.get(), uid, gid) != 0) {
-    written = ErrnoError(errno, "change the owner of", dir.PathOf(name));
-  }
-  if (written.ok()) written = dir.Rename(temp.name, dir, name, /*no_replace=*/false);
-  if (!written.ok()) dir.Unlink(temp.name).IgnoreError();
-  return written;
-}
-
 // True while process `pid` runs (a zombie, exited but not yet waited for
 // by its parent, does not).
 bool Alive(pid_t pid) {
   if (::kill(pid, 0) != 0) return false;
   auto proc = Dir::OpenPath("/proc");
   if (!proc.ok()) return true;
-  auto stat = ReadSmallFile(*proc, absl::StrCat(pid, "/stat"));
+  auto stat = proc->ReadFile(absl::StrCat(pid, "/stat"), kSmallFile);
   if (!stat.ok()) return false;
   // "pid (comm) S ...": the state follows the last ')'.
   const size_t paren = stat->rfind(')');
@@ -96,7 +60,7 @@ bool Alive(pid_t pid) {
 
 // The pid of the postmaster running on `data` (in `copy`), if one is.
 std::optional<pid_t> RunningPostmaster(const Dir& copy) {
-  auto text = ReadSmallFile(copy, "data/postmaster.pid");
+  auto text = copy.ReadFile("data/postmaster.pid", kSmallFile);
   if (!text.ok()) return std::nullopt;
   int pid = 0;
   if (!absl::SimpleAtoi(text->substr(0, text->find('\n')), &pid) || pid <= 1) return std::nullopt;
@@ -104,7 +68,7 @@ std::optional<pid_t> RunningPostmaster(const Dir& copy) {
   // Only a postgres process is signalled, never whatever took the pid.
   auto dir = Dir::OpenPath("/proc");
   if (!dir.ok()) return std::nullopt;
-  auto comm = ReadSmallFile(*dir, absl::StrCat(pid, "/comm"));
+  auto comm = dir->ReadFile(absl::StrCat(pid, "/comm"), kSmallFile);
   if (!comm.ok() || absl::StripAsciiWhitespace(*comm) != "postgres") return std::nullopt;
   return pid;
 }
@@ -134,8 +98,8 @@ absl::Status CarryConfig(const Dir& previous, const Dir& live) {
       continue;
     }
     RETURN_IF_ERROR(st.status());
-    ASSIGN_OR_RETURN(std::string data, ReadSmallFile(previous, name));
-    RETURN_IF_ERROR(WriteFileAs(live, name, data, st->st_mode & 07777, st->st_uid, st->st_gid));
+    ASSIGN_OR_RETURN(std::string data, previous.ReadFile(name, kSmallFile));
+    RETURN_IF_ERROR(live.WriteFile(name, data, st->st_mode & 07777, st->st_uid, st->st_gid));
   }
   return absl::OkStatus();
 }
@@ -196,14 +160,14 @@ absl::Status CreateClusterCopyDir(const std::string& copy_dir, uid_t uid, gid_t 
   ASSIGN_OR_RETURN(auto split, SplitDataDir(copy_dir));
   ASSIGN_OR_RETURN(Dir parent, Dir::OpenPath(split.first));
   ASSIGN_OR_RETURN(Dir copy, parent.MakeDir(split.second, 0700, uid, gid, false));
-  return WriteFileAs(copy, "standby-hba.conf", hba, 0600, uid, gid);
+  return copy.WriteFile("standby-hba.conf", hba, 0600, uid, gid);
 }
 
 absl::Status PrepareClusterCopy(const std::string& copy_dir) {
   ASSIGN_OR_RETURN(Dir data, Dir::OpenPath(copy_dir + "/data"));
   if (data.Stat("postgresql.conf").ok()) return absl::OkStatus();
   ASSIGN_OR_RETURN(struct stat self, data.StatSelf());
-  return WriteFileAs(data, "postgresql.conf", "", 0600, self.st_uid, self.st_gid);
+  return data.WriteFile("postgresql.conf", "", 0600, self.st_uid, self.st_gid);
 }
 
 absl::StatusOr<std::string> CreateStandbySocketDir(const std::string& operation_id, uid_t uid,
