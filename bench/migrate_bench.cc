@@ -121,9 +121,9 @@ const char* Name(Contender c) {
 
 // The steps of the downtime each migration reports.
 const std::vector<std::string>& DowntimeSteps(Contender c) {
-  static const std::vector<std::string> logical = {"catch_up", "sequences", "unsubscribe", "verify",
+  static const std::vector<std::string> logical = {"catch_up", "sequences", "verify", "unsubscribe",
                                                    "swap"};
-  static const std::vector<std::string> physical = {"catch_up", "promote", "verify", "swap"};
+  static const std::vector<std::string> physical = {"catch_up", "verify", "promote", "swap"};
   return c == Contender::kPhysical ? physical : logical;
 }
 
@@ -131,7 +131,7 @@ struct Sample {
   bool ok = false;
   double downtime = 0;
   // Live migration: the initial copy's seconds, and the steps in the
-  // downtime (catch_up, sequences, unsubscribe, verify, swap).
+  // downtime (catch_up, sequences, verify, unsubscribe, swap).
   double copy_seconds = 0;
   std::map<std::string, double> steps;
   // Dump and restore: its two halves.

@@ -634,6 +634,7 @@ int RunMigrate(CommandContext& ctx) {
   o->set_source_agent(ctx.args.Get("from-agent"));
   o->set_skip_media(ctx.args.GetBool("no-media"));
   if (ctx.args.GetBool("physical")) o->set_method(v1::FOLLOW_METHOD_PHYSICAL);
+  o->set_keep_following(ctx.args.GetBool("keep-following"));
   int64_t media_rate = 0;
   if (!RateFlag(ctx, "media-bandwidth-limit", &media_rate)) return kExitUsage;
   o->set_media_bandwidth_limit(media_rate);
@@ -1141,6 +1142,9 @@ const std::vector<Command>& Commands() {
            {"cutover-when-lag-below", "SIZE",
             "cut over without waiting for ops cutover once this close (\"1M\")"},
            {"ignore-source-sessions", "", "cut over even if the old app is still connected"},
+           {"keep-following", "",
+            "a cut-over that fails before the promotion (or the subscription's drop) starts "
+            "the old app again and follows on, instead of removing the copy"},
            {"no-migrate", "", "skip the app's db:migrate after the cut-over"},
            {"no-feeds-build", "", "skip tootctl feeds build --all before the app starts"},
            {"leave-stopped", "", "leave the app stopped at the end"},

@@ -404,6 +404,10 @@ std::string RenderOperation(const v1::Operation& op, bool color) {
                             "downtime", r.downtime_seconds(), r.catch_up_seconds(),
                             HumanBytes(r.lag_bytes_at_cutover()));
     }
+    if (r.failed_cutovers() > 0) {
+      absl::StrAppendFormat(&s, "%-14s %d failed and went back to following (see the warnings)\n",
+                            "cut-overs", r.failed_cutovers());
+    }
     if (!T(r.source_runtime()).empty()) {
       absl::StrAppendFormat(
           &s, "%-14s %s, Mastodon %s%s\n", "old host", T(r.source_runtime()),

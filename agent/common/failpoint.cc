@@ -68,6 +68,9 @@ constexpr const char* kFailpoints[] = {
     // A physical migration's swap of this host's data directory and the
     // copy (see SwapInClusterCopy).
     "cluster_swap.between_renames",
+    // A migration's cut-over, just before its point of no return (the
+    // promotion, or the subscription's drop).
+    "migrate.before_commit",
     // The media: staged, then moved in file by file.
     "media.after_extract",
     "media.before_move",

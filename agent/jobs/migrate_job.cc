@@ -17,6 +17,7 @@
 #include "agent/app/app_tasks.h"
 #include "agent/archive/path_rules.h"
 #include "agent/common/dir.h"
+#include "agent/common/failpoint.h"
 #include "agent/common/http_probe.h"
 #include "agent/common/status_macros.h"
 #include "agent/database/app_queries.h"
@@ -113,6 +114,10 @@ class MigrateJob {
     const char* name;
     const char* description;
     StepFn fn;
+    // The cut-over's point of no return: from this step on the old
+    // server is no longer followed (a failure before it may go back to
+    // following, with keep_following).
+    bool commits = false;
   };
 
   // The narrative: the steps of a migration, in order, by method.
@@ -154,21 +159,25 @@ class MigrateJob {
     // -- The downtime: the old app is stopped. --
     // Every change the old server wrote is here.
     plan.push_back({"catch_up", "wait for the old server's last changes", &MigrateJob::CatchUp});
-    if (physical) {
-      // The copy becomes a primary; the slot on the old server goes.
-      plan.push_back({"promote", "promote the copy and drop the slot", &MigrateJob::Promote});
-    } else {
+    if (!physical) {
       // The sequences, which logical replication does not carry.
       plan.push_back(
           {"sequences", "set the sequences from the old server", &MigrateJob::Sequences});
-      // The follow taken down: subscription, slot, publication, identities.
-      plan.push_back(
-          {"unsubscribe", "drop the subscription, slot and publication", &MigrateJob::Unsubscribe});
     }
-    // Row for row as the old database.
+    // Row for row as the old database (the standby answers read-only).
     plan.push_back({"verify", "compare the copy with the old database", &MigrateJob::Verify});
     // The media changed since the first pass (the old app is stopped).
     plan.push_back({"media_delta", "copy the media changed since", &MigrateJob::CopyMediaDelta});
+    // -- The point of no return: the old server is followed no more. --
+    if (physical) {
+      // The copy becomes a primary; the slot on the old server goes.
+      plan.push_back({"promote", "promote the copy and drop the slot", &MigrateJob::Promote,
+                      /*commits=*/true});
+    } else {
+      // The follow taken down: subscription, slot, publication, identities.
+      plan.push_back({"unsubscribe", "drop the subscription, slot and publication",
+                      &MigrateJob::Unsubscribe, /*commits=*/true});
+    }
     // This host's app stopped before its database changes.
     plan.push_back({"stop_services", "stop this host's app", &MigrateJob::StopServices});
     if (physical) {
@@ -192,8 +201,17 @@ class MigrateJob {
     return plan;
   }
 
+  // The steps in order; with keep_following, a cut-over that failed before
+  // its point of no return goes back to the follow step.
   absl::Status Run() {
-    for (const PlannedStep& step : Plan(in_.physical)) RETURN_IF_ERROR(Step(step.name, step.fn));
+    const std::vector<PlannedStep> plan = Plan(in_.physical);
+    for (size_t i = 0; i < plan.size(); ++i) {
+      absl::Status done = Step(plan[i]);
+      if (done.ok()) continue;
+      if (!FollowAgainAfter(done)) return done;
+      while (std::string(plan[i].name) != "follow") --i;
+      --i;  // the loop's ++i runs it again
+    }
     Report();
     return absl::OkStatus();
   }
@@ -249,10 +267,18 @@ class MigrateJob {
  private:
   // Runs one step between its start and finish events; a skipped step
   // returns "skipped: why".
-  absl::Status Step(const std::string& step, StepFn fn) {
+  absl::Status Step(const PlannedStep& planned) {
+    const std::string step = planned.name;
     if (op_->cancel_token().cancelled()) return absl::CancelledError("cancelled");
+    if (planned.commits) {
+      if (absl::Status fp = MR_FAILPOINT("migrate.before_commit"); !fp.ok()) {
+        op_->StepFinished(step, v1::STEP_STATE_FAILED, std::string(fp.message()));
+        return fp;
+      }
+      committing_ = true;
+    }
     op_->StepStarted(step);
-    absl::StatusOr<std::string> done = (this->*fn)();
+    absl::StatusOr<std::string> done = (this->*planned.fn)();
     if (!done.ok()) {
       op_->StepFinished(
           step, absl::IsCancelled(done.status()) ? v1::STEP_STATE_CANCELLED : v1::STEP_STATE_FAILED,
@@ -263,6 +289,34 @@ class MigrateJob {
     op_->StepFinished(step, skipped ? v1::STEP_STATE_SKIPPED : v1::STEP_STATE_SUCCEEDED,
                       skipped ? done->substr(9) : *done);
     return absl::OkStatus();
+  }
+
+  // With keep_following, after a cut-over that failed before its point of
+  // no return (not cancelled): the old app started again, and true: the
+  // follow goes on. Otherwise false: the migration ends (and is undone).
+  bool FollowAgainAfter(const absl::Status& failure) {
+    if (!in_.options.keep_following() || !cutover_begun_ || committing_ ||
+        absl::IsCancelled(failure) || op_->cancel_token().cancelled()) {
+      return false;
+    }
+    cutover_begun_ = false;
+    result_.set_failed_cutovers(result_.failed_cutovers() + 1);
+    Warn(absl::StrCat("the cut-over failed before its point of no return (", failure.message(),
+                      "): following the old database again, as asked (keep_following); ask "
+                      "the cut-over again, or cancel to remove the copy"));
+    if (old_app_held_) {
+      ReleaseOldApp(/*keep_stopped=*/false).IgnoreError();
+    } else if (in_.options.source_agent().empty()) {
+      Warn("the old database is as it was: start the old host's app again");
+    }
+    if (auto_cutover_ && in_.options.cutover_when_lag_below() > 0) {
+      Warn(
+          "the automatic cut-over is off after this failure: ask it with "
+          "mastodon-restore ops cutover");
+    }
+    auto_cutover_ = false;
+    PublishResult();
+    return true;
   }
 
   TaskContext Task(const std::string& step, bool cancellable) {
@@ -1078,7 +1132,7 @@ class MigrateJob {
   bool CutOverDue(const FollowProgress& p) const {
     if (op_->cutover_requests() > cutovers_handled_) return true;
     const int64_t below = in_.options.cutover_when_lag_below();
-    return below > 0 && p.lag_bytes >= 0 && p.lag_bytes < below;
+    return auto_cutover_ && below > 0 && p.lag_bytes >= 0 && p.lag_bytes < below;
   }
 
   absl::StatusOr<std::string> Follow() {
@@ -1089,10 +1143,17 @@ class MigrateJob {
     while (true) {
       absl::StatusOr<FollowProgress> polled = Poll(&source, &staging);
       if (!polled.ok()) {
-        // A cut-over needs both servers: asked now, it cannot begin.
+        // A cut-over needs both servers: asked now, it cannot begin (with
+        // keep_following it is refused and the follow goes on).
         if (op_->cutover_requests() > cutovers_handled_) {
-          return absl::UnavailableError(
-              absl::StrCat("unable to cut over: ", polled.status().message()));
+          if (!in_.options.keep_following()) {
+            return absl::UnavailableError(
+                absl::StrCat("unable to cut over: ", polled.status().message()));
+          }
+          cutovers_handled_ = op_->cutover_requests();
+          refusal_ = absl::StrCat("cut-over refused: ", polled.status().message(),
+                                  "; ask again once both servers answer");
+          Warn(refusal_);
         }
         if (env_.env->Now() - last >= kReportEvery) {
           last = env_.env->Now();
@@ -1122,8 +1183,9 @@ class MigrateJob {
                                     : "; ask again (or set ignore_source_sessions)");
         Warn(refusal_);
         last = absl::InfinitePast();
-        if (in_.options.cutover_when_lag_below() > 0) {
-          return absl::FailedPreconditionError(not_stopped);
+        if (auto_cutover_ && in_.options.cutover_when_lag_below() > 0) {
+          if (!in_.options.keep_following()) return absl::FailedPreconditionError(not_stopped);
+          auto_cutover_ = false;
         }
       }
       if (env_.env->Now() - last >= kReportEvery) {
@@ -1363,6 +1425,12 @@ class MigrateJob {
   std::string unreachable_;
   bool cutover_begun_ = false;
   absl::Time cutover_start_;
+  // A commit step (promote, unsubscribe) has begun: no going back to
+  // following.
+  bool committing_ = false;
+  // cutover_when_lag_below still cuts over by itself (not after a failed
+  // or refused automatic cut-over with keep_following).
+  bool auto_cutover_ = true;
   bool services_stopped_ = false;
   bool swapped_ = false;
   // The old host's agent (source_agent), and whether it holds its app

@@ -184,6 +184,11 @@ void Operation::StepStarted(const std::string& step) {
   v1::Step* s = FindStep(step);
   s->set_state(v1::STEP_STATE_RUNNING);
   SetTime(s->mutable_start_time(), env_->Now());
+  // A step run again (a migration's cut-over after a failed one) starts
+  // afresh.
+  s->clear_end_time();
+  s->clear_progress();
+  s->clear_message();
   Event e;
   e.set_type(v1::EVENT_TYPE_STEP_STARTED);
   e.set_step(step);

@@ -25,6 +25,8 @@ namespace mastodon_restore {
 class ProgressReporter {
  public:
   virtual ~ProgressReporter() = default;
+  // A step started again (a migration's cut-over after a failed one)
+  // starts afresh: its end time, progress and message are cleared.
   virtual void StepStarted(const std::string& step) = 0;
   // `total` 0: unknown.
   virtual void StepProgress(const std::string& step, int64_t done, int64_t total,

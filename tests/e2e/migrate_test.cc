@@ -625,13 +625,35 @@ class MigrateWithOldAgentTest : public MigrateCliTest {
     old_agent_.reset();
   }
 
-  // The new host's agent, with the old one as its peer "old-host".
-  void StartNewAgent() {
+  // The flags that give the new host's agent the old one as its peer
+  // "old-host".
+  std::vector<std::string> PeerFlags() {
     const std::string peers = dir_ + "/peers";
     std::ofstream(peers) << "old-host 127.0.0.1:" << old_port_ << " " << kPeerToken << "\n";
-    ASSERT_EQ(::chmod(peers.c_str(), 0600), 0);
-    StartSnapAgent({"--peers-file", peers, "--peer-ca", dir_ + "/old.pem", "--peer-cert",
-                    dir_ + "/new.pem", "--peer-key", dir_ + "/new-key.pem"});
+    EXPECT_EQ(::chmod(peers.c_str(), 0600), 0);
+    return {"--peers-file",    peers,        "--peer-ca",          dir_ + "/old.pem", "--peer-cert",
+            dir_ + "/new.pem", "--peer-key", dir_ + "/new-key.pem"};
+  }
+
+  // The new host's agent (the snap's), with the old one as its peer.
+  void StartNewAgent() { StartSnapAgent(PeerFlags()); }
+
+  // Polls the operation until `done` holds (or 60 s pass).
+  v1::Operation WaitUntil(const std::string& id,
+                          const std::function<bool(const v1::Operation&)>& done) {
+    v1::Operation op;
+    for (int i = 0; i < 600; ++i) {
+      op = Show(id);
+      if (done(op)) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return op;
+  }
+
+  // The cut-over failed and the migration follows again.
+  static bool FollowingAgainAfter(int failures, const v1::Operation& op) {
+    return op.migrate_result().failed_cutovers() == failures &&
+           op.state() == v1::OPERATION_STATE_FOLLOWING;
   }
 
   // The old app as the old host's service manager sees it.
@@ -847,15 +869,87 @@ TEST_F(MigrateWithOldAgentTest, TheNewAgentKilledDuringTheCutOverStartsTheOldApp
               HasSubstr("agent 'old-host', hold " + id + ") was started again"));
 }
 
+// With keep_following, an automatic cut-over that fails just before its
+// point of no return (the subscription's drop) starts the old app again
+// and follows on; it waits to be asked, and then loses no row the old app
+// wrote in between.
+TEST_F(MigrateWithOldAgentTest, AFailedCutOverFollowsOnAndWaitsToBeAskedAgainAsAsked) {
+  StartOldAgent();
+  agent_env_ = {"MR_FAILPOINTS=migrate.before_commit=error"};
+  StartNewAgent();
+  old_host_->ClearCalls();
+  const std::string id = StartMigration(
+      {"--from-agent", "old-host", "--keep-following", "--cutover-when-lag-below", "1G"});
+  v1::Operation back = WaitUntil(id, [](const v1::Operation& o) {
+    return FollowingAgainAfter(1, o) || o.state() == v1::OPERATION_STATE_FAILED;
+  });
+  ASSERT_TRUE(FollowingAgainAfter(1, back)) << back.DebugString();
+  // The old app runs again on the old database, still published and
+  // followed; the steps of the cut-over ran up to the failure.
+  EXPECT_THAT(OldAppControl(), ::testing::ElementsAre("stop", "start"));
+  EXPECT_TRUE(OldAppRunning());
+  EXPECT_EQ(Old("SELECT count(*) FROM pg_publication"), "1");
+  EXPECT_EQ(New("SELECT count(*) FROM pg_subscription WHERE subenabled"), "1");
+  std::map<std::string, v1::StepState> steps;
+  for (const v1::Step& s : back.steps()) steps[s.name()] = s.state();
+  EXPECT_EQ(steps["verify"], v1::STEP_STATE_SUCCEEDED);
+  EXPECT_EQ(steps["unsubscribe"], v1::STEP_STATE_FAILED);
+  EXPECT_EQ(steps["swap"], v1::STEP_STATE_PENDING);
+  const std::string warnings = absl::StrJoin(back.migrate_result().warnings(), "\n");
+  EXPECT_THAT(warnings, HasSubstr("failpoint migrate.before_commit"));
+  EXPECT_THAT(warnings, HasSubstr("following the old database again"));
+  EXPECT_THAT(warnings, HasSubstr("the automatic cut-over is off"));
+  // It does not cut over again by itself, though the lag is below the
+  // threshold.
+  std::atomic<int> written{0};
+  std::vector<std::string> committed;
+  std::thread writer = OldApp(
+      "sidekiq", [&] { return OldAppRunning(); }, &committed, &written, /*touch_tags=*/true,
+      absl::Milliseconds(2));
+  for (int i = 0; i < 600 && written.load() < 50; ++i) absl::SleepFor(absl::Milliseconds(20));
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_TRUE(FollowingAgainAfter(1, Show(id)));
+  EXPECT_THAT(OldAppControl(), ::testing::ElementsAre("stop", "start"));
+  ASSERT_GE(written.load(), 50) << "the writer does not write";
+  // Asked, it goes through; every row the old app wrote after the failed
+  // cut-over is here once.
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
+  writer.join();
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  const v1::Operation done = Show(id);
+  ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
+  EXPECT_EQ(done.migrate_result().failed_cutovers(), 1);
+  EXPECT_EQ(done.migrate_result().source_app(), "kept stopped");
+  for (const v1::Step& s : done.steps()) {
+    EXPECT_THAT(s.state(), ::testing::AnyOf(v1::STEP_STATE_SUCCEEDED, v1::STEP_STATE_SKIPPED))
+        << s.name();
+  }
+  std::set<std::string> ids;
+  auto rows = PgConnection::Connect(pg_->ConnInfo("mastodon"));
+  ASSERT_OK(rows);
+  auto live = (*rows)->Query("SELECT id FROM statuses WHERE text LIKE 'live %'");
+  ASSERT_OK(live);
+  for (const auto& row : live->rows) ids.insert(row[0].value_or(""));
+  EXPECT_EQ(ids, std::set<std::string>(committed.begin(), committed.end()));
+  EXPECT_EQ(live->rows.size(), committed.size());
+  EXPECT_EQ(New("SELECT nextval('statuses_id_seq') > max(id) FROM statuses"), "t");
+  ExpectOldServerClean();
+  EXPECT_THAT(OldAppControl(), ::testing::ElementsAre("stop", "start", "stop"));
+  EXPECT_FALSE(OldAppRunning());
+  EXPECT_THAT(CliOnSocket({"ops", "show", id}).stdout_text,
+              HasSubstr("cut-overs      1 failed and went back to following"));
+}
+
 // A physical migration into a source install on Debian (systemd units and
 // pg_ctlcluster faked; the clusters real PostgreSQL 15): the whole old
 // cluster copied through a slot beside this host's data directory, run as
 // a standby while a writer plays the old app, promoted at the cut-over and
 // put in place of this host's cluster, which is kept beside it.
-class MigratePhysicalTest : public MigrateCliTest {
+class MigratePhysicalTest : public MigrateWithOldAgentTest {
  protected:
   void SetUp() override {
-    MigrateCliTest::SetUp();
+    MigrateWithOldAgentTest::SetUp();
     auto here = TestPostgres::Start(15, {"cluster_name=15/main"});
     ASSERT_OK(here);
     here_ = std::move(*here);
@@ -882,14 +976,22 @@ class MigratePhysicalTest : public MigrateCliTest {
   void TearDown() override {
     // The server pg_ctlcluster started again, if it did.
     if (sys_ != nullptr) sys_->RunTool({"pg_ctlcluster", "15", "main", "stop"}).IgnoreError();
-    MigrateCliTest::TearDown();
+    MigrateWithOldAgentTest::TearDown();
   }
 
-  void StartSystemdAgent() {
+  // This host's agent; `from_agent`: with the old host's agent as its peer.
+  void StartSystemdAgent(bool from_agent = false) {
     HostLayout layout = sys_->Layout();
-    StartAgent({"--runtime", "systemd", "--app-dir", layout.app_dir, "--systemd-unit-dir",
-                layout.systemd_unit_dir, "--host-path", layout.host_path, "--target-conninfo",
-                here_->ConnInfo(""), "--cluster-data-root", here_->base_dir()});
+    std::vector<std::string> flags = {"--runtime",           "systemd",
+                                      "--app-dir",           layout.app_dir,
+                                      "--systemd-unit-dir",  layout.systemd_unit_dir,
+                                      "--host-path",         layout.host_path,
+                                      "--target-conninfo",   here_->ConnInfo(""),
+                                      "--cluster-data-root", here_->base_dir()};
+    if (from_agent) {
+      for (std::string& f : PeerFlags()) flags.push_back(std::move(f));
+    }
+    StartAgent(flags);
   }
 
   std::string Here(const std::string& sql) {
@@ -1059,6 +1161,93 @@ TEST_F(MigratePhysicalTest, AClusterWithOtherDatabasesIsRefusedBeforeAnythingIsC
   EXPECT_THAT(op.error().message(), HasSubstr("migrate by logical replication"));
   EXPECT_FALSE(std::filesystem::exists(CopyDir(id)));
   EXPECT_EQ(Old("SELECT count(*) FROM pg_replication_slots"), "0");
+}
+
+// Driven by the old host's agent, with keep_following: the cut-over that
+// fails just before the promotion starts the old app again and leaves the
+// copy a standby that follows on; asked again, the cut-over promotes it
+// with every row the old app wrote before and after, and the old host's
+// media.
+TEST_F(MigratePhysicalTest, AFailedCutOverLeavesTheCopyAStandbyThatFollowsOnAsAsked) {
+  WriteMedia(OldMedia(), "media_attachments/files/000/000/001/original/a.png", "a");
+  StartOldAgent();
+  agent_env_ = {"MR_FAILPOINTS=migrate.before_commit=error"};
+  StartSystemdAgent(/*from_agent=*/true);
+  old_host_->ClearCalls();
+  sys_->ClearCalls();
+  std::atomic<int> written{0};
+  std::vector<std::string> committed;
+  std::thread writer = OldApp(
+      "sidekiq", [&] { return OldAppRunning(); }, &committed, &written, /*touch_tags=*/false,
+      absl::Milliseconds(2));
+  const std::string id =
+      StartMigration({"--physical", "--from-agent", "old-host", "--keep-following"});
+  ASSERT_FALSE(id.empty());
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  for (int i = 0; i < 600 && written.load() < 20; ++i) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  v1::Operation back = WaitUntil(id, [](const v1::Operation& o) {
+    return FollowingAgainAfter(1, o) || o.state() == v1::OPERATION_STATE_FAILED;
+  });
+  writer.join();
+  ASSERT_TRUE(FollowingAgainAfter(1, back)) << back.DebugString();
+  // The old app runs again; the copy is still a standby streaming through
+  // its slot; this host's cluster and app were never touched.
+  EXPECT_THAT(OldAppControl(), ::testing::ElementsAre("stop", "start"));
+  EXPECT_TRUE(OldAppRunning());
+  EXPECT_TRUE(std::filesystem::exists(CopyDir(id) + "/data/standby.signal"));
+  EXPECT_EQ(
+      Old("SELECT count(*) FROM pg_replication_slots WHERE slot_type = 'physical' AND active"),
+      "1");
+  EXPECT_THAT(HostControl(), ::testing::IsEmpty());
+  EXPECT_EQ(Here("SELECT count(*) FROM fresh_install"), "0");
+  std::map<std::string, v1::StepState> steps;
+  for (const v1::Step& s : back.steps()) steps[s.name()] = s.state();
+  EXPECT_EQ(steps["verify"], v1::STEP_STATE_SUCCEEDED);
+  EXPECT_EQ(steps["promote"], v1::STEP_STATE_FAILED);
+  // The old app writes on; asked again, the cut-over goes through.
+  const size_t before = committed.size();
+  ASSERT_GT(before, 10u);
+  written = 0;
+  writer = OldApp(
+      "sidekiq", [&] { return OldAppRunning(); }, &committed, &written, /*touch_tags=*/false,
+      absl::Milliseconds(2));
+  for (int i = 0; i < 600 && written.load() < 20; ++i) absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_GE(written.load(), 20) << "the writer does not write again";
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
+  writer.join();
+  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text << ReadFileOrEmpty(OldLog());
+  const v1::Operation done = Show(id);
+  ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
+  const v1::MigrateResult& m = done.migrate_result();
+  EXPECT_EQ(m.method(), v1::FOLLOW_METHOD_PHYSICAL);
+  EXPECT_EQ(m.failed_cutovers(), 1);
+  EXPECT_EQ(m.source_runtime(), "systemd");
+  EXPECT_EQ(m.source_app(), "kept stopped");
+  EXPECT_GT(m.downtime_seconds(), 0);
+  std::set<std::string> ids;
+  auto rows = PgConnection::Connect(here_->ConnInfo(kOldDb));
+  ASSERT_OK(rows);
+  auto live = (*rows)->Query("SELECT id FROM statuses WHERE text LIKE 'live %'");
+  ASSERT_OK(live);
+  for (const auto& row : live->rows) ids.insert(row[0].value_or(""));
+  EXPECT_GT(committed.size(), before);
+  EXPECT_EQ(ids, std::set<std::string>(committed.begin(), committed.end()));
+  EXPECT_EQ(live->rows.size(), committed.size());
+  EXPECT_EQ(Here("SELECT nextval('statuses_id_seq') > max(id) FROM statuses"), "t");
+  EXPECT_EQ(Here("SELECT pg_is_in_recovery()"), "f");
+  EXPECT_EQ(Old("SELECT count(*) FROM pg_replication_slots"), "0");
+  EXPECT_FALSE(std::filesystem::exists(CopyDir(id)));
+  EXPECT_EQ(StandbySocketDirs(id), 0);
+  EXPECT_EQ(Tree(sys_->app_dir() + "/public/system"), Tree(OldMedia()));
+  EXPECT_THAT(OldAppControl(), ::testing::ElementsAre("stop", "start", "stop"));
+  EXPECT_FALSE(OldAppRunning());
+  EXPECT_THAT(OldHolds(), HasSubstr(absl::StrCat(id, ": kept stopped for migration ", id)));
+  EXPECT_THAT(HostControl(), ::testing::ElementsAre("systemctl stop", "pg_ctlcluster stop",
+                                                    "pg_ctlcluster start", "systemctl start"));
+  EXPECT_THAT(AgentFiles(), Not(HasSubstr(kPassword)));
+  EXPECT_THAT(AgentFiles(), Not(HasSubstr(kPeerToken)));
 }
 
 }  // namespace

@@ -247,6 +247,29 @@ TEST(OperationTest, AMigrationFollowsCountsCutOverRequestsAndRefusesThemOnceEnde
                                      v1::OPERATION_STATE_RUNNING, v1::OPERATION_STATE_SUCCEEDED));
 }
 
+// A cut-over that failed and went back to following runs its steps again:
+// each starts afresh, without the failed run's end, progress or message.
+TEST(OperationTest, AStepStartedAgainStartsAfresh) {
+  testing::FakeEnv env;
+  Operation op(NewRecord(), &env, nullptr);
+  op.DeclareSteps({{"catch_up", "wait"}});
+  op.MarkRunning();
+  op.StepStarted("catch_up");
+  op.StepProgress("catch_up", 5, 10, "bytes", "half");
+  op.StepFinished("catch_up", v1::STEP_STATE_FAILED, "timed out");
+  v1::Step failed = op.Snapshot().steps(0);
+  EXPECT_TRUE(failed.has_end_time());
+  EXPECT_EQ(failed.message(), "timed out");
+  env.now += absl::Seconds(30);
+  op.StepStarted("catch_up");
+  const v1::Step again = op.Snapshot().steps(0);
+  EXPECT_EQ(again.state(), v1::STEP_STATE_RUNNING);
+  EXPECT_FALSE(again.has_end_time());
+  EXPECT_FALSE(again.has_progress());
+  EXPECT_EQ(again.message(), "");
+  EXPECT_EQ(again.start_time().seconds(), failed.start_time().seconds() + 30);
+}
+
 TEST(OperationManagerTest, KeepsFinishedRecordsByCountAndAge) {
   testing::FakeEnv env;
   Logger logger(LogLevel::kError, false, [](const std::string&) {});
