@@ -422,6 +422,8 @@ class MigrateJob {
           "no pg_dump of PostgreSQL ", source_major, " or newer under ", env_.postgres_root,
           " to read the old server's schema: install postgresql-client-", source_major));
     }
+    ASSIGN_OR_RETURN(std::string media,
+                     CheckMediaRoom(facts_.database_bytes, data_dir.ok() ? *data_dir : ""));
     if (!facts_.tables_without_identity.empty()) {
       op_->Log(v1::SEVERITY_INFO,
                absl::StrCat("tables without a primary key get REPLICA IDENTITY FULL on the old "
@@ -432,7 +434,7 @@ class MigrateJob {
     return absl::StrCat("PostgreSQL ", result_.source_server_version(), " (",
                         Bytes(facts_.database_bytes), ", collation ", facts_.collation,
                         facts_.collation_version.empty() ? "" : " " + facts_.collation_version,
-                        ") to ", result_.target_server_version(), " by logical replication");
+                        ") to ", result_.target_server_version(), " by logical replication", media);
   }
 
   // The old host's agent, when one is named: it answers, can hold its
@@ -577,6 +579,55 @@ class MigrateJob {
 
   bool CopiesMedia() const {
     return !in_.options.source_agent().empty() && !in_.options.skip_media();
+  }
+
+  // With the media copied: the old host's media tree listed once, and room
+  // for it beside this host's media directory (and for the database's copy
+  // of `copy_bytes` too when `copy_dir` is on the same filesystem), before
+  // anything is copied. "" without media, else ", media <size> in <n>
+  // files" for the preflight's summary.
+  absl::StatusOr<std::string> CheckMediaRoom(int64_t copy_bytes, const std::string& copy_dir) {
+    if (!CopiesMedia()) return std::string();
+    SourceOptions source;
+    source.bucket = NewPeerMediaStore(peer_, in_.options.source_agent(), nullptr);
+    source.cancel = &op_->cancel_token();
+    ASSIGN_OR_RETURN(v1::BackupManifest manifest,
+                     InspectBackup(absl::StrCat("agent:", in_.options.source_agent()), source,
+                                   InspectOptions(), env_.runner));
+    const v1::MediaInventory& media = manifest.media();
+    // The media directory's parent holds the staging directory; one not
+    // made yet is looked at by the media step.
+    const std::string parent = Parent(media_.dir);
+    auto free = env_.env->FreeBytes(parent);
+    if (free.ok()) {
+      const bool shared = !copy_dir.empty() && SameFilesystem(parent, copy_dir);
+      const int64_t need =
+          media.bytes() + (shared ? copy_bytes : 0) + env_.space_floor.min_free_bytes;
+      if (*free < need) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "this host's media directory ", media_.dir, " has ", Bytes(*free),
+            " free; the old host's media are ", Bytes(media.bytes()), " in ", media.files(),
+            " files",
+            shared ? absl::StrCat(", the database's copy ", Bytes(copy_bytes),
+                                  " on the same filesystem")
+                   : std::string(),
+            ", and ", Bytes(env_.space_floor.min_free_bytes),
+            " must stay free (--free-space-floor): make room, or migrate without the media "
+            "(skip_media)"));
+      }
+    }
+    return absl::StrCat(", media ", Bytes(media.bytes()), " in ", media.files(), " files");
+  }
+
+  // Whether two existing paths lie on one filesystem (false when either
+  // cannot be opened).
+  static bool SameFilesystem(const std::string& a, const std::string& b) {
+    auto da = Dir::OpenPath(a);
+    auto db = Dir::OpenPath(b);
+    if (!da.ok() || !db.ok()) return false;
+    auto sa = da->StatSelf();
+    auto sb = db->StatSelf();
+    return sa.ok() && sb.ok() && sa->st_dev == sb->st_dev;
   }
 
   // One pass over the old host's media: what is not staged yet, or changed,
@@ -803,6 +854,7 @@ class MigrateJob {
     ASSIGN_OR_RETURN(struct stat owner, data.StatSelf());
     cluster_uid_ = owner.st_uid;
     cluster_gid_ = owner.st_gid;
+    ASSIGN_OR_RETURN(std::string media, CheckMediaRoom(there.cluster_bytes, data_dir_));
     copy_dir_ = ClusterCopyDir(data_dir_, op_->id());
     previous_name_ = PreviousClusterName(data_dir_, op_->id());
     cluster_bytes_ = there.cluster_bytes;
@@ -812,7 +864,7 @@ class MigrateJob {
                         Bytes(there.cluster_bytes), ", collation ", there.collation_locale,
                         there.collation_version.empty() ? "" : " " + there.collation_version,
                         ") to this host's cluster ", cluster_.ToString(),
-                        " by physical replication");
+                        " by physical replication", media);
   }
 
   absl::StatusOr<std::string> BaseBackup() {

@@ -869,6 +869,35 @@ TEST_F(MigrateWithOldAgentTest, TheNewAgentKilledDuringTheCutOverStartsTheOldApp
               HasSubstr("agent 'old-host', hold " + id + ") was started again"));
 }
 
+// The old host's media are listed in the preflight: more than this host
+// has room for is refused before anything is copied (8 TiB of a sparse
+// file here).
+TEST_F(MigrateWithOldAgentTest, TheOldHostsMediaWithoutRoomHereAreRefusedBeforeAnyCopy) {
+  WriteMedia(OldMedia(), "media_attachments/files/000/000/001/original/a.png", "a");
+  WriteMedia(OldMedia(), "media_attachments/files/000/000/002/original/huge.mp4", "");
+  std::filesystem::resize_file(
+      OldMedia() + "/media_attachments/files/000/000/002/original/huge.mp4", uintmax_t{8} << 40);
+  StartOldAgent();
+  StartNewAgent();
+  old_host_->ClearCalls();
+  const std::string id = StartMigration({"--from-agent", "old-host"});
+  v1::Operation op = WaitForState(id, v1::OPERATION_STATE_FAILED);
+  EXPECT_EQ(op.error().step(), "preflight");
+  EXPECT_THAT(op.error().message(),
+              HasSubstr(absl::StrCat("this host's media directory ", NewMedia(), " has ")));
+  EXPECT_THAT(op.error().message(), HasSubstr("the old host's media are 8388608 MB in 2 files"));
+  EXPECT_THAT(op.error().message(), HasSubstr("the database's copy"));
+  EXPECT_THAT(op.error().message(), HasSubstr("migrate without the media (skip_media)"));
+  // Nothing was created on either side; the old app was never stopped.
+  EXPECT_EQ(New("SELECT count(*) FROM pg_database WHERE datname LIKE '%restore%'", "postgres"),
+            "0");
+  ExpectOldServerClean();
+  EXPECT_THAT(OldAppControl(), ::testing::IsEmpty());
+  for (const auto& e : std::filesystem::directory_iterator(host_->dir())) {
+    EXPECT_THAT(e.path().filename().string(), Not(HasSubstr("mastodon-restore")));
+  }
+}
+
 // With keep_following, an automatic cut-over that fails just before its
 // point of no return (the subscription's drop) starts the old app again
 // and follows on; it waits to be asked, and then loses no row the old app
