@@ -216,6 +216,9 @@ void PrintInfo(const CommandContext& ctx, const v1::GetAgentInfoResponse& info) 
                     r.media_owner().empty() ? "" : absl::StrCat(", owner ", r.media_owner()), " (",
                     HumanBytes(r.media_dir_free_bytes()), " free)\n");
   }
+  if (!r.media_bucket().empty()) {
+    absl::StrAppend(&s, "media bucket   ", r.media_bucket(), " (S3_ENABLED in the app's env)\n");
+  }
   const v1::PostgresInfo& pg = info.postgres();
   absl::StrAppend(
       &s, "postgresql     libpq ", pg.client_version(), "; pg_restore majors: ",

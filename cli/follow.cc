@@ -416,6 +416,10 @@ std::string RenderOperation(const v1::Operation& op, bool color) {
           T(r.source_app()).empty() ? std::string()
                                     : absl::StrCat("; its app ", T(r.source_app())));
     }
+    if (!T(r.media_bucket()).empty()) {
+      absl::StrAppendFormat(&s, "%-14s in the bucket %s on both hosts (nothing to copy)\n", "media",
+                            T(r.media_bucket()));
+    }
     if (r.media_passes() > 0) {
       absl::StrAppendFormat(&s, "%-14s %d files, %s in %.1f s (%d pass%s while following)", "media",
                             r.media_files(), HumanBytes(r.media_bytes()), r.media_seconds(),

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "agent/app/app_bucket.h"
 #include "agent/app/compose_runtime.h"
 #include "agent/app/env_file.h"
 #include "agent/app/snap_runtime.h"
@@ -302,7 +303,18 @@ v1::RuntimeInfo DescribeRuntime(const Runtime& runtime, const std::string& reque
     auto free = env->FreeBytes(media->dir);
     if (free.ok()) info.set_media_dir_free_bytes(*free);
   }
+  auto bucket = RuntimeMediaBucket(runtime, env);
+  if (bucket.ok()) info.set_media_bucket(*bucket);
   return info;
+}
+
+absl::StatusOr<std::string> RuntimeMediaBucket(const Runtime& runtime, Env* env) {
+  if (runtime.EnvFilePath().empty()) return std::string();
+  absl::StatusOr<ParsedEnvFile> parsed = ReadEnvFile(env, runtime.EnvFilePath());
+  if (!parsed.ok()) return std::string();
+  ASSIGN_OR_RETURN(std::optional<S3Options> bucket, AppBucket(*parsed));
+  if (!bucket.has_value()) return std::string();
+  return absl::StrCat(bucket->endpoint, "/", bucket->bucket);
 }
 
 }  // namespace mastodon_restore

@@ -200,9 +200,17 @@ absl::StatusOr<std::unique_ptr<Runtime>> DetectRuntime(const std::string& reques
                                                        std::vector<std::string>* checked);
 
 // The runtime as GetAgentInfo shows it (media directory and free space
-// included when they can be found).
+// included when they can be found, and the bucket when the app keeps its
+// media in one).
 mastodon::restore::v1::RuntimeInfo DescribeRuntime(const Runtime& runtime,
                                                    const std::string& requested, Env* env);
+
+// The bucket the runtime's app keeps its media in, as its env file
+// (EnvFilePath) configures it: "<endpoint>/<bucket>" (the endpoint in
+// CanonicalS3Endpoint form; never a credential), or "" when the env keeps
+// them local or cannot be read. INVALID_ARGUMENT when it enables S3
+// without a bucket or keys.
+absl::StatusOr<std::string> RuntimeMediaBucket(const Runtime& runtime, Env* env);
 
 // The version in Mastodon's lib/mastodon/version.rb text ("4.6.1"), or "".
 std::string ParseMastodonVersionRb(absl::string_view text);

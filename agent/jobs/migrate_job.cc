@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/app/app_checks.h"
 #include "agent/app/app_tasks.h"
+#include "agent/app/runtime.h"
 #include "agent/archive/path_rules.h"
 #include "agent/common/dir.h"
 #include "agent/common/failpoint.h"
@@ -469,6 +470,7 @@ class MigrateJob {
           absl::StrCat("the old host runs Mastodon ", info.runtime().mastodon_version(),
                        ", newer than this host's ", here, ": upgrade this host first"));
     }
+    RETURN_IF_ERROR(CheckMediaBucket(info.runtime().media_bucket()));
     if (CopiesMedia()) {
       if (std::find(caps.begin(), caps.end(), "media_export") == caps.end()) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -489,6 +491,40 @@ class MigrateJob {
       }
     }
     return absl::OkStatus();
+  }
+
+  // The old app keeps its media in a bucket (`old_bucket`, "" when not):
+  // they are not in its media directory, so nothing can be copied. This
+  // host's app using the same bucket has them already; any other would be
+  // left without them, which is refused unless the media are not asked.
+  absl::Status CheckMediaBucket(const std::string& old_bucket) {
+    if (old_bucket.empty()) return absl::OkStatus();
+    absl::StatusOr<std::string> here = in_.runtime != nullptr
+                                           ? RuntimeMediaBucket(*in_.runtime, env_.env)
+                                           : absl::StatusOr<std::string>(std::string());
+    if (here.ok() && *here == old_bucket) {
+      media_bucket_ = old_bucket;
+      result_.set_media_bucket(old_bucket);
+      return absl::OkStatus();
+    }
+    const std::string where = !here.ok()      ? absl::StrCat("has S3 settings that do not work (",
+                                                             here.status().message(), ")")
+                              : here->empty() ? std::string("keeps them in its media directory")
+                                              : absl::StrCat("keeps them in ", *here);
+    const std::string why =
+        absl::StrCat("the old host's app keeps its media in object storage (", old_bucket,
+                     "), not in its media directory; this host's app ", where);
+    if (in_.options.skip_media()) {
+      Warn(absl::StrCat(why,
+                        ": give this host's app the old one's S3 settings, or its media are "
+                        "missing here"));
+      return absl::OkStatus();
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        why,
+        ": give this host's app the old one's S3 settings (S3_ENABLED, S3_BUCKET, S3_ENDPOINT, "
+        "the keys) so that both use the bucket, or migrate without the media (skip_media) and "
+        "copy them yourself"));
   }
 
   // Stops the old app through its agent (journaled first: recovery starts
@@ -578,7 +614,8 @@ class MigrateJob {
   }
 
   bool CopiesMedia() const {
-    return !in_.options.source_agent().empty() && !in_.options.skip_media();
+    return !in_.options.source_agent().empty() && !in_.options.skip_media() &&
+           media_bucket_.empty();
   }
 
   // With the media copied: the old host's media tree listed once, and room
@@ -696,6 +733,10 @@ class MigrateJob {
 
   absl::StatusOr<std::string> CopyMedia() {
     if (!CopiesMedia()) {
+      if (!media_bucket_.empty()) {
+        PublishResult();  // the bucket shows while following
+        return absl::StrCat("skipped: both apps keep the media in the bucket ", media_bucket_);
+      }
       return std::string(in_.options.source_agent().empty() ? "skipped: no source agent"
                                                             : "skipped: not asked");
     }
@@ -1496,6 +1537,8 @@ class MigrateJob {
   absl::Time last_media_pass_;
   // Why the last media pass while following failed ("" when it did not).
   std::string media_pass_failure_;
+  // The bucket both apps keep the media in ("" when the media are files).
+  std::string media_bucket_;
   // The media passes' bandwidth cap (null: none).
   std::shared_ptr<RateLimiter> media_rate_;
   std::string media_staging_;

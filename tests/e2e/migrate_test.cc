@@ -898,6 +898,60 @@ TEST_F(MigrateWithOldAgentTest, TheOldHostsMediaWithoutRoomHereAreRefusedBeforeA
   }
 }
 
+// An old app that keeps its media in a bucket: its agent says which (never
+// the keys); the migration is refused while this host's app keeps its
+// media in files, and copies none when both apps use the bucket.
+TEST_F(MigrateWithOldAgentTest, AnOldAppsBucketIsNotCopiedAndThisAppMustUseItToo) {
+  const std::string s3 =
+      "S3_ENABLED=true\nS3_BUCKET=mastodon-media\nS3_ENDPOINT=http://127.0.0.1:9000/\n"
+      "AWS_ACCESS_KEY_ID=key-id\nAWS_SECRET_ACCESS_KEY=bucket-secret-0123\n";
+  std::ofstream(old_host_->app_dir() + "/.env.production", std::ios::app) << s3;
+  WriteMedia(OldMedia(), "cache/preview_cards/images/1/leftover.png", "x");
+  StartOldAgent();
+  const std::string common = host_->dir() + "/common";
+  std::filesystem::create_directories(common);
+  std::ofstream(common + "/mastodon.conf") << "LOCAL_DOMAIN=new.example\n";
+  std::vector<std::string> flags = PeerFlags();
+  flags.push_back("--snap-common-dir");
+  flags.push_back(common);
+  StartSnapAgent(flags);
+  CommandResult info = Cli({"--agent", old_dir_ + "/agent.sock", "info"});
+  EXPECT_THAT(info.stdout_text, HasSubstr("media bucket   http://127.0.0.1:9000/mastodon-media"));
+  EXPECT_THAT(info.stdout_text, Not(HasSubstr("bucket-secret")));
+
+  const std::string refused = StartMigration({"--from-agent", "old-host"});
+  v1::Operation op = WaitForState(refused, v1::OPERATION_STATE_FAILED);
+  EXPECT_EQ(op.error().step(), "preflight");
+  EXPECT_THAT(op.error().message(),
+              HasSubstr("the old host's app keeps its media in object storage "
+                        "(http://127.0.0.1:9000/mastodon-media)"));
+  EXPECT_THAT(op.error().message(), HasSubstr("this host's app keeps them in its media directory"));
+  EXPECT_THAT(op.error().message(), HasSubstr("give this host's app the old one's S3 settings"));
+  EXPECT_EQ(New("SELECT count(*) FROM pg_database WHERE datname LIKE '%restore%'", "postgres"),
+            "0");
+  ExpectOldServerClean();
+
+  // Both apps on the bucket: nothing to copy (not even what the old
+  // media directory holds), and the migration follows.
+  std::ofstream(common + "/mastodon.conf", std::ios::app) << s3;
+  const std::string id = StartMigration({"--from-agent", "old-host"});
+  v1::Operation following = WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  EXPECT_EQ(following.migrate_result().media_bucket(), "http://127.0.0.1:9000/mastodon-media");
+  EXPECT_EQ(following.migrate_result().media_passes(), 0);
+  for (const v1::Step& s : following.steps()) {
+    if (s.name() != "media") continue;
+    EXPECT_EQ(s.state(), v1::STEP_STATE_SKIPPED);
+    EXPECT_THAT(s.message(), HasSubstr("both apps keep the media in the bucket"));
+  }
+  EXPECT_THAT(CliOnSocket({"ops", "show", id}).stdout_text,
+              HasSubstr("in the bucket http://127.0.0.1:9000/mastodon-media on both hosts"));
+  ASSERT_EQ(CliOnSocket({"ops", "cancel", id}).exit_code, 0);
+  WaitForState(id, v1::OPERATION_STATE_CANCELLED);
+  EXPECT_TRUE(Tree(NewMedia()).empty());
+  ExpectOldServerClean();
+  EXPECT_THAT(AgentFiles(), Not(HasSubstr("bucket-secret")));
+}
+
 // With keep_following, an automatic cut-over that fails just before its
 // point of no return (the subscription's drop) starts the old app again
 // and follows on; it waits to be asked, and then loses no row the old app

@@ -28,6 +28,7 @@ using ::mastodon_restore::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 constexpr char kPath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -268,6 +269,34 @@ TEST_F(SystemdRuntimeTest, MediaIsPaperclipRootOrPublicSystemOwnedAsLive) {
   EXPECT_EQ(systemd->Media()->dir, "/srv/mastodon-media");
   env_.files[kEnvFile] = "PAPERCLIP_ROOT_PATH=media\n";
   EXPECT_EQ(systemd->Media()->dir, "/home/mastodon/live/public/system");
+}
+
+// The bucket of S3_ENABLED in the env, as GetAgentInfo names it: endpoint
+// and bucket, never the keys.
+TEST_F(SystemdRuntimeTest, TheMediaBucketComesFromTheEnvWithoutItsKeys) {
+  std::unique_ptr<Runtime> systemd = Detect();
+  ASSERT_NE(systemd, nullptr);
+  EXPECT_EQ(*RuntimeMediaBucket(*systemd, &env_), "");
+  env_.files[kEnvFile] =
+      "S3_ENABLED=true\nS3_BUCKET=media\nS3_ENDPOINT=https://S3.Example.com:443/\n"
+      "AWS_ACCESS_KEY_ID=id\nAWS_SECRET_ACCESS_KEY=secret-key\n";
+  EXPECT_EQ(*RuntimeMediaBucket(*systemd, &env_), "https://s3.example.com/media");
+  // AWS's endpoint by region when none is given.
+  env_.files[kEnvFile] =
+      "S3_ENABLED=true\nS3_BUCKET=media\nS3_REGION=eu-west-1\n"
+      "AWS_ACCESS_KEY_ID=id\nAWS_SECRET_ACCESS_KEY=secret-key\n";
+  EXPECT_EQ(*RuntimeMediaBucket(*systemd, &env_), "https://s3.eu-west-1.amazonaws.com/media");
+  v1::RuntimeInfo info = DescribeRuntime(*systemd, "systemd", &env_);
+  EXPECT_EQ(info.media_bucket(), "https://s3.eu-west-1.amazonaws.com/media");
+  EXPECT_THAT(info.DebugString(), Not(HasSubstr("secret-key")));
+  // Enabled without keys: said, and no bucket in the info.
+  env_.files[kEnvFile] = "S3_ENABLED=true\nS3_BUCKET=media\n";
+  EXPECT_THAT(RuntimeMediaBucket(*systemd, &env_),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("AWS_ACCESS_KEY_ID")));
+  EXPECT_EQ(DescribeRuntime(*systemd, "systemd", &env_).media_bucket(), "");
+  // No env file: local media as far as anyone can tell.
+  env_.files.erase(kEnvFile);
+  EXPECT_EQ(*RuntimeMediaBucket(*systemd, &env_), "");
 }
 
 TEST_F(SystemdRuntimeTest, VersionFromTheCode) {
