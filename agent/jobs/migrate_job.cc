@@ -310,14 +310,21 @@ class MigrateJob {
     } else if (in_.options.source_agent().empty()) {
       Warn("the old database is as it was: start the old host's app again");
     }
+    StopAutoCutOver();
+    PublishResult();
+    return true;
+  }
+
+  // After an automatic cut-over failed or was refused (keep_following):
+  // only CutOver starts the next one; an unattended loop would stop the
+  // old app again and again.
+  void StopAutoCutOver() {
     if (auto_cutover_ && in_.options.cutover_when_lag_below() > 0) {
       Warn(
           "the automatic cut-over is off after this failure: ask it with "
           "mastodon-restore ops cutover");
     }
     auto_cutover_ = false;
-    PublishResult();
-    return true;
   }
 
   TaskContext Task(const std::string& step, bool cancellable) {
@@ -625,12 +632,9 @@ class MigrateJob {
   // files" for the preflight's summary.
   absl::StatusOr<std::string> CheckMediaRoom(int64_t copy_bytes, const std::string& copy_dir) {
     if (!CopiesMedia()) return std::string();
-    SourceOptions source;
-    source.bucket = NewPeerMediaStore(peer_, in_.options.source_agent(), nullptr);
-    source.cancel = &op_->cancel_token();
-    ASSIGN_OR_RETURN(v1::BackupManifest manifest,
-                     InspectBackup(absl::StrCat("agent:", in_.options.source_agent()), source,
-                                   InspectOptions(), env_.runner));
+    ASSIGN_OR_RETURN(
+        v1::BackupManifest manifest,
+        InspectBackup(OldMediaName(), OldMediaSource(nullptr), InspectOptions(), env_.runner));
     const v1::MediaInventory& media = manifest.media();
     // The media directory's parent holds the staging directory; one not
     // made yet is looked at by the media step.
@@ -656,6 +660,16 @@ class MigrateJob {
     return absl::StrCat(", media ", Bytes(media.bytes()), " in ", media.files(), " files");
   }
 
+  // The old host's media directory, through its agent, as the source of a
+  // media restore (its reads capped by `rate`; null: no cap), and its name.
+  SourceOptions OldMediaSource(std::shared_ptr<RateLimiter> rate) {
+    SourceOptions source;
+    source.bucket = NewPeerMediaStore(peer_, in_.options.source_agent(), std::move(rate));
+    source.cancel = &op_->cancel_token();
+    return source;
+  }
+  std::string OldMediaName() const { return absl::StrCat("agent:", in_.options.source_agent()); }
+
   // Whether two existing paths lie on one filesystem (false when either
   // cannot be opened).
   static bool SameFilesystem(const std::string& a, const std::string& b) {
@@ -671,15 +685,11 @@ class MigrateJob {
   // is read into a new staging directory that takes the last one over (and
   // drops what the old host no longer has); nothing is moved in.
   absl::StatusOr<MediaRestoreResult> MediaPass(const std::string& step) {
-    SourceOptions source;
-    source.bucket = NewPeerMediaStore(peer_, in_.options.source_agent(), media_rate_);
-    source.cancel = &op_->cancel_token();
-    const std::string name = absl::StrCat("agent:", in_.options.source_agent());
-    ASSIGN_OR_RETURN(v1::BackupManifest manifest,
-                     InspectBackup(name, source, InspectOptions(), env_.runner));
     MediaRestoreOptions o;
-    o.source_path = name;
-    o.source = source;
+    o.source_path = OldMediaName();
+    o.source = OldMediaSource(media_rate_);
+    ASSIGN_OR_RETURN(v1::BackupManifest manifest,
+                     InspectBackup(o.source_path, o.source, InspectOptions(), env_.runner));
     o.inventory = manifest.media();
     if (o.inventory.files() == 0) return MediaRestoreResult();
     o.target_dir = media_.dir;
@@ -1278,7 +1288,7 @@ class MigrateJob {
         last = absl::InfinitePast();
         if (auto_cutover_ && in_.options.cutover_when_lag_below() > 0) {
           if (!in_.options.keep_following()) return absl::FailedPreconditionError(not_stopped);
-          auto_cutover_ = false;
+          StopAutoCutOver();
         }
       }
       if (env_.env->Now() - last >= kReportEvery) {

@@ -182,6 +182,23 @@ class MigrateCliTest : public E2eTest {
     EXPECT_EQ(Old("SELECT relreplident FROM pg_class WHERE relname = 'accounts_tags'"), "d");
   }
 
+  // Every row the old app committed is in the database at `conninfo`,
+  // once, and no other row it could have written.
+  void ExpectEveryRowOnce(const std::string& conninfo, const std::vector<std::string>& committed) {
+    auto rows = PgConnection::Connect(conninfo);
+    ASSERT_OK(rows);
+    auto live = (*rows)->Query("SELECT id FROM statuses WHERE text LIKE 'live %'");
+    ASSERT_OK(live);
+    std::multiset<std::string> ids;
+    for (const auto& row : live->rows) ids.insert(row[0].value_or(""));
+    EXPECT_EQ(ids, std::multiset<std::string>(committed.begin(), committed.end()));
+  }
+
+  // Waits (30 s at most) until the old app has committed `n` rows.
+  static void WaitForWrites(const std::atomic<int>& written, int n) {
+    for (int i = 0; i < 1500 && written.load() < n; ++i) absl::SleepFor(absl::Milliseconds(20));
+  }
+
   // Everything the agent keeps on disk and says in its log.
   std::string AgentFiles() {
     std::string all = ReadFileOrEmpty(log_file());
@@ -252,13 +269,7 @@ TEST_F(MigrateCliTest, FollowsUntilTheCutOverAndLosesNoRowTheOldAppWrote) {
 
   // Every row the old app committed is here once; the sequences are ahead;
   // the newer app's migration ran; the fresh install is kept aside.
-  std::set<std::string> ids;
-  auto rows = PgConnection::Connect(pg_->ConnInfo("mastodon"));
-  ASSERT_OK(rows);
-  auto live = (*rows)->Query("SELECT id FROM statuses WHERE text LIKE 'live %'");
-  ASSERT_OK(live);
-  for (const auto& row : live->rows) ids.insert(row[0].value_or(""));
-  EXPECT_EQ(ids, std::set<std::string>(committed.begin(), committed.end()));
+  ExpectEveryRowOnce(pg_->ConnInfo("mastodon"), committed);
   EXPECT_EQ(New("SELECT count(*) FROM statuses"), Old("SELECT count(*) FROM statuses"));
   EXPECT_EQ(New("SELECT string_agg(account_id || ':' || tag_id, ',' ORDER BY account_id)"
                 " FROM accounts_tags"),
@@ -735,7 +746,7 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
     absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_GE(Show(id).migrate_result().media_passes(), passes + 2);
-  for (int i = 0; i < 600 && written.load() < 50; ++i) absl::SleepFor(absl::Milliseconds(50));
+  WaitForWrites(written, 50);
   ASSERT_GE(written.load(), 50) << "the writer does not write";
   ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
   CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
@@ -759,14 +770,8 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
   }
 
   // Every row the old app committed before its agent stopped it is here.
-  std::set<std::string> ids;
-  auto rows = PgConnection::Connect(pg_->ConnInfo("mastodon"));
-  ASSERT_OK(rows);
-  auto live = (*rows)->Query("SELECT id FROM statuses WHERE text LIKE 'live %'");
-  ASSERT_OK(live);
-  for (const auto& row : live->rows) ids.insert(row[0].value_or(""));
-  EXPECT_EQ(ids, std::set<std::string>(committed.begin(), committed.end()));
-  EXPECT_GT(ids.size(), 50u);
+  ExpectEveryRowOnce(pg_->ConnInfo("mastodon"), committed);
+  EXPECT_GT(committed.size(), 50u);
   EXPECT_EQ(New("SELECT nextval('statuses_id_seq') > max(id) FROM statuses"), "t");
   ExpectOldServerClean();
 
@@ -989,7 +994,7 @@ TEST_F(MigrateWithOldAgentTest, AFailedCutOverFollowsOnAndWaitsToBeAskedAgainAsA
   std::thread writer = OldApp(
       "sidekiq", [&] { return OldAppRunning(); }, &committed, &written, /*touch_tags=*/true,
       absl::Milliseconds(2));
-  for (int i = 0; i < 600 && written.load() < 50; ++i) absl::SleepFor(absl::Milliseconds(20));
+  WaitForWrites(written, 50);
   absl::SleepFor(absl::Seconds(1));
   EXPECT_TRUE(FollowingAgainAfter(1, Show(id)));
   EXPECT_THAT(OldAppControl(), ::testing::ElementsAre("stop", "start"));
@@ -1008,14 +1013,7 @@ TEST_F(MigrateWithOldAgentTest, AFailedCutOverFollowsOnAndWaitsToBeAskedAgainAsA
     EXPECT_THAT(s.state(), ::testing::AnyOf(v1::STEP_STATE_SUCCEEDED, v1::STEP_STATE_SKIPPED))
         << s.name();
   }
-  std::set<std::string> ids;
-  auto rows = PgConnection::Connect(pg_->ConnInfo("mastodon"));
-  ASSERT_OK(rows);
-  auto live = (*rows)->Query("SELECT id FROM statuses WHERE text LIKE 'live %'");
-  ASSERT_OK(live);
-  for (const auto& row : live->rows) ids.insert(row[0].value_or(""));
-  EXPECT_EQ(ids, std::set<std::string>(committed.begin(), committed.end()));
-  EXPECT_EQ(live->rows.size(), committed.size());
+  ExpectEveryRowOnce(pg_->ConnInfo("mastodon"), committed);
   EXPECT_EQ(New("SELECT nextval('statuses_id_seq') > max(id) FROM statuses"), "t");
   ExpectOldServerClean();
   EXPECT_THAT(OldAppControl(), ::testing::ElementsAre("stop", "start", "stop"));
@@ -1159,14 +1157,7 @@ TEST_F(MigratePhysicalTest, TheCopyOfTheOldClusterReplacesThisOneAndLosesNoRow) 
 
   // Every row the old app committed is here once; the sequences came with
   // the copy; this host's own cluster is kept beside it.
-  std::set<std::string> ids;
-  auto rows = PgConnection::Connect(here_->ConnInfo(kOldDb));
-  ASSERT_OK(rows);
-  auto live = (*rows)->Query("SELECT id FROM statuses WHERE text LIKE 'live %'");
-  ASSERT_OK(live);
-  for (const auto& row : live->rows) ids.insert(row[0].value_or(""));
-  EXPECT_EQ(ids, std::set<std::string>(committed.begin(), committed.end()));
-  EXPECT_EQ(live->rows.size(), committed.size());
+  ExpectEveryRowOnce(here_->ConnInfo(kOldDb), committed);
   EXPECT_EQ(Here("SELECT count(*) FROM statuses"), Old("SELECT count(*) FROM statuses"));
   EXPECT_EQ(Here("SELECT nextval('statuses_id_seq') > max(id) FROM statuses"), "t");
   EXPECT_EQ(Here("SELECT to_regclass('fresh_install') IS NULL"), "t");
@@ -1267,7 +1258,7 @@ TEST_F(MigratePhysicalTest, AFailedCutOverLeavesTheCopyAStandbyThatFollowsOnAsAs
       StartMigration({"--physical", "--from-agent", "old-host", "--keep-following"});
   ASSERT_FALSE(id.empty());
   WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
-  for (int i = 0; i < 600 && written.load() < 20; ++i) absl::SleepFor(absl::Milliseconds(20));
+  WaitForWrites(written, 20);
   ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
   v1::Operation back = WaitUntil(id, [](const v1::Operation& o) {
     return FollowingAgainAfter(1, o) || o.state() == v1::OPERATION_STATE_FAILED;
@@ -1295,7 +1286,7 @@ TEST_F(MigratePhysicalTest, AFailedCutOverLeavesTheCopyAStandbyThatFollowsOnAsAs
   writer = OldApp(
       "sidekiq", [&] { return OldAppRunning(); }, &committed, &written, /*touch_tags=*/false,
       absl::Milliseconds(2));
-  for (int i = 0; i < 600 && written.load() < 20; ++i) absl::SleepFor(absl::Milliseconds(20));
+  WaitForWrites(written, 20);
   ASSERT_GE(written.load(), 20) << "the writer does not write again";
   ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
   CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
@@ -1309,15 +1300,8 @@ TEST_F(MigratePhysicalTest, AFailedCutOverLeavesTheCopyAStandbyThatFollowsOnAsAs
   EXPECT_EQ(m.source_runtime(), "systemd");
   EXPECT_EQ(m.source_app(), "kept stopped");
   EXPECT_GT(m.downtime_seconds(), 0);
-  std::set<std::string> ids;
-  auto rows = PgConnection::Connect(here_->ConnInfo(kOldDb));
-  ASSERT_OK(rows);
-  auto live = (*rows)->Query("SELECT id FROM statuses WHERE text LIKE 'live %'");
-  ASSERT_OK(live);
-  for (const auto& row : live->rows) ids.insert(row[0].value_or(""));
   EXPECT_GT(committed.size(), before);
-  EXPECT_EQ(ids, std::set<std::string>(committed.begin(), committed.end()));
-  EXPECT_EQ(live->rows.size(), committed.size());
+  ExpectEveryRowOnce(here_->ConnInfo(kOldDb), committed);
   EXPECT_EQ(Here("SELECT nextval('statuses_id_seq') > max(id) FROM statuses"), "t");
   EXPECT_EQ(Here("SELECT pg_is_in_recovery()"), "f");
   EXPECT_EQ(Old("SELECT count(*) FROM pg_replication_slots"), "0");
