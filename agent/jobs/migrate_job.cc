@@ -213,6 +213,7 @@ class MigrateJob {
       while (std::string(plan[i].name) != "follow") --i;
       --i;  // the loop's ++i runs it again
     }
+    KeepOldAppStopped();
     Report();
     return absl::OkStatus();
   }
@@ -228,6 +229,7 @@ class MigrateJob {
       }
     }
     if (swapped_) {
+      KeepOldAppStopped();
       Warn(absl::StrCat(
           in_.physical ? absl::StrCat("the old cluster's copy is live here (", data_dir_,
                                       "; the cluster it replaced is kept as ", Parent(data_dir_),
@@ -575,6 +577,21 @@ class MigrateJob {
         Warn("the old database is as it was; the old host's app was started again");
     }
     return op_->Journal([](v1::OperationRecord* r) { r->clear_peer_hold(); });
+  }
+
+  // The swap done: recovery keeps the old app stopped from here on.
+  absl::Status JournalOldAppKeptStopped() {
+    return op_->Journal([](v1::OperationRecord* r) {
+      if (r->has_peer_hold()) r->mutable_peer_hold()->set_keep_stopped(true);
+    });
+  }
+
+  // Once the instance lives here (after the swap), the old app's hold ends
+  // kept stopped for good. Done at the end, after this app answers: an old
+  // agent slow to answer must not lengthen the downtime (the journal
+  // already says keep_stopped, for recovery). A failure is said.
+  void KeepOldAppStopped() {
+    if (old_app_held_) ReleaseOldApp(/*keep_stopped=*/true).IgnoreError();
   }
 
   absl::Status SetServicesStopped(bool stopped) {
@@ -1017,13 +1034,10 @@ class MigrateJob {
     // again (recovery completes the swap and starts it).
     swapped_ = true;
     copy_created_ = false;
-    RETURN_IF_ERROR(op_->Journal([](v1::OperationRecord* r) {
-      if (r->has_peer_hold()) r->mutable_peer_hold()->set_keep_stopped(true);
-    }));
+    RETURN_IF_ERROR(JournalOldAppKeptStopped());
     result_.set_data_directory(data_dir_);
     result_.set_previous_data_directory(absl::StrCat(Parent(data_dir_), "/", previous_name_));
     RETURN_IF_ERROR(StartHostCluster());
-    if (old_app_held_) ReleaseOldApp(/*keep_stopped=*/true).IgnoreError();
     result_.set_database(in_.database);
     return absl::StrCat("this host's cluster ", cluster_.ToString(),
                         " runs the old one's copy; the cluster it replaced is kept as ",
@@ -1413,9 +1427,9 @@ class MigrateJob {
     RETURN_IF_ERROR(SwapInStaged(r, env_.env, &staged_));
     swapped_ = true;
     staging_.clear();
-    // The instance lives here now: the old app stays stopped for good (a
-    // failure is said; recovery keeps it stopped too).
-    if (old_app_held_) ReleaseOldApp(/*keep_stopped=*/true).IgnoreError();
+    // The instance lives here now: the old app stays stopped for good
+    // (KeepOldAppStopped; recovery keeps it stopped too).
+    RETURN_IF_ERROR(JournalOldAppKeptStopped());
     result_.set_database(staged_.database);
     result_.set_previous_database(staged_.previous_database);
     if (!staged_.previous_database.empty()) {

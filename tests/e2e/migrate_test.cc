@@ -1022,6 +1022,58 @@ TEST_F(MigrateWithOldAgentTest, AFailedCutOverFollowsOnAndWaitsToBeAskedAgainAsA
               HasSubstr("cut-overs      1 failed and went back to following"));
 }
 
+// The old agent killed during the cut-over, once it has stopped its app:
+// the cut-over needs it no more and goes through; the old app stays
+// stopped (its agent, restarted, keeps the hold), and the report says how
+// to end the hold.
+TEST_F(MigrateWithOldAgentTest, TheOldAgentKilledDuringTheCutOverKeepsTheOldAppStopped) {
+  StartOldAgent();
+  const std::string failpoints = dir_ + "/failpoints";
+  ASSERT_TRUE(std::filesystem::create_directories(failpoints));
+  agent_env_ = {"MR_FAILPOINTS=migrate.before_commit=pause", "MR_FAILPOINT_DIR=" + failpoints};
+  StartNewAgent();
+  old_host_->ClearCalls();
+  const std::string id = StartMigration({"--from-agent", "old-host"});
+  WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+  const std::string reached = failpoints + "/migrate.before_commit.reached";
+  for (int i = 0; i < 600 && !std::filesystem::exists(reached); ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(std::filesystem::exists(reached)) << "the cut-over did not reach its commit";
+  EXPECT_FALSE(OldAppRunning());
+  KillOldAgent();
+  std::ofstream(failpoints + "/migrate.before_commit.continue") << "";
+  CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  const v1::Operation done = Show(id);
+  ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
+  EXPECT_EQ(done.migrate_result().source_app(), "");
+  EXPECT_THAT(absl::StrJoin(done.migrate_result().warnings(), "\n"),
+              HasSubstr(absl::StrCat("the old host's app must stay stopped (")));
+  EXPECT_THAT(absl::StrJoin(done.migrate_result().warnings(), "\n"),
+              HasSubstr(absl::StrCat("mastodon-restore app-hold release ", id, " --keep-stopped")));
+  // The unreachable old agent was asked only once this app answered: its
+  // wait is not downtime.
+  const std::string events = CliOnSocket({"ops", "watch", id}).stdout_text;
+  const size_t answered = events.find("app_checks succeeded");
+  ASSERT_NE(answered, std::string::npos) << events;
+  EXPECT_GT(events.find("the old host's app must stay stopped"), answered) << events;
+  EXPECT_LT(done.migrate_result().downtime_seconds(), 10) << events;
+  ExpectOldServerClean();
+  // Restarted, the old agent keeps its app stopped under the hold; the
+  // admin ends the hold as the report says, and the app stays down.
+  StartOldAgent();
+  EXPECT_FALSE(OldAppRunning());
+  EXPECT_THAT(OldHolds(), HasSubstr(absl::StrCat(id, ": held for migration ")));
+  CommandResult end =
+      Cli({"--agent", old_dir_ + "/agent.sock", "app-hold", "release", id, "--keep-stopped"});
+  EXPECT_EQ(end.exit_code, 0) << end.stderr_text;
+  EXPECT_THAT(OldHolds(), HasSubstr(absl::StrCat(id, ": kept stopped for migration ", id)));
+  EXPECT_FALSE(OldAppRunning());
+  EXPECT_THAT(OldAppControl(), ::testing::ElementsAre("stop"));
+}
+
 // A physical migration into a source install on Debian (systemd units and
 // pg_ctlcluster faked; the clusters real PostgreSQL 15): the whole old
 // cluster copied through a slot beside this host's data directory, run as
