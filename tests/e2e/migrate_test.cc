@@ -667,6 +667,17 @@ class MigrateWithOldAgentTest : public MigrateCliTest {
            op.state() == v1::OPERATION_STATE_FOLLOWING;
   }
 
+  // Asks for the cut-over and watches the migration to its end, then joins
+  // the old app's writer: the migration must succeed; *done is it then.
+  void CutOverToTheEnd(const std::string& id, std::thread* writer, v1::Operation* done) {
+    ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
+    CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
+    writer->join();
+    ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text << ReadFileOrEmpty(OldLog());
+    *done = Show(id);
+    ASSERT_EQ(done->state(), v1::OPERATION_STATE_SUCCEEDED) << done->error().message();
+  }
+
   // The old app as the old host's service manager sees it.
   bool OldAppRunning() const {
     return old_host_->RunTool({"systemctl", "is-active", "mastodon-web"}).ok();
@@ -748,12 +759,8 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
   EXPECT_GE(Show(id).migrate_result().media_passes(), passes + 2);
   WaitForWrites(written, 50);
   ASSERT_GE(written.load(), 50) << "the writer does not write";
-  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
-  CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
-  writer.join();
-  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text << ReadFileOrEmpty(OldLog());
-  const v1::Operation done = Show(id);
-  ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
+  v1::Operation done;
+  ASSERT_NO_FATAL_FAILURE(CutOverToTheEnd(id, &writer, &done));
   const v1::MigrateResult& m = done.migrate_result();
   EXPECT_EQ(m.source_runtime(), "systemd");
   EXPECT_EQ(m.source_app(), "kept stopped");
@@ -1001,12 +1008,8 @@ TEST_F(MigrateWithOldAgentTest, AFailedCutOverFollowsOnAndWaitsToBeAskedAgainAsA
   ASSERT_GE(written.load(), 50) << "the writer does not write";
   // Asked, it goes through; every row the old app wrote after the failed
   // cut-over is here once.
-  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
-  CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
-  writer.join();
-  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
-  const v1::Operation done = Show(id);
-  ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
+  v1::Operation done;
+  ASSERT_NO_FATAL_FAILURE(CutOverToTheEnd(id, &writer, &done));
   EXPECT_EQ(done.migrate_result().failed_cutovers(), 1);
   EXPECT_EQ(done.migrate_result().source_app(), "kept stopped");
   for (const v1::Step& s : done.steps()) {
@@ -1340,12 +1343,8 @@ TEST_F(MigratePhysicalTest, AFailedCutOverLeavesTheCopyAStandbyThatFollowsOnAsAs
       absl::Milliseconds(2));
   WaitForWrites(written, 20);
   ASSERT_GE(written.load(), 20) << "the writer does not write again";
-  ASSERT_EQ(CliOnSocket({"ops", "cutover", id}).exit_code, 0);
-  CommandResult r = CliOnSocket({"--timeout", "180s", "ops", "watch", id});
-  writer.join();
-  ASSERT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text << ReadFileOrEmpty(OldLog());
-  const v1::Operation done = Show(id);
-  ASSERT_EQ(done.state(), v1::OPERATION_STATE_SUCCEEDED) << done.error().message();
+  v1::Operation done;
+  ASSERT_NO_FATAL_FAILURE(CutOverToTheEnd(id, &writer, &done));
   const v1::MigrateResult& m = done.migrate_result();
   EXPECT_EQ(m.method(), v1::FOLLOW_METHOD_PHYSICAL);
   EXPECT_EQ(m.failed_cutovers(), 1);
