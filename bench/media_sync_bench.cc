@@ -102,18 +102,22 @@ int Run(const std::vector<std::string>& args) {
   std::shared_ptr<PeerAgent> peer = std::move(*opened);
 
   auto agent_pass = [&](const std::string& out, int pass) -> absl::StatusOr<MediaRestoreResult> {
+    // As a migration's pass: counted without the hashes, then listed with
+    // them (what arrives is checked; the serving agent keeps them for the
+    // next pass, this side records them on the files).
     SourceOptions s;
     s.bucket = NewPeerMediaStore(peer, "old", nullptr);
     ASSIGN_OR_RETURN(auto manifest, InspectBackup("agent:old", s, InspectOptions(), runner.get()));
     MediaRestoreOptions o;
     o.source_path = "agent:old";
     o.source = s;
+    o.source.bucket = NewPeerMediaStore(peer, "old", nullptr, /*sha256=*/true);
     o.inventory = manifest.media();
     o.target_dir = out;
     o.operation_id = absl::StrCat("op-bench-", pass);
     return RestoreMedia(o, runner.get(), env.get());
   };
-  std::vector<double> rsync1, rsync2, agent1, agent2;
+  std::vector<double> rsync1, rsync2, rsync_checksum, agent1, agent2;
   MediaRestoreResult first, second;
   for (int run = 0; run < runs; ++run) {
     sh({"rm", "-rf", work + "/rsync-out", work + "/agent-out"});
@@ -124,6 +128,10 @@ int Run(const std::vector<std::string>& args) {
     start = absl::Now();
     if (!sh({"rsync", "-a", source + "/", work + "/rsync-out/"})) return 1;
     rsync2.push_back(absl::ToDoubleSeconds(absl::Now() - start));
+    // Unchanged again, compared by content as the agent's listing does.
+    start = absl::Now();
+    if (!sh({"rsync", "-a", "--checksum", source + "/", work + "/rsync-out/"})) return 1;
+    rsync_checksum.push_back(absl::ToDoubleSeconds(absl::Now() - start));
     ::sync();
     start = absl::Now();
     auto a = agent_pass(work + "/agent-out", 2 * run);
@@ -146,7 +154,8 @@ int Run(const std::vector<std::string>& args) {
   struct rusage usage;
   ::getrusage(RUSAGE_SELF, &usage);
   const double mbytes = first.bytes_written / 1e6;
-  const double r1 = Median(rsync1), r2 = Median(rsync2), a1 = Median(agent1), a2 = Median(agent2);
+  const double r1 = Median(rsync1), r2 = Median(rsync2), rc = Median(rsync_checksum),
+               a1 = Median(agent1), a2 = Median(agent2);
   const std::string report = absl::StrFormat(
       "# Media pre-sync benchmark, %s\n\nCommand: `media_sync_bench --files %d --mb %d --runs "
       "%d` (one host: the serving agent on 127.0.0.1 over gRPC with mutual TLS against `rsync -a` "
@@ -155,13 +164,16 @@ int Run(const std::vector<std::string>& args) {
       "`diff -r` after)\n\n"
       "| case | median | throughput | vs rsync -a | note |\n|---|---:|---:|---:|---|\n"
       "| rsync -a, first pass | %.2f s | %.0f MB/s | 1.00x | %d files, %.0f MB |\n"
-      "| agent to agent, first pass | %.2f s | %.0f MB/s | %.2fx | listed, read in 1 MiB ranges, "
-      "staged, moved in |\n"
-      "| rsync -a, second pass (unchanged) | %.2f s | | 1.00x | |\n"
-      "| agent to agent, second pass (unchanged) | %.2f s | | %.2fx | %d files skipped |\n\n"
+      "| agent to agent, first pass | %.2f s | %.0f MB/s | %.2fx | listed with SHA-256s, read in "
+      "1 MiB ranges, checked, staged, moved in |\n"
+      "| rsync -a, second pass (unchanged) | %.2f s | | 1.00x | size and mtime |\n"
+      "| rsync -a --checksum, second pass (unchanged) | %.2f s | | %.2fx | content, hashed on "
+      "both sides |\n"
+      "| agent to agent, second pass (unchanged) | %.2f s | | %.2fx | %d files skipped by "
+      "content (hashes kept on both sides) |\n\n"
       "Peak RSS: the serving agent %.1f MB, the copying side (this process) %.1f MB\n",
       absl::FormatTime("%Y-%m-%d", absl::Now(), absl::UTCTimeZone()), files, mb, runs, r1,
-      mbytes / r1, files, mbytes, a1, mbytes / a1, r1 / a1, r2, a2, r2 / a2,
+      mbytes / r1, files, mbytes, a1, mbytes / a1, r1 / a1, r2, rc, r2 / rc, a2, r2 / a2,
       static_cast<int>(second.files_skipped), served_rss, usage.ru_maxrss / 1024.0);
   std::fputs(report.c_str(), stdout);
   if (!flags->output.empty()) std::ofstream(flags->output) << report;

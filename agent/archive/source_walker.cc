@@ -232,6 +232,7 @@ class Walker {
         item.file.stored_size = object.size;
         item.file.mtime = object.mtime;
         item.file.etag = object.etag;
+        item.file.sha256 = object.sha256;
         absl::StatusOr<std::string> normalized = NormalizeEntryPath(item.file.path);
         if (!normalized.ok() || *normalized != item.file.path) {
           visitor_->OnOther(item.file, absl::StrCat("unsafe entry name (",

@@ -59,6 +59,9 @@ struct SourceFile {
   uint32_t mode = 0;
   // The object's ETag (unquoted) when the source is a bucket; "" otherwise.
   std::string etag;
+  // The content's SHA-256 (hex) when the bucket's listing gives it
+  // (StoredObject::sha256); "" otherwise.
+  std::string sha256;
   // Layers removed to reach this content, outermost first ("zip", "xz").
   std::vector<std::string> containers;
   // Set when the content is a plain, seekable file on disk.

@@ -5,8 +5,11 @@
 #define MR_AGENT_COMMON_DIGEST_H_
 
 #include <openssl/evp.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
@@ -43,6 +46,21 @@ class Md5 : public EvpDigest {
  public:
   Md5() : EvpDigest(EVP_md5()) {}
 };
+
+// The raw SHA-256 of what `fd` reads from its position to its end; "" on a
+// read error.
+inline std::string Sha256OfFd(int fd) {
+  Sha256 hash;
+  std::vector<char> buf(1 << 20);
+  while (true) {
+    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return "";
+    if (n == 0) break;
+    hash.Update(buf.data(), static_cast<size_t>(n));
+  }
+  return hash.Final();
+}
 
 // "0a1b..." for the bytes of `raw`.
 inline std::string HexOf(absl::string_view raw) {

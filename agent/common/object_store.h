@@ -27,6 +27,9 @@ struct StoredObject {
   // the content for an object written whole, "<MD5 of the parts'
   // MD5s>-<parts>" on AWS for one written in parts.
   std::string etag;
+  // The SHA-256 of the content, lower-case hex, when the store's listing
+  // gives it ("" otherwise): another agent's media do.
+  std::string sha256;
   // The user metadata (x-amz-meta-NAME: VALUE, by lower-case NAME), as a
   // lookup (Head) gives it; listings do not carry it.
   std::map<std::string, std::string> metadata;

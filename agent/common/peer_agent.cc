@@ -254,8 +254,8 @@ class PeerMediaStream : public ByteStream {
 class PeerMediaStore : public ObjectStore {
  public:
   PeerMediaStore(std::shared_ptr<PeerAgent> peer, std::string name,
-                 std::shared_ptr<RateLimiter> rate)
-      : peer_(std::move(peer)), name_(std::move(name)), rate_(std::move(rate)) {}
+                 std::shared_ptr<RateLimiter> rate, bool sha256)
+      : peer_(std::move(peer)), name_(std::move(name)), rate_(std::move(rate)), sha256_(sha256) {}
 
   std::string Describe(const std::string& key) const override {
     return absl::StrCat("agent:", name_, "/", key);
@@ -266,6 +266,7 @@ class PeerMediaStore : public ObjectStore {
     v1::ListMediaRequest request;
     request.set_prefix(prefix);
     request.set_page_token(page);
+    request.set_sha256(sha256_);
     absl::StatusOr<v1::ListMediaResponse> got;
     for (int attempt = 0; attempt < kReadAttempts; ++attempt) {
       if (attempt > 0) absl::SleepFor(kReadRetryPause);
@@ -279,6 +280,7 @@ class PeerMediaStore : public ObjectStore {
       o.key = f.path();
       o.size = f.size();
       o.mtime = f.mtime();
+      o.sha256 = f.sha256();
       out.objects.push_back(std::move(o));
     }
     out.next = got->next_page_token();
@@ -321,14 +323,17 @@ class PeerMediaStore : public ObjectStore {
   const std::shared_ptr<PeerAgent> peer_;
   const std::string name_;
   const std::shared_ptr<RateLimiter> rate_;
+  const bool sha256_;
 };
 
 }  // namespace
 
 std::shared_ptr<const ObjectStore> NewPeerMediaStore(std::shared_ptr<PeerAgent> peer,
                                                      std::string name,
-                                                     std::shared_ptr<RateLimiter> rate) {
-  return std::make_shared<PeerMediaStore>(std::move(peer), std::move(name), std::move(rate));
+                                                     std::shared_ptr<RateLimiter> rate,
+                                                     bool sha256) {
+  return std::make_shared<PeerMediaStore>(std::move(peer), std::move(name), std::move(rate),
+                                          sha256);
 }
 
 std::unique_ptr<PeerConnector> NewGrpcPeerConnector(std::map<std::string, PeerEntry> peers,

@@ -56,10 +56,13 @@ class PeerAgent {
 // a media restore (media/media_restore.h) into this host. Keys are the
 // files' paths. A read broken by the connection is taken up again at the
 // byte where it stopped (a few times, a second apart), as long as the file
-// is still the one listed; `rate` (null: none) caps the bytes read.
+// is still the one listed; `rate` (null: none) caps the bytes read. With
+// `sha256`, the listing gives each file's SHA-256 (StoredObject::sha256),
+// which costs the peer a read of what it has not hashed yet.
 std::shared_ptr<const ObjectStore> NewPeerMediaStore(std::shared_ptr<PeerAgent> peer,
                                                      std::string name,
-                                                     std::shared_ptr<RateLimiter> rate);
+                                                     std::shared_ptr<RateLimiter> rate,
+                                                     bool sha256 = false);
 
 class PeerConnector {
  public:

@@ -679,9 +679,12 @@ class MigrateJob {
 
   // The old host's media directory, through its agent, as the source of a
   // media restore (its reads capped by `rate`; null: no cap), and its name.
-  SourceOptions OldMediaSource(std::shared_ptr<RateLimiter> rate) {
+  // With `sha256`, the listing gives each file's SHA-256: the media restore
+  // then checks what arrives against it, and takes a file already here
+  // with that content as unchanged, whatever its mtime.
+  SourceOptions OldMediaSource(std::shared_ptr<RateLimiter> rate, bool sha256 = false) {
     SourceOptions source;
-    source.bucket = NewPeerMediaStore(peer_, in_.options.source_agent(), std::move(rate));
+    source.bucket = NewPeerMediaStore(peer_, in_.options.source_agent(), std::move(rate), sha256);
     source.cancel = &op_->cancel_token();
     return source;
   }
@@ -704,9 +707,11 @@ class MigrateJob {
   absl::StatusOr<MediaRestoreResult> MediaPass(const std::string& step) {
     MediaRestoreOptions o;
     o.source_path = OldMediaName();
-    o.source = OldMediaSource(media_rate_);
-    ASSIGN_OR_RETURN(v1::BackupManifest manifest,
-                     InspectBackup(o.source_path, o.source, InspectOptions(), env_.runner));
+    // Counted without the hashes (the pass's own listing asks for them).
+    ASSIGN_OR_RETURN(
+        v1::BackupManifest manifest,
+        InspectBackup(o.source_path, OldMediaSource(nullptr), InspectOptions(), env_.runner));
+    o.source = OldMediaSource(media_rate_, /*sha256=*/true);
     o.inventory = manifest.media();
     if (o.inventory.files() == 0) return MediaRestoreResult();
     o.target_dir = media_.dir;

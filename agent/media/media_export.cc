@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "agent/common/digest.h"
 #include "agent/common/dir.h"
 #include "agent/common/status_macros.h"
 
@@ -26,13 +27,64 @@ int CompareMediaPaths(const std::string& a, const std::string& b) {
 
 namespace {
 
+int64_t Nanos(const struct timespec& t) { return int64_t{t.tv_sec} * 1000000000 + t.tv_nsec; }
+
+}  // namespace
+
+std::string MediaHashCache::Find(const struct stat& st) const {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find({st.st_dev, st.st_ino});
+  if (it == entries_.end() || it->second.size != st.st_size ||
+      it->second.mtime_ns != Nanos(st.st_mtim) || it->second.ctime_ns != Nanos(st.st_ctim)) {
+    return "";
+  }
+  return it->second.sha256;
+}
+
+void MediaHashCache::Add(const struct stat& st, const std::string& sha256) {
+  absl::MutexLock lock(&mu_);
+  auto key = std::make_pair(st.st_dev, st.st_ino);
+  if (entries_.size() >= max_entries_ && !entries_.contains(key)) return;
+  entries_[key] = Entry{st.st_size, Nanos(st.st_mtim), Nanos(st.st_ctim), sha256};
+}
+
+int64_t MediaHashCache::hashed_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return hashed_bytes_;
+}
+
+void MediaHashCache::CountHashed(int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  hashed_bytes_ += bytes;
+}
+
+namespace {
+
 struct Listing {
   std::string prefix;
   std::string after;
   int limit = 0;
+  MediaHashing hashing;
   v1::ListMediaResponse* out = nullptr;
   bool full = false;
+  int64_t hashed = 0;
 };
+
+// Hashes the file `name` of `dir` into `*sha256` and `*st` (as it was when
+// opened); false when it cannot be read as a regular file. `*kept` says
+// whether it stayed the same while it was read.
+bool HashMediaFile(const Dir& dir, const std::string& name, struct stat* st, std::string* sha256,
+                   bool* kept) {
+  absl::StatusOr<UniqueFd> fd = dir.OpenFile(name);
+  if (!fd.ok() || ::fstat(fd->get(), st) != 0) return false;
+  const std::string digest = Sha256OfFd(fd->get());
+  if (digest.empty()) return false;
+  *sha256 = HexOf(digest);
+  struct stat after;
+  *kept = ::fstat(fd->get(), &after) == 0 && after.st_size == st->st_size &&
+          Nanos(after.st_mtim) == Nanos(st->st_mtim) && Nanos(after.st_ctim) == Nanos(st->st_ctim);
+  return true;
+}
 
 // Whether a path below the directory `dir` ("a/b") can start with
 // `prefix`.
@@ -64,15 +116,32 @@ absl::Status Walk(const Dir& dir, const std::string& rel, Listing* l) {
     if (!S_ISREG(st->st_mode)) continue;
     if (!l->after.empty() && CompareMediaPaths(child, l->after) <= 0) continue;
     if (!absl::StartsWith(child, l->prefix)) continue;
-    if (l->out->files_size() == l->limit) {
+    const int listed = l->out->files_size();
+    if (listed == l->limit || (listed > 0 && l->hashed >= l->hashing.page_budget)) {
       l->full = true;
-      l->out->set_next_page_token(l->out->files(l->limit - 1).path());
+      l->out->set_next_page_token(l->out->files(listed - 1).path());
       return absl::OkStatus();
+    }
+    std::string sha256;
+    if (MediaHashCache* cache = l->hashing.cache; cache != nullptr) {
+      sha256 = cache->Find(*st);
+      if (sha256.empty()) {
+        bool kept = false;
+        if (!HashMediaFile(dir, name, &*st, &sha256, &kept)) continue;  // gone meanwhile
+        l->hashed += st->st_size;
+        cache->CountHashed(st->st_size);
+        if (kept) {
+          cache->Add(*st, sha256);
+        } else {
+          sha256.clear();  // not the content listed
+        }
+      }
     }
     v1::HostMediaFile* f = l->out->add_files();
     f->set_path(child);
     f->set_size(st->st_size);
     f->set_mtime(st->st_mtim.tv_sec);
+    f->set_sha256(std::move(sha256));
   }
   return absl::OkStatus();
 }
@@ -81,10 +150,11 @@ absl::Status Walk(const Dir& dir, const std::string& rel, Listing* l) {
 
 absl::StatusOr<v1::ListMediaResponse> ListHostMedia(const std::string& media_dir,
                                                     const std::string& prefix,
-                                                    const std::string& after, int limit) {
+                                                    const std::string& after, int limit,
+                                                    const MediaHashing& hashing) {
   ASSIGN_OR_RETURN(Dir root, Dir::OpenPath(media_dir));
   v1::ListMediaResponse response;
-  Listing l{prefix, after, limit > 0 ? limit : 1000, &response};
+  Listing l{prefix, after, limit > 0 ? limit : 1000, hashing, &response};
   RETURN_IF_ERROR(Walk(root, "", &l));
   return response;
 }

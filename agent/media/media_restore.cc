@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -69,11 +70,45 @@ mode_t MediaFileMode(uint32_t source_mode) {
 std::string HashFile(const Dir& dir, const std::string& rel) {
   absl::StatusOr<UniqueFd> fd = dir.OpenFile(rel);
   if (!fd.ok()) return "";
-  Sha256 hash;
-  char buf[1 << 16];
-  ssize_t n;
-  while ((n = ::read(fd->get(), buf, sizeof(buf))) > 0) hash.Update(buf, static_cast<size_t>(n));
-  return hash.Final();
+  return Sha256OfFd(fd->get());
+}
+
+// Where a media file's SHA-256 is recorded by the agent that wrote or
+// hashed it, with the size and mtime the file had then ("<size>
+// <sec>.<nsec> <hex>"): in the trusted namespace, which only root reads
+// or writes. A file changed since (its size or mtime) is hashed again.
+constexpr char kHashXattr[] = "trusted.mastodon-restore.sha256";
+
+std::string HashRecordPrefix(const struct stat& st) {
+  return absl::StrFormat("%d %d.%09d ", st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+// Records the hex SHA-256 of the file open as `fd` (best effort: on a
+// filesystem without extended attributes it is hashed again when needed).
+void RecordContentHash(int fd, const std::string& hex) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return;
+  const std::string value = HashRecordPrefix(st) + hex;
+  ::fsetxattr(fd, kHashXattr, value.data(), value.size(), 0);
+}
+
+// The hex SHA-256 of the regular file `name` of `dir`: the recorded one
+// while the file keeps the size and mtime it had then, else hashed (and
+// recorded); "" when it cannot be read.
+std::string ContentHash(const Dir& dir, const std::string& name) {
+  absl::StatusOr<UniqueFd> fd = dir.OpenFile(name);
+  struct stat st;
+  if (!fd.ok() || ::fstat(fd->get(), &st) != 0) return "";
+  char value[256];
+  const ssize_t n = ::fgetxattr(fd->get(), kHashXattr, value, sizeof(value));
+  const std::string prefix = HashRecordPrefix(st);
+  if (n > 0 && absl::StartsWith(absl::string_view(value, n), prefix)) {
+    return std::string(value + prefix.size(), n - prefix.size());
+  }
+  const std::string digest = Sha256OfFd(fd->get());
+  if (digest.empty()) return "";
+  RecordContentHash(fd->get(), HexOf(digest));
+  return HexOf(digest);
 }
 
 // What both media restores share: which files belong to the media tree
@@ -226,6 +261,9 @@ class MediaVisitor : public MediaTreeVisitor {
     if (resuming_) RETURN_IF_ERROR(staged_dir.Unlink(name));
     ASSIGN_OR_RETURN(UniqueFd fd, staged_dir.CreateFile(name, 0600));
     staged_.insert(rel);
+    // Hashed on the way to check it against the listing's hash, or to
+    // compare it with what is present (verify_hash).
+    const bool hashing = o_.verify_hash || !file.sha256.empty();
     Sha256 hash;
     std::vector<char> buf(1 << 20);
     int64_t written = 0;
@@ -240,7 +278,7 @@ class MediaVisitor : public MediaTreeVisitor {
       // Free space on real bytes, whatever size the source declared.
       s = space_->Reserve(static_cast<int64_t>(*n));
       if (!s.ok()) break;
-      if (o_.verify_hash) hash.Update(buf.data(), *n);
+      if (hashing) hash.Update(buf.data(), *n);
       size_t off = 0;
       while (off < *n) {
         ssize_t w = ::write(fd.get(), buf.data() + off, *n - off);
@@ -254,6 +292,14 @@ class MediaVisitor : public MediaTreeVisitor {
       if (!s.ok()) break;
       written += static_cast<int64_t>(*n);
     }
+    const std::string digest = hashing ? hash.Final() : std::string();
+    if (s.ok() && !file.sha256.empty() && HexOf(digest) != file.sha256) {
+      s = absl::AbortedError(
+          absl::StrCat("the media file '", file.display, "' read back with the SHA-256 ",
+                       HexOf(digest), ", not the ", file.sha256,
+                       " of its listing: it changed since, or was damaged on the way"));
+      staged_dir.Unlink(name).IgnoreError();
+    }
     if (s.ok()) {
       const mode_t mode = MediaFileMode(file.mode);
       if (::fchmod(fd.get(), mode) != 0) s = ErrnoError(errno, "set the mode of", staged);
@@ -266,11 +312,12 @@ class MediaVisitor : public MediaTreeVisitor {
         struct timespec times[2] = {{file.mtime, 0}, {file.mtime, 0}};
         ::futimens(fd.get(), times);
       }
+      if (s.ok() && hashing) RecordContentHash(fd.get(), HexOf(digest));
     }
     if (int err = fd.Close(); s.ok() && err != 0) s = ErrnoError(err, "close", staged);
     RETURN_IF_ERROR(s);
     if (present && o_.verify_hash && target_dir.ok()) {
-      if (HashFile(*target_dir, name) == hash.Final()) {
+      if (HashFile(*target_dir, name) == digest) {
         RETURN_IF_ERROR(staged_dir.Unlink(name));
         Skipped(written);
         return absl::OkStatus();
@@ -282,40 +329,43 @@ class MediaVisitor : public MediaTreeVisitor {
   }
 
  protected:
-  // The size of the regular file at `rel` in the media directory when it has
-  // `file`'s size and mtime (never with verify_hash: then only the content
-  // tells); nullopt when it differs, is missing or cannot be looked at (the
-  // file is then read, and OnData says why it cannot be written).
+  // The size of the regular file at `rel` in the media directory when it
+  // holds `file`'s content (SameContent); nullopt when it differs, is
+  // missing or cannot be looked at (the file is then read, and OnData says
+  // why it cannot be written).
   std::optional<int64_t> Unchanged(const SourceFile& file, const std::string& rel) const override {
-    if (o_.verify_hash || file.stored_size < 0 || file.mtime == 0) return std::nullopt;
-    const auto [dir_rel, name] = SplitRel(rel);
-    absl::StatusOr<Dir> dir = media_->OpenDir(dir_rel);
-    if (!dir.ok()) return std::nullopt;
-    absl::StatusOr<struct stat> st = dir->Stat(name);
-    if (!st.ok() || !S_ISREG(st->st_mode) || st->st_size != file.stored_size ||
-        st->st_mtime != file.mtime) {
-      return std::nullopt;
-    }
-    return static_cast<int64_t>(st->st_size);
+    if (!SameContent(*media_, file, rel)) return std::nullopt;
+    return file.stored_size;
   }
 
   // Staged by the earlier restore this one took over, complete (its mtime
-  // is set last) and still the source's file: moved in as it is.
+  // and its hash are set last) and still the source's file: moved in as it
+  // is.
   bool Copied(const SourceFile& file, const std::string& rel) override {
-    if (!resuming_ || o_.verify_hash || file.stored_size < 0 || file.mtime == 0) return false;
-    const auto [dir_rel, name] = SplitRel(rel);
-    absl::StatusOr<Dir> dir = staging_->OpenDir(dir_rel);
-    if (!dir.ok()) return false;
-    absl::StatusOr<struct stat> st = dir->Stat(name);
-    if (!st.ok() || !S_ISREG(st->st_mode) || st->st_size != file.stored_size ||
-        st->st_mtime != file.mtime) {
-      return false;
-    }
+    if (!resuming_ || !SameContent(*staging_, file, rel)) return false;
     staged_.insert(rel);
     ++resumed_;
     resumed_bytes_ += file.stored_size;
     Written(file.stored_size);
     return true;
+  }
+
+  // Whether the regular file at `rel` below `root` holds `file`'s content:
+  // with the listing's SHA-256, when its content has that hash (the one
+  // recorded for it while it keeps its size and mtime; with verify_hash,
+  // hashed again), whatever its mtime; without, when it has the same size
+  // and mtime (never with verify_hash: then only the content read tells).
+  bool SameContent(const Dir& root, const SourceFile& file, const std::string& rel) const {
+    if (file.stored_size < 0) return false;
+    if (file.sha256.empty() && (o_.verify_hash || file.mtime == 0)) return false;
+    const auto [dir_rel, name] = SplitRel(rel);
+    absl::StatusOr<Dir> dir = root.OpenDir(dir_rel);
+    if (!dir.ok()) return false;
+    absl::StatusOr<struct stat> st = dir->Stat(name);
+    if (!st.ok() || !S_ISREG(st->st_mode) || st->st_size != file.stored_size) return false;
+    if (file.sha256.empty()) return st->st_mtime == file.mtime;
+    const std::string hex = o_.verify_hash ? HexOf(HashFile(*dir, name)) : ContentHash(*dir, name);
+    return hex == file.sha256;
   }
 
  public:

@@ -9,8 +9,13 @@
 // else, whatever they swap in while it runs. Incremental: a file already present
 // with the same size and mtime (or the same SHA-256 with verify_hash) is
 // skipped, so a second run after a progressive pre-transfer only moves what
-// changed. Hostile entries (absolute paths, "..", symlinks, hard links,
-// devices) fail the restore before anything is moved.
+// changed. A source whose listing gives each file's SHA-256 (another
+// agent's media) has what it sends checked against it, and a file present
+// with that content is skipped whatever its mtime; the hashes the restore
+// computes are recorded on the files (trusted.mastodon-restore.sha256,
+// root's only) so that a later pass does not read them again. Hostile
+// entries (absolute paths, "..", symlinks, hard links, devices) fail the
+// restore before anything is moved.
 #ifndef MR_AGENT_MEDIA_MEDIA_RESTORE_H_
 #define MR_AGENT_MEDIA_MEDIA_RESTORE_H_
 

@@ -13,7 +13,6 @@
 #include "agent/jobs/migrate_job.h"
 #include "agent/jobs/restore_job.h"
 #include "agent/jobs/targets.h"
-#include "agent/media/media_export.h"
 #include "agent/service/agent_info.h"
 #include "agent/service/auth.h"
 #include "agent/service/request_source.h"
@@ -426,8 +425,10 @@ grpc::ServerUnaryReactor* AgentService::ListMedia(grpc::CallbackServerContext* c
     }
     ASSIGN_OR_RETURN(std::string dir, ServedMediaDir());
     if (!env_->Exists(dir)) return absl::OkStatus();  // none yet: no media
+    MediaHashing hashing;
+    if (request->sha256()) hashing.cache = &media_hashes_;
     ASSIGN_OR_RETURN(*response, ListHostMedia(dir, request->prefix(), request->page_token(),
-                                              request->page_size()));
+                                              request->page_size(), hashing));
     return absl::OkStatus();
   });
 }

@@ -13,6 +13,7 @@
 #include "agent/database/pg_connection.h"
 #include "agent/jobs/job_env.h"
 #include "agent/jobs/scan.h"
+#include "agent/media/media_export.h"
 #include "agent/operations/operation_manager.h"
 #include "agent/service/app_holds.h"
 #include "agent/service/blocking_call.h"
@@ -195,6 +196,8 @@ class AgentService final
   // Credentials of the local socket's connections (null: not known).
   const LocalPeers* local_peers_ = nullptr;
   AppHolds* app_holds_ = nullptr;
+  // The media's hashes ListMedia computed, for the listings after.
+  MediaHashCache media_hashes_;
   // Unary calls on their own threads (--max-unary-calls).
   WorkerTracker workers_;
   // Open WatchOperation streams (--max-watchers).

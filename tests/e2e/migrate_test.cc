@@ -5,6 +5,7 @@
 // cut-over, refuses it while the old app is still connected, then loses
 // none of the writer's rows. A cancel while following, and the agent killed
 // while following, leave both hosts as they were.
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
@@ -750,6 +751,14 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
   WriteMedia(OldMedia(), "media_attachments/files/000/000/003/original/new.png", "new");
   WriteMedia(OldMedia(), "accounts/avatars/000/000/001/original/b.png", "bbbb");
   std::filesystem::remove(OldMedia() + "/media_attachments/files/000/000/002/original/gone.png");
+  // One changed in place, its size and mtime put back: only the content's
+  // hash tells.
+  const std::string c = OldMedia() + "/cache/media_attachments/files/1/c.jpg";
+  struct stat c_before;
+  ASSERT_EQ(::stat(c.c_str(), &c_before), 0);
+  WriteMedia(OldMedia(), "cache/media_attachments/files/1/c.jpg", "CCC");
+  struct timespec c_times[2] = {c_before.st_mtim, c_before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, c.c_str(), c_times, 0), 0);
   // A pass that began after the changes (two passes on) leaves the
   // cut-over's pass nothing to read.
   const int passes = Show(id).migrate_result().media_passes();
@@ -766,7 +775,7 @@ TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStop
   EXPECT_EQ(m.source_app(), "kept stopped");
   EXPECT_GT(m.downtime_seconds(), m.catch_up_seconds());
   // The media arrived exactly as the old host has them at the cut-over:
-  // the new and the changed file read again, the one gone left out.
+  // the new and the changed files read again, the one gone left out.
   EXPECT_EQ(m.media_delta_files(), 0);
   EXPECT_EQ(m.media_delta_bytes(), 0);
   const auto old_tree = Tree(OldMedia());

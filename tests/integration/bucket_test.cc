@@ -386,7 +386,7 @@ class ListedStore : public ObjectStore {
     ObjectPage page;
     for (const auto& [key, data] : objects_) {
       if (key.compare(0, prefix.size(), prefix) != 0) continue;
-      page.objects.push_back({key, static_cast<int64_t>(data.size()), 1700000000, "", {}});
+      page.objects.push_back({key, static_cast<int64_t>(data.size()), 1700000000, "", "", {}});
     }
     return page;
   }

@@ -10,15 +10,21 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "agent/common/cancel_token.h"
+#include "agent/common/digest.h"
+#include "agent/common/peer_agent.h"
 #include "agent/common/status_macros.h"
 #include "agent/inventory/inspector.h"
+#include "agent/media/media_export.h"
 #include "tests/harness/fake_env.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/test_paths.h"
@@ -27,6 +33,7 @@
 namespace mastodon_restore {
 namespace {
 
+namespace v1 = ::mastodon::restore::v1;
 using ::mastodon_restore::testing::MakeTempDir;
 using ::mastodon_restore::testing::RemoveTree;
 using ::mastodon_restore::testing::StatusIs;
@@ -416,6 +423,141 @@ TEST_F(MediaRestoreTest, ASymlinkInsideTheMediaDirectoryIsNotFollowed) {
   EXPECT_THAT(r, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("symlink")));
   EXPECT_THAT(Files(outside), ::testing::IsEmpty());
   EXPECT_FALSE(std::filesystem::exists(media_ + "/media_attachments"));
+}
+
+// Another host's media as its agent serves them (a migration's old host,
+// without the network between): the listing with hashes and the reads,
+// counted by file. With `damage`, what it sends has its first byte
+// flipped.
+class HostMediaPeer : public PeerAgent {
+ public:
+  explicit HostMediaPeer(std::string dir) : dir_(std::move(dir)) {}
+  absl::StatusOr<v1::GetAgentInfoResponse> Info() override {
+    return absl::UnimplementedError("info");
+  }
+  absl::StatusOr<v1::AppHold> HoldApp(const v1::HoldAppRequest&) override {
+    return absl::UnimplementedError("hold");
+  }
+  absl::StatusOr<v1::AppHold> ReleaseApp(const v1::ReleaseAppRequest&) override {
+    return absl::UnimplementedError("release");
+  }
+  absl::StatusOr<v1::ListMediaResponse> ListMedia(const v1::ListMediaRequest& r) override {
+    MediaHashing hashing;
+    if (r.sha256()) hashing.cache = &cache_;
+    return ListHostMedia(dir_, r.prefix(), r.page_token(), r.page_size(), hashing);
+  }
+  absl::StatusOr<v1::ReadMediaResponse> ReadMedia(const v1::ReadMediaRequest& r) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++reads_[r.path()];
+    auto got = ReadHostMedia(dir_, r.path(), r.offset(), r.length(), r.size(), r.mtime());
+    if (got.ok() && damage && !got->data().empty()) (*got->mutable_data())[0] ^= 1;
+    return got;
+  }
+  int reads(const std::string& path) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reads_[path];
+  }
+  bool damage = false;
+
+ private:
+  const std::string dir_;
+  MediaHashCache cache_;
+  std::mutex mu_;
+  std::map<std::string, int> reads_;
+};
+
+std::string Sha256Hex(const std::string& text) {
+  Sha256 hash;
+  hash.Update(text.data(), text.size());
+  return HexOf(hash.Final());
+}
+
+// The hash the restore recorded on a file ("" when none).
+std::string RecordedHash(const std::string& path) {
+  char value[256];
+  ssize_t n = ::getxattr(path.c_str(), "trusted.mastodon-restore.sha256", value, sizeof(value));
+  if (n <= 0) return "";
+  std::string v(value, static_cast<size_t>(n));
+  return v.substr(v.rfind(' ') + 1);
+}
+
+// Another agent's media, passed over as a migration does (staged pass by
+// pass, then moved in): what arrives is checked against the listing's
+// SHA-256s; a file here already with the same content (restored from a
+// backup earlier) is never read, whatever its mtime; one changed in place
+// with its size and mtime put back is read again, which size and mtime
+// alone cannot tell.
+TEST_F(MediaRestoreTest, AnAgentsListedHashesCheckWhatArrivesAndTellWhatChanged) {
+  const std::string old = work_ + "/old";
+  auto write = [](const std::string& root, const std::string& rel, const std::string& text) {
+    std::filesystem::create_directories(std::filesystem::path(root + "/" + rel).parent_path());
+    std::ofstream(root + "/" + rel) << text;
+  };
+  const std::string a = "media_attachments/files/000/000/001/original/a.png";
+  const std::string b = "media_attachments/files/000/000/002/original/b.png";
+  const std::string c = "accounts/avatars/000/000/001/original/c.png";
+  write(old, a, "alpha");
+  write(old, b, "bravo");
+  write(old, c, "charlie");
+  write(media_, a, "alpha");
+  struct timespec past[2] = {{1600000000, 0}, {1600000000, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (media_ + "/" + a).c_str(), past, 0), 0);
+
+  auto peer = std::make_shared<HostMediaPeer>(old);
+  auto pass = [&](int n, bool stage_only) {
+    MediaRestoreOptions o;
+    o.source_path = "agent:old-host";
+    o.source.bucket = NewPeerMediaStore(peer, "old-host", nullptr, /*sha256=*/true);
+    o.target_dir = media_;
+    o.stage_only = stage_only;
+    o.operation_id = absl::StrCat("op-20261205-140000-aaaa-pass0", n);
+    return Restore(o);
+  };
+  auto first = pass(1, true);
+  ASSERT_OK(first);
+  EXPECT_EQ(first->files_written, 2);
+  EXPECT_EQ(first->files_skipped, 1);
+  EXPECT_EQ(peer->reads(a), 0);
+  const std::string staging = MediaStagingDir(media_, "op-20261205-140000-aaaa-pass01");
+  EXPECT_EQ(RecordedHash(staging + "/" + b), Sha256Hex("bravo"));
+  EXPECT_EQ(RecordedHash(media_ + "/" + a), Sha256Hex("alpha"));
+
+  // Changed in place, its size and mtime put back; and what the old host
+  // sends is damaged on the way: refused, nothing moved.
+  struct stat before;
+  ASSERT_EQ(::stat((old + "/" + c).c_str(), &before), 0);
+  write(old, c, "CHARLIE");
+  struct timespec times[2] = {before.st_mtim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (old + "/" + c).c_str(), times, 0), 0);
+  peer->damage = true;
+  EXPECT_THAT(pass(2, true),
+              StatusIs(absl::StatusCode::kAborted,
+                       AllOf(HasSubstr("read back with the SHA-256"),
+                             HasSubstr(absl::StrCat("not the ", Sha256Hex("CHARLIE"))))));
+  EXPECT_FALSE(std::filesystem::exists(media_ + "/" + c));
+
+  // Sent whole: only the changed file is read again, the rest is taken
+  // over by its recorded hash.
+  peer->damage = false;
+  const int b_reads = peer->reads(b);
+  auto third = pass(3, true);
+  ASSERT_OK(third);
+  EXPECT_EQ(third->files_written - third->files_resumed, 1);
+  EXPECT_EQ(third->files_resumed, 1);
+  EXPECT_EQ(peer->reads(b), b_reads);
+  EXPECT_EQ(peer->reads(a), 0);
+
+  // Moved in: the media are the old host's, `a` left as it was.
+  auto last = pass(4, false);
+  ASSERT_OK(last);
+  EXPECT_EQ(last->files_written - last->files_resumed, 0);
+  EXPECT_EQ(ReadFileOrEmpty(media_ + "/" + a), "alpha");
+  EXPECT_EQ(ReadFileOrEmpty(media_ + "/" + b), "bravo");
+  EXPECT_EQ(ReadFileOrEmpty(media_ + "/" + c), "CHARLIE");
+  struct stat st;
+  ASSERT_EQ(::stat((media_ + "/" + a).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtime, 1600000000);
+  EXPECT_THAT(Files(work_ + "/live/public"), ::testing::SizeIs(3));
 }
 
 // Reports almost no free space on every filesystem.

@@ -4,6 +4,7 @@
 // store whose reads survive a broken connection (NewPeerMediaStore).
 #include "agent/media/media_export.h"
 
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -14,6 +15,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/common/digest.h"
 #include "agent/common/peer_agent.h"
 #include "tests/harness/status_matchers.h"
 
@@ -89,6 +92,79 @@ TEST_F(MediaExportTest, ListsRegularFilesInOneOrderAcrossPagesAndNothingElse) {
   EXPECT_GT(page->files(1).mtime(), 0);
   EXPECT_LT(CompareMediaPaths("a/x", "a.b"), 0);
   EXPECT_GT(CompareMediaPaths("a/x/y", "a/x"), 0);
+}
+
+std::string Sha256Hex(const std::string& text) {
+  Sha256 hash;
+  hash.Update(text.data(), text.size());
+  return HexOf(hash.Final());
+}
+
+// Asked for, each file comes with the SHA-256 of its content; the hashes
+// are kept while the files stay the same, so a listing again reads only
+// what changed, even a file rewritten with its size and mtime put back
+// (its ctime tells).
+TEST_F(MediaExportTest, ListsEachFilesSha256AndHashesAgainOnlyWhatChanged) {
+  auto plain = ListHostMedia(media_, "", "", 10);
+  ASSERT_OK(plain.status());
+  EXPECT_EQ(plain->files(1).sha256(), "");
+  MediaHashCache cache;
+  MediaHashing hashing;
+  hashing.cache = &cache;
+  auto page = ListHostMedia(media_, "", "", 10, hashing);
+  ASSERT_OK(page.status());
+  ASSERT_EQ(page->files_size(), 5);
+  EXPECT_EQ(page->files(0).sha256(), Sha256Hex("zz"));
+  EXPECT_EQ(page->files(2).sha256(), Sha256Hex("two!"));
+  EXPECT_EQ(page->files(4).sha256(), Sha256Hex("t"));
+  EXPECT_EQ(cache.hashed_bytes(), 2 + 3 + 4 + 3 + 1);
+  ASSERT_OK(ListHostMedia(media_, "", "", 10, hashing).status());
+  EXPECT_EQ(cache.hashed_bytes(), 13);
+
+  const std::string two = media_ + "/accounts/avatars/2.png";
+  struct stat before;
+  ASSERT_EQ(::stat(two.c_str(), &before), 0);
+  absl::SleepFor(absl::Milliseconds(20));
+  Write("accounts/avatars/2.png", "TWO!");
+  struct timespec times[2] = {before.st_mtim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, two.c_str(), times, 0), 0);
+  page = ListHostMedia(media_, "", "", 10, hashing);
+  ASSERT_OK(page.status());
+  EXPECT_EQ(page->files(2).mtime(), before.st_mtim.tv_sec);
+  EXPECT_EQ(page->files(2).sha256(), Sha256Hex("TWO!"));
+  EXPECT_EQ(cache.hashed_bytes(), 13 + 4);
+}
+
+// A page ends once it has hashed its budget (after the file that crossed
+// it), and the next one goes on from there.
+TEST_F(MediaExportTest, APageEndsOnceItHasHashedItsBudget) {
+  MediaHashCache cache;
+  MediaHashing hashing;
+  hashing.cache = &cache;
+  hashing.page_budget = 4;
+  std::vector<std::string> paths;
+  std::vector<int> sizes;
+  std::string token;
+  do {
+    auto page = ListHostMedia(media_, "", token, 1000, hashing);
+    ASSERT_OK(page.status());
+    sizes.push_back(page->files_size());
+    for (const auto& f : page->files()) {
+      paths.push_back(f.path());
+      EXPECT_EQ(f.sha256().size(), 64u) << f.path();
+    }
+    token = page->next_page_token();
+  } while (!token.empty() && sizes.size() < 10);
+  // 2+3 bytes, then 4, then 3+1.
+  EXPECT_THAT(sizes, ElementsAre(2, 1, 2));
+  EXPECT_THAT(paths, ElementsAre("a.b/z.jpg", "accounts/avatars/1.png", "accounts/avatars/2.png",
+                                 "cache/x/y.gif", "top.txt"));
+  // Hashed once: what is kept does not count against the next page's
+  // budget.
+  EXPECT_EQ(cache.hashed_bytes(), 13);
+  auto all = ListHostMedia(media_, "", "", 1000, hashing);
+  ASSERT_OK(all.status());
+  EXPECT_EQ(all->files_size(), 5);
 }
 
 TEST_F(MediaExportTest, ReadsRangesOfTheFileListedAndNothingOutside) {
