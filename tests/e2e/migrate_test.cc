@@ -30,6 +30,7 @@
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/fake_host.h"
 #include "tests/harness/status_matchers.h"
+#include "tests/harness/tcp_proxy.h"
 #include "tests/harness/test_postgres.h"
 
 namespace mastodon_restore {
@@ -641,7 +642,8 @@ class MigrateWithOldAgentTest : public MigrateCliTest {
   // "old-host".
   std::vector<std::string> PeerFlags() {
     const std::string peers = dir_ + "/peers";
-    std::ofstream(peers) << "old-host 127.0.0.1:" << old_port_ << " " << kPeerToken << "\n";
+    std::ofstream(peers) << "old-host 127.0.0.1:" << (peer_port_ != 0 ? peer_port_ : old_port_)
+                         << " " << kPeerToken << "\n";
     EXPECT_EQ(::chmod(peers.c_str(), 0600), 0);
     return {"--peers-file",    peers,        "--peer-ca",          dir_ + "/old.pem", "--peer-cert",
             dir_ + "/new.pem", "--peer-key", dir_ + "/new-key.pem"};
@@ -723,6 +725,8 @@ class MigrateWithOldAgentTest : public MigrateCliTest {
   std::string old_dir_;
   std::unique_ptr<Process> old_agent_;
   int old_port_ = 0;
+  // Where the new agent reaches the old one (0: old_port_).
+  int peer_port_ = 0;
 };
 
 TEST_F(MigrateWithOldAgentTest, TheOldAgentStopsItsAppAtTheCutOverAndKeepsItStopped) {
@@ -888,6 +892,50 @@ TEST_F(MigrateWithOldAgentTest, TheNewAgentKilledDuringTheCutOverStartsTheOldApp
   CommandResult events = CliOnSocket({"--json", "ops", "watch", id});
   EXPECT_THAT(events.stdout_text,
               HasSubstr("agent 'old-host', hold " + id + ") was started again"));
+}
+
+// The connection between the agents cut in the middle of a file (by a
+// relay between them): the pass takes the file up at the byte where it
+// stopped, over a new connection, and the file arrives whole and checked
+// against its listed hash.
+TEST_F(MigrateWithOldAgentTest, AConnectionCutMidFileIsTakenUpAtTheByteWhereItStopped) {
+  std::string big(16 << 20, '\0');
+  uint32_t x = 2463534242u;
+  for (char& c : big) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    c = static_cast<char>(x);
+  }
+  const std::string rel = "media_attachments/files/000/000/001/original/big.mp4";
+  WriteMedia(OldMedia(), rel, big);
+  StartOldAgent();
+  auto relay = testing::TcpProxy::Start(old_port_);
+  ASSERT_OK(relay);
+  peer_port_ = (*relay)->port();
+  StartNewAgent();
+  // Cut once 8 MiB of the old agent's answers went through.
+  (*relay)->CutAfter(8 << 20);
+  const std::string id = StartMigration({"--from-agent", "old-host"});
+  v1::Operation following = WaitForState(id, v1::OPERATION_STATE_FOLLOWING);
+  EXPECT_EQ((*relay)->cuts(), 1);
+  EXPECT_EQ(following.migrate_result().media_files(), 1);
+  EXPECT_EQ(following.migrate_result().media_bytes(), 16 << 20);
+  // Read once: the 16 MiB, the chunk the cut broke and the other calls;
+  // read again from its start, it would take 24 MiB.
+  EXPECT_LT((*relay)->bytes_from_target(), (16 << 20) + (3 << 20));
+  std::string staged;
+  for (const auto& e : std::filesystem::directory_iterator(host_->dir())) {
+    const std::string name = e.path().filename().string();
+    if (absl::StrContains(name, "mastodon-restore") && absl::StrContains(name, "pass01")) {
+      staged = ReadFileOrEmpty(e.path().string() + "/" + rel);
+    }
+  }
+  EXPECT_TRUE(staged == big) << "staged " << staged.size() << " bytes";
+  ASSERT_EQ(CliOnSocket({"ops", "cancel", id}).exit_code, 0);
+  WaitForState(id, v1::OPERATION_STATE_CANCELLED);
+  ExpectOldServerClean();
+  EXPECT_TRUE(OldAppRunning());
 }
 
 // The old host's media are listed in the preflight: more than this host
