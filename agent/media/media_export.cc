@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -38,14 +39,18 @@ std::string MediaHashCache::Find(const struct stat& st) const {
       it->second.mtime_ns != Nanos(st.st_mtim) || it->second.ctime_ns != Nanos(st.st_ctim)) {
     return "";
   }
-  return it->second.sha256;
+  return std::string(it->second.sha256.data(), it->second.sha256.size());
 }
 
 void MediaHashCache::Add(const struct stat& st, const std::string& sha256) {
   absl::MutexLock lock(&mu_);
   auto key = std::make_pair(st.st_dev, st.st_ino);
-  if (entries_.size() >= max_entries_ && !entries_.contains(key)) return;
-  entries_[key] = Entry{st.st_size, Nanos(st.st_mtim), Nanos(st.st_ctim), sha256};
+  if (sha256.size() != 32 || (entries_.size() >= max_entries_ && !entries_.contains(key))) return;
+  Entry& e = entries_[key];
+  e.size = st.st_size;
+  e.mtime_ns = Nanos(st.st_mtim);
+  e.ctime_ns = Nanos(st.st_ctim);
+  std::copy(sha256.begin(), sha256.end(), e.sha256.begin());
 }
 
 int64_t MediaHashCache::hashed_bytes() const {
@@ -70,16 +75,15 @@ struct Listing {
   int64_t hashed = 0;
 };
 
-// Hashes the file `name` of `dir` into `*sha256` and `*st` (as it was when
-// opened); false when it cannot be read as a regular file. `*kept` says
-// whether it stayed the same while it was read.
+// Hashes the file `name` of `dir` into `*sha256` (raw) and `*st` (as it
+// was when opened); false when it cannot be read as a regular file.
+// `*kept` says whether it stayed the same while it was read.
 bool HashMediaFile(const Dir& dir, const std::string& name, struct stat* st, std::string* sha256,
                    bool* kept) {
   absl::StatusOr<UniqueFd> fd = dir.OpenFile(name);
   if (!fd.ok() || ::fstat(fd->get(), st) != 0) return false;
-  const std::string digest = Sha256OfFd(fd->get());
-  if (digest.empty()) return false;
-  *sha256 = HexOf(digest);
+  *sha256 = Sha256OfFd(fd->get());
+  if (sha256->empty()) return false;
   struct stat after;
   *kept = ::fstat(fd->get(), &after) == 0 && after.st_size == st->st_size &&
           Nanos(after.st_mtim) == Nanos(st->st_mtim) && Nanos(after.st_ctim) == Nanos(st->st_ctim);
@@ -141,7 +145,7 @@ absl::Status Walk(const Dir& dir, const std::string& rel, Listing* l) {
     f->set_path(child);
     f->set_size(st->st_size);
     f->set_mtime(st->st_mtim.tv_sec);
-    f->set_sha256(std::move(sha256));
+    if (!sha256.empty()) f->set_sha256(HexOf(sha256));
   }
   return absl::OkStatus();
 }

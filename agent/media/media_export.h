@@ -10,6 +10,7 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,16 +29,16 @@ int CompareMediaPaths(const std::string& a, const std::string& b);
 // The SHA-256s of files already hashed, by inode, each kept while the
 // file's size, mtime and ctime stay what they were when it was hashed (the
 // app user can set a file's mtime back, never its ctime). Held in memory
-// for the agent's life, at most `max_entries` of them (beyond: hashed
-// again each time). Thread-safe.
+// for the agent's life, at most `max_entries` of them, about 80 bytes each
+// (beyond: hashed again each time). Thread-safe.
 class MediaHashCache {
  public:
-  explicit MediaHashCache(size_t max_entries = size_t{4} << 20) : max_entries_(max_entries) {}
+  explicit MediaHashCache(size_t max_entries = size_t{2} << 20) : max_entries_(max_entries) {}
 
-  // The hex SHA-256 of `st`'s file as recorded, or "" when not known for
+  // The raw SHA-256 of `st`'s file as recorded, or "" when not known for
   // the file as it is now.
   std::string Find(const struct stat& st) const;
-  // Records `sha256` for the file as `st` describes it.
+  // Records the raw `sha256` (32 bytes) for the file as `st` describes it.
   void Add(const struct stat& st, const std::string& sha256);
   // Bytes hashed by the listings that used this cache (for tests and
   // figures).
@@ -49,7 +50,7 @@ class MediaHashCache {
     int64_t size = 0;
     int64_t mtime_ns = 0;
     int64_t ctime_ns = 0;
-    std::string sha256;
+    std::array<char, 32> sha256;  // raw
   };
   const size_t max_entries_;
   mutable absl::Mutex mu_;

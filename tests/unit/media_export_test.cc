@@ -135,6 +135,21 @@ TEST_F(MediaExportTest, ListsEachFilesSha256AndHashesAgainOnlyWhatChanged) {
   EXPECT_EQ(cache.hashed_bytes(), 13 + 4);
 }
 
+// A cache that is full keeps what it has and hashes the rest each time.
+TEST_F(MediaExportTest, AFullHashCacheHashesTheRestEachTime) {
+  MediaHashCache cache(/*max_entries=*/2);
+  MediaHashing hashing;
+  hashing.cache = &cache;
+  auto first = ListHostMedia(media_, "", "", 10, hashing);
+  ASSERT_OK(first.status());
+  EXPECT_EQ(cache.hashed_bytes(), 13);
+  auto again = ListHostMedia(media_, "", "", 10, hashing);
+  ASSERT_OK(again.status());
+  // The first two (2 + 3 bytes) were kept.
+  EXPECT_EQ(cache.hashed_bytes(), 13 + 13 - 5);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(again->files(i).sha256(), first->files(i).sha256());
+}
+
 // A page ends once it has hashed its budget (after the file that crossed
 // it), and the next one goes on from there.
 TEST_F(MediaExportTest, APageEndsOnceItHasHashedItsBudget) {
