@@ -9,7 +9,6 @@
 
 #include <cerrno>
 #include <string>
-#include <vector>
 
 #include "absl/strings/string_view.h"
 
@@ -51,13 +50,13 @@ class Md5 : public EvpDigest {
 // read error.
 inline std::string Sha256OfFd(int fd) {
   Sha256 hash;
-  std::vector<char> buf(1 << 20);
+  char buf[1 << 16];
   while (true) {
-    const ssize_t n = ::read(fd, buf.data(), buf.size());
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return "";
     if (n == 0) break;
-    hash.Update(buf.data(), static_cast<size_t>(n));
+    hash.Update(buf, static_cast<size_t>(n));
   }
   return hash.Final();
 }

@@ -265,7 +265,10 @@ class MediaVisitor : public MediaTreeVisitor {
     // compare it with what is present (verify_hash).
     const bool hashing = o_.verify_hash || !file.sha256.empty();
     Sha256 hash;
-    std::vector<char> buf(1 << 20);
+    // One buffer for every file (files come one at a time): a fresh one per
+    // file costs its zeroing and page faults, more than a small file's copy.
+    std::vector<char>& buf = buffer_;
+    if (buf.empty()) buf.resize(1 << 20);
     int64_t written = 0;
     absl::Status s;
     while (true) {
@@ -384,6 +387,7 @@ class MediaVisitor : public MediaTreeVisitor {
   int64_t resumed_ = 0;
   int64_t resumed_bytes_ = 0;
   std::set<std::string> staged_;
+  std::vector<char> buffer_;
 };
 
 // Removes below `dir` (the staging directory's `rel`) every file that is
