@@ -29,6 +29,7 @@
 #include "mastodon/restore/v1/agent_service.pb.h"
 #include "tests/e2e/e2e_fixture.h"
 #include "tests/harness/fake_host.h"
+#include "tests/harness/ports.h"
 #include "tests/harness/status_matchers.h"
 #include "tests/harness/tcp_proxy.h"
 #include "tests/harness/test_postgres.h"
@@ -583,6 +584,11 @@ class MigrateWithOldAgentTest : public MigrateCliTest {
 
   // Starts (or restarts, on the same port) the old host's agent.
   void StartOldAgent() {
+    if (old_port_ == 0) {
+      absl::StatusOr<int> port = testing::FreeServerPort();
+      ASSERT_OK(port);
+      old_port_ = *port;
+    }
     HostLayout layout = old_host_->Layout();
     CommandSpec spec;
     spec.argv = {MR_AGENT_BIN,

@@ -1,9 +1,6 @@
 #include "tests/harness/fake_host.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -15,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "agent/common/subprocess.h"
+#include "tests/harness/ports.h"
 #include "tests/harness/test_paths.h"
 #include "tests/harness/test_postgres.h"
 
@@ -27,23 +25,6 @@ void WriteText(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::trunc) << text;
 }
 
-// A loopback port nothing listens on now (the kernel's pick).
-absl::StatusOr<int> FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError("socket failed");
-  struct sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(a);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    return absl::InternalError("unable to find a free port");
-  }
-  ::close(fd);
-  return static_cast<int>(ntohs(a.sin_port));
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<FakeHost>> FakeHost::Create() {
@@ -54,11 +35,11 @@ absl::StatusOr<std::unique_ptr<FakeHost>> FakeHost::Create() {
   for (const char* tool : {"snap", "docker", "systemctl", "runuser"}) {
     host->Link(tool, absl::StrCat(host->dir_, "/bin/", tool));
   }
-  auto web = FreePort();
+  auto web = FreeServerPort();
   if (!web.ok()) return web.status();
-  auto streaming = FreePort();
+  auto streaming = FreeServerPort();
   if (!streaming.ok()) return streaming.status();
-  if (*streaming == *web) streaming = FreePort();
+  if (*streaming == *web) streaming = FreeServerPort();
   host->web_port_ = *web;
   host->streaming_port_ = *streaming;
   host->Set("FAKE_WEB_PORT", absl::StrCat(*web));

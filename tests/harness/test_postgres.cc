@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/common/errors.h"
 #include "agent/common/status_macros.h"
+#include "tests/harness/ports.h"
 #include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
@@ -68,6 +69,8 @@ absl::StatusOr<std::unique_ptr<TestPostgres>> TestPostgres::Start(
   LocalClusterOptions options;
   options.bin_dir = ServerBinDir(major);
   options.settings = settings;
+  // Tests stop and start servers again on their ports.
+  ASSIGN_OR_RETURN(options.port, FreeServerPort());
   const std::string postgres = absl::StrCat(options.bin_dir, "/postgres");
   if (::access(postgres.c_str(), X_OK) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(

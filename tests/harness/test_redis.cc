@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "agent/database/local_cluster.h"
+#include "tests/harness/ports.h"
 
 namespace mastodon_restore {
 namespace testing {
@@ -15,7 +15,7 @@ absl::StatusOr<std::unique_ptr<TestRedis>> TestRedis::Start(const std::string& d
   std::unique_ptr<TestRedis> redis(new TestRedis());
   redis->password_ = password;
   redis->runner_ = NewPosixCommandRunner();
-  absl::StatusOr<int> port = PickFreePort();
+  absl::StatusOr<int> port = FreeServerPort();
   if (!port.ok()) return port.status();
   redis->port_ = *port;
   CommandSpec spec;

@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "agent/database/local_cluster.h"
+#include "tests/harness/ports.h"
 #include "tests/harness/test_paths.h"
 
 namespace mastodon_restore {
@@ -29,7 +29,7 @@ absl::StatusOr<std::unique_ptr<TestS3>> TestS3::Start(const std::string& dir, bo
   }
   std::unique_ptr<TestS3> s3(new TestS3());
   s3->runner_ = NewPosixCommandRunner();
-  absl::StatusOr<int> port = PickFreePort();
+  absl::StatusOr<int> port = FreeServerPort();
   if (!port.ok()) return port.status();
   s3->port_ = *port;
   CommandSpec spec;
