@@ -32,13 +32,14 @@ int64_t Nanos(const struct timespec& t) { return int64_t{t.tv_sec} * 1000000000 
 
 }  // namespace
 
+MediaFileState MediaFileState::Of(const struct stat& st) {
+  return MediaFileState{st.st_size, Nanos(st.st_mtim), Nanos(st.st_ctim)};
+}
+
 std::string MediaHashCache::Find(const struct stat& st) const {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find({st.st_dev, st.st_ino});
-  if (it == entries_.end() || it->second.size != st.st_size ||
-      it->second.mtime_ns != Nanos(st.st_mtim) || it->second.ctime_ns != Nanos(st.st_ctim)) {
-    return "";
-  }
+  if (it == entries_.end() || !(it->second.state == MediaFileState::Of(st))) return "";
   return std::string(it->second.sha256.data(), it->second.sha256.size());
 }
 
@@ -47,9 +48,7 @@ void MediaHashCache::Add(const struct stat& st, const std::string& sha256) {
   auto key = std::make_pair(st.st_dev, st.st_ino);
   if (sha256.size() != 32 || (entries_.size() >= max_entries_ && !entries_.contains(key))) return;
   Entry& e = entries_[key];
-  e.size = st.st_size;
-  e.mtime_ns = Nanos(st.st_mtim);
-  e.ctime_ns = Nanos(st.st_ctim);
+  e.state = MediaFileState::Of(st);
   std::copy(sha256.begin(), sha256.end(), e.sha256.begin());
 }
 
@@ -85,8 +84,7 @@ bool HashMediaFile(const Dir& dir, const std::string& name, struct stat* st, std
   *sha256 = Sha256OfFd(fd->get());
   if (sha256->empty()) return false;
   struct stat after;
-  *kept = ::fstat(fd->get(), &after) == 0 && after.st_size == st->st_size &&
-          Nanos(after.st_mtim) == Nanos(st->st_mtim) && Nanos(after.st_ctim) == Nanos(st->st_ctim);
+  *kept = ::fstat(fd->get(), &after) == 0 && MediaFileState::Of(after) == MediaFileState::Of(*st);
   return true;
 }
 

@@ -26,6 +26,19 @@ namespace mastodon_restore {
 // walks in): <0, 0, >0.
 int CompareMediaPaths(const std::string& a, const std::string& b);
 
+// What tells that a file changed: its size, mtime and ctime (to the
+// nanosecond).
+struct MediaFileState {
+  int64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+
+  static MediaFileState Of(const struct stat& st);
+  bool operator==(const MediaFileState& o) const {
+    return size == o.size && mtime_ns == o.mtime_ns && ctime_ns == o.ctime_ns;
+  }
+};
+
 // The SHA-256s of files already hashed, by inode, each kept while the
 // file's size, mtime and ctime stay what they were when it was hashed (the
 // app user can set a file's mtime back, never its ctime). Held in memory
@@ -47,9 +60,7 @@ class MediaHashCache {
 
  private:
   struct Entry {
-    int64_t size = 0;
-    int64_t mtime_ns = 0;
-    int64_t ctime_ns = 0;
+    MediaFileState state;
     std::array<char, 32> sha256;  // raw
   };
   const size_t max_entries_;

@@ -105,10 +105,9 @@ std::string ContentHash(const Dir& dir, const std::string& name) {
   if (n > 0 && absl::StartsWith(absl::string_view(value, n), prefix)) {
     return std::string(value + prefix.size(), n - prefix.size());
   }
-  const std::string digest = Sha256OfFd(fd->get());
-  if (digest.empty()) return "";
-  RecordContentHash(fd->get(), HexOf(digest));
-  return HexOf(digest);
+  const std::string hex = HexOf(Sha256OfFd(fd->get()));
+  if (!hex.empty()) RecordContentHash(fd->get(), hex);
+  return hex;
 }
 
 // What both media restores share: which files belong to the media tree
@@ -296,11 +295,11 @@ class MediaVisitor : public MediaTreeVisitor {
       written += static_cast<int64_t>(*n);
     }
     const std::string digest = hashing ? hash.Final() : std::string();
-    if (s.ok() && !file.sha256.empty() && HexOf(digest) != file.sha256) {
-      s = absl::AbortedError(
-          absl::StrCat("the media file '", file.display, "' read back with the SHA-256 ",
-                       HexOf(digest), ", not the ", file.sha256,
-                       " of its listing: it changed since, or was damaged on the way"));
+    const std::string hex = HexOf(digest);
+    if (s.ok() && !file.sha256.empty() && hex != file.sha256) {
+      s = absl::AbortedError(absl::StrCat(
+          "the media file '", file.display, "' read back with the SHA-256 ", hex, ", not the ",
+          file.sha256, " of its listing: it changed since, or was damaged on the way"));
       staged_dir.Unlink(name).IgnoreError();
     }
     if (s.ok()) {
@@ -315,7 +314,7 @@ class MediaVisitor : public MediaTreeVisitor {
         struct timespec times[2] = {{file.mtime, 0}, {file.mtime, 0}};
         ::futimens(fd.get(), times);
       }
-      if (s.ok() && hashing) RecordContentHash(fd.get(), HexOf(digest));
+      if (s.ok() && hashing) RecordContentHash(fd.get(), hex);
     }
     if (int err = fd.Close(); s.ok() && err != 0) s = ErrnoError(err, "close", staged);
     RETURN_IF_ERROR(s);
