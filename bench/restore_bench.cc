@@ -346,10 +346,11 @@ class RestoreBench {
     const std::string bin = cluster_->bin_dir();
     std::vector<std::string> agent_jobs = {absl::StrCat(jobs_)};
     auto agent = [&](const std::string& path, const std::string& section, bool analyze = true,
-                     int jobs = 0) {
+                     int jobs = 0, bool freeze = true) {
       if (jobs == 0) jobs = jobs_;
       Contender c;
-      c.name = absl::StrCat("agent --jobs ", jobs, analyze ? "" : " (no ANALYZE)");
+      c.name = absl::StrCat("agent --jobs ", jobs, analyze ? "" : " (no ANALYZE)",
+                            freeze ? "" : " (no FREEZE)");
       c.stages = [=](const std::string& conninfo) {
         std::vector<std::string> argv = {self_,        "--agent-load", path,
                                          "--conninfo", conninfo,       "--database",
@@ -359,6 +360,7 @@ class RestoreBench {
           argv.push_back(section);
         }
         if (!analyze) argv.push_back("--no-analyze");
+        if (!freeze) argv.push_back("--no-freeze");
         return std::vector<std::vector<std::string>>{argv};
       };
       return c;
@@ -426,10 +428,12 @@ class RestoreBench {
          {piped("zstd", dir + "/dump.sql.zst"), agent(dir + "/dump.sql.zst", "")}},
         {{"custom", dir + "/dump.custom"},
          {pg_restore(2, dir + "/dump.custom", true), pg_restore(1, dir + "/dump.custom", false),
-          agent(dir + "/dump.custom", ""), agent(dir + "/dump.custom", "", false)}},
+          agent(dir + "/dump.custom", ""), agent(dir + "/dump.custom", "", false),
+          agent(dir + "/dump.custom", "", true, 0, false)}},
         {{"directory", dir + "/dump.dir"},
          {pg_restore(2, dir + "/dump.dir", true), pg_restore(1, dir + "/dump.dir", false),
-          agent(dir + "/dump.dir", ""), agent(dir + "/dump.dir", "", false)}},
+          agent(dir + "/dump.dir", ""), agent(dir + "/dump.dir", "", false),
+          agent(dir + "/dump.dir", "", true, 0, false)}},
         {{"tar", dir + "/dump.tar"},
          {pg_restore(0, dir + "/dump.tar", true), agent(dir + "/dump.tar", "")}},
         {{"streamed", dir + "/dump.custom.tar.zst"},
@@ -634,6 +638,7 @@ int AgentLoad(const ParsedArgs& args) {
   request.database = args.Get("database", kTargetDb);
   request.operation_id = absl::StrFormat("bench%d", getpid());
   request.analyze = !args.GetBool("no-analyze");
+  request.freeze = !args.GetBool("no-freeze");
   int jobs = 0;
   if (!absl::SimpleAtoi(args.Get("jobs", "0"), &jobs)) return 2;
   request.jobs = jobs;
@@ -696,6 +701,7 @@ int Main(int argc, char** argv) {
       {"database", "NAME", "(internal)"},
       {"source-db", "NAME", "(internal)"},
       {"no-analyze", "", "(internal) leave ANALYZE out, for an equal-work comparison"},
+      {"no-freeze", "", "(internal) load no table frozen, to measure what freezing saves"},
   };
   auto parsed = ParseArgs(args, specs);
   if (!parsed.ok()) {

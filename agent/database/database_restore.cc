@@ -429,6 +429,7 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     options.connect = connect_staging;
     options.analyze = request.analyze;
     options.hold_autovacuum = true;  // the staging database is ours until the swap
+    options.freeze = request.freeze;
     // Unique builds the data violates (and what depends on them) wait for
     // the duplicates check below; the rest of the dump loads.
     options.collect_failed_builds = true;

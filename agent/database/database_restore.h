@@ -75,6 +75,9 @@ struct DatabaseRestoreRequest {
   // first queries get plans from statistics). Off only for callers that
   // analyze later themselves (the benchmark's equal-work comparison).
   bool analyze = true;
+  // Load the tables of a seekable archive frozen where they allow it
+  // (LoadOptions::freeze). Off only for the benchmark's comparison.
+  bool freeze = true;
   const CancelToken* cancel = nullptr;
   // Progress of the steps ("load", "analyze", "verify", "swap").
   std::function<void(const std::string& step, const LoadProgress& progress)> progress;

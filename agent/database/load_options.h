@@ -162,6 +162,11 @@ struct LoadOptions {
   // then RESET; tables whose dump sets the option are left alone), so it
   // neither competes for the cores nor holds locks the index builds wait for.
   bool hold_autovacuum = false;
+  // The target database is the loader's own, as for hold_autovacuum (frozen
+  // rows are visible to every snapshot at once): a table whose rows a
+  // worker reads itself from a seekable archive loads frozen when it allows
+  // it (LoadJob::freeze: empty, ordinary, no triggers, not referenced).
+  bool freeze = false;
   LoadBounds bounds;
   // A unique index, primary key or unique constraint that fails with
   // unique_violation, and the post-data statements that then fail on its
@@ -197,6 +202,8 @@ struct LoadStats {
   // Tables whose rows the workers read from the archive themselves
   // (LoadArchiveScript), each on its own, decompressing it there.
   int64_t tables_read_apart = 0;
+  // Of them, those loaded frozen (options.freeze).
+  int64_t tables_frozen = 0;
   // Seconds from the start until the last table data was in (-1: no data
   // or serial load), and until the end of the load.
   double data_seconds = -1;

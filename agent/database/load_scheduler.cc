@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/common/status_macros.h"
 #include "agent/dump/plain_scanner.h"
@@ -29,6 +31,14 @@ bool Conflict(Lock a, Lock b) {
   if (a == Lock::kExclusive || b == Lock::kExclusive) return true;
   if (a == Lock::kReference || b == Lock::kReference) return false;  // ROW SHARE
   return !(a == Lock::kShared && b == Lock::kShared);
+}
+
+// `copy` (COPY ... FROM stdin;) with the FREEZE option; "" when it does
+// not end so.
+std::string FrozenCopySql(absl::string_view copy) {
+  absl::string_view sql = absl::StripTrailingAsciiWhitespace(copy);
+  if (!absl::ConsumeSuffix(&sql, " FROM stdin;")) return "";
+  return absl::StrCat(sql, " FROM stdin WITH (FREEZE);");
 }
 
 // Calls `fn(table, lock)` for every table `job` takes.
@@ -377,7 +387,8 @@ absl::Status LoadScheduler::RunJob(PgConnection* conn, const Entry& e) {
         s.code() == absl::StatusCode::kUnavailable ? s.code() : absl::StatusCode::kInvalidArgument,
         options_.dump_name, job.line, job.toc_entry, absl::StrCat(what, s.message()));
   };
-  absl::Status s = conn->Exec(job.sql);
+  const bool frozen = job.freeze && job.open_copy_data && BeginFrozenCopy(conn, job);
+  absl::Status s = conn->Exec(frozen ? FrozenCopySql(job.sql) : job.sql);
   if (!s.ok() && !job.fallback_sql.empty() &&
       (conn->last_error().sqlstate == "0A000" || conn->last_error().sqlstate == "42809")) {
     s = conn->Exec(job.fallback_sql);
@@ -404,12 +415,15 @@ absl::Status LoadScheduler::RunJob(PgConnection* conn, const Entry& e) {
       return absl::OkStatus();
     }
   }
-  if (!s.ok()) return fail(s, "");
+  if (!s.ok()) {
+    if (frozen) conn->Exec("ROLLBACK").IgnoreError();
+    return fail(s, "");
+  }
   if (!conn->in_copy()) return absl::OkStatus();
   const std::string table = job.tables.empty() ? "" : job.tables.front();
   bool stream_error = false;  // the rows' own (not the server's)
   if (job.open_copy_data) {
-    s = StreamCopyData(conn, e, &stream_error);
+    s = StreamCopyData(conn, e, /*may_split=*/!frozen, &stream_error);
   } else {
     for (size_t at = 0; at < job.copy_data.size() && s.ok(); at += kCopySlice) {
       s = conn->PutCopyData(absl::string_view(job.copy_data).substr(at, kCopySlice));
@@ -421,6 +435,14 @@ absl::Status LoadScheduler::RunJob(PgConnection* conn, const Entry& e) {
   } else {
     conn->EndCopy("aborted").IgnoreError();
   }
+  if (frozen) {
+    if (s.ok()) {
+      s = conn->Exec("COMMIT");
+      if (s.ok()) ++tables_frozen_;
+    } else {
+      conn->Exec("ROLLBACK").IgnoreError();
+    }
+  }
   if (!s.ok()) {
     // The stream's own errors (a corrupt archive, a row over the bound)
     // say what they are; the server's name the COPY.
@@ -430,6 +452,43 @@ absl::Status LoadScheduler::RunJob(PgConnection* conn, const Entry& e) {
     return fail(s, absl::StrCat("COPY ", table, ": "));
   }
   return absl::OkStatus();
+}
+
+bool LoadScheduler::BeginFrozenCopy(PgConnection* conn, const LoadJob& job) {
+  if (job.tables.empty() || FrozenCopySql(job.sql).empty()) return false;
+  // The name the COPY resolves in this session, quoted by the server
+  // (whatever the dump wrote), and whether this role may truncate it.
+  // Every name is schema-qualified: the dump's session settings may have
+  // put its own schemas first in the search path.
+  auto name = conn->Query(
+      "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+      "WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1) "
+      "AND c.relkind OPERATOR(pg_catalog.=) 'r' "
+      "AND pg_catalog.has_table_privilege(c.oid, 'TRUNCATE')",
+      {job.tables.front()});
+  if (!name.ok() || name->rows.size() != 1 || !name->rows[0][0].has_value()) return false;
+  const std::string& table = *name->rows[0][0];
+  // Under the lock nothing writes to it: empty now is empty at the
+  // TRUNCATE.
+  if (!conn->Exec("BEGIN ISOLATION LEVEL READ COMMITTED").ok()) return false;
+  absl::Status locked =
+      conn->Exec(absl::StrCat("LOCK TABLE ONLY ", table, " IN ACCESS EXCLUSIVE MODE"));
+  absl::StatusOr<PgRows> allowed = absl::UnknownError("");
+  if (locked.ok()) {
+    allowed = conn->Query(
+        "SELECT pg_catalog.pg_relation_size(c.oid) OPERATOR(pg_catalog.=) 0 "
+        "AND NOT c.relhastriggers AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k "
+        "WHERE k.confrelid OPERATOR(pg_catalog.=) c.oid) "
+        "FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass",
+        {table});
+  }
+  if (allowed.ok() && allowed->rows.size() == 1 && allowed->rows[0][0].value_or("") == "t" &&
+      conn->Exec(absl::StrCat("TRUNCATE ONLY ", table)).ok()) {
+    return true;
+  }
+  conn->Exec("ROLLBACK").IgnoreError();
+  return false;
 }
 
 bool LoadScheduler::Aborted() const {
@@ -471,7 +530,8 @@ void LoadScheduler::HandOff(const Entry& e, std::string rows) {
   work_cv_.notify_all();
 }
 
-absl::Status LoadScheduler::StreamCopyData(PgConnection* conn, const Entry& e, bool* stream_error) {
+absl::Status LoadScheduler::StreamCopyData(PgConnection* conn, const Entry& e, bool may_split,
+                                           bool* stream_error) {
   const LoadJob& job = e.job;
   *stream_error = true;
   ASSIGN_OR_RETURN(std::unique_ptr<ByteStream> source, job.open_copy_data());
@@ -592,7 +652,7 @@ absl::Status LoadScheduler::StreamCopyData(PgConnection* conn, const Entry& e, b
         if (handing && static_cast<int64_t>(handoff.size()) >= options_.chunk_bytes) {
           flush_handoff();
         }
-        const bool want = e.split != nullptr && !ended && HelpWanted(e);
+        const bool want = may_split && e.split != nullptr && !ended && HelpWanted(e);
         if (handing && !want) flush_handoff();
         if (!handing && want)
           handoff.reserve(static_cast<size_t>(options_.chunk_bytes) + buf.size());

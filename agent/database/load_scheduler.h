@@ -95,6 +95,17 @@ struct LoadJob {
   int64_t max_row_bytes = int64_t{1} << 30;
   bool track_first_field = false;
   std::shared_ptr<CopyStreamResult> result;
+  // With open_copy_data and a `sql` ending in "FROM stdin;": load the rows
+  // frozen when the table allows it, i.e. it is an ordinary table this
+  // role may truncate, still empty (no page yet, seen under an ACCESS
+  // EXCLUSIVE lock: nothing any statement put there is lost), without
+  // triggers and not referenced by a foreign key. It is then truncated and
+  // loaded WITH (FREEZE) in one transaction: the rows are written frozen
+  // and their pages all-visible, so the builds, checks and ANALYZE after
+  // them neither set hint bits nor write the pages again. Such a job keeps
+  // its rows to itself (another connection would wait for its lock). A
+  // table that does not allow it loads as without the flag.
+  bool freeze = false;
   // Later jobs that conflict with it may start first while it has not
   // started (its order against them does not matter: ANALYZE against the
   // catalog-only steps after it); it then waits for them.
@@ -210,6 +221,8 @@ class LoadScheduler {
   // Bytes of rows the data jobs that read their own rows have read so far
   // (any thread).
   int64_t streamed_bytes() const { return streamed_bytes_.load(); }
+  // Tables loaded frozen so far (LoadJob::freeze; any thread).
+  int64_t tables_frozen() const { return tables_frozen_.load(); }
 
   // The jobs run so far (the first kMaxTrace): what, on which worker
   // (0-based), when, for a timeline of the load.
@@ -246,8 +259,14 @@ class LoadScheduler {
   bool ConflictsWithEarlierLocked(const Entry& e);
   void FailLocked(absl::Status status);
   absl::Status RunJob(PgConnection* conn, const Entry& e);
-  // `*stream_error`: whether a failure is the stream's (else the server's).
-  absl::Status StreamCopyData(PgConnection* conn, const Entry& e, bool* stream_error);
+  // LoadJob::freeze: whether the job's table may be loaded frozen. When
+  // true, a transaction holding the table's lock is open on `conn` and the
+  // table is truncated; when false, none is.
+  bool BeginFrozenCopy(PgConnection* conn, const LoadJob& job);
+  // `*stream_error`: whether a failure is the stream's (else the server's);
+  // `may_split`: whether rows may go to other workers.
+  absl::Status StreamCopyData(PgConnection* conn, const Entry& e, bool may_split,
+                              bool* stream_error);
   // Whether the streaming job `e` should hand its next rows to another
   // worker, and the handing.
   bool HelpWanted(const Entry& e);
@@ -281,6 +300,7 @@ class LoadScheduler {
   // Set with failure_ or stopping_: a worker streaming rows stops.
   std::atomic<bool> abort_{false};
   std::atomic<int64_t> streamed_bytes_{0};
+  std::atomic<int64_t> tables_frozen_{0};
 };
 
 }  // namespace mastodon_restore

@@ -16,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -178,10 +179,13 @@ TEST_F(DatabaseRestoreTest, SeekableArchivesHaveTheirTablesReadByTheWorkers) {
   int n = 0;
   for (const Case& c : cases) {
     for (int64_t chunk : {int64_t{4096}, int64_t{8} << 20}) {
-      SCOPED_TRACE(absl::StrCat(c.source, " chunks of ", chunk));
+      // (Without freezing, the tables read apart share their rows.)
+      const bool freeze = chunk > 4096;
+      SCOPED_TRACE(absl::StrCat(c.source, " chunks of ", chunk, freeze ? "" : ", not frozen"));
       DatabaseRestoreRequest r = Request(c.source, absl::StrCat("apart_", n++));
       r.jobs = 3;
       r.chunk_bytes = chunk;
+      r.freeze = freeze;
       auto result = Restore(r, c.member);
       ASSERT_OK(result);
       EXPECT_TRUE(result->verification.passed());
@@ -192,11 +196,22 @@ TEST_F(DatabaseRestoreTest, SeekableArchivesHaveTheirTablesReadByTheWorkers) {
         EXPECT_EQ(result->load.tables_read_apart,
                   static_cast<int64_t>(result->load.table_rows.size()));
         EXPECT_EQ(result->load.tables_read_apart, 3);
+        EXPECT_EQ(result->load.tables_frozen, freeze ? 3 : 0);
       } else {
         EXPECT_EQ(result->load.tables_read_apart, 0);
+        EXPECT_EQ(result->load.tables_frozen, 0);
       }
       EXPECT_GE(result->load.max_concurrency, 2);
       EXPECT_EQ(DumpRowsSorted(r.database), expected);
+      if (c.apart) {
+        // Frozen: every page of toots all-visible and frozen as loaded.
+        ASSERT_OK(pg_->Exec("CREATE EXTENSION pg_visibility", r.database));
+        EXPECT_EQ(*pg_->QueryValue("SELECT (all_frozen = pg_relation_size('toots') / "
+                                   "current_setting('block_size')::int)::text "
+                                   "FROM pg_visibility_map_summary('toots')",
+                                   r.database),
+                  freeze ? "true" : "false");
+      }
     }
   }
   EXPECT_THAT(StagingLeft(), IsEmpty());
@@ -1178,6 +1193,109 @@ TEST_F(LoadSchedulerTest, AJobReadingItsOwnRowsCountsThemAndSharesThemWithIdleWo
   }
 }
 
+// LoadJob::freeze: an empty ordinary table is truncated and loaded WITH
+// (FREEZE) in one transaction, its rows kept to one connection; any other
+// table loads as it would without the flag, and no row put there before is
+// lost.
+TEST_F(LoadSchedulerTest, AnEmptyTableLoadsFrozenAndNoOtherTableLosesARow) {
+  ASSERT_OK(pg_->Exec(
+      "CREATE EXTENSION pg_visibility; "
+      "CREATE TABLE fresh (id int, body text); "
+      "CREATE TABLE \"Odd \"\"name\"\"\" (id int, body text); "
+      "CREATE TABLE had_rows (id int, body text); "
+      "INSERT INTO had_rows VALUES (0, 'before'); "
+      "CREATE TABLE twice (id int, body text); "
+      "CREATE TABLE parted (id int, body text) PARTITION BY RANGE (id); "
+      "CREATE TABLE parted_all PARTITION OF parted FOR VALUES FROM (MINVALUE) TO (MAXVALUE); "
+      "CREATE TABLE referenced (id int PRIMARY KEY, body text); "
+      "CREATE TABLE referencing (id int REFERENCES referenced); "
+      "CREATE TABLE triggered (id int, body text); "
+      "CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS "
+      "$$BEGIN INSERT INTO log VALUES ('truncated', '', now()); RETURN NULL; END$$; "
+      "CREATE TRIGGER on_truncate AFTER TRUNCATE ON triggered EXECUTE FUNCTION note()",
+      "sched"));
+  std::string rows;
+  for (int i = 1; i <= 20000; ++i) absl::StrAppend(&rows, i, "\trow ", i, "\n");
+  LoadSchedulerOptions o;
+  o.jobs = 3;
+  o.connect = [this]() { return PgConnection::Connect(pg_->ConnInfo("sched")); };
+  o.dump_name = "test.dump";
+  o.chunk_bytes = 16 << 10;  // (a job that may split hands off many chunks)
+  auto s = LoadScheduler::Start(o);
+  ASSERT_OK(s);
+  const std::vector<std::string> tables = {
+      "fresh",  "\"Odd \"\"name\"\"\"", "had_rows", "twice", "twice",
+      "parted", "referenced",           "triggered"};
+  for (const std::string& table : tables) {
+    LoadJob j;
+    j.tables = {table};
+    j.lock = LoadJob::Lock::kData;
+    j.sql = absl::StrCat("COPY ", table, " (id, body) FROM stdin;\n");
+    const std::string data = rows + "\\.\n";
+    j.open_copy_data = [data]() -> absl::StatusOr<std::unique_ptr<ByteStream>> {
+      return std::make_unique<TrickleStream>(data, 4096);
+    };
+    j.size_hint = static_cast<int64_t>(data.size());
+    j.toc_entry = absl::StrCat("TABLE DATA ", table);
+    j.freeze = true;
+    ASSERT_OK((*s)->Submit(std::move(j)));
+  }
+  ASSERT_OK((*s)->WaitIdle());
+  // Frozen: the two empty tables and one of the jobs of `twice` (the other
+  // waited for its lock, found rows and added its own).
+  EXPECT_EQ((*s)->tables_frozen(), 3);
+  auto frozen = [&](const std::string& table) {
+    return *pg_->QueryValue(
+        absl::StrCat(
+            "SELECT (all_frozen = pg_relation_size(c.oid) / current_setting('block_size')::int "
+            "AND all_frozen > 0)::text || ' ' || "
+            "(SELECT count(*) FROM ",
+            table,
+            ") FROM pg_class c, pg_visibility_map_summary(c.oid) "
+            "WHERE c.oid = to_regclass('",
+            table, "')"),
+        "sched");
+  };
+  // A frozen table's rows went to no other connection, even with two of
+  // them idle throughout (a job that may split hands them chunks: see
+  // AJobReadingItsOwnRowsCountsThemAndSharesThemWithIdleWorkers).
+  ASSERT_OK(pg_->Exec("CREATE TABLE alone (id int, body text)", "sched"));
+  {
+    LoadJob j;
+    j.tables = {"alone"};
+    j.lock = LoadJob::Lock::kData;
+    j.sql = "COPY alone (id, body) FROM stdin;";
+    j.open_copy_data = [rows]() -> absl::StatusOr<std::unique_ptr<ByteStream>> {
+      return std::make_unique<TrickleStream>(rows, 4096);
+    };
+    j.toc_entry = "TABLE DATA alone";
+    j.freeze = true;
+    ASSERT_OK((*s)->Submit(std::move(j)));
+    ASSERT_OK((*s)->WaitIdle());
+  }
+  EXPECT_EQ((*s)->tables_frozen(), 4);
+  std::set<std::string> chunked;
+  for (const auto& t : (*s)->trace()) {
+    if (absl::EndsWith(t.what, " (chunk)")) chunked.insert(t.what);
+  }
+  EXPECT_EQ(chunked.count("TABLE DATA fresh (chunk)"), 0u);
+  EXPECT_EQ(chunked.count("TABLE DATA alone (chunk)"), 0u);
+  EXPECT_EQ(frozen("alone"), "true 20000");
+  EXPECT_EQ(frozen("fresh"), "true 20000");
+  EXPECT_EQ(frozen("\"Odd \"\"name\"\"\""), "true 20000");
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) || ' ' || count(*) FILTER (WHERE body = 'before') "
+                             "FROM had_rows",
+                             "sched"),
+            "20001 1");
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) || ' ' || count(DISTINCT id) FROM twice", "sched"),
+            "40000 20000");
+  for (const char* table : {"parted", "referenced", "triggered"}) {
+    EXPECT_EQ(*pg_->QueryValue(absl::StrCat("SELECT count(*) FROM ", table), "sched"), "20000")
+        << table;
+  }
+  EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM log WHERE tag = 'truncated'", "sched"), "0");
+}
+
 TEST_F(LoadSchedulerTest, RowsReadByAJobKeepTheEndMarkerAndTheRowBound) {
   ASSERT_OK(pg_->Exec("CREATE TABLE t (id int, body text)", "sched"));
   struct Case {
@@ -1191,26 +1309,29 @@ TEST_F(LoadSchedulerTest, RowsReadByAJobKeepTheEndMarkerAndTheRowBound) {
       {"1\ta\nnot a number\tb\n", 1 << 20, "invalid input syntax for type integer"},
   };
   for (const Case& c : cases) {
-    SCOPED_TRACE(c.error);
-    auto s = Start(1);  // (one connection: nothing of a failed COPY stays)
-    ASSERT_NE(s, nullptr);
-    LoadJob j;
-    j.tables = {"t"};
-    j.lock = LoadJob::Lock::kData;
-    j.sql = "COPY t (id, body) FROM stdin;";
-    j.line = 12;
-    j.toc_entry = "TABLE DATA public.t";
-    const std::string data = c.data;
-    j.open_copy_data = [data]() -> absl::StatusOr<std::unique_ptr<ByteStream>> {
-      return std::make_unique<TrickleStream>(data, 3);
-    };
-    j.max_row_bytes = c.max_row;
-    ASSERT_OK(s->Submit(std::move(j)));
-    EXPECT_THAT(s->WaitIdle(),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         AllOf(HasSubstr("unable to load 'test.sql' at line 12 (TABLE DATA "
-                                         "public.t)"),
-                               HasSubstr(c.error))));
+    for (bool freeze : {false, true}) {
+      SCOPED_TRACE(absl::StrCat(c.error, freeze ? " (frozen)" : ""));
+      auto s = Start(1);  // (one connection: nothing of a failed COPY stays)
+      ASSERT_NE(s, nullptr);
+      LoadJob j;
+      j.tables = {"t"};
+      j.lock = LoadJob::Lock::kData;
+      j.sql = "COPY t (id, body) FROM stdin;";
+      j.line = 12;
+      j.toc_entry = "TABLE DATA public.t";
+      const std::string data = c.data;
+      j.open_copy_data = [data]() -> absl::StatusOr<std::unique_ptr<ByteStream>> {
+        return std::make_unique<TrickleStream>(data, 3);
+      };
+      j.max_row_bytes = c.max_row;
+      j.freeze = freeze;
+      ASSERT_OK(s->Submit(std::move(j)));
+      EXPECT_THAT(s->WaitIdle(),
+                  StatusIs(absl::StatusCode::kInvalidArgument,
+                           AllOf(HasSubstr("unable to load 'test.sql' at line 12 (TABLE DATA "
+                                           "public.t)"),
+                                 HasSubstr(c.error))));
+    }
   }
   EXPECT_EQ(*pg_->QueryValue("SELECT count(*) FROM t", "sched"), "0");
 }
