@@ -166,6 +166,9 @@ struct Contender {
   // Builds the pipeline for a target conninfo.
   std::function<std::vector<std::vector<std::string>>(const std::string& conninfo)> stages;
   std::string stdin_file;
+  // Commands run one after another once the pipeline succeeded, timed with
+  // it (e.g. the ANALYZE an admin runs after pg_restore).
+  std::function<std::vector<std::vector<std::string>>(const std::string& conninfo)> then;
 };
 
 struct Case {
@@ -403,6 +406,19 @@ class RestoreBench {
       };
       return c;
     };
+    // pg_restore, then the ANALYZE its documentation says to run after a
+    // restore (the agent's restore includes it): the same work as the
+    // agent's.
+    auto pg_restore_analyzed = [&](int j, const std::string& file) {
+      Contender c = pg_restore(j, file, false);
+      c.name = absl::StrCat(c.name, ", vacuumdb -Z -j", j);
+      c.then = [=](const std::string& conninfo) {
+        return std::vector<std::vector<std::string>>{{bin + "/vacuumdb", "--quiet",
+                                                      "--analyze-only", absl::StrCat("--jobs=", j),
+                                                      "-d", conninfo}};
+      };
+      return c;
+    };
     // pg_restore reads a stream only serially, from its stdin.
     auto streamed_pg_restore = [&](const std::string& file) {
       Contender c;
@@ -428,12 +444,12 @@ class RestoreBench {
          {piped("zstd", dir + "/dump.sql.zst"), agent(dir + "/dump.sql.zst", "")}},
         {{"custom", dir + "/dump.custom"},
          {pg_restore(2, dir + "/dump.custom", true), pg_restore(1, dir + "/dump.custom", false),
-          agent(dir + "/dump.custom", ""), agent(dir + "/dump.custom", "", false),
-          agent(dir + "/dump.custom", "", true, 0, false)}},
+          pg_restore_analyzed(2, dir + "/dump.custom"), agent(dir + "/dump.custom", ""),
+          agent(dir + "/dump.custom", "", false), agent(dir + "/dump.custom", "", true, 0, false)}},
         {{"directory", dir + "/dump.dir"},
          {pg_restore(2, dir + "/dump.dir", true), pg_restore(1, dir + "/dump.dir", false),
-          agent(dir + "/dump.dir", ""), agent(dir + "/dump.dir", "", false),
-          agent(dir + "/dump.dir", "", true, 0, false)}},
+          pg_restore_analyzed(2, dir + "/dump.dir"), agent(dir + "/dump.dir", ""),
+          agent(dir + "/dump.dir", "", false), agent(dir + "/dump.dir", "", true, 0, false)}},
         {{"tar", dir + "/dump.tar"},
          {pg_restore(0, dir + "/dump.tar", true), agent(dir + "/dump.tar", "")}},
         {{"streamed", dir + "/dump.custom.tar.zst"},
@@ -519,6 +535,19 @@ class RestoreBench {
             env.push_back(absl::StrCat("MR_BENCH_TIMELINE=", t));
           }
           RunFigures f = RunPipeline(who.stages(conninfo), who.stdin_file, env);
+          if (f.ok && who.then) {
+            for (const std::vector<std::string>& argv : who.then(conninfo)) {
+              RunFigures g = RunPipeline({argv}, "", env);
+              f.seconds += g.seconds;
+              f.cpu += g.cpu;
+              f.rss_mb = std::max(f.rss_mb, g.rss_mb);
+              if (!g.ok) {
+                f.ok = false;
+                f.error = g.error;
+                break;
+              }
+            }
+          }
           // The restore's backends exit just after their client: wait until
           // they are reaped, so their CPU is counted (untimed).
           double cpu1 = bench::ServerCpuSeconds(postmaster_, &children1);
