@@ -942,6 +942,26 @@ TEST_F(DatabaseRestoreTest, MissingLocaleFallsBackToCUtf8) {
             "C.UTF-8");
 }
 
+// Gives its bytes a few at a time, so rows and the "\." end marker arrive
+// cut at every place.
+class TrickleStream : public ByteStream {
+ public:
+  TrickleStream(std::string data, size_t step) : data_(std::move(data)), step_(step) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    const size_t k = std::min({n, step_, data_.size() - pos_});
+    std::memcpy(buf, data_.data() + pos_, k);
+    pos_ += k;
+    return k;
+  }
+  const std::string& name() const override { return name_; }
+
+ private:
+  std::string data_;
+  size_t step_;
+  size_t pos_ = 0;
+  std::string name_ = "rows.dat";
+};
+
 // The scheduler of the parallel load on real connections: what waits for
 // what, session settings on every connection, the first failure cancels the
 // rest.
@@ -979,6 +999,22 @@ class LoadSchedulerTest : public ::testing::Test {
                          "-end', current_setting('application_name'), clock_timestamp())");
     j.line = 7;
     j.toc_entry = absl::StrCat("TEST ", tag);
+    return j;
+  }
+
+  // A data job into `table` (id int, body text) that reads `data` itself,
+  // `step` bytes at a time.
+  static LoadJob StreamedCopy(const std::string& table, const std::string& data,
+                              size_t step = 4096) {
+    LoadJob j;
+    j.tables = {table};
+    j.lock = LoadJob::Lock::kData;
+    j.sql = absl::StrCat("COPY ", table, " (id, body) FROM stdin;");
+    j.open_copy_data = [data, step]() -> absl::StatusOr<std::unique_ptr<ByteStream>> {
+      return std::make_unique<TrickleStream>(data, step);
+    };
+    j.size_hint = static_cast<int64_t>(data.size());
+    j.toc_entry = absl::StrCat("TABLE DATA ", table);
     return j;
   }
 
@@ -1121,26 +1157,6 @@ TEST_F(LoadSchedulerTest, CancellationStopsTheRunningJobs) {
   EXPECT_EQ(Log(nullptr).count("long-end"), 0u);
 }
 
-// Gives its bytes a few at a time, so rows and the "\." end marker arrive
-// cut at every place.
-class TrickleStream : public ByteStream {
- public:
-  TrickleStream(std::string data, size_t step) : data_(std::move(data)), step_(step) {}
-  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
-    const size_t k = std::min({n, step_, data_.size() - pos_});
-    std::memcpy(buf, data_.data() + pos_, k);
-    pos_ += k;
-    return k;
-  }
-  const std::string& name() const override { return name_; }
-
- private:
-  std::string data_;
-  size_t step_;
-  size_t pos_ = 0;
-  std::string name_ = "rows.dat";
-};
-
 // A data job that reads its own rows (a seekable archive's table): rows
 // counted up to the "\." row, the greatest first field kept, and chunks of
 // whole rows handed to the workers that have nothing else to do, all
@@ -1161,15 +1177,7 @@ TEST_F(LoadSchedulerTest, AJobReadingItsOwnRowsCountsThemAndSharesThemWithIdleWo
     o.chunk_bytes = 16 << 10;
     auto s = LoadScheduler::Start(o);
     ASSERT_OK(s);
-    LoadJob j;
-    j.tables = {"t"};
-    j.lock = LoadJob::Lock::kData;
-    j.sql = "COPY t (id, body) FROM stdin;";
-    const std::string data = rows + "\\.\n\n\n";
-    j.open_copy_data = [data, step]() -> absl::StatusOr<std::unique_ptr<ByteStream>> {
-      return std::make_unique<TrickleStream>(data, step);
-    };
-    j.size_hint = static_cast<int64_t>(data.size());
+    LoadJob j = StreamedCopy("t", rows + "\\.\n\n\n", step);
     j.track_first_field = true;
     j.result = std::make_shared<CopyStreamResult>();
     auto result = j.result;
@@ -1227,16 +1235,8 @@ TEST_F(LoadSchedulerTest, AnEmptyTableLoadsFrozenAndNoOtherTableLosesARow) {
       "fresh",  "\"Odd \"\"name\"\"\"", "had_rows", "twice", "twice",
       "parted", "referenced",           "triggered"};
   for (const std::string& table : tables) {
-    LoadJob j;
-    j.tables = {table};
-    j.lock = LoadJob::Lock::kData;
-    j.sql = absl::StrCat("COPY ", table, " (id, body) FROM stdin;\n");
-    const std::string data = rows + "\\.\n";
-    j.open_copy_data = [data]() -> absl::StatusOr<std::unique_ptr<ByteStream>> {
-      return std::make_unique<TrickleStream>(data, 4096);
-    };
-    j.size_hint = static_cast<int64_t>(data.size());
-    j.toc_entry = absl::StrCat("TABLE DATA ", table);
+    LoadJob j = StreamedCopy(table, rows + "\\.\n");
+    j.sql += "\n";  // (the end of the statement as an archive's TOC has it)
     j.freeze = true;
     ASSERT_OK((*s)->Submit(std::move(j)));
   }
@@ -1261,14 +1261,7 @@ TEST_F(LoadSchedulerTest, AnEmptyTableLoadsFrozenAndNoOtherTableLosesARow) {
   // AJobReadingItsOwnRowsCountsThemAndSharesThemWithIdleWorkers).
   ASSERT_OK(pg_->Exec("CREATE TABLE alone (id int, body text)", "sched"));
   {
-    LoadJob j;
-    j.tables = {"alone"};
-    j.lock = LoadJob::Lock::kData;
-    j.sql = "COPY alone (id, body) FROM stdin;";
-    j.open_copy_data = [rows]() -> absl::StatusOr<std::unique_ptr<ByteStream>> {
-      return std::make_unique<TrickleStream>(rows, 4096);
-    };
-    j.toc_entry = "TABLE DATA alone";
+    LoadJob j = StreamedCopy("alone", rows);
     j.freeze = true;
     ASSERT_OK((*s)->Submit(std::move(j)));
     ASSERT_OK((*s)->WaitIdle());
@@ -1313,16 +1306,9 @@ TEST_F(LoadSchedulerTest, RowsReadByAJobKeepTheEndMarkerAndTheRowBound) {
       SCOPED_TRACE(absl::StrCat(c.error, freeze ? " (frozen)" : ""));
       auto s = Start(1);  // (one connection: nothing of a failed COPY stays)
       ASSERT_NE(s, nullptr);
-      LoadJob j;
-      j.tables = {"t"};
-      j.lock = LoadJob::Lock::kData;
-      j.sql = "COPY t (id, body) FROM stdin;";
+      LoadJob j = StreamedCopy("t", c.data, 3);
       j.line = 12;
       j.toc_entry = "TABLE DATA public.t";
-      const std::string data = c.data;
-      j.open_copy_data = [data]() -> absl::StatusOr<std::unique_ptr<ByteStream>> {
-        return std::make_unique<TrickleStream>(data, 3);
-      };
       j.max_row_bytes = c.max_row;
       j.freeze = freeze;
       ASSERT_OK(s->Submit(std::move(j)));
