@@ -443,14 +443,16 @@ absl::StatusOr<DatabaseRestoreResult> StageDatabase(const DatabaseRestoreRequest
     // or by the caller's pg_restore.
     auto restore_archive = [&](ByteStream* input) -> absl::Status {
       if (pg_restore.empty()) {
-        // A directory, or a custom archive as a file, lets the workers read
-        // the tables' data apart (LoadArchiveScript).
+        // A directory, or a custom or tar archive as a file, lets the
+        // workers read the tables' data apart (LoadArchiveScript).
         std::unique_ptr<ByteStream> file;
         absl::StatusOr<std::unique_ptr<ArchiveScript>> script;
         if (dump.format() == v1::DUMP_FORMAT_DIRECTORY) {
           script = ArchiveScript::OpenDirectory(archive_path);
         } else if (dump.format() == v1::DUMP_FORMAT_CUSTOM && input == nullptr) {
           script = ArchiveScript::OpenCustomFile(archive_path);
+        } else if (dump.format() == v1::DUMP_FORMAT_TAR && input == nullptr) {
+          script = ArchiveScript::OpenTarFile(archive_path);
         } else {
           if (input == nullptr) {
             ASSIGN_OR_RETURN(file, FileStream::Open(archive_path));

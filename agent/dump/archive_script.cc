@@ -1,9 +1,12 @@
 #include "agent/dump/archive_script.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -482,10 +485,133 @@ class CustomSource : public ArchiveScript::Source {
   int blobs_of_ = 0;
 };
 
+// Where a member's content lies in a tar file.
+struct TarMember {
+  int64_t offset = 0;
+  int64_t size = 0;
+};
+
+// The value of a tar header's numeric field: octal digits (blank- or
+// NUL-padded), or base-256 when the first byte's high bit is set (GNU, for
+// sizes of 8 GiB and more). -1 when it is neither.
+int64_t TarNumber(absl::string_view field) {
+  if (!field.empty() && (static_cast<unsigned char>(field[0]) & 0x80) != 0) {
+    if ((static_cast<unsigned char>(field[0]) & 0x7f) != 0) return -1;  // (negative or huge)
+    int64_t v = 0;
+    for (size_t i = 1; i < field.size(); ++i) {
+      if (v > (INT64_MAX >> 8)) return -1;
+      v = (v << 8) | static_cast<unsigned char>(field[i]);
+    }
+    return v;
+  }
+  int64_t v = 0;
+  bool digits = false;
+  for (char c : field) {
+    if (c >= '0' && c <= '7') {
+      if (v > (INT64_MAX >> 3)) return -1;
+      v = (v << 3) | (c - '0');
+      digits = true;
+    } else if (c == ' ' || c == '\0') {
+      if (digits) break;
+    } else {
+      return -1;
+    }
+  }
+  return digits ? v : -1;
+}
+
+// The members of the tar file `file` as pg_dump -Ft writes it: plain
+// ustar headers of regular files with short names. Empty when the file
+// holds anything else (an extension header, a long name, a bad checksum, a
+// name twice, a member past the end of the file): such a file is read
+// front to back only, by libarchive.
+std::map<std::string, TarMember> IndexTarMembers(const FileStream& file) {
+  constexpr int64_t kBlock = 512;
+  constexpr size_t kMaxMembers = 1 << 20;
+  std::map<std::string, TarMember> members;
+  absl::StatusOr<int64_t> file_size = file.Size();
+  if (!file_size.ok()) return {};
+  int64_t at = 0;
+  while (true) {
+    if (at + kBlock > *file_size) return {};  // no end-of-archive block
+    absl::StatusOr<std::string> h = file.ReadAt(at, kBlock);
+    if (!h.ok() || h->size() != kBlock) return {};
+    if (h->find_first_not_of('\0') == std::string::npos) return members;
+    int64_t sum = 0;
+    for (int64_t i = 0; i < kBlock; ++i) {
+      sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>((*h)[i]);
+    }
+    const absl::string_view view(*h);
+    const char type = (*h)[156];
+    if (TarNumber(view.substr(148, 8)) != sum || (type != '0' && type != '\0') ||
+        (*h)[345] != '\0') {
+      return {};
+    }
+    const std::string name(view.substr(0, std::min<size_t>(100, h->find('\0'))));
+    const int64_t size = TarNumber(view.substr(124, 12));
+    const int64_t data = at + kBlock;
+    if (name.empty() || size < 0 || size > *file_size - data || members.size() >= kMaxMembers ||
+        !members.emplace(name, TarMember{data, size}).second) {
+      return {};
+    }
+    at = data + (size + kBlock - 1) / kBlock * kBlock;
+  }
+}
+
+// `size` bytes of an open file from `offset` on, read with pread (the
+// descriptor's position is not used: it may be shared).
+class FileRangeStream : public ByteStream {
+ public:
+  FileRangeStream(std::unique_ptr<FileStream> file, int64_t offset, int64_t size, std::string name)
+      : file_(std::move(file)), at_(offset), left_(size), name_(std::move(name)) {}
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override {
+    if (left_ == 0 || n == 0) return 0;
+    const size_t want = static_cast<size_t>(std::min<int64_t>(left_, static_cast<int64_t>(n)));
+    ssize_t got;
+    do {
+      got = ::pread(file_->fd(), buf, want, at_);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) return ErrnoError(errno, "read", name_);
+    if (got == 0) return Malformed(name_, "the file ends inside the member");
+    at_ += got;
+    left_ -= got;
+    return static_cast<size_t>(got);
+  }
+  const std::string& name() const override { return name_; }
+
+ private:
+  std::unique_ptr<FileStream> file_;
+  int64_t at_;
+  int64_t left_;
+  std::string name_;
+};
+
 // Tar format: toc.dat, then the data members in TOC order.
 class TarSource : public ArchiveScript::Source {
  public:
   explicit TarSource(ByteStream* in) : in_(in) {}
+  // A regular file (owned here): when it is laid out as pg_dump writes it,
+  // its tables' data can also be read apart (OpenApart), each member
+  // through a descriptor of its own on the same open file.
+  explicit TarSource(std::unique_ptr<FileStream> file) : file_(std::move(file)), in_(file_.get()) {}
+
+  bool CanOpenApart(const TocItem& item) const override {
+    return members_.count(item.filename) > 0;
+  }
+  absl::StatusOr<std::unique_ptr<ByteStream>> OpenApart(const TocItem& item) const override {
+    auto it = members_.find(item.filename);
+    if (it == members_.end()) return Source::OpenApart(item);
+    const int fd = ::fcntl(file_->fd(), F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return ErrnoError(errno, "duplicate the descriptor of", file_->name());
+    auto dup = std::make_unique<FileStream>(fd, file_->name());
+    return std::unique_ptr<ByteStream>(std::make_unique<FileRangeStream>(
+        std::move(dup), it->second.offset, it->second.size,
+        absl::StrCat(file_->name(), " (member ", SanitizeLine(item.filename, false), ")")));
+  }
+  int64_t SizeInArchive(const TocItem& item) const override {
+    auto it = members_.find(item.filename);
+    return it == members_.end() ? 0 : it->second.size;
+  }
 
   absl::Status ReadToc(ArchiveHeader* header, std::vector<TocItem>* toc) override {
     ASSIGN_OR_RETURN(tar_, ArchiveReader::OpenStream(in_, "", /*allow_raw=*/false));
@@ -493,7 +619,9 @@ class TarSource : public ArchiveScript::Source {
     if (!first.has_value() || first->path != "toc.dat") {
       return Malformed(in_->name(), "a pg_dump tar archive starts with toc.dat");
     }
-    return ReadHeaderAndToc(tar_->data(), header, toc);
+    RETURN_IF_ERROR(ReadHeaderAndToc(tar_->data(), header, toc));
+    if (file_ != nullptr) members_ = IndexTarMembers(*file_);
+    return absl::OkStatus();
   }
 
   absl::StatusOr<ByteStream*> OpenData(const TocItem& item) override {
@@ -539,7 +667,9 @@ class TarSource : public ArchiveScript::Source {
   }
 
  private:
+  std::unique_ptr<FileStream> file_;  // a file's (else read front to back only)
   ByteStream* in_;
+  std::map<std::string, TarMember> members_;  // a file's, laid out as pg_dump writes
   std::unique_ptr<ArchiveReader> tar_;
   int blobs_of_ = 0;
   bool found_blob_ = false;
@@ -1170,6 +1300,14 @@ std::optional<ArchiveScript::DeferredData> ArchiveScript::TakeDeferred() {
 absl::StatusOr<std::unique_ptr<ArchiveScript>> ArchiveScript::OpenTar(ByteStream* in) {
   std::unique_ptr<ArchiveScript> script(
       new ArchiveScript(in->name(), std::make_unique<TarSource>(in)));
+  RETURN_IF_ERROR(script->Init());
+  return script;
+}
+
+absl::StatusOr<std::unique_ptr<ArchiveScript>> ArchiveScript::OpenTarFile(const std::string& path) {
+  ASSIGN_OR_RETURN(std::unique_ptr<FileStream> file, FileStream::Open(path));
+  std::unique_ptr<ArchiveScript> script(
+      new ArchiveScript(path, std::make_unique<TarSource>(std::move(file))));
   RETURN_IF_ERROR(script->Init());
   return script;
 }

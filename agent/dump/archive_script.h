@@ -50,6 +50,10 @@ class ArchiveScript : public ByteStream {
   static absl::StatusOr<std::unique_ptr<ArchiveScript>> OpenCustom(ByteStream* in);
   // Tar format (pg_dump -Ft) read from `in` (the tar stream).
   static absl::StatusOr<std::unique_ptr<ArchiveScript>> OpenTar(ByteStream* in);
+  // Tar format from the regular file `path`: when it is laid out as pg_dump
+  // writes it (plain ustar members), the data of its tables can be read
+  // apart.
+  static absl::StatusOr<std::unique_ptr<ArchiveScript>> OpenTarFile(const std::string& path);
   // Custom format from the regular file `path` (read through a buffer; the
   // data of its tables can be read apart when the TOC has their offsets).
   static absl::StatusOr<std::unique_ptr<ArchiveScript>> OpenCustomFile(const std::string& path);
@@ -68,8 +72,8 @@ class ArchiveScript : public ByteStream {
     int64_t size_hint = 0;
     std::function<absl::StatusOr<std::unique_ptr<ByteStream>>()> open;
   };
-  // Whether any table's data can be read apart (directory format, or a
-  // custom file whose TOC has the data offsets).
+  // Whether any table's data can be read apart (directory format, a custom
+  // file whose TOC has the data offsets, a tar file as pg_dump writes it).
   bool can_defer_data() const;
   // Before the first Read(): the data of each table that can be read apart
   // is not rendered; instead Read() returns 0 (the script seems to end)

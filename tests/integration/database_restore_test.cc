@@ -6,9 +6,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -27,6 +29,7 @@
 #include "agent/database/local_cluster.h"
 #include "agent/database/pg_connection.h"
 #include "agent/database/target_ops.h"
+#include "agent/dump/archive_script.h"
 #include "agent/inventory/inspector.h"
 #include "tests/harness/restore_fixture.h"
 #include "tests/harness/status_matchers.h"
@@ -150,11 +153,13 @@ TEST_F(DatabaseRestoreTest, EquivalentToPsqlAndPgRestoreInEveryFormat) {
   EXPECT_THAT(StagingLeft(), IsEmpty());
 }
 
-// A seekable archive (a custom file with data offsets, a directory) has
-// each table's data read and decompressed by the worker that loads it, big
-// tables shared with idle workers in chunks; a custom archive without
-// offsets (pg_dump to a pipe) or read as a stream from another container
-// loads front to back. Each gives what psql makes of the plain dump.
+// A seekable archive (a custom file with data offsets, a directory, a tar
+// file as pg_dump writes it) has each table's data read and decompressed by
+// the worker that loads it, frozen, or big tables shared with idle workers
+// in chunks when not; a custom archive without offsets (pg_dump to a pipe),
+// a tar file packed otherwise, or an archive read as a stream from another
+// container loads front to back. Each gives what psql makes of the plain
+// dump.
 TEST_F(DatabaseRestoreTest, SeekableArchivesHaveTheirTablesReadByTheWorkers) {
   ASSERT_OK(pg_->Exec("CREATE DATABASE reference"));
   Tool({"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", pg_->ConnInfo("reference"), "-f",
@@ -166,6 +171,31 @@ TEST_F(DatabaseRestoreTest, SeekableArchivesHaveTheirTablesReadByTheWorkers) {
     std::ofstream out(piped, std::ios::binary);
     out << Tool({"pg_dump", "-Fc", "-d", pg_->ConnInfo("reference")});
   }
+  // The tar archive as GNU tar's pax format packs the same members again
+  // (an extended header before each): not laid out as pg_dump writes it,
+  // so read front to back.
+  const std::string pax = work_ + "/pax.tar";
+  {
+    const std::string unpacked = work_ + "/unpacked";
+    ASSERT_EQ(::mkdir(unpacked.c_str(), 0700), 0);
+    auto tar = [&](std::vector<std::string> argv) {
+      CommandSpec spec;
+      spec.argv = std::move(argv);
+      spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
+      spec.timeout = absl::Minutes(1);
+      auto ran = runner_->Run(spec, nullptr);
+      EXPECT_OK(ran);
+      EXPECT_EQ(ran.ok() ? ran->exit_code : -1, 0) << (ran.ok() ? ran->stderr_text : "");
+      return ran.ok() ? ran->stdout_text : "";
+    };
+    tar({"tar", "-C", unpacked, "-xf", kDir + "/hard/tar.tar"});
+    std::vector<std::string> argv = {"tar", "--format=pax", "-C", unpacked, "-cf", pax};
+    for (absl::string_view m :
+         absl::StrSplit(tar({"tar", "-tf", kDir + "/hard/tar.tar"}), '\n', absl::SkipEmpty())) {
+      argv.emplace_back(m);  // (in the archive's order: toc.dat first)
+    }
+    tar(argv);
+  }
   struct Case {
     std::string source, member;
     bool apart;
@@ -173,8 +203,11 @@ TEST_F(DatabaseRestoreTest, SeekableArchivesHaveTheirTablesReadByTheWorkers) {
   const Case cases[] = {
       {kDir + "/hard/custom.dump", "", true},
       {kDir + "/hard/dirdump", "", true},
+      {kDir + "/hard/tar.tar", "", true},
       {piped, "", false},
+      {pax, "", false},
       {kDir + "/nested_archives.tar.gz", "custom.dump", false},
+      {kDir + "/nested_archives.tar.gz", "tar.tar", false},
   };
   int n = 0;
   for (const Case& c : cases) {
@@ -215,6 +248,48 @@ TEST_F(DatabaseRestoreTest, SeekableArchivesHaveTheirTablesReadByTheWorkers) {
     }
   }
   EXPECT_THAT(StagingLeft(), IsEmpty());
+}
+
+// Only a tar file laid out as pg_dump writes it has its members indexed for
+// reading apart; one whose headers do not add up (a bad checksum, a member
+// past the end of the file) is read front to back, where libarchive says
+// what is wrong.
+TEST(TarFileTest, OnlyATarLaidOutAsPgDumpWritesItIsReadApart) {
+  std::string tar;
+  {
+    std::ifstream in(kDir + "/hard/tar.tar", std::ios::binary);
+    tar.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ASSERT_GT(tar.size(), 2048u);
+  char dir_template[] = "/tmp/mr-tar-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  auto open = [&](const std::string& name, const std::string& bytes) {
+    const std::string path = absl::StrCat(dir, "/", name);
+    std::ofstream(path, std::ios::binary) << bytes;
+    return ArchiveScript::OpenTarFile(path);
+  };
+  auto whole = open("whole.tar", tar);
+  ASSERT_OK(whole);
+  EXPECT_TRUE((*whole)->can_defer_data());
+  // The second header (the first data member's) with its checksum off.
+  std::string bad_sum = tar;
+  const size_t toc_size = std::stoul(tar.substr(124, 11), nullptr, 8);
+  const size_t second = 512 + (toc_size + 511) / 512 * 512;
+  bad_sum[second + 150] = bad_sum[second + 150] == '1' ? '2' : '1';
+  auto summed = open("bad_sum.tar", bad_sum);
+  ASSERT_OK(summed);  // (the TOC comes before the damage)
+  EXPECT_FALSE((*summed)->can_defer_data());
+  // Cut in the middle: the member there runs past the end.
+  auto cut = open("cut.tar", tar.substr(0, tar.size() / 2));
+  ASSERT_OK(cut);
+  EXPECT_FALSE((*cut)->can_defer_data());
+  std::string script;
+  char buf[4096];
+  absl::StatusOr<size_t> got;
+  while ((got = (*cut)->Read(buf, sizeof(buf))).ok() && *got > 0) script.append(buf, *got);
+  EXPECT_FALSE(got.ok());
+  std::filesystem::remove_all(dir);
 }
 
 // The parallel load on what pg_dump writes for the less common objects:
