@@ -520,14 +520,16 @@ int64_t TarNumber(absl::string_view field) {
   return digits ? v : -1;
 }
 
-// The members of the tar file `file` as pg_dump -Ft writes it: plain
-// ustar headers of regular files with short names. Empty when the file
-// holds anything else (an extension header, a long name, a bad checksum, a
-// name twice, a member past the end of the file): such a file is read
-// front to back only, by libarchive.
+// The members of the tar file `file` as pg_dump -Ft writes it (plain
+// ustar headers of regular files with short names), but for the large
+// objects' (blob_<oid>.dat: read in archive order, and there may be
+// millions). Empty when the file holds anything else (an extension header,
+// a long name, a bad checksum, a name twice, a member past the end of the
+// file) or too many members: such a file is read front to back only, by
+// libarchive.
 std::map<std::string, TarMember> IndexTarMembers(const FileStream& file) {
   constexpr int64_t kBlock = 512;
-  constexpr size_t kMaxMembers = 1 << 20;
+  constexpr size_t kMaxMembers = 1 << 16;
   std::map<std::string, TarMember> members;
   absl::StatusOr<int64_t> file_size = file.Size();
   if (!file_size.ok()) return {};
@@ -550,8 +552,9 @@ std::map<std::string, TarMember> IndexTarMembers(const FileStream& file) {
     const std::string name(view.substr(0, std::min<size_t>(100, h->find('\0'))));
     const int64_t size = TarNumber(view.substr(124, 12));
     const int64_t data = at + kBlock;
-    if (name.empty() || size < 0 || size > *file_size - data || members.size() >= kMaxMembers ||
-        !members.emplace(name, TarMember{data, size}).second) {
+    if (name.empty() || size < 0 || size > *file_size - data) return {};
+    if (!absl::StartsWith(name, "blob_") &&
+        (members.size() >= kMaxMembers || !members.emplace(name, TarMember{data, size}).second)) {
       return {};
     }
     at = data + (size + kBlock - 1) / kBlock * kBlock;
