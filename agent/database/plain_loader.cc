@@ -372,15 +372,30 @@ class Loader {
         return absl::OkStatus();
       }
     }
+    PgConnection* roles = options_.privileged != nullptr ? options_.privileged : conn_;
+    RewriteContext context = rewrite_;
+    if (context.target_major > 0 && context.target_major <= 15) {
+      // Before 16 a membership inherits as its member does: as the dump's
+      // role statements, applied above, made it.
+      std::set<std::string> inherit;
+      for (const std::string& member : members) {
+        ASSIGN_OR_RETURN(PgRows row, roles->Query("SELECT rolinherit::text FROM "
+                                                  "pg_catalog.pg_roles WHERE rolname = $1",
+                                                  {member}));
+        inherit.insert(row.rows.size() == 1 ? row.rows[0][0].value_or("") : "");
+      }
+      if (inherit.size() == 1 && !inherit.begin()->empty()) {
+        context.grant_members_inherit = *inherit.begin() == "true";
+      }
+    }
     std::string sql = item.text;
-    RewriteResult r = RewriteStatement(rewrite_, &sql);
+    RewriteResult r = RewriteStatement(context, &sql);
     if (r.action == RewriteResult::Action::kRefuse) {
       return executor_.Fail(item.line, absl::StrCat("statement refused: ", r.note),
                             absl::StatusCode::kFailedPrecondition);
     }
     if (!r.note.empty()) executor_.NoteRewrite(r.note);
     if (r.action == RewriteResult::Action::kSkip) return absl::OkStatus();
-    PgConnection* roles = options_.privileged != nullptr ? options_.privileged : conn_;
     absl::Status s = roles->Exec(sql);
     if (!s.ok()) executor_.Warn(absl::StrCat("role membership: ", s.message()));
     return absl::OkStatus();

@@ -216,8 +216,11 @@ RewriteResult SetAccessMethod(int t, const std::string& sql) {
                              method, ", which ", Target(t), " cannot set on it"));
 }
 
-// GRANT r TO m WITH <options> [GRANTED BY g] of pg_dumpall 16+ on <= 15.
-RewriteResult RoleGrantOptions(int t, std::string* sql) {
+// GRANT r TO m WITH <options> [GRANTED BY g] of pg_dumpall 16+ (which
+// writes INHERIT TRUE or FALSE on every membership) on <= 15, whose
+// memberships inherit as their members do (`members_inherit`, see
+// RewriteContext::grant_members_inherit).
+RewriteResult RoleGrantOptions(int t, std::optional<bool> members_inherit, std::string* sql) {
   Tokens k(*sql);
   size_t with = k.size(), granted_by = k.size(), end = k.size();
   if (k.P(end - 1, ";")) --end;
@@ -236,10 +239,15 @@ RewriteResult RoleGrantOptions(int t, std::string* sql) {
     const bool on = value == "true" || value == "option" || value == "on";
     if (option == "admin") {
       admin = on;
-    } else if ((option == "inherit" || option == "set") && !on) {
-      return Refuse(absl::StrCat("role membership ", k.Text(*sql, 1, with), " WITH ",
-                                 absl::AsciiStrToUpper(option), " FALSE needs PostgreSQL 16; the ",
-                                 "target runs ", t));
+    } else if (option == "inherit" && on != members_inherit.value_or(true)) {
+      return Refuse(absl::StrCat(
+          "role membership ", k.Text(*sql, 1, with), " WITH INHERIT ", on ? "TRUE" : "FALSE",
+          " needs PostgreSQL 16", members_inherit.has_value() ? " (its member is " : "",
+          members_inherit.has_value() ? (*members_inherit ? "INHERIT)" : "NOINHERIT)") : "",
+          "; the target runs ", t));
+    } else if (option == "set" && !on) {
+      return Refuse(absl::StrCat("role membership ", k.Text(*sql, 1, with),
+                                 " WITH SET FALSE needs PostgreSQL 16; the target runs ", t));
     } else if (option != "inherit" && option != "set") {
       return Refuse(absl::StrCat("role membership option ", option, " unknown to ", Target(t)));
     }
@@ -295,7 +303,9 @@ namespace {
 
 // The version rules of RewriteStatement (rewrite_rules.h); `upper` is the
 // statement's head.
-RewriteResult RewriteForVersion(int t, const std::string& upper, std::string* sql) {
+RewriteResult RewriteForVersion(const RewriteContext& context, const std::string& upper,
+                                std::string* sql) {
+  const int t = context.target_major;
   if (t <= 17 && absl::StartsWith(upper, "SELECT * FROM PG_CATALOG.PG_RESTORE_") &&
       (absl::StartsWith(upper.substr(36), "RELATION_STATS(") ||
        absl::StartsWith(upper.substr(36), "ATTRIBUTE_STATS("))) {
@@ -318,7 +328,9 @@ RewriteResult RewriteForVersion(int t, const std::string& upper, std::string* sq
   }
   if (t <= 15 && absl::StartsWith(upper, "GRANT ")) {
     std::vector<std::string> granted, members;
-    if (ParseRoleGrant(*sql, &granted, &members)) return RoleGrantOptions(t, sql);
+    if (ParseRoleGrant(*sql, &granted, &members)) {
+      return RoleGrantOptions(t, context.grant_members_inherit, sql);
+    }
   }
   if (t >= 12 && (absl::StartsWith(upper, "SET DEFAULT_WITH_OIDS ") ||
                   absl::StartsWith(upper, "COPY ") || absl::StartsWith(upper, "CREATE TABLE "))) {
@@ -341,7 +353,7 @@ RewriteResult RewriteStatement(const RewriteContext& context, std::string* sql) 
   const std::string upper = StatementHead(*sql);
   const int t = context.target_major;
   if (t > 0) {
-    RewriteResult r = RewriteForVersion(t, upper, sql);
+    RewriteResult r = RewriteForVersion(context, upper, sql);
     if (r.action != RewriteResult::Action::kRun || !r.note.empty()) return r;
   }
   if (absl::StartsWith(upper, "SET TRANSACTION_TIMEOUT ") && t > 0 && t <= 16) {

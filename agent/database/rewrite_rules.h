@@ -5,6 +5,7 @@
 #ifndef MR_AGENT_DATABASE_REWRITE_RULES_H_
 #define MR_AGENT_DATABASE_REWRITE_RULES_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,13 @@ struct RewriteContext {
   std::string source_db;
   // The database loaded into, already quoted as an SQL identifier.
   std::string quoted_target_db;
+  // For a role membership (GRANT r TO m ...) into a target before 16:
+  // whether its members inherit (rolinherit, as the target has them; unset
+  // when unknown or when they differ). Before 16 a membership inherits as
+  // its member does, so an INHERIT option equal to it is dropped and one
+  // that differs is refused. Unknown: INHERIT TRUE (every member's default
+  // before 16) is dropped and INHERIT FALSE refused.
+  std::optional<bool> grant_members_inherit;
 };
 
 struct RewriteResult {

@@ -193,8 +193,8 @@ TEST_F(CrossVersionTest, PgDumpall17RoleMembershipsIntoOlderTargets) {
     ASSERT_FALSE(result.ok());
     EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_THAT(std::string(result.status().message()),
-                HasSubstr("role membership grp TO auditor WITH INHERIT FALSE needs PostgreSQL 16; "
-                          "the target runs 15"));
+                HasSubstr("role membership grp TO auditor WITH INHERIT FALSE needs PostgreSQL 16 "
+                          "(its member is INHERIT); the target runs 15"));
     ExpectNothingLeft(target->get(), {"mastodon", "grp", "reader", "auditor"});
   }
   {
@@ -206,6 +206,40 @@ TEST_F(CrossVersionTest, PgDumpall17RoleMembershipsIntoOlderTargets) {
                   "SELECT a.inherit_option FROM pg_auth_members a JOIN pg_roles m ON m.oid = "
                   "a.member WHERE m.rolname = 'auditor'"),
               "f");
+  }
+
+  // Before 16 a membership inherits as its member does. A NOINHERIT
+  // member's membership (INHERIT FALSE, its default) is the same on 15;
+  // one that inherits all the same (INHERIT TRUE) is not, and is refused.
+  ASSERT_OK(src.Exec("DROP ROLE auditor; CREATE ROLE watcher NOINHERIT; GRANT grp TO watcher"));
+  const std::string watcher = dir_ + "/cluster17-noinherit-member.sql";
+  Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", watcher});
+  ASSERT_THAT(ReadFile(watcher),
+              HasSubstr("GRANT grp TO watcher WITH INHERIT FALSE GRANTED BY postgres;"));
+  {
+    auto target = TestPostgres::Start(15);
+    ASSERT_OK(target);
+    auto result = Restore(target->get(), watcher, "mastodon_production", "mastodon_production");
+    ASSERT_OK(result);
+    EXPECT_EQ(*(*target)->QueryValue(
+                  "SELECT m.rolinherit::text || ' ' || count(a.roleid) FROM pg_roles m "
+                  "LEFT JOIN pg_auth_members a ON a.member = m.oid AND a.roleid = "
+                  "'grp'::regrole WHERE m.rolname = 'watcher' GROUP BY m.rolinherit"),
+              "false 1");
+  }
+  ASSERT_OK(src.Exec("REVOKE grp FROM watcher; GRANT grp TO watcher WITH INHERIT TRUE"));
+  const std::string inheriting = dir_ + "/cluster17-noinherit-member-inheriting.sql";
+  Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", inheriting});
+  {
+    auto target = TestPostgres::Start(15);
+    ASSERT_OK(target);
+    auto result = Restore(target->get(), inheriting, "mastodon_production", "mastodon_production");
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(std::string(result.status().message()),
+                HasSubstr("role membership grp TO watcher WITH INHERIT TRUE needs PostgreSQL 16 "
+                          "(its member is NOINHERIT); the target runs 15"));
+    ExpectNothingLeft(target->get(), {"mastodon", "grp", "reader", "watcher"});
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -281,6 +282,46 @@ TEST(RewriteStatementTest, VersionRules) {
     }
     EXPECT_EQ(r.note, c.note);
   }
+}
+
+// Before 16 a membership inherits as its member does: pg_dumpall 16+'s
+// INHERIT option (written on every membership) is dropped where it agrees
+// with the member and refused where it does not.
+TEST(RewriteStatementTest, RoleGrantInheritFollowsTheMemberBefore16) {
+  struct Case {
+    const char* sql;
+    std::optional<bool> members_inherit;
+    RewriteResult::Action action;
+    const char* run;
+  };
+  const Case cases[] = {
+      {"GRANT grp TO watcher WITH INHERIT FALSE GRANTED BY postgres;", false, kRun,
+       "GRANT grp TO watcher GRANTED BY postgres;"},
+      {"GRANT grp TO watcher WITH INHERIT TRUE GRANTED BY postgres;", false, kRefuse, ""},
+      {"GRANT grp TO reader WITH ADMIN OPTION, INHERIT TRUE GRANTED BY postgres;", true, kRun,
+       "GRANT grp TO reader WITH ADMIN OPTION GRANTED BY postgres;"},
+      {"GRANT grp TO reader WITH INHERIT FALSE GRANTED BY postgres;", true, kRefuse, ""},
+      {"GRANT grp TO watcher WITH INHERIT FALSE, SET FALSE;", false, kRefuse, ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.sql);
+    RewriteContext context;
+    context.target_major = 15;
+    context.grant_members_inherit = c.members_inherit;
+    std::string sql = c.sql;
+    RewriteResult r = RewriteStatement(context, &sql);
+    EXPECT_EQ(static_cast<int>(r.action), static_cast<int>(c.action)) << r.note;
+    if (c.action == kRun) {
+      EXPECT_EQ(sql, c.run);
+    }
+  }
+  RewriteContext context;
+  context.target_major = 15;
+  context.grant_members_inherit = false;
+  std::string sql = "GRANT grp TO watcher WITH INHERIT TRUE GRANTED BY postgres;";
+  EXPECT_EQ(RewriteStatement(context, &sql).note,
+            "role membership grp TO watcher WITH INHERIT TRUE needs PostgreSQL 16 (its member is "
+            "NOINHERIT); the target runs 15");
 }
 
 TEST(ParseRoleGrantTest, MembershipsOnly) {
