@@ -109,6 +109,33 @@ class CrossVersionTest : public ::testing::Test {
     return RestoreDatabase(r, runner_.get(), env.get());
   }
 
+  // The cluster dump `path` restored into a fresh PostgreSQL `major` is
+  // refused as FAILED_PRECONDITION with `message`, and nothing is left.
+  void ExpectRefused(int major, const std::string& path, const std::string& message,
+                     const std::vector<std::string>& roles) {
+    auto target = TestPostgres::Start(major);
+    ASSERT_OK(target);
+    auto result = Restore(target->get(), path, "mastodon_production", "mastodon_production");
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(std::string(result.status().message()), HasSubstr(message));
+    ExpectNothingLeft(target->get(), roles);
+  }
+
+  // `query`'s value on a fresh PostgreSQL `major` once the cluster dump
+  // `path` is restored there ("" when the restore fails, failing the test).
+  std::string ValueAfterRestore(int major, const std::string& path, const std::string& query) {
+    auto target = TestPostgres::Start(major);
+    EXPECT_OK(target);
+    if (!target.ok()) return "";
+    auto result = Restore(target->get(), path, "mastodon_production", "mastodon_production");
+    EXPECT_OK(result);
+    if (!result.ok()) return "";
+    auto value = (*target)->QueryValue(query);
+    EXPECT_OK(value);
+    return value.ok() ? *value : "";
+  }
+
   // Nothing of a refused restore is left on `pg`: no staging database, no
   // load role, none of `roles`.
   void ExpectNothingLeft(TestPostgres* pg, const std::vector<std::string>& roles) {
@@ -186,27 +213,14 @@ TEST_F(CrossVersionTest, PgDumpall17RoleMembershipsIntoOlderTargets) {
   Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", noinherit});
   ASSERT_THAT(ReadFile(noinherit),
               HasSubstr("GRANT grp TO auditor WITH INHERIT FALSE GRANTED BY postgres;"));
-  {
-    auto target = TestPostgres::Start(15);
-    ASSERT_OK(target);
-    auto result = Restore(target->get(), noinherit, "mastodon_production", "mastodon_production");
-    ASSERT_FALSE(result.ok());
-    EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_THAT(std::string(result.status().message()),
-                HasSubstr("role membership grp TO auditor WITH INHERIT FALSE needs PostgreSQL 16 "
-                          "(its member is INHERIT); the target runs 15"));
-    ExpectNothingLeft(target->get(), {"mastodon", "grp", "reader", "auditor"});
-  }
-  {
-    auto target = TestPostgres::Start(16);
-    ASSERT_OK(target);
-    auto result = Restore(target->get(), noinherit, "mastodon_production", "mastodon_production");
-    ASSERT_OK(result);
-    EXPECT_EQ(*(*target)->QueryValue(
-                  "SELECT a.inherit_option FROM pg_auth_members a JOIN pg_roles m ON m.oid = "
-                  "a.member WHERE m.rolname = 'auditor'"),
-              "f");
-  }
+  ExpectRefused(15, noinherit,
+                "role membership grp TO auditor WITH INHERIT FALSE needs PostgreSQL 16 (its member "
+                "is INHERIT); the target runs 15",
+                {"mastodon", "grp", "reader", "auditor"});
+  EXPECT_EQ(ValueAfterRestore(16, noinherit,
+                              "SELECT a.inherit_option FROM pg_auth_members a JOIN pg_roles m ON "
+                              "m.oid = a.member WHERE m.rolname = 'auditor'"),
+            "f");
 
   // Before 16 a membership inherits as its member does. A NOINHERIT
   // member's membership (INHERIT FALSE, its default) is the same on 15;
@@ -216,31 +230,18 @@ TEST_F(CrossVersionTest, PgDumpall17RoleMembershipsIntoOlderTargets) {
   Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", watcher});
   ASSERT_THAT(ReadFile(watcher),
               HasSubstr("GRANT grp TO watcher WITH INHERIT FALSE GRANTED BY postgres;"));
-  {
-    auto target = TestPostgres::Start(15);
-    ASSERT_OK(target);
-    auto result = Restore(target->get(), watcher, "mastodon_production", "mastodon_production");
-    ASSERT_OK(result);
-    EXPECT_EQ(*(*target)->QueryValue(
-                  "SELECT m.rolinherit::text || ' ' || count(a.roleid) FROM pg_roles m "
-                  "LEFT JOIN pg_auth_members a ON a.member = m.oid AND a.roleid = "
-                  "'grp'::regrole WHERE m.rolname = 'watcher' GROUP BY m.rolinherit"),
-              "false 1");
-  }
+  EXPECT_EQ(ValueAfterRestore(15, watcher,
+                              "SELECT m.rolinherit::text || ' ' || count(a.roleid) FROM pg_roles m "
+                              "LEFT JOIN pg_auth_members a ON a.member = m.oid AND a.roleid = "
+                              "'grp'::regrole WHERE m.rolname = 'watcher' GROUP BY m.rolinherit"),
+            "false 1");
   ASSERT_OK(src.Exec("REVOKE grp FROM watcher; GRANT grp TO watcher WITH INHERIT TRUE"));
   const std::string inheriting = dir_ + "/cluster17-noinherit-member-inheriting.sql";
   Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", inheriting});
-  {
-    auto target = TestPostgres::Start(15);
-    ASSERT_OK(target);
-    auto result = Restore(target->get(), inheriting, "mastodon_production", "mastodon_production");
-    ASSERT_FALSE(result.ok());
-    EXPECT_EQ(result.status().code(), absl::StatusCode::kFailedPrecondition);
-    EXPECT_THAT(std::string(result.status().message()),
-                HasSubstr("role membership grp TO watcher WITH INHERIT TRUE needs PostgreSQL 16 "
-                          "(its member is NOINHERIT); the target runs 15"));
-    ExpectNothingLeft(target->get(), {"mastodon", "grp", "reader", "watcher"});
-  }
+  ExpectRefused(15, inheriting,
+                "role membership grp TO watcher WITH INHERIT TRUE needs PostgreSQL 16 (its member "
+                "is NOINHERIT); the target runs 15",
+                {"mastodon", "grp", "reader", "watcher"});
 }
 
 // A database of the builtin locale provider (17+) keeps its provider on a
