@@ -387,8 +387,9 @@ absl::Status LoadScheduler::RunJob(PgConnection* conn, const Entry& e) {
         s.code() == absl::StatusCode::kUnavailable ? s.code() : absl::StatusCode::kInvalidArgument,
         options_.dump_name, job.line, job.toc_entry, absl::StrCat(what, s.message()));
   };
-  const bool frozen = job.freeze && job.open_copy_data && BeginFrozenCopy(conn, job);
-  absl::Status s = conn->Exec(frozen ? FrozenCopySql(job.sql) : job.sql);
+  const std::string frozen_sql = job.freeze && job.open_copy_data ? FrozenCopySql(job.sql) : "";
+  const bool frozen = !frozen_sql.empty() && BeginFrozenCopy(conn, job);
+  absl::Status s = conn->Exec(frozen ? frozen_sql : job.sql);
   if (!s.ok() && !job.fallback_sql.empty() &&
       (conn->last_error().sqlstate == "0A000" || conn->last_error().sqlstate == "42809")) {
     s = conn->Exec(job.fallback_sql);
@@ -455,7 +456,7 @@ absl::Status LoadScheduler::RunJob(PgConnection* conn, const Entry& e) {
 }
 
 bool LoadScheduler::BeginFrozenCopy(PgConnection* conn, const LoadJob& job) {
-  if (job.tables.empty() || FrozenCopySql(job.sql).empty()) return false;
+  if (job.tables.empty()) return false;
   // The name the COPY resolves in this session, quoted by the server
   // (whatever the dump wrote), and whether this role may truncate it.
   // Every name is schema-qualified: the dump's session settings may have

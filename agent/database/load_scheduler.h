@@ -259,7 +259,8 @@ class LoadScheduler {
   bool ConflictsWithEarlierLocked(const Entry& e);
   void FailLocked(absl::Status status);
   absl::Status RunJob(PgConnection* conn, const Entry& e);
-  // LoadJob::freeze: whether the job's table may be loaded frozen. When
+  // LoadJob::freeze, for a COPY that has a frozen form: whether the job's
+  // table may be loaded frozen. When
   // true, a transaction holding the table's lock is open on `conn` and the
   // table is truncated; when false, none is.
   bool BeginFrozenCopy(PgConnection* conn, const LoadJob& job);
