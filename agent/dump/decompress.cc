@@ -1,10 +1,13 @@
 #include "agent/dump/decompress.h"
 
+#include <isa-l/igzip_lib.h>
 #include <lz4frame.h>
-#include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "agent/common/errors.h"
@@ -52,54 +55,72 @@ class Decoder : public ByteStream {
   bool eof_ = false;
 };
 
-class ZlibDecoder : public Decoder {
+// Inflates with ISA-L, which decodes deflate about three times as fast as
+// zlib (the reader's largest cost on gzip-compressed archives). A gzip
+// member (1f 8b) or a zlib stream, each checked against its trailer's
+// checksum (and a gzip member's length); several in a row (a gzip file of
+// concatenated members) are read one after another.
+class DeflateDecoder : public Decoder {
  public:
-  explicit ZlibDecoder(ByteStream* in) : Decoder(in) {
-    std::memset(&z_, 0, sizeof(z_));
-    ok_ = inflateInit2(&z_, 15 + 32) == Z_OK;  // zlib or gzip header
-  }
-  ~ZlibDecoder() override { inflateEnd(&z_); }
+  explicit DeflateDecoder(ByteStream* in)
+      : Decoder(in), state_(std::make_unique<inflate_state>()) {}
   absl::StatusOr<size_t> Read(char* buf, size_t n) override {
-    if (!ok_) return Corrupt("zlib initialisation failed");
     if (n == 0) return 0;
     while (true) {
-      if (done_) {
-        // A gzip file may hold several members (concatenated streams).
+      if (!in_stream_) {
+        // Between streams: the next one starts with the next byte, if any.
         ASSIGN_OR_RETURN(bool more, Fill());
         if (!more) return 0;
-        if (inflateReset(&z_) != Z_OK) return Corrupt("zlib reset failed");
-        done_ = false;
+        isal_inflate_init(state_.get());
+        state_->crc_flag = static_cast<unsigned char>(input_[pos_]) == 0x1f ? ISAL_GZIP : ISAL_ZLIB;
+        in_stream_ = true;
       }
-      if (!started_) {
-        ASSIGN_OR_RETURN(bool more, Fill());
-        if (!more) return 0;  // empty input: nothing
-        started_ = true;
-      }
-      z_.next_in = reinterpret_cast<Bytef*>(input_.data() + pos_);
-      z_.avail_in = static_cast<uInt>(len_ - pos_);
-      z_.next_out = reinterpret_cast<Bytef*>(buf);
-      z_.avail_out = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
-      const uInt out_before = z_.avail_out;
-      int r = inflate(&z_, Z_NO_FLUSH);
-      pos_ = len_ - z_.avail_in;
-      if (r == Z_STREAM_END) {
-        done_ = true;
-      } else if (r != Z_OK && r != Z_BUF_ERROR) {
-        return Corrupt(z_.msg != nullptr ? z_.msg : "corrupt zlib/gzip data");
-      }
-      const size_t produced = out_before - z_.avail_out;
+      inflate_state* s = state_.get();
+      s->next_in = reinterpret_cast<uint8_t*>(input_.data() + pos_);
+      s->avail_in = static_cast<uint32_t>(len_ - pos_);
+      s->next_out = reinterpret_cast<uint8_t*>(buf);
+      s->avail_out = static_cast<uint32_t>(std::min<size_t>(n, 1u << 30));
+      const uint32_t in_before = s->avail_in, out_before = s->avail_out;
+      const int r = isal_inflate(s);
+      pos_ = len_ - s->avail_in;
+      if (r < 0 || r == ISAL_NEED_DICT) return Corrupt(InflateError(r));
+      if (s->block_state == ISAL_BLOCK_FINISH) in_stream_ = false;
+      const size_t produced = out_before - s->avail_out;
       if (produced > 0) return produced;
-      if (done_ || pos_ < len_) continue;
+      if (!in_stream_) continue;
+      if (in_before > 0) {
+        if (s->avail_in == in_before) return Corrupt("corrupt deflate data");  // no progress
+        if (pos_ < len_) continue;
+      } else if (eof_) {
+        // Asked with no input left, it had nothing more to give.
+        return Corrupt("truncated zlib/gzip data");
+      }
+      // More input; at the end of it, one more call flushes what the
+      // decoder holds.
       ASSIGN_OR_RETURN(bool more, Fill());
-      if (!more) return Corrupt("truncated zlib/gzip data");
+      (void)more;
     }
   }
 
  private:
-  z_stream z_;
-  bool ok_ = false;
-  bool done_ = false;
-  bool started_ = false;
+  static const char* InflateError(int r) {
+    switch (r) {
+      case ISAL_NEED_DICT:
+        return "a zlib stream that needs a preset dictionary";
+      case ISAL_INVALID_WRAPPER:
+      case ISAL_UNSUPPORTED_METHOD:
+        return "incorrect header: not zlib or gzip data";
+      case ISAL_INCORRECT_CHECKSUM:  // of a header or of the data
+        return "incorrect checksum";
+      case ISAL_INVALID_LOOKBACK:
+        return "invalid distance too far back";
+      default:
+        return "corrupt deflate data";
+    }
+  }
+
+  std::unique_ptr<inflate_state> state_;  // large: kept off the stack
+  bool in_stream_ = false;
 };
 
 class Lz4Decoder : public Decoder {
@@ -181,7 +202,7 @@ class ZstdDecoder : public Decoder {
 std::unique_ptr<ByteStream> NewDecompressingStream(ByteStream* in, Codec codec) {
   switch (codec) {
     case Codec::kZlibOrGzip:
-      return std::make_unique<ZlibDecoder>(in);
+      return std::make_unique<DeflateDecoder>(in);
     case Codec::kLz4:
       return std::make_unique<Lz4Decoder>(in);
     case Codec::kZstd:

@@ -30,7 +30,7 @@ for f in usr/bin/mastodon-restore usr/bin/mastodon-restore-agent \
 done
 grep -qx /etc/mastodon-restore/agent.conf "$out/control/conffiles" || fail "agent.conf is not a conffile"
 depends="$(dpkg-deb -f "$deb" Depends)"
-for d in postgresql-client-15 libgrpc++1.51 libpq5 libarchive13 libsystemd0; do
+for d in postgresql-client-15 libgrpc++1.51 libpq5 libarchive13 libsystemd0 libisal2; do
   case "$depends" in *"$d"*) ;; *) fail "Depends lacks $d: $depends" ;; esac
 done
 
