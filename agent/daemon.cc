@@ -209,8 +209,8 @@ absl::Status Daemon::Start() {
       if (!config_.tokens_file.empty()) {
         ASSIGN_OR_RETURN(std::string text, env_->ReadFile(config_.tokens_file));
         ASSIGN_OR_RETURN(auto tokens, ParseTokenFile(text, config_.tokens_file));
-        tcp_creds->SetAuthMetadataProcessor(
-            std::make_shared<TokenAuthProcessor>(std::move(tokens)));
+        tokens_ = std::make_unique<TokenTable>(std::move(tokens));
+        tcp_creds->SetAuthMetadataProcessor(std::make_shared<TokenAuthProcessor>(tokens_.get()));
       }
     } else {
       // ValidateListeners allowed this only for loopback with the explicit flag.
@@ -268,6 +268,7 @@ absl::Status Daemon::Start() {
   service_ = std::make_unique<AgentService>(&config_, env_, runner_, logger_, operations_.get(),
                                             runtime_.get(), absl::Now());
   service_->set_local_peers(&local_peers_);
+  service_->set_tokens(tokens_.get());
   service_->set_peers(peers_.get(), app_holds_.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -25,6 +25,7 @@ class Server;
 namespace mastodon_restore {
 
 class AgentService;
+class TokenTable;
 class AppHolds;
 class PeerConnector;
 class EmbeddedRuntime;
@@ -82,6 +83,9 @@ class Daemon {
   Logger* const logger_;
   // Declared first: destroyed last, after the server and the service.
   LocalPeers local_peers_;
+  // The token file's entries (null without one), for the TLS listener and
+  // the service.
+  std::unique_ptr<TokenTable> tokens_;
   std::unique_ptr<EmbeddedRuntime> embedded_;
   std::unique_ptr<Runtime> detected_;
   std::unique_ptr<RuntimeContext> runtime_;

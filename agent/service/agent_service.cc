@@ -63,9 +63,9 @@ grpc::ServerUnaryReactor* AgentService::RunBlocking(BlockingUnaryReactor::Work w
 }
 
 grpc::Status RequireConnInfoScope(const grpc::CallbackServerContext* context,
-                                  const v1::DatabaseTarget& target) {
+                                  const TokenTable* tokens, const v1::DatabaseTarget& target) {
   if (target.conninfo().empty()) return grpc::Status::OK;
-  grpc::Status denied = RequireScope(context, "operate");
+  grpc::Status denied = RequireScope(context, tokens, "operate");
   if (denied.ok()) return denied;
   return grpc::Status(denied.error_code(),
                       absl::StrCat(denied.error_message(),
@@ -160,7 +160,7 @@ grpc::ServerUnaryReactor* AgentService::GetAgentInfo(grpc::CallbackServerContext
 
 void AgentService::AuditRefusal(grpc::CallbackServerContext* context, const char* rpc,
                                 const grpc::Status& status) {
-  logger_->Warning("audit", {{"who", CallerIdentity(context, local_peers_)},
+  logger_->Warning("audit", {{"who", CallerIdentity(context, tokens_, local_peers_)},
                              {"rpc", rpc},
                              {"outcome", status.error_message()}});
 }
@@ -176,13 +176,13 @@ grpc::ServerUnaryReactor* AgentService::Refuse(grpc::CallbackServerContext* cont
 
 grpc::ServerUnaryReactor* AgentService::RefuseWithout(grpc::CallbackServerContext* context,
                                                       const char* rpc, const char* scope) {
-  return Refuse(context, rpc, RequireScope(context, scope));
+  return Refuse(context, rpc, RequireScope(context, tokens_, scope));
 }
 
 grpc::ServerUnaryReactor* AgentService::RefuseWithout(grpc::CallbackServerContext* context,
                                                       const char* rpc,
                                                       const v1::DatabaseTarget& target) {
-  return Refuse(context, rpc, RequireConnInfoScope(context, target));
+  return Refuse(context, rpc, RequireConnInfoScope(context, tokens_, target));
 }
 
 grpc::ServerUnaryReactor* AgentService::StartDbMigrate(grpc::CallbackServerContext* context,
@@ -242,7 +242,7 @@ grpc::ServerUnaryReactor* AgentService::StartOperationCall(grpc::CallbackServerC
   std::vector<LogField> logged = fields;
   logged.push_back({"peer", context->peer()});
   logger_->Info(what, logged);
-  return RunBlocking([this, who = CallerIdentity(context, local_peers_), rpc, operation,
+  return RunBlocking([this, who = CallerIdentity(context, tokens_, local_peers_), rpc, operation,
                       work = std::move(work)](const CancelToken& cancel) {
     absl::Status status = work(cancel);
     logger_->Info("audit", {{"who", who},
@@ -362,7 +362,7 @@ grpc::ServerUnaryReactor* AgentService::CutOver(grpc::CallbackServerContext* con
   absl::Status status = op.status();
   if (op.ok()) status = (*op)->RequestCutOver();
   if (status.ok()) *response->mutable_operation() = (*op)->Snapshot();
-  logger_->Info("audit", {{"who", CallerIdentity(context, local_peers_)},
+  logger_->Info("audit", {{"who", CallerIdentity(context, tokens_, local_peers_)},
                           {"rpc", "CutOver"},
                           {"operation", request->id()},
                           {"outcome", status.ok() ? "OK" : std::string(status.message())}});
@@ -378,7 +378,7 @@ grpc::ServerUnaryReactor* AgentService::HoldCall(
     return Refuse(context, rpc,
                   grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this agent keeps no holds"));
   }
-  return RunBlocking([this, who = CallerIdentity(context, local_peers_), rpc, hold_id,
+  return RunBlocking([this, who = CallerIdentity(context, tokens_, local_peers_), rpc, hold_id,
                       work = std::move(work)](const CancelToken&) {
     absl::Status status = work(who);
     logger_->Info("audit", {{"who", who},
@@ -518,7 +518,7 @@ grpc::ServerUnaryReactor* AgentService::CancelOperation(grpc::CallbackServerCont
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto op = operations_->Cancel(request->id());
   if (op.ok()) *response->mutable_operation() = (*op)->Snapshot();
-  logger_->Info("audit", {{"who", CallerIdentity(context, local_peers_)},
+  logger_->Info("audit", {{"who", CallerIdentity(context, tokens_, local_peers_)},
                           {"rpc", "CancelOperation"},
                           {"operation", request->id()},
                           {"outcome", op.ok() ? "OK" : std::string(op.status().message())}});
@@ -528,7 +528,7 @@ grpc::ServerUnaryReactor* AgentService::CancelOperation(grpc::CallbackServerCont
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* AgentService::WatchOperation(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw_request) {
-  if (grpc::Status denied = RequireScope(context, "read"); !denied.ok()) {
+  if (grpc::Status denied = RequireScope(context, tokens_, "read"); !denied.ok()) {
     AuditRefusal(context, "WatchOperation", denied);
     return new FinishedWriteReactor(denied);
   }

@@ -16,6 +16,7 @@
 #include "agent/media/media_export.h"
 #include "agent/operations/operation_manager.h"
 #include "agent/service/app_holds.h"
+#include "agent/service/auth.h"
 #include "agent/service/blocking_call.h"
 #include "agent/service/config.h"
 #include "agent/service/local_peers.h"
@@ -25,9 +26,10 @@
 namespace mastodon_restore {
 
 // OK when the call may make the agent connect to the server a request's
-// `target` names: a target.conninfo needs the 'operate' scope (it makes the
+// `target` names: a target.conninfo needs the 'operate' scope (RequireScope) (it makes the
 // agent connect anywhere); PERMISSION_DENIED saying so otherwise.
 grpc::Status RequireConnInfoScope(const grpc::CallbackServerContext* context,
+                                  const TokenTable* tokens,
                                   const mastodon::restore::v1::DatabaseTarget& target);
 
 // Rewrites a caller's target.conninfo with CallerConnInfo (no stored
@@ -47,6 +49,9 @@ class AgentService final
   // Who is behind each local connection, for the audit log; must outlive
   // the service.
   void set_local_peers(const LocalPeers* peers) { local_peers_ = peers; }
+  // The bearer tokens of TLS callers (null: no token file), whose scopes
+  // the handlers require; must outlive the service. Set before any call.
+  void set_tokens(const TokenTable* tokens) { tokens_ = tokens; }
   // Other hosts' agents the jobs may drive (null: none), and the holds on
   // this host's app (null: HoldApp is FAILED_PRECONDITION). Set before any
   // call; both must outlive the service.
@@ -195,6 +200,7 @@ class AgentService final
   const RuntimeContext* const runtime_;
   // Credentials of the local socket's connections (null: not known).
   const LocalPeers* local_peers_ = nullptr;
+  const TokenTable* tokens_ = nullptr;
   AppHolds* app_holds_ = nullptr;
   // The media's hashes ListMedia computed, for the listings after.
   MediaHashCache media_hashes_;

@@ -50,11 +50,10 @@ absl::StatusOr<std::map<std::string, TokenEntry>> ParseTokenFile(absl::string_vi
   return out;
 }
 
-grpc::Status TokenAuthProcessor::Process(const InputMetadata& auth_metadata,
-                                         grpc::AuthContext* context, OutputMetadata* consumed,
-                                         OutputMetadata*) {
-  auto it = auth_metadata.find("authorization");
-  if (it == auth_metadata.end()) {
+grpc::Status TokenTable::Find(const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+                              const TokenEntry** entry) const {
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "missing bearer token (authorization: Bearer TOKEN)");
   }
@@ -63,36 +62,58 @@ grpc::Status TokenAuthProcessor::Process(const InputMetadata& auth_metadata,
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "expected 'authorization: Bearer TOKEN'");
   }
-  auto token = tokens_.find(TokenHash(absl::StripAsciiWhitespace(value)));
-  if (token == tokens_.end()) {
+  auto token = by_hash_.find(TokenHash(absl::StripAsciiWhitespace(value)));
+  if (token == by_hash_.end()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "unknown bearer token");
   }
-  context->AddProperty("mr.token", token->second.name);
-  for (const std::string& scope : token->second.scopes) context->AddProperty("mr.scope", scope);
-  consumed->insert(std::make_pair(std::string(it->first.data(), it->first.size()),
-                                  std::string(it->second.data(), it->second.size())));
+  *entry = &token->second;
   return grpc::Status::OK;
 }
 
-grpc::Status RequireScope(const grpc::CallbackServerContext* context, absl::string_view scope) {
-  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
-  if (auth == nullptr) return grpc::Status::OK;
-  std::vector<grpc::string_ref> names = auth->FindPropertyValues("mr.token");
-  if (names.empty()) return grpc::Status::OK;
-  for (const grpc::string_ref& s : auth->FindPropertyValues("mr.scope")) {
-    if (absl::string_view(s.data(), s.size()) == scope) return grpc::Status::OK;
-  }
-  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                      absl::StrCat("token '", std::string(names[0].data(), names[0].size()),
-                                   "' lacks the '", scope, "' scope"));
+grpc::Status TokenAuthProcessor::Process(const InputMetadata& auth_metadata, grpc::AuthContext*,
+                                         OutputMetadata*, OutputMetadata*) {
+  const TokenEntry* entry = nullptr;
+  return tokens_->Find(auth_metadata, &entry);
 }
 
-std::string CallerIdentity(const grpc::CallbackServerContext* context, const LocalPeers* local) {
+namespace {
+
+// Whether the call came on the agent's unix socket, whose connections the
+// daemon accepts itself and hands to gRPC: their peer is "fd:N"
+// (local_peers.h). Every other call came over TCP.
+bool OnLocalSocket(const grpc::CallbackServerContext* context) {
+  return absl::StartsWith(context->peer(), "fd:");
+}
+
+// The call's own token, when it is judged by one (see RequireScope):
+// `*entry` stays null otherwise.
+grpc::Status CallToken(const grpc::CallbackServerContext* context, const TokenTable* tokens,
+                       const TokenEntry** entry) {
+  *entry = nullptr;
+  if (tokens == nullptr || OnLocalSocket(context)) return grpc::Status::OK;
+  return tokens->Find(context->client_metadata(), entry);
+}
+
+}  // namespace
+
+grpc::Status RequireScope(const grpc::CallbackServerContext* context, const TokenTable* tokens,
+                          absl::string_view scope) {
+  const TokenEntry* token = nullptr;
+  grpc::Status found = CallToken(context, tokens, &token);
+  if (!found.ok() || token == nullptr) return found;
+  if (token->scopes.count(std::string(scope)) > 0) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                      absl::StrCat("token '", token->name, "' lacks the '", scope, "' scope"));
+}
+
+std::string CallerIdentity(const grpc::CallbackServerContext* context, const TokenTable* tokens,
+                           const LocalPeers* local) {
+  const TokenEntry* token = nullptr;
+  if (CallToken(context, tokens, &token).ok() && token != nullptr) {
+    return absl::StrCat("token:", token->name);
+  }
   std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
   if (auth != nullptr) {
-    std::vector<grpc::string_ref> token = auth->FindPropertyValues("mr.token");
-    if (!token.empty())
-      return absl::StrCat("token:", std::string(token[0].data(), token[0].size()));
     std::vector<grpc::string_ref> cn = auth->FindPropertyValues("x509_common_name");
     if (!cn.empty()) return absl::StrCat("cert:", std::string(cn[0].data(), cn[0].size()));
   }

@@ -377,6 +377,15 @@ TEST_F(HostileRequestTest, ReadScopeCallerNamingAServerIsDenied) {
   EXPECT_NE(ops.error_code(), grpc::StatusCode::PERMISSION_DENIED) << ops.error_message();
   EXPECT_EQ(trap.logins(), 1);
   EXPECT_THAT(AllLogs(), HasSubstr("msg=audit who=token:reader rpc=DetectDump"));
+  // Each call is judged by its own token, not by the calls made before it on
+  // the same connection: the reader after the operator is denied again, and
+  // the audit names the reader.
+  for (bool inspect : {false, true}) {
+    grpc::Status again = call("reader-token", trap.ConnInfo(), inspect);
+    EXPECT_EQ(again.error_code(), grpc::StatusCode::PERMISSION_DENIED) << again.error_message();
+    EXPECT_THAT(again.error_message(), HasSubstr("token 'reader' lacks the 'operate' scope"));
+  }
+  EXPECT_EQ(trap.logins(), 1) << "the reader's call was served with the operator's scope";
 }
 
 // 4 and 5. A caller's conninfo whose host matches root's stored password
