@@ -26,8 +26,9 @@
 namespace mastodon_restore {
 
 // OK when the call may make the agent connect to the server a request's
-// `target` names: a target.conninfo needs the 'operate' scope (RequireScope) (it makes the
-// agent connect anywhere); PERMISSION_DENIED saying so otherwise.
+// `target` names: a target.conninfo needs the 'operate' scope (it makes the
+// agent connect anywhere; RequireScope with `tokens`); PERMISSION_DENIED
+// saying so otherwise.
 grpc::Status RequireConnInfoScope(const grpc::CallbackServerContext* context,
                                   const TokenTable* tokens,
                                   const mastodon::restore::v1::DatabaseTarget& target);
@@ -200,6 +201,7 @@ class AgentService final
   const RuntimeContext* const runtime_;
   // Credentials of the local socket's connections (null: not known).
   const LocalPeers* local_peers_ = nullptr;
+  // TLS callers' bearer tokens (null: no token file).
   const TokenTable* tokens_ = nullptr;
   AppHolds* app_holds_ = nullptr;
   // The media's hashes ListMedia computed, for the listings after.

@@ -1,8 +1,8 @@
 // Who may call what. TCP callers present a bearer token (when the agent has a
 // token file): its SHA-256 is looked up when the call arrives, and again by
-// the handler, which requires a scope: "read" (info, detect,
-// inspect, get/list/watch) or "operate" (start, cancel, rollback). Callers on
-// the unix socket are authenticated by the socket's mode and group.
+// the handler, which requires a scope: "read" (info, detect, inspect,
+// get/list/watch) or "operate" (start, cancel, rollback). Callers on the
+// unix socket are authenticated by the socket's mode and group.
 #ifndef MR_AGENT_SERVICE_AUTH_H_
 #define MR_AGENT_SERVICE_AUTH_H_
 
@@ -69,10 +69,10 @@ class TokenAuthProcessor : public grpc::AuthMetadataProcessor {
 
 // OK when the call may use `scope`. With `tokens` (the agent has a token
 // file, which it reads only with a TLS listener), a TCP call is judged by
-// its own bearer token: it needs the
-// scope (PERMISSION_DENIED naming the token and the scope otherwise). Calls
-// on the unix socket, and every call when there is no token file (TCP
-// callers then present a client certificate), may.
+// its own bearer token: it needs the scope (PERMISSION_DENIED naming the
+// token and the scope otherwise). Calls on the unix socket, and every call
+// when there is no token file (TCP callers then present a client
+// certificate), may.
 grpc::Status RequireScope(const grpc::CallbackServerContext* context, const TokenTable* tokens,
                           absl::string_view scope);
 
