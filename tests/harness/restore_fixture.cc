@@ -59,7 +59,7 @@ absl::StatusOr<DatabaseRestoreResult> RestoreFixture::Restore(const DatabaseRest
 }
 
 std::string RestoreFixture::Tool(std::vector<std::string> argv, const std::string& stdin_data) {
-  argv[0] = pg_->bin_dir() + "/" + argv[0];
+  if (argv[0].front() != '/') argv[0] = pg_->bin_dir() + "/" + argv[0];
   CommandSpec spec;
   spec.argv = argv;
   spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};

@@ -48,8 +48,8 @@ class RestoreFixture : public ::testing::Test {
                                                 const std::string& source_db = "");
 
   // Runs a tool of the server's version (argv[0] is its name in the
-  // server's bin directory) and returns its stdout; fails the test when it
-  // fails.
+  // server's bin directory) or another by its absolute path and returns its
+  // stdout; fails the test when it fails.
   std::string Tool(std::vector<std::string> argv, const std::string& stdin_data = "");
 
   // pg_dump of the test server's database `db`, without the restrict keys.

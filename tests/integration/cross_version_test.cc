@@ -63,6 +63,13 @@ class CrossVersionTest : public ::testing::Test {
     ASSERT_EQ(r->exit_code, 0) << spec.argv[0] << ": " << r->stderr_text;
   }
 
+  // pg_dumpall 17 of `src` into <dir_>/<name>.sql; its path.
+  std::string DumpAll17(const TestPostgres& src, const std::string& name) {
+    const std::string path = absl::StrCat(dir_, "/", name, ".sql");
+    Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", path});
+    return path;
+  }
+
   // A plain dump by PGlite's pg_dump 18 of `sql` run in PGlite (roles
   // mastodon and reader exist, the database is mastodon's).
   // `args`: pg_dump's options; `ext`: the dump's file name extension.
@@ -175,8 +182,7 @@ TEST_F(CrossVersionTest, PgDumpall17RoleMembershipsIntoOlderTargets) {
                "INSERT INTO accounts SELECT g, 'user' || g FROM generate_series(1, 500) g;"
                "GRANT SELECT ON accounts TO grp;",
                "mastodon_production"));
-  const std::string dump = dir_ + "/cluster17.sql";
-  Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", dump});
+  const std::string dump = DumpAll17(src, "cluster17");
   // What pg_dumpall 16+ writes, which 14 and 15 reject.
   ASSERT_THAT(
       ReadFile(dump),
@@ -209,8 +215,7 @@ TEST_F(CrossVersionTest, PgDumpall17RoleMembershipsIntoOlderTargets) {
   // A membership without inheritance has no equivalent before 16: refused,
   // naming it, and nothing is left.
   ASSERT_OK(src.Exec("CREATE ROLE auditor; GRANT grp TO auditor WITH INHERIT FALSE"));
-  const std::string noinherit = dir_ + "/cluster17-noinherit.sql";
-  Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", noinherit});
+  const std::string noinherit = DumpAll17(src, "cluster17-noinherit");
   ASSERT_THAT(ReadFile(noinherit),
               HasSubstr("GRANT grp TO auditor WITH INHERIT FALSE GRANTED BY postgres;"));
   ExpectRefused(15, noinherit,
@@ -226,8 +231,7 @@ TEST_F(CrossVersionTest, PgDumpall17RoleMembershipsIntoOlderTargets) {
   // member's membership (INHERIT FALSE, its default) is the same on 15;
   // one that inherits all the same (INHERIT TRUE) is not, and is refused.
   ASSERT_OK(src.Exec("DROP ROLE auditor; CREATE ROLE watcher NOINHERIT; GRANT grp TO watcher"));
-  const std::string watcher = dir_ + "/cluster17-noinherit-member.sql";
-  Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", watcher});
+  const std::string watcher = DumpAll17(src, "cluster17-noinherit-member");
   ASSERT_THAT(ReadFile(watcher),
               HasSubstr("GRANT grp TO watcher WITH INHERIT FALSE GRANTED BY postgres;"));
   EXPECT_EQ(ValueAfterRestore(15, watcher,
@@ -236,8 +240,7 @@ TEST_F(CrossVersionTest, PgDumpall17RoleMembershipsIntoOlderTargets) {
                               "'grp'::regrole WHERE m.rolname = 'watcher' GROUP BY m.rolinherit"),
             "false 1");
   ASSERT_OK(src.Exec("REVOKE grp FROM watcher; GRANT grp TO watcher WITH INHERIT TRUE"));
-  const std::string inheriting = dir_ + "/cluster17-noinherit-member-inheriting.sql";
-  Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", inheriting});
+  const std::string inheriting = DumpAll17(src, "cluster17-noinherit-member-inheriting");
   ExpectRefused(15, inheriting,
                 "role membership grp TO watcher WITH INHERIT TRUE needs PostgreSQL 16 (its member "
                 "is NOINHERIT); the target runs 15",
@@ -261,8 +264,7 @@ TEST_F(CrossVersionTest, BuiltinLocaleProviderDatabase) {
                "CREATE TABLE statuses (id bigint PRIMARY KEY, text text);"
                "INSERT INTO statuses VALUES (1, 'é'), (2, 'Z'), (3, 'a');",
                "mastodon_production"));
-  const std::string dump = dir_ + "/builtin17.sql";
-  Run({kPgDumpall17, "-d", src.ConnInfo(), "-f", dump});
+  const std::string dump = DumpAll17(src, "builtin17");
   ASSERT_THAT(ReadFile(dump), HasSubstr("LOCALE_PROVIDER = builtin"));
   auto expected = DatabaseSnapshot(src.ConnInfo("mastodon_production"));
   ASSERT_OK(expected);

@@ -178,23 +178,13 @@ TEST_F(DatabaseRestoreTest, SeekableArchivesHaveTheirTablesReadByTheWorkers) {
   {
     const std::string unpacked = work_ + "/unpacked";
     ASSERT_EQ(::mkdir(unpacked.c_str(), 0700), 0);
-    auto tar = [&](std::vector<std::string> argv) {
-      CommandSpec spec;
-      spec.argv = std::move(argv);
-      spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C.UTF-8"};
-      spec.timeout = absl::Minutes(1);
-      auto ran = runner_->Run(spec, nullptr);
-      EXPECT_OK(ran);
-      EXPECT_EQ(ran.ok() ? ran->exit_code : -1, 0) << (ran.ok() ? ran->stderr_text : "");
-      return ran.ok() ? ran->stdout_text : "";
-    };
-    tar({"tar", "-C", unpacked, "-xf", kDir + "/hard/tar.tar"});
-    std::vector<std::string> argv = {"tar", "--format=pax", "-C", unpacked, "-cf", pax};
-    for (absl::string_view m :
-         absl::StrSplit(tar({"tar", "-tf", kDir + "/hard/tar.tar"}), '\n', absl::SkipEmpty())) {
+    Tool({"/usr/bin/tar", "-C", unpacked, "-xf", kDir + "/hard/tar.tar"});
+    std::vector<std::string> argv = {"/usr/bin/tar", "--format=pax", "-C", unpacked, "-cf", pax};
+    for (absl::string_view m : absl::StrSplit(Tool({"/usr/bin/tar", "-tf", kDir + "/hard/tar.tar"}),
+                                              '\n', absl::SkipEmpty())) {
       argv.emplace_back(m);  // (in the archive's order: toc.dat first)
     }
-    tar(argv);
+    Tool(argv);
   }
   struct Case {
     std::string source, member;
@@ -255,11 +245,7 @@ TEST_F(DatabaseRestoreTest, SeekableArchivesHaveTheirTablesReadByTheWorkers) {
 // past the end of the file) is read front to back, where libarchive says
 // what is wrong.
 TEST(TarFileTest, OnlyATarLaidOutAsPgDumpWritesItIsReadApart) {
-  std::string tar;
-  {
-    std::ifstream in(kDir + "/hard/tar.tar", std::ios::binary);
-    tar.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  const std::string tar = ReadFile(kDir + "/hard/tar.tar");
   ASSERT_GT(tar.size(), 2048u);
   char dir_template[] = "/tmp/mr-tar-XXXXXX";
   ASSERT_NE(::mkdtemp(dir_template), nullptr);
